@@ -1,4 +1,5 @@
 //! Criterion benches of the diff engine. The benchmark issue adds the peer libraries and corpus.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use serde_json::{Value, json};

@@ -60,7 +60,9 @@ impl DeepChange<'_> {
         match self {
             DeepChange::Add { path, value } => DeepChange::Add { path, value: own(value) },
             DeepChange::Remove { path, old } => DeepChange::Remove { path, old: old.map(own) },
-            DeepChange::Replace { path, old, value } => DeepChange::Replace { path, old: old.map(own), value: own(value) },
+            DeepChange::Replace { path, old, value } => {
+                DeepChange::Replace { path, old: old.map(own), value: own(value) }
+            }
         }
     }
 }
@@ -139,7 +141,12 @@ fn with_token<R>(path: &mut String, token: &str, f: impl FnOnce(&mut String) -> 
     result
 }
 
-fn diff_objects<'a>(a: &'a Map<String, Value>, b: &'a Map<String, Value>, path: &mut String, out: &mut Vec<DeepChange<'a>>) {
+fn diff_objects<'a>(
+    a: &'a Map<String, Value>,
+    b: &'a Map<String, Value>,
+    path: &mut String,
+    out: &mut Vec<DeepChange<'a>>,
+) {
     for (key, old) in a {
         match b.get(key) {
             Some(new) => with_token(path, key, |path| diff_values(old, new, path, out)),
@@ -384,7 +391,10 @@ mod tests {
     fn nested_field_change_is_one_replace() {
         let from = json!({"custom_fields": {"owner": "a", "rack": 1}});
         let to = json!({"custom_fields": {"owner": "b", "rack": 1}});
-        assert_eq!(ops(&from, &to), json!([{"op": "replace", "path": "/custom_fields/owner", "old": "a", "value": "b"}]));
+        assert_eq!(
+            ops(&from, &to),
+            json!([{"op": "replace", "path": "/custom_fields/owner", "old": "a", "value": "b"}])
+        );
     }
 
     #[test]
@@ -429,7 +439,10 @@ mod tests {
 
     #[test]
     fn type_change_replaces_whole_value() {
-        assert_eq!(ops(&json!({"a": [1]}), &json!({"a": {"x": 1}})), json!([{"op": "replace", "path": "/a", "old": [1], "value": {"x": 1}}]));
+        assert_eq!(
+            ops(&json!({"a": [1]}), &json!({"a": {"x": 1}})),
+            json!([{"op": "replace", "path": "/a", "old": [1], "value": {"x": 1}}])
+        );
         assert_eq!(ops(&json!(1), &json!(2)), json!([{"op": "replace", "path": "", "old": 1, "value": 2}]));
     }
 
@@ -443,7 +456,10 @@ mod tests {
             (json!({"op": "add", "path": "/a/01", "value": 0}), PatchError::InvalidIndex { path: "/a/01".into() }),
             (json!({"op": "add", "path": "/a/3", "value": 0}), PatchError::InvalidIndex { path: "/a/3".into() }),
             (json!({"op": "replace", "path": "/s/x", "value": 0}), PatchError::NotAContainer { path: "/s/x".into() }),
-            (json!({"op": "replace", "path": "/x/y/z", "value": 0}), PatchError::PathNotFound { path: "/x/y/z".into() }),
+            (
+                json!({"op": "replace", "path": "/x/y/z", "value": 0}),
+                PatchError::PathNotFound { path: "/x/y/z".into() },
+            ),
             (json!({"op": "remove", "path": ""}), PatchError::PathNotFound { path: "".into() }),
         ];
         for (op, expected) in cases {
@@ -473,7 +489,8 @@ mod tests {
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map("[a-d/~]{1,2}", inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-d/~]{1,2}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

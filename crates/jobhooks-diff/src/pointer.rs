@@ -21,11 +21,7 @@ pub fn escape_token(token: &str) -> Cow<'_, str> {
 /// assert_eq!(jobhooks_diff::unescape_token("a~1b~0c"), "a/b~c");
 /// ```
 pub fn unescape_token(token: &str) -> Cow<'_, str> {
-    if token.contains('~') {
-        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
-    } else {
-        Cow::Borrowed(token)
-    }
+    if token.contains('~') { Cow::Owned(token.replace("~1", "/").replace("~0", "~")) } else { Cow::Borrowed(token) }
 }
 
 #[cfg(test)]

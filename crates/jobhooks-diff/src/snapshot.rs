@@ -116,10 +116,8 @@ pub fn snapshots<'a>(prechange: Option<&'a Value>, postchange: Option<&'a Value>
     let differences = match (pre, post) {
         (Some(Value::Object(pre)), Some(Value::Object(post))) => {
             let added = shallow_compare(pre, post, EXCLUDED_FROM_DIFF);
-            let mut removed: Map<String, Value> = added
-                .keys()
-                .map(|key| (key.clone(), pre.get(key).cloned().unwrap_or(Value::Null)))
-                .collect();
+            let mut removed: Map<String, Value> =
+                added.keys().map(|key| (key.clone(), pre.get(key).cloned().unwrap_or(Value::Null))).collect();
             removed.extend(
                 pre.iter()
                     .filter(|(key, _)| !post.contains_key(key.as_str()) && !EXCLUDED_FROM_DIFF.contains(&key.as_str()))

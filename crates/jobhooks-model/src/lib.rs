@@ -1,1 +1,49 @@
-//! placeholder
+//! The jobhooks domain vocabulary.
+//!
+//! Everything the other layers talk about is defined here, and nothing else:
+//!
+//! - what changes: [`ContentType`], [`ObjectRef`], [`Object`], [`Action`], [`ObjectChange`] with
+//!   its Nautobot-shaped [`ObjectChange::get_snapshots`], and the change-merging rule of one change
+//!   context ([`ChangeSet`], [`merge_changes`]);
+//! - who changes it: [`User`] with [`User::has_perm`] and object-level `extras.run_job` grants;
+//! - what runs: [`JobRecord`], [`JobHook`], [`JobButton`], their pure validation
+//!   ([`validate_hook`], [`validate_button`]) with the exact messages users grep for, and the
+//!   outcome of a run ([`JobResult`], [`LogEntry`]);
+//! - how user code is called: the receiver traits [`JobHookReceiver`] and [`JobButtonReceiver`]
+//!   and the [`JobContext`] they are handed;
+//! - where it is kept: the storage ports in [`ports`], which the sled store implements and the
+//!   dispatcher uses.
+//!
+//! Invariant: no IO, no sled, no tokio runtime, no inventory. This crate depends only on the diff
+//! engine and on data crates (serde, time, uuid); a team with its own database implements
+//! [`ports`] against it without pulling in any of jobhooks' backends.
+
+mod button;
+mod change;
+mod context;
+mod error;
+mod hook;
+mod ident;
+mod job;
+mod object;
+pub mod ports;
+mod user;
+
+pub use button::{ButtonClass, JobButton, JobButtonPatch, MAX_BUTTON_TEXT_LEN, validate_button};
+pub use change::{
+    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ObjectChange, PendingChange, merge_changes,
+};
+pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo};
+pub use error::{ModelError, StoreError, ValidationErrors};
+pub use hook::{JobHook, JobHookPatch, validate_hook};
+pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
+pub use job::{JobInputs, JobKind, JobRecord, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, LoggedObject, RunId};
+pub use object::Object;
+pub use user::{Permission, RUN_JOB_PERMISSION, User};
+
+/// Re-exported so receivers implement the traits without naming `async-trait` themselves.
+pub use async_trait::async_trait;
+/// Re-exported: object data, change data and snapshots are `serde_json` values.
+pub use serde_json::{Value, json};
+/// Re-exported: every timestamp is an [`OffsetDateTime`] in UTC.
+pub use time::OffsetDateTime;

@@ -1,0 +1,215 @@
+//! Typed errors with messages a user can act on.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A value that does not satisfy the model's rules (found by a validating constructor).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// A content type is not `app_label.model`.
+    #[error(
+        "invalid content type `{value}`: expected `app_label.model` (lowercase ascii letters, digits and underscores, e.g. `dcim.device`)"
+    )]
+    InvalidContentType {
+        /// The rejected text.
+        value: String,
+    },
+    /// A name is empty or too long.
+    #[error("invalid {field} `{value}`: {reason}")]
+    InvalidName {
+        /// Which name (`name`, `group_name`, `username`, …).
+        field: &'static str,
+        /// The rejected text.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A button text longer than the limit.
+    #[error("button text is {len} characters long; at most {max} are allowed")]
+    TextTooLong {
+        /// Its length in characters.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A button class that is not one of the listed ones.
+    #[error("invalid button class `{value}`: expected one of default, primary, success, info, warning, danger, link")]
+    InvalidButtonClass {
+        /// The rejected text.
+        value: String,
+    },
+    /// An action that is not create, update or delete.
+    #[error("invalid action `{value}`: expected create, update or delete")]
+    InvalidAction {
+        /// The rejected text.
+        value: String,
+    },
+    /// A hook or a button without any content type.
+    #[error("at least one content type is required")]
+    NoContentTypes,
+}
+
+/// Validation errors keyed by field, in the shape of Django's form errors: each field has one or
+/// more messages, and errors that concern no single field are under `__all__`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ValidationErrors(BTreeMap<String, Vec<String>>);
+
+impl ValidationErrors {
+    /// The key for errors that concern no single field.
+    pub const NON_FIELD: &'static str = "__all__";
+
+    /// Adds `message` to `field`.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_default().push(message.into());
+    }
+
+    /// No error was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The messages recorded for `field`.
+    pub fn field(&self, field: &str) -> &[String] {
+        self.0.get(field).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every message, in field order.
+    pub fn messages(&self) -> impl Iterator<Item = &str> {
+        self.0.values().flatten().map(String::as_str)
+    }
+
+    /// Every `(field, messages)` pair, in field order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// `Ok(())` when empty, else `Err(self)`.
+    pub fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (field, messages) in self.iter() {
+            for message in messages {
+                if !first {
+                    f.write_str("\n")?;
+                }
+                first = false;
+                if field == Self::NON_FIELD {
+                    f.write_str(message)?;
+                } else {
+                    write!(f, "{field}: {message}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Why a storage operation failed. Backends map their own errors into these variants, so callers
+/// never see a backend type.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The input broke a rule; nothing was written.
+    #[error("{0}")]
+    Invalid(#[from] ModelError),
+    /// A hook, button or user failed validation; nothing was written.
+    #[error("{0}")]
+    Validation(#[from] ValidationErrors),
+    /// A record the operation needs does not exist.
+    #[error("{kind} `{key}` does not exist")]
+    NotFound {
+        /// What kind of record (`job`, `job hook`, `object`, …).
+        kind: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// A stored record could not be decoded.
+    #[error("corrupt {kind} record `{key}`: {reason}; restore the store from a backup or remove the record")]
+    Corrupt {
+        /// What kind of record.
+        kind: &'static str,
+        /// Its key.
+        key: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// The store was written by an incompatible version of jobhooks.
+    #[error(
+        "the store at {path} has format version {found}, but this jobhooks reads version {expected}; open it with the version that wrote it, or start a new store"
+    )]
+    IncompatibleFormat {
+        /// Where the store is.
+        path: String,
+        /// The version found on disk.
+        found: String,
+        /// The version this build reads.
+        expected: String,
+    },
+    /// Another process holds the store open.
+    #[error(
+        "the store at {path} is in use by another process (is `jobhooks run` running?); stop it or use another --db path"
+    )]
+    Locked {
+        /// Where the store is.
+        path: String,
+    },
+    /// A lease expired and another worker took the run over; this worker's outcome was discarded.
+    #[error("the lease on run {run} expired and was taken over; its outcome was discarded")]
+    LeaseLost {
+        /// The run.
+        run: u64,
+    },
+    /// The backend failed (IO error, full disk, …). Nothing of the operation was written.
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// A [`StoreError::NotFound`].
+    pub fn not_found(kind: &'static str, key: impl fmt::Display) -> Self {
+        StoreError::NotFound { kind, key: key.to_string() }
+    }
+
+    /// Whether the error is the caller's input (exit status 2 in the CLI) rather than a failure.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, StoreError::Invalid(_) | StoreError::Validation(_) | StoreError::NotFound { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_display_field_and_message() {
+        let mut errors = ValidationErrors::default();
+        errors.add(ValidationErrors::NON_FIELD, "You must select at least one type: create, update, and/or delete.");
+        errors.add("enabled", "The selected Job is not installed and enabled");
+        assert_eq!(
+            errors.to_string(),
+            "You must select at least one type: create, update, and/or delete.\nenabled: The selected Job is not installed and enabled"
+        );
+        assert_eq!(errors.field("enabled"), ["The selected Job is not installed and enabled"]);
+        assert!(errors.field("name").is_empty());
+        assert_eq!(
+            serde_json::to_value(&errors).unwrap()["enabled"][0],
+            "The selected Job is not installed and enabled"
+        );
+    }
+
+    #[test]
+    fn bad_input_is_told_apart_from_failures() {
+        assert!(StoreError::not_found("job", "a::B").is_bad_input());
+        assert!(!StoreError::Backend("disk full".into()).is_bad_input());
+        assert_eq!(StoreError::not_found("job hook", "h1").to_string(), "job hook `h1` does not exist");
+    }
+}

@@ -1,0 +1,302 @@
+//! Job hooks: which changes run which job hook receiver, and their validation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Action, ContentType, JobKind, JobRecord, ValidationErrors, validate_name};
+
+pub(crate) const NOT_RUNNABLE: &str = "The selected Job is not installed and enabled";
+const NO_EVENT: &str = "You must select at least one type: create, update, and/or delete.";
+
+fn yes() -> bool {
+    true
+}
+
+/// A job hook: run `job` when an object of one of `content_types` is created, updated or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobHook {
+    /// Unique name.
+    pub name: String,
+    /// The object types that trigger it (at least one).
+    pub content_types: Vec<ContentType>,
+    /// The class path of the job hook receiver it runs.
+    pub job: String,
+    /// An inactive hook runs nothing. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Fires on create.
+    #[serde(default)]
+    pub type_create: bool,
+    /// Fires on update.
+    #[serde(default)]
+    pub type_update: bool,
+    /// Fires on delete.
+    #[serde(default)]
+    pub type_delete: bool,
+}
+
+impl JobHook {
+    /// An enabled hook that fires on no event yet: set at least one with [`JobHook::on`].
+    pub fn new(name: impl Into<String>, content_types: Vec<ContentType>, job: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            content_types,
+            job: job.into(),
+            enabled: true,
+            type_create: false,
+            type_update: false,
+            type_delete: false,
+        }
+    }
+
+    /// Makes the hook fire on `actions`.
+    pub fn on(mut self, actions: impl IntoIterator<Item = Action>) -> Self {
+        for action in actions {
+            *self.flag_mut(action) = true;
+        }
+        self
+    }
+
+    /// Whether the hook fires on `action` (ignoring `enabled`).
+    pub fn fires_on(&self, action: Action) -> bool {
+        match action {
+            Action::Create => self.type_create,
+            Action::Update => self.type_update,
+            Action::Delete => self.type_delete,
+        }
+    }
+
+    fn flag_mut(&mut self, action: Action) -> &mut bool {
+        match action {
+            Action::Create => &mut self.type_create,
+            Action::Update => &mut self.type_update,
+            Action::Delete => &mut self.type_delete,
+        }
+    }
+
+    /// The actions the hook fires on.
+    pub fn events(&self) -> impl Iterator<Item = Action> + '_ {
+        Action::ALL.into_iter().filter(|&a| self.fires_on(a))
+    }
+}
+
+/// A partial update of a [`JobHook`]: fields left `None` keep their stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobHookPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New content types.
+    pub content_types: Option<Vec<ContentType>>,
+    /// New job.
+    pub job: Option<String>,
+    /// New enabled flag.
+    pub enabled: Option<bool>,
+    /// New create flag.
+    pub type_create: Option<bool>,
+    /// New update flag.
+    pub type_update: Option<bool>,
+    /// New delete flag.
+    pub type_delete: Option<bool>,
+}
+
+impl JobHookPatch {
+    /// The stored hook with this patch's values laid over it (the job included, unlike Nautobot).
+    pub fn apply_to(self, stored: &JobHook) -> JobHook {
+        JobHook {
+            name: self.name.unwrap_or_else(|| stored.name.clone()),
+            content_types: self.content_types.unwrap_or_else(|| stored.content_types.clone()),
+            job: self.job.unwrap_or_else(|| stored.job.clone()),
+            enabled: self.enabled.unwrap_or(stored.enabled),
+            type_create: self.type_create.unwrap_or(stored.type_create),
+            type_update: self.type_update.unwrap_or(stored.type_update),
+            type_delete: self.type_delete.unwrap_or(stored.type_delete),
+        }
+    }
+}
+
+/// The checks hooks and buttons share: name, content types, the job's existence and kind, and the
+/// `enabled` rule.
+pub(crate) fn check_common(
+    errors: &mut ValidationErrors,
+    name: &str,
+    content_types: &[ContentType],
+    job_path: &str,
+    job: Option<&JobRecord>,
+    expected_kind: JobKind,
+    enabled: bool,
+) {
+    if let Err(e) = validate_name("name", name) {
+        errors.add("name", e.to_string());
+    }
+    if content_types.is_empty() {
+        errors.add("content_types", crate::ModelError::NoContentTypes.to_string());
+    }
+    match job {
+        None => errors.add(
+            "job",
+            format!(
+                "Job {job_path} does not exist: register it and start the dispatcher once, or check the class path"
+            ),
+        ),
+        Some(job) if job.kind != expected_kind => {
+            errors.add("job", format!("Job {job_path} is a {}, not a {expected_kind}", job.kind))
+        }
+        Some(job) if enabled && !job.is_runnable() => errors.add("enabled", NOT_RUNNABLE),
+        Some(_) => {}
+    }
+}
+
+/// Validates `hook` against the contract of job hooks, given the other stored hooks (excluding
+/// the one being updated) and the record of its job (`None` if no such job exists).
+///
+/// Messages, keyed by field: `__all__` when no event is selected; `enabled` when the hook is
+/// enabled but its job is not installed and enabled; `type_create`/`type_update`/`type_delete`, one
+/// per content type, when another hook with the same job and content type shares that event; `name`
+/// when another hook has the name; `job` when the job is unknown or not a job hook receiver.
+///
+/// ```
+/// use jobhooks_model::{Action, ContentType, JobHook, JobKind, JobRecord, validate_hook};
+/// let job = JobRecord {
+///     class_path: "app::Audit".into(), name: "Audit".into(), description: String::new(),
+///     kind: JobKind::JobHookReceiver, installed: true, enabled: true, hidden: true,
+/// };
+/// let device = vec![ContentType::new("dcim.device").unwrap()];
+/// let first = JobHook::new("first", device.clone(), "app::Audit").on([Action::Create]);
+/// let second = JobHook::new("second", device, "app::Audit").on([Action::Create, Action::Delete]);
+/// let errors = validate_hook(&second, [&first], Some(&job)).unwrap_err();
+/// assert_eq!(
+///     errors.field("type_create"),
+///     ["A job hook already exists for create on dcim.device to job app::Audit"]
+/// );
+/// ```
+pub fn validate_hook<'a>(
+    hook: &JobHook,
+    others: impl IntoIterator<Item = &'a JobHook>,
+    job: Option<&JobRecord>,
+) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    check_common(&mut errors, &hook.name, &hook.content_types, &hook.job, job, JobKind::JobHookReceiver, hook.enabled);
+    if hook.events().next().is_none() {
+        errors.add(ValidationErrors::NON_FIELD, NO_EVENT);
+    }
+    let others: Vec<&JobHook> = others.into_iter().collect();
+    if others.iter().any(|other| other.name == hook.name) {
+        errors.add("name", format!("A job hook named {} already exists", hook.name));
+    }
+    for action in hook.events() {
+        for content_type in &hook.content_types {
+            let conflict = others
+                .iter()
+                .any(|o| o.job == hook.job && o.fires_on(action) && o.content_types.contains(content_type));
+            if conflict {
+                errors.add(
+                    format!("type_{action}"),
+                    format!("A job hook already exists for {action} on {content_type} to job {}", hook.job),
+                );
+            }
+        }
+    }
+    errors.into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn job(kind: JobKind, installed: bool, enabled: bool) -> JobRecord {
+        JobRecord {
+            class_path: "app::Audit".into(),
+            name: "Audit".into(),
+            description: String::new(),
+            kind,
+            installed,
+            enabled,
+            hidden: true,
+        }
+    }
+
+    fn cts(names: &[&str]) -> Vec<ContentType> {
+        names.iter().map(|n| ContentType::new(*n).unwrap()).collect()
+    }
+
+    fn runnable() -> JobRecord {
+        job(JobKind::JobHookReceiver, true, true)
+    }
+
+    #[test]
+    fn a_valid_hook_passes() {
+        let hook = JobHook::new("h", cts(&["dcim.device"]), "app::Audit").on([Action::Update]);
+        assert_eq!(validate_hook(&hook, [], Some(&runnable())), Ok(()));
+    }
+
+    #[test]
+    fn no_event_is_refused() {
+        let hook = JobHook::new("h", cts(&["dcim.device"]), "app::Audit");
+        let errors = validate_hook(&hook, [], Some(&runnable())).unwrap_err();
+        assert_eq!(errors.field("__all__"), [NO_EVENT]);
+    }
+
+    #[test]
+    fn enabled_needs_an_installed_enabled_job() {
+        let hook = JobHook::new("h", cts(&["dcim.device"]), "app::Audit").on([Action::Create]);
+        for record in [job(JobKind::JobHookReceiver, false, true), job(JobKind::JobHookReceiver, true, false)] {
+            let errors = validate_hook(&hook, [], Some(&record)).unwrap_err();
+            assert_eq!(errors.field("enabled"), [NOT_RUNNABLE]);
+        }
+        let disabled = JobHook { enabled: false, ..hook };
+        assert_eq!(validate_hook(&disabled, [], Some(&job(JobKind::JobHookReceiver, false, false))), Ok(()));
+    }
+
+    #[test]
+    fn job_must_exist_and_be_a_hook_receiver() {
+        let hook = JobHook::new("h", cts(&["dcim.device"]), "app::Audit").on([Action::Create]);
+        let errors = validate_hook(&hook, [], None).unwrap_err();
+        assert!(errors.field("job")[0].starts_with("Job app::Audit does not exist"));
+        let errors = validate_hook(&hook, [], Some(&job(JobKind::JobButtonReceiver, true, true))).unwrap_err();
+        assert_eq!(errors.field("job"), ["Job app::Audit is a job button receiver, not a job hook receiver"]);
+    }
+
+    #[test]
+    fn conflicts_give_one_error_per_event_and_content_type() {
+        let existing = JobHook::new("old", cts(&["dcim.device", "dcim.location"]), "app::Audit")
+            .on([Action::Create, Action::Update]);
+        let new = JobHook::new("new", cts(&["dcim.device", "dcim.location", "dcim.rack"]), "app::Audit")
+            .on([Action::Create, Action::Delete]);
+        let errors = validate_hook(&new, [&existing], Some(&runnable())).unwrap_err();
+        assert_eq!(
+            errors.field("type_create"),
+            [
+                "A job hook already exists for create on dcim.device to job app::Audit",
+                "A job hook already exists for create on dcim.location to job app::Audit",
+            ]
+        );
+        assert!(errors.field("type_delete").is_empty());
+        assert!(errors.field("type_update").is_empty());
+        let other_job = JobHook { job: "app::Other".into(), ..existing };
+        assert_eq!(validate_hook(&new, [&other_job], Some(&runnable())), Ok(()));
+    }
+
+    #[test]
+    fn names_are_unique_and_bounded() {
+        let hook = JobHook::new("h", cts(&["dcim.device"]), "app::Audit").on([Action::Create]);
+        let twin = JobHook { content_types: cts(&["dcim.rack"]), ..hook.clone() };
+        let errors = validate_hook(&hook, [&twin], Some(&runnable())).unwrap_err();
+        assert_eq!(errors.field("name"), ["A job hook named h already exists"]);
+        let long = JobHook { name: "x".repeat(101), ..hook.clone() };
+        assert!(validate_hook(&long, [], Some(&runnable())).unwrap_err().field("name")[0].contains("at most 100"));
+        let none = JobHook { content_types: vec![], ..hook };
+        assert_eq!(
+            validate_hook(&none, [], Some(&runnable())).unwrap_err().field("content_types"),
+            ["at least one content type is required"]
+        );
+    }
+
+    #[test]
+    fn patch_fills_from_the_stored_hook_job_included() {
+        let stored = JobHook::new("h", cts(&["dcim.device"]), "app::Audit").on([Action::Create]);
+        let patched = JobHookPatch { type_update: Some(true), ..Default::default() }.apply_to(&stored);
+        assert_eq!(patched.job, "app::Audit");
+        assert!(patched.type_create && patched.type_update && !patched.type_delete);
+        assert!(serde_json::from_str::<JobHookPatch>(r#"{"bogus": 1}"#).is_err());
+    }
+}

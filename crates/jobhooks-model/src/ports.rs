@@ -1,0 +1,202 @@
+//! The storage ports: what the dispatcher and the command line need from storage, with no backend
+//! type in any signature.
+//!
+//! The embedded default (`jobhooks-store`, on sled) implements every trait here; a team that
+//! outgrows one machine implements them on PostgreSQL. Work is claimed with leases that carry a
+//! deadline (the shape of `SELECT … FOR UPDATE SKIP LOCKED … ` plus a `leased_until` column), never
+//! with in-process locks alone, so many dispatcher processes can share one queue.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
+    JobRecord, JobResult, JobSpec, JobStatus, LogEntry, Object, ObjectChange, ObjectRef, RunId, StoreError, User,
+};
+
+/// Reads application objects.
+#[async_trait::async_trait]
+pub trait ObjectReader: Send + Sync {
+    /// The object `reference`, or `None` if it does not exist.
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError>;
+}
+
+/// What one commit wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitReceipt {
+    /// The recorded changes, in order.
+    pub changes: Vec<ChangeId>,
+    /// The hook runs queued for them, in order.
+    pub runs: Vec<RunId>,
+}
+
+/// The change log and the transactional outbox.
+#[async_trait::async_trait]
+pub trait ChangeStore: ObjectReader {
+    /// Commits the changes of one change context atomically: the objects (when the store keeps
+    /// them), the merged change records with their prechange, and one queued run with a pending
+    /// result per matching hook per change (none for `job-hook` changes). Returns once durable.
+    async fn commit(&self, context: &ChangeContext, changes: ChangeSet) -> Result<CommitReceipt, StoreError>;
+
+    /// One change.
+    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError>;
+
+    /// The changes of one object, newest first, at most `limit`.
+    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError>;
+
+    /// The changes of one change context, in order.
+    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError>;
+
+    /// The changes committed in `[from, to)`, oldest first, at most `limit`.
+    async fn changes_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, StoreError>;
+
+    /// The stored objects of one type, by id.
+    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError>;
+}
+
+/// What syncing the linked jobs into the job records changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// Jobs seen for the first time (installed, disabled).
+    pub added: Vec<String>,
+    /// Jobs linked again after being absent.
+    pub reinstalled: Vec<String>,
+    /// Jobs no longer linked (marked not installed).
+    pub uninstalled: Vec<String>,
+    /// Hooks disabled because their job is no longer installed.
+    pub disabled_hooks: Vec<String>,
+    /// Buttons disabled because their job is no longer installed.
+    pub disabled_buttons: Vec<String>,
+}
+
+/// Job records, job hooks, job buttons and users, validated on every write.
+#[async_trait::async_trait]
+pub trait Catalog: Send + Sync {
+    /// Makes the job records match the jobs linked into the program: new ones installed and
+    /// disabled, missing ones not installed (disabling their hooks and buttons in the same
+    /// transaction), names and descriptions refreshed.
+    async fn sync_jobs(&self, linked: &[JobSpec]) -> Result<SyncReport, StoreError>;
+    /// Every job record, by class path.
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// One job record.
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// Enables or disables a job. Disabling does not touch its hooks and buttons (they are skipped).
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError>;
+
+    /// Validates and stores a new hook.
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError>;
+    /// Validates and stores a partial update of the hook `name`.
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError>;
+    /// Deletes the hook `name` and returns it.
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError>;
+    /// One hook.
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError>;
+    /// Every hook, by name.
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError>;
+
+    /// Validates and stores a new button.
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError>;
+    /// Validates and stores a partial update of the button `name`.
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError>;
+    /// Deletes the button `name` and returns it.
+    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError>;
+    /// One button.
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError>;
+    /// Every button, by name.
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError>;
+
+    /// Creates or replaces a user.
+    async fn put_user(&self, user: User) -> Result<(), StoreError>;
+    /// One user.
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+}
+
+/// A claim on one queued run, valid until `deadline`. Another worker may take the run over once
+/// the deadline passes; completing with a lease that was taken over fails with
+/// [`StoreError::LeaseLost`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The run.
+    pub run: RunId,
+    /// Tells this claim from later claims of the same run.
+    pub token: u64,
+    /// When the claim lapses.
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+}
+
+/// How a leased run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The claim being completed.
+    pub lease: Lease,
+    /// `Success`, `Failure` or `DeadLettered` end the run; `Retrying` queues it again at `retry_at`.
+    pub status: JobStatus,
+    /// Entries the attempt wrote, appended to the result's log.
+    pub logs: Vec<LogEntry>,
+    /// When to run again (for `Retrying`).
+    pub retry_at: Option<OffsetDateTime>,
+    /// The attempt's object writes: committed with the result only on `Success`.
+    pub writes: Option<(ChangeContext, ChangeSet)>,
+}
+
+/// How many runs are where.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    /// Waiting to run (including retries not yet due).
+    pub pending: u64,
+    /// Claimed by a worker.
+    pub leased: u64,
+    /// Dead-lettered, waiting for a replay.
+    pub dead: u64,
+}
+
+/// Which results to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultFilter {
+    /// Only this job.
+    pub job: Option<String>,
+    /// Only this status.
+    pub status: Option<JobStatus>,
+    /// Only runs of this change.
+    pub change: Option<ChangeId>,
+    /// At most this many (newest first); `None` for all.
+    pub limit: Option<usize>,
+}
+
+/// The durable job queue and the job results.
+#[async_trait::async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Queues one run of `job` as `user` (a button press), with a pending result.
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError>;
+    /// Claims the oldest runnable run (pending and due, or leased past its deadline) for
+    /// `lease_for`, marks its result started, and returns the claim and the result.
+    async fn lease_next(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+    ) -> Result<Option<(Lease, JobResult)>, StoreError>;
+    /// Ends or reschedules a claimed run, committing its writes (on success), its result and its
+    /// queue entry's new state atomically. Returns what the writes committed.
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError>;
+    /// Returns every lease past its deadline to pending; how many.
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
+    /// Queues a dead-lettered run again, as a new attempt series of the same run.
+    async fn replay(&self, run: RunId) -> Result<(), StoreError>;
+    /// How many runs are where.
+    async fn depth(&self) -> Result<QueueDepth, StoreError>;
+    /// One result.
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError>;
+    /// Results, newest first.
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError>;
+}
