@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's chores, written in Rust so they run wherever cargo does.
 //!
-//! - `cargo xtask ci`: format check, clippy with warnings denied, every test (unit, integration,
+//! - `cargo xtask ci`: no proc-macro crate in the workspace, format check, clippy with warnings denied, every test (unit, integration,
 //!   property and doc tests), the benches compiled, and the docs built with warnings denied. This is
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
 //!
@@ -34,11 +34,33 @@ fn main() -> ExitCode {
 }
 
 fn ci() -> Result<(), String> {
+    no_proc_macro_crates()?;
     cargo(&["fmt", "--all", "--check"], &[])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&["test", "--workspace", "--all-targets"], &[])?;
     cargo(&["test", "--workspace", "--doc"], &[])?;
     cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
+    Ok(())
+}
+
+/// Registration is derive-free by design: no workspace member may be a proc-macro crate.
+fn no_proc_macro_crates() -> Result<(), String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?;
+    let mut manifests = vec![root.join("xtask/Cargo.toml"), root.join("tests/Cargo.toml")];
+    for dir in ["crates", "examples"] {
+        let entries = std::fs::read_dir(root.join(dir)).map_err(|e| format!("cannot list {dir}/: {e}"))?;
+        manifests.extend(entries.filter_map(Result::ok).map(|e| e.path().join("Cargo.toml")).filter(|p| p.exists()));
+    }
+    for manifest in manifests {
+        let text =
+            std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        if text.lines().any(|line| line.replace(' ', "").starts_with("proc-macro=true")) {
+            return Err(format!(
+                "{} is a proc-macro crate; jobhooks registers receivers without derives",
+                manifest.display()
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,449 @@
+//! Link-time registration of job hook and job button receivers.
+//!
+//! An application makes a receiver known with one macro call next to the type, in the module that
+//! defines it; there is no central list to edit and no proc macro. The registrations are collected
+//! by the [`inventory`](https://docs.rs/inventory) crate when the program links, and a [`Registry`]
+//! built at startup lists them, looks them up by class path and constructs their receivers.
+//!
+//! ```
+//! use jobhooks_model::{async_trait, Action, JobContext, JobError, JobHookReceiver, Object, ObjectChange};
+//! use jobhooks_register::{register_job_hook_receiver, JobMeta, Registry};
+//!
+//! #[derive(Default)]
+//! pub struct AuditChanges;
+//!
+//! #[async_trait]
+//! impl JobHookReceiver for AuditChanges {
+//!     async fn receive_job_hook(
+//!         &self, ctx: &mut JobContext, change: &ObjectChange, _: Action, _: Option<Object>,
+//!     ) -> Result<(), JobError> {
+//!         ctx.log_info(format!("change: {change}"));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! register_job_hook_receiver!(AuditChanges, JobMeta::new().name("Audit changes"));
+//!
+//! let registry = Registry::from_linked().unwrap();
+//! let job = registry.get(&format!("{}::AuditChanges", module_path!())).unwrap();
+//! assert_eq!(job.spec().name, "Audit changes");
+//! assert!(job.hook_receiver().is_some());
+//! ```
+//!
+//! The class path of a job is `module_path!()` + `::` + the type name, so it is stable across
+//! builds and readable in logs and in the store.
+//!
+//! # The linking pitfall
+//!
+//! The linker drops a library crate that nothing in the final binary references, and the
+//! registrations in it vanish with it, silently (dtolnay/inventory#50). If your receivers live in
+//! their own crate, reference that crate from the binary (and from each integration test binary)
+//! by calling a function of it, for example an empty `pub fn link() {}` that the crate exports:
+//!
+//! ```
+//! # mod my_receivers { pub fn link() {} }
+//! fn main() -> Result<(), jobhooks_register::RegistryError> {
+//!     my_receivers::link(); // keeps my_receivers' registrations in the binary
+//!     let registry = jobhooks_register::Registry::from_linked()?;
+//!     # let _ = registry;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A `use my_receivers as _;` alone may not be enough.
+//!
+//! Invariant: depends on `jobhooks-model` and `inventory` only: never on a storage backend or on
+//! the dispatcher. Applications use the macros without depending on `inventory` themselves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jobhooks_model::ports::{Catalog, SyncReport};
+use jobhooks_model::{JobButtonReceiver, JobHookReceiver, JobKind, JobSpec, StoreError};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}
+
+/// Optional metadata of a registered job, built with `const` methods so it can be written inside
+/// the registration macros.
+///
+/// ```
+/// use jobhooks_register::JobMeta;
+/// const META: JobMeta = JobMeta::new().name("Validate serials").description("Reverts bad serials").hidden(false);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobMeta {
+    name: Option<&'static str>,
+    description: &'static str,
+    hidden: bool,
+    approval_required: bool,
+}
+
+impl JobMeta {
+    /// No display name (the type name is used), no description, hidden, no approval.
+    pub const fn new() -> Self {
+        Self { name: None, description: "", hidden: true, approval_required: false }
+    }
+
+    /// The display name (default: the type name).
+    pub const fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// What the job does.
+    pub const fn description(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
+    }
+
+    /// Whether the job is left out of the job listing. Receivers are hidden by default.
+    pub const fn hidden(mut self, hidden: bool) -> Self {
+        self.hidden = hidden;
+        self
+    }
+
+    /// Nautobot's `approval_required`. Not supported for job hook receivers: accepted, ignored,
+    /// and a warning is logged when the registry is built.
+    pub const fn approval_required(mut self, approval_required: bool) -> Self {
+        self.approval_required = approval_required;
+        self
+    }
+}
+
+impl Default for JobMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How to build a registered job's receiver.
+#[derive(Clone, Copy)]
+pub enum Constructor {
+    /// A job hook receiver.
+    Hook(fn() -> Arc<dyn JobHookReceiver>),
+    /// A job button receiver.
+    Button(fn() -> Arc<dyn JobButtonReceiver>),
+}
+
+/// One registration, as the macros submit it. Not built by hand: use
+/// [`register_job_hook_receiver!`] or [`register_job_button_receiver!`].
+pub struct JobRegistration {
+    module_path: &'static str,
+    type_name: &'static str,
+    location: &'static str,
+    meta: JobMeta,
+    constructor: Constructor,
+}
+
+impl JobRegistration {
+    /// Used by the macros.
+    #[doc(hidden)]
+    pub const fn new(
+        module_path: &'static str,
+        type_name: &'static str,
+        location: &'static str,
+        meta: JobMeta,
+        constructor: Constructor,
+    ) -> Self {
+        Self { module_path, type_name, location, meta, constructor }
+    }
+
+    fn class_path(&self) -> String {
+        format!("{}::{}", self.module_path, self.type_name)
+    }
+
+    fn kind(&self) -> JobKind {
+        match self.constructor {
+            Constructor::Hook(_) => JobKind::JobHookReceiver,
+            Constructor::Button(_) => JobKind::JobButtonReceiver,
+        }
+    }
+}
+
+inventory::collect!(JobRegistration);
+
+/// Registers a job hook receiver type, which must implement `JobHookReceiver` and `Default`.
+///
+/// Call it in the module that defines the type: the job's class path is `module_path!()::Type`.
+/// Optional metadata is a [`JobMeta`] expression. See the crate docs for an example.
+#[macro_export]
+macro_rules! register_job_hook_receiver {
+    ($receiver:ident) => {
+        $crate::register_job_hook_receiver!($receiver, $crate::JobMeta::new());
+    };
+    ($receiver:ident, $meta:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::JobRegistration::new(
+                ::core::module_path!(),
+                ::core::stringify!($receiver),
+                ::core::concat!(::core::file!(), ":", ::core::line!()),
+                $meta,
+                $crate::Constructor::Hook(|| ::std::sync::Arc::new(<$receiver as ::core::default::Default>::default())),
+            )
+        }
+    };
+}
+
+/// Registers a job button receiver type, which must implement `JobButtonReceiver` and `Default`.
+///
+/// Call it in the module that defines the type: the job's class path is `module_path!()::Type`.
+/// Optional metadata is a [`JobMeta`] expression.
+#[macro_export]
+macro_rules! register_job_button_receiver {
+    ($receiver:ident) => {
+        $crate::register_job_button_receiver!($receiver, $crate::JobMeta::new());
+    };
+    ($receiver:ident, $meta:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::JobRegistration::new(
+                ::core::module_path!(),
+                ::core::stringify!($receiver),
+                ::core::concat!(::core::file!(), ":", ::core::line!()),
+                $meta,
+                $crate::Constructor::Button(|| ::std::sync::Arc::new(<$receiver as ::core::default::Default>::default())),
+            )
+        }
+    };
+}
+
+/// Why a registry could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two registrations share a class path.
+    #[error(
+        "job {class_path} is registered twice, at {first} and at {second}; remove one registration or rename one type"
+    )]
+    Duplicate {
+        /// The shared class path.
+        class_path: String,
+        /// Where the first registration is.
+        first: String,
+        /// Where the second registration is.
+        second: String,
+    },
+}
+
+/// One job of the registry.
+#[derive(Clone, Copy)]
+pub struct RegisteredJob {
+    registration: &'static JobRegistration,
+}
+
+impl RegisteredJob {
+    /// The job's class path.
+    pub fn class_path(&self) -> String {
+        self.registration.class_path()
+    }
+
+    /// Hook or button receiver.
+    pub fn kind(&self) -> JobKind {
+        self.registration.kind()
+    }
+
+    /// Whether `approval_required` was set (ignored for job hook receivers).
+    pub fn approval_required(&self) -> bool {
+        self.registration.meta.approval_required
+    }
+
+    /// Where the registration is (`file:line`).
+    pub fn location(&self) -> &'static str {
+        self.registration.location
+    }
+
+    /// The job as the store records it.
+    pub fn spec(&self) -> JobSpec {
+        let r = self.registration;
+        JobSpec {
+            class_path: r.class_path(),
+            name: r.meta.name.unwrap_or(r.type_name).to_owned(),
+            description: r.meta.description.to_owned(),
+            kind: r.kind(),
+            hidden: r.meta.hidden,
+        }
+    }
+
+    /// A fresh job hook receiver, if this job is one.
+    pub fn hook_receiver(&self) -> Option<Arc<dyn JobHookReceiver>> {
+        match self.registration.constructor {
+            Constructor::Hook(build) => Some(build()),
+            Constructor::Button(_) => None,
+        }
+    }
+
+    /// A fresh job button receiver, if this job is one.
+    pub fn button_receiver(&self) -> Option<Arc<dyn JobButtonReceiver>> {
+        match self.registration.constructor {
+            Constructor::Button(build) => Some(build()),
+            Constructor::Hook(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RegisteredJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredJob").field("spec", &self.spec()).field("location", &self.location()).finish()
+    }
+}
+
+/// Every job linked into the program, by class path.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    jobs: BTreeMap<String, RegisteredJob>,
+}
+
+impl Registry {
+    /// The registry of everything linked into this program. Fails if two registrations share a
+    /// class path. Logs one warning per job hook receiver that sets `approval_required`.
+    pub fn from_linked() -> Result<Self, RegistryError> {
+        Self::from_registrations(inventory::iter::<JobRegistration>)
+    }
+
+    /// The registry of the given registrations (the linked ones in [`Registry::from_linked`]).
+    pub fn from_registrations(
+        registrations: impl IntoIterator<Item = &'static JobRegistration>,
+    ) -> Result<Self, RegistryError> {
+        let mut jobs = BTreeMap::new();
+        // Sorted by location so that the error for a duplicate is the same on every run, whatever
+        // order the linker put the registrations in.
+        let mut registrations: Vec<_> = registrations.into_iter().collect();
+        registrations.sort_by_key(|r| r.location);
+        for registration in registrations {
+            let job = RegisteredJob { registration };
+            if let Some(first) = jobs.insert(job.class_path(), job) {
+                return Err(RegistryError::Duplicate {
+                    class_path: job.class_path(),
+                    first: first.location().to_owned(),
+                    second: job.location().to_owned(),
+                });
+            }
+        }
+        let registry = Self { jobs };
+        for job in registry.jobs().filter(|j| j.kind() == JobKind::JobHookReceiver && j.approval_required()) {
+            tracing::warn!(
+                job = %job.class_path(),
+                "approval_required is not supported for job hook receivers and is ignored: {} runs without approval",
+                job.class_path()
+            );
+        }
+        Ok(registry)
+    }
+
+    /// Every job, sorted by class path.
+    pub fn jobs(&self) -> impl Iterator<Item = &RegisteredJob> {
+        self.jobs.values()
+    }
+
+    /// The job `class_path`.
+    pub fn get(&self, class_path: &str) -> Option<&RegisteredJob> {
+        self.jobs.get(class_path)
+    }
+
+    /// How many jobs.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// No job is linked.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// The specs of every job, sorted by class path.
+    pub fn specs(&self) -> Vec<JobSpec> {
+        self.jobs().map(RegisteredJob::spec).collect()
+    }
+
+    /// Makes the store's job records match this registry: new jobs installed and disabled, jobs
+    /// no longer linked marked not installed (which disables their hooks and buttons). The
+    /// dispatcher calls it at start.
+    pub async fn sync_into(&self, catalog: &dyn Catalog) -> Result<SyncReport, StoreError> {
+        catalog.sync_jobs(&self.specs()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobhooks_model::{Action, JobContext, JobError, Object, ObjectChange, async_trait};
+
+    #[derive(Default)]
+    struct Quiet;
+
+    #[async_trait]
+    impl JobHookReceiver for Quiet {
+        async fn receive_job_hook(
+            &self,
+            _: &mut JobContext,
+            _: &ObjectChange,
+            _: Action,
+            _: Option<Object>,
+        ) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl JobButtonReceiver for Quiet {
+        async fn receive_job_button(&self, _: &mut JobContext, _: Object) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+
+    fn hook() -> Arc<dyn JobHookReceiver> {
+        Arc::new(Quiet)
+    }
+
+    fn button() -> Arc<dyn JobButtonReceiver> {
+        Arc::new(Quiet)
+    }
+
+    static FIRST: JobRegistration =
+        JobRegistration::new("app::jobs", "Quiet", "src/a.rs:1", JobMeta::new(), Constructor::Hook(hook));
+    static SECOND: JobRegistration =
+        JobRegistration::new("app::jobs", "Quiet", "src/b.rs:2", JobMeta::new(), Constructor::Button(button));
+    static OTHER: JobRegistration = JobRegistration::new(
+        "app::buttons",
+        "Press",
+        "src/c.rs:3",
+        JobMeta::new().name("Press it").description("d").hidden(false),
+        Constructor::Button(button),
+    );
+
+    #[test]
+    fn duplicates_name_both_registrations_in_a_stable_order() {
+        for order in [[&SECOND, &FIRST], [&FIRST, &SECOND]] {
+            let err = Registry::from_registrations(order).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "job app::jobs::Quiet is registered twice, at src/a.rs:1 and at src/b.rs:2; remove one registration or rename one type"
+            );
+        }
+    }
+
+    #[test]
+    fn jobs_are_sorted_by_class_path_and_carry_their_meta() {
+        let registry = Registry::from_registrations([&FIRST, &OTHER]).unwrap();
+        let paths: Vec<_> = registry.jobs().map(RegisteredJob::class_path).collect();
+        assert_eq!(paths, ["app::buttons::Press", "app::jobs::Quiet"]);
+        let press = registry.get("app::buttons::Press").unwrap().spec();
+        assert_eq!(
+            press,
+            JobSpec {
+                class_path: "app::buttons::Press".into(),
+                name: "Press it".into(),
+                description: "d".into(),
+                kind: JobKind::JobButtonReceiver,
+                hidden: false,
+            }
+        );
+        let quiet = registry.get("app::jobs::Quiet").unwrap();
+        assert_eq!(quiet.spec().name, "Quiet", "the type name is the default display name");
+        assert!(quiet.spec().hidden, "receivers are hidden by default");
+        assert!(quiet.hook_receiver().is_some() && quiet.button_receiver().is_none());
+        assert!(registry.get("app::jobs::Missing").is_none());
+        assert_eq!(registry.len(), 2);
+    }
+}
