@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use crate::ports::ObjectReader;
 use crate::{
-    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, JobKind, LogEntry, LogLevel, LoggedObject, Object,
-    ObjectChange, ObjectRef, RunId, StoreError, User,
+    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ChangeSet, JobKind, LogEntry, LogLevel,
+    LoggedObject, Object, ObjectChange, ObjectRef, RunId, StoreError, User,
 };
 
 /// What a receiver returns when it fails. Any error type converts into it with `?`, and so does a
@@ -99,9 +99,7 @@ pub struct JobContext {
     run: RunInfo,
     user: User,
     logs: Vec<LogEntry>,
-    change_context: ChangeContext,
-    changes: ChangeSet,
-    objects: Arc<dyn ObjectReader>,
+    session: ChangeSession,
 }
 
 impl JobContext {
@@ -115,7 +113,7 @@ impl JobContext {
             JobKind::JobButtonReceiver => ChangeContextKind::Job,
         };
         let change_context = ChangeContext::new(kind, Some(user.username.clone()), run.job.clone());
-        Self { run, user, logs: Vec::new(), change_context, changes: ChangeSet::default(), objects }
+        Self { run, user, logs: Vec::new(), session: ChangeSession::new(change_context, objects) }
     }
 
     /// The user the run runs as (for a button, the user who pressed it).
@@ -130,7 +128,7 @@ impl JobContext {
 
     /// The change context the run's writes are recorded in.
     pub fn change_context(&self) -> &ChangeContext {
-        &self.change_context
+        self.session.context()
     }
 
     /// Writes a log entry.
@@ -203,30 +201,25 @@ impl JobContext {
 
     /// The object `reference` as this run sees it: its own writes first, then the store.
     pub async fn load(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
-        match self.changes.current(reference) {
-            Some(state) => Ok(state),
-            None => self.objects.get_object(reference).await,
-        }
+        self.session.load(reference).await
     }
 
     /// Saves `object` (a create if it does not exist yet, else an update). Committed when the run
     /// ends, together with its result.
     pub async fn save(&mut self, object: Object) -> Result<(), StoreError> {
-        let existing = self.load(&object.reference).await?;
-        self.changes.save(&object, existing.as_ref());
-        Ok(())
+        self.session.save(object).await
     }
 
-    /// Deletes the object `reference`. Committed when the run ends, together with its result.
-    pub async fn delete(&mut self, reference: &ObjectRef) -> Result<(), StoreError> {
-        let existing = self.load(reference).await?.ok_or_else(|| StoreError::not_found("object", reference))?;
-        self.changes.delete(&existing);
-        Ok(())
+    /// Deletes the object `reference` and returns it as it was. Committed when the run ends,
+    /// together with its result.
+    pub async fn delete(&mut self, reference: &ObjectRef) -> Result<Object, StoreError> {
+        self.session.delete(reference).await
     }
 
     /// Splits the finished context into its log, its change context and its writes.
     pub fn into_parts(self) -> (Vec<LogEntry>, ChangeContext, ChangeSet) {
-        (self.logs, self.change_context, self.changes)
+        let (context, changes) = self.session.into_parts();
+        (self.logs, context, changes)
     }
 }
 

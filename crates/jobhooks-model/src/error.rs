@@ -162,6 +162,12 @@ pub enum StoreError {
         /// Where the store is.
         path: String,
     },
+    /// The operation does not apply to the record in its current state; nothing was written.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A lease expired and another worker took the run over; this worker's outcome was discarded.
     #[error("the lease on run {run} expired and was taken over; its outcome was discarded")]
     LeaseLost {
@@ -181,7 +187,13 @@ impl StoreError {
 
     /// Whether the error is the caller's input (exit status 2 in the CLI) rather than a failure.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, StoreError::Invalid(_) | StoreError::Validation(_) | StoreError::NotFound { .. })
+        matches!(
+            self,
+            StoreError::Invalid(_)
+                | StoreError::Validation(_)
+                | StoreError::NotFound { .. }
+                | StoreError::Refused { .. }
+        )
     }
 }
 

@@ -10,7 +10,8 @@ use crate::ModelError;
 /// The longest name a hook, button, job or user may have, in characters.
 pub const MAX_NAME_LEN: usize = 100;
 
-/// Checks that a name is non-empty, not only whitespace, and at most [`MAX_NAME_LEN`] characters.
+/// Checks that a name is non-empty, not only whitespace, free of control characters, and at most
+/// [`MAX_NAME_LEN`] characters.
 ///
 /// ```
 /// assert!(jobhooks_model::validate_name("name", "Validate serials").is_ok());
@@ -19,6 +20,8 @@ pub const MAX_NAME_LEN: usize = 100;
 pub fn validate_name(field: &'static str, value: &str) -> Result<(), ModelError> {
     let reason = if value.trim().is_empty() {
         "it must not be empty".to_owned()
+    } else if value.chars().any(char::is_control) {
+        "it must not contain control characters".to_owned()
     } else if value.chars().count() > MAX_NAME_LEN {
         format!("it is {} characters long; at most {MAX_NAME_LEN} are allowed", value.chars().count())
     } else {
@@ -151,6 +154,7 @@ mod tests {
         let err = validate_name("name", &"x".repeat(MAX_NAME_LEN + 1)).unwrap_err();
         assert!(err.to_string().contains("at most 100"), "{err}");
         assert!(validate_name("name", "").unwrap_err().to_string().contains("must not be empty"));
+        assert!(validate_name("name", "a\0b").unwrap_err().to_string().contains("control characters"));
     }
 
     proptest! {

@@ -33,13 +33,29 @@ pub struct CommitReceipt {
     pub runs: Vec<RunId>,
 }
 
+/// Whether a commit writes the changed objects into the store's object repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectWrites {
+    /// Write created and updated objects, remove deleted ones (the embedded object repository).
+    Apply,
+    /// Record the changes only: the application keeps its objects in its own database and
+    /// supplies their data and pre-data itself.
+    RecordOnly,
+}
+
 /// The change log and the transactional outbox.
 #[async_trait::async_trait]
 pub trait ChangeStore: ObjectReader {
-    /// Commits the changes of one change context atomically: the objects (when the store keeps
-    /// them), the merged change records with their prechange, and one queued run with a pending
-    /// result per matching hook per change (none for `job-hook` changes). Returns once durable.
-    async fn commit(&self, context: &ChangeContext, changes: ChangeSet) -> Result<CommitReceipt, StoreError>;
+    /// Commits the changes of one change context atomically: the objects (with
+    /// [`ObjectWrites::Apply`]), the merged change records with their prechange, and one queued run
+    /// with a pending result per matching hook per change (none for `job-hook` changes). Returns
+    /// once durable.
+    async fn commit(
+        &self,
+        context: &ChangeContext,
+        changes: ChangeSet,
+        objects: ObjectWrites,
+    ) -> Result<CommitReceipt, StoreError>;
 
     /// One change.
     async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError>;
@@ -200,3 +216,8 @@ pub trait JobQueue: Send + Sync {
     /// Results, newest first.
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError>;
 }
+
+/// Every port at once: what a dispatcher needs from one backend.
+pub trait Storage: ChangeStore + Catalog + JobQueue {}
+
+impl<T: ChangeStore + Catalog + JobQueue> Storage for T {}

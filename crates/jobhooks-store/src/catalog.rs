@@ -1,0 +1,329 @@
+//! The catalog: job records, hooks, buttons and users, cached in memory and validated on write.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jobhooks_model::ports::{Catalog, SyncReport};
+use jobhooks_model::{
+    Action, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, StoreError, User,
+    validate_button, validate_hook, validate_name,
+};
+
+use crate::staging::{Staging, decode};
+use crate::{Store, backend_error, keys};
+
+/// Every catalog record, in memory. Derived from disk at open and kept in step by the writers, so
+/// reads and hook matching never scan the tree. Hooks are indexed by (content type, action), so the
+/// cost of matching a change does not grow with hooks defined for other types.
+#[derive(Default)]
+pub(crate) struct CatalogCache {
+    jobs: BTreeMap<String, JobRecord>,
+    hooks: BTreeMap<String, JobHook>,
+    buttons: BTreeMap<String, JobButton>,
+    users: BTreeMap<String, User>,
+    hook_index: HashMap<(ContentType, Action), BTreeSet<String>>,
+    /// Set by every mutation; a failed write reloads the cache from disk when it is set.
+    pub touched: bool,
+}
+
+fn load_all<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    kind: &'static str,
+) -> Result<BTreeMap<String, T>, StoreError> {
+    let mut records = BTreeMap::new();
+    for entry in tree.scan_prefix(prefix) {
+        let (key, value) = entry.map_err(backend_error)?;
+        let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        records.insert(name, decode(kind, &key, &value)?);
+    }
+    Ok(records)
+}
+
+impl CatalogCache {
+    pub fn load(tree: &sled::Tree) -> Result<Self, StoreError> {
+        let mut cache = Self {
+            jobs: load_all(tree, keys::JOB, "job")?,
+            buttons: load_all(tree, keys::BUTTON, "job button")?,
+            users: load_all(tree, keys::USER, "user")?,
+            ..Self::default()
+        };
+        let hooks: BTreeMap<String, JobHook> = load_all(tree, keys::HOOK, "job hook")?;
+        hooks.into_values().for_each(|hook| cache.index_hook(hook));
+        Ok(cache)
+    }
+
+    fn index_hook(&mut self, hook: JobHook) {
+        for content_type in &hook.content_types {
+            for action in hook.events() {
+                self.hook_index.entry((content_type.clone(), action)).or_default().insert(hook.name.clone());
+            }
+        }
+        self.hooks.insert(hook.name.clone(), hook);
+    }
+
+    fn unindex_hook(&mut self, name: &str) -> Option<JobHook> {
+        let hook = self.hooks.remove(name)?;
+        for content_type in &hook.content_types {
+            for action in hook.events() {
+                if let Some(names) = self.hook_index.get_mut(&(content_type.clone(), action)) {
+                    names.remove(name);
+                }
+            }
+        }
+        Some(hook)
+    }
+
+    pub fn job(&self, class_path: &str) -> Option<&JobRecord> {
+        self.jobs.get(class_path)
+    }
+
+    pub fn user(&self, username: &str) -> Option<&User> {
+        self.users.get(username)
+    }
+
+    /// The hooks with `content_type` and `action`'s flag set, enabled or not, by name.
+    pub fn hooks_for(&self, content_type: &ContentType, action: Action) -> impl Iterator<Item = &JobHook> {
+        self.hook_index
+            .get(&(content_type.clone(), action))
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.hooks.get(name))
+    }
+
+    pub fn put_job(&mut self, staging: &mut Staging<'_>, job: JobRecord) -> Result<(), StoreError> {
+        staging.put_json(keys::named(keys::JOB, &job.class_path), &job)?;
+        self.touched = true;
+        self.jobs.insert(job.class_path.clone(), job);
+        Ok(())
+    }
+
+    /// Stores `hook`, replacing the hook `replacing` (which may have another name).
+    fn put_hook(
+        &mut self,
+        staging: &mut Staging<'_>,
+        hook: JobHook,
+        replacing: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(old) = replacing {
+            self.remove_hook(staging, old);
+        }
+        staging.put_json(keys::named(keys::HOOK, &hook.name), &hook)?;
+        self.touched = true;
+        self.index_hook(hook);
+        Ok(())
+    }
+
+    fn remove_hook(&mut self, staging: &mut Staging<'_>, name: &str) -> Option<JobHook> {
+        staging.remove(keys::named(keys::HOOK, name));
+        self.touched = true;
+        self.unindex_hook(name)
+    }
+
+    fn put_button(
+        &mut self,
+        staging: &mut Staging<'_>,
+        button: JobButton,
+        replacing: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(old) = replacing {
+            self.remove_button(staging, old);
+        }
+        staging.put_json(keys::named(keys::BUTTON, &button.name), &button)?;
+        self.touched = true;
+        self.buttons.insert(button.name.clone(), button);
+        Ok(())
+    }
+
+    fn remove_button(&mut self, staging: &mut Staging<'_>, name: &str) -> Option<JobButton> {
+        staging.remove(keys::named(keys::BUTTON, name));
+        self.touched = true;
+        self.buttons.remove(name)
+    }
+
+    /// The stored hooks a candidate must be validated against: those with its job (conflicts)
+    /// and the one with its name (uniqueness), minus the hook being updated.
+    fn hooks_to_check<'a>(&'a self, candidate: &'a JobHook, updating: Option<&'a str>) -> Vec<&'a JobHook> {
+        self.hooks
+            .values()
+            .filter(|h| Some(h.name.as_str()) != updating)
+            .filter(|h| h.job == candidate.job || h.name == candidate.name)
+            .collect()
+    }
+}
+
+fn not_found(kind: &'static str, key: &str) -> StoreError {
+    StoreError::not_found(kind, key)
+}
+
+#[async_trait::async_trait]
+impl Catalog for Store {
+    async fn sync_jobs(&self, linked: &[JobSpec]) -> Result<SyncReport, StoreError> {
+        self.write_durably(|w, st| {
+            let mut report = SyncReport::default();
+            let linked_paths: BTreeSet<&str> = linked.iter().map(|s| s.class_path.as_str()).collect();
+            for spec in linked {
+                let record = match w.catalog.job(&spec.class_path) {
+                    None => {
+                        report.added.push(spec.class_path.clone());
+                        JobRecord {
+                            class_path: spec.class_path.clone(),
+                            name: spec.name.clone(),
+                            description: spec.description.clone(),
+                            kind: spec.kind,
+                            installed: true,
+                            enabled: false,
+                            hidden: spec.hidden,
+                        }
+                    }
+                    Some(existing) => {
+                        if !existing.installed {
+                            report.reinstalled.push(spec.class_path.clone());
+                        }
+                        JobRecord {
+                            name: spec.name.clone(),
+                            description: spec.description.clone(),
+                            kind: spec.kind,
+                            installed: true,
+                            ..existing.clone()
+                        }
+                    }
+                };
+                if w.catalog.job(&spec.class_path) != Some(&record) {
+                    w.catalog.put_job(st, record)?;
+                }
+            }
+            let gone: Vec<JobRecord> = w
+                .catalog
+                .jobs
+                .values()
+                .filter(|j| j.installed && !linked_paths.contains(j.class_path.as_str()))
+                .cloned()
+                .collect();
+            for job in gone {
+                report.uninstalled.push(job.class_path.clone());
+                let hooks: Vec<JobHook> =
+                    w.catalog.hooks.values().filter(|h| h.job == job.class_path && h.enabled).cloned().collect();
+                for hook in hooks {
+                    report.disabled_hooks.push(hook.name.clone());
+                    let name = hook.name.clone();
+                    w.catalog.put_hook(st, JobHook { enabled: false, ..hook }, Some(&name))?;
+                }
+                let buttons: Vec<JobButton> =
+                    w.catalog.buttons.values().filter(|b| b.job == job.class_path && b.enabled).cloned().collect();
+                for button in buttons {
+                    report.disabled_buttons.push(button.name.clone());
+                    let name = button.name.clone();
+                    w.catalog.put_button(st, JobButton { enabled: false, ..button }, Some(&name))?;
+                }
+                w.catalog.put_job(st, JobRecord { installed: false, ..job })?;
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.writer().catalog.jobs.values().cloned().collect())
+    }
+
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.writer().catalog.job(class_path).cloned())
+    }
+
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError> {
+        self.write_durably(|w, st| {
+            let job = w.catalog.job(class_path).ok_or_else(|| not_found("job", class_path))?;
+            let job = JobRecord { enabled, ..job.clone() };
+            w.catalog.put_job(st, job.clone())?;
+            Ok(job)
+        })
+        .await
+    }
+
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError> {
+        self.write_durably(|w, st| {
+            let others = w.catalog.hooks_to_check(&hook, None);
+            validate_hook(&hook, others, w.catalog.job(&hook.job))?;
+            w.catalog.put_hook(st, hook.clone(), None)?;
+            Ok(hook)
+        })
+        .await
+    }
+
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError> {
+        self.write_durably(|w, st| {
+            let stored = w.catalog.hooks.get(name).ok_or_else(|| not_found("job hook", name))?;
+            let hook = patch.apply_to(stored);
+            let others = w.catalog.hooks_to_check(&hook, Some(name));
+            validate_hook(&hook, others, w.catalog.job(&hook.job))?;
+            w.catalog.put_hook(st, hook.clone(), Some(name))?;
+            Ok(hook)
+        })
+        .await
+    }
+
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError> {
+        self.write_durably(|w, st| w.catalog.remove_hook(st, name).ok_or_else(|| not_found("job hook", name))).await
+    }
+
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError> {
+        Ok(self.writer().catalog.hooks.get(name).cloned())
+    }
+
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError> {
+        Ok(self.writer().catalog.hooks.values().cloned().collect())
+    }
+
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError> {
+        self.write_durably(|w, st| {
+            let same_name = w.catalog.buttons.get(&button.name);
+            validate_button(&button, same_name, w.catalog.job(&button.job))?;
+            w.catalog.put_button(st, button.clone(), None)?;
+            Ok(button)
+        })
+        .await
+    }
+
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError> {
+        self.write_durably(|w, st| {
+            let stored = w.catalog.buttons.get(name).ok_or_else(|| not_found("job button", name))?;
+            let button = patch.apply_to(stored);
+            let same_name = w.catalog.buttons.get(&button.name).filter(|b| b.name != name);
+            validate_button(&button, same_name, w.catalog.job(&button.job))?;
+            w.catalog.put_button(st, button.clone(), Some(name))?;
+            Ok(button)
+        })
+        .await
+    }
+
+    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError> {
+        self.write_durably(|w, st| w.catalog.remove_button(st, name).ok_or_else(|| not_found("job button", name))).await
+    }
+
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
+        Ok(self.writer().catalog.buttons.get(name).cloned())
+    }
+
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
+        Ok(self.writer().catalog.buttons.values().cloned().collect())
+    }
+
+    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+        validate_name("username", &user.username)?;
+        self.write_durably(|w, st| {
+            st.put_json(keys::named(keys::USER, &user.username), &user)?;
+            w.catalog.touched = true;
+            w.catalog.users.insert(user.username.clone(), user);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.writer().catalog.user(username).cloned())
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self.writer().catalog.users.values().cloned().collect())
+    }
+}

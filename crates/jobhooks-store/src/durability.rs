@@ -1,0 +1,77 @@
+//! When a write counts as done, and group commit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jobhooks_model::StoreError;
+
+use crate::backend_error;
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A commit returns once flushed; concurrent commits share one flush, so throughput is not
+    /// bound by one fsync per commit. The default.
+    #[default]
+    GroupCommit,
+    /// Every commit runs its own flush (the baseline group commit is measured against).
+    FlushEach,
+    /// A commit returns at once; sled's background flusher writes it within `every_ms`. A crash
+    /// may lose the last `every_ms` of commits: only for tests and benchmarks.
+    Background {
+        /// How often sled flushes, in milliseconds.
+        every_ms: u64,
+    },
+}
+
+impl Durability {
+    /// The background flush interval to configure sled with.
+    pub(crate) fn background_flush_ms(self) -> Option<u64> {
+        match self {
+            Durability::Background { every_ms } => Some(every_ms),
+            // sled's default: also bounds how much work a crash loses between explicit flushes of
+            // operations that do not wait (leases).
+            Durability::GroupCommit | Durability::FlushEach => Some(500),
+        }
+    }
+}
+
+/// Counts writes and flushes so that one flush can serve every write that happened before it.
+pub(crate) struct Flusher {
+    durability: Durability,
+    written: AtomicU64,
+    flushed: AtomicU64,
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl Flusher {
+    pub fn new(durability: Durability) -> Self {
+        Self { durability, written: AtomicU64::new(0), flushed: AtomicU64::new(0), leader: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Notes that a batch was applied; the ticket names it for [`Flusher::wait_durable`].
+    pub fn record_write(&self) -> u64 {
+        self.written.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Waits until the write `ticket` is on disk, per the durability setting.
+    pub async fn wait_durable(&self, ticket: u64, db: &sled::Db) -> Result<(), StoreError> {
+        match self.durability {
+            Durability::Background { .. } => Ok(()),
+            Durability::FlushEach => db.flush_async().await.map(drop).map_err(backend_error),
+            Durability::GroupCommit => {
+                while self.flushed.load(Ordering::SeqCst) < ticket {
+                    // Whoever holds the lock is flushing; when it is our turn, the flush that just
+                    // ended may already have covered our write.
+                    let _leader = self.leader.lock().await;
+                    if self.flushed.load(Ordering::SeqCst) >= ticket {
+                        break;
+                    }
+                    let target = self.written.load(Ordering::SeqCst);
+                    db.flush_async().await.map_err(backend_error)?;
+                    self.flushed.fetch_max(target, Ordering::SeqCst);
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The on-disk key layout. Every record lives in one sled tree (many trees amplify space, sled
+//! #1484), under a four-byte prefix; integers are big-endian so keys sort numerically. See
+//! `docs/ARCHITECTURE.md` for the table.
+
+use jobhooks_model::{ChangeId, JobStatus, ObjectRef, RunId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const FORMAT: &[u8] = b"meta/format";
+
+pub const JOB: &[u8] = b"job/";
+pub const HOOK: &[u8] = b"hok/";
+pub const BUTTON: &[u8] = b"btn/";
+pub const USER: &[u8] = b"usr/";
+pub const OBJECT: &[u8] = b"obj/";
+pub const CHANGE: &[u8] = b"chg/";
+pub const CHANGE_BY_OBJECT: &[u8] = b"cob/";
+pub const CHANGE_BY_REQUEST: &[u8] = b"crq/";
+pub const CHANGE_BY_TIME: &[u8] = b"ctm/";
+pub const QUEUE: &[u8] = b"que/";
+pub const READY: &[u8] = b"rdy/";
+pub const LEASED: &[u8] = b"lse/";
+pub const RESULT: &[u8] = b"res/";
+pub const RESULT_BY_JOB: &[u8] = b"rjb/";
+pub const RESULT_BY_STATUS: &[u8] = b"rst/";
+pub const RESULT_BY_CHANGE: &[u8] = b"rch/";
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+pub fn named(prefix: &[u8], name: &str) -> Vec<u8> {
+    key(&[prefix, name.as_bytes()])
+}
+
+/// `obj/{content type}\0{id}`: names never contain NUL (they reject control characters).
+pub fn object(reference: &ObjectRef) -> Vec<u8> {
+    key(&[OBJECT, reference.content_type.as_str().as_bytes(), b"\0", reference.id.as_bytes()])
+}
+
+pub fn objects_of_type(content_type: &str) -> Vec<u8> {
+    key(&[OBJECT, content_type.as_bytes(), b"\0"])
+}
+
+pub fn change(id: ChangeId) -> Vec<u8> {
+    key(&[CHANGE, &id.0.to_be_bytes()])
+}
+
+pub fn changes_of_object(reference: &ObjectRef) -> Vec<u8> {
+    key(&[CHANGE_BY_OBJECT, reference.content_type.as_str().as_bytes(), b"\0", reference.id.as_bytes(), b"\0"])
+}
+
+pub fn change_by_object(reference: &ObjectRef, id: ChangeId) -> Vec<u8> {
+    key(&[&changes_of_object(reference), &id.0.to_be_bytes()])
+}
+
+pub fn changes_of_request(request: Uuid) -> Vec<u8> {
+    key(&[CHANGE_BY_REQUEST, request.as_bytes()])
+}
+
+pub fn change_by_request(request: Uuid, id: ChangeId) -> Vec<u8> {
+    key(&[&changes_of_request(request), &id.0.to_be_bytes()])
+}
+
+/// Microseconds since the epoch, with the sign bit flipped so that earlier times sort first.
+pub fn time(at: OffsetDateTime) -> [u8; 8] {
+    let micros = (at.unix_timestamp_nanos() / 1_000) as i64;
+    ((micros as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn change_by_time(at: OffsetDateTime, id: ChangeId) -> Vec<u8> {
+    key(&[CHANGE_BY_TIME, &time(at), &id.0.to_be_bytes()])
+}
+
+pub fn time_bound(at: OffsetDateTime) -> Vec<u8> {
+    key(&[CHANGE_BY_TIME, &time(at)])
+}
+
+pub fn queue(run: RunId) -> Vec<u8> {
+    key(&[QUEUE, &run.0.to_be_bytes()])
+}
+
+pub fn ready(due: OffsetDateTime, run: RunId) -> Vec<u8> {
+    key(&[READY, &time(due), &run.0.to_be_bytes()])
+}
+
+pub fn leased(deadline: OffsetDateTime, run: RunId) -> Vec<u8> {
+    key(&[LEASED, &time(deadline), &run.0.to_be_bytes()])
+}
+
+pub fn result(run: RunId) -> Vec<u8> {
+    key(&[RESULT, &run.0.to_be_bytes()])
+}
+
+pub fn results_of_job(job: &str) -> Vec<u8> {
+    key(&[RESULT_BY_JOB, job.as_bytes(), b"\0"])
+}
+
+pub fn result_by_job(job: &str, run: RunId) -> Vec<u8> {
+    key(&[&results_of_job(job), &run.0.to_be_bytes()])
+}
+
+pub fn status_tag(status: JobStatus) -> u8 {
+    match status {
+        JobStatus::Pending => b'P',
+        JobStatus::Started => b'S',
+        JobStatus::Success => b'O',
+        JobStatus::Failure => b'F',
+        JobStatus::Retrying => b'R',
+        JobStatus::DeadLettered => b'D',
+    }
+}
+
+pub fn results_with_status(status: JobStatus) -> Vec<u8> {
+    key(&[RESULT_BY_STATUS, &[status_tag(status)]])
+}
+
+pub fn result_by_status(status: JobStatus, run: RunId) -> Vec<u8> {
+    key(&[&results_with_status(status), &run.0.to_be_bytes()])
+}
+
+pub fn results_of_change(change: ChangeId) -> Vec<u8> {
+    key(&[RESULT_BY_CHANGE, &change.0.to_be_bytes()])
+}
+
+pub fn result_by_change(change: ChangeId, run: RunId) -> Vec<u8> {
+    key(&[&results_of_change(change), &run.0.to_be_bytes()])
+}
+
+/// The big-endian `u64` that ends an index key.
+pub fn trailing_id(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn time_keys_sort_like_times(a in -1_000_000_000i64..4_000_000_000, b in -1_000_000_000i64..4_000_000_000) {
+            let (ta, tb) = (
+                OffsetDateTime::from_unix_timestamp(a).unwrap(),
+                OffsetDateTime::from_unix_timestamp(b).unwrap(),
+            );
+            prop_assert_eq!(ta.cmp(&tb), time(ta).cmp(&time(tb)));
+        }
+
+        #[test]
+        fn id_keys_sort_like_ids(a: u64, b: u64) {
+            prop_assert_eq!(a.cmp(&b), change(ChangeId(a)).cmp(&change(ChangeId(b))));
+            prop_assert_eq!(trailing_id(&result_by_change(ChangeId(a), RunId(b))), Some(b));
+        }
+    }
+}

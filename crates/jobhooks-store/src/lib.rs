@@ -1,0 +1,249 @@
+//! The embedded jobhooks store, on sled.
+//!
+//! [`Store`] implements every storage port of `jobhooks-model` (`ObjectReader`, `ChangeStore`,
+//! `Catalog`, `JobQueue`, together `Storage`) on one sled tree:
+//!
+//! - the catalog: job records, job hooks, job buttons and users, validated on every write by the
+//!   model's pure validation;
+//! - an object repository: objects by content type and id;
+//! - the change log, with each change's prechange stored beside it, and indexes by object, by
+//!   request id and by time;
+//! - the durable job queue (pending, leased until a deadline, dead-lettered) and the job results
+//!   with indexes by job, by status and by change.
+//!
+//! A change context commits as one atomic batch that holds the objects, the change records and one
+//! queued run with a pending result per matching hook (the transactional outbox), so a crash never
+//! loses a hook run nor queues one for a change that did not commit.
+//!
+//! ```
+//! use jobhooks_model::ports::{ChangeStore, ObjectReader};
+//! use jobhooks_model::{ChangeContext, ChangeContextKind, ContentType, Object, ObjectRef, json};
+//! use jobhooks_store::Store;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path()).unwrap();
+//! let hq = ObjectRef::new(ContentType::new("dcim.location").unwrap(), "1").unwrap();
+//!
+//! let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
+//! session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"}))).await.unwrap();
+//! let receipt = session.commit(&store).await.unwrap();
+//!
+//! assert_eq!(store.get_object(&hq).await.unwrap().unwrap().repr, "HQ");
+//! let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();
+//! assert_eq!(change.to_string(), "dcim.location HQ created by alice");
+//! # });
+//! ```
+//!
+//! # Durability
+//!
+//! A commit returns once its batch is flushed with sled's `flush_async`. With
+//! [`Durability::GroupCommit`] (the default) concurrent commits share one flush. sled's flush
+//! survives a process crash (SIGKILL): everything whose commit returned is there after reopening.
+//! It does not promise more: sled flushes with `sync_file_range` (sled issue #1452), so a flushed
+//! write is not guaranteed to survive a power loss or a kernel crash.
+//!
+//! Only one process can open a store at a time; a second gets [`StoreError::Locked`].
+//!
+//! Invariant: this is the only crate that knows sled. No sled type appears in its public API;
+//! errors are the model's [`StoreError`].
+
+mod catalog;
+mod changes;
+mod durability;
+mod keys;
+mod queue;
+mod staging;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use jobhooks_model::{ChangeContext, ChangeSession, StoreError};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+pub use durability::Durability;
+
+use catalog::CatalogCache;
+use durability::Flusher;
+use staging::Staging;
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: &str = "jobhooks-store/1";
+
+/// How to open a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// When a commit counts as done.
+    pub durability: Durability,
+    /// sled's page cache size in bytes.
+    pub cache_capacity: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { durability: Durability::GroupCommit, cache_capacity: 64 * 1024 * 1024 }
+    }
+}
+
+/// The embedded store. Cheap to clone: clones share one open database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    tree: sled::Tree,
+    /// Serializes read-modify-write operations of this process. Claims between processes are
+    /// decided by the lease records themselves; sled admits only one process per store.
+    writer: Mutex<Writer>,
+    flusher: Flusher,
+    work: Notify,
+}
+
+/// State only writers touch: id counters and the catalog cache, both derived from disk at open.
+struct Writer {
+    next_change: u64,
+    next_run: u64,
+    last_time: OffsetDateTime,
+    catalog: CatalogCache,
+}
+
+impl Writer {
+    /// The current time, never earlier than a time already handed out, so that change ids and
+    /// change times sort alike.
+    fn now(&mut self) -> OffsetDateTime {
+        self.last_time = OffsetDateTime::now_utc().max(self.last_time);
+        self.last_time
+    }
+}
+
+pub(crate) fn backend_error(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with the default configuration.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, StoreConfig::default())
+    }
+
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// Fails with [`StoreError::Locked`] when another process has it open, and with
+    /// [`StoreError::IncompatibleFormat`] when it was written by an incompatible version.
+    pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(config.durability.background_flush_ms())
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked { path: shown.clone() }
+                }
+                other => backend_error(other),
+            })?;
+        let tree = db.open_tree("jobhooks").map_err(backend_error)?;
+        check_format(&tree, &shown)?;
+        let writer = Writer {
+            next_change: last_id(&tree, keys::CHANGE)? + 1,
+            next_run: last_id(&tree, keys::RESULT)? + 1,
+            last_time: OffsetDateTime::UNIX_EPOCH,
+            catalog: CatalogCache::load(&tree)?,
+        };
+        let flusher = Flusher::new(config.durability);
+        Ok(Self { inner: Arc::new(Inner { path, db, tree, writer: Mutex::new(writer), flusher, work: Notify::new() }) })
+    }
+
+    /// Where the store is.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// A change session in `context` over this store's objects; commit it with
+    /// [`ChangeSession::commit`].
+    pub fn session(&self, context: ChangeContext) -> ChangeSession {
+        ChangeSession::new(context, Arc::new(self.clone()))
+    }
+
+    /// Signalled whenever runs become ready (a commit queued hook runs, a button was pressed, a
+    /// run was scheduled for retry or replayed): dispatchers wait on it instead of polling.
+    pub fn work_signal(&self) -> &Notify {
+        &self.inner.work
+    }
+
+    /// Flushes everything written so far to disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush_async().await.map(drop).map_err(backend_error)
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock cannot leave a half-applied batch (batches are atomic),
+        // and the counters it protects only ever grow, so a poisoned lock is safe to reuse.
+        self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `op` under the writer lock and applies what it staged as one atomic batch. Returns
+    /// `op`'s value and the write's flush ticket. When `op` or the batch fails nothing is written,
+    /// and a catalog cache that `op` touched is reloaded from disk.
+    fn write<R>(
+        &self,
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
+    ) -> Result<(R, u64), StoreError> {
+        let mut writer = self.writer();
+        writer.catalog.touched = false;
+        let mut staging = Staging::new(&self.inner.tree);
+        match op(&mut writer, &mut staging).and_then(|value| staging.apply().map(|()| value)) {
+            Ok(value) => Ok((value, self.inner.flusher.record_write())),
+            Err(e) => {
+                if writer.catalog.touched {
+                    writer.catalog = CatalogCache::load(&self.inner.tree)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Store::write`], then waits until the write is durable (per [`Durability`]).
+    async fn write_durably<R>(
+        &self,
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let (value, ticket) = self.write(op)?;
+        self.inner.flusher.wait_durable(ticket, &self.inner.db).await?;
+        Ok(value)
+    }
+}
+
+fn check_format(tree: &sled::Tree, path: &str) -> Result<(), StoreError> {
+    let incompatible = |found: String| StoreError::IncompatibleFormat {
+        path: path.to_owned(),
+        found,
+        expected: FORMAT_VERSION.to_owned(),
+    };
+    match tree.get(keys::FORMAT).map_err(backend_error)? {
+        Some(found) if found.as_ref() == FORMAT_VERSION.as_bytes() => Ok(()),
+        Some(found) => Err(incompatible(String::from_utf8_lossy(&found).into_owned())),
+        None if tree.is_empty() => {
+            tree.insert(keys::FORMAT, FORMAT_VERSION.as_bytes()).map_err(backend_error)?;
+            Ok(())
+        }
+        None => Err(incompatible("none (records without a format key)".to_owned())),
+    }
+}
+
+/// The greatest id under `prefix` (0 when there is none).
+fn last_id(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, StoreError> {
+    let last = tree.scan_prefix(prefix).keys().next_back().transpose().map_err(backend_error)?;
+    Ok(last.and_then(|key| keys::trailing_id(&key)).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,433 @@
+//! Unit tests of the sled store: every operation and every error.
+
+use std::time::Duration;
+
+use jobhooks_model::ports::{
+    Catalog, ChangeStore, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, QueueDepth, ResultFilter,
+};
+use jobhooks_model::{
+    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch,
+    JobInputs, JobKind, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, Object, ObjectRef, OffsetDateTime,
+    PendingChange, StoreError, User, json,
+};
+use tempfile::TempDir;
+
+use crate::{FORMAT_VERSION, Store, keys};
+
+pub(crate) const HOOK_JOB: &str = "app::jobs::Audit";
+pub(crate) const BUTTON_JOB: &str = "app::jobs::Press";
+
+pub(crate) fn spec(class_path: &str, kind: JobKind) -> JobSpec {
+    JobSpec { class_path: class_path.into(), name: class_path.into(), description: String::new(), kind, hidden: true }
+}
+
+/// A store with an enabled hook job and button job.
+pub(crate) async fn ready_store() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver), spec(BUTTON_JOB, JobKind::JobButtonReceiver)])
+        .await
+        .unwrap();
+    store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    store.set_job_enabled(BUTTON_JOB, true).await.unwrap();
+    (dir, store)
+}
+
+pub(crate) fn ct(name: &str) -> ContentType {
+    ContentType::new(name).unwrap()
+}
+
+pub(crate) fn device(id: &str, serial: &str) -> Object {
+    Object::new(
+        ObjectRef::new(ct("dcim.device"), id).unwrap(),
+        format!("dev-{id}"),
+        json!({"name": format!("dev-{id}"), "serial": serial}),
+    )
+}
+
+pub(crate) fn web(user: &str) -> ChangeContext {
+    ChangeContext::new(ChangeContextKind::Web, Some(user.into()), "")
+}
+
+fn hook(name: &str, types: &[&str], actions: &[Action]) -> JobHook {
+    JobHook::new(name, types.iter().map(|t| ct(t)).collect(), HOOK_JOB).on(actions.iter().copied())
+}
+
+async fn save(store: &Store, context: ChangeContext, objects: &[Object]) -> jobhooks_model::ports::CommitReceipt {
+    let mut session = store.session(context);
+    for object in objects {
+        session.save(object.clone()).await.unwrap();
+    }
+    session.commit(store).await.unwrap()
+}
+
+#[tokio::test]
+async fn format_version_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("jobhooks").unwrap();
+        assert_eq!(tree.get(keys::FORMAT).unwrap().unwrap().as_ref(), FORMAT_VERSION.as_bytes());
+        tree.insert(keys::FORMAT, &b"jobhooks-store/99"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(err, StoreError::IncompatibleFormat { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_open_is_told_the_store_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("is in use by another process"), "{err}");
+}
+
+#[tokio::test]
+async fn sync_installs_new_jobs_disabled_and_uninstalls_missing_ones_disabling_their_hooks_and_buttons() {
+    let (dir, store) = ready_store().await;
+    let job = store.get_job(HOOK_JOB).await.unwrap().unwrap();
+    assert!(job.installed && job.enabled && job.hidden);
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Create])).await.unwrap();
+    store.create_button(JobButton::new("b", vec![ct("dcim.device")], "Go", BUTTON_JOB)).await.unwrap();
+
+    let report = store.sync_jobs(&[spec("app::jobs::New", JobKind::JobHookReceiver)]).await.unwrap();
+    assert_eq!(report.added, ["app::jobs::New"]);
+    assert_eq!(report.uninstalled, [HOOK_JOB, BUTTON_JOB]);
+    assert_eq!(report.disabled_hooks, ["h"]);
+    assert_eq!(report.disabled_buttons, ["b"]);
+    let new = store.get_job("app::jobs::New").await.unwrap().unwrap();
+    assert!(new.installed && !new.enabled, "a new job starts disabled");
+    assert!(!store.get_hook("h").await.unwrap().unwrap().enabled);
+    assert!(!store.get_button("b").await.unwrap().unwrap().enabled);
+
+    // Everything above is on disk, not only in the cache.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!store.get_job(HOOK_JOB).await.unwrap().unwrap().installed);
+    assert!(!store.get_hook("h").await.unwrap().unwrap().enabled);
+    let report = store.sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver)]).await.unwrap();
+    assert_eq!(report.reinstalled, [HOOK_JOB]);
+}
+
+#[tokio::test]
+async fn hooks_are_validated_with_the_exact_messages() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("first", &["dcim.device"], &[Action::Create])).await.unwrap();
+
+    let err = store.create_hook(hook("second", &["dcim.device"], &[Action::Create])).await.unwrap_err();
+    let StoreError::Validation(errors) = &err else { panic!("{err}") };
+    assert_eq!(
+        errors.field("type_create"),
+        [format!("A job hook already exists for create on dcim.device to job {HOOK_JOB}")]
+    );
+
+    let err = store.create_hook(hook("none", &["dcim.device"], &[])).await.unwrap_err();
+    assert!(err.to_string().contains("You must select at least one type: create, update, and/or delete."), "{err}");
+
+    let err = store.create_hook(hook("first", &["dcim.rack"], &[Action::Create])).await.unwrap_err();
+    assert!(err.to_string().contains("A job hook named first already exists"), "{err}");
+
+    let unknown = JobHook { job: "app::jobs::Nope".into(), ..hook("x", &["dcim.rack"], &[Action::Create]) };
+    assert!(store.create_hook(unknown).await.unwrap_err().to_string().contains("Job app::jobs::Nope does not exist"));
+
+    store.set_job_enabled(HOOK_JOB, false).await.unwrap();
+    let err = store.create_hook(hook("third", &["dcim.rack"], &[Action::Create])).await.unwrap_err();
+    assert!(err.to_string().contains("enabled: The selected Job is not installed and enabled"), "{err}");
+    // Nothing invalid was written.
+    assert_eq!(store.list_hooks().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn hook_updates_fill_from_the_stored_hook_and_can_rename() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("a", &["dcim.device"], &[Action::Create])).await.unwrap();
+    store.create_hook(hook("b", &["dcim.rack"], &[Action::Create])).await.unwrap();
+    let patch = JobHookPatch { content_types: Some(vec![ct("dcim.device")]), ..Default::default() };
+    let err = store.update_hook("b", patch).await.unwrap_err();
+    assert!(err.to_string().contains("A job hook already exists for create on dcim.device"), "{err}");
+    let updated = store.update_hook("a", JobHookPatch { type_update: Some(true), ..Default::default() }).await.unwrap();
+    assert!(updated.type_create && updated.type_update);
+    let renamed = store.update_hook("a", JobHookPatch { name: Some("z".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(renamed.name, "z");
+    assert!(store.get_hook("a").await.unwrap().is_none());
+    assert_eq!(store.delete_hook("z").await.unwrap().name, "z");
+    assert_eq!(store.delete_hook("z").await.unwrap_err().to_string(), "job hook `z` does not exist");
+    assert!(store.update_hook("z", JobHookPatch::default()).await.unwrap_err().is_bad_input());
+}
+
+#[tokio::test]
+async fn buttons_crud_and_validation() {
+    let (_dir, store) = ready_store().await;
+    let button = JobButton::new("b", vec![ct("dcim.location")], "Run", BUTTON_JOB);
+    store.create_button(button.clone()).await.unwrap();
+    assert!(store.create_button(button).await.unwrap_err().to_string().contains("A job button named b already exists"));
+    let wrong_kind = JobButton::new("c", vec![ct("dcim.location")], "Run", HOOK_JOB);
+    assert!(
+        store
+            .create_button(wrong_kind)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("is a job hook receiver, not a job button receiver")
+    );
+    let long = JobButtonPatch { text: Some("x".repeat(501)), ..Default::default() };
+    assert!(store.update_button("b", long).await.unwrap_err().to_string().contains("at most 500"));
+    let updated = store.update_button("b", JobButtonPatch { weight: Some(5), ..Default::default() }).await.unwrap();
+    assert_eq!((updated.weight, updated.text.as_str()), (5, "Run"));
+    assert_eq!(store.list_buttons().await.unwrap(), [updated]);
+    store.delete_button("b").await.unwrap();
+    assert!(store.get_button("b").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn users_round_trip() {
+    let (_dir, store) = ready_store().await;
+    let alice = User::new("alice").unwrap().with_permission(jobhooks_model::Permission::new("dcim.add_location"));
+    store.put_user(alice.clone()).await.unwrap();
+    assert_eq!(store.get_user("alice").await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.list_users().await.unwrap(), [alice]);
+    let bad = User { username: String::new(), is_superuser: false, permissions: vec![] };
+    assert!(store.put_user(bad).await.unwrap_err().is_bad_input());
+}
+
+#[tokio::test]
+async fn a_commit_writes_objects_changes_with_prechange_and_queues_matching_hooks() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("on-create", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    store
+        .create_hook(JobHook { job: HOOK_JOB.into(), ..hook("racks", &["dcim.rack"], &[Action::Create]) })
+        .await
+        .unwrap();
+
+    let first = save(&store, web("alice"), &[device("1", "A")]).await;
+    assert_eq!((first.changes.len(), first.runs.len()), (1, 1));
+    let second = save(&store, web("bob"), &[device("1", "B")]).await;
+    let change = store.get_change(second.changes[0]).await.unwrap().unwrap();
+    assert_eq!(change.action, Action::Update);
+    assert_eq!(change.prechange, Some(json!({"name": "dev-1", "serial": "A"})));
+    assert_eq!(change.get_snapshots().differences.added, Some(json!({"serial": "B"})));
+    assert_eq!(change.to_string(), "dcim.device dev-1 updated by bob");
+
+    let result = store.get_result(second.runs[0]).await.unwrap().unwrap();
+    assert_eq!(result.status, JobStatus::Pending);
+    assert_eq!(result.job, HOOK_JOB);
+    assert_eq!(result.user.as_deref(), Some("bob"), "the run runs as the change's user");
+    assert_eq!(result.inputs, JobInputs::Hook { object_change: change.id });
+
+    assert_eq!(store.get_object(&device("1", "").reference).await.unwrap(), Some(device("1", "B")));
+    let history = store.changes_for_object(&device("1", "").reference, 10).await.unwrap();
+    assert_eq!(history.iter().map(|c| c.action).collect::<Vec<_>>(), [Action::Update, Action::Create], "newest first");
+    assert_eq!(store.changes_for_request(change.request_id).await.unwrap(), std::slice::from_ref(&change));
+    let all = store
+        .changes_between(OffsetDateTime::UNIX_EPOCH, OffsetDateTime::now_utc() + Duration::from_secs(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let none = store.changes_between(OffsetDateTime::UNIX_EPOCH, change.time, 10).await.unwrap();
+    assert_eq!(none.len(), 1, "the range is half-open");
+    assert_eq!(store.list_objects(&ct("dcim.device")).await.unwrap(), [device("1", "B")]);
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 2, leased: 0, dead: 0 });
+}
+
+#[tokio::test]
+async fn deletes_and_create_then_delete_fire_for_both() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("all", &["dcim.device"], &[Action::Create, Action::Update, Action::Delete])).await.unwrap();
+    let mut session = store.session(web("alice"));
+    session.save(device("9", "A")).await.unwrap();
+    session.delete(&device("9", "").reference).await.unwrap();
+    let receipt = session.commit(&store).await.unwrap();
+    assert_eq!((receipt.changes.len(), receipt.runs.len()), (2, 2));
+    let delete = store.get_change(receipt.changes[1]).await.unwrap().unwrap();
+    assert_eq!(delete.action, Action::Delete);
+    assert_eq!(
+        delete.prechange,
+        Some(json!({"name": "dev-9", "serial": "A"})),
+        "the create in the same commit is its prechange"
+    );
+    assert_eq!(store.get_object(&device("9", "").reference).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn job_hook_changes_disabled_hooks_and_non_runnable_jobs_queue_nothing() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    let by_hook = ChangeContext::new(ChangeContextKind::JobHook, Some("alice".into()), HOOK_JOB);
+    let receipt = save(&store, by_hook, &[device("1", "A")]).await;
+    assert_eq!((receipt.changes.len(), receipt.runs.len()), (1, 0));
+    let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();
+    assert_eq!((change.change_context, change.change_context_detail.as_str()), (ChangeContextKind::JobHook, HOOK_JOB));
+
+    let by_job = ChangeContext::new(ChangeContextKind::Job, Some("alice".into()), BUTTON_JOB);
+    assert_eq!(save(&store, by_job, &[device("1", "B")]).await.runs.len(), 1, "changes by other jobs trigger hooks");
+
+    store.set_job_enabled(HOOK_JOB, false).await.unwrap();
+    assert_eq!(save(&store, web("alice"), &[device("1", "C")]).await.runs.len(), 0);
+    store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    store.update_hook("h", JobHookPatch { enabled: Some(false), ..Default::default() }).await.unwrap();
+    assert_eq!(save(&store, web("alice"), &[device("1", "D")]).await.runs.len(), 0);
+    assert_eq!(
+        save(&store, web("alice"), &[Object::new(ObjectRef::new(ct("dcim.rack"), "1").unwrap(), "r", json!({}))])
+            .await
+            .runs
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn record_only_commits_keep_objects_out_of_the_repository() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Update])).await.unwrap();
+    let mut changes = ChangeSet::default();
+    changes.record(PendingChange::new(Action::Update, &device("5", "B")).with_pre_data(json!({"serial": "A"})));
+    let receipt = store.commit(&web("alice"), changes, ObjectWrites::RecordOnly).await.unwrap();
+    assert_eq!(receipt.runs.len(), 1);
+    assert_eq!(store.get_object(&device("5", "").reference).await.unwrap(), None);
+    let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();
+    assert_eq!(change.get_snapshots().differences.removed, Some(json!({"serial": "A", "name": null})));
+}
+
+fn completion(lease: &Lease, status: JobStatus) -> Completion {
+    let log = LogEntry {
+        time: OffsetDateTime::now_utc(),
+        level: LogLevel::Info,
+        grouping: "main".into(),
+        message: format!("ended {status}"),
+        object: None,
+    };
+    Completion { lease: lease.clone(), status, logs: vec![log], retry_at: None, writes: None }
+}
+
+async fn lease(store: &Store) -> Option<(Lease, JobResult)> {
+    store.lease_next(OffsetDateTime::now_utc(), Duration::from_secs(30)).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_queue_leases_oldest_first_and_completes_with_writes() {
+    let (_dir, store) = ready_store().await;
+    let inputs = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
+    let first = store.enqueue(BUTTON_JOB, Some("alice".into()), inputs("1")).await.unwrap();
+    let second = store.enqueue(BUTTON_JOB, Some("alice".into()), inputs("2")).await.unwrap();
+    assert!(store.enqueue("app::jobs::Nope", None, inputs("1")).await.unwrap_err().is_bad_input());
+
+    let (lease1, result1) = lease(&store).await.unwrap();
+    assert_eq!((lease1.run, result1.status, result1.attempts), (first, JobStatus::Started, 1));
+    let (lease2, _) = lease(&store).await.unwrap();
+    assert_eq!(lease2.run, second);
+    assert!(lease(&store).await.is_none());
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 0, leased: 2, dead: 0 });
+
+    let context = ChangeContext::new(ChangeContextKind::Job, Some("alice".into()), BUTTON_JOB);
+    let mut writes = ChangeSet::default();
+    writes.save(&device("1", "X"), None);
+    let receipt = store
+        .complete(Completion { writes: Some((context, writes)), ..completion(&lease1, JobStatus::Success) })
+        .await
+        .unwrap();
+    assert_eq!(receipt.changes.len(), 1);
+    assert_eq!(store.get_object(&device("1", "").reference).await.unwrap(), Some(device("1", "X")));
+    let done = store.get_result(first).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Success);
+    assert!(done.completed.is_some());
+    assert_eq!(done.logs[0].message, "ended SUCCESS");
+
+    // A failed attempt's writes are discarded.
+    let mut writes = ChangeSet::default();
+    writes.save(&device("2", "Y"), None);
+    let context = ChangeContext::new(ChangeContextKind::Job, Some("alice".into()), BUTTON_JOB);
+    store
+        .complete(Completion { writes: Some((context, writes)), ..completion(&lease2, JobStatus::Failure) })
+        .await
+        .unwrap();
+    assert_eq!(store.get_object(&device("2", "").reference).await.unwrap(), None);
+
+    let err = store.complete(completion(&lease2, JobStatus::Success)).await.unwrap_err();
+    assert_eq!(err, StoreError::LeaseLost { run: second.0 });
+    assert_eq!(store.depth().await.unwrap(), QueueDepth::default());
+    let failures =
+        store.list_results(&ResultFilter { status: Some(JobStatus::Failure), ..Default::default() }).await.unwrap();
+    assert_eq!(failures.iter().map(|r| r.id).collect::<Vec<_>>(), [second]);
+    let by_job = store
+        .list_results(&ResultFilter { job: Some(BUTTON_JOB.into()), limit: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(by_job.iter().map(|r| r.id).collect::<Vec<_>>(), [second], "newest first");
+}
+
+#[tokio::test]
+async fn retries_dead_letters_replays_and_expired_leases() {
+    let (_dir, store) = ready_store().await;
+    let run = store
+        .enqueue(BUTTON_JOB, None, JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.device".into() })
+        .await
+        .unwrap();
+    let (first, _) = lease(&store).await.unwrap();
+    let later = OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    store.complete(Completion { retry_at: Some(later), ..completion(&first, JobStatus::Retrying) }).await.unwrap();
+    assert!(lease(&store).await.is_none(), "a retry is not due before its time");
+    let (second, result) = store.lease_next(later, Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((result.attempts, second.token), (2, 2));
+    store.complete(completion(&second, JobStatus::DeadLettered)).await.unwrap();
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 0, leased: 0, dead: 1 });
+    assert_eq!(store.get_result(run).await.unwrap().unwrap().logs.len(), 2, "logs accumulate across attempts");
+
+    store.replay(run).await.unwrap();
+    assert!(store.replay(run).await.unwrap_err().to_string().contains("is not dead-lettered"));
+    let (third, result) = lease(&store).await.unwrap();
+    assert_eq!((result.attempts, third.token), (1, 3), "a replay starts a new attempt series with a new lease");
+
+    // The lease lapses: another worker takes the run over, and the first worker's outcome is refused.
+    let after_deadline = third.deadline + Duration::from_secs(1);
+    let (taken, _) = store.lease_next(after_deadline, Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!(taken.run, run);
+    assert_eq!(
+        store.complete(completion(&third, JobStatus::Success)).await.unwrap_err(),
+        StoreError::LeaseLost { run: run.0 }
+    );
+    assert_eq!(store.release_expired(taken.deadline + Duration::from_secs(1)).await.unwrap(), 1);
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 0 });
+    assert_eq!(store.get_result(run).await.unwrap().unwrap().status, JobStatus::Pending);
+    let err = store.complete(completion(&taken, JobStatus::Pending)).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_corrupt_record_is_a_clear_error_not_a_panic() {
+    let (_dir, store) = ready_store().await;
+    let receipt = save(&store, web("alice"), &[device("1", "A")]).await;
+    store.inner.tree.insert(keys::change(receipt.changes[0]), &b"{not json"[..]).unwrap();
+    let err = store.get_change(receipt.changes[0]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { kind: "change", .. }), "{err}");
+    assert!(err.to_string().contains("restore the store from a backup"), "{err}");
+    let err = store.get_object(&device("1", "").reference).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    // A commit that would read the corrupt record writes nothing.
+    let before = store.inner.tree.len();
+    let mut session = store.session(web("alice"));
+    session.record(PendingChange::new(Action::Update, &device("1", "B")));
+    assert!(session.commit(&store).await.is_err());
+    assert_eq!(store.inner.tree.len(), before);
+}
+
+#[tokio::test]
+async fn a_corrupt_catalog_record_fails_the_open_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("jobhooks").unwrap().insert(keys::named(keys::HOOK, "h"), &b"[]"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(err.to_string().starts_with("corrupt job hook record `hok/h`"), "{err}");
+}
