@@ -235,10 +235,11 @@ impl ChangeSet {
         }
     }
 
-    /// Replaces the record at `index` with `change` as `action`, keeping the record's pre-data.
+    /// Replaces the record at `index` with `change` as `action`, keeping the record's pre-data:
+    /// the later change's pre-data is the state after the earlier change, not before the merge.
     fn absorb(&mut self, index: usize, change: PendingChange, action: Action) {
         let slot = &mut self.changes[index];
-        let pre_data = slot.pre_data.take().or(change.pre_data.clone());
+        let pre_data = slot.pre_data.take();
         *slot = PendingChange { action, pre_data, ..change };
     }
 
@@ -556,6 +557,13 @@ mod tests {
                         prop_assert_eq!(second.action, Action::Delete);
                     }
                     more => prop_assert!(false, "{} records for one object", more.len()),
+                }
+                // A merged create never carries pre-data from a later change.
+                if let Some(created) = of_object.first().filter(|c| c.action == Action::Create) {
+                    let first_in = input.iter().find(|c| c.object.id == id).unwrap();
+                    if first_in.action == Action::Create {
+                        prop_assert_eq!(&created.pre_data, &first_in.pre_data);
+                    }
                 }
                 // The last data recorded for an object always wins.
                 let last_in = input.iter().rev().find(|c| c.object.id == id);

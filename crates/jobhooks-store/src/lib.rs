@@ -247,3 +247,6 @@ fn last_id(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -1,0 +1,248 @@
+//! Property tests of the store: the queue against its state machine, and change contexts against
+//! an in-memory model of the same rules.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectReader};
+use jobhooks_model::ports::Catalog;
+use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
+use proptest::prelude::*;
+
+use crate::changes::QueueEntry;
+use crate::staging::decode;
+use crate::tests::{BUTTON_JOB, HOOK_JOB, ct, ready_store, web};
+use crate::{Store, keys};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+enum QueueOp {
+    Enqueue,
+    Lease,
+    Complete { pick: prop::sample::Index, status: u8 },
+    Expire,
+    Replay { pick: prop::sample::Index },
+}
+
+fn queue_op() -> impl Strategy<Value = QueueOp> {
+    prop_oneof![
+        3 => Just(QueueOp::Enqueue),
+        3 => Just(QueueOp::Lease),
+        3 => (any::<prop::sample::Index>(), 0u8..4).prop_map(|(pick, status)| QueueOp::Complete { pick, status }),
+        1 => Just(QueueOp::Expire),
+        1 => any::<prop::sample::Index>().prop_map(|pick| QueueOp::Replay { pick }),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    Pending,
+    Leased,
+    Dead,
+    Done,
+}
+
+fn keys_ending_with(store: &Store, prefix: &[u8], run: RunId) -> usize {
+    store.inner.tree.scan_prefix(prefix).keys().filter(|k| keys::trailing_id(k.as_ref().unwrap()) == Some(run.0)).count()
+}
+
+/// Checks that `run` is in exactly the state `expected`, in its entry, its indexes and its result.
+fn check_run(store: &Store, run: RunId, expected: Expected) -> Result<(), TestCaseError> {
+    let entry: Option<QueueEntry> =
+        store.inner.tree.get(keys::queue(run)).unwrap().map(|b| decode("queue entry", b"", &b).unwrap());
+    let result: jobhooks_model::JobResult =
+        decode("job result", b"", &store.inner.tree.get(keys::result(run)).unwrap().unwrap()).unwrap();
+    let (ready, leased) = (keys_ending_with(store, keys::READY, run), keys_ending_with(store, keys::LEASED, run));
+    prop_assert_eq!(keys_ending_with(store, keys::RESULT_BY_STATUS, run), 1, "one status index entry");
+    prop_assert!(store.inner.tree.contains_key(keys::result_by_status(result.status, run)).unwrap());
+    match expected {
+        Expected::Pending => {
+            prop_assert!(matches!(entry, Some(QueueEntry::Pending { .. })), "{:?}", entry);
+            prop_assert_eq!((ready, leased), (1, 0));
+            prop_assert!(matches!(result.status, JobStatus::Pending | JobStatus::Retrying));
+        }
+        Expected::Leased => {
+            prop_assert!(matches!(entry, Some(QueueEntry::Leased { .. })), "{:?}", entry);
+            prop_assert_eq!((ready, leased), (0, 1));
+            prop_assert_eq!(result.status, JobStatus::Started);
+        }
+        Expected::Dead => {
+            prop_assert!(matches!(entry, Some(QueueEntry::Dead { .. })), "{:?}", entry);
+            prop_assert_eq!((ready, leased), (0, 0));
+            prop_assert_eq!(result.status, JobStatus::DeadLettered);
+        }
+        Expected::Done => {
+            prop_assert!(entry.is_none());
+            prop_assert_eq!((ready, leased), (0, 0));
+            prop_assert!(matches!(result.status, JobStatus::Success | JobStatus::Failure));
+        }
+    }
+    Ok(())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Any sequence of enqueue, lease, complete, expire and replay keeps every run in exactly one
+    /// state, and loses none.
+    #[test]
+    fn queue_keeps_every_run_in_exactly_one_state(ops in prop::collection::vec(queue_op(), 1..40)) {
+        runtime().block_on(async {
+            let (_dir, store) = ready_store().await;
+            let mut clock = OffsetDateTime::now_utc();
+            let mut model: BTreeMap<RunId, Expected> = BTreeMap::new();
+            let mut leases: BTreeMap<RunId, Lease> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    QueueOp::Enqueue => {
+                        let inputs = JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.device".into() };
+                        let run = store.enqueue(BUTTON_JOB, None, inputs).await.unwrap();
+                        prop_assert!(model.insert(run, Expected::Pending).is_none());
+                    }
+                    QueueOp::Lease => {
+                        clock = clock.max(OffsetDateTime::now_utc());
+                        let claimed = store.lease_next(clock, LEASE).await.unwrap();
+                        // Every pending run is due by now: one of them must be claimed.
+                        let any_pending = model.values().any(|s| *s == Expected::Pending);
+                        prop_assert_eq!(claimed.is_some(), any_pending);
+                        if let Some((lease, _)) = &claimed {
+                            prop_assert_eq!(model.get(&lease.run), Some(&Expected::Pending));
+                        }
+                        if let Some((lease, _)) = claimed {
+                            model.insert(lease.run, Expected::Leased);
+                            leases.insert(lease.run, lease);
+                        }
+                    }
+                    QueueOp::Complete { pick, status } => {
+                        let held: Vec<RunId> = leases.keys().copied().collect();
+                        if held.is_empty() { continue; }
+                        let run = held[pick.index(held.len())];
+                        let lease = leases.remove(&run).unwrap();
+                        let status = [JobStatus::Success, JobStatus::Failure, JobStatus::Retrying, JobStatus::DeadLettered][status as usize];
+                        let completion = Completion { lease, status, logs: vec![], retry_at: Some(clock), writes: None };
+                        let outcome = store.complete(completion).await;
+                        if model[&run] == Expected::Leased {
+                            outcome.unwrap();
+                            model.insert(run, match status {
+                                JobStatus::Retrying => Expected::Pending,
+                                JobStatus::DeadLettered => Expected::Dead,
+                                _ => Expected::Done,
+                            });
+                        } else {
+                            prop_assert!(outcome.is_err(), "a lapsed lease cannot complete");
+                        }
+                    }
+                    QueueOp::Expire => {
+                        clock += LEASE + Duration::from_secs(1);
+                        let released = store.release_expired(clock).await.unwrap();
+                        let expected = model.values().filter(|s| **s == Expected::Leased).count();
+                        prop_assert_eq!(released, expected);
+                        for state in model.values_mut().filter(|s| **s == Expected::Leased) {
+                            *state = Expected::Pending;
+                        }
+                    }
+                    QueueOp::Replay { pick } => {
+                        let runs: Vec<RunId> = model.keys().copied().collect();
+                        if runs.is_empty() { continue; }
+                        let run = runs[pick.index(runs.len())];
+                        let outcome = store.replay(run).await;
+                        if model[&run] == Expected::Dead {
+                            outcome.unwrap();
+                            model.insert(run, Expected::Pending);
+                        } else {
+                            prop_assert!(outcome.is_err());
+                        }
+                    }
+                }
+                for (run, expected) in &model {
+                    check_run(&store, *run, *expected)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ObjectOp {
+    Save { object: u8, data: u8 },
+    Delete { object: u8 },
+}
+
+fn object_op() -> impl Strategy<Value = ObjectOp> {
+    prop_oneof![
+        3 => (0u8..4, any::<u8>()).prop_map(|(object, data)| ObjectOp::Save { object, data }),
+        1 => (0u8..4).prop_map(|object| ObjectOp::Delete { object }),
+    ]
+}
+
+/// Objects 0 and 1 are devices (hooked on create and delete), 2 and 3 racks (not hooked).
+fn reference(object: u8) -> ObjectRef {
+    let content_type = if object < 2 { "dcim.device" } else { "dcim.rack" };
+    ObjectRef::new(ct(content_type), object.to_string()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Change contexts committed to the store agree with a model that applies the same writes
+    /// directly: the same final objects; each record's action fits the object's existence before
+    /// it; each prechange is the previous record's data; one run per hooked change.
+    #[test]
+    fn change_contexts_agree_with_an_in_memory_model(
+        contexts in prop::collection::vec(prop::collection::vec(object_op(), 1..8), 1..6)
+    ) {
+        runtime().block_on(async {
+            let (_dir, store) = ready_store().await;
+            store.create_hook(JobHook::new("devices", vec![ct("dcim.device")], HOOK_JOB).on([Action::Create, Action::Delete])).await.unwrap();
+            let mut objects: BTreeMap<ObjectRef, Value> = BTreeMap::new();
+            let mut last_record: BTreeMap<ObjectRef, Value> = BTreeMap::new();
+            for ops in contexts {
+                let mut session = store.session(web("alice"));
+                let mut expected = objects.clone();
+                for op in ops {
+                    match op {
+                        ObjectOp::Save { object, data } => {
+                            let r = reference(object);
+                            session.save(Object::new(r.clone(), object.to_string(), json!({"v": data}))).await.unwrap();
+                            expected.insert(r, json!({"v": data}));
+                        }
+                        ObjectOp::Delete { object } => {
+                            let r = reference(object);
+                            let deleted = session.delete(&r).await;
+                            prop_assert_eq!(deleted.is_ok(), expected.remove(&r).is_some());
+                        }
+                    }
+                }
+                let receipt = session.commit(&store).await.unwrap();
+                let mut hooked = 0;
+                for id in &receipt.changes {
+                    let change = store.get_change(*id).await.unwrap().unwrap();
+                    let r = change.object_ref();
+                    let existed = objects.contains_key(&r);
+                    prop_assert_eq!(change.action == Action::Create, !existed, "{:?}", change.action);
+                    prop_assert_eq!(change.prechange.as_ref(), last_record.get(&r));
+                    if change.action == Action::Delete {
+                        objects.remove(&r);
+                    } else {
+                        objects.insert(r.clone(), change.object_data.clone());
+                    }
+                    last_record.insert(r.clone(), change.object_data.clone());
+                    hooked += usize::from(r.content_type.as_str() == "dcim.device" && change.action != Action::Update);
+                }
+                prop_assert_eq!(&objects, &expected);
+                prop_assert_eq!(receipt.runs.len(), hooked);
+                for object in 0..4 {
+                    let r = reference(object);
+                    prop_assert_eq!(store.get_object(&r).await.unwrap().map(|o| o.data), expected.get(&r).cloned());
+                }
+            }
+            Ok(())
+        })?;
+    }
+}
