@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectReader};
 use jobhooks_model::ports::Catalog;
+use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectReader};
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
 
@@ -44,7 +44,13 @@ enum Expected {
 }
 
 fn keys_ending_with(store: &Store, prefix: &[u8], run: RunId) -> usize {
-    store.inner.tree.scan_prefix(prefix).keys().filter(|k| keys::trailing_id(k.as_ref().unwrap()) == Some(run.0)).count()
+    store
+        .inner
+        .tree
+        .scan_prefix(prefix)
+        .keys()
+        .filter(|k| keys::trailing_id(k.as_ref().unwrap()) == Some(run.0))
+        .count()
 }
 
 /// Checks that `run` is in exactly the state `expected`, in its entry, its indexes and its result.
