@@ -47,10 +47,10 @@ fn object(content_type: &str, id: impl Into<String>, data: serde_json::Value) ->
 /// The workload: committers and a worker, each reporting on stdout what returned.
 async fn child(dir: &Path) -> ExitCode {
     let store = Store::open(dir).expect("the parent does not hold the store");
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for committer in 0..4u32 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut rng = fastrand::Rng::new();
             loop {
                 let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("u".into()), ""));
@@ -65,9 +65,9 @@ async fn child(dir: &Path) -> ExitCode {
                 writeln!(out, "{line}").unwrap();
                 out.flush().unwrap();
             }
-        }));
+        });
     }
-    tasks.push(tokio::spawn(async move {
+    tasks.spawn(async move {
         loop {
             let Some((lease, result)) =
                 store.lease_next(OffsetDateTime::now_utc(), Duration::from_secs(60)).await.unwrap()
@@ -87,11 +87,11 @@ async fn child(dir: &Path) -> ExitCode {
             };
             store.complete(completion).await.unwrap();
         }
-    }));
-    for task in tasks {
-        task.await.unwrap();
-    }
-    ExitCode::SUCCESS
+    });
+    // The tasks run until the parent kills the process; one that ends has failed.
+    let ended = tasks.join_next().await;
+    eprintln!("crash child: a workload task ended: {ended:?}");
+    ExitCode::FAILURE
 }
 
 async fn setup(dir: &Path) {
@@ -129,6 +129,9 @@ async fn parent() -> Result<String, String> {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         for line in lines.by_ref().take(kill_after) {
             committed.add(&line.map_err(|e| e.to_string())?)?;
+        }
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("the workload died on its own ({status}) before it was killed"));
         }
         child.kill().map_err(|e| e.to_string())?;
         child.wait().map_err(|e| e.to_string())?;
