@@ -2,10 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jobhooks_model::StoreError;
-
-use crate::backend_error;
-
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -35,29 +31,51 @@ impl Durability {
     }
 }
 
-/// Counts writes and flushes so that one flush can serve every write that happened before it.
-pub(crate) struct Flusher {
+/// Group commit: counts writes and flushes so that one flush serves every write applied before it
+/// started. Flushes never run concurrently (sled's `flush_async` can stall when many run at once).
+///
+/// Generic over the flush itself, so a benchmark can give raw sled the same flush policy as the
+/// store.
+///
+/// ```
+/// use jobhooks_store::{Durability, FlushCoordinator};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let flusher = FlushCoordinator::new(Durability::GroupCommit);
+/// let ticket = flusher.record_write(); // after the write is applied
+/// flusher.wait_durable(ticket, || async { Ok::<(), std::io::Error>(()) }).await.unwrap();
+/// # });
+/// ```
+pub struct FlushCoordinator {
     durability: Durability,
     written: AtomicU64,
     flushed: AtomicU64,
     leader: tokio::sync::Mutex<()>,
 }
 
-impl Flusher {
+impl FlushCoordinator {
+    /// A coordinator with nothing written yet.
     pub fn new(durability: Durability) -> Self {
         Self { durability, written: AtomicU64::new(0), flushed: AtomicU64::new(0), leader: tokio::sync::Mutex::new(()) }
     }
 
-    /// Notes that a batch was applied; the ticket names it for [`Flusher::wait_durable`].
+    /// Notes that a write was applied; the ticket names it for [`FlushCoordinator::wait_durable`].
     pub fn record_write(&self) -> u64 {
         self.written.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Waits until the write `ticket` is on disk, per the durability setting.
-    pub async fn wait_durable(&self, ticket: u64, db: &sled::Db) -> Result<(), StoreError> {
+    /// Waits until the write `ticket` is on disk, per the durability setting, running `flush` as
+    /// needed.
+    pub async fn wait_durable<F, Fut, E>(&self, ticket: u64, flush: F) -> Result<(), E>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
         match self.durability {
             Durability::Background { .. } => Ok(()),
-            Durability::FlushEach => db.flush_async().await.map(drop).map_err(backend_error),
+            Durability::FlushEach => {
+                let _turn = self.leader.lock().await;
+                flush().await
+            }
             Durability::GroupCommit => {
                 while self.flushed.load(Ordering::SeqCst) < ticket {
                     // Whoever holds the lock is flushing; when it is our turn, the flush that just
@@ -67,7 +85,7 @@ impl Flusher {
                         break;
                     }
                     let target = self.written.load(Ordering::SeqCst);
-                    db.flush_async().await.map_err(backend_error)?;
+                    flush().await?;
                     self.flushed.fetch_max(target, Ordering::SeqCst);
                 }
                 Ok(())

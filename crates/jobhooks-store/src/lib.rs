@@ -62,10 +62,9 @@ use jobhooks_model::{ChangeContext, ChangeSession, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-pub use durability::Durability;
+pub use durability::{Durability, FlushCoordinator};
 
 use catalog::CatalogCache;
-use durability::Flusher;
 use staging::Staging;
 
 /// The on-disk format this build reads and writes.
@@ -99,7 +98,7 @@ struct Inner {
     /// Serializes read-modify-write operations of this process. Claims between processes are
     /// decided by the lease records themselves; sled admits only one process per store.
     writer: Mutex<Writer>,
-    flusher: Flusher,
+    flusher: FlushCoordinator,
     work: Notify,
 }
 
@@ -158,7 +157,7 @@ impl Store {
             last_time: OffsetDateTime::UNIX_EPOCH,
             catalog: CatalogCache::load(&tree)?,
         };
-        let flusher = Flusher::new(config.durability);
+        let flusher = FlushCoordinator::new(config.durability);
         Ok(Self { inner: Arc::new(Inner { path, db, tree, writer: Mutex::new(writer), flusher, work: Notify::new() }) })
     }
 
@@ -217,7 +216,11 @@ impl Store {
         op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let (value, ticket) = self.write(op)?;
-        self.inner.flusher.wait_durable(ticket, &self.inner.db).await?;
+        let db = &self.inner.db;
+        self.inner
+            .flusher
+            .wait_durable(ticket, || async { db.flush_async().await.map(drop).map_err(backend_error) })
+            .await?;
         Ok(value)
     }
 }
