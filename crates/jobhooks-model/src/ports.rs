@@ -195,8 +195,10 @@ pub struct ResultFilter {
 pub trait JobQueue: Send + Sync {
     /// Queues one run of `job` as `user` (a button press), with a pending result.
     async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError>;
-    /// Claims the oldest runnable run (pending and due, or leased past its deadline) for
-    /// `lease_for`, marks its result started, and returns the claim and the result.
+    /// Claims the oldest runnable run (leased past its deadline, else pending and due) for
+    /// `lease_for`, marks its result started, and returns the claim and the result. Runs about the
+    /// same object start one at a time, in the order they were queued: a run waits while an older
+    /// unfinished run of its object exists.
     async fn lease_next(
         &self,
         now: OffsetDateTime,
@@ -207,6 +209,14 @@ pub trait JobQueue: Send + Sync {
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError>;
     /// Returns every lease past its deadline to pending; how many.
     async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
+    /// Gives a claimed run back without an outcome (e.g. at shutdown): pending again at once.
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// A counter that grows whenever runs may have become ready (commits that queued runs,
+    /// completions, retries, replays, releases).
+    fn work_generation(&self) -> u64;
+    /// Waits until [`JobQueue::work_generation`] exceeds `seen`, a scheduled run falls due, or
+    /// `at_most` passes, whichever comes first. Dispatchers wait here instead of polling.
+    async fn wait_for_work(&self, seen: u64, at_most: Duration);
     /// Queues a dead-lettered run again, as a new attempt series of the same run.
     async fn replay(&self, run: RunId) -> Result<(), StoreError>;
     /// How many runs are where.

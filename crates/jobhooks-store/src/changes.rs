@@ -13,14 +13,52 @@ use crate::{Store, Writer, backend_error, keys};
 
 /// Where a queued run stands. Kept small: the run's details live in its result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub(crate) enum QueueEntry {
-    /// Waiting; runnable from `due` (microseconds since the epoch).
-    Pending { due: i64, leases: u64 },
-    /// Claimed until `deadline` by the holder of lease number `leases`.
-    Leased { deadline: i64, leases: u64 },
+pub(crate) struct QueueEntry {
+    pub state: EntryState,
+    /// Pending: runnable from this time; leased: the lease's deadline (microseconds since the
+    /// epoch). Unused when dead.
+    pub at: i64,
+    /// How many leases the run has had: the number of the current one, telling it from earlier
+    /// lapsed ones.
+    pub leases: u64,
+    /// The object the run is about (`content type\0id`): runs of one object start one at a time,
+    /// in the order they were queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EntryState {
+    /// Waiting to run.
+    Pending,
+    /// Claimed by a worker until `at`.
+    Leased,
     /// Failed on every allowed attempt; waits for a replay.
-    Dead { leases: u64 },
+    Dead,
+}
+
+impl QueueEntry {
+    pub fn with(&self, state: EntryState, at: OffsetDateTime) -> Self {
+        Self { state, at: micros(at), ..self.clone() }
+    }
+}
+
+/// The ordering key of a run about `reference`.
+pub(crate) fn ordering_key(reference: &ObjectRef) -> String {
+    format!("{}\0{}", reference.content_type, reference.id)
+}
+
+/// The object a run is about, from its inputs (buttons) or its change (hooks).
+pub(crate) fn run_object(inputs: &JobInputs, change_object: Option<&ObjectRef>) -> Option<String> {
+    match inputs {
+        JobInputs::Hook { .. } => change_object.map(ordering_key),
+        JobInputs::Button { object_pk, object_model_name } => ContentType::new(object_model_name.as_str())
+            .ok()
+            .and_then(|ct| ObjectRef::new(ct, object_pk.as_str()).ok())
+            .as_ref()
+            .map(ordering_key),
+    }
 }
 
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
@@ -82,7 +120,8 @@ impl Store {
                     continue;
                 }
                 let inputs = JobInputs::Hook { object_change: id };
-                receipt.runs.push(stage_run(w, st, &job, context.user.clone(), inputs, now)?);
+                let object = run_object(&inputs, Some(&reference));
+                receipt.runs.push(stage_run(w, st, &job, context.user.clone(), inputs, object, now)?);
             }
         }
         Ok(receipt)
@@ -133,12 +172,16 @@ pub(crate) fn stage_run(
     job: &str,
     user: Option<String>,
     inputs: JobInputs,
+    object: Option<String>,
     now: OffsetDateTime,
 ) -> Result<RunId, StoreError> {
     let run = RunId(w.next_run);
     w.next_run += 1;
     let result = JobResult::pending(run, job, user, inputs, now);
-    st.put_json(keys::queue(run), &QueueEntry::Pending { due: micros(now), leases: 0 })?;
+    if let Some(object) = &object {
+        st.put(keys::run_of_object(object, run), Vec::new());
+    }
+    st.put_json(keys::queue(run), &QueueEntry { state: EntryState::Pending, at: micros(now), leases: 0, object })?;
     st.put(keys::ready(now, run), Vec::new());
     st.put(keys::result_by_job(job, run), Vec::new());
     if let Some(change) = result.change_id() {
@@ -195,7 +238,7 @@ impl ChangeStore for Store {
         }
         let receipt = self.write_durably(|w, st| self.stage_changes(w, st, context, changes, objects)).await?;
         if !receipt.runs.is_empty() {
-            self.inner.work.notify_waiters();
+            self.signal_work();
         }
         Ok(receipt)
     }

@@ -20,6 +20,7 @@ pub const CHANGE_BY_TIME: &[u8] = b"ctm/";
 pub const QUEUE: &[u8] = b"que/";
 pub const READY: &[u8] = b"rdy/";
 pub const LEASED: &[u8] = b"lse/";
+pub const RUN_OF_OBJECT: &[u8] = b"rob/";
 pub const RESULT: &[u8] = b"res/";
 pub const RESULT_BY_JOB: &[u8] = b"rjb/";
 pub const RESULT_BY_STATUS: &[u8] = b"rst/";
@@ -86,6 +87,15 @@ pub fn ready(due: OffsetDateTime, run: RunId) -> Vec<u8> {
 
 pub fn leased(deadline: OffsetDateTime, run: RunId) -> Vec<u8> {
     key(&[LEASED, &time(deadline), &run.0.to_be_bytes()])
+}
+
+/// `rob/{content type}\0{id}\0{run id}`: the unfinished runs of one object, oldest first.
+pub fn runs_of_object(object: &str) -> Vec<u8> {
+    key(&[RUN_OF_OBJECT, object.as_bytes(), b"\0"])
+}
+
+pub fn run_of_object(object: &str, run: RunId) -> Vec<u8> {
+    key(&[&runs_of_object(object), &run.0.to_be_bytes()])
 }
 
 pub fn result(run: RunId) -> Vec<u8> {

@@ -56,6 +56,7 @@ mod queue;
 mod staging;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jobhooks_model::{ChangeContext, ChangeSession, StoreError};
@@ -100,6 +101,8 @@ struct Inner {
     writer: Mutex<Writer>,
     flusher: FlushCoordinator,
     work: Notify,
+    /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
+    generation: AtomicU64,
 }
 
 /// State only writers touch: id counters and the catalog cache, both derived from disk at open.
@@ -158,7 +161,16 @@ impl Store {
             catalog: CatalogCache::load(&tree)?,
         };
         let flusher = FlushCoordinator::new(config.durability);
-        Ok(Self { inner: Arc::new(Inner { path, db, tree, writer: Mutex::new(writer), flusher, work: Notify::new() }) })
+        let inner = Inner {
+            path,
+            db,
+            tree,
+            writer: Mutex::new(writer),
+            flusher,
+            work: Notify::new(),
+            generation: AtomicU64::new(0),
+        };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// Where the store is.
@@ -170,12 +182,6 @@ impl Store {
     /// [`ChangeSession::commit`].
     pub fn session(&self, context: ChangeContext) -> ChangeSession {
         ChangeSession::new(context, Arc::new(self.clone()))
-    }
-
-    /// Signalled whenever runs become ready (a commit queued hook runs, a button was pressed, a
-    /// run was scheduled for retry or replayed): dispatchers wait on it instead of polling.
-    pub fn work_signal(&self) -> &Notify {
-        &self.inner.work
     }
 
     /// Flushes everything written so far to disk.

@@ -9,7 +9,7 @@ use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectRead
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
 
-use crate::changes::QueueEntry;
+use crate::changes::{EntryState, QueueEntry};
 use crate::staging::decode;
 use crate::tests::{BUTTON_JOB, HOOK_JOB, ct, ready_store, web};
 use crate::{Store, keys};
@@ -18,7 +18,7 @@ const LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 enum QueueOp {
-    Enqueue,
+    Enqueue { object: u8 },
     Lease,
     Complete { pick: prop::sample::Index, status: u8 },
     Expire,
@@ -27,7 +27,7 @@ enum QueueOp {
 
 fn queue_op() -> impl Strategy<Value = QueueOp> {
     prop_oneof![
-        3 => Just(QueueOp::Enqueue),
+        3 => (0u8..3).prop_map(|object| QueueOp::Enqueue { object }),
         3 => Just(QueueOp::Lease),
         3 => (any::<prop::sample::Index>(), 0u8..4).prop_map(|(pick, status)| QueueOp::Complete { pick, status }),
         1 => Just(QueueOp::Expire),
@@ -64,17 +64,17 @@ fn check_run(store: &Store, run: RunId, expected: Expected) -> Result<(), TestCa
     prop_assert!(store.inner.tree.contains_key(keys::result_by_status(result.status, run)).unwrap());
     match expected {
         Expected::Pending => {
-            prop_assert!(matches!(entry, Some(QueueEntry::Pending { .. })), "{:?}", entry);
+            prop_assert_eq!(entry.map(|e| e.state), Some(EntryState::Pending));
             prop_assert_eq!((ready, leased), (1, 0));
             prop_assert!(matches!(result.status, JobStatus::Pending | JobStatus::Retrying));
         }
         Expected::Leased => {
-            prop_assert!(matches!(entry, Some(QueueEntry::Leased { .. })), "{:?}", entry);
+            prop_assert_eq!(entry.map(|e| e.state), Some(EntryState::Leased));
             prop_assert_eq!((ready, leased), (0, 1));
             prop_assert_eq!(result.status, JobStatus::Started);
         }
         Expected::Dead => {
-            prop_assert!(matches!(entry, Some(QueueEntry::Dead { .. })), "{:?}", entry);
+            prop_assert_eq!(entry.map(|e| e.state), Some(EntryState::Dead));
             prop_assert_eq!((ready, leased), (0, 0));
             prop_assert_eq!(result.status, JobStatus::DeadLettered);
         }
@@ -103,21 +103,33 @@ proptest! {
             let mut clock = OffsetDateTime::now_utc();
             let mut model: BTreeMap<RunId, Expected> = BTreeMap::new();
             let mut leases: BTreeMap<RunId, Lease> = BTreeMap::new();
+            let mut objects: BTreeMap<RunId, u8> = BTreeMap::new();
             for op in ops {
                 match op {
-                    QueueOp::Enqueue => {
-                        let inputs = JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.device".into() };
+                    QueueOp::Enqueue { object } => {
+                        let inputs = JobInputs::Button { object_pk: object.to_string(), object_model_name: "dcim.device".into() };
                         let run = store.enqueue(BUTTON_JOB, None, inputs).await.unwrap();
+                        objects.insert(run, object);
                         prop_assert!(model.insert(run, Expected::Pending).is_none());
                     }
                     QueueOp::Lease => {
                         clock = clock.max(OffsetDateTime::now_utc());
                         let claimed = store.lease_next(clock, LEASE).await.unwrap();
-                        // Every pending run is due by now: one of them must be claimed.
-                        let any_pending = model.values().any(|s| *s == Expected::Pending);
-                        prop_assert_eq!(claimed.is_some(), any_pending);
+                        // Every pending run is due by now; one is claimable when it is the oldest
+                        // unfinished run of its object.
+                        let claimable: Vec<RunId> = model
+                            .iter()
+                            .filter(|(_, s)| **s == Expected::Pending)
+                            .map(|(r, _)| *r)
+                            .filter(|r| {
+                                !model.iter().any(|(older, s)| {
+                                    older < r && objects[older] == objects[r] && matches!(s, Expected::Pending | Expected::Leased)
+                                })
+                            })
+                            .collect();
+                        prop_assert_eq!(claimed.is_some(), !claimable.is_empty());
                         if let Some((lease, _)) = &claimed {
-                            prop_assert_eq!(model.get(&lease.run), Some(&Expected::Pending));
+                            prop_assert!(claimable.contains(&lease.run), "{:?} is not claimable", lease.run);
                         }
                         if let Some((lease, _)) = claimed {
                             model.insert(lease.run, Expected::Leased);

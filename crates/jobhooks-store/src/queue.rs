@@ -1,43 +1,107 @@
 //! The durable job queue and the job results.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jobhooks_model::ports::{CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, QueueDepth, ResultFilter};
 use jobhooks_model::{JobInputs, JobResult, JobStatus, OffsetDateTime, RunId, StoreError};
 
-use crate::changes::{QueueEntry, from_micros, micros, put_result, stage_run};
+use crate::changes::{EntryState, QueueEntry, from_micros, put_result, run_object, stage_run};
 use crate::staging::{Staging, decode};
-
 use crate::{Store, backend_error, keys};
 
 fn missing(kind: &'static str, run: RunId) -> StoreError {
     StoreError::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
 }
 
+fn corrupt_index(kind: &'static str, key: &[u8]) -> StoreError {
+    StoreError::Corrupt {
+        kind,
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: "the key does not end with a run id".into(),
+    }
+}
+
 impl Store {
-    fn entry(st: &Staging<'_>, run: RunId) -> Result<Option<QueueEntry>, StoreError> {
-        st.get_json(&keys::queue(run), "queue entry")
+    fn entry(st: &Staging<'_>, run: RunId) -> Result<QueueEntry, StoreError> {
+        st.get_json(&keys::queue(run), "queue entry")?.ok_or_else(|| missing("queue entry", run))
     }
 
     fn result_of(st: &Staging<'_>, run: RunId) -> Result<JobResult, StoreError> {
         st.get_json(&keys::result(run), "job result")?.ok_or_else(|| missing("job result", run))
     }
 
-    /// The first key under `prefix` whose time is at or before `now`, and its run.
-    fn first_due(&self, prefix: &[u8], now: OffsetDateTime) -> Result<Option<(Vec<u8>, RunId)>, StoreError> {
-        let Some(key) = self.inner.tree.scan_prefix(prefix).keys().next().transpose().map_err(backend_error)? else {
-            return Ok(None);
-        };
-        let bound = [prefix, &keys::time(now)[..]].concat();
-        if key.as_ref()[..prefix.len() + 8] > bound[..] {
-            return Ok(None);
-        }
-        Ok(keys::trailing_id(&key).map(|id| (key.to_vec(), RunId(id))))
+    /// Stores `result` with a new status (and updates its status index).
+    fn set_status(st: &mut Staging<'_>, mut result: JobResult, status: JobStatus) -> Result<JobResult, StoreError> {
+        let previous = result.status;
+        result.status = status;
+        put_result(st, &result, Some(previous))?;
+        Ok(result)
     }
 
-    /// Counts the keys under `prefix`.
-    fn count(&self, prefix: &[u8]) -> u64 {
-        self.inner.tree.scan_prefix(prefix).keys().count() as u64
+    /// Moves a run's index key and entry to `state` at `at`.
+    fn move_entry(
+        st: &mut Staging<'_>,
+        run: RunId,
+        entry: &QueueEntry,
+        state: EntryState,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let old_at = from_micros(entry.at);
+        match entry.state {
+            EntryState::Pending => st.remove(keys::ready(old_at, run)),
+            EntryState::Leased => st.remove(keys::leased(old_at, run)),
+            EntryState::Dead => {}
+        }
+        match state {
+            EntryState::Pending => st.put(keys::ready(at, run), Vec::new()),
+            EntryState::Leased => st.put(keys::leased(at, run), Vec::new()),
+            EntryState::Dead => {}
+        }
+        st.put_json(keys::queue(run), &entry.with(state, at))
+    }
+
+    /// Ends a run's stay in the queue: no entry, and no longer holding its object's turn.
+    fn finish_entry(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) {
+        let at = from_micros(entry.at);
+        match entry.state {
+            EntryState::Pending => st.remove(keys::ready(at, run)),
+            EntryState::Leased => st.remove(keys::leased(at, run)),
+            EntryState::Dead => {}
+        }
+        st.remove(keys::queue(run));
+        if let Some(object) = &entry.object {
+            st.remove(keys::run_of_object(object, run));
+        }
+    }
+
+    /// The runs whose index key under `prefix` is at or before `now`, in key order.
+    fn due(&self, prefix: &[u8], now: OffsetDateTime) -> impl Iterator<Item = Result<RunId, StoreError>> + '_ {
+        let bound = [prefix, &keys::time(now)[..], &[0xff; 8][..]].concat();
+        self.inner.tree.range(prefix.to_vec()..=bound).keys().map(|key| {
+            let key = key.map_err(backend_error)?;
+            keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt_index("queue index", &key))
+        })
+    }
+
+    /// Whether an older unfinished run of the same object holds its turn.
+    fn waits_for_older_run(&self, run: RunId, entry: &QueueEntry) -> Result<bool, StoreError> {
+        let Some(object) = &entry.object else { return Ok(false) };
+        let first = self.inner.tree.scan_prefix(keys::runs_of_object(object)).keys().next().transpose();
+        let first = first.map_err(backend_error)?;
+        Ok(first.and_then(|k| keys::trailing_id(&k)).is_some_and(|oldest| oldest < run.0))
+    }
+
+    /// The first time under `prefix`, if any.
+    fn first_time(&self, prefix: &[u8]) -> Option<OffsetDateTime> {
+        let key = self.inner.tree.scan_prefix(prefix).keys().next()?.ok()?;
+        let raw: [u8; 8] = key.get(prefix.len()..prefix.len() + 8)?.try_into().ok()?;
+        Some(from_micros((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
+    }
+
+    pub(crate) fn signal_work(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.work.notify_waiters();
     }
 }
 
@@ -50,10 +114,11 @@ impl JobQueue for Store {
                     return Err(StoreError::not_found("job", job));
                 }
                 let now = w.now();
-                stage_run(w, st, job, user, inputs, now)
+                let object = run_object(&inputs, None);
+                stage_run(w, st, job, user, inputs, object, now)
             })
             .await?;
-        self.inner.work.notify_waiters();
+        self.signal_work();
         Ok(run)
     }
 
@@ -64,26 +129,25 @@ impl JobQueue for Store {
     ) -> Result<Option<(Lease, JobResult)>, StoreError> {
         // A lease needs no flush: if it is lost in a crash, the run is simply pending again.
         let (claimed, _ticket) = self.write(|w, st| {
-            // Runs whose lease lapsed are older than any pending run: take them over first.
-            let Some((index_key, run)) = self.first_due(keys::LEASED, now)?.or(self.first_due(keys::READY, now)?)
-            else {
-                return Ok(None);
-            };
-            let leases = match Self::entry(st, run)?.ok_or_else(|| missing("queue entry", run))? {
-                QueueEntry::Pending { leases, .. } | QueueEntry::Leased { leases, .. } => leases + 1,
-                QueueEntry::Dead { .. } => return Err(missing("queue entry", run)),
-            };
-            let deadline = now.max(w.now()) + lease_for;
-            st.remove(index_key);
-            st.put(keys::leased(deadline, run), Vec::new());
-            st.put_json(keys::queue(run), &QueueEntry::Leased { deadline: micros(deadline), leases })?;
+            // Runs whose lease lapsed already held their object's turn: take them over first.
+            let mut candidate = None;
+            for run in self.due(keys::LEASED, now).chain(self.due(keys::READY, now)) {
+                let run = run?;
+                let entry = Self::entry(st, run)?;
+                if entry.state == EntryState::Leased || !self.waits_for_older_run(run, &entry)? {
+                    candidate = Some((run, entry));
+                    break;
+                }
+            }
+            let Some((run, entry)) = candidate else { return Ok(None) };
+            let leases = entry.leases + 1;
+            let deadline = from_micros(crate::changes::micros(now.max(w.now()) + lease_for));
+            Self::move_entry(st, run, &QueueEntry { leases, ..entry }, EntryState::Leased, deadline)?;
             let mut result = Self::result_of(st, run)?;
-            let previous = result.status;
-            result.status = JobStatus::Started;
             result.attempts += 1;
             result.started = Some(now);
-            put_result(st, &result, Some(previous))?;
-            Ok(Some((Lease { run, token: leases, deadline: from_micros(micros(deadline)) }, result)))
+            let result = Self::set_status(st, result, JobStatus::Started)?;
+            Ok(Some((Lease { run, token: leases, deadline }, result)))
         })?;
         Ok(claimed)
     }
@@ -91,32 +155,29 @@ impl JobQueue for Store {
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
         let Completion { lease, status, logs, retry_at, writes } = completion;
         let run = lease.run;
-        let retrying = status == JobStatus::Retrying;
         let receipt = self
             .write_durably(|w, st| {
-                let deadline = match Self::entry(st, run)? {
-                    Some(QueueEntry::Leased { deadline, leases }) if leases == lease.token => deadline,
-                    _ => return Err(StoreError::LeaseLost { run: run.0 }),
-                };
+                let entry =
+                    Self::entry(st, run).ok().filter(|e| e.state == EntryState::Leased && e.leases == lease.token);
+                let Some(entry) = entry else { return Err(StoreError::LeaseLost { run: run.0 }) };
                 let now = w.now();
-                st.remove(keys::leased(from_micros(deadline), run));
                 let mut result = Self::result_of(st, run)?;
-                let previous = result.status;
-                result.status = status;
                 result.logs.extend(logs);
                 match status {
                     JobStatus::Retrying => {
-                        let due = retry_at.unwrap_or(now);
-                        st.put(keys::ready(due, run), Vec::new());
-                        st.put_json(keys::queue(run), &QueueEntry::Pending { due: micros(due), leases: lease.token })?;
+                        Self::move_entry(st, run, &entry, EntryState::Pending, retry_at.unwrap_or(now))?
                     }
                     JobStatus::DeadLettered => {
                         result.completed = Some(now);
-                        st.put_json(keys::queue(run), &QueueEntry::Dead { leases: lease.token })?;
+                        Self::move_entry(st, run, &entry, EntryState::Dead, now)?;
+                        // A dead run no longer holds its object's turn; a replay takes it back.
+                        if let Some(object) = &entry.object {
+                            st.remove(keys::run_of_object(object, run));
+                        }
                     }
                     JobStatus::Success | JobStatus::Failure => {
                         result.completed = Some(now);
-                        st.remove(keys::queue(run));
+                        Self::finish_entry(st, run, &entry);
                     }
                     JobStatus::Pending | JobStatus::Started => {
                         return Err(StoreError::Refused {
@@ -126,85 +187,102 @@ impl JobQueue for Store {
                         });
                     }
                 }
-                put_result(st, &result, Some(previous))?;
+                Self::set_status(st, result, status)?;
                 match writes.filter(|_| status == JobStatus::Success) {
                     Some((context, changes)) => self.stage_changes(w, st, &context, changes, ObjectWrites::Apply),
                     None => Ok(CommitReceipt::default()),
                 }
             })
             .await?;
-        if retrying || !receipt.runs.is_empty() {
-            self.inner.work.notify_waiters();
-        }
+        // A finished run may unblock the next run of its object.
+        self.signal_work();
         Ok(receipt)
     }
 
     async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let (released, _ticket) = self.write(|_, st| {
-            let bound = [keys::LEASED, &keys::time(now)[..], &[0xff; 8][..]].concat();
-            let expired: Vec<sled::IVec> = self
-                .inner
-                .tree
-                .range(keys::LEASED.to_vec()..=bound)
-                .keys()
-                .collect::<Result<_, _>>()
-                .map_err(backend_error)?;
-            for index_key in &expired {
-                let run = keys::trailing_id(index_key).map(RunId).ok_or_else(|| StoreError::Corrupt {
-                    kind: "lease index",
-                    key: String::from_utf8_lossy(index_key).into_owned(),
-                    reason: "the key does not end with a run id".into(),
-                })?;
-                let leases = match Self::entry(st, run)? {
-                    Some(QueueEntry::Leased { leases, .. }) => leases,
-                    _ => return Err(missing("queue entry", run)),
-                };
-                st.remove(index_key.to_vec());
-                st.put(keys::ready(now, run), Vec::new());
-                st.put_json(keys::queue(run), &QueueEntry::Pending { due: micros(now), leases })?;
-                let mut result = Self::result_of(st, run)?;
-                let previous = result.status;
-                result.status = JobStatus::Pending;
-                put_result(st, &result, Some(previous))?;
+            let expired: Vec<RunId> = self.due(keys::LEASED, now).collect::<Result<_, _>>()?;
+            for &run in &expired {
+                let entry = Self::entry(st, run)?;
+                Self::move_entry(st, run, &entry, EntryState::Pending, now)?;
+                let result = Self::result_of(st, run)?;
+                Self::set_status(st, result, JobStatus::Pending)?;
             }
             Ok(expired.len())
         })?;
         if released > 0 {
-            self.inner.work.notify_waiters();
+            self.signal_work();
         }
         Ok(released)
     }
 
-    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.write_durably(|w, st| {
-            let leases = match Self::entry(st, run)? {
-                Some(QueueEntry::Dead { leases }) => leases,
-                _ => {
-                    return Err(StoreError::Refused {
-                        reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
-                    });
-                }
-            };
+            let entry =
+                Self::entry(st, lease.run).ok().filter(|e| e.state == EntryState::Leased && e.leases == lease.token);
+            let Some(entry) = entry else { return Err(StoreError::LeaseLost { run: lease.run.0 }) };
             let now = w.now();
-            st.put(keys::ready(now, run), Vec::new());
-            st.put_json(keys::queue(run), &QueueEntry::Pending { due: micros(now), leases })?;
-            let mut result = Self::result_of(st, run)?;
-            let previous = result.status;
-            result.status = JobStatus::Pending;
-            result.attempts = 0;
-            result.completed = None;
-            put_result(st, &result, Some(previous))
+            Self::move_entry(st, lease.run, &entry, EntryState::Pending, now)?;
+            let result = Self::result_of(st, lease.run)?;
+            Self::set_status(st, result, JobStatus::Pending).map(drop)
         })
         .await?;
-        self.inner.work.notify_waiters();
+        self.signal_work();
+        Ok(())
+    }
+
+    fn work_generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
+    async fn wait_for_work(&self, seen: u64, at_most: Duration) {
+        let notified = self.inner.work.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.work_generation() > seen {
+            return;
+        }
+        // Sleep no longer than until the next scheduled run or lease deadline. Due runs that are
+        // waiting for an older run of their object wake us through the completion signal instead.
+        let now = OffsetDateTime::now_utc();
+        let next = [self.first_time(keys::READY), self.first_time(keys::LEASED)]
+            .into_iter()
+            .flatten()
+            .filter(|&at| at > now)
+            .min();
+        let wait = next.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
+        let _woken_or_timed_out = tokio::time::timeout(wait, notified).await;
+    }
+
+    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+        self.write_durably(|w, st| {
+            let entry = st.get_json::<QueueEntry>(&keys::queue(run), "queue entry")?;
+            let Some(entry) = entry.filter(|e| e.state == EntryState::Dead) else {
+                return Err(StoreError::Refused {
+                    reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
+                });
+            };
+            let now = w.now();
+            Self::move_entry(st, run, &entry, EntryState::Pending, now)?;
+            if let Some(object) = &entry.object {
+                st.put(keys::run_of_object(object, run), Vec::new());
+            }
+            let mut result = Self::result_of(st, run)?;
+            result.attempts = 0;
+            result.completed = None;
+            Self::set_status(st, result, JobStatus::Pending).map(drop)
+        })
+        .await?;
+        self.signal_work();
         Ok(())
     }
 
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        let count = |prefix: &[u8]| self.inner.tree.scan_prefix(prefix).keys().count() as u64;
         Ok(QueueDepth {
-            pending: self.count(keys::READY),
-            leased: self.count(keys::LEASED),
-            dead: self.count(&keys::results_with_status(JobStatus::DeadLettered)),
+            pending: count(keys::READY),
+            leased: count(keys::LEASED),
+            dead: count(&keys::results_with_status(JobStatus::DeadLettered)),
         })
     }
 
@@ -228,8 +306,8 @@ impl JobQueue for Store {
                 break;
             }
             let key = key.map_err(backend_error)?;
-            let Some(result) = keys::trailing_id(&key).map(RunId) else { continue };
-            let Some(result) = self.get_result(result).await? else { continue };
+            let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt_index("result index", &key))?;
+            let Some(result) = self.get_result(run).await? else { continue };
             let wanted = filter.job.as_ref().is_none_or(|j| *j == result.job)
                 && filter.status.is_none_or(|s| s == result.status)
                 && filter.change.is_none_or(|c| Some(c) == result.change_id());

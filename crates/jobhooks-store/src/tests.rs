@@ -5,6 +5,7 @@ use std::time::Duration;
 use jobhooks_model::ports::{
     Catalog, ChangeStore, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, QueueDepth, ResultFilter,
 };
+
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch,
     JobInputs, JobKind, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, Object, ObjectRef, OffsetDateTime,
@@ -430,4 +431,44 @@ async fn a_corrupt_catalog_record_fails_the_open_with_its_key() {
     }
     let err = Store::open(dir.path()).err().unwrap();
     assert!(err.to_string().starts_with("corrupt job hook record `hok/h`"), "{err}");
+}
+
+#[tokio::test]
+async fn runs_of_one_object_start_one_at_a_time_in_order() {
+    let (_dir, store) = ready_store().await;
+    let press = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
+    let first = store.enqueue(BUTTON_JOB, None, press("1")).await.unwrap();
+    let second = store.enqueue(BUTTON_JOB, None, press("1")).await.unwrap();
+    let other = store.enqueue(BUTTON_JOB, None, press("2")).await.unwrap();
+    let (lease1, _) = lease(&store).await.unwrap();
+    assert_eq!(lease1.run, first);
+    let (lease_other, _) = lease(&store).await.unwrap();
+    assert_eq!(lease_other.run, other, "the second run of object 1 waits for the first");
+    assert!(lease(&store).await.is_none());
+    let seen = store.work_generation();
+    store.complete(completion(&lease1, JobStatus::Success)).await.unwrap();
+    assert!(store.work_generation() > seen, "a completion signals work");
+    let (lease2, _) = lease(&store).await.unwrap();
+    assert_eq!(lease2.run, second);
+
+    // A released run is pending again at once, keeping its turn.
+    store.release(&lease2).await.unwrap();
+    assert_eq!(store.get_result(second).await.unwrap().unwrap().status, JobStatus::Pending);
+    assert_eq!(lease(&store).await.unwrap().0.run, second);
+    assert!(matches!(store.release(&lease2).await, Err(StoreError::LeaseLost { .. })), "an old lease cannot release");
+}
+
+#[tokio::test]
+async fn waiting_for_work_wakes_on_a_commit() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Create])).await.unwrap();
+    let seen = store.work_generation();
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move { store.wait_for_work(seen, Duration::from_secs(3600)).await })
+    };
+    save(&store, web("alice"), &[device("1", "A")]).await;
+    // Completes only because the commit signalled: the timeout is an hour.
+    waiter.await.unwrap();
+    assert!(store.work_generation() > seen);
 }
