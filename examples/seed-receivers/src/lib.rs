@@ -53,15 +53,24 @@ impl JobHookReceiver for ExampleJobHookReceiver {
         // A create has no `removed`: there is no earlier serial to compare with or revert to.
         let old_serial = differences.removed.as_ref().and_then(|removed| removed.get("serial"));
         if let (Some(new_serial), Some(old_serial), Some(mut object)) = (new_serial, old_serial, changed_object) {
-            ctx.log_info(format!("{object} serial has been changed from {old_serial} to {new_serial}"));
+            let (old, new) = (show(old_serial), show(new_serial));
+            ctx.log_info(format!("{object} serial has been changed from {old} to {new}"));
             if !self.validate_serial(new_serial) {
                 object.set_field("serial", old_serial.clone());
                 ctx.save(object.clone()).await?;
-                ctx.log_info(format!("{object} serial {new_serial} was not valid. Reverted to {old_serial}"));
+                ctx.log_info(format!("{object} serial {new} was not valid. Reverted to {old}"));
             }
             ctx.log_success(format!("Serial validation completed for {object}"));
         }
         Ok(())
+    }
+}
+
+/// A value as Python's `str()` shows it: strings without quotes, everything else as JSON.
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
     }
 }
 

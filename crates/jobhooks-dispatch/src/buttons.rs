@@ -1,0 +1,236 @@
+//! Job buttons: which buttons an object shows a user, and what pressing one does.
+
+use std::fmt;
+use std::sync::Arc;
+
+use jobhooks_model::ports::Storage;
+use jobhooks_model::{ButtonClass, JobButton, JobInputs, Object, ObjectRef, RunId, StoreError, User};
+use minijinja::value::{Enumerator, Object as TemplateObject, ObjectRepr};
+use serde::{Deserialize, Serialize};
+
+/// How much work one button text may do when rendered: enough for any real label, far too little
+/// for a template written to hang the process.
+pub const TEMPLATE_FUEL: u64 = 20_000;
+
+/// A job button as shown on one object to one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedButton {
+    /// The button's name.
+    pub name: String,
+    /// The job it runs.
+    pub job: String,
+    /// The rendered label (empty when rendering failed).
+    pub text: String,
+    /// How it looks.
+    pub button_class: ButtonClass,
+    /// Its group, if any.
+    pub group_name: Option<String>,
+    /// Its weight.
+    pub weight: i32,
+    /// The prompt to confirm with before running, when the button asks for confirmation.
+    pub confirmation_prompt: Option<String>,
+    /// Whether the button can be pressed (the user may run the job and the job is installed and
+    /// enabled, and the text rendered).
+    pub disabled: bool,
+    /// Why the text could not be rendered, if it could not.
+    pub error: Option<String>,
+}
+
+/// Why a press was refused. The messages are Nautobot's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PressError {
+    /// The job is not linked into the program.
+    #[error("Unable to run or schedule job: Job is not presently installed.")]
+    NotInstalled,
+    /// The job is disabled.
+    #[error("Unable to run or schedule job: Job is not enabled to be run.")]
+    NotEnabled,
+    /// The user may not run the job.
+    #[error("This user does not have permission to run jobs.")]
+    PermissionDenied,
+    /// The button is not offered on this object's type.
+    #[error("Job button {button} is not available on {content_type} objects")]
+    NotAvailable {
+        /// The button.
+        button: String,
+        /// The object's type.
+        content_type: String,
+    },
+    /// The store failed or the button does not exist.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `obj` in a button template: its fields by name, and its text when printed.
+#[derive(Debug)]
+struct TemplateObjectValue(Object);
+
+impl TemplateObject for TemplateObjectValue {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        match key.as_str()? {
+            "pk" | "id" => Some(minijinja::Value::from(self.0.id())),
+            field => self.0.field(field).map(minijinja::Value::from_serialize),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.0.data.as_object() {
+            Some(map) => Enumerator::Values(map.keys().map(|k| minijinja::Value::from(k.as_str())).collect()),
+            None => Enumerator::Empty,
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.repr)
+    }
+}
+
+/// `user` in a button template: prints as the username.
+#[derive(Debug)]
+struct TemplateUser(User);
+
+impl TemplateObject for TemplateUser {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        match key.as_str()? {
+            "username" => Some(minijinja::Value::from(self.0.username.as_str())),
+            "is_superuser" => Some(minijinja::Value::from(self.0.is_superuser)),
+            _ => None,
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.username)
+    }
+}
+
+/// `perms` in a button template, as Django's: `perms.dcim.add_device` is true when the user has
+/// `dcim.add_device`.
+#[derive(Debug)]
+struct TemplatePerms {
+    user: Arc<User>,
+    app_label: Option<String>,
+}
+
+impl TemplateObject for TemplatePerms {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let key = key.as_str()?;
+        Some(match &self.app_label {
+            None => minijinja::Value::from_object(TemplatePerms {
+                user: self.user.clone(),
+                app_label: Some(key.to_owned()),
+            }),
+            Some(app) => minijinja::Value::from(self.user.has_perm(&format!("{app}.{key}"))),
+        })
+    }
+}
+
+/// Renders a button text with `obj`, `user` and `perms`, bounded by [`TEMPLATE_FUEL`].
+pub fn render_button_text(text: &str, object: &Object, user: &User) -> Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    let context = minijinja::context! {
+        obj => minijinja::Value::from_object(TemplateObjectValue(object.clone())),
+        user => minijinja::Value::from_object(TemplateUser(user.clone())),
+        perms => minijinja::Value::from_object(TemplatePerms { user: Arc::new(user.clone()), app_label: None }),
+    };
+    env.render_str(text, context).map_err(|e| e.to_string())
+}
+
+/// The enabled buttons on `object`'s content type, ordered by (group, weight, name) with
+/// ungrouped ones first, rendered for `user`. A button whose text renders empty is left out.
+pub async fn buttons_for<S: Storage + ?Sized>(
+    store: &S,
+    object: &Object,
+    user: &User,
+) -> Result<Vec<RenderedButton>, StoreError> {
+    let mut buttons: Vec<JobButton> = store
+        .list_buttons()
+        .await?
+        .into_iter()
+        .filter(|b| b.enabled && b.content_types.contains(object.content_type()))
+        .collect();
+    buttons.sort_by(|a, b| a.display_order().cmp(&b.display_order()));
+    let mut shown = Vec::with_capacity(buttons.len());
+    for button in buttons {
+        let runnable = store.get_job(&button.job).await?.is_some_and(|j| j.is_runnable());
+        let allowed = runnable && user.can_run_job(&button.job);
+        let (text, error) = match render_button_text(&button.text, object, user) {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => (text, None),
+            Err(error) => (String::new(), Some(error)),
+        };
+        shown.push(RenderedButton {
+            confirmation_prompt: button.confirmation.then(|| button.confirmation_prompt(object)),
+            disabled: !allowed || error.is_some(),
+            error,
+            text,
+            name: button.name,
+            job: button.job,
+            button_class: button.button_class,
+            group_name: button.group_name,
+            weight: button.weight,
+        });
+    }
+    Ok(shown)
+}
+
+/// Presses the button `button` on `object` as `user`: checks, in order, that the job is installed,
+/// enabled, and that the user may run it, then queues one run with the inputs `object_pk` and
+/// `object_model_name`, as that user. Returns the run's id.
+pub async fn press<S: Storage + ?Sized>(
+    store: &S,
+    user: &User,
+    button: &str,
+    object: &ObjectRef,
+) -> Result<RunId, PressError> {
+    let button = store.get_button(button).await?.ok_or_else(|| StoreError::not_found("job button", button))?;
+    if !button.content_types.contains(&object.content_type) {
+        return Err(PressError::NotAvailable { button: button.name, content_type: object.content_type.to_string() });
+    }
+    let job = store.get_job(&button.job).await?;
+    match job {
+        Some(job) if !job.installed => return Err(PressError::NotInstalled),
+        None => return Err(PressError::NotInstalled),
+        Some(job) if !job.enabled => return Err(PressError::NotEnabled),
+        Some(_) if !user.can_run_job(&button.job) => return Err(PressError::PermissionDenied),
+        Some(_) => {}
+    }
+    let inputs = JobInputs::Button { object_pk: object.id.clone(), object_model_name: object.content_type.to_string() };
+    Ok(store.enqueue(&button.job, Some(user.username.clone()), inputs).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobhooks_model::{ContentType, Permission, json};
+
+    fn location() -> Object {
+        Object::new(
+            ObjectRef::new(ContentType::new("dcim.location").unwrap(), "7").unwrap(),
+            "HQ",
+            json!({"name": "HQ", "tags": ["a"]}),
+        )
+    }
+
+    #[test]
+    fn templates_see_obj_user_and_perms() {
+        let user = User::new("alice").unwrap().with_permission(Permission::new("dcim.add_location"));
+        let text = "{{ obj }}/{{ obj.name }}/{{ obj.pk }}/{{ user }}/{% if perms.dcim.add_location %}yes{% endif %}{% if perms.dcim.add_device %}no{% endif %}";
+        assert_eq!(render_button_text(text, &location(), &user).unwrap(), "HQ/HQ/7/alice/yes");
+        assert_eq!(render_button_text("{% if user.is_superuser %}x{% endif %}", &location(), &user).unwrap(), "");
+    }
+
+    #[test]
+    fn hostile_and_broken_templates_are_errors_not_hangs() {
+        let user = User::new("alice").unwrap();
+        let endless = "{% for a in range(10000) %}{% for b in range(10000) %}{{ a }}{% endfor %}{% endfor %}";
+        let err = render_button_text(endless, &location(), &user).unwrap_err();
+        assert!(err.contains("fuel"), "{err}");
+        assert!(render_button_text("{{ obj.name ", &location(), &user).is_err());
+        assert!(render_button_text("{{ obj.name | no_such_filter }}", &location(), &user).is_err());
+    }
+}

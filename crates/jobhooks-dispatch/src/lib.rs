@@ -1,0 +1,330 @@
+//! The jobhooks dispatcher: runs job hook and job button receivers from the durable queue.
+//!
+//! A [`Dispatcher`] takes a backend through the model's storage ports ([`Storage`]), the
+//! [`Registry`] of linked receivers and a [`DispatcherConfig`]. At start it syncs the registry into
+//! the job records and returns lapsed leases to pending; then its workers lease runs, call the
+//! receivers and complete the runs, waking on the store's work signal rather than polling, so a
+//! committed change reaches its receiver within milliseconds.
+//!
+//! For each run: if its job is disabled now, the run fails with `Job {job} is not enabled to be
+//! run!`; otherwise the receiver is built and called with a [`JobContext`] (the run's user, a
+//! logger, object access). A hook receiver gets `(change, action, changed_object)`, with the object
+//! as it is now (`None` after a delete); a button receiver gets the object it was pressed on. The
+//! run's writes, its result and its queue entry's completion commit together. An `Err`, a panic (the
+//! worker survives it), a timeout or a `failure`-level entry gives `FAILURE`; errors, panics and
+//! timeouts are retried per the job's [`RetryPolicy`] and dead-lettered when it is exhausted.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
+//! use jobhooks_register::Registry;
+//! use jobhooks_store::Store;
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Arc::new(Store::open(dir.path()).unwrap());
+//! let dispatcher = Dispatcher::start(store, Registry::from_linked().unwrap(), DispatcherConfig::default())
+//!     .await
+//!     .unwrap();
+//! dispatcher.drain().await.unwrap(); // nothing queued: returns at once
+//! let report = dispatcher.shutdown(std::time::Duration::from_secs(5)).await;
+//! assert_eq!(report.abandoned, 0);
+//! # });
+//! ```
+//!
+//! Invariant: depends on the model's ports and the registry, never on a storage backend; the sled
+//! store appears only in tests and examples.
+
+mod buttons;
+mod retry;
+mod run;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobhooks_model::ports::{Lease, QueueDepth, Storage, SyncReport};
+use jobhooks_model::{JobStatus, Object, ObjectRef, OffsetDateTime, RunId, StoreError, User};
+use jobhooks_register::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{AbortHandle, JoinSet};
+
+pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text};
+pub use retry::{AfterFailure, RetryPolicy};
+
+/// How a dispatcher runs.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// How many runs at once, in all.
+    pub workers: usize,
+    /// How many runs of one job at once (`None`: no limit beyond `workers`).
+    pub per_job_limit: Option<usize>,
+    /// How long a worker's claim on a run lasts before another worker (or process) may take it over.
+    pub lease: Duration,
+    /// How long a receiver may run before the attempt fails with a timeout.
+    pub run_timeout: Duration,
+    /// The retry policy of every job without its own.
+    pub retry: RetryPolicy,
+    /// Retry policies by job class path.
+    pub job_retry: HashMap<String, RetryPolicy>,
+    /// The longest an idle worker sleeps without a work signal (a safety net for runs scheduled by
+    /// other processes; commits in this process wake workers at once).
+    pub idle_wakeup: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            per_job_limit: None,
+            lease: Duration::from_secs(300),
+            run_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            job_retry: HashMap::new(),
+            idle_wakeup: Duration::from_secs(1),
+        }
+    }
+}
+
+impl DispatcherConfig {
+    /// The retry policy of `job`.
+    pub fn retry_policy(&self, job: &str) -> RetryPolicy {
+        self.job_retry.get(job).copied().unwrap_or(self.retry)
+    }
+}
+
+/// Why a dispatcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counts of a dispatcher's runs by outcome, and the queue's depth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The queue, as the store reports it.
+    pub queue: QueueDepth,
+    /// Runs started by this dispatcher and still running.
+    pub in_flight: u64,
+    /// Runs that ended in `SUCCESS`.
+    pub succeeded: u64,
+    /// Runs that ended in `FAILURE`.
+    pub failed: u64,
+    /// Failed attempts scheduled for retry.
+    pub retried: u64,
+    /// Runs dead-lettered.
+    pub dead_lettered: u64,
+    /// Outcomes discarded because the lease had been taken over.
+    pub lease_lost: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    in_flight: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    lease_lost: AtomicU64,
+}
+
+/// What the workers share.
+pub(crate) struct Shared<S> {
+    store: Arc<S>,
+    registry: Registry,
+    config: DispatcherConfig,
+    counters: Counters,
+    job_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Runs in flight, so that a shutdown past its deadline can give their leases back.
+    in_flight: Mutex<HashMap<RunId, (Lease, Option<AbortHandle>)>>,
+}
+
+/// What a shutdown left behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Runs still running at the deadline: stopped, and given back to the queue to run again.
+    pub abandoned: usize,
+}
+
+/// Runs receivers from the queue until shut down.
+pub struct Dispatcher<S> {
+    shared: Arc<Shared<S>>,
+    stop: watch::Sender<bool>,
+    workers: JoinSet<()>,
+    sync_report: SyncReport,
+}
+
+impl<S: Storage + 'static> Dispatcher<S> {
+    /// Syncs the registry into the job records, returns lapsed leases to pending, and starts the
+    /// workers.
+    pub async fn start(store: Arc<S>, registry: Registry, config: DispatcherConfig) -> Result<Self, DispatchError> {
+        let sync_report = registry.sync_into(&*store).await?;
+        let released = store.release_expired(OffsetDateTime::now_utc()).await?;
+        if released > 0 {
+            tracing::info!(released, "returned lapsed leases to the queue");
+        }
+        let shared = Arc::new(Shared {
+            store,
+            registry,
+            counters: Counters::default(),
+            job_slots: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            config,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = JoinSet::new();
+        for _ in 0..shared.config.workers.max(1) {
+            workers.spawn(worker(shared.clone(), stopped.clone()));
+        }
+        Ok(Self { shared, stop, workers, sync_report })
+    }
+
+    /// What syncing the registry changed at start.
+    pub fn sync_report(&self) -> &SyncReport {
+        &self.sync_report
+    }
+
+    /// The store the dispatcher runs from.
+    pub fn store(&self) -> &Arc<S> {
+        &self.shared.store
+    }
+
+    /// Counts of runs by outcome, and the queue's depth.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let c = &self.shared.counters;
+        Ok(Stats {
+            queue: self.shared.store.depth().await?,
+            in_flight: c.in_flight.load(Ordering::SeqCst),
+            succeeded: c.succeeded.load(Ordering::SeqCst),
+            failed: c.failed.load(Ordering::SeqCst),
+            retried: c.retried.load(Ordering::SeqCst),
+            dead_lettered: c.dead_lettered.load(Ordering::SeqCst),
+            lease_lost: c.lease_lost.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Waits until no run is pending or leased: everything queued so far (and everything it
+    /// queued in turn) has finished, been dead-lettered, or failed.
+    pub async fn drain(&self) -> Result<(), StoreError> {
+        loop {
+            let seen = self.shared.store.work_generation();
+            let depth = self.shared.store.depth().await?;
+            if depth.pending == 0 && depth.leased == 0 {
+                return Ok(());
+            }
+            self.shared.store.wait_for_work(seen, self.shared.config.idle_wakeup).await;
+        }
+    }
+
+    /// The buttons `object` shows `user` (see [`buttons_for`]).
+    pub async fn buttons_for(&self, object: &Object, user: &User) -> Result<Vec<RenderedButton>, StoreError> {
+        buttons_for(&*self.shared.store, object, user).await
+    }
+
+    /// Presses the button `button` on `object` as `user` (see [`press`]).
+    pub async fn press(&self, user: &User, button: &str, object: &ObjectRef) -> Result<RunId, PressError> {
+        press(&*self.shared.store, user, button, object).await
+    }
+
+    /// Stops taking work, lets runs in flight finish until `deadline`, then stops the rest and
+    /// gives their leases back so they run again after a restart.
+    pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
+        let _ = self.stop.send(true);
+        let finished =
+            tokio::time::timeout(deadline, async { while self.workers.join_next().await.is_some() {} }).await;
+        if finished.is_ok() {
+            return ShutdownReport::default();
+        }
+        self.workers.abort_all();
+        while self.workers.join_next().await.is_some() {}
+        let abandoned: Vec<(Lease, Option<AbortHandle>)> = {
+            let mut in_flight = self.shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.drain().map(|(_, v)| v).collect()
+        };
+        for (lease, task) in &abandoned {
+            if let Some(task) = task {
+                task.abort();
+            }
+            if let Err(error) = self.shared.store.release(lease).await {
+                tracing::warn!(run = %lease.run, %error, "could not give an abandoned run back; it runs again when its lease lapses");
+            }
+        }
+        ShutdownReport { abandoned: abandoned.len() }
+    }
+}
+
+async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        let seen = shared.store.work_generation();
+        match shared.store.lease_next(OffsetDateTime::now_utc(), shared.config.lease).await {
+            Ok(Some((lease, result))) => shared.run(lease, result).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = shared.store.wait_for_work(seen, shared.config.idle_wakeup) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not lease a run");
+                tokio::select! {
+                    () = shared.store.wait_for_work(u64::MAX, shared.config.idle_wakeup) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+impl<S: Storage + 'static> Shared<S> {
+    fn job_slot(&self, job: &str) -> Option<Arc<Semaphore>> {
+        let limit = self.config.per_job_limit?;
+        let mut slots = self.job_slots.lock().unwrap_or_else(|p| p.into_inner());
+        Some(slots.entry(job.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(limit.max(1)))).clone())
+    }
+
+    /// Runs one leased run and records its completion.
+    async fn run(&self, lease: Lease, result: jobhooks_model::JobResult) {
+        let slot = self.job_slot(&result.job);
+        let _permit = match &slot {
+            Some(slot) => slot.acquire().await.ok(),
+            None => None,
+        };
+        self.counters.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(lease.run, (lease.clone(), None));
+        let completion = self.execute(&lease, result).await;
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.run);
+        self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let completion = match completion {
+            Ok(completion) => completion,
+            Err(error) => {
+                // The store failed while preparing the run: give it back so it runs again.
+                tracing::error!(run = %lease.run, %error, "could not prepare the run; giving it back");
+                let _ = self.store.release(&lease).await;
+                return;
+            }
+        };
+        let status = completion.status;
+        match self.store.complete(completion).await {
+            Ok(_) => {
+                let counter = match status {
+                    JobStatus::Success => &self.counters.succeeded,
+                    JobStatus::Retrying => &self.counters.retried,
+                    JobStatus::DeadLettered => &self.counters.dead_lettered,
+                    _ => &self.counters.failed,
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(StoreError::LeaseLost { run }) => {
+                self.counters.lease_lost.fetch_add(1, Ordering::SeqCst);
+                tracing::warn!(run, "the lease lapsed and the run was taken over; this outcome is discarded");
+            }
+            Err(error) => {
+                tracing::error!(run = %lease.run, %error, "could not record the run's outcome; it runs again when its lease lapses");
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Running one leased run: building the receiver and its context, calling it, and turning what
+//! happened into a completion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobhooks_model::ports::{Completion, Lease, ObjectReader, Storage};
+use jobhooks_model::{
+    Action, ContentType, JobContext, JobError, JobInputs, JobKind, JobResult, JobStatus, LogEntry, LogLevel, Object,
+    ObjectChange, ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
+};
+use tracing::Instrument;
+
+use crate::{AfterFailure, Shared};
+
+const INITIALIZATION: &str = "initialization";
+const POST_RUN: &str = "post_run";
+
+/// What the receiver call ended with.
+enum CallOutcome {
+    /// It returned; its context holds the log and the writes.
+    Returned(Box<JobContext>, Result<(), JobError>),
+    /// It panicked, timed out or could not start; the message says which.
+    Failed(Vec<LogEntry>, String),
+}
+
+/// What a run is called with, once its inputs are resolved.
+enum Call {
+    Hook { change: Box<ObjectChange>, changed_object: Option<Object> },
+    Button { object: Object },
+}
+
+fn entry(level: LogLevel, grouping: &str, message: impl Into<String>) -> LogEntry {
+    LogEntry {
+        time: OffsetDateTime::now_utc(),
+        level,
+        grouping: grouping.to_owned(),
+        message: message.into(),
+        object: None,
+    }
+}
+
+/// The user a run runs as: the stored user, or a user without permissions when the name is not a
+/// stored user (changes may come from users the store does not know).
+async fn run_user<S: Storage + ?Sized>(store: &S, username: Option<&str>) -> Result<User, StoreError> {
+    let username = username.unwrap_or(ObjectChange::UNDEFINED_USER);
+    Ok(store.get_user(username).await?.unwrap_or_else(|| User {
+        username: username.to_owned(),
+        is_superuser: false,
+        permissions: Vec::new(),
+    }))
+}
+
+/// Resolves a run's inputs: the change and the object as it is now for a hook, the object for a
+/// button. `Err` is the message of a log entry that fails the run.
+async fn resolve<S: Storage + ?Sized>(store: &S, result: &JobResult) -> Result<Result<Call, String>, StoreError> {
+    match &result.inputs {
+        JobInputs::Hook { object_change } => {
+            let Some(change) = store.get_change(*object_change).await? else {
+                return Ok(Err(format!("ObjectChange {object_change} does not exist")));
+            };
+            let changed_object = match change.action {
+                Action::Delete => None,
+                // Applications that record changes without the object repository have no stored
+                // object: the change's own data is the object as far as the store knows it.
+                _ => store.get_object(&change.object_ref()).await?.or_else(|| change.resulting_object()),
+            };
+            Ok(Ok(Call::Hook { change: Box::new(change), changed_object }))
+        }
+        JobInputs::Button { object_pk, object_model_name } => {
+            let reference = ContentType::new(object_model_name.as_str())
+                .map_err(|e| e.to_string())
+                .and_then(|ct| ObjectRef::new(ct, object_pk.as_str()).map_err(|e| e.to_string()));
+            let reference = match reference {
+                Ok(reference) => reference,
+                Err(reason) => return Ok(Err(format!("Invalid object {object_model_name} {object_pk}: {reason}"))),
+            };
+            Ok(match store.get_object(&reference).await? {
+                Some(object) => Ok(Call::Button { object }),
+                None => Err(format!("Object {object_model_name} {object_pk} does not exist")),
+            })
+        }
+    }
+}
+
+impl<S: Storage + 'static> Shared<S> {
+    /// Runs one leased run to its completion record.
+    pub(crate) async fn execute(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
+        let store = &*self.store;
+        let failed = |logs: Vec<LogEntry>, message: String| Completion {
+            lease: lease.clone(),
+            status: JobStatus::Failure,
+            logs: [logs, vec![entry(LogLevel::Failure, INITIALIZATION, message)]].concat(),
+            retry_at: None,
+            writes: None,
+        };
+        let running = vec![entry(LogLevel::Info, INITIALIZATION, "Running job")];
+        let job = store.get_job(&result.job).await?;
+        let registered = self.registry.get(&result.job);
+        let (Some(job), Some(registered)) = (job.filter(|j| j.installed), registered) else {
+            return Ok(failed(running, format!("Job {} is not presently installed!", result.job)));
+        };
+        if !job.enabled {
+            return Ok(failed(running, format!("Job {} is not enabled to be run!", result.job)));
+        }
+        let call = match resolve(store, &result).await? {
+            Ok(call) => call,
+            Err(message) => return Ok(failed(running, message)),
+        };
+        let user = run_user(store, result.user.as_deref()).await?;
+        let info = RunInfo {
+            run_id: result.id,
+            job: result.job.clone(),
+            kind: registered.kind(),
+            attempt: result.attempts,
+            change_id: result.change_id(),
+        };
+        let objects: Arc<dyn ObjectReader> = self.store.clone();
+        let mut ctx = JobContext::new(info, user, objects);
+        ctx.log(LogLevel::Info, INITIALIZATION, "Running job", None);
+        let span = tracing::info_span!("job_run", job = %result.job, run = %result.id, change = ?result.change_id(), attempt = result.attempts);
+        let outcome = self.call(registered.kind(), registered, ctx, call).instrument(span).await;
+        Ok(self.conclude(lease, &result, outcome))
+    }
+
+    /// Calls the receiver in its own task, so that a panic or a timeout ends the run, not the worker.
+    async fn call(
+        &self,
+        kind: JobKind,
+        registered: &jobhooks_register::RegisteredJob,
+        mut ctx: JobContext,
+        call: Call,
+    ) -> CallOutcome {
+        let run = ctx.run().run_id;
+        let logs_so_far = ctx.logs().to_vec();
+        let task = match (kind, call) {
+            (JobKind::JobHookReceiver, Call::Hook { change, changed_object }) => {
+                let Some(receiver) = registered.hook_receiver() else {
+                    return CallOutcome::Failed(logs_so_far, "the job is not a job hook receiver".into());
+                };
+                tokio::spawn(
+                    async move {
+                        let outcome = receiver.receive_job_hook(&mut ctx, &change, change.action, changed_object).await;
+                        (ctx, outcome)
+                    }
+                    .in_current_span(),
+                )
+            }
+            (JobKind::JobButtonReceiver, Call::Button { object }) => {
+                let Some(receiver) = registered.button_receiver() else {
+                    return CallOutcome::Failed(logs_so_far, "the job is not a job button receiver".into());
+                };
+                tokio::spawn(
+                    async move {
+                        let outcome = receiver.receive_job_button(&mut ctx, object).await;
+                        (ctx, outcome)
+                    }
+                    .in_current_span(),
+                )
+            }
+            (kind, _) => return CallOutcome::Failed(logs_so_far, format!("a {kind} cannot run with these inputs")),
+        };
+        let abort = task.abort_handle();
+        if let Some(entry) = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&run) {
+            entry.1 = Some(abort.clone());
+        }
+        match tokio::time::timeout(self.config.run_timeout, task).await {
+            Ok(Ok((ctx, outcome))) => CallOutcome::Returned(Box::new(ctx), outcome),
+            Ok(Err(join)) if join.is_panic() => {
+                let panic = join.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-text panic payload".into());
+                CallOutcome::Failed(logs_so_far, format!("Job panicked: {message}"))
+            }
+            Ok(Err(join)) => CallOutcome::Failed(logs_so_far, format!("Job was cancelled: {join}")),
+            Err(_elapsed) => {
+                abort.abort();
+                CallOutcome::Failed(
+                    logs_so_far,
+                    format!("Job timed out after {}", format_duration(self.config.run_timeout)),
+                )
+            }
+        }
+    }
+
+    /// Turns the call's outcome into the run's completion, applying the retry policy to errors,
+    /// panics and timeouts.
+    fn conclude(&self, lease: &Lease, result: &JobResult, outcome: CallOutcome) -> Completion {
+        let (mut logs, error) = match outcome {
+            CallOutcome::Returned(ctx, outcome) => {
+                let failure_logged = ctx.has_failure();
+                let (mut logs, context, changes) = ctx.into_parts();
+                match outcome {
+                    Ok(()) if !failure_logged => {
+                        logs.push(entry(LogLevel::Success, POST_RUN, "Job completed"));
+                        let writes = Some((context, changes));
+                        return Completion {
+                            lease: lease.clone(),
+                            status: JobStatus::Success,
+                            logs,
+                            retry_at: None,
+                            writes,
+                        };
+                    }
+                    // A `failure` entry is the receiver's own verdict: the run fails, without retry.
+                    Ok(()) => {
+                        return Completion {
+                            lease: lease.clone(),
+                            status: JobStatus::Failure,
+                            logs,
+                            retry_at: None,
+                            writes: None,
+                        };
+                    }
+                    Err(error) => (logs, error.to_string()),
+                }
+            }
+            CallOutcome::Failed(logs, message) => (logs, message),
+        };
+        logs.push(entry(LogLevel::Error, POST_RUN, error));
+        let policy = self.config.retry_policy(&result.job);
+        let (status, retry_at) = match policy.after_failure(result.attempts, fastrand::f64()) {
+            AfterFailure::Fail => (JobStatus::Failure, None),
+            AfterFailure::RetryIn(wait) => {
+                logs.push(entry(
+                    LogLevel::Warning,
+                    POST_RUN,
+                    format!(
+                        "Retrying in {} (attempt {} of {})",
+                        format_duration(wait),
+                        result.attempts,
+                        policy.max_attempts
+                    ),
+                ));
+                (JobStatus::Retrying, Some(OffsetDateTime::now_utc() + wait))
+            }
+            AfterFailure::DeadLetter => {
+                logs.push(entry(
+                    LogLevel::Error,
+                    POST_RUN,
+                    format!("Dead-lettered after {} attempts", result.attempts),
+                ));
+                (JobStatus::DeadLettered, None)
+            }
+        };
+        Completion { lease: lease.clone(), status, logs, retry_at, writes: None }
+    }
+}
+
+fn format_duration(duration: Duration) -> String {
+    if duration.as_secs() > 0 && duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
