@@ -88,7 +88,8 @@ pub fn class_path(module: &str, type_name: &str) -> String {
 
 /// An object of `content_type` with `id`, text `repr` and `data`.
 pub fn object(content_type: &str, id: &str, repr: &str, data: Value) -> Object {
-    let reference = ObjectRef::new(ContentType::new(content_type).expect("a valid content type"), id).expect("a valid id");
+    let reference =
+        ObjectRef::new(ContentType::new(content_type).expect("a valid content type"), id).expect("a valid id");
     Object::new(reference, repr, data)
 }
 

@@ -31,7 +31,10 @@ fn location() -> Object {
 async fn an_invalid_serial_is_reverted_without_recursion() {
     let h = Harness::start(DispatcherConfig::default()).await;
     h.save("alice", &[device("A1")]).await;
-    h.store.create_hook(JobHook::new("serials", vec![ct("dcim.device")], SERIAL_HOOK).on([Action::Update])).await.unwrap();
+    h.store
+        .create_hook(JobHook::new("serials", vec![ct("dcim.device")], SERIAL_HOOK).on([Action::Update]))
+        .await
+        .unwrap();
     h.save("alice", &[device("B2")]).await;
 
     let results = h.results_of(SERIAL_HOOK).await;
@@ -86,7 +89,10 @@ register_job_hook_receiver!(ReferenceReceiver);
 async fn the_reference_run_logs_exactly_as_specified() {
     let h = Harness::start(DispatcherConfig::default()).await;
     let job = class_path(module_path!(), "ReferenceReceiver");
-    h.store.create_hook(JobHook::new("ref", vec![ct("dcim.location")], job.as_str()).on([Action::Create, Action::Delete])).await.unwrap();
+    h.store
+        .create_hook(JobHook::new("ref", vec![ct("dcim.location")], job.as_str()).on([Action::Create, Action::Delete]))
+        .await
+        .unwrap();
     h.save("U", &[location()]).await;
     h.delete("U", &location().reference).await;
 
@@ -121,7 +127,10 @@ async fn press_and_finish(h: &Harness, user: &User, button: &str, target: &Objec
 async fn the_simple_button_runs_as_the_pressing_user() {
     let h = Harness::start(DispatcherConfig::default()).await;
     h.save("alice", &[location()]).await;
-    h.store.create_button(JobButton::new("simple", vec![ct("dcim.location")], "Run on {{ obj }}", SIMPLE_BUTTON)).await.unwrap();
+    h.store
+        .create_button(JobButton::new("simple", vec![ct("dcim.location")], "Run on {{ obj }}", SIMPLE_BUTTON))
+        .await
+        .unwrap();
     let bob = runner("bob", &[]);
     h.add_user(&bob).await;
 
@@ -129,7 +138,10 @@ async fn the_simple_button_runs_as_the_pressing_user() {
     assert_eq!(buttons.len(), 1);
     assert_eq!(buttons[0].text, "Run on HQ");
     assert!(!buttons[0].disabled);
-    assert_eq!(buttons[0].confirmation_prompt.as_deref(), Some(format!("Run Job '{SIMPLE_BUTTON}' with object 'HQ'?").as_str()));
+    assert_eq!(
+        buttons[0].confirmation_prompt.as_deref(),
+        Some(format!("Run Job '{SIMPLE_BUTTON}' with object 'HQ'?").as_str())
+    );
 
     let result = press_and_finish(&h, &bob, "simple", &location()).await;
     assert_eq!(result.status, JobStatus::Success);
@@ -192,7 +204,10 @@ async fn presses_are_refused_in_order_with_nautobots_messages() {
     let err = h.dispatcher.press(&nobody, "simple", &location().reference).await.unwrap_err();
     assert_eq!(err.to_string(), "This user does not have permission to run jobs.");
     let limited = User::new("fay").unwrap().with_permission(jobhooks_model::Permission::run_jobs([COMPLEX_BUTTON]));
-    assert!(matches!(h.dispatcher.press(&limited, "simple", &location().reference).await, Err(PressError::PermissionDenied)));
+    assert!(matches!(
+        h.dispatcher.press(&limited, "simple", &location().reference).await,
+        Err(PressError::PermissionDenied)
+    ));
     let superuser = User::superuser("root").unwrap();
     assert!(h.dispatcher.press(&superuser, "simple", &location().reference).await.is_ok());
 
@@ -208,7 +223,12 @@ async fn buttons_are_ordered_rendered_and_disabled_as_specified() {
     let mut buttons = vec![
         JobButton::new("b-grouped", vec![ct("dcim.location")], "G", SIMPLE_BUTTON),
         JobButton::new("a-heavy", vec![ct("dcim.location")], "{{ obj.name }}!", SIMPLE_BUTTON),
-        JobButton::new("c-light", vec![ct("dcim.location")], "{% if perms.dcim.add_location %}Add{% endif %}", SIMPLE_BUTTON),
+        JobButton::new(
+            "c-light",
+            vec![ct("dcim.location")],
+            "{% if perms.dcim.add_location %}Add{% endif %}",
+            SIMPLE_BUTTON,
+        ),
         JobButton::new("d-broken", vec![ct("dcim.location")], "{{ obj.name | nope }}", SIMPLE_BUTTON),
         JobButton::new("e-elsewhere", vec![ct("dcim.device")], "X", SIMPLE_BUTTON),
     ];
@@ -256,8 +276,14 @@ async fn a_change_made_by_a_button_receiver_triggers_hooks() {
     let rename = class_path(module_path!(), "RenameOnPress");
     let reference = class_path(module_path!(), "ReferenceReceiver");
     h.save("alice", &[location()]).await;
-    h.store.create_button(JobButton::new("rename", vec![ct("dcim.location")], "Rename", rename.as_str())).await.unwrap();
-    h.store.create_hook(JobHook::new("watch", vec![ct("dcim.location")], reference.as_str()).on([Action::Update])).await.unwrap();
+    h.store
+        .create_button(JobButton::new("rename", vec![ct("dcim.location")], "Rename", rename.as_str()))
+        .await
+        .unwrap();
+    h.store
+        .create_hook(JobHook::new("watch", vec![ct("dcim.location")], reference.as_str()).on([Action::Update]))
+        .await
+        .unwrap();
 
     let result = press_and_finish(&h, &runner("ivy", &[]), "rename", &location()).await;
     assert_eq!(result.status, JobStatus::Success);
@@ -265,5 +291,8 @@ async fn a_change_made_by_a_button_receiver_triggers_hooks() {
     assert_eq!(hook_runs.len(), 1);
     assert_eq!(log_lines(&hook_runs[0])[1], "info change: dcim.location Renamed updated by ivy");
     let change = h.store.get_change(hook_runs[0].change_id().unwrap()).await.unwrap().unwrap();
-    assert_eq!((change.change_context, change.change_context_detail.as_str()), (ChangeContextKind::Job, rename.as_str()));
+    assert_eq!(
+        (change.change_context, change.change_context_detail.as_str()),
+        (ChangeContextKind::Job, rename.as_str())
+    );
 }

@@ -48,7 +48,7 @@ use jobhooks_model::ports::{Lease, QueueDepth, Storage, SyncReport};
 use jobhooks_model::{JobStatus, Object, ObjectRef, OffsetDateTime, RunId, StoreError, User};
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text};
@@ -141,6 +141,8 @@ pub(crate) struct Shared<S> {
     job_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Runs in flight, so that a shutdown past its deadline can give their leases back.
     in_flight: Mutex<HashMap<RunId, (Lease, Option<AbortHandle>)>>,
+    /// Signalled when a run's bookkeeping is done.
+    progress: Notify,
 }
 
 /// What a shutdown left behind.
@@ -173,6 +175,7 @@ impl<S: Storage + 'static> Dispatcher<S> {
             counters: Counters::default(),
             job_slots: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            progress: Notify::new(),
             config,
         });
         let (stop, stopped) = watch::channel(false);
@@ -207,16 +210,24 @@ impl<S: Storage + 'static> Dispatcher<S> {
         })
     }
 
-    /// Waits until no run is pending or leased: everything queued so far (and everything it
-    /// queued in turn) has finished, been dead-lettered, or failed.
+    /// Waits until no run is pending, leased or in flight: everything queued so far (and
+    /// everything it queued in turn) has finished, been dead-lettered, or failed, and the stats
+    /// count it.
     pub async fn drain(&self) -> Result<(), StoreError> {
         loop {
+            let progress = self.shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
             let seen = self.shared.store.work_generation();
             let depth = self.shared.store.depth().await?;
-            if depth.pending == 0 && depth.leased == 0 {
+            let in_flight = self.shared.counters.in_flight.load(Ordering::SeqCst);
+            if depth.pending == 0 && depth.leased == 0 && in_flight == 0 {
                 return Ok(());
             }
-            self.shared.store.wait_for_work(seen, self.shared.config.idle_wakeup).await;
+            tokio::select! {
+                () = progress => {}
+                () = self.shared.store.wait_for_work(seen, self.shared.config.idle_wakeup) => {}
+            }
         }
     }
 
@@ -295,15 +306,20 @@ impl<S: Storage + 'static> Shared<S> {
         };
         self.counters.in_flight.fetch_add(1, Ordering::SeqCst);
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(lease.run, (lease.clone(), None));
-        let completion = self.execute(&lease, result).await;
+        self.finish(&lease, self.execute(&lease, result).await).await;
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.run);
         self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.progress.notify_waiters();
+    }
+
+    /// Records a run's completion and counts its outcome.
+    async fn finish(&self, lease: &Lease, completion: Result<jobhooks_model::ports::Completion, StoreError>) {
         let completion = match completion {
             Ok(completion) => completion,
             Err(error) => {
                 // The store failed while preparing the run: give it back so it runs again.
                 tracing::error!(run = %lease.run, %error, "could not prepare the run; giving it back");
-                let _ = self.store.release(&lease).await;
+                let _ = self.store.release(lease).await;
                 return;
             }
         };
