@@ -368,7 +368,7 @@ async fn shutdown_lets_runs_finish_by_the_deadline_and_gives_the_rest_back() {
     let config = DispatcherConfig { run_timeout: Duration::from_secs(3600), ..DispatcherConfig::default() };
     let h = Harness::start(config.clone()).await;
     let target = object("dcim.slow", "1", "slow", json!({}));
-    h.save("alice", &[target.clone()]).await;
+    h.save("alice", std::slice::from_ref(&target)).await;
     h.store.create_button(JobButton::new("slow", vec![ct("dcim.slow")], "Go", job("Slow").as_str())).await.unwrap();
     let root = jobhooks_model::User::superuser("root").unwrap();
 
