@@ -396,3 +396,59 @@ async fn shutdown_lets_runs_finish_by_the_deadline_and_gives_the_rest_back() {
     assert_eq!(result.attempts, 2);
     assert!(log_lines(&result).contains(&"info released".to_owned()));
 }
+
+#[tokio::test]
+async fn a_missing_change_fails_the_run_saying_which() {
+    let h = Harness::start(DispatcherConfig::default()).await;
+    let run = h
+        .store
+        .enqueue(&job("Quiet"), None, JobInputs::Hook { object_change: jobhooks_model::ChangeId(999) })
+        .await
+        .unwrap();
+    h.dispatcher.drain().await.unwrap();
+    let result = h.store.get_result(run).await.unwrap().unwrap();
+    assert_eq!(result.status, JobStatus::Failure);
+    assert_eq!(log_lines(&result), ["info Running job", "failure ObjectChange 999 does not exist"]);
+}
+
+static LIMITED_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static LIMITED_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Tracks how many of its runs run at once.
+#[derive(Default)]
+struct Limited;
+
+#[async_trait]
+impl JobHookReceiver for Limited {
+    async fn receive_job_hook(
+        &self,
+        _: &mut JobContext,
+        _: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        let now = LIMITED_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        LIMITED_PEAK.fetch_max(now, Ordering::SeqCst);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        LIMITED_RUNNING.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+register_job_hook_receiver!(Limited);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_job_limit_caps_concurrent_runs_of_a_job() {
+    let h =
+        Harness::start(DispatcherConfig { workers: 6, per_job_limit: Some(2), ..DispatcherConfig::default() }).await;
+    hook_on(&h, "limited", "dcim.limited", "Limited").await;
+    let objects: Vec<Object> = (0..12).map(|i| object("dcim.limited", &i.to_string(), "x", json!({}))).collect();
+    h.save("alice", &objects).await;
+    let results = h.results_of(&job("Limited")).await;
+    assert_eq!(results.len(), 12);
+    assert!(results.iter().all(|r| r.status == JobStatus::Success));
+    let peak = LIMITED_PEAK.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&peak), "at most 2 runs of the job at once, saw {peak}");
+}

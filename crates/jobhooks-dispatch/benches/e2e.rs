@@ -29,7 +29,13 @@ struct Trivial;
 
 #[async_trait]
 impl JobHookReceiver for Trivial {
-    async fn receive_job_hook(&self, _: &mut JobContext, _: &ObjectChange, _: Action, _: Option<Object>) -> Result<(), JobError> {
+    async fn receive_job_hook(
+        &self,
+        _: &mut JobContext,
+        _: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
         if let Some(tx) = STARTED.get_or_init(Mutex::default).lock().unwrap().as_ref() {
             let _ = tx.send(Instant::now());
         }
@@ -44,7 +50,11 @@ fn device(id: usize, round: u64) -> ChangeSet {
     for field in 0..30 {
         data.insert(format!("field_{field:02}"), json!(format!("value-{field}-{round}")));
     }
-    let object = Object::new(ObjectRef::new(ContentType::new("dcim.device").unwrap(), id.to_string()).unwrap(), "dev", data.into());
+    let object = Object::new(
+        ObjectRef::new(ContentType::new("dcim.device").unwrap(), id.to_string()).unwrap(),
+        "dev",
+        data.into(),
+    );
     let mut set = ChangeSet::default();
     set.record(PendingChange::new(Action::Update, &object));
     set
