@@ -7,7 +7,7 @@
 //! committed change reaches its receiver within milliseconds.
 //!
 //! For each run: if its job is disabled now, the run fails with `Job {job} is not enabled to be
-//! run!`; otherwise the receiver is built and called with a [`JobContext`] (the run's user, a
+//! run!`; otherwise the receiver is built and called with a [`JobContext`](jobhooks_model::JobContext) (the run's user, a
 //! logger, object access). A hook receiver gets `(change, action, changed_object)`, with the object
 //! as it is now (`None` after a delete); a button receiver gets the object it was pressed on. The
 //! run's writes, its result and its queue entry's completion commit together. An `Err`, a panic (the

@@ -1,0 +1,866 @@
+//! The jobhooks command line, as a library so that an application can build its own binary with
+//! its own receivers linked in:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     // my_receivers::link(); // keep your receivers' registrations in the binary
+//!     jobhooks_cli::main()
+//! }
+//! ```
+//!
+//! Every command opens the store (`--db`, default `jobhooks.db` or `$JOBHOOKS_DB`), syncs the
+//! linked receivers into its job records, and does one thing. Listings print a table, or JSON with
+//! `--json`. Bad input exits with status 2 and the exact validation message on stderr; other
+//! failures exit with status 1.
+//!
+//! Invariant: the only crate that parses command lines or prints for people; it drives the other
+//! layers through their public APIs and adds no behaviour of its own beyond the demo script.
+
+mod demo;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use jobhooks_dispatch::{Dispatcher, DispatcherConfig, PressError};
+use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ResultFilter};
+use jobhooks_model::{
+    Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook,
+    JobHookPatch, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
+};
+use jobhooks_register::Registry;
+use jobhooks_store::Store;
+use serde::Serialize;
+
+/// Runs the command line with the process's arguments and returns its exit status.
+pub fn main() -> ExitCode {
+    run(std::env::args_os())
+}
+
+/// Runs the command line with `args` (the first is the program name).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{}", failure.message);
+            ExitCode::from(failure.status)
+        }
+    }
+}
+
+/// A command's failure: what to print and the exit status (2 for bad input, 1 otherwise).
+#[derive(Debug)]
+pub struct Failure {
+    message: String,
+    status: u8,
+}
+
+impl Failure {
+    fn bad_input(message: impl Into<String>) -> Self {
+        Self { message: format!("error: {}", message.into()), status: 2 }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        Self { message: format!("error: {}", message.into()), status: 1 }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        if error.is_bad_input() { Self::bad_input(error.to_string()) } else { Self::failed(error.to_string()) }
+    }
+}
+
+impl From<PressError> for Failure {
+    fn from(error: PressError) -> Self {
+        match error {
+            PressError::Store(error) => error.into(),
+            refusal => Self::bad_input(refusal.to_string()),
+        }
+    }
+}
+
+impl From<jobhooks_model::ModelError> for Failure {
+    fn from(error: jobhooks_model::ModelError) -> Self {
+        Self::bad_input(error.to_string())
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+#[derive(Parser)]
+#[command(
+    name = "jobhooks",
+    version,
+    about = "Run code when objects change (job hooks) or when a button is pressed (job buttons)."
+)]
+struct Cli {
+    /// The store's directory.
+    #[arg(long, global = true, env = "JOBHOOKS_DB", default_value = "jobhooks.db")]
+    db: PathBuf,
+    /// Print listings and records as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the seed scenarios end to end on a fresh store and show what happened.
+    Demo {
+        /// Keep the demo's store here instead of a temporary directory.
+        #[arg(long = "keep-db")]
+        keep_db: Option<PathBuf>,
+    },
+    /// Jobs: the receivers linked into this program.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Job hooks: which changes run which job.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Job buttons: buttons on objects that run a job.
+    #[command(subcommand)]
+    Buttons(ButtonsCommand),
+    /// Users and their permissions.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Objects in the store's object repository.
+    #[command(subcommand)]
+    Objects(ObjectsCommand),
+    /// The change log.
+    #[command(subcommand)]
+    Changes(ChangesCommand),
+    /// Job results and their logs.
+    #[command(subcommand)]
+    Results(ResultsCommand),
+    /// Run the dispatcher until Ctrl-C, then shut down gracefully.
+    Run {
+        /// Runs at once.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Seconds runs in flight may take to finish after Ctrl-C.
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List jobs (hidden receivers only with --all).
+    List {
+        /// Include hidden jobs.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Enable a job.
+    Enable { class_path: String },
+    /// Disable a job.
+    Disable { class_path: String },
+}
+
+#[derive(Args)]
+struct HookFields {
+    /// A content type (`app_label.model`) that triggers the hook; repeat for several.
+    #[arg(long = "content-type")]
+    content_types: Vec<String>,
+    /// The job hook receiver's class path.
+    #[arg(long)]
+    job: Option<String>,
+    /// An event it fires on (create, update, delete); repeat for several.
+    #[arg(long = "on")]
+    events: Vec<String>,
+    /// Enable or disable it.
+    #[arg(long)]
+    enabled: Option<bool>,
+}
+
+#[derive(Subcommand)]
+enum HooksCommand {
+    /// List hooks.
+    List,
+    /// Show one hook.
+    Show { name: String },
+    /// Add a hook.
+    Add {
+        name: String,
+        #[command(flatten)]
+        fields: HookFields,
+    },
+    /// Update a hook: options given replace the stored values (events given replace all events).
+    Update {
+        name: String,
+        /// A new name.
+        #[arg(long)]
+        rename: Option<String>,
+        #[command(flatten)]
+        fields: HookFields,
+    },
+    /// Delete a hook.
+    Delete { name: String },
+}
+
+#[derive(Args)]
+struct ButtonFields {
+    /// A content type it appears on; repeat for several.
+    #[arg(long = "content-type")]
+    content_types: Vec<String>,
+    /// The job button receiver's class path.
+    #[arg(long)]
+    job: Option<String>,
+    /// The label, a Jinja2 template with `obj`, `user` and `perms`.
+    #[arg(long)]
+    text: Option<String>,
+    /// Order within its group.
+    #[arg(long)]
+    weight: Option<i32>,
+    /// Its group.
+    #[arg(long)]
+    group: Option<String>,
+    /// default, primary, success, info, warning, danger or link.
+    #[arg(long = "class")]
+    button_class: Option<String>,
+    /// Ask before running.
+    #[arg(long)]
+    confirmation: Option<bool>,
+    /// Enable or disable it.
+    #[arg(long)]
+    enabled: Option<bool>,
+}
+
+#[derive(Subcommand)]
+enum ButtonsCommand {
+    /// List buttons.
+    List,
+    /// Add a button.
+    Add {
+        name: String,
+        #[command(flatten)]
+        fields: ButtonFields,
+    },
+    /// Update a button.
+    Update {
+        name: String,
+        /// A new name.
+        #[arg(long)]
+        rename: Option<String>,
+        #[command(flatten)]
+        fields: ButtonFields,
+    },
+    /// Delete a button.
+    Delete { name: String },
+    /// The buttons an object shows a user.
+    For {
+        content_type: String,
+        id: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// Press a button on an object as a user.
+    Press {
+        button: String,
+        content_type: String,
+        id: String,
+        #[arg(long)]
+        user: String,
+        /// Run the dispatcher until the run (and what it triggers) finishes, and show its result.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add or replace a user.
+    Add {
+        username: String,
+        /// Every permission.
+        #[arg(long)]
+        superuser: bool,
+        /// A permission (`app_label.codename`); repeat for several.
+        #[arg(long = "perm")]
+        perms: Vec<String>,
+        /// Allow running only this job (object-level `extras.run_job`); repeat for several.
+        #[arg(long = "run-job")]
+        run_jobs: Vec<String>,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ObjectsCommand {
+    /// Create or update an object with JSON data from DATA, `--file`, or stdin (`-`).
+    Put {
+        content_type: String,
+        id: String,
+        /// The object's data as JSON, or `-` for stdin.
+        data: Option<String>,
+        /// Read the data from this file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// How the object reads to a person (default: the id).
+        #[arg(long)]
+        repr: Option<String>,
+        /// Who makes the change.
+        #[arg(long)]
+        user: String,
+    },
+    /// Show an object.
+    Show { content_type: String, id: String },
+    /// Delete an object.
+    Delete {
+        content_type: String,
+        id: String,
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChangesCommand {
+    /// List changes, newest first (of one object with --object).
+    List {
+        /// `app_label.model` and id of the object.
+        #[arg(long, num_args = 2, value_names = ["CONTENT_TYPE", "ID"])]
+        object: Option<Vec<String>>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show a change with its snapshots.
+    Show { id: u64 },
+}
+
+#[derive(Subcommand)]
+enum ResultsCommand {
+    /// List results, newest first.
+    List {
+        #[arg(long)]
+        job: Option<String>,
+        /// PENDING, STARTED, SUCCESS, FAILURE, RETRYING or DEAD_LETTERED.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        change: Option<u64>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show a result with its log.
+    Show { run: u64 },
+    /// Queue a dead-lettered run again.
+    Replay { run: u64 },
+}
+
+/// The open store and the linked receivers, synced.
+struct Session {
+    store: Arc<Store>,
+    registry: Registry,
+    json: bool,
+}
+
+impl Session {
+    async fn open(db: &std::path::Path, json: bool) -> Result<Self, Failure> {
+        let store = Arc::new(Store::open(db)?);
+        let registry = Registry::from_linked().map_err(|e| Failure::failed(e.to_string()))?;
+        registry.sync_into(&*store).await?;
+        Ok(Self { store, registry, json })
+    }
+
+    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        } else {
+            println!("{}", text(value));
+        }
+    }
+
+    async fn user(&self, username: &str) -> Result<User, Failure> {
+        self.store.get_user(username).await?.ok_or_else(|| {
+            Failure::bad_input(format!("user `{username}` does not exist: add it with `jobhooks users add`"))
+        })
+    }
+
+    async fn dispatcher(&self, workers: usize) -> Result<Dispatcher<Store>, Failure> {
+        let config = DispatcherConfig { workers, ..DispatcherConfig::default() };
+        Dispatcher::start(self.store.clone(), self.registry.clone(), config)
+            .await
+            .map_err(|e| Failure::failed(e.to_string()))
+    }
+}
+
+fn content_type(text: &str) -> Result<ContentType, Failure> {
+    Ok(ContentType::new(text)?)
+}
+
+fn content_types(texts: &[String]) -> Result<Vec<ContentType>, Failure> {
+    texts.iter().map(|t| content_type(t)).collect()
+}
+
+fn object_ref(content: &str, id: &str) -> Result<ObjectRef, Failure> {
+    Ok(ObjectRef::new(content_type(content)?, id)?)
+}
+
+fn actions(texts: &[String]) -> Result<Vec<Action>, Failure> {
+    texts.iter().map(|t| t.parse::<Action>().map_err(Failure::from)).collect()
+}
+
+fn table(rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows.into_iter().collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn events(hook: &JobHook) -> String {
+    hook.events().map(Action::as_str).collect::<Vec<_>>().join(",")
+}
+
+fn joined(types: &[ContentType]) -> String {
+    types.iter().map(ContentType::as_str).collect::<Vec<_>>().join(",")
+}
+
+async fn execute(cli: Cli) -> Outcome {
+    if let Command::Demo { keep_db } = &cli.command {
+        return demo::run(keep_db.as_deref()).await;
+    }
+    let session = Session::open(&cli.db, cli.json).await?;
+    match cli.command {
+        Command::Demo { .. } => Ok(()),
+        Command::Jobs(command) => jobs(&session, command).await,
+        Command::Hooks(command) => hooks(&session, command).await,
+        Command::Buttons(command) => buttons(&session, command).await,
+        Command::Users(command) => users(&session, command).await,
+        Command::Objects(command) => objects(&session, command).await,
+        Command::Changes(command) => changes(&session, command).await,
+        Command::Results(command) => results(&session, command).await,
+        Command::Run { workers, grace } => run_dispatcher(&session, workers, grace).await,
+    }
+}
+
+async fn jobs(s: &Session, command: JobsCommand) -> Outcome {
+    match command {
+        JobsCommand::List { all } => {
+            let jobs: Vec<_> = s.store.list_jobs().await?.into_iter().filter(|j| all || !j.hidden).collect();
+            s.print(&jobs, |jobs| {
+                let header = ["CLASS PATH", "NAME", "KIND", "INSTALLED", "ENABLED"].map(String::from).to_vec();
+                table(std::iter::once(header).chain(jobs.iter().map(|j| {
+                    vec![
+                        j.class_path.clone(),
+                        j.name.clone(),
+                        j.kind.to_string(),
+                        j.installed.to_string(),
+                        j.enabled.to_string(),
+                    ]
+                })))
+            });
+        }
+        JobsCommand::Enable { class_path } => {
+            let job = s.store.set_job_enabled(&class_path, true).await?;
+            s.print(&job, |j| format!("enabled {}", j.class_path));
+        }
+        JobsCommand::Disable { class_path } => {
+            let job = s.store.set_job_enabled(&class_path, false).await?;
+            s.print(&job, |j| format!("disabled {}", j.class_path));
+        }
+    }
+    Ok(())
+}
+
+fn hook_text(h: &JobHook) -> String {
+    format!(
+        "{}  [{}]  on {}  -> {}  ({})",
+        h.name,
+        joined(&h.content_types),
+        events(h),
+        h.job,
+        if h.enabled { "enabled" } else { "disabled" }
+    )
+}
+
+async fn hooks(s: &Session, command: HooksCommand) -> Outcome {
+    match command {
+        HooksCommand::List => {
+            let hooks = s.store.list_hooks().await?;
+            s.print(&hooks, |hooks| hooks.iter().map(hook_text).collect::<Vec<_>>().join("\n"));
+        }
+        HooksCommand::Show { name } => {
+            let hook = s.store.get_hook(&name).await?.ok_or_else(|| StoreError::not_found("job hook", &name))?;
+            s.print(&hook, hook_text);
+        }
+        HooksCommand::Add { name, fields } => {
+            let job = fields.job.ok_or_else(|| Failure::bad_input("--job is required"))?;
+            let mut hook = JobHook::new(name, content_types(&fields.content_types)?, job).on(actions(&fields.events)?);
+            hook.enabled = fields.enabled.unwrap_or(true);
+            let hook = s.store.create_hook(hook).await?;
+            s.print(&hook, |h| format!("added {}", hook_text(h)));
+        }
+        HooksCommand::Update { name, rename, fields } => {
+            let events = (!fields.events.is_empty()).then(|| actions(&fields.events)).transpose()?;
+            let has = |a: Action| events.as_ref().map(|e| e.contains(&a));
+            let patch = JobHookPatch {
+                name: rename,
+                content_types: (!fields.content_types.is_empty())
+                    .then(|| content_types(&fields.content_types))
+                    .transpose()?,
+                job: fields.job,
+                enabled: fields.enabled,
+                type_create: has(Action::Create),
+                type_update: has(Action::Update),
+                type_delete: has(Action::Delete),
+            };
+            let hook = s.store.update_hook(&name, patch).await?;
+            s.print(&hook, |h| format!("updated {}", hook_text(h)));
+        }
+        HooksCommand::Delete { name } => {
+            let hook = s.store.delete_hook(&name).await?;
+            s.print(&hook, |h| format!("deleted {}", h.name));
+        }
+    }
+    Ok(())
+}
+
+fn button_text(b: &JobButton) -> String {
+    format!(
+        "{}  [{}]  \"{}\"  -> {}  weight {}{}  ({})",
+        b.name,
+        joined(&b.content_types),
+        b.text,
+        b.job,
+        b.weight,
+        b.group_name.as_deref().map(|g| format!(" group {g}")).unwrap_or_default(),
+        if b.enabled { "enabled" } else { "disabled" }
+    )
+}
+
+fn button_class(text: Option<&str>) -> Result<Option<ButtonClass>, Failure> {
+    text.map(|t| t.parse::<ButtonClass>().map_err(Failure::from)).transpose()
+}
+
+async fn buttons(s: &Session, command: ButtonsCommand) -> Outcome {
+    match command {
+        ButtonsCommand::List => {
+            let buttons = s.store.list_buttons().await?;
+            s.print(&buttons, |buttons| buttons.iter().map(button_text).collect::<Vec<_>>().join("\n"));
+        }
+        ButtonsCommand::Add { name, fields } => {
+            let job = fields.job.ok_or_else(|| Failure::bad_input("--job is required"))?;
+            let text = fields.text.ok_or_else(|| Failure::bad_input("--text is required"))?;
+            let mut button = JobButton::new(name, content_types(&fields.content_types)?, text, job);
+            button.weight = fields.weight.unwrap_or(button.weight);
+            button.group_name = fields.group;
+            button.button_class = button_class(fields.button_class.as_deref())?.unwrap_or_default();
+            button.confirmation = fields.confirmation.unwrap_or(true);
+            button.enabled = fields.enabled.unwrap_or(true);
+            let button = s.store.create_button(button).await?;
+            s.print(&button, |b| format!("added {}", button_text(b)));
+        }
+        ButtonsCommand::Update { name, rename, fields } => {
+            let patch = JobButtonPatch {
+                name: rename,
+                content_types: (!fields.content_types.is_empty())
+                    .then(|| content_types(&fields.content_types))
+                    .transpose()?,
+                text: fields.text,
+                job: fields.job,
+                weight: fields.weight,
+                group_name: fields.group.map(|g| (!g.is_empty()).then_some(g)),
+                button_class: button_class(fields.button_class.as_deref())?,
+                confirmation: fields.confirmation,
+                enabled: fields.enabled,
+            };
+            let button = s.store.update_button(&name, patch).await?;
+            s.print(&button, |b| format!("updated {}", button_text(b)));
+        }
+        ButtonsCommand::Delete { name } => {
+            let button = s.store.delete_button(&name).await?;
+            s.print(&button, |b| format!("deleted {}", b.name));
+        }
+        ButtonsCommand::For { content_type, id, user } => {
+            let reference = object_ref(&content_type, &id)?;
+            let object =
+                s.store.get_object(&reference).await?.ok_or_else(|| StoreError::not_found("object", &reference))?;
+            let user = s.user(&user).await?;
+            let shown = jobhooks_dispatch::buttons_for(&*s.store, &object, &user).await?;
+            s.print(&shown, |shown| {
+                shown
+                    .iter()
+                    .map(|b| {
+                        let state = match (&b.error, b.disabled) {
+                            (Some(error), _) => format!("disabled: {error}"),
+                            (None, true) => "disabled".to_owned(),
+                            (None, false) => "enabled".to_owned(),
+                        };
+                        format!("{}  \"{}\"  ({state})", b.name, b.text)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ButtonsCommand::Press { button, content_type, id, user, wait } => {
+            let reference = object_ref(&content_type, &id)?;
+            let user = s.user(&user).await?;
+            let run = jobhooks_dispatch::press(&*s.store, &user, &button, &reference).await?;
+            if wait {
+                let dispatcher = s.dispatcher(4).await?;
+                dispatcher.drain().await?;
+                dispatcher.shutdown(Duration::from_secs(30)).await;
+                return show_result(s, run).await;
+            }
+            s.print(&serde_json::json!({"run": run}), |_| format!("queued run {run}"));
+        }
+    }
+    Ok(())
+}
+
+async fn users(s: &Session, command: UsersCommand) -> Outcome {
+    match command {
+        UsersCommand::Add { username, superuser, perms, run_jobs } => {
+            let mut user = if superuser { User::superuser(username)? } else { User::new(username)? };
+            user.permissions.extend(perms.into_iter().map(Permission::new));
+            if !run_jobs.is_empty() {
+                user.permissions.push(Permission::run_jobs(run_jobs));
+            }
+            s.store.put_user(user.clone()).await?;
+            s.print(&user, |u| format!("added user {}", u.username));
+        }
+        UsersCommand::List => {
+            let users = s.store.list_users().await?;
+            s.print(&users, |users| {
+                users
+                    .iter()
+                    .map(|u| {
+                        let perms: Vec<String> = u
+                            .permissions
+                            .iter()
+                            .map(|p| match &p.jobs {
+                                Some(jobs) => format!("{}({})", p.name, jobs.join(",")),
+                                None => p.name.clone(),
+                            })
+                            .collect();
+                        format!(
+                            "{}{}  {}",
+                            u.username,
+                            if u.is_superuser { " (superuser)" } else { "" },
+                            perms.join(" ")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_data(data: Option<String>, file: Option<PathBuf>) -> Result<Value, Failure> {
+    let text = match (data, file) {
+        (Some(_), Some(_)) => return Err(Failure::bad_input("give the data as an argument or with --file, not both")),
+        (Some(dash), None) if dash == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::failed(format!("cannot read stdin: {e}")))?;
+            text
+        }
+        (Some(text), None) => text,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", path.display())))?,
+        (None, None) => {
+            return Err(Failure::bad_input("give the object's data as JSON: an argument, --file PATH, or - for stdin"));
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| Failure::bad_input(format!("the object's data is not valid JSON: {e}")))
+}
+
+async fn objects(s: &Session, command: ObjectsCommand) -> Outcome {
+    match command {
+        ObjectsCommand::Put { content_type, id, data, file, repr, user } => {
+            let reference = object_ref(&content_type, &id)?;
+            let data = read_data(data, file)?;
+            let object = Object::new(reference.clone(), repr.unwrap_or_else(|| id.clone()), data);
+            let mut session = s.store.session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
+            session.save(object).await?;
+            let receipt = session.commit(&*s.store).await?;
+            s.print(&receipt, |r| {
+                format!(
+                    "committed change(s) {:?}, queued hook run(s) {:?}",
+                    r.changes.iter().map(|c| c.0).collect::<Vec<_>>(),
+                    r.runs.iter().map(|r| r.0).collect::<Vec<_>>()
+                )
+            });
+        }
+        ObjectsCommand::Show { content_type, id } => {
+            let reference = object_ref(&content_type, &id)?;
+            let object =
+                s.store.get_object(&reference).await?.ok_or_else(|| StoreError::not_found("object", &reference))?;
+            s.print(&object, |o| {
+                format!(
+                    "{} {} \"{}\"\n{}",
+                    o.content_type(),
+                    o.id(),
+                    o.repr,
+                    serde_json::to_string_pretty(&o.data).unwrap_or_default()
+                )
+            });
+        }
+        ObjectsCommand::Delete { content_type, id, user } => {
+            let reference = object_ref(&content_type, &id)?;
+            let mut session = s.store.session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
+            session.delete(&reference).await?;
+            let receipt = session.commit(&*s.store).await?;
+            s.print(&receipt, |r| {
+                format!("deleted {reference}; queued hook run(s) {:?}", r.runs.iter().map(|r| r.0).collect::<Vec<_>>())
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn changes(s: &Session, command: ChangesCommand) -> Outcome {
+    match command {
+        ChangesCommand::List { object, limit } => {
+            let changes = match object.as_deref() {
+                Some([content_type, id]) => s.store.changes_for_object(&object_ref(content_type, id)?, limit).await?,
+                _ => {
+                    let far = jobhooks_model::OffsetDateTime::now_utc() + Duration::from_secs(86_400);
+                    let mut all =
+                        s.store.changes_between(jobhooks_model::OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await?;
+                    all.reverse();
+                    all.truncate(limit);
+                    all
+                }
+            };
+            s.print(&changes, |changes| {
+                changes
+                    .iter()
+                    .map(|c| format!("{:>5}  {}  [{}]", c.id, c, c.change_context))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ChangesCommand::Show { id } => {
+            let change = s.store.get_change(ChangeId(id)).await?.ok_or_else(|| StoreError::not_found("change", id))?;
+            let snapshots = change.get_snapshots();
+            let shown = serde_json::json!({"change": change, "snapshots": snapshots});
+            s.print(&shown, |_| {
+                format!(
+                    "{}  {}\ncontext: {} {}\nsnapshots: {}",
+                    change.id,
+                    change,
+                    change.change_context,
+                    change.change_context_detail,
+                    serde_json::to_string_pretty(&snapshots).unwrap_or_default()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn parse_status(text: &str) -> Result<JobStatus, Failure> {
+    serde_json::from_value(Value::String(text.to_ascii_uppercase())).map_err(|_| {
+        Failure::bad_input(format!(
+            "invalid status `{text}`: expected PENDING, STARTED, SUCCESS, FAILURE, RETRYING or DEAD_LETTERED"
+        ))
+    })
+}
+
+fn result_text(r: &jobhooks_model::JobResult) -> String {
+    let mut text = format!(
+        "run {}  {}  {}  as {}  attempts {}",
+        r.id,
+        r.status,
+        r.job,
+        r.user.as_deref().unwrap_or("-"),
+        r.attempts
+    );
+    for entry in &r.logs {
+        text.push_str(&format!("\n  {:<8} {:<14} {}", entry.level, entry.grouping, entry.message));
+    }
+    text
+}
+
+async fn show_result(s: &Session, run: RunId) -> Outcome {
+    let result = s.store.get_result(run).await?.ok_or_else(|| StoreError::not_found("job result", run))?;
+    s.print(&result, result_text);
+    Ok(())
+}
+
+async fn results(s: &Session, command: ResultsCommand) -> Outcome {
+    match command {
+        ResultsCommand::List { job, status, change, limit } => {
+            let filter = ResultFilter {
+                job,
+                status: status.as_deref().map(parse_status).transpose()?,
+                change: change.map(ChangeId),
+                limit: Some(limit),
+            };
+            let results = s.store.list_results(&filter).await?;
+            s.print(&results, |results| {
+                results
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{:>5}  {:<13} {}  as {}",
+                            r.id,
+                            r.status.to_string(),
+                            r.job,
+                            r.user.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ResultsCommand::Show { run } => show_result(s, RunId(run)).await?,
+        ResultsCommand::Replay { run } => {
+            s.store.replay(RunId(run)).await?;
+            s.print(&serde_json::json!({"run": run}), |_| format!("queued run {run} again"));
+        }
+    }
+    Ok(())
+}
+
+async fn run_dispatcher(s: &Session, workers: usize, grace: u64) -> Outcome {
+    let dispatcher = s.dispatcher(workers).await?;
+    eprintln!("jobhooks: dispatching from {} with {workers} workers; Ctrl-C to stop", s.store.path().display());
+    tokio::signal::ctrl_c().await.map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
+    eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
+    let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
+    eprintln!("jobhooks: stopped ({} run(s) given back to the queue)", report.abandoned);
+    Ok(())
+}
