@@ -1,0 +1,267 @@
+//! The command line as a user runs it: the real `jobhooks` binary as a subprocess on a temporary
+//! store, every command, JSON output parsed, error messages and exit codes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const SERIAL_HOOK: &str = "jobhooks_examples::ExampleJobHookReceiver";
+const SIMPLE_BUTTON: &str = "jobhooks_examples::ExampleSimpleJobButtonReceiver";
+
+fn jobhooks(db: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jobhooks"));
+    command.arg("--db").arg(db).env_remove("JOBHOOKS_DB");
+    command
+}
+
+fn run(db: &Path, args: &[&str]) -> Output {
+    jobhooks(db).args(args).output().expect("the binary runs")
+}
+
+fn run_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child =
+        jobhooks(db).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn ok(db: &Path, args: &[&str]) -> String {
+    let output = run(db, args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{args:?} failed: {stderr}\n{stdout}");
+    stdout.into_owned()
+}
+
+/// Runs a `--json` command that must succeed and parses its output.
+fn json(db: &Path, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    serde_json::from_str(&ok(db, &args)).expect("--json prints JSON")
+}
+
+/// Runs a command that must fail with `status` and returns its stderr.
+fn fails(db: &Path, args: &[&str], status: i32) -> String {
+    let output = run(db, args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(status), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    stderr
+}
+
+fn store() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    (dir, db)
+}
+
+#[test]
+fn the_demo_succeeds() {
+    let (_dir, db) = store();
+    let stdout = ok(&db, &["demo"]);
+    assert!(stdout.contains("[6/6] Running everything queued"), "{stdout}");
+    assert!(stdout.contains("edge-1 serial B2 was not valid. Reverted to A1"), "{stdout}");
+    assert!(stdout.contains("All 10 checks held."), "{stdout}");
+}
+
+#[test]
+fn jobs_are_listed_enabled_and_disabled() {
+    let (_dir, db) = store();
+    assert_eq!(json(&db, &["jobs", "list"]), serde_json::json!([]), "receivers are hidden by default");
+    let jobs = json(&db, &["jobs", "list", "--all"]);
+    let paths: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["class_path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&SERIAL_HOOK) && paths.contains(&SIMPLE_BUTTON), "{paths:?}");
+    assert!(jobs.as_array().unwrap().iter().all(|j| j["installed"] == true && j["enabled"] == false));
+    assert_eq!(json(&db, &["jobs", "enable", SERIAL_HOOK])["enabled"], true);
+    assert!(ok(&db, &["jobs", "disable", SERIAL_HOOK]).contains("disabled"));
+    let stderr = fails(&db, &["jobs", "enable", "no::Such"], 2);
+    assert_eq!(stderr.trim(), "error: job `no::Such` does not exist");
+}
+
+#[test]
+fn hooks_are_added_validated_updated_and_deleted() {
+    let (_dir, db) = store();
+    let add = ["hooks", "add", "serials", "--content-type", "dcim.device", "--job", SERIAL_HOOK, "--on", "update"];
+    let stderr = fails(&db, &add, 2);
+    assert!(stderr.contains("enabled: The selected Job is not installed and enabled"), "{stderr}");
+    ok(&db, &["jobs", "enable", SERIAL_HOOK]);
+    let hook = json(&db, &add);
+    assert_eq!(hook["type_update"], true);
+
+    let twin = [
+        "hooks",
+        "add",
+        "twin",
+        "--content-type",
+        "dcim.device",
+        "--job",
+        SERIAL_HOOK,
+        "--on",
+        "update",
+        "--on",
+        "delete",
+    ];
+    let stderr = fails(&db, &twin, 2);
+    assert!(
+        stderr.contains(&format!(
+            "type_update: A job hook already exists for update on dcim.device to job {SERIAL_HOOK}"
+        )),
+        "{stderr}"
+    );
+    let none = ["hooks", "add", "none", "--content-type", "dcim.device", "--job", SERIAL_HOOK];
+    assert!(fails(&db, &none, 2).contains("You must select at least one type: create, update, and/or delete."));
+    let bad_type = ["hooks", "add", "bad", "--content-type", "Devices", "--job", SERIAL_HOOK, "--on", "create"];
+    assert!(fails(&db, &bad_type, 2).contains("invalid content type `Devices`"));
+    assert!(
+        fails(&db, &["hooks", "add", "x", "--job", SERIAL_HOOK, "--on", "explode"], 2)
+            .contains("invalid action `explode`")
+    );
+
+    let updated = json(&db, &["hooks", "update", "serials", "--on", "create", "--enabled", "false"]);
+    assert_eq!(
+        (updated["type_create"].clone(), updated["type_update"].clone(), updated["enabled"].clone()),
+        (Value::Bool(true), Value::Bool(false), Value::Bool(false))
+    );
+    assert_eq!(json(&db, &["hooks", "show", "serials"])["job"], SERIAL_HOOK);
+    assert_eq!(json(&db, &["hooks", "list"]).as_array().unwrap().len(), 1);
+    assert!(ok(&db, &["hooks", "delete", "serials"]).contains("deleted serials"));
+    assert_eq!(fails(&db, &["hooks", "show", "serials"], 2).trim(), "error: job hook `serials` does not exist");
+}
+
+#[test]
+fn users_objects_changes_buttons_and_results_work_together() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice", "--perm", "extras.run_job", "--perm", "dcim.add_location"]);
+    ok(&db, &["users", "add", "eve"]);
+    ok(&db, &["users", "add", "root", "--superuser"]);
+    let users = json(&db, &["users", "list"]);
+    assert_eq!(users.as_array().unwrap().len(), 3);
+    assert!(fails(&db, &["users", "add", ""], 2).contains("invalid username"));
+
+    // Objects from an argument, a file and stdin.
+    ok(&db, &["objects", "put", "dcim.location", "hq", r#"{"name": "HQ"}"#, "--repr", "HQ", "--user", "alice"]);
+    let file = db.parent().unwrap().join("device.json");
+    std::fs::write(&file, r#"{"name": "edge-1", "serial": "A1"}"#).unwrap();
+    ok(
+        &db,
+        &[
+            "objects",
+            "put",
+            "dcim.device",
+            "d1",
+            "--file",
+            file.to_str().unwrap(),
+            "--repr",
+            "edge-1",
+            "--user",
+            "alice",
+        ],
+    );
+    let output =
+        run_with_stdin(&db, &["objects", "put", "dcim.rack", "r1", "-", "--user", "alice"], r#"{"name": "R1"}"#);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(json(&db, &["objects", "show", "dcim.device", "d1"])["data"]["serial"], "A1");
+    let stderr = fails(&db, &["objects", "put", "dcim.rack", "r2", "{not json", "--user", "alice"], 2);
+    assert!(stderr.contains("the object's data is not valid JSON"), "{stderr}");
+    assert!(
+        fails(&db, &["objects", "show", "dcim.rack", "nope"], 2).contains("object `dcim.rack nope` does not exist")
+    );
+
+    // A hook on device updates; the change queues a run that the dispatcher runs on a press --wait.
+    ok(&db, &["jobs", "enable", SERIAL_HOOK]);
+    ok(&db, &["jobs", "enable", SIMPLE_BUTTON]);
+    ok(&db, &["hooks", "add", "serials", "--content-type", "dcim.device", "--job", SERIAL_HOOK, "--on", "update"]);
+    let receipt = json(
+        &db,
+        &[
+            "objects",
+            "put",
+            "dcim.device",
+            "d1",
+            r#"{"name": "edge-1", "serial": "B2"}"#,
+            "--repr",
+            "edge-1",
+            "--user",
+            "alice",
+        ],
+    );
+    assert_eq!(receipt["runs"].as_array().unwrap().len(), 1);
+    let change = receipt["changes"][0].as_u64().unwrap().to_string();
+    let shown = json(&db, &["changes", "show", &change]);
+    assert_eq!(shown["snapshots"]["differences"]["added"], serde_json::json!({"serial": "B2"}));
+    assert_eq!(shown["change"]["action"], "update");
+
+    ok(
+        &db,
+        &[
+            "buttons",
+            "add",
+            "simple",
+            "--content-type",
+            "dcim.location",
+            "--job",
+            SIMPLE_BUTTON,
+            "--text",
+            "Run on {{ obj }}",
+        ],
+    );
+    let shown = json(&db, &["buttons", "for", "dcim.location", "hq", "--user", "alice"]);
+    assert_eq!(shown[0]["text"], "Run on HQ");
+    assert_eq!(shown[0]["disabled"], false);
+    assert_eq!(json(&db, &["buttons", "update", "simple", "--weight", "5"])["weight"], 5);
+    assert_eq!(json(&db, &["buttons", "list"]).as_array().unwrap().len(), 1);
+    let refused = fails(&db, &["buttons", "press", "simple", "dcim.location", "hq", "--user", "eve"], 2);
+    assert_eq!(refused.trim(), "error: This user does not have permission to run jobs.");
+    let result = json(&db, &["buttons", "press", "simple", "dcim.location", "hq", "--user", "alice", "--wait"]);
+    assert_eq!(result["status"], "SUCCESS");
+    assert_eq!(result["logs"][1]["message"], "Running Job Button Receiver.");
+
+    // The press --wait ran the queued hook run too: the serial is reverted.
+    assert_eq!(json(&db, &["objects", "show", "dcim.device", "d1"])["data"]["serial"], "A1");
+    let changes = json(&db, &["changes", "list", "--object", "dcim.device", "d1"]);
+    assert_eq!(changes[0]["change_context"], "job-hook");
+    let results = json(&db, &["results", "list", "--job", SERIAL_HOOK]);
+    assert_eq!(results[0]["status"], "SUCCESS");
+    let run = results[0]["id"].as_u64().unwrap().to_string();
+    assert!(ok(&db, &["results", "show", &run]).contains("Reverted to A1"));
+    assert_eq!(json(&db, &["results", "list", "--status", "success"]).as_array().unwrap().len(), 2);
+    assert!(fails(&db, &["results", "list", "--status", "bogus"], 2).contains("invalid status `bogus`"));
+    assert!(fails(&db, &["results", "replay", &run], 2).contains("is not dead-lettered"));
+
+    assert!(ok(&db, &["buttons", "delete", "simple"]).contains("deleted simple"));
+    ok(&db, &["objects", "delete", "dcim.rack", "r1", "--user", "alice"]);
+    assert!(fails(&db, &["objects", "delete", "dcim.rack", "r1", "--user", "alice"], 2).contains("does not exist"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (_dir, db) = store();
+    fails(&db, &["hooks", "frobnicate"], 2);
+    fails(&db, &["buttons", "press", "only-one-arg"], 2);
+}
+
+#[test]
+fn run_dispatches_until_interrupted_and_holds_the_store() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice"]);
+    let mut dispatcher = jobhooks(&db).args(["run", "--workers", "2"]).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait for the dispatcher to say it is running: it then holds the store.
+    let mut stderr = std::io::BufReader::new(dispatcher.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.contains("dispatching from"), "{line}");
+
+    let locked = fails(&db, &["users", "list"], 1);
+    assert!(locked.contains("is in use by another process (is `jobhooks run` running?)"), "{locked}");
+
+    let interrupted = Command::new("kill").args(["-INT", &dispatcher.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let status = dispatcher.wait().unwrap();
+    assert!(status.success(), "a Ctrl-C shuts down gracefully: {status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(rest.contains("stopped (0 run(s) given back to the queue)"), "{rest}");
+    ok(&db, &["users", "list"]);
+}
