@@ -107,7 +107,27 @@ pub fn log_lines(result: &JobResult) -> Vec<String> {
     result.logs.iter().map(ToString::to_string).collect()
 }
 
-/// The README's Rust example, compiled and run as a doc test so the front page cannot rot.
+/// The README's Rust example, compiled as a doc test so the front page cannot rot.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The job hooks guide's examples, run as doc tests.
+#[doc = include_str!("../../docs/job-hooks.md")]
+#[cfg(doctest)]
+pub struct JobHooksGuide;
+
+/// The job buttons guide's examples, run as doc tests.
+#[doc = include_str!("../../docs/job-buttons.md")]
+#[cfg(doctest)]
+pub struct JobButtonsGuide;
+
+/// The registration guide's examples, run as doc tests.
+#[doc = include_str!("../../docs/registration.md")]
+#[cfg(doctest)]
+pub struct RegistrationGuide;
+
+/// The operations guide's examples, run as doc tests.
+#[doc = include_str!("../../docs/operations.md")]
+#[cfg(doctest)]
+pub struct OperationsGuide;

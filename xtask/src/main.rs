@@ -3,6 +3,7 @@
 //! - `cargo xtask ci`: no proc-macro crate in the workspace, format check, clippy with warnings denied, every test (unit, integration,
 //!   property and doc tests), the benches compiled, and the docs built with warnings denied. This is
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
+//! - `cargo xtask demo`: the main job, `jobhooks demo`: the seed scenarios end to end.
 //!
 //! Invariant: xtask depends on no jobhooks crate; it only drives cargo.
 
@@ -11,12 +12,14 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci    fmt check, clippy -D warnings, tests, benches compiled, docs with warnings denied";
+  ci    no proc-macro crate, fmt check, clippy -D warnings, tests, docs with warnings denied
+  demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("demo") => cargo(&["run", "--quiet", "--package", "jobhooks-cli", "--bin", "jobhooks", "--", "demo"], &[]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
