@@ -222,6 +222,10 @@ fn users_objects_changes_buttons_and_results_work_together() {
     assert_eq!(json(&db, &["objects", "show", "dcim.device", "d1"])["data"]["serial"], "A1");
     let changes = json(&db, &["changes", "list", "--object", "dcim.device", "d1"]);
     assert_eq!(changes[0]["change_context"], "job-hook");
+    let latest = json(&db, &["changes", "list", "--limit", "2"]);
+    assert_eq!(latest.as_array().unwrap().len(), 2);
+    assert_eq!(latest[0], changes[0], "the whole log, newest first");
+    assert!(ok(&db, &["changes", "list"]).contains("dcim.device edge-1 updated by alice  [job-hook]"));
     let results = json(&db, &["results", "list", "--job", SERIAL_HOOK]);
     assert_eq!(results[0]["status"], "SUCCESS");
     let run = results[0]["id"].as_u64().unwrap().to_string();
