@@ -81,6 +81,34 @@ impl Harness {
     }
 }
 
+/// Everything `tracing` prints while it is installed, as text.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// A `fmt` subscriber (no colours) that writes into this capture.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let writer = self.clone();
+        tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish()
+    }
+
+    /// What was printed so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The class path of a receiver type defined in `module`.
 pub fn class_path(module: &str, type_name: &str) -> String {
     format!("{module}::{type_name}")

@@ -172,18 +172,10 @@ inventory::collect!(JobRegistration);
 #[macro_export]
 macro_rules! register_job_hook_receiver {
     ($receiver:ident) => {
-        $crate::register_job_hook_receiver!($receiver, $crate::JobMeta::new());
+        $crate::__register_receiver!(Hook, $receiver, $crate::JobMeta::new());
     };
     ($receiver:ident, $meta:expr) => {
-        $crate::__private::inventory::submit! {
-            $crate::JobRegistration::new(
-                ::core::module_path!(),
-                ::core::stringify!($receiver),
-                ::core::concat!(::core::file!(), ":", ::core::line!()),
-                $meta,
-                $crate::Constructor::Hook(|| ::std::sync::Arc::new(<$receiver as ::core::default::Default>::default())),
-            )
-        }
+        $crate::__register_receiver!(Hook, $receiver, $meta);
     };
 }
 
@@ -194,16 +186,27 @@ macro_rules! register_job_hook_receiver {
 #[macro_export]
 macro_rules! register_job_button_receiver {
     ($receiver:ident) => {
-        $crate::register_job_button_receiver!($receiver, $crate::JobMeta::new());
+        $crate::__register_receiver!(Button, $receiver, $crate::JobMeta::new());
     };
     ($receiver:ident, $meta:expr) => {
+        $crate::__register_receiver!(Button, $receiver, $meta);
+    };
+}
+
+/// What both registration macros expand to; `$constructor` is a [`Constructor`] variant.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_receiver {
+    ($constructor:ident, $receiver:ident, $meta:expr) => {
         $crate::__private::inventory::submit! {
             $crate::JobRegistration::new(
                 ::core::module_path!(),
                 ::core::stringify!($receiver),
                 ::core::concat!(::core::file!(), ":", ::core::line!()),
                 $meta,
-                $crate::Constructor::Button(|| ::std::sync::Arc::new(<$receiver as ::core::default::Default>::default())),
+                $crate::Constructor::$constructor(|| {
+                    ::std::sync::Arc::new(<$receiver as ::core::default::Default>::default())
+                }),
             )
         }
     };
