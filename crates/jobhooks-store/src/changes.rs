@@ -86,7 +86,7 @@ impl Store {
             let id = ChangeId(w.next_change);
             w.next_change += 1;
             let reference = pending.object.clone();
-            let prechange = self.previous_change(st, &reference)?.map(|previous| previous.object_data);
+            let prechange = self.previous_data(st, &reference)?;
             let record = ObjectChange::from_pending(id, now, context, pending, prechange);
 
             st.put_json(keys::change(id), &record)?;
@@ -127,8 +127,13 @@ impl Store {
         Ok(receipt)
     }
 
-    /// The latest change of `reference` so far, counting staged ones.
-    fn previous_change(&self, st: &Staging<'_>, reference: &ObjectRef) -> Result<Option<ObjectChange>, StoreError> {
+    /// The data of the latest change of `reference` so far, counting staged ones. Only that field
+    /// is decoded: the rest of the record (its own prechange included) is skipped.
+    fn previous_data(&self, st: &Staging<'_>, reference: &ObjectRef) -> Result<Option<serde_json::Value>, StoreError> {
+        #[derive(Deserialize)]
+        struct DataOnly {
+            object_data: serde_json::Value,
+        }
         let Some(key) = st.last_key_with_prefix(&keys::changes_of_object(reference))? else {
             return Ok(None);
         };
@@ -137,7 +142,7 @@ impl Store {
             key: String::from_utf8_lossy(&key).into_owned(),
             reason: "the key does not end with a change id".into(),
         })?;
-        st.get_json(&keys::change(id), "change")
+        Ok(st.get_json::<DataOnly>(&keys::change(id), "change")?.map(|change| change.object_data))
     }
 
     fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
