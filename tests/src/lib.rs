@@ -2,6 +2,8 @@
 //! they share: a real sled store in a temporary directory with a real dispatcher over it, and the
 //! seed scenarios of `../shared/seeds/` as the layers they need exist.
 
+pub mod faults;
+
 use std::sync::Arc;
 use std::time::Duration;
 

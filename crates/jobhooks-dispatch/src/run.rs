@@ -30,6 +30,17 @@ enum Call {
     Button { object: Object },
 }
 
+/// A run that fails before its receiver is called: `logs`, then a `failure` entry with `message`.
+fn failed(lease: &Lease, logs: Vec<LogEntry>, message: String) -> Completion {
+    Completion {
+        lease: lease.clone(),
+        status: JobStatus::Failure,
+        logs: [logs, vec![entry(LogLevel::Failure, INITIALIZATION, message)]].concat(),
+        retry_at: None,
+        writes: None,
+    }
+}
+
 fn entry(level: LogLevel, grouping: &str, message: impl Into<String>) -> LogEntry {
     LogEntry {
         time: OffsetDateTime::now_utc(),
@@ -84,16 +95,22 @@ async fn resolve<S: Storage + ?Sized>(store: &S, result: &JobResult) -> Result<R
 }
 
 impl<S: Storage + 'static> Shared<S> {
-    /// Runs one leased run to its completion record.
+    /// Runs one leased run to its completion record. A record that cannot be decoded fails the
+    /// run, saying which (rerunning would meet it again); other store errors are returned, and the
+    /// run is given back to run again.
     pub(crate) async fn execute(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
+        match self.prepare_and_call(lease, result).await {
+            Err(corrupt @ StoreError::Corrupt { .. }) => {
+                let running = vec![entry(LogLevel::Info, INITIALIZATION, "Running job")];
+                Ok(failed(lease, running, format!("Could not prepare the run: {corrupt}")))
+            }
+            other => other,
+        }
+    }
+
+    async fn prepare_and_call(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
         let store = &*self.store;
-        let failed = |logs: Vec<LogEntry>, message: String| Completion {
-            lease: lease.clone(),
-            status: JobStatus::Failure,
-            logs: [logs, vec![entry(LogLevel::Failure, INITIALIZATION, message)]].concat(),
-            retry_at: None,
-            writes: None,
-        };
+        let failed = |logs: Vec<LogEntry>, message: String| failed(lease, logs, message);
         let running = vec![entry(LogLevel::Info, INITIALIZATION, "Running job")];
         let job = store.get_job(&result.job).await?;
         let registered = self.registry.get(&result.job);

@@ -1,0 +1,205 @@
+//! A storage wrapper that fails chosen operations, to show that the dispatcher keeps serving, loses
+//! no entry, and makes every failure visible.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jobhooks_model::ports::{
+    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, QueueDepth,
+    ResultFilter, SyncReport,
+};
+use jobhooks_model::{
+    ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
+    JobRecord, JobResult, JobSpec, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
+    async_trait,
+};
+use uuid::Uuid;
+
+/// How many of the next calls of each kind fail.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// `commit` fails with a write error.
+    pub commits: AtomicUsize,
+    /// `complete` fails with a flush error (nothing of the completion is written).
+    pub completes: AtomicUsize,
+    /// `lease_next` fails with a write error.
+    pub leases: AtomicUsize,
+    /// `get_change` fails as if the record could not be decoded.
+    pub corrupt_changes: AtomicUsize,
+}
+
+impl Faults {
+    fn take(counter: &AtomicUsize) -> bool {
+        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+/// `inner`, with the failures `faults` asks for.
+pub struct FaultyStore<S> {
+    /// The store underneath.
+    pub inner: S,
+    /// What to fail next.
+    pub faults: Faults,
+}
+
+impl<S> FaultyStore<S> {
+    /// Wraps `inner`, failing nothing yet.
+    pub fn new(inner: S) -> Self {
+        Self { inner, faults: Faults::default() }
+    }
+}
+
+fn injected(what: &str) -> StoreError {
+    StoreError::Backend(format!("injected {what} error"))
+}
+
+#[async_trait]
+impl<S: ObjectReader> ObjectReader for FaultyStore<S> {
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+        self.inner.get_object(reference).await
+    }
+}
+
+#[async_trait]
+impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
+    async fn commit(
+        &self,
+        context: &ChangeContext,
+        changes: ChangeSet,
+        objects: ObjectWrites,
+    ) -> Result<CommitReceipt, StoreError> {
+        if Faults::take(&self.faults.commits) {
+            return Err(injected("write"));
+        }
+        self.inner.commit(context, changes, objects).await
+    }
+    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
+        if Faults::take(&self.faults.corrupt_changes) {
+            return Err(StoreError::Corrupt {
+                kind: "change",
+                key: id.to_string(),
+                reason: "injected decode error".into(),
+            });
+        }
+        self.inner.get_change(id).await
+    }
+    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError> {
+        self.inner.changes_for_object(object, limit).await
+    }
+    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError> {
+        self.inner.changes_for_request(request_id).await
+    }
+    async fn changes_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, StoreError> {
+        self.inner.changes_between(from, to, limit).await
+    }
+    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError> {
+        self.inner.list_objects(content_type).await
+    }
+}
+
+#[async_trait]
+impl<S: Catalog> Catalog for FaultyStore<S> {
+    async fn sync_jobs(&self, linked: &[JobSpec]) -> Result<SyncReport, StoreError> {
+        self.inner.sync_jobs(linked).await
+    }
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.list_jobs().await
+    }
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.inner.get_job(class_path).await
+    }
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError> {
+        self.inner.set_job_enabled(class_path, enabled).await
+    }
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError> {
+        self.inner.create_hook(hook).await
+    }
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError> {
+        self.inner.update_hook(name, patch).await
+    }
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError> {
+        self.inner.delete_hook(name).await
+    }
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError> {
+        self.inner.get_hook(name).await
+    }
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError> {
+        self.inner.list_hooks().await
+    }
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError> {
+        self.inner.create_button(button).await
+    }
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError> {
+        self.inner.update_button(name, patch).await
+    }
+    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError> {
+        self.inner.delete_button(name).await
+    }
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
+        self.inner.get_button(name).await
+    }
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
+        self.inner.list_buttons().await
+    }
+    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+        self.inner.put_user(user).await
+    }
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.inner.get_user(username).await
+    }
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.inner.list_users().await
+    }
+}
+
+#[async_trait]
+impl<S: JobQueue> JobQueue for FaultyStore<S> {
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError> {
+        self.inner.enqueue(job, user, inputs).await
+    }
+    async fn lease_next(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+    ) -> Result<Option<(Lease, JobResult)>, StoreError> {
+        if Faults::take(&self.faults.leases) {
+            return Err(injected("write"));
+        }
+        self.inner.lease_next(now, lease_for).await
+    }
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
+        if Faults::take(&self.faults.completes) {
+            return Err(injected("flush"));
+        }
+        self.inner.complete(completion).await
+    }
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.release_expired(now).await
+    }
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.inner.release(lease).await
+    }
+    fn work_generation(&self) -> u64 {
+        self.inner.work_generation()
+    }
+    async fn wait_for_work(&self, seen: u64, at_most: Duration) {
+        self.inner.wait_for_work(seen, at_most).await
+    }
+    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+        self.inner.replay(run).await
+    }
+    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        self.inner.depth().await
+    }
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
+        self.inner.get_result(run).await
+    }
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
+        self.inner.list_results(filter).await
+    }
+}
