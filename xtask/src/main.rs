@@ -4,6 +4,7 @@
 //!   property and doc tests), the benches compiled, and the docs built with warnings denied. This is
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
 //! - `cargo xtask demo`: the main job, `jobhooks demo`: the seed scenarios end to end.
+//! - `cargo xtask crash [--trials N] [--seed S]`: the crash harness (`tests/src/bin/crash-harness.rs`).
 //!
 //! Invariant: xtask depends on no jobhooks crate; it only drives cargo.
 
@@ -13,12 +14,20 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   ci    no proc-macro crate, fmt check, clippy -D warnings, tests, docs with warnings denied
-  demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)";
+  demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)
+  crash [--trials N] [--seed S]
+        SIGKILL a realistic workload at random moments and check that nothing is lost";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("crash") => {
+            let mut harness =
+                vec!["run", "--release", "--quiet", "--package", "jobhooks-tests", "--bin", "crash-harness", "--"];
+            harness.extend(args[1..].iter().map(String::as_str));
+            cargo(&harness, &[])
+        }
         Some("demo") => cargo(&["run", "--quiet", "--package", "jobhooks-cli", "--bin", "jobhooks", "--", "demo"], &[]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
