@@ -5,6 +5,8 @@
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
 //! - `cargo xtask demo`: the main job, `jobhooks demo`: the seed scenarios end to end.
 //! - `cargo xtask crash [--trials N] [--seed S]`: the crash harness (`tests/src/bin/crash-harness.rs`).
+//! - `cargo xtask fuzz <target> [--seconds N]`: a cargo-fuzz target from `fuzz/`, on the stable
+//!   toolchain (no sanitizer; install cargo-fuzz with `cargo install cargo-fuzz`).
 //!
 //! Invariant: xtask depends on no jobhooks crate; it only drives cargo.
 
@@ -16,7 +18,9 @@ tasks:
   ci    no proc-macro crate, fmt check, clippy -D warnings, tests, docs with warnings denied
   demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)
   crash [--trials N] [--seed S]
-        SIGKILL a realistic workload at random moments and check that nothing is lost";
+        SIGKILL a realistic workload at random moments and check that nothing is lost
+  fuzz <target> [--seconds N]
+        run a cargo-fuzz target (decode_records, diff_patch, button_template, merge_changes)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
             harness.extend(args[1..].iter().map(String::as_str));
             cargo(&harness, &[])
         }
+        Some("fuzz") => fuzz(&args[1..]),
         Some("demo") => cargo(&["run", "--quiet", "--package", "jobhooks-cli", "--bin", "jobhooks", "--", "demo"], &[]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -53,6 +58,29 @@ fn ci() -> Result<(), String> {
     cargo(&["test", "--workspace", "--doc"], &[])?;
     cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     Ok(())
+}
+
+/// Runs one fuzz target on the stable toolchain (no sanitizer), for `--seconds` (default 60).
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let (target, seconds) = match args {
+        [target] => (target, "60"),
+        [target, flag, seconds] if flag == "--seconds" => (target, seconds.as_str()),
+        _ => return Err(format!("usage: cargo xtask fuzz <target> [--seconds N]\n\n{USAGE}")),
+    };
+    let installed = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !installed {
+        return Err("cargo-fuzz is not installed: run `cargo install cargo-fuzz`".to_owned());
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?;
+    let max_time = format!("-max_total_time={seconds}");
+    let args = ["fuzz", "run", "--sanitizer", "none", "-O", target.as_str(), "--", max_time.as_str(), "-timeout=5"];
+    eprintln!("$ (cd fuzz && cargo {})", args.join(" "));
+    let status = Command::new("cargo").args(args).current_dir(root.join("fuzz")).status().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("fuzz target {target} failed ({status}): see fuzz/artifacts/{target}/"))
+    }
 }
 
 /// Registration is derive-free by design: no workspace member may be a proc-macro crate.
