@@ -8,8 +8,9 @@
 //! }
 //! ```
 //!
-//! Every command opens the store (`--db`, default `jobhooks.db` or `$JOBHOOKS_DB`), syncs the
-//! linked receivers into its job records, and does one thing. Listings print a table, or JSON with
+//! Every command opens the store (`--db`, default `jobhooks.db` or `$JOBHOOKS_DB`), adds the
+//! receivers linked into this program to its job records (only `run`, the dispatcher, marks jobs
+//! it does not link as not installed), and does one thing. Listings print a table, or JSON with
 //! `--json`. Bad input exits with status 2 and the exact validation message on stderr; other
 //! failures exit with status 1.
 //!
@@ -29,7 +30,7 @@ use jobhooks_dispatch::{Dispatcher, DispatcherConfig, PressError};
 use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ResultFilter};
 use jobhooks_model::{
     Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
+    JobHookPatch, JobSpec, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
 };
 use jobhooks_register::Registry;
 use jobhooks_store::Store;
@@ -383,7 +384,21 @@ impl Session {
     async fn open(db: &std::path::Path, json: bool) -> Result<Self, Failure> {
         let store = Arc::new(Store::open(db)?);
         let registry = Registry::from_linked().map_err(|e| Failure::failed(e.to_string()))?;
-        registry.sync_into(&*store).await?;
+        // Only the dispatcher (`run`) decides which jobs are installed: this program may link
+        // fewer receivers than the application's own dispatcher, and must not uninstall theirs
+        // (which would disable their hooks and buttons). Commands only add what this program links.
+        let mut specs = registry.specs();
+        for job in store.list_jobs().await?.into_iter().filter(|j| j.installed && registry.get(&j.class_path).is_none())
+        {
+            specs.push(JobSpec {
+                class_path: job.class_path,
+                name: job.name,
+                description: job.description,
+                kind: job.kind,
+                hidden: job.hidden,
+            });
+        }
+        store.sync_jobs(&specs).await?;
         Ok(Self { store, registry, json })
     }
 

@@ -240,6 +240,31 @@ fn users_objects_changes_buttons_and_results_work_together() {
 }
 
 #[test]
+fn commands_never_uninstall_jobs_this_binary_does_not_link() {
+    let (_dir, db) = store();
+    // An application's own dispatcher installed a job this binary does not link.
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            use jobhooks_model::ports::Catalog;
+            let store = jobhooks_store::Store::open(&db).unwrap();
+            let spec = jobhooks_model::JobSpec {
+                class_path: "app::Theirs".into(),
+                name: "Theirs".into(),
+                description: String::new(),
+                kind: jobhooks_model::JobKind::JobHookReceiver,
+                hidden: false,
+            };
+            store.sync_jobs(&[spec]).await.unwrap();
+        });
+    }
+    ok(&db, &["jobs", "enable", "app::Theirs"]);
+    let jobs = json(&db, &["jobs", "list"]);
+    assert_eq!(jobs[0]["class_path"], "app::Theirs");
+    assert_eq!((jobs[0]["installed"].clone(), jobs[0]["enabled"].clone()), (Value::Bool(true), Value::Bool(true)));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let (_dir, db) = store();
     fails(&db, &["hooks", "frobnicate"], 2);
