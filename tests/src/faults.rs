@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, QueueDepth,
-    ResultFilter, SyncReport,
+    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, PruneReport,
+    QueueDepth, ResultFilter, Retention, SyncReport,
 };
 use jobhooks_model::{
     ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
@@ -195,6 +195,9 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
     }
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
         self.inner.depth().await
+    }
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
+        self.inner.prune(retention, now).await
     }
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
         self.inner.get_result(run).await

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobhooks_model::ports::{Lease, QueueDepth, Storage, SyncReport};
+use jobhooks_model::ports::{Lease, QueueDepth, Retention, Storage, SyncReport};
 use jobhooks_model::{JobStatus, Object, ObjectRef, OffsetDateTime, RunId, StoreError, User};
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,10 @@ pub struct DispatcherConfig {
     /// The longest an idle worker sleeps without a work signal (a safety net for runs scheduled by
     /// other processes; commits in this process wake workers at once).
     pub idle_wakeup: Duration,
+    /// How long finished results and old changes are kept (default: forever).
+    pub retention: Retention,
+    /// How often to prune per `retention`.
+    pub prune_every: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -84,6 +88,8 @@ impl Default for DispatcherConfig {
             retry: RetryPolicy::default(),
             job_retry: HashMap::new(),
             idle_wakeup: Duration::from_secs(1),
+            retention: Retention::default(),
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -182,6 +188,9 @@ impl<S: Storage + 'static> Dispatcher<S> {
         let mut workers = JoinSet::new();
         for _ in 0..shared.config.workers.max(1) {
             workers.spawn(worker(shared.clone(), stopped.clone()));
+        }
+        if shared.config.retention != Retention::default() {
+            workers.spawn(pruner(shared.clone(), stopped.clone()));
         }
         Ok(Self { shared, stop, workers, sync_report })
     }
@@ -286,6 +295,20 @@ async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch
                     _ = stopped.changed() => {}
                 }
             }
+        }
+    }
+}
+
+/// Prunes per the retention policy every `prune_every`, until stopped.
+async fn pruner<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(shared.config.prune_every) => {}
+            _ = stopped.changed() => return,
+        }
+        match shared.store.prune(&shared.config.retention, OffsetDateTime::now_utc()).await {
+            Ok(report) => tracing::debug!(results = report.results, changes = report.changes, "pruned"),
+            Err(error) => tracing::warn!(%error, "pruning failed; it is tried again at the next interval"),
         }
     }
 }

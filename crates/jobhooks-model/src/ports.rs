@@ -190,6 +190,28 @@ pub struct ResultFilter {
     pub limit: Option<usize>,
 }
 
+/// How long finished results and old changes are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Keep results that ended (`SUCCESS` or `FAILURE`) for this long after they were queued;
+    /// `None` keeps them forever. Pending, running, retrying and dead-lettered runs are never
+    /// pruned.
+    pub results_for: Option<Duration>,
+    /// Keep changes for this long; `None` keeps them forever. A change is kept anyway while it is
+    /// its object's latest change (the object's current state and the next change's prechange)
+    /// or while results of its runs are kept.
+    pub changes_for: Option<Duration>,
+}
+
+/// What one pruning pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// Results removed.
+    pub results: u64,
+    /// Changes removed.
+    pub changes: u64,
+}
+
 /// The durable job queue and the job results.
 #[async_trait::async_trait]
 pub trait JobQueue: Send + Sync {
@@ -221,6 +243,9 @@ pub trait JobQueue: Send + Sync {
     async fn replay(&self, run: RunId) -> Result<(), StoreError>;
     /// How many runs are where.
     async fn depth(&self) -> Result<QueueDepth, StoreError>;
+    /// Removes finished results and old changes past `retention` as of `now`, with their index
+    /// entries, in bounded steps so that commits are not held up.
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError>;
     /// One result.
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError>;
     /// Results, newest first.

@@ -53,6 +53,7 @@ mod changes;
 mod durability;
 mod keys;
 mod queue;
+mod retention;
 mod staging;
 
 use std::path::{Path, PathBuf};

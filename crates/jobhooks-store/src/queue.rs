@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use jobhooks_model::ports::{CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, QueueDepth, ResultFilter};
+use jobhooks_model::ports::{
+    CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, PruneReport, QueueDepth, ResultFilter, Retention,
+};
 use jobhooks_model::{JobInputs, JobResult, JobStatus, OffsetDateTime, RunId, StoreError};
 
 use crate::changes::{EntryState, QueueEntry, from_micros, put_result, run_object, stage_run};
@@ -284,6 +286,10 @@ impl JobQueue for Store {
             leased: count(keys::LEASED),
             dead: count(&keys::results_with_status(JobStatus::DeadLettered)),
         })
+    }
+
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
+        self.prune_pass(retention, now).await
     }
 
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {

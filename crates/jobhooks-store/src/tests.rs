@@ -472,3 +472,55 @@ async fn waiting_for_work_wakes_on_a_commit() {
     waiter.await.unwrap();
     assert!(store.work_generation() > seen);
 }
+
+#[tokio::test]
+async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_still_needed() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    let other = save(&store, web("alice"), &[device("2", "C")]).await;
+    let first = save(&store, web("alice"), &[device("1", "A")]).await;
+    let second = save(&store, web("alice"), &[device("1", "B")]).await;
+    // Device 2's run is dead-lettered; device 1's first run finishes; its second stays pending.
+    let (lease_other, _) = lease(&store).await.unwrap();
+    assert_eq!(lease_other.run, other.runs[0]);
+    store.complete(completion(&lease_other, JobStatus::DeadLettered)).await.unwrap();
+    let (lease_first, _) = lease(&store).await.unwrap();
+    assert_eq!(lease_first.run, first.runs[0]);
+    store.complete(completion(&lease_first, JobStatus::Success)).await.unwrap();
+
+    let nothing = jobhooks_model::ports::Retention::default();
+    let later = OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    assert_eq!(store.prune(&nothing, later).await.unwrap(), Default::default());
+
+    let everything_old =
+        jobhooks_model::ports::Retention { results_for: Some(Duration::ZERO), changes_for: Some(Duration::ZERO) };
+    let report = store.prune(&everything_old, later).await.unwrap();
+    assert_eq!(report.results, 1, "only the finished result goes; pending and dead-lettered stay");
+    assert_eq!(report.changes, 1, "device 1's first change goes: superseded, its result gone");
+    assert!(store.get_result(first.runs[0]).await.unwrap().is_none());
+    assert!(
+        store
+            .list_results(&ResultFilter { change: Some(first.changes[0]), ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_results(&ResultFilter { status: Some(JobStatus::Success), ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.get_change(first.changes[0]).await.unwrap().is_none());
+    assert_eq!(store.changes_for_object(&device("1", "").reference, 10).await.unwrap().len(), 1);
+    assert!(store.get_change(second.changes[0]).await.unwrap().is_some(), "the object's latest change stays");
+    assert!(store.get_change(other.changes[0]).await.unwrap().is_some(), "a change with a kept result stays");
+    assert_eq!(store.get_object(&device("1", "").reference).await.unwrap(), Some(device("1", "B")));
+    assert!(store.get_result(second.runs[0]).await.unwrap().is_some());
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 1 });
+    // The next change of device 1 still gets its prechange.
+    let third = save(&store, web("alice"), &[device("1", "C")]).await;
+    let change = store.get_change(third.changes[0]).await.unwrap().unwrap();
+    assert_eq!(change.prechange, Some(json!({"name": "dev-1", "serial": "B"})));
+}
