@@ -5,6 +5,7 @@
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
 //! - `cargo xtask demo`: the main job, `jobhooks demo`: the seed scenarios end to end.
 //! - `cargo xtask crash [--trials N] [--seed S]`: the crash harness (`tests/src/bin/crash-harness.rs`).
+//! - `cargo xtask soak [--changes N]`: the soak (`tests/src/bin/soak.rs`).
 //! - `cargo xtask fuzz <target> [--seconds N]`: a cargo-fuzz target from `fuzz/`, on the stable
 //!   toolchain (no sanitizer; install cargo-fuzz with `cargo install cargo-fuzz`).
 //!
@@ -19,6 +20,8 @@ tasks:
   demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)
   crash [--trials N] [--seed S]
         SIGKILL a realistic workload at random moments and check that nothing is lost
+  soak [--changes N]
+        N changes (default 1,000,000) through to completed runs, with retention; memory and size
   fuzz <target> [--seconds N]
         run a cargo-fuzz target (decode_records, diff_patch, button_template, merge_changes)";
 
@@ -33,6 +36,11 @@ fn main() -> ExitCode {
             cargo(&harness, &[])
         }
         Some("fuzz") => fuzz(&args[1..]),
+        Some("soak") => {
+            let mut soak = vec!["run", "--release", "--quiet", "--package", "jobhooks-tests", "--bin", "soak", "--"];
+            soak.extend(args[1..].iter().map(String::as_str));
+            cargo(&soak, &[])
+        }
         Some("demo") => cargo(&["run", "--quiet", "--package", "jobhooks-cli", "--bin", "jobhooks", "--", "demo"], &[]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
