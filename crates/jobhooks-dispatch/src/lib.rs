@@ -59,6 +59,9 @@ pub use retry::{AfterFailure, RetryPolicy};
 pub struct DispatcherConfig {
     /// How many runs at once, in all.
     pub workers: usize,
+    /// How many runs a worker claims at once; it runs them one after another and records their
+    /// outcomes together, sharing one store write and one flush.
+    pub lease_batch: usize,
     /// How many runs of one job at once (`None`: no limit beyond `workers`).
     pub per_job_limit: Option<usize>,
     /// How long a worker's claim on a run lasts before another worker (or process) may take it over.
@@ -82,6 +85,7 @@ impl Default for DispatcherConfig {
     fn default() -> Self {
         Self {
             workers: 4,
+            lease_batch: 8,
             per_job_limit: None,
             lease: Duration::from_secs(300),
             run_timeout: Duration::from_secs(60),
@@ -280,9 +284,10 @@ impl<S: Storage + 'static> Dispatcher<S> {
 async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
         let seen = shared.store.work_generation();
-        match shared.store.lease_next(OffsetDateTime::now_utc(), shared.config.lease).await {
-            Ok(Some((lease, result))) => shared.run(lease, result).await,
-            Ok(None) => {
+        let max = shared.config.lease_batch.max(1);
+        match shared.store.lease_batch(OffsetDateTime::now_utc(), shared.config.lease, max).await {
+            Ok(batch) if !batch.is_empty() => shared.run_batch(batch).await,
+            Ok(_) => {
                 tokio::select! {
                     () = shared.store.wait_for_work(seen, shared.config.idle_wakeup) => {}
                     _ = stopped.changed() => {}
@@ -320,49 +325,76 @@ impl<S: Storage + 'static> Shared<S> {
         Some(slots.entry(job.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(limit.max(1)))).clone())
     }
 
-    /// Runs one leased run and records its completion.
-    async fn run(&self, lease: Lease, result: jobhooks_model::JobResult) {
-        let slot = self.job_slot(&result.job);
-        let _permit = match &slot {
-            Some(slot) => slot.acquire().await.ok(),
-            None => None,
-        };
-        self.counters.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(lease.run, (lease.clone(), None));
-        self.finish(&lease, self.execute(&lease, result).await).await;
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.run);
-        self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+    /// Runs the leased runs of one batch one after another, then records their completions
+    /// together: one store write and one flush for the batch.
+    async fn run_batch(&self, batch: Vec<(Lease, jobhooks_model::JobResult)>) {
+        let size = batch.len() as u64;
+        self.counters.in_flight.fetch_add(size, Ordering::SeqCst);
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            for (lease, _) in &batch {
+                in_flight.insert(lease.run, (lease.clone(), None));
+            }
+        }
+        let leases: Vec<Lease> = batch.iter().map(|(lease, _)| lease.clone()).collect();
+        let mut completions = Vec::with_capacity(batch.len());
+        for (lease, result) in batch {
+            let slot = self.job_slot(&result.job);
+            let _permit = match &slot {
+                Some(slot) => slot.acquire().await.ok(),
+                None => None,
+            };
+            match self.execute(&lease, result).await {
+                Ok(completion) => completions.push(completion),
+                Err(error) => {
+                    // The store failed while preparing the run: give it back so it runs again.
+                    tracing::error!(run = %lease.run, %error, "could not prepare the run; giving it back");
+                    let _ = self.store.release(&lease).await;
+                }
+            }
+        }
+        self.record(completions).await;
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            for lease in &leases {
+                in_flight.remove(&lease.run);
+            }
+        }
+        self.counters.in_flight.fetch_sub(size, Ordering::SeqCst);
         self.progress.notify_waiters();
     }
 
-    /// Records a run's completion and counts its outcome.
-    async fn finish(&self, lease: &Lease, completion: Result<jobhooks_model::ports::Completion, StoreError>) {
-        let completion = match completion {
-            Ok(completion) => completion,
+    /// Records completions and counts their outcomes.
+    async fn record(&self, completions: Vec<jobhooks_model::ports::Completion>) {
+        if completions.is_empty() {
+            return;
+        }
+        let runs: Vec<(RunId, JobStatus)> = completions.iter().map(|c| (c.lease.run, c.status)).collect();
+        let outcomes = match self.store.complete_batch(completions).await {
+            Ok(outcomes) => outcomes,
             Err(error) => {
-                // The store failed while preparing the run: give it back so it runs again.
-                tracing::error!(run = %lease.run, %error, "could not prepare the run; giving it back");
-                let _ = self.store.release(lease).await;
+                tracing::error!(%error, runs = runs.len(), "could not record the outcomes; the runs run again when their leases lapse");
                 return;
             }
         };
-        let status = completion.status;
-        match self.store.complete(completion).await {
-            Ok(_) => {
-                let counter = match status {
-                    JobStatus::Success => &self.counters.succeeded,
-                    JobStatus::Retrying => &self.counters.retried,
-                    JobStatus::DeadLettered => &self.counters.dead_lettered,
-                    _ => &self.counters.failed,
-                };
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            Err(StoreError::LeaseLost { run }) => {
-                self.counters.lease_lost.fetch_add(1, Ordering::SeqCst);
-                tracing::warn!(run, "the lease lapsed and the run was taken over; this outcome is discarded");
-            }
-            Err(error) => {
-                tracing::error!(run = %lease.run, %error, "could not record the run's outcome; it runs again when its lease lapses");
+        for ((run, status), outcome) in runs.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(_) => {
+                    let counter = match status {
+                        JobStatus::Success => &self.counters.succeeded,
+                        JobStatus::Retrying => &self.counters.retried,
+                        JobStatus::DeadLettered => &self.counters.dead_lettered,
+                        _ => &self.counters.failed,
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(StoreError::LeaseLost { .. }) => {
+                    self.counters.lease_lost.fetch_add(1, Ordering::SeqCst);
+                    tracing::warn!(%run, "the lease lapsed and the run was taken over; this outcome is discarded");
+                }
+                Err(error) => {
+                    tracing::error!(%run, %error, "could not record the run's outcome; it runs again when its lease lapses");
+                }
             }
         }
     }

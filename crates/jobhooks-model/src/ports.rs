@@ -226,9 +226,39 @@ pub trait JobQueue: Send + Sync {
         now: OffsetDateTime,
         lease_for: Duration,
     ) -> Result<Option<(Lease, JobResult)>, StoreError>;
+    /// Claims up to `max` runnable runs at once, in the order [`JobQueue::lease_next`] would.
+    /// Backends that can claim several in one write override it; the default claims one by one.
+    async fn lease_batch(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<Vec<(Lease, JobResult)>, StoreError> {
+        let mut claimed = Vec::new();
+        while claimed.len() < max {
+            match self.lease_next(now, lease_for).await? {
+                Some(run) => claimed.push(run),
+                None => break,
+            }
+        }
+        Ok(claimed)
+    }
     /// Ends or reschedules a claimed run, committing its writes (on success), its result and its
     /// queue entry's new state atomically. Returns what the writes committed.
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError>;
+    /// Completes several claimed runs; each outcome is that of [`JobQueue::complete`] for its run
+    /// (a lapsed lease refuses only its own run). Backends that can write them together, sharing
+    /// one flush, override it; the default completes one by one.
+    async fn complete_batch(
+        &self,
+        completions: Vec<Completion>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        let mut outcomes = Vec::with_capacity(completions.len());
+        for completion in completions {
+            outcomes.push(self.complete(completion).await);
+        }
+        Ok(outcomes)
+    }
     /// Returns every lease past its deadline to pending; how many.
     async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
     /// Gives a claimed run back without an outcome (e.g. at shutdown): pending again at once.

@@ -101,6 +101,50 @@ impl Store {
         Some(from_micros((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
     }
 
+    /// Stages the completion of one claimed run: its result, its queue entry's new state, and on
+    /// success its writes. Refuses with `LeaseLost`, staging nothing, when the lease lapsed.
+    fn stage_completion(
+        &self,
+        w: &mut crate::Writer,
+        st: &mut Staging<'_>,
+        completion: Completion,
+    ) -> Result<CommitReceipt, StoreError> {
+        let Completion { lease, status, logs, retry_at, writes } = completion;
+        let run = lease.run;
+        let entry = Self::entry(st, run).ok().filter(|e| e.state == EntryState::Leased && e.leases == lease.token);
+        let Some(entry) = entry else { return Err(StoreError::LeaseLost { run: run.0 }) };
+        let now = w.now();
+        let mut result = Self::result_of(st, run)?;
+        result.logs.extend(logs);
+        match status {
+            JobStatus::Retrying => Self::move_entry(st, run, &entry, EntryState::Pending, retry_at.unwrap_or(now))?,
+            JobStatus::DeadLettered => {
+                result.completed = Some(now);
+                Self::move_entry(st, run, &entry, EntryState::Dead, now)?;
+                // A dead run no longer holds its object's turn; a replay takes it back.
+                if let Some(object) = &entry.object {
+                    st.remove(keys::run_of_object(object, run));
+                }
+            }
+            JobStatus::Success | JobStatus::Failure => {
+                result.completed = Some(now);
+                Self::finish_entry(st, run, &entry);
+            }
+            JobStatus::Pending | JobStatus::Started => {
+                return Err(StoreError::Refused {
+                    reason: format!(
+                        "a run cannot be completed as {status}: use SUCCESS, FAILURE, RETRYING or DEAD_LETTERED"
+                    ),
+                });
+            }
+        }
+        Self::set_status(st, result, status)?;
+        match writes.filter(|_| status == JobStatus::Success) {
+            Some((context, changes)) => self.stage_changes(w, st, &context, changes, ObjectWrites::Apply),
+            None => Ok(CommitReceipt::default()),
+        }
+    }
+
     pub(crate) fn signal_work(&self) {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.work.notify_waiters();
@@ -129,76 +173,70 @@ impl JobQueue for Store {
         now: OffsetDateTime,
         lease_for: Duration,
     ) -> Result<Option<(Lease, JobResult)>, StoreError> {
+        Ok(self.lease_batch(now, lease_for, 1).await?.pop())
+    }
+
+    async fn lease_batch(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<Vec<(Lease, JobResult)>, StoreError> {
         // A lease needs no flush: if it is lost in a crash, the run is simply pending again.
         let (claimed, _ticket) = self.write(|w, st| {
-            // Runs whose lease lapsed already held their object's turn: take them over first.
-            let mut candidate = None;
+            // Runs whose lease lapsed already held their object's turn: take them over first. The
+            // object index is not changed by leasing, so a second run of one object stays behind.
+            let deadline = from_micros(crate::changes::micros(now.max(w.now()) + lease_for));
+            let mut claimed = Vec::new();
             for run in self.due(keys::LEASED, now).chain(self.due(keys::READY, now)) {
-                let run = run?;
-                let entry = Self::entry(st, run)?;
-                if entry.state == EntryState::Leased || !self.waits_for_older_run(run, &entry)? {
-                    candidate = Some((run, entry));
+                if claimed.len() >= max {
                     break;
                 }
+                let run = run?;
+                let entry = Self::entry(st, run)?;
+                if entry.state != EntryState::Leased && self.waits_for_older_run(run, &entry)? {
+                    continue;
+                }
+                let leases = entry.leases + 1;
+                Self::move_entry(st, run, &QueueEntry { leases, ..entry }, EntryState::Leased, deadline)?;
+                let mut result = Self::result_of(st, run)?;
+                result.attempts += 1;
+                result.started = Some(now);
+                let result = Self::set_status(st, result, JobStatus::Started)?;
+                claimed.push((Lease { run, token: leases, deadline }, result));
             }
-            let Some((run, entry)) = candidate else { return Ok(None) };
-            let leases = entry.leases + 1;
-            let deadline = from_micros(crate::changes::micros(now.max(w.now()) + lease_for));
-            Self::move_entry(st, run, &QueueEntry { leases, ..entry }, EntryState::Leased, deadline)?;
-            let mut result = Self::result_of(st, run)?;
-            result.attempts += 1;
-            result.started = Some(now);
-            let result = Self::set_status(st, result, JobStatus::Started)?;
-            Ok(Some((Lease { run, token: leases, deadline }, result)))
+            Ok(claimed)
         })?;
         Ok(claimed)
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
-        let Completion { lease, status, logs, retry_at, writes } = completion;
-        let run = lease.run;
-        let receipt = self
-            .write_durably(|w, st| {
-                let entry =
-                    Self::entry(st, run).ok().filter(|e| e.state == EntryState::Leased && e.leases == lease.token);
-                let Some(entry) = entry else { return Err(StoreError::LeaseLost { run: run.0 }) };
-                let now = w.now();
-                let mut result = Self::result_of(st, run)?;
-                result.logs.extend(logs);
-                match status {
-                    JobStatus::Retrying => {
-                        Self::move_entry(st, run, &entry, EntryState::Pending, retry_at.unwrap_or(now))?
-                    }
-                    JobStatus::DeadLettered => {
-                        result.completed = Some(now);
-                        Self::move_entry(st, run, &entry, EntryState::Dead, now)?;
-                        // A dead run no longer holds its object's turn; a replay takes it back.
-                        if let Some(object) = &entry.object {
-                            st.remove(keys::run_of_object(object, run));
-                        }
-                    }
-                    JobStatus::Success | JobStatus::Failure => {
-                        result.completed = Some(now);
-                        Self::finish_entry(st, run, &entry);
-                    }
-                    JobStatus::Pending | JobStatus::Started => {
-                        return Err(StoreError::Refused {
-                            reason: format!(
-                                "a run cannot be completed as {status}: use SUCCESS, FAILURE, RETRYING or DEAD_LETTERED"
-                            ),
-                        });
-                    }
-                }
-                Self::set_status(st, result, status)?;
-                match writes.filter(|_| status == JobStatus::Success) {
-                    Some((context, changes)) => self.stage_changes(w, st, &context, changes, ObjectWrites::Apply),
-                    None => Ok(CommitReceipt::default()),
-                }
-            })
-            .await?;
+        let receipt = self.write_durably(|w, st| self.stage_completion(w, st, completion)).await?;
         // A finished run may unblock the next run of its object.
         self.signal_work();
         Ok(receipt)
+    }
+
+    async fn complete_batch(
+        &self,
+        completions: Vec<Completion>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        let outcomes = self
+            .write_durably(|w, st| {
+                let mut outcomes = Vec::with_capacity(completions.len());
+                for completion in completions {
+                    // A lapsed lease is refused before anything of its completion is staged, so
+                    // it refuses only its own run; any other error fails the whole batch.
+                    match self.stage_completion(w, st, completion) {
+                        Err(lost @ StoreError::LeaseLost { .. }) => outcomes.push(Err(lost)),
+                        other => outcomes.push(Ok(other?)),
+                    }
+                }
+                Ok(outcomes)
+            })
+            .await?;
+        self.signal_work();
+        Ok(outcomes)
     }
 
     async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {

@@ -524,3 +524,32 @@ async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_stil
     let change = store.get_change(third.changes[0]).await.unwrap().unwrap();
     assert_eq!(change.prechange, Some(json!({"name": "dev-1", "serial": "B"})));
 }
+
+#[tokio::test]
+async fn batches_lease_in_order_and_complete_together_refusing_only_lapsed_leases() {
+    let (_dir, store) = ready_store().await;
+    let press = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
+    let a1 = store.enqueue(BUTTON_JOB, None, press("a")).await.unwrap();
+    let a2 = store.enqueue(BUTTON_JOB, None, press("a")).await.unwrap();
+    let b1 = store.enqueue(BUTTON_JOB, None, press("b")).await.unwrap();
+    let claimed = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.unwrap();
+    let runs: Vec<_> = claimed.iter().map(|(l, _)| l.run).collect();
+    assert_eq!(runs, [a1, b1], "the second run of object a waits for the first");
+
+    // Both leases lapse and are taken over; the batch then completes a1 with its new lease and b1
+    // with its old one.
+    let later = claimed[0].0.deadline + Duration::from_secs(1);
+    let retaken = store.lease_batch(later, Duration::from_secs(30), 10).await.unwrap();
+    assert_eq!(retaken.iter().map(|(l, _)| l.run).collect::<Vec<_>>(), [a1, b1]);
+    let batch = vec![completion(&retaken[0].0, JobStatus::Success), completion(&claimed[1].0, JobStatus::Success)];
+    let outcomes = store.complete_batch(batch).await.unwrap();
+    assert!(outcomes[0].is_ok());
+    assert_eq!(outcomes[1], Err(StoreError::LeaseLost { run: b1.0 }));
+    assert_eq!(store.get_result(a1).await.unwrap().unwrap().status, JobStatus::Success);
+    assert_eq!(
+        store.get_result(b1).await.unwrap().unwrap().status,
+        JobStatus::Started,
+        "the new holder's claim stands"
+    );
+    assert_eq!(lease(&store).await.map(|(l, _)| l.run), Some(a2), "a's second run is free to start now");
+}
