@@ -94,6 +94,15 @@ async fn failed_completions_leave_the_run_to_run_again_and_its_effect_lands_once
     let result = s.store.get_result(receipt.runs[0]).await.unwrap().unwrap();
     assert_eq!(result.status, JobStatus::Success);
     assert_eq!(result.attempts, 3, "two completions failed, the third landed");
+    let lapses: Vec<_> = log_lines(&result).into_iter().filter(|l| l.contains("lapsed")).collect();
+    assert_eq!(
+        lapses,
+        [
+            "warning The lease of attempt 1 lapsed before its outcome was recorded; the run starts again",
+            "warning The lease of attempt 2 lapsed before its outcome was recorded; the run starts again",
+        ],
+        "each failure is visible in the run's result"
+    );
     let audit = object("app.audit", &receipt.changes[0].to_string(), "", json!({})).reference;
     assert!(s.store.get_object(&audit).await.unwrap().is_some());
     assert_eq!(s.store.changes_for_object(&audit, 10).await.unwrap().len(), 1, "the effect landed once");

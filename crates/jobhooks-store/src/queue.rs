@@ -6,7 +6,7 @@ use std::time::Duration;
 use jobhooks_model::ports::{
     CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, PruneReport, QueueDepth, ResultFilter, Retention,
 };
-use jobhooks_model::{JobInputs, JobResult, JobStatus, OffsetDateTime, RunId, StoreError};
+use jobhooks_model::{JobInputs, JobResult, JobStatus, LogEntry, LogLevel, OffsetDateTime, RunId, StoreError};
 
 use crate::changes::{EntryState, QueueEntry, from_micros, put_result, run_object, stage_run};
 use crate::staging::{Staging, decode};
@@ -14,6 +14,21 @@ use crate::{Store, backend_error, keys};
 
 fn missing(kind: &'static str, run: RunId) -> StoreError {
     StoreError::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
+}
+
+/// Records in the run's log that an attempt's lease lapsed before its outcome was recorded (the
+/// worker died, stalled, or could not write), so the retry is visible in the result.
+fn note_lapsed_lease(result: &mut JobResult, now: OffsetDateTime) {
+    result.logs.push(LogEntry {
+        time: now,
+        level: LogLevel::Warning,
+        grouping: "initialization".to_owned(),
+        message: format!(
+            "The lease of attempt {} lapsed before its outcome was recorded; the run starts again",
+            result.attempts
+        ),
+        object: None,
+    });
 }
 
 fn corrupt_index(kind: &'static str, key: &[u8]) -> StoreError {
@@ -197,9 +212,13 @@ impl JobQueue for Store {
                 if entry.state != EntryState::Leased && self.waits_for_older_run(run, &entry)? {
                     continue;
                 }
+                let lapsed = entry.state == EntryState::Leased;
                 let leases = entry.leases + 1;
                 Self::move_entry(st, run, &QueueEntry { leases, ..entry }, EntryState::Leased, deadline)?;
                 let mut result = Self::result_of(st, run)?;
+                if lapsed {
+                    note_lapsed_lease(&mut result, now);
+                }
                 result.attempts += 1;
                 result.started = Some(now);
                 let result = Self::set_status(st, result, JobStatus::Started)?;
@@ -245,7 +264,8 @@ impl JobQueue for Store {
             for &run in &expired {
                 let entry = Self::entry(st, run)?;
                 Self::move_entry(st, run, &entry, EntryState::Pending, now)?;
-                let result = Self::result_of(st, run)?;
+                let mut result = Self::result_of(st, run)?;
+                note_lapsed_lease(&mut result, now);
                 Self::set_status(st, result, JobStatus::Pending)?;
             }
             Ok(expired.len())
