@@ -304,11 +304,16 @@ async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch
     }
 }
 
-/// Prunes per the retention policy every `prune_every`, until stopped.
+/// Prunes per the retention policy on a fixed schedule (every `prune_every`, the first one
+/// `prune_every` after start), until stopped. A pass that overruns delays the next tick rather
+/// than bunching passes together.
 async fn pruner<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch::Receiver<bool>) {
+    let period = shared.config.prune_every.max(Duration::from_millis(1));
+    let mut schedule = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    schedule.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = tokio::time::sleep(shared.config.prune_every) => {}
+            _ = schedule.tick() => {}
             _ = stopped.changed() => return,
         }
         match shared.store.prune(&shared.config.retention, OffsetDateTime::now_utc()).await {
