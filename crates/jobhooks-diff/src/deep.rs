@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::members::{Member, pair_members};
 use crate::pointer::{escape_token, unescape_token};
 
 /// Above this many cells (`removed-middle × added-middle` elements) a list is diffed position by
@@ -131,11 +132,31 @@ fn diff_values<'a>(from: &'a Value, to: &'a Value, path: &mut String, out: &mut 
     }
 }
 
+/// Appends `token` to `path` as one more reference token.
+fn push_token(path: &mut String, token: &str) {
+    path.push('/');
+    path.push_str(&escape_token(token));
+}
+
+/// Appends a list index to `path` as one more reference token.
+fn push_index(path: &mut String, index: usize) {
+    use std::fmt::Write;
+    let _infallible = write!(path, "/{index}");
+}
+
 /// Runs `f` with `token` appended to `path` as one more reference token.
 fn with_token<R>(path: &mut String, token: &str, f: impl FnOnce(&mut String) -> R) -> R {
     let len = path.len();
-    path.push('/');
-    path.push_str(&escape_token(token));
+    push_token(path, token);
+    let result = f(path);
+    path.truncate(len);
+    result
+}
+
+/// Runs `f` with the list index `index` appended to `path`.
+fn with_index<R>(path: &mut String, index: usize, f: impl FnOnce(&mut String) -> R) -> R {
+    let len = path.len();
+    push_index(path, index);
     let result = f(path);
     path.truncate(len);
     result
@@ -147,17 +168,34 @@ fn diff_objects<'a>(
     path: &mut String,
     out: &mut Vec<DeepChange<'a>>,
 ) {
-    for (key, old) in a {
-        match b.get(key) {
-            Some(new) => with_token(path, key, |path| diff_values(old, new, path, out)),
-            None => with_token(path, key, |path| {
-                out.push(DeepChange::Remove { path: path.clone(), old: Some(Cow::Borrowed(old)) })
-            }),
+    pair_members(a, b, |member| match member {
+        Member::Both(key, old, new) => diff_member(old, new, path, out, |path| push_token(path, key)),
+        Member::OnlyFirst(key, old) => with_token(path, key, |path| {
+            out.push(DeepChange::Remove { path: path.clone(), old: Some(Cow::Borrowed(old)) })
+        }),
+        Member::OnlySecond(key, new) => {
+            with_token(path, key, |path| out.push(DeepChange::Add { path: path.clone(), value: Cow::Borrowed(new) }))
         }
+    });
+}
+
+/// Diffs one member (an object's field or a list's element) whose token `push` appends to `path`.
+/// Equal scalars, the common case, return before the path is touched.
+fn diff_member<'a>(
+    old: &'a Value,
+    new: &'a Value,
+    path: &mut String,
+    out: &mut Vec<DeepChange<'a>>,
+    push: impl FnOnce(&mut String),
+) {
+    let containers = matches!((old, new), (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_)));
+    if !containers && old == new {
+        return;
     }
-    for (key, new) in b.iter().filter(|(key, _)| !a.contains_key(key.as_str())) {
-        with_token(path, key, |path| out.push(DeepChange::Add { path: path.clone(), value: Cow::Borrowed(new) }));
-    }
+    let len = path.len();
+    push(path);
+    diff_values(old, new, path, out);
+    path.truncate(len);
 }
 
 /// One step of an edit script over two lists.
@@ -201,19 +239,19 @@ fn diff_arrays<'a>(a: &'a [Value], b: &'a [Value], path: &mut String, out: &mut 
         }
         let paired = deletes.min(inserts);
         for _ in 0..paired {
-            with_token(path, &index.to_string(), |path| diff_values(&a_mid[ai], &b_mid[bi], path, out));
+            diff_member(&a_mid[ai], &b_mid[bi], path, out, |path| push_index(path, index));
             index += 1;
             ai += 1;
             bi += 1;
         }
         for _ in paired..deletes {
-            with_token(path, &index.to_string(), |path| {
+            with_index(path, index, |path| {
                 out.push(DeepChange::Remove { path: path.clone(), old: Some(Cow::Borrowed(&a_mid[ai])) })
             });
             ai += 1;
         }
         for _ in paired..inserts {
-            with_token(path, &index.to_string(), |path| {
+            with_index(path, index, |path| {
                 out.push(DeepChange::Add { path: path.clone(), value: Cow::Borrowed(&b_mid[bi]) })
             });
             index += 1;

@@ -36,6 +36,7 @@
 //! function of its inputs.
 
 mod deep;
+mod members;
 mod pointer;
 mod snapshot;
 

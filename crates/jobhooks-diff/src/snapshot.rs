@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::members::{Member, pair_members};
+
 /// Keys never reported in `differences`: they change on every save and carry no meaning.
 pub const EXCLUDED_FROM_DIFF: &[&str] = &["last_updated"];
 
@@ -80,10 +82,38 @@ pub fn is_truthy(value: &Value) -> bool {
 /// assert_eq!(serde_json::Value::Object(diff), json!({"b": {"x": 2}, "new": 3}));
 /// ```
 pub fn shallow_compare(pre: &Map<String, Value>, post: &Map<String, Value>, exclude: &[&str]) -> Map<String, Value> {
-    post.iter()
-        .filter(|(key, value)| pre.get(key.as_str()) != Some(value) && !exclude.contains(&key.as_str()))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect()
+    let mut added = Map::new();
+    pair_members(pre, post, |member| match member {
+        Member::Both(key, old, new) if old != new && !exclude.contains(&key) => {
+            added.insert(key.to_owned(), new.clone());
+        }
+        Member::OnlySecond(key, new) if !exclude.contains(&key) => {
+            added.insert(key.to_owned(), new.clone());
+        }
+        _ => {}
+    });
+    added
+}
+
+/// `added` and `removed` of two object snapshots, in one walk over their members.
+fn object_differences(pre: &Map<String, Value>, post: &Map<String, Value>) -> Differences {
+    let (mut added, mut removed) = (Map::new(), Map::new());
+    pair_members(pre, post, |member| match member {
+        Member::Both(_, old, new) if old == new => {}
+        _ if EXCLUDED_FROM_DIFF.contains(&member.key()) => {}
+        Member::Both(key, old, new) => {
+            added.insert(key.to_owned(), new.clone());
+            removed.insert(key.to_owned(), old.clone());
+        }
+        Member::OnlyFirst(key, old) => {
+            removed.insert(key.to_owned(), old.clone());
+        }
+        Member::OnlySecond(key, new) => {
+            added.insert(key.to_owned(), new.clone());
+            removed.insert(key.to_owned(), Value::Null);
+        }
+    });
+    Differences { added: Some(Value::Object(added)), removed: Some(Value::Object(removed)) }
 }
 
 /// Builds the snapshots of a change from the object's data before and after it.
@@ -114,17 +144,7 @@ pub fn snapshots<'a>(prechange: Option<&'a Value>, postchange: Option<&'a Value>
     let pre = prechange.filter(|v| is_truthy(v));
     let post = postchange.filter(|v| is_truthy(v));
     let differences = match (pre, post) {
-        (Some(Value::Object(pre)), Some(Value::Object(post))) => {
-            let added = shallow_compare(pre, post, EXCLUDED_FROM_DIFF);
-            let mut removed: Map<String, Value> =
-                added.keys().map(|key| (key.clone(), pre.get(key).cloned().unwrap_or(Value::Null))).collect();
-            removed.extend(
-                pre.iter()
-                    .filter(|(key, _)| !post.contains_key(key.as_str()) && !EXCLUDED_FROM_DIFF.contains(&key.as_str()))
-                    .map(|(key, value)| (key.clone(), value.clone())),
-            );
-            Differences { added: Some(Value::Object(added)), removed: Some(Value::Object(removed)) }
-        }
+        (Some(Value::Object(pre)), Some(Value::Object(post))) => object_differences(pre, post),
         (Some(pre), Some(post)) => Differences { added: Some(post.clone()), removed: Some(pre.clone()) },
         (Some(pre), None) => Differences { added: None, removed: Some(pre.clone()) },
         (None, _) => Differences { added: postchange.cloned(), removed: None },
