@@ -5,73 +5,36 @@ use jobhooks_model::{
     ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object, ObjectChange,
     ObjectRef, OffsetDateTime, RunId, StoreError,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::staging::{Staging, decode};
+use crate::queue::join_line;
+use crate::records::{self, InLine};
+use crate::staging::{Staging, decode, encode};
 use crate::{Store, Writer, backend_error, keys};
-
-/// Where a queued run stands. Kept small: the run's details live in its result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct QueueEntry {
-    pub state: EntryState,
-    /// Pending: runnable from this time; leased: the lease's deadline (microseconds since the
-    /// epoch). Unused when dead.
-    pub at: i64,
-    /// How many leases the run has had: the number of the current one, telling it from earlier
-    /// lapsed ones.
-    pub leases: u64,
-    /// The object the run is about (`content type\0id`): runs of one object start one at a time,
-    /// in the order they were queued.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum EntryState {
-    /// Waiting to run.
-    Pending,
-    /// Claimed by a worker until `at`.
-    Leased,
-    /// Failed on every allowed attempt; waits for a replay.
-    Dead,
-}
-
-impl QueueEntry {
-    pub fn with(&self, state: EntryState, at: OffsetDateTime) -> Self {
-        Self { state, at: micros(at), ..self.clone() }
-    }
-}
 
 /// The ordering key of a run about `reference`.
 pub(crate) fn ordering_key(reference: &ObjectRef) -> String {
     format!("{}\0{}", reference.content_type, reference.id)
 }
 
-/// The object a run is about, from its inputs (buttons) or its change (hooks).
-pub(crate) fn run_object(inputs: &JobInputs, change_object: Option<&ObjectRef>) -> Option<String> {
-    match inputs {
-        JobInputs::Hook { .. } => change_object.map(ordering_key),
-        JobInputs::Button { object_pk, object_model_name } => ContentType::new(object_model_name.as_str())
-            .ok()
-            .and_then(|ct| ObjectRef::new(ct, object_pk.as_str()).ok())
-            .as_ref()
-            .map(ordering_key),
-    }
-}
-
-pub(crate) fn micros(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000) as i64
-}
-
-pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+/// The object a run is about, from its inputs (buttons) or its change (hooks). Runs whose object
+/// cannot be named (a button pressed with an invalid type or id) share the empty key: they fail
+/// when they run, one at a time.
+pub(crate) fn run_object(inputs: &JobInputs, change_object: Option<&ObjectRef>) -> String {
+    let reference = match inputs {
+        JobInputs::Hook { .. } => change_object.cloned(),
+        JobInputs::Button { object_pk, object_model_name } => {
+            ContentType::new(object_model_name.as_str()).ok().and_then(|ct| ObjectRef::new(ct, object_pk.as_str()).ok())
+        }
+    };
+    reference.as_ref().map(ordering_key).unwrap_or_default()
 }
 
 impl Store {
-    /// Stages the changes of one change context: change records with their prechange and their
-    /// indexes, the objects (with [`ObjectWrites::Apply`]), and a queued run per matching hook.
+    /// Stages the changes of one change context: change records and their indexes, the objects
+    /// (with [`ObjectWrites::Apply`]), and a queued run per matching hook.
     pub(crate) fn stage_changes(
         &self,
         w: &mut Writer,
@@ -86,72 +49,98 @@ impl Store {
             let id = ChangeId(w.next_change);
             w.next_change += 1;
             let reference = pending.object.clone();
-            let prechange = self.previous_data(st, &reference)?;
-            let record = ObjectChange::from_pending(id, now, context, pending, prechange);
-
-            st.put_json(keys::change(id), &record)?;
+            let has_history = st.last_key_with_prefix(&keys::changes_of_object(&reference))?.is_some();
+            // The prechange is the data of the object's previous change, found again when the
+            // change is read (as Nautobot does): each object's data is stored once. Only pre-data
+            // the writer supplied for an object without history is stored with the change.
+            let mut record = ObjectChange::from_pending(id, now, context, pending, None);
+            if has_history {
+                record.prechange = None;
+            }
+            let runs = if context.kind == ChangeContextKind::JobHook {
+                Vec::new()
+            } else {
+                self.stage_hook_runs(w, st, &record, context, now)?
+            };
+            st.put(keys::change(id), records::encode_change(&runs, &encode(&record)?));
             st.put(keys::change_by_object(&reference, id), Vec::new());
-            st.put(keys::change_by_request(context.request_id, id), Vec::new());
-            st.put(keys::change_by_time(now, id), Vec::new());
             if objects == ObjectWrites::Apply {
-                // The repository points at the object's latest change, which holds its data: each
-                // object's data is written once per change.
+                // The repository points at the object's latest change, which holds its data.
                 match record.resulting_object() {
                     Some(_) => st.put(keys::object(&reference), id.0.to_be_bytes().to_vec()),
                     None => st.remove(keys::object(&reference)),
                 }
             }
             receipt.changes.push(id);
-            if context.kind == ChangeContextKind::JobHook {
-                continue;
-            }
-            let targets: Vec<(String, String)> = w
-                .catalog
-                .hooks_for(&record.changed_object_type, record.action)
-                .filter(|hook| hook.enabled)
-                .map(|hook| (hook.name.clone(), hook.job.clone()))
-                .collect();
-            for (hook, job) in targets {
-                if !w.catalog.job(&job).is_some_and(|j| j.is_runnable()) {
-                    tracing::warn!(
-                        hook = %hook, job = %job, change = %id,
-                        "JobHook {hook} is enabled, but the underlying Job {job} is not installed and enabled"
-                    );
-                    continue;
-                }
-                let inputs = JobInputs::Hook { object_change: id };
-                let object = run_object(&inputs, Some(&reference));
-                receipt.runs.push(stage_run(w, st, &job, context.user.clone(), inputs, object, now)?);
-            }
+            receipt.runs.extend(runs);
+        }
+        if let (Some(&first), Some(&last)) = (receipt.changes.first(), receipt.changes.last()) {
+            st.put(keys::commit_of_request(context.request_id, first), last.0.to_be_bytes().to_vec());
         }
         Ok(receipt)
     }
 
-    /// The data of the latest change of `reference` so far, counting staged ones. Only that field
-    /// is decoded: the rest of the record (its own prechange included) is skipped.
-    fn previous_data(&self, st: &Staging<'_>, reference: &ObjectRef) -> Result<Option<serde_json::Value>, StoreError> {
-        #[derive(Deserialize)]
-        struct DataOnly {
-            object_data: serde_json::Value,
+    /// Stages a run of each enabled hook that `record` matches.
+    fn stage_hook_runs(
+        &self,
+        w: &mut Writer,
+        st: &mut Staging<'_>,
+        record: &ObjectChange,
+        context: &ChangeContext,
+        now: OffsetDateTime,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let targets: Vec<(String, String)> = w
+            .catalog
+            .hooks_for(&record.changed_object_type, record.action)
+            .filter(|hook| hook.enabled)
+            .map(|hook| (hook.name.clone(), hook.job.clone()))
+            .collect();
+        let mut runs = Vec::with_capacity(targets.len());
+        for (hook, job) in targets {
+            if !w.catalog.job(&job).is_some_and(|j| j.is_runnable()) {
+                tracing::warn!(
+                    hook = %hook, job = %job, change = %record.id,
+                    "JobHook {hook} is enabled, but the underlying Job {job} is not installed and enabled"
+                );
+                continue;
+            }
+            let inputs = JobInputs::Hook { object_change: record.id };
+            let object = ordering_key(&record.object_ref());
+            runs.push(stage_run(w, st, &job, context.user.clone(), inputs, object, now)?);
         }
-        let Some(key) = st.last_key_with_prefix(&keys::changes_of_object(reference))? else {
-            return Ok(None);
-        };
+        Ok(runs)
+    }
+
+    /// The data of the change of `reference` just before `before`: the prechange of `before`.
+    /// Only that field is decoded.
+    fn previous_data(
+        &self,
+        st: &Staging<'_>,
+        reference: &ObjectRef,
+        before: ChangeId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let range = keys::changes_of_object(reference)..keys::change_by_object(reference, before);
+        let previous = self.inner.tree.range(range).keys().next_back().transpose().map_err(backend_error)?;
+        let Some(key) = previous else { return Ok(None) };
         let id = keys::trailing_id(&key).map(ChangeId).ok_or_else(|| StoreError::Corrupt {
             kind: "change index",
             key: String::from_utf8_lossy(&key).into_owned(),
             reason: "the key does not end with a change id".into(),
         })?;
-        Ok(st.get_json::<DataOnly>(&keys::change(id), "change")?.map(|change| change.object_data))
+        Ok(read_change_json::<DataOnly>(st, id)?.map(|(_, change)| change.object_data))
     }
 
-    fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
-        let key = keys::change(id);
-        let value = self.inner.tree.get(&key).map_err(backend_error)?;
-        value.map(|bytes| decode("change", &key, &bytes)).transpose()
+    /// The change `id` with its prechange.
+    pub(crate) fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
+        let st = Staging::new(&self.inner.tree);
+        let Some((_, mut change)) = read_change_json::<ObjectChange>(&st, id)? else { return Ok(None) };
+        if let Some(previous) = self.previous_data(&st, &change.object_ref(), id)? {
+            change.prechange = Some(previous);
+        }
+        Ok(Some(change))
     }
 
-    /// The changes named by the ids ending the keys under `prefix`, in key order.
+    /// The changes named by the ids ending `keys_in_order`, in that order.
     fn changes_by_index(
         &self,
         keys_in_order: impl Iterator<Item = Result<sled::IVec, sled::Error>>,
@@ -168,47 +157,91 @@ impl Store {
         }
         Ok(changes)
     }
+
+    /// The first change at or after `at` (changes are numbered in time order), by binary search
+    /// over the ids: changes have no time index.
+    fn first_change_at(&self, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let st = Staging::new(&self.inner.tree);
+        let (mut low, mut high) = (1, self.writer().next_change);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            // The first change that exists at or after `middle` (pruning leaves gaps).
+            let found =
+                self.inner.tree.range(keys::change(ChangeId(middle))..keys::change(ChangeId(high))).keys().next();
+            let Some(key) = found.transpose().map_err(backend_error)? else {
+                high = middle;
+                continue;
+            };
+            let id = keys::trailing_id(&key).unwrap_or(high);
+            match read_change_json::<TimeOnly>(&st, ChangeId(id))? {
+                Some((_, change)) if change.time < at => low = id + 1,
+                _ => high = middle,
+            }
+        }
+        Ok(low)
+    }
 }
 
-/// Stages one queued run of `job` with its pending result and the result's indexes.
+#[derive(Deserialize)]
+struct TimeOnly {
+    #[serde(with = "time::serde::rfc3339")]
+    time: OffsetDateTime,
+}
+
+/// The time of the latest change (the epoch when there is none): change times never go back, not
+/// even across restarts, so that ids and times sort alike.
+pub(crate) fn last_change_time(tree: &sled::Tree) -> Result<OffsetDateTime, StoreError> {
+    let last = tree.scan_prefix(keys::CHANGE).keys().next_back().transpose().map_err(backend_error)?;
+    let Some(id) = last.and_then(|key| keys::trailing_id(&key)) else { return Ok(OffsetDateTime::UNIX_EPOCH) };
+    let st = Staging::new(tree);
+    Ok(read_change_json::<TimeOnly>(&st, ChangeId(id))?.map_or(OffsetDateTime::UNIX_EPOCH, |(_, c)| c.time))
+}
+
+#[derive(Deserialize)]
+struct DataOnly {
+    object_data: serde_json::Value,
+}
+
+/// The runs change `id` queued and its JSON decoded as `T`.
+pub(crate) fn read_change_json<T: DeserializeOwned>(
+    st: &Staging<'_>,
+    id: ChangeId,
+) -> Result<Option<(Vec<RunId>, T)>, StoreError> {
+    let key = keys::change(id);
+    let Some(bytes) = st.get(&key)? else { return Ok(None) };
+    let (runs, json) = records::decode_change(&bytes).ok_or_else(|| StoreError::Corrupt {
+        kind: "change",
+        key: id.to_string(),
+        reason: "the record is shorter than its header".into(),
+    })?;
+    Ok(Some((runs, decode("change", &key, json)?)))
+}
+
+/// Stages one queued run of `job`: its pending result, its place in its object's line, and, when
+/// no earlier run of the object is unfinished, its ready entry.
 pub(crate) fn stage_run(
     w: &mut Writer,
     st: &mut Staging<'_>,
     job: &str,
     user: Option<String>,
     inputs: JobInputs,
-    object: Option<String>,
+    object: String,
     now: OffsetDateTime,
 ) -> Result<RunId, StoreError> {
     let run = RunId(w.next_run);
     w.next_run += 1;
     let result = JobResult::pending(run, job, user, inputs, now);
-    if let Some(object) = &object {
-        st.put(keys::run_of_object(object, run), Vec::new());
-    }
-    st.put_json(keys::queue(run), &QueueEntry { state: EntryState::Pending, at: micros(now), leases: 0, object })?;
-    st.put(keys::ready(now, run), Vec::new());
-    st.put(keys::result_by_job(job, run), Vec::new());
-    if let Some(change) = result.change_id() {
-        st.put(keys::result_by_change(change, run), Vec::new());
-    }
-    put_result(st, &result, None)?;
+    join_line(st, run, object, InLine::default())?;
+    st.counts.unfinished += 1;
+    put_result(st, &result)?;
     Ok(run)
 }
 
-/// Stores `result`, moving its status index entry from `previous` status.
-pub(crate) fn put_result(
-    st: &mut Staging<'_>,
-    result: &JobResult,
-    previous: Option<jobhooks_model::JobStatus>,
-) -> Result<(), StoreError> {
-    if let Some(previous) = previous.filter(|&p| p != result.status) {
-        st.remove(keys::result_by_status(previous, result.id));
-    }
-    st.put(keys::result_by_status(result.status, result.id), Vec::new());
-    st.put_json(keys::result(result.id), result)
+/// Stores `result`.
+pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(), StoreError> {
+    st.put(keys::result(result.id), records::encode_result(result.status, &result.job, &encode(result)?));
+    Ok(())
 }
-
 #[async_trait::async_trait]
 impl ObjectReader for Store {
     async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
@@ -257,7 +290,22 @@ impl ChangeStore for Store {
     }
 
     async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError> {
-        self.changes_by_index(self.inner.tree.scan_prefix(keys::changes_of_request(request_id)).keys(), usize::MAX)
+        let mut changes = Vec::new();
+        for commit in self.inner.tree.scan_prefix(keys::changes_of_request(request_id)) {
+            let (key, last) = commit.map_err(backend_error)?;
+            let first = keys::trailing_id(&key).map(ChangeId);
+            let last = <[u8; 8]>::try_from(last.as_ref()).ok().map(|b| ChangeId(u64::from_be_bytes(b)));
+            let (Some(first), Some(last)) = (first, last) else {
+                return Err(StoreError::Corrupt {
+                    kind: "request index",
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: "the entry does not hold a range of change ids".into(),
+                });
+            };
+            let range = self.inner.tree.range(keys::change(first)..=keys::change(last));
+            changes.extend(self.changes_by_index(range.keys(), usize::MAX)?);
+        }
+        Ok(changes)
     }
 
     async fn changes_between(
@@ -266,7 +314,8 @@ impl ChangeStore for Store {
         to: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<ObjectChange>, StoreError> {
-        let range = self.inner.tree.range(keys::time_bound(from)..keys::time_bound(to));
+        let (first, end) = (self.first_change_at(from)?, self.first_change_at(to)?);
+        let range = self.inner.tree.range(keys::change(ChangeId(first))..keys::change(ChangeId(end)));
         self.changes_by_index(range.keys(), limit)
     }
 

@@ -16,15 +16,11 @@ pub const OBJECT: &[u8] = b"obj/";
 pub const CHANGE: &[u8] = b"chg/";
 pub const CHANGE_BY_OBJECT: &[u8] = b"cob/";
 pub const CHANGE_BY_REQUEST: &[u8] = b"crq/";
-pub const CHANGE_BY_TIME: &[u8] = b"ctm/";
-pub const QUEUE: &[u8] = b"que/";
 pub const READY: &[u8] = b"rdy/";
-pub const LEASED: &[u8] = b"lse/";
+pub const DELAYED: &[u8] = b"dly/";
+pub const DEAD: &[u8] = b"ded/";
 pub const RUN_OF_OBJECT: &[u8] = b"rob/";
 pub const RESULT: &[u8] = b"res/";
-pub const RESULT_BY_JOB: &[u8] = b"rjb/";
-pub const RESULT_BY_STATUS: &[u8] = b"rst/";
-pub const RESULT_BY_CHANGE: &[u8] = b"rch/";
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -59,8 +55,9 @@ pub fn changes_of_request(request: Uuid) -> Vec<u8> {
     key(&[CHANGE_BY_REQUEST, request.as_bytes()])
 }
 
-pub fn change_by_request(request: Uuid, id: ChangeId) -> Vec<u8> {
-    key(&[&changes_of_request(request), &id.0.to_be_bytes()])
+/// `crq/{request}{first change id}`: one key per commit; its value is the commit's last change id.
+pub fn commit_of_request(request: Uuid, first: ChangeId) -> Vec<u8> {
+    key(&[&changes_of_request(request), &first.0.to_be_bytes()])
 }
 
 /// Microseconds since the epoch, with the sign bit flipped so that earlier times sort first.
@@ -69,24 +66,19 @@ pub fn time(at: OffsetDateTime) -> [u8; 8] {
     ((micros as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-pub fn change_by_time(at: OffsetDateTime, id: ChangeId) -> Vec<u8> {
-    key(&[CHANGE_BY_TIME, &time(at), &id.0.to_be_bytes()])
+/// `rdy/{run}`: a run that may start (its object's turn, and due).
+pub fn ready(run: RunId) -> Vec<u8> {
+    key(&[READY, &run.0.to_be_bytes()])
 }
 
-pub fn time_bound(at: OffsetDateTime) -> Vec<u8> {
-    key(&[CHANGE_BY_TIME, &time(at)])
+/// `dly/{due}{run}`: a run waiting for its retry time.
+pub fn delayed(due: OffsetDateTime, run: RunId) -> Vec<u8> {
+    key(&[DELAYED, &time(due), &run.0.to_be_bytes()])
 }
 
-pub fn queue(run: RunId) -> Vec<u8> {
-    key(&[QUEUE, &run.0.to_be_bytes()])
-}
-
-pub fn ready(due: OffsetDateTime, run: RunId) -> Vec<u8> {
-    key(&[READY, &time(due), &run.0.to_be_bytes()])
-}
-
-pub fn leased(deadline: OffsetDateTime, run: RunId) -> Vec<u8> {
-    key(&[LEASED, &time(deadline), &run.0.to_be_bytes()])
+/// `ded/{run}`: a dead-lettered run.
+pub fn dead(run: RunId) -> Vec<u8> {
+    key(&[DEAD, &run.0.to_be_bytes()])
 }
 
 /// `rob/{content type}\0{id}\0{run id}`: the unfinished runs of one object, oldest first.
@@ -102,14 +94,6 @@ pub fn result(run: RunId) -> Vec<u8> {
     key(&[RESULT, &run.0.to_be_bytes()])
 }
 
-pub fn results_of_job(job: &str) -> Vec<u8> {
-    key(&[RESULT_BY_JOB, job.as_bytes(), b"\0"])
-}
-
-pub fn result_by_job(job: &str, run: RunId) -> Vec<u8> {
-    key(&[&results_of_job(job), &run.0.to_be_bytes()])
-}
-
 pub fn status_tag(status: JobStatus) -> u8 {
     match status {
         JobStatus::Pending => b'P',
@@ -119,22 +103,6 @@ pub fn status_tag(status: JobStatus) -> u8 {
         JobStatus::Retrying => b'R',
         JobStatus::DeadLettered => b'D',
     }
-}
-
-pub fn results_with_status(status: JobStatus) -> Vec<u8> {
-    key(&[RESULT_BY_STATUS, &[status_tag(status)]])
-}
-
-pub fn result_by_status(status: JobStatus, run: RunId) -> Vec<u8> {
-    key(&[&results_with_status(status), &run.0.to_be_bytes()])
-}
-
-pub fn results_of_change(change: ChangeId) -> Vec<u8> {
-    key(&[RESULT_BY_CHANGE, &change.0.to_be_bytes()])
-}
-
-pub fn result_by_change(change: ChangeId, run: RunId) -> Vec<u8> {
-    key(&[&results_of_change(change), &run.0.to_be_bytes()])
 }
 
 /// The big-endian `u64` that ends an index key.
@@ -161,7 +129,7 @@ mod tests {
         #[test]
         fn id_keys_sort_like_ids(a: u64, b: u64) {
             prop_assert_eq!(a.cmp(&b), change(ChangeId(a)).cmp(&change(ChangeId(b))));
-            prop_assert_eq!(trailing_id(&result_by_change(ChangeId(a), RunId(b))), Some(b));
+            prop_assert_eq!(trailing_id(&commit_of_request(Uuid::from_u64_pair(a, b), ChangeId(b))), Some(b));
         }
     }
 }

@@ -53,6 +53,7 @@ mod changes;
 mod durability;
 mod keys;
 mod queue;
+mod records;
 mod retention;
 mod staging;
 
@@ -67,10 +68,10 @@ use tokio::sync::Notify;
 pub use durability::{Durability, FlushCoordinator};
 
 use catalog::CatalogCache;
-use staging::Staging;
+use staging::{QueueCounts, Staging};
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: &str = "jobhooks-store/1";
+pub const FORMAT_VERSION: &str = "jobhooks-store/2";
 
 /// How to open a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,8 @@ struct Writer {
     next_run: u64,
     last_time: OffsetDateTime,
     catalog: CatalogCache,
+    /// Runs by state, so that the queue's depth needs no scan.
+    counts: QueueCounts,
 }
 
 impl Writer {
@@ -158,8 +161,9 @@ impl Store {
         let writer = Writer {
             next_change: last_id(&tree, keys::CHANGE)? + 1,
             next_run: last_id(&tree, keys::RESULT)? + 1,
-            last_time: OffsetDateTime::UNIX_EPOCH,
+            last_time: changes::last_change_time(&tree)?,
             catalog: CatalogCache::load(&tree)?,
+            counts: queue::count_runs(&tree)?,
         };
         let flusher = FlushCoordinator::new(config.durability);
         let inner = Inner {
@@ -206,8 +210,11 @@ impl Store {
         let mut writer = self.writer();
         writer.catalog.touched = false;
         let mut staging = Staging::new(&self.inner.tree);
-        match op(&mut writer, &mut staging).and_then(|value| staging.apply().map(|()| value)) {
-            Ok(value) => Ok((value, self.inner.flusher.record_write())),
+        match op(&mut writer, &mut staging).and_then(|value| staging.apply().map(|counts| (value, counts))) {
+            Ok((value, counts)) => {
+                writer.counts += counts;
+                Ok((value, self.inner.flusher.record_write()))
+            }
             Err(e) => {
                 if writer.catalog.touched {
                     writer.catalog = CatalogCache::load(&self.inner.tree)?;

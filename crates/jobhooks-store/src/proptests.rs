@@ -9,8 +9,7 @@ use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectRead
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
 
-use crate::changes::{EntryState, QueueEntry};
-use crate::staging::decode;
+use crate::records::QueueEntry;
 use crate::tests::{BUTTON_JOB, HOOK_JOB, ct, ready_store, web};
 use crate::{Store, keys};
 
@@ -53,36 +52,57 @@ fn keys_ending_with(store: &Store, prefix: &[u8], run: RunId) -> usize {
         .count()
 }
 
-/// Checks that `run` is in exactly the state `expected`, in its entry, its indexes and its result.
-fn check_run(store: &Store, run: RunId, expected: Expected) -> Result<(), TestCaseError> {
-    let entry: Option<QueueEntry> =
-        store.inner.tree.get(keys::queue(run)).unwrap().map(|b| decode("queue entry", b"", &b).unwrap());
-    let result: jobhooks_model::JobResult =
-        decode("job result", b"", &store.inner.tree.get(keys::result(run)).unwrap().unwrap()).unwrap();
-    let (ready, leased) = (keys_ending_with(store, keys::READY, run), keys_ending_with(store, keys::LEASED, run));
-    prop_assert_eq!(keys_ending_with(store, keys::RESULT_BY_STATUS, run), 1, "one status index entry");
-    prop_assert!(store.inner.tree.contains_key(keys::result_by_status(result.status, run)).unwrap());
+/// Checks that `run` is in exactly the state `expected`, in its queue records and its result.
+async fn check_run(store: &Store, run: RunId, expected: Expected) -> Result<(), TestCaseError> {
+    let ready: Option<QueueEntry> =
+        store.inner.tree.get(keys::ready(run)).unwrap().map(|b| QueueEntry::decode(&b).unwrap());
+    let (in_line, delayed) =
+        (keys_ending_with(store, keys::RUN_OF_OBJECT, run), keys_ending_with(store, keys::DELAYED, run));
+    let dead = store.inner.tree.contains_key(keys::dead(run)).unwrap();
+    let status = store.get_result(run).await.unwrap().unwrap().status;
     match expected {
         Expected::Pending => {
-            prop_assert_eq!(entry.map(|e| e.state), Some(EntryState::Pending));
-            prop_assert_eq!((ready, leased), (1, 0));
-            prop_assert!(matches!(result.status, JobStatus::Pending | JobStatus::Retrying));
+            prop_assert_eq!((in_line, dead), (1, false));
+            prop_assert!(ready.as_ref().is_none_or(|e| e.lease.is_none()), "a pending run holds no claim");
+            prop_assert!(ready.is_none() || delayed == 0, "ready or delayed, not both");
+            prop_assert!(matches!(status, JobStatus::Pending | JobStatus::Retrying));
         }
         Expected::Leased => {
-            prop_assert_eq!(entry.map(|e| e.state), Some(EntryState::Leased));
-            prop_assert_eq!((ready, leased), (0, 1));
-            prop_assert_eq!(result.status, JobStatus::Started);
+            prop_assert_eq!((in_line, delayed, dead), (1, 0, false));
+            prop_assert!(ready.is_some_and(|e| e.lease.is_some()), "a leased run is claimed");
+            prop_assert_eq!(status, JobStatus::Started);
         }
         Expected::Dead => {
-            prop_assert_eq!(entry.map(|e| e.state), Some(EntryState::Dead));
-            prop_assert_eq!((ready, leased), (0, 0));
-            prop_assert_eq!(result.status, JobStatus::DeadLettered);
+            prop_assert_eq!((in_line, delayed, dead, ready), (0, 0, true, None));
+            prop_assert_eq!(status, JobStatus::DeadLettered);
         }
         Expected::Done => {
-            prop_assert!(entry.is_none());
-            prop_assert_eq!((ready, leased), (0, 0));
-            prop_assert!(matches!(result.status, JobStatus::Success | JobStatus::Failure));
+            prop_assert_eq!((in_line, delayed, dead, ready), (0, 0, false, None));
+            prop_assert!(matches!(status, JobStatus::Success | JobStatus::Failure));
         }
+    }
+    Ok(())
+}
+
+/// Every object with unfinished runs has exactly one of them ready or delayed: its head.
+fn check_one_head_per_object(
+    store: &Store,
+    objects: &BTreeMap<RunId, u8>,
+    model: &BTreeMap<RunId, Expected>,
+) -> Result<(), TestCaseError> {
+    for object in objects.values().collect::<std::collections::BTreeSet<_>>() {
+        let runs: Vec<RunId> = objects
+            .iter()
+            .filter(|(r, o)| *o == object && matches!(model[r], Expected::Pending | Expected::Leased))
+            .map(|(r, _)| *r)
+            .collect();
+        let heads = runs
+            .iter()
+            .filter(|&&r| {
+                store.inner.tree.contains_key(keys::ready(r)).unwrap() || keys_ending_with(store, keys::DELAYED, r) == 1
+            })
+            .count();
+        prop_assert_eq!(heads, usize::from(!runs.is_empty()), "object {} has {} heads", object, heads);
     }
     Ok(())
 }
@@ -115,15 +135,16 @@ proptest! {
                     QueueOp::Lease => {
                         clock = clock.max(OffsetDateTime::now_utc());
                         let claimed = store.lease_next(clock, LEASE).await.unwrap();
-                        // Every pending run is due by now; one is claimable when it is the oldest
-                        // unfinished run of its object.
+                        // Every pending run is due by now. Runs of one object run one at a time: one is
+                        // claimable when no run of its object is leased and it is the oldest pending one.
                         let claimable: Vec<RunId> = model
                             .iter()
                             .filter(|(_, s)| **s == Expected::Pending)
                             .map(|(r, _)| *r)
                             .filter(|r| {
-                                !model.iter().any(|(older, s)| {
-                                    older < r && objects[older] == objects[r] && matches!(s, Expected::Pending | Expected::Leased)
+                                !model.iter().any(|(other, s)| {
+                                    objects[other] == objects[r]
+                                        && (*s == Expected::Leased || (other < r && *s == Expected::Pending))
                                 })
                             })
                             .collect();
@@ -178,8 +199,12 @@ proptest! {
                     }
                 }
                 for (run, expected) in &model {
-                    check_run(&store, *run, *expected)?;
+                    check_run(&store, *run, *expected).await?;
                 }
+                check_one_head_per_object(&store, &objects, &model)?;
+                let depth = store.depth().await.unwrap();
+                let count = |state| model.values().filter(|s| **s == state).count() as u64;
+                prop_assert_eq!((depth.pending, depth.leased, depth.dead), (count(Expected::Pending), count(Expected::Leased), count(Expected::Dead)));
             }
             Ok(())
         })?;
@@ -280,7 +305,7 @@ proptest! {
             session.save(device.clone()).await.unwrap();
             let receipt = session.commit(&store).await.unwrap();
             let (change, run) = (receipt.changes[0], receipt.runs[0]);
-            let key = [keys::change(change), keys::result(run), keys::queue(run), keys::object(&device.reference)][which].clone();
+            let key = [keys::change(change), keys::result(run), keys::ready(run), keys::object(&device.reference)][which].clone();
             store.inner.tree.insert(key, bytes.clone()).unwrap();
 
             let read = store.get_change(change).await;

@@ -8,8 +8,9 @@ use jobhooks_model::ports::{
 };
 use jobhooks_model::{JobInputs, JobResult, JobStatus, LogEntry, LogLevel, OffsetDateTime, RunId, StoreError};
 
-use crate::changes::{EntryState, QueueEntry, from_micros, put_result, run_object, stage_run};
-use crate::staging::{Staging, decode};
+use crate::changes::{put_result, read_change_json, run_object, stage_run};
+use crate::records::{self, Claim, InLine, QueueEntry};
+use crate::staging::{QueueCounts, Staging, decode};
 use crate::{Store, backend_error, keys};
 
 fn missing(kind: &'static str, run: RunId) -> StoreError {
@@ -31,92 +32,151 @@ fn note_lapsed_lease(result: &mut JobResult, now: OffsetDateTime) {
     });
 }
 
-fn corrupt_index(kind: &'static str, key: &[u8]) -> StoreError {
-    StoreError::Corrupt {
-        kind,
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: "the key does not end with a run id".into(),
+fn corrupt(kind: &'static str, key: &[u8], reason: &str) -> StoreError {
+    StoreError::Corrupt { kind, key: String::from_utf8_lossy(key).escape_default().to_string(), reason: reason.into() }
+}
+
+pub(crate) fn micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Reads the queue entry at `key`.
+fn entry_at(st: &Staging<'_>, key: &[u8]) -> Result<Option<QueueEntry>, StoreError> {
+    st.get(key)?
+        .map(|bytes| QueueEntry::decode(&bytes).ok_or_else(|| corrupt("queue entry", key, "not a queue entry")))
+        .transpose()
+}
+
+/// Reads the result of `run` as stored (without the queue's view of it).
+pub(crate) fn stored_result(st: &Staging<'_>, run: RunId) -> Result<Option<JobResult>, StoreError> {
+    let key = keys::result(run);
+    let Some(bytes) = st.get(&key)? else { return Ok(None) };
+    let header = records::decode_result_header(&bytes).ok_or_else(|| corrupt("job result", &key, "no header"))?;
+    decode("job result", &key, header.json).map(Some)
+}
+
+/// Shows a stored result as the queue sees it: a claimed run is `STARTED`, and attempts and start
+/// time come from its queue entry (leases do not rewrite results).
+fn overlay(mut result: JobResult, entry: Option<&QueueEntry>) -> JobResult {
+    if let Some(entry) = entry {
+        result.attempts = entry.attempts;
+        if let Some(claim) = entry.lease {
+            result.status = JobStatus::Started;
+            result.started = Some(from_micros(claim.started));
+        }
     }
+    result
+}
+
+/// The queue entry of the head run `run`, ready or waiting for a retry, and its key.
+fn head_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u8>, QueueEntry)>, StoreError> {
+    let ready = keys::ready(run);
+    if let Some(entry) = entry_at(st, &ready)? {
+        return Ok(Some((ready, entry)));
+    }
+    // Few runs wait for a retry at once: a scan finds the run among them.
+    for key in st.keys_with_prefix(keys::DELAYED)? {
+        if keys::trailing_id(&key) == Some(run.0) {
+            let entry = entry_at(st, &key)?;
+            return Ok(entry.map(|entry| (key, entry)));
+        }
+    }
+    Ok(None)
+}
+
+/// Puts `run` at its place (by id) in its object's line. It is ready at once when the line was
+/// empty; an older run (a replay) also takes the turn from an unclaimed head.
+pub(crate) fn join_line(st: &mut Staging<'_>, run: RunId, object: String, in_line: InLine) -> Result<(), StoreError> {
+    let first = st.first_key_with_prefix(&keys::runs_of_object(&object))?;
+    st.put(keys::run_of_object(&object, run), in_line.encode());
+    let Some(first) = first else {
+        st.put(keys::ready(run), in_line.entry(object).encode());
+        return Ok(());
+    };
+    let head = keys::trailing_id(&first).map(RunId).ok_or_else(|| corrupt("object line", &first, "no run id"))?;
+    if run < head
+        && let Some((key, entry)) = head_entry(st, head)?
+        && entry.lease.is_none()
+    {
+        st.remove(key);
+        st.put(keys::run_of_object(&object, head), entry.in_line().encode());
+        st.put(keys::ready(run), in_line.entry(object).encode());
+    }
+    Ok(())
+}
+
+/// Makes the first run in `object`'s line ready, if there is one.
+fn promote_first(st: &mut Staging<'_>, object: &str) -> Result<(), StoreError> {
+    let Some(key) = st.first_key_with_prefix(&keys::runs_of_object(object))? else { return Ok(()) };
+    let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("object line", &key, "no run id"))?;
+    let in_line = st.get(&key)?.and_then(|bytes| InLine::decode(&bytes));
+    let in_line = in_line.ok_or_else(|| corrupt("object line", &key, "not a run's counters"))?;
+    st.put(keys::ready(run), in_line.entry(object.to_owned()).encode());
+    Ok(())
+}
+
+/// Takes a finished or dead run out of its object's line; the next run in line becomes ready.
+fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<(), StoreError> {
+    st.remove(keys::ready(run));
+    st.remove(keys::run_of_object(&entry.object, run));
+    st.counts.unfinished -= 1;
+    promote_first(st, &entry.object)
+}
+
+/// Queues the unclaimed head `run` again, ready at `due` (at once when `None`), unless an older run
+/// joined its object's line meanwhile (a replay): that run takes the turn and `run` waits behind it.
+fn requeue_head(
+    st: &mut Staging<'_>,
+    run: RunId,
+    entry: QueueEntry,
+    due: Option<OffsetDateTime>,
+) -> Result<(), StoreError> {
+    st.remove(keys::ready(run));
+    let first = st.first_key_with_prefix(&keys::runs_of_object(&entry.object))?;
+    if first.as_deref().and_then(keys::trailing_id) == Some(run.0) {
+        match due {
+            Some(due) => st.put(keys::delayed(due, run), entry.encode()),
+            None => st.put(keys::ready(run), entry.encode()),
+        }
+        return Ok(());
+    }
+    st.put(keys::run_of_object(&entry.object, run), entry.in_line().encode());
+    promote_first(st, &entry.object)
 }
 
 impl Store {
-    fn entry(st: &Staging<'_>, run: RunId) -> Result<QueueEntry, StoreError> {
-        st.get_json(&keys::queue(run), "queue entry")?.ok_or_else(|| missing("queue entry", run))
-    }
-
     fn result_of(st: &Staging<'_>, run: RunId) -> Result<JobResult, StoreError> {
-        st.get_json(&keys::result(run), "job result")?.ok_or_else(|| missing("job result", run))
+        stored_result(st, run)?.ok_or_else(|| missing("job result", run))
     }
 
-    /// Stores `result` with a new status (and updates its status index).
-    fn set_status(st: &mut Staging<'_>, mut result: JobResult, status: JobStatus) -> Result<JobResult, StoreError> {
-        let previous = result.status;
-        result.status = status;
-        put_result(st, &result, Some(previous))?;
-        Ok(result)
+    /// The claimed entry of `lease`'s run, or `LeaseLost` when the claim lapsed and was taken over,
+    /// released, or the run is gone.
+    fn claimed_entry(st: &Staging<'_>, lease: &Lease) -> Result<QueueEntry, StoreError> {
+        entry_at(st, &keys::ready(lease.run))
+            .ok()
+            .flatten()
+            .filter(|e| e.lease.is_some() && e.leases == lease.token)
+            .ok_or(StoreError::LeaseLost { run: lease.run.0 })
     }
 
-    /// Moves a run's index key and entry to `state` at `at`.
-    fn move_entry(
-        st: &mut Staging<'_>,
-        run: RunId,
-        entry: &QueueEntry,
-        state: EntryState,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let old_at = from_micros(entry.at);
-        match entry.state {
-            EntryState::Pending => st.remove(keys::ready(old_at, run)),
-            EntryState::Leased => st.remove(keys::leased(old_at, run)),
-            EntryState::Dead => {}
+    /// Moves retries that are due into the ready runs.
+    fn promote_due_retries(&self, st: &mut Staging<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
+        let bound = [keys::DELAYED, &keys::time(now)[..], &[0xff; 8][..]].concat();
+        for item in self.inner.tree.range(keys::DELAYED.to_vec()..=bound) {
+            let (key, value) = item.map_err(backend_error)?;
+            let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("retry index", &key, "no run id"))?;
+            let entry = QueueEntry::decode(&value).ok_or_else(|| corrupt("queue entry", &key, "not a queue entry"))?;
+            st.remove(key.to_vec());
+            st.put(keys::ready(run), entry.encode());
         }
-        match state {
-            EntryState::Pending => st.put(keys::ready(at, run), Vec::new()),
-            EntryState::Leased => st.put(keys::leased(at, run), Vec::new()),
-            EntryState::Dead => {}
-        }
-        st.put_json(keys::queue(run), &entry.with(state, at))
+        Ok(())
     }
 
-    /// Ends a run's stay in the queue: no entry, and no longer holding its object's turn.
-    fn finish_entry(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) {
-        let at = from_micros(entry.at);
-        match entry.state {
-            EntryState::Pending => st.remove(keys::ready(at, run)),
-            EntryState::Leased => st.remove(keys::leased(at, run)),
-            EntryState::Dead => {}
-        }
-        st.remove(keys::queue(run));
-        if let Some(object) = &entry.object {
-            st.remove(keys::run_of_object(object, run));
-        }
-    }
-
-    /// The runs whose index key under `prefix` is at or before `now`, in key order.
-    fn due(&self, prefix: &[u8], now: OffsetDateTime) -> impl Iterator<Item = Result<RunId, StoreError>> + '_ {
-        let bound = [prefix, &keys::time(now)[..], &[0xff; 8][..]].concat();
-        self.inner.tree.range(prefix.to_vec()..=bound).keys().map(|key| {
-            let key = key.map_err(backend_error)?;
-            keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt_index("queue index", &key))
-        })
-    }
-
-    /// Whether an older unfinished run of the same object holds its turn.
-    fn waits_for_older_run(&self, run: RunId, entry: &QueueEntry) -> Result<bool, StoreError> {
-        let Some(object) = &entry.object else { return Ok(false) };
-        let first = self.inner.tree.scan_prefix(keys::runs_of_object(object)).keys().next().transpose();
-        let first = first.map_err(backend_error)?;
-        Ok(first.and_then(|k| keys::trailing_id(&k)).is_some_and(|oldest| oldest < run.0))
-    }
-
-    /// The first time under `prefix`, if any.
-    fn first_time(&self, prefix: &[u8]) -> Option<OffsetDateTime> {
-        let key = self.inner.tree.scan_prefix(prefix).keys().next()?.ok()?;
-        let raw: [u8; 8] = key.get(prefix.len()..prefix.len() + 8)?.try_into().ok()?;
-        Some(from_micros((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
-    }
-
-    /// Stages the completion of one claimed run: its result, its queue entry's new state, and on
+    /// Stages the completion of one claimed run: its result, its place in the queue, and on
     /// success its writes. Refuses with `LeaseLost`, staging nothing, when the lease lapsed.
     fn stage_completion(
         &self,
@@ -126,24 +186,26 @@ impl Store {
     ) -> Result<CommitReceipt, StoreError> {
         let Completion { lease, status, logs, retry_at, writes } = completion;
         let run = lease.run;
-        let entry = Self::entry(st, run).ok().filter(|e| e.state == EntryState::Leased && e.leases == lease.token);
-        let Some(entry) = entry else { return Err(StoreError::LeaseLost { run: run.0 }) };
+        let entry = Self::claimed_entry(st, &lease)?;
         let now = w.now();
-        let mut result = Self::result_of(st, run)?;
+        let mut result = overlay(Self::result_of(st, run)?, Some(&entry));
         result.logs.extend(logs);
+        result.status = status;
+        st.counts.leased -= 1;
         match status {
-            JobStatus::Retrying => Self::move_entry(st, run, &entry, EntryState::Pending, retry_at.unwrap_or(now))?,
+            JobStatus::Retrying => {
+                requeue_head(st, run, QueueEntry { lease: None, ..entry }, Some(retry_at.unwrap_or(now)))?;
+            }
             JobStatus::DeadLettered => {
                 result.completed = Some(now);
-                Self::move_entry(st, run, &entry, EntryState::Dead, now)?;
-                // A dead run no longer holds its object's turn; a replay takes it back.
-                if let Some(object) = &entry.object {
-                    st.remove(keys::run_of_object(object, run));
-                }
+                // A dead run gives up its object's turn; a replay queues it again.
+                leave_line(st, run, &entry)?;
+                st.put(keys::dead(run), QueueEntry { lease: None, ..entry }.encode());
+                st.counts.dead += 1;
             }
             JobStatus::Success | JobStatus::Failure => {
                 result.completed = Some(now);
-                Self::finish_entry(st, run, &entry);
+                leave_line(st, run, &entry)?;
             }
             JobStatus::Pending | JobStatus::Started => {
                 return Err(StoreError::Refused {
@@ -153,11 +215,29 @@ impl Store {
                 });
             }
         }
-        Self::set_status(st, result, status)?;
+        put_result(st, &result)?;
         match writes.filter(|_| status == JobStatus::Success) {
             Some((context, changes)) => self.stage_changes(w, st, &context, changes, ObjectWrites::Apply),
             None => Ok(CommitReceipt::default()),
         }
+    }
+
+    /// Gives a lapsed or released claim up: the run is queued again, and a lapse is noted in its log.
+    fn unclaim(
+        st: &mut Staging<'_>,
+        run: RunId,
+        entry: QueueEntry,
+        lapsed_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        requeue_head(st, run, QueueEntry { lease: None, ..entry.clone() }, None)?;
+        st.counts.leased -= 1;
+        if let Some(now) = lapsed_at {
+            let mut result = Self::result_of(st, run)?;
+            result.attempts = entry.attempts;
+            note_lapsed_lease(&mut result, now);
+            put_result(st, &result)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn signal_work(&self) {
@@ -197,32 +277,41 @@ impl JobQueue for Store {
         lease_for: Duration,
         max: usize,
     ) -> Result<Vec<(Lease, JobResult)>, StoreError> {
-        // A lease needs no flush: if it is lost in a crash, the run is simply pending again.
+        if self.first_retry_time().is_some_and(|due| due <= now) {
+            self.write(|_, st| self.promote_due_retries(st, now))?;
+        }
+        // A lease needs no flush: if it is lost in a crash, the run is simply ready again.
         let (claimed, _ticket) = self.write(|w, st| {
-            // Runs whose lease lapsed already held their object's turn: take them over first. The
-            // object index is not changed by leasing, so a second run of one object stays behind.
-            let deadline = from_micros(crate::changes::micros(now.max(w.now()) + lease_for));
+            let deadline = now.max(w.now()) + lease_for;
             let mut claimed = Vec::new();
-            for run in self.due(keys::LEASED, now).chain(self.due(keys::READY, now)) {
+            // Only the first run in each object's line is ready, so every ready run may start,
+            // unless another worker holds it and its claim has not lapsed.
+            for item in self.inner.tree.scan_prefix(keys::READY) {
                 if claimed.len() >= max {
                     break;
                 }
-                let run = run?;
-                let entry = Self::entry(st, run)?;
-                if entry.state != EntryState::Leased && self.waits_for_older_run(run, &entry)? {
+                let (key, _) = item.map_err(backend_error)?;
+                let Some(entry) = entry_at(st, &key)? else { continue };
+                if entry.lease.is_some_and(|claim| claim.deadline > micros(now)) {
                     continue;
                 }
-                let lapsed = entry.state == EntryState::Leased;
-                let leases = entry.leases + 1;
-                Self::move_entry(st, run, &QueueEntry { leases, ..entry }, EntryState::Leased, deadline)?;
-                let mut result = Self::result_of(st, run)?;
-                if lapsed {
-                    note_lapsed_lease(&mut result, now);
-                }
-                result.attempts += 1;
-                result.started = Some(now);
-                let result = Self::set_status(st, result, JobStatus::Started)?;
-                claimed.push((Lease { run, token: leases, deadline }, result));
+                let run =
+                    keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("ready index", &key, "no run id"))?;
+                let entry = if entry.lease.is_some() {
+                    Self::unclaim(st, run, entry, Some(now))?;
+                    // An older run of its object may have taken the turn (a replay).
+                    let Some(entry) = entry_at(st, &key)? else { continue };
+                    entry
+                } else {
+                    entry
+                };
+                let claim = Claim { deadline: micros(deadline), started: micros(now) };
+                let entry =
+                    QueueEntry { leases: entry.leases + 1, attempts: entry.attempts + 1, lease: Some(claim), ..entry };
+                st.put(key.to_vec(), entry.encode());
+                st.counts.leased += 1;
+                let result = overlay(Self::result_of(st, run)?, Some(&entry));
+                claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
             }
             Ok(claimed)
         })?;
@@ -231,7 +320,7 @@ impl JobQueue for Store {
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
         let receipt = self.write_durably(|w, st| self.stage_completion(w, st, completion)).await?;
-        // A finished run may unblock the next run of its object.
+        // A finished run may make the next run of its object ready.
         self.signal_work();
         Ok(receipt)
     }
@@ -260,15 +349,19 @@ impl JobQueue for Store {
 
     async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let (released, _ticket) = self.write(|_, st| {
-            let expired: Vec<RunId> = self.due(keys::LEASED, now).collect::<Result<_, _>>()?;
-            for &run in &expired {
-                let entry = Self::entry(st, run)?;
-                Self::move_entry(st, run, &entry, EntryState::Pending, now)?;
-                let mut result = Self::result_of(st, run)?;
-                note_lapsed_lease(&mut result, now);
-                Self::set_status(st, result, JobStatus::Pending)?;
+            let mut released = 0;
+            for item in self.inner.tree.scan_prefix(keys::READY) {
+                let (key, value) = item.map_err(backend_error)?;
+                let entry =
+                    QueueEntry::decode(&value).ok_or_else(|| corrupt("queue entry", &key, "not a queue entry"))?;
+                if entry.lease.is_some_and(|claim| claim.deadline <= micros(now)) {
+                    let run =
+                        keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("ready index", &key, "no run id"))?;
+                    Self::unclaim(st, run, entry, Some(now))?;
+                    released += 1;
+                }
             }
-            Ok(expired.len())
+            Ok(released)
         })?;
         if released > 0 {
             self.signal_work();
@@ -277,14 +370,9 @@ impl JobQueue for Store {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.write_durably(|w, st| {
-            let entry =
-                Self::entry(st, lease.run).ok().filter(|e| e.state == EntryState::Leased && e.leases == lease.token);
-            let Some(entry) = entry else { return Err(StoreError::LeaseLost { run: lease.run.0 }) };
-            let now = w.now();
-            Self::move_entry(st, lease.run, &entry, EntryState::Pending, now)?;
-            let result = Self::result_of(st, lease.run)?;
-            Self::set_status(st, result, JobStatus::Pending).map(drop)
+        self.write_durably(|_, st| {
+            let entry = Self::claimed_entry(st, lease)?;
+            Self::unclaim(st, lease.run, entry, None)
         })
         .await?;
         self.signal_work();
@@ -302,35 +390,31 @@ impl JobQueue for Store {
         if self.work_generation() > seen {
             return;
         }
-        // Sleep no longer than until the next scheduled run or lease deadline. Due runs that are
-        // waiting for an older run of their object wake us through the completion signal instead.
+        // Sleep no longer than until the next retry falls due. Lapsed claims are found by the next
+        // lease after at most `at_most`; runs waiting for an older run of their object are woken
+        // by the completion signal.
         let now = OffsetDateTime::now_utc();
-        let next = [self.first_time(keys::READY), self.first_time(keys::LEASED)]
-            .into_iter()
-            .flatten()
-            .filter(|&at| at > now)
-            .min();
-        let wait = next.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
+        let next_retry = self.first_retry_time().filter(|&at| at > now);
+        let wait = next_retry.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
         let _woken_or_timed_out = tokio::time::timeout(wait, notified).await;
     }
 
     async fn replay(&self, run: RunId) -> Result<(), StoreError> {
-        self.write_durably(|w, st| {
-            let entry = st.get_json::<QueueEntry>(&keys::queue(run), "queue entry")?;
-            let Some(entry) = entry.filter(|e| e.state == EntryState::Dead) else {
+        self.write_durably(|_, st| {
+            let Some(entry) = entry_at(st, &keys::dead(run))? else {
                 return Err(StoreError::Refused {
                     reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
                 });
             };
-            let now = w.now();
-            Self::move_entry(st, run, &entry, EntryState::Pending, now)?;
-            if let Some(object) = &entry.object {
-                st.put(keys::run_of_object(object, run), Vec::new());
-            }
+            st.remove(keys::dead(run));
+            st.counts.dead -= 1;
+            st.counts.unfinished += 1;
+            join_line(st, run, entry.object, InLine { leases: entry.leases, attempts: 0 })?;
             let mut result = Self::result_of(st, run)?;
             result.attempts = 0;
             result.completed = None;
-            Self::set_status(st, result, JobStatus::Pending).map(drop)
+            result.status = JobStatus::Pending;
+            put_result(st, &result)
         })
         .await?;
         self.signal_work();
@@ -338,11 +422,12 @@ impl JobQueue for Store {
     }
 
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
-        let count = |prefix: &[u8]| self.inner.tree.scan_prefix(prefix).keys().count() as u64;
+        let counts = self.writer().counts;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(QueueDepth {
-            pending: count(keys::READY),
-            leased: count(keys::LEASED),
-            dead: count(&keys::results_with_status(JobStatus::DeadLettered)),
+            pending: count(counts.unfinished - counts.leased),
+            leased: count(counts.leased),
+            dead: count(counts.dead),
         })
     }
 
@@ -351,34 +436,84 @@ impl JobQueue for Store {
     }
 
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
-        let key = keys::result(run);
-        let value = self.inner.tree.get(&key).map_err(backend_error)?;
-        value.map(|bytes| decode("job result", &key, &bytes)).transpose()
+        let st = Staging::new(&self.inner.tree);
+        let Some(result) = stored_result(&st, run)? else { return Ok(None) };
+        let entry = if matches!(result.status, JobStatus::Pending | JobStatus::Retrying) {
+            entry_at(&st, &keys::ready(run))?
+        } else {
+            None
+        };
+        Ok(Some(overlay(result, entry.as_ref())))
     }
 
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
-        let prefix = match (&filter.change, &filter.job, filter.status) {
-            (Some(change), _, _) => keys::results_of_change(*change),
-            (None, Some(job), _) => keys::results_of_job(job),
-            (None, None, Some(status)) => keys::results_with_status(status),
-            (None, None, None) => keys::RESULT.to_vec(),
-        };
         let limit = filter.limit.unwrap_or(usize::MAX);
         let mut results = Vec::new();
-        for key in self.inner.tree.scan_prefix(&prefix).keys().rev() {
+        if let Some(change) = filter.change {
+            let st = Staging::new(&self.inner.tree);
+            let runs =
+                read_change_json::<serde::de::IgnoredAny>(&st, change)?.map(|(runs, _)| runs).unwrap_or_default();
+            for run in runs.into_iter().rev() {
+                results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
+            }
+            results.truncate(limit);
+            return Ok(results);
+        }
+        // The header names each result's job and stored status, so most records are skipped
+        // without decoding. A stored PENDING or RETRYING status may show as STARTED.
+        let status_tags: Option<Vec<u8>> = filter.status.map(|status| match status {
+            JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
+            other => vec![keys::status_tag(other)],
+        });
+        for item in self.inner.tree.scan_prefix(keys::RESULT).rev() {
             if results.len() >= limit {
                 break;
             }
-            let key = key.map_err(backend_error)?;
-            let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt_index("result index", &key))?;
-            let Some(result) = self.get_result(run).await? else { continue };
-            let wanted = filter.job.as_ref().is_none_or(|j| *j == result.job)
-                && filter.status.is_none_or(|s| s == result.status)
-                && filter.change.is_none_or(|c| Some(c) == result.change_id());
-            if wanted {
-                results.push(result);
+            let (key, value) = item.map_err(backend_error)?;
+            let header =
+                records::decode_result_header(&value).ok_or_else(|| corrupt("job result", &key, "no header"))?;
+            let job_matches = filter.job.as_ref().is_none_or(|job| job.as_bytes() == header.job);
+            let status_may_match = status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag));
+            if !(job_matches && status_may_match) {
+                continue;
             }
+            let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("job result", &key, "no run id"))?;
+            results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
         }
         Ok(results)
+    }
+}
+
+/// Counts the runs by state, once at open.
+pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StoreError> {
+    let mut counts = QueueCounts::default();
+    for item in tree.scan_prefix(keys::RUN_OF_OBJECT).keys() {
+        item.map_err(backend_error)?;
+        counts.unfinished += 1;
+    }
+    for item in tree.scan_prefix(keys::READY) {
+        let (key, value) = item.map_err(backend_error)?;
+        let entry = QueueEntry::decode(&value).ok_or_else(|| corrupt("queue entry", &key, "not a queue entry"))?;
+        counts.leased += i64::from(entry.lease.is_some());
+    }
+    for item in tree.scan_prefix(keys::DEAD).keys() {
+        item.map_err(backend_error)?;
+        counts.dead += 1;
+    }
+    Ok(counts)
+}
+
+impl Store {
+    fn wanted(&self, filter: &ResultFilter, result: &JobResult) -> bool {
+        filter.job.as_ref().is_none_or(|j| *j == result.job)
+            && filter.status.is_none_or(|s| s == result.status)
+            && filter.change.is_none_or(|c| Some(c) == result.change_id())
+    }
+
+    /// When the first retry falls due, if any is waiting.
+    fn first_retry_time(&self) -> Option<OffsetDateTime> {
+        let key = self.inner.tree.scan_prefix(keys::DELAYED).keys().next()?.ok()?;
+        let raw: [u8; 8] = key.get(keys::DELAYED.len()..keys::DELAYED.len() + 8)?.try_into().ok()?;
+        Some(from_micros((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
     }
 }

@@ -1,12 +1,15 @@
 //! Retention: pruning finished results and old changes so that the store stays bounded.
 
+use std::collections::BTreeSet;
+
 use jobhooks_model::ports::{PruneReport, Retention};
-use jobhooks_model::{ChangeId, ContentType, JobResult, JobStatus, ObjectRef, OffsetDateTime, RunId, StoreError};
+use jobhooks_model::{ChangeId, ContentType, JobStatus, ObjectRef, OffsetDateTime, StoreError};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::changes::read_change_json;
 use crate::staging::{Staging, decode};
-use crate::{Store, backend_error, keys};
+use crate::{Store, backend_error, keys, records};
 
 /// Records examined per step; the writer lock is released between steps.
 const STEP: usize = 512;
@@ -17,9 +20,18 @@ type Resume = Option<Vec<u8>>;
 /// The fields of a change that pruning needs.
 #[derive(Deserialize)]
 struct ChangeKeys {
+    #[serde(with = "time::serde::rfc3339")]
+    time: OffsetDateTime,
     request_id: Uuid,
     changed_object_type: ContentType,
     changed_object_id: String,
+}
+
+/// The field of a result that pruning needs.
+#[derive(Deserialize)]
+struct Created {
+    #[serde(with = "time::serde::rfc3339")]
+    created: OffsetDateTime,
 }
 
 impl Store {
@@ -41,7 +53,7 @@ impl Store {
         }
         if let Some(keep) = retention.changes_for {
             let cutoff = now - keep;
-            let mut resume = Some(keys::CHANGE_BY_TIME.to_vec());
+            let mut resume = Some(keys::CHANGE.to_vec());
             while let Some(after) = resume {
                 let ((removed, next), _ticket) = self.write(|_, st| self.prune_changes_step(st, cutoff, after))?;
                 report.changes += removed;
@@ -59,6 +71,7 @@ impl Store {
         cutoff: OffsetDateTime,
         after: Vec<u8>,
     ) -> Result<(u64, Resume), StoreError> {
+        let finished = [keys::status_tag(JobStatus::Success), keys::status_tag(JobStatus::Failure)];
         let mut removed = 0;
         let mut last = None;
         for entry in self.inner.tree.range(after.clone()..).take(STEP) {
@@ -69,13 +82,19 @@ impl Store {
             if key.as_ref() == after.as_slice() {
                 continue;
             }
-            let result: JobResult = decode("job result", &key, &value)?;
+            let corrupt = || StoreError::Corrupt {
+                kind: "job result",
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "no header".into(),
+            };
+            let header = records::decode_result_header(&value).ok_or_else(corrupt)?;
+            let result: Created = decode("job result", &key, header.json)?;
             if result.created >= cutoff {
                 // Results are numbered in the order they were queued: all later ones are newer.
                 return Ok((removed, None));
             }
-            if matches!(result.status, JobStatus::Success | JobStatus::Failure) {
-                remove_result(st, &result);
+            if finished.contains(&header.status_tag) {
+                st.remove(key.to_vec());
                 removed += 1;
             }
             last = Some(key.to_vec());
@@ -91,41 +110,61 @@ impl Store {
         cutoff: OffsetDateTime,
         after: Vec<u8>,
     ) -> Result<(u64, Resume), StoreError> {
-        let bound = keys::time_bound(cutoff);
-        let mut removed = 0;
+        let mut removed = Vec::new();
         let mut last = None;
-        for key in self.inner.tree.range(after.clone()..bound).keys().take(STEP) {
+        for key in self.inner.tree.range(after.clone()..).keys().take(STEP) {
             let key = key.map_err(backend_error)?;
+            if !key.starts_with(keys::CHANGE) {
+                break;
+            }
             if key.as_ref() == after.as_slice() {
                 continue;
             }
-            last = Some(key.to_vec());
             let Some(id) = keys::trailing_id(&key).map(ChangeId) else { continue };
-            let Some(bytes) = self.inner.tree.get(keys::change(id)).map_err(backend_error)? else { continue };
-            let change: ChangeKeys = decode("change", &keys::change(id), &bytes)?;
+            let Some((runs, change)) = read_change_json::<ChangeKeys>(st, id)? else { continue };
+            if change.time >= cutoff {
+                // Changes are numbered in time order: all later ones are newer.
+                last = None;
+                break;
+            }
+            last = Some(key.to_vec());
             let object = ObjectRef { content_type: change.changed_object_type, id: change.changed_object_id };
-            let latest = self.inner.tree.scan_prefix(keys::changes_of_object(&object)).keys().next_back().transpose();
-            let is_latest = latest.map_err(backend_error)?.and_then(|k| keys::trailing_id(&k)) == Some(id.0);
-            let has_results = self.inner.tree.scan_prefix(keys::results_of_change(id)).next().is_some();
+            let latest = st.last_key_with_prefix(&keys::changes_of_object(&object))?;
+            let is_latest = latest.and_then(|k| keys::trailing_id(&k)) == Some(id.0);
+            let mut has_results = false;
+            for run in &runs {
+                has_results |= st.contains(&keys::result(*run))?;
+            }
             if is_latest || has_results {
                 continue;
             }
             st.remove(keys::change(id));
             st.remove(keys::change_by_object(&object, id));
-            st.remove(keys::change_by_request(change.request_id, id));
-            st.remove(key.to_vec());
-            removed += 1;
+            removed.push((change.request_id, id));
         }
-        Ok((removed, last))
+        self.prune_emptied_commits(st, &removed)?;
+        Ok((removed.len() as u64, last))
     }
-}
 
-fn remove_result(st: &mut Staging<'_>, result: &JobResult) {
-    let run: RunId = result.id;
-    st.remove(keys::result(run));
-    st.remove(keys::result_by_job(&result.job, run));
-    st.remove(keys::result_by_status(result.status, run));
-    if let Some(change) = result.change_id() {
-        st.remove(keys::result_by_change(change, run));
+    /// Removes the request index entry of each commit whose changes are now all pruned.
+    fn prune_emptied_commits(&self, st: &mut Staging<'_>, removed: &[(Uuid, ChangeId)]) -> Result<(), StoreError> {
+        let requests: BTreeSet<Uuid> = removed.iter().map(|&(request, _)| request).collect();
+        for request in requests {
+            for item in self.inner.tree.scan_prefix(keys::changes_of_request(request)) {
+                let (key, value) = item.map_err(backend_error)?;
+                let (Some(first), Ok(last)) = (keys::trailing_id(&key), <[u8; 8]>::try_from(value.as_ref())) else {
+                    continue;
+                };
+                let range = keys::change(ChangeId(first))..=keys::change(ChangeId(u64::from_be_bytes(last)));
+                let mut remaining = self.inner.tree.range(range).keys();
+                let emptied = remaining.try_fold(true, |empty, k| {
+                    k.map(|k| empty && !st.contains(&k).unwrap_or(true)).map_err(backend_error)
+                })?;
+                if emptied {
+                    st.remove(key.to_vec());
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -14,11 +14,32 @@ use crate::backend_error;
 pub(crate) struct Staging<'t> {
     tree: &'t sled::Tree,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// How the operation changes the queue's counts, applied to the writer's once the batch is.
+    pub counts: QueueCounts,
+}
+
+/// Runs by state: totals in the writer, deltas in a [`Staging`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct QueueCounts {
+    /// Runs queued and neither finished nor dead-lettered (pending, retrying or leased).
+    pub unfinished: i64,
+    /// Of those, the ones claimed by a worker (lapsed claims included until taken over).
+    pub leased: i64,
+    /// Dead-lettered runs.
+    pub dead: i64,
+}
+
+impl std::ops::AddAssign for QueueCounts {
+    fn add_assign(&mut self, delta: Self) {
+        self.unfinished += delta.unfinished;
+        self.leased += delta.leased;
+        self.dead += delta.dead;
+    }
 }
 
 impl<'t> Staging<'t> {
     pub fn new(tree: &'t sled::Tree) -> Self {
-        Self { tree, overlay: BTreeMap::new() }
+        Self { tree, overlay: BTreeMap::new(), counts: QueueCounts::default() }
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -26,10 +47,6 @@ impl<'t> Staging<'t> {
             Some(pending) => Ok(pending.clone()),
             None => Ok(self.tree.get(key).map_err(backend_error)?.map(|v| v.to_vec())),
         }
-    }
-
-    pub fn get_json<T: DeserializeOwned>(&self, key: &[u8], kind: &'static str) -> Result<Option<T>, StoreError> {
-        self.get(key)?.map(|bytes| decode(kind, key, &bytes)).transpose()
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -47,26 +64,68 @@ impl<'t> Staging<'t> {
 
     /// The greatest key starting with `prefix`, counting pending writes.
     pub fn last_key_with_prefix(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut stored = None;
-        for entry in self.tree.scan_prefix(prefix).keys().rev() {
-            let key = entry.map_err(backend_error)?;
-            if !matches!(self.overlay.get(key.as_ref()), Some(None)) {
-                stored = Some(key.to_vec());
-                break;
-            }
-        }
-        let pending = self
-            .overlay
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| k.clone())
-            .last();
+        let stored = self.first_stored(self.tree.scan_prefix(prefix).keys().rev())?;
+        let pending = self.pending_with_prefix(prefix).next_back();
         Ok(stored.max(pending))
     }
 
-    /// Writes everything atomically.
-    pub fn apply(self) -> Result<(), StoreError> {
+    /// The least key starting with `prefix`, counting pending writes.
+    pub fn first_key_with_prefix(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let stored = self.first_stored(self.tree.scan_prefix(prefix).keys())?;
+        let pending = self.pending_with_prefix(prefix).next();
+        Ok(match (stored, pending) {
+            (Some(s), Some(p)) => Some(s.min(p)),
+            (s, p) => s.or(p),
+        })
+    }
+
+    /// The first of `keys` that no pending write removes.
+    fn first_stored(
+        &self,
+        keys: impl Iterator<Item = Result<sled::IVec, sled::Error>>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        for key in keys {
+            let key = key.map_err(backend_error)?;
+            if !matches!(self.overlay.get(key.as_ref()), Some(None)) {
+                return Ok(Some(key.to_vec()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The keys under `prefix` that pending writes put, in order.
+    fn pending_with_prefix<'s>(&'s self, prefix: &'s [u8]) -> impl DoubleEndedIterator<Item = Vec<u8>> + 's {
+        let end = prefix_end(prefix);
+        let range = match &end {
+            Some(end) => self.overlay.range(prefix.to_vec()..end.clone()),
+            None => self.overlay.range(prefix.to_vec()..),
+        };
+        range.filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone())
+    }
+
+    /// The keys under `prefix`, counting pending writes, in order.
+    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = std::collections::BTreeSet::new();
+        for key in self.tree.scan_prefix(prefix).keys() {
+            let key = key.map_err(backend_error)?;
+            if !matches!(self.overlay.get(key.as_ref()), Some(None)) {
+                keys.insert(key.to_vec());
+            }
+        }
+        keys.extend(self.pending_with_prefix(prefix));
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Whether `key` exists, counting pending writes.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        match self.overlay.get(key) {
+            Some(pending) => Ok(pending.is_some()),
+            None => self.tree.contains_key(key).map_err(backend_error),
+        }
+    }
+
+    /// Writes everything atomically and returns the operation's change to the queue's counts.
+    pub fn apply(self) -> Result<QueueCounts, StoreError> {
         let mut batch = sled::Batch::default();
         for (key, value) in self.overlay {
             match value {
@@ -74,8 +133,21 @@ impl<'t> Staging<'t> {
                 None => batch.remove(key),
             }
         }
-        self.tree.apply_batch(batch).map_err(backend_error)
+        self.tree.apply_batch(batch).map_err(backend_error)?;
+        Ok(self.counts)
     }
+}
+
+/// The least key greater than every key starting with `prefix` (`None` when there is none).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {

@@ -78,7 +78,7 @@ async fn format_version_is_checked() {
     assert!(matches!(err, StoreError::IncompatibleFormat { .. }), "{err}");
     assert!(
         err.to_string()
-            .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/1"),
+            .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/2"),
         "{err}"
     );
 }
@@ -412,12 +412,13 @@ async fn a_corrupt_record_is_a_clear_error_not_a_panic() {
     assert!(err.to_string().contains("restore the store from a backup"), "{err}");
     let err = store.get_object(&device("1", "").reference).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-    // A commit that would read the corrupt record writes nothing.
-    let before = store.inner.tree.len();
+    // A commit does not read earlier changes, but the next change's prechange is the corrupt
+    // record's data: reading that change is the same clear error.
     let mut session = store.session(web("alice"));
     session.record(PendingChange::new(Action::Update, &device("1", "B")));
-    assert!(session.commit(&store).await.is_err());
-    assert_eq!(store.inner.tree.len(), before);
+    let next = session.commit(&store).await.unwrap().changes[0];
+    let err = store.get_change(next).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { kind: "change", .. }), "{err}");
 }
 
 #[tokio::test]
