@@ -1,19 +1,26 @@
-//! Commit throughput of the store against raw sled inserts of the same bytes with the same flush
-//! policy, measured side by side in one run:
+//! Commit throughput of the store against raw sled, and the cost of matching against many hooks,
+//! measured side by side in one run:
 //!
-//! - `single/*`: one committer; every commit flushes before it returns.
-//! - `group64/*`: 64 concurrent committers sharing flushes (group commit). The raw baseline inserts
-//!   the same bytes from 64 tasks with the same group commit (`FlushCoordinator`).
+//! - `group64/*`: 64 concurrent committers with group commit. A commit is one change context with
+//!   one 30-field device update matched by one hook. `raw_sled` inserts the records a real commit
+//!   wrote (read back from the tree, so the same keys and bytes, each key suffixed to stay unique)
+//!   as one batch per commit into one tree, from 64 tasks sharing flushes through the same
+//!   [`FlushCoordinator`].
+//! - `single/*`: the same with one committer and a flush per commit.
+//! - `match/hooks_10` and `match/hooks_10000`: one commit (flushed in the background, so that only
+//!   the commit's own work is timed) with 10 and with 10,000 hooks, all but one of them on other
+//!   content types.
 //!
-//! A commit is one change context with one 30-field device update matched by one hook: the change
-//! record (with its prechange), its three index keys, the object pointer, a queue entry, a pending
-//! result and its three index keys.
+//! Change sets are built before the clock starts. `JOBHOOKS_BENCH_QUICK=1` shortens the
+//! measurement (`cargo xtask bench --quick`).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites};
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobHook, JobKind, JobSpec, Object, ObjectRef,
@@ -22,6 +29,11 @@ use jobhooks_model::{
 use jobhooks_store::{Durability, FlushCoordinator, Store, StoreConfig};
 
 const CONCURRENCY: usize = 64;
+const JOB: &str = "bench::Hook";
+
+fn quick() -> bool {
+    std::env::var_os("JOBHOOKS_BENCH_QUICK").is_some()
+}
 
 fn device(id: usize, round: u64) -> Object {
     let mut data = serde_json::Map::new();
@@ -33,108 +45,116 @@ fn device(id: usize, round: u64) -> Object {
 
 fn change_set(id: usize, round: u64) -> ChangeSet {
     let mut set = ChangeSet::default();
-    set.record(
-        PendingChange::new(Action::Update, &device(id, round)).with_pre_data(device(id, round.wrapping_sub(1)).data),
-    );
+    set.record(PendingChange::new(Action::Update, &device(id, round)));
     set
 }
 
-async fn store(durability: Durability) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), StoreConfig { durability, ..StoreConfig::default() }).unwrap();
+fn web() -> ChangeContext {
+    ChangeContext::new(ChangeContextKind::Web, Some("u".into()), "")
+}
+
+/// A store with the bench job and `hooks` hooks: one on devices, the rest on other content types.
+async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
+    let store = Store::open_with(path, StoreConfig { durability, ..StoreConfig::default() }).unwrap();
     let job = JobSpec {
-        class_path: "bench::Hook".into(),
+        class_path: JOB.into(),
         name: "Hook".into(),
         description: String::new(),
         kind: JobKind::JobHookReceiver,
         hidden: true,
     };
     store.sync_jobs(&[job]).await.unwrap();
-    store.set_job_enabled("bench::Hook", true).await.unwrap();
+    store.set_job_enabled(JOB, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
-    store.create_hook(JobHook::new("h", devices, "bench::Hook").on([Action::Update])).await.unwrap();
-    (dir, store)
+    store.create_hook(JobHook::new("devices", devices, JOB).on([Action::Update])).await.unwrap();
+    for n in 1..hooks {
+        let other = vec![ContentType::new(format!("app{}.model{n}", n % 100)).unwrap()];
+        store.create_hook(JobHook::new(format!("other-{n}"), other, JOB).on([Action::Update])).await.unwrap();
+    }
+    store
 }
 
-/// The bytes one commit writes, as separate values, measured from a real commit's records.
-fn commit_bytes() -> Vec<Vec<u8>> {
-    let object = device(0, 1);
-    let record = json!({"id": 1, "time": "2026-11-25T00:00:00Z", "user": "u", "user_name": "u",
-        "request_id": "6f1f8f5e-0d65-4c8e-a1f4-2b1e0f6f9d11", "action": "update",
-        "changed_object_type": "dcim.device", "changed_object_id": "0", "related_object": null,
-        "object_repr": "dev", "object_data": object.data, "prechange": device(0, 0).data,
-        "change_context": "web", "change_context_detail": ""});
-    let result = json!({"id": 1, "job": "bench::Hook", "user": "u", "inputs": {"object_change": 1},
-        "status": "PENDING", "attempts": 0, "created": "2026-11-25T00:00:00Z", "started": null,
-        "completed": null, "logs": []});
-    let queue = json!({"state": "pending", "due": 1_764_028_800_000_000i64, "leases": 0});
-    let mut values = vec![
-        serde_json::to_vec(&record).unwrap(),
-        serde_json::to_vec(&result).unwrap(),
-        serde_json::to_vec(&queue).unwrap(),
-    ];
-    values.extend(std::iter::repeat_n(Vec::new(), 8));
-    values.push(8u64.to_be_bytes().to_vec());
-    values
+fn tree_records(path: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let db = sled::open(path).unwrap();
+    let tree = db.open_tree("jobhooks").unwrap();
+    tree.iter().map(|item| item.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
 }
 
-fn raw_commit(tree: &sled::Tree, n: u64, values: &[Vec<u8>]) {
+/// The records one commit writes: a real commit's new or changed records, read back from its tree.
+fn commit_records(runtime: &tokio::runtime::Runtime) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let store = store(dir.path(), Durability::FlushEach, 1).await;
+        store.commit(&web(), change_set(0, 0), ObjectWrites::Apply).await.unwrap();
+    });
+    let before = tree_records(dir.path());
+    runtime.block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(&web(), change_set(0, 1), ObjectWrites::Apply).await.unwrap();
+    });
+    tree_records(dir.path()).into_iter().filter(|(k, v)| before.get(k) != Some(v)).collect()
+}
+
+fn raw_commit(tree: &sled::Tree, n: u64, records: &[(Vec<u8>, Vec<u8>)]) {
     let mut batch = sled::Batch::default();
-    for (i, value) in values.iter().enumerate() {
-        batch.insert([&n.to_be_bytes()[..], &[i as u8]].concat(), value.clone());
+    for (key, value) in records {
+        batch.insert([&key[..], &n.to_be_bytes()[..]].concat(), value.clone());
     }
     tree.apply_batch(batch).unwrap();
 }
 
+/// Runs `commit(task, round)` for `iters` rounds in each of `CONCURRENCY` tasks and times it.
+fn concurrently<F, Fut>(runtime: &tokio::runtime::Runtime, iters: u64, commit: F) -> Duration
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    runtime.block_on(async move {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..CONCURRENCY)
+            .map(|task| {
+                let commit = commit.clone();
+                tokio::spawn(async move {
+                    for round in 0..iters {
+                        commit(task, round).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
 fn bench_commit(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let values = Arc::new(commit_bytes());
-
-    let mut single = c.benchmark_group("single");
-    single.throughput(Throughput::Elements(1)).sample_size(20).measurement_time(Duration::from_secs(5));
-    let (_d1, flush_each) = runtime.block_on(store(Durability::FlushEach));
-    let mut round = 0;
-    single.bench_function("store_commit", |b| {
-        b.iter(|| {
-            round += 1;
-            runtime.block_on(flush_each.commit(&web(), change_set(0, round), ObjectWrites::Apply)).unwrap()
-        })
-    });
-    let raw_dir = tempfile::tempdir().unwrap();
-    let raw_db = sled::open(raw_dir.path()).unwrap();
+    let records = Arc::new(commit_records(&runtime));
+    let dir = tempfile::tempdir().unwrap();
+    let raw_db = sled::open(dir.path().join("raw")).unwrap();
     let raw_tree = raw_db.open_tree("raw").unwrap();
-    let mut n = 0;
-    single.bench_function("raw_sled", |b| {
-        b.iter(|| {
-            n += 1;
-            raw_commit(&raw_tree, n, &values);
-            runtime.block_on(raw_db.flush_async()).unwrap()
-        })
-    });
-    single.finish();
+    let raw_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
 
     let mut group = c.benchmark_group("group64");
-    group.throughput(Throughput::Elements(CONCURRENCY as u64)).sample_size(10).measurement_time(Duration::from_secs(8));
-    let (_d2, grouped) = runtime.block_on(store(Durability::GroupCommit));
+    group.throughput(Throughput::Elements(CONCURRENCY as u64)).sample_size(10);
+    group.measurement_time(Duration::from_secs(if quick() { 3 } else { 8 }));
+    let grouped = runtime.block_on(store(&dir.path().join("group"), Durability::GroupCommit, 1));
     group.bench_function("store_commit", |b| {
         b.iter_custom(|iters| {
+            // Built before the clock starts: the bench times commits, not object construction.
+            let sets: Arc<Vec<Vec<std::sync::Mutex<Option<ChangeSet>>>>> = Arc::new(
+                (0..CONCURRENCY)
+                    .map(|task| (0..iters).map(|round| std::sync::Mutex::new(Some(change_set(task, round)))).collect())
+                    .collect(),
+            );
             let store = grouped.clone();
-            runtime.block_on(async move {
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..CONCURRENCY)
-                    .map(|task| {
-                        let store = store.clone();
-                        tokio::spawn(async move {
-                            for round in 0..iters {
-                                store.commit(&web(), change_set(task, round), ObjectWrites::Apply).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.unwrap();
+            concurrently(&runtime, iters, move |task, round| {
+                let (store, sets) = (store.clone(), sets.clone());
+                async move {
+                    let set = sets[task][round as usize].lock().unwrap().take().unwrap();
+                    store.commit(&web(), set, ObjectWrites::Apply).await.unwrap();
                 }
-                start.elapsed()
             })
         })
     });
@@ -142,36 +162,63 @@ fn bench_commit(c: &mut Criterion) {
     let raw_flusher = Arc::new(FlushCoordinator::new(Durability::GroupCommit));
     group.bench_function("raw_sled", |b| {
         b.iter_custom(|iters| {
-            let (db, tree, values, flusher) = (raw_db.clone(), raw_tree.clone(), values.clone(), raw_flusher.clone());
-            runtime.block_on(async move {
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..CONCURRENCY as u64)
-                    .map(|task| {
-                        let (db, tree, values, flusher) = (db.clone(), tree.clone(), values.clone(), flusher.clone());
-                        tokio::spawn(async move {
-                            for round in 0..iters {
-                                raw_commit(&tree, (task << 40) | round, &values);
-                                let ticket = flusher.record_write();
-                                flusher
-                                    .wait_durable(ticket, || async { db.flush_async().await.map(drop) })
-                                    .await
-                                    .unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.unwrap();
+            let (db, tree, records, flusher, count) =
+                (raw_db.clone(), raw_tree.clone(), records.clone(), raw_flusher.clone(), raw_count.clone());
+            concurrently(&runtime, iters, move |_, _| {
+                let (db, tree, records, flusher, count) =
+                    (db.clone(), tree.clone(), records.clone(), flusher.clone(), count.clone());
+                async move {
+                    raw_commit(&tree, count.fetch_add(1, std::sync::atomic::Ordering::Relaxed), &records);
+                    let ticket = flusher.record_write();
+                    flusher.wait_durable(ticket, || async { db.flush_async().await.map(drop) }).await.unwrap();
                 }
-                start.elapsed()
             })
         })
     });
     group.finish();
-}
 
-fn web() -> ChangeContext {
-    ChangeContext::new(ChangeContextKind::Web, Some("u".into()), "")
+    let mut single = c.benchmark_group("single");
+    single.throughput(Throughput::Elements(1)).sample_size(20);
+    single.measurement_time(Duration::from_secs(if quick() { 2 } else { 5 }));
+    let flush_each = runtime.block_on(store(&dir.path().join("single"), Durability::FlushEach, 1));
+    let mut round = 0;
+    single.bench_function("store_commit", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                change_set(0, round)
+            },
+            |set| runtime.block_on(flush_each.commit(&web(), set, ObjectWrites::Apply)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    single.bench_function("raw_sled", |b| {
+        b.iter(|| {
+            raw_commit(&raw_tree, raw_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed), &records);
+            runtime.block_on(raw_db.flush_async()).unwrap()
+        })
+    });
+    single.finish();
+
+    let mut matching = c.benchmark_group("match");
+    matching.throughput(Throughput::Elements(1));
+    matching.measurement_time(Duration::from_secs(if quick() { 2 } else { 5 }));
+    for hooks in [10, 10_000] {
+        let background = Durability::Background { every_ms: 500 };
+        let store = runtime.block_on(store(&dir.path().join(format!("match{hooks}")), background, hooks));
+        let mut round = 0;
+        matching.bench_function(format!("hooks_{hooks}"), |b| {
+            b.iter_batched(
+                || {
+                    round += 1;
+                    change_set((round % 1000) as usize, round)
+                },
+                |set| runtime.block_on(store.commit(&web(), set, ObjectWrites::Apply)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    matching.finish();
 }
 
 criterion_group!(benches, bench_commit);

@@ -1,0 +1,117 @@
+//! What the dispatcher's benches share: a trivial receiver that reports when it starts, 30-field
+//! device changes, and a store with a dispatcher running.
+#![allow(dead_code)] // each bench uses part of it
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
+use jobhooks_model::ports::Catalog;
+use jobhooks_model::{
+    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobContext, JobError, JobHook,
+    JobHookReceiver, Object, ObjectChange, ObjectRef, PendingChange, async_trait, json,
+};
+use jobhooks_register::{Registry, register_job_hook_receiver};
+use jobhooks_store::Store;
+use tokio::sync::mpsc;
+
+/// Where the receiver reports each start: the change and when.
+pub type Starts = mpsc::UnboundedSender<(ChangeId, Instant)>;
+
+static STARTS: OnceLock<Mutex<Option<Starts>>> = OnceLock::new();
+
+/// Reports every receiver start to `starts` from now on (`None` stops reporting).
+pub fn report_starts(starts: Option<Starts>) {
+    *STARTS.get_or_init(Mutex::default).lock().unwrap() = starts;
+}
+
+#[derive(Default)]
+struct Trivial;
+
+#[async_trait]
+impl JobHookReceiver for Trivial {
+    async fn receive_job_hook(
+        &self,
+        _: &mut JobContext,
+        change: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        if let Some(starts) = STARTS.get_or_init(Mutex::default).lock().unwrap().as_ref() {
+            let _ = starts.send((change.id, Instant::now()));
+        }
+        Ok(())
+    }
+}
+
+register_job_hook_receiver!(Trivial);
+
+/// The class path of the trivial receiver.
+pub fn trivial_job() -> String {
+    format!("{}::Trivial", module_path!())
+}
+
+/// An object with `fields` string fields, all of them changing with `round`.
+pub fn device(id: u64, round: u64, fields: usize) -> Object {
+    let mut data = serde_json::Map::new();
+    for field in 0..fields {
+        data.insert(format!("field_{field:02}"), json!(format!("value-{field}-{round}")));
+    }
+    let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id.to_string()).unwrap();
+    Object::new(reference, "dev", data.into())
+}
+
+/// An update of the 30-field device `id`.
+pub fn update(id: u64, round: u64) -> ChangeSet {
+    let mut set = ChangeSet::default();
+    set.record(PendingChange::new(Action::Update, &device(id, round, 30)));
+    set
+}
+
+pub fn web() -> ChangeContext {
+    ChangeContext::new(ChangeContextKind::Web, Some("u".into()), "")
+}
+
+/// Links the trivial receiver's job into `store`, enabled, with a hook on device `events`.
+pub async fn install(store: &Store, events: &[Action]) -> Registry {
+    let registry = Registry::from_linked().unwrap();
+    registry.sync_into(store).await.unwrap();
+    let job = trivial_job();
+    store.set_job_enabled(&job, true).await.unwrap();
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    store.create_hook(JobHook::new("devices", devices, job.as_str()).on(events.iter().copied())).await.unwrap();
+    registry
+}
+
+/// A dispatcher with `config` on `store`, whose hooks are already installed.
+pub async fn dispatch(store: Arc<Store>, config: DispatcherConfig) -> Dispatcher<Store> {
+    let registry = Registry::from_linked().unwrap();
+    Dispatcher::start(store, registry, config).await.unwrap()
+}
+
+/// A `/proc/self/status` field in megabytes (`VmRSS`, `VmHWM`).
+pub fn memory_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// Where benches write what criterion does not record (`JOBHOOKS_BENCH_OUT`, else
+/// `target/bench`).
+pub fn output_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("JOBHOOKS_BENCH_OUT").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn quick() -> bool {
+    std::env::var_os("JOBHOOKS_BENCH_QUICK").is_some()
+}
