@@ -3,6 +3,8 @@
 //! - `cargo xtask ci`: no proc-macro crate in the workspace, format check, clippy with warnings denied, every test (unit, integration,
 //!   property and doc tests), the benches compiled, and the docs built with warnings denied. This is
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
+//! - `cargo xtask bench [--quick]`: every bench, then `target/bench/summary.json` and the figures
+//!   table of `docs/benchmarks.md` (`xtask/src/bench.rs`).
 //! - `cargo xtask demo`: the main job, `jobhooks demo`: the seed scenarios end to end.
 //! - `cargo xtask crash [--trials N] [--seed S]`: the crash harness (`tests/src/bin/crash-harness.rs`).
 //! - `cargo xtask soak [--changes N]`: the soak (`tests/src/bin/soak.rs`).
@@ -11,6 +13,8 @@
 //!
 //! Invariant: xtask depends on no jobhooks crate; it only drives cargo.
 
+mod bench;
+
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <task>
@@ -18,6 +22,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci    no proc-macro crate, fmt check, clippy -D warnings, tests, docs with warnings denied
   demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)
+  bench [--quick]
+        every bench; writes target/bench/summary.json and the table in docs/benchmarks.md
   crash [--trials N] [--seed S]
         SIGKILL a realistic workload at random moments and check that nothing is lost
   soak [--changes N]
@@ -36,6 +42,7 @@ fn main() -> ExitCode {
             cargo(&harness, &[])
         }
         Some("fuzz") => fuzz(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("soak") => {
             let mut soak = vec!["run", "--release", "--quiet", "--package", "jobhooks-tests", "--bin", "soak", "--"];
             soak.extend(args[1..].iter().map(String::as_str));
@@ -64,6 +71,7 @@ fn ci() -> Result<(), String> {
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&["test", "--workspace", "--all-targets"], &[])?;
     cargo(&["test", "--workspace", "--doc"], &[])?;
+    cargo(&["bench", "--workspace", "--no-run"], &[])?;
     cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     Ok(())
 }
@@ -79,7 +87,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     if !installed {
         return Err("cargo-fuzz is not installed: run `cargo install cargo-fuzz`".to_owned());
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?;
+    let root = root()?;
     let max_time = format!("-max_total_time={seconds}");
     let args = ["fuzz", "run", "--sanitizer", "none", "-O", target.as_str(), "--", max_time.as_str(), "-timeout=5"];
     eprintln!("$ (cd fuzz && cargo {})", args.join(" "));
@@ -93,7 +101,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 
 /// Registration is derive-free by design: no workspace member may be a proc-macro crate.
 fn no_proc_macro_crates() -> Result<(), String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?;
+    let root = root()?;
     let mut manifests = vec![root.join("xtask/Cargo.toml"), root.join("tests/Cargo.toml")];
     for dir in ["crates", "examples"] {
         let entries = std::fs::read_dir(root.join(dir)).map_err(|e| format!("cannot list {dir}/: {e}"))?;
@@ -110,6 +118,12 @@ fn no_proc_macro_crates() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The workspace root.
+fn root() -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?;
+    Ok(root.to_path_buf())
 }
 
 /// Runs one cargo command, echoing it, and fails with the command line if it fails.

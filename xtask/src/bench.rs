@@ -1,0 +1,274 @@
+//! `cargo xtask bench [--quick]`: runs every bench, then writes `target/bench/summary.json` and the
+//! figures table of `docs/benchmarks.md`.
+//!
+//! The benches measure; this file only reads what they wrote (criterion's `estimates.json` and the
+//! JSON of `benches/load.rs`) and states each metric's target and baseline.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::cargo;
+
+/// Where the table in `docs/benchmarks.md` starts and ends.
+const TABLE_BEGIN: &str = "<!-- bench-table:begin -->";
+const TABLE_END: &str = "<!-- bench-table:end -->";
+
+/// The device records of the diff corpus (target 1.5), and the rest (target 1.0).
+const DEVICE_CASES: [&str; 2] = ["diff_device30_1", "diff_device30_5"];
+const OTHER_CASES: [&str; 3] = ["diff_tags50_remove1", "diff_custom_fields", "diff_doc_1mb"];
+const PEERS: [&str; 3] = ["json_patch", "treediff", "serde_json_diff"];
+
+struct Metric {
+    name: &'static str,
+    value: f64,
+    unit: &'static str,
+    target: &'static str,
+    met: bool,
+    baseline: String,
+    how: String,
+    detail: Value,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => return Err("usage: cargo xtask bench [--quick]".to_owned()),
+    };
+    let root = crate::root()?;
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let out_env = out.to_string_lossy().into_owned();
+    let mut env = vec![("JOBHOOKS_BENCH_OUT", out_env.as_str())];
+    if quick {
+        env.push(("JOBHOOKS_BENCH_QUICK", "1"));
+    }
+    for (package, bench) in [
+        ("jobhooks-diff", "diff"),
+        ("jobhooks-store", "commit"),
+        ("jobhooks-dispatch", "e2e"),
+        ("jobhooks-dispatch", "load"),
+    ] {
+        cargo(&["bench", "--quiet", "--package", package, "--bench", bench], &env)?;
+    }
+
+    let criterion = root.join("target/criterion");
+    let metrics = metrics(&criterion, &out)?;
+    let machine = machine();
+    let command = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
+    let summary = json!({
+        "machine": machine,
+        "command": command,
+        "metrics": metrics.iter().map(|m| (m.name.to_owned(), json!({
+            "value": m.value, "unit": m.unit, "target": m.target, "met": m.met,
+            "baseline": m.baseline, "how": m.how, "detail": m.detail,
+        }))).collect::<serde_json::Map<_, _>>(),
+    });
+    let summary_path = out.join("summary.json");
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    std::fs::write(&summary_path, text + "\n").map_err(|e| format!("cannot write {}: {e}", summary_path.display()))?;
+    refresh_table(&root.join("docs/benchmarks.md"), &machine, command, &metrics)?;
+    println!("wrote {} and docs/benchmarks.md", summary_path.display());
+    for m in &metrics {
+        println!(
+            "{:<24} {:>10.3} {:<14} target {:<10} {}",
+            m.name,
+            m.value,
+            m.unit,
+            m.target,
+            if m.met { "met" } else { "NOT MET" }
+        );
+    }
+    Ok(())
+}
+
+/// The median time of one criterion benchmark, in nanoseconds.
+fn median_ns(criterion: &Path, group: &str, function: &str) -> Result<f64, String> {
+    let path = criterion.join(group).join(function).join("new/estimates.json");
+    let estimates = read_json(&path)?;
+    estimates["median"]["point_estimate"].as_f64().ok_or_else(|| format!("{} has no median", path.display()))
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+}
+
+fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
+    let mut metrics = Vec::new();
+
+    // Diff: the fastest peer's median divided by ours, per document.
+    let mut ratios = serde_json::Map::new();
+    let mut ratio_of = |case: &str| -> Result<f64, String> {
+        let ours = median_ns(criterion, case, "jobhooks")?;
+        let mut fastest = ("", f64::INFINITY);
+        for peer in PEERS {
+            let time = median_ns(criterion, case, peer)?;
+            if time < fastest.1 {
+                fastest = (peer, time);
+            }
+        }
+        let ratio = fastest.1 / ours;
+        ratios.insert(
+            case.to_owned(),
+            json!({"ratio": ratio, "ours_ns": ours, "fastest_peer": fastest.0, "peer_ns": fastest.1}),
+        );
+        Ok(ratio)
+    };
+    let device = DEVICE_CASES.iter().map(|c| ratio_of(c)).collect::<Result<Vec<_>, _>>()?;
+    let others = OTHER_CASES.iter().map(|c| ratio_of(c)).collect::<Result<Vec<_>, _>>()?;
+    let device_min = device.iter().copied().fold(f64::INFINITY, f64::min);
+    let all_min = others.iter().copied().fold(device_min, f64::min);
+    metrics.push(Metric {
+        name: "diff_vs_fastest_peer",
+        value: device_min,
+        unit: "ratio",
+        target: ">= 1.5 on device records, never < 1.0",
+        met: device_min >= 1.5 && all_min >= 1.0,
+        baseline: "fastest of json_patch::diff (json-patch 5), treediff 5 with a Recorder, serde_json_diff::values 0.2".into(),
+        how: format!(
+            "criterion medians, crates/jobhooks-diff/benches/diff.rs; value = lowest ratio over the device records; lowest over the whole corpus {all_min:.2}"
+        ),
+        detail: Value::Object(ratios),
+    });
+
+    let snapshots_us = median_ns(criterion, "snapshots", "snapshots")? / 1_000.0;
+    metrics.push(Metric {
+        name: "snapshots_us_per_record",
+        value: snapshots_us,
+        unit: "µs",
+        target: "< 1",
+        met: snapshots_us < 1.0,
+        baseline: "Nautobot 3.2.7 get_snapshots(): about 1,200 µs per update (one database query)".into(),
+        how: "criterion median of jobhooks_diff::snapshots on a 30-field record with one field changed".into(),
+        detail: json!({}),
+    });
+
+    let (ten, ten_thousand) =
+        (median_ns(criterion, "match", "hooks_10")?, median_ns(criterion, "match", "hooks_10000")?);
+    let ratio = ten_thousand / ten;
+    metrics.push(Metric {
+        name: "match_10k_vs_10_hooks",
+        value: ratio,
+        unit: "ratio",
+        target: "<= 1.2",
+        met: ratio <= 1.2,
+        baseline: "the same commit with 10 hooks".into(),
+        how: "criterion medians of one commit (background flush) with 10,000 vs 10 hooks, all but one on other content types; crates/jobhooks-store/benches/commit.rs".into(),
+        detail: json!({"hooks_10_us": ten / 1_000.0, "hooks_10000_us": ten_thousand / 1_000.0}),
+    });
+
+    let (store, raw) = (median_ns(criterion, "group64", "store_commit")?, median_ns(criterion, "group64", "raw_sled")?);
+    let ratio = raw / store;
+    metrics.push(Metric {
+        name: "commit_vs_raw_sled",
+        value: ratio,
+        unit: "ratio",
+        target: ">= 0.5",
+        met: ratio >= 0.5,
+        baseline: format!(
+            "raw sled: the records of a real commit, one batch per commit, 64 tasks, same group flush: {:.0} commits/s",
+            64e9 / raw
+        ),
+        how: format!(
+            "criterion medians, group64 (64 concurrent committers, group commit); store {:.0} commits/s",
+            64e9 / store
+        ),
+        detail: json!({"store_commits_per_s": 64e9 / store, "raw_commits_per_s": 64e9 / raw}),
+    });
+
+    let (runs, raw_pattern) = (median_ns(criterion, "e2e", "runs")?, median_ns(criterion, "e2e", "raw_sled_pattern")?);
+    let (runs_per_s, raw_per_s) = (64e9 / runs, 64e9 / raw_pattern);
+    metrics.push(Metric {
+        name: "e2e_runs_per_s",
+        value: runs_per_s,
+        unit: "changes/s",
+        target: ">= 10000",
+        met: runs_per_s >= 10_000.0,
+        baseline: format!(
+            "raw sled doing the issue's naive pattern in the same run: {raw_per_s:.0}/s (we reach {:.2} of it); Nautobot 3.2.7 + Celery: about 21/s",
+            runs_per_s / raw_per_s
+        ),
+        how: "criterion median of e2e/runs: 64 committers, 30-field device updates, one hook, trivial receiver, durable results, drained; crates/jobhooks-dispatch/benches/e2e.rs".into(),
+        detail: json!({"raw_sled_pattern_per_s": raw_per_s, "ratio_to_raw_pattern": runs_per_s / raw_per_s}),
+    });
+
+    let latency = read_json(&out.join("latency.json"))?;
+    let p99 = latency["p99_ms"].as_f64().ok_or("latency.json has no p99_ms")?;
+    metrics.push(Metric {
+        name: "e2e_p99_ms",
+        value: p99,
+        unit: "ms",
+        target: "< 5",
+        met: p99 < 5.0,
+        baseline: "the offered load itself: 1,000 changes/s for 30 s".into(),
+        how: format!(
+            "commit returned -> receiver started, HDR histogram over {} samples: p50 {} ms, p999 {} ms; crates/jobhooks-dispatch/benches/load.rs",
+            latency["samples"], latency["p50_ms"], latency["p999_ms"]
+        ),
+        detail: latency,
+    });
+
+    let rss = read_json(&out.join("queue_rss.json"))?;
+    let peak = rss["peak_rss_mb"].as_f64().ok_or("queue_rss.json has no peak_rss_mb")?;
+    metrics.push(Metric {
+        name: "rss_1m_queued_mb",
+        value: peak,
+        unit: "MB",
+        target: "< 200",
+        met: peak < 200.0,
+        baseline: "sled's own memory for the same store: see docs/benchmarks.md".into(),
+        how: "peak RSS (VmHWM) of a fresh process opening a store with 1,000,000 pending runs and draining 20,000 of them; crates/jobhooks-dispatch/benches/load.rs".into(),
+        detail: rss,
+    });
+    Ok(metrics)
+}
+
+/// A one-line description of this machine: CPU, cores, kernel, rustc.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let output = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!("{cpu}, {cores} cores, Linux {}, {}", output("uname", &["-r"]), output("rustc", &["--version"]))
+}
+
+/// Replaces the table between the markers of `docs/benchmarks.md` with this run's figures.
+fn refresh_table(doc: &PathBuf, machine: &str, command: &str, metrics: &[Metric]) -> Result<(), String> {
+    let text = std::fs::read_to_string(doc).map_err(|e| format!("cannot read {}: {e}", doc.display()))?;
+    let (Some(begin), Some(end)) = (text.find(TABLE_BEGIN), text.find(TABLE_END)) else {
+        return Err(format!("{} has no {TABLE_BEGIN} … {TABLE_END} markers", doc.display()));
+    };
+    let mut table = format!(
+        "{TABLE_BEGIN}\nMachine: {machine}. Command: `{command}`.\n\n| metric | value | target | met | baseline |\n|---|---|---|---|---|\n"
+    );
+    for m in metrics {
+        table.push_str(&format!(
+            "| `{}` | {:.3} {} | {} | {} | {} |\n",
+            m.name,
+            m.value,
+            m.unit,
+            m.target,
+            if m.met { "yes" } else { "**no**" },
+            m.baseline.replace('|', "/")
+        ));
+    }
+    let updated = format!("{}{table}{}", &text[..begin], &text[end..]);
+    std::fs::write(doc, updated).map_err(|e| format!("cannot write {}: {e}", doc.display()))
+}
