@@ -134,7 +134,7 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
         detail: Value::Object(ratios),
     });
 
-    let snapshots_us = median_ns(criterion, "snapshots", "snapshots")? / 1_000.0;
+    let snapshots_us = median_ns(criterion, "snapshots", "device30_1")? / 1_000.0;
     metrics.push(Metric {
         name: "snapshots_us_per_record",
         value: snapshots_us,
