@@ -9,6 +9,8 @@
 //! - `queue_rss.json`: the peak RSS of a process that opens a store holding 1,000,000 pending runs
 //!   and starts a dispatcher draining them (until 20,000 have completed). The store is filled by
 //!   this process first; the measured process is a fresh child (this binary with `--drain-rss`).
+//!   The baseline is another fresh child that opens the same files with raw sled and reads the
+//!   queue's prefixes (`--sled-open-rss`): the memory sled itself needs for that store.
 //!
 //! `cargo bench -p jobhooks-dispatch --bench load [-- latency|rss]`.
 #![allow(missing_docs)]
@@ -128,22 +130,34 @@ fn drain_and_report_rss(path: &Path) {
     });
 }
 
+/// In the baseline child: opens the same store with raw sled (the store's cache size), reads the
+/// prefixes the store reads when it opens, prints the peak RSS.
+fn sled_open_rss(path: &Path) {
+    let db = sled::Config::new().path(path).cache_capacity(StoreConfig::default().cache_capacity).open().unwrap();
+    let tree = db.open_tree("jobhooks").unwrap();
+    let keys: usize = ["rob/", "rdy/", "ded/"].iter().map(|p| tree.scan_prefix(p).count()).sum();
+    println!("{}", json!({"keys_read": keys, "peak_rss_mb": support::memory_mb("VmHWM:")}));
+}
+
+/// Runs this binary with `flag` on `path` and returns the JSON it prints.
+fn child(flag: &str, path: &Path) -> serde_json::Value {
+    let child = std::process::Command::new(std::env::current_exe().unwrap()).arg(flag).arg(path).output().unwrap();
+    assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+    serde_json::from_slice(&child.stdout).unwrap()
+}
+
 fn queue_rss() {
     let dir = tempfile::tempdir().unwrap();
     let filling = Instant::now();
     fill(dir.path());
     let fill_seconds = filling.elapsed().as_secs_f64();
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .arg("--drain-rss")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&child.stdout).unwrap();
+    let sled_alone = child("--sled-open-rss", dir.path());
+    let report = child("--drain-rss", dir.path());
     write_json(
         "queue_rss.json",
         &json!({"queued": QUEUED, "drained": DRAINED, "fill_seconds": fill_seconds,
-                "pending_at_start": report["pending_at_start"], "peak_rss_mb": report["peak_rss_mb"]}),
+                "pending_at_start": report["pending_at_start"], "peak_rss_mb": report["peak_rss_mb"],
+                "raw_sled_open_peak_rss_mb": sled_alone["peak_rss_mb"]}),
     );
 }
 
@@ -151,6 +165,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--drain-rss") {
         drain_and_report_rss(Path::new(&args[at + 1]));
+        return;
+    }
+    if let Some(at) = args.iter().position(|a| a == "--sled-open-rss") {
+        sled_open_rss(Path::new(&args[at + 1]));
         return;
     }
     // `cargo bench` passes `--bench`; a further argument picks one measurement.
