@@ -313,8 +313,9 @@ pub struct ObjectChange {
     pub object_repr: String,
     /// The object's data after the change; for a delete, its data just before the delete.
     pub object_data: Value,
-    /// The object's data before the change, stored with it (beyond Nautobot) so snapshots need no
-    /// lookup: the data of the object's previous change, else the pre-data the writer supplied.
+    /// The object's data before the change: the data of the object's previous change (as Nautobot
+    /// finds it; a store fills it in when it reads the change), else the pre-data the writer
+    /// supplied. `None` when neither exists, e.g. after the previous change was pruned.
     pub prechange: Option<Value>,
     /// Where the change came from.
     pub change_context: ChangeContextKind,

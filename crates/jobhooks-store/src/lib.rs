@@ -6,10 +6,12 @@
 //! - the catalog: job records, job hooks, job buttons and users, validated on every write by the
 //!   model's pure validation;
 //! - an object repository: objects by content type and id;
-//! - the change log, with each change's prechange stored beside it, and indexes by object, by
-//!   request id and by time;
-//! - the durable job queue (pending, leased until a deadline, dead-lettered) and the job results
-//!   with indexes by job, by status and by change.
+//! - the change log, indexed by object (a change's prechange is the data of the object's previous
+//!   change, found when the change is read, as Nautobot does) and by change context;
+//! - the durable job queue: one line per object whose head is ready, claimed until a deadline,
+//!   waiting for a retry or dead-lettered; and the job results.
+//!
+//! The on-disk layout (format 2) is in `docs/ARCHITECTURE.md`.
 //!
 //! A change context commits as one atomic batch that holds the objects, the change records and one
 //! queued run with a pending result per matching hook (the transactional outbox), so a crash never
