@@ -12,7 +12,8 @@
 //!   The baseline is another fresh child that opens the same files with raw sled and reads the
 //!   queue's prefixes (`--sled-open-rss`): the memory sled itself needs for that store.
 //!
-//! `cargo bench -p jobhooks-dispatch --bench load [-- latency|rss]`.
+//! `cargo bench -p jobhooks-dispatch --bench load [-- latency|rss]`. Under `cargo test` (no
+//! `--bench` argument) both run at a tiny scale and write nothing: the tests check they work.
 #![allow(missing_docs)]
 
 mod support;
@@ -31,22 +32,36 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 const OFFERED_PER_S: u64 = 1_000;
-const LOAD_SECONDS: u64 = 30;
-const QUEUED: u64 = 1_000_000;
 const FILL_BATCH: u64 = 1_000;
-const DRAINED: u64 = 20_000;
+
+/// How much to do: the measurement under `cargo bench`, a smoke run under `cargo test --benches`
+/// (which runs this binary without `--bench`), so that the tests only check that it works.
+#[derive(Clone, Copy)]
+struct Scale {
+    load_seconds: u64,
+    queued: u64,
+    drained: u64,
+    report: bool,
+}
+
+const MEASURE: Scale = Scale { load_seconds: 30, queued: 1_000_000, drained: 20_000, report: true };
+const SMOKE: Scale = Scale { load_seconds: 1, queued: 2 * FILL_BATCH, drained: 200, report: false };
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-fn write_json(name: &str, value: &serde_json::Value) {
+fn write_json(scale: Scale, name: &str, value: &serde_json::Value) {
+    if !scale.report {
+        println!("{name} (smoke run, not written): {value}");
+        return;
+    }
     let path = support::output_dir().join(name);
     std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
     println!("{}: {value}", path.display());
 }
 
-fn latency() {
+fn latency(scale: Scale) {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -55,7 +70,7 @@ fn latency() {
         let (starts, mut started) = mpsc::unbounded_channel();
         support::report_starts(Some(starts));
         let committed: Arc<Mutex<HashMap<ChangeId, Instant>>> = Arc::default();
-        let total = OFFERED_PER_S * LOAD_SECONDS;
+        let total = OFFERED_PER_S * scale.load_seconds;
         let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / OFFERED_PER_S));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let begin = Instant::now();
@@ -85,6 +100,7 @@ fn latency() {
         dispatcher.drain().await.unwrap();
         let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1_000.0;
         write_json(
+            scale,
             "latency.json",
             &json!({
                 "offered_per_s": OFFERED_PER_S, "seconds": offered_for.as_secs_f64(), "samples": histogram.len(),
@@ -94,15 +110,15 @@ fn latency() {
     });
 }
 
-/// Fills the store at `path` with `QUEUED` pending runs: creates of small distinct objects, 1,000
+/// Fills the store at `path` with `queued` pending runs: creates of small distinct objects, 1,000
 /// per commit, each matched by one hook.
-fn fill(path: &Path) {
+fn fill(path: &Path, queued: u64) {
     runtime().block_on(async {
         let background =
             StoreConfig { durability: Durability::Background { every_ms: 1_000 }, ..StoreConfig::default() };
         let store = Store::open_with(path, background).unwrap();
         support::install(&store, &[Action::Create]).await;
-        for batch in 0..QUEUED / FILL_BATCH {
+        for batch in 0..queued / FILL_BATCH {
             let mut set = ChangeSet::default();
             for n in 0..FILL_BATCH {
                 set.record(PendingChange::new(Action::Create, &support::device(batch * FILL_BATCH + n, 0, 3)));
@@ -113,15 +129,15 @@ fn fill(path: &Path) {
     });
 }
 
-/// In the measured child: opens the filled store, drains `DRAINED` runs, prints the peak RSS.
-fn drain_and_report_rss(path: &Path) {
+/// In the measured child: opens the filled store, drains `drained` runs, prints the peak RSS.
+fn drain_and_report_rss(path: &Path, drained: u64) {
     runtime().block_on(async {
         let store = Arc::new(Store::open(path).unwrap());
         let (starts, mut started) = mpsc::unbounded_channel();
         support::report_starts(Some(starts));
         let dispatcher = support::dispatch(store.clone(), DispatcherConfig::default()).await;
         let pending_at_start = dispatcher.stats().await.unwrap().queue.pending;
-        for _ in 0..DRAINED {
+        for _ in 0..drained {
             started.recv().await.unwrap();
         }
         let peak = support::memory_mb("VmHWM:");
@@ -139,23 +155,25 @@ fn sled_open_rss(path: &Path) {
     println!("{}", json!({"keys_read": keys, "peak_rss_mb": support::memory_mb("VmHWM:")}));
 }
 
-/// Runs this binary with `flag` on `path` and returns the JSON it prints.
-fn child(flag: &str, path: &Path) -> serde_json::Value {
-    let child = std::process::Command::new(std::env::current_exe().unwrap()).arg(flag).arg(path).output().unwrap();
+/// Runs this binary with `args` and returns the JSON it prints.
+fn child(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let child = std::process::Command::new(std::env::current_exe().unwrap()).args(args).output().unwrap();
     assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
     serde_json::from_slice(&child.stdout).unwrap()
 }
 
-fn queue_rss() {
+fn queue_rss(scale: Scale) {
     let dir = tempfile::tempdir().unwrap();
     let filling = Instant::now();
-    fill(dir.path());
+    fill(dir.path(), scale.queued);
     let fill_seconds = filling.elapsed().as_secs_f64();
-    let sled_alone = child("--sled-open-rss", dir.path());
-    let report = child("--drain-rss", dir.path());
+    let sled_alone = child(&["--sled-open-rss".as_ref(), dir.path().as_os_str()]);
+    let drained = scale.drained.to_string();
+    let report = child(&["--drain-rss".as_ref(), dir.path().as_os_str(), drained.as_ref()]);
     write_json(
+        scale,
         "queue_rss.json",
-        &json!({"queued": QUEUED, "drained": DRAINED, "fill_seconds": fill_seconds,
+        &json!({"queued": scale.queued, "drained": scale.drained, "fill_seconds": fill_seconds,
                 "pending_at_start": report["pending_at_start"], "peak_rss_mb": report["peak_rss_mb"],
                 "raw_sled_open_peak_rss_mb": sled_alone["peak_rss_mb"]}),
     );
@@ -164,7 +182,7 @@ fn queue_rss() {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--drain-rss") {
-        drain_and_report_rss(Path::new(&args[at + 1]));
+        drain_and_report_rss(Path::new(&args[at + 1]), args[at + 2].parse().unwrap());
         return;
     }
     if let Some(at) = args.iter().position(|a| a == "--sled-open-rss") {
@@ -172,11 +190,12 @@ fn main() {
         return;
     }
     // `cargo bench` passes `--bench`; a further argument picks one measurement.
+    let scale = if args.iter().any(|a| a == "--bench") { MEASURE } else { SMOKE };
     let only = args.iter().find(|a| !a.starts_with("--")).map(String::as_str);
     if only.is_none_or(|o| o == "latency") {
-        latency();
+        latency(scale);
     }
     if only.is_none_or(|o| o == "rss") {
-        queue_rss();
+        queue_rss(scale);
     }
 }
