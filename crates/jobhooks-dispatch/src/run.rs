@@ -67,14 +67,14 @@ async fn run_user<S: Storage + ?Sized>(store: &S, username: Option<&str>) -> Res
 async fn resolve<S: Storage + ?Sized>(store: &S, result: &JobResult) -> Result<Result<Call, String>, StoreError> {
     match &result.inputs {
         JobInputs::Hook { object_change } => {
-            let Some(change) = store.get_change(*object_change).await? else {
+            let Some((change, object)) = store.get_change_and_object(*object_change).await? else {
                 return Ok(Err(format!("ObjectChange {object_change} does not exist")));
             };
             let changed_object = match change.action {
                 Action::Delete => None,
                 // Applications that record changes without the object repository have no stored
                 // object: the change's own data is the object as far as the store knows it.
-                _ => store.get_object(&change.object_ref()).await?.or_else(|| change.resulting_object()),
+                _ => object.or_else(|| change.resulting_object()),
             };
             Ok(Ok(Call::Hook { change: Box::new(change), changed_object }))
         }

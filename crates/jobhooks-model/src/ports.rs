@@ -60,6 +60,15 @@ pub trait ChangeStore: ObjectReader {
     /// One change.
     async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError>;
 
+    /// One change and its object as it is now (`None` when the repository does not hold it), what
+    /// a job hook run is called with. Backends override it when they can read both at once; the
+    /// sled store does not decode a change twice when it is still its object's latest.
+    async fn get_change_and_object(&self, id: ChangeId) -> Result<Option<(ObjectChange, Option<Object>)>, StoreError> {
+        let Some(change) = self.get_change(id).await? else { return Ok(None) };
+        let object = self.get_object(&change.object_ref()).await?;
+        Ok(Some((change, object)))
+    }
+
     /// The changes of one object, newest first, at most `limit`.
     async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError>;
 

@@ -242,11 +242,10 @@ pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(),
     st.put(keys::result(result.id), records::encode_result(result.status, &result.job, &encode(result)?));
     Ok(())
 }
-#[async_trait::async_trait]
-impl ObjectReader for Store {
-    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
-        let key = keys::object(reference);
-        let Some(pointer) = self.inner.tree.get(&key).map_err(backend_error)? else {
+impl Store {
+    /// The change the repository's entry for `reference` points at.
+    fn object_pointer(&self, reference: &ObjectRef) -> Result<Option<ChangeId>, StoreError> {
+        let Some(pointer) = self.inner.tree.get(keys::object(reference)).map_err(backend_error)? else {
             return Ok(None);
         };
         let id = <[u8; 8]>::try_from(pointer.as_ref()).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
@@ -254,7 +253,15 @@ impl ObjectReader for Store {
             key: reference.to_string(),
             reason: "the record is not a change id".into(),
         })?;
-        let change = self.read_change(ChangeId(id))?.ok_or_else(|| StoreError::Corrupt {
+        Ok(Some(ChangeId(id)))
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectReader for Store {
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+        let Some(id) = self.object_pointer(reference)? else { return Ok(None) };
+        let change = self.read_change(id)?.ok_or_else(|| StoreError::Corrupt {
             kind: "object",
             key: reference.to_string(),
             reason: format!("it points at change {id}, which does not exist"),
@@ -283,6 +290,18 @@ impl ChangeStore for Store {
 
     async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
         self.read_change(id)
+    }
+
+    async fn get_change_and_object(&self, id: ChangeId) -> Result<Option<(ObjectChange, Option<Object>)>, StoreError> {
+        let Some(change) = self.read_change(id)? else { return Ok(None) };
+        let reference = change.object_ref();
+        let object = match self.object_pointer(&reference)? {
+            // Still the object's latest change: the object is this change's result.
+            Some(latest) if latest == id => change.resulting_object(),
+            Some(_) => self.get_object(&reference).await?,
+            None => None,
+        };
+        Ok(Some((change, object)))
     }
 
     async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError> {

@@ -18,6 +18,23 @@ pub(crate) struct Staging<'t> {
     pub counts: QueueCounts,
 }
 
+/// A value read through a [`Staging`]: a pending write, or the stored value.
+pub(crate) enum Bytes<'s> {
+    Staged(&'s [u8]),
+    Stored(sled::IVec),
+}
+
+impl std::ops::Deref for Bytes<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Staged(bytes) => bytes,
+            Bytes::Stored(bytes) => bytes,
+        }
+    }
+}
+
 /// Runs by state: totals in the writer, deltas in a [`Staging`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct QueueCounts {
@@ -42,10 +59,12 @@ impl<'t> Staging<'t> {
         Self { tree, overlay: BTreeMap::new(), counts: QueueCounts::default() }
     }
 
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The value at `key`, counting pending writes. Stored values are returned as sled holds
+    /// them, without a copy.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes<'_>>, StoreError> {
         match self.overlay.get(key) {
-            Some(pending) => Ok(pending.clone()),
-            None => Ok(self.tree.get(key).map_err(backend_error)?.map(|v| v.to_vec())),
+            Some(pending) => Ok(pending.as_deref().map(Bytes::Staged)),
+            None => Ok(self.tree.get(key).map_err(backend_error)?.map(Bytes::Stored)),
         }
     }
 
