@@ -7,9 +7,9 @@ use jobhooks_model::ports::{
 };
 
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch,
-    JobInputs, JobKind, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, Object, ObjectRef, OffsetDateTime,
-    PendingChange, StoreError, User, json,
+    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook,
+    JobHookPatch, JobInputs, JobKind, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, Object, ObjectRef,
+    OffsetDateTime, PendingChange, StoreError, User, json,
 };
 use tempfile::TempDir;
 
@@ -553,4 +553,47 @@ async fn batches_lease_in_order_and_complete_together_refusing_only_lapsed_lease
         "the new holder's claim stands"
     );
     assert_eq!(lease(&store).await.map(|(l, _)| l.run), Some(a2), "a's second run is free to start now");
+}
+
+#[tokio::test]
+async fn change_queries_follow_commits_and_pruning() {
+    let (_dir, store) = ready_store().await;
+    let context = web("alice");
+    let first = save(&store, context.clone(), &[device("1", "A")]).await;
+    let second = save(&store, context.clone(), &[device("2", "X"), device("1", "B")]).await;
+    let ids: Vec<ChangeId> = first.changes.iter().chain(&second.changes).copied().collect();
+    let of_request = store.changes_for_request(context.request_id).await.unwrap();
+    assert_eq!(of_request.iter().map(|c| c.id).collect::<Vec<_>>(), ids, "two commits of one context, in order");
+    let (update, latest) = (ids[2], second.changes[1]);
+    assert_eq!(latest, update);
+
+    // A change's object is the object as it is now, whether or not the change is still the latest.
+    let (change, object) = store.get_change_and_object(first.changes[0]).await.unwrap().unwrap();
+    assert_eq!((change.id, object), (first.changes[0], Some(device("1", "B"))));
+    let (change, object) = store.get_change_and_object(update).await.unwrap().unwrap();
+    assert_eq!(change.prechange, Some(json!({"name": "dev-1", "serial": "A"})));
+    assert_eq!(object, Some(device("1", "B")));
+
+    let times: Vec<OffsetDateTime> = of_request.iter().map(|c| c.time).collect();
+    let between = store.changes_between(times[0], times[2] + Duration::from_micros(1), 10).await.unwrap();
+    assert_eq!(between.iter().map(|c| c.id).collect::<Vec<_>>(), ids);
+    let after_first = store.changes_between(times[0] + Duration::from_micros(1), times[2], 10).await.unwrap();
+    assert!(after_first.is_empty(), "[from, to): the second commit's changes are at `to`: {after_first:?}");
+    let second_commit =
+        store.changes_between(times[0] + Duration::from_micros(1), times[2] + Duration::from_micros(1), 10);
+    assert_eq!(second_commit.await.unwrap().iter().map(|c| c.id).collect::<Vec<_>>(), ids[1..].to_vec());
+
+    // Device 1's first change is superseded and has no results: pruning removes it. As in Nautobot,
+    // the next change then has no prechange; queries skip the gap.
+    let later = OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    let retention = jobhooks_model::ports::Retention { results_for: None, changes_for: Some(Duration::ZERO) };
+    assert_eq!(store.prune(&retention, later).await.unwrap().changes, 1);
+    assert_eq!(store.get_change(update).await.unwrap().unwrap().prechange, None);
+    let remaining: Vec<ChangeId> = ids[1..].to_vec();
+    let of_request = store.changes_for_request(context.request_id).await.unwrap();
+    assert_eq!(of_request.iter().map(|c| c.id).collect::<Vec<_>>(), remaining);
+    let between = store.changes_between(OffsetDateTime::UNIX_EPOCH, later, 10).await.unwrap();
+    assert_eq!(between.iter().map(|c| c.id).collect::<Vec<_>>(), remaining);
+    let first_after_gap = store.changes_between(times[0], later, 1).await.unwrap();
+    assert_eq!(first_after_gap.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[1]]);
 }
