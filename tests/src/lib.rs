@@ -1,5 +1,5 @@
-//! Cross-layer integration tests of jobhooks live in `tests/tests/`; this crate holds the harness
-//! they share: a real sled store in a temporary directory with a real dispatcher over it, and the
+//! Cross-layer integration tests of jobhooks live in `tests/tests/`, the end-to-end benches in
+//! `tests/benches/`; this crate holds the harness they share: a real sled store in a temporary directory with a real dispatcher over it, and the
 //! seed scenarios of `../shared/seeds/` as the layers they need exist.
 
 pub mod faults;
@@ -161,3 +161,20 @@ pub struct RegistrationGuide;
 #[doc = include_str!("../../docs/operations.md")]
 #[cfg(doctest)]
 pub struct OperationsGuide;
+
+/// A `/proc/self/status` field of this process in megabytes (`VmRSS:`, `VmHWM:`); 0 where the
+/// field cannot be read.
+///
+/// ```
+/// assert!(jobhooks_tests::memory_mb("VmRSS:") >= 0.0);
+/// ```
+pub fn memory_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}

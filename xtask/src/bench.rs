@@ -45,12 +45,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if quick {
         env.push(("JOBHOOKS_BENCH_QUICK", "1"));
     }
-    for (package, bench) in [
-        ("jobhooks-diff", "diff"),
-        ("jobhooks-store", "commit"),
-        ("jobhooks-dispatch", "e2e"),
-        ("jobhooks-dispatch", "load"),
-    ] {
+    for (package, bench) in
+        [("jobhooks-diff", "diff"), ("jobhooks-store", "commit"), ("jobhooks-tests", "e2e"), ("jobhooks-tests", "load")]
+    {
         cargo(&["bench", "--quiet", "--package", package, "--bench", bench], &env)?;
     }
 
@@ -191,7 +188,7 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
             "raw sled doing the issue's naive pattern in the same run: {raw_per_s:.0}/s (we reach {:.2} of it); Nautobot 3.2.7 + Celery: about 21/s",
             runs_per_s / raw_per_s
         ),
-        how: "criterion median of e2e/runs: 64 committers, 30-field device updates, one hook, trivial receiver, durable results, drained; crates/jobhooks-dispatch/benches/e2e.rs".into(),
+        how: "criterion median of e2e/runs: 64 committers, 30-field device updates, one hook, trivial receiver, durable results, drained; tests/benches/e2e.rs".into(),
         detail: json!({"raw_sled_pattern_per_s": raw_per_s, "ratio_to_raw_pattern": runs_per_s / raw_per_s}),
     });
 
@@ -205,7 +202,7 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
         met: p99 < 5.0,
         baseline: "the offered load itself: 1,000 changes/s for 30 s".into(),
         how: format!(
-            "commit returned -> receiver started, HDR histogram over {} samples: p50 {} ms, p999 {} ms; crates/jobhooks-dispatch/benches/load.rs",
+            "commit returned -> receiver started, HDR histogram over {} samples: p50 {} ms, p999 {} ms; tests/benches/load.rs",
             latency["samples"], latency["p50_ms"], latency["p999_ms"]
         ),
         detail: latency,
@@ -223,7 +220,7 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
             "raw sled opening the same store and reading the queue's keys: {:.0} MB peak",
             rss["raw_sled_open_peak_rss_mb"].as_f64().unwrap_or(f64::NAN)
         ),
-        how: "peak RSS (VmHWM) of a fresh process opening a store with 1,000,000 pending runs and draining 20,000 of them; crates/jobhooks-dispatch/benches/load.rs".into(),
+        how: "peak RSS (VmHWM) of a fresh process opening a store with 1,000,000 pending runs and draining 20,000 of them; tests/benches/load.rs".into(),
         detail: rss,
     });
     Ok(metrics)

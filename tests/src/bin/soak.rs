@@ -17,7 +17,7 @@ use jobhooks_model::{
 };
 use jobhooks_register::{Registry, register_job_hook_receiver};
 use jobhooks_store::Store;
-use jobhooks_tests::object;
+use jobhooks_tests::{memory_mb, object};
 
 /// Runs started, for the committers' backlog bound.
 static STARTED: AtomicU64 = AtomicU64::new(0);
@@ -44,18 +44,6 @@ register_job_hook_receiver!(Trivial);
 const COMMITTERS: u64 = 64;
 const OBJECTS: u64 = 10_000;
 const BACKLOG: u64 = 5_000;
-
-/// A `/proc/self/status` field in megabytes (`VmRSS`, `VmHWM`).
-fn memory_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
 
 fn size_mb(dir: &Path) -> f64 {
     fn walk(dir: &Path) -> u64 {

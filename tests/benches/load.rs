@@ -12,7 +12,7 @@
 //!   The baseline is another fresh child that opens the same files with raw sled and reads the
 //!   queue's prefixes (`--sled-open-rss`): the memory sled itself needs for that store.
 //!
-//! `cargo bench -p jobhooks-dispatch --bench load [-- latency|rss]`. Under `cargo test` (no
+//! `cargo bench -p jobhooks-tests --bench load [-- latency|rss]`. Under `cargo test` (no
 //! `--bench` argument) both run at a tiny scale and write nothing: the tests check they work.
 #![allow(missing_docs)]
 
@@ -140,7 +140,7 @@ fn drain_and_report_rss(path: &Path, drained: u64) {
         for _ in 0..drained {
             started.recv().await.unwrap();
         }
-        let peak = support::memory_mb("VmHWM:");
+        let peak = jobhooks_tests::memory_mb("VmHWM:");
         dispatcher.shutdown(Duration::from_secs(10)).await;
         println!("{}", json!({"pending_at_start": pending_at_start, "peak_rss_mb": peak}));
     });
@@ -152,7 +152,7 @@ fn sled_open_rss(path: &Path) {
     let db = sled::Config::new().path(path).cache_capacity(StoreConfig::default().cache_capacity).open().unwrap();
     let tree = db.open_tree("jobhooks").unwrap();
     let keys: usize = ["rob/", "rdy/", "ded/"].iter().map(|p| tree.scan_prefix(p).count()).sum();
-    println!("{}", json!({"keys_read": keys, "peak_rss_mb": support::memory_mb("VmHWM:")}));
+    println!("{}", json!({"keys_read": keys, "peak_rss_mb": jobhooks_tests::memory_mb("VmHWM:")}));
 }
 
 /// Runs this binary with `args` and returns the JSON it prints.

@@ -89,23 +89,11 @@ pub async fn dispatch(store: Arc<Store>, config: DispatcherConfig) -> Dispatcher
     Dispatcher::start(store, registry, config).await.unwrap()
 }
 
-/// A `/proc/self/status` field in megabytes (`VmRSS`, `VmHWM`).
-pub fn memory_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
 /// Where benches write what criterion does not record (`JOBHOOKS_BENCH_OUT`, else
 /// `target/bench`).
 pub fn output_dir() -> std::path::PathBuf {
     let dir = std::env::var_os("JOBHOOKS_BENCH_OUT").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench"),
         std::path::PathBuf::from,
     );
     std::fs::create_dir_all(&dir).unwrap();
