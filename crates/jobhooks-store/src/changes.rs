@@ -63,14 +63,14 @@ impl Store {
                 self.stage_hook_runs(w, st, &record, context, now)?
             };
             st.put(keys::change(id), records::encode_change(&runs, &encode(&record)?));
-            st.put(keys::change_by_object(&reference, id), Vec::new());
-            if objects == ObjectWrites::Apply {
-                // The repository points at the object's latest change, which holds its data.
-                match record.resulting_object() {
-                    Some(_) => st.put(keys::object(&reference), id.0.to_be_bytes().to_vec()),
-                    None => st.remove(keys::object(&reference)),
-                }
-            }
+            // The object index is also the object repository: the object is the result of its latest
+            // applied change, so its data is never written twice.
+            let entry = match (objects, record.resulting_object()) {
+                (ObjectWrites::RecordOnly, _) => Repository::NotApplied,
+                (ObjectWrites::Apply, Some(_)) => Repository::Holds,
+                (ObjectWrites::Apply, None) => Repository::Removed,
+            };
+            st.put(keys::change_by_object(&reference, id), vec![entry as u8]);
             receipt.changes.push(id);
             receipt.runs.extend(runs);
         }
@@ -242,18 +242,54 @@ pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(),
     st.put(keys::result(result.id), records::encode_result(result.status, &result.job, &encode(result)?));
     Ok(())
 }
+
+/// What a change did to the object repository (the value of its object index entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Repository {
+    /// The object exists after the change, and the change holds its data.
+    Holds = b'H',
+    /// The change deleted the object from the repository.
+    Removed = b'R',
+    /// The change was recorded without being applied ([`ObjectWrites::RecordOnly`]).
+    NotApplied = b'N',
+}
+
+impl Repository {
+    fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        match value {
+            [b'H'] => Ok(Self::Holds),
+            [b'R'] => Ok(Self::Removed),
+            [b'N'] => Ok(Self::NotApplied),
+            _ => Err(StoreError::Corrupt {
+                kind: "object index",
+                key: String::from_utf8_lossy(key).escape_default().to_string(),
+                reason: "not a repository marker".into(),
+            }),
+        }
+    }
+}
+
+/// The change that holds an object's current data, from the newest of `entries` (an object's index
+/// entries, newest first) that was applied to the repository.
+fn holding_change(
+    entries: impl Iterator<Item = Result<(sled::IVec, sled::IVec), sled::Error>>,
+) -> Result<Option<ChangeId>, StoreError> {
+    for entry in entries {
+        let (key, value) = entry.map_err(backend_error)?;
+        match Repository::decode(&key, &value)? {
+            Repository::Holds => return Ok(keys::trailing_id(&key).map(ChangeId)),
+            Repository::Removed => return Ok(None),
+            Repository::NotApplied => {}
+        }
+    }
+    Ok(None)
+}
+
 impl Store {
-    /// The change the repository's entry for `reference` points at.
+    /// The change that holds the current data of `reference` in the repository.
     fn object_pointer(&self, reference: &ObjectRef) -> Result<Option<ChangeId>, StoreError> {
-        let Some(pointer) = self.inner.tree.get(keys::object(reference)).map_err(backend_error)? else {
-            return Ok(None);
-        };
-        let id = <[u8; 8]>::try_from(pointer.as_ref()).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
-            kind: "object",
-            key: reference.to_string(),
-            reason: "the record is not a change id".into(),
-        })?;
-        Ok(Some(ChangeId(id)))
+        holding_change(self.inner.tree.scan_prefix(keys::changes_of_object(reference)).rev())
     }
 }
 
@@ -339,13 +375,26 @@ impl ChangeStore for Store {
     }
 
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError> {
+        // The object index holds every change of every object of the type, grouped by object: take
+        // each object's holding change, newest first within the group.
+        let prefix = keys::objects_of_type(content_type.as_str());
+        let mut entries: Vec<(sled::IVec, sled::IVec)> = Vec::new();
         let mut objects = Vec::new();
-        for key in self.inner.tree.scan_prefix(keys::objects_of_type(content_type.as_str())).keys() {
-            let key = key.map_err(backend_error)?;
-            let id = String::from_utf8_lossy(&key[keys::objects_of_type(content_type.as_str()).len()..]).into_owned();
-            let reference = ObjectRef { content_type: content_type.clone(), id };
-            objects.extend(self.get_object(&reference).await?);
+        let mut flush = |entries: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<(), StoreError> {
+            if let Some(id) = holding_change(entries.drain(..).rev().map(Ok))? {
+                objects.extend(self.read_change(id)?.and_then(|change| change.resulting_object()));
+            }
+            Ok(())
+        };
+        for entry in self.inner.tree.scan_prefix(&prefix) {
+            let (key, value) = entry.map_err(backend_error)?;
+            let object_of = |key: &[u8]| key.get(prefix.len()..key.len().saturating_sub(9)).map(<[u8]>::to_vec);
+            if entries.last().is_some_and(|(last, _)| object_of(last) != object_of(&key)) {
+                flush(&mut entries)?;
+            }
+            entries.push((key, value));
         }
+        flush(&mut entries)?;
         Ok(objects)
     }
 }

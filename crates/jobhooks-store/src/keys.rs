@@ -12,7 +12,6 @@ pub const JOB: &[u8] = b"job/";
 pub const HOOK: &[u8] = b"hok/";
 pub const BUTTON: &[u8] = b"btn/";
 pub const USER: &[u8] = b"usr/";
-pub const OBJECT: &[u8] = b"obj/";
 pub const CHANGE: &[u8] = b"chg/";
 pub const CHANGE_BY_OBJECT: &[u8] = b"cob/";
 pub const CHANGE_BY_REQUEST: &[u8] = b"crq/";
@@ -30,19 +29,17 @@ pub fn named(prefix: &[u8], name: &str) -> Vec<u8> {
     key(&[prefix, name.as_bytes()])
 }
 
-/// `obj/{content type}\0{id}`: names never contain NUL (they reject control characters).
-pub fn object(reference: &ObjectRef) -> Vec<u8> {
-    key(&[OBJECT, reference.content_type.as_str().as_bytes(), b"\0", reference.id.as_bytes()])
-}
-
+/// `cob/{content type}\0`: the object index of every object of one type.
 pub fn objects_of_type(content_type: &str) -> Vec<u8> {
-    key(&[OBJECT, content_type.as_bytes(), b"\0"])
+    key(&[CHANGE_BY_OBJECT, content_type.as_bytes(), b"\0"])
 }
 
 pub fn change(id: ChangeId) -> Vec<u8> {
     key(&[CHANGE, &id.0.to_be_bytes()])
 }
 
+/// `cob/{content type}\0{id}\0`: names and ids never contain NUL (they reject control
+/// characters).
 pub fn changes_of_object(reference: &ObjectRef) -> Vec<u8> {
     key(&[CHANGE_BY_OBJECT, reference.content_type.as_str().as_bytes(), b"\0", reference.id.as_bytes(), b"\0"])
 }

@@ -305,7 +305,7 @@ proptest! {
             session.save(device.clone()).await.unwrap();
             let receipt = session.commit(&store).await.unwrap();
             let (change, run) = (receipt.changes[0], receipt.runs[0]);
-            let key = [keys::change(change), keys::result(run), keys::ready(run), keys::object(&device.reference)][which].clone();
+            let key = [keys::change(change), keys::result(run), keys::ready(run), keys::change_by_object(&device.reference, change)][which].clone();
             store.inner.tree.insert(key, bytes.clone()).unwrap();
 
             let read = store.get_change(change).await;

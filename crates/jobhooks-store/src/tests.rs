@@ -296,6 +296,21 @@ async fn record_only_commits_keep_objects_out_of_the_repository() {
     assert_eq!(store.get_object(&device("5", "").reference).await.unwrap(), None);
     let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();
     assert_eq!(change.get_snapshots().differences.removed, Some(json!({"serial": "A", "name": null})));
+
+    // A change recorded only leaves the repository as the last applied change left it.
+    save(&store, web("alice"), &[device("6", "A"), device("7", "A"), device("10", "A")]).await;
+    let mut changes = ChangeSet::default();
+    changes.record(PendingChange::new(Action::Update, &device("6", "B")));
+    changes.record(PendingChange::new(Action::Delete, &device("7", "A")));
+    store.commit(&web("alice"), changes, ObjectWrites::RecordOnly).await.unwrap();
+    let mut session = store.session(web("alice"));
+    session.delete(&device("10", "").reference).await.unwrap();
+    session.commit(&store).await.unwrap();
+    assert_eq!(store.get_object(&device("6", "").reference).await.unwrap(), Some(device("6", "A")));
+    assert_eq!(store.get_object(&device("7", "").reference).await.unwrap(), Some(device("7", "A")));
+    assert_eq!(store.get_object(&device("10", "").reference).await.unwrap(), None, "an applied delete");
+    let listed = store.list_objects(&ct("dcim.device")).await.unwrap();
+    assert_eq!(listed, [device("6", "A"), device("7", "A")], "ids sort as text; 5 was never applied, 10 is gone");
 }
 
 fn completion(lease: &Lease, status: JobStatus) -> Completion {
