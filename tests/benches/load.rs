@@ -9,8 +9,9 @@
 //! - `queue_rss.json`: the peak RSS of a process that opens a store holding 1,000,000 pending runs
 //!   and starts a dispatcher draining them (until 20,000 have completed). The store is filled by
 //!   this process first; the measured process is a fresh child (this binary with `--drain-rss`).
-//!   The baseline is another fresh child that opens the same files with raw sled and reads the
-//!   queue's prefixes (`--sled-open-rss`): the memory sled itself needs for that store.
+//!   The baseline is another fresh child that opens the same files with raw sled, reads the
+//!   queue's prefixes, then writes what draining as many runs writes (`--sled-open-rss`): the
+//!   memory sled itself needs for that store and those writes.
 //!
 //! `cargo bench -p jobhooks-tests --bench load [-- latency|rss]`. Under `cargo test` (no
 //! `--bench` argument) both run at a tiny scale and write nothing: the tests check they work.
@@ -146,13 +147,29 @@ fn drain_and_report_rss(path: &Path, drained: u64) {
     });
 }
 
-/// In the baseline child: opens the same store with raw sled (the store's cache size), reads the
-/// prefixes the store reads when it opens, prints the peak RSS.
-fn sled_open_rss(path: &Path) {
+/// In the baseline child: opens the same store with raw sled (the store's cache size) and reads the
+/// prefixes the store reads when it opens; then writes what draining `drained` runs writes (per
+/// run its ready and line keys removed and a 600-byte result; a batch and a flush per 8 runs).
+/// Prints the peak RSS after each step.
+fn sled_open_rss(path: &Path, drained: usize) {
     let db = sled::Config::new().path(path).cache_capacity(StoreConfig::default().cache_capacity).open().unwrap();
     let tree = db.open_tree("jobhooks").unwrap();
     let keys: usize = ["rob/", "rdy/", "ded/"].iter().map(|p| tree.scan_prefix(p).count()).sum();
-    println!("{}", json!({"keys_read": keys, "peak_rss_mb": jobhooks_tests::memory_mb("VmHWM:")}));
+    let opened = jobhooks_tests::memory_mb("VmHWM:");
+    let ready: Vec<(sled::IVec, sled::IVec)> = tree.scan_prefix("rdy/").take(drained).map(Result::unwrap).collect();
+    for runs in ready.chunks(8) {
+        let mut batch = sled::Batch::default();
+        for (key, entry) in runs {
+            let (run, object) = (&key[4..], &entry[29..]);
+            batch.remove(key.clone());
+            batch.remove([&b"rob/"[..], object, b"\0", run].concat());
+            batch.insert([&b"res/"[..], run].concat(), vec![b'r'; 600]);
+        }
+        tree.apply_batch(batch).unwrap();
+        db.flush().unwrap();
+    }
+    let peak = jobhooks_tests::memory_mb("VmHWM:");
+    println!("{}", json!({"keys_read": keys, "open_peak_rss_mb": opened, "drain_peak_rss_mb": peak}));
 }
 
 /// Runs this binary with `args` and returns the JSON it prints.
@@ -167,15 +184,17 @@ fn queue_rss(scale: Scale) {
     let filling = Instant::now();
     fill(dir.path(), scale.queued);
     let fill_seconds = filling.elapsed().as_secs_f64();
-    let sled_alone = child(&["--sled-open-rss".as_ref(), dir.path().as_os_str()]);
     let drained = scale.drained.to_string();
     let report = child(&["--drain-rss".as_ref(), dir.path().as_os_str(), drained.as_ref()]);
+    // After the measured child: the baseline's raw writes leave the store unfit for the dispatcher.
+    let sled_alone = child(&["--sled-open-rss".as_ref(), dir.path().as_os_str(), drained.as_ref()]);
     write_json(
         scale,
         "queue_rss.json",
         &json!({"queued": scale.queued, "drained": scale.drained, "fill_seconds": fill_seconds,
                 "pending_at_start": report["pending_at_start"], "peak_rss_mb": report["peak_rss_mb"],
-                "raw_sled_open_peak_rss_mb": sled_alone["peak_rss_mb"]}),
+                "raw_sled_open_peak_rss_mb": sled_alone["open_peak_rss_mb"],
+                "raw_sled_drain_peak_rss_mb": sled_alone["drain_peak_rss_mb"]}),
     );
 }
 
@@ -186,7 +205,7 @@ fn main() {
         return;
     }
     if let Some(at) = args.iter().position(|a| a == "--sled-open-rss") {
-        sled_open_rss(Path::new(&args[at + 1]));
+        sled_open_rss(Path::new(&args[at + 1]), args[at + 2].parse().unwrap());
         return;
     }
     // `cargo bench` passes `--bench`; a further argument picks one measurement.
