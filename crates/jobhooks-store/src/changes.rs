@@ -1,5 +1,7 @@
 //! The object repository, the change log, and the transactional outbox.
 
+use std::ops::RangeInclusive;
+
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
     ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object, ObjectChange,
@@ -11,7 +13,7 @@ use uuid::Uuid;
 
 use crate::queue::join_line;
 use crate::records::{self, InLine};
-use crate::staging::{Staging, decode, encode};
+use crate::staging::{Staging, corrupt, decode, encode, indexed_id};
 use crate::{Store, Writer, backend_error, keys};
 
 /// The ordering key of a run about `reference`.
@@ -122,11 +124,7 @@ impl Store {
         let range = keys::changes_of_object(reference)..keys::change_by_object(reference, before);
         let previous = self.inner.tree.range(range).keys().next_back().transpose().map_err(backend_error)?;
         let Some(key) = previous else { return Ok(None) };
-        let id = keys::trailing_id(&key).map(ChangeId).ok_or_else(|| StoreError::Corrupt {
-            kind: "change index",
-            key: String::from_utf8_lossy(&key).into_owned(),
-            reason: "the key does not end with a change id".into(),
-        })?;
+        let id = ChangeId(indexed_id("change index", &key)?);
         Ok(read_change_json::<DataOnly>(st, id)?.map(|(_, change)| change.object_data))
     }
 
@@ -209,11 +207,8 @@ pub(crate) fn read_change_json<T: DeserializeOwned>(
 ) -> Result<Option<(Vec<RunId>, T)>, StoreError> {
     let key = keys::change(id);
     let Some(bytes) = st.get(&key)? else { return Ok(None) };
-    let (runs, json) = records::decode_change(&bytes).ok_or_else(|| StoreError::Corrupt {
-        kind: "change",
-        key: id.to_string(),
-        reason: "the record is shorter than its header".into(),
-    })?;
+    let (runs, json) = records::decode_change(&bytes)
+        .ok_or_else(|| corrupt("change", &key, "the record is shorter than its header"))?;
     Ok(Some((runs, decode("change", &key, json)?)))
 }
 
@@ -235,6 +230,22 @@ pub(crate) fn stage_run(
     st.counts.unfinished += 1;
     put_result(st, &result)?;
     Ok(run)
+}
+
+/// The commits of one change context: each commit's request index key and the range of its
+/// change keys (its changes are numbered from first to last).
+pub(crate) fn commits_of_request(
+    tree: &sled::Tree,
+    request: Uuid,
+) -> impl Iterator<Item = Result<(sled::IVec, RangeInclusive<Vec<u8>>), StoreError>> {
+    tree.scan_prefix(keys::changes_of_request(request)).map(|commit| {
+        let (key, last) = commit.map_err(backend_error)?;
+        let first = indexed_id("request index", &key)?;
+        let last = <[u8; 8]>::try_from(last.as_ref())
+            .map_err(|_| corrupt("request index", &key, "the entry does not hold the commit's last change id"))?;
+        let changes = keys::change(ChangeId(first))..=keys::change(ChangeId(u64::from_be_bytes(last)));
+        Ok((key, changes))
+    })
 }
 
 /// Stores `result`.
@@ -261,11 +272,7 @@ impl Repository {
             [b'H'] => Ok(Self::Holds),
             [b'R'] => Ok(Self::Removed),
             [b'N'] => Ok(Self::NotApplied),
-            _ => Err(StoreError::Corrupt {
-                kind: "object index",
-                key: String::from_utf8_lossy(key).escape_default().to_string(),
-                reason: "not a repository marker".into(),
-            }),
+            _ => Err(corrupt("object index", key, "not a repository marker")),
         }
     }
 }
@@ -291,18 +298,27 @@ impl Store {
     fn object_pointer(&self, reference: &ObjectRef) -> Result<Option<ChangeId>, StoreError> {
         holding_change(self.inner.tree.scan_prefix(keys::changes_of_object(reference)).rev())
     }
+
+    /// The object as change `id`, which the repository says holds it, left it. Only the change's
+    /// own record is read: an object needs no prechange.
+    fn object_held_by(&self, reference: &ObjectRef, id: ChangeId) -> Result<Object, StoreError> {
+        let st = Staging::new(&self.inner.tree);
+        let change = read_change_json::<ObjectChange>(&st, id)?.map(|(_, change)| change);
+        change.and_then(|change| change.resulting_object()).ok_or_else(|| StoreError::Corrupt {
+            kind: "object",
+            key: reference.to_string(),
+            reason: format!("it points at change {id}, which does not exist or left no object"),
+        })
+    }
 }
 
 #[async_trait::async_trait]
 impl ObjectReader for Store {
     async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
-        let Some(id) = self.object_pointer(reference)? else { return Ok(None) };
-        let change = self.read_change(id)?.ok_or_else(|| StoreError::Corrupt {
-            kind: "object",
-            key: reference.to_string(),
-            reason: format!("it points at change {id}, which does not exist"),
-        })?;
-        Ok(change.resulting_object())
+        match self.object_pointer(reference)? {
+            Some(id) => self.object_held_by(reference, id).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -334,7 +350,7 @@ impl ChangeStore for Store {
         let object = match self.object_pointer(&reference)? {
             // Still the object's latest change: the object is this change's result.
             Some(latest) if latest == id => change.resulting_object(),
-            Some(_) => self.get_object(&reference).await?,
+            Some(latest) => Some(self.object_held_by(&reference, latest)?),
             None => None,
         };
         Ok(Some((change, object)))
@@ -346,19 +362,9 @@ impl ChangeStore for Store {
 
     async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError> {
         let mut changes = Vec::new();
-        for commit in self.inner.tree.scan_prefix(keys::changes_of_request(request_id)) {
-            let (key, last) = commit.map_err(backend_error)?;
-            let first = keys::trailing_id(&key).map(ChangeId);
-            let last = <[u8; 8]>::try_from(last.as_ref()).ok().map(|b| ChangeId(u64::from_be_bytes(b)));
-            let (Some(first), Some(last)) = (first, last) else {
-                return Err(StoreError::Corrupt {
-                    kind: "request index",
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    reason: "the entry does not hold a range of change ids".into(),
-                });
-            };
-            let range = self.inner.tree.range(keys::change(first)..=keys::change(last));
-            changes.extend(self.changes_by_index(range.keys(), usize::MAX)?);
+        for commit in commits_of_request(&self.inner.tree, request_id) {
+            let (_, changes_of_commit) = commit?;
+            changes.extend(self.changes_by_index(self.inner.tree.range(changes_of_commit).keys(), usize::MAX)?);
         }
         Ok(changes)
     }
@@ -378,17 +384,20 @@ impl ChangeStore for Store {
         // The object index holds every change of every object of the type, grouped by object: take
         // each object's holding change, newest first within the group.
         let prefix = keys::objects_of_type(content_type.as_str());
+        // `{prefix}{id}\0{change id}`: the object's id.
+        let object_of = |key: &[u8]| key.get(prefix.len()..key.len().saturating_sub(9)).map(<[u8]>::to_vec);
         let mut entries: Vec<(sled::IVec, sled::IVec)> = Vec::new();
         let mut objects = Vec::new();
         let mut flush = |entries: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<(), StoreError> {
-            if let Some(id) = holding_change(entries.drain(..).rev().map(Ok))? {
-                objects.extend(self.read_change(id)?.and_then(|change| change.resulting_object()));
+            let id = entries.last().and_then(|(key, _)| object_of(key)).unwrap_or_default();
+            if let Some(change) = holding_change(entries.drain(..).rev().map(Ok))? {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                objects.push(self.object_held_by(&ObjectRef { content_type: content_type.clone(), id }, change)?);
             }
             Ok(())
         };
         for entry in self.inner.tree.scan_prefix(&prefix) {
             let (key, value) = entry.map_err(backend_error)?;
-            let object_of = |key: &[u8]| key.get(prefix.len()..key.len().saturating_sub(9)).map(<[u8]>::to_vec);
             if entries.last().is_some_and(|(last, _)| object_of(last) != object_of(&key)) {
                 flush(&mut entries)?;
             }

@@ -10,7 +10,7 @@ use jobhooks_model::{JobInputs, JobResult, JobStatus, LogEntry, LogLevel, Offset
 
 use crate::changes::{put_result, read_change_json, run_object, stage_run};
 use crate::records::{self, Claim, InLine, QueueEntry};
-use crate::staging::{QueueCounts, Staging, decode};
+use crate::staging::{QueueCounts, Staging, corrupt, decode, indexed_id};
 use crate::{Store, backend_error, keys};
 
 fn missing(kind: &'static str, run: RunId) -> StoreError {
@@ -32,10 +32,6 @@ fn note_lapsed_lease(result: &mut JobResult, now: OffsetDateTime) {
     });
 }
 
-fn corrupt(kind: &'static str, key: &[u8], reason: &str) -> StoreError {
-    StoreError::Corrupt { kind, key: String::from_utf8_lossy(key).escape_default().to_string(), reason: reason.into() }
-}
-
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000) as i64
 }
@@ -44,11 +40,14 @@ pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Decodes the queue entry stored at `key`.
+fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<QueueEntry, StoreError> {
+    QueueEntry::decode(bytes).ok_or_else(|| corrupt("queue entry", key, "not a queue entry"))
+}
+
 /// Reads the queue entry at `key`.
 fn entry_at(st: &Staging<'_>, key: &[u8]) -> Result<Option<QueueEntry>, StoreError> {
-    st.get(key)?
-        .map(|bytes| QueueEntry::decode(&bytes).ok_or_else(|| corrupt("queue entry", key, "not a queue entry")))
-        .transpose()
+    st.get(key)?.map(|bytes| decode_entry(key, &bytes)).transpose()
 }
 
 /// Reads the result of `run` as stored (without the queue's view of it).
@@ -97,7 +96,7 @@ pub(crate) fn join_line(st: &mut Staging<'_>, run: RunId, object: String, in_lin
         st.put(keys::ready(run), in_line.entry(object).encode());
         return Ok(());
     };
-    let head = keys::trailing_id(&first).map(RunId).ok_or_else(|| corrupt("object line", &first, "no run id"))?;
+    let head = RunId(indexed_id("object line", &first)?);
     if run < head
         && let Some((key, entry)) = head_entry(st, head)?
         && entry.lease.is_none()
@@ -112,7 +111,7 @@ pub(crate) fn join_line(st: &mut Staging<'_>, run: RunId, object: String, in_lin
 /// Makes the first run in `object`'s line ready, if there is one.
 fn promote_first(st: &mut Staging<'_>, object: &str) -> Result<(), StoreError> {
     let Some(key) = st.first_key_with_prefix(&keys::runs_of_object(object))? else { return Ok(()) };
-    let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("object line", &key, "no run id"))?;
+    let run = RunId(indexed_id("object line", &key)?);
     let in_line = st.get(&key)?.and_then(|bytes| InLine::decode(&bytes));
     let in_line = in_line.ok_or_else(|| corrupt("object line", &key, "not a run's counters"))?;
     st.put(keys::ready(run), in_line.entry(object.to_owned()).encode());
@@ -168,8 +167,8 @@ impl Store {
         let bound = [keys::DELAYED, &keys::time(now)[..], &[0xff; 8][..]].concat();
         for item in self.inner.tree.range(keys::DELAYED.to_vec()..=bound) {
             let (key, value) = item.map_err(backend_error)?;
-            let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("retry index", &key, "no run id"))?;
-            let entry = QueueEntry::decode(&value).ok_or_else(|| corrupt("queue entry", &key, "not a queue entry"))?;
+            let run = RunId(indexed_id("retry index", &key)?);
+            let entry = decode_entry(&key, &value)?;
             st.remove(key.to_vec());
             st.put(keys::ready(run), entry.encode());
         }
@@ -295,8 +294,7 @@ impl JobQueue for Store {
                 if entry.lease.is_some_and(|claim| claim.deadline > micros(now)) {
                     continue;
                 }
-                let run =
-                    keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("ready index", &key, "no run id"))?;
+                let run = RunId(indexed_id("ready index", &key)?);
                 let entry = if entry.lease.is_some() {
                     Self::unclaim(st, run, entry, Some(now))?;
                     // An older run of its object may have taken the turn (a replay).
@@ -352,11 +350,9 @@ impl JobQueue for Store {
             let mut released = 0;
             for item in self.inner.tree.scan_prefix(keys::READY) {
                 let (key, value) = item.map_err(backend_error)?;
-                let entry =
-                    QueueEntry::decode(&value).ok_or_else(|| corrupt("queue entry", &key, "not a queue entry"))?;
+                let entry = decode_entry(&key, &value)?;
                 if entry.lease.is_some_and(|claim| claim.deadline <= micros(now)) {
-                    let run =
-                        keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("ready index", &key, "no run id"))?;
+                    let run = RunId(indexed_id("ready index", &key)?);
                     Self::unclaim(st, run, entry, Some(now))?;
                     released += 1;
                 }
@@ -477,7 +473,7 @@ impl JobQueue for Store {
             if !(job_matches && status_may_match) {
                 continue;
             }
-            let run = keys::trailing_id(&key).map(RunId).ok_or_else(|| corrupt("job result", &key, "no run id"))?;
+            let run = RunId(indexed_id("job result", &key)?);
             results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
         }
         Ok(results)
@@ -493,7 +489,7 @@ pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StoreError> {
     }
     for item in tree.scan_prefix(keys::READY) {
         let (key, value) = item.map_err(backend_error)?;
-        let entry = QueueEntry::decode(&value).ok_or_else(|| corrupt("queue entry", &key, "not a queue entry"))?;
+        let entry = decode_entry(&key, &value)?;
         counts.leased += i64::from(entry.lease.is_some());
     }
     for item in tree.scan_prefix(keys::DEAD).keys() {

@@ -7,8 +7,8 @@ use jobhooks_model::{ChangeId, ContentType, JobStatus, ObjectRef, OffsetDateTime
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::changes::read_change_json;
-use crate::staging::{Staging, decode};
+use crate::changes::{commits_of_request, read_change_json};
+use crate::staging::{Staging, corrupt, decode};
 use crate::{Store, backend_error, keys, records};
 
 /// Records examined per step; the writer lock is released between steps.
@@ -82,12 +82,8 @@ impl Store {
             if key.as_ref() == after.as_slice() {
                 continue;
             }
-            let corrupt = || StoreError::Corrupt {
-                kind: "job result",
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: "no header".into(),
-            };
-            let header = records::decode_result_header(&value).ok_or_else(corrupt)?;
+            let header =
+                records::decode_result_header(&value).ok_or_else(|| corrupt("job result", &key, "no header"))?;
             let result: Created = decode("job result", &key, header.json)?;
             if result.created >= cutoff {
                 // Results are numbered in the order they were queued: all later ones are newer.
@@ -150,16 +146,15 @@ impl Store {
     fn prune_emptied_commits(&self, st: &mut Staging<'_>, removed: &[(Uuid, ChangeId)]) -> Result<(), StoreError> {
         let requests: BTreeSet<Uuid> = removed.iter().map(|&(request, _)| request).collect();
         for request in requests {
-            for item in self.inner.tree.scan_prefix(keys::changes_of_request(request)) {
-                let (key, value) = item.map_err(backend_error)?;
-                let (Some(first), Ok(last)) = (keys::trailing_id(&key), <[u8; 8]>::try_from(value.as_ref())) else {
-                    continue;
-                };
-                let range = keys::change(ChangeId(first))..=keys::change(ChangeId(u64::from_be_bytes(last)));
-                let mut remaining = self.inner.tree.range(range).keys();
-                let emptied = remaining.try_fold(true, |empty, k| {
-                    k.map(|k| empty && !st.contains(&k).unwrap_or(true)).map_err(backend_error)
-                })?;
+            for commit in commits_of_request(&self.inner.tree, request) {
+                let (key, changes_of_commit) = commit?;
+                let mut emptied = true;
+                for change in self.inner.tree.range(changes_of_commit).keys() {
+                    if st.contains(&change.map_err(backend_error)?)? {
+                        emptied = false;
+                        break;
+                    }
+                }
                 if emptied {
                     st.remove(key.to_vec());
                 }

@@ -174,9 +174,15 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        kind,
-        key: String::from_utf8_lossy(key).escape_default().to_string(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| corrupt(kind, key, &e.to_string()))
+}
+
+/// The error for a record of `kind` at `key` that cannot be read, saying why.
+pub(crate) fn corrupt(kind: &'static str, key: &[u8], reason: &str) -> StoreError {
+    StoreError::Corrupt { kind, key: String::from_utf8_lossy(key).escape_default().to_string(), reason: reason.into() }
+}
+
+/// The id that ends the index key `key` (of an index of `kind`).
+pub(crate) fn indexed_id(kind: &'static str, key: &[u8]) -> Result<u64, StoreError> {
+    crate::keys::trailing_id(key).ok_or_else(|| corrupt(kind, key, "the key does not end with an id"))
 }
