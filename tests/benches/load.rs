@@ -149,21 +149,19 @@ fn drain_and_report_rss(path: &Path, drained: u64) {
 
 /// In the baseline child: opens the same store with raw sled (the store's cache size) and reads the
 /// prefixes the store reads when it opens; then writes what draining `drained` runs writes (per
-/// run its ready and line keys removed and a 600-byte result; a batch and a flush per 8 runs).
+/// run its queue entry removed and a 600-byte result written; a batch and a flush per 8 runs).
 /// Prints the peak RSS after each step.
 fn sled_open_rss(path: &Path, drained: usize) {
     let db = sled::Config::new().path(path).cache_capacity(StoreConfig::default().cache_capacity).open().unwrap();
     let tree = db.open_tree("jobhooks").unwrap();
-    let keys: usize = ["rob/", "rdy/", "ded/"].iter().map(|p| tree.scan_prefix(p).count()).sum();
+    let keys: usize = ["rdy/", "wai/", "dly/", "ded/"].iter().map(|p| tree.scan_prefix(p).count()).sum();
     let opened = jobhooks_tests::memory_mb("VmHWM:");
     let ready: Vec<(sled::IVec, sled::IVec)> = tree.scan_prefix("rdy/").take(drained).map(Result::unwrap).collect();
     for runs in ready.chunks(8) {
         let mut batch = sled::Batch::default();
-        for (key, entry) in runs {
-            let (run, object) = (&key[4..], &entry[29..]);
+        for (key, _) in runs {
             batch.remove(key.clone());
-            batch.remove([&b"rob/"[..], object, b"\0", run].concat());
-            batch.insert([&b"res/"[..], run].concat(), vec![b'r'; 600]);
+            batch.insert([&b"res/"[..], &key[4..]].concat(), vec![b'r'; 600]);
         }
         tree.apply_batch(batch).unwrap();
         db.flush().unwrap();

@@ -12,26 +12,61 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::queue::join_line;
-use crate::records::{self, InLine};
+use crate::records::{self, ObjectIndexEntry, QueueEntry, Repository};
 use crate::staging::{Staging, corrupt, decode, encode, indexed_id};
 use crate::{Store, Writer, backend_error, keys};
 
-/// The ordering key of a run about `reference`.
-pub(crate) fn ordering_key(reference: &ObjectRef) -> String {
-    format!("{}\0{}", reference.content_type, reference.id)
-}
-
-/// The object a run is about, from its inputs (buttons) or its change (hooks). Runs whose object
-/// cannot be named (a button pressed with an invalid type or id) share the empty key: they fail
-/// when they run, one at a time.
-pub(crate) fn run_object(inputs: &JobInputs, change_object: Option<&ObjectRef>) -> String {
-    let reference = match inputs {
-        JobInputs::Hook { .. } => change_object.cloned(),
+/// The object a run is about: the changed object of a hook run's change (`None` once the change is
+/// pruned), or the object a button was pressed on (`None` when its type or id is invalid).
+pub(crate) fn run_object(st: &Staging<'_>, inputs: &JobInputs) -> Result<Option<ObjectRef>, StoreError> {
+    Ok(match inputs {
+        JobInputs::Hook { object_change } => {
+            read_change_json::<ObjectOnly>(st, *object_change)?.map(|(_, change)| change.object_ref())
+        }
         JobInputs::Button { object_pk, object_model_name } => {
             ContentType::new(object_model_name.as_str()).ok().and_then(|ct| ObjectRef::new(ct, object_pk.as_str()).ok())
         }
-    };
-    reference.as_ref().map(ordering_key).unwrap_or_default()
+    })
+}
+
+#[derive(Deserialize)]
+struct ObjectOnly {
+    changed_object_type: ContentType,
+    changed_object_id: String,
+}
+
+impl ObjectOnly {
+    fn object_ref(self) -> ObjectRef {
+        ObjectRef { content_type: self.changed_object_type, id: self.changed_object_id }
+    }
+}
+
+/// The newest object index entry of `reference` and its key: the object's latest change, which
+/// holds the last run that joined the object's line.
+fn latest_index_entry(
+    st: &Staging<'_>,
+    reference: &ObjectRef,
+) -> Result<Option<(Vec<u8>, ObjectIndexEntry)>, StoreError> {
+    let Some(key) = st.last_key_with_prefix(&keys::changes_of_object(reference))? else { return Ok(None) };
+    let value = st.get(&key)?.map(|bytes| ObjectIndexEntry::decode(&bytes));
+    let entry = value.flatten().ok_or_else(|| corrupt("object index", &key, "not an object index entry"))?;
+    Ok(Some((key, entry)))
+}
+
+/// Queues `run` at the back of `object`'s line and makes it the line's last run. A run about an
+/// object the store has no change of (or none) has no line: it is ready at once.
+pub(crate) fn join_object_line(
+    st: &mut Staging<'_>,
+    object: Option<&ObjectRef>,
+    run: RunId,
+    entry: QueueEntry,
+) -> Result<(), StoreError> {
+    let latest = object.map(|object| latest_index_entry(st, object)).transpose()?.flatten();
+    join_line(st, latest.as_ref().and_then(|(_, index)| index.line_tail), run, entry)?;
+    if let Some((key, index)) = latest {
+        st.put(key, ObjectIndexEntry { line_tail: Some(run), ..index }.encode());
+    }
+    Ok(())
 }
 
 impl Store {
@@ -51,28 +86,30 @@ impl Store {
             let id = ChangeId(w.next_change);
             w.next_change += 1;
             let reference = pending.object.clone();
-            let has_history = st.last_key_with_prefix(&keys::changes_of_object(&reference))?.is_some();
+            let previous = latest_index_entry(st, &reference)?;
             // The prechange is the data of the object's previous change, found again when the
             // change is read (as Nautobot does): each object's data is stored once. Only pre-data
             // the writer supplied for an object without history is stored with the change.
             let mut record = ObjectChange::from_pending(id, now, context, pending, None);
-            if has_history {
+            if previous.is_some() {
                 record.prechange = None;
             }
+            // The object's line passes from its previous change to this one.
+            let mut line_tail = previous.and_then(|(_, index)| index.line_tail);
             let runs = if context.kind == ChangeContextKind::JobHook {
                 Vec::new()
             } else {
-                self.stage_hook_runs(w, st, &record, context, now)?
+                self.stage_hook_runs(w, st, &record, context, now, &mut line_tail)?
             };
             st.put(keys::change(id), records::encode_change(&runs, &encode(&record)?));
             // The object index is also the object repository: the object is the result of its latest
             // applied change, so its data is never written twice.
-            let entry = match (objects, record.resulting_object()) {
+            let repository = match (objects, record.resulting_object()) {
                 (ObjectWrites::RecordOnly, _) => Repository::NotApplied,
                 (ObjectWrites::Apply, Some(_)) => Repository::Holds,
                 (ObjectWrites::Apply, None) => Repository::Removed,
             };
-            st.put(keys::change_by_object(&reference, id), vec![entry as u8]);
+            st.put(keys::change_by_object(&reference, id), ObjectIndexEntry { repository, line_tail }.encode());
             receipt.changes.push(id);
             receipt.runs.extend(runs);
         }
@@ -82,7 +119,8 @@ impl Store {
         Ok(receipt)
     }
 
-    /// Stages a run of each enabled hook that `record` matches.
+    /// Queues a run of each enabled hook that `record` matches, in the line that ends at
+    /// `line_tail`, which ends at the last of them afterwards.
     fn stage_hook_runs(
         &self,
         w: &mut Writer,
@@ -90,6 +128,7 @@ impl Store {
         record: &ObjectChange,
         context: &ChangeContext,
         now: OffsetDateTime,
+        line_tail: &mut Option<RunId>,
     ) -> Result<Vec<RunId>, StoreError> {
         let targets: Vec<(String, String)> = w
             .catalog
@@ -106,9 +145,11 @@ impl Store {
                 );
                 continue;
             }
+            let run = w.new_run();
             let inputs = JobInputs::Hook { object_change: record.id };
-            let object = ordering_key(&record.object_ref());
-            runs.push(stage_run(w, st, &job, context.user.clone(), inputs, object, now)?);
+            join_line(st, *line_tail, run, QueueEntry::queued(&job, context.user.clone(), inputs, now))?;
+            *line_tail = Some(run);
+            runs.push(run);
         }
         Ok(runs)
     }
@@ -212,26 +253,6 @@ pub(crate) fn read_change_json<T: DeserializeOwned>(
     Ok(Some((runs, decode("change", &key, json)?)))
 }
 
-/// Stages one queued run of `job`: its pending result, its place in its object's line, and, when
-/// no earlier run of the object is unfinished, its ready entry.
-pub(crate) fn stage_run(
-    w: &mut Writer,
-    st: &mut Staging<'_>,
-    job: &str,
-    user: Option<String>,
-    inputs: JobInputs,
-    object: String,
-    now: OffsetDateTime,
-) -> Result<RunId, StoreError> {
-    let run = RunId(w.next_run);
-    w.next_run += 1;
-    let result = JobResult::pending(run, job, user, inputs, now);
-    join_line(st, run, object, InLine::default())?;
-    st.counts.unfinished += 1;
-    put_result(st, &result)?;
-    Ok(run)
-}
-
 /// The commits of one change context: each commit's request index key and the range of its
 /// change keys (its changes are numbered from first to last).
 pub(crate) fn commits_of_request(
@@ -254,29 +275,6 @@ pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(),
     Ok(())
 }
 
-/// What a change did to the object repository (the value of its object index entry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Repository {
-    /// The object exists after the change, and the change holds its data.
-    Holds = b'H',
-    /// The change deleted the object from the repository.
-    Removed = b'R',
-    /// The change was recorded without being applied ([`ObjectWrites::RecordOnly`]).
-    NotApplied = b'N',
-}
-
-impl Repository {
-    fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
-        match value {
-            [b'H'] => Ok(Self::Holds),
-            [b'R'] => Ok(Self::Removed),
-            [b'N'] => Ok(Self::NotApplied),
-            _ => Err(corrupt("object index", key, "not a repository marker")),
-        }
-    }
-}
-
 /// The change that holds an object's current data, from the newest of `entries` (an object's index
 /// entries, newest first) that was applied to the repository.
 fn holding_change(
@@ -284,7 +282,9 @@ fn holding_change(
 ) -> Result<Option<ChangeId>, StoreError> {
     for entry in entries {
         let (key, value) = entry.map_err(backend_error)?;
-        match Repository::decode(&key, &value)? {
+        let index = ObjectIndexEntry::decode(&value)
+            .ok_or_else(|| corrupt("object index", &key, "not an object index entry"))?;
+        match index.repository {
             Repository::Holds => return Ok(keys::trailing_id(&key).map(ChangeId)),
             Repository::Removed => return Ok(None),
             Repository::NotApplied => {}

@@ -7,6 +7,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub const FORMAT: &[u8] = b"meta/format";
+/// The greatest run id whose result was pruned, so that run ids are never handed out twice.
+pub const LAST_PRUNED_RUN: &[u8] = b"meta/last_pruned_run";
 
 pub const JOB: &[u8] = b"job/";
 pub const HOOK: &[u8] = b"hok/";
@@ -18,7 +20,7 @@ pub const CHANGE_BY_REQUEST: &[u8] = b"crq/";
 pub const READY: &[u8] = b"rdy/";
 pub const DELAYED: &[u8] = b"dly/";
 pub const DEAD: &[u8] = b"ded/";
-pub const RUN_OF_OBJECT: &[u8] = b"rob/";
+pub const WAITING: &[u8] = b"wai/";
 pub const RESULT: &[u8] = b"res/";
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
@@ -78,13 +80,9 @@ pub fn dead(run: RunId) -> Vec<u8> {
     key(&[DEAD, &run.0.to_be_bytes()])
 }
 
-/// `rob/{content type}\0{id}\0{run id}`: the unfinished runs of one object, oldest first.
-pub fn runs_of_object(object: &str) -> Vec<u8> {
-    key(&[RUN_OF_OBJECT, object.as_bytes(), b"\0"])
-}
-
-pub fn run_of_object(object: &str, run: RunId) -> Vec<u8> {
-    key(&[&runs_of_object(object), &run.0.to_be_bytes()])
+/// `wai/{run}`: a run behind another in its object's line.
+pub fn waiting(run: RunId) -> Vec<u8> {
+    key(&[WAITING, &run.0.to_be_bytes()])
 }
 
 pub fn result(run: RunId) -> Vec<u8> {

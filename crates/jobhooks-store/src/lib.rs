@@ -11,7 +11,7 @@
 //! - the durable job queue: one line per object whose head is ready, claimed until a deadline,
 //!   waiting for a retry or dead-lettered; and the job results.
 //!
-//! The on-disk layout (format 2) is in `docs/ARCHITECTURE.md`.
+//! The on-disk layout (format 3) is in `docs/ARCHITECTURE.md`.
 //!
 //! A change context commits as one atomic batch that holds the objects, the change records and one
 //! queued run with a pending result per matching hook (the transactional outbox), so a crash never
@@ -73,7 +73,7 @@ use catalog::CatalogCache;
 use staging::{QueueCounts, Staging};
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: &str = "jobhooks-store/2";
+pub const FORMAT_VERSION: &str = "jobhooks-store/3";
 
 /// How to open a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +129,12 @@ impl Writer {
         self.last_time = OffsetDateTime::now_utc().max(self.last_time);
         self.last_time
     }
+
+    /// A new run id.
+    fn new_run(&mut self) -> jobhooks_model::RunId {
+        self.next_run += 1;
+        jobhooks_model::RunId(self.next_run - 1)
+    }
 }
 
 pub(crate) fn backend_error(e: sled::Error) -> StoreError {
@@ -165,7 +171,7 @@ impl Store {
         check_format(&tree, &shown)?;
         let writer = Writer {
             next_change: last_id(&tree, keys::CHANGE)? + 1,
-            next_run: last_id(&tree, keys::RESULT)? + 1,
+            next_run: queue::last_run_id(&tree)? + 1,
             last_time: changes::last_change_time(&tree)?,
             catalog: CatalogCache::load(&tree)?,
             counts: queue::count_runs(&tree)?,

@@ -10,23 +10,32 @@ use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, O
 use proptest::prelude::*;
 
 use crate::records::QueueEntry;
-use crate::tests::{BUTTON_JOB, HOOK_JOB, ct, ready_store, web};
+use crate::tests::{BUTTON_JOB, HOOK_JOB, ct, device, ready_store, web};
 use crate::{Store, keys};
 
 const LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 enum QueueOp {
-    Enqueue { object: u8 },
+    /// A button press on the object, or an update of it that a hook matches.
+    Enqueue {
+        object: u8,
+        button: bool,
+    },
     Lease,
-    Complete { pick: prop::sample::Index, status: u8 },
+    Complete {
+        pick: prop::sample::Index,
+        status: u8,
+    },
     Expire,
-    Replay { pick: prop::sample::Index },
+    Replay {
+        pick: prop::sample::Index,
+    },
 }
 
 fn queue_op() -> impl Strategy<Value = QueueOp> {
     prop_oneof![
-        3 => (0u8..3).prop_map(|object| QueueOp::Enqueue { object }),
+        3 => (0u8..3, any::<bool>()).prop_map(|(object, button)| QueueOp::Enqueue { object, button }),
         3 => Just(QueueOp::Lease),
         3 => (any::<prop::sample::Index>(), 0u8..4).prop_map(|(pick, status)| QueueOp::Complete { pick, status }),
         1 => Just(QueueOp::Expire),
@@ -56,28 +65,27 @@ fn keys_ending_with(store: &Store, prefix: &[u8], run: RunId) -> usize {
 async fn check_run(store: &Store, run: RunId, expected: Expected) -> Result<(), TestCaseError> {
     let ready: Option<QueueEntry> =
         store.inner.tree.get(keys::ready(run)).unwrap().map(|b| QueueEntry::decode(&b).unwrap());
-    let (in_line, delayed) =
-        (keys_ending_with(store, keys::RUN_OF_OBJECT, run), keys_ending_with(store, keys::DELAYED, run));
+    let waiting = usize::from(store.inner.tree.contains_key(keys::waiting(run)).unwrap());
+    let delayed = keys_ending_with(store, keys::DELAYED, run);
     let dead = store.inner.tree.contains_key(keys::dead(run)).unwrap();
     let status = store.get_result(run).await.unwrap().unwrap().status;
     match expected {
         Expected::Pending => {
-            prop_assert_eq!((in_line, dead), (1, false));
             prop_assert!(ready.as_ref().is_none_or(|e| e.lease.is_none()), "a pending run holds no claim");
-            prop_assert!(ready.is_none() || delayed == 0, "ready or delayed, not both");
+            prop_assert_eq!((usize::from(ready.is_some()) + waiting + delayed, dead), (1, false));
             prop_assert!(matches!(status, JobStatus::Pending | JobStatus::Retrying));
         }
         Expected::Leased => {
-            prop_assert_eq!((in_line, delayed, dead), (1, 0, false));
+            prop_assert_eq!((waiting, delayed, dead), (0, 0, false));
             prop_assert!(ready.is_some_and(|e| e.lease.is_some()), "a leased run is claimed");
             prop_assert_eq!(status, JobStatus::Started);
         }
         Expected::Dead => {
-            prop_assert_eq!((in_line, delayed, dead, ready), (0, 0, true, None));
+            prop_assert_eq!((waiting, delayed, dead, ready), (0, 0, true, None));
             prop_assert_eq!(status, JobStatus::DeadLettered);
         }
         Expected::Done => {
-            prop_assert_eq!((in_line, delayed, dead, ready), (0, 0, false, None));
+            prop_assert_eq!((waiting, delayed, dead, ready), (0, 0, false, None));
             prop_assert!(matches!(status, JobStatus::Success | JobStatus::Failure));
         }
     }
@@ -120,23 +128,41 @@ proptest! {
     fn queue_keeps_every_run_in_exactly_one_state(ops in prop::collection::vec(queue_op(), 1..40)) {
         runtime().block_on(async {
             let (_dir, store) = ready_store().await;
+            // The objects exist before the hook does: their creation queues nothing.
+            let mut session = store.session(web("alice"));
+            for object in 0..3u8 {
+                session.save(device(&object.to_string(), "0")).await.unwrap();
+            }
+            session.commit(&store).await.unwrap();
+            store.create_hook(JobHook::new("updates", vec![ct("dcim.device")], HOOK_JOB).on([Action::Update])).await.unwrap();
             let mut clock = OffsetDateTime::now_utc();
             let mut model: BTreeMap<RunId, Expected> = BTreeMap::new();
             let mut leases: BTreeMap<RunId, Lease> = BTreeMap::new();
             let mut objects: BTreeMap<RunId, u8> = BTreeMap::new();
-            for op in ops {
+            // Each run's place in its object's line: the order in which runs joined (or rejoined).
+            let mut joined: BTreeMap<RunId, usize> = BTreeMap::new();
+            for (step, op) in ops.into_iter().enumerate() {
                 match op {
-                    QueueOp::Enqueue { object } => {
-                        let inputs = JobInputs::Button { object_pk: object.to_string(), object_model_name: "dcim.device".into() };
-                        let run = store.enqueue(BUTTON_JOB, None, inputs).await.unwrap();
+                    QueueOp::Enqueue { object, button } => {
+                        let run = if button {
+                            let inputs = JobInputs::Button { object_pk: object.to_string(), object_model_name: "dcim.device".into() };
+                            store.enqueue(BUTTON_JOB, None, inputs).await.unwrap()
+                        } else {
+                            let mut session = store.session(web("alice"));
+                            session.save(device(&object.to_string(), &step.to_string())).await.unwrap();
+                            let receipt = session.commit(&store).await.unwrap();
+                            prop_assert_eq!(receipt.runs.len(), 1);
+                            receipt.runs[0]
+                        };
                         objects.insert(run, object);
+                        joined.insert(run, step);
                         prop_assert!(model.insert(run, Expected::Pending).is_none());
                     }
                     QueueOp::Lease => {
                         clock = clock.max(OffsetDateTime::now_utc());
                         let claimed = store.lease_next(clock, LEASE).await.unwrap();
                         // Every pending run is due by now. Runs of one object run one at a time: one is
-                        // claimable when no run of its object is leased and it is the oldest pending one.
+                        // claimable when no run of its object is leased and it joined the line first.
                         let claimable: Vec<RunId> = model
                             .iter()
                             .filter(|(_, s)| **s == Expected::Pending)
@@ -144,7 +170,7 @@ proptest! {
                             .filter(|r| {
                                 !model.iter().any(|(other, s)| {
                                     objects[other] == objects[r]
-                                        && (*s == Expected::Leased || (other < r && *s == Expected::Pending))
+                                        && (*s == Expected::Leased || (joined[other] < joined[r] && *s == Expected::Pending))
                                 })
                             })
                             .collect();
@@ -193,6 +219,7 @@ proptest! {
                         if model[&run] == Expected::Dead {
                             outcome.unwrap();
                             model.insert(run, Expected::Pending);
+                            joined.insert(run, step);
                         } else {
                             prop_assert!(outcome.is_err());
                         }

@@ -8,8 +8,8 @@ use jobhooks_model::ports::{
 };
 use jobhooks_model::{JobInputs, JobResult, JobStatus, LogEntry, LogLevel, OffsetDateTime, RunId, StoreError};
 
-use crate::changes::{put_result, read_change_json, run_object, stage_run};
-use crate::records::{self, Claim, InLine, QueueEntry};
+use crate::changes::{join_object_line, put_result, read_change_json, run_object};
+use crate::records::{self, Claim, QueueEntry};
 use crate::staging::{QueueCounts, Staging, corrupt, decode, indexed_id};
 use crate::{Store, backend_error, keys};
 
@@ -58,24 +58,35 @@ pub(crate) fn stored_result(st: &Staging<'_>, run: RunId) -> Result<Option<JobRe
     decode("job result", &key, header.json).map(Some)
 }
 
-/// Shows a stored result as the queue sees it: a claimed run is `STARTED`, and attempts and start
-/// time come from its queue entry (leases do not rewrite results).
-fn overlay(mut result: JobResult, entry: Option<&QueueEntry>) -> JobResult {
-    if let Some(entry) = entry {
-        result.attempts = entry.attempts;
-        if let Some(claim) = entry.lease {
-            result.status = JobStatus::Started;
-            result.started = Some(from_micros(claim.started));
-        }
+/// Shows a result as the queue sees it: a claimed run is `STARTED`, and attempts and start time
+/// come from its queue entry (leases do not rewrite results).
+fn overlay(mut result: JobResult, entry: &QueueEntry) -> JobResult {
+    result.attempts = entry.attempts;
+    if let Some(claim) = entry.lease {
+        result.status = JobStatus::Started;
+        result.started = Some(from_micros(claim.started));
     }
     result
 }
 
-/// The queue entry of the head run `run`, ready or waiting for a retry, and its key.
-fn head_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u8>, QueueEntry)>, StoreError> {
-    let ready = keys::ready(run);
-    if let Some(entry) = entry_at(st, &ready)? {
-        return Ok(Some((ready, entry)));
+/// The result of the queued run `run`: as stored, or as queued when nothing is stored yet; then as
+/// the queue sees it.
+fn queued_result(st: &Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<JobResult, StoreError> {
+    let result = if entry.result_stored {
+        stored_result(st, run)?.ok_or_else(|| missing("job result", run))?
+    } else {
+        entry.pending_result(run)
+    };
+    Ok(overlay(result, entry))
+}
+
+/// Where the unfinished run `run` is queued (ready or claimed, waiting in line, or waiting for a
+/// retry), and its entry.
+pub(crate) fn queued_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u8>, QueueEntry)>, StoreError> {
+    for key in [keys::ready(run), keys::waiting(run)] {
+        if let Some(entry) = entry_at(st, &key)? {
+            return Ok(Some((key, entry)));
+        }
     }
     // Few runs wait for a retry at once: a scan finds the run among them.
     for key in st.keys_with_prefix(keys::DELAYED)? {
@@ -87,71 +98,40 @@ fn head_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u8>, QueueEntr
     Ok(None)
 }
 
-/// Puts `run` at its place (by id) in its object's line. It is ready at once when the line was
-/// empty; an older run (a replay) also takes the turn from an unclaimed head.
-pub(crate) fn join_line(st: &mut Staging<'_>, run: RunId, object: String, in_line: InLine) -> Result<(), StoreError> {
-    let first = st.first_key_with_prefix(&keys::runs_of_object(&object))?;
-    st.put(keys::run_of_object(&object, run), in_line.encode());
-    let Some(first) = first else {
-        st.put(keys::ready(run), in_line.entry(object).encode());
-        return Ok(());
-    };
-    let head = RunId(indexed_id("object line", &first)?);
-    if run < head
-        && let Some((key, entry)) = head_entry(st, head)?
-        && entry.lease.is_none()
-    {
-        st.remove(key);
-        st.put(keys::run_of_object(&object, head), entry.in_line().encode());
-        st.put(keys::ready(run), in_line.entry(object).encode());
-    }
-    Ok(())
-}
-
-/// Makes the first run in `object`'s line ready, if there is one.
-fn promote_first(st: &mut Staging<'_>, object: &str) -> Result<(), StoreError> {
-    let Some(key) = st.first_key_with_prefix(&keys::runs_of_object(object))? else { return Ok(()) };
-    let run = RunId(indexed_id("object line", &key)?);
-    let in_line = st.get(&key)?.and_then(|bytes| InLine::decode(&bytes));
-    let in_line = in_line.ok_or_else(|| corrupt("object line", &key, "not a run's counters"))?;
-    st.put(keys::ready(run), in_line.entry(object.to_owned()).encode());
-    Ok(())
-}
-
-/// Takes a finished or dead run out of its object's line; the next run in line becomes ready.
-fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<(), StoreError> {
-    st.remove(keys::ready(run));
-    st.remove(keys::run_of_object(&entry.object, run));
-    st.counts.unfinished -= 1;
-    promote_first(st, &entry.object)
-}
-
-/// Queues the unclaimed head `run` again, ready at `due` (at once when `None`), unless an older run
-/// joined its object's line meanwhile (a replay): that run takes the turn and `run` waits behind it.
-fn requeue_head(
+/// Queues `run` behind `tail`, the last run that joined its object's line, or makes it ready
+/// when `tail` is unfinished no longer (or there is none): the line was empty.
+pub(crate) fn join_line(
     st: &mut Staging<'_>,
+    tail: Option<RunId>,
     run: RunId,
     entry: QueueEntry,
-    due: Option<OffsetDateTime>,
 ) -> Result<(), StoreError> {
-    st.remove(keys::ready(run));
-    let first = st.first_key_with_prefix(&keys::runs_of_object(&entry.object))?;
-    if first.as_deref().and_then(keys::trailing_id) == Some(run.0) {
-        match due {
-            Some(due) => st.put(keys::delayed(due, run), entry.encode()),
-            None => st.put(keys::ready(run), entry.encode()),
+    st.counts.unfinished += 1;
+    match tail.map(|tail| queued_entry(st, tail)).transpose()?.flatten() {
+        Some((key, last)) => {
+            st.put(key, QueueEntry { next: Some(run), ..last }.encode());
+            st.put(keys::waiting(run), entry.encode());
         }
-        return Ok(());
+        None => st.put(keys::ready(run), entry.encode()),
     }
-    st.put(keys::run_of_object(&entry.object, run), entry.in_line().encode());
-    promote_first(st, &entry.object)
+    Ok(())
+}
+
+/// Takes the head `run` out of its object's line (it finished or died): the run behind it becomes
+/// ready.
+fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<(), StoreError> {
+    st.remove(keys::ready(run));
+    st.counts.unfinished -= 1;
+    let Some(next) = entry.next else { return Ok(()) };
+    let key = keys::waiting(next);
+    let waiting = st.get(&key)?.map(|bytes| bytes.to_vec());
+    let waiting = waiting.ok_or_else(|| corrupt("queue entry", &key, "the run next in line is not waiting"))?;
+    st.remove(key);
+    st.put(keys::ready(next), waiting);
+    Ok(())
 }
 
 impl Store {
-    fn result_of(st: &Staging<'_>, run: RunId) -> Result<JobResult, StoreError> {
-        stored_result(st, run)?.ok_or_else(|| missing("job result", run))
-    }
-
     /// The claimed entry of `lease`'s run, or `LeaseLost` when the claim lapsed and was taken over,
     /// released, or the run is gone.
     fn claimed_entry(st: &Staging<'_>, lease: &Lease) -> Result<QueueEntry, StoreError> {
@@ -168,9 +148,9 @@ impl Store {
         for item in self.inner.tree.range(keys::DELAYED.to_vec()..=bound) {
             let (key, value) = item.map_err(backend_error)?;
             let run = RunId(indexed_id("retry index", &key)?);
-            let entry = decode_entry(&key, &value)?;
+            decode_entry(&key, &value)?;
             st.remove(key.to_vec());
-            st.put(keys::ready(run), entry.encode());
+            st.put(keys::ready(run), value.to_vec());
         }
         Ok(())
     }
@@ -187,19 +167,22 @@ impl Store {
         let run = lease.run;
         let entry = Self::claimed_entry(st, &lease)?;
         let now = w.now();
-        let mut result = overlay(Self::result_of(st, run)?, Some(&entry));
+        let mut result = queued_result(st, run, &entry)?;
         result.logs.extend(logs);
         result.status = status;
         st.counts.leased -= 1;
+        // From here on the result is stored: the entry says so wherever it goes.
+        let entry = QueueEntry { lease: None, result_stored: true, ..entry };
         match status {
             JobStatus::Retrying => {
-                requeue_head(st, run, QueueEntry { lease: None, ..entry }, Some(retry_at.unwrap_or(now)))?;
+                st.remove(keys::ready(run));
+                st.put(keys::delayed(retry_at.unwrap_or(now), run), entry.encode());
             }
             JobStatus::DeadLettered => {
                 result.completed = Some(now);
                 // A dead run gives up its object's turn; a replay queues it again.
                 leave_line(st, run, &entry)?;
-                st.put(keys::dead(run), QueueEntry { lease: None, ..entry }.encode());
+                st.put(keys::dead(run), QueueEntry { next: None, ..entry }.encode());
                 st.counts.dead += 1;
             }
             JobStatus::Success | JobStatus::Failure => {
@@ -221,22 +204,24 @@ impl Store {
         }
     }
 
-    /// Gives a lapsed or released claim up: the run is queued again, and a lapse is noted in its log.
+    /// Gives a lapsed or released claim up: the run is ready again, at the head of its line, and a
+    /// lapse is noted in its log. Returns the unclaimed entry.
     fn unclaim(
         st: &mut Staging<'_>,
         run: RunId,
         entry: QueueEntry,
         lapsed_at: Option<OffsetDateTime>,
-    ) -> Result<(), StoreError> {
-        requeue_head(st, run, QueueEntry { lease: None, ..entry.clone() }, None)?;
+    ) -> Result<QueueEntry, StoreError> {
         st.counts.leased -= 1;
+        let mut entry = QueueEntry { lease: None, ..entry };
         if let Some(now) = lapsed_at {
-            let mut result = Self::result_of(st, run)?;
-            result.attempts = entry.attempts;
+            let mut result = queued_result(st, run, &entry)?;
             note_lapsed_lease(&mut result, now);
             put_result(st, &result)?;
+            entry.result_stored = true;
         }
-        Ok(())
+        st.put(keys::ready(run), entry.encode());
+        Ok(entry)
     }
 
     pub(crate) fn signal_work(&self) {
@@ -253,9 +238,11 @@ impl JobQueue for Store {
                 if w.catalog.job(job).is_none() {
                     return Err(StoreError::not_found("job", job));
                 }
-                let now = w.now();
-                let object = run_object(&inputs, None);
-                stage_run(w, st, job, user, inputs, object, now)
+                let run = w.new_run();
+                let object = run_object(st, &inputs)?;
+                let entry = QueueEntry::queued(job, user, inputs, w.now());
+                join_object_line(st, object.as_ref(), run, entry)?;
+                Ok(run)
             })
             .await?;
         self.signal_work();
@@ -295,20 +282,13 @@ impl JobQueue for Store {
                     continue;
                 }
                 let run = RunId(indexed_id("ready index", &key)?);
-                let entry = if entry.lease.is_some() {
-                    Self::unclaim(st, run, entry, Some(now))?;
-                    // An older run of its object may have taken the turn (a replay).
-                    let Some(entry) = entry_at(st, &key)? else { continue };
-                    entry
-                } else {
-                    entry
-                };
+                let entry = if entry.lease.is_some() { Self::unclaim(st, run, entry, Some(now))? } else { entry };
                 let claim = Claim { deadline: micros(deadline), started: micros(now) };
                 let entry =
                     QueueEntry { leases: entry.leases + 1, attempts: entry.attempts + 1, lease: Some(claim), ..entry };
                 st.put(key.to_vec(), entry.encode());
                 st.counts.leased += 1;
-                let result = overlay(Self::result_of(st, run)?, Some(&entry));
+                let result = queued_result(st, run, &entry)?;
                 claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
             }
             Ok(claimed)
@@ -404,13 +384,15 @@ impl JobQueue for Store {
             };
             st.remove(keys::dead(run));
             st.counts.dead -= 1;
-            st.counts.unfinished += 1;
-            join_line(st, run, entry.object, InLine { leases: entry.leases, attempts: 0 })?;
-            let mut result = Self::result_of(st, run)?;
+            let mut result = stored_result(st, run)?.ok_or_else(|| missing("job result", run))?;
             result.attempts = 0;
             result.completed = None;
             result.status = JobStatus::Pending;
-            put_result(st, &result)
+            put_result(st, &result)?;
+            // A replay joins the back of its object's line, like a run queued now.
+            let object = run_object(st, &entry.inputs)?;
+            let entry = QueueEntry { attempts: 0, lease: None, next: None, result_stored: true, ..entry };
+            join_object_line(st, object.as_ref(), run, entry)
         })
         .await?;
         self.signal_work();
@@ -433,13 +415,14 @@ impl JobQueue for Store {
 
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
         let st = Staging::new(&self.inner.tree);
-        let Some(result) = stored_result(&st, run)? else { return Ok(None) };
-        let entry = if matches!(result.status, JobStatus::Pending | JobStatus::Retrying) {
-            entry_at(&st, &keys::ready(run))?
-        } else {
-            None
-        };
-        Ok(Some(overlay(result, entry.as_ref())))
+        let stored = stored_result(&st, run)?;
+        if stored.as_ref().is_some_and(|result| !matches!(result.status, JobStatus::Pending | JobStatus::Retrying)) {
+            return Ok(stored);
+        }
+        match queued_entry(&st, run)? {
+            Some((_, entry)) => queued_result(&st, run, &entry).map(Some),
+            None => Ok(stored),
+        }
     }
 
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
@@ -461,42 +444,112 @@ impl JobQueue for Store {
             JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
             other => vec![keys::status_tag(other)],
         });
-        for item in self.inner.tree.scan_prefix(keys::RESULT).rev() {
+        let st = Staging::new(&self.inner.tree);
+        for item in self.records_newest_first()? {
             if results.len() >= limit {
                 break;
             }
-            let (key, value) = item.map_err(backend_error)?;
-            let header =
-                records::decode_result_header(&value).ok_or_else(|| corrupt("job result", &key, "no header"))?;
-            let job_matches = filter.job.as_ref().is_none_or(|job| job.as_bytes() == header.job);
-            let status_may_match = status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag));
-            if !(job_matches && status_may_match) {
-                continue;
+            let (run, record) = item?;
+            match record {
+                RunRecord::Result(key, value) => {
+                    let header = records::decode_result_header(&value)
+                        .ok_or_else(|| corrupt("job result", &key, "no header"))?;
+                    let job_matches = filter.job.as_ref().is_none_or(|job| job.as_bytes() == header.job);
+                    let status_may_match = status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag));
+                    if job_matches && status_may_match {
+                        results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
+                    }
+                }
+                RunRecord::Queued(key, value) => {
+                    let entry = decode_entry(&key, &value)?;
+                    // A stored result is listed from `res/`.
+                    if !entry.result_stored {
+                        results.extend(Some(queued_result(&st, run, &entry)?).filter(|r| self.wanted(filter, r)));
+                    }
+                }
             }
-            let run = RunId(indexed_id("job result", &key)?);
-            results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
         }
         Ok(results)
+    }
+}
+
+/// A record that gives a run's result: its stored result, or the queue entry of a run that has
+/// stored nothing yet.
+enum RunRecord {
+    Result(sled::IVec, sled::IVec),
+    Queued(sled::IVec, sled::IVec),
+}
+
+type RunRecords = Box<dyn Iterator<Item = Result<(RunId, RunRecord), StoreError>> + Send>;
+
+/// An item of a sled scan.
+type Scanned = Result<(sled::IVec, sled::IVec), sled::Error>;
+
+impl Store {
+    /// Every stored result and every queued run, newest first: `res/` merged with the queue's
+    /// prefixes by run id. A run may come twice, from its result and its queue entry.
+    fn records_newest_first(&self) -> Result<RunRecords, StoreError> {
+        fn by_id(
+            kind: &'static str,
+            record: fn(sled::IVec, sled::IVec) -> RunRecord,
+        ) -> impl Fn(Scanned) -> Result<(RunId, RunRecord), StoreError> {
+            move |item| {
+                let (key, value) = item.map_err(backend_error)?;
+                Ok((RunId(indexed_id(kind, &key)?), record(key, value)))
+            }
+        }
+        let tree = &self.inner.tree;
+        // Retries are few and sorted by due time: sort them by id here.
+        let mut delayed: Vec<_> =
+            tree.scan_prefix(keys::DELAYED).map(by_id("retry index", RunRecord::Queued)).collect();
+        delayed.sort_by_key(|item| std::cmp::Reverse(item.as_ref().map_or(u64::MAX, |(run, _)| run.0)));
+        let sources: Vec<RunRecords> = vec![
+            Box::new(tree.scan_prefix(keys::RESULT).rev().map(by_id("job result", RunRecord::Result))),
+            Box::new(tree.scan_prefix(keys::READY).rev().map(by_id("ready index", RunRecord::Queued))),
+            Box::new(tree.scan_prefix(keys::WAITING).rev().map(by_id("line", RunRecord::Queued))),
+            Box::new(delayed.into_iter()),
+        ];
+        // Errors first, so that they end the listing.
+        let newest = |item: &Result<(RunId, RunRecord), StoreError>| item.as_ref().map_or(u64::MAX, |(run, _)| run.0);
+        Ok(Box::new(itertools::kmerge_by(sources, move |a: &_, b: &_| newest(a) > newest(b))))
     }
 }
 
 /// Counts the runs by state, once at open.
 pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StoreError> {
     let mut counts = QueueCounts::default();
-    for item in tree.scan_prefix(keys::RUN_OF_OBJECT).keys() {
-        item.map_err(backend_error)?;
-        counts.unfinished += 1;
+    for prefix in [keys::WAITING, keys::DELAYED, keys::DEAD] {
+        for item in tree.scan_prefix(prefix).keys() {
+            item.map_err(backend_error)?;
+            *(if prefix == keys::DEAD { &mut counts.dead } else { &mut counts.unfinished }) += 1;
+        }
     }
     for item in tree.scan_prefix(keys::READY) {
         let (key, value) = item.map_err(backend_error)?;
         let entry = decode_entry(&key, &value)?;
+        counts.unfinished += 1;
         counts.leased += i64::from(entry.lease.is_some());
     }
-    for item in tree.scan_prefix(keys::DEAD).keys() {
-        item.map_err(backend_error)?;
-        counts.dead += 1;
-    }
     Ok(counts)
+}
+
+/// The greatest run id ever handed out: of the runs still queued or holding a result, and of
+/// those whose results were pruned.
+pub(crate) fn last_run_id(tree: &sled::Tree) -> Result<u64, StoreError> {
+    let mut last = match tree.get(keys::LAST_PRUNED_RUN).map_err(backend_error)? {
+        Some(bytes) => {
+            keys::trailing_id(&bytes).ok_or_else(|| corrupt("run counter", keys::LAST_PRUNED_RUN, "not an id"))?
+        }
+        None => 0,
+    };
+    for prefix in [keys::RESULT, keys::READY, keys::WAITING, keys::DEAD] {
+        let key = tree.scan_prefix(prefix).keys().next_back().transpose().map_err(backend_error)?;
+        last = last.max(key.and_then(|key| keys::trailing_id(&key)).unwrap_or(0));
+    }
+    for key in tree.scan_prefix(keys::DELAYED).keys() {
+        last = last.max(keys::trailing_id(&key.map_err(backend_error)?).unwrap_or(0));
+    }
+    Ok(last)
 }
 
 impl Store {

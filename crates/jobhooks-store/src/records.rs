@@ -1,13 +1,16 @@
-//! The binary records of the queue, and the binary headers in front of change and result records.
+//! The binary records of the queue and the object index, and the binary headers in front of change
+//! and result records.
 //!
-//! Queue entries are read and rewritten on every lease and completion, so they are a few fixed-width
-//! integers and the object's ordering key, not JSON. Change and result records stay JSON (they are
+//! Queue entries are read and rewritten on every lease and completion, so they are fixed-width
+//! integers and a few short strings, not JSON. Change and result records stay JSON (they are
 //! what users read), behind a small header holding what scans and the queue need without decoding
 //! the JSON. Every decoder checks lengths: arbitrary bytes give `None`, never a panic.
 
-use jobhooks_model::{JobStatus, RunId};
+use jobhooks_model::{ChangeId, JobInputs, JobResult, JobStatus, OffsetDateTime, RunId};
 
-/// Where a head run of the queue stands (`rdy/`, `dly/` and `ded/` values).
+/// A queued run (`rdy/`, `wai/`, `dly/` and `ded/` values): where it stands, its place in its
+/// object's line, and what its pending result is made of, so that a queued run needs no result
+/// record until it has something to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueueEntry {
     /// How many leases the run has had: the number of the current one, telling it from lapsed
@@ -17,8 +20,16 @@ pub(crate) struct QueueEntry {
     pub attempts: u32,
     /// The current claim: its deadline and when it started (microseconds since the epoch).
     pub lease: Option<Claim>,
-    /// The object the run is about (`content type\0id`): runs of one object start one at a time.
-    pub object: String,
+    /// The run behind this one in its object's line, which becomes ready when this one leaves.
+    pub next: Option<RunId>,
+    /// Whether `res/` holds the run's result (an earlier attempt logged something, or it was
+    /// replayed); otherwise its result is [`QueueEntry::pending_result`].
+    pub result_stored: bool,
+    /// When it was queued (microseconds since the epoch).
+    pub created: i64,
+    pub job: String,
+    pub user: Option<String>,
+    pub inputs: JobInputs,
 }
 
 /// A worker's claim on a run.
@@ -28,65 +39,161 @@ pub(crate) struct Claim {
     pub started: i64,
 }
 
-/// A run's counters while it waits in its object's line (`rob/` values), so that a run that loses
-/// its turn to an older one keeps them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct InLine {
-    pub leases: u64,
-    pub attempts: u32,
-}
-
-impl InLine {
-    pub fn encode(self) -> Vec<u8> {
-        [&self.leases.to_be_bytes()[..], &self.attempts.to_be_bytes()[..]].concat()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let leases = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-        let attempts = u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?);
-        (bytes.len() == 12).then_some(Self { leases, attempts })
-    }
-
-    /// The unclaimed queue entry of a run of `object` with these counters.
-    pub fn entry(self, object: String) -> QueueEntry {
-        QueueEntry { leases: self.leases, attempts: self.attempts, lease: None, object }
-    }
-}
-
-const ENTRY_FIXED: usize = 8 + 4 + 1 + 8 + 8;
+const HOOK_INPUTS: u8 = 0;
+const BUTTON_INPUTS: u8 = 1;
 
 impl QueueEntry {
-    /// The counters to keep while the run waits in line.
-    pub fn in_line(&self) -> InLine {
-        InLine { leases: self.leases, attempts: self.attempts }
+    /// The entry of a run just queued.
+    pub fn queued(job: &str, user: Option<String>, inputs: JobInputs, created: OffsetDateTime) -> Self {
+        Self {
+            leases: 0,
+            attempts: 0,
+            lease: None,
+            next: None,
+            result_stored: false,
+            created: crate::queue::micros(created),
+            job: job.to_owned(),
+            user,
+            inputs,
+        }
     }
 
-    /// `leases u64 | attempts u32 | claimed u8 | deadline i64 | started i64 | object`, big-endian.
+    /// The result of run `run` while nothing has been stored for it.
+    pub fn pending_result(&self, run: RunId) -> JobResult {
+        let created = crate::queue::from_micros(self.created);
+        JobResult::pending(run, self.job.clone(), self.user.clone(), self.inputs.clone(), created)
+    }
+
+    /// `leases u64 | attempts u32 | claimed u8 | deadline i64 | started i64 | next u64 (0: none) |
+    /// created i64 | result stored u8 | job | user present u8 | user | inputs tag u8 | change u64, or
+    /// pk and model`, big-endian, each string a u16 length and its bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ENTRY_FIXED + self.object.len());
+        let mut out = Vec::with_capacity(64 + self.job.len());
         out.extend_from_slice(&self.leases.to_be_bytes());
         out.extend_from_slice(&self.attempts.to_be_bytes());
         let claim = self.lease.unwrap_or(Claim { deadline: 0, started: 0 });
         out.push(u8::from(self.lease.is_some()));
         out.extend_from_slice(&claim.deadline.to_be_bytes());
         out.extend_from_slice(&claim.started.to_be_bytes());
-        out.extend_from_slice(self.object.as_bytes());
+        out.extend_from_slice(&self.next.map_or(0, |run| run.0).to_be_bytes());
+        out.extend_from_slice(&self.created.to_be_bytes());
+        out.push(u8::from(self.result_stored));
+        put_str(&mut out, &self.job);
+        out.push(u8::from(self.user.is_some()));
+        put_str(&mut out, self.user.as_deref().unwrap_or_default());
+        match &self.inputs {
+            JobInputs::Hook { object_change } => {
+                out.push(HOOK_INPUTS);
+                out.extend_from_slice(&object_change.0.to_be_bytes());
+            }
+            JobInputs::Button { object_pk, object_model_name } => {
+                out.push(BUTTON_INPUTS);
+                put_str(&mut out, object_pk);
+                put_str(&mut out, object_model_name);
+            }
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let fixed = bytes.get(..ENTRY_FIXED)?;
-        let leases = u64::from_be_bytes(fixed[0..8].try_into().ok()?);
-        let attempts = u32::from_be_bytes(fixed[8..12].try_into().ok()?);
-        let claimed = match fixed[12] {
-            0 => false,
-            1 => true,
+        let mut r = Reader(bytes);
+        let leases = r.u64()?;
+        let attempts = u32::from_be_bytes(r.take()?);
+        let claimed = r.flag()?;
+        let claim = Claim { deadline: r.u64()? as i64, started: r.u64()? as i64 };
+        let next = Some(r.u64()?).filter(|&run| run != 0).map(RunId);
+        let created = r.u64()? as i64;
+        let result_stored = r.flag()?;
+        let job = r.string()?;
+        let has_user = r.flag()?;
+        let user = Some(r.string()?).filter(|_| has_user);
+        let inputs = match r.take::<1>()? {
+            [HOOK_INPUTS] => JobInputs::Hook { object_change: ChangeId(r.u64()?) },
+            [BUTTON_INPUTS] => JobInputs::Button { object_pk: r.string()?, object_model_name: r.string()? },
             _ => return None,
         };
-        let deadline = i64::from_be_bytes(fixed[13..21].try_into().ok()?);
-        let started = i64::from_be_bytes(fixed[21..29].try_into().ok()?);
-        let object = String::from_utf8(bytes[ENTRY_FIXED..].to_vec()).ok()?;
-        Some(Self { leases, attempts, lease: claimed.then_some(Claim { deadline, started }), object })
+        let lease = claimed.then_some(claim);
+        r.0.is_empty().then_some(Self { leases, attempts, lease, next, result_stored, created, job, user, inputs })
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = &s.as_bytes()[..s.len().min(usize::from(u16::MAX))];
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Reads a record front to back; every read checks the length.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_be_bytes)
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        match self.take::<1>()? {
+            [0] => Some(false),
+            [1] => Some(true),
+            _ => None,
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let len = usize::from(u16::from_be_bytes(self.take()?));
+        let bytes = self.0.get(..len)?;
+        self.0 = &self.0[len..];
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+/// What a change did to the object repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Repository {
+    /// The object exists after the change, and the change holds its data.
+    Holds = b'H',
+    /// The change deleted the object from the repository.
+    Removed = b'R',
+    /// The change was recorded without being applied (`ObjectWrites::RecordOnly`).
+    NotApplied = b'N',
+}
+
+/// An object index entry (`cob/` value): what its change did to the object repository, and the
+/// last run queued in the object's line when the entry was last written. Only the object's newest
+/// entry is read for the line: joining the line reads it there and writes it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObjectIndexEntry {
+    pub repository: Repository,
+    pub line_tail: Option<RunId>,
+}
+
+impl ObjectIndexEntry {
+    /// `repository u8 [| line tail u64]`.
+    pub fn encode(self) -> Vec<u8> {
+        let mut out = vec![self.repository as u8];
+        if let Some(tail) = self.line_tail {
+            out.extend_from_slice(&tail.0.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        let repository = match r.take::<1>()? {
+            [b'H'] => Repository::Holds,
+            [b'R'] => Repository::Removed,
+            [b'N'] => Repository::NotApplied,
+            _ => return None,
+        };
+        let line_tail = if r.0.is_empty() { None } else { Some(RunId(r.u64()?)) };
+        r.0.is_empty().then_some(Self { repository, line_tail })
     }
 }
 
@@ -143,15 +250,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn inputs() -> impl Strategy<Value = JobInputs> {
+        prop_oneof![
+            any::<u64>().prop_map(|id| JobInputs::Hook { object_change: ChangeId(id) }),
+            ("[a-z0-9-]{0,12}", "[a-z.]{0,20}")
+                .prop_map(|(object_pk, object_model_name)| JobInputs::Button { object_pk, object_model_name }),
+        ]
+    }
+
     fn entry() -> impl Strategy<Value = QueueEntry> {
-        (any::<u64>(), any::<u32>(), any::<Option<(i64, i64)>>(), "[a-z.\0-9]{0,20}").prop_map(
-            |(leases, attempts, lease, object)| QueueEntry {
-                leases,
-                attempts,
-                lease: lease.map(|(deadline, started)| Claim { deadline, started }),
-                object,
-            },
+        (
+            (any::<u64>(), any::<u32>(), any::<Option<(i64, i64)>>(), any::<Option<u64>>()),
+            (any::<bool>(), any::<i64>(), "[a-z.:]{0,30}", any::<Option<String>>(), inputs()),
         )
+            .prop_map(|((leases, attempts, lease, next), (result_stored, created, job, user, inputs))| {
+                QueueEntry {
+                    leases,
+                    attempts,
+                    lease: lease.map(|(deadline, started)| Claim { deadline, started }),
+                    next: next.filter(|&n| n != 0).map(RunId),
+                    result_stored,
+                    created,
+                    job,
+                    user,
+                    inputs,
+                }
+            })
     }
 
     proptest! {
@@ -161,9 +285,10 @@ mod tests {
         }
 
         #[test]
-        fn line_counters_round_trip(leases: u64, attempts: u32) {
-            let in_line = InLine { leases, attempts };
-            prop_assert_eq!(InLine::decode(&in_line.encode()), Some(in_line));
+        fn object_index_entries_round_trip(which in 0usize..3, tail in any::<Option<u64>>()) {
+            let repository = [Repository::Holds, Repository::Removed, Repository::NotApplied][which];
+            let entry = ObjectIndexEntry { repository, line_tail: tail.map(RunId) };
+            prop_assert_eq!(ObjectIndexEntry::decode(&entry.encode()), Some(entry));
         }
 
         #[test]
@@ -179,7 +304,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let _ = QueueEntry::decode(&bytes);
-            let _ = InLine::decode(&bytes);
+            let _ = ObjectIndexEntry::decode(&bytes);
             let _ = decode_change(&bytes);
             let _ = decode_result_header(&bytes).map(|h| h.json.len());
         }

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::changes::{commits_of_request, read_change_json};
-use crate::staging::{Staging, corrupt, decode};
+use crate::queue::queued_entry;
+use crate::staging::{Staging, corrupt, decode, indexed_id};
 use crate::{Store, backend_error, keys, records};
 
 /// Records examined per step; the writer lock is released between steps.
@@ -91,6 +92,11 @@ impl Store {
             }
             if finished.contains(&header.status_tag) {
                 st.remove(key.to_vec());
+                let run = indexed_id("job result", &key)?;
+                let last_pruned = st.get(keys::LAST_PRUNED_RUN)?.and_then(|bytes| keys::trailing_id(&bytes));
+                if last_pruned.is_none_or(|last| run > last) {
+                    st.put(keys::LAST_PRUNED_RUN.to_vec(), run.to_be_bytes().to_vec());
+                }
                 removed += 1;
             }
             last = Some(key.to_vec());
@@ -99,7 +105,7 @@ impl Store {
     }
 
     /// Removes up to [`STEP`] changes made before `cutoff`, from `after` on, keeping each object's
-    /// latest change and changes whose results are kept.
+    /// latest change and changes whose runs are queued or have results.
     fn prune_changes_step(
         &self,
         st: &mut Staging<'_>,
@@ -127,11 +133,11 @@ impl Store {
             let object = ObjectRef { content_type: change.changed_object_type, id: change.changed_object_id };
             let latest = st.last_key_with_prefix(&keys::changes_of_object(&object))?;
             let is_latest = latest.and_then(|k| keys::trailing_id(&k)) == Some(id.0);
-            let mut has_results = false;
-            for run in &runs {
-                has_results |= st.contains(&keys::result(*run))?;
+            let mut has_runs = false;
+            for &run in &runs {
+                has_runs |= st.contains(&keys::result(run))? || queued_entry(st, run)?.is_some();
             }
-            if is_latest || has_results {
+            if is_latest || has_runs {
                 continue;
             }
             st.remove(keys::change(id));

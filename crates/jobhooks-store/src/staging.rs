@@ -88,16 +88,6 @@ impl<'t> Staging<'t> {
         Ok(stored.max(pending))
     }
 
-    /// The least key starting with `prefix`, counting pending writes.
-    pub fn first_key_with_prefix(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let stored = self.first_stored(self.tree.scan_prefix(prefix).keys())?;
-        let pending = self.pending_with_prefix(prefix).next();
-        Ok(match (stored, pending) {
-            (Some(s), Some(p)) => Some(s.min(p)),
-            (s, p) => s.or(p),
-        })
-    }
-
     /// The first of `keys` that no pending write removes.
     fn first_stored(
         &self,

@@ -78,7 +78,7 @@ async fn format_version_is_checked() {
     assert!(matches!(err, StoreError::IncompatibleFormat { .. }), "{err}");
     assert!(
         err.to_string()
-            .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/2"),
+            .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/3"),
         "{err}"
     );
 }
@@ -452,6 +452,8 @@ async fn a_corrupt_catalog_record_fails_the_open_with_its_key() {
 #[tokio::test]
 async fn runs_of_one_object_start_one_at_a_time_in_order() {
     let (_dir, store) = ready_store().await;
+    // A line is found through the object's latest change: the objects exist.
+    save(&store, web("alice"), &[device("1", "A"), device("2", "A")]).await;
     let press = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
     let first = store.enqueue(BUTTON_JOB, None, press("1")).await.unwrap();
     let second = store.enqueue(BUTTON_JOB, None, press("1")).await.unwrap();
@@ -544,6 +546,7 @@ async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_stil
 #[tokio::test]
 async fn batches_lease_in_order_and_complete_together_refusing_only_lapsed_leases() {
     let (_dir, store) = ready_store().await;
+    save(&store, web("alice"), &[device("a", "A"), device("b", "A")]).await;
     let press = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
     let a1 = store.enqueue(BUTTON_JOB, None, press("a")).await.unwrap();
     let a2 = store.enqueue(BUTTON_JOB, None, press("a")).await.unwrap();
@@ -611,4 +614,56 @@ async fn change_queries_follow_commits_and_pruning() {
     assert_eq!(between.iter().map(|c| c.id).collect::<Vec<_>>(), remaining);
     let first_after_gap = store.changes_between(times[0], later, 1).await.unwrap();
     assert_eq!(first_after_gap.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[1]]);
+}
+
+#[tokio::test]
+async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_back_of_the_line() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    let first = save(&store, web("alice"), &[device("1", "A")]).await;
+    let other = save(&store, web("bob"), &[device("2", "A")]).await;
+    let (r1, r2) = (first.runs[0], other.runs[0]);
+
+    // A queued run's result is made from its queue entry: no result record is written.
+    assert_eq!(store.inner.tree.scan_prefix(keys::RESULT).count(), 0);
+    let pending = store.get_result(r1).await.unwrap().unwrap();
+    assert_eq!(
+        pending,
+        JobResult::pending(r1, HOOK_JOB, Some("alice".into()), pending.inputs.clone(), pending.created)
+    );
+    assert_eq!(pending.inputs, JobInputs::Hook { object_change: first.changes[0] });
+    let ids = |results: Vec<JobResult>| results.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_results(&ResultFilter::default()).await.unwrap()), [r2, r1], "newest first");
+
+    // r1 dies; device 1 changes again (r3, ready at once: the line is empty); the replayed r1
+    // joins the back of the line, behind r3.
+    let (lease1, _) = lease(&store).await.unwrap();
+    assert_eq!(lease1.run, r1);
+    store.complete(completion(&lease1, JobStatus::DeadLettered)).await.unwrap();
+    let r3 = save(&store, web("alice"), &[device("1", "B")]).await.runs[0];
+    store.replay(r1).await.unwrap();
+    let claimed = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|(l, _)| l.run).collect::<Vec<_>>(), [r2, r3], "the replayed run waits");
+    let listed = store.list_results(&ResultFilter::default()).await.unwrap();
+    let statuses: Vec<_> = listed.iter().map(|r| (r.id, r.status)).collect();
+    assert_eq!(statuses, [(r3, JobStatus::Started), (r2, JobStatus::Started), (r1, JobStatus::Pending)]);
+    let started = ResultFilter {
+        status: Some(JobStatus::Started),
+        job: Some(HOOK_JOB.into()),
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(ids(store.list_results(&started).await.unwrap()), [r3]);
+    for (lease, _) in &claimed {
+        store.complete(completion(lease, JobStatus::Success)).await.unwrap();
+    }
+    let (replayed, result) = lease(&store).await.unwrap();
+    assert_eq!((replayed.run, result.logs.len()), (r1, 1), "the replay keeps the log of its first life");
+    store.complete(completion(&replayed, JobStatus::Success)).await.unwrap();
+
+    // Pruning every result does not let run ids be handed out again.
+    let everything = jobhooks_model::ports::Retention { results_for: Some(Duration::ZERO), changes_for: None };
+    store.prune(&everything, OffsetDateTime::now_utc() + Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.inner.tree.scan_prefix(keys::RESULT).count(), 0);
+    assert_eq!(crate::queue::last_run_id(&store.inner.tree).unwrap(), r3.0);
 }
