@@ -228,8 +228,8 @@ pub trait JobQueue: Send + Sync {
     async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError>;
     /// Claims the oldest runnable run (leased past its deadline, else pending and due) for
     /// `lease_for`, marks its result started, and returns the claim and the result. Runs about the
-    /// same object start one at a time, in the order they were queued: a run waits while an older
-    /// unfinished run of its object exists.
+    /// same object start one at a time, in the order they were queued (a replayed run queues
+    /// anew): a run waits while a run of its object queued before it is unfinished.
     async fn lease_next(
         &self,
         now: OffsetDateTime,
@@ -278,7 +278,8 @@ pub trait JobQueue: Send + Sync {
     /// Waits until [`JobQueue::work_generation`] exceeds `seen`, a scheduled run falls due, or
     /// `at_most` passes, whichever comes first. Dispatchers wait here instead of polling.
     async fn wait_for_work(&self, seen: u64, at_most: Duration);
-    /// Queues a dead-lettered run again, as a new attempt series of the same run.
+    /// Queues a dead-lettered run again, as a new attempt series of the same run, behind the
+    /// runs of its object queued so far.
     async fn replay(&self, run: RunId) -> Result<(), StoreError>;
     /// How many runs are where.
     async fn depth(&self) -> Result<QueueDepth, StoreError>;
