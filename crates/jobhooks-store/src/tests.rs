@@ -35,6 +35,13 @@ pub(crate) async fn ready_store() -> (TempDir, Store) {
     (dir, store)
 }
 
+/// A ready store with hook `h` on device creates and updates.
+async fn device_hooked_store() -> (TempDir, Store) {
+    let (dir, store) = ready_store().await;
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    (dir, store)
+}
+
 pub(crate) fn ct(name: &str) -> ContentType {
     ContentType::new(name).unwrap()
 }
@@ -260,8 +267,7 @@ async fn deletes_and_create_then_delete_fire_for_both() {
 
 #[tokio::test]
 async fn job_hook_changes_disabled_hooks_and_non_runnable_jobs_queue_nothing() {
-    let (_dir, store) = ready_store().await;
-    store.create_hook(hook("h", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    let (_dir, store) = device_hooked_store().await;
     let by_hook = ChangeContext::new(ChangeContextKind::JobHook, Some("alice".into()), HOOK_JOB);
     let receipt = save(&store, by_hook, &[device("1", "A")]).await;
     assert_eq!((receipt.changes.len(), receipt.runs.len()), (1, 0));
@@ -493,8 +499,7 @@ async fn waiting_for_work_wakes_on_a_commit() {
 
 #[tokio::test]
 async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_still_needed() {
-    let (_dir, store) = ready_store().await;
-    store.create_hook(hook("h", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    let (_dir, store) = device_hooked_store().await;
     let other = save(&store, web("alice"), &[device("2", "C")]).await;
     let first = save(&store, web("alice"), &[device("1", "A")]).await;
     let second = save(&store, web("alice"), &[device("1", "B")]).await;
@@ -618,8 +623,7 @@ async fn change_queries_follow_commits_and_pruning() {
 
 #[tokio::test]
 async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_back_of_the_line() {
-    let (_dir, store) = ready_store().await;
-    store.create_hook(hook("h", &["dcim.device"], &[Action::Create, Action::Update])).await.unwrap();
+    let (_dir, store) = device_hooked_store().await;
     let first = save(&store, web("alice"), &[device("1", "A")]).await;
     let other = save(&store, web("bob"), &[device("2", "A")]).await;
     let (r1, r2) = (first.runs[0], other.runs[0]);
