@@ -58,6 +58,16 @@ pub(crate) fn web(user: &str) -> ChangeContext {
     ChangeContext::new(ChangeContextKind::Web, Some(user.into()), "")
 }
 
+/// The inputs of a button pressed on device `pk`.
+fn pressed_on_device(pk: &str) -> JobInputs {
+    JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() }
+}
+
+/// Queues a run of the button job on device `pk`, as nobody.
+async fn press(store: &Store, pk: &str) -> jobhooks_model::RunId {
+    store.enqueue(BUTTON_JOB, None, pressed_on_device(pk)).await.unwrap()
+}
+
 fn hook(name: &str, types: &[&str], actions: &[Action]) -> JobHook {
     JobHook::new(name, types.iter().map(|t| ct(t)).collect(), HOOK_JOB).on(actions.iter().copied())
 }
@@ -337,10 +347,9 @@ async fn lease(store: &Store) -> Option<(Lease, JobResult)> {
 #[tokio::test]
 async fn the_queue_leases_oldest_first_and_completes_with_writes() {
     let (_dir, store) = ready_store().await;
-    let inputs = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
-    let first = store.enqueue(BUTTON_JOB, Some("alice".into()), inputs("1")).await.unwrap();
-    let second = store.enqueue(BUTTON_JOB, Some("alice".into()), inputs("2")).await.unwrap();
-    assert!(store.enqueue("app::jobs::Nope", None, inputs("1")).await.unwrap_err().is_bad_input());
+    let first = store.enqueue(BUTTON_JOB, Some("alice".into()), pressed_on_device("1")).await.unwrap();
+    let second = store.enqueue(BUTTON_JOB, Some("alice".into()), pressed_on_device("2")).await.unwrap();
+    assert!(store.enqueue("app::jobs::Nope", None, pressed_on_device("1")).await.unwrap_err().is_bad_input());
 
     let (lease1, result1) = lease(&store).await.unwrap();
     assert_eq!((lease1.run, result1.status, result1.attempts), (first, JobStatus::Started, 1));
@@ -389,10 +398,7 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
 #[tokio::test]
 async fn retries_dead_letters_replays_and_expired_leases() {
     let (_dir, store) = ready_store().await;
-    let run = store
-        .enqueue(BUTTON_JOB, None, JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.device".into() })
-        .await
-        .unwrap();
+    let run = press(&store, "1").await;
     let (first, _) = lease(&store).await.unwrap();
     let later = OffsetDateTime::now_utc() + Duration::from_secs(3600);
     store.complete(Completion { retry_at: Some(later), ..completion(&first, JobStatus::Retrying) }).await.unwrap();
@@ -460,10 +466,9 @@ async fn runs_of_one_object_start_one_at_a_time_in_order() {
     let (_dir, store) = ready_store().await;
     // A line is found through the object's latest change: the objects exist.
     save(&store, web("alice"), &[device("1", "A"), device("2", "A")]).await;
-    let press = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
-    let first = store.enqueue(BUTTON_JOB, None, press("1")).await.unwrap();
-    let second = store.enqueue(BUTTON_JOB, None, press("1")).await.unwrap();
-    let other = store.enqueue(BUTTON_JOB, None, press("2")).await.unwrap();
+    let first = press(&store, "1").await;
+    let second = press(&store, "1").await;
+    let other = press(&store, "2").await;
     let (lease1, _) = lease(&store).await.unwrap();
     assert_eq!(lease1.run, first);
     let (lease_other, _) = lease(&store).await.unwrap();
@@ -552,10 +557,9 @@ async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_stil
 async fn batches_lease_in_order_and_complete_together_refusing_only_lapsed_leases() {
     let (_dir, store) = ready_store().await;
     save(&store, web("alice"), &[device("a", "A"), device("b", "A")]).await;
-    let press = |pk: &str| JobInputs::Button { object_pk: pk.into(), object_model_name: "dcim.device".into() };
-    let a1 = store.enqueue(BUTTON_JOB, None, press("a")).await.unwrap();
-    let a2 = store.enqueue(BUTTON_JOB, None, press("a")).await.unwrap();
-    let b1 = store.enqueue(BUTTON_JOB, None, press("b")).await.unwrap();
+    let a1 = press(&store, "a").await;
+    let a2 = press(&store, "a").await;
+    let b1 = press(&store, "b").await;
     let claimed = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.unwrap();
     let runs: Vec<_> = claimed.iter().map(|(l, _)| l.run).collect();
     assert_eq!(runs, [a1, b1], "the second run of object a waits for the first");
