@@ -47,9 +47,9 @@ fn latest_index_entry(
     st: &Staging<'_>,
     reference: &ObjectRef,
 ) -> Result<Option<(Vec<u8>, ObjectIndexEntry)>, StoreError> {
-    let Some(key) = st.last_key_with_prefix(&keys::changes_of_object(reference))? else { return Ok(None) };
-    let value = st.get(&key)?.map(|bytes| ObjectIndexEntry::decode(&bytes));
-    let entry = value.flatten().ok_or_else(|| corrupt("object index", &key, "not an object index entry"))?;
+    let Some((key, value)) = st.last_with_prefix(&keys::changes_of_object(reference))? else { return Ok(None) };
+    let entry =
+        ObjectIndexEntry::decode(&value).ok_or_else(|| corrupt("object index", &key, "not an object index entry"))?;
     Ok(Some((key, entry)))
 }
 

@@ -131,8 +131,8 @@ impl Store {
             }
             last = Some(key.to_vec());
             let object = ObjectRef { content_type: change.changed_object_type, id: change.changed_object_id };
-            let latest = st.last_key_with_prefix(&keys::changes_of_object(&object))?;
-            let is_latest = latest.and_then(|k| keys::trailing_id(&k)) == Some(id.0);
+            let latest = st.last_with_prefix(&keys::changes_of_object(&object))?;
+            let is_latest = latest.and_then(|(k, _)| keys::trailing_id(&k)) == Some(id.0);
             let mut has_runs = false;
             for &run in &runs {
                 has_runs |= st.contains(&keys::result(run))? || queued_entry(st, run)?.is_some();

@@ -81,35 +81,37 @@ impl<'t> Staging<'t> {
         self.overlay.insert(key, None);
     }
 
-    /// The greatest key starting with `prefix`, counting pending writes.
-    pub fn last_key_with_prefix(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let stored = self.first_stored(self.tree.scan_prefix(prefix).keys().rev())?;
-        let pending = self.pending_with_prefix(prefix).next_back();
-        Ok(stored.max(pending))
-    }
-
-    /// The first of `keys` that no pending write removes.
-    fn first_stored(
-        &self,
-        keys: impl Iterator<Item = Result<sled::IVec, sled::Error>>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        for key in keys {
-            let key = key.map_err(backend_error)?;
+    /// The greatest key starting with `prefix` and its value, counting pending writes.
+    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Bytes<'_>)>, StoreError> {
+        let mut stored = None;
+        for entry in self.tree.scan_prefix(prefix).rev() {
+            let (key, value) = entry.map_err(backend_error)?;
             if !matches!(self.overlay.get(key.as_ref()), Some(None)) {
-                return Ok(Some(key.to_vec()));
+                stored = Some((key, value));
+                break;
             }
         }
-        Ok(None)
+        let pending = self.pending_with_prefix(prefix).next_back();
+        // A pending write to a stored key is that key's value, and the pending maximum.
+        Ok(match (stored, pending) {
+            (Some((key, value)), pending) if pending.is_none_or(|(staged, _)| staged < key.as_ref()) => {
+                Some((key.to_vec(), Bytes::Stored(value)))
+            }
+            (_, pending) => pending.map(|(key, value)| (key.to_vec(), Bytes::Staged(value))),
+        })
     }
 
-    /// The keys under `prefix` that pending writes put, in order.
-    fn pending_with_prefix<'s>(&'s self, prefix: &'s [u8]) -> impl DoubleEndedIterator<Item = Vec<u8>> + 's {
+    /// The entries under `prefix` that pending writes put, in order.
+    fn pending_with_prefix<'s>(
+        &'s self,
+        prefix: &[u8],
+    ) -> impl DoubleEndedIterator<Item = (&'s [u8], &'s [u8])> + use<'s> {
         let end = prefix_end(prefix);
         let range = match &end {
             Some(end) => self.overlay.range(prefix.to_vec()..end.clone()),
             None => self.overlay.range(prefix.to_vec()..),
         };
-        range.filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone())
+        range.filter_map(|(k, v)| Some((k.as_slice(), v.as_deref()?)))
     }
 
     /// The keys under `prefix`, counting pending writes, in order.
@@ -121,7 +123,7 @@ impl<'t> Staging<'t> {
                 keys.insert(key.to_vec());
             }
         }
-        keys.extend(self.pending_with_prefix(prefix));
+        keys.extend(self.pending_with_prefix(prefix).map(|(key, _)| key.to_vec()));
         Ok(keys.into_iter().collect())
     }
 
@@ -175,4 +177,57 @@ pub(crate) fn corrupt(kind: &'static str, key: &[u8], reason: &str) -> StoreErro
 /// The id that ends the index key `key` (of an index of `kind`).
 pub(crate) fn indexed_id(kind: &'static str, key: &[u8]) -> Result<u64, StoreError> {
     crate::keys::trailing_id(key).ok_or_else(|| corrupt(kind, key, "the key does not end with an id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::Staging;
+
+    /// Keys from a small alphabet, so that stored and pending keys collide and share prefixes.
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(vec![b'a', b'b', 0xff]), 1..4)
+    }
+
+    proptest! {
+        /// Reads through a staging agree with the tree the staged writes would make.
+        #[test]
+        fn reads_see_pending_writes_over_the_tree(
+            stored in prop::collection::btree_map(key(), any::<u8>(), 0..12),
+            pending in prop::collection::vec((key(), prop::option::of(any::<u8>())), 0..12),
+            prefix in prop::collection::vec(prop::sample::select(vec![b'a', b'b', 0xff]), 0..3),
+        ) {
+            let tree = sled::Config::new().temporary(true).open().unwrap().open_tree("t").unwrap();
+            let mut model = BTreeMap::new();
+            for (key, value) in &stored {
+                tree.insert(key, vec![*value]).unwrap();
+                model.insert(key.clone(), vec![*value]);
+            }
+            let mut st = Staging::new(&tree);
+            for (key, value) in pending {
+                match value {
+                    Some(value) => {
+                        st.put(key.clone(), vec![value]);
+                        model.insert(key, vec![value]);
+                    }
+                    None => {
+                        st.remove(key.clone());
+                        model.remove(&key);
+                    }
+                }
+            }
+            let under_prefix: Vec<_> = model.iter().filter(|(key, _)| key.starts_with(&prefix)).collect();
+            let last = st.last_with_prefix(&prefix).unwrap().map(|(key, value)| (key, value.to_vec()));
+            prop_assert_eq!(last, under_prefix.last().map(|(key, value)| ((*key).clone(), (*value).clone())));
+            let keys: Vec<_> = under_prefix.iter().map(|(key, _)| (*key).clone()).collect();
+            prop_assert_eq!(st.keys_with_prefix(&prefix).unwrap(), keys);
+            for key in stored.keys() {
+                prop_assert_eq!(st.get(key).unwrap().map(|value| value.to_vec()), model.get(key).cloned());
+                prop_assert_eq!(st.contains(key).unwrap(), model.contains_key(key));
+            }
+        }
+    }
 }
