@@ -45,7 +45,8 @@
 //! It does not promise more: sled flushes with `sync_file_range` (sled issue #1452), so a flushed
 //! write is not guaranteed to survive a power loss or a kernel crash.
 //!
-//! Only one process can open a store at a time; a second gets [`StoreError::Locked`].
+//! Only one process can open a store at a time; a second waits up to [`StoreConfig::lock_wait`]
+//! for it, then gets [`StoreError::Locked`].
 //!
 //! Invariant: this is the only crate that knows sled. No sled type appears in its public API;
 //! errors are the model's [`StoreError`].
@@ -62,6 +63,7 @@ mod staging;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use jobhooks_model::{ChangeContext, ChangeSession, StoreError};
 use time::OffsetDateTime;
@@ -85,11 +87,20 @@ pub struct StoreConfig {
     /// and results and costs memory: with 1,000,000 queued runs, 64 MiB instead of 16 MiB added
     /// about 190 MB of peak RSS in `cargo xtask bench` and no throughput.
     pub cache_capacity: u64,
+    /// How long opening waits for the store's lock while someone else holds it (default 2 s)
+    /// before failing with [`StoreError::Locked`]. The lock is released a moment after its holder
+    /// lets go: when a process that had the store open exits, or, within one process, once
+    /// sled's IO threads have finished with the handles just dropped. Zero fails at once.
+    pub lock_wait: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { durability: Durability::GroupCommit, cache_capacity: 16 * 1024 * 1024 }
+        Self {
+            durability: Durability::GroupCommit,
+            cache_capacity: 16 * 1024 * 1024,
+            lock_wait: Duration::from_secs(2),
+        }
     }
 }
 
@@ -154,19 +165,7 @@ impl Store {
     pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(config.cache_capacity)
-            .flush_every_ms(config.durability.background_flush_ms())
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-                {
-                    StoreError::Locked { path: shown.clone() }
-                }
-                other => backend_error(other),
-            })?;
+        let db = open_db(&path, &config)?;
         let tree = db.open_tree("jobhooks").map_err(backend_error)?;
         check_format(&tree, &shown)?;
         let writer = Writer {
@@ -247,6 +246,31 @@ impl Store {
             .wait_durable(ticket, || async { db.flush_async().await.map(drop).map_err(backend_error) })
             .await?;
         Ok(value)
+    }
+}
+
+/// Opens sled at `path`, waiting up to `config.lock_wait` for its lock.
+fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, StoreError> {
+    let waited_since = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(config.durability.background_flush_ms())
+            .open();
+        match opened {
+            Err(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+            {
+                if waited_since.elapsed() >= config.lock_wait {
+                    return Err(StoreError::Locked { path: path.display().to_string() });
+                }
+                std::thread::sleep(pause.min(config.lock_wait.saturating_sub(waited_since.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other.map_err(backend_error),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use jobhooks_model::{
 };
 use tempfile::TempDir;
 
-use crate::{FORMAT_VERSION, Store, keys};
+use crate::{FORMAT_VERSION, Store, StoreConfig, keys};
 
 pub(crate) const HOOK_JOB: &str = "app::jobs::Audit";
 pub(crate) const BUTTON_JOB: &str = "app::jobs::Press";
@@ -104,9 +104,31 @@ async fn format_version_is_checked() {
 async fn a_second_open_is_told_the_store_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path()).unwrap();
-    let err = Store::open(dir.path()).err().unwrap();
+    let lock_wait = Duration::from_millis(20);
+    let asked = std::time::Instant::now();
+    let err = Store::open_with(dir.path(), StoreConfig { lock_wait, ..StoreConfig::default() }).err().unwrap();
+    assert!(asked.elapsed() >= lock_wait, "gave up before the lock wait was over");
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("is in use by another process"), "{err}");
+}
+
+#[test]
+fn an_open_gets_the_store_once_its_holder_lets_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    let (waiting, second_started) = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    let second = std::thread::spawn(move || {
+        waiting.send(()).unwrap();
+        Store::open_with(path, StoreConfig { lock_wait: Duration::from_secs(60), ..StoreConfig::default() })
+    });
+    second_started.recv().unwrap();
+    drop(first);
+    drop(second.join().unwrap().unwrap());
+    // sled lets go of the lock a moment after the last handle is dropped: reopening at once works.
+    for _ in 0..20 {
+        drop(Store::open(dir.path()).unwrap());
+    }
 }
 
 #[tokio::test]
