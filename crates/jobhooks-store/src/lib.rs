@@ -62,7 +62,7 @@ mod staging;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use jobhooks_model::{ChangeContext, ChangeSession, StoreError};
@@ -72,7 +72,7 @@ use tokio::sync::Notify;
 pub use durability::{Durability, FlushCoordinator};
 
 use catalog::CatalogCache;
-use staging::{QueueCounts, Staging};
+use staging::{Overlay, QueueCounts, Staging};
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: &str = "jobhooks-store/3";
@@ -117,7 +117,11 @@ struct Inner {
     /// Serializes read-modify-write operations of this process. Claims between processes are
     /// decided by the lease records themselves; sled admits only one process per store.
     writer: Mutex<Writer>,
+    durability: Durability,
     flusher: FlushCoordinator,
+    /// Set when applying deferred writes failed: the writes of commits that were waiting for
+    /// them are lost, so no later write may report success. Reopening the store clears it.
+    broken: OnceLock<String>,
     work: Notify,
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
@@ -131,6 +135,9 @@ struct Writer {
     catalog: CatalogCache,
     /// Runs by state, so that the queue's depth needs no scan.
     counts: QueueCounts,
+    /// Writes of operations waiting for a group commit, not yet applied to the tree: applied
+    /// together, as one batch, by the next flush or the next write that does not wait for one.
+    deferred: Overlay,
 }
 
 impl Writer {
@@ -174,14 +181,16 @@ impl Store {
             last_time: changes::last_change_time(&tree)?,
             catalog: CatalogCache::load(&tree)?,
             counts: queue::count_runs(&tree)?,
+            deferred: Overlay::new(),
         };
-        let flusher = FlushCoordinator::new(config.durability);
         let inner = Inner {
             path,
             db,
             tree,
             writer: Mutex::new(writer),
-            flusher,
+            durability: config.durability,
+            flusher: FlushCoordinator::new(config.durability),
+            broken: OnceLock::new(),
             work: Notify::new(),
             generation: AtomicU64::new(0),
         };
@@ -201,6 +210,7 @@ impl Store {
 
     /// Flushes everything written so far to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.apply_deferred(&mut self.writer())?;
         self.inner.db.flush_async().await.map(drop).map_err(backend_error)
     }
 
@@ -210,14 +220,40 @@ impl Store {
         self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `op` under the writer lock and applies what it staged as one atomic batch. Returns
-    /// `op`'s value and the write's flush ticket. When `op` or the batch fails nothing is written,
-    /// and a catalog cache that `op` touched is reloaded from disk.
+    fn check_not_broken(&self) -> Result<(), StoreError> {
+        match self.inner.broken.get() {
+            Some(cause) => Err(StoreError::Backend(format!(
+                "an earlier write to the store failed ({cause}); reopen the store to go on"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies the deferred writes as one atomic batch. sled writes its log out around every
+    /// batch, so one batch for a whole commit group instead of one per commit is what makes group
+    /// commit pay off.
+    fn apply_deferred(&self, writer: &mut Writer) -> Result<(), StoreError> {
+        self.check_not_broken()?;
+        if writer.deferred.is_empty() {
+            return Ok(());
+        }
+        let deferred = std::mem::take(&mut writer.deferred);
+        Staging::after(&self.inner.tree, deferred).apply().map(drop).inspect_err(|e| {
+            let _ = self.inner.broken.set(e.to_string());
+        })
+    }
+
+    /// Runs `op` under the writer lock, after applying the deferred writes, and applies what it
+    /// staged as one atomic batch. Returns `op`'s value and the write's flush ticket. When `op`
+    /// or the batch fails nothing is written, and a catalog cache that `op` touched is reloaded
+    /// from disk.
     fn write<R>(
         &self,
         op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
     ) -> Result<(R, u64), StoreError> {
         let mut writer = self.writer();
+        // Operations that apply at once may read the tree directly: it must hold every write.
+        self.apply_deferred(&mut writer)?;
         writer.catalog.touched = false;
         let mut staging = Staging::new(&self.inner.tree);
         match op(&mut writer, &mut staging).and_then(|value| staging.apply().map(|counts| (value, counts))) {
@@ -225,27 +261,80 @@ impl Store {
                 writer.counts += counts;
                 Ok((value, self.inner.flusher.record_write()))
             }
+            Err(e) => Err(self.reload_catalog_after(&mut writer, e)),
+        }
+    }
+
+    /// Runs `op` under the writer lock after the deferred writes and defers what it staged too:
+    /// the flush its caller waits for applies it. When `op` fails, the deferred writes are left
+    /// as they were.
+    fn defer<R>(
+        &self,
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
+    ) -> Result<(R, u64), StoreError> {
+        let mut writer = self.writer();
+        self.check_not_broken()?;
+        writer.catalog.touched = false;
+        let mut staging = Staging::after(&self.inner.tree, std::mem::take(&mut writer.deferred));
+        match op(&mut writer, &mut staging) {
+            Ok(value) => {
+                let (deferred, counts) = staging.into_parts();
+                writer.deferred = deferred;
+                writer.counts += counts;
+                Ok((value, self.inner.flusher.record_write()))
+            }
             Err(e) => {
-                if writer.catalog.touched {
-                    writer.catalog = CatalogCache::load(&self.inner.tree)?;
-                }
-                Err(e)
+                writer.deferred = staging.roll_back();
+                Err(self.reload_catalog_after(&mut writer, e))
             }
         }
     }
 
-    /// [`Store::write`], then waits until the write is durable (per [`Durability`]).
+    /// The catalog cache may hold what a failed operation staged: reloads it from disk (after
+    /// applying the deferred writes, which it must keep) and gives back the operation's error.
+    fn reload_catalog_after(&self, writer: &mut Writer, error: StoreError) -> StoreError {
+        if !writer.catalog.touched {
+            return error;
+        }
+        let reloaded = self.apply_deferred(writer).and_then(|()| CatalogCache::load(&self.inner.tree));
+        match reloaded {
+            Ok(catalog) => {
+                writer.catalog = catalog;
+                error
+            }
+            Err(reload_error) => reload_error,
+        }
+    }
+
+    /// Runs `op` like [`Store::write`] and waits until its writes are durable (per
+    /// [`Durability`]). With group commit the writes are deferred, so that the flush applies those
+    /// of every waiting operation in one batch.
     async fn write_durably<R>(
         &self,
         op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let (value, ticket) = self.write(op)?;
-        let db = &self.inner.db;
-        self.inner
-            .flusher
-            .wait_durable(ticket, || async { db.flush_async().await.map(drop).map_err(backend_error) })
-            .await?;
+        let (value, ticket) = match self.inner.durability {
+            Durability::GroupCommit => self.defer(op)?,
+            Durability::FlushEach | Durability::Background { .. } => self.write(op)?,
+        };
+        self.inner.flusher.wait_durable(ticket, || self.flush()).await?;
+        // A waiter whose writes were in a batch that failed for another waiter learns it here.
+        self.check_not_broken()?;
         Ok(value)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Deferred writes outlive their operation only when its caller stopped waiting for the
+        // flush; they are applied as they would have been by the next write.
+        let writer = self.writer.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !writer.deferred.is_empty() && self.broken.get().is_none() {
+            let deferred = std::mem::take(&mut writer.deferred);
+            if let Err(e) = Staging::after(&self.tree, deferred).apply() {
+                tracing::error!(error = %e, "could not apply the writes of abandoned commits when closing the store");
+            }
+        }
     }
 }
 

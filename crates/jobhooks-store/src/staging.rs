@@ -11,12 +11,24 @@ use crate::backend_error;
 /// The pending writes of one atomic operation. Reads see the pending writes first. Nothing reaches
 /// the tree until [`Staging::apply`], which writes everything with one `apply_batch` (atomic on one
 /// tree), so an operation that fails halfway writes nothing.
+///
+/// A staging can also start from writes staged by earlier operations and not yet applied
+/// ([`Staging::after`]): the operation reads through them, and when it fails,
+/// [`Staging::roll_back`] gives them back as they were.
 pub(crate) struct Staging<'t> {
     tree: &'t sled::Tree,
-    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    overlay: Overlay,
+    /// The values the overlay held before this operation's writes, for [`Staging::roll_back`].
+    undo: Option<Vec<(Vec<u8>, Option<Staged>)>>,
     /// How the operation changes the queue's counts, applied to the writer's once the batch is.
     pub counts: QueueCounts,
 }
+
+/// A write not yet applied: the new value, or `None` to remove the key.
+pub(crate) type Staged = Option<Vec<u8>>;
+
+/// Writes not yet applied to the tree, by key.
+pub(crate) type Overlay = BTreeMap<Vec<u8>, Staged>;
 
 /// A value read through a [`Staging`]: a pending write, or the stored value.
 pub(crate) enum Bytes<'s> {
@@ -56,7 +68,41 @@ impl std::ops::AddAssign for QueueCounts {
 
 impl<'t> Staging<'t> {
     pub fn new(tree: &'t sled::Tree) -> Self {
-        Self { tree, overlay: BTreeMap::new(), counts: QueueCounts::default() }
+        Self { tree, overlay: Overlay::new(), undo: None, counts: QueueCounts::default() }
+    }
+
+    /// A staging whose operation comes after the earlier operations' writes `earlier`.
+    pub fn after(tree: &'t sled::Tree, earlier: Overlay) -> Self {
+        Self { tree, overlay: earlier, undo: Some(Vec::new()), counts: QueueCounts::default() }
+    }
+
+    /// The earlier writes and this operation's, and the operation's change to the queue's counts.
+    pub fn into_parts(self) -> (Overlay, QueueCounts) {
+        (self.overlay, self.counts)
+    }
+
+    /// The earlier writes as they were before this operation.
+    pub fn roll_back(self) -> Overlay {
+        let mut overlay = self.overlay;
+        for (key, before) in self.undo.into_iter().flatten().rev() {
+            match before {
+                Some(value) => overlay.insert(key, value),
+                None => overlay.remove(&key),
+            };
+        }
+        overlay
+    }
+
+    fn stage(&mut self, key: Vec<u8>, value: Staged) {
+        match &mut self.undo {
+            Some(undo) => {
+                let before = self.overlay.insert(key.clone(), value);
+                undo.push((key, before));
+            }
+            None => {
+                self.overlay.insert(key, value);
+            }
+        }
     }
 
     /// The value at `key`, counting pending writes. Stored values are returned as sled holds
@@ -69,7 +115,7 @@ impl<'t> Staging<'t> {
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.overlay.insert(key, Some(value));
+        self.stage(key, Some(value));
     }
 
     pub fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
@@ -78,7 +124,7 @@ impl<'t> Staging<'t> {
     }
 
     pub fn remove(&mut self, key: Vec<u8>) {
-        self.overlay.insert(key, None);
+        self.stage(key, None);
     }
 
     /// The greatest key starting with `prefix` and its value, counting pending writes.
@@ -137,6 +183,10 @@ impl<'t> Staging<'t> {
 
     /// Writes everything atomically and returns the operation's change to the queue's counts.
     pub fn apply(self) -> Result<QueueCounts, StoreError> {
+        if self.overlay.is_empty() {
+            // sled writes out its log around every batch, even an empty one.
+            return Ok(self.counts);
+        }
         let mut batch = sled::Batch::default();
         for (key, value) in self.overlay {
             match value {
@@ -195,8 +245,9 @@ mod tests {
     proptest! {
         /// Reads through a staging agree with the tree the staged writes would make.
         #[test]
-        fn reads_see_pending_writes_over_the_tree(
+        fn reads_see_pending_writes_over_the_tree_and_a_roll_back_restores_earlier_ones(
             stored in prop::collection::btree_map(key(), any::<u8>(), 0..12),
+            earlier in prop::collection::btree_map(key(), prop::option::of(any::<u8>()), 0..6),
             pending in prop::collection::vec((key(), prop::option::of(any::<u8>())), 0..12),
             prefix in prop::collection::vec(prop::sample::select(vec![b'a', b'b', 0xff]), 0..3),
         ) {
@@ -206,7 +257,15 @@ mod tests {
                 tree.insert(key, vec![*value]).unwrap();
                 model.insert(key.clone(), vec![*value]);
             }
-            let mut st = Staging::new(&tree);
+            let earlier: super::Overlay =
+                earlier.into_iter().map(|(key, value)| (key, value.map(|value| vec![value]))).collect();
+            for (key, value) in &earlier {
+                match value {
+                    Some(value) => model.insert(key.clone(), value.clone()),
+                    None => model.remove(key),
+                };
+            }
+            let mut st = Staging::after(&tree, earlier.clone());
             for (key, value) in pending {
                 match value {
                     Some(value) => {
@@ -228,6 +287,7 @@ mod tests {
                 prop_assert_eq!(st.get(key).unwrap().map(|value| value.to_vec()), model.get(key).cloned());
                 prop_assert_eq!(st.contains(key).unwrap(), model.contains_key(key));
             }
+            prop_assert_eq!(st.roll_back(), earlier);
         }
     }
 }

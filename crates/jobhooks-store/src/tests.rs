@@ -697,3 +697,41 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
     assert_eq!(store.inner.tree.scan_prefix(keys::RESULT).count(), 0);
     assert_eq!(crate::queue::last_run_id(&store.inner.tree).unwrap(), r3.0);
 }
+
+#[tokio::test]
+async fn group_commits_defer_their_writes_until_a_flush_or_a_claim_applies_them_in_one_batch() {
+    let (_dir, store) = device_hooked_store().await;
+    let stage = |serial: &str| {
+        let mut set = ChangeSet::default();
+        set.record(PendingChange::new(Action::Create, &device("1", serial)));
+        let (receipt, _ticket) =
+            store.defer(|w, st| store.stage_changes(w, st, &web("u"), set, ObjectWrites::Apply)).unwrap();
+        receipt
+    };
+    let first = stage("a");
+    // The second change of the same object reads the first through the deferred writes: it has a
+    // prechange and queues behind it in the object's line.
+    let second = stage("b");
+    let failed = store.defer(|_, st| {
+        st.put(b"never/written".to_vec(), Vec::new());
+        st.remove(keys::change(first.changes[0]));
+        Err::<(), _>(StoreError::Refused { reason: "this operation fails".into() })
+    });
+    assert!(matches!(failed, Err(StoreError::Refused { .. })));
+    // Readers see only what is applied.
+    assert_eq!(store.get_change(first.changes[0]).await.unwrap(), None);
+
+    // A claim applies the deferred writes first (without the failed operation's), then claims.
+    let claimed = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|(lease, _)| lease.run).collect::<Vec<_>>(), first.runs);
+    let second_change = store.get_change(second.changes[0]).await.unwrap().unwrap();
+    assert_eq!(second_change.prechange.unwrap()["serial"], "a");
+    assert!(store.get_change(first.changes[0]).await.unwrap().is_some());
+    assert_eq!(store.inner.tree.get(b"never/written").unwrap(), None);
+
+    // A flush applies deferred writes too.
+    let third = stage("c");
+    store.flush().await.unwrap();
+    assert_eq!(store.get_object(&device("1", "c").reference).await.unwrap().unwrap().data["serial"], "c");
+    assert!(store.get_change(third.changes[0]).await.unwrap().is_some());
+}
