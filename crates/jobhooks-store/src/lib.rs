@@ -272,22 +272,47 @@ impl Store {
         &self,
         op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
     ) -> Result<(R, u64), StoreError> {
+        self.after_deferred(op, AfterOp::Defer)
+    }
+
+    /// Like [`Store::write`], but applies the deferred writes in the same batch as `op`'s, so
+    /// that the operation costs one sled batch, not two. `op` must read every value through the
+    /// staging: while it runs, the tree does not hold the deferred writes.
+    fn write_with_deferred<R>(
+        &self,
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
+    ) -> Result<(R, u64), StoreError> {
+        self.after_deferred(op, AfterOp::Apply)
+    }
+
+    fn after_deferred<R>(
+        &self,
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
+        then: AfterOp,
+    ) -> Result<(R, u64), StoreError> {
         let mut writer = self.writer();
         self.check_not_broken()?;
         writer.catalog.touched = false;
         let mut staging = Staging::after(&self.inner.tree, std::mem::take(&mut writer.deferred));
-        match op(&mut writer, &mut staging) {
-            Ok(value) => {
-                let (deferred, counts) = staging.into_parts();
-                writer.deferred = deferred;
-                writer.counts += counts;
-                Ok((value, self.inner.flusher.record_write()))
-            }
+        let value = match op(&mut writer, &mut staging) {
+            Ok(value) => value,
             Err(e) => {
                 writer.deferred = staging.roll_back();
-                Err(self.reload_catalog_after(&mut writer, e))
+                return Err(self.reload_catalog_after(&mut writer, e));
             }
-        }
+        };
+        let counts = match then {
+            AfterOp::Defer => {
+                let (deferred, counts) = staging.into_parts();
+                writer.deferred = deferred;
+                counts
+            }
+            AfterOp::Apply => staging.apply().inspect_err(|e| {
+                let _ = self.inner.broken.set(e.to_string());
+            })?,
+        };
+        writer.counts += counts;
+        Ok((value, self.inner.flusher.record_write()))
     }
 
     /// The catalog cache may hold what a failed operation staged: reloads it from disk (after
@@ -322,6 +347,14 @@ impl Store {
         self.check_not_broken()?;
         Ok(value)
     }
+}
+
+/// What happens to an operation's writes staged after the deferred ones.
+enum AfterOp {
+    /// They are deferred too.
+    Defer,
+    /// They are applied, with the deferred ones, as one batch.
+    Apply,
 }
 
 impl Drop for Inner {

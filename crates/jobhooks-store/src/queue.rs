@@ -267,11 +267,13 @@ impl JobQueue for Store {
             self.write(|_, st| self.promote_due_retries(st, now))?;
         }
         // A lease needs no flush: if it is lost in a crash, the run is simply ready again.
-        let (claimed, _ticket) = self.write(|w, st| {
+        let (claimed, _ticket) = self.write_with_deferred(|w, st| {
             let deadline = now.max(w.now()) + lease_for;
             let mut claimed = Vec::new();
             // Only the first run in each object's line is ready, so every ready run may start,
-            // unless another worker holds it and its claim has not lapsed.
+            // unless another worker holds it and its claim has not lapsed. Entries are read
+            // through the staging, which holds the deferred writes; a run that only they made
+            // ready is claimable once they are applied, by this very write.
             for item in self.inner.tree.scan_prefix(keys::READY) {
                 if claimed.len() >= max {
                     break;

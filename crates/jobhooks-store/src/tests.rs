@@ -699,7 +699,7 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
 }
 
 #[tokio::test]
-async fn group_commits_defer_their_writes_until_a_flush_or_a_claim_applies_them_in_one_batch() {
+async fn group_commits_defer_their_writes_until_a_flush_or_a_claim_applies_them() {
     let (_dir, store) = device_hooked_store().await;
     let stage = |serial: &str| {
         let mut set = ChangeSet::default();
@@ -721,8 +721,11 @@ async fn group_commits_defer_their_writes_until_a_flush_or_a_claim_applies_them_
     // Readers see only what is applied.
     assert_eq!(store.get_change(first.changes[0]).await.unwrap(), None);
 
-    // A claim applies the deferred writes first (without the failed operation's), then claims.
-    let claimed = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.unwrap();
+    // A claim applies the deferred writes with its own (without the failed operation's). It
+    // claims only runs that were in the tree before: a receiver never reads an unapplied change.
+    let now = OffsetDateTime::now_utc();
+    assert!(store.lease_batch(now, Duration::from_secs(30), 10).await.unwrap().is_empty());
+    let claimed = store.lease_batch(now, Duration::from_secs(30), 10).await.unwrap();
     assert_eq!(claimed.iter().map(|(lease, _)| lease.run).collect::<Vec<_>>(), first.runs);
     let second_change = store.get_change(second.changes[0]).await.unwrap().unwrap();
     assert_eq!(second_change.prechange.unwrap()["serial"], "a");
