@@ -4,8 +4,8 @@ use std::ops::RangeInclusive;
 
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
-    ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object, ObjectChange,
-    ObjectRef, OffsetDateTime, RunId, StoreError,
+    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object,
+    ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -38,6 +38,24 @@ struct ObjectOnly {
 impl ObjectOnly {
     fn object_ref(self) -> ObjectRef {
         ObjectRef { content_type: self.changed_object_type, id: self.changed_object_id }
+    }
+}
+
+/// What a change record says about the object it leaves: decoded into an object without copying
+/// its data, as [`ObjectChange::resulting_object`] would.
+#[derive(Deserialize)]
+struct ResultingObject {
+    action: Action,
+    changed_object_type: ContentType,
+    changed_object_id: String,
+    object_repr: String,
+    object_data: serde_json::Value,
+}
+
+impl ResultingObject {
+    fn into_object(self) -> Option<Object> {
+        let reference = ObjectRef { content_type: self.changed_object_type, id: self.changed_object_id };
+        (self.action != Action::Delete).then(|| Object::new(reference, self.object_repr, self.object_data))
     }
 }
 
@@ -104,10 +122,10 @@ impl Store {
             st.put(keys::change(id), records::encode_change(&runs, &encode(&record)?));
             // The object index is also the object repository: the object is the result of its latest
             // applied change, so its data is never written twice.
-            let repository = match (objects, record.resulting_object()) {
+            let repository = match (objects, record.action) {
                 (ObjectWrites::RecordOnly, _) => Repository::NotApplied,
-                (ObjectWrites::Apply, Some(_)) => Repository::Holds,
-                (ObjectWrites::Apply, None) => Repository::Removed,
+                (ObjectWrites::Apply, Action::Create | Action::Update) => Repository::Holds,
+                (ObjectWrites::Apply, Action::Delete) => Repository::Removed,
             };
             st.put(keys::change_by_object(&reference, id), ObjectIndexEntry { repository, line_tail }.encode());
             receipt.changes.push(id);
@@ -303,8 +321,8 @@ impl Store {
     /// own record is read: an object needs no prechange.
     fn object_held_by(&self, reference: &ObjectRef, id: ChangeId) -> Result<Object, StoreError> {
         let st = Staging::new(&self.inner.tree);
-        let change = read_change_json::<ObjectChange>(&st, id)?.map(|(_, change)| change);
-        change.and_then(|change| change.resulting_object()).ok_or_else(|| StoreError::Corrupt {
+        let change = read_change_json::<ResultingObject>(&st, id)?.map(|(_, change)| change);
+        change.and_then(ResultingObject::into_object).ok_or_else(|| StoreError::Corrupt {
             kind: "object",
             key: reference.to_string(),
             reason: format!("it points at change {id}, which does not exist or left no object"),
