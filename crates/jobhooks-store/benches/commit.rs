@@ -71,6 +71,8 @@ async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
         let other = vec![ContentType::new(format!("app{}.model{n}", n % 100)).unwrap()];
         store.create_hook(JobHook::new(format!("other-{n}"), other, JOB).on([Action::Update])).await.unwrap();
     }
+    // So that writing out the setup does not overlap the measurement.
+    store.flush().await.unwrap();
     store
 }
 
