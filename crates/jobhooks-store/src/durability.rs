@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// A commit returns once flushed; concurrent commits share one flush, so throughput is not
-    /// bound by one fsync per commit. The default.
+    /// A commit returns once flushed; concurrent commits share one flush and one sled batch, so
+    /// throughput is bound neither by one fsync nor by one batch per commit. The default.
     #[default]
     GroupCommit,
     /// Every commit runs its own flush (the baseline group commit is measured against).
