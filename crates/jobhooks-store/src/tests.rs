@@ -738,3 +738,20 @@ async fn group_commits_defer_their_writes_until_a_flush_or_a_claim_applies_them(
     assert_eq!(store.get_object(&device("1", "c").reference).await.unwrap().unwrap().data["serial"], "c");
     assert!(store.get_change(third.changes[0]).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_handle_whose_group_failed_to_apply_refuses_writes_but_still_reads() {
+    let (_dir, store) = device_hooked_store().await;
+    let kept = save(&store, web("u"), &[device("1", "a")]).await;
+    // What applying a deferred group records when sled fails.
+    store.inner.broken.set("injected I/O error".into()).unwrap();
+    let mut set = ChangeSet::default();
+    set.record(PendingChange::new(Action::Update, &device("1", "b")));
+    let err = store.commit(&web("u"), set, ObjectWrites::Apply).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "storage failed: an earlier write to the store failed (injected I/O error); reopen the store to go on"
+    );
+    assert!(store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.is_err());
+    assert!(store.get_change(kept.changes[0]).await.unwrap().is_some());
+}
