@@ -755,3 +755,17 @@ async fn a_handle_whose_group_failed_to_apply_refuses_writes_but_still_reads() {
     assert!(store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.is_err());
     assert!(store.get_change(kept.changes[0]).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn writes_deferred_by_an_abandoned_commit_are_applied_when_the_store_closes() {
+    let (dir, store) = device_hooked_store().await;
+    let mut set = ChangeSet::default();
+    set.record(PendingChange::new(Action::Create, &device("1", "a")));
+    // A commit whose caller stopped waiting for its flush leaves its writes deferred.
+    let (receipt, _ticket) =
+        store.defer(|w, st| store.stage_changes(w, st, &web("u"), set, ObjectWrites::Apply)).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.get_change(receipt.changes[0]).await.unwrap().is_some());
+    assert_eq!(store.get_object(&device("1", "a").reference).await.unwrap().unwrap().data["serial"], "a");
+}
