@@ -238,7 +238,13 @@ impl Store {
             return Ok(());
         }
         let deferred = std::mem::take(&mut writer.deferred);
-        Staging::after(&self.inner.tree, deferred).apply().map(drop).inspect_err(|e| {
+        self.apply_with_deferred(Staging::after(&self.inner.tree, deferred)).map(drop)
+    }
+
+    /// Applies `staging`, which holds deferred writes of operations waiting for a flush. If that
+    /// fails, their writes are lost: the handle is marked broken, so none of them reports success.
+    fn apply_with_deferred(&self, staging: Staging<'_>) -> Result<QueueCounts, StoreError> {
+        staging.apply().inspect_err(|e| {
             let _ = self.inner.broken.set(e.to_string());
         })
     }
@@ -307,9 +313,7 @@ impl Store {
                 writer.deferred = deferred;
                 counts
             }
-            AfterOp::Apply => staging.apply().inspect_err(|e| {
-                let _ = self.inner.broken.set(e.to_string());
-            })?,
+            AfterOp::Apply => self.apply_with_deferred(staging)?,
         };
         writer.counts += counts;
         Ok((value, self.inner.flusher.record_write()))
@@ -388,6 +392,8 @@ fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, StoreError> {
                 if waited_since.elapsed() >= config.lock_wait {
                     return Err(StoreError::Locked { path: path.display().to_string() });
                 }
+                // sled only tries its file lock and tells nobody when it is let go, so opening
+                // retries with a growing pause, as SQLite's busy timeout does.
                 std::thread::sleep(pause.min(config.lock_wait.saturating_sub(waited_since.elapsed())));
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
