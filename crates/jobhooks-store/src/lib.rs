@@ -241,10 +241,16 @@ impl Store {
         self.apply_with_deferred(Staging::after(&self.inner.tree, deferred)).map(drop)
     }
 
-    /// Applies `staging`, which holds deferred writes of operations waiting for a flush. If that
-    /// fails, their writes are lost: the handle is marked broken, so none of them reports success.
+    /// Applies `staging`, which holds deferred writes of operations waiting for a flush.
     fn apply_with_deferred(&self, staging: Staging<'_>) -> Result<QueueCounts, StoreError> {
-        staging.apply().inspect_err(|e| {
+        self.broken_unless(staging.apply())
+    }
+
+    /// Passes on `applied`, the outcome of a write that took the deferred writes out of the
+    /// writer. If it failed, they are lost: the handle is marked broken, so that none of the
+    /// operations waiting for them reports success.
+    fn broken_unless<T>(&self, applied: Result<T, StoreError>) -> Result<T, StoreError> {
+        applied.inspect_err(|e| {
             let _ = self.inner.broken.set(e.to_string());
         })
     }
@@ -291,6 +297,17 @@ impl Store {
         self.after_deferred(op, AfterOp::Apply)
     }
 
+    /// Like [`Store::write_with_deferred`], but applies only `op`'s writes, key by key, and leaves
+    /// the deferred writes to their flush. Each of `op`'s writes must stand alone (see
+    /// [`Staging::apply_own_writes`]); `op` reads through the deferred writes, and must not rely on
+    /// the tree holding them.
+    fn write_own<R>(
+        &self,
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
+    ) -> Result<(R, u64), StoreError> {
+        self.after_deferred(op, AfterOp::ApplyOwn)
+    }
+
     fn after_deferred<R>(
         &self,
         op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
@@ -314,6 +331,11 @@ impl Store {
                 counts
             }
             AfterOp::Apply => self.apply_with_deferred(staging)?,
+            AfterOp::ApplyOwn => {
+                let (deferred, counts) = self.broken_unless(staging.apply_own_writes())?;
+                writer.deferred = deferred;
+                counts
+            }
         };
         writer.counts += counts;
         Ok((value, self.inner.flusher.record_write()))
@@ -359,6 +381,8 @@ enum AfterOp {
     Defer,
     /// They are applied, with the deferred ones, as one batch.
     Apply,
+    /// They are applied key by key; the deferred ones stay deferred.
+    ApplyOwn,
 }
 
 impl Drop for Inner {

@@ -267,35 +267,55 @@ impl JobQueue for Store {
             self.write(|_, st| self.promote_due_retries(st, now))?;
         }
         // A lease needs no flush: if it is lost in a crash, the run is simply ready again.
-        let (claimed, _ticket) = self.write_with_deferred(|w, st| {
-            let deadline = now.max(w.now()) + lease_for;
-            let mut claimed = Vec::new();
-            // Only the first run in each object's line is ready, so every ready run may start,
-            // unless another worker holds it and its claim has not lapsed. Entries are read
-            // through the staging, which holds the deferred writes; a run that only they made
-            // ready is claimable once they are applied, by this very write.
-            for item in self.inner.tree.scan_prefix(keys::READY) {
-                if claimed.len() >= max {
-                    break;
+        // With `applied_only`, a claim leaves alone the runs whose entries have deferred writes:
+        // it writes ahead of them, so what it writes must not build on them.
+        let claim = |applied_only: bool| {
+            move |w: &mut crate::Writer, st: &mut Staging<'_>| {
+                let deadline = now.max(w.now()) + lease_for;
+                let mut claimed = Vec::new();
+                // Only the first run in each object's line is ready, so every ready run may start,
+                // unless another worker holds it and its claim has not lapsed. Entries are read
+                // through the staging, which holds the deferred writes; a run that only they made
+                // ready is claimable once they are applied.
+                for item in self.inner.tree.scan_prefix(keys::READY) {
+                    if claimed.len() >= max {
+                        break;
+                    }
+                    let (key, _) = item.map_err(backend_error)?;
+                    if applied_only && st.has_pending_write(&key) {
+                        continue;
+                    }
+                    let Some(entry) = entry_at(st, &key)? else { continue };
+                    if entry.lease.is_some_and(|claim| claim.deadline > micros(now)) {
+                        continue;
+                    }
+                    let run = RunId(indexed_id("ready index", &key)?);
+                    let entry = if entry.lease.is_some() { Self::unclaim(st, run, entry, Some(now))? } else { entry };
+                    let claim = Claim { deadline: micros(deadline), started: micros(now) };
+                    let entry = QueueEntry {
+                        leases: entry.leases + 1,
+                        attempts: entry.attempts + 1,
+                        lease: Some(claim),
+                        ..entry
+                    };
+                    st.put(key.to_vec(), entry.encode());
+                    st.counts.leased += 1;
+                    let result = queued_result(st, run, &entry)?;
+                    claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
                 }
-                let (key, _) = item.map_err(backend_error)?;
-                let Some(entry) = entry_at(st, &key)? else { continue };
-                if entry.lease.is_some_and(|claim| claim.deadline > micros(now)) {
-                    continue;
-                }
-                let run = RunId(indexed_id("ready index", &key)?);
-                let entry = if entry.lease.is_some() { Self::unclaim(st, run, entry, Some(now))? } else { entry };
-                let claim = Claim { deadline: micros(deadline), started: micros(now) };
-                let entry =
-                    QueueEntry { leases: entry.leases + 1, attempts: entry.attempts + 1, lease: Some(claim), ..entry };
-                st.put(key.to_vec(), entry.encode());
-                st.counts.leased += 1;
-                let result = queued_result(st, run, &entry)?;
-                claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
+                Ok(claimed)
             }
-            Ok(claimed)
-        })?;
-        Ok(claimed)
+        };
+        // Claims leave the commit group's writes to its flush, which applies them as one batch,
+        // and write their entries key by key: each claim stands alone, and sled writes its log
+        // out around every batch. Only when the tree holds nothing to claim do the deferred
+        // writes go in with the claims, so that an idle worker starts a run before its commit's
+        // flush returns.
+        let (claimed, _ticket) = self.write_own(claim(true))?;
+        if !claimed.is_empty() {
+            return Ok(claimed);
+        }
+        Ok(self.write_with_deferred(claim(false))?.0)
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {

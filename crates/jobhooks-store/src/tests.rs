@@ -699,19 +699,21 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
 }
 
 #[tokio::test]
-async fn group_commits_defer_their_writes_until_a_flush_or_a_claim_applies_them() {
+async fn group_commits_defer_their_writes_until_a_flush_or_an_idle_claim_applies_them() {
     let (_dir, store) = device_hooked_store().await;
-    let stage = |serial: &str| {
+    let stage = |id: &str, serial: &str| {
         let mut set = ChangeSet::default();
-        set.record(PendingChange::new(Action::Create, &device("1", serial)));
+        set.record(PendingChange::new(Action::Create, &device(id, serial)));
         let (receipt, _ticket) =
             store.defer(|w, st| store.stage_changes(w, st, &web("u"), set, ObjectWrites::Apply)).unwrap();
         receipt
     };
-    let first = stage("a");
+    let lease = || store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10);
+    let runs = |claimed: Vec<(Lease, JobResult)>| claimed.into_iter().map(|(lease, _)| lease).collect::<Vec<_>>();
+    let first = stage("1", "a");
     // The second change of the same object reads the first through the deferred writes: it has a
     // prechange and queues behind it in the object's line.
-    let second = stage("b");
+    let second = stage("1", "b");
     let failed = store.defer(|_, st| {
         st.put(b"never/written".to_vec(), Vec::new());
         st.remove(keys::change(first.changes[0]));
@@ -721,22 +723,33 @@ async fn group_commits_defer_their_writes_until_a_flush_or_a_claim_applies_them(
     // Readers see only what is applied.
     assert_eq!(store.get_change(first.changes[0]).await.unwrap(), None);
 
-    // A claim applies the deferred writes with its own (without the failed operation's). It
-    // claims only runs that were in the tree before: a receiver never reads an unapplied change.
-    let now = OffsetDateTime::now_utc();
-    assert!(store.lease_batch(now, Duration::from_secs(30), 10).await.unwrap().is_empty());
-    let claimed = store.lease_batch(now, Duration::from_secs(30), 10).await.unwrap();
-    assert_eq!(claimed.iter().map(|(lease, _)| lease.run).collect::<Vec<_>>(), first.runs);
+    // A claim that finds nothing in the tree applies the deferred writes with its own (without
+    // the failed operation's). It claims only runs that were in the tree before: a receiver never
+    // reads an unapplied change.
+    assert!(lease().await.unwrap().is_empty());
+    let head = runs(lease().await.unwrap());
+    assert_eq!(head.iter().map(|lease| lease.run).collect::<Vec<_>>(), first.runs);
     let second_change = store.get_change(second.changes[0]).await.unwrap().unwrap();
     assert_eq!(second_change.prechange.unwrap()["serial"], "a");
     assert!(store.get_change(first.changes[0]).await.unwrap().is_some());
     assert_eq!(store.inner.tree.get(b"never/written").unwrap(), None);
 
-    // A flush applies deferred writes too.
-    let third = stage("c");
+    // A claim that finds a run leaves the deferred writes to their flush, and the runs whose
+    // entries they rewrite: the third change queues behind the run of `behind`.
+    let behind = save(&store, web("u"), &[device("2", "a")]).await;
+    let alone = save(&store, web("u"), &[device("3", "a")]).await;
+    let third = stage("2", "b");
+    let claimed = runs(lease().await.unwrap());
+    assert_eq!(claimed.iter().map(|lease| lease.run).collect::<Vec<_>>(), alone.runs);
+    assert_eq!(store.get_change(third.changes[0]).await.unwrap(), None);
     store.flush().await.unwrap();
-    assert_eq!(store.get_object(&device("1", "c").reference).await.unwrap().unwrap().data["serial"], "c");
+    assert_eq!(store.get_object(&device("2", "b").reference).await.unwrap().unwrap().data["serial"], "b");
     assert!(store.get_change(third.changes[0]).await.unwrap().is_some());
+    let claimed = runs(lease().await.unwrap());
+    assert_eq!(claimed.iter().map(|lease| lease.run).collect::<Vec<_>>(), behind.runs);
+    store.complete(completion(&claimed[0], JobStatus::Success)).await.unwrap();
+    let next = runs(lease().await.unwrap());
+    assert_eq!(next.iter().map(|lease| lease.run).collect::<Vec<_>>(), third.runs);
 }
 
 #[tokio::test]
