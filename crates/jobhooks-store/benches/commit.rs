@@ -7,9 +7,12 @@
 //!   as one batch per commit into one tree, from 64 tasks sharing flushes through the same
 //!   [`FlushCoordinator`].
 //! - `single/*`: the same with one committer and a flush per commit.
-//! - `match/hooks_10` and `match/hooks_10000`: one commit (flushed in the background, so that only
-//!   the commit's own work is timed) with 10 and with 10,000 hooks, all but one of them on other
-//!   content types.
+//! - `match/interleaved`: one commit at a time (flushed in the background, so that only the
+//!   commit's own work is timed), alternating between a store with 10 hooks and one with 10,000,
+//!   all but one of them on other content types. Alternating lets both meet the machine as it is
+//!   at the same moment: the ratio of two runs one after the other followed the machine's load.
+//!   Every commit is timed on its own, and the median of each store goes to
+//!   `$JOBHOOKS_BENCH_OUT/match.json` (printed when that is unset).
 //!
 //! Change sets are built before the clock starts. `JOBHOOKS_BENCH_QUICK=1` shortens the
 //! measurement (`cargo xtask bench --quick`).
@@ -202,25 +205,52 @@ fn bench_commit(c: &mut Criterion) {
     });
     single.finish();
 
+    bench_match(c, &runtime, dir.path());
+}
+
+/// `match/interleaved`: see the module's doc.
+fn bench_match(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path) {
+    let background = Durability::Background { every_ms: 500 };
+    let stores =
+        [10, 10_000].map(|hooks| runtime.block_on(store(&dir.join(format!("match{hooks}")), background, hooks)));
+    let mut times: [Vec<Duration>; 2] = Default::default();
+    let mut round: u64 = 0;
     let mut matching = c.benchmark_group("match");
-    matching.throughput(Throughput::Elements(1));
-    matching.measurement_time(Duration::from_secs(if quick() { 2 } else { 5 }));
-    for hooks in [10, 10_000] {
-        let background = Durability::Background { every_ms: 500 };
-        let store = runtime.block_on(store(&dir.path().join(format!("match{hooks}")), background, hooks));
-        let mut round = 0;
-        matching.bench_function(format!("hooks_{hooks}"), |b| {
-            b.iter_batched(
-                || {
-                    round += 1;
-                    change_set((round % 1000) as usize, round)
-                },
-                |set| runtime.block_on(store.commit(&web(), set, ObjectWrites::Apply)).unwrap(),
-                BatchSize::SmallInput,
-            )
-        });
-    }
+    matching.throughput(Throughput::Elements(2));
+    matching.measurement_time(Duration::from_secs(if quick() { 4 } else { 10 }));
+    matching.bench_function("interleaved", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                // Which store goes first alternates as well, so that neither always follows the other.
+                let first = (round % 2) as usize;
+                for which in [first, 1 - first] {
+                    let set = change_set((round % 1000) as usize, round);
+                    let start = Instant::now();
+                    runtime.block_on(stores[which].commit(&web(), set, ObjectWrites::Apply)).unwrap();
+                    let took = start.elapsed();
+                    times[which].push(took);
+                    total += took;
+                }
+            }
+            total
+        })
+    });
     matching.finish();
+    let [ten, ten_thousand] = times.map(|mut times| {
+        times.sort_unstable();
+        times[times.len() / 2].as_nanos() as u64
+    });
+    let report = json!({"hooks_10_ns": ten, "hooks_10000_ns": ten_thousand, "commits_each": round});
+    match std::env::var_os("JOBHOOKS_BENCH_OUT") {
+        Some(out) => {
+            let path = Path::new(&out).join("match.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+            println!("{}: {report}", path.display());
+        }
+        None => println!("match: {report}"),
+    }
 }
 
 criterion_group!(benches, bench_commit);
