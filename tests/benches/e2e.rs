@@ -8,6 +8,9 @@
 //!   runtime, concurrency and group flush: per change one batch of four 600-byte writes and a flush
 //!   (shared by concurrent committers), then per run a lease write, and per worker batch of up to 8
 //!   runs a completion batch (lease removed, a 200-byte result written) and a flush.
+//! - `e2e/drain_queued`: the runs half alone: the same changes committed first, then a dispatcher
+//!   started on them; the time is its drain. (`group64/store_commit` in the store's commit bench
+//!   is the commits half alone.)
 //! - `e2e/commit_to_receiver_start`: one change at a time, from the commit returning to its
 //!   receiver starting (the full latency metric is `benches/load.rs`).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
@@ -145,6 +148,37 @@ fn bench_e2e(c: &mut Criterion) {
                 for task in committers.into_iter().chain(workers) {
                     task.await.unwrap();
                 }
+                elapsed
+            })
+        })
+    });
+
+    group.bench_function("drain_queued", |b| {
+        b.iter_custom(|iters| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(dir.path().join("store")).unwrap());
+            runtime.block_on(async {
+                support::install(&store, &[Action::Update]).await;
+                let committers: Vec<_> = (0..COMMITTERS)
+                    .map(|id| {
+                        let store = store.clone();
+                        let sets: Vec<_> = (0..iters).map(|round| support::update(id, round)).collect();
+                        tokio::spawn(async move {
+                            for set in sets {
+                                store.commit(&support::web(), set, ObjectWrites::Apply).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for committer in committers {
+                    committer.await.unwrap();
+                }
+                let begin = Instant::now();
+                let config = DispatcherConfig { workers: WORKERS, ..DispatcherConfig::default() };
+                let dispatcher = support::dispatch(store.clone(), config).await;
+                dispatcher.drain().await.unwrap();
+                let elapsed = begin.elapsed();
+                dispatcher.shutdown(Duration::from_secs(5)).await;
                 elapsed
             })
         })
