@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jobhooks_dispatch::DispatcherConfig;
-use jobhooks_model::Action;
 use jobhooks_model::ports::{ChangeStore, ObjectWrites};
+use jobhooks_model::{Action, ChangeSet};
 use jobhooks_store::{Durability, FlushCoordinator, Store};
 use tokio::sync::{Mutex, mpsc};
 
@@ -76,6 +76,29 @@ impl RawPattern {
     }
 }
 
+/// Each committer's changes: `rounds` updates of its own device.
+fn change_sets(rounds: u64) -> Vec<Vec<ChangeSet>> {
+    (0..COMMITTERS).map(|id| (0..rounds).map(|round| support::update(id, round)).collect()).collect()
+}
+
+/// Commits each committer's changes in order, the committers concurrently.
+async fn commit_all(store: &Arc<Store>, sets: Vec<Vec<ChangeSet>>) {
+    let committers: Vec<_> = sets
+        .into_iter()
+        .map(|sets| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for set in sets {
+                    store.commit(&support::web(), set, ObjectWrites::Apply).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for committer in committers {
+        committer.await.unwrap();
+    }
+}
+
 fn bench_e2e(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -89,24 +112,10 @@ fn bench_e2e(c: &mut Criterion) {
     group.throughput(Throughput::Elements(COMMITTERS)).sample_size(10).measurement_time(Duration::from_secs(seconds));
     group.bench_function("runs", |b| {
         b.iter_custom(|iters| {
-            let sets: Vec<Vec<_>> =
-                (0..COMMITTERS).map(|id| (0..iters).map(|round| support::update(id, round)).collect()).collect();
+            let sets = change_sets(iters);
             runtime.block_on(async {
                 let begin = Instant::now();
-                let committers: Vec<_> = sets
-                    .into_iter()
-                    .map(|sets| {
-                        let store = store.clone();
-                        tokio::spawn(async move {
-                            for set in sets {
-                                store.commit(&support::web(), set, ObjectWrites::Apply).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for committer in committers {
-                    committer.await.unwrap();
-                }
+                commit_all(&store, sets).await;
                 dispatcher.drain().await.unwrap();
                 begin.elapsed()
             })
@@ -159,20 +168,7 @@ fn bench_e2e(c: &mut Criterion) {
             let store = Arc::new(Store::open(dir.path().join("store")).unwrap());
             runtime.block_on(async {
                 support::install(&store, &[Action::Update]).await;
-                let committers: Vec<_> = (0..COMMITTERS)
-                    .map(|id| {
-                        let store = store.clone();
-                        let sets: Vec<_> = (0..iters).map(|round| support::update(id, round)).collect();
-                        tokio::spawn(async move {
-                            for set in sets {
-                                store.commit(&support::web(), set, ObjectWrites::Apply).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for committer in committers {
-                    committer.await.unwrap();
-                }
+                commit_all(&store, change_sets(iters)).await;
                 let begin = Instant::now();
                 let config = DispatcherConfig { workers: WORKERS, ..DispatcherConfig::default() };
                 let dispatcher = support::dispatch(store.clone(), config).await;

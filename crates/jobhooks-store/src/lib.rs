@@ -287,27 +287,9 @@ impl Store {
         self.after_deferred(op, AfterOp::Defer)
     }
 
-    /// Like [`Store::write`], but applies the deferred writes in the same batch as `op`'s, so
-    /// that the operation costs one sled batch, not two. `op` must read every value through the
-    /// staging: while it runs, the tree does not hold the deferred writes.
-    fn write_with_deferred<R>(
-        &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
-    ) -> Result<(R, u64), StoreError> {
-        self.after_deferred(op, AfterOp::Apply)
-    }
-
-    /// Like [`Store::write_with_deferred`], but applies only `op`'s writes, key by key, and leaves
-    /// the deferred writes to their flush. Each of `op`'s writes must stand alone (see
-    /// [`Staging::apply_own_writes`]); `op` reads through the deferred writes, and must not rely on
-    /// the tree holding them.
-    fn write_own<R>(
-        &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
-    ) -> Result<(R, u64), StoreError> {
-        self.after_deferred(op, AfterOp::ApplyOwn)
-    }
-
+    /// Runs `op` under the writer lock after the deferred writes; `op` reads through them (the
+    /// tree does not hold them while it runs), and `then` says what becomes of its writes. When
+    /// `op` fails, the deferred writes are left as they were.
     fn after_deferred<R>(
         &self,
         op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
@@ -376,12 +358,14 @@ impl Store {
 }
 
 /// What happens to an operation's writes staged after the deferred ones.
-enum AfterOp {
-    /// They are deferred too.
+pub(crate) enum AfterOp {
+    /// They are deferred too: the flush its caller waits for applies them.
     Defer,
-    /// They are applied, with the deferred ones, as one batch.
+    /// They are applied with the deferred ones as one batch, so that the operation costs one sled
+    /// batch, not two.
     Apply,
-    /// They are applied key by key; the deferred ones stay deferred.
+    /// They are applied key by key and the deferred ones stay deferred. Each write must stand
+    /// alone and build on no deferred write (see [`Staging::apply_own_writes`]).
     ApplyOwn,
 }
 

@@ -11,7 +11,7 @@ use jobhooks_model::{JobInputs, JobResult, JobStatus, LogEntry, LogLevel, Offset
 use crate::changes::{join_object_line, put_result, read_change_json, run_object};
 use crate::records::{self, Claim, QueueEntry};
 use crate::staging::{QueueCounts, Staging, corrupt, decode, indexed_id};
-use crate::{Store, backend_error, keys};
+use crate::{AfterOp, Store, backend_error, keys};
 
 fn missing(kind: &'static str, run: RunId) -> StoreError {
     StoreError::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
@@ -311,11 +311,11 @@ impl JobQueue for Store {
         // out around every batch. Only when the tree holds nothing to claim do the deferred
         // writes go in with the claims, so that an idle worker starts a run before its commit's
         // flush returns.
-        let (claimed, _ticket) = self.write_own(claim(true))?;
+        let (claimed, _ticket) = self.after_deferred(claim(true), AfterOp::ApplyOwn)?;
         if !claimed.is_empty() {
             return Ok(claimed);
         }
-        Ok(self.write_with_deferred(claim(false))?.0)
+        Ok(self.after_deferred(claim(false), AfterOp::Apply)?.0)
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
