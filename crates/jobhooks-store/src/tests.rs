@@ -42,6 +42,11 @@ async fn device_hooked_store() -> (TempDir, Store) {
     (dir, store)
 }
 
+/// The store at `path` opened as raw sled, once the last handle's threads have let its lock go.
+fn raw_sled(path: &std::path::Path) -> sled::Db {
+    crate::open_db(path, &StoreConfig::default()).unwrap()
+}
+
 pub(crate) fn ct(name: &str) -> ContentType {
     ContentType::new(name).unwrap()
 }
@@ -85,7 +90,7 @@ async fn format_version_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(dir.path()).unwrap());
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let tree = db.open_tree("jobhooks").unwrap();
         assert_eq!(tree.get(keys::FORMAT).unwrap().unwrap().as_ref(), FORMAT_VERSION.as_bytes());
         tree.insert(keys::FORMAT, &b"jobhooks-store/99"[..]).unwrap();
@@ -475,7 +480,7 @@ async fn a_corrupt_catalog_record_fails_the_open_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(dir.path()).unwrap());
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         db.open_tree("jobhooks").unwrap().insert(keys::named(keys::HOOK, "h"), &b"[]"[..]).unwrap();
         db.flush().unwrap();
     }
