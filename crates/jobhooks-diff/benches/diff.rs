@@ -12,6 +12,10 @@
 //! `JOBHOOKS_BENCH_QUICK=1` shortens the measurement (`cargo xtask bench --quick`).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+// The allocator the `jobhooks` binary runs with (docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};

@@ -18,6 +18,10 @@
 //! measurement (`cargo xtask bench --quick`).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+// The allocator the `jobhooks` binary runs with (docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

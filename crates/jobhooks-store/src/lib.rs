@@ -82,10 +82,11 @@ pub const FORMAT_VERSION: &str = "jobhooks-store/3";
 pub struct StoreConfig {
     /// When a commit counts as done.
     pub durability: Durability,
-    /// sled's page cache size in bytes (default 16 MiB). The queue and the change log live on
+    /// sled's page cache size in bytes (default 8 MiB). The queue and the change log live on
     /// disk; the cache holds recently used records. A larger cache speeds up reads of old changes
-    /// and results and costs memory: with 1,000,000 queued runs, 64 MiB instead of 16 MiB added
-    /// about 190 MB of peak RSS in `cargo xtask bench` and no throughput.
+    /// and results and costs memory, about three times its size in peak RSS: with 1,000,000
+    /// queued runs in `cargo xtask bench`, 16 MiB instead of 8 MiB added about 30 MB and 64 MiB
+    /// about 220 MB, with no gain in throughput.
     pub cache_capacity: u64,
     /// How long opening waits for the store's lock while someone else holds it (default 2 s)
     /// before failing with [`StoreError::Locked`]. The lock is released a moment after its holder
@@ -96,11 +97,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            durability: Durability::GroupCommit,
-            cache_capacity: 16 * 1024 * 1024,
-            lock_wait: Duration::from_secs(2),
-        }
+        Self { durability: Durability::GroupCommit, cache_capacity: 8 * 1024 * 1024, lock_wait: Duration::from_secs(2) }
     }
 }
 

@@ -15,6 +15,10 @@ use jobhooks_register::{Registry, register_job_hook_receiver};
 use jobhooks_store::Store;
 use tokio::sync::mpsc;
 
+// The allocator the `jobhooks` binary runs with (docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Where the receiver reports each start: the change and when.
 pub type Starts = mpsc::UnboundedSender<(ChangeId, Instant)>;
 
