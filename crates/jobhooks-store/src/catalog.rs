@@ -21,8 +21,8 @@ pub(crate) struct CatalogCache {
     buttons: BTreeMap<String, JobButton>,
     users: BTreeMap<String, User>,
     hook_index: HashMap<(ContentType, Action), BTreeSet<String>>,
-    /// Set by every mutation; a failed write reloads the cache from disk when it is set.
-    pub touched: bool,
+    /// Counts mutations: a failed write reloads the cache from disk when it changed the count.
+    pub mutations: u64,
 }
 
 fn load_all<T: serde::de::DeserializeOwned>(
@@ -92,7 +92,7 @@ impl CatalogCache {
 
     pub fn put_job(&mut self, staging: &mut Staging<'_>, job: JobRecord) -> Result<(), StoreError> {
         staging.put_json(keys::named(keys::JOB, &job.class_path), &job)?;
-        self.touched = true;
+        self.mutations += 1;
         self.jobs.insert(job.class_path.clone(), job);
         Ok(())
     }
@@ -108,14 +108,14 @@ impl CatalogCache {
             self.remove_hook(staging, old);
         }
         staging.put_json(keys::named(keys::HOOK, &hook.name), &hook)?;
-        self.touched = true;
+        self.mutations += 1;
         self.index_hook(hook);
         Ok(())
     }
 
     fn remove_hook(&mut self, staging: &mut Staging<'_>, name: &str) -> Option<JobHook> {
         staging.remove(keys::named(keys::HOOK, name));
-        self.touched = true;
+        self.mutations += 1;
         self.unindex_hook(name)
     }
 
@@ -129,14 +129,21 @@ impl CatalogCache {
             self.remove_button(staging, old);
         }
         staging.put_json(keys::named(keys::BUTTON, &button.name), &button)?;
-        self.touched = true;
+        self.mutations += 1;
         self.buttons.insert(button.name.clone(), button);
+        Ok(())
+    }
+
+    fn put_user(&mut self, staging: &mut Staging<'_>, user: User) -> Result<(), StoreError> {
+        staging.put_json(keys::named(keys::USER, &user.username), &user)?;
+        self.mutations += 1;
+        self.users.insert(user.username.clone(), user);
         Ok(())
     }
 
     fn remove_button(&mut self, staging: &mut Staging<'_>, name: &str) -> Option<JobButton> {
         staging.remove(keys::named(keys::BUTTON, name));
-        self.touched = true;
+        self.mutations += 1;
         self.buttons.remove(name)
     }
 
@@ -158,11 +165,12 @@ fn not_found(kind: &'static str, key: &str) -> StoreError {
 #[async_trait::async_trait]
 impl Catalog for Store {
     async fn sync_jobs(&self, linked: &[JobSpec]) -> Result<SyncReport, StoreError> {
-        self.write_durably(|w, st| {
+        self.write_durably(|_, st| {
+            let mut catalog = self.catalog_mut();
             let mut report = SyncReport::default();
             let linked_paths: BTreeSet<&str> = linked.iter().map(|s| s.class_path.as_str()).collect();
             for spec in linked {
-                let record = match w.catalog.job(&spec.class_path) {
+                let record = match catalog.job(&spec.class_path) {
                     None => {
                         report.added.push(spec.class_path.clone());
                         JobRecord {
@@ -188,12 +196,11 @@ impl Catalog for Store {
                         }
                     }
                 };
-                if w.catalog.job(&spec.class_path) != Some(&record) {
-                    w.catalog.put_job(st, record)?;
+                if catalog.job(&spec.class_path) != Some(&record) {
+                    catalog.put_job(st, record)?;
                 }
             }
-            let gone: Vec<JobRecord> = w
-                .catalog
+            let gone: Vec<JobRecord> = catalog
                 .jobs
                 .values()
                 .filter(|j| j.installed && !linked_paths.contains(j.class_path.as_str()))
@@ -202,20 +209,20 @@ impl Catalog for Store {
             for job in gone {
                 report.uninstalled.push(job.class_path.clone());
                 let hooks: Vec<JobHook> =
-                    w.catalog.hooks.values().filter(|h| h.job == job.class_path && h.enabled).cloned().collect();
+                    catalog.hooks.values().filter(|h| h.job == job.class_path && h.enabled).cloned().collect();
                 for hook in hooks {
                     report.disabled_hooks.push(hook.name.clone());
                     let name = hook.name.clone();
-                    w.catalog.put_hook(st, JobHook { enabled: false, ..hook }, Some(&name))?;
+                    catalog.put_hook(st, JobHook { enabled: false, ..hook }, Some(&name))?;
                 }
                 let buttons: Vec<JobButton> =
-                    w.catalog.buttons.values().filter(|b| b.job == job.class_path && b.enabled).cloned().collect();
+                    catalog.buttons.values().filter(|b| b.job == job.class_path && b.enabled).cloned().collect();
                 for button in buttons {
                     report.disabled_buttons.push(button.name.clone());
                     let name = button.name.clone();
-                    w.catalog.put_button(st, JobButton { enabled: false, ..button }, Some(&name))?;
+                    catalog.put_button(st, JobButton { enabled: false, ..button }, Some(&name))?;
                 }
-                w.catalog.put_job(st, JobRecord { installed: false, ..job })?;
+                catalog.put_job(st, JobRecord { installed: false, ..job })?;
             }
             Ok(report)
         })
@@ -223,107 +230,110 @@ impl Catalog for Store {
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        Ok(self.writer().catalog.jobs.values().cloned().collect())
+        Ok(self.catalog().jobs.values().cloned().collect())
     }
 
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
-        Ok(self.writer().catalog.job(class_path).cloned())
+        Ok(self.catalog().job(class_path).cloned())
     }
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError> {
-        self.write_durably(|w, st| {
-            let job = w.catalog.job(class_path).ok_or_else(|| not_found("job", class_path))?;
+        self.write_durably(|_, st| {
+            let mut catalog = self.catalog_mut();
+            let job = catalog.job(class_path).ok_or_else(|| not_found("job", class_path))?;
             let job = JobRecord { enabled, ..job.clone() };
-            w.catalog.put_job(st, job.clone())?;
+            catalog.put_job(st, job.clone())?;
             Ok(job)
         })
         .await
     }
 
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError> {
-        self.write_durably(|w, st| {
-            let others = w.catalog.hooks_to_check(&hook, None);
-            validate_hook(&hook, others, w.catalog.job(&hook.job))?;
-            w.catalog.put_hook(st, hook.clone(), None)?;
+        self.write_durably(|_, st| {
+            let mut catalog = self.catalog_mut();
+            let others = catalog.hooks_to_check(&hook, None);
+            validate_hook(&hook, others, catalog.job(&hook.job))?;
+            catalog.put_hook(st, hook.clone(), None)?;
             Ok(hook)
         })
         .await
     }
 
     async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError> {
-        self.write_durably(|w, st| {
-            let stored = w.catalog.hooks.get(name).ok_or_else(|| not_found("job hook", name))?;
+        self.write_durably(|_, st| {
+            let mut catalog = self.catalog_mut();
+            let stored = catalog.hooks.get(name).ok_or_else(|| not_found("job hook", name))?;
             let hook = patch.apply_to(stored);
-            let others = w.catalog.hooks_to_check(&hook, Some(name));
-            validate_hook(&hook, others, w.catalog.job(&hook.job))?;
-            w.catalog.put_hook(st, hook.clone(), Some(name))?;
+            let others = catalog.hooks_to_check(&hook, Some(name));
+            validate_hook(&hook, others, catalog.job(&hook.job))?;
+            catalog.put_hook(st, hook.clone(), Some(name))?;
             Ok(hook)
         })
         .await
     }
 
     async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError> {
-        self.write_durably(|w, st| w.catalog.remove_hook(st, name).ok_or_else(|| not_found("job hook", name))).await
+        self.write_durably(|_, st| self.catalog_mut().remove_hook(st, name).ok_or_else(|| not_found("job hook", name)))
+            .await
     }
 
     async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError> {
-        Ok(self.writer().catalog.hooks.get(name).cloned())
+        Ok(self.catalog().hooks.get(name).cloned())
     }
 
     async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError> {
-        Ok(self.writer().catalog.hooks.values().cloned().collect())
+        Ok(self.catalog().hooks.values().cloned().collect())
     }
 
     async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError> {
-        self.write_durably(|w, st| {
-            let same_name = w.catalog.buttons.get(&button.name);
-            validate_button(&button, same_name, w.catalog.job(&button.job))?;
-            w.catalog.put_button(st, button.clone(), None)?;
+        self.write_durably(|_, st| {
+            let mut catalog = self.catalog_mut();
+            let same_name = catalog.buttons.get(&button.name);
+            validate_button(&button, same_name, catalog.job(&button.job))?;
+            catalog.put_button(st, button.clone(), None)?;
             Ok(button)
         })
         .await
     }
 
     async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError> {
-        self.write_durably(|w, st| {
-            let stored = w.catalog.buttons.get(name).ok_or_else(|| not_found("job button", name))?;
+        self.write_durably(|_, st| {
+            let mut catalog = self.catalog_mut();
+            let stored = catalog.buttons.get(name).ok_or_else(|| not_found("job button", name))?;
             let button = patch.apply_to(stored);
-            let same_name = w.catalog.buttons.get(&button.name).filter(|b| b.name != name);
-            validate_button(&button, same_name, w.catalog.job(&button.job))?;
-            w.catalog.put_button(st, button.clone(), Some(name))?;
+            let same_name = catalog.buttons.get(&button.name).filter(|b| b.name != name);
+            validate_button(&button, same_name, catalog.job(&button.job))?;
+            catalog.put_button(st, button.clone(), Some(name))?;
             Ok(button)
         })
         .await
     }
 
     async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError> {
-        self.write_durably(|w, st| w.catalog.remove_button(st, name).ok_or_else(|| not_found("job button", name))).await
-    }
-
-    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
-        Ok(self.writer().catalog.buttons.get(name).cloned())
-    }
-
-    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
-        Ok(self.writer().catalog.buttons.values().cloned().collect())
-    }
-
-    async fn put_user(&self, user: User) -> Result<(), StoreError> {
-        validate_name("username", &user.username)?;
-        self.write_durably(|w, st| {
-            st.put_json(keys::named(keys::USER, &user.username), &user)?;
-            w.catalog.touched = true;
-            w.catalog.users.insert(user.username.clone(), user);
-            Ok(())
+        self.write_durably(|_, st| {
+            self.catalog_mut().remove_button(st, name).ok_or_else(|| not_found("job button", name))
         })
         .await
     }
 
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
+        Ok(self.catalog().buttons.get(name).cloned())
+    }
+
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
+        Ok(self.catalog().buttons.values().cloned().collect())
+    }
+
+    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+        validate_name("username", &user.username)?;
+        self.write_durably(|_, st| self.catalog_mut().put_user(st, user)).await
+    }
+
     async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.writer().catalog.user(username).cloned())
+        Ok(self.catalog().user(username).cloned())
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        Ok(self.writer().catalog.users.values().cloned().collect())
+        Ok(self.catalog().users.values().cloned().collect())
     }
 }

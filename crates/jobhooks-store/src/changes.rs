@@ -148,15 +148,15 @@ impl Store {
         now: OffsetDateTime,
         line_tail: &mut Option<RunId>,
     ) -> Result<Vec<RunId>, StoreError> {
-        let targets: Vec<(String, String)> = w
-            .catalog
+        let catalog = self.catalog();
+        let targets: Vec<(String, String)> = catalog
             .hooks_for(&record.changed_object_type, record.action)
             .filter(|hook| hook.enabled)
             .map(|hook| (hook.name.clone(), hook.job.clone()))
             .collect();
         let mut runs = Vec::with_capacity(targets.len());
         for (hook, job) in targets {
-            if !w.catalog.job(&job).is_some_and(|j| j.is_runnable()) {
+            if !catalog.job(&job).is_some_and(|j| j.is_runnable()) {
                 tracing::warn!(
                     hook = %hook, job = %job, change = %record.id,
                     "JobHook {hook} is enabled, but the underlying Job {job} is not installed and enabled"

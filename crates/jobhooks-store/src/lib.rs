@@ -62,7 +62,7 @@ mod staging;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use jobhooks_model::{ChangeContext, ChangeSession, StoreError};
@@ -114,6 +114,13 @@ struct Inner {
     /// Serializes read-modify-write operations of this process. Claims between processes are
     /// decided by the lease records themselves; sled admits only one process per store.
     writer: Mutex<Writer>,
+    /// The catalog cache. Reads take only this lock, never the writer mutex, so that a run's job
+    /// and user reads do not wait for a commit group being applied under it. Every write to it is
+    /// made under the writer mutex too (taken first), so catalog writes stay serialized with the
+    /// writes that read it (matching hooks when committing). As before, readers see a change once
+    /// it is staged, before its flush; a write that fails after changing the cache reloads it from
+    /// disk before it releases the writer mutex.
+    catalog: RwLock<CatalogCache>,
     durability: Durability,
     flusher: FlushCoordinator,
     /// Set when applying deferred writes failed: the writes of commits that were waiting for
@@ -124,12 +131,12 @@ struct Inner {
     generation: AtomicU64,
 }
 
-/// State only writers touch: id counters and the catalog cache, both derived from disk at open.
+/// State only writers touch: id counters and queue counts, derived from disk at open, and the
+/// deferred writes.
 struct Writer {
     next_change: u64,
     next_run: u64,
     last_time: OffsetDateTime,
-    catalog: CatalogCache,
     /// Runs by state, so that the queue's depth needs no scan.
     counts: QueueCounts,
     /// Writes of operations waiting for a group commit, not yet applied to the tree: applied
@@ -176,15 +183,16 @@ impl Store {
             next_change: last_id(&tree, keys::CHANGE)? + 1,
             next_run: queue::last_run_id(&tree)? + 1,
             last_time: changes::last_change_time(&tree)?,
-            catalog: CatalogCache::load(&tree)?,
             counts: queue::count_runs(&tree)?,
             deferred: Overlay::new(),
         };
+        let catalog = CatalogCache::load(&tree)?;
         let inner = Inner {
             path,
             db,
             tree,
             writer: Mutex::new(writer),
+            catalog: RwLock::new(catalog),
             durability: config.durability,
             flusher: FlushCoordinator::new(config.durability),
             broken: OnceLock::new(),
@@ -215,6 +223,18 @@ impl Store {
         // A panic while holding the lock cannot leave a half-applied batch (batches are atomic),
         // and the counters it protects only ever grow, so a poisoned lock is safe to reuse.
         self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The catalog cache, for reading.
+    fn catalog(&self) -> RwLockReadGuard<'_, CatalogCache> {
+        // Like the writer lock: a panic cannot leave the disk half-written, and a cache that a
+        // failed write touched is reloaded from disk by that write.
+        self.inner.catalog.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The catalog cache, for writing: only under the writer lock.
+    fn catalog_mut(&self) -> RwLockWriteGuard<'_, CatalogCache> {
+        self.inner.catalog.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn check_not_broken(&self) -> Result<(), StoreError> {
@@ -263,14 +283,14 @@ impl Store {
         let mut writer = self.writer();
         // Operations that apply at once may read the tree directly: it must hold every write.
         self.apply_deferred(&mut writer)?;
-        writer.catalog.touched = false;
+        let catalog_before = self.catalog().mutations;
         let mut staging = Staging::new(&self.inner.tree);
         match op(&mut writer, &mut staging).and_then(|value| staging.apply().map(|counts| (value, counts))) {
             Ok((value, counts)) => {
                 writer.counts += counts;
                 Ok((value, self.inner.flusher.record_write()))
             }
-            Err(e) => Err(self.reload_catalog_after(&mut writer, e)),
+            Err(e) => Err(self.reload_catalog_after(&mut writer, catalog_before, e)),
         }
     }
 
@@ -294,13 +314,13 @@ impl Store {
     ) -> Result<(R, u64), StoreError> {
         let mut writer = self.writer();
         self.check_not_broken()?;
-        writer.catalog.touched = false;
+        let catalog_before = self.catalog().mutations;
         let mut staging = Staging::after(&self.inner.tree, std::mem::take(&mut writer.deferred));
         let value = match op(&mut writer, &mut staging) {
             Ok(value) => value,
             Err(e) => {
                 writer.deferred = staging.roll_back();
-                return Err(self.reload_catalog_after(&mut writer, e));
+                return Err(self.reload_catalog_after(&mut writer, catalog_before, e));
             }
         };
         let counts = match then {
@@ -320,16 +340,17 @@ impl Store {
         Ok((value, self.inner.flusher.record_write()))
     }
 
-    /// The catalog cache may hold what a failed operation staged: reloads it from disk (after
-    /// applying the deferred writes, which it must keep) and gives back the operation's error.
-    fn reload_catalog_after(&self, writer: &mut Writer, error: StoreError) -> StoreError {
-        if !writer.catalog.touched {
+    /// The catalog cache may hold what a failed operation staged, if it changed since
+    /// `catalog_before` (its mutation count): reloads it from disk (after applying the deferred
+    /// writes, which it must keep) and gives back the operation's error.
+    fn reload_catalog_after(&self, writer: &mut Writer, catalog_before: u64, error: StoreError) -> StoreError {
+        if self.catalog().mutations == catalog_before {
             return error;
         }
         let reloaded = self.apply_deferred(writer).and_then(|()| CatalogCache::load(&self.inner.tree));
         match reloaded {
             Ok(catalog) => {
-                writer.catalog = catalog;
+                *self.catalog_mut() = catalog;
                 error
             }
             Err(reload_error) => reload_error,

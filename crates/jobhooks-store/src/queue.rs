@@ -235,7 +235,7 @@ impl JobQueue for Store {
     async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError> {
         let run = self
             .write_durably(|w, st| {
-                if w.catalog.job(job).is_none() {
+                if self.catalog().job(job).is_none() {
                     return Err(StoreError::not_found("job", job));
                 }
                 let run = w.new_run();

@@ -244,6 +244,27 @@ async fn users_round_trip() {
     assert!(store.put_user(bad).await.unwrap_err().is_bad_input());
 }
 
+#[test]
+fn catalog_reads_do_not_wait_for_the_writer_lock() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let (_dir, store) = runtime.block_on(ready_store());
+    runtime.block_on(store.put_user(User::new("alice").unwrap())).unwrap();
+    // Held here as a commit group's flush holds it while sled applies the group.
+    let writer = store.writer();
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
+    let reader = store.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let read = runtime.block_on(async { (reader.get_job(HOOK_JOB).await, reader.get_user("alice").await) });
+        let _ = read_tx.send(read);
+    });
+    // A read that took the writer lock would never answer while it is held here.
+    let (job, user) = read_rx.recv_timeout(Duration::from_secs(30)).expect("the reads waited for the writer lock");
+    drop(writer);
+    assert!(job.unwrap().is_some_and(|job| job.enabled));
+    assert_eq!(user.unwrap().map(|user| user.username), Some("alice".to_owned()));
+}
+
 #[tokio::test]
 async fn a_commit_writes_objects_changes_with_prechange_and_queues_matching_hooks() {
     let (_dir, store) = ready_store().await;
