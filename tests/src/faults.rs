@@ -184,6 +184,9 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(lease).await
     }
+    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.inner.give_back(lease).await
+    }
     fn work_generation(&self) -> u64 {
         self.inner.work_generation()
     }

@@ -60,7 +60,9 @@ pub struct DispatcherConfig {
     /// How many runs at once, in all.
     pub workers: usize,
     /// How many runs a worker claims at once; it runs them one after another and records their
-    /// outcomes together, sharing one store write and one flush.
+    /// outcomes together, sharing one store write and one flush. A run is started only while its
+    /// claim still covers `run_timeout` (except the first of a batch): the rest of the batch is
+    /// given back, so that no run can be taken over by another worker while it runs.
     pub lease_batch: usize,
     /// How many runs of one job at once (`None`: no limit beyond `workers`).
     pub per_job_limit: Option<usize>,
@@ -85,7 +87,10 @@ impl Default for DispatcherConfig {
     fn default() -> Self {
         Self {
             workers: 4,
-            lease_batch: 8,
+            // 32 made draining about a fifth faster than 8 (docs/benchmarks.md); with the
+            // default lease and timeout, at most five runs of a batch can time out back to back
+            // before the rest is given back.
+            lease_batch: 32,
             per_job_limit: None,
             lease: Duration::from_secs(300),
             run_timeout: Duration::from_secs(60),
@@ -130,6 +135,10 @@ pub struct Stats {
     pub dead_lettered: u64,
     /// Outcomes discarded because the lease had been taken over.
     pub lease_lost: u64,
+    /// Leased runs given back unstarted, because their claim would not have covered a run (see
+    /// [`DispatcherConfig::lease_batch`]).
+    #[serde(default)]
+    pub given_back: u64,
 }
 
 #[derive(Default)]
@@ -140,6 +149,7 @@ struct Counters {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     lease_lost: AtomicU64,
+    given_back: AtomicU64,
 }
 
 /// What the workers share.
@@ -220,6 +230,7 @@ impl<S: Storage + 'static> Dispatcher<S> {
             retried: c.retried.load(Ordering::SeqCst),
             dead_lettered: c.dead_lettered.load(Ordering::SeqCst),
             lease_lost: c.lease_lost.load(Ordering::SeqCst),
+            given_back: c.given_back.load(Ordering::SeqCst),
         })
     }
 
@@ -343,7 +354,16 @@ impl<S: Storage + 'static> Shared<S> {
         }
         let leases: Vec<Lease> = batch.iter().map(|(lease, _)| lease.clone()).collect();
         let mut completions = Vec::with_capacity(batch.len());
-        for (lease, result) in batch {
+        let mut runs = batch.into_iter().enumerate();
+        while let Some((position, (lease, result))) = runs.next() {
+            if position > 0 && !self.claim_covers_a_run(&lease) {
+                let unstarted: Vec<Lease> = std::iter::once(lease).chain(runs.map(|(_, (lease, _))| lease)).collect();
+                self.counters.given_back.fetch_add(unstarted.len() as u64, Ordering::SeqCst);
+                for lease in &unstarted {
+                    self.give_back(lease, "its claim would lapse before a run could finish").await;
+                }
+                break;
+            }
             let slot = self.job_slot(&result.job);
             let _permit = match &slot {
                 Some(slot) => slot.acquire().await.ok(),
@@ -352,9 +372,8 @@ impl<S: Storage + 'static> Shared<S> {
             match self.execute(&lease, result).await {
                 Ok(completion) => completions.push(completion),
                 Err(error) => {
-                    // The store failed while preparing the run: give it back so it runs again.
-                    tracing::error!(run = %lease.run, %error, "could not prepare the run; giving it back");
-                    let _ = self.store.release(&lease).await;
+                    tracing::error!(run = %lease.run, %error, "could not prepare the run");
+                    self.give_back(&lease, "the store failed while preparing it").await;
                 }
             }
         }
@@ -367,6 +386,19 @@ impl<S: Storage + 'static> Shared<S> {
         }
         self.counters.in_flight.fetch_sub(size, Ordering::SeqCst);
         self.progress.notify_waiters();
+    }
+
+    /// Whether `lease` still covers a run started now that takes as long as it may.
+    fn claim_covers_a_run(&self, lease: &Lease) -> bool {
+        OffsetDateTime::now_utc() + self.config.run_timeout <= lease.deadline
+    }
+
+    /// Gives a leased run back to the queue unstarted, to run again; `why` is logged.
+    async fn give_back(&self, lease: &Lease, why: &str) {
+        tracing::debug!(run = %lease.run, why, "giving the run back");
+        if let Err(error) = self.store.give_back(lease).await {
+            tracing::error!(run = %lease.run, %error, "could not give the run back; it runs again when its claim lapses");
+        }
     }
 
     /// Records completions and counts their outcomes.

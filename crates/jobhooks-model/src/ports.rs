@@ -270,8 +270,12 @@ pub trait JobQueue: Send + Sync {
     }
     /// Returns every lease past its deadline to pending; how many.
     async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
-    /// Gives a claimed run back without an outcome (e.g. at shutdown): pending again at once.
+    /// Gives a claimed run back without an outcome (e.g. stopped at shutdown): pending again at
+    /// once. The claim still counts as one of the run's attempts.
     async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// Gives a claimed run back that never started: pending again at once, and the claim does not
+    /// count as one of its attempts.
+    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError>;
     /// A counter that grows whenever runs may have become ready (commits that queued runs,
     /// completions, retries, replays, releases).
     fn work_generation(&self) -> u64;

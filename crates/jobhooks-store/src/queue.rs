@@ -224,6 +224,21 @@ impl Store {
         Ok(entry)
     }
 
+    /// Makes `lease`'s run pending again at once, its entry first passed through `adjust`.
+    async fn unclaim_durably(
+        &self,
+        lease: &Lease,
+        adjust: impl FnOnce(QueueEntry) -> QueueEntry,
+    ) -> Result<(), StoreError> {
+        self.write_durably(|_, st| {
+            let entry = adjust(Self::claimed_entry(st, lease)?);
+            Self::unclaim(st, lease.run, entry, None)
+        })
+        .await?;
+        self.signal_work();
+        Ok(())
+    }
+
     pub(crate) fn signal_work(&self) {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.work.notify_waiters();
@@ -368,13 +383,11 @@ impl JobQueue for Store {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.write_durably(|_, st| {
-            let entry = Self::claimed_entry(st, lease)?;
-            Self::unclaim(st, lease.run, entry, None)
-        })
-        .await?;
-        self.signal_work();
-        Ok(())
+        self.unclaim_durably(lease, |entry| entry).await
+    }
+
+    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.unclaim_durably(lease, |entry| QueueEntry { attempts: entry.attempts.saturating_sub(1), ..entry }).await
     }
 
     fn work_generation(&self) -> u64 {

@@ -528,10 +528,21 @@ async fn runs_of_one_object_start_one_at_a_time_in_order() {
     let (lease2, _) = lease(&store).await.unwrap();
     assert_eq!(lease2.run, second);
 
-    // A released run is pending again at once, keeping its turn.
+    // A released run is pending again at once, keeping its turn; its claim counts as an attempt.
     store.release(&lease2).await.unwrap();
-    assert_eq!(store.get_result(second).await.unwrap().unwrap().status, JobStatus::Pending);
+    let released = store.get_result(second).await.unwrap().unwrap();
+    assert_eq!((released.status, released.attempts), (JobStatus::Pending, 1));
+    // A run given back unstarted is pending too, and its claim does not count.
+    let (lease3, _) = lease(&store).await.unwrap();
+    assert_eq!(lease3.run, second);
+    store.give_back(&lease3).await.unwrap();
+    let given_back = store.get_result(second).await.unwrap().unwrap();
+    assert_eq!((given_back.status, given_back.attempts), (JobStatus::Pending, 1));
     assert_eq!(lease(&store).await.unwrap().0.run, second);
+    assert!(
+        matches!(store.give_back(&lease3).await, Err(StoreError::LeaseLost { .. })),
+        "an old lease cannot give back"
+    );
     assert!(matches!(store.release(&lease2).await, Err(StoreError::LeaseLost { .. })), "an old lease cannot release");
 }
 
