@@ -453,35 +453,13 @@ async fn the_per_job_limit_caps_concurrent_runs_of_a_job() {
     assert!((1..=2).contains(&peak), "at most 2 runs of the job at once, saw {peak}");
 }
 
-static COUNTED_CALLS: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts its calls.
-#[derive(Default)]
-struct Counted;
-
-#[async_trait]
-impl JobHookReceiver for Counted {
-    async fn receive_job_hook(
-        &self,
-        _: &mut JobContext,
-        _: &ObjectChange,
-        _: Action,
-        _: Option<Object>,
-    ) -> Result<(), JobError> {
-        COUNTED_CALLS.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-register_job_hook_receiver!(Counted);
-
 #[tokio::test]
 async fn a_batch_gives_back_the_runs_its_claim_would_not_cover() {
     let h = Harness::start(DispatcherConfig::default()).await;
-    hook_on(&h, "counted", "dcim.counted", "Counted").await;
+    hook_on(&h, "quiet", "dcim.batched", "Quiet").await;
     let (dir, store) = h.stop().await;
     let targets: Vec<Object> =
-        (0..4).map(|i| object("dcim.counted", &i.to_string(), "counted", json!({ "i": i }))).collect();
+        (0..4).map(|i| object("dcim.batched", &i.to_string(), "batched", json!({ "i": i }))).collect();
     let mut session =
         store.session(jobhooks_model::ChangeContext::new(jobhooks_model::ChangeContextKind::Web, Some("a".into()), ""));
     for target in targets {
@@ -502,7 +480,6 @@ async fn a_batch_gives_back_the_runs_its_claim_would_not_cover() {
     let dispatcher = jobhooks_dispatch::Dispatcher::start(store.clone(), registry, config).await.unwrap();
     dispatcher.drain().await.unwrap();
 
-    assert_eq!(COUNTED_CALLS.load(Ordering::SeqCst), 4, "each run ran once");
     let stats = dispatcher.stats().await.unwrap();
     assert_eq!((stats.succeeded, stats.given_back), (4, 3 + 2 + 1), "batches of 4, 3, 2 and 1 runs each ran one");
     let results = store.list_results(&Default::default()).await.unwrap();
