@@ -118,8 +118,8 @@ struct Inner {
     /// and user reads do not wait for a commit group being applied under it. Every write to it is
     /// made under the writer mutex too (taken first), so catalog writes stay serialized with the
     /// writes that read it (matching hooks when committing). As before, readers see a change once
-    /// it is staged, before its flush; a write that fails after changing the cache reloads it from
-    /// disk before it releases the writer mutex.
+    /// it is staged, before its flush. A write that fails after changing the cache reloads it from
+    /// disk before it releases the writer mutex; until then, readers may see what it changed.
     catalog: RwLock<CatalogCache>,
     durability: Durability,
     flusher: FlushCoordinator,
