@@ -6,8 +6,9 @@
 //!   draining every run. Change sets are built before the clock starts.
 //! - `e2e/raw_sled_pattern`: raw sled doing what the issue calibrates against, with the same
 //!   runtime, concurrency and group flush: per change one batch of four 600-byte writes and a flush
-//!   (shared by concurrent committers), then per run a lease write, and per worker batch of up to 8
-//!   runs a completion batch (lease removed, a 200-byte result written) and a flush.
+//!   (shared by concurrent committers), then per run a lease write, and per worker batch (as many
+//!   workers and runs per batch as the dispatcher's defaults) a completion batch (lease removed, a
+//!   200-byte result written) and a flush.
 //! - `e2e/drain_queued`: the runs half alone: the same changes committed first, then a dispatcher
 //!   started on them; the time is its drain. (`group64/store_commit` in the store's commit bench
 //!   is the commits half alone.)
@@ -29,8 +30,6 @@ use jobhooks_store::{Durability, FlushCoordinator, Store};
 use tokio::sync::{Mutex, mpsc};
 
 const COMMITTERS: u64 = 64;
-const WORKERS: usize = 4;
-const LEASE_BATCH: usize = 8;
 
 /// Raw sled's side: committers hand run ids to workers through a channel.
 struct RawPattern {
@@ -38,6 +37,8 @@ struct RawPattern {
     tree: sled::Tree,
     flusher: FlushCoordinator,
     next: AtomicU64,
+    /// Runs a worker takes at once: the dispatcher's default.
+    lease_batch: usize,
 }
 
 impl RawPattern {
@@ -58,8 +59,8 @@ impl RawPattern {
     }
 
     async fn work(self: Arc<Self>, runs: Arc<Mutex<mpsc::UnboundedReceiver<u64>>>, done: mpsc::UnboundedSender<usize>) {
-        let mut claimed = Vec::with_capacity(LEASE_BATCH);
-        while runs.lock().await.recv_many(&mut claimed, LEASE_BATCH).await > 0 {
+        let mut claimed = Vec::with_capacity(self.lease_batch);
+        while runs.lock().await.recv_many(&mut claimed, self.lease_batch).await > 0 {
             for n in &claimed {
                 self.tree.insert([&b"lse/"[..], &n.to_be_bytes()].concat(), &[0u8; 16][..]).unwrap();
             }
@@ -105,7 +106,7 @@ fn bench_e2e(c: &mut Criterion) {
     let store = Arc::new(Store::open(dir.path().join("store")).unwrap());
     let dispatcher = runtime.block_on(async {
         support::install(&store, &[Action::Update]).await;
-        support::dispatch(store.clone(), DispatcherConfig { workers: WORKERS, ..DispatcherConfig::default() }).await
+        support::dispatch(store.clone(), DispatcherConfig::default()).await
     });
     let mut group = c.benchmark_group("e2e");
     let seconds = if support::quick() { 4 } else { 10 };
@@ -128,6 +129,7 @@ fn bench_e2e(c: &mut Criterion) {
         db: raw_db,
         flusher: FlushCoordinator::new(Durability::GroupCommit),
         next: AtomicU64::new(0),
+        lease_batch: DispatcherConfig::default().lease_batch,
     });
     group.bench_function("raw_sled_pattern", |b| {
         b.iter_custom(|iters| {
@@ -136,8 +138,9 @@ fn bench_e2e(c: &mut Criterion) {
                 let (done_tx, mut done_rx) = mpsc::unbounded_channel();
                 let runs_rx = Arc::new(Mutex::new(runs_rx));
                 let begin = Instant::now();
-                let workers: Vec<_> =
-                    (0..WORKERS).map(|_| tokio::spawn(raw.clone().work(runs_rx.clone(), done_tx.clone()))).collect();
+                let workers: Vec<_> = (0..DispatcherConfig::default().workers)
+                    .map(|_| tokio::spawn(raw.clone().work(runs_rx.clone(), done_tx.clone())))
+                    .collect();
                 let committers: Vec<_> = (0..COMMITTERS)
                     .map(|_| {
                         let (raw, runs_tx) = (raw.clone(), runs_tx.clone());
@@ -170,8 +173,7 @@ fn bench_e2e(c: &mut Criterion) {
                 support::install(&store, &[Action::Update]).await;
                 commit_all(&store, change_sets(iters)).await;
                 let begin = Instant::now();
-                let config = DispatcherConfig { workers: WORKERS, ..DispatcherConfig::default() };
-                let dispatcher = support::dispatch(store.clone(), config).await;
+                let dispatcher = support::dispatch(store.clone(), DispatcherConfig::default()).await;
                 dispatcher.drain().await.unwrap();
                 let elapsed = begin.elapsed();
                 dispatcher.shutdown(Duration::from_secs(5)).await;
