@@ -61,6 +61,49 @@ async fn an_invalid_serial_is_reverted_without_recursion() {
     assert_eq!(revert.get_snapshots().differences.added, Some(json!({"serial": "A1"})));
 }
 
+/// Defect found in acceptance testing: the update's run used to get the change's own copy of the
+/// data when the object was gone, so the example receiver "reverted" the serial by saving it, and
+/// the deleted device came back.
+#[tokio::test]
+async fn a_device_deleted_before_its_update_runs_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(jobhooks_store::Store::open(dir.path()).unwrap());
+    jobhooks_examples::link();
+    jobhooks_register::Registry::from_linked().unwrap().sync_into(&*store).await.unwrap();
+    store.set_job_enabled(SERIAL_HOOK, true).await.unwrap();
+    store
+        .create_hook(JobHook::new("serials", vec![ct("dcim.device")], SERIAL_HOOK).on([Action::Update]))
+        .await
+        .unwrap();
+    let web = || jobhooks_model::ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+    for serial in ["A1", "B2"] {
+        let mut session = store.session(web());
+        session.save(device(serial)).await.unwrap();
+        session.commit(&*store).await.unwrap();
+    }
+    let mut session = store.session(web());
+    session.delete(&device("").reference).await.unwrap();
+    session.commit(&*store).await.unwrap();
+
+    // Only now does a dispatcher run the update's hook.
+    let h = Harness::start_on(dir, store, DispatcherConfig::default()).await;
+    let results = h.results_of(SERIAL_HOOK).await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, JobStatus::Success, "{:#?}", results[0].logs);
+    assert_eq!(
+        log_lines(&results[0]),
+        [
+            "info Running job",
+            r#"info DIFF: {"added":{"serial":"B2"},"removed":{"serial":"A1"}}"#,
+            "success Job completed"
+        ],
+        "the receiver is called with no object, so it has nothing to revert"
+    );
+    assert_eq!(h.store.get_object(&device("").reference).await.unwrap(), None, "the device stays deleted");
+    let history = h.store.changes_for_object(&device("").reference, 10).await.unwrap();
+    assert_eq!(history.len(), 3, "no job-hook change re-created it: {history:#?}");
+}
+
 /// Logs what it was called with, as the reference run of SEMANTICS.md section 6 does.
 #[derive(Default)]
 struct ReferenceReceiver;
@@ -94,6 +137,9 @@ async fn the_reference_run_logs_exactly_as_specified() {
         .await
         .unwrap();
     h.save("U", &[location()]).await;
+    // The create's run sees the location as it is when the run starts: let it run before the
+    // delete, or it would see none.
+    h.dispatcher.drain().await.unwrap();
     h.delete("U", &location().reference).await;
 
     let results = h.results_of(&job).await;

@@ -70,11 +70,12 @@ async fn resolve<S: Storage + ?Sized>(store: &S, result: &JobResult) -> Result<R
             let Some((change, object)) = store.get_change_and_object(*object_change).await? else {
                 return Ok(Err(format!("ObjectChange {object_change} does not exist")));
             };
+            // The object as it is when the run starts, or `None` once it no longer exists: never
+            // the change's own copy of its data, which would bring a deleted object back to a
+            // receiver that saves it.
             let changed_object = match change.action {
                 Action::Delete => None,
-                // Applications that record changes without the object repository have no stored
-                // object: the change's own data is the object as far as the store knows it.
-                _ => object.or_else(|| change.resulting_object()),
+                Action::Create | Action::Update => object,
             };
             Ok(Ok(Call::Hook { change: Box::new(change), changed_object }))
         }
