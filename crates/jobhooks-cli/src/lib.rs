@@ -93,6 +93,32 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<jobhooks_store::OpenError> for Failure {
+    fn from(error: jobhooks_store::OpenError) -> Self {
+        use jobhooks_store::OpenError;
+        let message = with_causes(&error);
+        match error {
+            OpenError::Locked { .. } => {
+                Self::failed(format!("{message} (is `jobhooks run` running?); stop it or use another --db path"))
+            }
+            OpenError::NotAStore { .. } => Self::bad_input(message),
+            _ => Self::failed(message),
+        }
+    }
+}
+
+/// An error's message followed by those of its sources, `: `-separated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 impl From<PressError> for Failure {
     fn from(error: PressError) -> Self {
         match error {

@@ -294,3 +294,12 @@ fn run_dispatches_until_interrupted_and_holds_the_store() {
     assert!(rest.contains("stopped (0 run(s) given back to the queue)"), "{rest}");
     ok(&db, &["users", "list"]);
 }
+
+#[test]
+fn a_db_path_holding_other_files_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let stderr = fails(dir.path(), &["jobs", "list"], 2);
+    assert!(stderr.contains(&format!("{} is not a jobhooks store", dir.path().display())), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing was written there");
+}

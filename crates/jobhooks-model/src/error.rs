@@ -142,26 +142,6 @@ pub enum StoreError {
         /// The decoder's complaint.
         reason: String,
     },
-    /// The store was written by an incompatible version of jobhooks.
-    #[error(
-        "the store at {path} has format version {found}, but this jobhooks reads version {expected}; open it with the version that wrote it, or start a new store"
-    )]
-    IncompatibleFormat {
-        /// Where the store is.
-        path: String,
-        /// The version found on disk.
-        found: String,
-        /// The version this build reads.
-        expected: String,
-    },
-    /// Another process holds the store open.
-    #[error(
-        "the store at {path} is in use by another process (is `jobhooks run` running?); stop it or use another --db path"
-    )]
-    Locked {
-        /// Where the store is.
-        path: String,
-    },
     /// The operation does not apply to the record in its current state; nothing was written.
     #[error("refused: {reason}")]
     Refused {

@@ -46,7 +46,10 @@
 //! write is not guaranteed to survive a power loss or a kernel crash.
 //!
 //! Only one process can open a store at a time; a second waits up to [`StoreConfig::lock_wait`]
-//! for it, then gets [`StoreError::Locked`].
+//! for it, then gets [`OpenError::Locked`]. A path that holds something other than a store (a
+//! file, a directory of other files) is refused with [`OpenError::NotAStore`]: a store is created
+//! only in a new or empty directory. Leases found at open belong to a process that is gone (it
+//! held the lock), so opening releases them: the runs are ready again at once.
 //!
 //! Invariant: this is the only crate that knows sled. No sled type appears in its public API;
 //! errors are the model's [`StoreError`].
@@ -55,6 +58,7 @@ mod catalog;
 mod changes;
 mod durability;
 mod keys;
+mod open;
 mod queue;
 mod records;
 mod retention;
@@ -70,6 +74,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 pub use durability::{Durability, FlushCoordinator};
+pub use open::OpenError;
 
 use catalog::CatalogCache;
 use staging::{Overlay, QueueCounts, Staging};
@@ -89,7 +94,7 @@ pub struct StoreConfig {
     /// about 220 MB, with no gain in throughput.
     pub cache_capacity: u64,
     /// How long opening waits for the store's lock while someone else holds it (default 2 s)
-    /// before failing with [`StoreError::Locked`]. The lock is released a moment after its holder
+    /// before failing with [`OpenError::Locked`]. The lock is released a moment after its holder
     /// lets go: when a process that had the store open exits, or, within one process, once
     /// sled's IO threads have finished with the handles just dropped. Zero fails at once.
     pub lock_wait: Duration,
@@ -165,30 +170,35 @@ pub(crate) fn backend_error(e: sled::Error) -> StoreError {
 
 impl Store {
     /// Opens (or creates) the store at `path` with the default configuration.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(path, StoreConfig::default())
     }
 
-    /// Opens (or creates) the store at `path`.
+    /// Opens the store at `path`, or creates one there when `path` is a new or empty directory.
     ///
-    /// Fails with [`StoreError::Locked`] when another process has it open, and with
-    /// [`StoreError::IncompatibleFormat`] when it was written by an incompatible version.
-    pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
+    /// Fails with [`OpenError::Locked`] when another process has it open, with
+    /// [`OpenError::NotAStore`] when `path` holds something else, and with
+    /// [`OpenError::IncompatibleFormat`] when it was written by an incompatible version. Leases
+    /// found at open are released (each still counts as an attempt of its run): only one process
+    /// opens a store at a time, so the process that held them is gone.
+    pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
-        let shown = path.display().to_string();
+        open::check_directory(&path)?;
         let db = open_db(&path, &config)?;
-        let tree = db.open_tree("jobhooks").map_err(backend_error)?;
-        check_format(&tree, &shown)?;
+        let io = |e: sled::Error| OpenError::Io { path: path.clone(), source: Box::new(e) };
+        let tree = db.open_tree("jobhooks").map_err(io)?;
+        check_format(&db, &tree, &path)?;
+        let read = |source: StoreError| OpenError::Read { path: path.clone(), source };
         let writer = Writer {
-            next_change: last_id(&tree, keys::CHANGE)? + 1,
-            next_run: queue::last_run_id(&tree)? + 1,
-            last_time: changes::last_change_time(&tree)?,
-            counts: queue::count_runs(&tree)?,
+            next_change: last_id(&tree, keys::CHANGE).map_err(read)? + 1,
+            next_run: queue::last_run_id(&tree).map_err(read)? + 1,
+            last_time: changes::last_change_time(&tree).map_err(read)?,
+            counts: queue::count_runs(&tree).map_err(read)?,
             deferred: Overlay::new(),
         };
-        let catalog = CatalogCache::load(&tree)?;
+        let catalog = CatalogCache::load(&tree).map_err(read)?;
         let inner = Inner {
-            path,
+            path: path.clone(),
             db,
             tree,
             writer: Mutex::new(writer),
@@ -199,7 +209,12 @@ impl Store {
             work: Notify::new(),
             generation: AtomicU64::new(0),
         };
-        Ok(Self { inner: Arc::new(inner) })
+        let store = Self { inner: Arc::new(inner) };
+        let released = store.release_orphaned_leases().map_err(read)?;
+        if released > 0 {
+            tracing::info!(released, path = %path.display(), "released the leases of a process that stopped");
+        }
+        Ok(store)
     }
 
     /// Where the store is.
@@ -402,7 +417,7 @@ impl Drop for Inner {
 }
 
 /// Opens sled at `path`, waiting up to `config.lock_wait` for its lock.
-fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, StoreError> {
+fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, OpenError> {
     let waited_since = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
@@ -412,33 +427,54 @@ fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, StoreError> {
             .flush_every_ms(config.durability.background_flush_ms())
             .open();
         match opened {
-            Err(sled::Error::Io(io))
-                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-            {
+            Err(sled::Error::Io(io)) if is_lock_error(&io) => {
                 if waited_since.elapsed() >= config.lock_wait {
-                    return Err(StoreError::Locked { path: path.display().to_string() });
+                    return Err(OpenError::Locked { path: path.to_owned() });
                 }
                 // sled only tries its file lock and tells nobody when it is let go, so opening
                 // retries with a growing pause, as SQLite's busy timeout does.
                 std::thread::sleep(pause.min(config.lock_wait.saturating_sub(waited_since.elapsed())));
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            other => return other.map_err(backend_error),
+            other => return other.map_err(|e| OpenError::Io { path: path.to_owned(), source: Box::new(e) }),
         }
     }
 }
 
-fn check_format(tree: &sled::Tree, path: &str) -> Result<(), StoreError> {
-    let incompatible = |found: String| StoreError::IncompatibleFormat {
+/// Whether sled failed to take its file lock. sled 0.34.7 (pinned) turns the `WouldBlock` of
+/// its `try_lock_exclusive` into an `Other` error that says "could not acquire lock on …",
+/// keeping no source: its kind and that wording are all there is to tell it by. The store's
+/// `a_second_open_is_told_the_store_is_locked` test pins the behaviour.
+fn is_lock_error(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::WouldBlock
+        || (io.kind() == std::io::ErrorKind::Other && io.to_string().starts_with("could not acquire lock"))
+}
+
+/// Checks the format version, or writes it into a new store. A sled database that holds
+/// another program's data is refused rather than taken over.
+fn check_format(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), OpenError> {
+    let io = |e: sled::Error| OpenError::Io { path: path.to_owned(), source: Box::new(e) };
+    let incompatible = |found: String| OpenError::IncompatibleFormat {
         path: path.to_owned(),
         found,
         expected: FORMAT_VERSION.to_owned(),
     };
-    match tree.get(keys::FORMAT).map_err(backend_error)? {
+    match tree.get(keys::FORMAT).map_err(io)? {
         Some(found) if found.as_ref() == FORMAT_VERSION.as_bytes() => Ok(()),
         Some(found) => Err(incompatible(String::from_utf8_lossy(&found).into_owned())),
         None if tree.is_empty() => {
-            tree.insert(keys::FORMAT, FORMAT_VERSION.as_bytes()).map_err(backend_error)?;
+            let foreign = !db.is_empty()
+                || db
+                    .tree_names()
+                    .iter()
+                    .any(|name| name.as_ref() != b"__sled__default" && name.as_ref() != b"jobhooks");
+            if foreign {
+                return Err(OpenError::NotAStore {
+                    path: path.to_owned(),
+                    found: "it is a sled database of another program".to_owned(),
+                });
+            }
+            tree.insert(keys::FORMAT, FORMAT_VERSION.as_bytes()).map_err(io)?;
             Ok(())
         }
         None => Err(incompatible("none (records without a format key)".to_owned())),

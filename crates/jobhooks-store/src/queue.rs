@@ -239,6 +239,37 @@ impl Store {
         Ok(())
     }
 
+    /// Releases every claim whose deadline (in microseconds) `lapsed` says has lapsed, noting the
+    /// lapse in its run's log at `now`; how many.
+    fn release_leases(&self, now: OffsetDateTime, lapsed: impl Fn(i64) -> bool) -> Result<usize, StoreError> {
+        let (released, _ticket) = self.write(|_, st| {
+            let mut released = 0;
+            for item in self.inner.tree.scan_prefix(keys::READY) {
+                let (key, value) = item.map_err(backend_error)?;
+                let entry = decode_entry(&key, &value)?;
+                if entry.lease.is_some_and(|claim| lapsed(claim.deadline)) {
+                    let run = RunId(indexed_id("ready index", &key)?);
+                    Self::unclaim(st, run, entry, Some(now))?;
+                    released += 1;
+                }
+            }
+            Ok(released)
+        })?;
+        if released > 0 {
+            self.signal_work();
+        }
+        Ok(released)
+    }
+
+    /// Releases every claim, whatever its deadline: at open, every claim belongs to a process that
+    /// is gone, since only one process opens a store at a time. Each still counts as an attempt.
+    pub(crate) fn release_orphaned_leases(&self) -> Result<usize, StoreError> {
+        if self.writer().counts.leased == 0 {
+            return Ok(0);
+        }
+        self.release_leases(OffsetDateTime::now_utc(), |_| true)
+    }
+
     pub(crate) fn signal_work(&self) {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.work.notify_waiters();
@@ -363,23 +394,7 @@ impl JobQueue for Store {
     }
 
     async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
-        let (released, _ticket) = self.write(|_, st| {
-            let mut released = 0;
-            for item in self.inner.tree.scan_prefix(keys::READY) {
-                let (key, value) = item.map_err(backend_error)?;
-                let entry = decode_entry(&key, &value)?;
-                if entry.lease.is_some_and(|claim| claim.deadline <= micros(now)) {
-                    let run = RunId(indexed_id("ready index", &key)?);
-                    Self::unclaim(st, run, entry, Some(now))?;
-                    released += 1;
-                }
-            }
-            Ok(released)
-        })?;
-        if released > 0 {
-            self.signal_work();
-        }
-        Ok(released)
+        self.release_leases(now, |deadline| deadline <= micros(now))
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {

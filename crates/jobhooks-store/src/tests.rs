@@ -13,7 +13,7 @@ use jobhooks_model::{
 };
 use tempfile::TempDir;
 
-use crate::{FORMAT_VERSION, Store, StoreConfig, keys};
+use crate::{FORMAT_VERSION, OpenError, Store, StoreConfig, keys};
 
 pub(crate) const HOOK_JOB: &str = "app::jobs::Audit";
 pub(crate) const BUTTON_JOB: &str = "app::jobs::Press";
@@ -97,7 +97,7 @@ async fn format_version_is_checked() {
         db.flush().unwrap();
     }
     let err = Store::open(dir.path()).err().unwrap();
-    assert!(matches!(err, StoreError::IncompatibleFormat { .. }), "{err}");
+    assert!(matches!(err, OpenError::IncompatibleFormat { .. }), "{err}");
     assert!(
         err.to_string()
             .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/3"),
@@ -113,8 +113,71 @@ async fn a_second_open_is_told_the_store_is_locked() {
     let asked = std::time::Instant::now();
     let err = Store::open_with(dir.path(), StoreConfig { lock_wait, ..StoreConfig::default() }).err().unwrap();
     assert!(asked.elapsed() >= lock_wait, "gave up before the lock wait was over");
-    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(matches!(err, OpenError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("is in use by another process"), "{err}");
+}
+
+/// Defect found in acceptance testing: a mistyped `--db` naming a directory of other files was
+/// initialised as a store, and files there named like sled's were overwritten.
+#[test]
+fn a_directory_of_other_files_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inventory.csv"), "serial\nA1\n").unwrap();
+    std::fs::write(dir.path().join("db"), "my own db file").unwrap();
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(err, OpenError::NotAStore { .. }), "{err}");
+    assert!(err.to_string().starts_with(&format!("{} is not a jobhooks store", dir.path().display())), "{err}");
+    let mut left: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["db", "inventory.csv"], "nothing was created");
+    assert_eq!(std::fs::read_to_string(dir.path().join("db")).unwrap(), "my own db file", "nothing was overwritten");
+
+    let file = dir.path().join("inventory.csv");
+    let err = Store::open(&file).err().unwrap();
+    assert!(err.to_string().contains("it is a file, not a directory"), "{err}");
+
+    // Another program's sled database is not a store either.
+    let other = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(other.path()).unwrap();
+        db.insert(b"theirs", &b"1"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(other.path()).err().unwrap();
+    assert!(err.to_string().contains("a sled database of another program"), "{err}");
+
+    // A new or empty directory becomes a store, and opens again as one.
+    let empty = tempfile::tempdir().unwrap();
+    drop(Store::open(empty.path()).unwrap());
+    drop(Store::open(empty.path()).unwrap());
+    drop(Store::open(empty.path().join("new")).unwrap());
+}
+
+/// Defect found in acceptance testing: after a crash, the runs the killed process had leased
+/// waited out their lease (300 s by default) before running again.
+#[tokio::test]
+async fn leases_found_at_open_are_released_at_once() {
+    let (dir, store) = ready_store().await;
+    {
+        press(&store, "1").await;
+        let (_lease, result) =
+            store.lease_next(OffsetDateTime::now_utc(), Duration::from_secs(300)).await.unwrap().unwrap();
+        assert_eq!(result.attempts, 1);
+        assert_eq!(store.depth().await.unwrap().leased, 1);
+        // The process dies holding the lease.
+        drop(store);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let depth = store.depth().await.unwrap();
+    assert_eq!((depth.pending, depth.leased), (1, 0), "{depth:?}");
+    let (_, result) = store
+        .lease_next(OffsetDateTime::now_utc(), Duration::from_secs(300))
+        .await
+        .unwrap()
+        .expect("the run is ready again at once, not when its lease lapses");
+    assert_eq!(result.attempts, 2, "the lost attempt counts");
+    assert!(result.logs.iter().any(|entry| entry.message.contains("lapsed before its outcome was recorded")));
 }
 
 #[test]
@@ -506,7 +569,9 @@ async fn a_corrupt_catalog_record_fails_the_open_with_its_key() {
         db.flush().unwrap();
     }
     let err = Store::open(dir.path()).err().unwrap();
-    assert!(err.to_string().starts_with("corrupt job hook record `hok/h`"), "{err}");
+    assert!(matches!(err, OpenError::Read { .. }), "{err}");
+    let cause = std::error::Error::source(&err).expect("the record's error is kept as the source").to_string();
+    assert!(cause.starts_with("corrupt job hook record `hok/h`"), "{cause}");
 }
 
 #[tokio::test]

@@ -1,0 +1,122 @@
+//! Opening a store: what a directory must hold to be opened, and why opening can fail.
+
+use std::path::{Path, PathBuf};
+
+use jobhooks_model::StoreError;
+
+/// Why a store could not be opened. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process holds the store open (sled admits one process per store).
+    #[error("the store at {} is in use by another process", path.display())]
+    Locked {
+        /// Where the store is.
+        path: PathBuf,
+    },
+    /// The path names something that is not a jobhooks store, and is not a new or empty directory.
+    #[error(
+        "{} is not a jobhooks store: {found}; give the path of an existing store, or of a new or empty directory for a new one",
+        path.display()
+    )]
+    NotAStore {
+        /// The path given.
+        path: PathBuf,
+        /// What is there instead.
+        found: String,
+    },
+    /// The store was written by an incompatible version of jobhooks.
+    #[error(
+        "the store at {} has format version {found}, but this jobhooks reads version {expected}; open it with the version that wrote it, or start a new store",
+        path.display()
+    )]
+    IncompatibleFormat {
+        /// Where the store is.
+        path: PathBuf,
+        /// The version found on disk.
+        found: String,
+        /// The version this build reads.
+        expected: String,
+    },
+    /// The file system or sled failed.
+    #[error("cannot open the store at {}", path.display())]
+    Io {
+        /// Where the store is.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Reading the store's records at open failed.
+    #[error("cannot read the store at {}", path.display())]
+    Read {
+        /// Where the store is.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// The files sled keeps in a store's directory, besides its `blobs/` and snapshots.
+const SLED_FILES: [&str; 2] = ["conf", "db"];
+
+/// Checks that `path` may be opened as a store: it does not exist yet, is an empty directory, or
+/// holds sled's files. Anything else (a file, a directory of other files) is refused, so that a
+/// mistyped path is never initialised as a store nor has files overwritten.
+pub(crate) fn check_directory(path: &Path) -> Result<(), OpenError> {
+    let io = |source: std::io::Error| OpenError::Io { path: path.to_owned(), source: Box::new(source) };
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io(error)),
+    };
+    if !metadata.is_dir() {
+        return Err(OpenError::NotAStore { path: path.to_owned(), found: "it is a file, not a directory".to_owned() });
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        names.push(entry.map_err(io)?.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() || SLED_FILES.iter().all(|file| names.iter().any(|name| name == file)) {
+        return Ok(());
+    }
+    names.sort();
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+    Err(OpenError::NotAStore {
+        path: path.to_owned(),
+        found: format!("the directory holds other files ({}{more})", shown.join(", ")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_and_empty_directories_may_become_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_directory(&dir.path().join("new")).is_ok());
+        assert!(check_directory(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn files_and_foreign_directories_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        std::fs::write(dir.path().join("db"), "not sled").unwrap();
+        let error = check_directory(dir.path()).unwrap_err();
+        assert!(matches!(error, OpenError::NotAStore { .. }), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} is not a jobhooks store: the directory holds other files (db, notes.txt); give the path of an existing store, or of a new or empty directory for a new one",
+                dir.path().display()
+            )
+        );
+        let file = dir.path().join("notes.txt");
+        let error = check_directory(&file).unwrap_err();
+        assert!(error.to_string().contains("it is a file, not a directory"), "{error}");
+    }
+}
