@@ -9,7 +9,7 @@ fuzz_target!(|text: &str| {
         ObjectRef::new(ContentType::new("dcim.location").unwrap(), "1").unwrap(),
         "HQ",
         json!({"name": "HQ", "tags": ["a", "b"], "nested": {"x": 1}}),
-    );
+    ).unwrap();
     let user = User::new("fuzz").unwrap();
     let _ = jobhooks_dispatch::render_button_text(text, &object, &user);
 });

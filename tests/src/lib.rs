@@ -120,7 +120,7 @@ pub fn class_path(module: &str, type_name: &str) -> String {
 pub fn object(content_type: &str, id: &str, repr: &str, data: Value) -> Object {
     let reference =
         ObjectRef::new(ContentType::new(content_type).expect("a valid content type"), id).expect("a valid id");
-    Object::new(reference, repr, data)
+    Object::new(reference, repr, data).expect("the data is a JSON object")
 }
 
 /// A user allowed to run every job, with the extra permissions `perms`.

@@ -42,8 +42,8 @@ impl JobHookReceiver for CountDevices {
         _: Action,
         _: Option<Object>,
     ) -> Result<(), JobError> {
-        let mut count = ctx.load(&counter().reference).await?.ok_or("the counter is missing")?;
-        let n = count.data["n"].as_u64().unwrap_or(0);
+        let mut count = ctx.load(counter().reference()).await?.ok_or("the counter is missing")?;
+        let n = count.data()["n"].as_u64().unwrap_or(0);
         count.set_field("n", json!(n + 1));
         ctx.save(count).await?;
         if std::env::var_os(CHILD_ENV).is_some() {
@@ -124,11 +124,11 @@ async fn parent() -> Result<String, String> {
         dispatcher.drain().await.map_err(|e| e.to_string())?;
         dispatcher.shutdown(Duration::from_secs(1)).await;
 
-        let count = store.get_object(&counter().reference).await.map_err(|e| e.to_string())?.ok_or("no counter")?;
-        if count.data["n"] != json!(trial) {
+        let count = store.get_object(counter().reference()).await.map_err(|e| e.to_string())?.ok_or("no counter")?;
+        if count.data()["n"] != json!(trial) {
             return Err(format!(
                 "after {trial} runs the counter is {}: an effect was lost or doubled",
-                count.data["n"]
+                count.data()["n"]
             ));
         }
         let results = store
@@ -138,7 +138,7 @@ async fn parent() -> Result<String, String> {
         if results.len() != trial || results.iter().any(|r| r.status != JobStatus::Success) {
             return Err(format!("expected {trial} successful runs, found {results:?}"));
         }
-        let writes = store.changes_for_object(&counter().reference, usize::MAX).await.map_err(|e| e.to_string())?;
+        let writes = store.changes_for_object(counter().reference(), usize::MAX).await.map_err(|e| e.to_string())?;
         if writes.iter().filter(|c| c.change_context == ChangeContextKind::JobHook).count() != trial {
             return Err(format!("expected {trial} counter writes by the hook, found {}", writes.len() - 1));
         }

@@ -102,7 +102,7 @@ async fn a_missing_object_fails_the_run_saying_which() {
     h.store.create_button(JobButton::new("b", vec![ct("dcim.location")], "Go", simple)).await.unwrap();
     let missing = object("dcim.location", "404", "Nowhere", json!({}));
     let run =
-        h.dispatcher.press(&jobhooks_model::User::superuser("root").unwrap(), "b", &missing.reference).await.unwrap();
+        h.dispatcher.press(&jobhooks_model::User::superuser("root").unwrap(), "b", missing.reference()).await.unwrap();
     h.dispatcher.drain().await.unwrap();
     let result = h.store.get_result(run).await.unwrap().unwrap();
     assert_eq!(result.status, JobStatus::Failure);
@@ -213,7 +213,7 @@ async fn errors_panics_timeouts_and_failure_entries_fail_the_run_and_the_workers
         assert_eq!(h.results_of(&job(type_name)).await[0].status, JobStatus::Failure, "{type_name}");
     }
     assert_eq!(h.results_of(&job("Quiet")).await[0].status, JobStatus::Success, "the one worker survived them all");
-    let audit = object("dcim.audit", "never", "never", json!({})).reference;
+    let audit = object("dcim.audit", "never", "never", json!({})).reference().clone();
     assert_eq!(
         jobhooks_model::ports::ObjectReader::get_object(&*h.store, &audit).await.unwrap(),
         None,
@@ -374,7 +374,7 @@ async fn shutdown_lets_runs_finish_by_the_deadline_and_gives_the_rest_back() {
 
     // A run that hangs past the deadline is stopped and given back.
     let started = STARTED.notified();
-    let run = h.dispatcher.press(&root, "slow", &target.reference).await.unwrap();
+    let run = h.dispatcher.press(&root, "slow", target.reference()).await.unwrap();
     started.await;
     let (dir, store) = {
         let report = h.dispatcher.shutdown(Duration::from_millis(100)).await;

@@ -103,7 +103,7 @@ async fn failed_completions_leave_the_run_to_run_again_and_its_effect_lands_once
         ],
         "each failure is visible in the run's result"
     );
-    let audit = object("app.audit", &receipt.changes[0].to_string(), "", json!({})).reference;
+    let audit = object("app.audit", &receipt.changes[0].to_string(), "", json!({})).reference().clone();
     assert!(s.store.get_object(&audit).await.unwrap().is_some());
     assert_eq!(s.store.changes_for_object(&audit, 10).await.unwrap().len(), 1, "the effect landed once");
 }

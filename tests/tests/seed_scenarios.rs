@@ -52,8 +52,8 @@ async fn an_invalid_serial_is_reverted_without_recursion() {
             "success Job completed",
         ]
     );
-    assert_eq!(h.store.get_object(&device("").reference).await.unwrap().unwrap().data["serial"], "A1");
-    let history = h.store.changes_for_object(&device("").reference, 10).await.unwrap();
+    assert_eq!(h.store.get_object(device("").reference()).await.unwrap().unwrap().data()["serial"], "A1");
+    let history = h.store.changes_for_object(device("").reference(), 10).await.unwrap();
     let revert = &history[0];
     assert_eq!(revert.change_context, ChangeContextKind::JobHook);
     assert_eq!(revert.change_context_detail, SERIAL_HOOK);
@@ -82,7 +82,7 @@ async fn a_device_deleted_before_its_update_runs_stays_deleted() {
         session.commit(&*store).await.unwrap();
     }
     let mut session = store.session(web());
-    session.delete(&device("").reference).await.unwrap();
+    session.delete(device("").reference()).await.unwrap();
     session.commit(&*store).await.unwrap();
 
     // Only now does a dispatcher run the update's hook.
@@ -99,8 +99,8 @@ async fn a_device_deleted_before_its_update_runs_stays_deleted() {
         ],
         "the receiver is called with no object, so it has nothing to revert"
     );
-    assert_eq!(h.store.get_object(&device("").reference).await.unwrap(), None, "the device stays deleted");
-    let history = h.store.changes_for_object(&device("").reference, 10).await.unwrap();
+    assert_eq!(h.store.get_object(device("").reference()).await.unwrap(), None, "the device stays deleted");
+    let history = h.store.changes_for_object(device("").reference(), 10).await.unwrap();
     assert_eq!(history.len(), 3, "no job-hook change re-created it: {history:#?}");
 }
 
@@ -121,7 +121,7 @@ impl JobHookReceiver for ReferenceReceiver {
         ctx.log_info(format!("action: {action}"));
         let user = ctx.user().username.clone();
         ctx.log_info(format!("jobresult.user: {user}"));
-        ctx.log_info(changed_object.map_or_else(|| "None".to_owned(), |o| o.repr));
+        ctx.log_info(changed_object.map_or_else(|| "None".to_owned(), |o| o.repr().to_owned()));
         Ok(())
     }
 }
@@ -140,7 +140,7 @@ async fn the_reference_run_logs_exactly_as_specified() {
     // The create's run sees the location as it is when the run starts: let it run before the
     // delete, or it would see none.
     h.dispatcher.drain().await.unwrap();
-    h.delete("U", &location().reference).await;
+    h.delete("U", location().reference()).await;
 
     let results = h.results_of(&job).await;
     assert_eq!(results.len(), 2);
@@ -164,7 +164,7 @@ async fn the_reference_run_logs_exactly_as_specified() {
 }
 
 async fn press_and_finish(h: &Harness, user: &User, button: &str, target: &Object) -> jobhooks_model::JobResult {
-    let run = h.dispatcher.press(user, button, &target.reference).await.unwrap();
+    let run = h.dispatcher.press(user, button, target.reference()).await.unwrap();
     h.dispatcher.drain().await.unwrap();
     h.store.get_result(run).await.unwrap().unwrap()
 }
@@ -244,22 +244,22 @@ async fn presses_are_refused_in_order_with_nautobots_messages() {
 
     let nobody = User::new("eve").unwrap();
     h.store.set_job_enabled(SIMPLE_BUTTON, false).await.unwrap();
-    let err = h.dispatcher.press(&nobody, "simple", &location().reference).await.unwrap_err();
+    let err = h.dispatcher.press(&nobody, "simple", location().reference()).await.unwrap_err();
     assert_eq!(err.to_string(), "Unable to run or schedule job: Job is not enabled to be run.");
     h.store.set_job_enabled(SIMPLE_BUTTON, true).await.unwrap();
-    let err = h.dispatcher.press(&nobody, "simple", &location().reference).await.unwrap_err();
+    let err = h.dispatcher.press(&nobody, "simple", location().reference()).await.unwrap_err();
     assert_eq!(err.to_string(), "This user does not have permission to run jobs.");
     let limited = User::new("fay").unwrap().with_permission(jobhooks_model::Permission::run_jobs([COMPLEX_BUTTON]));
     assert!(matches!(
-        h.dispatcher.press(&limited, "simple", &location().reference).await,
+        h.dispatcher.press(&limited, "simple", location().reference()).await,
         Err(PressError::PermissionDenied)
     ));
     let superuser = User::superuser("root").unwrap();
-    assert!(h.dispatcher.press(&superuser, "simple", &location().reference).await.is_ok());
+    assert!(h.dispatcher.press(&superuser, "simple", location().reference()).await.is_ok());
 
     // A job that is no longer linked: its record stays, not installed.
     h.store.sync_jobs(&[]).await.unwrap();
-    let err = h.dispatcher.press(&superuser, "simple", &location().reference).await.unwrap_err();
+    let err = h.dispatcher.press(&superuser, "simple", location().reference()).await.unwrap_err();
     assert_eq!(err.to_string(), "Unable to run or schedule job: Job is not presently installed.");
 }
 
@@ -308,7 +308,7 @@ struct RenameOnPress;
 impl JobButtonReceiver for RenameOnPress {
     async fn receive_job_button(&self, ctx: &mut JobContext, mut obj: Object) -> Result<(), JobError> {
         obj.set_field("name", json!("Renamed"));
-        obj.repr = "Renamed".into();
+        obj.set_repr("Renamed");
         ctx.save(obj).await?;
         Ok(())
     }

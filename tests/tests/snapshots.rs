@@ -7,7 +7,7 @@ use jobhooks_model::{
 
 fn device(serial: &str) -> Object {
     let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), "42").unwrap();
-    Object::new(reference, "edge-1", json!({"name": "edge-1", "serial": serial, "last_updated": serial}))
+    Object::new(reference, "edge-1", json!({"name": "edge-1", "serial": serial, "last_updated": serial})).unwrap()
 }
 
 #[test]

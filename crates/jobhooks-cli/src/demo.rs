@@ -93,10 +93,11 @@ pub(crate) async fn run(keep_db: Option<&Path>) -> Outcome {
     println!("  button \"Complex\": dcim.location, dcim.device, dcim.rack -> {COMPLEX_BUTTON}");
 
     step(4, "Changing objects as alice: create a location, a rack and a device, then change the device's serial");
-    let hq = Object::new(reference("dcim.location", "hq"), "HQ", json!({"name": "HQ"}));
-    let rack = Object::new(reference("dcim.rack", "r1"), "R1", json!({"name": "R1"}));
+    let hq = Object::new(reference("dcim.location", "hq"), "HQ", json!({"name": "HQ"}))?;
+    let rack = Object::new(reference("dcim.rack", "r1"), "R1", json!({"name": "R1"}))?;
     let device = |serial: &str| {
-        Object::new(reference("dcim.device", "edge-1"), "edge-1", json!({"name": "edge-1", "serial": serial}))
+        let data = json!({"name": "edge-1", "serial": serial});
+        Object::new(reference("dcim.device", "edge-1"), "edge-1", data).expect("the device's data is a JSON object")
     };
     let web = || ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
     let mut session = store.session(web());
@@ -121,10 +122,10 @@ pub(crate) async fn run(keep_db: Option<&Path>) -> Outcome {
         ("bob presses Complex on HQ (may not add locations)", &bob, "Complex", &hq, JobStatus::Failure),
         ("alice presses Complex on R1 (unsupported type)", &alice, "Complex", &rack, JobStatus::Failure),
     ] {
-        let run = dispatcher.press(user, button, &object.reference).await?;
+        let run = dispatcher.press(user, button, object.reference()).await?;
         presses.push((label, run, expected));
     }
-    let refused = dispatcher.press(&eve, "Simple", &hq.reference).await;
+    let refused = dispatcher.press(&eve, "Simple", hq.reference()).await;
     let refusal = refused.as_ref().err().map(ToString::to_string).unwrap_or_default();
     println!("  eve presses Simple on HQ: refused: {refusal}");
     checks.check(
@@ -148,7 +149,7 @@ pub(crate) async fn run(keep_db: Option<&Path>) -> Outcome {
     for result in &hook_runs {
         show_result("Validate serials", result);
     }
-    let serial = store.get_object(&device("").reference).await?.map(|d| d.data["serial"].clone());
+    let serial = store.get_object(device("").reference()).await?.map(|d| d.data()["serial"].clone());
     let revert = changes.iter().find(|c| c.change_context == ChangeContextKind::JobHook);
     checks.check("exactly one hook run happened in total (the revert triggered none)", hook_runs.len() == 1);
     checks.check("the hook run succeeded", hook_runs.iter().all(|r| r.status == JobStatus::Success));

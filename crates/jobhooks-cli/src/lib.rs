@@ -752,7 +752,7 @@ async fn objects(s: &Session, command: ObjectsCommand) -> Outcome {
         ObjectsCommand::Put { content_type, id, data, file, repr, user } => {
             let reference = object_ref(&content_type, &id)?;
             let data = read_data(data, file)?;
-            let object = Object::new(reference.clone(), repr.unwrap_or_else(|| id.clone()), data);
+            let object = Object::new(reference.clone(), repr.unwrap_or_else(|| id.clone()), data)?;
             let mut session = s.store.session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
             session.save(object).await?;
             let receipt = session.commit(&*s.store).await?;
@@ -773,8 +773,8 @@ async fn objects(s: &Session, command: ObjectsCommand) -> Outcome {
                     "{} {} \"{}\"\n{}",
                     o.content_type(),
                     o.id(),
-                    o.repr,
-                    serde_json::to_string_pretty(&o.data).unwrap_or_default()
+                    o.repr(),
+                    serde_json::to_string_pretty(&o.data()).unwrap_or_default()
                 )
             });
         }

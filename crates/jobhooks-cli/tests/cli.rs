@@ -303,3 +303,17 @@ fn a_db_path_holding_other_files_is_refused_by_name() {
     assert!(stderr.contains(&format!("{} is not a jobhooks store", dir.path().display())), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing was written there");
 }
+
+/// Defect found in acceptance testing: `objects put` took `[1,2,3]`, `42`, `null` or `"x"` as an
+/// object's data and recorded a change with a `null` postchange.
+#[test]
+fn object_data_that_is_not_a_json_object_is_refused_and_nothing_is_written() {
+    let (_dir, db) = store();
+    for data in ["[1,2,3]", "42", "null", r#""x""#] {
+        let stderr = fails(&db, &["objects", "put", "dcim.device", "d1", data, "--user", "alice"], 2);
+        assert!(stderr.contains("an object's data must be a JSON object"), "{data}: {stderr}");
+    }
+    let stderr = fails(&db, &["objects", "show", "dcim.device", "d1"], 2);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert_eq!(json(&db, &["changes", "list"]), serde_json::json!([]), "no change was recorded");
+}

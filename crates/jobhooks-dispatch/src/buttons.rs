@@ -74,14 +74,11 @@ impl TemplateObject for TemplateObjectValue {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        match self.0.data.as_object() {
-            Some(map) => Enumerator::Values(map.keys().map(|k| minijinja::Value::from(k.as_str())).collect()),
-            None => Enumerator::Empty,
-        }
+        Enumerator::Values(self.0.data().keys().map(|k| minijinja::Value::from(k.as_str())).collect())
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.repr)
+        f.write_str(self.0.repr())
     }
 }
 
@@ -188,8 +185,8 @@ pub async fn press<S: Storage + ?Sized>(
     object: &ObjectRef,
 ) -> Result<RunId, PressError> {
     let button = store.get_button(button).await?.ok_or_else(|| StoreError::not_found("job button", button))?;
-    if !button.content_types.contains(&object.content_type) {
-        return Err(PressError::NotAvailable { button: button.name, content_type: object.content_type.to_string() });
+    if !button.content_types.contains(object.content_type()) {
+        return Err(PressError::NotAvailable { button: button.name, content_type: object.content_type().to_string() });
     }
     let job = store.get_job(&button.job).await?;
     match job {
@@ -199,7 +196,8 @@ pub async fn press<S: Storage + ?Sized>(
         Some(_) if !user.can_run_job(&button.job) => return Err(PressError::PermissionDenied),
         Some(_) => {}
     }
-    let inputs = JobInputs::Button { object_pk: object.id.clone(), object_model_name: object.content_type.to_string() };
+    let inputs =
+        JobInputs::Button { object_pk: object.id().to_owned(), object_model_name: object.content_type().to_string() };
     Ok(store.enqueue(&button.job, Some(user.username.clone()), inputs).await?)
 }
 
@@ -214,6 +212,7 @@ mod tests {
             "HQ",
             json!({"name": "HQ", "tags": ["a"]}),
         )
+        .unwrap()
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -140,11 +140,11 @@ pub struct PendingChange {
     /// The object's text.
     pub repr: String,
     /// The object's data after the change; for a delete, its data just before.
-    pub data: Value,
+    pub data: Map<String, Value>,
     /// The object's data before the change, when the writer knows it. Used as the prechange when
     /// the store holds no earlier change of the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pre_data: Option<Value>,
+    pub pre_data: Option<Map<String, Value>>,
     /// Another object this change concerns (e.g. the device of an interface).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub related_object: Option<ObjectRef>,
@@ -155,23 +155,24 @@ impl PendingChange {
     pub fn new(action: Action, object: &Object) -> Self {
         Self {
             action,
-            object: object.reference.clone(),
-            repr: object.repr.clone(),
-            data: object.data.clone(),
+            object: object.reference().clone(),
+            repr: object.repr().to_owned(),
+            data: object.data().clone(),
             pre_data: None,
             related_object: None,
         }
     }
 
     /// Sets the data the object had before the change.
-    pub fn with_pre_data(mut self, pre_data: Value) -> Self {
+    pub fn with_pre_data(mut self, pre_data: Map<String, Value>) -> Self {
         self.pre_data = Some(pre_data);
         self
     }
 
     /// The object as this change leaves it; `None` after a delete.
     pub fn resulting_object(&self) -> Option<Object> {
-        (self.action != Action::Delete).then(|| Object::new(self.object.clone(), self.repr.clone(), self.data.clone()))
+        (self.action != Action::Delete)
+            .then(|| Object::from_fields(self.object.clone(), self.repr.clone(), self.data.clone()))
     }
 }
 
@@ -194,11 +195,11 @@ impl PendingChange {
 /// use jobhooks_model::{Action, ChangeSet, ContentType, Object, ObjectRef, PendingChange, json};
 /// let r = ObjectRef::new(ContentType::new("dcim.device").unwrap(), "1").unwrap();
 /// let mut set = ChangeSet::default();
-/// set.record(PendingChange::new(Action::Create, &Object::new(r.clone(), "r1", json!({"serial": "A"}))));
-/// set.record(PendingChange::new(Action::Update, &Object::new(r, "r1", json!({"serial": "B"}))));
+/// set.record(PendingChange::new(Action::Create, &Object::new(r.clone(), "r1", json!({"serial": "A"})).unwrap()));
+/// set.record(PendingChange::new(Action::Update, &Object::new(r, "r1", json!({"serial": "B"})).unwrap()));
 /// assert_eq!(set.changes().len(), 1);
 /// assert_eq!(set.changes()[0].action, Action::Create);
-/// assert_eq!(set.changes()[0].data, json!({"serial": "B"}));
+/// assert_eq!(set.changes()[0].data["serial"], "B");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -247,7 +248,7 @@ impl ChangeSet {
     /// object), which decides between create and update and supplies the pre-data.
     pub fn save(&mut self, object: &Object, existing: Option<&Object>) {
         let change = match existing {
-            Some(before) => PendingChange::new(Action::Update, object).with_pre_data(before.data.clone()),
+            Some(before) => PendingChange::new(Action::Update, object).with_pre_data(before.data().clone()),
             None => PendingChange::new(Action::Create, object),
         };
         self.record(change);
@@ -342,12 +343,12 @@ impl ObjectChange {
             user: context.user.clone(),
             request_id: context.request_id,
             action: change.action,
-            changed_object_type: change.object.content_type,
-            changed_object_id: change.object.id,
+            changed_object_type: change.object.content_type().clone(),
+            changed_object_id: change.object.id().to_owned(),
             related_object: change.related_object,
             object_repr: change.repr,
-            object_data: change.data,
-            prechange: prechange.or(change.pre_data),
+            object_data: Value::Object(change.data),
+            prechange: prechange.or(change.pre_data.map(Value::Object)),
             change_context: context.kind,
             change_context_detail: context.detail.clone(),
         }
@@ -355,13 +356,16 @@ impl ObjectChange {
 
     /// The changed object's reference.
     pub fn object_ref(&self) -> ObjectRef {
-        ObjectRef { content_type: self.changed_object_type.clone(), id: self.changed_object_id.clone() }
+        // The id was checked when the change was recorded (a `PendingChange` holds an `ObjectRef`).
+        ObjectRef::recorded(self.changed_object_type.clone(), self.changed_object_id.clone())
     }
 
     /// The object as this change left it; `None` for a delete.
     pub fn resulting_object(&self) -> Option<Object> {
-        (self.action != Action::Delete)
-            .then(|| Object::new(self.object_ref(), self.object_repr.clone(), self.object_data.clone()))
+        if self.action == Action::Delete {
+            return None;
+        }
+        Object::new(self.object_ref(), self.object_repr.clone(), self.object_data.clone()).ok()
     }
 
     /// The prechange as Nautobot defines it: none for a create; for a delete without an earlier
@@ -415,14 +419,20 @@ mod tests {
 
     fn obj(id: &str, data: Value) -> Object {
         Object::new(ObjectRef::new(ContentType::new("dcim.device").unwrap(), id).unwrap(), format!("dev-{id}"), data)
+            .unwrap()
     }
 
-    fn change(action: Action, id: &str, data: Value) -> PendingChange {
-        PendingChange::new(action, &obj(id, data))
+    /// Data whose one field `v` is `value`, so that merges can be followed by one value.
+    fn v(value: Value) -> Map<String, Value> {
+        Map::from_iter([("v".to_owned(), value)])
+    }
+
+    fn change(action: Action, id: &str, value: Value) -> PendingChange {
+        PendingChange::new(action, &obj(id, Value::Object(v(value))))
     }
 
     fn actions(changes: &[PendingChange]) -> Vec<(Action, &str, &Value)> {
-        changes.iter().map(|c| (c.action, c.object.id.as_str(), &c.data)).collect()
+        changes.iter().map(|c| (c.action, c.object.id(), &c.data["v"])).collect()
     }
 
     #[test]
@@ -434,28 +444,28 @@ mod tests {
     #[test]
     fn update_then_update_is_one_update_keeping_first_pre_data() {
         let merged = merge_changes([
-            change(Action::Update, "1", json!(2)).with_pre_data(json!(1)),
-            change(Action::Update, "1", json!(3)).with_pre_data(json!(2)),
+            change(Action::Update, "1", json!(2)).with_pre_data(v(json!(1))),
+            change(Action::Update, "1", json!(3)).with_pre_data(v(json!(2))),
         ]);
         assert_eq!(actions(&merged), [(Action::Update, "1", &json!(3))]);
-        assert_eq!(merged[0].pre_data, Some(json!(1)));
+        assert_eq!(merged[0].pre_data, Some(v(json!(1))));
     }
 
     #[test]
     fn update_then_delete_is_one_delete() {
         let merged = merge_changes([
-            change(Action::Update, "1", json!(2)).with_pre_data(json!(1)),
+            change(Action::Update, "1", json!(2)).with_pre_data(v(json!(1))),
             change(Action::Delete, "1", json!(2)),
         ]);
         assert_eq!(actions(&merged), [(Action::Delete, "1", &json!(2))]);
-        assert_eq!(merged[0].pre_data, Some(json!(1)));
+        assert_eq!(merged[0].pre_data, Some(v(json!(1))));
     }
 
     #[test]
     fn delete_then_create_is_one_update() {
         let merged = merge_changes([change(Action::Delete, "1", json!(1)), change(Action::Create, "1", json!(2))]);
         assert_eq!(actions(&merged), [(Action::Update, "1", &json!(2))]);
-        assert_eq!(merged[0].pre_data, Some(json!(1)), "the deleted data is the pre-data");
+        assert_eq!(merged[0].pre_data, Some(v(json!(1))), "the deleted data is the pre-data");
     }
 
     #[test]
@@ -490,21 +500,16 @@ mod tests {
         let mut set = ChangeSet::default();
         let o = obj("1", json!({"a": 1}));
         set.save(&o, None);
-        assert_eq!(set.current(&o.reference), Some(Some(o.clone())));
+        assert_eq!(set.current(o.reference()), Some(Some(o.clone())));
         set.delete(&o);
-        assert_eq!(set.current(&o.reference), Some(None));
-        assert_eq!(set.current(&obj("2", json!({})).reference), None);
+        assert_eq!(set.current(o.reference()), Some(None));
+        assert_eq!(set.current(obj("2", json!({})).reference()), None);
     }
 
     fn recorded(action: Action, data: Value, prechange: Option<Value>) -> ObjectChange {
         let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
-        ObjectChange::from_pending(
-            ChangeId(7),
-            OffsetDateTime::UNIX_EPOCH,
-            &context,
-            change(action, "1", data),
-            prechange,
-        )
+        let change = PendingChange::new(action, &obj("1", data));
+        ObjectChange::from_pending(ChangeId(7), OffsetDateTime::UNIX_EPOCH, &context, change, prechange)
     }
 
     #[test]
@@ -550,7 +555,7 @@ mod tests {
         ) {
             let merged = merge_changes(input.clone());
             for id in ["0", "1", "2"] {
-                let of_object: Vec<_> = merged.iter().filter(|c| c.object.id == id).collect();
+                let of_object: Vec<_> = merged.iter().filter(|c| c.object.id() == id).collect();
                 match of_object.as_slice() {
                     [] | [_] => {}
                     [first, second] => {
@@ -561,14 +566,14 @@ mod tests {
                 }
                 // A merged create never carries pre-data from a later change.
                 if let Some(created) = of_object.first().filter(|c| c.action == Action::Create) {
-                    let first_in = input.iter().find(|c| c.object.id == id).unwrap();
+                    let first_in = input.iter().find(|c| c.object.id() == id).unwrap();
                     if first_in.action == Action::Create {
                         prop_assert_eq!(&created.pre_data, &first_in.pre_data);
                     }
                 }
                 // The last data recorded for an object always wins.
-                let last_in = input.iter().rev().find(|c| c.object.id == id);
-                let last_out = merged.iter().rev().find(|c| c.object.id == id);
+                let last_in = input.iter().rev().find(|c| c.object.id() == id);
+                let last_out = merged.iter().rev().find(|c| c.object.id() == id);
                 prop_assert_eq!(last_in.map(|c| &c.data), last_out.map(|c| &c.data));
                 prop_assert_eq!(
                     last_in.map(|c| c.action == Action::Delete),

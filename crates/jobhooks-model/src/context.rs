@@ -33,7 +33,7 @@ pub type JobError = Box<dyn std::error::Error + Send + Sync>;
 ///         ctx.log_info(format!("change: {change}"));
 ///         ctx.log_info(format!("action: {action}"));
 ///         if let Some(object) = changed_object {
-///             ctx.log_info(object.repr);
+///             ctx.log_info(object.repr());
 ///         }
 ///         Ok(())
 ///     }
@@ -138,7 +138,7 @@ impl JobContext {
             level,
             grouping: grouping.to_owned(),
             message: message.into(),
-            object: object.map(|o| LoggedObject { repr: o.repr.clone(), reference: o.reference.clone() }),
+            object: object.map(|o| LoggedObject { repr: o.repr().to_owned(), reference: o.reference().clone() }),
         };
         mirror_to_tracing(&entry);
         self.logs.push(entry);
@@ -256,6 +256,7 @@ mod tests {
             format!("dev-{id}"),
             json!({"serial": serial}),
         )
+        .unwrap()
     }
 
     fn context(kind: JobKind) -> JobContext {
@@ -264,7 +265,7 @@ mod tests {
         JobContext::new(
             run,
             User::new("alice").unwrap(),
-            Arc::new(Fixed(HashMap::from([(stored.reference.clone(), stored)]))),
+            Arc::new(Fixed(HashMap::from([(stored.reference().clone(), stored)]))),
         )
     }
 
@@ -276,15 +277,15 @@ mod tests {
         assert_eq!(ctx.change_context().user.as_deref(), Some("alice"));
         ctx.save(device("1", "B")).await.unwrap();
         ctx.save(device("2", "C")).await.unwrap();
-        assert_eq!(ctx.load(&device("1", "").reference).await.unwrap(), Some(device("1", "B")));
-        ctx.delete(&device("2", "").reference).await.unwrap();
-        assert_eq!(ctx.load(&device("2", "").reference).await.unwrap(), None);
-        let err = ctx.delete(&device("3", "").reference).await.unwrap_err();
+        assert_eq!(ctx.load(device("1", "").reference()).await.unwrap(), Some(device("1", "B")));
+        ctx.delete(device("2", "").reference()).await.unwrap();
+        assert_eq!(ctx.load(device("2", "").reference()).await.unwrap(), None);
+        let err = ctx.delete(device("3", "").reference()).await.unwrap_err();
         assert_eq!(err.to_string(), "object `dcim.device 3` does not exist");
         let (_, _, changes) = ctx.into_parts();
-        let actions: Vec<_> = changes.changes().iter().map(|c| (c.action, c.object.id.as_str())).collect();
+        let actions: Vec<_> = changes.changes().iter().map(|c| (c.action, c.object.id())).collect();
         assert_eq!(actions, [(Action::Update, "1"), (Action::Create, "2"), (Action::Delete, "2")]);
-        assert_eq!(changes.changes()[0].pre_data, Some(json!({"serial": "A"})));
+        assert_eq!(changes.changes()[0].pre_data.clone().map(serde_json::Value::Object), Some(json!({"serial": "A"})));
     }
 
     #[tokio::test]

@@ -46,6 +46,14 @@ pub enum ModelError {
         /// The rejected text.
         value: String,
     },
+    /// An object's data that is not a JSON object.
+    #[error("invalid data of {object}: an object's data must be a JSON object, not {found}")]
+    InvalidObjectData {
+        /// The object (`content_type id`).
+        object: String,
+        /// What it was instead (`an array`, `null`, …).
+        found: &'static str,
+    },
     /// A hook or a button without any content type.
     #[error("at least one content type is required")]
     NoContentTypes,

@@ -102,21 +102,52 @@ impl From<ContentType> for String {
 }
 
 /// Names one application object: its content type and its id (the primary key, as text).
+///
+/// Valid by construction: [`ObjectRef::new`] and deserialization check the id, so a stored key
+/// built from it never runs into another object's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawObjectRef")]
 pub struct ObjectRef {
-    /// The object's type.
-    pub content_type: ContentType,
-    /// The object's primary key, as text (a UUID, a number, a slug: whatever the application uses).
-    pub id: String,
+    content_type: ContentType,
+    id: String,
+}
+
+/// An object reference as it arrives, before its id is checked.
+#[derive(Deserialize)]
+struct RawObjectRef {
+    content_type: ContentType,
+    id: String,
+}
+
+impl TryFrom<RawObjectRef> for ObjectRef {
+    type Error = ModelError;
+    fn try_from(raw: RawObjectRef) -> Result<Self, Self::Error> {
+        Self::new(raw.content_type, raw.id)
+    }
 }
 
 impl ObjectRef {
-    /// Refers to the object `id` of type `content_type`. The id must be non-empty and at most
-    /// [`MAX_NAME_LEN`] characters.
+    /// Refers to the object `id` of type `content_type`. The id must be non-empty, free of control
+    /// characters and at most [`MAX_NAME_LEN`] characters.
     pub fn new(content_type: ContentType, id: impl Into<String>) -> Result<Self, ModelError> {
         let id = id.into();
         validate_name("object id", &id)?;
         Ok(Self { content_type, id })
+    }
+
+    /// The reference of a change that was recorded, whose id was checked then.
+    pub(crate) fn recorded(content_type: ContentType, id: String) -> Self {
+        Self { content_type, id }
+    }
+
+    /// The object's type.
+    pub fn content_type(&self) -> &ContentType {
+        &self.content_type
+    }
+
+    /// The object's primary key, as text (a UUID, a number, a slug: whatever the application uses).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 }
 

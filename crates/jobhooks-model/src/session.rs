@@ -23,8 +23,8 @@ use crate::{ChangeContext, ChangeSet, Object, ObjectRef, PendingChange, StoreErr
 /// let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
 /// let mut session = ChangeSession::new(context, Arc::new(Empty));
 /// let hq = ObjectRef::new(ContentType::new("dcim.location").unwrap(), "1").unwrap();
-/// session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"}))).await.unwrap();
-/// assert_eq!(session.load(&hq).await.unwrap().unwrap().repr, "HQ");
+/// session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"})).unwrap()).await.unwrap();
+/// assert_eq!(session.load(&hq).await.unwrap().unwrap().repr(), "HQ");
 /// # });
 /// ```
 pub struct ChangeSession {
@@ -59,7 +59,7 @@ impl ChangeSession {
 
     /// Saves `object`: a create if it does not exist yet, else an update.
     pub async fn save(&mut self, object: Object) -> Result<(), StoreError> {
-        let existing = self.load(&object.reference).await?;
+        let existing = self.load(object.reference()).await?;
         self.changes.save(&object, existing.as_ref());
         Ok(())
     }

@@ -48,6 +48,7 @@ fn device(id: usize, round: u64) -> Object {
         data.insert(format!("field_{field:02}"), json!(format!("value-{field}-{round}")));
     }
     Object::new(ObjectRef::new(ContentType::new("dcim.device").unwrap(), id.to_string()).unwrap(), "dev", data.into())
+        .unwrap()
 }
 
 fn change_set(id: usize, round: u64) -> ChangeSet {

@@ -21,7 +21,7 @@ use crate::{Store, Writer, backend_error, keys};
 pub(crate) fn run_object(st: &Staging<'_>, inputs: &JobInputs) -> Result<Option<ObjectRef>, StoreError> {
     Ok(match inputs {
         JobInputs::Hook { object_change } => {
-            read_change_json::<ObjectOnly>(st, *object_change)?.map(|(_, change)| change.object_ref())
+            read_change_json::<ObjectOnly>(st, *object_change)?.map(|(_, change)| change.object_ref()).transpose()?
         }
         JobInputs::Button { object_pk, object_model_name } => {
             ContentType::new(object_model_name.as_str()).ok().and_then(|ct| ObjectRef::new(ct, object_pk.as_str()).ok())
@@ -36,9 +36,19 @@ struct ObjectOnly {
 }
 
 impl ObjectOnly {
-    fn object_ref(self) -> ObjectRef {
-        ObjectRef { content_type: self.changed_object_type, id: self.changed_object_id }
+    fn object_ref(self) -> Result<ObjectRef, StoreError> {
+        recorded_object(self.changed_object_type, self.changed_object_id)
     }
+}
+
+/// The reference of a recorded change's object; an id that no longer passes the model's checks
+/// means the record is corrupt.
+pub(crate) fn recorded_object(content_type: ContentType, id: String) -> Result<ObjectRef, StoreError> {
+    ObjectRef::new(content_type, id).map_err(|e| StoreError::Corrupt {
+        kind: "change",
+        key: "changed_object_id".to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// What a change record says about the object it leaves: decoded into an object without copying
@@ -54,8 +64,11 @@ struct ResultingObject {
 
 impl ResultingObject {
     fn into_object(self) -> Option<Object> {
-        let reference = ObjectRef { content_type: self.changed_object_type, id: self.changed_object_id };
-        (self.action != Action::Delete).then(|| Object::new(reference, self.object_repr, self.object_data))
+        if self.action == Action::Delete {
+            return None;
+        }
+        let reference = ObjectRef::new(self.changed_object_type, self.changed_object_id).ok()?;
+        Object::new(reference, self.object_repr, self.object_data).ok()
     }
 }
 
@@ -409,8 +422,8 @@ impl ChangeStore for Store {
         let mut flush = |entries: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<(), StoreError> {
             let id = entries.last().and_then(|(key, _)| object_of(key)).unwrap_or_default();
             if let Some(change) = holding_change(entries.drain(..).rev().map(Ok))? {
-                let id = String::from_utf8_lossy(&id).into_owned();
-                objects.push(self.object_held_by(&ObjectRef { content_type: content_type.clone(), id }, change)?);
+                let reference = recorded_object(content_type.clone(), String::from_utf8_lossy(&id).into_owned())?;
+                objects.push(self.object_held_by(&reference, change)?);
             }
             Ok(())
         };

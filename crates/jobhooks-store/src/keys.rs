@@ -43,7 +43,7 @@ pub fn change(id: ChangeId) -> Vec<u8> {
 /// `cob/{content type}\0{id}\0`: names and ids never contain NUL (they reject control
 /// characters).
 pub fn changes_of_object(reference: &ObjectRef) -> Vec<u8> {
-    key(&[CHANGE_BY_OBJECT, reference.content_type.as_str().as_bytes(), b"\0", reference.id.as_bytes(), b"\0"])
+    key(&[CHANGE_BY_OBJECT, reference.content_type().as_str().as_bytes(), b"\0", reference.id().as_bytes(), b"\0"])
 }
 
 pub fn change_by_object(reference: &ObjectRef, id: ChangeId) -> Vec<u8> {

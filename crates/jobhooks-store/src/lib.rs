@@ -28,10 +28,10 @@
 //! let hq = ObjectRef::new(ContentType::new("dcim.location").unwrap(), "1").unwrap();
 //!
 //! let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
-//! session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"}))).await.unwrap();
+//! session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"})).unwrap()).await.unwrap();
 //! let receipt = session.commit(&store).await.unwrap();
 //!
-//! assert_eq!(store.get_object(&hq).await.unwrap().unwrap().repr, "HQ");
+//! assert_eq!(store.get_object(&hq).await.unwrap().unwrap().repr(), "HQ");
 //! let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();
 //! assert_eq!(change.to_string(), "dcim.location HQ created by alice");
 //! # });

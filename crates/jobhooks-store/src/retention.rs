@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 
 use jobhooks_model::ports::{PruneReport, Retention};
-use jobhooks_model::{ChangeId, ContentType, JobStatus, ObjectRef, OffsetDateTime, StoreError};
+use jobhooks_model::{ChangeId, ContentType, JobStatus, OffsetDateTime, StoreError};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::changes::{commits_of_request, read_change_json};
+use crate::changes::{commits_of_request, read_change_json, recorded_object};
 use crate::queue::queued_entry;
 use crate::staging::{Staging, corrupt, decode, indexed_id};
 use crate::{Store, backend_error, keys, records};
@@ -130,7 +130,7 @@ impl Store {
                 break;
             }
             last = Some(key.to_vec());
-            let object = ObjectRef { content_type: change.changed_object_type, id: change.changed_object_id };
+            let object = recorded_object(change.changed_object_type, change.changed_object_id)?;
             let latest = st.last_with_prefix(&keys::changes_of_object(&object))?;
             let is_latest = latest.and_then(|(k, _)| keys::trailing_id(&k)) == Some(id.0);
             let mut has_runs = false;

@@ -57,6 +57,7 @@ pub(crate) fn device(id: &str, serial: &str) -> Object {
         format!("dev-{id}"),
         json!({"name": format!("dev-{id}"), "serial": serial}),
     )
+    .unwrap()
 }
 
 pub(crate) fn web(user: &str) -> ChangeContext {
@@ -352,8 +353,8 @@ async fn a_commit_writes_objects_changes_with_prechange_and_queues_matching_hook
     assert_eq!(result.user.as_deref(), Some("bob"), "the run runs as the change's user");
     assert_eq!(result.inputs, JobInputs::Hook { object_change: change.id });
 
-    assert_eq!(store.get_object(&device("1", "").reference).await.unwrap(), Some(device("1", "B")));
-    let history = store.changes_for_object(&device("1", "").reference, 10).await.unwrap();
+    assert_eq!(store.get_object(device("1", "").reference()).await.unwrap(), Some(device("1", "B")));
+    let history = store.changes_for_object(device("1", "").reference(), 10).await.unwrap();
     assert_eq!(history.iter().map(|c| c.action).collect::<Vec<_>>(), [Action::Update, Action::Create], "newest first");
     assert_eq!(store.changes_for_request(change.request_id).await.unwrap(), std::slice::from_ref(&change));
     let all = store
@@ -373,7 +374,7 @@ async fn deletes_and_create_then_delete_fire_for_both() {
     store.create_hook(hook("all", &["dcim.device"], &[Action::Create, Action::Update, Action::Delete])).await.unwrap();
     let mut session = store.session(web("alice"));
     session.save(device("9", "A")).await.unwrap();
-    session.delete(&device("9", "").reference).await.unwrap();
+    session.delete(device("9", "").reference()).await.unwrap();
     let receipt = session.commit(&store).await.unwrap();
     assert_eq!((receipt.changes.len(), receipt.runs.len()), (2, 2));
     let delete = store.get_change(receipt.changes[1]).await.unwrap().unwrap();
@@ -383,7 +384,7 @@ async fn deletes_and_create_then_delete_fire_for_both() {
         Some(json!({"name": "dev-9", "serial": "A"})),
         "the create in the same commit is its prechange"
     );
-    assert_eq!(store.get_object(&device("9", "").reference).await.unwrap(), None);
+    assert_eq!(store.get_object(device("9", "").reference()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -404,10 +405,14 @@ async fn job_hook_changes_disabled_hooks_and_non_runnable_jobs_queue_nothing() {
     store.update_hook("h", JobHookPatch { enabled: Some(false), ..Default::default() }).await.unwrap();
     assert_eq!(save(&store, web("alice"), &[device("1", "D")]).await.runs.len(), 0);
     assert_eq!(
-        save(&store, web("alice"), &[Object::new(ObjectRef::new(ct("dcim.rack"), "1").unwrap(), "r", json!({}))])
-            .await
-            .runs
-            .len(),
+        save(
+            &store,
+            web("alice"),
+            &[Object::new(ObjectRef::new(ct("dcim.rack"), "1").unwrap(), "r", json!({})).unwrap()]
+        )
+        .await
+        .runs
+        .len(),
         0
     );
 }
@@ -417,10 +422,13 @@ async fn record_only_commits_keep_objects_out_of_the_repository() {
     let (_dir, store) = ready_store().await;
     store.create_hook(hook("h", &["dcim.device"], &[Action::Update])).await.unwrap();
     let mut changes = ChangeSet::default();
-    changes.record(PendingChange::new(Action::Update, &device("5", "B")).with_pre_data(json!({"serial": "A"})));
+    changes.record(
+        PendingChange::new(Action::Update, &device("5", "B"))
+            .with_pre_data(json!({"serial": "A"}).as_object().unwrap().clone()),
+    );
     let receipt = store.commit(&web("alice"), changes, ObjectWrites::RecordOnly).await.unwrap();
     assert_eq!(receipt.runs.len(), 1);
-    assert_eq!(store.get_object(&device("5", "").reference).await.unwrap(), None);
+    assert_eq!(store.get_object(device("5", "").reference()).await.unwrap(), None);
     let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();
     assert_eq!(change.get_snapshots().differences.removed, Some(json!({"serial": "A", "name": null})));
 
@@ -431,11 +439,11 @@ async fn record_only_commits_keep_objects_out_of_the_repository() {
     changes.record(PendingChange::new(Action::Delete, &device("7", "A")));
     store.commit(&web("alice"), changes, ObjectWrites::RecordOnly).await.unwrap();
     let mut session = store.session(web("alice"));
-    session.delete(&device("10", "").reference).await.unwrap();
+    session.delete(device("10", "").reference()).await.unwrap();
     session.commit(&store).await.unwrap();
-    assert_eq!(store.get_object(&device("6", "").reference).await.unwrap(), Some(device("6", "A")));
-    assert_eq!(store.get_object(&device("7", "").reference).await.unwrap(), Some(device("7", "A")));
-    assert_eq!(store.get_object(&device("10", "").reference).await.unwrap(), None, "an applied delete");
+    assert_eq!(store.get_object(device("6", "").reference()).await.unwrap(), Some(device("6", "A")));
+    assert_eq!(store.get_object(device("7", "").reference()).await.unwrap(), Some(device("7", "A")));
+    assert_eq!(store.get_object(device("10", "").reference()).await.unwrap(), None, "an applied delete");
     let listed = store.list_objects(&ct("dcim.device")).await.unwrap();
     assert_eq!(listed, [device("6", "A"), device("7", "A")], "ids sort as text; 5 was never applied, 10 is gone");
 }
@@ -477,7 +485,7 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
         .await
         .unwrap();
     assert_eq!(receipt.changes.len(), 1);
-    assert_eq!(store.get_object(&device("1", "").reference).await.unwrap(), Some(device("1", "X")));
+    assert_eq!(store.get_object(device("1", "").reference()).await.unwrap(), Some(device("1", "X")));
     let done = store.get_result(first).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Success);
     assert!(done.completed.is_some());
@@ -491,7 +499,7 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
         .complete(Completion { writes: Some((context, writes)), ..completion(&lease2, JobStatus::Failure) })
         .await
         .unwrap();
-    assert_eq!(store.get_object(&device("2", "").reference).await.unwrap(), None);
+    assert_eq!(store.get_object(device("2", "").reference()).await.unwrap(), None);
 
     let err = store.complete(completion(&lease2, JobStatus::Success)).await.unwrap_err();
     assert_eq!(err, StoreError::LeaseLost { run: second.0 });
@@ -548,7 +556,7 @@ async fn a_corrupt_record_is_a_clear_error_not_a_panic() {
     let err = store.get_change(receipt.changes[0]).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { kind: "change", .. }), "{err}");
     assert!(err.to_string().contains("restore the store from a backup"), "{err}");
-    let err = store.get_object(&device("1", "").reference).await.unwrap_err();
+    let err = store.get_object(device("1", "").reference()).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     // A commit does not read earlier changes, but the next change's prechange is the corrupt
     // record's data: reading that change is the same clear error.
@@ -665,10 +673,10 @@ async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_stil
             .is_empty()
     );
     assert!(store.get_change(first.changes[0]).await.unwrap().is_none());
-    assert_eq!(store.changes_for_object(&device("1", "").reference, 10).await.unwrap().len(), 1);
+    assert_eq!(store.changes_for_object(device("1", "").reference(), 10).await.unwrap().len(), 1);
     assert!(store.get_change(second.changes[0]).await.unwrap().is_some(), "the object's latest change stays");
     assert!(store.get_change(other.changes[0]).await.unwrap().is_some(), "a change with a kept result stays");
-    assert_eq!(store.get_object(&device("1", "").reference).await.unwrap(), Some(device("1", "B")));
+    assert_eq!(store.get_object(device("1", "").reference()).await.unwrap(), Some(device("1", "B")));
     assert!(store.get_result(second.runs[0]).await.unwrap().is_some());
     assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 1 });
     // The next change of device 1 still gets its prechange.
@@ -845,7 +853,7 @@ async fn group_commits_defer_their_writes_until_a_flush_or_an_idle_claim_applies
     assert_eq!(claimed.iter().map(|lease| lease.run).collect::<Vec<_>>(), alone.runs);
     assert_eq!(store.get_change(third.changes[0]).await.unwrap(), None);
     store.flush().await.unwrap();
-    assert_eq!(store.get_object(&device("2", "b").reference).await.unwrap().unwrap().data["serial"], "b");
+    assert_eq!(store.get_object(device("2", "b").reference()).await.unwrap().unwrap().data()["serial"], "b");
     assert!(store.get_change(third.changes[0]).await.unwrap().is_some());
     let claimed = runs(lease().await.unwrap());
     assert_eq!(claimed.iter().map(|lease| lease.run).collect::<Vec<_>>(), behind.runs);
@@ -882,5 +890,5 @@ async fn writes_deferred_by_an_abandoned_commit_are_applied_when_the_store_close
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     assert!(store.get_change(receipt.changes[0]).await.unwrap().is_some());
-    assert_eq!(store.get_object(&device("1", "a").reference).await.unwrap().unwrap().data["serial"], "a");
+    assert_eq!(store.get_object(device("1", "a").reference()).await.unwrap().unwrap().data()["serial"], "a");
 }

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 
 fn object(content_type: &str, id: impl Into<String>, data: serde_json::Value) -> Object {
     let reference = ObjectRef::new(ContentType::new(content_type).unwrap(), id).unwrap();
-    Object::new(reference, "obj", data)
+    Object::new(reference, "obj", data).unwrap()
 }
 
 /// The workload: committers and a worker, each reporting on stdout what returned.
@@ -198,7 +198,7 @@ async fn verify(dir: &Path, committed: &Committed) -> Result<(), String> {
         let Some(result) = store.get_result(*run).await.map_err(|e| e.to_string())? else {
             return Err(format!("run {run} was committed but is lost"));
         };
-        let audit = object("audit.entry", run.to_string(), json!(null)).reference;
+        let audit = object("audit.entry", run.to_string(), json!({})).reference().clone();
         let written = store.get_object(&audit).await.map_err(|e| e.to_string())?.is_some();
         if written != (result.status == JobStatus::Success) {
             let state = if written { "present" } else { "absent" };

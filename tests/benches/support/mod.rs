@@ -62,7 +62,7 @@ pub fn device(id: u64, round: u64, fields: usize) -> Object {
         data.insert(format!("field_{field:02}"), json!(format!("value-{field}-{round}")));
     }
     let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id.to_string()).unwrap();
-    Object::new(reference, "dev", data.into())
+    Object::new(reference, "dev", data.into()).unwrap()
 }
 
 /// An update of the 30-field device `id`.

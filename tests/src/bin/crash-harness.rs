@@ -149,11 +149,11 @@ async fn child(dir: &Path, seed: u64) -> ExitCode {
         let mut rng = fastrand::Rng::with_seed(seed ^ 0xb7);
         loop {
             let location = object("dcim.location", &rng.u32(0..20).to_string(), "", json!({}));
-            if dispatcher.store().get_object(&location.reference).await.expect("read").is_none() {
+            if dispatcher.store().get_object(location.reference()).await.expect("read").is_none() {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let run = dispatcher.press(&user, "touch", &location.reference).await.expect("press");
+            let run = dispatcher.press(&user, "touch", location.reference()).await.expect("press");
             report(&serde_json::to_string(&CommitReceipt { changes: vec![], runs: vec![run] }).expect("json"));
         }
     });
@@ -285,7 +285,7 @@ async fn verify(store: &Store, tally: &mut Tally, drained: bool) -> Result<(), S
     }
     for result in &results {
         if result.job == job("AuditWrite") {
-            let audit = object("audit.entry", &result.id.to_string(), "", json!({})).reference;
+            let audit = object("audit.entry", &result.id.to_string(), "", json!({})).reference().clone();
             let writes = store.changes_for_object(&audit, usize::MAX).await.map_err(|e| e.to_string())?;
             let succeeded = result.status == JobStatus::Success;
             if writes.len() != usize::from(succeeded) {
