@@ -34,18 +34,24 @@ impl Faults {
     }
 }
 
-/// `inner`, with the failures `faults` asks for.
+/// `inner`, with the failures `faults` asks for, counting the runs it leases.
 pub struct FaultyStore<S> {
     /// The store underneath.
     pub inner: S,
     /// What to fail next.
     pub faults: Faults,
+    leased: tokio::sync::watch::Sender<usize>,
 }
 
 impl<S> FaultyStore<S> {
     /// Wraps `inner`, failing nothing yet.
     pub fn new(inner: S) -> Self {
-        Self { inner, faults: Faults::default() }
+        Self { inner, faults: Faults::default(), leased: tokio::sync::watch::Sender::new(0) }
+    }
+
+    /// How many runs were leased through this wrapper so far; await a count with `wait_for`.
+    pub fn leased_runs(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.leased.subscribe()
     }
 }
 
@@ -170,7 +176,11 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
         if Faults::take(&self.faults.leases) {
             return Err(injected("write"));
         }
-        self.inner.lease_next(now, lease_for).await
+        let leased = self.inner.lease_next(now, lease_for).await;
+        if let Ok(Some(_)) = &leased {
+            self.leased.send_modify(|count| *count += 1);
+        }
+        leased
     }
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
         if Faults::take(&self.faults.completes) {

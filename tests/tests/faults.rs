@@ -8,8 +8,8 @@ use std::time::Duration;
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
 use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ObjectWrites};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobContext, JobError, JobHook, JobHookReceiver,
-    JobStatus, Object, ObjectChange, OffsetDateTime, async_trait, json,
+    Action, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobContext, JobError, JobHook,
+    JobHookReceiver, JobStatus, Object, ObjectChange, OffsetDateTime, async_trait, json,
 };
 use jobhooks_register::{Registry, register_job_hook_receiver};
 use jobhooks_store::Store;
@@ -135,4 +135,99 @@ async fn an_undecodable_change_fails_its_run_visibly() {
     let next = create_device(&s.store, "2").await.unwrap();
     s.dispatcher.drain().await.unwrap();
     assert_eq!(s.store.get_result(next.runs[0]).await.unwrap().unwrap().status, JobStatus::Success);
+}
+
+/// Records the id of each gate it runs for; the run for gate `first` holds on until released.
+#[derive(Default)]
+struct Gated;
+
+static GATED_CALLS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static FIRST_STARTED: std::sync::LazyLock<tokio::sync::Notify> = std::sync::LazyLock::new(Default::default);
+static RELEASE_FIRST: std::sync::LazyLock<tokio::sync::Notify> = std::sync::LazyLock::new(Default::default);
+
+#[async_trait]
+impl JobHookReceiver for Gated {
+    async fn receive_job_hook(
+        &self,
+        _: &mut JobContext,
+        change: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        GATED_CALLS.lock().unwrap().push(change.changed_object_id.clone());
+        if change.changed_object_id == "first" {
+            FIRST_STARTED.notify_one();
+            RELEASE_FIRST.notified().await;
+        }
+        Ok(())
+    }
+}
+
+register_job_hook_receiver!(Gated);
+
+/// Defect found in acceptance testing: with `per_job_limit`, a worker checked its claim before it
+/// waited for the job's permit, so a run could start on a claim that lapsed while it waited, after
+/// another worker had taken the run over: the run ran twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_waited_for_its_jobs_permit_does_not_start_on_a_lapsed_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FaultyStore::new(Store::open(dir.path()).unwrap()));
+    let registry = Registry::from_linked().unwrap();
+    registry.sync_into(&*store).await.unwrap();
+    let job = format!("{}::Gated", module_path!());
+    store.set_job_enabled(&job, true).await.unwrap();
+    let gates = vec![ContentType::new("app.gate").unwrap()];
+    store.create_hook(JobHook::new("gated", gates, job.as_str()).on([Action::Create])).await.unwrap();
+    let clock = jobhooks_model::ManualClock::starting_now();
+    let lease = Duration::from_secs(60);
+    let config = DispatcherConfig {
+        workers: 2,
+        lease_batch: 1,
+        per_job_limit: Some(1),
+        lease,
+        run_timeout: Duration::from_secs(30),
+        clock: Arc::new(clock.clone()),
+        ..DispatcherConfig::default()
+    };
+    let mut leased = store.leased_runs();
+    let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    let bound = Duration::from_secs(10);
+    let create_gate = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut changes = ChangeSet::default();
+            changes.save(&object("app.gate", id, id, json!({})), None);
+            let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+            store.commit(&context, changes, ObjectWrites::Apply).await.unwrap()
+        }
+    };
+
+    create_gate("first").await;
+    tokio::time::timeout(bound, FIRST_STARTED.notified()).await.expect("the first run starts and holds the permit");
+    let second = create_gate("second").await.runs[0];
+    tokio::time::timeout(bound, leased.wait_for(|count| *count >= 2))
+        .await
+        .expect("the other worker leases the second run")
+        .unwrap();
+    // While that worker waits for the job's only permit, both claims lapse, and another process
+    // takes both runs over and finishes them.
+    clock.advance(lease + Duration::from_secs(1));
+    let takeover = store.inner.lease_batch(clock.now(), lease, 2).await.unwrap();
+    assert_eq!(takeover.iter().map(|(claim, _)| claim.run).max(), Some(second), "both claims lapsed");
+    for (claim, _) in takeover {
+        let done = jobhooks_model::ports::Completion {
+            lease: claim,
+            status: JobStatus::Success,
+            logs: Vec::new(),
+            retry_at: None,
+            writes: None,
+        };
+        store.complete(done).await.unwrap();
+    }
+
+    RELEASE_FIRST.notify_one();
+    tokio::time::timeout(bound, dispatcher.drain()).await.expect("the queue drains").unwrap();
+    assert_eq!(*GATED_CALLS.lock().unwrap(), ["first"], "the second run was not started on its lapsed claim");
+    let stats = dispatcher.stats().await.unwrap();
+    assert_eq!((stats.lease_lost, stats.given_back), (1, 1), "the first's outcome is discarded: {stats:?}");
 }

@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobhooks_model::ports::{Lease, QueueDepth, Retention, Storage, SyncReport};
-use jobhooks_model::{JobStatus, Object, ObjectRef, OffsetDateTime, RunId, StoreError, User};
+use jobhooks_model::{Clock, JobStatus, Object, ObjectRef, RunId, StoreError, User, system_clock};
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -81,6 +81,8 @@ pub struct DispatcherConfig {
     pub retention: Retention,
     /// How often to prune per `retention`.
     pub prune_every: Duration,
+    /// What the dispatcher asks for the time: claims, their deadlines, retries and pruning.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for DispatcherConfig {
@@ -99,6 +101,7 @@ impl Default for DispatcherConfig {
             idle_wakeup: Duration::from_secs(1),
             retention: Retention::default(),
             prune_every: Duration::from_secs(60),
+            clock: system_clock(),
         }
     }
 }
@@ -185,7 +188,7 @@ impl<S: Storage + 'static> Dispatcher<S> {
     /// workers.
     pub async fn start(store: Arc<S>, registry: Registry, config: DispatcherConfig) -> Result<Self, DispatchError> {
         let sync_report = registry.sync_into(&*store).await?;
-        let released = store.release_expired(OffsetDateTime::now_utc()).await?;
+        let released = store.release_expired(config.clock.now()).await?;
         if released > 0 {
             tracing::info!(released, "returned lapsed leases to the queue");
         }
@@ -296,7 +299,7 @@ async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch
     while !*stopped.borrow() {
         let seen = shared.store.work_generation();
         let max = shared.config.lease_batch.max(1);
-        match shared.store.lease_batch(OffsetDateTime::now_utc(), shared.config.lease, max).await {
+        match shared.store.lease_batch(shared.config.clock.now(), shared.config.lease, max).await {
             Ok(batch) if !batch.is_empty() => shared.run_batch(batch).await,
             Ok(_) => {
                 tokio::select! {
@@ -327,7 +330,7 @@ async fn pruner<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch
             _ = schedule.tick() => {}
             _ = stopped.changed() => return,
         }
-        match shared.store.prune(&shared.config.retention, OffsetDateTime::now_utc()).await {
+        match shared.store.prune(&shared.config.retention, shared.config.clock.now()).await {
             Ok(report) => tracing::debug!(results = report.results, changes = report.changes, "pruned"),
             Err(error) => tracing::warn!(%error, "pruning failed; it is tried again at the next interval"),
         }
@@ -356,7 +359,14 @@ impl<S: Storage + 'static> Shared<S> {
         let mut completions = Vec::with_capacity(batch.len());
         let mut runs = batch.into_iter().enumerate();
         while let Some((position, (lease, result))) = runs.next() {
-            if position > 0 && !self.claim_covers_a_run(&lease) {
+            // The job's permit first, then the claim: waiting for a permit takes time, and a run
+            // must not start on a claim that lapsed meanwhile (another worker may have taken it).
+            let slot = self.job_slot(&result.job);
+            let _permit = match &slot {
+                Some(slot) => slot.acquire().await.ok(),
+                None => None,
+            };
+            if !self.may_start(position, &lease) {
                 let unstarted: Vec<Lease> = std::iter::once(lease).chain(runs.map(|(_, (lease, _))| lease)).collect();
                 self.counters.given_back.fetch_add(unstarted.len() as u64, Ordering::SeqCst);
                 for lease in &unstarted {
@@ -364,11 +374,6 @@ impl<S: Storage + 'static> Shared<S> {
                 }
                 break;
             }
-            let slot = self.job_slot(&result.job);
-            let _permit = match &slot {
-                Some(slot) => slot.acquire().await.ok(),
-                None => None,
-            };
             match self.execute(&lease, result).await {
                 Ok(completion) => completions.push(completion),
                 Err(error) => {
@@ -388,9 +393,13 @@ impl<S: Storage + 'static> Shared<S> {
         self.progress.notify_waiters();
     }
 
-    /// Whether `lease` still covers a run started now that takes as long as it may.
-    fn claim_covers_a_run(&self, lease: &Lease) -> bool {
-        OffsetDateTime::now_utc() + self.config.run_timeout <= lease.deadline
+    /// Whether the run of `lease`, at `position` in its batch, may start now. The first of a
+    /// batch starts while its claim holds (it was just taken, even when the lease is shorter than
+    /// `run_timeout`); a later one only while its claim still covers a run that takes as long as
+    /// it may.
+    fn may_start(&self, position: usize, lease: &Lease) -> bool {
+        let now = self.config.clock.now();
+        if position == 0 { now < lease.deadline } else { now + self.config.run_timeout <= lease.deadline }
     }
 
     /// Gives a leased run back to the queue unstarted, to run again; `why` is logged.

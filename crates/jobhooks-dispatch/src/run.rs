@@ -253,7 +253,7 @@ impl<S: Storage + 'static> Shared<S> {
                         policy.max_attempts
                     ),
                 ));
-                (JobStatus::Retrying, Some(OffsetDateTime::now_utc() + wait))
+                (JobStatus::Retrying, Some(self.config.clock.now() + wait))
             }
             AfterFailure::DeadLetter => {
                 logs.push(entry(

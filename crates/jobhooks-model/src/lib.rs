@@ -20,6 +20,7 @@
 
 mod button;
 mod change;
+mod clock;
 mod context;
 mod error;
 mod hook;
@@ -34,6 +35,7 @@ pub use button::{ButtonClass, JobButton, JobButtonPatch, MAX_BUTTON_TEXT_LEN, va
 pub use change::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ObjectChange, PendingChange, merge_changes,
 };
+pub use clock::{Clock, ManualClock, SystemClock, system_clock};
 pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo};
 pub use error::{ModelError, StoreError, ValidationErrors};
 pub use hook::{JobHook, JobHookPatch, validate_hook};
