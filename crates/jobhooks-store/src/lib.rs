@@ -69,7 +69,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use jobhooks_model::{ChangeContext, ChangeSession, StoreError};
+use jobhooks_model::{ChangeContext, ChangeSession, Clock, StoreError, system_clock};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -83,7 +83,7 @@ use staging::{Overlay, QueueCounts, Staging};
 pub const FORMAT_VERSION: &str = "jobhooks-store/3";
 
 /// How to open a store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// When a commit counts as done.
     pub durability: Durability,
@@ -98,11 +98,19 @@ pub struct StoreConfig {
     /// lets go: when a process that had the store open exits, or, within one process, once
     /// sled's IO threads have finished with the handles just dropped. Zero fails at once.
     pub lock_wait: Duration,
+    /// What the store asks for the time: change times, when runs were queued and finished, and
+    /// when the next retry falls due. Lease deadlines are decided by the callers' `now`.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { durability: Durability::GroupCommit, cache_capacity: 8 * 1024 * 1024, lock_wait: Duration::from_secs(2) }
+        Self {
+            durability: Durability::GroupCommit,
+            cache_capacity: 8 * 1024 * 1024,
+            lock_wait: Duration::from_secs(2),
+            clock: system_clock(),
+        }
     }
 }
 
@@ -134,11 +142,13 @@ struct Inner {
     work: Notify,
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
+    clock: Arc<dyn Clock>,
 }
 
 /// State only writers touch: id counters and queue counts, derived from disk at open, and the
 /// deferred writes.
 struct Writer {
+    clock: Arc<dyn Clock>,
     next_change: u64,
     next_run: u64,
     last_time: OffsetDateTime,
@@ -153,7 +163,7 @@ impl Writer {
     /// The current time, never earlier than a time already handed out, so that change ids and
     /// change times sort alike.
     fn now(&mut self) -> OffsetDateTime {
-        self.last_time = OffsetDateTime::now_utc().max(self.last_time);
+        self.last_time = self.clock.now().max(self.last_time);
         self.last_time
     }
 
@@ -190,6 +200,7 @@ impl Store {
         check_format(&db, &tree, &path)?;
         let read = |source: StoreError| OpenError::Read { path: path.clone(), source };
         let writer = Writer {
+            clock: config.clock.clone(),
             next_change: last_id(&tree, keys::CHANGE).map_err(read)? + 1,
             next_run: queue::last_run_id(&tree).map_err(read)? + 1,
             last_time: changes::last_change_time(&tree).map_err(read)?,
@@ -208,6 +219,7 @@ impl Store {
             broken: OnceLock::new(),
             work: Notify::new(),
             generation: AtomicU64::new(0),
+            clock: config.clock,
         };
         let store = Self { inner: Arc::new(inner) };
         let released = store.release_orphaned_leases().map_err(read)?;

@@ -267,7 +267,7 @@ impl Store {
         if self.writer().counts.leased == 0 {
             return Ok(0);
         }
-        self.release_leases(OffsetDateTime::now_utc(), |_| true)
+        self.release_leases(self.inner.clock.now(), |_| true)
     }
 
     pub(crate) fn signal_work(&self) {
@@ -419,7 +419,7 @@ impl JobQueue for Store {
         // Sleep no longer than until the next retry falls due. Lapsed claims are found by the next
         // lease after at most `at_most`; runs waiting for an older run of their object are woken
         // by the completion signal.
-        let now = OffsetDateTime::now_utc();
+        let now = self.inner.clock.now();
         let next_retry = self.first_retry_time().filter(|&at| at > now);
         let wait = next_retry.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
         let _woken_or_timed_out = tokio::time::timeout(wait, notified).await;
