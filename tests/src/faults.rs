@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jobhooks_model::ports::{
     Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, PruneReport,
-    QueueDepth, ResultFilter, Retention, SyncReport,
+    QueueDepth, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
     ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
@@ -110,8 +110,8 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
 
 #[async_trait]
 impl<S: Catalog> Catalog for FaultyStore<S> {
-    async fn sync_jobs(&self, linked: &[JobSpec]) -> Result<SyncReport, StoreError> {
-        self.inner.sync_jobs(linked).await
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError> {
+        self.inner.sync_jobs(linked, mode).await
     }
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         self.inner.list_jobs().await

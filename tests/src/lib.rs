@@ -38,7 +38,7 @@ impl Harness {
     pub async fn start_on(dir: tempfile::TempDir, store: Arc<Store>, config: DispatcherConfig) -> Self {
         jobhooks_examples::link();
         let registry = Registry::from_linked().expect("no duplicate registrations");
-        registry.sync_into(&*store).await.expect("the registry syncs");
+        registry.sync_into(&*store, jobhooks_model::SyncMode::Full).await.expect("the registry syncs");
         for job in registry.jobs() {
             store.set_job_enabled(&job.class_path(), true).await.expect("the job exists");
         }

@@ -85,7 +85,7 @@ async fn a_run_of_a_job_no_longer_linked_fails() {
     };
     let mut specs: Vec<JobSpec> = jobhooks_register::Registry::from_linked().unwrap().specs();
     specs.push(gone);
-    h.store.sync_jobs(&specs).await.unwrap();
+    h.store.sync_jobs(&specs, jobhooks_model::SyncMode::Full).await.unwrap();
     h.store.set_job_enabled("gone::Job", true).await.unwrap();
     let inputs = JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.site".into() };
     let run = h.store.enqueue("gone::Job", None, inputs).await.unwrap();

@@ -46,7 +46,7 @@ async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FaultyStore::new(Store::open(dir.path()).unwrap()));
     let registry = Registry::from_linked().unwrap();
-    registry.sync_into(&*store).await.unwrap();
+    registry.sync_into(&*store, jobhooks_model::SyncMode::Full).await.unwrap();
     let job = format!("{}::Audit", module_path!());
     store.set_job_enabled(&job, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
@@ -173,7 +173,7 @@ async fn a_run_that_waited_for_its_jobs_permit_does_not_start_on_a_lapsed_claim(
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FaultyStore::new(Store::open(dir.path()).unwrap()));
     let registry = Registry::from_linked().unwrap();
-    registry.sync_into(&*store).await.unwrap();
+    registry.sync_into(&*store, jobhooks_model::SyncMode::Full).await.unwrap();
     let job = format!("{}::Gated", module_path!());
     store.set_job_enabled(&job, true).await.unwrap();
     let gates = vec![ContentType::new("app.gate").unwrap()];

@@ -69,7 +69,11 @@ async fn a_device_deleted_before_its_update_runs_stays_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(jobhooks_store::Store::open(dir.path()).unwrap());
     jobhooks_examples::link();
-    jobhooks_register::Registry::from_linked().unwrap().sync_into(&*store).await.unwrap();
+    jobhooks_register::Registry::from_linked()
+        .unwrap()
+        .sync_into(&*store, jobhooks_model::SyncMode::Full)
+        .await
+        .unwrap();
     store.set_job_enabled(SERIAL_HOOK, true).await.unwrap();
     store
         .create_hook(JobHook::new("serials", vec![ct("dcim.device")], SERIAL_HOOK).on([Action::Update]))
@@ -258,7 +262,7 @@ async fn presses_are_refused_in_order_with_nautobots_messages() {
     assert!(h.dispatcher.press(&superuser, "simple", location().reference()).await.is_ok());
 
     // A job that is no longer linked: its record stays, not installed.
-    h.store.sync_jobs(&[]).await.unwrap();
+    h.store.sync_jobs(&[], jobhooks_model::SyncMode::Full).await.unwrap();
     let err = h.dispatcher.press(&superuser, "simple", location().reference()).await.unwrap_err();
     assert_eq!(err.to_string(), "Unable to run or schedule job: Job is not presently installed.");
 }

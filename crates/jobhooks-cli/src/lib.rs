@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Every command opens the store (`--db`, default `jobhooks.db` or `$JOBHOOKS_DB`), adds the
-//! receivers linked into this program to its job records (only `run`, the dispatcher, marks jobs
-//! it does not link as not installed), and does one thing. Listings print a table, or JSON with
+//! receivers linked into this program to its job records (never marking the jobs it does not link
+//! as not installed: only `run --uninstall-unlinked` does), and does one thing. Listings print a table, or JSON with
 //! `--json`. Bad input exits with status 2 and the exact validation message on stderr; other
 //! failures exit with status 1.
 //!
@@ -27,10 +27,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig, PressError};
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ResultFilter};
+use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ResultFilter, SyncMode};
 use jobhooks_model::{
     Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobSpec, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
+    JobHookPatch, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
 };
 use jobhooks_register::Registry;
 use jobhooks_store::Store;
@@ -190,6 +190,10 @@ enum Command {
         /// Seconds runs in flight may take to finish after Ctrl-C.
         #[arg(long, default_value_t = 30)]
         grace: u64,
+        /// This program links every receiver of the application: mark jobs it does not link as
+        /// not installed, and disable their hooks and buttons.
+        #[arg(long)]
+        uninstall_unlinked: bool,
     },
 }
 
@@ -410,21 +414,10 @@ impl Session {
     async fn open(db: &std::path::Path, json: bool) -> Result<Self, Failure> {
         let store = Arc::new(Store::open(db)?);
         let registry = Registry::from_linked().map_err(|e| Failure::failed(e.to_string()))?;
-        // Only the dispatcher (`run`) decides which jobs are installed: this program may link
-        // fewer receivers than the application's own dispatcher, and must not uninstall theirs
-        // (which would disable their hooks and buttons). Commands only add what this program links.
-        let mut specs = registry.specs();
-        for job in store.list_jobs().await?.into_iter().filter(|j| j.installed && registry.get(&j.class_path).is_none())
-        {
-            specs.push(JobSpec {
-                class_path: job.class_path,
-                name: job.name,
-                description: job.description,
-                kind: job.kind,
-                hidden: job.hidden,
-            });
-        }
-        store.sync_jobs(&specs).await?;
+        // This program may link fewer receivers than the application's own dispatcher, and must
+        // not uninstall theirs (which would disable their hooks and buttons): it only adds what
+        // it links, unless `run --uninstall-unlinked` says it links them all.
+        registry.sync_into(&*store, SyncMode::Additive).await?;
         Ok(Self { store, registry, json })
     }
 
@@ -442,8 +435,8 @@ impl Session {
         })
     }
 
-    async fn dispatcher(&self, workers: usize) -> Result<Dispatcher<Store>, Failure> {
-        let config = DispatcherConfig { workers, ..DispatcherConfig::default() };
+    async fn dispatcher(&self, workers: usize, job_sync: SyncMode) -> Result<Dispatcher<Store>, Failure> {
+        let config = DispatcherConfig { workers, job_sync, ..DispatcherConfig::default() };
         Dispatcher::start(self.store.clone(), self.registry.clone(), config)
             .await
             .map_err(|e| Failure::failed(e.to_string()))
@@ -508,7 +501,10 @@ async fn execute(cli: Cli) -> Outcome {
         Command::Objects(command) => objects(&session, command).await,
         Command::Changes(command) => changes(&session, command).await,
         Command::Results(command) => results(&session, command).await,
-        Command::Run { workers, grace } => run_dispatcher(&session, workers, grace).await,
+        Command::Run { workers, grace, uninstall_unlinked } => {
+            let job_sync = if uninstall_unlinked { SyncMode::Full } else { SyncMode::Additive };
+            run_dispatcher(&session, workers, grace, job_sync).await
+        }
     }
 }
 
@@ -676,7 +672,7 @@ async fn buttons(s: &Session, command: ButtonsCommand) -> Outcome {
             let user = s.user(&user).await?;
             let run = jobhooks_dispatch::press(&*s.store, &user, &button, &reference).await?;
             if wait {
-                let dispatcher = s.dispatcher(4).await?;
+                let dispatcher = s.dispatcher(4, SyncMode::Additive).await?;
                 dispatcher.drain().await?;
                 dispatcher.shutdown(Duration::from_secs(30)).await;
                 return show_result(s, run).await;
@@ -896,8 +892,8 @@ async fn results(s: &Session, command: ResultsCommand) -> Outcome {
     Ok(())
 }
 
-async fn run_dispatcher(s: &Session, workers: usize, grace: u64) -> Outcome {
-    let dispatcher = s.dispatcher(workers).await?;
+async fn run_dispatcher(s: &Session, workers: usize, grace: u64, job_sync: SyncMode) -> Outcome {
+    let dispatcher = s.dispatcher(workers, job_sync).await?;
     eprintln!("jobhooks: dispatching from {} with {workers} workers; Ctrl-C to stop", s.store.path().display());
     tokio::signal::ctrl_c().await.map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
     eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");

@@ -255,13 +255,36 @@ fn commands_never_uninstall_jobs_this_binary_does_not_link() {
                 kind: jobhooks_model::JobKind::JobHookReceiver,
                 hidden: false,
             };
-            store.sync_jobs(&[spec]).await.unwrap();
+            store.sync_jobs(&[spec], jobhooks_model::SyncMode::Full).await.unwrap();
         });
     }
     ok(&db, &["jobs", "enable", "app::Theirs"]);
+    ok(&db, &["hooks", "add", "theirs", "--content-type", "dcim.device", "--job", "app::Theirs", "--on", "create"]);
     let jobs = json(&db, &["jobs", "list"]);
     assert_eq!(jobs[0]["class_path"], "app::Theirs");
     assert_eq!((jobs[0]["installed"].clone(), jobs[0]["enabled"].clone()), (Value::Bool(true), Value::Bool(true)));
+
+    // Nor does the stock dispatcher, which links only the seed examples.
+    let mut dispatcher = jobhooks(&db).args(["run", "--workers", "1"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(dispatcher.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.contains("dispatching from"), "{line}");
+    assert!(Command::new("kill").args(["-INT", &dispatcher.id().to_string()]).status().unwrap().success());
+    assert!(dispatcher.wait().unwrap().success());
+    let jobs = json(&db, &["jobs", "list"]);
+    assert_eq!((jobs[0]["installed"].clone(), jobs[0]["enabled"].clone()), (Value::Bool(true), Value::Bool(true)));
+    assert_eq!(json(&db, &["hooks", "list"])[0]["enabled"], Value::Bool(true), "their hook stays enabled");
+
+    // Unless it is told that it links every receiver.
+    let mut dispatcher = jobhooks(&db).args(["run", "--uninstall-unlinked"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(dispatcher.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(Command::new("kill").args(["-INT", &dispatcher.id().to_string()]).status().unwrap().success());
+    assert!(dispatcher.wait().unwrap().success());
+    assert_eq!(json(&db, &["jobs", "list"])[0]["installed"], Value::Bool(false));
+    assert_eq!(json(&db, &["hooks", "list"])[0]["enabled"], Value::Bool(false));
 }
 
 #[test]

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobhooks_model::ports::{Lease, QueueDepth, Retention, Storage, SyncReport};
+use jobhooks_model::ports::{Lease, QueueDepth, Retention, Storage, SyncMode, SyncReport};
 use jobhooks_model::{Clock, JobStatus, Object, ObjectRef, RunId, StoreError, User, system_clock};
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,11 @@ pub struct DispatcherConfig {
     pub prune_every: Duration,
     /// What the dispatcher asks for the time: claims, their deadlines, retries and pruning.
     pub clock: Arc<dyn Clock>,
+    /// How `start` syncs the registry into the job records. [`SyncMode::Full`] (the default) is
+    /// for an application's own dispatcher, which links every receiver: jobs it does not link are
+    /// marked not installed and their hooks and buttons disabled. A program that links only some
+    /// receivers (the stock `jobhooks` binary) uses [`SyncMode::Additive`].
+    pub job_sync: SyncMode,
 }
 
 impl Default for DispatcherConfig {
@@ -102,6 +107,7 @@ impl Default for DispatcherConfig {
             retention: Retention::default(),
             prune_every: Duration::from_secs(60),
             clock: system_clock(),
+            job_sync: SyncMode::Full,
         }
     }
 }
@@ -184,10 +190,10 @@ pub struct Dispatcher<S> {
 }
 
 impl<S: Storage + 'static> Dispatcher<S> {
-    /// Syncs the registry into the job records, returns lapsed leases to pending, and starts the
-    /// workers.
+    /// Syncs the registry into the job records (per [`DispatcherConfig::job_sync`]), returns
+    /// lapsed leases to pending, and starts the workers.
     pub async fn start(store: Arc<S>, registry: Registry, config: DispatcherConfig) -> Result<Self, DispatchError> {
-        let sync_report = registry.sync_into(&*store).await?;
+        let sync_report = registry.sync_into(&*store, config.job_sync).await?;
         let released = store.release_expired(config.clock.now()).await?;
         if released > 0 {
             tracing::info!(released, "returned lapsed leases to the queue");

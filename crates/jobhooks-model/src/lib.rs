@@ -29,6 +29,7 @@ mod job;
 mod object;
 pub mod ports;
 mod session;
+mod sync;
 mod user;
 
 pub use button::{ButtonClass, JobButton, JobButtonPatch, MAX_BUTTON_TEXT_LEN, validate_button};
@@ -43,6 +44,7 @@ pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
 pub use job::{JobInputs, JobKind, JobRecord, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, LoggedObject, RunId};
 pub use object::Object;
 pub use session::ChangeSession;
+pub use sync::{JobSyncPlan, SyncMode, SyncReport, plan_job_sync};
 pub use user::{Permission, RUN_JOB_PERMISSION, User};
 
 /// Re-exported so receivers implement the traits without naming `async-trait` themselves.

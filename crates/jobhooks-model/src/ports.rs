@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::sync::{SyncMode, SyncReport};
 use crate::{
     ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
     JobRecord, JobResult, JobSpec, JobStatus, LogEntry, Object, ObjectChange, ObjectRef, RunId, StoreError, User,
@@ -87,28 +88,12 @@ pub trait ChangeStore: ObjectReader {
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError>;
 }
 
-/// What syncing the linked jobs into the job records changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncReport {
-    /// Jobs seen for the first time (installed, disabled).
-    pub added: Vec<String>,
-    /// Jobs linked again after being absent.
-    pub reinstalled: Vec<String>,
-    /// Jobs no longer linked (marked not installed).
-    pub uninstalled: Vec<String>,
-    /// Hooks disabled because their job is no longer installed.
-    pub disabled_hooks: Vec<String>,
-    /// Buttons disabled because their job is no longer installed.
-    pub disabled_buttons: Vec<String>,
-}
-
 /// Job records, job hooks, job buttons and users, validated on every write.
 #[async_trait::async_trait]
 pub trait Catalog: Send + Sync {
-    /// Makes the job records match the jobs linked into the program: new ones installed and
-    /// disabled, missing ones not installed (disabling their hooks and buttons in the same
-    /// transaction), names and descriptions refreshed.
-    async fn sync_jobs(&self, linked: &[JobSpec]) -> Result<SyncReport, StoreError>;
+    /// Makes the job records match the jobs linked into the program, as
+    /// [`plan_job_sync`](crate::plan_job_sync) plans it for `mode`, in one transaction.
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError>;
     /// Every job record, by class path.
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// One job record.

@@ -58,7 +58,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jobhooks_model::ports::{Catalog, SyncReport};
+use jobhooks_model::ports::{Catalog, SyncMode, SyncReport};
 use jobhooks_model::{JobButtonReceiver, JobHookReceiver, JobKind, JobSpec, StoreError};
 
 #[doc(hidden)]
@@ -359,11 +359,11 @@ impl Registry {
         self.jobs().map(RegisteredJob::spec).collect()
     }
 
-    /// Makes the store's job records match this registry: new jobs installed and disabled, jobs
-    /// no longer linked marked not installed (which disables their hooks and buttons). The
-    /// dispatcher calls it at start.
-    pub async fn sync_into(&self, catalog: &dyn Catalog) -> Result<SyncReport, StoreError> {
-        catalog.sync_jobs(&self.specs()).await
+    /// Makes the store's job records match this registry, per `mode`: new jobs installed and
+    /// disabled; with [`SyncMode::Full`], jobs no longer linked marked not installed (which
+    /// disables their hooks and buttons). The dispatcher calls it at start.
+    pub async fn sync_into(&self, catalog: &dyn Catalog, mode: SyncMode) -> Result<SyncReport, StoreError> {
+        catalog.sync_jobs(&self.specs(), mode).await
     }
 }
 

@@ -71,7 +71,7 @@ async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
         kind: JobKind::JobHookReceiver,
         hidden: true,
     };
-    store.sync_jobs(&[job]).await.unwrap();
+    store.sync_jobs(&[job], jobhooks_model::SyncMode::Full).await.unwrap();
     store.set_job_enabled(JOB, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
     store.create_hook(JobHook::new("devices", devices, JOB).on([Action::Update])).await.unwrap();

@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use jobhooks_model::ports::{Catalog, SyncReport};
+use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
-    Action, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, StoreError, User,
-    validate_button, validate_hook, validate_name,
+    Action, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, JobSyncPlan, StoreError,
+    SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook, validate_name,
 };
 
 use crate::staging::{Staging, decode};
@@ -164,65 +164,30 @@ fn not_found(kind: &'static str, key: &str) -> StoreError {
 
 #[async_trait::async_trait]
 impl Catalog for Store {
-    async fn sync_jobs(&self, linked: &[JobSpec]) -> Result<SyncReport, StoreError> {
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError> {
+        {
+            // Most syncs change nothing: plan under the read lock, and write only when needed.
+            let catalog = self.catalog();
+            let plan =
+                plan_job_sync(catalog.jobs.values(), catalog.hooks.values(), catalog.buttons.values(), linked, mode);
+            if plan.is_empty() {
+                return Ok(plan.report);
+            }
+        }
         self.write_durably(|_, st| {
             let mut catalog = self.catalog_mut();
-            let mut report = SyncReport::default();
-            let linked_paths: BTreeSet<&str> = linked.iter().map(|s| s.class_path.as_str()).collect();
-            for spec in linked {
-                let record = match catalog.job(&spec.class_path) {
-                    None => {
-                        report.added.push(spec.class_path.clone());
-                        JobRecord {
-                            class_path: spec.class_path.clone(),
-                            name: spec.name.clone(),
-                            description: spec.description.clone(),
-                            kind: spec.kind,
-                            installed: true,
-                            enabled: false,
-                            hidden: spec.hidden,
-                        }
-                    }
-                    Some(existing) => {
-                        if !existing.installed {
-                            report.reinstalled.push(spec.class_path.clone());
-                        }
-                        JobRecord {
-                            name: spec.name.clone(),
-                            description: spec.description.clone(),
-                            kind: spec.kind,
-                            installed: true,
-                            ..existing.clone()
-                        }
-                    }
-                };
-                if catalog.job(&spec.class_path) != Some(&record) {
-                    catalog.put_job(st, record)?;
-                }
+            let JobSyncPlan { jobs, hooks, buttons, report } =
+                plan_job_sync(catalog.jobs.values(), catalog.hooks.values(), catalog.buttons.values(), linked, mode);
+            for job in jobs {
+                catalog.put_job(st, job)?;
             }
-            let gone: Vec<JobRecord> = catalog
-                .jobs
-                .values()
-                .filter(|j| j.installed && !linked_paths.contains(j.class_path.as_str()))
-                .cloned()
-                .collect();
-            for job in gone {
-                report.uninstalled.push(job.class_path.clone());
-                let hooks: Vec<JobHook> =
-                    catalog.hooks.values().filter(|h| h.job == job.class_path && h.enabled).cloned().collect();
-                for hook in hooks {
-                    report.disabled_hooks.push(hook.name.clone());
-                    let name = hook.name.clone();
-                    catalog.put_hook(st, JobHook { enabled: false, ..hook }, Some(&name))?;
-                }
-                let buttons: Vec<JobButton> =
-                    catalog.buttons.values().filter(|b| b.job == job.class_path && b.enabled).cloned().collect();
-                for button in buttons {
-                    report.disabled_buttons.push(button.name.clone());
-                    let name = button.name.clone();
-                    catalog.put_button(st, JobButton { enabled: false, ..button }, Some(&name))?;
-                }
-                catalog.put_job(st, JobRecord { installed: false, ..job })?;
+            for hook in hooks {
+                let name = hook.name.clone();
+                catalog.put_hook(st, hook, Some(&name))?;
+            }
+            for button in buttons {
+                let name = button.name.clone();
+                catalog.put_button(st, button, Some(&name))?;
             }
             Ok(report)
         })

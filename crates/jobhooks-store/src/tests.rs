@@ -27,7 +27,10 @@ pub(crate) async fn ready_store() -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver), spec(BUTTON_JOB, JobKind::JobButtonReceiver)])
+        .sync_jobs(
+            &[spec(HOOK_JOB, JobKind::JobHookReceiver), spec(BUTTON_JOB, JobKind::JobButtonReceiver)],
+            jobhooks_model::SyncMode::Full,
+        )
         .await
         .unwrap();
     store.set_job_enabled(HOOK_JOB, true).await.unwrap();
@@ -208,7 +211,10 @@ async fn sync_installs_new_jobs_disabled_and_uninstalls_missing_ones_disabling_t
     store.create_hook(hook("h", &["dcim.device"], &[Action::Create])).await.unwrap();
     store.create_button(JobButton::new("b", vec![ct("dcim.device")], "Go", BUTTON_JOB)).await.unwrap();
 
-    let report = store.sync_jobs(&[spec("app::jobs::New", JobKind::JobHookReceiver)]).await.unwrap();
+    let report = store
+        .sync_jobs(&[spec("app::jobs::New", JobKind::JobHookReceiver)], jobhooks_model::SyncMode::Full)
+        .await
+        .unwrap();
     assert_eq!(report.added, ["app::jobs::New"]);
     assert_eq!(report.uninstalled, [HOOK_JOB, BUTTON_JOB]);
     assert_eq!(report.disabled_hooks, ["h"]);
@@ -223,7 +229,8 @@ async fn sync_installs_new_jobs_disabled_and_uninstalls_missing_ones_disabling_t
     let store = Store::open(dir.path()).unwrap();
     assert!(!store.get_job(HOOK_JOB).await.unwrap().unwrap().installed);
     assert!(!store.get_hook("h").await.unwrap().unwrap().enabled);
-    let report = store.sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver)]).await.unwrap();
+    let report =
+        store.sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver)], jobhooks_model::SyncMode::Full).await.unwrap();
     assert_eq!(report.reinstalled, [HOOK_JOB]);
 }
 

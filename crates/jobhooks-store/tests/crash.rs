@@ -103,7 +103,7 @@ async fn setup(dir: &Path) {
         kind: JobKind::JobHookReceiver,
         hidden: true,
     };
-    store.sync_jobs(&[spec]).await.unwrap();
+    store.sync_jobs(&[spec], jobhooks_model::SyncMode::Full).await.unwrap();
     store.set_job_enabled(HOOK_JOB, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
     store.create_hook(JobHook::new("devices", devices, HOOK_JOB).on([Action::Create, Action::Update])).await.unwrap();

@@ -79,7 +79,7 @@ pub fn web() -> ChangeContext {
 /// Links the trivial receiver's job into `store`, enabled, with a hook on device `events`.
 pub async fn install(store: &Store, events: &[Action]) -> Registry {
     let registry = Registry::from_linked().unwrap();
-    registry.sync_into(store).await.unwrap();
+    registry.sync_into(store, jobhooks_model::SyncMode::Full).await.unwrap();
     let job = trivial_job();
     store.set_job_enabled(&job, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];

@@ -164,7 +164,11 @@ async fn child(dir: &Path, seed: u64) -> ExitCode {
 
 async fn setup(dir: &Path) -> Result<(), String> {
     let store = Store::open(dir).map_err(|e| e.to_string())?;
-    Registry::from_linked().map_err(|e| e.to_string())?.sync_into(&store).await.map_err(|e| e.to_string())?;
+    Registry::from_linked()
+        .map_err(|e| e.to_string())?
+        .sync_into(&store, jobhooks_model::SyncMode::Full)
+        .await
+        .map_err(|e| e.to_string())?;
     for name in ["AuditWrite", "Touch"] {
         store.set_job_enabled(&job(name), true).await.map_err(|e| e.to_string())?;
     }

@@ -92,7 +92,7 @@ async fn soak(changes: u64) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(Store::open(dir.path()).expect("a fresh store"));
     let registry = Registry::from_linked().expect("registry");
-    registry.sync_into(&*store).await.expect("sync");
+    registry.sync_into(&*store, jobhooks_model::SyncMode::Full).await.expect("sync");
     let job = format!("{}::Trivial", module_path!());
     store.set_job_enabled(&job, true).await.expect("enable");
     let devices = vec![ContentType::new("dcim.device").expect("valid")];
