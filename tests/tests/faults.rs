@@ -217,10 +217,8 @@ async fn a_run_that_waited_for_its_jobs_permit_does_not_start_on_a_lapsed_claim(
     for (claim, _) in takeover {
         let done = jobhooks_model::ports::Completion {
             lease: claim,
-            status: JobStatus::Success,
+            outcome: jobhooks_model::Outcome::Succeeded { writes: None },
             logs: Vec::new(),
-            retry_at: None,
-            writes: None,
         };
         store.complete(done).await.unwrap();
     }

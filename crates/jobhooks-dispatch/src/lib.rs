@@ -421,7 +421,7 @@ impl<S: Storage + 'static> Shared<S> {
         if completions.is_empty() {
             return;
         }
-        let runs: Vec<(RunId, JobStatus)> = completions.iter().map(|c| (c.lease.run, c.status)).collect();
+        let runs: Vec<(RunId, JobStatus)> = completions.iter().map(|c| (c.lease.run, c.outcome.status())).collect();
         let outcomes = match self.store.complete_batch(completions).await {
             Ok(outcomes) => outcomes,
             Err(error) => {

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobhooks_model::ports::{Completion, Lease, ObjectReader, Storage};
+use jobhooks_model::ports::{Completion, Lease, ObjectReader, Outcome, Storage};
 use jobhooks_model::{
-    Action, ContentType, JobContext, JobError, JobInputs, JobKind, JobResult, JobStatus, LogEntry, LogLevel, Object,
-    ObjectChange, ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
+    Action, ContentType, JobContext, JobError, JobInputs, JobKind, JobResult, LogEntry, LogLevel, Object, ObjectChange,
+    ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
 };
 use tracing::Instrument;
 
@@ -34,10 +34,8 @@ enum Call {
 fn failed(lease: &Lease, logs: Vec<LogEntry>, message: String) -> Completion {
     Completion {
         lease: lease.clone(),
-        status: JobStatus::Failure,
+        outcome: Outcome::Failed,
         logs: [logs, vec![entry(LogLevel::Failure, INITIALIZATION, message)]].concat(),
-        retry_at: None,
-        writes: None,
     }
 }
 
@@ -215,24 +213,10 @@ impl<S: Storage + 'static> Shared<S> {
                     Ok(()) if !failure_logged => {
                         logs.push(entry(LogLevel::Success, POST_RUN, "Job completed"));
                         let writes = Some((context, changes));
-                        return Completion {
-                            lease: lease.clone(),
-                            status: JobStatus::Success,
-                            logs,
-                            retry_at: None,
-                            writes,
-                        };
+                        return Completion { lease: lease.clone(), outcome: Outcome::Succeeded { writes }, logs };
                     }
                     // A `failure` entry is the receiver's own verdict: the run fails, without retry.
-                    Ok(()) => {
-                        return Completion {
-                            lease: lease.clone(),
-                            status: JobStatus::Failure,
-                            logs,
-                            retry_at: None,
-                            writes: None,
-                        };
-                    }
+                    Ok(()) => return Completion { lease: lease.clone(), outcome: Outcome::Failed, logs },
                     Err(error) => (logs, error.to_string()),
                 }
             }
@@ -240,8 +224,8 @@ impl<S: Storage + 'static> Shared<S> {
         };
         logs.push(entry(LogLevel::Error, POST_RUN, error));
         let policy = self.config.retry_policy(&result.job);
-        let (status, retry_at) = match policy.after_failure(result.attempts, fastrand::f64()) {
-            AfterFailure::Fail => (JobStatus::Failure, None),
+        let outcome = match policy.after_failure(result.attempts, fastrand::f64()) {
+            AfterFailure::Fail => Outcome::Failed,
             AfterFailure::RetryIn(wait) => {
                 logs.push(entry(
                     LogLevel::Warning,
@@ -253,7 +237,7 @@ impl<S: Storage + 'static> Shared<S> {
                         policy.max_attempts
                     ),
                 ));
-                (JobStatus::Retrying, Some(self.config.clock.now() + wait))
+                Outcome::RetryAt(self.config.clock.now() + wait)
             }
             AfterFailure::DeadLetter => {
                 logs.push(entry(
@@ -261,10 +245,10 @@ impl<S: Storage + 'static> Shared<S> {
                     POST_RUN,
                     format!("Dead-lettered after {} attempts", result.attempts),
                 ));
-                (JobStatus::DeadLettered, None)
+                Outcome::DeadLettered
             }
         };
-        Completion { lease: lease.clone(), status, logs, retry_at, writes: None }
+        Completion { lease: lease.clone(), outcome, logs }
     }
 }
 

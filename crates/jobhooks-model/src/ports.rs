@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::lifecycle::{Completion, Outcome};
 pub use crate::sync::{SyncMode, SyncReport};
 use crate::{
     ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
-    JobRecord, JobResult, JobSpec, JobStatus, LogEntry, Object, ObjectChange, ObjectRef, RunId, StoreError, User,
+    JobRecord, JobResult, JobSpec, JobStatus, Object, ObjectChange, ObjectRef, RunId, StoreError, User,
 };
 
 /// Reads application objects.
@@ -143,21 +144,6 @@ pub struct Lease {
     /// When the claim lapses.
     #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
-}
-
-/// How a leased run ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    /// The claim being completed.
-    pub lease: Lease,
-    /// `Success`, `Failure` or `DeadLettered` end the run; `Retrying` queues it again at `retry_at`.
-    pub status: JobStatus,
-    /// Entries the attempt wrote, appended to the result's log.
-    pub logs: Vec<LogEntry>,
-    /// When to run again (for `Retrying`).
-    pub retry_at: Option<OffsetDateTime>,
-    /// The attempt's object writes: committed with the result only on `Success`.
-    pub writes: Option<(ChangeContext, ChangeSet)>,
 }
 
 /// How many runs are where.

@@ -179,6 +179,7 @@ impl Store {
             let run = w.new_run();
             let inputs = JobInputs::Hook { object_change: record.id };
             join_line(st, *line_tail, run, QueueEntry::queued(&job, context.user.clone(), inputs, now))?;
+            st.counts.apply(jobhooks_model::QUEUED);
             *line_tail = Some(run);
             runs.push(run);
         }

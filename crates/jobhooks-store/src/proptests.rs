@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jobhooks_model::ports::Catalog;
-use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectReader};
+use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectReader, Outcome};
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
 
@@ -188,8 +188,14 @@ proptest! {
                         if held.is_empty() { continue; }
                         let run = held[pick.index(held.len())];
                         let lease = leases.remove(&run).unwrap();
-                        let status = [JobStatus::Success, JobStatus::Failure, JobStatus::Retrying, JobStatus::DeadLettered][status as usize];
-                        let completion = Completion { lease, status, logs: vec![], retry_at: Some(clock), writes: None };
+                        let outcome = [
+                            Outcome::Succeeded { writes: None },
+                            Outcome::Failed,
+                            Outcome::RetryAt(clock),
+                            Outcome::DeadLettered,
+                        ][status as usize].clone();
+                        let status = outcome.status();
+                        let completion = Completion { lease, outcome, logs: vec![] };
                         let outcome = store.complete(completion).await;
                         if model[&run] == Expected::Leased {
                             outcome.unwrap();

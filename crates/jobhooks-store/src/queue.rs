@@ -6,12 +6,20 @@ use std::time::Duration;
 use jobhooks_model::ports::{
     CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, PruneReport, QueueDepth, ResultFilter, Retention,
 };
-use jobhooks_model::{JobInputs, JobResult, JobStatus, LogEntry, LogLevel, OffsetDateTime, RunId, StoreError};
+use jobhooks_model::{
+    IllegalTransition, JobInputs, JobResult, JobStatus, LogEntry, LogLevel, OffsetDateTime, Outcome, QUEUED, RunEvent,
+    RunId, StoreError, transition,
+};
 
 use crate::changes::{join_object_line, put_result, read_change_json, run_object};
 use crate::records::{self, Claim, QueueEntry};
 use crate::staging::{QueueCounts, Staging, corrupt, decode, indexed_id};
 use crate::{AfterOp, Store, backend_error, keys};
+
+/// An event the run's state does not allow: nothing is written.
+fn refused(illegal: IllegalTransition) -> StoreError {
+    StoreError::Refused { reason: illegal.to_string() }
+}
 
 fn missing(kind: &'static str, run: RunId) -> StoreError {
     StoreError::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
@@ -99,14 +107,14 @@ pub(crate) fn queued_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u
 }
 
 /// Queues `run` behind `tail`, the last run that joined its object's line, or makes it ready
-/// when `tail` is unfinished no longer (or there is none): the line was empty.
+/// when `tail` is unfinished no longer (or there is none): the line was empty. The caller counts
+/// the run (a new run is [`QUEUED`]; a replay follows its transition).
 pub(crate) fn join_line(
     st: &mut Staging<'_>,
     tail: Option<RunId>,
     run: RunId,
     entry: QueueEntry,
 ) -> Result<(), StoreError> {
-    st.counts.unfinished += 1;
     match tail.map(|tail| queued_entry(st, tail)).transpose()?.flatten() {
         Some((key, last)) => {
             st.put(key, QueueEntry { next: Some(run), ..last }.encode());
@@ -121,7 +129,6 @@ pub(crate) fn join_line(
 /// ready.
 fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<(), StoreError> {
     st.remove(keys::ready(run));
-    st.counts.unfinished -= 1;
     let Some(next) = entry.next else { return Ok(()) };
     let key = keys::waiting(next);
     let waiting = st.get(&key)?.map(|bytes| bytes.to_vec());
@@ -144,6 +151,7 @@ impl Store {
 
     /// Moves retries that are due into the ready runs.
     fn promote_due_retries(&self, st: &mut Staging<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
+        let step = transition(JobStatus::Retrying, RunEvent::RetryDue).map_err(refused)?;
         let bound = [keys::DELAYED, &keys::time(now)[..], &[0xff; 8][..]].concat();
         for item in self.inner.tree.range(keys::DELAYED.to_vec()..=bound) {
             let (key, value) = item.map_err(backend_error)?;
@@ -151,6 +159,7 @@ impl Store {
             decode_entry(&key, &value)?;
             st.remove(key.to_vec());
             st.put(keys::ready(run), value.to_vec());
+            st.counts.apply(step.counts);
         }
         Ok(())
     }
@@ -163,58 +172,54 @@ impl Store {
         st: &mut Staging<'_>,
         completion: Completion,
     ) -> Result<CommitReceipt, StoreError> {
-        let Completion { lease, status, logs, retry_at, writes } = completion;
+        let Completion { lease, outcome, logs } = completion;
         let run = lease.run;
         let entry = Self::claimed_entry(st, &lease)?;
+        let step = transition(JobStatus::Started, outcome.event()).map_err(refused)?;
         let now = w.now();
         let mut result = queued_result(st, run, &entry)?;
         result.logs.extend(logs);
-        result.status = status;
-        st.counts.leased -= 1;
+        result.status = step.to;
+        if step.completes {
+            result.completed = Some(now);
+        }
+        st.counts.apply(step.counts);
         // From here on the result is stored: the entry says so wherever it goes.
         let entry = QueueEntry { lease: None, result_stored: true, ..entry };
-        match status {
-            JobStatus::Retrying => {
+        if step.leaves_line {
+            leave_line(st, run, &entry)?;
+        }
+        match &outcome {
+            Outcome::RetryAt(at) => {
                 st.remove(keys::ready(run));
-                st.put(keys::delayed(retry_at.unwrap_or(now), run), entry.encode());
+                st.put(keys::delayed(*at, run), entry.encode());
             }
-            JobStatus::DeadLettered => {
-                result.completed = Some(now);
-                // A dead run gives up its object's turn; a replay queues it again.
-                leave_line(st, run, &entry)?;
-                st.put(keys::dead(run), QueueEntry { next: None, ..entry }.encode());
-                st.counts.dead += 1;
-            }
-            JobStatus::Success | JobStatus::Failure => {
-                result.completed = Some(now);
-                leave_line(st, run, &entry)?;
-            }
-            JobStatus::Pending | JobStatus::Started => {
-                return Err(StoreError::Refused {
-                    reason: format!(
-                        "a run cannot be completed as {status}: use SUCCESS, FAILURE, RETRYING or DEAD_LETTERED"
-                    ),
-                });
-            }
+            // A dead run gives up its object's turn; a replay queues it again.
+            Outcome::DeadLettered => st.put(keys::dead(run), QueueEntry { next: None, ..entry }.encode()),
+            _ => {}
         }
         put_result(st, &result)?;
-        match writes.filter(|_| status == JobStatus::Success) {
-            Some((context, changes)) => self.stage_changes(w, st, &context, changes, ObjectWrites::Apply),
-            None => Ok(CommitReceipt::default()),
+        match outcome {
+            Outcome::Succeeded { writes: Some((context, changes)) } => {
+                self.stage_changes(w, st, &context, changes, ObjectWrites::Apply)
+            }
+            _ => Ok(CommitReceipt::default()),
         }
     }
 
-    /// Gives a lapsed or released claim up: the run is ready again, at the head of its line, and a
-    /// lapse is noted in its log. Returns the unclaimed entry.
+    /// Gives a claim up as `event` (lease expired, released, given back) decides: the run is
+    /// ready again, at the head of its line. Returns the unclaimed entry.
     fn unclaim(
         st: &mut Staging<'_>,
         run: RunId,
         entry: QueueEntry,
-        lapsed_at: Option<OffsetDateTime>,
+        event: RunEvent,
+        now: OffsetDateTime,
     ) -> Result<QueueEntry, StoreError> {
-        st.counts.leased -= 1;
-        let mut entry = QueueEntry { lease: None, ..entry };
-        if let Some(now) = lapsed_at {
+        let step = transition(JobStatus::Started, event).map_err(refused)?;
+        st.counts.apply(step.counts);
+        let mut entry = QueueEntry { lease: None, attempts: step.attempts.apply(entry.attempts), ..entry };
+        if step.notes_lapse {
             let mut result = queued_result(st, run, &entry)?;
             note_lapsed_lease(&mut result, now);
             put_result(st, &result)?;
@@ -224,15 +229,11 @@ impl Store {
         Ok(entry)
     }
 
-    /// Makes `lease`'s run pending again at once, its entry first passed through `adjust`.
-    async fn unclaim_durably(
-        &self,
-        lease: &Lease,
-        adjust: impl FnOnce(QueueEntry) -> QueueEntry,
-    ) -> Result<(), StoreError> {
-        self.write_durably(|_, st| {
-            let entry = adjust(Self::claimed_entry(st, lease)?);
-            Self::unclaim(st, lease.run, entry, None)
+    /// Makes `lease`'s run pending again at once, as `event` (released, given back) decides.
+    async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), StoreError> {
+        self.write_durably(|w, st| {
+            let entry = Self::claimed_entry(st, lease)?;
+            Self::unclaim(st, lease.run, entry, event, w.now())
         })
         .await?;
         self.signal_work();
@@ -249,7 +250,7 @@ impl Store {
                 let entry = decode_entry(&key, &value)?;
                 if entry.lease.is_some_and(|claim| lapsed(claim.deadline)) {
                     let run = RunId(indexed_id("ready index", &key)?);
-                    Self::unclaim(st, run, entry, Some(now))?;
+                    Self::unclaim(st, run, entry, RunEvent::LeaseExpired, now)?;
                     released += 1;
                 }
             }
@@ -288,6 +289,7 @@ impl JobQueue for Store {
                 let object = run_object(st, &inputs)?;
                 let entry = QueueEntry::queued(job, user, inputs, w.now());
                 join_object_line(st, object.as_ref(), run, entry)?;
+                st.counts.apply(QUEUED);
                 Ok(run)
             })
             .await?;
@@ -336,16 +338,20 @@ impl JobQueue for Store {
                         continue;
                     }
                     let run = RunId(indexed_id("ready index", &key)?);
-                    let entry = if entry.lease.is_some() { Self::unclaim(st, run, entry, Some(now))? } else { entry };
+                    let entry = match entry.lease {
+                        Some(_) => Self::unclaim(st, run, entry, RunEvent::LeaseExpired, now)?,
+                        None => entry,
+                    };
+                    let step = transition(JobStatus::Pending, RunEvent::Leased).map_err(refused)?;
                     let claim = Claim { deadline: micros(deadline), started: micros(now) };
                     let entry = QueueEntry {
                         leases: entry.leases + 1,
-                        attempts: entry.attempts + 1,
+                        attempts: step.attempts.apply(entry.attempts),
                         lease: Some(claim),
                         ..entry
                     };
                     st.put(key.to_vec(), entry.encode());
-                    st.counts.leased += 1;
+                    st.counts.apply(step.counts);
                     let result = queued_result(st, run, &entry)?;
                     claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
                 }
@@ -398,11 +404,11 @@ impl JobQueue for Store {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.unclaim_durably(lease, |entry| entry).await
+        self.unclaim_durably(lease, RunEvent::Released).await
     }
 
     async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.unclaim_durably(lease, |entry| QueueEntry { attempts: entry.attempts.saturating_sub(1), ..entry }).await
+        self.unclaim_durably(lease, RunEvent::GivenBack).await
     }
 
     fn work_generation(&self) -> u64 {
@@ -432,16 +438,17 @@ impl JobQueue for Store {
                     reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
                 });
             };
+            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed).map_err(refused)?;
             st.remove(keys::dead(run));
-            st.counts.dead -= 1;
+            st.counts.apply(step.counts);
             let mut result = stored_result(st, run)?.ok_or_else(|| missing("job result", run))?;
-            result.attempts = 0;
+            result.attempts = step.attempts.apply(result.attempts);
             result.completed = None;
-            result.status = JobStatus::Pending;
+            result.status = step.to;
             put_result(st, &result)?;
             // A replay joins the back of its object's line, like a run queued now.
             let object = run_object(st, &entry.inputs)?;
-            let entry = QueueEntry { attempts: 0, lease: None, next: None, result_stored: true, ..entry };
+            let entry = QueueEntry { attempts: result.attempts, lease: None, next: None, result_stored: true, ..entry };
             join_object_line(st, object.as_ref(), run, entry)
         })
         .await?;

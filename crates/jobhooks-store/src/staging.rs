@@ -58,6 +58,15 @@ pub(crate) struct QueueCounts {
     pub dead: i64,
 }
 
+impl QueueCounts {
+    /// Applies a change the run state machine decided.
+    pub fn apply(&mut self, change: jobhooks_model::CountChange) {
+        self.unfinished += change.pending + change.leased;
+        self.leased += change.leased;
+        self.dead += change.dead;
+    }
+}
+
 impl std::ops::AddAssign for QueueCounts {
     fn add_assign(&mut self, delta: Self) {
         self.unfinished += delta.unfinished;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    Catalog, ChangeStore, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, QueueDepth, ResultFilter,
+    Catalog, ChangeStore, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, Outcome, QueueDepth, ResultFilter,
 };
 
 use jobhooks_model::{
@@ -455,15 +455,15 @@ async fn record_only_commits_keep_objects_out_of_the_repository() {
     assert_eq!(listed, [device("6", "A"), device("7", "A")], "ids sort as text; 5 was never applied, 10 is gone");
 }
 
-fn completion(lease: &Lease, status: JobStatus) -> Completion {
+fn completion(lease: &Lease, outcome: Outcome) -> Completion {
     let log = LogEntry {
         time: OffsetDateTime::now_utc(),
         level: LogLevel::Info,
         grouping: "main".into(),
-        message: format!("ended {status}"),
+        message: format!("ended {}", outcome.status()),
         object: None,
     };
-    Completion { lease: lease.clone(), status, logs: vec![log], retry_at: None, writes: None }
+    Completion { lease: lease.clone(), outcome, logs: vec![log] }
 }
 
 async fn lease(store: &Store) -> Option<(Lease, JobResult)> {
@@ -487,10 +487,8 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
     let context = ChangeContext::new(ChangeContextKind::Job, Some("alice".into()), BUTTON_JOB);
     let mut writes = ChangeSet::default();
     writes.save(&device("1", "X"), None);
-    let receipt = store
-        .complete(Completion { writes: Some((context, writes)), ..completion(&lease1, JobStatus::Success) })
-        .await
-        .unwrap();
+    let receipt =
+        store.complete(completion(&lease1, Outcome::Succeeded { writes: Some((context, writes)) })).await.unwrap();
     assert_eq!(receipt.changes.len(), 1);
     assert_eq!(store.get_object(device("1", "").reference()).await.unwrap(), Some(device("1", "X")));
     let done = store.get_result(first).await.unwrap().unwrap();
@@ -503,12 +501,15 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
     writes.save(&device("2", "Y"), None);
     let context = ChangeContext::new(ChangeContextKind::Job, Some("alice".into()), BUTTON_JOB);
     store
-        .complete(Completion { writes: Some((context, writes)), ..completion(&lease2, JobStatus::Failure) })
+        .complete(Completion {
+            outcome: Outcome::Failed,
+            ..completion(&lease2, Outcome::Succeeded { writes: Some((context, writes)) })
+        })
         .await
         .unwrap();
     assert_eq!(store.get_object(device("2", "").reference()).await.unwrap(), None);
 
-    let err = store.complete(completion(&lease2, JobStatus::Success)).await.unwrap_err();
+    let err = store.complete(completion(&lease2, Outcome::Succeeded { writes: None })).await.unwrap_err();
     assert_eq!(err, StoreError::LeaseLost { run: second.0 });
     assert_eq!(store.depth().await.unwrap(), QueueDepth::default());
     let failures =
@@ -527,11 +528,11 @@ async fn retries_dead_letters_replays_and_expired_leases() {
     let run = press(&store, "1").await;
     let (first, _) = lease(&store).await.unwrap();
     let later = OffsetDateTime::now_utc() + Duration::from_secs(3600);
-    store.complete(Completion { retry_at: Some(later), ..completion(&first, JobStatus::Retrying) }).await.unwrap();
+    store.complete(completion(&first, Outcome::RetryAt(later))).await.unwrap();
     assert!(lease(&store).await.is_none(), "a retry is not due before its time");
     let (second, result) = store.lease_next(later, Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!((result.attempts, second.token), (2, 2));
-    store.complete(completion(&second, JobStatus::DeadLettered)).await.unwrap();
+    store.complete(completion(&second, Outcome::DeadLettered)).await.unwrap();
     assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 0, leased: 0, dead: 1 });
     assert_eq!(store.get_result(run).await.unwrap().unwrap().logs.len(), 2, "logs accumulate across attempts");
 
@@ -545,13 +546,13 @@ async fn retries_dead_letters_replays_and_expired_leases() {
     let (taken, _) = store.lease_next(after_deadline, Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!(taken.run, run);
     assert_eq!(
-        store.complete(completion(&third, JobStatus::Success)).await.unwrap_err(),
+        store.complete(completion(&third, Outcome::Succeeded { writes: None })).await.unwrap_err(),
         StoreError::LeaseLost { run: run.0 }
     );
     assert_eq!(store.release_expired(taken.deadline + Duration::from_secs(1)).await.unwrap(), 1);
     assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 0 });
     assert_eq!(store.get_result(run).await.unwrap().unwrap().status, JobStatus::Pending);
-    let err = store.complete(completion(&taken, JobStatus::Pending)).await.unwrap_err();
+    let err = store.complete(completion(&taken, Outcome::Succeeded { writes: None })).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
 }
 
@@ -603,7 +604,7 @@ async fn runs_of_one_object_start_one_at_a_time_in_order() {
     assert_eq!(lease_other.run, other, "the second run of object 1 waits for the first");
     assert!(lease(&store).await.is_none());
     let seen = store.work_generation();
-    store.complete(completion(&lease1, JobStatus::Success)).await.unwrap();
+    store.complete(completion(&lease1, Outcome::Succeeded { writes: None })).await.unwrap();
     assert!(store.work_generation() > seen, "a completion signals work");
     let (lease2, _) = lease(&store).await.unwrap();
     assert_eq!(lease2.run, second);
@@ -650,10 +651,10 @@ async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_stil
     // Device 2's run is dead-lettered; device 1's first run finishes; its second stays pending.
     let (lease_other, _) = lease(&store).await.unwrap();
     assert_eq!(lease_other.run, other.runs[0]);
-    store.complete(completion(&lease_other, JobStatus::DeadLettered)).await.unwrap();
+    store.complete(completion(&lease_other, Outcome::DeadLettered)).await.unwrap();
     let (lease_first, _) = lease(&store).await.unwrap();
     assert_eq!(lease_first.run, first.runs[0]);
-    store.complete(completion(&lease_first, JobStatus::Success)).await.unwrap();
+    store.complete(completion(&lease_first, Outcome::Succeeded { writes: None })).await.unwrap();
 
     let nothing = jobhooks_model::ports::Retention::default();
     let later = OffsetDateTime::now_utc() + Duration::from_secs(3600);
@@ -708,7 +709,10 @@ async fn batches_lease_in_order_and_complete_together_refusing_only_lapsed_lease
     let later = claimed[0].0.deadline + Duration::from_secs(1);
     let retaken = store.lease_batch(later, Duration::from_secs(30), 10).await.unwrap();
     assert_eq!(retaken.iter().map(|(l, _)| l.run).collect::<Vec<_>>(), [a1, b1]);
-    let batch = vec![completion(&retaken[0].0, JobStatus::Success), completion(&claimed[1].0, JobStatus::Success)];
+    let batch = vec![
+        completion(&retaken[0].0, Outcome::Succeeded { writes: None }),
+        completion(&claimed[1].0, Outcome::Succeeded { writes: None }),
+    ];
     let outcomes = store.complete_batch(batch).await.unwrap();
     assert!(outcomes[0].is_ok());
     assert_eq!(outcomes[1], Err(StoreError::LeaseLost { run: b1.0 }));
@@ -786,7 +790,7 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
     // joins the back of the line, behind r3.
     let (lease1, _) = lease(&store).await.unwrap();
     assert_eq!(lease1.run, r1);
-    store.complete(completion(&lease1, JobStatus::DeadLettered)).await.unwrap();
+    store.complete(completion(&lease1, Outcome::DeadLettered)).await.unwrap();
     let r3 = save(&store, web("alice"), &[device("1", "B")]).await.runs[0];
     store.replay(r1).await.unwrap();
     let claimed = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.unwrap();
@@ -802,11 +806,11 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
     };
     assert_eq!(ids(store.list_results(&started).await.unwrap()), [r3]);
     for (lease, _) in &claimed {
-        store.complete(completion(lease, JobStatus::Success)).await.unwrap();
+        store.complete(completion(lease, Outcome::Succeeded { writes: None })).await.unwrap();
     }
     let (replayed, result) = lease(&store).await.unwrap();
     assert_eq!((replayed.run, result.logs.len()), (r1, 1), "the replay keeps the log of its first life");
-    store.complete(completion(&replayed, JobStatus::Success)).await.unwrap();
+    store.complete(completion(&replayed, Outcome::Succeeded { writes: None })).await.unwrap();
 
     // Pruning every result does not let run ids be handed out again.
     let everything = jobhooks_model::ports::Retention { results_for: Some(Duration::ZERO), changes_for: None };
@@ -864,7 +868,7 @@ async fn group_commits_defer_their_writes_until_a_flush_or_an_idle_claim_applies
     assert!(store.get_change(third.changes[0]).await.unwrap().is_some());
     let claimed = runs(lease().await.unwrap());
     assert_eq!(claimed.iter().map(|lease| lease.run).collect::<Vec<_>>(), behind.runs);
-    store.complete(completion(&claimed[0], JobStatus::Success)).await.unwrap();
+    store.complete(completion(&claimed[0], Outcome::Succeeded { writes: None })).await.unwrap();
     let next = runs(lease().await.unwrap());
     assert_eq!(next.iter().map(|lease| lease.run).collect::<Vec<_>>(), third.runs);
 }

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use jobhooks_model::ports::{Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, ObjectReader, ResultFilter};
+use jobhooks_model::ports::{
+    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, ObjectReader, Outcome, ResultFilter,
+};
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobHook, JobKind, JobSpec, JobStatus,
     Object, ObjectRef, OffsetDateTime, RunId, json,
@@ -78,13 +80,8 @@ async fn child(dir: &Path) -> ExitCode {
             let context = ChangeContext::new(ChangeContextKind::JobHook, result.user.clone(), HOOK_JOB);
             let mut writes = ChangeSet::default();
             writes.save(&object("audit.entry", lease.run.to_string(), json!({"run": lease.run})), None);
-            let completion = Completion {
-                lease,
-                status: JobStatus::Success,
-                logs: vec![],
-                retry_at: None,
-                writes: Some((context, writes)),
-            };
+            let completion =
+                Completion { lease, outcome: Outcome::Succeeded { writes: Some((context, writes)) }, logs: vec![] };
             store.complete(completion).await.unwrap();
         }
     });
