@@ -100,6 +100,20 @@ pub fn status_tag(status: JobStatus) -> u8 {
     }
 }
 
+/// The status a [`status_tag`] stands for; `None` for a byte that is no tag.
+pub fn status_of_tag(tag: u8) -> Option<JobStatus> {
+    [
+        JobStatus::Pending,
+        JobStatus::Started,
+        JobStatus::Success,
+        JobStatus::Failure,
+        JobStatus::Retrying,
+        JobStatus::DeadLettered,
+    ]
+    .into_iter()
+    .find(|&status| status_tag(status) == tag)
+}
+
 /// The big-endian `u64` that ends an index key.
 pub fn trailing_id(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use jobhooks_model::ports::{PruneReport, Retention};
-use jobhooks_model::{ChangeId, ContentType, JobStatus, OffsetDateTime, StoreError};
+use jobhooks_model::{ChangeFacts, ChangeId, ContentType, OffsetDateTime, StoreError};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -42,21 +42,21 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<PruneReport, StoreError> {
         let mut report = PruneReport::default();
-        if let Some(keep) = retention.results_for {
-            let cutoff = now - keep;
+        if retention.results_for.is_some() {
             let mut resume = Some(keys::RESULT.to_vec());
             while let Some(after) = resume {
-                let ((removed, next), _ticket) = self.write(|_, st| self.prune_results_step(st, cutoff, after))?;
+                let ((removed, next), _ticket) =
+                    self.write(|_, st| self.prune_results_step(st, retention, now, after))?;
                 report.results += removed;
                 resume = next;
                 tokio::task::yield_now().await;
             }
         }
-        if let Some(keep) = retention.changes_for {
-            let cutoff = now - keep;
+        if retention.changes_for.is_some() {
             let mut resume = Some(keys::CHANGE.to_vec());
             while let Some(after) = resume {
-                let ((removed, next), _ticket) = self.write(|_, st| self.prune_changes_step(st, cutoff, after))?;
+                let ((removed, next), _ticket) =
+                    self.write(|_, st| self.prune_changes_step(st, retention, now, after))?;
                 report.changes += removed;
                 resume = next;
                 tokio::task::yield_now().await;
@@ -65,14 +65,15 @@ impl Store {
         Ok(report)
     }
 
-    /// Removes up to [`STEP`] finished results queued before `cutoff`, from `after` on.
+    /// Removes up to [`STEP`] results that `retention` lets go at `now`, from `after` on.
     fn prune_results_step(
         &self,
         st: &mut Staging<'_>,
-        cutoff: OffsetDateTime,
+        retention: &Retention,
+        now: OffsetDateTime,
         after: Vec<u8>,
     ) -> Result<(u64, Resume), StoreError> {
-        let finished = [keys::status_tag(JobStatus::Success), keys::status_tag(JobStatus::Failure)];
+        let Some(cutoff) = retention.results_cutoff(now) else { return Ok((0, None)) };
         let mut removed = 0;
         let mut last = None;
         for entry in self.inner.tree.range(after.clone()..).take(STEP) {
@@ -90,7 +91,9 @@ impl Store {
                 // Results are numbered in the order they were queued: all later ones are newer.
                 return Ok((removed, None));
             }
-            if finished.contains(&header.status_tag) {
+            let status = keys::status_of_tag(header.status_tag)
+                .ok_or_else(|| corrupt("job result", &key, "an unknown status tag"))?;
+            if retention.may_prune_result(status, result.created, now) {
                 st.remove(key.to_vec());
                 let run = indexed_id("job result", &key)?;
                 let last_pruned = st.get(keys::LAST_PRUNED_RUN)?.and_then(|bytes| keys::trailing_id(&bytes));
@@ -104,14 +107,15 @@ impl Store {
         Ok((removed, last))
     }
 
-    /// Removes up to [`STEP`] changes made before `cutoff`, from `after` on, keeping each object's
-    /// latest change and changes whose runs are queued or have results.
+    /// Removes up to [`STEP`] changes that `retention` lets go at `now`, from `after` on.
     fn prune_changes_step(
         &self,
         st: &mut Staging<'_>,
-        cutoff: OffsetDateTime,
+        retention: &Retention,
+        now: OffsetDateTime,
         after: Vec<u8>,
     ) -> Result<(u64, Resume), StoreError> {
+        let Some(cutoff) = retention.changes_cutoff(now) else { return Ok((0, None)) };
         let mut removed = Vec::new();
         let mut last = None;
         for key in self.inner.tree.range(after.clone()..).keys().take(STEP) {
@@ -133,11 +137,12 @@ impl Store {
             let object = recorded_object(change.changed_object_type, change.changed_object_id)?;
             let latest = st.last_with_prefix(&keys::changes_of_object(&object))?;
             let is_latest = latest.and_then(|(k, _)| keys::trailing_id(&k)) == Some(id.0);
-            let mut has_runs = false;
+            let mut has_kept_runs = false;
             for &run in &runs {
-                has_runs |= st.contains(&keys::result(run))? || queued_entry(st, run)?.is_some();
+                has_kept_runs |= st.contains(&keys::result(run))? || queued_entry(st, run)?.is_some();
             }
-            if is_latest || has_runs {
+            let facts = ChangeFacts { time: change.time, is_latest_of_object: is_latest, has_kept_runs };
+            if !retention.may_prune_change(facts, now) {
                 continue;
             }
             st.remove(keys::change(id));
