@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, ContentType, JobKind, JobRecord, ValidationErrors, validate_name};
+use crate::{Action, ChangeContextKind, ContentType, JobKind, JobRecord, ValidationErrors, validate_name};
 
 pub(crate) const NOT_RUNNABLE: &str = "The selected Job is not installed and enabled";
 const NO_EVENT: &str = "You must select at least one type: create, update, and/or delete.";
@@ -197,6 +197,44 @@ pub fn validate_hook<'a>(
         }
     }
     errors.into_result()
+}
+
+/// Which hooks a committed change runs, as Nautobot matches them: none for a change made in a
+/// `job-hook` context; else the enabled hooks among `hooks` that list the change's content type
+/// and fire on its action, in the order given, except those whose job is not installed and
+/// enabled, which are returned apart (to be logged with
+/// `JobHook {hook} is enabled, but the underlying Job {job} is not installed and enabled`).
+pub fn match_hooks<'a>(
+    context: ChangeContextKind,
+    content_type: &ContentType,
+    action: Action,
+    hooks: impl IntoIterator<Item = &'a JobHook>,
+    job: impl Fn(&str) -> Option<&'a JobRecord>,
+) -> HookMatches<'a> {
+    let mut matches = HookMatches::default();
+    if context == ChangeContextKind::JobHook {
+        return matches;
+    }
+    for hook in hooks {
+        if !hook.enabled || !hook.fires_on(action) || !hook.content_types.contains(content_type) {
+            continue;
+        }
+        if job(&hook.job).is_some_and(JobRecord::is_runnable) {
+            matches.run.push(hook);
+        } else {
+            matches.skipped.push(hook);
+        }
+    }
+    matches
+}
+
+/// What [`match_hooks`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HookMatches<'a> {
+    /// The hooks that each get one run.
+    pub run: Vec<&'a JobHook>,
+    /// Enabled matching hooks skipped because their job is not installed and enabled.
+    pub skipped: Vec<&'a JobHook>,
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub use change::{
 pub use clock::{Clock, ManualClock, SystemClock, system_clock};
 pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo};
 pub use error::{ModelError, StoreError, ValidationErrors};
-pub use hook::{JobHook, JobHookPatch, validate_hook};
+pub use hook::{HookMatches, JobHook, JobHookPatch, match_hooks, validate_hook};
 pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
 pub use job::{JobInputs, JobKind, JobRecord, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, LoggedObject, RunId};
 pub use lifecycle::{Attempts, CountChange, IllegalTransition, Outcome, QUEUED, RunEvent, Transition, transition};

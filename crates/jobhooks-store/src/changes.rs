@@ -4,8 +4,8 @@ use std::ops::RangeInclusive;
 
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object,
-    ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError,
+    Action, ChangeContext, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object, ObjectChange, ObjectRef,
+    OffsetDateTime, RunId, StoreError, match_hooks,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -127,11 +127,7 @@ impl Store {
             }
             // The object's line passes from its previous change to this one.
             let mut line_tail = previous.and_then(|(_, index)| index.line_tail);
-            let runs = if context.kind == ChangeContextKind::JobHook {
-                Vec::new()
-            } else {
-                self.stage_hook_runs(w, st, &record, context, now, &mut line_tail)?
-            };
+            let runs = self.stage_hook_runs(w, st, &record, context, now, &mut line_tail)?;
             st.put(keys::change(id), records::encode_change(&runs, &encode(&record)?));
             // The object index is also the object repository: the object is the result of its latest
             // applied change, so its data is never written twice.
@@ -162,20 +158,25 @@ impl Store {
         line_tail: &mut Option<RunId>,
     ) -> Result<Vec<RunId>, StoreError> {
         let catalog = self.catalog();
-        let targets: Vec<(String, String)> = catalog
-            .hooks_for(&record.changed_object_type, record.action)
-            .filter(|hook| hook.enabled)
-            .map(|hook| (hook.name.clone(), hook.job.clone()))
-            .collect();
-        let mut runs = Vec::with_capacity(targets.len());
-        for (hook, job) in targets {
-            if !catalog.job(&job).is_some_and(|j| j.is_runnable()) {
-                tracing::warn!(
-                    hook = %hook, job = %job, change = %record.id,
-                    "JobHook {hook} is enabled, but the underlying Job {job} is not installed and enabled"
-                );
-                continue;
-            }
+        // The catalog indexes hooks by content type and action: the rule sees only candidates.
+        let matches = match_hooks(
+            context.kind,
+            &record.changed_object_type,
+            record.action,
+            catalog.hooks_for(&record.changed_object_type, record.action),
+            |job| catalog.job(job),
+        );
+        for hook in &matches.skipped {
+            let (name, job) = (&hook.name, &hook.job);
+            tracing::warn!(
+                hook = %name, job = %job, change = %record.id,
+                "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
+            );
+        }
+        let jobs: Vec<String> = matches.run.iter().map(|hook| hook.job.clone()).collect();
+        drop(catalog);
+        let mut runs = Vec::with_capacity(jobs.len());
+        for job in jobs {
             let run = w.new_run();
             let inputs = JobInputs::Hook { object_change: record.id };
             join_line(st, *line_tail, run, QueueEntry::queued(&job, context.user.clone(), inputs, now))?;
