@@ -443,6 +443,23 @@ impl Session {
     }
 }
 
+/// Starts listening for Ctrl-C (SIGINT) now, and returns what completes when it comes.
+#[cfg(unix)]
+fn interrupt_listener() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(async move {
+        interrupts.recv().await;
+    })
+}
+
+/// Starts listening for Ctrl-C now, and returns what completes when it comes.
+#[cfg(not(unix))]
+fn interrupt_listener() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
 fn content_type(text: &str) -> Result<ContentType, Failure> {
     Ok(ContentType::new(text)?)
 }
@@ -894,8 +911,11 @@ async fn results(s: &Session, command: ResultsCommand) -> Outcome {
 
 async fn run_dispatcher(s: &Session, workers: usize, grace: u64, job_sync: SyncMode) -> Outcome {
     let dispatcher = s.dispatcher(workers, job_sync).await?;
+    // Listen before saying so: a Ctrl-C right after the message must stop the dispatcher
+    // gracefully, not kill the process.
+    let interrupted = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
     eprintln!("jobhooks: dispatching from {} with {workers} workers; Ctrl-C to stop", s.store.path().display());
-    tokio::signal::ctrl_c().await.map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
+    interrupted.await;
     eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
     let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
     eprintln!("jobhooks: stopped ({} run(s) given back to the queue)", report.abandoned);
