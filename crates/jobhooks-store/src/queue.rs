@@ -156,10 +156,15 @@ impl Store {
         for item in self.inner.tree.range(keys::DELAYED.to_vec()..=bound) {
             let (key, value) = item.map_err(backend_error)?;
             let run = RunId(indexed_id("retry index", &key)?);
-            decode_entry(&key, &value)?;
+            let entry = decode_entry(&key, &value)?;
             st.remove(key.to_vec());
             st.put(keys::ready(run), value.to_vec());
             st.counts.apply(step.counts);
+            if entry.result_stored {
+                let mut result = stored_result(st, run)?.ok_or_else(|| missing("job result", run))?;
+                result.status = step.to;
+                put_result(st, &result)?;
+            }
         }
         Ok(())
     }
@@ -221,6 +226,7 @@ impl Store {
         let mut entry = QueueEntry { lease: None, attempts: step.attempts.apply(entry.attempts), ..entry };
         if step.notes_lapse {
             let mut result = queued_result(st, run, &entry)?;
+            result.status = step.to;
             note_lapsed_lease(&mut result, now);
             put_result(st, &result)?;
             entry.result_stored = true;

@@ -1,0 +1,603 @@
+//! The cases of the storage contract. Each takes a fresh, empty store and panics, saying which
+//! rule broke, when the store does not keep it. [`store_contract!`](crate::store_contract) runs
+//! them all.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jobhooks_model::ports::{ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
+use jobhooks_model::{
+    Action, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHookPatch, JobKind, JobStatus, OffsetDateTime,
+    PendingChange, RunId, StoreError, SyncMode, User, json,
+};
+use proptest::prelude::*;
+
+use crate::support::{
+    BUTTON_JOB, HOOK_JOB, LEASE, completion, ct, delete, device, hook, hooked, lease_all, press, ready, reference,
+    runs, save, spec, web,
+};
+
+fn validation(error: StoreError) -> jobhooks_model::ValidationErrors {
+    match error {
+        StoreError::Validation(errors) => errors,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// Hooks and buttons are validated with the model's rules and Nautobot's messages, nothing is
+/// written when they fail, and missing records are `NotFound`.
+pub async fn catalog_validates_with_nautobots_messages<S: Storage>(store: &S) {
+    let err = store.create_hook(hook("h", &["dcim.device"], &[Action::Create])).await.unwrap_err();
+    assert!(!validation(err).field("job").is_empty(), "an unknown job is refused");
+    ready(store).await;
+    store.set_job_enabled(HOOK_JOB, false).await.unwrap();
+    let err = store.create_hook(hook("h", &["dcim.device"], &[Action::Create])).await.unwrap_err();
+    assert_eq!(validation(err).field("enabled"), ["The selected Job is not installed and enabled"]);
+    store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    let err = store.create_hook(hook("none", &["dcim.device"], &[])).await.unwrap_err();
+    assert_eq!(validation(err).field("__all__"), ["You must select at least one type: create, update, and/or delete."]);
+    store.create_hook(hook("first", &["dcim.device"], &[Action::Create])).await.unwrap();
+    let err = store.create_hook(hook("second", &["dcim.device"], &[Action::Create, Action::Delete])).await.unwrap_err();
+    assert_eq!(
+        validation(err).field("type_create"),
+        [format!("A job hook already exists for create on dcim.device to job {HOOK_JOB}")]
+    );
+    assert_eq!(store.list_hooks().await.unwrap().len(), 1, "a refused hook is not written");
+    let err = store.create_hook(hook("first", &["dcim.rack"], &[Action::Create])).await.unwrap_err();
+    assert_eq!(validation(err).field("name"), ["A job hook named first already exists"]);
+
+    let renamed = JobHookPatch { name: Some("renamed".into()), type_update: Some(true), ..Default::default() };
+    let updated = store.update_hook("first", renamed).await.unwrap();
+    assert!(updated.type_create && updated.type_update, "a patch keeps what it does not give");
+    assert_eq!(store.get_hook("first").await.unwrap(), None, "a rename removes the old name");
+    assert_eq!(store.get_hook("renamed").await.unwrap(), Some(updated.clone()));
+    let err = store.update_hook("missing", JobHookPatch::default()).await.unwrap_err();
+    assert_eq!(err, StoreError::not_found("job hook", "missing"));
+    assert_eq!(store.delete_hook("renamed").await.unwrap(), updated);
+    assert!(matches!(store.delete_hook("renamed").await.unwrap_err(), StoreError::NotFound { .. }));
+
+    let button = JobButton::new("b", vec![ct("dcim.device")], "Run {{ obj }}", BUTTON_JOB);
+    store.create_button(button.clone()).await.unwrap();
+    let err = store.create_button(button.clone()).await.unwrap_err();
+    assert_eq!(validation(err).field("name"), ["A job button named b already exists"]);
+    let on_hook_job = JobButton::new("c", vec![ct("dcim.device")], "x", HOOK_JOB);
+    assert!(!validation(store.create_button(on_hook_job).await.unwrap_err()).field("job").is_empty());
+    assert_eq!(store.list_buttons().await.unwrap(), std::slice::from_ref(&button));
+    assert_eq!(store.delete_button("b").await.unwrap(), button);
+    assert_eq!(store.set_job_enabled("no::Such", true).await.unwrap_err(), StoreError::not_found("job", "no::Such"));
+}
+
+/// Job sync follows `plan_job_sync`: new jobs are installed and disabled, an additive sync never
+/// uninstalls, a full one uninstalls and disables the hooks and buttons of jobs it does not link.
+pub async fn job_sync_follows_its_mode<S: Storage>(store: &S) {
+    let report = store.sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver)], SyncMode::Full).await.unwrap();
+    assert_eq!(report.added, [HOOK_JOB]);
+    let job = store.get_job(HOOK_JOB).await.unwrap().unwrap();
+    assert!(job.installed && !job.enabled, "a new job is installed and disabled");
+    store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Create])).await.unwrap();
+
+    let report = store.sync_jobs(&[], SyncMode::Additive).await.unwrap();
+    assert_eq!(report, Default::default(), "an additive sync that adds nothing changes nothing");
+    assert!(store.get_job(HOOK_JOB).await.unwrap().unwrap().is_runnable());
+
+    let report = store.sync_jobs(&[], SyncMode::Full).await.unwrap();
+    assert_eq!(
+        (report.uninstalled.as_slice(), report.disabled_hooks.as_slice()),
+        ([HOOK_JOB.to_owned()].as_slice(), ["h".to_owned()].as_slice())
+    );
+    assert!(!store.get_job(HOOK_JOB).await.unwrap().unwrap().installed);
+    assert!(!store.get_hook("h").await.unwrap().unwrap().enabled);
+
+    let report = store.sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver)], SyncMode::Additive).await.unwrap();
+    assert_eq!(report.reinstalled, [HOOK_JOB]);
+    let job = store.get_job(HOOK_JOB).await.unwrap().unwrap();
+    assert!(job.installed && !job.enabled, "a job linked again stays disabled until enabled");
+    assert_eq!(store.list_jobs().await.unwrap(), [job]);
+}
+
+/// Users are stored by name; a name that breaks the naming rules is refused.
+pub async fn users_are_stored_and_names_checked<S: Storage>(store: &S) {
+    let bob = User::new("bob").unwrap();
+    store.put_user(bob.clone()).await.unwrap();
+    store.put_user(User::superuser("alice").unwrap()).await.unwrap();
+    assert_eq!(store.get_user("bob").await.unwrap(), Some(bob));
+    let names: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let bad = User { username: "bad\u{0}name".into(), is_superuser: false, permissions: Vec::new() };
+    assert!(matches!(store.put_user(bad).await.unwrap_err(), StoreError::Invalid(_)));
+    assert_eq!(store.get_user("nobody").await.unwrap(), None);
+}
+
+/// A commit records one change per merged change, with Nautobot's snapshots, and applies it to
+/// the object repository.
+pub async fn commits_record_changes_and_objects<S: Storage>(store: &S) {
+    ready(store).await;
+    let created = save(store, &[device("1", "A1")]).await;
+    assert_eq!(created.changes.len(), 1);
+    assert_eq!(store.get_object(&reference("1")).await.unwrap(), Some(device("1", "A1")));
+    let updated = save(store, &[device("1", "B2")]).await;
+    let change = store.get_change(updated.changes[0]).await.unwrap().unwrap();
+    assert_eq!(change.action, Action::Update);
+    assert_eq!(change.to_string(), "dcim.device dev-1 updated by alice");
+    assert_eq!(change.get_snapshots().differences.added, Some(json!({"serial": "B2"})));
+    assert_eq!(
+        change.get_snapshots().differences.removed,
+        Some(json!({"serial": "A1"})),
+        "the prechange is the previous change's data"
+    );
+    let (change, object) = store.get_change_and_object(created.changes[0]).await.unwrap().unwrap();
+    assert_eq!(change.action, Action::Create);
+    assert_eq!(object, Some(device("1", "B2")), "the object as it is now");
+
+    let deleted = delete(store, "1").await;
+    assert_eq!(store.get_object(&reference("1")).await.unwrap(), None);
+    let (change, object) = store.get_change_and_object(deleted.changes[0]).await.unwrap().unwrap();
+    assert_eq!((change.action, object), (Action::Delete, None));
+    assert_eq!(change.get_snapshots().postchange, None);
+
+    // Changes to one object in one context merge.
+    let mut changes = ChangeSet::default();
+    changes.save(&device("2", "A"), None);
+    changes.save(&device("2", "B"), Some(&device("2", "A")));
+    let merged = store.commit(&web("alice"), changes, ObjectWrites::Apply).await.unwrap();
+    assert_eq!(merged.changes.len(), 1);
+    assert_eq!(store.get_change(merged.changes[0]).await.unwrap().unwrap().action, Action::Create);
+    assert_eq!(
+        store.commit(&web("alice"), ChangeSet::default(), ObjectWrites::Apply).await.unwrap(),
+        Default::default()
+    );
+    assert_eq!(store.get_change(jobhooks_model::ChangeId(9_999)).await.unwrap(), None);
+}
+
+/// Changes recorded without the repository leave it as the last applied change left it.
+pub async fn record_only_commits_leave_the_repository_alone<S: Storage>(store: &S) {
+    ready(store).await;
+    let mut changes = ChangeSet::default();
+    let pre = json!({"serial": "A"}).as_object().cloned().unwrap_or_default();
+    changes.record(PendingChange::new(Action::Update, &device("5", "B")).with_pre_data(pre));
+    let receipt = store.commit(&web("alice"), changes, ObjectWrites::RecordOnly).await.unwrap();
+    assert_eq!(store.get_object(&reference("5")).await.unwrap(), None);
+    let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();
+    assert_eq!(
+        change.get_snapshots().differences.removed,
+        Some(json!({"serial": "A", "name": null})),
+        "the writer's pre-data is the prechange"
+    );
+
+    save(store, &[device("6", "A")]).await;
+    let mut changes = ChangeSet::default();
+    changes.record(PendingChange::new(Action::Update, &device("6", "B")));
+    store.commit(&web("alice"), changes, ObjectWrites::RecordOnly).await.unwrap();
+    assert_eq!(store.get_object(&reference("6")).await.unwrap(), Some(device("6", "A")));
+    assert_eq!(store.list_objects(&ct("dcim.device")).await.unwrap(), [device("6", "A")]);
+}
+
+/// Changes are found by object (newest first), by change context (in order) and by time.
+pub async fn changes_are_found_by_object_request_and_time<S: Storage>(store: &S) {
+    ready(store).await;
+    let before = OffsetDateTime::now_utc() - Duration::from_secs(3_600);
+    let first = save(store, &[device("1", "A"), device("2", "A")]).await;
+    save(store, &[device("1", "B")]).await;
+    let history: Vec<Action> =
+        store.changes_for_object(&reference("1"), 10).await.unwrap().iter().map(|c| c.action).collect();
+    assert_eq!(history, [Action::Update, Action::Create]);
+    assert_eq!(store.changes_for_object(&reference("1"), 1).await.unwrap().len(), 1);
+    let request = store.get_change(first.changes[0]).await.unwrap().unwrap().request_id;
+    let ids: Vec<_> = store.changes_for_request(request).await.unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(ids, first.changes);
+    let after = OffsetDateTime::now_utc() + Duration::from_secs(3_600);
+    let all = store.changes_between(before, after, 100).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|pair| pair[0].id < pair[1].id), "oldest first");
+    assert_eq!(store.changes_between(before, after, 2).await.unwrap().len(), 2);
+    assert!(store.changes_between(after, after + Duration::from_secs(1), 10).await.unwrap().is_empty());
+    let listed: Vec<String> =
+        store.list_objects(&ct("dcim.device")).await.unwrap().iter().map(|o| o.id().to_owned()).collect();
+    assert_eq!(listed, ["1", "2"]);
+}
+
+/// The transactional outbox: a commit's changes and the runs of the hooks they match appear
+/// together; `job-hook` changes and hooks whose job cannot run queue nothing.
+pub async fn a_change_and_its_runs_are_committed_together<S: Storage>(store: &S) {
+    hooked(store).await;
+    let receipt = save(store, &[device("1", "A"), device("2", "A")]).await;
+    assert_eq!(receipt.runs.len(), 2, "one run per matching hook per change");
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 2, leased: 0, dead: 0 });
+    for (run, change) in receipt.runs.iter().zip(&receipt.changes) {
+        let result = store.get_result(*run).await.unwrap().expect("a queued run has a pending result");
+        assert_eq!(
+            (result.status, result.job.as_str(), result.change_id()),
+            (JobStatus::Pending, HOOK_JOB, Some(*change))
+        );
+        assert_eq!(result.user.as_deref(), Some("alice"), "a hook run runs as the change's user");
+    }
+    let from_hook = ChangeContext::new(ChangeContextKind::JobHook, Some("alice".into()), HOOK_JOB);
+    let mut changes = ChangeSet::default();
+    changes.save(&device("3", "A"), None);
+    assert!(store.commit(&from_hook, changes, ObjectWrites::Apply).await.unwrap().runs.is_empty(), "no recursion");
+    store.set_job_enabled(HOOK_JOB, false).await.unwrap();
+    assert!(save(store, &[device("4", "A")]).await.runs.is_empty(), "a disabled job is skipped");
+    store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    store.update_hook("h", JobHookPatch { enabled: Some(false), ..Default::default() }).await.unwrap();
+    assert!(save(store, &[device("5", "A")]).await.runs.is_empty(), "a disabled hook is skipped");
+    assert_eq!(store.depth().await.unwrap().pending, 2);
+    let unknown = store
+        .enqueue(
+            "no::Such",
+            None,
+            jobhooks_model::JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.device".into() },
+        )
+        .await;
+    assert_eq!(unknown.unwrap_err(), StoreError::not_found("job", "no::Such"));
+}
+
+/// Runs about one object start one at a time, in the order they were queued; runs of other
+/// objects do not wait.
+pub async fn runs_of_one_object_start_one_at_a_time_in_order<S: Storage>(store: &S) {
+    ready(store).await;
+    save(store, &[device("1", "A"), device("2", "A")]).await;
+    let first = press(store, "1").await;
+    let second = press(store, "1").await;
+    let other = press(store, "2").await;
+    let now = OffsetDateTime::now_utc();
+    let claimed = lease_all(store, now).await;
+    assert_eq!(runs(&claimed), [first, other], "only the head of each line is ready");
+    let started = store.get_result(first).await.unwrap().unwrap();
+    assert_eq!((started.status, started.attempts), (JobStatus::Started, 1));
+    assert!(lease_all(store, now).await.is_empty(), "claimed runs are not claimed twice");
+    let lease = claimed.iter().find(|(lease, _)| lease.run == first).unwrap().0.clone();
+    store.complete(completion(&lease, Outcome::Succeeded { writes: None })).await.unwrap();
+    assert_eq!(runs(&lease_all(store, now).await), [second], "the next run in line is ready once the first ends");
+    let done = store.get_result(first).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Success);
+    assert!(done.completed.is_some() && done.logs.iter().any(|l| l.message == "ended SUCCESS"));
+    // A press on an object the store has no change of has no line.
+    let loose = press(store, "99").await;
+    let again = press(store, "99").await;
+    assert_eq!(runs(&lease_all(store, now).await), [loose, again]);
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 0, leased: 4, dead: 0 });
+}
+
+/// A lapsed claim is taken over by the next lease (noted in the log, the attempt counted); the
+/// first worker's outcome is refused with `LeaseLost`. `release_expired` returns lapsed claims.
+pub async fn leases_lapse_and_are_taken_over<S: Storage>(store: &S) {
+    ready(store).await;
+    let run = press(store, "1").await;
+    let now = OffsetDateTime::now_utc();
+    let (first, _) = store.lease_next(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(first.run, run);
+    assert!(first.deadline >= now + LEASE);
+    assert!(store.lease_next(first.deadline - Duration::from_secs(1), LEASE).await.unwrap().is_none());
+    let (second, result) =
+        store.lease_next(first.deadline, LEASE).await.unwrap().expect("a lapsed claim is taken over");
+    assert_ne!(second.token, first.token);
+    assert_eq!(result.attempts, 2);
+    assert!(
+        result.logs.iter().any(|l| l.message.contains("lapsed before its outcome was recorded")),
+        "{:?}",
+        result.logs
+    );
+    let err = store.complete(completion(&first, Outcome::Succeeded { writes: None })).await.unwrap_err();
+    assert_eq!(err, StoreError::LeaseLost { run: run.0 });
+    assert_eq!(store.release_expired(second.deadline - Duration::from_secs(1)).await.unwrap(), 0);
+    assert_eq!(store.release_expired(second.deadline).await.unwrap(), 1);
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 0 });
+    assert_eq!(store.get_result(run).await.unwrap().unwrap().status, JobStatus::Pending);
+    assert!(matches!(store.release(&second).await.unwrap_err(), StoreError::LeaseLost { .. }));
+    let (third, result) = store.lease_next(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(result.attempts, 3);
+    store.complete(completion(&third, Outcome::Failed)).await.unwrap();
+    assert_eq!(store.get_result(run).await.unwrap().unwrap().status, JobStatus::Failure);
+    assert_eq!(store.depth().await.unwrap(), QueueDepth::default());
+}
+
+/// A released claim counts as an attempt; one given back before it started does not.
+pub async fn released_runs_count_the_attempt_and_given_back_runs_do_not<S: Storage>(store: &S) {
+    ready(store).await;
+    let run = press(store, "1").await;
+    let now = OffsetDateTime::now_utc();
+    let (lease, _) = store.lease_next(now, LEASE).await.unwrap().unwrap();
+    store.give_back(&lease).await.unwrap();
+    assert_eq!(store.get_result(run).await.unwrap().unwrap().attempts, 0);
+    let (lease, _) = store.lease_next(now, LEASE).await.unwrap().expect("given back: ready at once");
+    store.release(&lease).await.unwrap();
+    let result = store.get_result(run).await.unwrap().unwrap();
+    assert_eq!((result.status, result.attempts), (JobStatus::Pending, 1));
+    let (lease, result) = store.lease_next(now, LEASE).await.unwrap().expect("released: ready at once");
+    assert_eq!(result.attempts, 2);
+    let stale = jobhooks_model::ports::Lease { token: lease.token + 99, ..lease.clone() };
+    assert!(matches!(store.give_back(&stale).await.unwrap_err(), StoreError::LeaseLost { .. }));
+    store.complete(completion(&lease, Outcome::Succeeded { writes: None })).await.unwrap();
+    assert!(
+        matches!(store.release(&lease).await.unwrap_err(), StoreError::LeaseLost { .. }),
+        "a finished run cannot be released"
+    );
+}
+
+/// A retry waits until its time, and its object's later runs wait behind it.
+pub async fn retries_wait_for_their_time_and_hold_the_line<S: Storage>(store: &S) {
+    ready(store).await;
+    save(store, &[device("1", "A")]).await;
+    let first = press(store, "1").await;
+    let second = press(store, "1").await;
+    let now = OffsetDateTime::now_utc();
+    let (lease, _) = store.lease_next(now, LEASE).await.unwrap().unwrap();
+    let at = now + Duration::from_secs(60);
+    store.complete(completion(&lease, Outcome::RetryAt(at))).await.unwrap();
+    assert_eq!(store.get_result(first).await.unwrap().unwrap().status, JobStatus::Retrying);
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 2, leased: 0, dead: 0 });
+    assert!(lease_all(store, at - Duration::from_secs(1)).await.is_empty(), "not before its time, and the line waits");
+    let claimed = lease_all(store, at).await;
+    assert_eq!(runs(&claimed), [first]);
+    assert_eq!(claimed[0].1.attempts, 2);
+    store.complete(completion(&claimed[0].0, Outcome::Succeeded { writes: None })).await.unwrap();
+    assert_eq!(runs(&lease_all(store, at).await), [second]);
+}
+
+/// A dead letter gives up its object's turn; a replay queues it again at the back of the line as
+/// a new series of attempts; only dead-lettered runs can be replayed.
+pub async fn dead_letters_free_the_line_and_replays_join_its_back<S: Storage>(store: &S) {
+    ready(store).await;
+    save(store, &[device("1", "A")]).await;
+    let first = press(store, "1").await;
+    let second = press(store, "1").await;
+    let now = OffsetDateTime::now_utc();
+    let (lease, _) = store.lease_next(now, LEASE).await.unwrap().unwrap();
+    store.complete(completion(&lease, Outcome::DeadLettered)).await.unwrap();
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 1 });
+    let dead = store.get_result(first).await.unwrap().unwrap();
+    assert_eq!(dead.status, JobStatus::DeadLettered);
+    assert!(dead.completed.is_some());
+    let (next, _) = store.lease_next(now, LEASE).await.unwrap().expect("the dead run gave up its turn");
+    assert_eq!(next.run, second);
+    store.replay(first).await.unwrap();
+    let replayed = store.get_result(first).await.unwrap().unwrap();
+    assert_eq!((replayed.status, replayed.attempts, replayed.completed), (JobStatus::Pending, 0, None));
+    assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 1, dead: 0 });
+    assert!(store.lease_next(now, LEASE).await.unwrap().is_none(), "the replay waits behind the run now in line");
+    store.complete(completion(&next, Outcome::Succeeded { writes: None })).await.unwrap();
+    let (again, result) = store.lease_next(now, LEASE).await.unwrap().unwrap();
+    assert_eq!((again.run, result.attempts), (first, 1));
+    let err = store.replay(second).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("refused: run {second} is not dead-lettered; only dead-lettered runs can be replayed")
+    );
+    assert!(matches!(store.replay(RunId(9_999)).await.unwrap_err(), StoreError::Refused { .. }));
+}
+
+/// A success commits the attempt's writes with its result, as `job-hook` changes that queue
+/// nothing; a failure writes none of them.
+pub async fn a_success_commits_its_writes_and_a_failure_drops_them<S: Storage>(store: &S) {
+    hooked(store).await;
+    let receipt = save(store, &[device("1", "A"), device("2", "A")]).await;
+    let claimed = lease_all(store, OffsetDateTime::now_utc()).await;
+    assert_eq!(claimed.len(), 2);
+    let context = ChangeContext::new(ChangeContextKind::JobHook, Some("alice".into()), HOOK_JOB);
+    let writes = |id: &str| {
+        let mut changes = ChangeSet::default();
+        changes.save(&device(id, "fixed"), Some(&device(id, "A")));
+        Some((context.clone(), changes))
+    };
+    let (ok, failed) = (&claimed[0].0, &claimed[1].0);
+    let written = store.complete(completion(ok, Outcome::Succeeded { writes: writes("1") })).await.unwrap();
+    assert_eq!((written.changes.len(), written.runs.len()), (1, 0), "job-hook changes queue nothing");
+    let change = store.get_change(written.changes[0]).await.unwrap().unwrap();
+    assert_eq!((change.change_context, change.change_context_detail.as_str()), (ChangeContextKind::JobHook, HOOK_JOB));
+    let failure = jobhooks_model::ports::Completion { outcome: Outcome::Failed, ..completion(failed, Outcome::Failed) };
+    assert_eq!(store.complete(failure).await.unwrap(), Default::default());
+    let fixed: Vec<_> = store
+        .list_objects(&ct("dcim.device"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.field("serial") == Some(&json!("fixed")))
+        .collect();
+    assert_eq!(fixed.len(), 1);
+    assert_eq!(receipt.runs.len(), 2);
+}
+
+/// Results are listed newest first, filtered by job, status and change, and limited.
+pub async fn results_are_listed_newest_first_and_filtered<S: Storage>(store: &S) {
+    hooked(store).await;
+    let hooked_runs = save(store, &[device("1", "A")]).await;
+    let pressed = press(store, "2").await;
+    let all: Vec<RunId> = store.list_results(&ResultFilter::default()).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(all, [pressed, hooked_runs.runs[0]]);
+    let filter = ResultFilter { job: Some(BUTTON_JOB.into()), ..Default::default() };
+    assert_eq!(store.list_results(&filter).await.unwrap()[0].id, pressed);
+    let filter = ResultFilter { change: Some(hooked_runs.changes[0]), ..Default::default() };
+    assert_eq!(store.list_results(&filter).await.unwrap()[0].id, hooked_runs.runs[0]);
+    let claimed = lease_all(store, OffsetDateTime::now_utc()).await;
+    let filter = ResultFilter { status: Some(JobStatus::Started), ..Default::default() };
+    assert_eq!(store.list_results(&filter).await.unwrap().len(), 2);
+    store.complete(completion(&claimed[0].0, Outcome::Succeeded { writes: None })).await.unwrap();
+    let filter = ResultFilter { status: Some(JobStatus::Success), ..Default::default() };
+    assert_eq!(store.list_results(&filter).await.unwrap().len(), 1);
+    let filter = ResultFilter { limit: Some(1), ..Default::default() };
+    assert_eq!(store.list_results(&filter).await.unwrap().len(), 1);
+    assert_eq!(store.get_result(RunId(9_999)).await.unwrap(), None);
+}
+
+/// Pruning removes ended results past `results_for` and changes past `changes_for`, never a
+/// pending, running, retrying or dead-lettered run, never an object's latest change, never a
+/// change whose runs are kept.
+pub async fn retention_prunes_only_what_it_may<S: Storage>(store: &S) {
+    hooked(store).await;
+    let old = save(store, &[device("1", "A"), device("2", "A"), device("3", "A")]).await;
+    save(store, &[device("1", "B")]).await;
+    let now = OffsetDateTime::now_utc();
+    let mut claimed = lease_all(store, now).await;
+    claimed.sort_by_key(|(lease, _)| lease.run);
+    store.complete(completion(&claimed[0].0, Outcome::Succeeded { writes: None })).await.unwrap();
+    store.complete(completion(&claimed[1].0, Outcome::DeadLettered)).await.unwrap();
+    let later = now + Duration::from_secs(7_200);
+    let keep_forever = store.prune(&Retention::default(), later).await.unwrap();
+    assert_eq!((keep_forever.results, keep_forever.changes), (0, 0));
+    let hour = Some(Duration::from_secs(3_600));
+    let report = store.prune(&Retention { results_for: hour, changes_for: hour }, later).await.unwrap();
+    assert_eq!(report.results, 1, "only the ended result");
+    assert_eq!(store.get_result(old.runs[0]).await.unwrap(), None);
+    assert_eq!(store.get_result(old.runs[1]).await.unwrap().unwrap().status, JobStatus::DeadLettered);
+    assert!(store.get_result(old.runs[2]).await.unwrap().is_some(), "a leased run is kept");
+    assert_eq!(report.changes, 1, "only device 1's create: its run's result is gone and it is not the latest");
+    assert_eq!(store.get_change(old.changes[0]).await.unwrap(), None);
+    assert!(store.get_change(old.changes[1]).await.unwrap().is_some());
+    assert_eq!(store.get_object(&reference("1")).await.unwrap(), Some(device("1", "B")));
+    let again = store.prune(&Retention { results_for: hour, changes_for: hour }, later).await.unwrap();
+    assert_eq!((again.results, again.changes), (0, 0));
+}
+
+/// Commits that queue runs, completions and releases raise the work generation and wake waiters.
+pub async fn work_is_signalled<S: Storage>(store: &S) {
+    hooked(store).await;
+    let seen = store.work_generation();
+    save(store, &[device("1", "A")]).await;
+    assert!(store.work_generation() > seen, "a commit that queues runs signals");
+    let seen = store.work_generation();
+    let waited =
+        tokio::time::timeout(Duration::from_secs(10), store.wait_for_work(seen - 1, Duration::from_secs(60))).await;
+    assert!(waited.is_ok(), "a waiter that has not seen the latest work returns at once");
+    let (lease, _) = store.lease_next(OffsetDateTime::now_utc(), LEASE).await.unwrap().unwrap();
+    let seen = store.work_generation();
+    store.complete(completion(&lease, Outcome::Succeeded { writes: None })).await.unwrap();
+    assert!(store.work_generation() > seen, "a completion signals");
+}
+
+#[derive(Debug, Clone)]
+enum QueueOp {
+    Press { object: u8 },
+    Lease,
+    Complete { pick: prop::sample::Index, outcome: u8 },
+    Expire,
+    Replay { pick: prop::sample::Index },
+}
+
+fn queue_op() -> impl Strategy<Value = QueueOp> {
+    prop_oneof![
+        3 => (0u8..3).prop_map(|object| QueueOp::Press { object }),
+        3 => Just(QueueOp::Lease),
+        3 => (any::<prop::sample::Index>(), 0u8..4).prop_map(|(pick, outcome)| QueueOp::Complete { pick, outcome }),
+        1 => Just(QueueOp::Expire),
+        1 => any::<prop::sample::Index>().prop_map(|pick| QueueOp::Replay { pick }),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    Pending,
+    Leased,
+    Retrying,
+    Dead,
+    Done,
+}
+
+/// The queue as a proptest against a model: random presses, leases, completions (every
+/// outcome), lapses and replays; after each step every run's status and the queue's depth match
+/// the model, and a lease claims exactly the model's oldest claimable runs, one per object line.
+pub fn queue_follows_its_model<S, G, F, Fut>(fresh: F)
+where
+    S: Storage,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (S, G)>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let config = ProptestConfig { failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(ops in prop::collection::vec(queue_op(), 1..40))| {
+        runtime.block_on(async {
+            let (store, _guard) = fresh().await;
+            ready(&store).await;
+            save(&store, &[device("0", "A"), device("1", "A"), device("2", "A")]).await;
+            let mut clock = OffsetDateTime::now_utc();
+            // Every run in the order it joined its object's line (a replay joins anew).
+            let mut model: Vec<(RunId, u8, Expected)> = Vec::new();
+            let mut leases = BTreeMap::new();
+            for op in ops {
+                match op {
+                    QueueOp::Press { object } => {
+                        let run = press(&store, &object.to_string()).await;
+                        model.push((run, object, Expected::Pending));
+                    }
+                    QueueOp::Lease => {
+                        // Claimable: per object, the first unfinished run, unless it is claimed
+                        // (retries fall due at once on this test's clock).
+                        let mut heads = BTreeMap::new();
+                        for &(run, object, state) in &model {
+                            if matches!(state, Expected::Pending | Expected::Leased | Expected::Retrying) {
+                                heads.entry(object).or_insert((run, state));
+                            }
+                        }
+                        let mut expected: Vec<RunId> =
+                            heads.values().filter(|(_, state)| *state != Expected::Leased).map(|(run, _)| *run).collect();
+                        expected.sort();
+                        let claimed = store.lease_batch(clock, LEASE, 100).await.unwrap();
+                        prop_assert_eq!(runs(&claimed), expected);
+                        for (lease, _) in claimed {
+                            set(&mut model, lease.run, Expected::Leased);
+                            leases.insert(lease.run, lease);
+                        }
+                    }
+                    QueueOp::Complete { pick, outcome } => {
+                        if leases.is_empty() { continue; }
+                        let held: Vec<RunId> = leases.keys().copied().collect();
+                        let run = held[pick.index(held.len())];
+                        let lease = leases.remove(&run).unwrap();
+                        let (outcome, next) = match outcome {
+                            0 => (Outcome::Succeeded { writes: None }, Expected::Done),
+                            1 => (Outcome::Failed, Expected::Done),
+                            2 => (Outcome::RetryAt(clock), Expected::Retrying),
+                            _ => (Outcome::DeadLettered, Expected::Dead),
+                        };
+                        store.complete(completion(&lease, outcome)).await.unwrap();
+                        set(&mut model, run, next);
+                    }
+                    QueueOp::Expire => {
+                        clock += LEASE + Duration::from_secs(1);
+                        let released = store.release_expired(clock).await.unwrap();
+                        prop_assert_eq!(released, leases.len());
+                        for run in std::mem::take(&mut leases).into_keys() {
+                            set(&mut model, run, Expected::Pending);
+                        }
+                    }
+                    QueueOp::Replay { pick } => {
+                        let dead: Vec<usize> =
+                            (0..model.len()).filter(|&i| model[i].2 == Expected::Dead).collect();
+                        if dead.is_empty() { continue; }
+                        let (run, object, _) = model.remove(dead[pick.index(dead.len())]);
+                        store.replay(run).await.unwrap();
+                        model.push((run, object, Expected::Pending));
+                    }
+                }
+                let mut depth = QueueDepth::default();
+                for &(run, _, state) in &model {
+                    let status = store.get_result(run).await.unwrap().map(|r| r.status);
+                    let wanted = match state {
+                        Expected::Pending => JobStatus::Pending,
+                        Expected::Leased => JobStatus::Started,
+                        Expected::Retrying => JobStatus::Retrying,
+                        Expected::Dead => JobStatus::DeadLettered,
+                        Expected::Done => {
+                            prop_assert!(matches!(status, Some(JobStatus::Success | JobStatus::Failure)), "run {}", run);
+                            continue;
+                        }
+                    };
+                    prop_assert_eq!(status, Some(wanted), "run {}", run);
+                    match state {
+                        Expected::Pending | Expected::Retrying => depth.pending += 1,
+                        Expected::Leased => depth.leased += 1,
+                        _ => depth.dead += 1,
+                    }
+                }
+                prop_assert_eq!(store.depth().await.unwrap(), depth);
+            }
+            Ok(())
+        })?;
+    });
+}
+
+fn set(model: &mut [(RunId, u8, Expected)], run: RunId, state: Expected) {
+    if let Some(entry) = model.iter_mut().find(|(other, _, _)| *other == run) {
+        entry.2 = state;
+    }
+}

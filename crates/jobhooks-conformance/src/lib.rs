@@ -1,0 +1,108 @@
+//! The storage contract of jobhooks as a test suite: what a store must do to serve the
+//! dispatcher, the command line and the server, checked the same way on every store.
+//!
+//! A store runs the kit from one of its integration tests with [`store_contract!`], giving an
+//! async function that makes a fresh, empty store and whatever keeps it alive (a temporary
+//! directory, a throwaway database):
+//!
+//! ```
+//! use jobhooks_store_memory::MemoryStore;
+//!
+//! async fn fresh() -> (MemoryStore, ()) {
+//!     (MemoryStore::new(), ())
+//! }
+//!
+//! jobhooks_conformance::store_contract!(fresh);
+//! # fn main() {}
+//! ```
+//!
+//! Each case of [`cases`] becomes one `#[test]`, named after the case, so a failure names the
+//! rule that broke; [`CASES`] lists them (a store's closing note gives the count it passes).
+//! `cargo test -p my-store` runs them. The queue's state machine is also checked as a proptest
+//! against a model ([`cases::queue_follows_its_model`]); `PROPTEST_CASES` sets how many
+//! sequences it tries.
+
+pub mod cases;
+mod support;
+
+pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
+
+/// The name of every case, in the order [`store_contract!`] declares them.
+pub const CASES: [&str; 16] = [
+    "catalog_validates_with_nautobots_messages",
+    "job_sync_follows_its_mode",
+    "users_are_stored_and_names_checked",
+    "commits_record_changes_and_objects",
+    "record_only_commits_leave_the_repository_alone",
+    "changes_are_found_by_object_request_and_time",
+    "a_change_and_its_runs_are_committed_together",
+    "runs_of_one_object_start_one_at_a_time_in_order",
+    "leases_lapse_and_are_taken_over",
+    "released_runs_count_the_attempt_and_given_back_runs_do_not",
+    "retries_wait_for_their_time_and_hold_the_line",
+    "dead_letters_free_the_line_and_replays_join_its_back",
+    "a_success_commits_its_writes_and_a_failure_drops_them",
+    "results_are_listed_newest_first_and_filtered",
+    "retention_prunes_only_what_it_may",
+    "work_is_signalled",
+];
+
+/// Declares one `#[test]` per case of the contract (and the queue proptest), each on a store
+/// made by `$fresh`: an `async fn() -> (S, G)` where `S` implements every port and `G` keeps
+/// what the store needs alive until the test ends.
+#[macro_export]
+macro_rules! store_contract {
+    ($fresh:path) => {
+        $crate::store_contract!(@cases $fresh;
+            catalog_validates_with_nautobots_messages,
+            job_sync_follows_its_mode,
+            users_are_stored_and_names_checked,
+            commits_record_changes_and_objects,
+            record_only_commits_leave_the_repository_alone,
+            changes_are_found_by_object_request_and_time,
+            a_change_and_its_runs_are_committed_together,
+            runs_of_one_object_start_one_at_a_time_in_order,
+            leases_lapse_and_are_taken_over,
+            released_runs_count_the_attempt_and_given_back_runs_do_not,
+            retries_wait_for_their_time_and_hold_the_line,
+            dead_letters_free_the_line_and_replays_join_its_back,
+            a_success_commits_its_writes_and_a_failure_drops_them,
+            results_are_listed_newest_first_and_filtered,
+            retention_prunes_only_what_it_may,
+            work_is_signalled,
+        );
+
+        #[test]
+        fn queue_follows_its_model() {
+            $crate::cases::queue_follows_its_model(|| async { $fresh().await });
+        }
+    };
+    (@cases $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::run_case(|| async {
+                    let (store, guard) = $fresh().await;
+                    $crate::cases::$case(&store).await;
+                    drop(store);
+                    drop(guard);
+                });
+            }
+        )*
+    };
+}
+
+/// Runs one case on a fresh multi-threaded runtime (two workers, as CI machines have).
+#[doc(hidden)]
+pub fn run_case<F, Fut>(case: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the case");
+    runtime.block_on(case());
+}

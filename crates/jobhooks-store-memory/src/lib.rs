@@ -1,0 +1,740 @@
+//! An in-memory jobhooks store: every storage port of `jobhooks-model`, held in one mutex, with
+//! no persistence. Use it for unit tests of your receivers and of code that drives a dispatcher,
+//! as apalis's memory backend is used; use `jobhooks-store` (sled) or the PostgreSQL store to
+//! keep anything.
+//!
+//! It follows the model's rules and nothing else: validation (`validate_hook`,
+//! `validate_button`), job sync (`plan_job_sync`), hook matching (`match_hooks`), the run state
+//! machine (`transition`) and retention (`Retention::may_prune_*`). It passes the same contract
+//! kit as every store (`jobhooks-conformance`).
+//!
+//! ```
+//! use jobhooks_model::ports::{ChangeStore, ObjectReader};
+//! use jobhooks_model::{ChangeContext, ChangeContextKind, ContentType, Object, ObjectRef, json};
+//! use jobhooks_store_memory::MemoryStore;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let hq = ObjectRef::new(ContentType::new("dcim.location").unwrap(), "1").unwrap();
+//! let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
+//! session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"})).unwrap()).await.unwrap();
+//! let receipt = session.commit(&store).await.unwrap();
+//! assert_eq!(store.get_object(&hq).await.unwrap().unwrap().repr(), "HQ");
+//! assert_eq!(store.get_change(receipt.changes[0]).await.unwrap().unwrap().to_string(), "dcim.location HQ created by alice");
+//! # });
+//! ```
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jobhooks_model::ports::{
+    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, Outcome, PruneReport,
+    QueueDepth, ResultFilter, Retention, SyncMode, SyncReport,
+};
+use jobhooks_model::{
+    Action, ChangeContext, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock, ContentType, CountChange,
+    IllegalTransition, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs, JobRecord, JobResult, JobSpec,
+    JobStatus, LogEntry, LogLevel, Object, ObjectChange, ObjectRef, OffsetDateTime, QUEUED, RunEvent, RunId,
+    StoreError, User, match_hooks, plan_job_sync, system_clock, transition, validate_button, validate_hook,
+    validate_name,
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// The in-memory store. Cheap to clone: clones share one state.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    work: Notify,
+    generation: AtomicU64,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A recorded change: its record (its prechange only when the writer supplied one for an object
+/// without history) and the runs it queued.
+struct Recorded {
+    change: ObjectChange,
+    runs: Vec<RunId>,
+}
+
+/// A queued or finished run.
+struct Run {
+    /// The result as stored; a claimed run shows as `STARTED` (see [`Run::view`]).
+    result: JobResult,
+    /// Where the run stands.
+    state: JobStatus,
+    /// Claims so far: tells a claim from later claims of the same run.
+    leases: u64,
+    /// The current claim's deadline, while claimed.
+    deadline: Option<OffsetDateTime>,
+    /// When a retry falls due.
+    due: Option<OffsetDateTime>,
+    /// The object whose line the run is in, if any.
+    line: Option<ObjectRef>,
+}
+
+impl Run {
+    fn view(&self) -> JobResult {
+        JobResult { status: self.state, ..self.result.clone() }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    jobs: BTreeMap<String, JobRecord>,
+    hooks: BTreeMap<String, JobHook>,
+    buttons: BTreeMap<String, JobButton>,
+    users: BTreeMap<String, User>,
+    changes: BTreeMap<ChangeId, Recorded>,
+    changes_by_object: BTreeMap<ObjectRef, Vec<ChangeId>>,
+    changes_by_request: BTreeMap<Uuid, Vec<ChangeId>>,
+    objects: BTreeMap<ObjectRef, Object>,
+    runs: BTreeMap<RunId, Run>,
+    /// Each object's unfinished runs in the order they may start.
+    lines: HashMap<ObjectRef, VecDeque<RunId>>,
+    counts: CountChange,
+    next_change: u64,
+    next_run: u64,
+    last_time: Option<OffsetDateTime>,
+}
+
+/// An event the run's state does not allow: nothing is written.
+fn refused(illegal: IllegalTransition) -> StoreError {
+    StoreError::Refused { reason: illegal.to_string() }
+}
+
+fn add(counts: &mut CountChange, change: CountChange) {
+    counts.pending += change.pending;
+    counts.leased += change.leased;
+    counts.dead += change.dead;
+}
+
+impl State {
+    /// The current time, never earlier than a time already handed out, so that change ids and
+    /// change times sort alike.
+    fn now(&mut self, clock: &dyn Clock) -> OffsetDateTime {
+        let now = self.last_time.map_or(clock.now(), |last| clock.now().max(last));
+        self.last_time = Some(now);
+        now
+    }
+
+    fn new_run(&mut self) -> RunId {
+        self.next_run += 1;
+        RunId(self.next_run)
+    }
+
+    /// Queues a new run at the back of `line`.
+    fn queue_run(&mut self, result: JobResult, line: Option<ObjectRef>) -> RunId {
+        let run = result.id;
+        if let Some(object) = &line {
+            self.lines.entry(object.clone()).or_default().push_back(run);
+        }
+        add(&mut self.counts, QUEUED);
+        self.runs.insert(run, Run { result, state: JobStatus::Pending, leases: 0, deadline: None, due: None, line });
+        run
+    }
+
+    fn commit(
+        &mut self,
+        clock: &dyn Clock,
+        context: &ChangeContext,
+        changes: ChangeSet,
+        objects: ObjectWrites,
+    ) -> CommitReceipt {
+        let mut receipt = CommitReceipt::default();
+        let now = self.now(clock);
+        for pending in changes.into_changes() {
+            self.next_change += 1;
+            let id = ChangeId(self.next_change);
+            let reference = pending.object.clone();
+            let mut change = ObjectChange::from_pending(id, now, context, pending, None);
+            // The prechange is the previous change's data, found when the change is read.
+            if self.changes_by_object.get(&reference).is_some_and(|ids| !ids.is_empty()) {
+                change.prechange = None;
+            }
+            let matches =
+                match_hooks(context.kind, &change.changed_object_type, change.action, self.hooks.values(), |job| {
+                    self.jobs.get(job)
+                });
+            for hook in &matches.skipped {
+                let (name, job) = (&hook.name, &hook.job);
+                tracing::warn!(hook = %name, job = %job, change = %id, "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled");
+            }
+            let jobs: Vec<String> = matches.run.iter().map(|hook| hook.job.clone()).collect();
+            let mut runs = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let run = self.new_run();
+                let inputs = JobInputs::Hook { object_change: id };
+                let result = JobResult::pending(run, job, context.user.clone(), inputs, now);
+                runs.push(self.queue_run(result, Some(reference.clone())));
+            }
+            match (objects, change.action) {
+                (ObjectWrites::RecordOnly, _) => {}
+                (_, Action::Delete) => {
+                    self.objects.remove(&reference);
+                }
+                (_, Action::Create | Action::Update) => {
+                    if let Some(object) = change.resulting_object() {
+                        self.objects.insert(reference.clone(), object);
+                    }
+                }
+            }
+            self.changes_by_object.entry(reference).or_default().push(id);
+            self.changes_by_request.entry(context.request_id).or_default().push(id);
+            receipt.changes.push(id);
+            receipt.runs.extend(runs.iter().copied());
+            self.changes.insert(id, Recorded { change, runs });
+        }
+        receipt
+    }
+
+    /// A change as read: its prechange is the data of the object's change before it.
+    fn read_change(&self, id: ChangeId) -> Option<ObjectChange> {
+        let recorded = self.changes.get(&id)?;
+        let mut change = recorded.change.clone();
+        let earlier = self
+            .changes_by_object
+            .get(&change.object_ref())
+            .and_then(|ids| ids.iter().rev().find(|&&other| other < id).and_then(|other| self.changes.get(other)));
+        if let Some(previous) = earlier {
+            change.prechange = Some(previous.change.object_data.clone());
+        }
+        Some(change)
+    }
+
+    /// The line a run about `inputs` joins: the object's, when the store has a change of it.
+    fn line_of(&self, inputs: &JobInputs) -> Option<ObjectRef> {
+        let object = match inputs {
+            JobInputs::Hook { object_change } => Some(self.changes.get(object_change)?.change.object_ref()),
+            JobInputs::Button { object_pk, object_model_name } => ContentType::new(object_model_name.as_str())
+                .ok()
+                .and_then(|content_type| ObjectRef::new(content_type, object_pk.as_str()).ok()),
+        }?;
+        self.changes_by_object.contains_key(&object).then_some(object)
+    }
+
+    fn is_head(&self, run: RunId, line: Option<&ObjectRef>) -> bool {
+        line.is_none_or(|object| self.lines.get(object).and_then(|line| line.front()) == Some(&run))
+    }
+
+    /// The claimed run of `lease`, or `LeaseLost` when the claim was taken over or released.
+    fn claimed(&mut self, lease: &Lease) -> Result<&mut Run, StoreError> {
+        self.runs
+            .get_mut(&lease.run)
+            .filter(|run| run.state == JobStatus::Started && run.leases == lease.token)
+            .ok_or(StoreError::LeaseLost { run: lease.run.0 })
+    }
+
+    /// Applies `event` to the claimed run `run`, which goes back to pending.
+    fn unclaim(&mut self, run: RunId, event: RunEvent, now: OffsetDateTime) -> Result<(), StoreError> {
+        let step = transition(JobStatus::Started, event).map_err(refused)?;
+        add(&mut self.counts, step.counts);
+        let Some(entry) = self.runs.get_mut(&run) else { return Ok(()) };
+        entry.state = step.to;
+        entry.deadline = None;
+        entry.result.attempts = step.attempts.apply(entry.result.attempts);
+        if step.notes_lapse {
+            entry.result.logs.push(LogEntry {
+                time: now,
+                level: LogLevel::Warning,
+                grouping: "initialization".to_owned(),
+                message: format!(
+                    "The lease of attempt {} lapsed before its outcome was recorded; the run starts again",
+                    entry.result.attempts
+                ),
+                object: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn leave_line(&mut self, run: RunId) {
+        let line = self.runs.get(&run).and_then(|entry| entry.line.clone());
+        if let Some(object) = line
+            && let Some(queue) = self.lines.get_mut(&object)
+        {
+            queue.retain(|&other| other != run);
+            if queue.is_empty() {
+                self.lines.remove(&object);
+            }
+        }
+    }
+
+    fn complete(&mut self, clock: &dyn Clock, completion: Completion) -> Result<CommitReceipt, StoreError> {
+        let Completion { lease, outcome, logs } = completion;
+        self.claimed(&lease)?;
+        let step = transition(JobStatus::Started, outcome.event()).map_err(refused)?;
+        let now = self.now(clock);
+        add(&mut self.counts, step.counts);
+        if step.leaves_line {
+            self.leave_line(lease.run);
+        }
+        let run = self.runs.get_mut(&lease.run).ok_or(StoreError::LeaseLost { run: lease.run.0 })?;
+        run.state = step.to;
+        run.deadline = None;
+        run.result.logs.extend(logs);
+        if step.completes {
+            run.result.completed = Some(now);
+        }
+        match outcome {
+            Outcome::RetryAt(at) => {
+                run.due = Some(at);
+                Ok(CommitReceipt::default())
+            }
+            Outcome::Succeeded { writes: Some((context, changes)) } => {
+                Ok(self.commit(clock, &context, changes, ObjectWrites::Apply))
+            }
+            _ => Ok(CommitReceipt::default()),
+        }
+    }
+
+    fn first_retry(&self) -> Option<OffsetDateTime> {
+        self.runs.values().filter(|run| run.state == JobStatus::Retrying).filter_map(|run| run.due).min()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(system_clock())
+    }
+
+    /// An empty store that asks `clock` for the time (change times, when runs were queued and
+    /// finished, when the next retry falls due).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        let inner =
+            Inner { state: Mutex::new(State::default()), work: Notify::new(), generation: AtomicU64::new(0), clock };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// A change session in `context` over this store's objects.
+    pub fn session(&self, context: ChangeContext) -> ChangeSession {
+        ChangeSession::new(context, Arc::new(self.clone()))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every operation checks before it changes anything, so a panic leaves no half-made change.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn signal_work(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.work.notify_waiters();
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectReader for MemoryStore {
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+        Ok(self.state().objects.get(reference).cloned())
+    }
+}
+
+#[async_trait::async_trait]
+impl ChangeStore for MemoryStore {
+    async fn commit(
+        &self,
+        context: &ChangeContext,
+        changes: ChangeSet,
+        objects: ObjectWrites,
+    ) -> Result<CommitReceipt, StoreError> {
+        let receipt = self.state().commit(&*self.inner.clock, context, changes, objects);
+        if !receipt.runs.is_empty() {
+            self.signal_work();
+        }
+        Ok(receipt)
+    }
+
+    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
+        Ok(self.state().read_change(id))
+    }
+
+    async fn get_change_and_object(&self, id: ChangeId) -> Result<Option<(ObjectChange, Option<Object>)>, StoreError> {
+        let state = self.state();
+        Ok(state.read_change(id).map(|change| {
+            let object = state.objects.get(&change.object_ref()).cloned();
+            (change, object)
+        }))
+    }
+
+    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError> {
+        let state = self.state();
+        let ids = state.changes_by_object.get(object).map(Vec::as_slice).unwrap_or_default();
+        Ok(ids.iter().rev().take(limit).filter_map(|&id| state.read_change(id)).collect())
+    }
+
+    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError> {
+        let state = self.state();
+        let ids = state.changes_by_request.get(&request_id).map(Vec::as_slice).unwrap_or_default();
+        Ok(ids.iter().filter_map(|&id| state.read_change(id)).collect())
+    }
+
+    async fn changes_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, StoreError> {
+        let state = self.state();
+        let ids = state.changes.values().filter(|recorded| recorded.change.time >= from && recorded.change.time < to);
+        Ok(ids.take(limit).filter_map(|recorded| state.read_change(recorded.change.id)).collect())
+    }
+
+    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError> {
+        let state = self.state();
+        let mut objects: Vec<Object> =
+            state.objects.values().filter(|object| object.content_type() == content_type).cloned().collect();
+        objects.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(objects)
+    }
+}
+
+#[async_trait::async_trait]
+impl Catalog for MemoryStore {
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError> {
+        let mut state = self.state();
+        let plan = plan_job_sync(state.jobs.values(), state.hooks.values(), state.buttons.values(), linked, mode);
+        for job in plan.jobs {
+            state.jobs.insert(job.class_path.clone(), job);
+        }
+        for hook in plan.hooks {
+            state.hooks.insert(hook.name.clone(), hook);
+        }
+        for button in plan.buttons {
+            state.buttons.insert(button.name.clone(), button);
+        }
+        Ok(plan.report)
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.state().jobs.values().cloned().collect())
+    }
+
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.state().jobs.get(class_path).cloned())
+    }
+
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError> {
+        let mut state = self.state();
+        let job = state.jobs.get_mut(class_path).ok_or_else(|| StoreError::not_found("job", class_path))?;
+        job.enabled = enabled;
+        Ok(job.clone())
+    }
+
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError> {
+        let mut state = self.state();
+        validate_hook(&hook, state.hooks.values(), state.jobs.get(&hook.job))?;
+        state.hooks.insert(hook.name.clone(), hook.clone());
+        Ok(hook)
+    }
+
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError> {
+        let mut state = self.state();
+        let stored = state.hooks.get(name).ok_or_else(|| StoreError::not_found("job hook", name))?;
+        let hook = patch.apply_to(stored);
+        validate_hook(&hook, state.hooks.values().filter(|other| other.name != name), state.jobs.get(&hook.job))?;
+        state.hooks.remove(name);
+        state.hooks.insert(hook.name.clone(), hook.clone());
+        Ok(hook)
+    }
+
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError> {
+        self.state().hooks.remove(name).ok_or_else(|| StoreError::not_found("job hook", name))
+    }
+
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError> {
+        Ok(self.state().hooks.get(name).cloned())
+    }
+
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError> {
+        Ok(self.state().hooks.values().cloned().collect())
+    }
+
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError> {
+        let mut state = self.state();
+        validate_button(&button, state.buttons.get(&button.name), state.jobs.get(&button.job))?;
+        state.buttons.insert(button.name.clone(), button.clone());
+        Ok(button)
+    }
+
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError> {
+        let mut state = self.state();
+        let stored = state.buttons.get(name).ok_or_else(|| StoreError::not_found("job button", name))?;
+        let button = patch.apply_to(stored);
+        let same_name = state.buttons.get(&button.name).filter(|other| other.name != name);
+        validate_button(&button, same_name, state.jobs.get(&button.job))?;
+        state.buttons.remove(name);
+        state.buttons.insert(button.name.clone(), button.clone());
+        Ok(button)
+    }
+
+    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError> {
+        self.state().buttons.remove(name).ok_or_else(|| StoreError::not_found("job button", name))
+    }
+
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
+        Ok(self.state().buttons.get(name).cloned())
+    }
+
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
+        Ok(self.state().buttons.values().cloned().collect())
+    }
+
+    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+        validate_name("username", &user.username)?;
+        self.state().users.insert(user.username.clone(), user);
+        Ok(())
+    }
+
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.state().users.get(username).cloned())
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self.state().users.values().cloned().collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobQueue for MemoryStore {
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError> {
+        let run = {
+            let mut state = self.state();
+            if !state.jobs.contains_key(job) {
+                return Err(StoreError::not_found("job", job));
+            }
+            let now = state.now(&*self.inner.clock);
+            let line = state.line_of(&inputs);
+            let run = state.new_run();
+            state.queue_run(JobResult::pending(run, job, user, inputs, now), line)
+        };
+        self.signal_work();
+        Ok(run)
+    }
+
+    async fn lease_next(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+    ) -> Result<Option<(Lease, JobResult)>, StoreError> {
+        Ok(self.lease_batch(now, lease_for, 1).await?.pop())
+    }
+
+    async fn lease_batch(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<Vec<(Lease, JobResult)>, StoreError> {
+        let mut state = self.state();
+        let due = transition(JobStatus::Retrying, RunEvent::RetryDue).map_err(refused)?;
+        let promoted: Vec<RunId> = state
+            .runs
+            .iter()
+            .filter(|(_, run)| run.state == JobStatus::Retrying && run.due.is_some_and(|at| at <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in promoted {
+            add(&mut state.counts, due.counts);
+            if let Some(run) = state.runs.get_mut(&id) {
+                run.state = due.to;
+                run.due = None;
+            }
+        }
+        let deadline = now.max(state.now(&*self.inner.clock)) + lease_for;
+        let claimable: Vec<RunId> = state
+            .runs
+            .iter()
+            .filter(|&(&id, run)| {
+                let ready = run.state == JobStatus::Pending
+                    || (run.state == JobStatus::Started && run.deadline.is_some_and(|at| at <= now));
+                ready && state.is_head(id, run.line.as_ref())
+            })
+            .map(|(&id, _)| id)
+            .take(max)
+            .collect();
+        let leased = transition(JobStatus::Pending, RunEvent::Leased).map_err(refused)?;
+        let mut claimed = Vec::with_capacity(claimable.len());
+        for id in claimable {
+            if state.runs.get(&id).is_some_and(|run| run.state == JobStatus::Started) {
+                state.unclaim(id, RunEvent::LeaseExpired, now)?;
+            }
+            add(&mut state.counts, leased.counts);
+            let Some(run) = state.runs.get_mut(&id) else { continue };
+            run.state = leased.to;
+            run.leases += 1;
+            run.deadline = Some(deadline);
+            run.result.attempts = leased.attempts.apply(run.result.attempts);
+            run.result.started = Some(now);
+            claimed.push((Lease { run: id, token: run.leases, deadline }, run.view()));
+        }
+        Ok(claimed)
+    }
+
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
+        let receipt = self.state().complete(&*self.inner.clock, completion)?;
+        self.signal_work();
+        Ok(receipt)
+    }
+
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let released = {
+            let mut state = self.state();
+            let lapsed: Vec<RunId> = state
+                .runs
+                .iter()
+                .filter(|(_, run)| run.state == JobStatus::Started && run.deadline.is_some_and(|at| at <= now))
+                .map(|(&id, _)| id)
+                .collect();
+            for &id in &lapsed {
+                state.unclaim(id, RunEvent::LeaseExpired, now)?;
+            }
+            lapsed.len()
+        };
+        if released > 0 {
+            self.signal_work();
+        }
+        Ok(released)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        {
+            let mut state = self.state();
+            state.claimed(lease)?;
+            let now = state.now(&*self.inner.clock);
+            state.unclaim(lease.run, RunEvent::Released, now)?;
+        }
+        self.signal_work();
+        Ok(())
+    }
+
+    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
+        {
+            let mut state = self.state();
+            state.claimed(lease)?;
+            let now = state.now(&*self.inner.clock);
+            state.unclaim(lease.run, RunEvent::GivenBack, now)?;
+        }
+        self.signal_work();
+        Ok(())
+    }
+
+    fn work_generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
+    async fn wait_for_work(&self, seen: u64, at_most: Duration) {
+        let notified = self.inner.work.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.work_generation() > seen {
+            return;
+        }
+        let now = self.inner.clock.now();
+        let next_retry = self.state().first_retry().filter(|&at| at > now);
+        let wait = next_retry.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
+        let _woken_or_timed_out = tokio::time::timeout(wait, notified).await;
+    }
+
+    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+        {
+            let mut state = self.state();
+            let not_dead = || StoreError::Refused {
+                reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
+            };
+            let inputs = match state.runs.get(&run) {
+                Some(entry) if entry.state == JobStatus::DeadLettered => entry.result.inputs.clone(),
+                _ => return Err(not_dead()),
+            };
+            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed).map_err(refused)?;
+            add(&mut state.counts, step.counts);
+            // A replay joins the back of its object's line, like a run queued now.
+            let line = state.line_of(&inputs);
+            if let Some(object) = &line {
+                state.lines.entry(object.clone()).or_default().push_back(run);
+            }
+            if let Some(entry) = state.runs.get_mut(&run) {
+                entry.state = step.to;
+                entry.line = line;
+                entry.result.attempts = step.attempts.apply(entry.result.attempts);
+                entry.result.completed = None;
+            }
+        }
+        self.signal_work();
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        let counts = self.state().counts;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(QueueDepth { pending: count(counts.pending), leased: count(counts.leased), dead: count(counts.dead) })
+    }
+
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
+        let mut state = self.state();
+        let mut report = PruneReport::default();
+        let results: Vec<RunId> = state
+            .runs
+            .iter()
+            .filter(|(_, run)| retention.may_prune_result(run.state, run.result.created, now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in results {
+            state.runs.remove(&id);
+            report.results += 1;
+        }
+        let mut pruned = Vec::new();
+        for (&id, recorded) in &state.changes {
+            let object = recorded.change.object_ref();
+            let facts = ChangeFacts {
+                time: recorded.change.time,
+                is_latest_of_object: state.changes_by_object.get(&object).and_then(|ids| ids.last()) == Some(&id),
+                has_kept_runs: recorded.runs.iter().any(|run| state.runs.contains_key(run)),
+            };
+            if retention.may_prune_change(facts, now) {
+                pruned.push((id, object, recorded.change.request_id));
+            }
+        }
+        for (id, object, request) in pruned {
+            state.changes.remove(&id);
+            if let Some(ids) = state.changes_by_object.get_mut(&object) {
+                ids.retain(|&other| other != id);
+            }
+            if let Some(ids) = state.changes_by_request.get_mut(&request) {
+                ids.retain(|&other| other != id);
+                if ids.is_empty() {
+                    state.changes_by_request.remove(&request);
+                }
+            }
+            report.changes += 1;
+        }
+        Ok(report)
+    }
+
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
+        Ok(self.state().runs.get(&run).map(Run::view))
+    }
+
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
+        let state = self.state();
+        let wanted = |result: &JobResult| {
+            filter.job.as_ref().is_none_or(|job| *job == result.job)
+                && filter.status.is_none_or(|status| status == result.status)
+                && filter.change.is_none_or(|change| Some(change) == result.change_id())
+        };
+        let results = state.runs.values().rev().map(Run::view).filter(wanted);
+        Ok(results.take(filter.limit.unwrap_or(usize::MAX)).collect())
+    }
+}
