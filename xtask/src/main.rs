@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's chores, written in Rust so they run wherever cargo does.
 //!
-//! - `cargo xtask ci`: no proc-macro crate in the workspace, format check, clippy with warnings denied, every test (unit, integration,
+//! - `cargo xtask ci`: no proc-macro crate in the workspace, the crate graph as
+//!   docs/ARCHITECTURE.md states it, format check, clippy with warnings denied, every test (unit, integration,
 //!   property and doc tests), the benches compiled, and the docs built with warnings denied. This is
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
 //! - `cargo xtask bench [--quick]`: every bench, then `target/bench/summary.json` and the figures
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
 
 fn ci() -> Result<(), String> {
     no_proc_macro_crates()?;
+    crate_graph_holds()?;
     cargo(&["fmt", "--all", "--check"], &[])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&["test", "--workspace", "--all-targets"], &[])?;
@@ -118,6 +120,52 @@ fn no_proc_macro_crates() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The jobhooks crates each library crate may depend on (normal dependencies), as
+/// docs/ARCHITECTURE.md states them: a lower layer never names a higher one, the dispatcher never
+/// names a store, and stores and the contract kit know only the model.
+const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 7] = [
+    ("jobhooks-diff", &[]),
+    ("jobhooks-model", &["jobhooks-diff"]),
+    ("jobhooks-register", &["jobhooks-model"]),
+    ("jobhooks-store", &["jobhooks-model"]),
+    ("jobhooks-store-memory", &["jobhooks-model"]),
+    ("jobhooks-conformance", &["jobhooks-model"]),
+    ("jobhooks-dispatch", &["jobhooks-model", "jobhooks-register"]),
+];
+
+/// Checks the crate graph from `cargo metadata` against [`ALLOWED_DEPENDENCIES`].
+fn crate_graph_holds() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| format!("could not run `cargo metadata`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("`cargo metadata` failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("`cargo metadata` printed no JSON: {e}"))?;
+    let mut broken = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default();
+        let Some((_, allowed)) = ALLOWED_DEPENDENCIES.iter().find(|(crate_name, _)| *crate_name == name) else {
+            continue;
+        };
+        for dependency in package["dependencies"].as_array().into_iter().flatten() {
+            let dependency_name = dependency["name"].as_str().unwrap_or_default();
+            let normal = dependency["kind"].is_null();
+            if normal && dependency_name.starts_with("jobhooks-") && !allowed.contains(&dependency_name) {
+                broken.push(format!("{name} depends on {dependency_name}"));
+            }
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the crate graph breaks docs/ARCHITECTURE.md: {}", broken.join("; ")))
+    }
 }
 
 /// The workspace root.
