@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobhooks_model::ports::{Lease, QueueDepth, Retention, Storage, SyncMode, SyncReport};
-use jobhooks_model::{Clock, JobStatus, Object, ObjectRef, RunId, StoreError, User, system_clock};
+use jobhooks_model::{Clock, JobStatus, Object, ObjectRef, RunId, SharedData, StoreError, User, system_clock};
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -88,6 +88,9 @@ pub struct DispatcherConfig {
     /// marked not installed and their hooks and buttons disabled. A program that links only some
     /// receivers (the stock `jobhooks` binary) uses [`SyncMode::Additive`].
     pub job_sync: SyncMode,
+    /// Typed values every run can reach with `JobContext::data` (a database pool, an HTTP
+    /// client, configuration).
+    pub data: SharedData,
 }
 
 impl Default for DispatcherConfig {
@@ -108,6 +111,7 @@ impl Default for DispatcherConfig {
             prune_every: Duration::from_secs(60),
             clock: system_clock(),
             job_sync: SyncMode::Full,
+            data: SharedData::default(),
         }
     }
 }
@@ -451,3 +455,6 @@ impl<S: Storage + 'static> Shared<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

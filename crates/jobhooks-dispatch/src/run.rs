@@ -132,7 +132,7 @@ impl<S: Storage + 'static> Shared<S> {
             change_id: result.change_id(),
         };
         let objects: Arc<dyn ObjectReader> = self.store.clone();
-        let mut ctx = JobContext::new(info, user, objects);
+        let mut ctx = JobContext::new(info, user, objects).with_data(self.config.data.clone());
         ctx.log(LogLevel::Info, INITIALIZATION, "Running job", None);
         let span = tracing::info_span!("job_run", job = %result.job, run = %result.id, change = ?result.change_id(), attempt = result.attempts);
         let outcome = self.call(registered.kind(), registered, ctx, call).instrument(span).await;

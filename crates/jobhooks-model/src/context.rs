@@ -100,6 +100,45 @@ pub struct JobContext {
     user: User,
     logs: Vec<LogEntry>,
     session: ChangeSession,
+    data: SharedData,
+}
+
+/// Typed values shared with every run (a database pool, an HTTP client, configuration), which a
+/// receiver reaches with [`JobContext::data`]: the dispatcher's `DispatcherConfig::data`. One value
+/// per type, as apalis's `Data<T>` and axum's `Extension<T>` hold them. Cheap to clone.
+///
+/// ```
+/// use jobhooks_model::SharedData;
+/// struct Cmdb { url: String }
+/// let data = SharedData::new().with(Cmdb { url: "https://cmdb.example".into() });
+/// assert_eq!(data.get::<Cmdb>().unwrap().url, "https://cmdb.example");
+/// assert!(data.get::<String>().is_none());
+/// ```
+#[derive(Clone, Default)]
+pub struct SharedData(Arc<std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>);
+
+impl SharedData {
+    /// Nothing shared.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Shares `value` (replacing a value of the same type).
+    pub fn with<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.0).insert(std::any::TypeId::of::<T>(), Arc::new(value));
+        self
+    }
+
+    /// The shared value of type `T`, if one was given.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0.get(&std::any::TypeId::of::<T>()).cloned().and_then(|value| value.downcast::<T>().ok())
+    }
+}
+
+impl std::fmt::Debug for SharedData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedData({} values)", self.0.len())
+    }
 }
 
 impl JobContext {
@@ -113,7 +152,20 @@ impl JobContext {
             JobKind::JobButtonReceiver => ChangeContextKind::Job,
         };
         let change_context = ChangeContext::new(kind, Some(user.username.clone()), run.job.clone());
-        Self { run, user, logs: Vec::new(), session: ChangeSession::new(change_context, objects) }
+        let session = ChangeSession::new(change_context, objects);
+        Self { run, user, logs: Vec::new(), session, data: SharedData::default() }
+    }
+
+    /// The context with `data` shared with the receiver (see [`JobContext::data`]).
+    pub fn with_data(mut self, data: SharedData) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The shared value of type `T` the dispatcher was given, if any: how a receiver reaches its
+    /// database pool, HTTP client or configuration.
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.data.get::<T>()
     }
 
     /// The user the run runs as (for a button, the user who pressed it).

@@ -39,7 +39,7 @@ pub use change::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ObjectChange, PendingChange, merge_changes,
 };
 pub use clock::{Clock, ManualClock, SystemClock, system_clock};
-pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo};
+pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo, SharedData};
 pub use error::{ModelError, StoreError, ValidationErrors};
 pub use hook::{HookMatches, JobHook, JobHookPatch, match_hooks, validate_hook};
 pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};

@@ -229,58 +229,91 @@ pub enum RegistryError {
     },
 }
 
-/// One job of the registry.
-#[derive(Clone, Copy)]
+/// One job of the registry: registered at link time, or given to the registry as an instance or
+/// a factory.
+#[derive(Clone)]
 pub struct RegisteredJob {
-    registration: &'static JobRegistration,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// Registered with a macro.
+    Linked(&'static JobRegistration),
+    /// Given to [`Registry::with_hook_receiver`] and its siblings.
+    Given { spec: JobSpec, location: String, approval_required: bool, factory: Factory },
+}
+
+/// Builds the receiver of a given job for each run.
+#[derive(Clone)]
+enum Factory {
+    Hook(Arc<dyn Fn() -> Arc<dyn JobHookReceiver> + Send + Sync>),
+    Button(Arc<dyn Fn() -> Arc<dyn JobButtonReceiver> + Send + Sync>),
 }
 
 impl RegisteredJob {
     /// The job's class path.
     pub fn class_path(&self) -> String {
-        self.registration.class_path()
+        match &self.source {
+            Source::Linked(registration) => registration.class_path(),
+            Source::Given { spec, .. } => spec.class_path.clone(),
+        }
     }
 
     /// Hook or button receiver.
     pub fn kind(&self) -> JobKind {
-        self.registration.kind()
+        match &self.source {
+            Source::Linked(registration) => registration.kind(),
+            Source::Given { spec, .. } => spec.kind,
+        }
     }
 
     /// Whether `approval_required` was set (ignored for job hook receivers).
     pub fn approval_required(&self) -> bool {
-        self.registration.meta.approval_required
+        match &self.source {
+            Source::Linked(registration) => registration.meta.approval_required,
+            Source::Given { approval_required, .. } => *approval_required,
+        }
     }
 
     /// Where the registration is (`file:line`).
-    pub fn location(&self) -> &'static str {
-        self.registration.location
+    pub fn location(&self) -> String {
+        match &self.source {
+            Source::Linked(registration) => registration.location.to_owned(),
+            Source::Given { location, .. } => location.clone(),
+        }
     }
 
     /// The job as the store records it.
     pub fn spec(&self) -> JobSpec {
-        let r = self.registration;
-        JobSpec {
-            class_path: r.class_path(),
-            name: r.meta.name.unwrap_or(r.type_name).to_owned(),
-            description: r.meta.description.to_owned(),
-            kind: r.kind(),
-            hidden: r.meta.hidden,
+        match &self.source {
+            Source::Linked(r) => JobSpec {
+                class_path: r.class_path(),
+                name: r.meta.name.unwrap_or(r.type_name).to_owned(),
+                description: r.meta.description.to_owned(),
+                kind: r.kind(),
+                hidden: r.meta.hidden,
+            },
+            Source::Given { spec, .. } => spec.clone(),
         }
     }
 
-    /// A fresh job hook receiver, if this job is one.
+    /// The job hook receiver of a run, if this job is one: a fresh one for a linked type or a
+    /// factory, the shared instance for an instance.
     pub fn hook_receiver(&self) -> Option<Arc<dyn JobHookReceiver>> {
-        match self.registration.constructor {
-            Constructor::Hook(build) => Some(build()),
-            Constructor::Button(_) => None,
+        match &self.source {
+            Source::Linked(JobRegistration { constructor: Constructor::Hook(build), .. }) => Some(build()),
+            Source::Given { factory: Factory::Hook(build), .. } => Some(build()),
+            _ => None,
         }
     }
 
-    /// A fresh job button receiver, if this job is one.
+    /// The job button receiver of a run, if this job is one.
     pub fn button_receiver(&self) -> Option<Arc<dyn JobButtonReceiver>> {
-        match self.registration.constructor {
-            Constructor::Button(build) => Some(build()),
-            Constructor::Hook(_) => None,
+        match &self.source {
+            Source::Linked(JobRegistration { constructor: Constructor::Button(build), .. }) => Some(build()),
+            Source::Given { factory: Factory::Button(build), .. } => Some(build()),
+            _ => None,
         }
     }
 }
@@ -288,6 +321,16 @@ impl RegisteredJob {
 impl std::fmt::Debug for RegisteredJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegisteredJob").field("spec", &self.spec()).field("location", &self.location()).finish()
+    }
+}
+
+fn warn_if_approval_required(job: &RegisteredJob) {
+    if job.kind() == JobKind::JobHookReceiver && job.approval_required() {
+        tracing::warn!(
+            job = %job.class_path(),
+            "approval_required is not supported for job hook receivers and is ignored: {} runs without approval",
+            job.class_path()
+        );
     }
 }
 
@@ -314,24 +357,113 @@ impl Registry {
         let mut registrations: Vec<_> = registrations.into_iter().collect();
         registrations.sort_by_key(|r| r.location);
         for registration in registrations {
-            let job = RegisteredJob { registration };
-            if let Some(first) = jobs.insert(job.class_path(), job) {
+            let job = RegisteredJob { source: Source::Linked(registration) };
+            if let Some(first) = jobs.insert(job.class_path(), job.clone()) {
                 return Err(RegistryError::Duplicate {
                     class_path: job.class_path(),
-                    first: first.location().to_owned(),
-                    second: job.location().to_owned(),
+                    first: first.location(),
+                    second: job.location(),
                 });
             }
         }
         let registry = Self { jobs };
-        for job in registry.jobs().filter(|j| j.kind() == JobKind::JobHookReceiver && j.approval_required()) {
-            tracing::warn!(
-                job = %job.class_path(),
-                "approval_required is not supported for job hook receivers and is ignored: {} runs without approval",
-                job.class_path()
-            );
+        for job in registry.jobs() {
+            warn_if_approval_required(job);
         }
         Ok(registry)
+    }
+
+    /// Adds a job hook receiver instance, shared by all its runs: a receiver that holds state (a
+    /// database pool, an HTTP client, its configuration) need not be `Default`. Its class path is
+    /// its type's path (`std::any::type_name`), as a macro registration's would be.
+    ///
+    /// ```
+    /// use jobhooks_model::{async_trait, Action, JobContext, JobError, JobHookReceiver, Object, ObjectChange};
+    /// use jobhooks_register::{JobMeta, Registry};
+    ///
+    /// struct Notify { webhook: String }
+    ///
+    /// #[async_trait]
+    /// impl JobHookReceiver for Notify {
+    ///     async fn receive_job_hook(&self, ctx: &mut JobContext, _: &ObjectChange, _: Action, _: Option<Object>) -> Result<(), JobError> {
+    ///         ctx.log_info(format!("would post to {}", self.webhook));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let registry = Registry::default()
+    ///     .with_hook_receiver(Notify { webhook: "https://chat.example/hook".into() }, JobMeta::new().name("Notify"))
+    ///     .unwrap();
+    /// let job = registry.jobs().next().unwrap();
+    /// assert!(job.class_path().ends_with("::Notify"));
+    /// assert_eq!(job.spec().name, "Notify");
+    /// ```
+    #[track_caller]
+    pub fn with_hook_receiver<R: JobHookReceiver + 'static>(
+        self,
+        receiver: R,
+        meta: JobMeta,
+    ) -> Result<Self, RegistryError> {
+        let receiver: Arc<dyn JobHookReceiver> = Arc::new(receiver);
+        self.with_given::<R>(JobKind::JobHookReceiver, meta, Factory::Hook(Arc::new(move || receiver.clone())))
+    }
+
+    /// Adds a job hook receiver built by `factory` for each run.
+    #[track_caller]
+    pub fn with_hook_receiver_factory<R, F>(self, factory: F, meta: JobMeta) -> Result<Self, RegistryError>
+    where
+        R: JobHookReceiver + 'static,
+        F: Fn() -> R + Send + Sync + 'static,
+    {
+        let build = move || -> Arc<dyn JobHookReceiver> { Arc::new(factory()) };
+        self.with_given::<R>(JobKind::JobHookReceiver, meta, Factory::Hook(Arc::new(build)))
+    }
+
+    /// Adds a job button receiver instance, shared by all its runs (see
+    /// [`Registry::with_hook_receiver`]).
+    #[track_caller]
+    pub fn with_button_receiver<R: JobButtonReceiver + 'static>(
+        self,
+        receiver: R,
+        meta: JobMeta,
+    ) -> Result<Self, RegistryError> {
+        let receiver: Arc<dyn JobButtonReceiver> = Arc::new(receiver);
+        self.with_given::<R>(JobKind::JobButtonReceiver, meta, Factory::Button(Arc::new(move || receiver.clone())))
+    }
+
+    /// Adds a job button receiver built by `factory` for each run.
+    #[track_caller]
+    pub fn with_button_receiver_factory<R, F>(self, factory: F, meta: JobMeta) -> Result<Self, RegistryError>
+    where
+        R: JobButtonReceiver + 'static,
+        F: Fn() -> R + Send + Sync + 'static,
+    {
+        let build = move || -> Arc<dyn JobButtonReceiver> { Arc::new(factory()) };
+        self.with_given::<R>(JobKind::JobButtonReceiver, meta, Factory::Button(Arc::new(build)))
+    }
+
+    #[track_caller]
+    fn with_given<R: 'static>(mut self, kind: JobKind, meta: JobMeta, factory: Factory) -> Result<Self, RegistryError> {
+        let caller = std::panic::Location::caller();
+        let class_path = std::any::type_name::<R>().to_owned();
+        let type_name = class_path.rsplit("::").next().unwrap_or(&class_path).to_owned();
+        let spec = JobSpec {
+            name: meta.name.map_or(type_name, str::to_owned),
+            description: meta.description.to_owned(),
+            kind,
+            hidden: meta.hidden,
+            class_path: class_path.clone(),
+        };
+        let location = format!("{}:{}", caller.file(), caller.line());
+        let job = RegisteredJob {
+            source: Source::Given { spec, location, approval_required: meta.approval_required, factory },
+        };
+        if let Some(first) = self.jobs.get(&class_path) {
+            return Err(RegistryError::Duplicate { class_path, first: first.location(), second: job.location() });
+        }
+        warn_if_approval_required(&job);
+        self.jobs.insert(class_path, job);
+        Ok(self)
     }
 
     /// Every job, sorted by class path.

@@ -1,0 +1,165 @@
+//! The dispatcher's own tests, on the in-memory store: receivers given as instances with shared
+//! data, batches cut short when a claim would lapse, and shutdown with a run in flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectWrites};
+use jobhooks_model::{
+    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobContext, JobError, JobHook, JobHookReceiver,
+    JobStatus, ManualClock, Object, ObjectChange, ObjectRef, SharedData, async_trait, json,
+};
+use jobhooks_register::{JobMeta, Registry};
+use jobhooks_store_memory::MemoryStore;
+use tokio::sync::Notify;
+
+use crate::{Dispatcher, DispatcherConfig};
+
+/// Counts its runs in its own state, and logs the shared prefix it finds.
+struct Counting {
+    runs: Arc<AtomicUsize>,
+}
+
+/// A value shared with every run.
+struct Prefix(&'static str);
+
+#[async_trait]
+impl JobHookReceiver for Counting {
+    async fn receive_job_hook(
+        &self,
+        ctx: &mut JobContext,
+        change: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let prefix = ctx.data::<Prefix>().map_or("none", |prefix| prefix.0);
+        ctx.log_info(format!("{prefix}: {change}"));
+        Ok(())
+    }
+}
+
+/// Holds its run until `release` is notified.
+struct Holding {
+    started: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+#[async_trait]
+impl JobHookReceiver for Holding {
+    async fn receive_job_hook(
+        &self,
+        _: &mut JobContext,
+        _: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        self.started.notify_one();
+        self.release.notified().await;
+        Ok(())
+    }
+}
+
+const BOUND: Duration = Duration::from_secs(10);
+
+/// A store whose only job is the registry's hook receiver, enabled, with a hook on device creates.
+async fn hooked_store(registry: &Registry) -> MemoryStore {
+    let store = MemoryStore::new();
+    registry.sync_into(&store, jobhooks_model::SyncMode::Full).await.unwrap();
+    let job = registry.jobs().next().unwrap().class_path();
+    store.set_job_enabled(&job, true).await.unwrap();
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    store.create_hook(JobHook::new("h", devices, job.as_str()).on([Action::Create])).await.unwrap();
+    store
+}
+
+async fn create_devices(store: &MemoryStore, ids: &[&str]) -> Vec<jobhooks_model::RunId> {
+    let mut changes = ChangeSet::default();
+    for id in ids {
+        let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), *id).unwrap();
+        changes.save(&Object::new(reference, *id, json!({})).unwrap(), None);
+    }
+    let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+    store.commit(&context, changes, ObjectWrites::Apply).await.unwrap().runs
+}
+
+#[tokio::test]
+async fn a_receiver_instance_keeps_its_state_and_reaches_the_shared_data() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let registry = Registry::default()
+        .with_hook_receiver(Counting { runs: runs.clone() }, JobMeta::new().name("Counting"))
+        .unwrap();
+    let store = Arc::new(hooked_store(&registry).await);
+    let config = DispatcherConfig { data: SharedData::new().with(Prefix("audit")), ..DispatcherConfig::default() };
+    let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    let queued = create_devices(&store, &["1", "2"]).await;
+    tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "one instance served both runs");
+    let result = store.get_result(queued[0]).await.unwrap().unwrap();
+    assert_eq!(result.status, JobStatus::Success);
+    assert_eq!(result.logs[1].message, "audit: dcim.device 1 created by alice");
+    dispatcher.shutdown(BOUND).await;
+}
+
+#[tokio::test]
+async fn a_factory_builds_a_receiver_per_run() {
+    let built = Arc::new(AtomicUsize::new(0));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (built_in_factory, runs_in_factory) = (built.clone(), runs.clone());
+    let factory = move || {
+        built_in_factory.fetch_add(1, Ordering::SeqCst);
+        Counting { runs: runs_in_factory.clone() }
+    };
+    let registry = Registry::default().with_hook_receiver_factory(factory, JobMeta::new()).unwrap();
+    let err = registry.clone().with_hook_receiver(Counting { runs: runs.clone() }, JobMeta::new()).unwrap_err();
+    assert!(err.to_string().contains("is registered twice"), "{err}");
+    let store = Arc::new(hooked_store(&registry).await);
+    let dispatcher = Dispatcher::start(store.clone(), registry, DispatcherConfig::default()).await.unwrap();
+    create_devices(&store, &["1", "2", "3"]).await;
+    tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
+    assert_eq!((built.load(Ordering::SeqCst), runs.load(Ordering::SeqCst)), (3, 3));
+    dispatcher.shutdown(BOUND).await;
+}
+
+#[tokio::test]
+async fn a_run_whose_claim_would_lapse_before_it_could_finish_is_given_back_unstarted() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let registry = Registry::default().with_hook_receiver(Counting { runs: runs.clone() }, JobMeta::new()).unwrap();
+    let store = Arc::new(hooked_store(&registry).await);
+    // Two runs, queued before the dispatcher starts, so that one worker claims both at once.
+    let queued = create_devices(&store, &["1", "2"]).await;
+    let config = DispatcherConfig {
+        workers: 1,
+        lease_batch: 2,
+        lease: Duration::from_secs(10),
+        run_timeout: Duration::from_secs(30),
+        clock: Arc::new(ManualClock::starting_now()),
+        ..DispatcherConfig::default()
+    };
+    let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
+    let stats = dispatcher.stats().await.unwrap();
+    assert_eq!((stats.succeeded, stats.given_back), (2, 1), "{stats:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "each ran once");
+    for run in queued {
+        assert_eq!(store.get_result(run).await.unwrap().unwrap().attempts, 1, "a give-back is not an attempt");
+    }
+    dispatcher.shutdown(BOUND).await;
+}
+
+#[tokio::test]
+async fn shutdown_gives_a_run_in_flight_back_to_run_again() {
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let holding = Holding { started: started.clone(), release };
+    let registry = Registry::default().with_hook_receiver(holding, JobMeta::new()).unwrap();
+    let store = Arc::new(hooked_store(&registry).await);
+    let dispatcher = Dispatcher::start(store.clone(), registry, DispatcherConfig::default()).await.unwrap();
+    let queued = create_devices(&store, &["1"]).await;
+    tokio::time::timeout(BOUND, started.notified()).await.unwrap();
+    let report = dispatcher.shutdown(Duration::from_millis(20)).await;
+    assert_eq!(report.abandoned, 1);
+    let result = store.get_result(queued[0]).await.unwrap().unwrap();
+    assert_eq!((result.status, result.attempts), (JobStatus::Pending, 1), "pending again; the attempt counts");
+    assert_eq!(store.depth().await.unwrap().pending, 1);
+}
