@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jobhooks_model::ports::{
     Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, PruneReport,
-    QueueDepth, ResultFilter, Retention, SyncMode, SyncReport,
+    QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
     ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
@@ -168,6 +168,7 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
     async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError> {
         self.inner.enqueue(job, user, inputs).await
     }
+
     async fn lease_next(
         &self,
         now: OffsetDateTime,
@@ -182,40 +183,57 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
         }
         leased
     }
+
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
         if Faults::take(&self.faults.completes) {
             return Err(injected("flush"));
         }
         self.inner.complete(completion).await
     }
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.inner.release_expired(now).await
-    }
+
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(lease).await
     }
+
     async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
         self.inner.give_back(lease).await
     }
+
     fn work_generation(&self) -> u64 {
         self.inner.work_generation()
     }
+
     async fn wait_for_work(&self, seen: u64, at_most: Duration) {
         self.inner.wait_for_work(seen, at_most).await
     }
-    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
-        self.inner.replay(run).await
-    }
+}
+
+#[async_trait]
+impl<S: QueueReader> QueueReader for FaultyStore<S> {
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
         self.inner.depth().await
     }
-    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
-        self.inner.prune(retention, now).await
-    }
+
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
         self.inner.get_result(run).await
     }
+
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
         self.inner.list_results(filter).await
+    }
+}
+
+#[async_trait]
+impl<S: QueueMaintenance> QueueMaintenance for FaultyStore<S> {
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.release_expired(now).await
+    }
+
+    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+        self.inner.replay(run).await
+    }
+
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
+        self.inner.prune(retention, now).await
     }
 }

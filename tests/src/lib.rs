@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-use jobhooks_model::ports::{Catalog, CommitReceipt, JobQueue, ResultFilter};
+use jobhooks_model::ports::{Catalog, CommitReceipt, QueueReader, ResultFilter};
 use jobhooks_model::{
     ChangeContext, ChangeContextKind, ContentType, JobResult, Object, ObjectRef, Permission, User, Value,
 };

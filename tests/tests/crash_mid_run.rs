@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ResultFilter};
+use jobhooks_model::ports::{Catalog, ChangeStore, ObjectReader, QueueReader, ResultFilter};
 use jobhooks_model::{
     Action, ChangeContextKind, ContentType, JobContext, JobError, JobHook, JobHookReceiver, JobStatus, Object,
     ObjectChange, async_trait, json,

@@ -8,7 +8,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use jobhooks_dispatch::{DispatcherConfig, RetryPolicy};
-use jobhooks_model::ports::{Catalog, JobQueue};
+use jobhooks_model::ports::{Catalog, JobQueue, QueueMaintenance, QueueReader};
 use jobhooks_model::{
     Action, ContentType, JobButton, JobButtonReceiver, JobContext, JobError, JobHook, JobHookReceiver, JobInputs,
     JobKind, JobSpec, JobStatus, Object, ObjectChange, async_trait, json,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ObjectWrites};
+use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ObjectWrites, QueueReader};
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobContext, JobError, JobHook,
     JobHookReceiver, JobStatus, Object, ObjectChange, OffsetDateTime, async_trait, json,

@@ -3,7 +3,7 @@
 //! SEMANTICS.md section 6, log for log.
 
 use jobhooks_dispatch::{DispatcherConfig, PressError};
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader};
+use jobhooks_model::ports::{Catalog, ChangeStore, ObjectReader, QueueReader};
 use jobhooks_model::{
     Action, ChangeContextKind, ContentType, JobButton, JobButtonReceiver, JobContext, JobError, JobHook,
     JobHookReceiver, JobStatus, Object, ObjectChange, User, async_trait, json,

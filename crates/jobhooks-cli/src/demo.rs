@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ResultFilter};
+use jobhooks_model::ports::{Catalog, ChangeStore, ObjectReader, QueueReader, ResultFilter};
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ContentType, JobButton, JobHook, JobResult, JobStatus, Object, ObjectRef,
     Permission, RunId, User, json,

@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig, PressError};
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectReader, ResultFilter, SyncMode};
+use jobhooks_model::ports::{
+    Catalog, ChangeStore, ObjectReader, QueueMaintenance, QueueReader, ResultFilter, SyncMode,
+};
 use jobhooks_model::{
     Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook,
     JobHookPatch, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,

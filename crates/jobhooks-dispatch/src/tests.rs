@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectWrites};
+use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites, QueueReader};
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobContext, JobError, JobHook, JobHookReceiver,
     JobStatus, ManualClock, Object, ObjectChange, ObjectRef, SharedData, async_trait, json,

@@ -192,7 +192,8 @@ pub struct PruneReport {
     pub changes: u64,
 }
 
-/// The durable job queue and the job results.
+/// The durable job queue, as workers use it: queue runs, claim them, and end or give back what
+/// they claimed.
 #[async_trait::async_trait]
 pub trait JobQueue: Send + Sync {
     /// Queues one run of `job` as `user` (a button press), with a pending result.
@@ -239,8 +240,6 @@ pub trait JobQueue: Send + Sync {
         }
         Ok(outcomes)
     }
-    /// Returns every lease past its deadline to pending; how many.
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
     /// Gives a claimed run back without an outcome (e.g. stopped at shutdown): pending again at
     /// once. The claim still counts as one of the run's attempts.
     async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
@@ -253,21 +252,33 @@ pub trait JobQueue: Send + Sync {
     /// Waits until [`JobQueue::work_generation`] exceeds `seen`, a scheduled run falls due, or
     /// `at_most` passes, whichever comes first. Dispatchers wait here instead of polling.
     async fn wait_for_work(&self, seen: u64, at_most: Duration);
-    /// Queues a dead-lettered run again, as a new attempt series of the same run, behind the
-    /// runs of its object queued so far.
-    async fn replay(&self, run: RunId) -> Result<(), StoreError>;
+}
+
+/// What readers ask of the queue: results and how many runs are where.
+#[async_trait::async_trait]
+pub trait QueueReader: Send + Sync {
     /// How many runs are where.
     async fn depth(&self) -> Result<QueueDepth, StoreError>;
-    /// Removes finished results and old changes past `retention` as of `now`, with their index
-    /// entries, in bounded steps so that commits are not held up.
-    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError>;
     /// One result.
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError>;
     /// Results, newest first.
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError>;
 }
 
-/// Every port at once: what a dispatcher needs from one backend.
-pub trait Storage: ChangeStore + Catalog + JobQueue {}
+/// Maintenance of the queue: lapsed leases, replays of dead letters, retention.
+#[async_trait::async_trait]
+pub trait QueueMaintenance: Send + Sync {
+    /// Returns every lease past its deadline to pending; how many.
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
+    /// Queues a dead-lettered run again, as a new attempt series of the same run, behind the
+    /// runs of its object queued so far.
+    async fn replay(&self, run: RunId) -> Result<(), StoreError>;
+    /// Removes finished results and old changes past `retention` as of `now`, with their index
+    /// entries, in bounded steps so that commits are not held up.
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError>;
+}
 
-impl<T: ChangeStore + Catalog + JobQueue> Storage for T {}
+/// Every port at once: what a dispatcher needs from one backend.
+pub trait Storage: ChangeStore + Catalog + JobQueue + QueueReader + QueueMaintenance {}
+
+impl<T: ChangeStore + Catalog + JobQueue + QueueReader + QueueMaintenance> Storage for T {}

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use jobhooks_model::ports::{
     Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, Outcome, PruneReport,
-    QueueDepth, ResultFilter, Retention, SyncMode, SyncReport,
+    QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
     Action, ChangeContext, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock, ContentType, CountChange,
@@ -589,26 +589,6 @@ impl JobQueue for MemoryStore {
         Ok(receipt)
     }
 
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
-        let released = {
-            let mut state = self.state();
-            let lapsed: Vec<RunId> = state
-                .runs
-                .iter()
-                .filter(|(_, run)| run.state == JobStatus::Started && run.deadline.is_some_and(|at| at <= now))
-                .map(|(&id, _)| id)
-                .collect();
-            for &id in &lapsed {
-                state.unclaim(id, RunEvent::LeaseExpired, now)?;
-            }
-            lapsed.len()
-        };
-        if released > 0 {
-            self.signal_work();
-        }
-        Ok(released)
-    }
-
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         {
             let mut state = self.state();
@@ -647,6 +627,53 @@ impl JobQueue for MemoryStore {
         let wait = next_retry.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
         let _woken_or_timed_out = tokio::time::timeout(wait, notified).await;
     }
+}
+
+#[async_trait::async_trait]
+impl QueueReader for MemoryStore {
+    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        let counts = self.state().counts;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(QueueDepth { pending: count(counts.pending), leased: count(counts.leased), dead: count(counts.dead) })
+    }
+
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
+        Ok(self.state().runs.get(&run).map(Run::view))
+    }
+
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
+        let state = self.state();
+        let wanted = |result: &JobResult| {
+            filter.job.as_ref().is_none_or(|job| *job == result.job)
+                && filter.status.is_none_or(|status| status == result.status)
+                && filter.change.is_none_or(|change| Some(change) == result.change_id())
+        };
+        let results = state.runs.values().rev().map(Run::view).filter(wanted);
+        Ok(results.take(filter.limit.unwrap_or(usize::MAX)).collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueMaintenance for MemoryStore {
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let released = {
+            let mut state = self.state();
+            let lapsed: Vec<RunId> = state
+                .runs
+                .iter()
+                .filter(|(_, run)| run.state == JobStatus::Started && run.deadline.is_some_and(|at| at <= now))
+                .map(|(&id, _)| id)
+                .collect();
+            for &id in &lapsed {
+                state.unclaim(id, RunEvent::LeaseExpired, now)?;
+            }
+            lapsed.len()
+        };
+        if released > 0 {
+            self.signal_work();
+        }
+        Ok(released)
+    }
 
     async fn replay(&self, run: RunId) -> Result<(), StoreError> {
         {
@@ -674,12 +701,6 @@ impl JobQueue for MemoryStore {
         }
         self.signal_work();
         Ok(())
-    }
-
-    async fn depth(&self) -> Result<QueueDepth, StoreError> {
-        let counts = self.state().counts;
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        Ok(QueueDepth { pending: count(counts.pending), leased: count(counts.leased), dead: count(counts.dead) })
     }
 
     async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
@@ -721,20 +742,5 @@ impl JobQueue for MemoryStore {
             report.changes += 1;
         }
         Ok(report)
-    }
-
-    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
-        Ok(self.state().runs.get(&run).map(Run::view))
-    }
-
-    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
-        let state = self.state();
-        let wanted = |result: &JobResult| {
-            filter.job.as_ref().is_none_or(|job| *job == result.job)
-                && filter.status.is_none_or(|status| status == result.status)
-                && filter.change.is_none_or(|change| Some(change) == result.change_id())
-        };
-        let results = state.runs.values().rev().map(Run::view).filter(wanted);
-        Ok(results.take(filter.limit.unwrap_or(usize::MAX)).collect())
     }
 }

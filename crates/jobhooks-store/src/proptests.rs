@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jobhooks_model::ports::Catalog;
-use jobhooks_model::ports::{ChangeStore, Completion, JobQueue, Lease, ObjectReader, Outcome};
+use jobhooks_model::ports::{
+    ChangeStore, Completion, JobQueue, Lease, ObjectReader, Outcome, QueueMaintenance, QueueReader,
+};
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
 

@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, PruneReport, QueueDepth, ResultFilter, Retention,
+    CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, PruneReport, QueueDepth, QueueMaintenance, QueueReader,
+    ResultFilter, Retention,
 };
 use jobhooks_model::{
     IllegalTransition, JobInputs, JobResult, JobStatus, LogEntry, LogLevel, OffsetDateTime, Outcome, QUEUED, RunEvent,
@@ -405,10 +406,6 @@ impl JobQueue for Store {
         Ok(outcomes)
     }
 
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.release_leases(now, |deadline| deadline <= micros(now))
-    }
-
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.unclaim_durably(lease, RunEvent::Released).await
     }
@@ -436,32 +433,10 @@ impl JobQueue for Store {
         let wait = next_retry.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
         let _woken_or_timed_out = tokio::time::timeout(wait, notified).await;
     }
+}
 
-    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
-        self.write_durably(|_, st| {
-            let Some(entry) = entry_at(st, &keys::dead(run))? else {
-                return Err(StoreError::Refused {
-                    reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
-                });
-            };
-            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed).map_err(refused)?;
-            st.remove(keys::dead(run));
-            st.counts.apply(step.counts);
-            let mut result = stored_result(st, run)?.ok_or_else(|| missing("job result", run))?;
-            result.attempts = step.attempts.apply(result.attempts);
-            result.completed = None;
-            result.status = step.to;
-            put_result(st, &result)?;
-            // A replay joins the back of its object's line, like a run queued now.
-            let object = run_object(st, &entry.inputs)?;
-            let entry = QueueEntry { attempts: result.attempts, lease: None, next: None, result_stored: true, ..entry };
-            join_object_line(st, object.as_ref(), run, entry)
-        })
-        .await?;
-        self.signal_work();
-        Ok(())
-    }
-
+#[async_trait::async_trait]
+impl QueueReader for Store {
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
         let counts = self.writer().counts;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
@@ -470,10 +445,6 @@ impl JobQueue for Store {
             leased: count(counts.leased),
             dead: count(counts.dead),
         })
-    }
-
-    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
-        self.prune_pass(retention, now).await
     }
 
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
@@ -533,6 +504,42 @@ impl JobQueue for Store {
             }
         }
         Ok(results)
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueMaintenance for Store {
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.release_leases(now, |deadline| deadline <= micros(now))
+    }
+
+    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+        self.write_durably(|_, st| {
+            let Some(entry) = entry_at(st, &keys::dead(run))? else {
+                return Err(StoreError::Refused {
+                    reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
+                });
+            };
+            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed).map_err(refused)?;
+            st.remove(keys::dead(run));
+            st.counts.apply(step.counts);
+            let mut result = stored_result(st, run)?.ok_or_else(|| missing("job result", run))?;
+            result.attempts = step.attempts.apply(result.attempts);
+            result.completed = None;
+            result.status = step.to;
+            put_result(st, &result)?;
+            // A replay joins the back of its object's line, like a run queued now.
+            let object = run_object(st, &entry.inputs)?;
+            let entry = QueueEntry { attempts: result.attempts, lease: None, next: None, result_stored: true, ..entry };
+            join_object_line(st, object.as_ref(), run, entry)
+        })
+        .await?;
+        self.signal_work();
+        Ok(())
+    }
+
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
+        self.prune_pass(retention, now).await
     }
 }
 

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    Catalog, ChangeStore, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, Outcome, QueueDepth, ResultFilter,
+    Catalog, ChangeStore, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, Outcome, QueueDepth,
+    QueueMaintenance, QueueReader, ResultFilter,
 };
 
 use jobhooks_model::{

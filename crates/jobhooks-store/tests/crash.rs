@@ -13,7 +13,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, ObjectReader, Outcome, ResultFilter,
+    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, ObjectReader, Outcome, QueueReader, ResultFilter,
 };
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobHook, JobKind, JobSpec, JobStatus,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-use jobhooks_model::ports::{Catalog, ChangeStore, CommitReceipt, JobQueue, ObjectReader, ResultFilter};
+use jobhooks_model::ports::{Catalog, ChangeStore, CommitReceipt, ObjectReader, QueueReader, ResultFilter};
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ContentType, JobButton, JobButtonReceiver, JobContext,
     JobError, JobHook, JobHookReceiver, JobStatus, Object, ObjectChange, OffsetDateTime, RunId, User, async_trait,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectWrites, Retention};
+use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectWrites, QueueMaintenance, QueueReader, Retention};
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobContext, JobError, JobHook, JobHookReceiver,
     Object, ObjectChange, OffsetDateTime, PendingChange, async_trait, json,
