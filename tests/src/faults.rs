@@ -56,7 +56,7 @@ impl<S> FaultyStore<S> {
 }
 
 fn injected(what: &str) -> StoreError {
-    StoreError::Backend(format!("injected {what} error"))
+    StoreError::Backend(jobhooks_model::BackendError::message(format!("injected {what} error")))
 }
 
 #[async_trait]

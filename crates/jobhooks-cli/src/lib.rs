@@ -91,14 +91,15 @@ impl Failure {
 
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
-        if error.is_bad_input() { Self::bad_input(error.to_string()) } else { Self::failed(error.to_string()) }
+        let message = jobhooks_model::error_chain(&error);
+        if error.is_bad_input() { Self::bad_input(message) } else { Self::failed(message) }
     }
 }
 
 impl From<jobhooks_store::OpenError> for Failure {
     fn from(error: jobhooks_store::OpenError) -> Self {
         use jobhooks_store::OpenError;
-        let message = with_causes(&error);
+        let message = jobhooks_model::error_chain(&error);
         match error {
             OpenError::Locked { .. } => {
                 Self::failed(format!("{message} (is `jobhooks run` running?); stop it or use another --db path"))
@@ -107,18 +108,6 @@ impl From<jobhooks_store::OpenError> for Failure {
             _ => Self::failed(message),
         }
     }
-}
-
-/// An error's message followed by those of its sources, `: `-separated.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 impl From<PressError> for Failure {

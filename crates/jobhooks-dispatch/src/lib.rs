@@ -45,7 +45,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobhooks_model::ports::{Lease, QueueDepth, Retention, Storage, SyncMode, SyncReport};
-use jobhooks_model::{Clock, JobStatus, Object, ObjectRef, RunId, SharedData, StoreError, User, system_clock};
+use jobhooks_model::{
+    Clock, JobStatus, Object, ObjectRef, RunId, SharedData, StoreError, User, error_chain, system_clock,
+};
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -298,7 +300,7 @@ impl<S: Storage + 'static> Dispatcher<S> {
                 task.abort();
             }
             if let Err(error) = self.shared.store.release(lease).await {
-                tracing::warn!(run = %lease.run, %error, "could not give an abandoned run back; it runs again when its lease lapses");
+                tracing::warn!(run = %lease.run, error = %error_chain(&error), "could not give an abandoned run back; it runs again when its lease lapses");
             }
         }
         ShutdownReport { abandoned: abandoned.len() }
@@ -318,7 +320,7 @@ async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch
                 }
             }
             Err(error) => {
-                tracing::error!(%error, "could not lease a run");
+                tracing::error!(error = %error_chain(&error), "could not lease a run");
                 tokio::select! {
                     () = shared.store.wait_for_work(u64::MAX, shared.config.idle_wakeup) => {}
                     _ = stopped.changed() => {}
@@ -342,7 +344,9 @@ async fn pruner<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch
         }
         match shared.store.prune(&shared.config.retention, shared.config.clock.now()).await {
             Ok(report) => tracing::debug!(results = report.results, changes = report.changes, "pruned"),
-            Err(error) => tracing::warn!(%error, "pruning failed; it is tried again at the next interval"),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "pruning failed; it is tried again at the next interval")
+            }
         }
     }
 }
@@ -387,7 +391,7 @@ impl<S: Storage + 'static> Shared<S> {
             match self.execute(&lease, result).await {
                 Ok(completion) => completions.push(completion),
                 Err(error) => {
-                    tracing::error!(run = %lease.run, %error, "could not prepare the run");
+                    tracing::error!(run = %lease.run, error = %error_chain(&error), "could not prepare the run");
                     self.give_back(&lease, "the store failed while preparing it").await;
                 }
             }
@@ -416,7 +420,7 @@ impl<S: Storage + 'static> Shared<S> {
     async fn give_back(&self, lease: &Lease, why: &str) {
         tracing::debug!(run = %lease.run, why, "giving the run back");
         if let Err(error) = self.store.give_back(lease).await {
-            tracing::error!(run = %lease.run, %error, "could not give the run back; it runs again when its claim lapses");
+            tracing::error!(run = %lease.run, error = %error_chain(&error), "could not give the run back; it runs again when its claim lapses");
         }
     }
 
@@ -429,7 +433,7 @@ impl<S: Storage + 'static> Shared<S> {
         let outcomes = match self.store.complete_batch(completions).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
-                tracing::error!(%error, runs = runs.len(), "could not record the outcomes; the runs run again when their leases lapse");
+                tracing::error!(error = %error_chain(&error), runs = runs.len(), "could not record the outcomes; the runs run again when their leases lapse");
                 return;
             }
         };
@@ -449,7 +453,7 @@ impl<S: Storage + 'static> Shared<S> {
                     tracing::warn!(%run, "the lease lapsed and the run was taken over; this outcome is discarded");
                 }
                 Err(error) => {
-                    tracing::error!(%run, %error, "could not record the run's outcome; it runs again when its lease lapses");
+                    tracing::error!(%run, error = %error_chain(&error), "could not record the run's outcome; it runs again when its lease lapses");
                 }
             }
         }

@@ -162,9 +162,75 @@ pub enum StoreError {
         /// The run.
         run: u64,
     },
-    /// The backend failed (IO error, full disk, …). Nothing of the operation was written.
-    #[error("storage failed: {0}")]
-    Backend(String),
+    /// The backend failed (IO error, full disk, …). Nothing of the operation was written. The
+    /// backend's own error is its source.
+    #[error(transparent)]
+    Backend(BackendError),
+}
+
+/// A failure of a storage backend: what it was doing, and the backend's own error as its
+/// [`source`](std::error::Error::source), so that the chain reaches the IO error.
+///
+/// ```
+/// use jobhooks_model::{BackendError, StoreError, error_chain};
+/// let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
+/// let error = StoreError::Backend(BackendError::new("cannot flush the store", io));
+/// assert_eq!(error.to_string(), "storage failed: cannot flush the store");
+/// assert_eq!(error_chain(&error), "storage failed: cannot flush the store: no space left on device");
+/// ```
+#[derive(Clone)]
+pub struct BackendError {
+    context: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// `source`, which happened while doing `context`.
+    pub fn new(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { context: context.into(), source: Some(std::sync::Arc::new(source)) }
+    }
+
+    /// A failure the backend describes itself, with no error of its own underneath.
+    pub fn message(context: impl Into<String>) -> Self {
+        Self { context: context.into(), source: None }
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "storage failed: {}", self.context)
+    }
+}
+
+impl fmt::Debug for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendError").field("context", &self.context).field("source", &self.source).finish()
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for BackendError {
+    fn eq(&self, other: &Self) -> bool {
+        self.context == other.context
+            && self.source.as_ref().map(ToString::to_string) == other.source.as_ref().map(ToString::to_string)
+    }
+}
+
+/// An error's message followed by those of its sources, `: `-separated: what to show a person.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 impl StoreError {
@@ -209,7 +275,7 @@ mod tests {
     #[test]
     fn bad_input_is_told_apart_from_failures() {
         assert!(StoreError::not_found("job", "a::B").is_bad_input());
-        assert!(!StoreError::Backend("disk full".into()).is_bad_input());
+        assert!(!StoreError::Backend(BackendError::message("disk full")).is_bad_input());
         assert_eq!(StoreError::not_found("job hook", "h1").to_string(), "job hook `h1` does not exist");
     }
 }

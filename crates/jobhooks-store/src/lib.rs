@@ -69,7 +69,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use jobhooks_model::{ChangeContext, ChangeSession, Clock, StoreError, system_clock};
+use jobhooks_model::{BackendError, ChangeContext, ChangeSession, Clock, StoreError, system_clock};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -138,7 +138,7 @@ struct Inner {
     flusher: FlushCoordinator,
     /// Set when applying deferred writes failed: the writes of commits that were waiting for
     /// them are lost, so no later write may report success. Reopening the store clears it.
-    broken: OnceLock<String>,
+    broken: OnceLock<StoreError>,
     work: Notify,
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
@@ -175,7 +175,7 @@ impl Writer {
 }
 
 pub(crate) fn backend_error(e: sled::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Backend(BackendError::new("the sled database failed", e))
 }
 
 impl Store {
@@ -266,8 +266,9 @@ impl Store {
 
     fn check_not_broken(&self) -> Result<(), StoreError> {
         match self.inner.broken.get() {
-            Some(cause) => Err(StoreError::Backend(format!(
-                "an earlier write to the store failed ({cause}); reopen the store to go on"
+            Some(cause) => Err(StoreError::Backend(BackendError::new(
+                "an earlier write to the store failed; reopen the store to go on",
+                cause.clone(),
             ))),
             None => Ok(()),
         }
@@ -295,7 +296,7 @@ impl Store {
     /// operations waiting for them reports success.
     fn broken_unless<T>(&self, applied: Result<T, StoreError>) -> Result<T, StoreError> {
         applied.inspect_err(|e| {
-            let _ = self.inner.broken.set(e.to_string());
+            let _ = self.inner.broken.set(e.clone());
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use jobhooks_model::StoreError;
+use jobhooks_model::{BackendError, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -248,7 +248,7 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("cannot encode a record: {e}")))
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(BackendError::new("cannot encode a record", e)))
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {

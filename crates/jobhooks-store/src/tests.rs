@@ -879,13 +879,16 @@ async fn a_handle_whose_group_failed_to_apply_refuses_writes_but_still_reads() {
     let (_dir, store) = device_hooked_store().await;
     let kept = save(&store, web("u"), &[device("1", "a")]).await;
     // What applying a deferred group records when sled fails.
-    store.inner.broken.set("injected I/O error".into()).unwrap();
+    let io = std::io::Error::other("injected I/O error");
+    store.inner.broken.set(StoreError::Backend(jobhooks_model::BackendError::new("cannot apply a group", io))).unwrap();
     let mut set = ChangeSet::default();
     set.record(PendingChange::new(Action::Update, &device("1", "b")));
     let err = store.commit(&web("u"), set, ObjectWrites::Apply).await.unwrap_err();
+    assert_eq!(err.to_string(), "storage failed: an earlier write to the store failed; reopen the store to go on");
     assert_eq!(
-        err.to_string(),
-        "storage failed: an earlier write to the store failed (injected I/O error); reopen the store to go on"
+        jobhooks_model::error_chain(&err),
+        "storage failed: an earlier write to the store failed; reopen the store to go on: storage failed: cannot apply a group: injected I/O error",
+        "the cause is kept as the source"
     );
     assert!(store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10).await.is_err());
     assert!(store.get_change(kept.changes[0]).await.unwrap().is_some());
