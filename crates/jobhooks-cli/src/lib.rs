@@ -8,6 +8,10 @@
 //! }
 //! ```
 //!
+//! Depend on it with `default-features = false` for such a binary: the default features add the
+//! `demo` command with the seed example receivers, and mimalloc for the stock binary (the library
+//! never sets a global allocator).
+//!
 //! Every command opens the store (`--db`, default `jobhooks.db` or `$JOBHOOKS_DB`), adds the
 //! receivers linked into this program to its job records (never marking the jobs it does not link
 //! as not installed: only `run --uninstall-unlinked` does), and does one thing. Listings print a table, or JSON with
@@ -17,6 +21,7 @@
 //! Invariant: the only crate that parses command lines or prints for people; it drives the other
 //! layers through their public APIs and adds no behaviour of its own beyond the demo script.
 
+#[cfg(feature = "demo")]
 mod demo;
 
 use std::io::Read;
@@ -147,6 +152,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the seed scenarios end to end on a fresh store and show what happened.
+    #[cfg(feature = "demo")]
     Demo {
         /// Keep the demo's store here instead of a temporary directory.
         #[arg(long = "keep-db")]
@@ -496,11 +502,13 @@ fn joined(types: &[ContentType]) -> String {
 }
 
 async fn execute(cli: Cli) -> Outcome {
+    #[cfg(feature = "demo")]
     if let Command::Demo { keep_db } = &cli.command {
         return demo::run(keep_db.as_deref()).await;
     }
     let session = Session::open(&cli.db, cli.json).await?;
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => Ok(()),
         Command::Jobs(command) => jobs(&session, command).await,
         Command::Hooks(command) => hooks(&session, command).await,
