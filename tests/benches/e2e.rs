@@ -12,6 +12,9 @@
 //! - `e2e/drain_queued`: the runs half alone: the same changes committed first, then a dispatcher
 //!   started on them; the time is its drain. (`group64/store_commit` in the store's commit bench
 //!   is the commits half alone.)
+//! - `e2e/session_snapshots`: the workload users run most: 64 committers saving 30-field devices
+//!   through a `ChangeSession` (the store supplies the pre-data), a receiver that reads the
+//!   snapshots and logs the differences; results stored durably, draining included.
 //! - `e2e/commit_to_receiver_start`: one change at a time, from the commit returning to its
 //!   receiver starting (the full latency metric is `benches/load.rs`).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
@@ -178,6 +181,41 @@ fn bench_e2e(c: &mut Criterion) {
                 let elapsed = begin.elapsed();
                 dispatcher.shutdown(Duration::from_secs(5)).await;
                 elapsed
+            })
+        })
+    });
+
+    // The workload users run most: objects saved through a `ChangeSession` (the store supplies the
+    // pre-data), a receiver that reads the snapshots and logs the differences, results durable.
+    let session_dir = tempfile::tempdir().unwrap();
+    let session_store = Arc::new(Store::open(session_dir.path()).unwrap());
+    let session_dispatcher = runtime.block_on(async {
+        support::install_job(&session_store, &[Action::Create, Action::Update], &support::snapshot_job()).await;
+        support::dispatch(session_store.clone(), DispatcherConfig::default()).await
+    });
+    let rounds_done = AtomicU64::new(0);
+    group.bench_function("session_snapshots", |b| {
+        b.iter_custom(|iters| {
+            let first = rounds_done.fetch_add(iters, Ordering::Relaxed);
+            runtime.block_on(async {
+                let begin = Instant::now();
+                let committers: Vec<_> = (0..COMMITTERS)
+                    .map(|id| {
+                        let store = session_store.clone();
+                        tokio::spawn(async move {
+                            for round in first..first + iters {
+                                let mut session = store.session(support::web());
+                                session.save(support::device(id, round, 30)).await.unwrap();
+                                session.commit(&*store).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for committer in committers {
+                    committer.await.unwrap();
+                }
+                session_dispatcher.drain().await.unwrap();
+                begin.elapsed()
             })
         })
     });

@@ -50,6 +50,33 @@ impl JobHookReceiver for Trivial {
 
 register_job_hook_receiver!(Trivial);
 
+/// What users' receivers do most: read the change's snapshots and log what differs.
+#[derive(Default)]
+struct SnapshotLogger;
+
+#[async_trait]
+impl JobHookReceiver for SnapshotLogger {
+    async fn receive_job_hook(
+        &self,
+        ctx: &mut JobContext,
+        change: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        let snapshots = change.get_snapshots();
+        let added = snapshots.differences.added.as_ref().and_then(|added| added.as_object()).map_or(0, |a| a.len());
+        ctx.log_info(format!("{change}: {added} fields changed"));
+        Ok(())
+    }
+}
+
+register_job_hook_receiver!(SnapshotLogger);
+
+/// The class path of the snapshot-logging receiver.
+pub fn snapshot_job() -> String {
+    format!("{}::SnapshotLogger", module_path!())
+}
+
 /// The class path of the trivial receiver.
 pub fn trivial_job() -> String {
     format!("{}::Trivial", module_path!())
@@ -78,9 +105,14 @@ pub fn web() -> ChangeContext {
 
 /// Links the trivial receiver's job into `store`, enabled, with a hook on device `events`.
 pub async fn install(store: &Store, events: &[Action]) -> Registry {
+    install_job(store, events, &trivial_job()).await
+}
+
+/// Links `job` into `store`, enabled, with a hook on device `events`.
+pub async fn install_job(store: &Store, events: &[Action], job: &str) -> Registry {
     let registry = Registry::from_linked().unwrap();
     registry.sync_into(store, jobhooks_model::SyncMode::Full).await.unwrap();
-    let job = trivial_job();
+    let job = job.to_owned();
     store.set_job_enabled(&job, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
     store.create_hook(JobHook::new("devices", devices, job.as_str()).on(events.iter().copied())).await.unwrap();
