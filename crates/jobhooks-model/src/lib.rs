@@ -44,7 +44,9 @@ pub use error::{BackendError, ModelError, StoreError, ValidationErrors, error_ch
 pub use hook::{HookMatches, JobHook, JobHookPatch, match_hooks, validate_hook};
 pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
 pub use job::{JobInputs, JobKind, JobRecord, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, LoggedObject, RunId};
-pub use lifecycle::{Attempts, CountChange, IllegalTransition, Outcome, QUEUED, RunEvent, Transition, transition};
+pub use lifecycle::{
+    Attempts, CountChange, IllegalTransition, Outcome, QUEUED, RunEvent, Transition, lapse_entry, transition,
+};
 pub use object::Object;
 pub use retention::ChangeFacts;
 pub use session::ChangeSession;

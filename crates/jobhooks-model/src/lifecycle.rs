@@ -127,6 +127,18 @@ impl RunEvent {
     }
 }
 
+/// The entry a run's log gets when the claim of its attempt `attempt` lapsed before the attempt's
+/// outcome was recorded ([`Transition::notes_lapse`]): the worker died, stalled, or could not write.
+pub fn lapse_entry(attempt: u32, at: OffsetDateTime) -> LogEntry {
+    LogEntry {
+        time: at,
+        level: crate::LogLevel::Warning,
+        grouping: "initialization".to_owned(),
+        message: format!("The lease of attempt {attempt} lapsed before its outcome was recorded; the run starts again"),
+        object: None,
+    }
+}
+
 /// The counts of a run newly queued (a commit's hook run, a button press).
 pub const QUEUED: CountChange = CountChange { pending: 1, leased: 0, dead: 0 };
 

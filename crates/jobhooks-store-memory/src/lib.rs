@@ -36,9 +36,8 @@ use jobhooks_model::ports::{
 use jobhooks_model::{
     Action, ChangeContext, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock, ContentType, CountChange,
     IllegalTransition, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs, JobRecord, JobResult, JobSpec,
-    JobStatus, LogEntry, LogLevel, Object, ObjectChange, ObjectRef, OffsetDateTime, QUEUED, RunEvent, RunId,
-    StoreError, User, match_hooks, plan_job_sync, system_clock, transition, validate_button, validate_hook,
-    validate_name,
+    JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, QUEUED, RunEvent, RunId, StoreError, User, lapse_entry,
+    match_hooks, plan_job_sync, system_clock, transition, validate_button, validate_hook, validate_name,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -246,16 +245,7 @@ impl State {
         entry.deadline = None;
         entry.result.attempts = step.attempts.apply(entry.result.attempts);
         if step.notes_lapse {
-            entry.result.logs.push(LogEntry {
-                time: now,
-                level: LogLevel::Warning,
-                grouping: "initialization".to_owned(),
-                message: format!(
-                    "The lease of attempt {} lapsed before its outcome was recorded; the run starts again",
-                    entry.result.attempts
-                ),
-                object: None,
-            });
+            entry.result.logs.push(lapse_entry(entry.result.attempts, now));
         }
         Ok(())
     }

@@ -8,8 +8,8 @@ use jobhooks_model::ports::{
     ResultFilter, Retention,
 };
 use jobhooks_model::{
-    IllegalTransition, JobInputs, JobResult, JobStatus, LogEntry, LogLevel, OffsetDateTime, Outcome, QUEUED, RunEvent,
-    RunId, StoreError, transition,
+    IllegalTransition, JobInputs, JobResult, JobStatus, OffsetDateTime, Outcome, QUEUED, RunEvent, RunId, StoreError,
+    lapse_entry, transition,
 };
 
 use crate::changes::{join_object_line, put_result, read_change_json, run_object};
@@ -24,21 +24,6 @@ fn refused(illegal: IllegalTransition) -> StoreError {
 
 fn missing(kind: &'static str, run: RunId) -> StoreError {
     StoreError::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
-}
-
-/// Records in the run's log that an attempt's lease lapsed before its outcome was recorded (the
-/// worker died, stalled, or could not write), so the retry is visible in the result.
-fn note_lapsed_lease(result: &mut JobResult, now: OffsetDateTime) {
-    result.logs.push(LogEntry {
-        time: now,
-        level: LogLevel::Warning,
-        grouping: "initialization".to_owned(),
-        message: format!(
-            "The lease of attempt {} lapsed before its outcome was recorded; the run starts again",
-            result.attempts
-        ),
-        object: None,
-    });
 }
 
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
@@ -228,7 +213,7 @@ impl Store {
         if step.notes_lapse {
             let mut result = queued_result(st, run, &entry)?;
             result.status = step.to;
-            note_lapsed_lease(&mut result, now);
+            result.logs.push(lapse_entry(result.attempts, now));
             put_result(st, &result)?;
             entry.result_stored = true;
         }
