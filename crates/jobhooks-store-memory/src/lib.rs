@@ -383,11 +383,9 @@ impl ChangeStore for MemoryStore {
     }
 
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError> {
+        // The repository is ordered by reference, (content type, id): one type's objects by id.
         let state = self.state();
-        let mut objects: Vec<Object> =
-            state.objects.values().filter(|object| object.content_type() == content_type).cloned().collect();
-        objects.sort_by(|a, b| a.id().cmp(b.id()));
-        Ok(objects)
+        Ok(state.objects.values().filter(|object| object.content_type() == content_type).cloned().collect())
     }
 }
 
