@@ -31,7 +31,8 @@ register_job_hook_receiver!(Chatty);
 #[tokio::test]
 async fn log_entries_become_tracing_events_in_a_run_span() {
     let captured = CapturedLogs::default();
-    tracing::subscriber::set_global_default(captured.subscriber()).unwrap();
+    // Scoped to this test's thread: the test runtime runs the dispatcher's tasks on it too.
+    let _subscriber = tracing::subscriber::set_default(captured.subscriber());
 
     let h = Harness::start(DispatcherConfig::default()).await;
     let job = class_path(module_path!(), "Chatty");

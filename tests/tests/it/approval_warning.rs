@@ -46,6 +46,7 @@ fn approval_required_on_a_hook_receiver_is_warned_about_once() {
     let warnings: Vec<_> = output.lines().filter(|l| l.contains("approval_required")).collect();
     assert_eq!(warnings.len(), 1, "{output}");
     assert!(warnings[0].contains("WARN"), "{output}");
-    assert!(warnings[0].contains("approval_warning::NeedsApproval"), "{output}");
-    assert!(registry.get("approval_warning::NeedsApproval").unwrap().approval_required());
+    let hook = format!("{}::NeedsApproval", module_path!());
+    assert!(warnings[0].contains(&hook), "{output}");
+    assert!(registry.get(&hook).unwrap().approval_required());
 }
