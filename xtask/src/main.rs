@@ -75,6 +75,9 @@ fn ci() -> Result<(), String> {
     cargo(&["test", "--workspace", "--doc"], &[])?;
     cargo(&["bench", "--workspace", "--no-run"], &[])?;
     cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
+    // Every library crate can be published on its own: metadata, no dependency on an unpublished
+    // crate, and each packaged crate builds from its package alone.
+    cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"], &[])?;
     Ok(())
 }
 
