@@ -115,8 +115,7 @@ fn latency(scale: Scale) {
 /// per commit, each matched by one hook.
 fn fill(path: &Path, queued: u64) {
     runtime().block_on(async {
-        let background =
-            StoreConfig { durability: Durability::Background { every_ms: 1_000 }, ..StoreConfig::default() };
+        let background = StoreConfig::default().durability(Durability::Background { every_ms: 1_000 });
         let store = Store::open_with(path, background).unwrap();
         support::install(&store, &[Action::Create]).await;
         for batch in 0..queued / FILL_BATCH {

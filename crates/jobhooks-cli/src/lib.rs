@@ -433,7 +433,7 @@ impl Session {
     }
 
     async fn dispatcher(&self, workers: usize, job_sync: SyncMode) -> Result<Dispatcher<Store>, Failure> {
-        let config = DispatcherConfig { workers, job_sync, ..DispatcherConfig::default() };
+        let config = DispatcherConfig::default().workers(workers).job_sync(job_sync);
         Dispatcher::start(self.store.clone(), self.registry.clone(), config)
             .await
             .map_err(|e| Failure::failed(e.to_string()))

@@ -70,6 +70,7 @@ impl DeepChange<'_> {
 
 /// Why a patch could not be applied. The document is left untouched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PatchError {
     /// The path is not a JSON Pointer (a pointer is empty or starts with `/`).
     #[error("`{path}` is not a JSON Pointer: it must be empty or start with `/`")]

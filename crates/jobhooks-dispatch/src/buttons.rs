@@ -38,6 +38,7 @@ pub struct RenderedButton {
 
 /// Why a press was refused. The messages are Nautobot's.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PressError {
     /// The job is not linked into the program.
     #[error("Unable to run or schedule job: Job is not presently installed.")]

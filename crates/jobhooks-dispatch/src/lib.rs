@@ -56,8 +56,18 @@ use tokio::task::{AbortHandle, JoinSet};
 pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text};
 pub use retry::{AfterFailure, RetryPolicy};
 
-/// How a dispatcher runs.
+/// How a dispatcher runs. Start from [`Default`] and change what you need, with the setters or by
+/// assigning fields; new settings may be added in minor releases.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobhooks_dispatch::DispatcherConfig;
+///
+/// let config = DispatcherConfig::default().workers(8).lease(Duration::from_secs(60));
+/// assert_eq!((config.workers, config.lease_batch), (8, 32));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DispatcherConfig {
     /// How many runs at once, in all.
     pub workers: usize,
@@ -99,9 +109,8 @@ impl Default for DispatcherConfig {
     fn default() -> Self {
         Self {
             workers: 4,
-            // 32 made draining about a fifth faster than 8 (docs/benchmarks.md); with the
-            // default lease and timeout, at most five runs of a batch can time out back to back
-            // before the rest is given back.
+            // Chosen by measurement (docs/benchmarks.md). With the default lease and timeout, at
+            // most five runs of a batch can time out back to back before the rest is given back.
             lease_batch: 32,
             per_job_limit: None,
             lease: Duration::from_secs(300),
@@ -118,7 +127,37 @@ impl Default for DispatcherConfig {
     }
 }
 
+/// Chainable setters, one per field, each documented by its field.
+macro_rules! setters {
+    ($owner:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(
+            #[doc = concat!("Sets [`", stringify!($owner), "::", stringify!($field), "`].")]
+            #[must_use]
+            pub fn $field(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+
 impl DispatcherConfig {
+    setters!(DispatcherConfig {
+        workers: usize,
+        lease_batch: usize,
+        per_job_limit: Option<usize>,
+        lease: Duration,
+        run_timeout: Duration,
+        retry: RetryPolicy,
+        job_retry: HashMap<String, RetryPolicy>,
+        idle_wakeup: Duration,
+        retention: Retention,
+        prune_every: Duration,
+        clock: Arc<dyn Clock>,
+        job_sync: SyncMode,
+        data: SharedData,
+    });
+
     /// The retry policy of `job`.
     pub fn retry_policy(&self, job: &str) -> RetryPolicy {
         self.job_retry.get(job).copied().unwrap_or(self.retry)
@@ -127,6 +166,7 @@ impl DispatcherConfig {
 
 /// Why a dispatcher could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DispatchError {
     /// The store failed.
     #[error(transparent)]

@@ -43,6 +43,7 @@ impl Default for RetryPolicy {
 
 /// What follows a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AfterFailure {
     /// The run ends in `FAILURE` (no retries configured).
     Fail,

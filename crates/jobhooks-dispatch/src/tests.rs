@@ -91,7 +91,7 @@ async fn a_receiver_instance_keeps_its_state_and_reaches_the_shared_data() {
         .with_hook_receiver(Counting { runs: runs.clone() }, JobMeta::new().name("Counting"))
         .unwrap();
     let store = Arc::new(hooked_store(&registry).await);
-    let config = DispatcherConfig { data: SharedData::new().with(Prefix("audit")), ..DispatcherConfig::default() };
+    let config = DispatcherConfig::default().data(SharedData::new().with(Prefix("audit")));
     let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
     let queued = create_devices(&store, &["1", "2"]).await;
     tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
@@ -129,14 +129,12 @@ async fn a_run_whose_claim_would_lapse_before_it_could_finish_is_given_back_unst
     let store = Arc::new(hooked_store(&registry).await);
     // Two runs, queued before the dispatcher starts, so that one worker claims both at once.
     let queued = create_devices(&store, &["1", "2"]).await;
-    let config = DispatcherConfig {
-        workers: 1,
-        lease_batch: 2,
-        lease: Duration::from_secs(10),
-        run_timeout: Duration::from_secs(30),
-        clock: Arc::new(ManualClock::starting_now()),
-        ..DispatcherConfig::default()
-    };
+    let config = DispatcherConfig::default()
+        .workers(1)
+        .lease_batch(2)
+        .lease(Duration::from_secs(10))
+        .run_timeout(Duration::from_secs(30))
+        .clock(Arc::new(ManualClock::starting_now()));
     let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
     tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
     let stats = dispatcher.stats().await.unwrap();

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A value that does not satisfy the model's rules (found by a validating constructor).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// A content type is not `app_label.model`.
     #[error(
@@ -125,6 +126,7 @@ impl std::error::Error for ValidationErrors {}
 /// Why a storage operation failed. Backends map their own errors into these variants, so callers
 /// never see a backend type.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The input broke a rule; nothing was written.
     #[error("{0}")]

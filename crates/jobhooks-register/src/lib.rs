@@ -214,6 +214,7 @@ macro_rules! __register_receiver {
 
 /// Why a registry could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// Two registrations share a class path.
     #[error(

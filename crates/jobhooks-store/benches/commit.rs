@@ -63,7 +63,7 @@ fn web() -> ChangeContext {
 
 /// A store with the bench job and `hooks` hooks: one on devices, the rest on other content types.
 async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
-    let store = Store::open_with(path, StoreConfig { durability, ..StoreConfig::default() }).unwrap();
+    let store = Store::open_with(path, StoreConfig::default().durability(durability)).unwrap();
     let job = JobSpec {
         class_path: JOB.into(),
         name: "Hook".into(),

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// A commit returns once flushed; concurrent commits share one flush and one sled batch, so
     /// throughput is bound neither by one fsync nor by one batch per commit. The default.

@@ -82,8 +82,17 @@ use staging::{Overlay, QueueCounts, Staging};
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: &str = "jobhooks-store/3";
 
-/// How to open a store.
+/// How to open a store. Start from [`Default`] and change what you need, with the setters or by
+/// assigning fields; new settings may be added in minor releases.
+///
+/// ```
+/// use jobhooks_store::{Durability, StoreConfig};
+///
+/// let config = StoreConfig::default().durability(Durability::Background { every_ms: 100 });
+/// assert_eq!(config.cache_capacity, 8 * 1024 * 1024);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// When a commit counts as done.
     pub durability: Durability,
@@ -101,6 +110,36 @@ pub struct StoreConfig {
     /// What the store asks for the time: change times, when runs were queued and finished, and
     /// when the next retry falls due. Lease deadlines are decided by the callers' `now`.
     pub clock: Arc<dyn Clock>,
+}
+
+impl StoreConfig {
+    /// Sets [`StoreConfig::durability`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`StoreConfig::cache_capacity`].
+    #[must_use]
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// Sets [`StoreConfig::lock_wait`].
+    #[must_use]
+    pub fn lock_wait(mut self, lock_wait: Duration) -> Self {
+        self.lock_wait = lock_wait;
+        self
+    }
+
+    /// Sets [`StoreConfig::clock`].
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 impl Default for StoreConfig {

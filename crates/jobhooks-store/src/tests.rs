@@ -116,7 +116,7 @@ async fn a_second_open_is_told_the_store_is_locked() {
     let _first = Store::open(dir.path()).unwrap();
     let lock_wait = Duration::from_millis(20);
     let asked = std::time::Instant::now();
-    let err = Store::open_with(dir.path(), StoreConfig { lock_wait, ..StoreConfig::default() }).err().unwrap();
+    let err = Store::open_with(dir.path(), StoreConfig::default().lock_wait(lock_wait)).err().unwrap();
     assert!(asked.elapsed() >= lock_wait, "gave up before the lock wait was over");
     assert!(matches!(err, OpenError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("is in use by another process"), "{err}");
@@ -193,7 +193,7 @@ fn an_open_gets_the_store_once_its_holder_lets_go() {
     let path = dir.path().to_path_buf();
     let second = std::thread::spawn(move || {
         waiting.send(()).unwrap();
-        Store::open_with(path, StoreConfig { lock_wait: Duration::from_secs(60), ..StoreConfig::default() })
+        Store::open_with(path, StoreConfig::default().lock_wait(Duration::from_secs(60)))
     });
     second_started.recv().unwrap();
     drop(first);

@@ -123,7 +123,7 @@ fn report(line: &str) {
 
 async fn child(dir: &Path, seed: u64) -> ExitCode {
     let store = Arc::new(Store::open(dir).expect("the parent does not hold the store"));
-    let config = DispatcherConfig { lease: Duration::from_millis(300), workers: 4, ..DispatcherConfig::default() };
+    let config = DispatcherConfig::default().lease(Duration::from_millis(300)).workers(4);
     let dispatcher = Arc::new(
         Dispatcher::start(store.clone(), Registry::from_linked().expect("registry"), config).await.expect("start"),
     );

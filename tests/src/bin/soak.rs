@@ -98,8 +98,7 @@ async fn soak(changes: u64) {
     let devices = vec![ContentType::new("dcim.device").expect("valid")];
     store.create_hook(JobHook::new("soak", devices, job.as_str()).on([Action::Update])).await.expect("hook");
     let retention = Retention { results_for: Some(Duration::from_secs(5)), changes_for: Some(Duration::from_secs(5)) };
-    let config =
-        DispatcherConfig { workers: 8, retention, prune_every: Duration::from_secs(2), ..DispatcherConfig::default() };
+    let config = DispatcherConfig::default().workers(8).retention(retention).prune_every(Duration::from_secs(2));
     let dispatcher = Dispatcher::start(store.clone(), registry, config).await.expect("start");
 
     let begin = Instant::now();

@@ -51,7 +51,7 @@ register_job_hook_receiver!(Quiet);
 
 #[tokio::test]
 async fn a_job_disabled_after_its_run_was_queued_fails_the_run() {
-    let h = Harness::start(DispatcherConfig { workers: 1, ..DispatcherConfig::default() }).await;
+    let h = Harness::start(DispatcherConfig::default().workers(1)).await;
     hook_on(&h, "quiet", "dcim.site", "Quiet").await;
     let (dir, store) = h.stop().await;
     let config = DispatcherConfig::default();
@@ -190,8 +190,7 @@ register_job_hook_receiver!(LogsFailure);
 
 #[tokio::test]
 async fn errors_panics_timeouts_and_failure_entries_fail_the_run_and_the_workers_survive() {
-    let config =
-        DispatcherConfig { workers: 1, run_timeout: Duration::from_millis(200), ..DispatcherConfig::default() };
+    let config = DispatcherConfig::default().workers(1).run_timeout(Duration::from_millis(200));
     let h = Harness::start(config).await;
     hook_on(&h, "failing", "dcim.a", "Failing").await;
     hook_on(&h, "panicking", "dcim.b", "Panicking").await;
@@ -252,7 +251,7 @@ register_job_hook_receiver!(Flaky);
 #[tokio::test]
 async fn retries_then_dead_letter_then_replay() {
     let retry = RetryPolicy::retries(3, Duration::from_millis(5), Duration::from_millis(20));
-    let config = DispatcherConfig { job_retry: HashMap::from([(job("Flaky"), retry)]), ..DispatcherConfig::default() };
+    let config = DispatcherConfig::default().job_retry(HashMap::from([(job("Flaky"), retry)]));
     let h = Harness::start(config).await;
     hook_on(&h, "flaky", "dcim.flaky", "Flaky").await;
     h.save("alice", &[object("dcim.flaky", "1", "x", json!({}))]).await;
@@ -308,7 +307,7 @@ register_job_hook_receiver!(Ordered);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_of_one_object_run_one_at_a_time_in_change_order_under_concurrency() {
-    let h = Harness::start(DispatcherConfig { workers: 8, ..DispatcherConfig::default() }).await;
+    let h = Harness::start(DispatcherConfig::default().workers(8)).await;
     hook_on(&h, "ordered", "dcim.ordered", "Ordered").await;
     let mut committers = Vec::new();
     for committer in 0..4 {
@@ -365,7 +364,7 @@ register_job_button_receiver!(Slow);
 
 #[tokio::test]
 async fn shutdown_lets_runs_finish_by_the_deadline_and_gives_the_rest_back() {
-    let config = DispatcherConfig { run_timeout: Duration::from_secs(3600), ..DispatcherConfig::default() };
+    let config = DispatcherConfig::default().run_timeout(Duration::from_secs(3600));
     let h = Harness::start(config.clone()).await;
     let target = object("dcim.slow", "1", "slow", json!({}));
     h.save("alice", std::slice::from_ref(&target)).await;
@@ -441,8 +440,7 @@ register_job_hook_receiver!(Limited);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_job_limit_caps_concurrent_runs_of_a_job() {
-    let h =
-        Harness::start(DispatcherConfig { workers: 6, per_job_limit: Some(2), ..DispatcherConfig::default() }).await;
+    let h = Harness::start(DispatcherConfig::default().workers(6).per_job_limit(Some(2))).await;
     hook_on(&h, "limited", "dcim.limited", "Limited").await;
     let objects: Vec<Object> = (0..12).map(|i| object("dcim.limited", &i.to_string(), "x", json!({}))).collect();
     h.save("alice", &objects).await;
@@ -469,13 +467,11 @@ async fn a_batch_gives_back_the_runs_its_claim_would_not_cover() {
 
     // A receiver may take longer than a claim lasts: after the first run of a batch, the claims
     // of the others no longer cover a run, so they go back to the queue instead of starting.
-    let config = DispatcherConfig {
-        workers: 1,
-        lease_batch: 4,
-        lease: Duration::from_secs(30),
-        run_timeout: Duration::from_secs(60),
-        ..DispatcherConfig::default()
-    };
+    let config = DispatcherConfig::default()
+        .workers(1)
+        .lease_batch(4)
+        .lease(Duration::from_secs(30))
+        .run_timeout(Duration::from_secs(60));
     let registry = jobhooks_register::Registry::from_linked().unwrap();
     let dispatcher = jobhooks_dispatch::Dispatcher::start(store.clone(), registry, config).await.unwrap();
     dispatcher.drain().await.unwrap();

@@ -51,11 +51,7 @@ async fn setup() -> Setup {
     store.set_job_enabled(&job, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
     store.create_hook(JobHook::new("audit", devices, job.as_str()).on([Action::Create])).await.unwrap();
-    let config = DispatcherConfig {
-        lease: Duration::from_millis(300),
-        idle_wakeup: Duration::from_millis(20),
-        ..DispatcherConfig::default()
-    };
+    let config = DispatcherConfig::default().lease(Duration::from_millis(300)).idle_wakeup(Duration::from_millis(20));
     let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
     Setup { _dir: dir, store, dispatcher }
 }
@@ -180,15 +176,13 @@ async fn a_run_that_waited_for_its_jobs_permit_does_not_start_on_a_lapsed_claim(
     store.create_hook(JobHook::new("gated", gates, job.as_str()).on([Action::Create])).await.unwrap();
     let clock = jobhooks_model::ManualClock::starting_now();
     let lease = Duration::from_secs(60);
-    let config = DispatcherConfig {
-        workers: 2,
-        lease_batch: 1,
-        per_job_limit: Some(1),
-        lease,
-        run_timeout: Duration::from_secs(30),
-        clock: Arc::new(clock.clone()),
-        ..DispatcherConfig::default()
-    };
+    let config = DispatcherConfig::default()
+        .workers(2)
+        .lease_batch(1)
+        .per_job_limit(Some(1))
+        .lease(lease)
+        .run_timeout(Duration::from_secs(30))
+        .clock(Arc::new(clock.clone()));
     let mut leased = store.leased_runs();
     let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
     let bound = Duration::from_secs(10);
