@@ -9,9 +9,9 @@ use jobhooks_model::ports::{
     QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
-    ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
-    JobRecord, JobResult, JobSpec, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
-    async_trait,
+    CatalogError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook,
+    JobHookPatch, JobInputs, JobRecord, JobResult, JobSpec, MaintenanceError, Object, ObjectChange, ObjectRef,
+    OffsetDateTime, QueueError, RunId, StorageFailure, User, async_trait,
 };
 use uuid::Uuid;
 
@@ -55,13 +55,13 @@ impl<S> FaultyStore<S> {
     }
 }
 
-fn injected(what: &str) -> StoreError {
-    StoreError::Backend(jobhooks_model::BackendError::message(format!("injected {what} error")))
+fn injected(what: &str) -> StorageFailure {
+    StorageFailure::Backend(jobhooks_model::BackendError::message(format!("injected {what} error")))
 }
 
 #[async_trait]
 impl<S: ObjectReader> ObjectReader for FaultyStore<S> {
-    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure> {
         self.inner.get_object(reference).await
     }
 }
@@ -73,15 +73,15 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
         context: &ChangeContext,
         changes: ChangeSet,
         objects: ObjectWrites,
-    ) -> Result<CommitReceipt, StoreError> {
+    ) -> Result<CommitReceipt, ChangeError> {
         if Faults::take(&self.faults.commits) {
-            return Err(injected("write"));
+            return Err(injected("write").into());
         }
         self.inner.commit(context, changes, objects).await
     }
-    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
+    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
         if Faults::take(&self.faults.corrupt_changes) {
-            return Err(StoreError::Corrupt {
+            return Err(StorageFailure::Corrupt {
                 kind: "change",
                 key: id.to_string(),
                 reason: "injected decode error".into(),
@@ -89,10 +89,10 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
         }
         self.inner.get_change(id).await
     }
-    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError> {
+    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
         self.inner.changes_for_object(object, limit).await
     }
-    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError> {
+    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StorageFailure> {
         self.inner.changes_for_request(request_id).await
     }
     async fn changes_between(
@@ -100,72 +100,72 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
         from: OffsetDateTime,
         to: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ObjectChange>, StoreError> {
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
         self.inner.changes_between(from, to, limit).await
     }
-    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError> {
+    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
         self.inner.list_objects(content_type).await
     }
 }
 
 #[async_trait]
 impl<S: Catalog> Catalog for FaultyStore<S> {
-    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError> {
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
         self.inner.sync_jobs(linked, mode).await
     }
-    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {
         self.inner.list_jobs().await
     }
-    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
         self.inner.get_job(class_path).await
     }
-    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError> {
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
         self.inner.set_job_enabled(class_path, enabled).await
     }
-    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError> {
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
         self.inner.create_hook(hook).await
     }
-    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError> {
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
         self.inner.update_hook(name, patch).await
     }
-    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError> {
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, CatalogError> {
         self.inner.delete_hook(name).await
     }
-    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError> {
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StorageFailure> {
         self.inner.get_hook(name).await
     }
-    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError> {
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure> {
         self.inner.list_hooks().await
     }
-    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError> {
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         self.inner.create_button(button).await
     }
-    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError> {
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
         self.inner.update_button(name, patch).await
     }
-    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError> {
+    async fn delete_button(&self, name: &str) -> Result<JobButton, CatalogError> {
         self.inner.delete_button(name).await
     }
-    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StorageFailure> {
         self.inner.get_button(name).await
     }
-    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
         self.inner.list_buttons().await
     }
-    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+    async fn put_user(&self, user: User) -> Result<(), CatalogError> {
         self.inner.put_user(user).await
     }
-    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure> {
         self.inner.get_user(username).await
     }
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+    async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
         self.inner.list_users().await
     }
 }
 
 #[async_trait]
 impl<S: JobQueue> JobQueue for FaultyStore<S> {
-    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError> {
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
         self.inner.enqueue(job, user, inputs).await
     }
 
@@ -173,9 +173,9 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
         &self,
         now: OffsetDateTime,
         lease_for: Duration,
-    ) -> Result<Option<(Lease, JobResult)>, StoreError> {
+    ) -> Result<Option<(Lease, JobResult)>, QueueError> {
         if Faults::take(&self.faults.leases) {
-            return Err(injected("write"));
+            return Err(injected("write").into());
         }
         let leased = self.inner.lease_next(now, lease_for).await;
         if let Ok(Some(_)) = &leased {
@@ -184,18 +184,18 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
         leased
     }
 
-    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
         if Faults::take(&self.faults.completes) {
-            return Err(injected("flush"));
+            return Err(injected("flush").into());
         }
         self.inner.complete(completion).await
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         self.inner.release(lease).await
     }
 
-    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
+    async fn give_back(&self, lease: &Lease) -> Result<(), QueueError> {
         self.inner.give_back(lease).await
     }
 
@@ -210,30 +210,30 @@ impl<S: JobQueue> JobQueue for FaultyStore<S> {
 
 #[async_trait]
 impl<S: QueueReader> QueueReader for FaultyStore<S> {
-    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+    async fn depth(&self) -> Result<QueueDepth, StorageFailure> {
         self.inner.depth().await
     }
 
-    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StorageFailure> {
         self.inner.get_result(run).await
     }
 
-    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
         self.inner.list_results(filter).await
     }
 }
 
 #[async_trait]
 impl<S: QueueMaintenance> QueueMaintenance for FaultyStore<S> {
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, MaintenanceError> {
         self.inner.release_expired(now).await
     }
 
-    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+    async fn replay(&self, run: RunId) -> Result<(), MaintenanceError> {
         self.inner.replay(run).await
     }
 
-    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, MaintenanceError> {
         self.inner.prune(retention, now).await
     }
 }

@@ -95,11 +95,40 @@ impl Failure {
 }
 
 impl From<StoreError> for Failure {
+    /// The caller's input (exit status 2) or a failure (1).
     fn from(error: StoreError) -> Self {
         let message = jobhooks_model::error_chain(&error);
-        if error.is_bad_input() { Self::bad_input(message) } else { Self::failed(message) }
+        let bad_input = matches!(
+            error,
+            StoreError::Invalid(_)
+                | StoreError::Validation(_)
+                | StoreError::NotFound { .. }
+                | StoreError::Refused { .. }
+        );
+        if bad_input { Self::bad_input(message) } else { Self::failed(message) }
     }
 }
+
+/// Each port's error says what it is through [`StoreError`].
+macro_rules! failure_from_port_errors {
+    ($($error:ty),*) => {
+        $(
+            impl From<$error> for Failure {
+                fn from(error: $error) -> Self {
+                    StoreError::from(error).into()
+                }
+            }
+        )*
+    };
+}
+
+failure_from_port_errors!(
+    jobhooks_model::CatalogError,
+    jobhooks_model::ChangeError,
+    jobhooks_model::QueueError,
+    jobhooks_model::MaintenanceError,
+    jobhooks_model::StorageFailure
+);
 
 impl From<jobhooks_store::OpenError> for Failure {
     fn from(error: jobhooks_store::OpenError) -> Self {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jobhooks_model::ports::{ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHookPatch, JobKind, JobStatus, OffsetDateTime,
-    PendingChange, RunId, StoreError, SyncMode, User, json,
+    Action, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHookPatch, JobKind, JobStatus,
+    MaintenanceError, OffsetDateTime, PendingChange, QueueError, RunId, SyncMode, User, json,
 };
 use proptest::prelude::*;
 
@@ -17,9 +17,9 @@ use crate::support::{
     runs, save, spec, web,
 };
 
-fn validation(error: StoreError) -> jobhooks_model::ValidationErrors {
+fn validation(error: CatalogError) -> jobhooks_model::ValidationErrors {
     match error {
-        StoreError::Validation(errors) => errors,
+        CatalogError::Validation(errors) => errors,
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -52,9 +52,9 @@ pub async fn catalog_validates_with_nautobots_messages<S: Storage>(store: &S) {
     assert_eq!(store.get_hook("first").await.unwrap(), None, "a rename removes the old name");
     assert_eq!(store.get_hook("renamed").await.unwrap(), Some(updated.clone()));
     let err = store.update_hook("missing", JobHookPatch::default()).await.unwrap_err();
-    assert_eq!(err, StoreError::not_found("job hook", "missing"));
+    assert_eq!(err, CatalogError::not_found("job hook", "missing"));
     assert_eq!(store.delete_hook("renamed").await.unwrap(), updated);
-    assert!(matches!(store.delete_hook("renamed").await.unwrap_err(), StoreError::NotFound { .. }));
+    assert!(matches!(store.delete_hook("renamed").await.unwrap_err(), CatalogError::NotFound { .. }));
 
     let button = JobButton::new("b", vec![ct("dcim.device")], "Run {{ obj }}", BUTTON_JOB);
     store.create_button(button.clone()).await.unwrap();
@@ -64,7 +64,7 @@ pub async fn catalog_validates_with_nautobots_messages<S: Storage>(store: &S) {
     assert!(!validation(store.create_button(on_hook_job).await.unwrap_err()).field("job").is_empty());
     assert_eq!(store.list_buttons().await.unwrap(), std::slice::from_ref(&button));
     assert_eq!(store.delete_button("b").await.unwrap(), button);
-    assert_eq!(store.set_job_enabled("no::Such", true).await.unwrap_err(), StoreError::not_found("job", "no::Such"));
+    assert_eq!(store.set_job_enabled("no::Such", true).await.unwrap_err(), CatalogError::not_found("job", "no::Such"));
 }
 
 /// Job sync follows `plan_job_sync`: new jobs are installed and disabled, an additive sync never
@@ -105,7 +105,7 @@ pub async fn users_are_stored_and_names_checked<S: Storage>(store: &S) {
     let names: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
     assert_eq!(names, ["alice", "bob"]);
     let bad = User { username: "bad\u{0}name".into(), is_superuser: false, permissions: Vec::new() };
-    assert!(matches!(store.put_user(bad).await.unwrap_err(), StoreError::Invalid(_)));
+    assert!(matches!(store.put_user(bad).await.unwrap_err(), CatalogError::Invalid(_)));
     assert_eq!(store.get_user("nobody").await.unwrap(), None);
 }
 
@@ -229,7 +229,7 @@ pub async fn a_change_and_its_runs_are_committed_together<S: Storage>(store: &S)
             jobhooks_model::JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.device".into() },
         )
         .await;
-    assert_eq!(unknown.unwrap_err(), StoreError::not_found("job", "no::Such"));
+    assert_eq!(unknown.unwrap_err(), QueueError::NotFound { kind: "job", key: "no::Such".into() });
 }
 
 /// Runs about one object start one at a time, in the order they were queued; runs of other
@@ -279,12 +279,12 @@ pub async fn leases_lapse_and_are_taken_over<S: Storage>(store: &S) {
         result.logs
     );
     let err = store.complete(completion(&first, Outcome::Succeeded { writes: None })).await.unwrap_err();
-    assert_eq!(err, StoreError::LeaseLost { run: run.0 });
+    assert_eq!(err, QueueError::LeaseLost { run: run.0 });
     assert_eq!(store.release_expired(second.deadline - Duration::from_secs(1)).await.unwrap(), 0);
     assert_eq!(store.release_expired(second.deadline).await.unwrap(), 1);
     assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 0 });
     assert_eq!(store.get_result(run).await.unwrap().unwrap().status, JobStatus::Pending);
-    assert!(matches!(store.release(&second).await.unwrap_err(), StoreError::LeaseLost { .. }));
+    assert!(matches!(store.release(&second).await.unwrap_err(), QueueError::LeaseLost { .. }));
     let (third, result) = store.lease_next(now, LEASE).await.unwrap().unwrap();
     assert_eq!(result.attempts, 3);
     store.complete(completion(&third, Outcome::Failed)).await.unwrap();
@@ -307,10 +307,10 @@ pub async fn released_runs_count_the_attempt_and_given_back_runs_do_not<S: Stora
     let (lease, result) = store.lease_next(now, LEASE).await.unwrap().expect("released: ready at once");
     assert_eq!(result.attempts, 2);
     let stale = jobhooks_model::ports::Lease { token: lease.token + 99, ..lease.clone() };
-    assert!(matches!(store.give_back(&stale).await.unwrap_err(), StoreError::LeaseLost { .. }));
+    assert!(matches!(store.give_back(&stale).await.unwrap_err(), QueueError::LeaseLost { .. }));
     store.complete(completion(&lease, Outcome::Succeeded { writes: None })).await.unwrap();
     assert!(
-        matches!(store.release(&lease).await.unwrap_err(), StoreError::LeaseLost { .. }),
+        matches!(store.release(&lease).await.unwrap_err(), QueueError::LeaseLost { .. }),
         "a finished run cannot be released"
     );
 }
@@ -364,7 +364,7 @@ pub async fn dead_letters_free_the_line_and_replays_join_its_back<S: Storage>(st
         err.to_string(),
         format!("refused: run {second} is not dead-lettered; only dead-lettered runs can be replayed")
     );
-    assert!(matches!(store.replay(RunId(9_999)).await.unwrap_err(), StoreError::Refused { .. }));
+    assert!(matches!(store.replay(RunId(9_999)).await.unwrap_err(), MaintenanceError::Refused { .. }));
 }
 
 /// A success commits the attempt's writes with its result, as `job-hook` changes that queue

@@ -62,6 +62,18 @@ pub enum PressError {
     Store(#[from] StoreError),
 }
 
+impl From<jobhooks_model::StorageFailure> for PressError {
+    fn from(error: jobhooks_model::StorageFailure) -> Self {
+        PressError::Store(error.into())
+    }
+}
+
+impl From<jobhooks_model::QueueError> for PressError {
+    fn from(error: jobhooks_model::QueueError) -> Self {
+        PressError::Store(error.into())
+    }
+}
+
 /// `obj` in a button template: its fields by name, and its text when printed.
 #[derive(Debug)]
 struct TemplateObjectValue(Object);

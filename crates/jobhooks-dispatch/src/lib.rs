@@ -173,6 +173,18 @@ pub enum DispatchError {
     Store(#[from] StoreError),
 }
 
+impl From<jobhooks_model::CatalogError> for DispatchError {
+    fn from(error: jobhooks_model::CatalogError) -> Self {
+        DispatchError::Store(error.into())
+    }
+}
+
+impl From<jobhooks_model::MaintenanceError> for DispatchError {
+    fn from(error: jobhooks_model::MaintenanceError) -> Self {
+        DispatchError::Store(error.into())
+    }
+}
+
 /// Counts of a dispatcher's runs by outcome, and the queue's depth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -488,7 +500,7 @@ impl<S: Storage + 'static> Shared<S> {
                     };
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
-                Err(StoreError::LeaseLost { .. }) => {
+                Err(jobhooks_model::QueueError::LeaseLost { .. }) => {
                     self.counters.lease_lost.fetch_add(1, Ordering::SeqCst);
                     tracing::warn!(%run, "the lease lapsed and the run was taken over; this outcome is discarded");
                 }

@@ -99,7 +99,7 @@ impl<S: Storage + 'static> Shared<S> {
     /// run is given back to run again.
     pub(crate) async fn execute(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
         match self.prepare_and_call(lease, result).await {
-            Err(corrupt @ StoreError::Corrupt { .. }) => {
+            Err(StoreError::Storage(corrupt @ jobhooks_model::StorageFailure::Corrupt { .. })) => {
                 let running = vec![entry(LogLevel::Info, INITIALIZATION, "Running job")];
                 Ok(failed(lease, running, format!("Could not prepare the run: {corrupt}")))
             }

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use crate::ports::ObjectReader;
 use crate::{
-    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ChangeSet, JobKind, LogEntry, LogLevel,
-    LoggedObject, Object, ObjectChange, ObjectRef, RunId, StoreError, User,
+    Action, ChangeContext, ChangeContextKind, ChangeError, ChangeId, ChangeSession, ChangeSet, JobKind, LogEntry,
+    LogLevel, LoggedObject, Object, ObjectChange, ObjectRef, RunId, StorageFailure, User,
 };
 
 /// What a receiver returns when it fails. Any error type converts into it with `?`, and so does a
@@ -252,19 +252,19 @@ impl JobContext {
     }
 
     /// The object `reference` as this run sees it: its own writes first, then the store.
-    pub async fn load(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+    pub async fn load(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure> {
         self.session.load(reference).await
     }
 
     /// Saves `object` (a create if it does not exist yet, else an update). Committed when the run
     /// ends, together with its result.
-    pub async fn save(&mut self, object: Object) -> Result<(), StoreError> {
+    pub async fn save(&mut self, object: Object) -> Result<(), StorageFailure> {
         self.session.save(object).await
     }
 
     /// Deletes the object `reference` and returns it as it was. Committed when the run ends,
     /// together with its result.
-    pub async fn delete(&mut self, reference: &ObjectRef) -> Result<Object, StoreError> {
+    pub async fn delete(&mut self, reference: &ObjectRef) -> Result<Object, ChangeError> {
         self.session.delete(reference).await
     }
 
@@ -297,7 +297,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ObjectReader for Fixed {
-        async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+        async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure> {
             Ok(self.0.get(reference).cloned())
         }
     }

@@ -123,25 +123,10 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
-/// Why a storage operation failed. Backends map their own errors into these variants, so callers
-/// never see a backend type.
+/// The storage itself failed: what any port may meet, whatever it was asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {
-    /// The input broke a rule; nothing was written.
-    #[error("{0}")]
-    Invalid(#[from] ModelError),
-    /// A hook, button or user failed validation; nothing was written.
-    #[error("{0}")]
-    Validation(#[from] ValidationErrors),
-    /// A record the operation needs does not exist.
-    #[error("{kind} `{key}` does not exist")]
-    NotFound {
-        /// What kind of record (`job`, `job hook`, `object`, …).
-        kind: &'static str,
-        /// Its key.
-        key: String,
-    },
+pub enum StorageFailure {
     /// A stored record could not be decoded.
     #[error("corrupt {kind} record `{key}`: {reason}; restore the store from a backup or remove the record")]
     Corrupt {
@@ -151,6 +136,137 @@ pub enum StoreError {
         key: String,
         /// The decoder's complaint.
         reason: String,
+    },
+    /// The backend failed (IO error, full disk, …). Nothing of the operation was written. The
+    /// backend's own error is its source.
+    #[error(transparent)]
+    Backend(BackendError),
+}
+
+impl From<BackendError> for StorageFailure {
+    fn from(error: BackendError) -> Self {
+        StorageFailure::Backend(error)
+    }
+}
+
+/// Why a [`Catalog`](crate::ports::Catalog) operation failed. Nothing was written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// A hook, button or user failed validation.
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    /// The job, hook or button named does not exist.
+    #[error("{kind} `{key}` does not exist")]
+    NotFound {
+        /// What kind of record (`job`, `job hook`, `job button`).
+        kind: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageFailure),
+}
+
+/// Why an operation of the change log ([`ChangeStore`](crate::ports::ChangeStore), a
+/// [`ChangeSession`](crate::ChangeSession)) failed. Nothing was written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// The object to delete does not exist.
+    #[error("{kind} `{key}` does not exist")]
+    NotFound {
+        /// What kind of record (`object`).
+        kind: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageFailure),
+}
+
+/// Why a [`JobQueue`](crate::ports::JobQueue) operation failed. Nothing was written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The job to queue a run of does not exist.
+    #[error("{kind} `{key}` does not exist")]
+    NotFound {
+        /// What kind of record (`job`).
+        kind: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// A run's writes broke a rule.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// The operation does not apply to the run in its current state.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why, and what to do instead.
+        reason: String,
+    },
+    /// A lease expired and another worker took the run over; this worker's outcome was discarded.
+    #[error("the lease on run {run} expired and was taken over; its outcome was discarded")]
+    LeaseLost {
+        /// The run.
+        run: u64,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageFailure),
+}
+
+/// Why a [`QueueMaintenance`](crate::ports::QueueMaintenance) operation failed. Nothing was
+/// written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MaintenanceError {
+    /// The run to replay does not exist.
+    #[error("{kind} `{key}` does not exist")]
+    NotFound {
+        /// What kind of record (`job result`).
+        kind: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// The operation does not apply to the run in its current state.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why, and what to do instead.
+        reason: String,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageFailure),
+}
+
+/// Any storage error, for code that uses several ports at once (the dispatcher, the command
+/// line). Each port's own error converts into it variant by variant, keeping its source.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The input broke a rule; nothing was written.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// A hook, button or user failed validation; nothing was written.
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    /// A record the operation needs does not exist.
+    #[error("{kind} `{key}` does not exist")]
+    NotFound {
+        /// What kind of record (`job`, `job hook`, `object`, …).
+        kind: &'static str,
+        /// Its key.
+        key: String,
     },
     /// The operation does not apply to the record in its current state; nothing was written.
     #[error("refused: {reason}")]
@@ -164,19 +280,90 @@ pub enum StoreError {
         /// The run.
         run: u64,
     },
-    /// The backend failed (IO error, full disk, …). Nothing of the operation was written. The
-    /// backend's own error is its source.
+    /// The storage failed.
     #[error(transparent)]
-    Backend(BackendError),
+    Storage(#[from] StorageFailure),
+}
+
+impl From<CatalogError> for StoreError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::Invalid(e) => StoreError::Invalid(e),
+            CatalogError::Validation(e) => StoreError::Validation(e),
+            CatalogError::NotFound { kind, key } => StoreError::NotFound { kind, key },
+            CatalogError::Storage(e) => StoreError::Storage(e),
+        }
+    }
+}
+
+impl From<ChangeError> for StoreError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::Invalid(e) => StoreError::Invalid(e),
+            ChangeError::NotFound { kind, key } => StoreError::NotFound { kind, key },
+            ChangeError::Storage(e) => StoreError::Storage(e),
+        }
+    }
+}
+
+impl From<QueueError> for StoreError {
+    fn from(error: QueueError) -> Self {
+        match error {
+            QueueError::NotFound { kind, key } => StoreError::NotFound { kind, key },
+            QueueError::Invalid(e) => StoreError::Invalid(e),
+            QueueError::Refused { reason } => StoreError::Refused { reason },
+            QueueError::LeaseLost { run } => StoreError::LeaseLost { run },
+            QueueError::Storage(e) => StoreError::Storage(e),
+        }
+    }
+}
+
+impl From<MaintenanceError> for StoreError {
+    fn from(error: MaintenanceError) -> Self {
+        match error {
+            MaintenanceError::NotFound { kind, key } => StoreError::NotFound { kind, key },
+            MaintenanceError::Refused { reason } => StoreError::Refused { reason },
+            MaintenanceError::Storage(e) => StoreError::Storage(e),
+        }
+    }
+}
+
+impl From<ChangeError> for QueueError {
+    /// A run's writes commit like any change: their errors are the run's.
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::Invalid(e) => QueueError::Invalid(e),
+            ChangeError::NotFound { kind, key } => QueueError::NotFound { kind, key },
+            ChangeError::Storage(e) => QueueError::Storage(e),
+        }
+    }
+}
+
+impl From<crate::IllegalTransition> for QueueError {
+    fn from(illegal: crate::IllegalTransition) -> Self {
+        QueueError::Refused { reason: illegal.to_string() }
+    }
+}
+
+impl From<crate::IllegalTransition> for MaintenanceError {
+    fn from(illegal: crate::IllegalTransition) -> Self {
+        MaintenanceError::Refused { reason: illegal.to_string() }
+    }
+}
+
+impl From<BackendError> for StoreError {
+    fn from(error: BackendError) -> Self {
+        StoreError::Storage(StorageFailure::Backend(error))
+    }
 }
 
 /// A failure of a storage backend: what it was doing, and the backend's own error as its
 /// [`source`](std::error::Error::source), so that the chain reaches the IO error.
 ///
 /// ```
-/// use jobhooks_model::{BackendError, StoreError, error_chain};
+/// use jobhooks_model::{BackendError, StorageFailure, error_chain};
 /// let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
-/// let error = StoreError::Backend(BackendError::new("cannot flush the store", io));
+/// let error = StorageFailure::Backend(BackendError::new("cannot flush the store", io));
 /// assert_eq!(error.to_string(), "storage failed: cannot flush the store");
 /// assert_eq!(error_chain(&error), "storage failed: cannot flush the store: no space left on device");
 /// ```
@@ -240,16 +427,19 @@ impl StoreError {
     pub fn not_found(kind: &'static str, key: impl fmt::Display) -> Self {
         StoreError::NotFound { kind, key: key.to_string() }
     }
+}
 
-    /// Whether the error is the caller's input (exit status 2 in the CLI) rather than a failure.
-    pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Invalid(_)
-                | StoreError::Validation(_)
-                | StoreError::NotFound { .. }
-                | StoreError::Refused { .. }
-        )
+impl CatalogError {
+    /// A [`CatalogError::NotFound`].
+    pub fn not_found(kind: &'static str, key: impl fmt::Display) -> Self {
+        CatalogError::NotFound { kind, key: key.to_string() }
+    }
+}
+
+impl StorageFailure {
+    /// A [`StorageFailure::Corrupt`] record.
+    pub fn corrupt(kind: &'static str, key: impl fmt::Display, reason: impl fmt::Display) -> Self {
+        StorageFailure::Corrupt { kind, key: key.to_string(), reason: reason.to_string() }
     }
 }
 
@@ -275,9 +465,18 @@ mod tests {
     }
 
     #[test]
-    fn bad_input_is_told_apart_from_failures() {
-        assert!(StoreError::not_found("job", "a::B").is_bad_input());
-        assert!(!StoreError::Backend(BackendError::message("disk full")).is_bad_input());
-        assert_eq!(StoreError::not_found("job hook", "h1").to_string(), "job hook `h1` does not exist");
+    fn port_errors_convert_variant_by_variant_and_keep_their_source() {
+        let io = std::io::Error::other("no space left on device");
+        let failure = StorageFailure::Backend(BackendError::new("cannot flush the store", io));
+        let queue = QueueError::Storage(failure.clone());
+        let any = StoreError::from(queue);
+        assert_eq!(any, StoreError::Storage(failure));
+        assert_eq!(error_chain(&any), "storage failed: cannot flush the store: no space left on device");
+        assert_eq!(StoreError::from(QueueError::LeaseLost { run: 7 }), StoreError::LeaseLost { run: 7 });
+        let missing = CatalogError::not_found("job hook", "h1");
+        assert_eq!(missing.to_string(), "job hook `h1` does not exist");
+        assert_eq!(StoreError::from(missing), StoreError::not_found("job hook", "h1"));
+        let refused = MaintenanceError::Refused { reason: "not dead".into() };
+        assert_eq!(StoreError::from(refused).to_string(), "refused: not dead");
     }
 }

@@ -40,7 +40,10 @@ pub use change::{
 };
 pub use clock::{Clock, ManualClock, SystemClock, system_clock};
 pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo, SharedData};
-pub use error::{BackendError, ModelError, StoreError, ValidationErrors, error_chain};
+pub use error::{
+    BackendError, CatalogError, ChangeError, MaintenanceError, ModelError, QueueError, StorageFailure, StoreError,
+    ValidationErrors, error_chain,
+};
 pub use hook::{HookMatches, JobHook, JobHookPatch, match_hooks, validate_hook};
 pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
 pub use job::{JobInputs, JobKind, JobRecord, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, LoggedObject, RunId};

@@ -12,18 +12,19 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::error::{CatalogError, ChangeError, MaintenanceError, QueueError, StorageFailure};
 pub use crate::lifecycle::{Completion, Outcome};
 pub use crate::sync::{SyncMode, SyncReport};
 use crate::{
     ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
-    JobRecord, JobResult, JobSpec, JobStatus, Object, ObjectChange, ObjectRef, RunId, StoreError, User,
+    JobRecord, JobResult, JobSpec, JobStatus, Object, ObjectChange, ObjectRef, RunId, User,
 };
 
 /// Reads application objects.
 #[async_trait::async_trait]
 pub trait ObjectReader: Send + Sync {
     /// The object `reference`, or `None` if it does not exist.
-    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError>;
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure>;
 }
 
 /// What one commit wrote.
@@ -57,25 +58,28 @@ pub trait ChangeStore: ObjectReader {
         context: &ChangeContext,
         changes: ChangeSet,
         objects: ObjectWrites,
-    ) -> Result<CommitReceipt, StoreError>;
+    ) -> Result<CommitReceipt, ChangeError>;
 
     /// One change.
-    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError>;
+    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure>;
 
     /// One change and its object as it is now (`None` when the repository does not hold it), what
     /// a job hook run is called with. Backends override it when they can read both at once; the
     /// sled store does not decode a change twice when it is still its object's latest.
-    async fn get_change_and_object(&self, id: ChangeId) -> Result<Option<(ObjectChange, Option<Object>)>, StoreError> {
+    async fn get_change_and_object(
+        &self,
+        id: ChangeId,
+    ) -> Result<Option<(ObjectChange, Option<Object>)>, StorageFailure> {
         let Some(change) = self.get_change(id).await? else { return Ok(None) };
         let object = self.get_object(&change.object_ref()).await?;
         Ok(Some((change, object)))
     }
 
     /// The changes of one object, newest first, at most `limit`.
-    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError>;
+    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure>;
 
     /// The changes of one change context, in order.
-    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError>;
+    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StorageFailure>;
 
     /// The changes committed in `[from, to)`, oldest first, at most `limit`.
     async fn changes_between(
@@ -83,10 +87,10 @@ pub trait ChangeStore: ObjectReader {
         from: OffsetDateTime,
         to: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ObjectChange>, StoreError>;
+    ) -> Result<Vec<ObjectChange>, StorageFailure>;
 
     /// The stored objects of one type, by id.
-    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError>;
+    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure>;
 }
 
 /// Job records, job hooks, job buttons and users, validated on every write.
@@ -94,47 +98,47 @@ pub trait ChangeStore: ObjectReader {
 pub trait Catalog: Send + Sync {
     /// Makes the job records match the jobs linked into the program, as
     /// [`plan_job_sync`](crate::plan_job_sync) plans it for `mode`, in one transaction.
-    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError>;
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError>;
     /// Every job record, by class path.
-    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure>;
     /// One job record.
-    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError>;
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure>;
     /// Enables or disables a job. Disabling does not touch its hooks and buttons (they are skipped).
-    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError>;
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError>;
 
     /// Validates and stores a new hook.
-    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError>;
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError>;
     /// Validates and stores a partial update of the hook `name`.
-    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError>;
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError>;
     /// Deletes the hook `name` and returns it.
-    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError>;
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, CatalogError>;
     /// One hook.
-    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError>;
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StorageFailure>;
     /// Every hook, by name.
-    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError>;
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure>;
 
     /// Validates and stores a new button.
-    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError>;
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError>;
     /// Validates and stores a partial update of the button `name`.
-    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError>;
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError>;
     /// Deletes the button `name` and returns it.
-    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError>;
+    async fn delete_button(&self, name: &str) -> Result<JobButton, CatalogError>;
     /// One button.
-    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError>;
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StorageFailure>;
     /// Every button, by name.
-    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError>;
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure>;
 
     /// Creates or replaces a user.
-    async fn put_user(&self, user: User) -> Result<(), StoreError>;
+    async fn put_user(&self, user: User) -> Result<(), CatalogError>;
     /// One user.
-    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure>;
     /// Every user, by name.
-    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StorageFailure>;
 }
 
 /// A claim on one queued run, valid until `deadline`. Another worker may take the run over once
 /// the deadline passes; completing with a lease that was taken over fails with
-/// [`StoreError::LeaseLost`].
+/// [`QueueError::LeaseLost`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// The run.
@@ -197,7 +201,7 @@ pub struct PruneReport {
 #[async_trait::async_trait]
 pub trait JobQueue: Send + Sync {
     /// Queues one run of `job` as `user` (a button press), with a pending result.
-    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError>;
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError>;
     /// Claims the oldest runnable run (leased past its deadline, else pending and due) for
     /// `lease_for`, marks its result started, and returns the claim and the result. Runs about the
     /// same object start one at a time, in the order they were queued (a replayed run queues
@@ -206,7 +210,7 @@ pub trait JobQueue: Send + Sync {
         &self,
         now: OffsetDateTime,
         lease_for: Duration,
-    ) -> Result<Option<(Lease, JobResult)>, StoreError>;
+    ) -> Result<Option<(Lease, JobResult)>, QueueError>;
     /// Claims up to `max` runnable runs at once, in the order [`JobQueue::lease_next`] would.
     /// Backends that can claim several in one write override it; the default claims one by one.
     async fn lease_batch(
@@ -214,7 +218,7 @@ pub trait JobQueue: Send + Sync {
         now: OffsetDateTime,
         lease_for: Duration,
         max: usize,
-    ) -> Result<Vec<(Lease, JobResult)>, StoreError> {
+    ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
         let mut claimed = Vec::new();
         while claimed.len() < max {
             match self.lease_next(now, lease_for).await? {
@@ -226,14 +230,14 @@ pub trait JobQueue: Send + Sync {
     }
     /// Ends or reschedules a claimed run, committing its writes (on success), its result and its
     /// queue entry's new state atomically. Returns what the writes committed.
-    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError>;
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError>;
     /// Completes several claimed runs; each outcome is that of [`JobQueue::complete`] for its run
     /// (a lapsed lease refuses only its own run). Backends that can write them together, sharing
     /// one flush, override it; the default completes one by one.
     async fn complete_batch(
         &self,
         completions: Vec<Completion>,
-    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
         let mut outcomes = Vec::with_capacity(completions.len());
         for completion in completions {
             outcomes.push(self.complete(completion).await);
@@ -242,10 +246,10 @@ pub trait JobQueue: Send + Sync {
     }
     /// Gives a claimed run back without an outcome (e.g. stopped at shutdown): pending again at
     /// once. The claim still counts as one of the run's attempts.
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
     /// Gives a claimed run back that never started: pending again at once, and the claim does not
     /// count as one of its attempts.
-    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError>;
+    async fn give_back(&self, lease: &Lease) -> Result<(), QueueError>;
     /// A counter that grows whenever runs may have become ready (commits that queued runs,
     /// completions, retries, replays, releases).
     fn work_generation(&self) -> u64;
@@ -258,24 +262,24 @@ pub trait JobQueue: Send + Sync {
 #[async_trait::async_trait]
 pub trait QueueReader: Send + Sync {
     /// How many runs are where.
-    async fn depth(&self) -> Result<QueueDepth, StoreError>;
+    async fn depth(&self) -> Result<QueueDepth, StorageFailure>;
     /// One result.
-    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError>;
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StorageFailure>;
     /// Results, newest first.
-    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError>;
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure>;
 }
 
 /// Maintenance of the queue: lapsed leases, replays of dead letters, retention.
 #[async_trait::async_trait]
 pub trait QueueMaintenance: Send + Sync {
     /// Returns every lease past its deadline to pending; how many.
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, MaintenanceError>;
     /// Queues a dead-lettered run again, as a new attempt series of the same run, behind the
     /// runs of its object queued so far.
-    async fn replay(&self, run: RunId) -> Result<(), StoreError>;
+    async fn replay(&self, run: RunId) -> Result<(), MaintenanceError>;
     /// Removes finished results and old changes past `retention` as of `now`, with their index
     /// entries, in bounded steps so that commits are not held up.
-    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError>;
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, MaintenanceError>;
 }
 
 /// Every port at once: what a dispatcher needs from one backend.

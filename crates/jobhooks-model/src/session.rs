@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
-use crate::{ChangeContext, ChangeSet, Object, ObjectRef, PendingChange, StoreError};
+use crate::{ChangeContext, ChangeError, ChangeSet, Object, ObjectRef, PendingChange, StorageFailure};
 
 /// Reads objects and records writes in one change context, until it is committed.
 ///
@@ -17,7 +17,7 @@ use crate::{ChangeContext, ChangeSet, Object, ObjectRef, PendingChange, StoreErr
 /// # struct Empty;
 /// # #[jobhooks_model::async_trait]
 /// # impl jobhooks_model::ports::ObjectReader for Empty {
-/// #     async fn get_object(&self, _: &ObjectRef) -> Result<Option<Object>, jobhooks_model::StoreError> { Ok(None) }
+/// #     async fn get_object(&self, _: &ObjectRef) -> Result<Option<Object>, jobhooks_model::StorageFailure> { Ok(None) }
 /// # }
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
@@ -50,7 +50,7 @@ impl ChangeSession {
     }
 
     /// The object `reference` as this session sees it: its own writes first, then the store.
-    pub async fn load(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+    pub async fn load(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure> {
         match self.changes.current(reference) {
             Some(state) => Ok(state),
             None => self.objects.get_object(reference).await,
@@ -58,15 +58,18 @@ impl ChangeSession {
     }
 
     /// Saves `object`: a create if it does not exist yet, else an update.
-    pub async fn save(&mut self, object: Object) -> Result<(), StoreError> {
+    pub async fn save(&mut self, object: Object) -> Result<(), StorageFailure> {
         let existing = self.load(object.reference()).await?;
         self.changes.save(&object, existing.as_ref());
         Ok(())
     }
 
     /// Deletes the object `reference` and returns it as it was.
-    pub async fn delete(&mut self, reference: &ObjectRef) -> Result<Object, StoreError> {
-        let existing = self.load(reference).await?.ok_or_else(|| StoreError::not_found("object", reference))?;
+    pub async fn delete(&mut self, reference: &ObjectRef) -> Result<Object, ChangeError> {
+        let existing = self
+            .load(reference)
+            .await?
+            .ok_or_else(|| ChangeError::NotFound { kind: "object", key: reference.to_string() })?;
         self.changes.delete(&existing);
         Ok(existing)
     }
@@ -82,7 +85,7 @@ impl ChangeSession {
     }
 
     /// Commits the writes to `store` atomically, objects included.
-    pub async fn commit(self, store: &dyn ChangeStore) -> Result<CommitReceipt, StoreError> {
+    pub async fn commit(self, store: &dyn ChangeStore) -> Result<CommitReceipt, ChangeError> {
         store.commit(&self.context, self.changes, ObjectWrites::Apply).await
     }
 }

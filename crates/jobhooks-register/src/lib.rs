@@ -59,7 +59,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jobhooks_model::ports::{Catalog, SyncMode, SyncReport};
-use jobhooks_model::{JobButtonReceiver, JobHookReceiver, JobKind, JobSpec, StoreError};
+use jobhooks_model::{CatalogError, JobButtonReceiver, JobHookReceiver, JobKind, JobSpec};
 
 #[doc(hidden)]
 pub mod __private {
@@ -495,7 +495,7 @@ impl Registry {
     /// Makes the store's job records match this registry, per `mode`: new jobs installed and
     /// disabled; with [`SyncMode::Full`], jobs no longer linked marked not installed (which
     /// disables their hooks and buttons). The dispatcher calls it at start.
-    pub async fn sync_into(&self, catalog: &dyn Catalog, mode: SyncMode) -> Result<SyncReport, StoreError> {
+    pub async fn sync_into(&self, catalog: &dyn Catalog, mode: SyncMode) -> Result<SyncReport, CatalogError> {
         catalog.sync_jobs(&self.specs(), mode).await
     }
 }

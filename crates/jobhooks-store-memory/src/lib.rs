@@ -34,10 +34,11 @@ use jobhooks_model::ports::{
     QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
-    Action, ChangeContext, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock, ContentType, CountChange,
-    IllegalTransition, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs, JobRecord, JobResult, JobSpec,
-    JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, QUEUED, RunEvent, RunId, StoreError, User, lapse_entry,
-    match_hooks, plan_job_sync, system_clock, transition, validate_button, validate_hook, validate_name,
+    Action, CatalogError, ChangeContext, ChangeError, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock,
+    ContentType, CountChange, IllegalTransition, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
+    JobRecord, JobResult, JobSpec, JobStatus, MaintenanceError, Object, ObjectChange, ObjectRef, OffsetDateTime,
+    QUEUED, QueueError, RunEvent, RunId, StorageFailure, User, lapse_entry, match_hooks, plan_job_sync, system_clock,
+    transition, validate_button, validate_hook, validate_name,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -110,8 +111,8 @@ struct State {
 }
 
 /// An event the run's state does not allow: nothing is written.
-fn refused(illegal: IllegalTransition) -> StoreError {
-    StoreError::Refused { reason: illegal.to_string() }
+fn refused(illegal: IllegalTransition) -> QueueError {
+    QueueError::Refused { reason: illegal.to_string() }
 }
 
 fn add(counts: &mut CountChange, change: CountChange) {
@@ -229,16 +230,16 @@ impl State {
     }
 
     /// The claimed run of `lease`, or `LeaseLost` when the claim was taken over or released.
-    fn claimed(&mut self, lease: &Lease) -> Result<&mut Run, StoreError> {
+    fn claimed(&mut self, lease: &Lease) -> Result<&mut Run, QueueError> {
         self.runs
             .get_mut(&lease.run)
             .filter(|run| run.state == JobStatus::Started && run.leases == lease.token)
-            .ok_or(StoreError::LeaseLost { run: lease.run.0 })
+            .ok_or(QueueError::LeaseLost { run: lease.run.0 })
     }
 
     /// Applies `event` to the claimed run `run`, which goes back to pending.
-    fn unclaim(&mut self, run: RunId, event: RunEvent, now: OffsetDateTime) -> Result<(), StoreError> {
-        let step = transition(JobStatus::Started, event).map_err(refused)?;
+    fn unclaim(&mut self, run: RunId, event: RunEvent, now: OffsetDateTime) -> Result<(), IllegalTransition> {
+        let step = transition(JobStatus::Started, event)?;
         add(&mut self.counts, step.counts);
         let Some(entry) = self.runs.get_mut(&run) else { return Ok(()) };
         entry.state = step.to;
@@ -262,7 +263,7 @@ impl State {
         }
     }
 
-    fn complete(&mut self, clock: &dyn Clock, completion: Completion) -> Result<CommitReceipt, StoreError> {
+    fn complete(&mut self, clock: &dyn Clock, completion: Completion) -> Result<CommitReceipt, QueueError> {
         let Completion { lease, outcome, logs } = completion;
         self.claimed(&lease)?;
         let step = transition(JobStatus::Started, outcome.event()).map_err(refused)?;
@@ -271,7 +272,7 @@ impl State {
         if step.leaves_line {
             self.leave_line(lease.run);
         }
-        let run = self.runs.get_mut(&lease.run).ok_or(StoreError::LeaseLost { run: lease.run.0 })?;
+        let run = self.runs.get_mut(&lease.run).ok_or(QueueError::LeaseLost { run: lease.run.0 })?;
         run.state = step.to;
         run.deadline = None;
         run.result.logs.extend(logs);
@@ -327,7 +328,7 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl ObjectReader for MemoryStore {
-    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure> {
         Ok(self.state().objects.get(reference).cloned())
     }
 }
@@ -339,7 +340,7 @@ impl ChangeStore for MemoryStore {
         context: &ChangeContext,
         changes: ChangeSet,
         objects: ObjectWrites,
-    ) -> Result<CommitReceipt, StoreError> {
+    ) -> Result<CommitReceipt, ChangeError> {
         let receipt = self.state().commit(&*self.inner.clock, context, changes, objects);
         if !receipt.runs.is_empty() {
             self.signal_work();
@@ -347,11 +348,14 @@ impl ChangeStore for MemoryStore {
         Ok(receipt)
     }
 
-    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
+    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
         Ok(self.state().read_change(id))
     }
 
-    async fn get_change_and_object(&self, id: ChangeId) -> Result<Option<(ObjectChange, Option<Object>)>, StoreError> {
+    async fn get_change_and_object(
+        &self,
+        id: ChangeId,
+    ) -> Result<Option<(ObjectChange, Option<Object>)>, StorageFailure> {
         let state = self.state();
         Ok(state.read_change(id).map(|change| {
             let object = state.objects.get(&change.object_ref()).cloned();
@@ -359,13 +363,13 @@ impl ChangeStore for MemoryStore {
         }))
     }
 
-    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError> {
+    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
         let state = self.state();
         let ids = state.changes_by_object.get(object).map(Vec::as_slice).unwrap_or_default();
         Ok(ids.iter().rev().take(limit).filter_map(|&id| state.read_change(id)).collect())
     }
 
-    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError> {
+    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StorageFailure> {
         let state = self.state();
         let ids = state.changes_by_request.get(&request_id).map(Vec::as_slice).unwrap_or_default();
         Ok(ids.iter().filter_map(|&id| state.read_change(id)).collect())
@@ -376,13 +380,13 @@ impl ChangeStore for MemoryStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ObjectChange>, StoreError> {
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
         let state = self.state();
         let ids = state.changes.values().filter(|recorded| recorded.change.time >= from && recorded.change.time < to);
         Ok(ids.take(limit).filter_map(|recorded| state.read_change(recorded.change.id)).collect())
     }
 
-    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError> {
+    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
         // The repository is ordered by reference, (content type, id): one type's objects by id.
         let state = self.state();
         Ok(state.objects.values().filter(|object| object.content_type() == content_type).cloned().collect())
@@ -391,7 +395,7 @@ impl ChangeStore for MemoryStore {
 
 #[async_trait::async_trait]
 impl Catalog for MemoryStore {
-    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError> {
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
         let mut state = self.state();
         let plan = plan_job_sync(state.jobs.values(), state.hooks.values(), state.buttons.values(), linked, mode);
         for job in plan.jobs {
@@ -406,31 +410,31 @@ impl Catalog for MemoryStore {
         Ok(plan.report)
     }
 
-    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {
         Ok(self.state().jobs.values().cloned().collect())
     }
 
-    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
         Ok(self.state().jobs.get(class_path).cloned())
     }
 
-    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError> {
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
         let mut state = self.state();
-        let job = state.jobs.get_mut(class_path).ok_or_else(|| StoreError::not_found("job", class_path))?;
+        let job = state.jobs.get_mut(class_path).ok_or_else(|| CatalogError::not_found("job", class_path))?;
         job.enabled = enabled;
         Ok(job.clone())
     }
 
-    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError> {
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
         let mut state = self.state();
         validate_hook(&hook, state.hooks.values(), state.jobs.get(&hook.job))?;
         state.hooks.insert(hook.name.clone(), hook.clone());
         Ok(hook)
     }
 
-    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError> {
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
         let mut state = self.state();
-        let stored = state.hooks.get(name).ok_or_else(|| StoreError::not_found("job hook", name))?;
+        let stored = state.hooks.get(name).ok_or_else(|| CatalogError::not_found("job hook", name))?;
         let hook = patch.apply_to(stored);
         validate_hook(&hook, state.hooks.values().filter(|other| other.name != name), state.jobs.get(&hook.job))?;
         state.hooks.remove(name);
@@ -438,28 +442,28 @@ impl Catalog for MemoryStore {
         Ok(hook)
     }
 
-    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError> {
-        self.state().hooks.remove(name).ok_or_else(|| StoreError::not_found("job hook", name))
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, CatalogError> {
+        self.state().hooks.remove(name).ok_or_else(|| CatalogError::not_found("job hook", name))
     }
 
-    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError> {
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StorageFailure> {
         Ok(self.state().hooks.get(name).cloned())
     }
 
-    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError> {
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure> {
         Ok(self.state().hooks.values().cloned().collect())
     }
 
-    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError> {
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         let mut state = self.state();
         validate_button(&button, state.buttons.get(&button.name), state.jobs.get(&button.job))?;
         state.buttons.insert(button.name.clone(), button.clone());
         Ok(button)
     }
 
-    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError> {
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
         let mut state = self.state();
-        let stored = state.buttons.get(name).ok_or_else(|| StoreError::not_found("job button", name))?;
+        let stored = state.buttons.get(name).ok_or_else(|| CatalogError::not_found("job button", name))?;
         let button = patch.apply_to(stored);
         let same_name = state.buttons.get(&button.name).filter(|other| other.name != name);
         validate_button(&button, same_name, state.jobs.get(&button.job))?;
@@ -468,40 +472,40 @@ impl Catalog for MemoryStore {
         Ok(button)
     }
 
-    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError> {
-        self.state().buttons.remove(name).ok_or_else(|| StoreError::not_found("job button", name))
+    async fn delete_button(&self, name: &str) -> Result<JobButton, CatalogError> {
+        self.state().buttons.remove(name).ok_or_else(|| CatalogError::not_found("job button", name))
     }
 
-    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StorageFailure> {
         Ok(self.state().buttons.get(name).cloned())
     }
 
-    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
         Ok(self.state().buttons.values().cloned().collect())
     }
 
-    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+    async fn put_user(&self, user: User) -> Result<(), CatalogError> {
         validate_name("username", &user.username)?;
         self.state().users.insert(user.username.clone(), user);
         Ok(())
     }
 
-    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure> {
         Ok(self.state().users.get(username).cloned())
     }
 
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+    async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
         Ok(self.state().users.values().cloned().collect())
     }
 }
 
 #[async_trait::async_trait]
 impl JobQueue for MemoryStore {
-    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError> {
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
         let run = {
             let mut state = self.state();
             if !state.jobs.contains_key(job) {
-                return Err(StoreError::not_found("job", job));
+                return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
             }
             let now = state.now(&*self.inner.clock);
             let line = state.line_of(&inputs);
@@ -516,7 +520,7 @@ impl JobQueue for MemoryStore {
         &self,
         now: OffsetDateTime,
         lease_for: Duration,
-    ) -> Result<Option<(Lease, JobResult)>, StoreError> {
+    ) -> Result<Option<(Lease, JobResult)>, QueueError> {
         Ok(self.lease_batch(now, lease_for, 1).await?.pop())
     }
 
@@ -525,7 +529,7 @@ impl JobQueue for MemoryStore {
         now: OffsetDateTime,
         lease_for: Duration,
         max: usize,
-    ) -> Result<Vec<(Lease, JobResult)>, StoreError> {
+    ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
         let mut state = self.state();
         let due = transition(JobStatus::Retrying, RunEvent::RetryDue).map_err(refused)?;
         let promoted: Vec<RunId> = state
@@ -557,7 +561,7 @@ impl JobQueue for MemoryStore {
         let mut claimed = Vec::with_capacity(claimable.len());
         for id in claimable {
             if state.runs.get(&id).is_some_and(|run| run.state == JobStatus::Started) {
-                state.unclaim(id, RunEvent::LeaseExpired, now)?;
+                state.unclaim(id, RunEvent::LeaseExpired, now).map_err(refused)?;
             }
             add(&mut state.counts, leased.counts);
             let Some(run) = state.runs.get_mut(&id) else { continue };
@@ -571,29 +575,29 @@ impl JobQueue for MemoryStore {
         Ok(claimed)
     }
 
-    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
         let receipt = self.state().complete(&*self.inner.clock, completion)?;
         self.signal_work();
         Ok(receipt)
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         {
             let mut state = self.state();
             state.claimed(lease)?;
             let now = state.now(&*self.inner.clock);
-            state.unclaim(lease.run, RunEvent::Released, now)?;
+            state.unclaim(lease.run, RunEvent::Released, now).map_err(refused)?;
         }
         self.signal_work();
         Ok(())
     }
 
-    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
+    async fn give_back(&self, lease: &Lease) -> Result<(), QueueError> {
         {
             let mut state = self.state();
             state.claimed(lease)?;
             let now = state.now(&*self.inner.clock);
-            state.unclaim(lease.run, RunEvent::GivenBack, now)?;
+            state.unclaim(lease.run, RunEvent::GivenBack, now).map_err(refused)?;
         }
         self.signal_work();
         Ok(())
@@ -619,17 +623,17 @@ impl JobQueue for MemoryStore {
 
 #[async_trait::async_trait]
 impl QueueReader for MemoryStore {
-    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+    async fn depth(&self) -> Result<QueueDepth, StorageFailure> {
         let counts = self.state().counts;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(QueueDepth { pending: count(counts.pending), leased: count(counts.leased), dead: count(counts.dead) })
     }
 
-    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StorageFailure> {
         Ok(self.state().runs.get(&run).map(Run::view))
     }
 
-    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
         let state = self.state();
         let wanted = |result: &JobResult| {
             filter.job.as_ref().is_none_or(|job| *job == result.job)
@@ -643,7 +647,7 @@ impl QueueReader for MemoryStore {
 
 #[async_trait::async_trait]
 impl QueueMaintenance for MemoryStore {
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, MaintenanceError> {
         let released = {
             let mut state = self.state();
             let lapsed: Vec<RunId> = state
@@ -653,7 +657,9 @@ impl QueueMaintenance for MemoryStore {
                 .map(|(&id, _)| id)
                 .collect();
             for &id in &lapsed {
-                state.unclaim(id, RunEvent::LeaseExpired, now)?;
+                state
+                    .unclaim(id, RunEvent::LeaseExpired, now)
+                    .map_err(|illegal| MaintenanceError::Refused { reason: illegal.to_string() })?;
             }
             lapsed.len()
         };
@@ -663,17 +669,18 @@ impl QueueMaintenance for MemoryStore {
         Ok(released)
     }
 
-    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+    async fn replay(&self, run: RunId) -> Result<(), MaintenanceError> {
         {
             let mut state = self.state();
-            let not_dead = || StoreError::Refused {
+            let not_dead = || MaintenanceError::Refused {
                 reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
             };
             let inputs = match state.runs.get(&run) {
                 Some(entry) if entry.state == JobStatus::DeadLettered => entry.result.inputs.clone(),
                 _ => return Err(not_dead()),
             };
-            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed).map_err(refused)?;
+            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed)
+                .map_err(|illegal| MaintenanceError::Refused { reason: illegal.to_string() })?;
             add(&mut state.counts, step.counts);
             // A replay joins the back of its object's line, like a run queued now.
             let line = state.line_of(&inputs);
@@ -691,7 +698,7 @@ impl QueueMaintenance for MemoryStore {
         Ok(())
     }
 
-    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, MaintenanceError> {
         let mut state = self.state();
         let mut report = PruneReport::default();
         let results: Vec<RunId> = state

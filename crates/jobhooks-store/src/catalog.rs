@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
-    Action, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, JobSyncPlan, StoreError,
-    SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook, validate_name,
+    Action, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec,
+    JobSyncPlan, StorageFailure, SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook,
+    validate_name,
 };
 
 use crate::staging::{Staging, decode};
@@ -29,7 +30,7 @@ fn load_all<T: serde::de::DeserializeOwned>(
     tree: &sled::Tree,
     prefix: &[u8],
     kind: &'static str,
-) -> Result<BTreeMap<String, T>, StoreError> {
+) -> Result<BTreeMap<String, T>, StorageFailure> {
     let mut records = BTreeMap::new();
     for entry in tree.scan_prefix(prefix) {
         let (key, value) = entry.map_err(backend_error)?;
@@ -40,7 +41,7 @@ fn load_all<T: serde::de::DeserializeOwned>(
 }
 
 impl CatalogCache {
-    pub fn load(tree: &sled::Tree) -> Result<Self, StoreError> {
+    pub fn load(tree: &sled::Tree) -> Result<Self, StorageFailure> {
         let mut cache = Self {
             jobs: load_all(tree, keys::JOB, "job")?,
             buttons: load_all(tree, keys::BUTTON, "job button")?,
@@ -90,7 +91,7 @@ impl CatalogCache {
             .filter_map(|name| self.hooks.get(name))
     }
 
-    pub fn put_job(&mut self, staging: &mut Staging<'_>, job: JobRecord) -> Result<(), StoreError> {
+    pub fn put_job(&mut self, staging: &mut Staging<'_>, job: JobRecord) -> Result<(), StorageFailure> {
         staging.put_json(keys::named(keys::JOB, &job.class_path), &job)?;
         self.mutations += 1;
         self.jobs.insert(job.class_path.clone(), job);
@@ -103,7 +104,7 @@ impl CatalogCache {
         staging: &mut Staging<'_>,
         hook: JobHook,
         replacing: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StorageFailure> {
         if let Some(old) = replacing {
             self.remove_hook(staging, old);
         }
@@ -124,7 +125,7 @@ impl CatalogCache {
         staging: &mut Staging<'_>,
         button: JobButton,
         replacing: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StorageFailure> {
         if let Some(old) = replacing {
             self.remove_button(staging, old);
         }
@@ -134,7 +135,7 @@ impl CatalogCache {
         Ok(())
     }
 
-    fn put_user(&mut self, staging: &mut Staging<'_>, user: User) -> Result<(), StoreError> {
+    fn put_user(&mut self, staging: &mut Staging<'_>, user: User) -> Result<(), StorageFailure> {
         staging.put_json(keys::named(keys::USER, &user.username), &user)?;
         self.mutations += 1;
         self.users.insert(user.username.clone(), user);
@@ -158,13 +159,13 @@ impl CatalogCache {
     }
 }
 
-fn not_found(kind: &'static str, key: &str) -> StoreError {
-    StoreError::not_found(kind, key)
+fn not_found(kind: &'static str, key: &str) -> CatalogError {
+    CatalogError::not_found(kind, key)
 }
 
 #[async_trait::async_trait]
 impl Catalog for Store {
-    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, StoreError> {
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
         {
             // Most syncs change nothing: plan under the read lock, and write only when needed.
             let catalog = self.catalog();
@@ -194,15 +195,15 @@ impl Catalog for Store {
         .await
     }
 
-    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {
         Ok(self.catalog().jobs.values().cloned().collect())
     }
 
-    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
         Ok(self.catalog().job(class_path).cloned())
     }
 
-    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, StoreError> {
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
         self.write_durably(|_, st| {
             let mut catalog = self.catalog_mut();
             let job = catalog.job(class_path).ok_or_else(|| not_found("job", class_path))?;
@@ -213,7 +214,7 @@ impl Catalog for Store {
         .await
     }
 
-    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, StoreError> {
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
         self.write_durably(|_, st| {
             let mut catalog = self.catalog_mut();
             let others = catalog.hooks_to_check(&hook, None);
@@ -224,7 +225,7 @@ impl Catalog for Store {
         .await
     }
 
-    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, StoreError> {
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
         self.write_durably(|_, st| {
             let mut catalog = self.catalog_mut();
             let stored = catalog.hooks.get(name).ok_or_else(|| not_found("job hook", name))?;
@@ -237,20 +238,20 @@ impl Catalog for Store {
         .await
     }
 
-    async fn delete_hook(&self, name: &str) -> Result<JobHook, StoreError> {
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, CatalogError> {
         self.write_durably(|_, st| self.catalog_mut().remove_hook(st, name).ok_or_else(|| not_found("job hook", name)))
             .await
     }
 
-    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StoreError> {
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StorageFailure> {
         Ok(self.catalog().hooks.get(name).cloned())
     }
 
-    async fn list_hooks(&self) -> Result<Vec<JobHook>, StoreError> {
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure> {
         Ok(self.catalog().hooks.values().cloned().collect())
     }
 
-    async fn create_button(&self, button: JobButton) -> Result<JobButton, StoreError> {
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         self.write_durably(|_, st| {
             let mut catalog = self.catalog_mut();
             let same_name = catalog.buttons.get(&button.name);
@@ -261,7 +262,7 @@ impl Catalog for Store {
         .await
     }
 
-    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, StoreError> {
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
         self.write_durably(|_, st| {
             let mut catalog = self.catalog_mut();
             let stored = catalog.buttons.get(name).ok_or_else(|| not_found("job button", name))?;
@@ -274,31 +275,31 @@ impl Catalog for Store {
         .await
     }
 
-    async fn delete_button(&self, name: &str) -> Result<JobButton, StoreError> {
+    async fn delete_button(&self, name: &str) -> Result<JobButton, CatalogError> {
         self.write_durably(|_, st| {
             self.catalog_mut().remove_button(st, name).ok_or_else(|| not_found("job button", name))
         })
         .await
     }
 
-    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StoreError> {
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StorageFailure> {
         Ok(self.catalog().buttons.get(name).cloned())
     }
 
-    async fn list_buttons(&self) -> Result<Vec<JobButton>, StoreError> {
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
         Ok(self.catalog().buttons.values().cloned().collect())
     }
 
-    async fn put_user(&self, user: User) -> Result<(), StoreError> {
+    async fn put_user(&self, user: User) -> Result<(), CatalogError> {
         validate_name("username", &user.username)?;
-        self.write_durably(|_, st| self.catalog_mut().put_user(st, user)).await
+        self.write_durably(|_, st| Ok(self.catalog_mut().put_user(st, user)?)).await
     }
 
-    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure> {
         Ok(self.catalog().user(username).cloned())
     }
 
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+    async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
         Ok(self.catalog().users.values().cloned().collect())
     }
 }

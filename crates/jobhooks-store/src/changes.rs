@@ -4,8 +4,8 @@ use std::ops::RangeInclusive;
 
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object, ObjectChange, ObjectRef,
-    OffsetDateTime, RunId, StoreError, match_hooks,
+    Action, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object, ObjectChange,
+    ObjectRef, OffsetDateTime, RunId, StorageFailure, match_hooks,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -18,7 +18,7 @@ use crate::{Store, Writer, backend_error, keys};
 
 /// The object a run is about: the changed object of a hook run's change (`None` once the change is
 /// pruned), or the object a button was pressed on (`None` when its type or id is invalid).
-pub(crate) fn run_object(st: &Staging<'_>, inputs: &JobInputs) -> Result<Option<ObjectRef>, StoreError> {
+pub(crate) fn run_object(st: &Staging<'_>, inputs: &JobInputs) -> Result<Option<ObjectRef>, StorageFailure> {
     Ok(match inputs {
         JobInputs::Hook { object_change } => {
             read_change_json::<ObjectOnly>(st, *object_change)?.map(|(_, change)| change.object_ref()).transpose()?
@@ -36,15 +36,15 @@ struct ObjectOnly {
 }
 
 impl ObjectOnly {
-    fn object_ref(self) -> Result<ObjectRef, StoreError> {
+    fn object_ref(self) -> Result<ObjectRef, StorageFailure> {
         recorded_object(self.changed_object_type, self.changed_object_id)
     }
 }
 
 /// The reference of a recorded change's object; an id that no longer passes the model's checks
 /// means the record is corrupt.
-pub(crate) fn recorded_object(content_type: ContentType, id: String) -> Result<ObjectRef, StoreError> {
-    ObjectRef::new(content_type, id).map_err(|e| StoreError::Corrupt {
+pub(crate) fn recorded_object(content_type: ContentType, id: String) -> Result<ObjectRef, StorageFailure> {
+    ObjectRef::new(content_type, id).map_err(|e| StorageFailure::Corrupt {
         kind: "change",
         key: "changed_object_id".to_owned(),
         reason: e.to_string(),
@@ -77,7 +77,7 @@ impl ResultingObject {
 fn latest_index_entry(
     st: &Staging<'_>,
     reference: &ObjectRef,
-) -> Result<Option<(Vec<u8>, ObjectIndexEntry)>, StoreError> {
+) -> Result<Option<(Vec<u8>, ObjectIndexEntry)>, StorageFailure> {
     let Some((key, value)) = st.last_with_prefix(&keys::changes_of_object(reference))? else { return Ok(None) };
     let entry =
         ObjectIndexEntry::decode(&value).ok_or_else(|| corrupt("object index", &key, "not an object index entry"))?;
@@ -91,7 +91,7 @@ pub(crate) fn join_object_line(
     object: Option<&ObjectRef>,
     run: RunId,
     entry: QueueEntry,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageFailure> {
     let latest = object.map(|object| latest_index_entry(st, object)).transpose()?.flatten();
     join_line(st, latest.as_ref().and_then(|(_, index)| index.line_tail), run, entry)?;
     if let Some((key, index)) = latest {
@@ -110,7 +110,7 @@ impl Store {
         context: &ChangeContext,
         changes: ChangeSet,
         objects: ObjectWrites,
-    ) -> Result<CommitReceipt, StoreError> {
+    ) -> Result<CommitReceipt, StorageFailure> {
         let mut receipt = CommitReceipt::default();
         let now = w.now();
         for pending in changes.into_changes() {
@@ -156,7 +156,7 @@ impl Store {
         context: &ChangeContext,
         now: OffsetDateTime,
         line_tail: &mut Option<RunId>,
-    ) -> Result<Vec<RunId>, StoreError> {
+    ) -> Result<Vec<RunId>, StorageFailure> {
         let catalog = self.catalog();
         // The catalog indexes hooks by content type and action: the rule sees only candidates.
         let matches = match_hooks(
@@ -194,7 +194,7 @@ impl Store {
         st: &Staging<'_>,
         reference: &ObjectRef,
         before: ChangeId,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
+    ) -> Result<Option<serde_json::Value>, StorageFailure> {
         let range = keys::changes_of_object(reference)..keys::change_by_object(reference, before);
         let previous = self.inner.tree.range(range).keys().next_back().transpose().map_err(backend_error)?;
         let Some(key) = previous else { return Ok(None) };
@@ -203,7 +203,7 @@ impl Store {
     }
 
     /// The change `id` with its prechange.
-    pub(crate) fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
+    pub(crate) fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
         let st = Staging::new(&self.inner.tree);
         let Some((_, mut change)) = read_change_json::<ObjectChange>(&st, id)? else { return Ok(None) };
         if let Some(previous) = self.previous_data(&st, &change.object_ref(), id)? {
@@ -217,7 +217,7 @@ impl Store {
         &self,
         keys_in_order: impl Iterator<Item = Result<sled::IVec, sled::Error>>,
         limit: usize,
-    ) -> Result<Vec<ObjectChange>, StoreError> {
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
         let mut changes = Vec::new();
         for key in keys_in_order.take(limit) {
             let key = key.map_err(backend_error)?;
@@ -232,7 +232,7 @@ impl Store {
 
     /// The first change at or after `at` (changes are numbered in time order), by binary search
     /// over the ids: changes have no time index.
-    fn first_change_at(&self, at: OffsetDateTime) -> Result<u64, StoreError> {
+    fn first_change_at(&self, at: OffsetDateTime) -> Result<u64, StorageFailure> {
         let st = Staging::new(&self.inner.tree);
         let (mut low, mut high) = (1, self.writer().next_change);
         while low < high {
@@ -262,7 +262,7 @@ struct TimeOnly {
 
 /// The time of the latest change (the epoch when there is none): change times never go back, not
 /// even across restarts, so that ids and times sort alike.
-pub(crate) fn last_change_time(tree: &sled::Tree) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn last_change_time(tree: &sled::Tree) -> Result<OffsetDateTime, StorageFailure> {
     let last = tree.scan_prefix(keys::CHANGE).keys().next_back().transpose().map_err(backend_error)?;
     let Some(id) = last.and_then(|key| keys::trailing_id(&key)) else { return Ok(OffsetDateTime::UNIX_EPOCH) };
     let st = Staging::new(tree);
@@ -278,7 +278,7 @@ struct DataOnly {
 pub(crate) fn read_change_json<T: DeserializeOwned>(
     st: &Staging<'_>,
     id: ChangeId,
-) -> Result<Option<(Vec<RunId>, T)>, StoreError> {
+) -> Result<Option<(Vec<RunId>, T)>, StorageFailure> {
     let key = keys::change(id);
     let Some(bytes) = st.get(&key)? else { return Ok(None) };
     let (runs, json) = records::decode_change(&bytes)
@@ -291,7 +291,7 @@ pub(crate) fn read_change_json<T: DeserializeOwned>(
 pub(crate) fn commits_of_request(
     tree: &sled::Tree,
     request: Uuid,
-) -> impl Iterator<Item = Result<(sled::IVec, RangeInclusive<Vec<u8>>), StoreError>> {
+) -> impl Iterator<Item = Result<(sled::IVec, RangeInclusive<Vec<u8>>), StorageFailure>> {
     tree.scan_prefix(keys::changes_of_request(request)).map(|commit| {
         let (key, last) = commit.map_err(backend_error)?;
         let first = indexed_id("request index", &key)?;
@@ -303,7 +303,7 @@ pub(crate) fn commits_of_request(
 }
 
 /// Stores `result`.
-pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(), StoreError> {
+pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(), StorageFailure> {
     st.put(keys::result(result.id), records::encode_result(result.status, &result.job, &encode(result)?));
     Ok(())
 }
@@ -312,7 +312,7 @@ pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(),
 /// entries, newest first) that was applied to the repository.
 fn holding_change(
     entries: impl Iterator<Item = Result<(sled::IVec, sled::IVec), sled::Error>>,
-) -> Result<Option<ChangeId>, StoreError> {
+) -> Result<Option<ChangeId>, StorageFailure> {
     for entry in entries {
         let (key, value) = entry.map_err(backend_error)?;
         let index = ObjectIndexEntry::decode(&value)
@@ -328,16 +328,16 @@ fn holding_change(
 
 impl Store {
     /// The change that holds the current data of `reference` in the repository.
-    fn object_pointer(&self, reference: &ObjectRef) -> Result<Option<ChangeId>, StoreError> {
+    fn object_pointer(&self, reference: &ObjectRef) -> Result<Option<ChangeId>, StorageFailure> {
         holding_change(self.inner.tree.scan_prefix(keys::changes_of_object(reference)).rev())
     }
 
     /// The object as change `id`, which the repository says holds it, left it. Only the change's
     /// own record is read: an object needs no prechange.
-    fn object_held_by(&self, reference: &ObjectRef, id: ChangeId) -> Result<Object, StoreError> {
+    fn object_held_by(&self, reference: &ObjectRef, id: ChangeId) -> Result<Object, StorageFailure> {
         let st = Staging::new(&self.inner.tree);
         let change = read_change_json::<ResultingObject>(&st, id)?.map(|(_, change)| change);
-        change.and_then(ResultingObject::into_object).ok_or_else(|| StoreError::Corrupt {
+        change.and_then(ResultingObject::into_object).ok_or_else(|| StorageFailure::Corrupt {
             kind: "object",
             key: reference.to_string(),
             reason: format!("it points at change {id}, which does not exist or left no object"),
@@ -347,7 +347,7 @@ impl Store {
 
 #[async_trait::async_trait]
 impl ObjectReader for Store {
-    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StoreError> {
+    async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure> {
         match self.object_pointer(reference)? {
             Some(id) => self.object_held_by(reference, id).map(Some),
             None => Ok(None),
@@ -362,7 +362,7 @@ impl ChangeStore for Store {
         context: &ChangeContext,
         changes: ChangeSet,
         objects: ObjectWrites,
-    ) -> Result<CommitReceipt, StoreError> {
+    ) -> Result<CommitReceipt, ChangeError> {
         if changes.is_empty() {
             return Ok(CommitReceipt::default());
         }
@@ -373,11 +373,14 @@ impl ChangeStore for Store {
         Ok(receipt)
     }
 
-    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StoreError> {
+    async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
         self.read_change(id)
     }
 
-    async fn get_change_and_object(&self, id: ChangeId) -> Result<Option<(ObjectChange, Option<Object>)>, StoreError> {
+    async fn get_change_and_object(
+        &self,
+        id: ChangeId,
+    ) -> Result<Option<(ObjectChange, Option<Object>)>, StorageFailure> {
         let Some(change) = self.read_change(id)? else { return Ok(None) };
         let reference = change.object_ref();
         let object = match self.object_pointer(&reference)? {
@@ -389,11 +392,11 @@ impl ChangeStore for Store {
         Ok(Some((change, object)))
     }
 
-    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StoreError> {
+    async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
         self.changes_by_index(self.inner.tree.scan_prefix(keys::changes_of_object(object)).keys().rev(), limit)
     }
 
-    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StoreError> {
+    async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StorageFailure> {
         let mut changes = Vec::new();
         for commit in commits_of_request(&self.inner.tree, request_id) {
             let (_, changes_of_commit) = commit?;
@@ -407,13 +410,13 @@ impl ChangeStore for Store {
         from: OffsetDateTime,
         to: OffsetDateTime,
         limit: usize,
-    ) -> Result<Vec<ObjectChange>, StoreError> {
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
         let (first, end) = (self.first_change_at(from)?, self.first_change_at(to)?);
         let range = self.inner.tree.range(keys::change(ChangeId(first))..keys::change(ChangeId(end)));
         self.changes_by_index(range.keys(), limit)
     }
 
-    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StoreError> {
+    async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
         // The object index holds every change of every object of the type, grouped by object: take
         // each object's holding change, newest first within the group.
         let prefix = keys::objects_of_type(content_type.as_str());
@@ -421,7 +424,7 @@ impl ChangeStore for Store {
         let object_of = |key: &[u8]| key.get(prefix.len()..key.len().saturating_sub(9)).map(<[u8]>::to_vec);
         let mut entries: Vec<(sled::IVec, sled::IVec)> = Vec::new();
         let mut objects = Vec::new();
-        let mut flush = |entries: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<(), StoreError> {
+        let mut flush = |entries: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<(), StorageFailure> {
             let id = entries.last().and_then(|(key, _)| object_of(key)).unwrap_or_default();
             if let Some(change) = holding_change(entries.drain(..).rev().map(Ok))? {
                 let reference = recorded_object(content_type.clone(), String::from_utf8_lossy(&id).into_owned())?;

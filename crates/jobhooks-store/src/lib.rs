@@ -52,7 +52,7 @@
 //! held the lock), so opening releases them: the runs are ready again at once.
 //!
 //! Invariant: this is the only crate that knows sled. No sled type appears in its public API;
-//! errors are the model's [`StoreError`].
+//! errors are the model's port errors ([`jobhooks_model::StorageFailure`], `CatalogError`, …).
 
 mod catalog;
 mod changes;
@@ -69,7 +69,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use jobhooks_model::{BackendError, ChangeContext, ChangeSession, Clock, StoreError, system_clock};
+use jobhooks_model::{BackendError, ChangeContext, ChangeSession, Clock, StorageFailure, system_clock};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -177,7 +177,7 @@ struct Inner {
     flusher: FlushCoordinator,
     /// Set when applying deferred writes failed: the writes of commits that were waiting for
     /// them are lost, so no later write may report success. Reopening the store clears it.
-    broken: OnceLock<StoreError>,
+    broken: OnceLock<StorageFailure>,
     work: Notify,
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
@@ -213,8 +213,8 @@ impl Writer {
     }
 }
 
-pub(crate) fn backend_error(e: sled::Error) -> StoreError {
-    StoreError::Backend(BackendError::new("the sled database failed", e))
+pub(crate) fn backend_error(e: sled::Error) -> StorageFailure {
+    StorageFailure::Backend(BackendError::new("the sled database failed", e))
 }
 
 impl Store {
@@ -237,7 +237,7 @@ impl Store {
         let io = |e: sled::Error| OpenError::Io { path: path.clone(), source: Box::new(e) };
         let tree = db.open_tree("jobhooks").map_err(io)?;
         check_format(&db, &tree, &path)?;
-        let read = |source: StoreError| OpenError::Read { path: path.clone(), source };
+        let read = |source: StorageFailure| OpenError::Read { path: path.clone(), source: source.into() };
         let writer = Writer {
             clock: config.clock.clone(),
             next_change: last_id(&tree, keys::CHANGE).map_err(read)? + 1,
@@ -261,7 +261,9 @@ impl Store {
             clock: config.clock,
         };
         let store = Self { inner: Arc::new(inner) };
-        let released = store.release_orphaned_leases().map_err(read)?;
+        let released = store
+            .release_orphaned_leases()
+            .map_err(|source| OpenError::Read { path: path.clone(), source: source.into() })?;
         if released > 0 {
             tracing::info!(released, path = %path.display(), "released the leases of a process that stopped");
         }
@@ -280,7 +282,7 @@ impl Store {
     }
 
     /// Flushes everything written so far to disk.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    pub async fn flush(&self) -> Result<(), StorageFailure> {
         self.apply_deferred(&mut self.writer())?;
         self.inner.db.flush_async().await.map(drop).map_err(backend_error)
     }
@@ -303,9 +305,9 @@ impl Store {
         self.inner.catalog.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn check_not_broken(&self) -> Result<(), StoreError> {
+    fn check_not_broken(&self) -> Result<(), StorageFailure> {
         match self.inner.broken.get() {
-            Some(cause) => Err(StoreError::Backend(BackendError::new(
+            Some(cause) => Err(StorageFailure::Backend(BackendError::new(
                 "an earlier write to the store failed; reopen the store to go on",
                 cause.clone(),
             ))),
@@ -316,7 +318,7 @@ impl Store {
     /// Applies the deferred writes as one atomic batch. sled writes its log out around every
     /// batch, so one batch for a whole commit group instead of one per commit is what makes group
     /// commit pay off.
-    fn apply_deferred(&self, writer: &mut Writer) -> Result<(), StoreError> {
+    fn apply_deferred(&self, writer: &mut Writer) -> Result<(), StorageFailure> {
         self.check_not_broken()?;
         if writer.deferred.is_empty() {
             return Ok(());
@@ -326,14 +328,14 @@ impl Store {
     }
 
     /// Applies `staging`, which holds deferred writes of operations waiting for a flush.
-    fn apply_with_deferred(&self, staging: Staging<'_>) -> Result<QueueCounts, StoreError> {
+    fn apply_with_deferred(&self, staging: Staging<'_>) -> Result<QueueCounts, StorageFailure> {
         self.broken_unless(staging.apply())
     }
 
     /// Passes on `applied`, the outcome of a write that took the deferred writes out of the
     /// writer. If it failed, they are lost: the handle is marked broken, so that none of the
     /// operations waiting for them reports success.
-    fn broken_unless<T>(&self, applied: Result<T, StoreError>) -> Result<T, StoreError> {
+    fn broken_unless<T>(&self, applied: Result<T, StorageFailure>) -> Result<T, StorageFailure> {
         applied.inspect_err(|e| {
             let _ = self.inner.broken.set(e.clone());
         })
@@ -343,16 +345,16 @@ impl Store {
     /// staged as one atomic batch. Returns `op`'s value and the write's flush ticket. When `op`
     /// or the batch fails nothing is written, and a catalog cache that `op` touched is reloaded
     /// from disk.
-    fn write<R>(
+    fn write<R, E: From<StorageFailure>>(
         &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
-    ) -> Result<(R, u64), StoreError> {
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
+    ) -> Result<(R, u64), E> {
         let mut writer = self.writer();
         // Operations that apply at once may read the tree directly: it must hold every write.
         self.apply_deferred(&mut writer)?;
         let catalog_before = self.catalog().mutations;
         let mut staging = Staging::new(&self.inner.tree);
-        match op(&mut writer, &mut staging).and_then(|value| staging.apply().map(|counts| (value, counts))) {
+        match op(&mut writer, &mut staging).and_then(|value| Ok((value, staging.apply()?))) {
             Ok((value, counts)) => {
                 writer.counts += counts;
                 Ok((value, self.inner.flusher.record_write()))
@@ -364,21 +366,21 @@ impl Store {
     /// Runs `op` under the writer lock after the deferred writes and defers what it staged too:
     /// the flush its caller waits for applies it. When `op` fails, the deferred writes are left
     /// as they were.
-    fn defer<R>(
+    fn defer<R, E: From<StorageFailure>>(
         &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
-    ) -> Result<(R, u64), StoreError> {
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
+    ) -> Result<(R, u64), E> {
         self.after_deferred(op, AfterOp::Defer)
     }
 
     /// Runs `op` under the writer lock after the deferred writes; `op` reads through them (the
     /// tree does not hold them while it runs), and `then` says what becomes of its writes. When
     /// `op` fails, the deferred writes are left as they were.
-    fn after_deferred<R>(
+    fn after_deferred<R, E: From<StorageFailure>>(
         &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
         then: AfterOp,
-    ) -> Result<(R, u64), StoreError> {
+    ) -> Result<(R, u64), E> {
         let mut writer = self.writer();
         self.check_not_broken()?;
         let catalog_before = self.catalog().mutations;
@@ -410,7 +412,7 @@ impl Store {
     /// The catalog cache may hold what a failed operation staged, if it changed since
     /// `catalog_before` (its mutation count): reloads it from disk (after applying the deferred
     /// writes, which it must keep) and gives back the operation's error.
-    fn reload_catalog_after(&self, writer: &mut Writer, catalog_before: u64, error: StoreError) -> StoreError {
+    fn reload_catalog_after<E: From<StorageFailure>>(&self, writer: &mut Writer, catalog_before: u64, error: E) -> E {
         if self.catalog().mutations == catalog_before {
             return error;
         }
@@ -420,17 +422,17 @@ impl Store {
                 *self.catalog_mut() = catalog;
                 error
             }
-            Err(reload_error) => reload_error,
+            Err(reload_error) => reload_error.into(),
         }
     }
 
     /// Runs `op` like [`Store::write`] and waits until its writes are durable (per
     /// [`Durability`]). With group commit the writes are deferred, so that the flush applies those
     /// of every waiting operation in one batch.
-    async fn write_durably<R>(
+    async fn write_durably<R, E: From<StorageFailure>>(
         &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
         let (value, ticket) = match self.inner.durability {
             Durability::GroupCommit => self.defer(op)?,
             Durability::FlushEach | Durability::Background { .. } => self.write(op)?,
@@ -534,7 +536,7 @@ fn check_format(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), Ope
 }
 
 /// The greatest id under `prefix` (0 when there is none).
-fn last_id(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, StoreError> {
+fn last_id(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, StorageFailure> {
     let last = tree.scan_prefix(prefix).keys().next_back().transpose().map_err(backend_error)?;
     Ok(last.and_then(|key| keys::trailing_id(&key)).unwrap_or(0))
 }

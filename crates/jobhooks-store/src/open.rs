@@ -47,7 +47,7 @@ pub enum OpenError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// Reading the store's records at open failed.
+    /// Reading the store's records at open, or releasing the leases found there, failed.
     #[error("cannot read the store at {}", path.display())]
     Read {
         /// Where the store is.

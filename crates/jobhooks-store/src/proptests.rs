@@ -347,7 +347,7 @@ proptest! {
             if which == 0 {
                 let decodable = serde_json::from_slice::<jobhooks_model::ObjectChange>(&bytes).is_ok();
                 assert_eq!(read.is_ok(), decodable, "a record that does not decode is an error: {read:?}");
-                assert!(read.is_ok() || matches!(read, Err(jobhooks_model::StoreError::Corrupt { kind: "change", .. })));
+                assert!(read.is_ok() || matches!(read, Err(jobhooks_model::StorageFailure::Corrupt { kind: "change", .. })));
             }
             let _ = store.get_object(device.reference()).await;
             let _ = store.get_result(run).await;

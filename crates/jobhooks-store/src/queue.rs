@@ -8,8 +8,8 @@ use jobhooks_model::ports::{
     ResultFilter, Retention,
 };
 use jobhooks_model::{
-    IllegalTransition, JobInputs, JobResult, JobStatus, OffsetDateTime, Outcome, QUEUED, RunEvent, RunId, StoreError,
-    lapse_entry, transition,
+    IllegalTransition, JobInputs, JobResult, JobStatus, MaintenanceError, OffsetDateTime, Outcome, QUEUED, QueueError,
+    RunEvent, RunId, StorageFailure, lapse_entry, transition,
 };
 
 use crate::changes::{join_object_line, put_result, read_change_json, run_object};
@@ -17,13 +17,8 @@ use crate::records::{self, Claim, QueueEntry};
 use crate::staging::{QueueCounts, Staging, corrupt, decode, indexed_id};
 use crate::{AfterOp, Store, backend_error, keys};
 
-/// An event the run's state does not allow: nothing is written.
-fn refused(illegal: IllegalTransition) -> StoreError {
-    StoreError::Refused { reason: illegal.to_string() }
-}
-
-fn missing(kind: &'static str, run: RunId) -> StoreError {
-    StoreError::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
+fn missing(kind: &'static str, run: RunId) -> StorageFailure {
+    StorageFailure::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
 }
 
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
@@ -35,17 +30,17 @@ pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
 }
 
 /// Decodes the queue entry stored at `key`.
-fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<QueueEntry, StoreError> {
+fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<QueueEntry, StorageFailure> {
     QueueEntry::decode(bytes).ok_or_else(|| corrupt("queue entry", key, "not a queue entry"))
 }
 
 /// Reads the queue entry at `key`.
-fn entry_at(st: &Staging<'_>, key: &[u8]) -> Result<Option<QueueEntry>, StoreError> {
+fn entry_at(st: &Staging<'_>, key: &[u8]) -> Result<Option<QueueEntry>, StorageFailure> {
     st.get(key)?.map(|bytes| decode_entry(key, &bytes)).transpose()
 }
 
 /// Reads the result of `run` as stored (without the queue's view of it).
-pub(crate) fn stored_result(st: &Staging<'_>, run: RunId) -> Result<Option<JobResult>, StoreError> {
+pub(crate) fn stored_result(st: &Staging<'_>, run: RunId) -> Result<Option<JobResult>, StorageFailure> {
     let key = keys::result(run);
     let Some(bytes) = st.get(&key)? else { return Ok(None) };
     let header = records::decode_result_header(&bytes).ok_or_else(|| corrupt("job result", &key, "no header"))?;
@@ -65,7 +60,7 @@ fn overlay(mut result: JobResult, entry: &QueueEntry) -> JobResult {
 
 /// The result of the queued run `run`: as stored, or as queued when nothing is stored yet; then as
 /// the queue sees it.
-fn queued_result(st: &Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<JobResult, StoreError> {
+fn queued_result(st: &Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<JobResult, StorageFailure> {
     let result = if entry.result_stored {
         stored_result(st, run)?.ok_or_else(|| missing("job result", run))?
     } else {
@@ -76,7 +71,7 @@ fn queued_result(st: &Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<Job
 
 /// Where the unfinished run `run` is queued (ready or claimed, waiting in line, or waiting for a
 /// retry), and its entry.
-pub(crate) fn queued_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u8>, QueueEntry)>, StoreError> {
+pub(crate) fn queued_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u8>, QueueEntry)>, StorageFailure> {
     for key in [keys::ready(run), keys::waiting(run)] {
         if let Some(entry) = entry_at(st, &key)? {
             return Ok(Some((key, entry)));
@@ -100,7 +95,7 @@ pub(crate) fn join_line(
     tail: Option<RunId>,
     run: RunId,
     entry: QueueEntry,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageFailure> {
     match tail.map(|tail| queued_entry(st, tail)).transpose()?.flatten() {
         Some((key, last)) => {
             st.put(key, QueueEntry { next: Some(run), ..last }.encode());
@@ -113,7 +108,7 @@ pub(crate) fn join_line(
 
 /// Takes the head `run` out of its object's line (it finished or died): the run behind it becomes
 /// ready.
-fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<(), StoreError> {
+fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<(), StorageFailure> {
     st.remove(keys::ready(run));
     let Some(next) = entry.next else { return Ok(()) };
     let key = keys::waiting(next);
@@ -127,17 +122,17 @@ fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<()
 impl Store {
     /// The claimed entry of `lease`'s run, or `LeaseLost` when the claim lapsed and was taken over,
     /// released, or the run is gone.
-    fn claimed_entry(st: &Staging<'_>, lease: &Lease) -> Result<QueueEntry, StoreError> {
+    fn claimed_entry(st: &Staging<'_>, lease: &Lease) -> Result<QueueEntry, QueueError> {
         entry_at(st, &keys::ready(lease.run))
             .ok()
             .flatten()
             .filter(|e| e.lease.is_some() && e.leases == lease.token)
-            .ok_or(StoreError::LeaseLost { run: lease.run.0 })
+            .ok_or(QueueError::LeaseLost { run: lease.run.0 })
     }
 
     /// Moves retries that are due into the ready runs.
-    fn promote_due_retries(&self, st: &mut Staging<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
-        let step = transition(JobStatus::Retrying, RunEvent::RetryDue).map_err(refused)?;
+    fn promote_due_retries(&self, st: &mut Staging<'_>, now: OffsetDateTime) -> Result<(), QueueError> {
+        let step = transition(JobStatus::Retrying, RunEvent::RetryDue)?;
         let bound = [keys::DELAYED, &keys::time(now)[..], &[0xff; 8][..]].concat();
         for item in self.inner.tree.range(keys::DELAYED.to_vec()..=bound) {
             let (key, value) = item.map_err(backend_error)?;
@@ -162,11 +157,11 @@ impl Store {
         w: &mut crate::Writer,
         st: &mut Staging<'_>,
         completion: Completion,
-    ) -> Result<CommitReceipt, StoreError> {
+    ) -> Result<CommitReceipt, QueueError> {
         let Completion { lease, outcome, logs } = completion;
         let run = lease.run;
         let entry = Self::claimed_entry(st, &lease)?;
-        let step = transition(JobStatus::Started, outcome.event()).map_err(refused)?;
+        let step = transition(JobStatus::Started, outcome.event())?;
         let now = w.now();
         let mut result = queued_result(st, run, &entry)?;
         result.logs.extend(logs);
@@ -192,7 +187,7 @@ impl Store {
         put_result(st, &result)?;
         match outcome {
             Outcome::Succeeded { writes: Some((context, changes)) } => {
-                self.stage_changes(w, st, &context, changes, ObjectWrites::Apply)
+                Ok(self.stage_changes(w, st, &context, changes, ObjectWrites::Apply)?)
             }
             _ => Ok(CommitReceipt::default()),
         }
@@ -200,14 +195,14 @@ impl Store {
 
     /// Gives a claim up as `event` (lease expired, released, given back) decides: the run is
     /// ready again, at the head of its line. Returns the unclaimed entry.
-    fn unclaim(
+    fn unclaim<E: From<StorageFailure> + From<IllegalTransition>>(
         st: &mut Staging<'_>,
         run: RunId,
         entry: QueueEntry,
         event: RunEvent,
         now: OffsetDateTime,
-    ) -> Result<QueueEntry, StoreError> {
-        let step = transition(JobStatus::Started, event).map_err(refused)?;
+    ) -> Result<QueueEntry, E> {
+        let step = transition(JobStatus::Started, event)?;
         st.counts.apply(step.counts);
         let mut entry = QueueEntry { lease: None, attempts: step.attempts.apply(entry.attempts), ..entry };
         if step.notes_lapse {
@@ -222,10 +217,10 @@ impl Store {
     }
 
     /// Makes `lease`'s run pending again at once, as `event` (released, given back) decides.
-    async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), StoreError> {
+    async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
         self.write_durably(|w, st| {
             let entry = Self::claimed_entry(st, lease)?;
-            Self::unclaim(st, lease.run, entry, event, w.now())
+            Self::unclaim::<QueueError>(st, lease.run, entry, event, w.now())
         })
         .await?;
         self.signal_work();
@@ -234,7 +229,7 @@ impl Store {
 
     /// Releases every claim whose deadline (in microseconds) `lapsed` says has lapsed, noting the
     /// lapse in its run's log at `now`; how many.
-    fn release_leases(&self, now: OffsetDateTime, lapsed: impl Fn(i64) -> bool) -> Result<usize, StoreError> {
+    fn release_leases(&self, now: OffsetDateTime, lapsed: impl Fn(i64) -> bool) -> Result<usize, MaintenanceError> {
         let (released, _ticket) = self.write(|_, st| {
             let mut released = 0;
             for item in self.inner.tree.scan_prefix(keys::READY) {
@@ -242,11 +237,11 @@ impl Store {
                 let entry = decode_entry(&key, &value)?;
                 if entry.lease.is_some_and(|claim| lapsed(claim.deadline)) {
                     let run = RunId(indexed_id("ready index", &key)?);
-                    Self::unclaim(st, run, entry, RunEvent::LeaseExpired, now)?;
+                    Self::unclaim::<MaintenanceError>(st, run, entry, RunEvent::LeaseExpired, now)?;
                     released += 1;
                 }
             }
-            Ok(released)
+            Ok::<_, MaintenanceError>(released)
         })?;
         if released > 0 {
             self.signal_work();
@@ -256,7 +251,7 @@ impl Store {
 
     /// Releases every claim, whatever its deadline: at open, every claim belongs to a process that
     /// is gone, since only one process opens a store at a time. Each still counts as an attempt.
-    pub(crate) fn release_orphaned_leases(&self) -> Result<usize, StoreError> {
+    pub(crate) fn release_orphaned_leases(&self) -> Result<usize, MaintenanceError> {
         if self.writer().counts.leased == 0 {
             return Ok(0);
         }
@@ -271,11 +266,11 @@ impl Store {
 
 #[async_trait::async_trait]
 impl JobQueue for Store {
-    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, StoreError> {
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
         let run = self
             .write_durably(|w, st| {
                 if self.catalog().job(job).is_none() {
-                    return Err(StoreError::not_found("job", job));
+                    return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
                 }
                 let run = w.new_run();
                 let object = run_object(st, &inputs)?;
@@ -293,7 +288,7 @@ impl JobQueue for Store {
         &self,
         now: OffsetDateTime,
         lease_for: Duration,
-    ) -> Result<Option<(Lease, JobResult)>, StoreError> {
+    ) -> Result<Option<(Lease, JobResult)>, QueueError> {
         Ok(self.lease_batch(now, lease_for, 1).await?.pop())
     }
 
@@ -302,7 +297,7 @@ impl JobQueue for Store {
         now: OffsetDateTime,
         lease_for: Duration,
         max: usize,
-    ) -> Result<Vec<(Lease, JobResult)>, StoreError> {
+    ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
         if self.first_retry_time().is_some_and(|due| due <= now) {
             self.write(|_, st| self.promote_due_retries(st, now))?;
         }
@@ -331,10 +326,10 @@ impl JobQueue for Store {
                     }
                     let run = RunId(indexed_id("ready index", &key)?);
                     let entry = match entry.lease {
-                        Some(_) => Self::unclaim(st, run, entry, RunEvent::LeaseExpired, now)?,
+                        Some(_) => Self::unclaim::<QueueError>(st, run, entry, RunEvent::LeaseExpired, now)?,
                         None => entry,
                     };
-                    let step = transition(JobStatus::Pending, RunEvent::Leased).map_err(refused)?;
+                    let step = transition(JobStatus::Pending, RunEvent::Leased)?;
                     let claim = Claim { deadline: micros(deadline), started: micros(now) };
                     let entry = QueueEntry {
                         leases: entry.leases + 1,
@@ -347,7 +342,7 @@ impl JobQueue for Store {
                     let result = queued_result(st, run, &entry)?;
                     claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
                 }
-                Ok(claimed)
+                Ok::<_, QueueError>(claimed)
             }
         };
         // Claims leave the commit group's writes to its flush, which applies them as one batch,
@@ -362,7 +357,7 @@ impl JobQueue for Store {
         Ok(self.after_deferred(claim(false), AfterOp::Apply)?.0)
     }
 
-    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, StoreError> {
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
         let receipt = self.write_durably(|w, st| self.stage_completion(w, st, completion)).await?;
         // A finished run may make the next run of its object ready.
         self.signal_work();
@@ -372,7 +367,7 @@ impl JobQueue for Store {
     async fn complete_batch(
         &self,
         completions: Vec<Completion>,
-    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
         let outcomes = self
             .write_durably(|w, st| {
                 let mut outcomes = Vec::with_capacity(completions.len());
@@ -380,22 +375,22 @@ impl JobQueue for Store {
                     // A lapsed lease is refused before anything of its completion is staged, so
                     // it refuses only its own run; any other error fails the whole batch.
                     match self.stage_completion(w, st, completion) {
-                        Err(lost @ StoreError::LeaseLost { .. }) => outcomes.push(Err(lost)),
+                        Err(lost @ QueueError::LeaseLost { .. }) => outcomes.push(Err(lost)),
                         other => outcomes.push(Ok(other?)),
                     }
                 }
-                Ok(outcomes)
+                Ok::<_, QueueError>(outcomes)
             })
             .await?;
         self.signal_work();
         Ok(outcomes)
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         self.unclaim_durably(lease, RunEvent::Released).await
     }
 
-    async fn give_back(&self, lease: &Lease) -> Result<(), StoreError> {
+    async fn give_back(&self, lease: &Lease) -> Result<(), QueueError> {
         self.unclaim_durably(lease, RunEvent::GivenBack).await
     }
 
@@ -422,7 +417,7 @@ impl JobQueue for Store {
 
 #[async_trait::async_trait]
 impl QueueReader for Store {
-    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+    async fn depth(&self) -> Result<QueueDepth, StorageFailure> {
         let counts = self.writer().counts;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(QueueDepth {
@@ -432,7 +427,7 @@ impl QueueReader for Store {
         })
     }
 
-    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StoreError> {
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StorageFailure> {
         let st = Staging::new(&self.inner.tree);
         let stored = stored_result(&st, run)?;
         if stored.as_ref().is_some_and(|result| !matches!(result.status, JobStatus::Pending | JobStatus::Retrying)) {
@@ -444,7 +439,7 @@ impl QueueReader for Store {
         }
     }
 
-    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StoreError> {
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
         let limit = filter.limit.unwrap_or(usize::MAX);
         let mut results = Vec::new();
         if let Some(change) = filter.change {
@@ -494,18 +489,18 @@ impl QueueReader for Store {
 
 #[async_trait::async_trait]
 impl QueueMaintenance for Store {
-    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, MaintenanceError> {
         self.release_leases(now, |deadline| deadline <= micros(now))
     }
 
-    async fn replay(&self, run: RunId) -> Result<(), StoreError> {
+    async fn replay(&self, run: RunId) -> Result<(), MaintenanceError> {
         self.write_durably(|_, st| {
             let Some(entry) = entry_at(st, &keys::dead(run))? else {
-                return Err(StoreError::Refused {
+                return Err(MaintenanceError::Refused {
                     reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
                 });
             };
-            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed).map_err(refused)?;
+            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed)?;
             st.remove(keys::dead(run));
             st.counts.apply(step.counts);
             let mut result = stored_result(st, run)?.ok_or_else(|| missing("job result", run))?;
@@ -516,15 +511,15 @@ impl QueueMaintenance for Store {
             // A replay joins the back of its object's line, like a run queued now.
             let object = run_object(st, &entry.inputs)?;
             let entry = QueueEntry { attempts: result.attempts, lease: None, next: None, result_stored: true, ..entry };
-            join_object_line(st, object.as_ref(), run, entry)
+            Ok(join_object_line(st, object.as_ref(), run, entry)?)
         })
         .await?;
         self.signal_work();
         Ok(())
     }
 
-    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, StoreError> {
-        self.prune_pass(retention, now).await
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, MaintenanceError> {
+        Ok(self.prune_pass(retention, now).await?)
     }
 }
 
@@ -535,7 +530,7 @@ enum RunRecord {
     Queued(sled::IVec, sled::IVec),
 }
 
-type RunRecords = Box<dyn Iterator<Item = Result<(RunId, RunRecord), StoreError>> + Send>;
+type RunRecords = Box<dyn Iterator<Item = Result<(RunId, RunRecord), StorageFailure>> + Send>;
 
 /// An item of a sled scan.
 type Scanned = Result<(sled::IVec, sled::IVec), sled::Error>;
@@ -543,11 +538,11 @@ type Scanned = Result<(sled::IVec, sled::IVec), sled::Error>;
 impl Store {
     /// Every stored result and every queued run, newest first: `res/` merged with the queue's
     /// prefixes by run id. A run may come twice, from its result and its queue entry.
-    fn records_newest_first(&self) -> Result<RunRecords, StoreError> {
+    fn records_newest_first(&self) -> Result<RunRecords, StorageFailure> {
         fn by_id(
             kind: &'static str,
             record: fn(sled::IVec, sled::IVec) -> RunRecord,
-        ) -> impl Fn(Scanned) -> Result<(RunId, RunRecord), StoreError> {
+        ) -> impl Fn(Scanned) -> Result<(RunId, RunRecord), StorageFailure> {
             move |item| {
                 let (key, value) = item.map_err(backend_error)?;
                 Ok((RunId(indexed_id(kind, &key)?), record(key, value)))
@@ -565,13 +560,14 @@ impl Store {
             Box::new(delayed.into_iter()),
         ];
         // Errors first, so that they end the listing.
-        let newest = |item: &Result<(RunId, RunRecord), StoreError>| item.as_ref().map_or(u64::MAX, |(run, _)| run.0);
+        let newest =
+            |item: &Result<(RunId, RunRecord), StorageFailure>| item.as_ref().map_or(u64::MAX, |(run, _)| run.0);
         Ok(Box::new(itertools::kmerge_by(sources, move |a: &_, b: &_| newest(a) > newest(b))))
     }
 }
 
 /// Counts the runs by state, once at open.
-pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StoreError> {
+pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StorageFailure> {
     let mut counts = QueueCounts::default();
     for prefix in [keys::WAITING, keys::DELAYED, keys::DEAD] {
         for item in tree.scan_prefix(prefix).keys() {
@@ -590,7 +586,7 @@ pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StoreError> {
 
 /// The greatest run id ever handed out: of the runs still queued or holding a result, and of
 /// those whose results were pruned.
-pub(crate) fn last_run_id(tree: &sled::Tree) -> Result<u64, StoreError> {
+pub(crate) fn last_run_id(tree: &sled::Tree) -> Result<u64, StorageFailure> {
     let mut last = match tree.get(keys::LAST_PRUNED_RUN).map_err(backend_error)? {
         Some(bytes) => {
             keys::trailing_id(&bytes).ok_or_else(|| corrupt("run counter", keys::LAST_PRUNED_RUN, "not an id"))?

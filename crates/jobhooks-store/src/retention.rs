@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use jobhooks_model::ports::{PruneReport, Retention};
-use jobhooks_model::{ChangeFacts, ChangeId, ContentType, OffsetDateTime, StoreError};
+use jobhooks_model::{ChangeFacts, ChangeId, ContentType, OffsetDateTime, StorageFailure};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -40,7 +40,7 @@ impl Store {
         &self,
         retention: &Retention,
         now: OffsetDateTime,
-    ) -> Result<PruneReport, StoreError> {
+    ) -> Result<PruneReport, StorageFailure> {
         let mut report = PruneReport::default();
         if retention.results_for.is_some() {
             let mut resume = Some(keys::RESULT.to_vec());
@@ -72,7 +72,7 @@ impl Store {
         retention: &Retention,
         now: OffsetDateTime,
         after: Vec<u8>,
-    ) -> Result<(u64, Resume), StoreError> {
+    ) -> Result<(u64, Resume), StorageFailure> {
         let Some(cutoff) = retention.results_cutoff(now) else { return Ok((0, None)) };
         let mut removed = 0;
         let mut last = None;
@@ -114,7 +114,7 @@ impl Store {
         retention: &Retention,
         now: OffsetDateTime,
         after: Vec<u8>,
-    ) -> Result<(u64, Resume), StoreError> {
+    ) -> Result<(u64, Resume), StorageFailure> {
         let Some(cutoff) = retention.changes_cutoff(now) else { return Ok((0, None)) };
         let mut removed = Vec::new();
         let mut last = None;
@@ -154,7 +154,7 @@ impl Store {
     }
 
     /// Removes the request index entry of each commit whose changes are now all pruned.
-    fn prune_emptied_commits(&self, st: &mut Staging<'_>, removed: &[(Uuid, ChangeId)]) -> Result<(), StoreError> {
+    fn prune_emptied_commits(&self, st: &mut Staging<'_>, removed: &[(Uuid, ChangeId)]) -> Result<(), StorageFailure> {
         let requests: BTreeSet<Uuid> = removed.iter().map(|&(request, _)| request).collect();
         for request in requests {
             for commit in commits_of_request(&self.inner.tree, request) {

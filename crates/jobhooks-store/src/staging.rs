@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use jobhooks_model::{BackendError, StoreError};
+use jobhooks_model::{BackendError, StorageFailure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -116,7 +116,7 @@ impl<'t> Staging<'t> {
 
     /// The value at `key`, counting pending writes. Stored values are returned as sled holds
     /// them, without a copy.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes<'_>>, StoreError> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes<'_>>, StorageFailure> {
         match self.overlay.get(key) {
             Some(pending) => Ok(pending.as_deref().map(Bytes::Staged)),
             None => Ok(self.tree.get(key).map_err(backend_error)?.map(Bytes::Stored)),
@@ -127,7 +127,7 @@ impl<'t> Staging<'t> {
         self.stage(key, Some(value));
     }
 
-    pub fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
+    pub fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StorageFailure> {
         self.put(key, encode(value)?);
         Ok(())
     }
@@ -137,7 +137,7 @@ impl<'t> Staging<'t> {
     }
 
     /// The greatest key starting with `prefix` and its value, counting pending writes.
-    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Bytes<'_>)>, StoreError> {
+    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Bytes<'_>)>, StorageFailure> {
         let mut stored = None;
         for entry in self.tree.scan_prefix(prefix).rev() {
             let (key, value) = entry.map_err(backend_error)?;
@@ -170,7 +170,7 @@ impl<'t> Staging<'t> {
     }
 
     /// The keys under `prefix`, counting pending writes, in order.
-    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StorageFailure> {
         let mut keys = std::collections::BTreeSet::new();
         for key in self.tree.scan_prefix(prefix).keys() {
             let key = key.map_err(backend_error)?;
@@ -183,7 +183,7 @@ impl<'t> Staging<'t> {
     }
 
     /// Whether `key` exists, counting pending writes.
-    pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+    pub fn contains(&self, key: &[u8]) -> Result<bool, StorageFailure> {
         match self.overlay.get(key) {
             Some(pending) => Ok(pending.is_some()),
             None => self.tree.contains_key(key).map_err(backend_error),
@@ -198,7 +198,7 @@ impl<'t> Staging<'t> {
     /// together either: a crash may keep any prefix of them, so each must leave the store
     /// consistent on its own. What this buys is sled's cost: a batch makes sled write its log out
     /// twice, a plain insert does not.
-    pub fn apply_own_writes(self) -> Result<(Overlay, QueueCounts), StoreError> {
+    pub fn apply_own_writes(self) -> Result<(Overlay, QueueCounts), StorageFailure> {
         let mut overlay = self.overlay;
         // A key staged twice is written once, with its last value, where it was first staged.
         for (key, _) in self.undo.into_iter().flatten() {
@@ -218,7 +218,7 @@ impl<'t> Staging<'t> {
     }
 
     /// Writes everything atomically and returns the operation's change to the queue's counts.
-    pub fn apply(self) -> Result<QueueCounts, StoreError> {
+    pub fn apply(self) -> Result<QueueCounts, StorageFailure> {
         if self.overlay.is_empty() {
             // sled writes out its log around every batch, even an empty one.
             return Ok(self.counts);
@@ -247,21 +247,25 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Backend(BackendError::new("cannot encode a record", e)))
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageFailure> {
+    serde_json::to_vec(value).map_err(|e| StorageFailure::Backend(BackendError::new("cannot encode a record", e)))
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StorageFailure> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(kind, key, &e.to_string()))
 }
 
 /// The error for a record of `kind` at `key` that cannot be read, saying why.
-pub(crate) fn corrupt(kind: &'static str, key: &[u8], reason: &str) -> StoreError {
-    StoreError::Corrupt { kind, key: String::from_utf8_lossy(key).escape_default().to_string(), reason: reason.into() }
+pub(crate) fn corrupt(kind: &'static str, key: &[u8], reason: &str) -> StorageFailure {
+    StorageFailure::Corrupt {
+        kind,
+        key: String::from_utf8_lossy(key).escape_default().to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// The id that ends the index key `key` (of an index of `kind`).
-pub(crate) fn indexed_id(kind: &'static str, key: &[u8]) -> Result<u64, StoreError> {
+pub(crate) fn indexed_id(kind: &'static str, key: &[u8]) -> Result<u64, StorageFailure> {
     crate::keys::trailing_id(key).ok_or_else(|| corrupt(kind, key, "the key does not end with an id"))
 }
 

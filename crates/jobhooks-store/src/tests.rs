@@ -8,9 +8,9 @@ use jobhooks_model::ports::{
 };
 
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobInputs, JobKind, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, Object, ObjectRef,
-    OffsetDateTime, PendingChange, StoreError, User, json,
+    Action, CatalogError, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobButton,
+    JobButtonPatch, JobHook, JobHookPatch, JobInputs, JobKind, JobResult, JobSpec, JobStatus, LogEntry, LogLevel,
+    Object, ObjectRef, OffsetDateTime, PendingChange, QueueError, StorageFailure, User, json,
 };
 use tempfile::TempDir;
 
@@ -241,7 +241,7 @@ async fn hooks_are_validated_with_the_exact_messages() {
     store.create_hook(hook("first", &["dcim.device"], &[Action::Create])).await.unwrap();
 
     let err = store.create_hook(hook("second", &["dcim.device"], &[Action::Create])).await.unwrap_err();
-    let StoreError::Validation(errors) = &err else { panic!("{err}") };
+    let CatalogError::Validation(errors) = &err else { panic!("{err}") };
     assert_eq!(
         errors.field("type_create"),
         [format!("A job hook already exists for create on dcim.device to job {HOOK_JOB}")]
@@ -278,7 +278,10 @@ async fn hook_updates_fill_from_the_stored_hook_and_can_rename() {
     assert!(store.get_hook("a").await.unwrap().is_none());
     assert_eq!(store.delete_hook("z").await.unwrap().name, "z");
     assert_eq!(store.delete_hook("z").await.unwrap_err().to_string(), "job hook `z` does not exist");
-    assert!(store.update_hook("z", JobHookPatch::default()).await.unwrap_err().is_bad_input());
+    assert!(matches!(
+        store.update_hook("z", JobHookPatch::default()).await.unwrap_err(),
+        CatalogError::NotFound { kind: "job hook", .. }
+    ));
 }
 
 #[tokio::test]
@@ -313,7 +316,7 @@ async fn users_round_trip() {
     assert_eq!(store.get_user("alice").await.unwrap(), Some(alice.clone()));
     assert_eq!(store.list_users().await.unwrap(), [alice]);
     let bad = User { username: String::new(), is_superuser: false, permissions: vec![] };
-    assert!(store.put_user(bad).await.unwrap_err().is_bad_input());
+    assert!(matches!(store.put_user(bad).await.unwrap_err(), CatalogError::Invalid(_)));
 }
 
 #[test]
@@ -476,7 +479,10 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
     let (_dir, store) = ready_store().await;
     let first = store.enqueue(BUTTON_JOB, Some("alice".into()), pressed_on_device("1")).await.unwrap();
     let second = store.enqueue(BUTTON_JOB, Some("alice".into()), pressed_on_device("2")).await.unwrap();
-    assert!(store.enqueue("app::jobs::Nope", None, pressed_on_device("1")).await.unwrap_err().is_bad_input());
+    assert!(matches!(
+        store.enqueue("app::jobs::Nope", None, pressed_on_device("1")).await.unwrap_err(),
+        QueueError::NotFound { kind: "job", .. }
+    ));
 
     let (lease1, result1) = lease(&store).await.unwrap();
     assert_eq!((lease1.run, result1.status, result1.attempts), (first, JobStatus::Started, 1));
@@ -511,7 +517,7 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
     assert_eq!(store.get_object(device("2", "").reference()).await.unwrap(), None);
 
     let err = store.complete(completion(&lease2, Outcome::Succeeded { writes: None })).await.unwrap_err();
-    assert_eq!(err, StoreError::LeaseLost { run: second.0 });
+    assert_eq!(err, QueueError::LeaseLost { run: second.0 });
     assert_eq!(store.depth().await.unwrap(), QueueDepth::default());
     let failures =
         store.list_results(&ResultFilter { status: Some(JobStatus::Failure), ..Default::default() }).await.unwrap();
@@ -548,13 +554,13 @@ async fn retries_dead_letters_replays_and_expired_leases() {
     assert_eq!(taken.run, run);
     assert_eq!(
         store.complete(completion(&third, Outcome::Succeeded { writes: None })).await.unwrap_err(),
-        StoreError::LeaseLost { run: run.0 }
+        QueueError::LeaseLost { run: run.0 }
     );
     assert_eq!(store.release_expired(taken.deadline + Duration::from_secs(1)).await.unwrap(), 1);
     assert_eq!(store.depth().await.unwrap(), QueueDepth { pending: 1, leased: 0, dead: 0 });
     assert_eq!(store.get_result(run).await.unwrap().unwrap().status, JobStatus::Pending);
     let err = store.complete(completion(&taken, Outcome::Succeeded { writes: None })).await.unwrap_err();
-    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert!(matches!(err, QueueError::LeaseLost { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -563,17 +569,17 @@ async fn a_corrupt_record_is_a_clear_error_not_a_panic() {
     let receipt = save(&store, web("alice"), &[device("1", "A")]).await;
     store.inner.tree.insert(keys::change(receipt.changes[0]), &b"{not json"[..]).unwrap();
     let err = store.get_change(receipt.changes[0]).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { kind: "change", .. }), "{err}");
+    assert!(matches!(err, StorageFailure::Corrupt { kind: "change", .. }), "{err}");
     assert!(err.to_string().contains("restore the store from a backup"), "{err}");
     let err = store.get_object(device("1", "").reference()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(matches!(err, StorageFailure::Corrupt { .. }), "{err}");
     // A commit does not read earlier changes, but the next change's prechange is the corrupt
     // record's data: reading that change is the same clear error.
     let mut session = store.session(web("alice"));
     session.record(PendingChange::new(Action::Update, &device("1", "B")));
     let next = session.commit(&store).await.unwrap().changes[0];
     let err = store.get_change(next).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { kind: "change", .. }), "{err}");
+    assert!(matches!(err, StorageFailure::Corrupt { kind: "change", .. }), "{err}");
 }
 
 #[tokio::test]
@@ -622,10 +628,10 @@ async fn runs_of_one_object_start_one_at_a_time_in_order() {
     assert_eq!((given_back.status, given_back.attempts), (JobStatus::Pending, 1));
     assert_eq!(lease(&store).await.unwrap().0.run, second);
     assert!(
-        matches!(store.give_back(&lease3).await, Err(StoreError::LeaseLost { .. })),
+        matches!(store.give_back(&lease3).await, Err(QueueError::LeaseLost { .. })),
         "an old lease cannot give back"
     );
-    assert!(matches!(store.release(&lease2).await, Err(StoreError::LeaseLost { .. })), "an old lease cannot release");
+    assert!(matches!(store.release(&lease2).await, Err(QueueError::LeaseLost { .. })), "an old lease cannot release");
 }
 
 #[tokio::test]
@@ -716,7 +722,7 @@ async fn batches_lease_in_order_and_complete_together_refusing_only_lapsed_lease
     ];
     let outcomes = store.complete_batch(batch).await.unwrap();
     assert!(outcomes[0].is_ok());
-    assert_eq!(outcomes[1], Err(StoreError::LeaseLost { run: b1.0 }));
+    assert_eq!(outcomes[1], Err(QueueError::LeaseLost { run: b1.0 }));
     assert_eq!(store.get_result(a1).await.unwrap().unwrap().status, JobStatus::Success);
     assert_eq!(
         store.get_result(b1).await.unwrap().unwrap().status,
@@ -839,9 +845,9 @@ async fn group_commits_defer_their_writes_until_a_flush_or_an_idle_claim_applies
     let failed = store.defer(|_, st| {
         st.put(b"never/written".to_vec(), Vec::new());
         st.remove(keys::change(first.changes[0]));
-        Err::<(), _>(StoreError::Refused { reason: "this operation fails".into() })
+        Err::<(), _>(QueueError::Refused { reason: "this operation fails".into() })
     });
-    assert!(matches!(failed, Err(StoreError::Refused { .. })));
+    assert!(matches!(failed, Err(QueueError::Refused { .. })));
     // Readers see only what is applied.
     assert_eq!(store.get_change(first.changes[0]).await.unwrap(), None);
 
@@ -880,7 +886,11 @@ async fn a_handle_whose_group_failed_to_apply_refuses_writes_but_still_reads() {
     let kept = save(&store, web("u"), &[device("1", "a")]).await;
     // What applying a deferred group records when sled fails.
     let io = std::io::Error::other("injected I/O error");
-    store.inner.broken.set(StoreError::Backend(jobhooks_model::BackendError::new("cannot apply a group", io))).unwrap();
+    store
+        .inner
+        .broken
+        .set(StorageFailure::Backend(jobhooks_model::BackendError::new("cannot apply a group", io)))
+        .unwrap();
     let mut set = ChangeSet::default();
     set.record(PendingChange::new(Action::Update, &device("1", "b")));
     let err = store.commit(&web("u"), set, ObjectWrites::Apply).await.unwrap_err();

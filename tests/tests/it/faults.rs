@@ -59,7 +59,7 @@ async fn setup() -> Setup {
 async fn create_device(
     store: &FaultyStore<Store>,
     id: &str,
-) -> Result<jobhooks_model::ports::CommitReceipt, jobhooks_model::StoreError> {
+) -> Result<jobhooks_model::ports::CommitReceipt, jobhooks_model::ChangeError> {
     let mut changes = ChangeSet::default();
     changes.save(&object("dcim.device", id, id, json!({})), None);
     let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
