@@ -1,0 +1,169 @@
+//! The on-disk format is a promise. A store written by the current format, committed under
+//! `tests/fixtures/format-3/store/`, must open and read back exactly as recorded beside it in
+//! `format-3/expected.json`: jobs, hooks, buttons, users, objects, every change with its
+//! snapshots, and every result (succeeded with writes, failed, dead-lettered, waiting for a
+//! retry, pending).
+//!
+//! A change to the store or to the model's types that alters what a stored record reads back as
+//! fails this test. Such a change needs a new format version, a migration from this one, and a new
+//! fixture beside this one. Write the fixture of a new format version with
+//! `JOBHOOKS_WRITE_FIXTURE=1 cargo test -p jobhooks-store --test format`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobhooks_model::ports::{
+    Catalog, ChangeStore, Completion, JobQueue, ObjectReader, Outcome, QueueReader, ResultFilter,
+};
+use jobhooks_model::{
+    Action, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobButton, JobHook, JobInputs, JobKind,
+    JobSpec, ManualClock, Object, ObjectRef, OffsetDateTime, Permission, SyncMode, User, Value, json,
+};
+use jobhooks_store::{FORMAT_VERSION, OpenError, Store, StoreConfig};
+
+const HOOK_JOB: &str = "fixture::jobs::Audit";
+const BUTTON_JOB: &str = "fixture::jobs::Press";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-3")
+}
+
+fn device(id: &str, serial: &str) -> Object {
+    let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id).unwrap();
+    Object::new(reference, format!("dev-{id}"), json!({"name": format!("dev-{id}"), "serial": serial})).unwrap()
+}
+
+fn spec(class_path: &str, kind: JobKind) -> JobSpec {
+    JobSpec { class_path: class_path.into(), name: class_path.into(), description: String::new(), kind, hidden: true }
+}
+
+/// Writes a store holding one record of every kind and state.
+async fn write_fixture(dir: &Path) {
+    let start = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(); // 2026-01-01 00:00 UTC
+    let clock = ManualClock::at(start);
+    let store = Store::open_with(dir, StoreConfig::default().clock(Arc::new(clock.clone()))).unwrap();
+    let jobs = [spec(HOOK_JOB, JobKind::JobHookReceiver), spec(BUTTON_JOB, JobKind::JobButtonReceiver)];
+    store.sync_jobs(&jobs, SyncMode::Full).await.unwrap();
+    store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    store.set_job_enabled(BUTTON_JOB, true).await.unwrap();
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    let hook = JobHook::new("audit", devices.clone(), HOOK_JOB).on([Action::Create, Action::Update, Action::Delete]);
+    store.create_hook(hook).await.unwrap();
+    store.create_button(JobButton::new("press", devices, "Press {{ obj }}", BUTTON_JOB)).await.unwrap();
+    let alice = User::new("alice").unwrap().with_permission(Permission::new("extras.run_job"));
+    store.put_user(alice).await.unwrap();
+
+    let web = |user: &str| ChangeContext::new(ChangeContextKind::Web, Some(user.into()), "");
+    let mut session = store.session(web("alice"));
+    session.save(device("1", "A1")).await.unwrap();
+    session.save(device("2", "B1")).await.unwrap();
+    session.save(device("3", "C1")).await.unwrap();
+    session.commit(&store).await.unwrap();
+    clock.advance(Duration::from_secs(60));
+    let mut session = store.session(web("bob"));
+    session.save(device("1", "A2")).await.unwrap();
+    session.delete(device("2", "").reference()).await.unwrap();
+    session.commit(&store).await.unwrap();
+    clock.advance(Duration::from_secs(60));
+
+    // Five hook runs: one succeeds with a write, one fails, one is dead-lettered, one waits for a
+    // retry, one stays pending. A button press stays pending too.
+    let leased = store.lease_batch(clock.now(), Duration::from_secs(300), 4).await.unwrap();
+    assert_eq!(leased.len(), 3, "device 1's second run waits behind its first");
+    let mut writes = ChangeSet::default();
+    writes.save(&device("1", "A3"), Some(&device("1", "A2")));
+    let job_hook = ChangeContext::new(ChangeContextKind::JobHook, Some("alice".into()), "");
+    let outcomes = [
+        Outcome::Succeeded { writes: Some((job_hook, writes)) },
+        Outcome::Failed,
+        Outcome::RetryAt(clock.now() + Duration::from_secs(3600)),
+    ];
+    for ((lease, _), outcome) in leased.into_iter().zip(outcomes) {
+        store.complete(Completion { lease, outcome, logs: Vec::new() }).await.unwrap();
+    }
+    let next = store.lease_batch(clock.now(), Duration::from_secs(300), 1).await.unwrap();
+    let (lease, _) = next.into_iter().next().expect("device 1's second run is ready now");
+    store.complete(Completion { lease, outcome: Outcome::DeadLettered, logs: Vec::new() }).await.unwrap();
+    let inputs = JobInputs::Button { object_pk: "3".into(), object_model_name: "dcim.device".into() };
+    store.enqueue(BUTTON_JOB, Some("alice".into()), inputs).await.unwrap();
+    store.flush().await.unwrap();
+}
+
+/// Everything the store holds, read through the ports, as JSON.
+async fn read_back(store: &Store) -> Value {
+    let mut changes = Vec::new();
+    let all = store.changes_between(OffsetDateTime::UNIX_EPOCH, OffsetDateTime::now_utc(), usize::MAX).await.unwrap();
+    for change in all {
+        let snapshots = change.get_snapshots();
+        let object = store.get_object(&change.object_ref()).await.unwrap();
+        changes.push(json!({"change": change, "snapshots": snapshots, "object_now": object}));
+    }
+    json!({
+        "format": FORMAT_VERSION,
+        "jobs": store.list_jobs().await.unwrap(),
+        "hooks": store.list_hooks().await.unwrap(),
+        "buttons": store.list_buttons().await.unwrap(),
+        "users": store.list_users().await.unwrap(),
+        "objects": store.list_objects(&ContentType::new("dcim.device").unwrap()).await.unwrap(),
+        "changes": changes,
+        "results": store.list_results(&ResultFilter::default()).await.unwrap(),
+        "depth": store.depth().await.unwrap(),
+    })
+}
+
+/// A copy of the committed store, so that opening it never touches the fixture.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_store_of_the_current_format_reads_back_identically() {
+    let fixture = fixture();
+    if std::env::var_os("JOBHOOKS_WRITE_FIXTURE").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        write_fixture(&fixture.join("store")).await;
+        let store = Store::open(fixture.join("store")).unwrap();
+        let expected = serde_json::to_string_pretty(&read_back(&store).await).unwrap();
+        std::fs::write(fixture.join("expected.json"), expected + "\n").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture.join("store"), dir.path());
+    let store = Store::open(dir.path()).expect("the committed store opens");
+    let found = read_back(&store).await;
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(
+        found,
+        expected,
+        "the committed store reads back differently: the format changed without a new version and a migration.\nfound:\n{}",
+        serde_json::to_string_pretty(&found).unwrap()
+    );
+    assert_eq!(found["results"].as_array().map(Vec::len), Some(6), "every kind of result is in the fixture");
+}
+
+#[test]
+fn a_store_of_another_format_is_refused_saying_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture().join("store"), dir.path());
+    {
+        // Rewrite the format key as an older version would have written it.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("jobhooks").unwrap().insert(b"meta/format", &b"jobhooks-store/2"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path()).err().expect("an older format is refused");
+    assert!(matches!(err, OpenError::IncompatibleFormat { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("format version jobhooks-store/2"), "{message}");
+    assert!(message.contains(FORMAT_VERSION), "{message}");
+}
