@@ -9,8 +9,8 @@ use jobhooks_model::{
     validate_name,
 };
 
-use crate::staging::{Staging, decode};
-use crate::{Store, backend_error, keys};
+use crate::staging::{Staging, backend_error, decode};
+use crate::{Store, keys};
 
 /// Every catalog record, in memory. Derived from disk at open and kept in step by the writers, so
 /// reads and hook matching never scan the tree. Hooks are indexed by (content type, action), so the

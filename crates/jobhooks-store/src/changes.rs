@@ -4,52 +4,16 @@ use std::ops::RangeInclusive;
 
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobResult, Object, ObjectChange,
-    ObjectRef, OffsetDateTime, RunId, StorageFailure, match_hooks,
+    Action, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, Object, ObjectChange, ObjectRef,
+    OffsetDateTime, RunId, StorageFailure, match_hooks,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::queue::join_line;
+use crate::lines::{join_line, latest_index_entry, read_change_json, recorded_object};
 use crate::records::{self, ObjectIndexEntry, QueueEntry, Repository};
-use crate::staging::{Staging, corrupt, decode, encode, indexed_id};
-use crate::{Store, Writer, backend_error, keys};
-
-/// The object a run is about: the changed object of a hook run's change (`None` once the change is
-/// pruned), or the object a button was pressed on (`None` when its type or id is invalid).
-pub(crate) fn run_object(st: &Staging<'_>, inputs: &JobInputs) -> Result<Option<ObjectRef>, StorageFailure> {
-    Ok(match inputs {
-        JobInputs::Hook { object_change } => {
-            read_change_json::<ObjectOnly>(st, *object_change)?.map(|(_, change)| change.object_ref()).transpose()?
-        }
-        JobInputs::Button { object_pk, object_model_name } => {
-            ContentType::new(object_model_name.as_str()).ok().and_then(|ct| ObjectRef::new(ct, object_pk.as_str()).ok())
-        }
-    })
-}
-
-#[derive(Deserialize)]
-struct ObjectOnly {
-    changed_object_type: ContentType,
-    changed_object_id: String,
-}
-
-impl ObjectOnly {
-    fn object_ref(self) -> Result<ObjectRef, StorageFailure> {
-        recorded_object(self.changed_object_type, self.changed_object_id)
-    }
-}
-
-/// The reference of a recorded change's object; an id that no longer passes the model's checks
-/// means the record is corrupt.
-pub(crate) fn recorded_object(content_type: ContentType, id: String) -> Result<ObjectRef, StorageFailure> {
-    ObjectRef::new(content_type, id).map_err(|e| StorageFailure::Corrupt {
-        kind: "change",
-        key: "changed_object_id".to_owned(),
-        reason: e.to_string(),
-    })
-}
+use crate::staging::{Staging, backend_error, corrupt, encode, indexed_id};
+use crate::{Store, Writer, keys};
 
 /// What a change record says about the object it leaves: decoded into an object without copying
 /// its data, as [`ObjectChange::resulting_object`] would.
@@ -70,34 +34,6 @@ impl ResultingObject {
         let reference = ObjectRef::new(self.changed_object_type, self.changed_object_id).ok()?;
         Object::new(reference, self.object_repr, self.object_data).ok()
     }
-}
-
-/// The newest object index entry of `reference` and its key: the object's latest change, which
-/// holds the last run that joined the object's line.
-fn latest_index_entry(
-    st: &Staging<'_>,
-    reference: &ObjectRef,
-) -> Result<Option<(Vec<u8>, ObjectIndexEntry)>, StorageFailure> {
-    let Some((key, value)) = st.last_with_prefix(&keys::changes_of_object(reference))? else { return Ok(None) };
-    let entry =
-        ObjectIndexEntry::decode(&value).ok_or_else(|| corrupt("object index", &key, "not an object index entry"))?;
-    Ok(Some((key, entry)))
-}
-
-/// Queues `run` at the back of `object`'s line and makes it the line's last run. A run about an
-/// object the store has no change of (or none) has no line: it is ready at once.
-pub(crate) fn join_object_line(
-    st: &mut Staging<'_>,
-    object: Option<&ObjectRef>,
-    run: RunId,
-    entry: QueueEntry,
-) -> Result<(), StorageFailure> {
-    let latest = object.map(|object| latest_index_entry(st, object)).transpose()?.flatten();
-    join_line(st, latest.as_ref().and_then(|(_, index)| index.line_tail), run, entry)?;
-    if let Some((key, index)) = latest {
-        st.put(key, ObjectIndexEntry { line_tail: Some(run), ..index }.encode());
-    }
-    Ok(())
 }
 
 impl Store {
@@ -274,18 +210,6 @@ struct DataOnly {
     object_data: serde_json::Value,
 }
 
-/// The runs change `id` queued and its JSON decoded as `T`.
-pub(crate) fn read_change_json<T: DeserializeOwned>(
-    st: &Staging<'_>,
-    id: ChangeId,
-) -> Result<Option<(Vec<RunId>, T)>, StorageFailure> {
-    let key = keys::change(id);
-    let Some(bytes) = st.get(&key)? else { return Ok(None) };
-    let (runs, json) = records::decode_change(&bytes)
-        .ok_or_else(|| corrupt("change", &key, "the record is shorter than its header"))?;
-    Ok(Some((runs, decode("change", &key, json)?)))
-}
-
 /// The commits of one change context: each commit's request index key and the range of its
 /// change keys (its changes are numbered from first to last).
 pub(crate) fn commits_of_request(
@@ -300,12 +224,6 @@ pub(crate) fn commits_of_request(
         let changes = keys::change(ChangeId(first))..=keys::change(ChangeId(u64::from_be_bytes(last)));
         Ok((key, changes))
     })
-}
-
-/// Stores `result`.
-pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(), StorageFailure> {
-    st.put(keys::result(result.id), records::encode_result(result.status, &result.job, &encode(result)?));
-    Ok(())
 }
 
 /// The change that holds an object's current data, from the newest of `entries` (an object's index

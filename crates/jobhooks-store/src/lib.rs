@@ -58,6 +58,7 @@ mod catalog;
 mod changes;
 mod durability;
 mod keys;
+mod lines;
 mod open;
 mod queue;
 mod records;
@@ -77,7 +78,7 @@ pub use durability::{Durability, FlushCoordinator};
 pub use open::OpenError;
 
 use catalog::CatalogCache;
-use staging::{Overlay, QueueCounts, Staging};
+use staging::{Overlay, QueueCounts, Staging, backend_error};
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: &str = "jobhooks-store/3";
@@ -211,10 +212,6 @@ impl Writer {
         self.next_run += 1;
         jobhooks_model::RunId(self.next_run - 1)
     }
-}
-
-pub(crate) fn backend_error(e: sled::Error) -> StorageFailure {
-    StorageFailure::Backend(BackendError::new("the sled database failed", e))
 }
 
 impl Store {

@@ -12,40 +12,13 @@ use jobhooks_model::{
     RunEvent, RunId, StorageFailure, lapse_entry, transition,
 };
 
-use crate::changes::{join_object_line, put_result, read_change_json, run_object};
-use crate::records::{self, Claim, QueueEntry};
-use crate::staging::{QueueCounts, Staging, corrupt, decode, indexed_id};
-use crate::{AfterOp, Store, backend_error, keys};
-
-fn missing(kind: &'static str, run: RunId) -> StorageFailure {
-    StorageFailure::Corrupt { kind, key: run.to_string(), reason: "the run's queue entry or result is missing".into() }
-}
-
-pub(crate) fn micros(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000) as i64
-}
-
-pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Decodes the queue entry stored at `key`.
-fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<QueueEntry, StorageFailure> {
-    QueueEntry::decode(bytes).ok_or_else(|| corrupt("queue entry", key, "not a queue entry"))
-}
-
-/// Reads the queue entry at `key`.
-fn entry_at(st: &Staging<'_>, key: &[u8]) -> Result<Option<QueueEntry>, StorageFailure> {
-    st.get(key)?.map(|bytes| decode_entry(key, &bytes)).transpose()
-}
-
-/// Reads the result of `run` as stored (without the queue's view of it).
-pub(crate) fn stored_result(st: &Staging<'_>, run: RunId) -> Result<Option<JobResult>, StorageFailure> {
-    let key = keys::result(run);
-    let Some(bytes) = st.get(&key)? else { return Ok(None) };
-    let header = records::decode_result_header(&bytes).ok_or_else(|| corrupt("job result", &key, "no header"))?;
-    decode("job result", &key, header.json).map(Some)
-}
+use crate::lines::{
+    decode_entry, entry_at, join_object_line, leave_line, missing, put_result, queued_entry, read_change_json,
+    run_object, stored_result,
+};
+use crate::records::{self, Claim, QueueEntry, from_micros, micros};
+use crate::staging::{QueueCounts, Staging, backend_error, corrupt, indexed_id};
+use crate::{AfterOp, Store, keys};
 
 /// Shows a result as the queue sees it: a claimed run is `STARTED`, and attempts and start time
 /// come from its queue entry (leases do not rewrite results).
@@ -67,56 +40,6 @@ fn queued_result(st: &Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<Job
         entry.pending_result(run)
     };
     Ok(overlay(result, entry))
-}
-
-/// Where the unfinished run `run` is queued (ready or claimed, waiting in line, or waiting for a
-/// retry), and its entry.
-pub(crate) fn queued_entry(st: &Staging<'_>, run: RunId) -> Result<Option<(Vec<u8>, QueueEntry)>, StorageFailure> {
-    for key in [keys::ready(run), keys::waiting(run)] {
-        if let Some(entry) = entry_at(st, &key)? {
-            return Ok(Some((key, entry)));
-        }
-    }
-    // Few runs wait for a retry at once: a scan finds the run among them.
-    for key in st.keys_with_prefix(keys::DELAYED)? {
-        if keys::trailing_id(&key) == Some(run.0) {
-            let entry = entry_at(st, &key)?;
-            return Ok(entry.map(|entry| (key, entry)));
-        }
-    }
-    Ok(None)
-}
-
-/// Queues `run` behind `tail`, the last run that joined its object's line, or makes it ready
-/// when `tail` is unfinished no longer (or there is none): the line was empty. The caller counts
-/// the run (a new run is [`QUEUED`]; a replay follows its transition).
-pub(crate) fn join_line(
-    st: &mut Staging<'_>,
-    tail: Option<RunId>,
-    run: RunId,
-    entry: QueueEntry,
-) -> Result<(), StorageFailure> {
-    match tail.map(|tail| queued_entry(st, tail)).transpose()?.flatten() {
-        Some((key, last)) => {
-            st.put(key, QueueEntry { next: Some(run), ..last }.encode());
-            st.put(keys::waiting(run), entry.encode());
-        }
-        None => st.put(keys::ready(run), entry.encode()),
-    }
-    Ok(())
-}
-
-/// Takes the head `run` out of its object's line (it finished or died): the run behind it becomes
-/// ready.
-fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<(), StorageFailure> {
-    st.remove(keys::ready(run));
-    let Some(next) = entry.next else { return Ok(()) };
-    let key = keys::waiting(next);
-    let waiting = st.get(&key)?.map(|bytes| bytes.to_vec());
-    let waiting = waiting.ok_or_else(|| corrupt("queue entry", &key, "the run next in line is not waiting"))?;
-    st.remove(key);
-    st.put(keys::ready(next), waiting);
-    Ok(())
 }
 
 impl Store {

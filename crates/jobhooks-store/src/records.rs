@@ -8,6 +8,16 @@
 
 use jobhooks_model::{ChangeId, JobInputs, JobResult, JobStatus, OffsetDateTime, RunId};
 
+/// `at` as microseconds since the epoch, the unit of the binary records.
+pub(crate) fn micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// The time `micros` microseconds after the epoch.
+pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 /// A queued run (`rdy/`, `wai/`, `dly/` and `ded/` values): where it stands, its place in its
 /// object's line, and what its pending result is made of, so that a queued run needs no result
 /// record until it has something to log.
@@ -51,7 +61,7 @@ impl QueueEntry {
             lease: None,
             next: None,
             result_stored: false,
-            created: crate::queue::micros(created),
+            created: micros(created),
             job: job.to_owned(),
             user,
             inputs,
@@ -60,7 +70,7 @@ impl QueueEntry {
 
     /// The result of run `run` while nothing has been stored for it.
     pub fn pending_result(&self, run: RunId) -> JobResult {
-        let created = crate::queue::from_micros(self.created);
+        let created = from_micros(self.created);
         JobResult::pending(run, self.job.clone(), self.user.clone(), self.inputs.clone(), created)
     }
 

@@ -7,10 +7,10 @@ use jobhooks_model::{ChangeFacts, ChangeId, ContentType, OffsetDateTime, Storage
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::changes::{commits_of_request, read_change_json, recorded_object};
-use crate::queue::queued_entry;
-use crate::staging::{Staging, corrupt, decode, indexed_id};
-use crate::{Store, backend_error, keys, records};
+use crate::changes::commits_of_request;
+use crate::lines::{queued_entry, read_change_json, recorded_object};
+use crate::staging::{Staging, backend_error, corrupt, decode, indexed_id};
+use crate::{Store, keys, records};
 
 /// Records examined per step; the writer lock is released between steps.
 const STEP: usize = 512;

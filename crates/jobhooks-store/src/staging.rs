@@ -6,8 +6,6 @@ use jobhooks_model::{BackendError, StorageFailure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend_error;
-
 /// The pending writes of one atomic operation. Reads see the pending writes first. Nothing reaches
 /// the tree until [`Staging::apply`], which writes everything with one `apply_batch` (atomic on one
 /// tree), so an operation that fails halfway writes nothing.
@@ -267,6 +265,11 @@ pub(crate) fn corrupt(kind: &'static str, key: &[u8], reason: &str) -> StorageFa
 /// The id that ends the index key `key` (of an index of `kind`).
 pub(crate) fn indexed_id(kind: &'static str, key: &[u8]) -> Result<u64, StorageFailure> {
     crate::keys::trailing_id(key).ok_or_else(|| corrupt(kind, key, "the key does not end with an id"))
+}
+
+/// A sled failure as the ports report it: the sled error is the source.
+pub(crate) fn backend_error(e: sled::Error) -> StorageFailure {
+    StorageFailure::Backend(BackendError::new("the sled database failed", e))
 }
 
 #[cfg(test)]
