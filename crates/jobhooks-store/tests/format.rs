@@ -17,8 +17,8 @@ use jobhooks_model::ports::{
     Catalog, ChangeStore, Completion, JobQueue, ObjectReader, Outcome, QueueReader, ResultFilter,
 };
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobButton, JobHook, JobInputs, JobKind,
-    JobSpec, ManualClock, Object, ObjectRef, OffsetDateTime, Permission, SyncMode, User, Value, json,
+    Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobButton, JobHook, JobInputs, JobKind,
+    JobSpec, LogEntry, LogLevel, LoggedObject, ManualClock, Object, ObjectRef, OffsetDateTime, Permission, SyncMode, User, Value, json,
 };
 use jobhooks_store::{FORMAT_VERSION, OpenError, Store, StoreConfig};
 
@@ -50,7 +50,12 @@ async fn write_fixture(dir: &Path) {
     let devices = vec![ContentType::new("dcim.device").unwrap()];
     let hook = JobHook::new("audit", devices.clone(), HOOK_JOB).on([Action::Create, Action::Update, Action::Delete]);
     store.create_hook(hook).await.unwrap();
-    store.create_button(JobButton::new("press", devices, "Press {{ obj }}", BUTTON_JOB)).await.unwrap();
+    let mut button = JobButton::new("press", devices, "Press {{ obj }}", BUTTON_JOB);
+    button.group_name = Some("Operations".into());
+    button.button_class = ButtonClass::Danger;
+    button.weight = 50;
+    store.create_button(button).await.unwrap();
+    store.put_user(User { is_superuser: true, ..User::new("root").unwrap() }).await.unwrap();
     let alice = User::new("alice").unwrap().with_permission(Permission::new("extras.run_job"));
     store.put_user(alice).await.unwrap();
 
@@ -80,7 +85,7 @@ async fn write_fixture(dir: &Path) {
         Outcome::RetryAt(clock.now() + Duration::from_secs(3600)),
     ];
     for ((lease, _), outcome) in leased.into_iter().zip(outcomes) {
-        store.complete(Completion { lease, outcome, logs: Vec::new() }).await.unwrap();
+        store.complete(Completion { lease, outcome, logs: logs(clock.now()) }).await.unwrap();
     }
     let next = store.lease_batch(clock.now(), Duration::from_secs(300), 1).await.unwrap();
     let (lease, _) = next.into_iter().next().expect("device 1's second run is ready now");
@@ -88,6 +93,26 @@ async fn write_fixture(dir: &Path) {
     let inputs = JobInputs::Button { object_pk: "3".into(), object_model_name: "dcim.device".into() };
     store.enqueue(BUTTON_JOB, Some("alice".into()), inputs).await.unwrap();
     store.flush().await.unwrap();
+}
+
+/// One log entry of every level, one of them about an object.
+fn logs(at: OffsetDateTime) -> Vec<LogEntry> {
+    let levels = [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Success,
+        LogLevel::Warning,
+        LogLevel::Failure,
+        LogLevel::Error,
+        LogLevel::Critical,
+    ];
+    let mut logs: Vec<LogEntry> = levels
+        .into_iter()
+        .map(|level| LogEntry { time: at, level, grouping: "main".into(), message: format!("{level}"), object: None })
+        .collect();
+    let device = device("1", "");
+    logs[1].object = Some(LoggedObject { repr: device.repr().to_owned(), reference: device.reference().clone() });
+    logs
 }
 
 /// Everything the store holds, read through the ports, as JSON.
