@@ -9,7 +9,8 @@ use jobhooks_model::{
     validate_name,
 };
 
-use crate::staging::{Staging, backend_error, decode};
+use crate::disk::Stored;
+use crate::staging::{Staging, backend_error, decode_record};
 use crate::{Store, keys};
 
 /// Every catalog record, in memory. Derived from disk at open and kept in step by the writers, so
@@ -26,7 +27,7 @@ pub(crate) struct CatalogCache {
     pub mutations: u64,
 }
 
-fn load_all<T: serde::de::DeserializeOwned>(
+fn load_all<T: Stored>(
     tree: &sled::Tree,
     prefix: &[u8],
     kind: &'static str,
@@ -35,7 +36,7 @@ fn load_all<T: serde::de::DeserializeOwned>(
     for entry in tree.scan_prefix(prefix) {
         let (key, value) = entry.map_err(backend_error)?;
         let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-        records.insert(name, decode(kind, &key, &value)?);
+        records.insert(name, decode_record(kind, &key, &value)?);
     }
     Ok(records)
 }
@@ -92,7 +93,7 @@ impl CatalogCache {
     }
 
     pub fn put_job(&mut self, staging: &mut Staging<'_>, job: JobRecord) -> Result<(), StorageFailure> {
-        staging.put_json(keys::named(keys::JOB, &job.class_path), &job)?;
+        staging.put_record(keys::named(keys::JOB, &job.class_path), &job)?;
         self.mutations += 1;
         self.jobs.insert(job.class_path.clone(), job);
         Ok(())
@@ -108,7 +109,7 @@ impl CatalogCache {
         if let Some(old) = replacing {
             self.remove_hook(staging, old);
         }
-        staging.put_json(keys::named(keys::HOOK, &hook.name), &hook)?;
+        staging.put_record(keys::named(keys::HOOK, &hook.name), &hook)?;
         self.mutations += 1;
         self.index_hook(hook);
         Ok(())
@@ -129,14 +130,14 @@ impl CatalogCache {
         if let Some(old) = replacing {
             self.remove_button(staging, old);
         }
-        staging.put_json(keys::named(keys::BUTTON, &button.name), &button)?;
+        staging.put_record(keys::named(keys::BUTTON, &button.name), &button)?;
         self.mutations += 1;
         self.buttons.insert(button.name.clone(), button);
         Ok(())
     }
 
     fn put_user(&mut self, staging: &mut Staging<'_>, user: User) -> Result<(), StorageFailure> {
-        staging.put_json(keys::named(keys::USER, &user.username), &user)?;
+        staging.put_record(keys::named(keys::USER, &user.username), &user)?;
         self.mutations += 1;
         self.users.insert(user.username.clone(), user);
         Ok(())

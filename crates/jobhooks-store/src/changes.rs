@@ -10,7 +10,8 @@ use jobhooks_model::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::lines::{join_line, latest_index_entry, read_change_json, recorded_object};
+use crate::disk::Stored;
+use crate::lines::{join_line, latest_index_entry, read_change, read_change_json, recorded_object};
 use crate::records::{self, ObjectIndexEntry, QueueEntry, Repository};
 use crate::staging::{Staging, backend_error, corrupt, encode, indexed_id};
 use crate::{Store, Writer, keys};
@@ -64,7 +65,7 @@ impl Store {
             // The object's line passes from its previous change to this one.
             let mut line_tail = previous.and_then(|(_, index)| index.line_tail);
             let runs = self.stage_hook_runs(w, st, &record, context, now, &mut line_tail)?;
-            st.put(keys::change(id), records::encode_change(&runs, &encode(&record)?));
+            st.put(keys::change(id), records::encode_change(&runs, &encode(&record.to_record())?));
             // The object index is also the object repository: the object is the result of its latest
             // applied change, so its data is never written twice.
             let repository = match (objects, record.action) {
@@ -141,7 +142,7 @@ impl Store {
     /// The change `id` with its prechange.
     pub(crate) fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
         let st = Staging::new(&self.inner.tree);
-        let Some((_, mut change)) = read_change_json::<ObjectChange>(&st, id)? else { return Ok(None) };
+        let Some(mut change) = read_change(&st, id)? else { return Ok(None) };
         if let Some(previous) = self.previous_data(&st, &change.object_ref(), id)? {
             change.prechange = Some(previous);
         }

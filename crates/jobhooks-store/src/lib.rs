@@ -56,6 +56,7 @@
 
 mod catalog;
 mod changes;
+mod disk;
 mod durability;
 mod keys;
 mod lines;

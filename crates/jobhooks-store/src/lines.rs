@@ -5,13 +5,14 @@
 //! button presses and replays, and moves a line on when its head finishes. Both read and write
 //! queue entries, results and change records through the functions here, which sit below both.
 
-use jobhooks_model::{ChangeId, ContentType, JobInputs, JobResult, ObjectRef, RunId, StorageFailure};
+use jobhooks_model::{ChangeId, ContentType, JobInputs, JobResult, ObjectChange, ObjectRef, RunId, StorageFailure};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::disk::{ChangeRecord, Stored};
 use crate::keys;
 use crate::records::{self, ObjectIndexEntry, QueueEntry};
-use crate::staging::{Staging, corrupt, decode, encode};
+use crate::staging::{Staging, corrupt, decode, decode_record, encode};
 
 /// A run whose queue entry or result should be there and is not: the store is corrupt.
 pub(crate) fn missing(kind: &'static str, run: RunId) -> StorageFailure {
@@ -33,7 +34,7 @@ pub(crate) fn stored_result(st: &Staging<'_>, run: RunId) -> Result<Option<JobRe
     let key = keys::result(run);
     let Some(bytes) = st.get(&key)? else { return Ok(None) };
     let header = records::decode_result_header(&bytes).ok_or_else(|| corrupt("job result", &key, "no header"))?;
-    decode("job result", &key, header.json).map(Some)
+    decode_record("job result", &key, header.json).map(Some)
 }
 
 /// Where the unfinished run `run` is queued (ready or claimed, waiting in line, or waiting for a
@@ -149,6 +150,12 @@ pub(crate) fn join_object_line(
     Ok(())
 }
 
+/// The change `id` as stored (its prechange only when it is stored with it).
+pub(crate) fn read_change(st: &Staging<'_>, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
+    let Some((_, record)) = read_change_json::<ChangeRecord>(st, id)? else { return Ok(None) };
+    ObjectChange::from_record(record).map(Some).map_err(|reason| corrupt("change", &keys::change(id), &reason))
+}
+
 /// The runs change `id` queued and its JSON decoded as `T`.
 pub(crate) fn read_change_json<T: DeserializeOwned>(
     st: &Staging<'_>,
@@ -163,6 +170,6 @@ pub(crate) fn read_change_json<T: DeserializeOwned>(
 
 /// Stores `result`.
 pub(crate) fn put_result(st: &mut Staging<'_>, result: &JobResult) -> Result<(), StorageFailure> {
-    st.put(keys::result(result.id), records::encode_result(result.status, &result.job, &encode(result)?));
+    st.put(keys::result(result.id), records::encode_result(result.status, &result.job, &encode(&result.to_record())?));
     Ok(())
 }

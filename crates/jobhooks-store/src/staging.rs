@@ -6,6 +6,8 @@ use jobhooks_model::{BackendError, StorageFailure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::disk::Stored;
+
 /// The pending writes of one atomic operation. Reads see the pending writes first. Nothing reaches
 /// the tree until [`Staging::apply`], which writes everything with one `apply_batch` (atomic on one
 /// tree), so an operation that fails halfway writes nothing.
@@ -125,8 +127,8 @@ impl<'t> Staging<'t> {
         self.stage(key, Some(value));
     }
 
-    pub fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StorageFailure> {
-        self.put(key, encode(value)?);
+    pub fn put_record<T: Stored>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StorageFailure> {
+        self.put(key, encode(&value.to_record())?);
         Ok(())
     }
 
@@ -247,6 +249,13 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageFailure> {
     serde_json::to_vec(value).map_err(|e| StorageFailure::Backend(BackendError::new("cannot encode a record", e)))
+}
+
+/// Decodes the record of `T` stored at `key` and checks it; a record that does not decode or
+/// does not pass is corrupt.
+pub(crate) fn decode_record<T: Stored>(kind: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StorageFailure> {
+    let record: T::Record = decode(kind, key, bytes)?;
+    T::from_record(record).map_err(|reason| corrupt(kind, key, &reason))
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StorageFailure> {

@@ -17,8 +17,9 @@ use jobhooks_model::ports::{
     Catalog, ChangeStore, Completion, JobQueue, ObjectReader, Outcome, QueueReader, ResultFilter,
 };
 use jobhooks_model::{
-    Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobButton, JobHook, JobInputs, JobKind,
-    JobSpec, LogEntry, LogLevel, LoggedObject, ManualClock, Object, ObjectRef, OffsetDateTime, Permission, SyncMode, User, Value, json,
+    Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobButton, JobHook,
+    JobInputs, JobKind, JobSpec, LogEntry, LogLevel, LoggedObject, ManualClock, Object, ObjectRef, OffsetDateTime,
+    Permission, SyncMode, User, Value, json,
 };
 use jobhooks_store::{FORMAT_VERSION, OpenError, Store, StoreConfig};
 
