@@ -10,31 +10,29 @@ use jobhooks_model::{
 };
 
 use crate::disk::Stored;
-use crate::staging::{Staging, backend_error, decode_record};
+use crate::staging::{Staging, decode_record};
 use crate::{Store, keys};
 
 /// Every catalog record, in memory. Derived from disk at open and kept in step by the writers, so
 /// reads and hook matching never scan the tree. Hooks are indexed by (content type, action), so the
 /// cost of matching a change does not grow with hooks defined for other types.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct CatalogCache {
     jobs: BTreeMap<String, JobRecord>,
     hooks: BTreeMap<String, JobHook>,
     buttons: BTreeMap<String, JobButton>,
     users: BTreeMap<String, User>,
     hook_index: HashMap<(ContentType, Action), BTreeSet<String>>,
-    /// Counts mutations: a failed write reloads the cache from disk when it changed the count.
-    pub mutations: u64,
 }
 
 fn load_all<T: Stored>(
-    tree: &sled::Tree,
+    st: &Staging<'_>,
     prefix: &[u8],
     kind: &'static str,
 ) -> Result<BTreeMap<String, T>, StorageFailure> {
     let mut records = BTreeMap::new();
-    for entry in tree.scan_prefix(prefix) {
-        let (key, value) = entry.map_err(backend_error)?;
+    for entry in st.scan_prefix(prefix) {
+        let (key, value) = entry?;
         let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
         records.insert(name, decode_record(kind, &key, &value)?);
     }
@@ -42,14 +40,14 @@ fn load_all<T: Stored>(
 }
 
 impl CatalogCache {
-    pub fn load(tree: &sled::Tree) -> Result<Self, StorageFailure> {
+    pub fn load(st: &Staging<'_>) -> Result<Self, StorageFailure> {
         let mut cache = Self {
-            jobs: load_all(tree, keys::JOB, "job")?,
-            buttons: load_all(tree, keys::BUTTON, "job button")?,
-            users: load_all(tree, keys::USER, "user")?,
+            jobs: load_all(st, keys::JOB, "job")?,
+            buttons: load_all(st, keys::BUTTON, "job button")?,
+            users: load_all(st, keys::USER, "user")?,
             ..Self::default()
         };
-        let hooks: BTreeMap<String, JobHook> = load_all(tree, keys::HOOK, "job hook")?;
+        let hooks: BTreeMap<String, JobHook> = load_all(st, keys::HOOK, "job hook")?;
         hooks.into_values().for_each(|hook| cache.index_hook(hook));
         Ok(cache)
     }
@@ -94,7 +92,6 @@ impl CatalogCache {
 
     pub fn put_job(&mut self, staging: &mut Staging<'_>, job: JobRecord) -> Result<(), StorageFailure> {
         staging.put_record(keys::named(keys::JOB, &job.class_path), &job)?;
-        self.mutations += 1;
         self.jobs.insert(job.class_path.clone(), job);
         Ok(())
     }
@@ -110,14 +107,12 @@ impl CatalogCache {
             self.remove_hook(staging, old);
         }
         staging.put_record(keys::named(keys::HOOK, &hook.name), &hook)?;
-        self.mutations += 1;
         self.index_hook(hook);
         Ok(())
     }
 
     fn remove_hook(&mut self, staging: &mut Staging<'_>, name: &str) -> Option<JobHook> {
         staging.remove(keys::named(keys::HOOK, name));
-        self.mutations += 1;
         self.unindex_hook(name)
     }
 
@@ -131,21 +126,18 @@ impl CatalogCache {
             self.remove_button(staging, old);
         }
         staging.put_record(keys::named(keys::BUTTON, &button.name), &button)?;
-        self.mutations += 1;
         self.buttons.insert(button.name.clone(), button);
         Ok(())
     }
 
     fn put_user(&mut self, staging: &mut Staging<'_>, user: User) -> Result<(), StorageFailure> {
         staging.put_record(keys::named(keys::USER, &user.username), &user)?;
-        self.mutations += 1;
         self.users.insert(user.username.clone(), user);
         Ok(())
     }
 
     fn remove_button(&mut self, staging: &mut Staging<'_>, name: &str) -> Option<JobButton> {
         staging.remove(keys::named(keys::BUTTON, name));
-        self.mutations += 1;
         self.buttons.remove(name)
     }
 
@@ -176,8 +168,8 @@ impl Catalog for Store {
                 return Ok(plan.report);
             }
         }
-        self.write_durably(|_, st| {
-            let mut catalog = self.catalog_mut();
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
             let JobSyncPlan { jobs, hooks, buttons, report } =
                 plan_job_sync(catalog.jobs.values(), catalog.hooks.values(), catalog.buttons.values(), linked, mode);
             for job in jobs {
@@ -205,8 +197,8 @@ impl Catalog for Store {
     }
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
-        self.write_durably(|_, st| {
-            let mut catalog = self.catalog_mut();
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
             let job = catalog.job(class_path).ok_or_else(|| not_found("job", class_path))?;
             let job = JobRecord { enabled, ..job.clone() };
             catalog.put_job(st, job.clone())?;
@@ -216,8 +208,8 @@ impl Catalog for Store {
     }
 
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
-        self.write_durably(|_, st| {
-            let mut catalog = self.catalog_mut();
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
             let others = catalog.hooks_to_check(&hook, None);
             validate_hook(&hook, others, catalog.job(&hook.job))?;
             catalog.put_hook(st, hook.clone(), None)?;
@@ -227,8 +219,8 @@ impl Catalog for Store {
     }
 
     async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
-        self.write_durably(|_, st| {
-            let mut catalog = self.catalog_mut();
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
             let stored = catalog.hooks.get(name).ok_or_else(|| not_found("job hook", name))?;
             let hook = patch.apply_to(stored);
             let others = catalog.hooks_to_check(&hook, Some(name));
@@ -240,8 +232,11 @@ impl Catalog for Store {
     }
 
     async fn delete_hook(&self, name: &str) -> Result<JobHook, CatalogError> {
-        self.write_durably(|_, st| self.catalog_mut().remove_hook(st, name).ok_or_else(|| not_found("job hook", name)))
-            .await
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
+            catalog.remove_hook(st, name).ok_or_else(|| not_found("job hook", name))
+        })
+        .await
     }
 
     async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StorageFailure> {
@@ -253,8 +248,8 @@ impl Catalog for Store {
     }
 
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
-        self.write_durably(|_, st| {
-            let mut catalog = self.catalog_mut();
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
             let same_name = catalog.buttons.get(&button.name);
             validate_button(&button, same_name, catalog.job(&button.job))?;
             catalog.put_button(st, button.clone(), None)?;
@@ -264,8 +259,8 @@ impl Catalog for Store {
     }
 
     async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
-        self.write_durably(|_, st| {
-            let mut catalog = self.catalog_mut();
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
             let stored = catalog.buttons.get(name).ok_or_else(|| not_found("job button", name))?;
             let button = patch.apply_to(stored);
             let same_name = catalog.buttons.get(&button.name).filter(|b| b.name != name);
@@ -277,8 +272,9 @@ impl Catalog for Store {
     }
 
     async fn delete_button(&self, name: &str) -> Result<JobButton, CatalogError> {
-        self.write_durably(|_, st| {
-            self.catalog_mut().remove_button(st, name).ok_or_else(|| not_found("job button", name))
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
+            catalog.remove_button(st, name).ok_or_else(|| not_found("job button", name))
         })
         .await
     }
@@ -293,7 +289,11 @@ impl Catalog for Store {
 
     async fn put_user(&self, user: User) -> Result<(), CatalogError> {
         validate_name("username", &user.username)?;
-        self.write_durably(|_, st| Ok(self.catalog_mut().put_user(st, user)?)).await
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
+            Ok(catalog.put_user(st, user)?)
+        })
+        .await
     }
 
     async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure> {

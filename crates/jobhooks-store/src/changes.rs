@@ -1,6 +1,6 @@
 //! The object repository, the change log, and the transactional outbox.
 
-use std::ops::RangeInclusive;
+use std::ops::Bound;
 
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::disk::Stored;
 use crate::lines::{join_line, latest_index_entry, read_change, read_change_json, recorded_object};
 use crate::records::{self, ObjectIndexEntry, QueueEntry, Repository};
-use crate::staging::{Staging, backend_error, corrupt, encode, indexed_id};
+use crate::staging::{Bytes, KeyRange, Staging, corrupt, encode, indexed_id, key_range};
 use crate::{Store, Writer, keys};
 
 /// What a change record says about the object it leaves: decoded into an object without copying
@@ -132,16 +132,16 @@ impl Store {
         reference: &ObjectRef,
         before: ChangeId,
     ) -> Result<Option<serde_json::Value>, StorageFailure> {
-        let range = keys::changes_of_object(reference)..keys::change_by_object(reference, before);
-        let previous = self.inner.tree.range(range).keys().next_back().transpose().map_err(backend_error)?;
-        let Some(key) = previous else { return Ok(None) };
+        let range = key_range(keys::changes_of_object(reference), keys::change_by_object(reference, before));
+        let previous = st.scan(range, true).next().transpose()?;
+        let Some((key, _)) = previous else { return Ok(None) };
         let id = ChangeId(indexed_id("change index", &key)?);
         Ok(read_change_json::<DataOnly>(st, id)?.map(|(_, change)| change.object_data))
     }
 
     /// The change `id` with its prechange.
     pub(crate) fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
-        let st = Staging::new(&self.inner.tree);
+        let st = self.view();
         let Some(mut change) = read_change(&st, id)? else { return Ok(None) };
         if let Some(previous) = self.previous_data(&st, &change.object_ref(), id)? {
             change.prechange = Some(previous);
@@ -150,14 +150,14 @@ impl Store {
     }
 
     /// The changes named by the ids ending `keys_in_order`, in that order.
-    fn changes_by_index(
+    fn changes_by_index<'s>(
         &self,
-        keys_in_order: impl Iterator<Item = Result<sled::IVec, sled::Error>>,
+        keys_in_order: impl Iterator<Item = Result<(Bytes<'s>, Bytes<'s>), StorageFailure>>,
         limit: usize,
     ) -> Result<Vec<ObjectChange>, StorageFailure> {
         let mut changes = Vec::new();
-        for key in keys_in_order.take(limit) {
-            let key = key.map_err(backend_error)?;
+        for entry in keys_in_order.take(limit) {
+            let (key, _) = entry?;
             if let Some(change) =
                 keys::trailing_id(&key).map(ChangeId).map(|id| self.read_change(id)).transpose()?.flatten()
             {
@@ -170,14 +170,13 @@ impl Store {
     /// The first change at or after `at` (changes are numbered in time order), by binary search
     /// over the ids: changes have no time index.
     fn first_change_at(&self, at: OffsetDateTime) -> Result<u64, StorageFailure> {
-        let st = Staging::new(&self.inner.tree);
+        let st = self.view();
         let (mut low, mut high) = (1, self.writer().next_change);
         while low < high {
             let middle = low + (high - low) / 2;
             // The first change that exists at or after `middle` (pruning leaves gaps).
-            let found =
-                self.inner.tree.range(keys::change(ChangeId(middle))..keys::change(ChangeId(high))).keys().next();
-            let Some(key) = found.transpose().map_err(backend_error)? else {
+            let found = st.scan(key_range(keys::change(ChangeId(middle)), keys::change(ChangeId(high))), false).next();
+            let Some((key, _)) = found.transpose()? else {
                 high = middle;
                 continue;
             };
@@ -199,11 +198,10 @@ struct TimeOnly {
 
 /// The time of the latest change (the epoch when there is none): change times never go back, not
 /// even across restarts, so that ids and times sort alike.
-pub(crate) fn last_change_time(tree: &sled::Tree) -> Result<OffsetDateTime, StorageFailure> {
-    let last = tree.scan_prefix(keys::CHANGE).keys().next_back().transpose().map_err(backend_error)?;
+pub(crate) fn last_change_time(st: &Staging<'_>) -> Result<OffsetDateTime, StorageFailure> {
+    let last = st.last_with_prefix(keys::CHANGE)?.map(|(key, _)| key);
     let Some(id) = last.and_then(|key| keys::trailing_id(&key)) else { return Ok(OffsetDateTime::UNIX_EPOCH) };
-    let st = Staging::new(tree);
-    Ok(read_change_json::<TimeOnly>(&st, ChangeId(id))?.map_or(OffsetDateTime::UNIX_EPOCH, |(_, c)| c.time))
+    Ok(read_change_json::<TimeOnly>(st, ChangeId(id))?.map_or(OffsetDateTime::UNIX_EPOCH, |(_, c)| c.time))
 }
 
 #[derive(Deserialize)]
@@ -213,31 +211,33 @@ struct DataOnly {
 
 /// The commits of one change context: each commit's request index key and the range of its
 /// change keys (its changes are numbered from first to last).
-pub(crate) fn commits_of_request(
-    tree: &sled::Tree,
+pub(crate) fn commits_of_request<'s>(
+    st: &'s Staging<'_>,
     request: Uuid,
-) -> impl Iterator<Item = Result<(sled::IVec, RangeInclusive<Vec<u8>>), StorageFailure>> {
-    tree.scan_prefix(keys::changes_of_request(request)).map(|commit| {
-        let (key, last) = commit.map_err(backend_error)?;
+) -> impl Iterator<Item = Result<(Vec<u8>, KeyRange), StorageFailure>> + 's {
+    st.scan_prefix(&keys::changes_of_request(request)).map(|commit| {
+        let (key, last) = commit?;
         let first = indexed_id("request index", &key)?;
         let last = <[u8; 8]>::try_from(last.as_ref())
             .map_err(|_| corrupt("request index", &key, "the entry does not hold the commit's last change id"))?;
-        let changes = keys::change(ChangeId(first))..=keys::change(ChangeId(u64::from_be_bytes(last)));
-        Ok((key, changes))
+        let last = keys::change(ChangeId(u64::from_be_bytes(last)));
+        let changes = (Bound::Included(keys::change(ChangeId(first))), Bound::Included(last));
+        Ok((key.to_vec(), changes))
     })
 }
 
 /// The change that holds an object's current data, from the newest of `entries` (an object's index
 /// entries, newest first) that was applied to the repository.
-fn holding_change(
-    entries: impl Iterator<Item = Result<(sled::IVec, sled::IVec), sled::Error>>,
+fn holding_change<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    entries: impl Iterator<Item = Result<(K, V), StorageFailure>>,
 ) -> Result<Option<ChangeId>, StorageFailure> {
     for entry in entries {
-        let (key, value) = entry.map_err(backend_error)?;
-        let index = ObjectIndexEntry::decode(&value)
-            .ok_or_else(|| corrupt("object index", &key, "not an object index entry"))?;
+        let (key, value) = entry?;
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let index =
+            ObjectIndexEntry::decode(value).ok_or_else(|| corrupt("object index", key, "not an object index entry"))?;
         match index.repository {
-            Repository::Holds => return Ok(keys::trailing_id(&key).map(ChangeId)),
+            Repository::Holds => return Ok(keys::trailing_id(key).map(ChangeId)),
             Repository::Removed => return Ok(None),
             Repository::NotApplied => {}
         }
@@ -248,13 +248,13 @@ fn holding_change(
 impl Store {
     /// The change that holds the current data of `reference` in the repository.
     fn object_pointer(&self, reference: &ObjectRef) -> Result<Option<ChangeId>, StorageFailure> {
-        holding_change(self.inner.tree.scan_prefix(keys::changes_of_object(reference)).rev())
+        holding_change(self.view().scan_prefix_rev(&keys::changes_of_object(reference)))
     }
 
     /// The object as change `id`, which the repository says holds it, left it. Only the change's
     /// own record is read: an object needs no prechange.
     fn object_held_by(&self, reference: &ObjectRef, id: ChangeId) -> Result<Object, StorageFailure> {
-        let st = Staging::new(&self.inner.tree);
+        let st = self.view();
         let change = read_change_json::<ResultingObject>(&st, id)?.map(|(_, change)| change);
         change.and_then(ResultingObject::into_object).ok_or_else(|| StorageFailure::Corrupt {
             kind: "object",
@@ -285,7 +285,12 @@ impl ChangeStore for Store {
         if changes.is_empty() {
             return Ok(CommitReceipt::default());
         }
-        let receipt = self.write_durably(|w, st| self.stage_changes(w, st, context, changes, objects)).await?;
+        let receipt = self
+            .write_durably(|txn| {
+                let (w, st) = txn.parts();
+                self.stage_changes(w, st, context, changes, objects)
+            })
+            .await?;
         if !receipt.runs.is_empty() {
             self.signal_work();
         }
@@ -312,14 +317,15 @@ impl ChangeStore for Store {
     }
 
     async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
-        self.changes_by_index(self.inner.tree.scan_prefix(keys::changes_of_object(object)).keys().rev(), limit)
+        self.changes_by_index(self.view().scan_prefix_rev(&keys::changes_of_object(object)), limit)
     }
 
     async fn changes_for_request(&self, request_id: Uuid) -> Result<Vec<ObjectChange>, StorageFailure> {
         let mut changes = Vec::new();
-        for commit in commits_of_request(&self.inner.tree, request_id) {
+        let st = self.view();
+        for commit in commits_of_request(&st, request_id) {
             let (_, changes_of_commit) = commit?;
-            changes.extend(self.changes_by_index(self.inner.tree.range(changes_of_commit).keys(), usize::MAX)?);
+            changes.extend(self.changes_by_index(st.scan(changes_of_commit, false), usize::MAX)?);
         }
         Ok(changes)
     }
@@ -331,8 +337,11 @@ impl ChangeStore for Store {
         limit: usize,
     ) -> Result<Vec<ObjectChange>, StorageFailure> {
         let (first, end) = (self.first_change_at(from)?, self.first_change_at(to)?);
-        let range = self.inner.tree.range(keys::change(ChangeId(first))..keys::change(ChangeId(end)));
-        self.changes_by_index(range.keys(), limit)
+        let st = self.view();
+        self.changes_by_index(
+            st.scan(key_range(keys::change(ChangeId(first)), keys::change(ChangeId(end))), false),
+            limit,
+        )
     }
 
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
@@ -341,9 +350,9 @@ impl ChangeStore for Store {
         let prefix = keys::objects_of_type(content_type.as_str());
         // `{prefix}{id}\0{change id}`: the object's id.
         let object_of = |key: &[u8]| key.get(prefix.len()..key.len().saturating_sub(9)).map(<[u8]>::to_vec);
-        let mut entries: Vec<(sled::IVec, sled::IVec)> = Vec::new();
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut objects = Vec::new();
-        let mut flush = |entries: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<(), StorageFailure> {
+        let mut flush = |entries: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<(), StorageFailure> {
             let id = entries.last().and_then(|(key, _)| object_of(key)).unwrap_or_default();
             if let Some(change) = holding_change(entries.drain(..).rev().map(Ok))? {
                 let reference = recorded_object(content_type.clone(), String::from_utf8_lossy(&id).into_owned())?;
@@ -351,12 +360,12 @@ impl ChangeStore for Store {
             }
             Ok(())
         };
-        for entry in self.inner.tree.scan_prefix(&prefix) {
-            let (key, value) = entry.map_err(backend_error)?;
+        for entry in self.view().scan_prefix(&prefix) {
+            let (key, value) = entry?;
             if entries.last().is_some_and(|(last, _)| object_of(last) != object_of(&key)) {
                 flush(&mut entries)?;
             }
-            entries.push((key, value));
+            entries.push((key.to_vec(), value.to_vec()));
         }
         flush(&mut entries)?;
         Ok(objects)

@@ -68,7 +68,7 @@ mod staging;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use jobhooks_model::{BackendError, ChangeContext, ChangeSession, Clock, StorageFailure, system_clock};
@@ -168,13 +168,11 @@ struct Inner {
     /// Serializes read-modify-write operations of this process. Claims between processes are
     /// decided by the lease records themselves; sled admits only one process per store.
     writer: Mutex<Writer>,
-    /// The catalog cache. Reads take only this lock, never the writer mutex, so that a run's job
-    /// and user reads do not wait for a commit group being applied under it. Every write to it is
-    /// made under the writer mutex too (taken first), so catalog writes stay serialized with the
-    /// writes that read it (matching hooks when committing). As before, readers see a change once
-    /// it is staged, before its flush. A write that fails after changing the cache reloads it from
-    /// disk before it releases the writer mutex; until then, readers may see what it changed.
-    catalog: RwLock<CatalogCache>,
+    /// The catalog cache, as of the last write that changed the catalog and was applied to the
+    /// tree. Readers clone the `Arc` and never wait for the writer mutex; an operation that changes
+    /// the catalog edits a copy, and the engine publishes it under the writer mutex once the
+    /// operation's batch is in the tree, so readers never see a catalog write that failed.
+    catalog: RwLock<Arc<CatalogCache>>,
     durability: Durability,
     flusher: FlushCoordinator,
     /// Set when applying deferred writes failed: the writes of commits that were waiting for
@@ -236,21 +234,23 @@ impl Store {
         let tree = db.open_tree("jobhooks").map_err(io)?;
         check_format(&db, &tree, &path)?;
         let read = |source: StorageFailure| OpenError::Read { path: path.clone(), source: source.into() };
+        let view = Staging::new(&tree);
         let writer = Writer {
             clock: config.clock.clone(),
-            next_change: last_id(&tree, keys::CHANGE).map_err(read)? + 1,
-            next_run: queue::last_run_id(&tree).map_err(read)? + 1,
-            last_time: changes::last_change_time(&tree).map_err(read)?,
-            counts: queue::count_runs(&tree).map_err(read)?,
+            next_change: last_id(&view, keys::CHANGE).map_err(read)? + 1,
+            next_run: queue::last_run_id(&view).map_err(read)? + 1,
+            last_time: changes::last_change_time(&view).map_err(read)?,
+            counts: queue::count_runs(&view).map_err(read)?,
             deferred: Overlay::new(),
         };
-        let catalog = CatalogCache::load(&tree).map_err(read)?;
+        let catalog = CatalogCache::load(&view).map_err(read)?;
+        drop(view);
         let inner = Inner {
             path: path.clone(),
             db,
             tree,
             writer: Mutex::new(writer),
-            catalog: RwLock::new(catalog),
+            catalog: RwLock::new(Arc::new(catalog)),
             durability: config.durability,
             flusher: FlushCoordinator::new(config.durability),
             broken: OnceLock::new(),
@@ -291,16 +291,15 @@ impl Store {
         self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The catalog cache, for reading.
-    fn catalog(&self) -> RwLockReadGuard<'_, CatalogCache> {
-        // Like the writer lock: a panic cannot leave the disk half-written, and a cache that a
-        // failed write touched is reloaded from disk by that write.
-        self.inner.catalog.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The catalog cache as last published.
+    fn catalog(&self) -> Arc<CatalogCache> {
+        // A panic cannot leave a half-published cache: publishing is one assignment.
+        self.inner.catalog.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// The catalog cache, for writing: only under the writer lock.
-    fn catalog_mut(&self) -> RwLockWriteGuard<'_, CatalogCache> {
-        self.inner.catalog.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A read-only view of the store: the one way a reader reaches the tree.
+    pub(crate) fn view(&self) -> Staging<'_> {
+        Staging::new(&self.inner.tree)
     }
 
     fn check_not_broken(&self) -> Result<(), StorageFailure> {
@@ -322,12 +321,7 @@ impl Store {
             return Ok(());
         }
         let deferred = std::mem::take(&mut writer.deferred);
-        self.apply_with_deferred(Staging::after(&self.inner.tree, deferred)).map(drop)
-    }
-
-    /// Applies `staging`, which holds deferred writes of operations waiting for a flush.
-    fn apply_with_deferred(&self, staging: Staging<'_>) -> Result<QueueCounts, StorageFailure> {
-        self.broken_unless(staging.apply())
+        self.broken_unless(Staging::after(&self.inner.tree, deferred).apply()).map(drop)
     }
 
     /// Passes on `applied`, the outcome of a write that took the deferred writes out of the
@@ -339,102 +333,66 @@ impl Store {
         })
     }
 
-    /// Runs `op` under the writer lock, after applying the deferred writes, and applies what it
-    /// staged as one atomic batch. Returns `op`'s value and the write's flush ticket. When `op`
-    /// or the batch fails nothing is written, and a catalog cache that `op` touched is reloaded
-    /// from disk.
-    fn write<R, E: From<StorageFailure>>(
+    /// The write engine, and the only way an operation writes: runs `op` under the writer lock
+    /// with a [`Txn`] that reads through every write not yet applied (the commit group's deferred
+    /// writes, then its own) and stages its writes, then does with them what `commit` says.
+    /// Returns `op`'s value and the flush ticket of its writes. When `op` fails, nothing of it is
+    /// written, the deferred writes are left as they were, and a catalog it edited is dropped.
+    pub(crate) fn transact<R, E: From<StorageFailure>>(
         &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
+        commit: Commit,
+        op: impl FnOnce(&mut Txn<'_>) -> Result<R, E>,
     ) -> Result<(R, u64), E> {
-        let mut writer = self.writer();
-        // Operations that apply at once may read the tree directly: it must hold every write.
-        self.apply_deferred(&mut writer)?;
-        let catalog_before = self.catalog().mutations;
-        let mut staging = Staging::new(&self.inner.tree);
-        match op(&mut writer, &mut staging).and_then(|value| Ok((value, staging.apply()?))) {
-            Ok((value, counts)) => {
-                writer.counts += counts;
-                Ok((value, self.inner.flusher.record_write()))
-            }
-            Err(e) => Err(self.reload_catalog_after(&mut writer, catalog_before, e)),
-        }
-    }
-
-    /// Runs `op` under the writer lock after the deferred writes and defers what it staged too:
-    /// the flush its caller waits for applies it. When `op` fails, the deferred writes are left
-    /// as they were.
-    fn defer<R, E: From<StorageFailure>>(
-        &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
-    ) -> Result<(R, u64), E> {
-        self.after_deferred(op, AfterOp::Defer)
-    }
-
-    /// Runs `op` under the writer lock after the deferred writes; `op` reads through them (the
-    /// tree does not hold them while it runs), and `then` says what becomes of its writes. When
-    /// `op` fails, the deferred writes are left as they were.
-    fn after_deferred<R, E: From<StorageFailure>>(
-        &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
-        then: AfterOp,
-    ) -> Result<(R, u64), E> {
-        let mut writer = self.writer();
+        let mut guard = self.writer();
+        let writer = &mut *guard;
         self.check_not_broken()?;
-        let catalog_before = self.catalog().mutations;
-        let mut staging = Staging::after(&self.inner.tree, std::mem::take(&mut writer.deferred));
-        let value = match op(&mut writer, &mut staging) {
+        let deferred = std::mem::take(&mut writer.deferred);
+        let had_deferred = !deferred.is_empty();
+        let staging = Staging::after(&self.inner.tree, deferred);
+        let mut txn = Txn { writer, staging, catalog: CatalogDraft { published: self.catalog(), edited: None } };
+        let value = match op(&mut txn) {
             Ok(value) => value,
             Err(e) => {
-                writer.deferred = staging.roll_back();
-                return Err(self.reload_catalog_after(&mut writer, catalog_before, e));
+                txn.writer.deferred = txn.staging.roll_back();
+                return Err(e);
             }
         };
-        let counts = match then {
-            AfterOp::Defer => {
+        let Txn { writer, staging, catalog } = txn;
+        // A catalog edit is published only once it is in the tree, so it is applied at once.
+        let commit = match commit {
+            Commit::Durable if catalog.edited.is_some() => Commit::Now,
+            Commit::Durable if !matches!(self.inner.durability, Durability::GroupCommit) => Commit::Now,
+            other => other,
+        };
+        let counts = match commit {
+            Commit::Durable => {
                 let (deferred, counts) = staging.into_parts();
                 writer.deferred = deferred;
                 counts
             }
-            AfterOp::Apply => self.apply_with_deferred(staging)?,
-            AfterOp::ApplyOwn => {
+            Commit::Now if had_deferred => self.broken_unless(staging.apply())?,
+            Commit::Now => staging.apply()?,
+            Commit::OwnWrites => {
                 let (deferred, counts) = self.broken_unless(staging.apply_own_writes())?;
                 writer.deferred = deferred;
                 counts
             }
         };
+        if let Some(edited) = catalog.edited {
+            *self.inner.catalog.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(edited);
+        }
         writer.counts += counts;
         Ok((value, self.inner.flusher.record_write()))
     }
 
-    /// The catalog cache may hold what a failed operation staged, if it changed since
-    /// `catalog_before` (its mutation count): reloads it from disk (after applying the deferred
-    /// writes, which it must keep) and gives back the operation's error.
-    fn reload_catalog_after<E: From<StorageFailure>>(&self, writer: &mut Writer, catalog_before: u64, error: E) -> E {
-        if self.catalog().mutations == catalog_before {
-            return error;
-        }
-        let reloaded = self.apply_deferred(writer).and_then(|()| CatalogCache::load(&self.inner.tree));
-        match reloaded {
-            Ok(catalog) => {
-                *self.catalog_mut() = catalog;
-                error
-            }
-            Err(reload_error) => reload_error.into(),
-        }
-    }
-
-    /// Runs `op` like [`Store::write`] and waits until its writes are durable (per
-    /// [`Durability`]). With group commit the writes are deferred, so that the flush applies those
-    /// of every waiting operation in one batch.
+    /// Runs `op` with [`Commit::Durable`] and waits until its writes are durable (per
+    /// [`Durability`]). With group commit the writes are deferred, so that the flush applies
+    /// those of every waiting operation in one batch.
     async fn write_durably<R, E: From<StorageFailure>>(
         &self,
-        op: impl FnOnce(&mut Writer, &mut Staging<'_>) -> Result<R, E>,
+        op: impl FnOnce(&mut Txn<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let (value, ticket) = match self.inner.durability {
-            Durability::GroupCommit => self.defer(op)?,
-            Durability::FlushEach | Durability::Background { .. } => self.write(op)?,
-        };
+        let (value, ticket) = self.transact(Commit::Durable, op)?;
         self.inner.flusher.wait_durable(ticket, || self.flush()).await?;
         // A waiter whose writes were in a batch that failed for another waiter learns it here.
         self.check_not_broken()?;
@@ -442,16 +400,57 @@ impl Store {
     }
 }
 
-/// What happens to an operation's writes staged after the deferred ones.
-pub(crate) enum AfterOp {
-    /// They are deferred too: the flush its caller waits for applies them.
-    Defer,
-    /// They are applied with the deferred ones as one batch, so that the operation costs one sled
+/// What becomes of an operation's writes: see [`Store::transact`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// Its caller waits until they are durable. Under group commit they join the deferred writes,
+    /// and the flush applies the group in one batch; otherwise, and when the operation edited the
+    /// catalog, they are applied at once.
+    Durable,
+    /// Applied at once, with the deferred writes, as one batch: the operation costs one sled
     /// batch, not two.
-    Apply,
-    /// They are applied key by key and the deferred ones stay deferred. Each write must stand
+    Now,
+    /// Applied at once key by key, leaving the deferred writes deferred. Each write must stand
     /// alone and build on no deferred write (see [`Staging::apply_own_writes`]).
-    ApplyOwn,
+    OwnWrites,
+}
+
+/// An operation's handle on the store, lent by [`Store::transact`]: its reads and staged writes,
+/// the writer's counters, and the catalog.
+pub(crate) struct Txn<'a> {
+    writer: &'a mut Writer,
+    staging: Staging<'a>,
+    catalog: CatalogDraft,
+}
+
+/// The catalog as an operation sees it: as published, or its own edited copy.
+struct CatalogDraft {
+    published: Arc<CatalogCache>,
+    edited: Option<CatalogCache>,
+}
+
+impl<'a> Txn<'a> {
+    /// The writer's counters and the staged writes.
+    pub(crate) fn parts(&mut self) -> (&mut Writer, &mut Staging<'a>) {
+        (self.writer, &mut self.staging)
+    }
+
+    /// The staged writes.
+    pub(crate) fn staging(&mut self) -> &mut Staging<'a> {
+        &mut self.staging
+    }
+
+    /// The catalog with this operation's edits.
+    pub(crate) fn catalog(&self) -> &CatalogCache {
+        self.catalog.edited.as_ref().unwrap_or(&self.catalog.published)
+    }
+
+    /// The staged writes and the catalog to edit (a copy of the published one, made once).
+    pub(crate) fn edit_catalog(&mut self) -> (&mut Staging<'a>, &mut CatalogCache) {
+        let draft = &mut self.catalog;
+        let edited = draft.edited.get_or_insert_with(|| (*draft.published).clone());
+        (&mut self.staging, edited)
+    }
 }
 
 impl Drop for Inner {
@@ -534,8 +533,8 @@ fn check_format(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), Ope
 }
 
 /// The greatest id under `prefix` (0 when there is none).
-fn last_id(tree: &sled::Tree, prefix: &[u8]) -> Result<u64, StorageFailure> {
-    let last = tree.scan_prefix(prefix).keys().next_back().transpose().map_err(backend_error)?;
+fn last_id(view: &Staging<'_>, prefix: &[u8]) -> Result<u64, StorageFailure> {
+    let last = view.last_with_prefix(prefix)?.map(|(key, _)| key);
     Ok(last.and_then(|key| keys::trailing_id(&key)).unwrap_or(0))
 }
 

@@ -17,8 +17,8 @@ use crate::lines::{
     run_object, stored_result,
 };
 use crate::records::{self, Claim, QueueEntry, from_micros, micros};
-use crate::staging::{QueueCounts, Staging, backend_error, corrupt, indexed_id};
-use crate::{AfterOp, Store, keys};
+use crate::staging::{Entries, Entry, QueueCounts, Staging, corrupt, indexed_id, key_range};
+use crate::{Commit, Store, Txn, keys};
 
 /// Shows a result as the queue sees it: a claimed run is `STARTED`, and attempts and start time
 /// come from its queue entry (leases do not rewrite results).
@@ -54,15 +54,19 @@ impl Store {
     }
 
     /// Moves retries that are due into the ready runs.
-    fn promote_due_retries(&self, st: &mut Staging<'_>, now: OffsetDateTime) -> Result<(), QueueError> {
+    fn promote_due_retries(st: &mut Staging<'_>, now: OffsetDateTime) -> Result<(), QueueError> {
         let step = transition(JobStatus::Retrying, RunEvent::RetryDue)?;
-        let bound = [keys::DELAYED, &keys::time(now)[..], &[0xff; 8][..]].concat();
-        for item in self.inner.tree.range(keys::DELAYED.to_vec()..=bound) {
-            let (key, value) = item.map_err(backend_error)?;
+        // Retries are keyed by due time: those due are the keys before the next microsecond.
+        let due_before = keys::delayed(now + Duration::from_micros(1), RunId(0));
+        let due: Entries = st
+            .scan(key_range(keys::DELAYED.to_vec(), due_before), false)
+            .map(|entry| entry.map(|(key, value)| (key.to_vec(), value.to_vec())))
+            .collect::<Result<_, _>>()?;
+        for (key, value) in due {
             let run = RunId(indexed_id("retry index", &key)?);
             let entry = decode_entry(&key, &value)?;
-            st.remove(key.to_vec());
-            st.put(keys::ready(run), value.to_vec());
+            st.remove(key);
+            st.put(keys::ready(run), value);
             st.counts.apply(step.counts);
             if entry.result_stored {
                 let mut result = stored_result(st, run)?.ok_or_else(|| missing("job result", run))?;
@@ -141,7 +145,8 @@ impl Store {
 
     /// Makes `lease`'s run pending again at once, as `event` (released, given back) decides.
     async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
-        self.write_durably(|w, st| {
+        self.write_durably(|txn| {
+            let (w, st) = txn.parts();
             let entry = Self::claimed_entry(st, lease)?;
             Self::unclaim::<QueueError>(st, lease.run, entry, event, w.now())
         })
@@ -153,16 +158,19 @@ impl Store {
     /// Releases every claim whose deadline (in microseconds) `lapsed` says has lapsed, noting the
     /// lapse in its run's log at `now`; how many.
     fn release_leases(&self, now: OffsetDateTime, lapsed: impl Fn(i64) -> bool) -> Result<usize, MaintenanceError> {
-        let (released, _ticket) = self.write(|_, st| {
-            let mut released = 0;
-            for item in self.inner.tree.scan_prefix(keys::READY) {
-                let (key, value) = item.map_err(backend_error)?;
+        let (released, _ticket) = self.transact(Commit::Now, |txn| {
+            let st = txn.staging();
+            let mut lapsed_runs = Vec::new();
+            for item in st.scan_prefix(keys::READY) {
+                let (key, value) = item?;
                 let entry = decode_entry(&key, &value)?;
                 if entry.lease.is_some_and(|claim| lapsed(claim.deadline)) {
-                    let run = RunId(indexed_id("ready index", &key)?);
-                    Self::unclaim::<MaintenanceError>(st, run, entry, RunEvent::LeaseExpired, now)?;
-                    released += 1;
+                    lapsed_runs.push((RunId(indexed_id("ready index", &key)?), entry));
                 }
+            }
+            let released = lapsed_runs.len();
+            for (run, entry) in lapsed_runs {
+                Self::unclaim::<MaintenanceError>(st, run, entry, RunEvent::LeaseExpired, now)?;
             }
             Ok::<_, MaintenanceError>(released)
         })?;
@@ -191,10 +199,11 @@ impl Store {
 impl JobQueue for Store {
     async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
         let run = self
-            .write_durably(|w, st| {
-                if self.catalog().job(job).is_none() {
+            .write_durably(|txn| {
+                if txn.catalog().job(job).is_none() {
                     return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
                 }
+                let (w, st) = txn.parts();
                 let run = w.new_run();
                 let object = run_object(st, &inputs)?;
                 let entry = QueueEntry::queued(job, user, inputs, w.now());
@@ -222,31 +231,34 @@ impl JobQueue for Store {
         max: usize,
     ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
         if self.first_retry_time().is_some_and(|due| due <= now) {
-            self.write(|_, st| self.promote_due_retries(st, now))?;
+            self.transact(Commit::Now, |txn| Self::promote_due_retries(txn.staging(), now))?;
         }
         // A lease needs no flush: if it is lost in a crash, the run is simply ready again.
         // With `applied_only`, a claim leaves alone the runs whose entries have deferred writes:
         // it writes ahead of them, so what it writes must not build on them.
         let claim = |applied_only: bool| {
-            move |w: &mut crate::Writer, st: &mut Staging<'_>| {
+            move |txn: &mut Txn<'_>| {
+                let (w, st) = txn.parts();
                 let deadline = now.max(w.now()) + lease_for;
-                let mut claimed = Vec::new();
                 // Only the first run in each object's line is ready, so every ready run may start,
-                // unless another worker holds it and its claim has not lapsed. Entries are read
-                // through the staging, which holds the deferred writes; a run that only they made
-                // ready is claimable once they are applied.
-                for item in self.inner.tree.scan_prefix(keys::READY) {
-                    if claimed.len() >= max {
+                // unless another worker holds it and its claim has not lapsed.
+                let mut candidates = Vec::new();
+                for item in st.scan_prefix(keys::READY) {
+                    if candidates.len() >= max {
                         break;
                     }
-                    let (key, _) = item.map_err(backend_error)?;
+                    let (key, value) = item?;
                     if applied_only && st.has_pending_write(&key) {
                         continue;
                     }
-                    let Some(entry) = entry_at(st, &key)? else { continue };
+                    let entry = decode_entry(&key, &value)?;
                     if entry.lease.is_some_and(|claim| claim.deadline > micros(now)) {
                         continue;
                     }
+                    candidates.push((key.to_vec(), entry));
+                }
+                let mut claimed = Vec::with_capacity(candidates.len());
+                for (key, entry) in candidates {
                     let run = RunId(indexed_id("ready index", &key)?);
                     let entry = match entry.lease {
                         Some(_) => Self::unclaim::<QueueError>(st, run, entry, RunEvent::LeaseExpired, now)?,
@@ -260,7 +272,7 @@ impl JobQueue for Store {
                         lease: Some(claim),
                         ..entry
                     };
-                    st.put(key.to_vec(), entry.encode());
+                    st.put(key, entry.encode());
                     st.counts.apply(step.counts);
                     let result = queued_result(st, run, &entry)?;
                     claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
@@ -273,15 +285,20 @@ impl JobQueue for Store {
         // out around every batch. Only when the tree holds nothing to claim do the deferred
         // writes go in with the claims, so that an idle worker starts a run before its commit's
         // flush returns.
-        let (claimed, _ticket) = self.after_deferred(claim(true), AfterOp::ApplyOwn)?;
+        let (claimed, _ticket) = self.transact(Commit::OwnWrites, claim(true))?;
         if !claimed.is_empty() {
             return Ok(claimed);
         }
-        Ok(self.after_deferred(claim(false), AfterOp::Apply)?.0)
+        Ok(self.transact(Commit::Now, claim(false))?.0)
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
-        let receipt = self.write_durably(|w, st| self.stage_completion(w, st, completion)).await?;
+        let receipt = self
+            .write_durably(|txn| {
+                let (w, st) = txn.parts();
+                self.stage_completion(w, st, completion)
+            })
+            .await?;
         // A finished run may make the next run of its object ready.
         self.signal_work();
         Ok(receipt)
@@ -292,7 +309,8 @@ impl JobQueue for Store {
         completions: Vec<Completion>,
     ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
         let outcomes = self
-            .write_durably(|w, st| {
+            .write_durably(|txn| {
+                let (w, st) = txn.parts();
                 let mut outcomes = Vec::with_capacity(completions.len());
                 for completion in completions {
                     // A lapsed lease is refused before anything of its completion is staged, so
@@ -351,7 +369,7 @@ impl QueueReader for Store {
     }
 
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StorageFailure> {
-        let st = Staging::new(&self.inner.tree);
+        let st = self.view();
         let stored = stored_result(&st, run)?;
         if stored.as_ref().is_some_and(|result| !matches!(result.status, JobStatus::Pending | JobStatus::Retrying)) {
             return Ok(stored);
@@ -366,7 +384,7 @@ impl QueueReader for Store {
         let limit = filter.limit.unwrap_or(usize::MAX);
         let mut results = Vec::new();
         if let Some(change) = filter.change {
-            let st = Staging::new(&self.inner.tree);
+            let st = self.view();
             let runs =
                 read_change_json::<serde::de::IgnoredAny>(&st, change)?.map(|(runs, _)| runs).unwrap_or_default();
             for run in runs.into_iter().rev() {
@@ -381,8 +399,8 @@ impl QueueReader for Store {
             JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
             other => vec![keys::status_tag(other)],
         });
-        let st = Staging::new(&self.inner.tree);
-        for item in self.records_newest_first()? {
+        let st = self.view();
+        for item in Self::records_newest_first(&st) {
             if results.len() >= limit {
                 break;
             }
@@ -417,7 +435,8 @@ impl QueueMaintenance for Store {
     }
 
     async fn replay(&self, run: RunId) -> Result<(), MaintenanceError> {
-        self.write_durably(|_, st| {
+        self.write_durably(|txn| {
+            let st = txn.staging();
             let Some(entry) = entry_at(st, &keys::dead(run))? else {
                 return Err(MaintenanceError::Refused {
                     reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
@@ -453,53 +472,48 @@ enum RunRecord {
     Queued(sled::IVec, sled::IVec),
 }
 
-type RunRecords = Box<dyn Iterator<Item = Result<(RunId, RunRecord), StorageFailure>> + Send>;
-
-/// An item of a sled scan.
-type Scanned = Result<(sled::IVec, sled::IVec), sled::Error>;
+type RunRecords<'s> = Box<dyn Iterator<Item = Result<(RunId, RunRecord), StorageFailure>> + Send + 's>;
 
 impl Store {
     /// Every stored result and every queued run, newest first: `res/` merged with the queue's
     /// prefixes by run id. A run may come twice, from its result and its queue entry.
-    fn records_newest_first(&self) -> Result<RunRecords, StorageFailure> {
-        fn by_id(
+    fn records_newest_first<'s>(st: &'s Staging<'_>) -> RunRecords<'s> {
+        fn by_id<'s>(
             kind: &'static str,
             record: fn(sled::IVec, sled::IVec) -> RunRecord,
-        ) -> impl Fn(Scanned) -> Result<(RunId, RunRecord), StorageFailure> {
+        ) -> impl Fn(Entry<'s>) -> Result<(RunId, RunRecord), StorageFailure> {
             move |item| {
-                let (key, value) = item.map_err(backend_error)?;
-                Ok((RunId(indexed_id(kind, &key)?), record(key, value)))
+                let (key, value) = item?;
+                Ok((RunId(indexed_id(kind, &key)?), record(key.into_ivec(), value.into_ivec())))
             }
         }
-        let tree = &self.inner.tree;
         // Retries are few and sorted by due time: sort them by id here.
-        let mut delayed: Vec<_> =
-            tree.scan_prefix(keys::DELAYED).map(by_id("retry index", RunRecord::Queued)).collect();
+        let mut delayed: Vec<_> = st.scan_prefix(keys::DELAYED).map(by_id("retry index", RunRecord::Queued)).collect();
         delayed.sort_by_key(|item| std::cmp::Reverse(item.as_ref().map_or(u64::MAX, |(run, _)| run.0)));
-        let sources: Vec<RunRecords> = vec![
-            Box::new(tree.scan_prefix(keys::RESULT).rev().map(by_id("job result", RunRecord::Result))),
-            Box::new(tree.scan_prefix(keys::READY).rev().map(by_id("ready index", RunRecord::Queued))),
-            Box::new(tree.scan_prefix(keys::WAITING).rev().map(by_id("line", RunRecord::Queued))),
+        let sources: Vec<RunRecords<'s>> = vec![
+            Box::new(st.scan_prefix_rev(keys::RESULT).map(by_id("job result", RunRecord::Result))),
+            Box::new(st.scan_prefix_rev(keys::READY).map(by_id("ready index", RunRecord::Queued))),
+            Box::new(st.scan_prefix_rev(keys::WAITING).map(by_id("line", RunRecord::Queued))),
             Box::new(delayed.into_iter()),
         ];
         // Errors first, so that they end the listing.
         let newest =
             |item: &Result<(RunId, RunRecord), StorageFailure>| item.as_ref().map_or(u64::MAX, |(run, _)| run.0);
-        Ok(Box::new(itertools::kmerge_by(sources, move |a: &_, b: &_| newest(a) > newest(b))))
+        Box::new(itertools::kmerge_by(sources, move |a: &_, b: &_| newest(a) > newest(b)))
     }
 }
 
 /// Counts the runs by state, once at open.
-pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StorageFailure> {
+pub(crate) fn count_runs(st: &Staging<'_>) -> Result<QueueCounts, StorageFailure> {
     let mut counts = QueueCounts::default();
     for prefix in [keys::WAITING, keys::DELAYED, keys::DEAD] {
-        for item in tree.scan_prefix(prefix).keys() {
-            item.map_err(backend_error)?;
+        for item in st.scan_prefix(prefix) {
+            item?;
             *(if prefix == keys::DEAD { &mut counts.dead } else { &mut counts.unfinished }) += 1;
         }
     }
-    for item in tree.scan_prefix(keys::READY) {
-        let (key, value) = item.map_err(backend_error)?;
+    for item in st.scan_prefix(keys::READY) {
+        let (key, value) = item?;
         let entry = decode_entry(&key, &value)?;
         counts.unfinished += 1;
         counts.leased += i64::from(entry.lease.is_some());
@@ -509,19 +523,20 @@ pub(crate) fn count_runs(tree: &sled::Tree) -> Result<QueueCounts, StorageFailur
 
 /// The greatest run id ever handed out: of the runs still queued or holding a result, and of
 /// those whose results were pruned.
-pub(crate) fn last_run_id(tree: &sled::Tree) -> Result<u64, StorageFailure> {
-    let mut last = match tree.get(keys::LAST_PRUNED_RUN).map_err(backend_error)? {
+pub(crate) fn last_run_id(st: &Staging<'_>) -> Result<u64, StorageFailure> {
+    let mut last = match st.get(keys::LAST_PRUNED_RUN)? {
         Some(bytes) => {
             keys::trailing_id(&bytes).ok_or_else(|| corrupt("run counter", keys::LAST_PRUNED_RUN, "not an id"))?
         }
         None => 0,
     };
     for prefix in [keys::RESULT, keys::READY, keys::WAITING, keys::DEAD] {
-        let key = tree.scan_prefix(prefix).keys().next_back().transpose().map_err(backend_error)?;
+        let key = st.last_with_prefix(prefix)?.map(|(key, _)| key);
         last = last.max(key.and_then(|key| keys::trailing_id(&key)).unwrap_or(0));
     }
-    for key in tree.scan_prefix(keys::DELAYED).keys() {
-        last = last.max(keys::trailing_id(&key.map_err(backend_error)?).unwrap_or(0));
+    for item in st.scan_prefix(keys::DELAYED) {
+        let (key, _) = item?;
+        last = last.max(keys::trailing_id(&key).unwrap_or(0));
     }
     Ok(last)
 }
@@ -535,7 +550,8 @@ impl Store {
 
     /// When the first retry falls due, if any is waiting.
     fn first_retry_time(&self) -> Option<OffsetDateTime> {
-        let key = self.inner.tree.scan_prefix(keys::DELAYED).keys().next()?.ok()?;
+        let view = self.view();
+        let (key, _) = view.scan_prefix(keys::DELAYED).next()?.ok()?;
         let raw: [u8; 8] = key.get(keys::DELAYED.len()..keys::DELAYED.len() + 8)?.try_into().ok()?;
         Some(from_micros((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
     }

@@ -1,6 +1,7 @@
 //! Retention: pruning finished results and old changes so that the store stays bounded.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use jobhooks_model::ports::{PruneReport, Retention};
 use jobhooks_model::{ChangeFacts, ChangeId, ContentType, OffsetDateTime, StorageFailure};
@@ -9,8 +10,8 @@ use uuid::Uuid;
 
 use crate::changes::commits_of_request;
 use crate::lines::{queued_entry, read_change_json, recorded_object};
-use crate::staging::{Staging, backend_error, corrupt, decode, indexed_id};
-use crate::{Store, keys, records};
+use crate::staging::{Entries, Staging, corrupt, decode, indexed_id};
+use crate::{Commit, Store, keys, records};
 
 /// Records examined per step; the writer lock is released between steps.
 const STEP: usize = 512;
@@ -35,6 +36,14 @@ struct Created {
     created: OffsetDateTime,
 }
 
+/// Up to [`STEP`] entries after the key `after`: what one step examines.
+fn step_from(st: &Staging<'_>, after: Vec<u8>) -> Result<Entries, StorageFailure> {
+    st.scan((Bound::Excluded(after), Bound::Unbounded), false)
+        .take(STEP)
+        .map(|entry| entry.map(|(key, value)| (key.to_vec(), value.to_vec())))
+        .collect()
+}
+
 impl Store {
     pub(crate) async fn prune_pass(
         &self,
@@ -46,7 +55,7 @@ impl Store {
             let mut resume = Some(keys::RESULT.to_vec());
             while let Some(after) = resume {
                 let ((removed, next), _ticket) =
-                    self.write(|_, st| self.prune_results_step(st, retention, now, after))?;
+                    self.transact(Commit::Now, |txn| Self::prune_results_step(txn.staging(), retention, now, after))?;
                 report.results += removed;
                 resume = next;
                 tokio::task::yield_now().await;
@@ -56,7 +65,7 @@ impl Store {
             let mut resume = Some(keys::CHANGE.to_vec());
             while let Some(after) = resume {
                 let ((removed, next), _ticket) =
-                    self.write(|_, st| self.prune_changes_step(st, retention, now, after))?;
+                    self.transact(Commit::Now, |txn| Self::prune_changes_step(txn.staging(), retention, now, after))?;
                 report.changes += removed;
                 resume = next;
                 tokio::task::yield_now().await;
@@ -67,7 +76,6 @@ impl Store {
 
     /// Removes up to [`STEP`] results that `retention` lets go at `now`, from `after` on.
     fn prune_results_step(
-        &self,
         st: &mut Staging<'_>,
         retention: &Retention,
         now: OffsetDateTime,
@@ -76,40 +84,35 @@ impl Store {
         let Some(cutoff) = retention.results_cutoff(now) else { return Ok((0, None)) };
         let mut removed = 0;
         let mut last = None;
-        for entry in self.inner.tree.range(after.clone()..).take(STEP) {
-            let (key, value) = entry.map_err(backend_error)?;
+        for (key, value) in step_from(st, after)? {
             if !key.starts_with(keys::RESULT) {
                 return Ok((removed, None));
-            }
-            if key.as_ref() == after.as_slice() {
-                continue;
             }
             let header =
                 records::decode_result_header(&value).ok_or_else(|| corrupt("job result", &key, "no header"))?;
             let result: Created = decode("job result", &key, header.json)?;
+            let status = keys::status_of_tag(header.status_tag)
+                .ok_or_else(|| corrupt("job result", &key, "an unknown status tag"))?;
             if result.created >= cutoff {
                 // Results are numbered in the order they were queued: all later ones are newer.
                 return Ok((removed, None));
             }
-            let status = keys::status_of_tag(header.status_tag)
-                .ok_or_else(|| corrupt("job result", &key, "an unknown status tag"))?;
             if retention.may_prune_result(status, result.created, now) {
-                st.remove(key.to_vec());
                 let run = indexed_id("job result", &key)?;
+                st.remove(key.clone());
                 let last_pruned = st.get(keys::LAST_PRUNED_RUN)?.and_then(|bytes| keys::trailing_id(&bytes));
                 if last_pruned.is_none_or(|last| run > last) {
                     st.put(keys::LAST_PRUNED_RUN.to_vec(), run.to_be_bytes().to_vec());
                 }
                 removed += 1;
             }
-            last = Some(key.to_vec());
+            last = Some(key);
         }
         Ok((removed, last))
     }
 
     /// Removes up to [`STEP`] changes that `retention` lets go at `now`, from `after` on.
     fn prune_changes_step(
-        &self,
         st: &mut Staging<'_>,
         retention: &Retention,
         now: OffsetDateTime,
@@ -118,13 +121,9 @@ impl Store {
         let Some(cutoff) = retention.changes_cutoff(now) else { return Ok((0, None)) };
         let mut removed = Vec::new();
         let mut last = None;
-        for key in self.inner.tree.range(after.clone()..).keys().take(STEP) {
-            let key = key.map_err(backend_error)?;
+        for (key, _) in step_from(st, after)? {
             if !key.starts_with(keys::CHANGE) {
                 break;
-            }
-            if key.as_ref() == after.as_slice() {
-                continue;
             }
             let Some(id) = keys::trailing_id(&key).map(ChangeId) else { continue };
             let Some((runs, change)) = read_change_json::<ChangeKeys>(st, id)? else { continue };
@@ -133,7 +132,7 @@ impl Store {
                 last = None;
                 break;
             }
-            last = Some(key.to_vec());
+            last = Some(key.clone());
             let object = recorded_object(change.changed_object_type, change.changed_object_id)?;
             let latest = st.last_with_prefix(&keys::changes_of_object(&object))?;
             let is_latest = latest.and_then(|(k, _)| keys::trailing_id(&k)) == Some(id.0);
@@ -149,27 +148,25 @@ impl Store {
             st.remove(keys::change_by_object(&object, id));
             removed.push((change.request_id, id));
         }
-        self.prune_emptied_commits(st, &removed)?;
+        Self::prune_emptied_commits(st, &removed)?;
         Ok((removed.len() as u64, last))
     }
 
     /// Removes the request index entry of each commit whose changes are now all pruned.
-    fn prune_emptied_commits(&self, st: &mut Staging<'_>, removed: &[(Uuid, ChangeId)]) -> Result<(), StorageFailure> {
+    fn prune_emptied_commits(st: &mut Staging<'_>, removed: &[(Uuid, ChangeId)]) -> Result<(), StorageFailure> {
         let requests: BTreeSet<Uuid> = removed.iter().map(|&(request, _)| request).collect();
+        let mut emptied = Vec::new();
         for request in requests {
-            for commit in commits_of_request(&self.inner.tree, request) {
+            for commit in commits_of_request(st, request) {
                 let (key, changes_of_commit) = commit?;
-                let mut emptied = true;
-                for change in self.inner.tree.range(changes_of_commit).keys() {
-                    if st.contains(&change.map_err(backend_error)?)? {
-                        emptied = false;
-                        break;
-                    }
-                }
-                if emptied {
-                    st.remove(key.to_vec());
+                // The scan counts this step's removals: a change still there keeps its commit.
+                if st.scan(changes_of_commit, false).next().transpose()?.is_none() {
+                    emptied.push(key);
                 }
             }
+        }
+        for key in emptied {
+            st.remove(key);
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! A write set over the store's tree with read-your-writes, applied as one atomic batch.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use jobhooks_model::{BackendError, StorageFailure};
 use serde::Serialize;
@@ -34,6 +35,22 @@ pub(crate) type Overlay = BTreeMap<Vec<u8>, Staged>;
 pub(crate) enum Bytes<'s> {
     Staged(&'s [u8]),
     Stored(sled::IVec),
+}
+
+impl AsRef<[u8]> for Bytes<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Bytes<'_> {
+    /// The bytes as sled holds them: a stored value without a copy, a pending one copied.
+    pub fn into_ivec(self) -> sled::IVec {
+        match self {
+            Bytes::Staged(bytes) => sled::IVec::from(bytes),
+            Bytes::Stored(bytes) => bytes,
+        }
+    }
 }
 
 impl std::ops::Deref for Bytes<'_> {
@@ -136,50 +153,38 @@ impl<'t> Staging<'t> {
         self.stage(key, None);
     }
 
-    /// The greatest key starting with `prefix` and its value, counting pending writes.
-    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Bytes<'_>)>, StorageFailure> {
-        let mut stored = None;
-        for entry in self.tree.scan_prefix(prefix).rev() {
-            let (key, value) = entry.map_err(backend_error)?;
-            if !matches!(self.overlay.get(key.as_ref()), Some(None)) {
-                stored = Some((key, value));
-                break;
-            }
-        }
-        let pending = self.pending_with_prefix(prefix).next_back();
-        // A pending write to a stored key is that key's value, and the pending maximum.
-        Ok(match (stored, pending) {
-            (Some((key, value)), pending) if pending.is_none_or(|(staged, _)| staged < key.as_ref()) => {
-                Some((key.to_vec(), Bytes::Stored(value)))
-            }
-            (_, pending) => pending.map(|(key, value)| (key.to_vec(), Bytes::Staged(value))),
-        })
+    /// The entries whose keys fall in `range`, counting pending writes, in key order (or, with
+    /// `reverse`, from the greatest key down). This is the one way an operation scans: a pending
+    /// write shadows the stored value of its key, and a pending removal hides it.
+    pub fn scan(&self, range: KeyRange, reverse: bool) -> Scan<'_> {
+        let stored = self.tree.range::<Vec<u8>, _>(range.clone());
+        let pending = self.overlay.range::<Vec<u8>, _>(range);
+        let (stored, pending): (StoredIter<'_>, PendingIter<'_>) = if reverse {
+            (Box::new(stored.rev()), Box::new(pending.rev()))
+        } else {
+            (Box::new(stored), Box::new(pending))
+        };
+        Scan { stored: stored.peekable(), pending: pending.peekable(), reverse }
     }
 
-    /// The entries under `prefix` that pending writes put, in order.
-    fn pending_with_prefix<'s>(
-        &'s self,
-        prefix: &[u8],
-    ) -> impl DoubleEndedIterator<Item = (&'s [u8], &'s [u8])> + use<'s> {
-        let end = prefix_end(prefix);
-        let range = match &end {
-            Some(end) => self.overlay.range(prefix.to_vec()..end.clone()),
-            None => self.overlay.range(prefix.to_vec()..),
-        };
-        range.filter_map(|(k, v)| Some((k.as_slice(), v.as_deref()?)))
+    /// The entries under `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_> {
+        self.scan(prefix_range(prefix), false)
+    }
+
+    /// The entries under `prefix`, greatest key first.
+    pub fn scan_prefix_rev(&self, prefix: &[u8]) -> Scan<'_> {
+        self.scan(prefix_range(prefix), true)
+    }
+
+    /// The greatest key starting with `prefix` and its value, counting pending writes.
+    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Bytes<'_>)>, StorageFailure> {
+        self.scan_prefix_rev(prefix).next().transpose().map(|last| last.map(|(key, value)| (key.to_vec(), value)))
     }
 
     /// The keys under `prefix`, counting pending writes, in order.
     pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StorageFailure> {
-        let mut keys = std::collections::BTreeSet::new();
-        for key in self.tree.scan_prefix(prefix).keys() {
-            let key = key.map_err(backend_error)?;
-            if !matches!(self.overlay.get(key.as_ref()), Some(None)) {
-                keys.insert(key.to_vec());
-            }
-        }
-        keys.extend(self.pending_with_prefix(prefix).map(|(key, _)| key.to_vec()));
-        Ok(keys.into_iter().collect())
+        self.scan_prefix(prefix).map(|entry| entry.map(|(key, _)| key.to_vec())).collect()
     }
 
     /// Whether `key` exists, counting pending writes.
@@ -232,6 +237,77 @@ impl<'t> Staging<'t> {
         }
         self.tree.apply_batch(batch).map_err(backend_error)?;
         Ok(self.counts)
+    }
+}
+
+/// One entry of a [`Scan`].
+pub(crate) type Entry<'s> = Result<(Bytes<'s>, Bytes<'s>), StorageFailure>;
+
+/// Entries copied out of a scan, to write to while going through them.
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A range of keys, as [`Staging::scan`] takes it.
+pub(crate) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The keys starting with `prefix`.
+pub(crate) fn prefix_range(prefix: &[u8]) -> KeyRange {
+    let end = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    (Bound::Included(prefix.to_vec()), end)
+}
+
+/// The keys from `from` (included) to `to` (excluded).
+pub(crate) fn key_range(from: Vec<u8>, to: Vec<u8>) -> KeyRange {
+    (Bound::Included(from), Bound::Excluded(to))
+}
+
+type StoredIter<'s> = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + Send + 's>;
+type PendingIter<'s> = Box<dyn Iterator<Item = (&'s Vec<u8>, &'s Staged)> + Send + 's>;
+
+/// Stored entries and pending writes of one range, merged in key order: see [`Staging::scan`].
+pub(crate) struct Scan<'s> {
+    stored: std::iter::Peekable<StoredIter<'s>>,
+    pending: std::iter::Peekable<PendingIter<'s>>,
+    reverse: bool,
+}
+
+/// Which side a scan takes its next entry from.
+enum Side {
+    Stored,
+    Pending,
+    /// Both sides hold the same key: the pending write wins.
+    Both,
+}
+
+impl<'s> Iterator for Scan<'s> {
+    type Item = Entry<'s>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let side = match (self.stored.peek(), self.pending.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) | (Some(Ok(_)), None) => Side::Stored,
+                (None, Some(_)) => Side::Pending,
+                (Some(Ok((stored, _))), Some((pending, _))) => match pending.as_slice().cmp(stored.as_ref()) {
+                    std::cmp::Ordering::Equal => Side::Both,
+                    std::cmp::Ordering::Less if !self.reverse => Side::Pending,
+                    std::cmp::Ordering::Greater if self.reverse => Side::Pending,
+                    _ => Side::Stored,
+                },
+            };
+            if let Side::Stored = side {
+                return Some(match self.stored.next()? {
+                    Ok((key, value)) => Ok((Bytes::Stored(key), Bytes::Stored(value))),
+                    Err(e) => Err(backend_error(e)),
+                });
+            }
+            if let Side::Both = side {
+                self.stored.next();
+            }
+            let (key, value) = self.pending.next()?;
+            if let Some(value) = value {
+                return Some(Ok((Bytes::Staged(key), Bytes::Staged(value))));
+            }
+        }
     }
 }
 
@@ -366,6 +442,34 @@ mod tests {
                 prop_assert_eq!(st.contains(key).unwrap(), model.contains_key(key));
             }
             prop_assert_eq!(st.roll_back(), earlier);
+        }
+
+        /// A scan of any range, either way, gives what the tree would hold once the staged writes
+        /// are applied.
+        #[test]
+        fn scans_merge_pending_writes_with_the_tree_in_either_direction(
+            stored in prop::collection::btree_map(key(), any::<u8>(), 0..12),
+            earlier in prop::collection::btree_map(key(), prop::option::of(any::<u8>()), 0..6),
+            pending in prop::collection::vec((key(), prop::option::of(any::<u8>())), 0..12),
+            from in key(),
+            to in key(),
+            reverse in any::<bool>(),
+        ) {
+            let (tree, earlier, pending, model) = world(stored, earlier, pending);
+            let mut st = Staging::after(&tree, earlier);
+            stage_all(&mut st, pending);
+            let (from, to) = if from <= to { (from, to) } else { (to, from) };
+            let mut expected: Vec<_> =
+                model.range(from.clone()..to.clone()).map(|(key, value)| (key.clone(), value.clone())).collect();
+            if reverse {
+                expected.reverse();
+            }
+            let found: Vec<_> = st
+                .scan(super::key_range(from, to), reverse)
+                .map(|entry| entry.map(|(key, value)| (key.to_vec(), value.to_vec())))
+                .collect::<Result<_, _>>()
+                .unwrap();
+            prop_assert_eq!(found, expected);
         }
 
         /// Applying an operation's own writes puts exactly them in the tree and leaves the earlier

@@ -14,7 +14,7 @@ use jobhooks_model::{
 };
 use tempfile::TempDir;
 
-use crate::{FORMAT_VERSION, OpenError, Store, StoreConfig, keys};
+use crate::{Commit, FORMAT_VERSION, OpenError, Store, StoreConfig, keys};
 
 pub(crate) const HOOK_JOB: &str = "app::jobs::Audit";
 pub(crate) const BUTTON_JOB: &str = "app::jobs::Press";
@@ -823,7 +823,7 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
     let everything = jobhooks_model::ports::Retention { results_for: Some(Duration::ZERO), changes_for: None };
     store.prune(&everything, OffsetDateTime::now_utc() + Duration::from_secs(60)).await.unwrap();
     assert_eq!(store.inner.tree.scan_prefix(keys::RESULT).count(), 0);
-    assert_eq!(crate::queue::last_run_id(&store.inner.tree).unwrap(), r3.0);
+    assert_eq!(crate::queue::last_run_id(&store.view()).unwrap(), r3.0);
 }
 
 #[tokio::test]
@@ -832,8 +832,12 @@ async fn group_commits_defer_their_writes_until_a_flush_or_an_idle_claim_applies
     let stage = |id: &str, serial: &str| {
         let mut set = ChangeSet::default();
         set.record(PendingChange::new(Action::Create, &device(id, serial)));
-        let (receipt, _ticket) =
-            store.defer(|w, st| store.stage_changes(w, st, &web("u"), set, ObjectWrites::Apply)).unwrap();
+        let (receipt, _ticket) = store
+            .transact(Commit::Durable, |txn| {
+                let (w, st) = txn.parts();
+                store.stage_changes(w, st, &web("u"), set, ObjectWrites::Apply)
+            })
+            .unwrap();
         receipt
     };
     let lease = || store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(30), 10);
@@ -842,7 +846,8 @@ async fn group_commits_defer_their_writes_until_a_flush_or_an_idle_claim_applies
     // The second change of the same object reads the first through the deferred writes: it has a
     // prechange and queues behind it in the object's line.
     let second = stage("1", "b");
-    let failed = store.defer(|_, st| {
+    let failed = store.transact(Commit::Durable, |txn| {
+        let st = txn.staging();
         st.put(b"never/written".to_vec(), Vec::new());
         st.remove(keys::change(first.changes[0]));
         Err::<(), _>(QueueError::Refused { reason: "this operation fails".into() })
@@ -852,9 +857,8 @@ async fn group_commits_defer_their_writes_until_a_flush_or_an_idle_claim_applies
     assert_eq!(store.get_change(first.changes[0]).await.unwrap(), None);
 
     // A claim that finds nothing in the tree applies the deferred writes with its own (without
-    // the failed operation's). It claims only runs that were in the tree before: a receiver never
-    // reads an unapplied change.
-    assert!(lease().await.unwrap().is_empty());
+    // the failed operation's), in one batch: the runs they made ready are claimed as that batch
+    // applies, so a receiver never reads an unapplied change.
     let head = runs(lease().await.unwrap());
     assert_eq!(head.iter().map(|lease| lease.run).collect::<Vec<_>>(), first.runs);
     let second_change = store.get_change(second.changes[0]).await.unwrap().unwrap();
@@ -910,8 +914,12 @@ async fn writes_deferred_by_an_abandoned_commit_are_applied_when_the_store_close
     let mut set = ChangeSet::default();
     set.record(PendingChange::new(Action::Create, &device("1", "a")));
     // A commit whose caller stopped waiting for its flush leaves its writes deferred.
-    let (receipt, _ticket) =
-        store.defer(|w, st| store.stage_changes(w, st, &web("u"), set, ObjectWrites::Apply)).unwrap();
+    let (receipt, _ticket) = store
+        .transact(Commit::Durable, |txn| {
+            let (w, st) = txn.parts();
+            store.stage_changes(w, st, &web("u"), set, ObjectWrites::Apply)
+        })
+        .unwrap();
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     assert!(store.get_change(receipt.changes[0]).await.unwrap().is_some());
