@@ -130,7 +130,7 @@ impl CatalogCache {
         Ok(())
     }
 
-    fn put_user(&mut self, staging: &mut Staging<'_>, user: User) -> Result<(), StorageFailure> {
+    pub(crate) fn put_user(&mut self, staging: &mut Staging<'_>, user: User) -> Result<(), StorageFailure> {
         staging.put_record(keys::named(keys::USER, &user.username), &user)?;
         self.users.insert(user.username.clone(), user);
         Ok(())

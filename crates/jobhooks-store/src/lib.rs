@@ -182,6 +182,8 @@ struct Inner {
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// The store's lock: held while this handle is open, let go last (fields drop in order).
+    _lock: std::fs::File,
 }
 
 /// State only writers touch: id counters and queue counts, derived from disk at open, and the
@@ -229,6 +231,17 @@ impl Store {
     pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
         open::check_directory(&path)?;
+        let (lock, created_lock) = open::lock_directory(&path, config.lock_wait)?;
+        Self::open_locked(path.clone(), lock, config).inspect_err(|_| {
+            // A directory that turned out not to be a store is left as it was found.
+            if created_lock {
+                let _ = std::fs::remove_file(path.join(open::LOCK_FILE));
+            }
+        })
+    }
+
+    /// Opens the store at `path`, whose lock `lock` holds.
+    fn open_locked(path: PathBuf, lock: std::fs::File, config: StoreConfig) -> Result<Self, OpenError> {
         let db = open_db(&path, &config)?;
         let io = |e: sled::Error| OpenError::Io { path: path.clone(), source: Box::new(e) };
         let tree = db.open_tree("jobhooks").map_err(io)?;
@@ -257,6 +270,7 @@ impl Store {
             work: Notify::new(),
             generation: AtomicU64::new(0),
             clock: config.clock,
+            _lock: lock,
         };
         let store = Self { inner: Arc::new(inner) };
         let released = store
@@ -467,7 +481,10 @@ impl Drop for Inner {
     }
 }
 
-/// Opens sled at `path`, waiting up to `config.lock_wait` for its lock.
+/// Opens sled at `path`, whose store lock this process holds. sled takes a file lock of its own,
+/// which a handle of this process that was just dropped may hold a moment longer (sled's IO
+/// threads let it go): an error of the kinds its lock failure has (`WouldBlock`, or `Other`, into
+/// which sled 0.34 turns it) is retried for up to `config.lock_wait`; other errors fail at once.
 fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, OpenError> {
     let waited_since = Instant::now();
     let mut pause = Duration::from_millis(1);
@@ -478,27 +495,16 @@ fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, OpenError> {
             .flush_every_ms(config.durability.background_flush_ms())
             .open();
         match opened {
-            Err(sled::Error::Io(io)) if is_lock_error(&io) => {
-                if waited_since.elapsed() >= config.lock_wait {
-                    return Err(OpenError::Locked { path: path.to_owned() });
-                }
-                // sled only tries its file lock and tells nobody when it is let go, so opening
-                // retries with a growing pause, as SQLite's busy timeout does.
+            Err(sled::Error::Io(io))
+                if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Other)
+                    && waited_since.elapsed() < config.lock_wait =>
+            {
                 std::thread::sleep(pause.min(config.lock_wait.saturating_sub(waited_since.elapsed())));
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
             other => return other.map_err(|e| OpenError::Io { path: path.to_owned(), source: Box::new(e) }),
         }
     }
-}
-
-/// Whether sled failed to take its file lock. sled 0.34.7 (pinned) turns the `WouldBlock` of
-/// its `try_lock_exclusive` into an `Other` error that says "could not acquire lock on …",
-/// keeping no source: its kind and that wording are all there is to tell it by. The store's
-/// `a_second_open_is_told_the_store_is_locked` test pins the behaviour.
-fn is_lock_error(io: &std::io::Error) -> bool {
-    io.kind() == std::io::ErrorKind::WouldBlock
-        || (io.kind() == std::io::ErrorKind::Other && io.to_string().starts_with("could not acquire lock"))
 }
 
 /// Checks the format version, or writes it into a new store. A sled database that holds

@@ -1,6 +1,8 @@
 //! Opening a store: what a directory must hold to be opened, and why opening can fail.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use jobhooks_model::StoreError;
 
@@ -61,6 +63,34 @@ pub enum OpenError {
 /// The files sled keeps in a store's directory, besides its `blobs/` and snapshots.
 const SLED_FILES: [&str; 2] = ["conf", "db"];
 
+/// The file in a store's directory whose lock says that a process has the store open.
+pub(crate) const LOCK_FILE: &str = "jobhooks.lock";
+
+/// Takes the store's lock, creating its directory and lock file if needed, waiting up to `wait`
+/// while another process (or another handle of this one) holds it. The lock is held as long as
+/// the returned file is open; the flag says whether this call created the lock file.
+pub(crate) fn lock_directory(path: &Path, wait: Duration) -> Result<(File, bool), OpenError> {
+    let io = |source: std::io::Error| OpenError::Io { path: path.to_owned(), source: Box::new(source) };
+    std::fs::create_dir_all(path).map_err(io)?;
+    let created = !path.join(LOCK_FILE).exists();
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path.join(LOCK_FILE)).map_err(io)?;
+    let since = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok((file, created)),
+            Err(TryLockError::WouldBlock) if since.elapsed() < wait => {
+                // Nobody is told when a file lock is let go: retry with a growing pause, as
+                // SQLite's busy timeout does.
+                std::thread::sleep(pause.min(wait.saturating_sub(since.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(TryLockError::WouldBlock) => return Err(OpenError::Locked { path: path.to_owned() }),
+            Err(TryLockError::Error(error)) => return Err(io(error)),
+        }
+    }
+}
+
 /// Checks that `path` may be opened as a store: it does not exist yet, is an empty directory, or
 /// holds sled's files. Anything else (a file, a directory of other files) is refused, so that a
 /// mistyped path is never initialised as a store nor has files overwritten.
@@ -76,7 +106,11 @@ pub(crate) fn check_directory(path: &Path) -> Result<(), OpenError> {
     }
     let mut names = Vec::new();
     for entry in std::fs::read_dir(path).map_err(io)? {
-        names.push(entry.map_err(io)?.file_name().to_string_lossy().into_owned());
+        let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
+        // A lock file alone is what a store whose creation was cut short leaves.
+        if name != LOCK_FILE {
+            names.push(name);
+        }
     }
     if names.is_empty() || SLED_FILES.iter().all(|file| names.iter().any(|name| name == file)) {
         return Ok(());

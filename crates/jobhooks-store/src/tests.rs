@@ -151,6 +151,7 @@ fn a_directory_of_other_files_is_refused_and_left_as_it_was() {
     }
     let err = Store::open(other.path()).err().unwrap();
     assert!(err.to_string().contains("a sled database of another program"), "{err}");
+    assert!(!other.path().join(crate::open::LOCK_FILE).exists(), "the store's lock file is not left behind");
 
     // A new or empty directory becomes a store, and opens again as one.
     let empty = tempfile::tempdir().unwrap();
@@ -924,4 +925,24 @@ async fn writes_deferred_by_an_abandoned_commit_are_applied_when_the_store_close
     let store = Store::open(dir.path()).unwrap();
     assert!(store.get_change(receipt.changes[0]).await.unwrap().is_some());
     assert_eq!(store.get_object(device("1", "a").reference()).await.unwrap().unwrap().data()["serial"], "a");
+}
+
+/// The catalog cache is published only once the operation that edited it is in the tree: an
+/// operation that fails after editing it leaves readers with the catalog as it was.
+#[tokio::test]
+async fn a_catalog_edit_is_published_only_when_its_operation_is_written() {
+    let (_dir, store) = ready_store().await;
+    let failed = store.transact(Commit::Durable, |txn| {
+        let (st, catalog) = txn.edit_catalog();
+        catalog.put_user(st, User::new("mallory").unwrap())?;
+        assert!(txn.catalog().user("mallory").is_some(), "the operation reads its own edit");
+        Err::<(), _>(CatalogError::not_found("job", "x"))
+    });
+    assert!(matches!(failed, Err(CatalogError::NotFound { .. })));
+    assert_eq!(store.get_user("mallory").await.unwrap(), None);
+    assert!(!store.inner.tree.contains_key(keys::named(keys::USER, "mallory")).unwrap());
+
+    store.put_user(User::new("alice").unwrap()).await.unwrap();
+    assert!(store.get_user("alice").await.unwrap().is_some());
+    assert!(store.inner.tree.contains_key(keys::named(keys::USER, "alice")).unwrap(), "published once in the tree");
 }
