@@ -31,22 +31,16 @@ enum Call {
 }
 
 /// A run that fails before its receiver is called: `logs`, then a `failure` entry with `message`.
-fn failed(lease: &Lease, logs: Vec<LogEntry>, message: String) -> Completion {
+fn failed(now: OffsetDateTime, lease: &Lease, logs: Vec<LogEntry>, message: String) -> Completion {
     Completion {
         lease: lease.clone(),
         outcome: Outcome::Failed,
-        logs: [logs, vec![entry(LogLevel::Failure, INITIALIZATION, message)]].concat(),
+        logs: [logs, vec![entry(now, LogLevel::Failure, INITIALIZATION, message)]].concat(),
     }
 }
 
-fn entry(level: LogLevel, grouping: &str, message: impl Into<String>) -> LogEntry {
-    LogEntry {
-        time: OffsetDateTime::now_utc(),
-        level,
-        grouping: grouping.to_owned(),
-        message: message.into(),
-        object: None,
-    }
+fn entry(now: OffsetDateTime, level: LogLevel, grouping: &str, message: impl Into<String>) -> LogEntry {
+    LogEntry { time: now, level, grouping: grouping.to_owned(), message: message.into(), object: None }
 }
 
 /// The user a run runs as: the stored user, or a user without permissions when the name is not a
@@ -100,8 +94,9 @@ impl<S: Storage + 'static> Shared<S> {
     pub(crate) async fn execute(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
         match self.prepare_and_call(lease, result).await {
             Err(StoreError::Storage(corrupt @ jobhooks_model::StorageFailure::Corrupt { .. })) => {
-                let running = vec![entry(LogLevel::Info, INITIALIZATION, "Running job")];
-                Ok(failed(lease, running, format!("Could not prepare the run: {corrupt}")))
+                let now = self.config.clock.now();
+                let running = vec![entry(now, LogLevel::Info, INITIALIZATION, "Running job")];
+                Ok(failed(now, lease, running, format!("Could not prepare the run: {corrupt}")))
             }
             other => other,
         }
@@ -109,8 +104,9 @@ impl<S: Storage + 'static> Shared<S> {
 
     async fn prepare_and_call(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
         let store = &*self.store;
-        let failed = |logs: Vec<LogEntry>, message: String| failed(lease, logs, message);
-        let running = vec![entry(LogLevel::Info, INITIALIZATION, "Running job")];
+        let now = self.config.clock.now();
+        let failed = |logs: Vec<LogEntry>, message: String| failed(self.config.clock.now(), lease, logs, message);
+        let running = vec![entry(now, LogLevel::Info, INITIALIZATION, "Running job")];
         let job = store.get_job(&result.job).await?;
         let registered = self.registry.get(&result.job);
         let (Some(job), Some(registered)) = (job.filter(|j| j.installed), registered) else {
@@ -132,7 +128,9 @@ impl<S: Storage + 'static> Shared<S> {
             change_id: result.change_id(),
         };
         let objects: Arc<dyn ObjectReader> = self.store.clone();
-        let mut ctx = JobContext::new(info, user, objects).with_data(self.config.data.clone());
+        let mut ctx = JobContext::new(info, user, objects)
+            .with_data(self.config.data.clone())
+            .with_clock(self.config.clock.clone());
         ctx.log(LogLevel::Info, INITIALIZATION, "Running job", None);
         let span = tracing::info_span!("job_run", job = %result.job, run = %result.id, change = ?result.change_id(), attempt = result.attempts);
         let outcome = self.call(registered.kind(), registered, ctx, call).instrument(span).await;
@@ -211,7 +209,7 @@ impl<S: Storage + 'static> Shared<S> {
                 let (mut logs, context, changes) = ctx.into_parts();
                 match outcome {
                     Ok(()) if !failure_logged => {
-                        logs.push(entry(LogLevel::Success, POST_RUN, "Job completed"));
+                        logs.push(entry(self.config.clock.now(), LogLevel::Success, POST_RUN, "Job completed"));
                         let writes = Some((context, changes));
                         return Completion { lease: lease.clone(), outcome: Outcome::Succeeded { writes }, logs };
                     }
@@ -222,12 +220,14 @@ impl<S: Storage + 'static> Shared<S> {
             }
             CallOutcome::Failed(logs, message) => (logs, message),
         };
-        logs.push(entry(LogLevel::Error, POST_RUN, error));
+        let now = self.config.clock.now();
+        logs.push(entry(now, LogLevel::Error, POST_RUN, error));
         let policy = self.config.retry_policy(&result.job);
         let outcome = match policy.after_failure(result.attempts, fastrand::f64()) {
             AfterFailure::Fail => Outcome::Failed,
             AfterFailure::RetryIn(wait) => {
                 logs.push(entry(
+                    now,
                     LogLevel::Warning,
                     POST_RUN,
                     format!(
@@ -237,10 +237,11 @@ impl<S: Storage + 'static> Shared<S> {
                         policy.max_attempts
                     ),
                 ));
-                Outcome::RetryAt(self.config.clock.now() + wait)
+                Outcome::RetryAt(now + wait)
             }
             AfterFailure::DeadLetter => {
                 logs.push(entry(
+                    now,
                     LogLevel::Error,
                     POST_RUN,
                     format!("Dead-lettered after {} attempts", result.attempts),

@@ -102,6 +102,30 @@ async fn a_receiver_instance_keeps_its_state_and_reaches_the_shared_data() {
     dispatcher.shutdown(BOUND).await;
 }
 
+/// Every entry of a run's log, the receiver's and the dispatcher's, is timed by the dispatcher's
+/// clock, like its claims and retries.
+#[tokio::test]
+async fn log_entries_are_timed_by_the_dispatchers_clock() {
+    let at = jobhooks_model::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+    let clock = ManualClock::at(at);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let registry = Registry::default().with_hook_receiver(Counting { runs }, JobMeta::new()).unwrap();
+    let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+    registry.sync_into(&*store, jobhooks_model::SyncMode::Full).await.unwrap();
+    let job = registry.jobs().next().unwrap().class_path();
+    store.set_job_enabled(&job, true).await.unwrap();
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    store.create_hook(JobHook::new("h", devices, job.as_str()).on([Action::Create])).await.unwrap();
+    let config = DispatcherConfig::default().clock(Arc::new(clock));
+    let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    let queued = create_devices(&store, &["1"]).await;
+    tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
+    let result = store.get_result(queued[0]).await.unwrap().unwrap();
+    assert_eq!(result.logs.len(), 3, "{:?}", result.logs);
+    assert!(result.logs.iter().all(|entry| entry.time == at), "{:?}", result.logs);
+    dispatcher.shutdown(BOUND).await;
+}
+
 #[tokio::test]
 async fn a_factory_builds_a_receiver_per_run() {
     let built = Arc::new(AtomicUsize::new(0));

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use crate::ports::ObjectReader;
 use crate::{
-    Action, ChangeContext, ChangeContextKind, ChangeError, ChangeId, ChangeSession, ChangeSet, JobKind, LogEntry,
-    LogLevel, LoggedObject, Object, ObjectChange, ObjectRef, RunId, StorageFailure, User,
+    Action, ChangeContext, ChangeContextKind, ChangeError, ChangeId, ChangeSession, ChangeSet, Clock, JobKind,
+    LogEntry, LogLevel, LoggedObject, Object, ObjectChange, ObjectRef, RunId, StorageFailure, User, system_clock,
 };
 
 /// What a receiver returns when it fails. Any error type converts into it with `?`, and so does a
@@ -101,6 +99,7 @@ pub struct JobContext {
     logs: Vec<LogEntry>,
     session: ChangeSession,
     data: SharedData,
+    clock: Arc<dyn Clock>,
 }
 
 /// Typed values shared with every run (a database pool, an HTTP client, configuration), which a
@@ -153,7 +152,13 @@ impl JobContext {
         };
         let change_context = ChangeContext::new(kind, Some(user.username.clone()), run.job.clone());
         let session = ChangeSession::new(change_context, objects);
-        Self { run, user, logs: Vec::new(), session, data: SharedData::default() }
+        Self { run, user, logs: Vec::new(), session, data: SharedData::default(), clock: system_clock() }
+    }
+
+    /// The context with log entries timed by `clock` (the dispatcher's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The context with `data` shared with the receiver (see [`JobContext::data`]).
@@ -186,7 +191,7 @@ impl JobContext {
     /// Writes a log entry.
     pub fn log(&mut self, level: LogLevel, grouping: &str, message: impl Into<String>, object: Option<&Object>) {
         let entry = LogEntry {
-            time: OffsetDateTime::now_utc(),
+            time: self.clock.now(),
             level,
             grouping: grouping.to_owned(),
             message: message.into(),
