@@ -128,12 +128,13 @@ fn no_proc_macro_crates() -> Result<(), String> {
 /// The jobhooks crates each library crate may depend on (normal dependencies), as
 /// docs/ARCHITECTURE.md states them: a lower layer never names a higher one, the dispatcher never
 /// names a store, and stores and the contract kit know only the model.
-const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 7] = [
+const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 8] = [
     ("jobhooks-diff", &[]),
     ("jobhooks-model", &["jobhooks-diff"]),
     ("jobhooks-register", &["jobhooks-model"]),
     ("jobhooks-store", &["jobhooks-model"]),
     ("jobhooks-store-memory", &["jobhooks-model"]),
+    ("jobhooks-postgres", &["jobhooks-model"]),
     ("jobhooks-conformance", &["jobhooks-model"]),
     ("jobhooks-dispatch", &["jobhooks-model", "jobhooks-register"]),
 ];

@@ -1,0 +1,377 @@
+//! Job records, job hooks, job buttons and users. Writes are validated by the model's pure
+//! validation against the rows as they are, under a transaction-scoped advisory lock, so that two
+//! processes cannot both pass a check that only one of their writes may pass.
+
+use std::collections::BTreeMap;
+
+use jobhooks_model::ports::Catalog;
+use jobhooks_model::{
+    CatalogError, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, JobSyncPlan, StorageFailure,
+    SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook, validate_name,
+};
+use tokio_postgres::{GenericClient, Row};
+
+use crate::records::{
+    PermissionRecord, button_class_of, content_type_names, content_types, corrupt, kind_name, kind_of,
+    permission_records, permissions,
+};
+use crate::{PgStore, db_error};
+
+/// The advisory lock key of catalog writes (`catalog!` in ASCII).
+const CATALOG_LOCK: i64 = 0x6361_7461_6c6f_6721;
+
+const JOB_COLUMNS: &str = "class_path, name, description, kind, installed, enabled, hidden";
+const HOOK_COLUMNS: &str = "name, content_types, job, enabled, type_create, type_update, type_delete";
+const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled";
+
+fn job_of(row: &Row) -> Result<JobRecord, StorageFailure> {
+    let class_path: String = row.get(0);
+    let kind: String = row.get(3);
+    let kind = kind_of(&kind).ok_or_else(|| corrupt("job", &class_path, format!("unknown kind `{kind}`")))?;
+    Ok(JobRecord {
+        name: row.get(1),
+        description: row.get(2),
+        kind,
+        installed: row.get(4),
+        enabled: row.get(5),
+        hidden: row.get(6),
+        class_path,
+    })
+}
+
+fn hook_of(row: &Row) -> Result<JobHook, StorageFailure> {
+    let name: String = row.get(0);
+    let types = content_types(row.get(1)).map_err(|reason| corrupt("job hook", &name, reason))?;
+    let mut hook = JobHook::new(name, types, row.get::<_, String>(2));
+    hook.enabled = row.get(3);
+    hook.type_create = row.get(4);
+    hook.type_update = row.get(5);
+    hook.type_delete = row.get(6);
+    Ok(hook)
+}
+
+fn button_of(row: &Row) -> Result<JobButton, StorageFailure> {
+    let name: String = row.get(0);
+    let types = content_types(row.get(1)).map_err(|reason| corrupt("job button", &name, reason))?;
+    let class: String = row.get(6);
+    let button_class =
+        button_class_of(&class).ok_or_else(|| corrupt("job button", &name, format!("unknown class `{class}`")))?;
+    let mut button = JobButton::new(name, types, row.get::<_, String>(2), row.get::<_, String>(3));
+    button.weight = row.get(4);
+    button.group_name = row.get(5);
+    button.button_class = button_class;
+    button.confirmation = row.get(7);
+    button.enabled = row.get(8);
+    Ok(button)
+}
+
+fn user_of(row: &Row) -> Result<User, StorageFailure> {
+    let username: String = row.get(0);
+    let records: Vec<PermissionRecord> = serde_json::from_value(row.get(2))
+        .map_err(|e| corrupt("user", &username, format!("its permissions do not decode: {e}")))?;
+    let mut user = User::new(username.as_str()).map_err(|e| corrupt("user", &username, e))?;
+    user.is_superuser = row.get(1);
+    user.permissions = permissions(records);
+    Ok(user)
+}
+
+pub(crate) async fn jobs(client: &impl GenericClient) -> Result<BTreeMap<String, JobRecord>, StorageFailure> {
+    let rows = client
+        .query(&format!("SELECT {JOB_COLUMNS} FROM jobhooks_jobs ORDER BY class_path"), &[])
+        .await
+        .map_err(db_error("cannot read the jobs"))?;
+    rows.iter().map(|row| job_of(row).map(|job| (job.class_path.clone(), job))).collect()
+}
+
+pub(crate) async fn hooks(client: &impl GenericClient) -> Result<BTreeMap<String, JobHook>, StorageFailure> {
+    let rows = client
+        .query(&format!("SELECT {HOOK_COLUMNS} FROM jobhooks_hooks ORDER BY name"), &[])
+        .await
+        .map_err(db_error("cannot read the job hooks"))?;
+    rows.iter().map(|row| hook_of(row).map(|hook| (hook.name.clone(), hook))).collect()
+}
+
+/// The hooks on `content_type`, for matching a change.
+pub(crate) async fn hooks_on(client: &impl GenericClient, content_type: &str) -> Result<Vec<JobHook>, StorageFailure> {
+    let rows = client
+        .query(&format!("SELECT {HOOK_COLUMNS} FROM jobhooks_hooks WHERE $1 = ANY(content_types)"), &[&content_type])
+        .await
+        .map_err(db_error("cannot read the job hooks"))?;
+    rows.iter().map(hook_of).collect()
+}
+
+pub(crate) async fn buttons(client: &impl GenericClient) -> Result<BTreeMap<String, JobButton>, StorageFailure> {
+    let rows = client
+        .query(&format!("SELECT {BUTTON_COLUMNS} FROM jobhooks_buttons ORDER BY name"), &[])
+        .await
+        .map_err(db_error("cannot read the job buttons"))?;
+    rows.iter().map(|row| button_of(row).map(|button| (button.name.clone(), button))).collect()
+}
+
+pub(crate) async fn job(client: &impl GenericClient, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
+    let row = client
+        .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobhooks_jobs WHERE class_path = $1"), &[&class_path])
+        .await
+        .map_err(db_error("cannot read a job"))?;
+    row.as_ref().map(job_of).transpose()
+}
+
+async fn put_job(client: &impl GenericClient, job: &JobRecord) -> Result<(), StorageFailure> {
+    client
+        .execute(
+            "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (class_path) DO UPDATE SET name = $2, description = $3, kind = $4, installed = $5,
+                 enabled = $6, hidden = $7",
+            &[
+                &job.class_path,
+                &job.name,
+                &job.description,
+                &kind_name(job.kind),
+                &job.installed,
+                &job.enabled,
+                &job.hidden,
+            ],
+        )
+        .await
+        .map_err(db_error("cannot write a job"))?;
+    Ok(())
+}
+
+async fn put_hook(client: &impl GenericClient, hook: &JobHook) -> Result<(), StorageFailure> {
+    client
+        .execute(
+            "INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO UPDATE SET content_types = $2, job = $3, enabled = $4, type_create = $5,
+                 type_update = $6, type_delete = $7",
+            &[
+                &hook.name,
+                &content_type_names(&hook.content_types),
+                &hook.job,
+                &hook.enabled,
+                &hook.type_create,
+                &hook.type_update,
+                &hook.type_delete,
+            ],
+        )
+        .await
+        .map_err(db_error("cannot write a job hook"))?;
+    Ok(())
+}
+
+async fn put_button(client: &impl GenericClient, button: &JobButton) -> Result<(), StorageFailure> {
+    client
+        .execute(
+            "INSERT INTO jobhooks_buttons
+                 (name, content_types, text, job, weight, group_name, button_class, confirmation, enabled)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (name) DO UPDATE SET content_types = $2, text = $3, job = $4, weight = $5,
+                 group_name = $6, button_class = $7, confirmation = $8, enabled = $9",
+            &[
+                &button.name,
+                &content_type_names(&button.content_types),
+                &button.text,
+                &button.job,
+                &button.weight,
+                &button.group_name,
+                &button.button_class.as_str(),
+                &button.confirmation,
+                &button.enabled,
+            ],
+        )
+        .await
+        .map_err(db_error("cannot write a job button"))?;
+    Ok(())
+}
+
+async fn delete_row(
+    client: &impl GenericClient,
+    table: &str,
+    name: &str,
+    context: &'static str,
+) -> Result<u64, StorageFailure> {
+    client.execute(&format!("DELETE FROM {table} WHERE name = $1"), &[&name]).await.map_err(db_error(context))
+}
+
+/// Runs `op` in a transaction that holds the catalog lock, and commits it when `op` succeeds.
+macro_rules! in_catalog_transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut client = $store.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        let value = {
+            let $tx: &tokio_postgres::Transaction<'_> = &transaction;
+            $tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])
+                .await
+                .map_err(db_error("cannot take the catalog lock"))?;
+            $body
+        };
+        transaction.commit().await.map_err(db_error("cannot commit a catalog write"))?;
+        Ok(value)
+    }};
+}
+
+#[async_trait::async_trait]
+impl Catalog for PgStore {
+    async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let (jobs, hooks, buttons) = (jobs(tx).await?, hooks(tx).await?, buttons(tx).await?);
+            let JobSyncPlan { jobs, hooks, buttons, report } =
+                plan_job_sync(jobs.values(), hooks.values(), buttons.values(), linked, mode);
+            for job in &jobs {
+                put_job(tx, job).await?;
+            }
+            for hook in &hooks {
+                put_hook(tx, hook).await?;
+            }
+            for button in &buttons {
+                put_button(tx, button).await?;
+            }
+            report
+        })
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {
+        Ok(jobs(&**self.client().await?).await?.into_values().collect())
+    }
+
+    async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
+        job(&**self.client().await?, class_path).await
+    }
+
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let stored = job(tx, class_path).await?.ok_or_else(|| CatalogError::not_found("job", class_path))?;
+            let updated = JobRecord { enabled, ..stored };
+            put_job(tx, &updated).await?;
+            updated
+        })
+    }
+
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let others = hooks(tx).await?;
+            let job = job(tx, &hook.job).await?;
+            validate_hook(&hook, others.values(), job.as_ref())?;
+            put_hook(tx, &hook).await?;
+            hook
+        })
+    }
+
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let others = hooks(tx).await?;
+            let stored = others.get(name).ok_or_else(|| CatalogError::not_found("job hook", name))?;
+            let hook = patch.apply_to(stored);
+            let job = job(tx, &hook.job).await?;
+            validate_hook(&hook, others.values().filter(|other| other.name != name), job.as_ref())?;
+            delete_row(tx, "jobhooks_hooks", name, "cannot write a job hook").await?;
+            put_hook(tx, &hook).await?;
+            hook
+        })
+    }
+
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let stored = hooks(tx).await?.remove(name).ok_or_else(|| CatalogError::not_found("job hook", name))?;
+            delete_row(tx, "jobhooks_hooks", name, "cannot delete a job hook").await?;
+            stored
+        })
+    }
+
+    async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {HOOK_COLUMNS} FROM jobhooks_hooks WHERE name = $1"), &[&name])
+            .await
+            .map_err(db_error("cannot read a job hook"))?;
+        row.as_ref().map(hook_of).transpose()
+    }
+
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure> {
+        Ok(hooks(&**self.client().await?).await?.into_values().collect())
+    }
+
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let existing = buttons(tx).await?;
+            let job = job(tx, &button.job).await?;
+            validate_button(&button, existing.get(&button.name), job.as_ref())?;
+            put_button(tx, &button).await?;
+            button
+        })
+    }
+
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let existing = buttons(tx).await?;
+            let stored = existing.get(name).ok_or_else(|| CatalogError::not_found("job button", name))?;
+            let button = patch.apply_to(stored);
+            let same_name = existing.get(&button.name).filter(|other| other.name != name);
+            let job = job(tx, &button.job).await?;
+            validate_button(&button, same_name, job.as_ref())?;
+            delete_row(tx, "jobhooks_buttons", name, "cannot write a job button").await?;
+            put_button(tx, &button).await?;
+            button
+        })
+    }
+
+    async fn delete_button(&self, name: &str) -> Result<JobButton, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let stored = buttons(tx).await?.remove(name).ok_or_else(|| CatalogError::not_found("job button", name))?;
+            delete_row(tx, "jobhooks_buttons", name, "cannot delete a job button").await?;
+            stored
+        })
+    }
+
+    async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {BUTTON_COLUMNS} FROM jobhooks_buttons WHERE name = $1"), &[&name])
+            .await
+            .map_err(db_error("cannot read a job button"))?;
+        row.as_ref().map(button_of).transpose()
+    }
+
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
+        Ok(buttons(&**self.client().await?).await?.into_values().collect())
+    }
+
+    async fn put_user(&self, user: User) -> Result<(), CatalogError> {
+        validate_name("username", &user.username)?;
+        let permissions = serde_json::to_value(permission_records(&user.permissions)).map_err(|e| {
+            StorageFailure::Backend(jobhooks_model::BackendError::new("cannot encode a user's permissions", e))
+        })?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO jobhooks_users (username, is_superuser, permissions) VALUES ($1, $2, $3)
+                 ON CONFLICT (username) DO UPDATE SET is_superuser = $2, permissions = $3",
+                &[&user.username, &user.is_superuser, &permissions],
+            )
+            .await
+            .map_err(db_error("cannot write a user"))?;
+        Ok(())
+    }
+
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT username, is_superuser, permissions FROM jobhooks_users WHERE username = $1",
+                &[&username],
+            )
+            .await
+            .map_err(db_error("cannot read a user"))?;
+        row.as_ref().map(user_of).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT username, is_superuser, permissions FROM jobhooks_users ORDER BY username", &[])
+            .await
+            .map_err(db_error("cannot read the users"))?;
+        rows.iter().map(user_of).collect()
+    }
+}

@@ -1,0 +1,265 @@
+//! The jobhooks store on PostgreSQL (14 or newer): every storage port of `jobhooks-model`, shared
+//! by many dispatcher processes on many machines.
+//!
+//! - **One transaction per operation.** A commit writes its changes, the objects and one queued run
+//!   per matching hook in one transaction (the transactional outbox). An application that keeps
+//!   its objects in the same database records its changes in its *own* transaction with
+//!   [`PgStore::commit_in`], so its write and the hook runs commit or roll back together.
+//! - **Claims across processes.** Runs are claimed with `FOR UPDATE SKIP LOCKED` and a lease with a
+//!   deadline; a lapsed lease is taken over by any process. A run of an object never starts while
+//!   an earlier run of the same object is unfinished, whichever process holds it.
+//! - **Wake-ups.** Commits that queue runs `NOTIFY jobhooks_work`; each store keeps one connection
+//!   that listens and wakes its dispatcher within milliseconds, reconnecting when it drops. A
+//!   notification missed while reconnecting is covered by the dispatcher's bounded waits.
+//! - **Schema migrations** are embedded and applied at open under an advisory lock.
+//!
+//! The rules are the model's: runs move by `transition`, hooks match by `match_hooks`, job sync
+//! follows `plan_job_sync`, pruning `Retention::may_prune_*`. The store passes the contract kit
+//! (`tests/conformance.rs`).
+//!
+//! Invariant: this is the only crate that knows PostgreSQL; no `tokio_postgres` type appears in
+//! its public API but the transaction [`PgStore::commit_in`] takes.
+
+mod catalog;
+mod changes;
+mod queue;
+mod records;
+mod schema;
+pub mod testing;
+
+use std::future::poll_fn;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use jobhooks_model::{BackendError, ChangeContext, ChangeSession, Clock, OffsetDateTime, StorageFailure, system_clock};
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+pub use schema::MIGRATIONS;
+
+/// The channel commits notify when they queue runs.
+const WORK_CHANNEL: &str = "jobhooks_work";
+
+/// How to connect.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PgConfig {
+    /// Connections in the pool (default 16).
+    pub pool_size: usize,
+    /// What the store asks for the time: change times, when runs were queued and finished.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        Self { pool_size: 16, clock: system_clock() }
+    }
+}
+
+impl PgConfig {
+    /// Sets [`PgConfig::pool_size`].
+    #[must_use]
+    pub fn pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Sets [`PgConfig::clock`].
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Why a store could not be opened. Nothing was written, or the schema is as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL is not a PostgreSQL connection URL.
+    #[error("invalid PostgreSQL URL: {reason}; expected postgres://user@host:port/dbname")]
+    InvalidUrl {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server could not be reached, or refused the connection.
+    #[error("cannot connect to PostgreSQL")]
+    Connect {
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A migration failed; it was rolled back.
+    #[error("migrating the schema to version {version} failed; the schema is as it was")]
+    Migration {
+        /// The version the migration would have reached (0 for the bookkeeping around them).
+        version: usize,
+        /// The server's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The schema was migrated by a newer jobhooks.
+    #[error(
+        "the database has schema version {found}, but this jobhooks knows versions up to {known}; upgrade jobhooks"
+    )]
+    SchemaTooNew {
+        /// The version found.
+        found: usize,
+        /// The newest version this build knows.
+        known: usize,
+    },
+}
+
+impl OpenError {
+    fn migration(source: tokio_postgres::Error) -> Self {
+        OpenError::Migration { version: 0, source: Box::new(source) }
+    }
+}
+
+/// The store. Cheap to clone: clones share one pool.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    clock: Arc<dyn Clock>,
+    /// The latest change time handed out by this handle, so that its change times never go back.
+    last_time: Mutex<OffsetDateTime>,
+    work: Notify,
+    /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
+    generation: AtomicU64,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+            listener.abort();
+        }
+    }
+}
+
+/// A PostgreSQL failure as the ports report it: what the store was doing, with the server's error
+/// as the source.
+pub(crate) fn db_error(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageFailure {
+    move |error| StorageFailure::Backend(BackendError::new(context, error))
+}
+
+impl PgStore {
+    /// Connects to `url` (libpq's URL syntax, `postgres://user@host:port/dbname`) with the default
+    /// configuration and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, OpenError> {
+        Self::connect_with(url, PgConfig::default()).await
+    }
+
+    /// Connects to `url` with `config`, brings the schema up to date, and starts listening for work
+    /// notifications. Must be called within a tokio runtime.
+    pub async fn connect_with(url: &str, config: PgConfig) -> Result<Self, OpenError> {
+        let pg_config =
+            tokio_postgres::Config::from_str(url).map_err(|e| OpenError::InvalidUrl { reason: e.to_string() })?;
+        let manager =
+            Manager::from_config(pg_config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .build()
+            .map_err(|e| OpenError::InvalidUrl { reason: e.to_string() })?;
+        let mut client = pool.get().await.map_err(|e| OpenError::Connect { source: Box::new(e) })?;
+        schema::migrate(&mut client).await?;
+        drop(client);
+        let inner = Arc::new(Inner {
+            pool,
+            clock: config.clock,
+            last_time: Mutex::new(OffsetDateTime::UNIX_EPOCH),
+            work: Notify::new(),
+            generation: AtomicU64::new(0),
+            listener: Mutex::new(None),
+        });
+        let listener = tokio::spawn(listen(pg_config, Arc::downgrade(&inner)));
+        *inner.listener.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(listener);
+        Ok(Self { inner })
+    }
+
+    /// A change session in `context` over this store's objects; commit it with
+    /// [`ChangeSession::commit`].
+    pub fn session(&self, context: ChangeContext) -> ChangeSession {
+        ChangeSession::new(context, Arc::new(self.clone()))
+    }
+
+    /// The schema version this build brings databases to.
+    pub fn schema_version() -> usize {
+        MIGRATIONS.len()
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageFailure> {
+        self.inner
+            .pool
+            .get()
+            .await
+            .map_err(|e| StorageFailure::Backend(BackendError::new("cannot get a PostgreSQL connection", e)))
+    }
+
+    /// The current time, never earlier than a time this handle already handed out.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        let mut last = self.inner.last_time.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *last = self.inner.clock.now().max(*last);
+        *last
+    }
+
+    /// Wakes this handle's waiting workers.
+    pub(crate) fn signal_work(&self) {
+        signal(&self.inner);
+    }
+}
+
+fn signal(inner: &Inner) {
+    inner.generation.fetch_add(1, Ordering::SeqCst);
+    inner.work.notify_waiters();
+}
+
+/// Listens for work notifications on a connection of its own, reconnecting with a growing pause
+/// when it drops, until the store is dropped. A reconnect wakes the workers at once, since
+/// notifications sent while the connection was down are lost.
+async fn listen(config: tokio_postgres::Config, store: Weak<Inner>) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if let Ok((client, mut connection)) = config.connect(NoTls).await {
+            let (notified, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+                    match message {
+                        Ok(AsyncMessage::Notification(_)) => {
+                            if notified.send(()).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+            if client.batch_execute(&format!("LISTEN {WORK_CHANNEL}")).await.is_ok() {
+                pause = Duration::from_millis(100);
+                let Some(inner) = store.upgrade() else { return };
+                signal(&inner);
+                drop(inner);
+                while notifications.recv().await.is_some() {
+                    let Some(inner) = store.upgrade() else { return };
+                    signal(&inner);
+                }
+            }
+            driver.abort();
+        }
+        if store.strong_count() == 0 {
+            return;
+        }
+        tracing::warn!(retry_in = ?pause, "the work notification connection to PostgreSQL dropped; reconnecting");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,537 @@
+//! The durable job queue and its results: one row per run. Claims lock rows with
+//! `FOR UPDATE SKIP LOCKED`, so processes claiming at once never wait for each other nor take the
+//! same run; a run is claimable only while no earlier run of its object's line is unfinished.
+
+use std::time::Duration;
+
+use jobhooks_model::ports::{
+    CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, Outcome, PruneReport, QueueDepth, QueueMaintenance,
+    QueueReader, ResultFilter, Retention,
+};
+use jobhooks_model::{
+    ChangeFacts, ChangeId, ContentType, JobInputs, JobResult, JobStatus, MaintenanceError, ObjectRef, OffsetDateTime,
+    QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
+};
+use tokio_postgres::{GenericClient, Row};
+
+use crate::changes::{insert_run, stage_changes};
+use crate::records::{LogRecord, corrupt, line_key, log_entries, log_records, status_name, status_of};
+use crate::{PgStore, WORK_CHANNEL, db_error};
+
+/// Rows examined per pruning step; each step is its own short transaction.
+const PRUNE_STEP: i64 = 500;
+
+const RUN_COLUMNS: &str = "id, job, user_id, change_id, object_pk, object_model_name, status, attempts, leases, \
+     created, started, completed, logs";
+
+/// A run's row: its result as the queue shows it, and its lease number.
+struct RunRow {
+    result: JobResult,
+    leases: i64,
+}
+
+fn run_of(row: &Row) -> Result<RunRow, StorageFailure> {
+    let id: i64 = row.get(0);
+    let bad = |reason: String| corrupt("job result", id, reason);
+    let inputs = match (row.get::<_, Option<i64>>(3), row.get::<_, Option<String>>(4), row.get::<_, Option<String>>(5))
+    {
+        (Some(change), _, _) => JobInputs::Hook { object_change: ChangeId(change as u64) },
+        (None, Some(object_pk), Some(object_model_name)) => JobInputs::Button { object_pk, object_model_name },
+        _ => return Err(bad("it has neither a change nor an object".into())),
+    };
+    let status: String = row.get(6);
+    let status = status_of(&status).ok_or_else(|| bad(format!("unknown status `{status}`")))?;
+    let records: Vec<LogRecord> =
+        serde_json::from_value(row.get(12)).map_err(|e| bad(format!("its log does not decode: {e}")))?;
+    let result = JobResult {
+        id: RunId(id as u64),
+        job: row.get(1),
+        user: row.get(2),
+        inputs,
+        status,
+        attempts: u32::try_from(row.get::<_, i32>(7)).unwrap_or(0),
+        created: row.get(9),
+        started: row.get(10),
+        completed: row.get(11),
+        logs: log_entries(records).map_err(bad)?,
+    };
+    Ok(RunRow { result, leases: row.get(8) })
+}
+
+fn logs_value(result: &JobResult) -> serde_json::Value {
+    serde_json::to_value(log_records(&result.logs)).unwrap_or_else(|_| serde_json::Value::Array(Vec::new()))
+}
+
+fn attempts_value(result: &JobResult) -> i32 {
+    i32::try_from(result.attempts).unwrap_or(i32::MAX)
+}
+
+/// Locks the run of `lease` and returns it, or `LeaseLost` when the claim lapsed and was taken
+/// over, was released, or the run is gone.
+async fn claimed(client: &impl GenericClient, lease: &Lease) -> Result<RunRow, QueueError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = $1 FOR UPDATE"),
+            &[&(lease.run.0 as i64)],
+        )
+        .await
+        .map_err(db_error("cannot read a run"))?;
+    let run = row.as_ref().map(run_of).transpose()?;
+    run.filter(|run| run.result.status == JobStatus::Started && run.leases == lease.token as i64)
+        .ok_or(QueueError::LeaseLost { run: lease.run.0 })
+}
+
+/// Gives a claim up as `event` (lease expired, released, given back) decides: the run is pending
+/// again, at the head of its line.
+async fn unclaim<E: From<StorageFailure> + From<jobhooks_model::IllegalTransition>>(
+    client: &impl GenericClient,
+    mut result: JobResult,
+    event: RunEvent,
+    now: OffsetDateTime,
+) -> Result<JobResult, E> {
+    let step = transition(JobStatus::Started, event)?;
+    result.status = step.to;
+    result.attempts = step.attempts.apply(result.attempts);
+    if step.notes_lapse {
+        result.logs.push(lapse_entry(result.attempts, now));
+    }
+    client
+        .execute(
+            "UPDATE jobhooks_runs SET status = $2, attempts = $3, deadline = NULL, logs = $4 WHERE id = $1",
+            &[&(result.id.0 as i64), &status_name(result.status), &attempts_value(&result), &logs_value(&result)],
+        )
+        .await
+        .map_err(db_error("cannot give a claim up"))?;
+    Ok(result)
+}
+
+async fn notify(client: &impl GenericClient) -> Result<(), StorageFailure> {
+    client
+        .execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
+        .await
+        .map_err(db_error("cannot notify the dispatchers"))?;
+    Ok(())
+}
+
+/// The line a run about `inputs` joins: its object's, when the store has a change of it.
+async fn line_of(client: &impl GenericClient, inputs: &JobInputs) -> Result<Option<String>, StorageFailure> {
+    let object = match inputs {
+        JobInputs::Hook { object_change } => {
+            let row = client
+                .query_opt(
+                    "SELECT content_type, object_id FROM jobhooks_changes WHERE id = $1",
+                    &[&(object_change.0 as i64)],
+                )
+                .await
+                .map_err(db_error("cannot read a change"))?;
+            row.and_then(|row| {
+                let content_type = ContentType::new(row.get::<_, String>(0)).ok()?;
+                ObjectRef::new(content_type, row.get::<_, String>(1)).ok()
+            })
+        }
+        JobInputs::Button { object_pk, object_model_name } => ContentType::new(object_model_name.as_str())
+            .ok()
+            .and_then(|content_type| ObjectRef::new(content_type, object_pk.as_str()).ok()),
+    };
+    let Some(object) = object else { return Ok(None) };
+    let known = client
+        .query_opt(
+            "SELECT 1 FROM jobhooks_changes WHERE content_type = $1 AND object_id = $2 LIMIT 1",
+            &[&object.content_type().as_str(), &object.id()],
+        )
+        .await
+        .map_err(db_error("cannot read an object's changes"))?
+        .is_some();
+    Ok(known.then(|| line_key(&object)))
+}
+
+impl PgStore {
+    async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        let run = claimed(&*transaction, lease).await?;
+        unclaim::<QueueError>(&*transaction, run.result, event, self.now()).await?;
+        notify(&*transaction).await?;
+        transaction.commit().await.map_err(db_error("cannot give a claim up"))?;
+        self.signal_work();
+        Ok(())
+    }
+
+    async fn first_retry(&self) -> Result<Option<OffsetDateTime>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT min(due) FROM jobhooks_runs WHERE status = 'RETRYING'", &[])
+            .await
+            .map_err(db_error("cannot read the retries"))?;
+        Ok(row.get(0))
+    }
+}
+
+#[async_trait::async_trait]
+impl JobQueue for PgStore {
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        if crate::catalog::job(&*transaction, job).await?.is_none() {
+            return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
+        }
+        let line = line_of(&*transaction, &inputs).await?;
+        let run = insert_run(&*transaction, job, user.as_deref(), &inputs, line.as_deref(), self.now()).await?;
+        notify(&*transaction).await?;
+        transaction.commit().await.map_err(db_error("cannot queue a run"))?;
+        self.signal_work();
+        Ok(run)
+    }
+
+    async fn lease_next(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+    ) -> Result<Option<(Lease, JobResult)>, QueueError> {
+        Ok(self.lease_batch(now, lease_for, 1).await?.pop())
+    }
+
+    async fn lease_batch(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        // Retries that are due are pending again.
+        let due = transition(JobStatus::Retrying, RunEvent::RetryDue)?;
+        let rows = transaction
+            .query(
+                "SELECT id, attempts FROM jobhooks_runs WHERE status = 'RETRYING' AND due <= $1
+                 FOR UPDATE SKIP LOCKED",
+                &[&now],
+            )
+            .await
+            .map_err(db_error("cannot read the retries"))?;
+        for row in rows {
+            let attempts = due.attempts.apply(u32::try_from(row.get::<_, i32>(1)).unwrap_or(0));
+            transaction
+                .execute(
+                    "UPDATE jobhooks_runs SET status = $2, attempts = $3, due = NULL WHERE id = $1",
+                    &[&row.get::<_, i64>(0), &status_name(due.to), &i32::try_from(attempts).unwrap_or(i32::MAX)],
+                )
+                .await
+                .map_err(db_error("cannot make a retry pending"))?;
+        }
+        let deadline = now.max(self.now()) + lease_for;
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = transaction
+            .query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM jobhooks_runs r
+                     WHERE (r.status = 'PENDING' OR (r.status = 'STARTED' AND r.deadline <= $1))
+                       AND (r.line IS NULL OR NOT EXISTS (
+                           SELECT 1 FROM jobhooks_runs e WHERE e.line = r.line AND e.place < r.place
+                             AND e.status IN ('PENDING', 'STARTED', 'RETRYING')))
+                     ORDER BY r.id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                ),
+                &[&now, &limit],
+            )
+            .await
+            .map_err(db_error("cannot claim runs"))?;
+        let leased = transition(JobStatus::Pending, RunEvent::Leased)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let RunRow { mut result, leases } = run_of(row)?;
+            if result.status == JobStatus::Started {
+                result = unclaim::<QueueError>(&*transaction, result, RunEvent::LeaseExpired, now).await?;
+            }
+            result.status = leased.to;
+            result.attempts = leased.attempts.apply(result.attempts);
+            result.started = Some(now);
+            let token = leases + 1;
+            transaction
+                .execute(
+                    "UPDATE jobhooks_runs SET status = $2, attempts = $3, leases = $4, deadline = $5, started = $6
+                     WHERE id = $1",
+                    &[
+                        &(result.id.0 as i64),
+                        &status_name(result.status),
+                        &attempts_value(&result),
+                        &token,
+                        &deadline,
+                        &now,
+                    ],
+                )
+                .await
+                .map_err(db_error("cannot claim a run"))?;
+            claimed.push((Lease { run: result.id, token: token as u64, deadline }, result));
+        }
+        transaction.commit().await.map_err(db_error("cannot claim runs"))?;
+        Ok(claimed)
+    }
+
+    async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
+        let Completion { lease, outcome, logs } = completion;
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        let RunRow { mut result, .. } = claimed(&*transaction, &lease).await?;
+        let step = transition(JobStatus::Started, outcome.event())?;
+        let now = self.now();
+        result.status = step.to;
+        result.attempts = step.attempts.apply(result.attempts);
+        result.logs.extend(logs);
+        if step.completes {
+            result.completed = Some(now);
+        }
+        let due = match &outcome {
+            Outcome::RetryAt(at) => Some(*at),
+            _ => None,
+        };
+        transaction
+            .execute(
+                "UPDATE jobhooks_runs SET status = $2, attempts = $3, deadline = NULL, due = $4, completed = $5,
+                     logs = $6
+                 WHERE id = $1",
+                &[
+                    &(result.id.0 as i64),
+                    &status_name(result.status),
+                    &attempts_value(&result),
+                    &due,
+                    &result.completed,
+                    &logs_value(&result),
+                ],
+            )
+            .await
+            .map_err(db_error("cannot record a run's outcome"))?;
+        let receipt = match outcome {
+            Outcome::Succeeded { writes: Some((context, changes)) } => {
+                stage_changes(&*transaction, now, &context, changes, ObjectWrites::Apply).await?
+            }
+            _ => CommitReceipt::default(),
+        };
+        // A finished run may make the next run of its object ready.
+        notify(&*transaction).await?;
+        transaction.commit().await.map_err(db_error("cannot record a run's outcome"))?;
+        self.signal_work();
+        Ok(receipt)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.unclaim_durably(lease, RunEvent::Released).await
+    }
+
+    async fn give_back(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.unclaim_durably(lease, RunEvent::GivenBack).await
+    }
+
+    fn work_generation(&self) -> u64 {
+        self.inner.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait_for_work(&self, seen: u64, at_most: Duration) {
+        let notified = self.inner.work.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.work_generation() > seen {
+            return;
+        }
+        // Sleep no longer than until the next retry falls due; a store that cannot say waits the
+        // full bound, and the dispatcher's next claim meets the failure.
+        let now = self.inner.clock.now();
+        let next_retry = self.first_retry().await.ok().flatten().filter(|&at| at > now);
+        let wait = next_retry.map_or(at_most, |at| Duration::try_from(at - now).unwrap_or_default().min(at_most));
+        let _woken_or_timed_out = tokio::time::timeout(wait, notified).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueReader for PgStore {
+    async fn depth(&self) -> Result<QueueDepth, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status IN ('PENDING', 'RETRYING')),
+                        count(*) FILTER (WHERE status = 'STARTED'),
+                        count(*) FILTER (WHERE status = 'DEAD_LETTERED')
+                 FROM jobhooks_runs",
+                &[],
+            )
+            .await
+            .map_err(db_error("cannot count the runs"))?;
+        let count = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or(0);
+        Ok(QueueDepth { pending: count(0), leased: count(1), dead: count(2) })
+    }
+
+    async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = $1"), &[&(run.0 as i64)])
+            .await
+            .map_err(db_error("cannot read a result"))?;
+        Ok(row.as_ref().map(run_of).transpose()?.map(|run| run.result))
+    }
+
+    async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
+        let client = self.client().await?;
+        let limit = filter.limit.map_or(i64::MAX, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
+        let status = filter.status.map(status_name);
+        let change = filter.change.map(|change| change.0 as i64);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM jobhooks_runs
+                     WHERE ($1::text IS NULL OR job = $1) AND ($2::text IS NULL OR status = $2)
+                       AND ($3::bigint IS NULL OR change_id = $3)
+                     ORDER BY id DESC LIMIT $4"
+                ),
+                &[&filter.job, &status, &change, &limit],
+            )
+            .await
+            .map_err(db_error("cannot read results"))?;
+        rows.iter().map(|row| run_of(row).map(|run| run.result)).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueMaintenance for PgStore {
+    async fn release_expired(&self, now: OffsetDateTime) -> Result<usize, MaintenanceError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        let rows = transaction
+            .query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE status = 'STARTED' AND deadline <= $1
+                     FOR UPDATE SKIP LOCKED"
+                ),
+                &[&now],
+            )
+            .await
+            .map_err(db_error("cannot read the claims"))?;
+        for row in &rows {
+            unclaim::<MaintenanceError>(&*transaction, run_of(row)?.result, RunEvent::LeaseExpired, now).await?;
+        }
+        if !rows.is_empty() {
+            notify(&*transaction).await?;
+        }
+        transaction.commit().await.map_err(db_error("cannot release lapsed claims"))?;
+        if !rows.is_empty() {
+            self.signal_work();
+        }
+        Ok(rows.len())
+    }
+
+    async fn replay(&self, run: RunId) -> Result<(), MaintenanceError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        let row = transaction
+            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = $1 FOR UPDATE"), &[&(run.0 as i64)])
+            .await
+            .map_err(db_error("cannot read a run"))?;
+        let result = row.as_ref().map(run_of).transpose()?.map(|run| run.result);
+        let Some(mut result) = result.filter(|result| result.status == JobStatus::DeadLettered) else {
+            return Err(MaintenanceError::Refused {
+                reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
+            });
+        };
+        let step = transition(JobStatus::DeadLettered, RunEvent::Replayed)?;
+        result.status = step.to;
+        result.attempts = step.attempts.apply(result.attempts);
+        // A replay joins the back of its object's line, like a run queued now.
+        let line = line_of(&*transaction, &result.inputs).await?;
+        transaction
+            .execute(
+                "UPDATE jobhooks_runs SET status = $2, attempts = $3, completed = NULL, due = NULL, line = $4,
+                     place = nextval('jobhooks_line_places')
+                 WHERE id = $1",
+                &[&(run.0 as i64), &status_name(result.status), &attempts_value(&result), &line],
+            )
+            .await
+            .map_err(db_error("cannot replay a run"))?;
+        notify(&*transaction).await?;
+        transaction.commit().await.map_err(db_error("cannot replay a run"))?;
+        self.signal_work();
+        Ok(())
+    }
+
+    async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, MaintenanceError> {
+        let mut report = PruneReport::default();
+        let client = self.client().await?;
+        if let Some(cutoff) = retention.results_cutoff(now) {
+            let mut after = 0_i64;
+            loop {
+                let rows = client
+                    .query(
+                        "SELECT id, status, created FROM jobhooks_runs WHERE created < $1 AND id > $2
+                         ORDER BY id LIMIT $3",
+                        &[&cutoff, &after, &PRUNE_STEP],
+                    )
+                    .await
+                    .map_err(db_error("cannot read results to prune"))?;
+                let Some(last) = rows.last() else { break };
+                after = last.get(0);
+                let mut prunable = Vec::new();
+                for row in &rows {
+                    let status: String = row.get(1);
+                    let status = status_of(&status).ok_or_else(|| {
+                        corrupt("job result", row.get::<_, i64>(0), format!("unknown status `{status}`"))
+                    })?;
+                    if retention.may_prune_result(status, row.get(2), now) {
+                        prunable.push(row.get::<_, i64>(0));
+                    }
+                }
+                // A run claimed since it was read is not final any more: only final runs go.
+                let removed = client
+                    .execute(
+                        "DELETE FROM jobhooks_runs WHERE id = ANY($1) AND status IN ('SUCCESS', 'FAILURE')",
+                        &[&prunable],
+                    )
+                    .await
+                    .map_err(db_error("cannot prune results"))?;
+                report.results += removed;
+                if (rows.len() as i64) < PRUNE_STEP {
+                    break;
+                }
+            }
+        }
+        if let Some(cutoff) = retention.changes_cutoff(now) {
+            let mut after = 0_i64;
+            loop {
+                let rows = client
+                    .query(
+                        "SELECT c.id, c.time,
+                            NOT EXISTS (SELECT 1 FROM jobhooks_changes l WHERE l.content_type = c.content_type
+                                AND l.object_id = c.object_id AND l.id > c.id),
+                            EXISTS (SELECT 1 FROM jobhooks_runs r WHERE r.change_id = c.id)
+                         FROM jobhooks_changes c WHERE c.time < $1 AND c.id > $2 ORDER BY c.id LIMIT $3",
+                        &[&cutoff, &after, &PRUNE_STEP],
+                    )
+                    .await
+                    .map_err(db_error("cannot read changes to prune"))?;
+                let Some(last) = rows.last() else { break };
+                after = last.get(0);
+                let prunable: Vec<i64> = rows
+                    .iter()
+                    .filter(|row| {
+                        let facts = ChangeFacts {
+                            time: row.get(1),
+                            is_latest_of_object: row.get(2),
+                            has_kept_runs: row.get(3),
+                        };
+                        retention.may_prune_change(facts, now)
+                    })
+                    .map(|row| row.get(0))
+                    .collect();
+                let removed = client
+                    .execute(
+                        "DELETE FROM jobhooks_changes c WHERE c.id = ANY($1)
+                           AND NOT EXISTS (SELECT 1 FROM jobhooks_runs r WHERE r.change_id = c.id)",
+                        &[&prunable],
+                    )
+                    .await
+                    .map_err(db_error("cannot prune changes"))?;
+                report.changes += removed;
+                if (rows.len() as i64) < PRUNE_STEP {
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

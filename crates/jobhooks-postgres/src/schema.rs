@@ -1,0 +1,143 @@
+//! The schema, as numbered migrations embedded in the binary and applied in order at open (or by
+//! `jobhooks migrate`).
+//!
+//! Migrations run in one transaction that first takes a transaction-scoped advisory lock, so that
+//! several processes starting at once apply each migration exactly once: the others wait for the
+//! lock, then find it applied. A database whose schema is newer than this build knows is refused
+//! rather than used.
+
+use tokio_postgres::Client;
+
+use crate::OpenError;
+
+/// The advisory lock key of migrations (`jobhooks` in ASCII).
+const MIGRATION_LOCK: i64 = 0x6a6f_6268_6f6f_6b73;
+
+/// The migrations, in order; the version of a schema is the number of migrations applied to it.
+/// Each is SQL run in one transaction.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the catalog, the change log with the object repository, and the queue with its results.
+    r#"
+    CREATE TABLE jobhooks_jobs (
+        class_path  text PRIMARY KEY,
+        name        text NOT NULL,
+        description text NOT NULL,
+        kind        text NOT NULL CHECK (kind IN ('job_hook_receiver', 'job_button_receiver')),
+        installed   boolean NOT NULL,
+        enabled     boolean NOT NULL,
+        hidden      boolean NOT NULL
+    );
+    CREATE TABLE jobhooks_hooks (
+        name          text PRIMARY KEY,
+        content_types text[] NOT NULL,
+        job           text NOT NULL,
+        enabled       boolean NOT NULL,
+        type_create   boolean NOT NULL,
+        type_update   boolean NOT NULL,
+        type_delete   boolean NOT NULL
+    );
+    CREATE TABLE jobhooks_buttons (
+        name          text PRIMARY KEY,
+        content_types text[] NOT NULL,
+        text          text NOT NULL,
+        job           text NOT NULL,
+        weight        integer NOT NULL,
+        group_name    text,
+        button_class  text NOT NULL,
+        confirmation  boolean NOT NULL,
+        enabled       boolean NOT NULL
+    );
+    CREATE TABLE jobhooks_users (
+        username     text PRIMARY KEY,
+        is_superuser boolean NOT NULL,
+        permissions  jsonb NOT NULL
+    );
+    CREATE SEQUENCE jobhooks_change_ids;
+    CREATE TABLE jobhooks_changes (
+        id                    bigint PRIMARY KEY,
+        time                  timestamptz NOT NULL,
+        user_id               text,
+        user_name             text NOT NULL,
+        request_id            uuid NOT NULL,
+        action                text NOT NULL CHECK (action IN ('create', 'update', 'delete')),
+        content_type          text NOT NULL,
+        object_id             text NOT NULL,
+        related_type          text,
+        related_id            text,
+        object_repr           text NOT NULL,
+        object_data           jsonb NOT NULL,
+        prechange             jsonb,
+        change_context        text NOT NULL,
+        change_context_detail text NOT NULL
+    );
+    CREATE INDEX jobhooks_changes_by_object ON jobhooks_changes (content_type, object_id, id);
+    CREATE INDEX jobhooks_changes_by_request ON jobhooks_changes (request_id, id);
+    CREATE INDEX jobhooks_changes_by_time ON jobhooks_changes (time, id);
+    CREATE TABLE jobhooks_objects (
+        content_type text NOT NULL,
+        object_id    text NOT NULL,
+        repr         text NOT NULL,
+        data         jsonb NOT NULL,
+        PRIMARY KEY (content_type, object_id)
+    );
+    CREATE SEQUENCE jobhooks_run_ids;
+    CREATE SEQUENCE jobhooks_line_places;
+    CREATE TABLE jobhooks_runs (
+        id                bigint PRIMARY KEY,
+        job               text NOT NULL,
+        user_id           text,
+        change_id         bigint,
+        object_pk         text,
+        object_model_name text,
+        status            text NOT NULL,
+        attempts          integer NOT NULL,
+        leases            bigint NOT NULL,
+        deadline          timestamptz,
+        due               timestamptz,
+        created           timestamptz NOT NULL,
+        started           timestamptz,
+        completed         timestamptz,
+        logs              jsonb NOT NULL,
+        line              text,
+        place             bigint NOT NULL
+    );
+    CREATE INDEX jobhooks_runs_unfinished ON jobhooks_runs (id)
+        WHERE status IN ('PENDING', 'STARTED', 'RETRYING');
+    CREATE INDEX jobhooks_runs_lines ON jobhooks_runs (line, place)
+        WHERE status IN ('PENDING', 'STARTED', 'RETRYING');
+    CREATE INDEX jobhooks_runs_by_change ON jobhooks_runs (change_id);
+    CREATE INDEX jobhooks_runs_retries ON jobhooks_runs (due) WHERE status = 'RETRYING';
+    "#,
+];
+
+/// Brings the schema up to date: applies the migrations it lacks, under the migration lock.
+/// Returns the version reached.
+pub(crate) async fn migrate(client: &mut Client) -> Result<usize, OpenError> {
+    let transaction = client.transaction().await.map_err(OpenError::migration)?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(OpenError::migration)?;
+    transaction
+        .batch_execute("CREATE TABLE IF NOT EXISTS jobhooks_schema (version integer NOT NULL)")
+        .await
+        .map_err(OpenError::migration)?;
+    let row = transaction.query_opt("SELECT version FROM jobhooks_schema", &[]).await.map_err(OpenError::migration)?;
+    let applied = match row {
+        Some(row) => usize::try_from(row.get::<_, i32>(0)).unwrap_or(usize::MAX),
+        None => {
+            transaction.execute("INSERT INTO jobhooks_schema VALUES (0)", &[]).await.map_err(OpenError::migration)?;
+            0
+        }
+    };
+    if applied > MIGRATIONS.len() {
+        return Err(OpenError::SchemaTooNew { found: applied, known: MIGRATIONS.len() });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        transaction
+            .batch_execute(migration)
+            .await
+            .map_err(|source| OpenError::Migration { version: index + 1, source: Box::new(source) })?;
+    }
+    let version = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    transaction.execute("UPDATE jobhooks_schema SET version = $1", &[&version]).await.map_err(OpenError::migration)?;
+    transaction.commit().await.map_err(OpenError::migration)?;
+    Ok(MIGRATIONS.len())
+}
