@@ -15,6 +15,10 @@
 //! Invariant: xtask depends on no jobhooks crate; it only drives cargo.
 
 mod bench;
+/// The throwaway PostgreSQL cluster of the tests, shared with `jobhooks-postgres` by path so that
+/// xtask builds no database client.
+#[path = "../../crates/jobhooks-postgres/src/cluster.rs"]
+mod cluster;
 
 use std::process::{Command, ExitCode};
 
@@ -71,8 +75,11 @@ fn ci() -> Result<(), String> {
     crate_graph_holds()?;
     cargo(&["fmt", "--all", "--check"], &[])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
-    cargo(&["test", "--workspace", "--all-targets"], &[])?;
-    cargo(&["test", "--workspace", "--doc"], &[])?;
+    // One PostgreSQL server for every test binary that needs one; it stops when xtask ends.
+    let postgres = postgres_for_tests()?;
+    let with_postgres = [("JOBHOOKS_TEST_PG", postgres.as_str())];
+    cargo(&["test", "--workspace", "--all-targets"], &with_postgres)?;
+    cargo(&["test", "--workspace", "--doc"], &with_postgres)?;
     cargo(&["bench", "--workspace", "--no-run"], &[])?;
     cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     // Every library crate can be published on its own: metadata, no dependency on an unpublished
@@ -102,6 +109,41 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!("fuzz target {target} failed ({status}): see fuzz/artifacts/{target}/"))
     }
+}
+
+/// The PostgreSQL server the tests use: `JOBHOOKS_TEST_PG` when set, else a throwaway cluster
+/// started here (installing Debian's `postgresql` package first when its binaries are missing).
+fn postgres_for_tests() -> Result<String, String> {
+    if let Ok(url) = std::env::var("JOBHOOKS_TEST_PG")
+        && !url.is_empty()
+    {
+        return Ok(url);
+    }
+    if cluster::binaries().is_err() {
+        install_postgres()?;
+    }
+    let url = cluster::start()?;
+    eprintln!("xtask: a throwaway PostgreSQL for the tests at {url}");
+    Ok(url)
+}
+
+/// Installs Debian's `postgresql` package.
+fn install_postgres() -> Result<(), String> {
+    eprintln!("xtask: PostgreSQL is not installed; installing Debian's postgresql package");
+    for args in [&["update"][..], &["install", "-y", "--no-install-recommends", "postgresql"][..]] {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("could not run apt-get: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "`apt-get {}` failed ({status}): install PostgreSQL (apt-get install postgresql) or set JOBHOOKS_TEST_PG to a server's URL",
+                args.join(" ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Registration is derive-free by design: no workspace member may be a proc-macro crate.

@@ -22,6 +22,7 @@
 
 mod catalog;
 mod changes;
+mod cluster;
 mod queue;
 mod records;
 mod schema;
