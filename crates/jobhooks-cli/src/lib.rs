@@ -12,7 +12,9 @@
 //! `demo` command with the seed example receivers, and mimalloc for the stock binary (the library
 //! never sets a global allocator).
 //!
-//! Every command opens the store (`--db`, default `jobhooks.db` or `$JOBHOOKS_DB`), adds the
+//! Every command opens the store (`--db`, default `jobhooks.db` or `$JOBHOOKS_DB`: a directory for
+//! the embedded sled store, or with the `postgres` feature a `postgres://user@host:port/dbname`
+//! URL for the PostgreSQL store, which many processes share), adds the
 //! receivers linked into this program to its job records (never marking the jobs it does not link
 //! as not installed: only `run --uninstall-unlinked` does), and does one thing. Listings print a table, or JSON with
 //! `--json`. Bad input exits with status 2 and the exact validation message on stderr; other
@@ -32,12 +34,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig, PressError};
-use jobhooks_model::ports::{
-    Catalog, ChangeStore, ObjectReader, QueueMaintenance, QueueReader, ResultFilter, SyncMode,
-};
+use jobhooks_model::ports::{ObjectReader, ResultFilter, Storage, SyncMode};
 use jobhooks_model::{
-    Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
+    Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton,
+    JobButtonPatch, JobHook, JobHookPatch, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
 };
 use jobhooks_register::Registry;
 use jobhooks_store::Store;
@@ -130,6 +130,17 @@ failure_from_port_errors!(
     jobhooks_model::StorageFailure
 );
 
+#[cfg(feature = "postgres")]
+impl From<jobhooks_postgres::OpenError> for Failure {
+    fn from(error: jobhooks_postgres::OpenError) -> Self {
+        let message = jobhooks_model::error_chain(&error);
+        match error {
+            jobhooks_postgres::OpenError::InvalidUrl { .. } => Self::bad_input(message),
+            _ => Self::failed(message),
+        }
+    }
+}
+
 impl From<jobhooks_store::OpenError> for Failure {
     fn from(error: jobhooks_store::OpenError) -> Self {
         use jobhooks_store::OpenError;
@@ -168,7 +179,8 @@ type Outcome = Result<(), Failure>;
     about = "Run code when objects change (job hooks) or when a button is pressed (job buttons)."
 )]
 struct Cli {
-    /// The store's directory.
+    /// The store: a directory (the embedded sled store), or a PostgreSQL URL
+    /// (`postgres://user@host:port/dbname`), which many processes can share.
     #[arg(long, global = true, env = "JOBHOOKS_DB", default_value = "jobhooks.db")]
     db: PathBuf,
     /// Print listings and records as JSON.
@@ -430,21 +442,29 @@ enum ResultsCommand {
 }
 
 /// The open store and the linked receivers, synced.
-struct Session {
-    store: Arc<Store>,
+struct Session<S> {
+    store: Arc<S>,
+    /// Where the store is, as a person reads it (a path, or a URL without its password).
+    location: String,
     registry: Registry,
     json: bool,
 }
 
-impl Session {
-    async fn open(db: &std::path::Path, json: bool) -> Result<Self, Failure> {
-        let store = Arc::new(Store::open(db)?);
+impl<S: Storage + 'static> Session<S> {
+    async fn open(store: S, location: String, json: bool) -> Result<Self, Failure> {
+        let store = Arc::new(store);
         let registry = Registry::from_linked().map_err(|e| Failure::failed(e.to_string()))?;
         // This program may link fewer receivers than the application's own dispatcher, and must
         // not uninstall theirs (which would disable their hooks and buttons): it only adds what
         // it links, unless `run --uninstall-unlinked` says it links them all.
         registry.sync_into(&*store, SyncMode::Additive).await?;
-        Ok(Self { store, registry, json })
+        Ok(Self { store, location, registry, json })
+    }
+
+    /// A change session over the store's objects.
+    fn change_session(&self, context: ChangeContext) -> ChangeSession {
+        let objects: Arc<dyn ObjectReader> = self.store.clone();
+        ChangeSession::new(context, objects)
     }
 
     fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
@@ -461,7 +481,7 @@ impl Session {
         })
     }
 
-    async fn dispatcher(&self, workers: usize, job_sync: SyncMode) -> Result<Dispatcher<Store>, Failure> {
+    async fn dispatcher(&self, workers: usize, job_sync: SyncMode) -> Result<Dispatcher<S>, Failure> {
         let config = DispatcherConfig::default().workers(workers).job_sync(job_sync);
         Dispatcher::start(self.store.clone(), self.registry.clone(), config)
             .await
@@ -535,8 +555,30 @@ async fn execute(cli: Cli) -> Outcome {
     if let Command::Demo { keep_db } = &cli.command {
         return demo::run(keep_db.as_deref()).await;
     }
-    let session = Session::open(&cli.db, cli.json).await?;
-    match cli.command {
+    let db = cli.db.to_string_lossy().into_owned();
+    #[cfg(feature = "postgres")]
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let store = jobhooks_postgres::PgStore::connect(&db).await?;
+        return dispatch(Session::open(store, without_password(&db), cli.json).await?, cli.command).await;
+    }
+    let store = Store::open(&cli.db)?;
+    dispatch(Session::open(store, db, cli.json).await?, cli.command).await
+}
+
+/// `url` with its password, if any, masked.
+#[cfg(feature = "postgres")]
+fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|at| at + 3) else { return url.to_owned() };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@').and_then(|at| rest[..at].find(':').map(|colon| (colon, at))) {
+        Some((colon, at)) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -> Outcome {
+    match command {
         #[cfg(feature = "demo")]
         Command::Demo { .. } => Ok(()),
         Command::Jobs(command) => jobs(&session, command).await,
@@ -553,7 +595,7 @@ async fn execute(cli: Cli) -> Outcome {
     }
 }
 
-async fn jobs(s: &Session, command: JobsCommand) -> Outcome {
+async fn jobs<S: Storage + 'static>(s: &Session<S>, command: JobsCommand) -> Outcome {
     match command {
         JobsCommand::List { all } => {
             let jobs: Vec<_> = s.store.list_jobs().await?.into_iter().filter(|j| all || !j.hidden).collect();
@@ -593,7 +635,7 @@ fn hook_text(h: &JobHook) -> String {
     )
 }
 
-async fn hooks(s: &Session, command: HooksCommand) -> Outcome {
+async fn hooks<S: Storage + 'static>(s: &Session<S>, command: HooksCommand) -> Outcome {
     match command {
         HooksCommand::List => {
             let hooks = s.store.list_hooks().await?;
@@ -652,7 +694,7 @@ fn button_class(text: Option<&str>) -> Result<Option<ButtonClass>, Failure> {
     text.map(|t| t.parse::<ButtonClass>().map_err(Failure::from)).transpose()
 }
 
-async fn buttons(s: &Session, command: ButtonsCommand) -> Outcome {
+async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) -> Outcome {
     match command {
         ButtonsCommand::List => {
             let buttons = s.store.list_buttons().await?;
@@ -728,7 +770,7 @@ async fn buttons(s: &Session, command: ButtonsCommand) -> Outcome {
     Ok(())
 }
 
-async fn users(s: &Session, command: UsersCommand) -> Outcome {
+async fn users<S: Storage + 'static>(s: &Session<S>, command: UsersCommand) -> Outcome {
     match command {
         UsersCommand::Add { username, superuser, perms, run_jobs } => {
             let mut user = if superuser { User::superuser(username)? } else { User::new(username)? };
@@ -788,13 +830,13 @@ fn read_data(data: Option<String>, file: Option<PathBuf>) -> Result<Value, Failu
     serde_json::from_str(&text).map_err(|e| Failure::bad_input(format!("the object's data is not valid JSON: {e}")))
 }
 
-async fn objects(s: &Session, command: ObjectsCommand) -> Outcome {
+async fn objects<S: Storage + 'static>(s: &Session<S>, command: ObjectsCommand) -> Outcome {
     match command {
         ObjectsCommand::Put { content_type, id, data, file, repr, user } => {
             let reference = object_ref(&content_type, &id)?;
             let data = read_data(data, file)?;
             let object = Object::new(reference.clone(), repr.unwrap_or_else(|| id.clone()), data)?;
-            let mut session = s.store.session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
+            let mut session = s.change_session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
             session.save(object).await?;
             let receipt = session.commit(&*s.store).await?;
             s.print(&receipt, |r| {
@@ -821,7 +863,7 @@ async fn objects(s: &Session, command: ObjectsCommand) -> Outcome {
         }
         ObjectsCommand::Delete { content_type, id, user } => {
             let reference = object_ref(&content_type, &id)?;
-            let mut session = s.store.session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
+            let mut session = s.change_session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
             session.delete(&reference).await?;
             let receipt = session.commit(&*s.store).await?;
             s.print(&receipt, |r| {
@@ -832,7 +874,7 @@ async fn objects(s: &Session, command: ObjectsCommand) -> Outcome {
     Ok(())
 }
 
-async fn changes(s: &Session, command: ChangesCommand) -> Outcome {
+async fn changes<S: Storage + 'static>(s: &Session<S>, command: ChangesCommand) -> Outcome {
     match command {
         ChangesCommand::List { object, limit } => {
             let changes = match object.as_deref() {
@@ -896,13 +938,13 @@ fn result_text(r: &jobhooks_model::JobResult) -> String {
     text
 }
 
-async fn show_result(s: &Session, run: RunId) -> Outcome {
+async fn show_result<S: Storage + 'static>(s: &Session<S>, run: RunId) -> Outcome {
     let result = s.store.get_result(run).await?.ok_or_else(|| StoreError::not_found("job result", run))?;
     s.print(&result, result_text);
     Ok(())
 }
 
-async fn results(s: &Session, command: ResultsCommand) -> Outcome {
+async fn results<S: Storage + 'static>(s: &Session<S>, command: ResultsCommand) -> Outcome {
     match command {
         ResultsCommand::List { job, status, change, limit } => {
             let filter = ResultFilter {
@@ -937,12 +979,17 @@ async fn results(s: &Session, command: ResultsCommand) -> Outcome {
     Ok(())
 }
 
-async fn run_dispatcher(s: &Session, workers: usize, grace: u64, job_sync: SyncMode) -> Outcome {
+async fn run_dispatcher<S: Storage + 'static>(
+    s: &Session<S>,
+    workers: usize,
+    grace: u64,
+    job_sync: SyncMode,
+) -> Outcome {
     let dispatcher = s.dispatcher(workers, job_sync).await?;
     // Listen before saying so: a Ctrl-C right after the message must stop the dispatcher
     // gracefully, not kill the process.
     let interrupted = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
-    eprintln!("jobhooks: dispatching from {} with {workers} workers; Ctrl-C to stop", s.store.path().display());
+    eprintln!("jobhooks: dispatching from {} with {workers} workers; Ctrl-C to stop", s.location);
     interrupted.await;
     eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
     let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
