@@ -1,7 +1,12 @@
-//! Several processes on one PostgreSQL database: three dispatcher processes drain the changes a
-//! fourth process commits, and one dispatcher is killed with SIGKILL in the middle of its runs.
-//! Afterwards every change has had its run, each run's effect landed exactly once, the runs of
-//! each object ran in the order of its changes, and no claim outlived its deadline.
+//! Several processes on one PostgreSQL database, and the database restarted under them.
+//!
+//! - Three dispatcher processes drain the changes a fourth process commits, and one dispatcher is
+//!   killed with SIGKILL in the middle of its runs.
+//! - Two dispatcher processes drain a committer's changes while the server is restarted
+//!   (`pg_ctl restart -m fast`): they reconnect and go on; the committer retries what failed.
+//!
+//! Afterwards, in both: every change has had its run, each run's effect landed exactly once, the
+//! runs of each object ran in the order of its changes, and no claim outlived its deadline.
 //!
 //! This binary is its own child: with `JOBHOOKS_PG_CHILD=dispatch|commit` and `JOBHOOKS_PG_URL` it
 //! is a dispatcher or the committer; otherwise it is the test, and starts them.
@@ -26,7 +31,8 @@ const URL_ENV: &str = "JOBHOOKS_PG_URL";
 const STALL_ENV: &str = "JOBHOOKS_PG_STALL";
 const ITEMS: usize = 12;
 const CHANGES_PER_ITEM: usize = 15;
-const TEST_NAME: &str = "three_dispatcher_processes_one_killed_drain_a_fourths_changes";
+const KILL_TEST: &str = "three_dispatcher_processes_one_killed_drain_a_fourths_changes";
+const RESTART_TEST: &str = "dispatchers_and_a_committer_go_on_across_a_server_restart";
 
 /// For each change of an item, appends the change's id to the item's log object, as a read,
 /// some work, and a write committed with the run's outcome. A run that happened twice would
@@ -71,24 +77,32 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--list") {
         if !args.iter().any(|arg| arg == "--ignored") {
-            println!("{TEST_NAME}: test");
+            println!("{KILL_TEST}: test\n{RESTART_TEST}: test");
         }
         return ExitCode::SUCCESS;
     }
+    // A test runner may name the test to run; with no name, both run.
+    let named = |name: &str| args.iter().all(|arg| arg.starts_with('-')) || args.iter().any(|arg| arg == name);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     match (std::env::var(CHILD_ENV).ok().as_deref(), std::env::var(URL_ENV)) {
         (Some("dispatch"), Ok(url)) => runtime.block_on(dispatch(&url)),
         (Some("commit"), Ok(url)) => runtime.block_on(commit(&url)),
-        _ => match runtime.block_on(parent()) {
-            Ok(summary) => {
-                println!("pg processes: {summary}");
-                ExitCode::SUCCESS
+        _ => {
+            let mut failed = false;
+            for (name, restart) in [(KILL_TEST, false), (RESTART_TEST, true)] {
+                if !named(name) {
+                    continue;
+                }
+                match runtime.block_on(parent(restart)) {
+                    Ok(summary) => println!("{name}: {summary}"),
+                    Err(violation) => {
+                        eprintln!("{name} FAILED: {violation}");
+                        failed = true;
+                    }
+                }
             }
-            Err(violation) => {
-                eprintln!("pg processes FAILED: {violation}");
-                ExitCode::FAILURE
-            }
-        },
+            if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
     }
 }
 
@@ -107,15 +121,29 @@ async fn dispatch(url: &str) -> ExitCode {
     std::future::pending::<ExitCode>().await
 }
 
-/// The committer: every item is created, then updated, in many small commits.
+/// The committer: every item is created, then updated, in many small commits. A commit that
+/// fails (the server restarting) is tried again, as an application would.
 async fn commit(url: &str) -> ExitCode {
     let store = PgStore::connect(url).await.expect("the database opens");
+    let mut retried = 0;
     for round in 0..CHANGES_PER_ITEM {
         for item in 0..ITEMS {
-            let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
             let saved = object("test.item", &item.to_string(), "item", json!({"round": round}));
-            session.save(saved).await.expect("the save is recorded");
-            session.commit(&store).await.expect("the commit succeeds");
+            loop {
+                let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
+                let committed = match session.save(saved.clone()).await {
+                    Ok(()) => session.commit(&store).await.map(drop).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match committed {
+                    Ok(()) => break,
+                    Err(_) if retried < 1_000 => {
+                        retried += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => panic!("a commit kept failing: {e}"),
+                }
+            }
         }
     }
     println!("committed");
@@ -149,8 +177,13 @@ impl Process {
     }
 }
 
-async fn parent() -> Result<String, String> {
-    let url = TestServer::shared().fresh_database().await;
+async fn parent(restart: bool) -> Result<String, String> {
+    // The restart needs a server of its own; the kill shares the test server.
+    let cluster = if restart { Some(jobhooks_postgres::testing::start_cluster()?) } else { None };
+    let url = match &cluster {
+        Some(cluster) => cluster.url.clone(),
+        None => TestServer::shared().fresh_database().await,
+    };
     let store = PgStore::connect(&url).await.map_err(|e| e.to_string())?;
     Registry::from_linked()
         .unwrap()
@@ -162,21 +195,23 @@ async fn parent() -> Result<String, String> {
     let hook = JobHook::new("track", items, job().as_str()).on([Action::Create, Action::Update]);
     store.create_hook(hook).await.map_err(|e| e.to_string())?;
 
-    // The first dispatcher stops in the middle of its first runs; the other two run normally.
+    // In the kill, the first dispatcher stops in the middle of its first runs and the other two run
+    // normally; in the restart, two dispatchers run normally.
     let mut dispatchers = Vec::new();
-    for number in 0..3 {
-        let mut dispatcher = Process::start("dispatch", &url, number == 0)?;
+    for number in 0..if restart { 2 } else { 3 } {
+        let mut dispatcher = Process::start("dispatch", &url, !restart && number == 0)?;
         if dispatcher.next_line()? != "dispatching" {
             return Err("a dispatcher did not start".into());
         }
         dispatchers.push(dispatcher);
     }
     let mut committer = Process::start("commit", &url, false)?;
-    if dispatchers[0].next_line()? != "in-run" {
+    if !restart && dispatchers[0].next_line()? != "in-run" {
         return Err("the first dispatcher did not reach the middle of a run".into());
     }
 
-    // Once a quarter of the runs are done, kill the first dispatcher, its runs still in flight.
+    // Once a quarter of the runs are done, kill the first dispatcher, its runs still in flight, or
+    // restart the server.
     let total = ITEMS * CHANGES_PER_ITEM;
     let bound = Instant::now() + Duration::from_secs(120);
     let mut seen = store.work_generation();
@@ -191,22 +226,37 @@ async fn parent() -> Result<String, String> {
         store.wait_for_work(seen, Duration::from_millis(200)).await;
         seen = store.work_generation();
     }
-    let mut killed = dispatchers.remove(0);
-    Command::new("kill").args(["-KILL", &killed.child.id().to_string()]).status().map_err(|e| e.to_string())?;
+    let mut killed = None;
+    match &cluster {
+        Some(cluster) => cluster.restart()?,
+        None => {
+            let dispatcher = dispatchers.remove(0);
+            Command::new("kill")
+                .args(["-KILL", &dispatcher.child.id().to_string()])
+                .status()
+                .map_err(|e| e.to_string())?;
+            killed = Some(dispatcher);
+        }
+    }
     if committer.next_line()? != "committed" {
         return Err("the committer failed".into());
     }
     committer.child.wait().map_err(|e| e.to_string())?;
 
-    // The others finish everything, taking over the killed one's claims once they lapse.
+    // The others finish everything, taking over the killed one's claims once they lapse. (This
+    // process's own connections were closed by a restart too: a failed read is read again.)
     loop {
-        let depth = store.depth().await.map_err(|e| e.to_string())?;
-        let results = store.list_results(&ResultFilter::default()).await.map_err(|e| e.to_string())?;
-        if results.len() == total && depth == Default::default() {
+        let depth = store.depth().await;
+        let results = store.list_results(&ResultFilter::default()).await;
+        if let (Ok(depth), Ok(results)) = (depth, results)
+            && results.len() >= total
+            && depth == Default::default()
+        {
             break;
         }
         if Instant::now() > bound {
-            return Err(format!("the runs did not all finish in time: {depth:?}, {} results", results.len()));
+            let depth = store.depth().await.map_err(|e| e.to_string())?;
+            return Err(format!("the runs did not all finish in time: {depth:?}"));
         }
         store.wait_for_work(seen, Duration::from_millis(200)).await;
         seen = store.work_generation();
@@ -215,7 +265,9 @@ async fn parent() -> Result<String, String> {
         let _ = dispatcher.child.kill();
         let _ = dispatcher.child.wait();
     }
-    let _ = killed.child.wait();
+    if let Some(mut killed) = killed {
+        let _ = killed.child.wait();
+    }
 
     // Every run succeeded once; each item's log holds its changes once each, in order.
     let results = store.list_results(&ResultFilter::default()).await.map_err(|e| e.to_string())?;
@@ -223,9 +275,11 @@ async fn parent() -> Result<String, String> {
         return Err(format!("run {} ended {}: {:?}", bad.id, bad.status, bad.logs));
     }
     let lapsed: usize = results.iter().filter(|r| r.attempts > 1).count();
-    if lapsed == 0 {
+    if !restart && lapsed == 0 {
         return Err("no run of the killed dispatcher ran again".into());
     }
+    // Each change, including those a retried commit may have recorded twice, had exactly one run.
+    let mut changes_total = 0;
     for item in 0..ITEMS {
         let reference = object("test.item", &item.to_string(), "", json!({})).reference().clone();
         let mut changes: Vec<u64> = store
@@ -236,6 +290,7 @@ async fn parent() -> Result<String, String> {
             .map(|change| change.id.0)
             .collect();
         changes.reverse();
+        changes_total += changes.len();
         let log = object("test.log", &item.to_string(), "", json!({}));
         let log = store.get_object(log.reference()).await.map_err(|e| e.to_string())?.ok_or("an item has no log")?;
         let seen: Vec<u64> =
@@ -244,8 +299,18 @@ async fn parent() -> Result<String, String> {
             return Err(format!("item {item}: its runs saw {seen:?}, its changes are {changes:?}"));
         }
     }
-    Ok(format!(
-        "{total} changes by a committer process, drained by 3 dispatcher processes (one killed mid-run); \
-         {lapsed} run(s) ran again after the kill; each effect landed once, in order"
-    ))
+    if results.len() != changes_total {
+        return Err(format!("{} runs for {changes_total} changes", results.len()));
+    }
+    Ok(if restart {
+        format!(
+            "{changes_total} changes by a committer process, drained by 2 dispatcher processes across a server \
+             restart; {lapsed} run(s) ran again; each effect landed once, in order"
+        )
+    } else {
+        format!(
+            "{total} changes by a committer process, drained by 3 dispatcher processes (one killed mid-run); \
+             {lapsed} run(s) ran again after the kill; each effect landed once, in order"
+        )
+    })
 }

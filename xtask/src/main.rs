@@ -18,6 +18,7 @@ mod bench;
 /// The throwaway PostgreSQL cluster of the tests, shared with `jobhooks-postgres` by path so that
 /// xtask builds no database client.
 #[path = "../../crates/jobhooks-postgres/src/cluster.rs"]
+#[allow(dead_code, reason = "xtask starts the cluster; only the tests restart it")]
 mod cluster;
 
 use std::process::{Command, ExitCode};
@@ -122,7 +123,7 @@ fn postgres_for_tests() -> Result<String, String> {
     if cluster::binaries().is_err() {
         install_postgres()?;
     }
-    let url = cluster::start()?;
+    let url = cluster::start()?.url;
     eprintln!("xtask: a throwaway PostgreSQL for the tests at {url}");
     Ok(url)
 }

@@ -57,9 +57,31 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
     }
 }
 
-/// Starts a throwaway cluster and returns the URL of its maintenance database. A watchdog stops
-/// it and removes its directory when this process ends, however it ends.
-pub fn start() -> Result<String, String> {
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The URL of its maintenance database.
+    pub url: String,
+    bin: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    root: bool,
+}
+
+impl Cluster {
+    /// Restarts the server as an operator would (`pg_ctl restart -m fast`): every connection is
+    /// closed, the server is back when this returns.
+    pub fn restart(&self) -> Result<(), String> {
+        let mut restart = as_owner(&self.bin.join("pg_ctl"), self.root);
+        // The server writes to its log file, never to the pipes that `run` reads to their end.
+        restart.arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-w", "-m", "fast", "restart"]);
+        run(restart, "pg_ctl restart")
+    }
+}
+
+/// Starts a throwaway cluster. A watchdog stops it and removes its directory when this process
+/// ends, however it ends.
+pub fn start() -> Result<Cluster, String> {
     let bin = binaries()?;
     let root = is_root();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
@@ -78,9 +100,17 @@ pub fn start() -> Result<String, String> {
         .and_then(|listener| listener.local_addr())
         .map_err(|e| format!("cannot find a free port: {e}"))?
         .port();
-    let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200", dir.display());
+    // The options are kept in the data directory, so that a restart keeps them.
+    let settings = format!(
+        "port = {port}\nunix_socket_directories = '{}'\nlisten_addresses = '127.0.0.1'\nmax_connections = 200\n",
+        dir.display()
+    );
+    let conf = data.join("postgresql.auto.conf");
+    let mut append = as_owner(Path::new("sh"), root);
+    append.args(["-c", &format!("cat >> '{}' <<'EOF'\n{settings}EOF", conf.display())]);
+    run(append, "writing the cluster's settings")?;
     let mut start = as_owner(&bin.join("pg_ctl"), root);
-    start.arg("-D").arg(&data).arg("-l").arg(dir.join("server.log")).args(["-w", "-o", &options, "start"]);
+    start.arg("-D").arg(&data).arg("-l").arg(dir.join("server.log")).args(["-w", "start"]);
     run(start, "pg_ctl start")?;
     let owner = if root { "runuser -u postgres -- " } else { "" };
     let watchdog = format!(
@@ -90,12 +120,15 @@ pub fn start() -> Result<String, String> {
         data = data.display(),
         dir = dir.display(),
     );
-    Command::new("sh")
-        .args(["-c", &watchdog])
+    // In a session of its own: a signal to the test's process group (a timeout) must not take the
+    // watchdog with it and leave the cluster running.
+    Command::new("setsid")
+        .args(["sh", "-c", &watchdog])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start the cluster's watchdog: {e}"))?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    let log = dir.join("server.log");
+    Ok(Cluster { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), bin, data, log, root })
 }

@@ -22,7 +22,7 @@
 
 mod catalog;
 mod changes;
-mod cluster;
+pub(crate) mod cluster;
 mod queue;
 mod records;
 mod schema;

@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio_postgres::NoTls;
 
+pub use crate::cluster::{Cluster, start as start_cluster};
+
 /// A server tests make databases on.
 #[derive(Debug)]
 pub struct TestServer {
@@ -43,7 +45,7 @@ impl TestServer {
         SERVER.get_or_init(|| {
             let url = match std::env::var("JOBHOOKS_TEST_PG") {
                 Ok(url) if !url.is_empty() => url,
-                _ => crate::cluster::start().unwrap_or_else(|reason| {
+                _ => crate::cluster::start().map(|cluster| cluster.url).unwrap_or_else(|reason| {
                     panic!("no PostgreSQL server for the tests: {reason}; set JOBHOOKS_TEST_PG to a server's URL or install PostgreSQL (Debian: apt-get install postgresql)")
                 }),
             };
