@@ -1,0 +1,84 @@
+//! The outbox in the application's own transaction: changes recorded with `PgStore::commit_in`
+//! commit or roll back with the application's writes, their hook runs included.
+
+use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites, QueueReader, ResultFilter};
+use jobhooks_model::{
+    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobHook, JobKind, JobSpec, Object, ObjectRef,
+    PendingChange, SyncMode, json,
+};
+use jobhooks_postgres::PgStore;
+use jobhooks_postgres::testing::TestServer;
+use tokio_postgres::NoTls;
+
+const JOB: &str = "app::jobs::Audit";
+
+fn device(id: &str) -> Object {
+    let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id).unwrap();
+    Object::new(reference, id, json!({"name": id})).unwrap()
+}
+
+#[tokio::test]
+async fn changes_recorded_in_the_applications_transaction_commit_and_roll_back_with_it() {
+    let url = TestServer::shared().fresh_database().await;
+    let store = PgStore::connect(&url).await.unwrap();
+    let job = JobSpec {
+        class_path: JOB.into(),
+        name: "Audit".into(),
+        description: String::new(),
+        kind: JobKind::JobHookReceiver,
+        hidden: true,
+    };
+    store.sync_jobs(&[job], SyncMode::Full).await.unwrap();
+    store.set_job_enabled(JOB, true).await.unwrap();
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    store.create_hook(JobHook::new("audit", devices, JOB).on([Action::Create])).await.unwrap();
+
+    // The application's own connection and table.
+    let (mut app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    app.batch_execute("CREATE TABLE devices (id text PRIMARY KEY, name text NOT NULL)").await.unwrap();
+    let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+    let record = |id: &str| {
+        let mut changes = ChangeSet::default();
+        changes.record(PendingChange::new(Action::Create, &device(id)));
+        changes
+    };
+
+    // Rolled back: neither the application's row nor the change nor its run exists.
+    let transaction = app.transaction().await.unwrap();
+    transaction.execute("INSERT INTO devices VALUES ('d1', 'd1')", &[]).await.unwrap();
+    let receipt = store.commit_in(&transaction, &context, record("d1"), ObjectWrites::RecordOnly).await.unwrap();
+    assert_eq!(receipt.runs.len(), 1, "the hook matched inside the transaction");
+    transaction.rollback().await.unwrap();
+    assert_eq!(app.query("SELECT 1 FROM devices", &[]).await.unwrap().len(), 0);
+    assert_eq!(store.get_change(receipt.changes[0]).await.unwrap(), None);
+    assert!(store.list_results(&ResultFilter::default()).await.unwrap().is_empty());
+
+    // Committed: all three are there together.
+    let transaction = app.transaction().await.unwrap();
+    transaction.execute("INSERT INTO devices VALUES ('d2', 'd2')", &[]).await.unwrap();
+    let receipt = store.commit_in(&transaction, &context, record("d2"), ObjectWrites::RecordOnly).await.unwrap();
+    transaction.commit().await.unwrap();
+    assert_eq!(app.query("SELECT 1 FROM devices", &[]).await.unwrap().len(), 1);
+    let change = store.get_change(receipt.changes[0]).await.unwrap().expect("the change committed");
+    assert_eq!(change.changed_object_id, "d2");
+    let results = store.list_results(&ResultFilter::default()).await.unwrap();
+    assert_eq!(results.iter().map(|r| r.id).collect::<Vec<_>>(), receipt.runs);
+    // Record-only: the store's own repository was left alone.
+    assert_eq!(store.list_objects(&ContentType::new("dcim.device").unwrap()).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_second_connect_finds_the_schema_migrated_and_a_newer_schema_is_refused() {
+    let url = TestServer::shared().fresh_database().await;
+    let (first, second) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
+    first.unwrap();
+    second.unwrap();
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let version: i32 = app.query_one("SELECT version FROM jobhooks_schema", &[]).await.unwrap().get(0);
+    assert_eq!(version as usize, PgStore::schema_version());
+    app.execute("UPDATE jobhooks_schema SET version = version + 1", &[]).await.unwrap();
+    let refused = PgStore::connect(&url).await.err().expect("a newer schema is refused");
+    assert!(refused.to_string().contains("upgrade jobhooks"), "{refused}");
+}
