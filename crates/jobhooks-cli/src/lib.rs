@@ -220,6 +220,9 @@ enum Command {
     /// Job results and their logs.
     #[command(subcommand)]
     Results(ResultsCommand),
+    /// Bring the store's schema up to date and say which version it is at (opening a store does
+    /// this too; run it ahead of a deploy to migrate once, before the processes start).
+    Migrate,
     /// Run the dispatcher until Ctrl-C, then shut down gracefully.
     Run {
         /// Runs at once.
@@ -556,13 +559,31 @@ async fn execute(cli: Cli) -> Outcome {
         return demo::run(keep_db.as_deref()).await;
     }
     let db = cli.db.to_string_lossy().into_owned();
+    let migrate = matches!(cli.command, Command::Migrate);
     #[cfg(feature = "postgres")]
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
         let store = jobhooks_postgres::PgStore::connect(&db).await?;
+        if migrate {
+            let version = jobhooks_postgres::PgStore::schema_version();
+            return migrated(cli.json, &without_password(&db), &format!("jobhooks-postgres/{version}"));
+        }
         return dispatch(Session::open(store, without_password(&db), cli.json).await?, cli.command).await;
     }
     let store = Store::open(&cli.db)?;
+    if migrate {
+        return migrated(cli.json, &db, jobhooks_store::FORMAT_VERSION);
+    }
     dispatch(Session::open(store, db, cli.json).await?, cli.command).await
+}
+
+/// Says which schema version the store at `location` is at.
+fn migrated(json: bool, location: &str, version: &str) -> Outcome {
+    if json {
+        println!("{}", serde_json::json!({"store": location, "version": version}));
+    } else {
+        println!("the store at {location} is at {version}");
+    }
+    Ok(())
 }
 
 /// `url` with its password, if any, masked.
@@ -588,6 +609,7 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
         Command::Objects(command) => objects(&session, command).await,
         Command::Changes(command) => changes(&session, command).await,
         Command::Results(command) => results(&session, command).await,
+        Command::Migrate => Ok(()),
         Command::Run { workers, grace, uninstall_unlinked } => {
             let job_sync = if uninstall_unlinked { SyncMode::Full } else { SyncMode::Additive };
             run_dispatcher(&session, workers, grace, job_sync).await

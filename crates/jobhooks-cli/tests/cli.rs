@@ -319,6 +319,13 @@ fn run_dispatches_until_interrupted_and_holds_the_store() {
 }
 
 #[test]
+fn migrate_says_which_format_the_store_is_at() {
+    let (_dir, db) = store();
+    assert!(ok(&db, &["migrate"]).contains("is at jobhooks-store/3"));
+    assert_eq!(json(&db, &["migrate"])["version"], "jobhooks-store/3");
+}
+
+#[test]
 fn a_db_path_holding_other_files_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();

@@ -72,6 +72,8 @@ fn interrupt(mut child: Child, mut stderr: BufReader<ChildStderr>) {
 #[test]
 fn every_kind_of_subcommand_works_while_dispatchers_serve_the_database() {
     let db = database();
+    let migrated = json(&db, &["migrate"]);
+    assert!(migrated["version"].as_str().unwrap().starts_with("jobhooks-postgres/"), "{migrated}");
     ok(&db, &["users", "add", "alice", "--perm", "extras.run_job"]);
     ok(&db, &["users", "add", "eve"]);
     ok(&db, &["jobs", "enable", SERIAL_HOOK]);
