@@ -1,5 +1,6 @@
 //! The dispatcher's own tests, on the in-memory store: receivers given as instances with shared
-//! data, batches cut short when a claim would lapse, and shutdown with a run in flight.
+//! data, how a run's outcome is concluded (retries, dead letters, failure entries), batches cut
+//! short when a claim would lapse, per-job limits, and shutdown with a run in flight.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -184,4 +185,102 @@ async fn shutdown_gives_a_run_in_flight_back_to_run_again() {
     let result = store.get_result(queued[0]).await.unwrap().unwrap();
     assert_eq!((result.status, result.attempts), (JobStatus::Pending, 1), "pending again; the attempt counts");
     assert_eq!(store.depth().await.unwrap().pending, 1);
+}
+
+/// Fails every run with an error, or, with `verdict`, logs `failure` and returns `Ok`.
+struct Failing {
+    verdict: bool,
+}
+
+#[async_trait]
+impl JobHookReceiver for Failing {
+    async fn receive_job_hook(
+        &self,
+        ctx: &mut JobContext,
+        _: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        if self.verdict {
+            ctx.log_failure("the serial is wrong");
+            return Ok(());
+        }
+        Err("the CMDB is down".into())
+    }
+}
+
+/// An error is retried as the job's policy says, then dead-lettered; a `failure` entry is the
+/// receiver's own verdict and fails the run at once.
+#[tokio::test]
+async fn errors_are_retried_then_dead_lettered_and_a_failure_entry_is_final() {
+    let registry = Registry::default().with_hook_receiver(Failing { verdict: false }, JobMeta::new()).unwrap();
+    let store = Arc::new(hooked_store(&registry).await);
+    let job = registry.jobs().next().unwrap().class_path();
+    let policy = crate::RetryPolicy::retries(2, Duration::ZERO, Duration::ZERO).without_jitter();
+    let config = DispatcherConfig::default().job_retry(std::collections::HashMap::from([(job, policy)]));
+    let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    let queued = create_devices(&store, &["1"]).await;
+    tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
+    let result = store.get_result(queued[0]).await.unwrap().unwrap();
+    assert_eq!((result.status, result.attempts), (JobStatus::DeadLettered, 2), "{:?}", result.logs);
+    let messages: Vec<&str> = result.logs.iter().map(|entry| entry.message.as_str()).collect();
+    assert!(messages.contains(&"the CMDB is down"), "{messages:?}");
+    assert!(messages.iter().any(|m| m.starts_with("Retrying in")), "{messages:?}");
+    assert_eq!(messages.last(), Some(&"Dead-lettered after 2 attempts"));
+    dispatcher.shutdown(BOUND).await;
+
+    let registry = Registry::default().with_hook_receiver(Failing { verdict: true }, JobMeta::new()).unwrap();
+    let store = Arc::new(hooked_store(&registry).await);
+    let dispatcher = Dispatcher::start(store.clone(), registry, DispatcherConfig::default()).await.unwrap();
+    let queued = create_devices(&store, &["1"]).await;
+    tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
+    let result = store.get_result(queued[0]).await.unwrap().unwrap();
+    assert_eq!((result.status, result.attempts), (JobStatus::Failure, 1), "{:?}", result.logs);
+    dispatcher.shutdown(BOUND).await;
+}
+
+/// Counts the runs of its job in flight at once, and the most there ever were.
+struct Concurrent {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl JobHookReceiver for Concurrent {
+    async fn receive_job_hook(
+        &self,
+        _: &mut JobContext,
+        _: &ObjectChange,
+        _: Action,
+        _: Option<Object>,
+    ) -> Result<(), JobError> {
+        let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(running, Ordering::SeqCst);
+        // Give the other workers every chance to start a run of this job meanwhile.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// With `per_job_limit`, no more runs of one job run at once than it allows, however many
+/// workers are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_job_limit_bounds_the_runs_of_a_job_in_flight() {
+    let most = Arc::new(AtomicUsize::new(0));
+    let receiver = Concurrent { now: Arc::new(AtomicUsize::new(0)), most: most.clone() };
+    let registry = Registry::default().with_hook_receiver(receiver, JobMeta::new()).unwrap();
+    let store = Arc::new(hooked_store(&registry).await);
+    let config = DispatcherConfig::default().workers(4).lease_batch(1).per_job_limit(Some(1));
+    let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    let ids: Vec<String> = (0..12).map(|n| n.to_string()).collect();
+    let queued = create_devices(&store, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+    for run in queued {
+        assert_eq!(store.get_result(run).await.unwrap().unwrap().status, JobStatus::Success);
+    }
+    dispatcher.shutdown(BOUND).await;
 }
