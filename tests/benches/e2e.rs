@@ -109,7 +109,7 @@ fn bench_e2e(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("store")).unwrap());
     let dispatcher = runtime.block_on(async {
-        support::install(&store, &[Action::Update]).await;
+        support::install(&*store, &[Action::Update]).await;
         support::dispatch(store.clone(), DispatcherConfig::default()).await
     });
     let mut group = c.benchmark_group("e2e");
@@ -174,7 +174,7 @@ fn bench_e2e(c: &mut Criterion) {
             let dir = tempfile::tempdir().unwrap();
             let store = Arc::new(Store::open(dir.path().join("store")).unwrap());
             runtime.block_on(async {
-                support::install(&store, &[Action::Update]).await;
+                support::install(&*store, &[Action::Update]).await;
                 commit_all(&store, change_sets(iters)).await;
                 let begin = Instant::now();
                 let dispatcher = support::dispatch(store.clone(), DispatcherConfig::default()).await;
@@ -191,7 +191,7 @@ fn bench_e2e(c: &mut Criterion) {
     let session_dir = tempfile::tempdir().unwrap();
     let session_store = Arc::new(Store::open(session_dir.path()).unwrap());
     let session_dispatcher = runtime.block_on(async {
-        support::install_job(&session_store, &[Action::Create, Action::Update], &support::snapshot_job()).await;
+        support::install_job(&*session_store, &[Action::Create, Action::Update], &support::snapshot_job()).await;
         support::dispatch(session_store.clone(), DispatcherConfig::default()).await
     });
     let rounds_done = AtomicU64::new(0);

@@ -66,7 +66,7 @@ fn latency(scale: Scale) {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        support::install(&store, &[Action::Update]).await;
+        support::install(&*store, &[Action::Update]).await;
         let dispatcher = support::dispatch(store.clone(), DispatcherConfig::default()).await;
         let (starts, mut started) = mpsc::unbounded_channel();
         support::report_starts(Some(starts));

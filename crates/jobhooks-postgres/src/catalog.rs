@@ -9,7 +9,9 @@ use jobhooks_model::{
     CatalogError, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, JobSyncPlan, StorageFailure,
     SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook, validate_name,
 };
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
+
+use crate::db::Db;
 
 use crate::records::{
     PermissionRecord, button_class_of, content_type_names, content_types, corrupt, kind_name, kind_of,
@@ -25,16 +27,21 @@ const HOOK_COLUMNS: &str = "name, content_types, job, enabled, type_create, type
 const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled";
 
 fn job_of(row: &Row) -> Result<JobRecord, StorageFailure> {
-    let class_path: String = row.get(0);
-    let kind: String = row.get(3);
+    job_at(row, 0)
+}
+
+/// The job whose columns ([`JOB_COLUMNS`]) start at `at` in `row`.
+fn job_at(row: &Row, at: usize) -> Result<JobRecord, StorageFailure> {
+    let class_path: String = row.get(at);
+    let kind: String = row.get(at + 3);
     let kind = kind_of(&kind).ok_or_else(|| corrupt("job", &class_path, format!("unknown kind `{kind}`")))?;
     Ok(JobRecord {
-        name: row.get(1),
-        description: row.get(2),
+        name: row.get(at + 1),
+        description: row.get(at + 2),
         kind,
-        installed: row.get(4),
-        enabled: row.get(5),
-        hidden: row.get(6),
+        installed: row.get(at + 4),
+        enabled: row.get(at + 5),
+        hidden: row.get(at + 6),
         class_path,
     })
 }
@@ -75,7 +82,7 @@ fn user_of(row: &Row) -> Result<User, StorageFailure> {
     Ok(user)
 }
 
-pub(crate) async fn jobs(client: &impl GenericClient) -> Result<BTreeMap<String, JobRecord>, StorageFailure> {
+pub(crate) async fn jobs(client: &impl Db) -> Result<BTreeMap<String, JobRecord>, StorageFailure> {
     let rows = client
         .query(&format!("SELECT {JOB_COLUMNS} FROM jobhooks_jobs ORDER BY class_path"), &[])
         .await
@@ -83,7 +90,7 @@ pub(crate) async fn jobs(client: &impl GenericClient) -> Result<BTreeMap<String,
     rows.iter().map(|row| job_of(row).map(|job| (job.class_path.clone(), job))).collect()
 }
 
-pub(crate) async fn hooks(client: &impl GenericClient) -> Result<BTreeMap<String, JobHook>, StorageFailure> {
+pub(crate) async fn hooks(client: &impl Db) -> Result<BTreeMap<String, JobHook>, StorageFailure> {
     let rows = client
         .query(&format!("SELECT {HOOK_COLUMNS} FROM jobhooks_hooks ORDER BY name"), &[])
         .await
@@ -91,16 +98,33 @@ pub(crate) async fn hooks(client: &impl GenericClient) -> Result<BTreeMap<String
     rows.iter().map(|row| hook_of(row).map(|hook| (hook.name.clone(), hook))).collect()
 }
 
-/// The hooks on `content_type`, for matching a change.
-pub(crate) async fn hooks_on(client: &impl GenericClient, content_type: &str) -> Result<Vec<JobHook>, StorageFailure> {
+/// The hooks on `content_type` and their jobs (those that exist), for matching a change: one query.
+pub(crate) async fn hooks_on(
+    client: &impl Db,
+    content_type: &str,
+) -> Result<(Vec<JobHook>, Vec<JobRecord>), StorageFailure> {
     let rows = client
-        .query(&format!("SELECT {HOOK_COLUMNS} FROM jobhooks_hooks WHERE $1 = ANY(content_types)"), &[&content_type])
+        .query(
+            "SELECT h.name, h.content_types, h.job, h.enabled, h.type_create, h.type_update, h.type_delete,
+                    j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden
+             FROM jobhooks_hooks h LEFT JOIN jobhooks_jobs j ON j.class_path = h.job
+             WHERE $1 = ANY(h.content_types)",
+            &[&content_type],
+        )
         .await
         .map_err(db_error("cannot read the job hooks"))?;
-    rows.iter().map(hook_of).collect()
+    let mut hooks = Vec::with_capacity(rows.len());
+    let mut jobs = Vec::new();
+    for row in &rows {
+        hooks.push(hook_of(row)?);
+        if row.get::<_, Option<String>>(7).is_some() {
+            jobs.push(job_at(row, 7)?);
+        }
+    }
+    Ok((hooks, jobs))
 }
 
-pub(crate) async fn buttons(client: &impl GenericClient) -> Result<BTreeMap<String, JobButton>, StorageFailure> {
+pub(crate) async fn buttons(client: &impl Db) -> Result<BTreeMap<String, JobButton>, StorageFailure> {
     let rows = client
         .query(&format!("SELECT {BUTTON_COLUMNS} FROM jobhooks_buttons ORDER BY name"), &[])
         .await
@@ -108,7 +132,7 @@ pub(crate) async fn buttons(client: &impl GenericClient) -> Result<BTreeMap<Stri
     rows.iter().map(|row| button_of(row).map(|button| (button.name.clone(), button))).collect()
 }
 
-pub(crate) async fn job(client: &impl GenericClient, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
+pub(crate) async fn job(client: &impl Db, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
     let row = client
         .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobhooks_jobs WHERE class_path = $1"), &[&class_path])
         .await
@@ -116,7 +140,7 @@ pub(crate) async fn job(client: &impl GenericClient, class_path: &str) -> Result
     row.as_ref().map(job_of).transpose()
 }
 
-async fn put_job(client: &impl GenericClient, job: &JobRecord) -> Result<(), StorageFailure> {
+async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), StorageFailure> {
     client
         .execute(
             "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
@@ -138,7 +162,7 @@ async fn put_job(client: &impl GenericClient, job: &JobRecord) -> Result<(), Sto
     Ok(())
 }
 
-async fn put_hook(client: &impl GenericClient, hook: &JobHook) -> Result<(), StorageFailure> {
+async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), StorageFailure> {
     client
         .execute(
             "INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
@@ -160,7 +184,7 @@ async fn put_hook(client: &impl GenericClient, hook: &JobHook) -> Result<(), Sto
     Ok(())
 }
 
-async fn put_button(client: &impl GenericClient, button: &JobButton) -> Result<(), StorageFailure> {
+async fn put_button(client: &impl Db, button: &JobButton) -> Result<(), StorageFailure> {
     client
         .execute(
             "INSERT INTO jobhooks_buttons
@@ -185,12 +209,7 @@ async fn put_button(client: &impl GenericClient, button: &JobButton) -> Result<(
     Ok(())
 }
 
-async fn delete_row(
-    client: &impl GenericClient,
-    table: &str,
-    name: &str,
-    context: &'static str,
-) -> Result<u64, StorageFailure> {
+async fn delete_row(client: &impl Db, table: &str, name: &str, context: &'static str) -> Result<u64, StorageFailure> {
     client.execute(&format!("DELETE FROM {table} WHERE name = $1"), &[&name]).await.map_err(db_error(context))
 }
 
@@ -200,7 +219,7 @@ macro_rules! in_catalog_transaction {
         let mut client = $store.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
         let value = {
-            let $tx: &tokio_postgres::Transaction<'_> = &transaction;
+            let $tx = &transaction;
             $tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])
                 .await
                 .map_err(db_error("cannot take the catalog lock"))?;
@@ -232,11 +251,11 @@ impl Catalog for PgStore {
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {
-        Ok(jobs(&**self.client().await?).await?.into_values().collect())
+        Ok(jobs(&self.client().await?).await?.into_values().collect())
     }
 
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
-        job(&**self.client().await?, class_path).await
+        job(&self.client().await?, class_path).await
     }
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
@@ -289,7 +308,7 @@ impl Catalog for PgStore {
     }
 
     async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure> {
-        Ok(hooks(&**self.client().await?).await?.into_values().collect())
+        Ok(hooks(&self.client().await?).await?.into_values().collect())
     }
 
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
@@ -334,7 +353,7 @@ impl Catalog for PgStore {
     }
 
     async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
-        Ok(buttons(&**self.client().await?).await?.into_values().collect())
+        Ok(buttons(&self.client().await?).await?.into_values().collect())
     }
 
     async fn put_user(&self, user: User) -> Result<(), CatalogError> {

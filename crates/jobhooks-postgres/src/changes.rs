@@ -8,7 +8,9 @@ use jobhooks_model::{
     Action, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobRecord, JobStatus, Object,
     ObjectChange, ObjectRef, OffsetDateTime, RunId, StorageFailure, match_hooks,
 };
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
+
+use crate::db::Db;
 use uuid::Uuid;
 
 use crate::records::{action_name, action_of, context_name, context_of, corrupt, line_key, status_name};
@@ -69,7 +71,7 @@ fn object_of(row: &Row) -> Result<Object, StorageFailure> {
 /// Writes the changes of one change context, the objects (with [`ObjectWrites::Apply`]) and the
 /// hook runs they trigger through `client`, which is a transaction: the caller commits it.
 pub(crate) async fn stage_changes(
-    client: &impl GenericClient,
+    client: &impl Db,
     now: OffsetDateTime,
     context: &ChangeContext,
     changes: ChangeSet,
@@ -78,36 +80,24 @@ pub(crate) async fn stage_changes(
     let mut receipt = CommitReceipt::default();
     let mut hooks_by_type = HashMap::new();
     for pending in changes.into_changes() {
-        let id: i64 = client
-            .query_one("SELECT nextval('jobhooks_change_ids')", &[])
-            .await
-            .map_err(db_error("cannot number a change"))?
-            .get(0);
-        let mut change = ObjectChange::from_pending(ChangeId(id as u64), now, context, pending, None);
+        let mut change = ObjectChange::from_pending(ChangeId(0), now, context, pending, None);
         let reference = change.object_ref();
         let (content_type, object_id) = (reference.content_type().as_str(), reference.id());
+        let related = change.related_object.as_ref();
         // The prechange is the data of the object's change before, found when the change is read
         // (as Nautobot does): only pre-data supplied for an object without history is stored.
-        let has_history = client
-            .query_opt(
-                "SELECT 1 FROM jobhooks_changes WHERE content_type = $1 AND object_id = $2 LIMIT 1",
-                &[&content_type, &object_id],
-            )
-            .await
-            .map_err(db_error("cannot read an object's changes"))?
-            .is_some();
-        if has_history {
-            change.prechange = None;
-        }
-        let related = change.related_object.as_ref();
-        client
-            .execute(
+        let id: i64 = client
+            .query_one(
                 "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
                      object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
                      change_context_detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 VALUES (nextval('jobhooks_change_ids'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                     CASE WHEN EXISTS (SELECT 1 FROM jobhooks_changes
+                                       WHERE content_type = $6 AND object_id = $7) THEN NULL
+                          ELSE $12::jsonb END,
+                     $13, $14)
+                 RETURNING id",
                 &[
-                    &id,
                     &change.time,
                     &change.user,
                     &change.user_name,
@@ -125,21 +115,16 @@ pub(crate) async fn stage_changes(
                 ],
             )
             .await
-            .map_err(db_error("cannot record a change"))?;
+            .map_err(db_error("cannot record a change"))?
+            .get(0);
+        change.id = ChangeId(id as u64);
         if !hooks_by_type.contains_key(content_type) {
-            let hooks = catalog::hooks_on(client, content_type).await?;
-            let mut jobs = HashMap::new();
-            for hook in &hooks {
-                if let Some(job) = catalog::job(client, &hook.job).await? {
-                    jobs.insert(hook.job.clone(), job);
-                }
-            }
+            let (hooks, jobs) = catalog::hooks_on(client, content_type).await?;
+            let jobs: HashMap<String, JobRecord> = jobs.into_iter().map(|job| (job.class_path.clone(), job)).collect();
             hooks_by_type.insert(content_type.to_owned(), (hooks, jobs));
         }
         let (hooks, jobs) = &hooks_by_type[content_type];
-        let matches = match_hooks(context.kind, &change.changed_object_type, change.action, hooks, |job| {
-            jobs.get(job).map(|job: &JobRecord| job)
-        });
+        let matches = match_hooks(context.kind, &change.changed_object_type, change.action, hooks, |job| jobs.get(job));
         for hook in &matches.skipped {
             let (name, job) = (&hook.name, &hook.job);
             tracing::warn!(
@@ -148,32 +133,19 @@ pub(crate) async fn stage_changes(
             );
         }
         let line = line_key(&reference);
-        for hook in matches.run {
-            let inputs = JobInputs::Hook { object_change: change.id };
-            let run = insert_run(client, &hook.job, context.user.as_deref(), &inputs, Some(&line), now).await?;
-            receipt.runs.push(run);
-        }
-        match (objects, change.action) {
-            (ObjectWrites::RecordOnly, _) => {}
-            (ObjectWrites::Apply, Action::Delete) => {
-                client
-                    .execute(
-                        "DELETE FROM jobhooks_objects WHERE content_type = $1 AND object_id = $2",
-                        &[&content_type, &object_id],
-                    )
-                    .await
-                    .map_err(db_error("cannot remove an object"))?;
-            }
-            (ObjectWrites::Apply, Action::Create | Action::Update) => {
-                client
-                    .execute(
-                        "INSERT INTO jobhooks_objects (content_type, object_id, repr, data) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (content_type, object_id) DO UPDATE SET repr = $3, data = $4",
-                        &[&content_type, &object_id, &change.object_repr, &change.object_data],
-                    )
-                    .await
-                    .map_err(db_error("cannot write an object"))?;
-            }
+        let inputs = JobInputs::Hook { object_change: change.id };
+        // The runs and the object are written together: the client pipelines the statements.
+        let runs = futures_join_all(
+            matches
+                .run
+                .iter()
+                .map(|hook| insert_run(client, &hook.job, context.user.as_deref(), &inputs, Some(&line), now)),
+        );
+        let object = write_object(client, objects, &change, content_type, object_id);
+        let (runs, object) = tokio::join!(runs, object);
+        object?;
+        for run in runs {
+            receipt.runs.push(run?);
         }
         receipt.changes.push(change.id);
     }
@@ -186,9 +158,62 @@ pub(crate) async fn stage_changes(
     Ok(receipt)
 }
 
+/// Writes the object a change leaves into the repository (with [`ObjectWrites::Apply`]).
+async fn write_object(
+    client: &impl Db,
+    objects: ObjectWrites,
+    change: &ObjectChange,
+    content_type: &str,
+    object_id: &str,
+) -> Result<(), StorageFailure> {
+    match (objects, change.action) {
+        (ObjectWrites::RecordOnly, _) => {}
+        (ObjectWrites::Apply, Action::Delete) => {
+            client
+                .execute(
+                    "DELETE FROM jobhooks_objects WHERE content_type = $1 AND object_id = $2",
+                    &[&content_type, &object_id],
+                )
+                .await
+                .map_err(db_error("cannot remove an object"))?;
+        }
+        (ObjectWrites::Apply, Action::Create | Action::Update) => {
+            client
+                .execute(
+                    "INSERT INTO jobhooks_objects (content_type, object_id, repr, data) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (content_type, object_id) DO UPDATE SET repr = $3, data = $4",
+                    &[&content_type, &object_id, &change.object_repr, &change.object_data],
+                )
+                .await
+                .map_err(db_error("cannot write an object"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Awaits every future at once, in order of their results.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 /// Queues one run of `job` at the back of `line` (none: no line) with a pending result.
 pub(crate) async fn insert_run(
-    client: &impl GenericClient,
+    client: &impl Db,
     job: &str,
     user: Option<&str>,
     inputs: &JobInputs,
@@ -275,7 +300,7 @@ impl ChangeStore for PgStore {
         }
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let receipt = stage_changes(&*transaction, self.now(), context, changes, objects).await?;
+        let receipt = stage_changes(&transaction, self.now(), context, changes, objects).await?;
         transaction.commit().await.map_err(db_error("cannot commit changes"))?;
         if !receipt.runs.is_empty() {
             self.signal_work();

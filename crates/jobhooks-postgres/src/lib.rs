@@ -23,6 +23,7 @@
 mod catalog;
 mod changes;
 pub(crate) mod cluster;
+mod db;
 mod queue;
 mod records;
 mod schema;

@@ -12,7 +12,9 @@ use jobhooks_model::{
     ChangeFacts, ChangeId, ContentType, JobInputs, JobResult, JobStatus, MaintenanceError, ObjectRef, OffsetDateTime,
     QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
 };
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
+
+use crate::db::Db;
 
 use crate::changes::{insert_run, stage_changes};
 use crate::records::{LogRecord, corrupt, line_key, log_entries, log_records, status_name, status_of};
@@ -68,7 +70,7 @@ fn attempts_value(result: &JobResult) -> i32 {
 
 /// Locks the run of `lease` and returns it, or `LeaseLost` when the claim lapsed and was taken
 /// over, was released, or the run is gone.
-async fn claimed(client: &impl GenericClient, lease: &Lease) -> Result<RunRow, QueueError> {
+async fn claimed(client: &impl Db, lease: &Lease) -> Result<RunRow, QueueError> {
     let row = client
         .query_opt(
             &format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = $1 FOR UPDATE"),
@@ -84,7 +86,7 @@ async fn claimed(client: &impl GenericClient, lease: &Lease) -> Result<RunRow, Q
 /// Gives a claim up as `event` (lease expired, released, given back) decides: the run is pending
 /// again, at the head of its line.
 async fn unclaim<E: From<StorageFailure> + From<jobhooks_model::IllegalTransition>>(
-    client: &impl GenericClient,
+    client: &impl Db,
     mut result: JobResult,
     event: RunEvent,
     now: OffsetDateTime,
@@ -105,7 +107,7 @@ async fn unclaim<E: From<StorageFailure> + From<jobhooks_model::IllegalTransitio
     Ok(result)
 }
 
-async fn notify(client: &impl GenericClient) -> Result<(), StorageFailure> {
+async fn notify(client: &impl Db) -> Result<(), StorageFailure> {
     client
         .execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
         .await
@@ -114,7 +116,7 @@ async fn notify(client: &impl GenericClient) -> Result<(), StorageFailure> {
 }
 
 /// The line a run about `inputs` joins: its object's, when the store has a change of it.
-async fn line_of(client: &impl GenericClient, inputs: &JobInputs) -> Result<Option<String>, StorageFailure> {
+async fn line_of(client: &impl Db, inputs: &JobInputs) -> Result<Option<String>, StorageFailure> {
     let object = match inputs {
         JobInputs::Hook { object_change } => {
             let row = client
@@ -145,13 +147,53 @@ async fn line_of(client: &impl GenericClient, inputs: &JobInputs) -> Result<Opti
     Ok(known.then(|| line_key(&object)))
 }
 
+/// The new state of completed runs, column by column, written in one statement.
+#[derive(Default)]
+struct CompletionColumns {
+    ids: Vec<i64>,
+    statuses: Vec<&'static str>,
+    attempts: Vec<i32>,
+    due: Vec<Option<OffsetDateTime>>,
+    completed: Vec<Option<OffsetDateTime>>,
+    logs: Vec<serde_json::Value>,
+}
+
+impl CompletionColumns {
+    fn push(&mut self, result: &JobResult, due: Option<OffsetDateTime>) {
+        self.ids.push(result.id.0 as i64);
+        self.statuses.push(status_name(result.status));
+        self.attempts.push(attempts_value(result));
+        self.due.push(due);
+        self.completed.push(result.completed);
+        self.logs.push(logs_value(result));
+    }
+
+    async fn execute(&self, client: &impl Db) -> Result<(), StorageFailure> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        client
+            .execute(
+                "UPDATE jobhooks_runs r SET status = u.status, attempts = u.attempts, deadline = NULL, due = u.due,
+                     completed = u.completed, logs = u.logs
+                 FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[],
+                     $6::jsonb[]) AS u(id, status, attempts, due, completed, logs)
+                 WHERE r.id = u.id",
+                &[&self.ids, &self.statuses, &self.attempts, &self.due, &self.completed, &self.logs],
+            )
+            .await
+            .map_err(db_error("cannot record the runs' outcomes"))?;
+        Ok(())
+    }
+}
+
 impl PgStore {
     async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let run = claimed(&*transaction, lease).await?;
-        unclaim::<QueueError>(&*transaction, run.result, event, self.now()).await?;
-        notify(&*transaction).await?;
+        let run = claimed(&transaction, lease).await?;
+        unclaim::<QueueError>(&transaction, run.result, event, self.now()).await?;
+        notify(&transaction).await?;
         transaction.commit().await.map_err(db_error("cannot give a claim up"))?;
         self.signal_work();
         Ok(())
@@ -172,12 +214,12 @@ impl JobQueue for PgStore {
     async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        if crate::catalog::job(&*transaction, job).await?.is_none() {
+        if crate::catalog::job(&transaction, job).await?.is_none() {
             return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
         }
-        let line = line_of(&*transaction, &inputs).await?;
-        let run = insert_run(&*transaction, job, user.as_deref(), &inputs, line.as_deref(), self.now()).await?;
-        notify(&*transaction).await?;
+        let line = line_of(&transaction, &inputs).await?;
+        let run = insert_run(&transaction, job, user.as_deref(), &inputs, line.as_deref(), self.now()).await?;
+        notify(&transaction).await?;
         transaction.commit().await.map_err(db_error("cannot queue a run"))?;
         self.signal_work();
         Ok(run)
@@ -237,80 +279,96 @@ impl JobQueue for PgStore {
             .map_err(db_error("cannot claim runs"))?;
         let leased = transition(JobStatus::Pending, RunEvent::Leased)?;
         let mut claimed = Vec::with_capacity(rows.len());
+        let (mut ids, mut attempts) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
         for row in &rows {
             let RunRow { mut result, leases } = run_of(row)?;
             if result.status == JobStatus::Started {
-                result = unclaim::<QueueError>(&*transaction, result, RunEvent::LeaseExpired, now).await?;
+                result = unclaim::<QueueError>(&transaction, result, RunEvent::LeaseExpired, now).await?;
             }
             result.status = leased.to;
             result.attempts = leased.attempts.apply(result.attempts);
             result.started = Some(now);
-            let token = leases + 1;
+            ids.push(result.id.0 as i64);
+            attempts.push(attempts_value(&result));
+            claimed.push((Lease { run: result.id, token: (leases + 1) as u64, deadline }, result));
+        }
+        // One statement claims them all, each with the attempts the model decided.
+        if !ids.is_empty() {
             transaction
                 .execute(
-                    "UPDATE jobhooks_runs SET status = $2, attempts = $3, leases = $4, deadline = $5, started = $6
-                     WHERE id = $1",
-                    &[
-                        &(result.id.0 as i64),
-                        &status_name(result.status),
-                        &attempts_value(&result),
-                        &token,
-                        &deadline,
-                        &now,
-                    ],
+                    "UPDATE jobhooks_runs r SET status = $3, attempts = u.attempts, leases = r.leases + 1,
+                         deadline = $4, started = $5
+                     FROM unnest($1::bigint[], $2::integer[]) AS u(id, attempts) WHERE r.id = u.id",
+                    &[&ids, &attempts, &status_name(leased.to), &deadline, &now],
                 )
                 .await
-                .map_err(db_error("cannot claim a run"))?;
-            claimed.push((Lease { run: result.id, token: token as u64, deadline }, result));
+                .map_err(db_error("cannot claim runs"))?;
         }
         transaction.commit().await.map_err(db_error("cannot claim runs"))?;
         Ok(claimed)
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
-        let Completion { lease, outcome, logs } = completion;
+        self.complete_batch(vec![completion]).await?.pop().unwrap_or(Ok(CommitReceipt::default()))
+    }
+
+    async fn complete_batch(
+        &self,
+        completions: Vec<Completion>,
+    ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
+        // One transaction (one commit to disk) and two statements for the whole batch, plus the
+        // writes of the runs that succeeded with some. A lapsed lease refuses only its own run;
+        // any other error rolls the whole batch back.
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let RunRow { mut result, .. } = claimed(&*transaction, &lease).await?;
-        let step = transition(JobStatus::Started, outcome.event())?;
-        let now = self.now();
-        result.status = step.to;
-        result.attempts = step.attempts.apply(result.attempts);
-        result.logs.extend(logs);
-        if step.completes {
-            result.completed = Some(now);
-        }
-        let due = match &outcome {
-            Outcome::RetryAt(at) => Some(*at),
-            _ => None,
-        };
-        transaction
-            .execute(
-                "UPDATE jobhooks_runs SET status = $2, attempts = $3, deadline = NULL, due = $4, completed = $5,
-                     logs = $6
-                 WHERE id = $1",
-                &[
-                    &(result.id.0 as i64),
-                    &status_name(result.status),
-                    &attempts_value(&result),
-                    &due,
-                    &result.completed,
-                    &logs_value(&result),
-                ],
-            )
+        let ids: Vec<i64> = completions.iter().map(|completion| completion.lease.run.0 as i64).collect();
+        let rows = transaction
+            .query(&format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = ANY($1) FOR UPDATE"), &[&ids])
             .await
-            .map_err(db_error("cannot record a run's outcome"))?;
-        let receipt = match outcome {
-            Outcome::Succeeded { writes: Some((context, changes)) } => {
-                stage_changes(&*transaction, now, &context, changes, ObjectWrites::Apply).await?
+            .map_err(db_error("cannot read the runs"))?;
+        let mut current = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let run = run_of(row)?;
+            current.insert(run.result.id, run);
+        }
+        let now = self.now();
+        let mut update = CompletionColumns::default();
+        let mut outcomes = Vec::with_capacity(completions.len());
+        let mut writes = Vec::new();
+        for Completion { lease, outcome, logs } in completions {
+            let claimed = current
+                .remove(&lease.run)
+                .filter(|run| run.result.status == JobStatus::Started && run.leases == lease.token as i64);
+            let Some(RunRow { mut result, .. }) = claimed else {
+                outcomes.push(Err(QueueError::LeaseLost { run: lease.run.0 }));
+                continue;
+            };
+            let step = transition(JobStatus::Started, outcome.event())?;
+            result.status = step.to;
+            result.attempts = step.attempts.apply(result.attempts);
+            result.logs.extend(logs);
+            if step.completes {
+                result.completed = Some(now);
             }
-            _ => CommitReceipt::default(),
-        };
-        // A finished run may make the next run of its object ready.
-        notify(&*transaction).await?;
-        transaction.commit().await.map_err(db_error("cannot record a run's outcome"))?;
+            let due = match &outcome {
+                Outcome::RetryAt(at) => Some(*at),
+                _ => None,
+            };
+            update.push(&result, due);
+            if let Outcome::Succeeded { writes: Some((context, changes)) } = outcome {
+                writes.push((outcomes.len(), context, changes));
+            }
+            outcomes.push(Ok(CommitReceipt::default()));
+        }
+        update.execute(&transaction).await?;
+        for (index, context, changes) in writes {
+            outcomes[index] = Ok(stage_changes(&transaction, now, &context, changes, ObjectWrites::Apply).await?);
+        }
+        // Finished runs may make the next runs of their objects ready.
+        notify(&transaction).await?;
+        transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;
         self.signal_work();
-        Ok(receipt)
+        Ok(outcomes)
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
@@ -405,10 +463,10 @@ impl QueueMaintenance for PgStore {
             .await
             .map_err(db_error("cannot read the claims"))?;
         for row in &rows {
-            unclaim::<MaintenanceError>(&*transaction, run_of(row)?.result, RunEvent::LeaseExpired, now).await?;
+            unclaim::<MaintenanceError>(&transaction, run_of(row)?.result, RunEvent::LeaseExpired, now).await?;
         }
         if !rows.is_empty() {
-            notify(&*transaction).await?;
+            notify(&transaction).await?;
         }
         transaction.commit().await.map_err(db_error("cannot release lapsed claims"))?;
         if !rows.is_empty() {
@@ -434,7 +492,7 @@ impl QueueMaintenance for PgStore {
         result.status = step.to;
         result.attempts = step.attempts.apply(result.attempts);
         // A replay joins the back of its object's line, like a run queued now.
-        let line = line_of(&*transaction, &result.inputs).await?;
+        let line = line_of(&transaction, &result.inputs).await?;
         transaction
             .execute(
                 "UPDATE jobhooks_runs SET status = $2, attempts = $3, completed = NULL, due = NULL, line = $4,
@@ -444,7 +502,7 @@ impl QueueMaintenance for PgStore {
             )
             .await
             .map_err(db_error("cannot replay a run"))?;
-        notify(&*transaction).await?;
+        notify(&transaction).await?;
         transaction.commit().await.map_err(db_error("cannot replay a run"))?;
         self.signal_work();
         Ok(())

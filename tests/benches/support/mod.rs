@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-use jobhooks_model::ports::Catalog;
+use jobhooks_model::ports::Storage;
 use jobhooks_model::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ContentType, JobContext, JobError, JobHook,
     JobHookReceiver, Object, ObjectChange, ObjectRef, PendingChange, async_trait, json,
 };
 use jobhooks_register::{Registry, register_job_hook_receiver};
-use jobhooks_store::Store;
 use tokio::sync::mpsc;
 
 // The allocator the `jobhooks` binary runs with (docs/benchmarks.md, "Allocator").
@@ -104,12 +103,12 @@ pub fn web() -> ChangeContext {
 }
 
 /// Links the trivial receiver's job into `store`, enabled, with a hook on device `events`.
-pub async fn install(store: &Store, events: &[Action]) -> Registry {
+pub async fn install<S: Storage>(store: &S, events: &[Action]) -> Registry {
     install_job(store, events, &trivial_job()).await
 }
 
 /// Links `job` into `store`, enabled, with a hook on device `events`.
-pub async fn install_job(store: &Store, events: &[Action], job: &str) -> Registry {
+pub async fn install_job<S: Storage>(store: &S, events: &[Action], job: &str) -> Registry {
     let registry = Registry::from_linked().unwrap();
     registry.sync_into(store, jobhooks_model::SyncMode::Full).await.unwrap();
     let job = job.to_owned();
@@ -120,7 +119,7 @@ pub async fn install_job(store: &Store, events: &[Action], job: &str) -> Registr
 }
 
 /// A dispatcher with `config` on `store`, whose hooks are already installed.
-pub async fn dispatch(store: Arc<Store>, config: DispatcherConfig) -> Dispatcher<Store> {
+pub async fn dispatch<S: Storage + 'static>(store: Arc<S>, config: DispatcherConfig) -> Dispatcher<S> {
     let registry = Registry::from_linked().unwrap();
     Dispatcher::start(store, registry, config).await.unwrap()
 }

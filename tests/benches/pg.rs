@@ -1,0 +1,181 @@
+//! The PostgreSQL store end to end, beside the naive pattern in raw SQL with the same client, in
+//! one run (`cargo bench -p jobhooks-tests --bench pg`; `JOBHOOKS_BENCH_QUICK=1` for short runs).
+//! The server is a throwaway cluster with PostgreSQL's default durability (`synchronous_commit`
+//! on), or `JOBHOOKS_TEST_PG`.
+//!
+//! - `pg/e2e_changes`: 64 concurrent committers each commit one update of their own device per
+//!   round through `ChangeStore::commit` (change, object, one hook run, in one transaction); an
+//!   in-process dispatcher with the default configuration runs the trivial receiver; the time ends
+//!   when every run is complete.
+//! - `pg/raw_sql`: the same number of transactions of a change row, a run row and an object
+//!   upsert by 64 committers, and 4 workers that claim runs in batches of 32 with
+//!   `FOR UPDATE SKIP LOCKED` and complete them in a second transaction; statements prepared once
+//!   per connection, as the store prepares its own.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use jobhooks_dispatch::DispatcherConfig;
+use jobhooks_model::Action;
+use jobhooks_model::ports::{ChangeStore, ObjectWrites};
+use jobhooks_postgres::testing::TestServer;
+use jobhooks_postgres::{PgConfig, PgStore};
+use tokio::sync::Notify;
+use tokio_postgres::NoTls;
+
+const COMMITTERS: u64 = 64;
+
+async fn raw_pool(url: &str) -> deadpool_postgres::Pool {
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let manager = deadpool_postgres::Manager::new(config, NoTls);
+    deadpool_postgres::Pool::builder(manager).max_size(16).build().unwrap()
+}
+
+/// The naive pattern: one transaction per change, workers claiming batches.
+async fn raw_round(pool: &deadpool_postgres::Pool, rounds: u64, first: u64) {
+    let total = COMMITTERS * rounds;
+    let done = Arc::new(AtomicU64::new(0));
+    let work = Arc::new(Notify::new());
+    let committers: Vec<_> = (0..COMMITTERS)
+        .map(|id| {
+            let (pool, work) = (pool.clone(), work.clone());
+            tokio::spawn(async move {
+                for round in first..first + rounds {
+                    let data = support::device(id, round, 30).data().clone();
+                    let mut client = pool.get().await.unwrap();
+                    let tx = client.transaction().await.unwrap();
+                    let change: i64 = tx
+                        .query_one(
+                            "INSERT INTO raw_changes (object_id, data) VALUES ($1, $2) RETURNING id",
+                            &[&id.to_string(), &serde_json::Value::Object(data.clone())],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    tx.execute("INSERT INTO raw_runs (change_id, status) VALUES ($1, 'pending')", &[&change])
+                        .await
+                        .unwrap();
+                    tx.execute(
+                        "INSERT INTO raw_objects (id, data) VALUES ($1, $2)
+                         ON CONFLICT (id) DO UPDATE SET data = $2",
+                        &[&id.to_string(), &serde_json::Value::Object(data)],
+                    )
+                    .await
+                    .unwrap();
+                    tx.commit().await.unwrap();
+                    work.notify_waiters();
+                }
+            })
+        })
+        .collect();
+    let workers: Vec<_> = (0..DispatcherConfig::default().workers)
+        .map(|_| {
+            let (pool, work, done) = (pool.clone(), work.clone(), done.clone());
+            tokio::spawn(async move {
+                while done.load(Ordering::SeqCst) < total {
+                    let notified = work.notified();
+                    let client = pool.get().await.unwrap();
+                    let claim = client
+                        .prepare_cached(
+                            "UPDATE raw_runs SET status = 'leased' WHERE id IN (SELECT id FROM raw_runs
+                                 WHERE status = 'pending' ORDER BY id LIMIT 32 FOR UPDATE SKIP LOCKED)
+                             RETURNING id",
+                        )
+                        .await
+                        .unwrap();
+                    let claimed: Vec<i64> =
+                        client.query(&claim, &[]).await.unwrap().iter().map(|row| row.get(0)).collect();
+                    if claimed.is_empty() {
+                        let _ = tokio::time::timeout(Duration::from_millis(5), notified).await;
+                        continue;
+                    }
+                    let complete = client
+                        .prepare_cached("UPDATE raw_runs SET status = 'done', result = 'ok' WHERE id = ANY($1)")
+                        .await
+                        .unwrap();
+                    client.execute(&complete, &[&claimed]).await.unwrap();
+                    done.fetch_add(claimed.len() as u64, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for task in committers.into_iter().chain(workers) {
+        task.await.unwrap();
+    }
+}
+
+fn bench_pg(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server = TestServer::shared();
+    let (store, dispatcher, raw) = runtime.block_on(async {
+        let store = Arc::new(PgStore::connect_with(&server.fresh_database().await, PgConfig::default()).await.unwrap());
+        support::install(&*store, &[Action::Update]).await;
+        let dispatcher = support::dispatch(store.clone(), DispatcherConfig::default()).await;
+        let raw_url = server.fresh_database().await;
+        let raw = raw_pool(&raw_url).await;
+        raw.get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "CREATE TABLE raw_changes (id bigserial PRIMARY KEY, object_id text NOT NULL, data jsonb NOT NULL);
+                 CREATE TABLE raw_objects (id text PRIMARY KEY, data jsonb NOT NULL);
+                 CREATE TABLE raw_runs (id bigserial PRIMARY KEY, change_id bigint NOT NULL, status text NOT NULL,
+                     result text);
+                 CREATE INDEX ON raw_runs (id) WHERE status = 'pending';",
+            )
+            .await
+            .unwrap();
+        (store, dispatcher, raw)
+    });
+    let mut group = c.benchmark_group("pg");
+    let seconds = if support::quick() { 5 } else { 15 };
+    group.throughput(Throughput::Elements(COMMITTERS)).sample_size(10).measurement_time(Duration::from_secs(seconds));
+    let rounds_done = AtomicU64::new(0);
+    group.bench_function("e2e_changes", |b| {
+        b.iter_custom(|iters| {
+            let first = rounds_done.fetch_add(iters, Ordering::Relaxed);
+            runtime.block_on(async {
+                let begin = Instant::now();
+                let committers: Vec<_> = (0..COMMITTERS)
+                    .map(|id| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            for round in first..first + iters {
+                                store
+                                    .commit(&support::web(), support::update(id, round), ObjectWrites::Apply)
+                                    .await
+                                    .unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for committer in committers {
+                    committer.await.unwrap();
+                }
+                dispatcher.drain().await.unwrap();
+                begin.elapsed()
+            })
+        })
+    });
+    let raw_rounds = AtomicU64::new(0);
+    group.bench_function("raw_sql", |b| {
+        b.iter_custom(|iters| {
+            let first = raw_rounds.fetch_add(iters, Ordering::Relaxed);
+            runtime.block_on(async {
+                let begin = Instant::now();
+                raw_round(&raw, iters, first).await;
+                begin.elapsed()
+            })
+        })
+    });
+    group.finish();
+    runtime.block_on(async { dispatcher.shutdown(Duration::from_secs(5)).await });
+}
+
+criterion_group!(benches, bench_pg);
+criterion_main!(benches);
