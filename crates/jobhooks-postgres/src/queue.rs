@@ -405,10 +405,9 @@ impl QueueReader for PgStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT count(*) FILTER (WHERE status IN ('PENDING', 'RETRYING')),
-                        count(*) FILTER (WHERE status = 'STARTED'),
-                        count(*) FILTER (WHERE status = 'DEAD_LETTERED')
-                 FROM jobhooks_runs",
+                "SELECT (SELECT count(*) FROM jobhooks_runs WHERE status IN ('PENDING', 'RETRYING')),
+                        (SELECT count(*) FROM jobhooks_runs WHERE status = 'STARTED'),
+                        (SELECT count(*) FROM jobhooks_runs WHERE status = 'DEAD_LETTERED')",
                 &[],
             )
             .await

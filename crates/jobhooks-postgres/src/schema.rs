@@ -108,6 +108,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobhooks_runs_by_change ON jobhooks_runs (change_id);
     CREATE INDEX jobhooks_runs_retries ON jobhooks_runs (due) WHERE status = 'RETRYING';
     "#,
+    // 2: dead letters indexed, so that counting the queue never reads finished runs.
+    r#"
+    CREATE INDEX jobhooks_runs_dead ON jobhooks_runs (id) WHERE status = 'DEAD_LETTERED';
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.
