@@ -34,8 +34,8 @@ const CHANGES_PER_ITEM: usize = 15;
 const KILL_TEST: &str = "three_dispatcher_processes_one_killed_drain_a_fourths_changes";
 const RESTART_TEST: &str = "dispatchers_and_a_committer_go_on_across_a_server_restart";
 
-/// For each change of an item, appends the change's id to the item's log object, as a read,
-/// some work, and a write committed with the run's outcome. A run that happened twice would
+/// For each change of an item, appends the change's id to the item's log object: a read, then a
+/// write committed with the run's outcome. A run that happened twice would
 /// append twice; runs out of order would append out of order.
 #[derive(Default)]
 struct Track;
@@ -53,8 +53,6 @@ impl JobHookReceiver for Track {
         let mut current = ctx.load(log.reference()).await?.unwrap_or(log);
         let mut seen = current.data()["seen"].as_array().cloned().unwrap_or_default();
         seen.push(json!(change.id.0));
-        // Work that takes a while.
-        tokio::time::sleep(Duration::from_millis(3)).await;
         current.set_field("seen", json!(seen));
         ctx.save(current).await?;
         if std::env::var_os(STALL_ENV).is_some() {
@@ -138,6 +136,8 @@ async fn commit(url: &str) -> ExitCode {
                 match committed {
                     Ok(()) => break,
                     Err(_) if retried < 1_000 => {
+                        // The application's back-off while the server restarts (it has no signal
+                        // to wait for); the test itself waits on work notifications only.
                         retried += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }

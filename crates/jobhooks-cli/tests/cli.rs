@@ -1,54 +1,23 @@
 //! The command line as a user runs it: the real `jobhooks` binary as a subprocess on a temporary
 //! store, every command, JSON output parsed, error messages and exit codes.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use support::{fails, jobhooks, json, ok};
 
 const SERIAL_HOOK: &str = "jobhooks_examples::ExampleJobHookReceiver";
 const SIMPLE_BUTTON: &str = "jobhooks_examples::ExampleSimpleJobButtonReceiver";
-
-fn jobhooks(db: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jobhooks"));
-    command.arg("--db").arg(db).env_remove("JOBHOOKS_DB");
-    command
-}
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    jobhooks(db).args(args).output().expect("the binary runs")
-}
 
 fn run_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child =
         jobhooks(db).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
-}
-
-/// Runs a command that must succeed and returns its stdout.
-fn ok(db: &Path, args: &[&str]) -> String {
-    let output = run(db, args);
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{args:?} failed: {stderr}\n{stdout}");
-    stdout.into_owned()
-}
-
-/// Runs a `--json` command that must succeed and parses its output.
-fn json(db: &Path, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.push("--json");
-    serde_json::from_str(&ok(db, &args)).expect("--json prints JSON")
-}
-
-/// Runs a command that must fail with `status` and returns its stderr.
-fn fails(db: &Path, args: &[&str], status: i32) -> String {
-    let output = run(db, args);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(status), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
-    stderr
 }
 
 fn store() -> (tempfile::TempDir, std::path::PathBuf) {

@@ -3,11 +3,13 @@
 //! admits one process at a time; PostgreSQL serves many).
 #![cfg(feature = "postgres")]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 
 use jobhooks_postgres::testing::TestServer;
-use serde_json::Value;
+use support::{fails, jobhooks, json, ok};
 
 const SERIAL_HOOK: &str = "jobhooks_examples::ExampleJobHookReceiver";
 const SIMPLE_BUTTON: &str = "jobhooks_examples::ExampleSimpleJobButtonReceiver";
@@ -16,36 +18,6 @@ const SIMPLE_BUTTON: &str = "jobhooks_examples::ExampleSimpleJobButtonReceiver";
 fn database() -> String {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(TestServer::shared().fresh_database())
-}
-
-fn jobhooks(db: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jobhooks"));
-    command.args(["--db", db]).env_remove("JOBHOOKS_DB");
-    command
-}
-
-fn run(db: &str, args: &[&str]) -> Output {
-    jobhooks(db).args(args).output().expect("the binary runs")
-}
-
-fn ok(db: &str, args: &[&str]) -> String {
-    let output = run(db, args);
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{args:?} failed: {stderr}\n{stdout}");
-    stdout.into_owned()
-}
-
-fn json(db: &str, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.push("--json");
-    serde_json::from_str(&ok(db, &args)).expect("--json prints JSON")
-}
-
-fn fails(db: &str, args: &[&str], status: i32) -> String {
-    let output = run(db, args);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(status), "{args:?}: {stderr}");
-    stderr
 }
 
 /// Starts `jobhooks run` and returns it once it says it is dispatching.

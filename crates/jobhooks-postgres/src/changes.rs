@@ -134,19 +134,18 @@ pub(crate) async fn stage_changes(
         }
         let line = line_key(&reference);
         let inputs = JobInputs::Hook { object_change: change.id };
-        // The runs and the object are written together: the client pipelines the statements.
-        let runs = futures_join_all(
-            matches
-                .run
-                .iter()
-                .map(|hook| insert_run(client, &hook.job, context.user.as_deref(), &inputs, Some(&line), now)),
-        );
+        // The runs and the object are written at once: the client pipelines their statements.
+        let runs = async {
+            let mut runs = Vec::with_capacity(matches.run.len());
+            for hook in &matches.run {
+                runs.push(insert_run(client, &hook.job, context.user.as_deref(), &inputs, Some(&line), now).await?);
+            }
+            Ok::<_, StorageFailure>(runs)
+        };
         let object = write_object(client, objects, &change, content_type, object_id);
         let (runs, object) = tokio::join!(runs, object);
         object?;
-        for run in runs {
-            receipt.runs.push(run?);
-        }
+        receipt.runs.extend(runs?);
         receipt.changes.push(change.id);
     }
     if !receipt.runs.is_empty() {
@@ -189,26 +188,6 @@ async fn write_object(
         }
     }
     Ok(())
-}
-
-/// Awaits every future at once, in order of their results.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// Queues one run of `job` at the back of `line` (none: no line) with a pending result.
