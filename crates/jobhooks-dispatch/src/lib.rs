@@ -310,10 +310,13 @@ impl<S: Storage + 'static> Dispatcher<S> {
             tokio::pin!(progress);
             progress.as_mut().enable();
             let seen = self.shared.store.work_generation();
-            let depth = self.shared.store.depth().await?;
-            let in_flight = self.shared.counters.in_flight.load(Ordering::SeqCst);
-            if depth.pending == 0 && depth.leased == 0 && in_flight == 0 {
-                return Ok(());
+            // Runs in flight here mean not drained yet; the queue is read only when none are.
+            if self.shared.counters.in_flight.load(Ordering::SeqCst) == 0 {
+                let depth = self.shared.store.depth().await?;
+                let in_flight = self.shared.counters.in_flight.load(Ordering::SeqCst);
+                if depth.pending == 0 && depth.leased == 0 && in_flight == 0 {
+                    return Ok(());
+                }
             }
             tokio::select! {
                 () = progress => {}
@@ -424,6 +427,7 @@ impl<S: Storage + 'static> Shared<S> {
         let leases: Vec<Lease> = batch.iter().map(|(lease, _)| lease.clone()).collect();
         let mut completions = Vec::with_capacity(batch.len());
         let mut runs = batch.into_iter().enumerate();
+        let mut reads = run::BatchReads::default();
         while let Some((position, (lease, result))) = runs.next() {
             // The job's permit first, then the claim: waiting for a permit takes time, and a run
             // must not start on a claim that lapsed meanwhile (another worker may have taken it).
@@ -440,7 +444,7 @@ impl<S: Storage + 'static> Shared<S> {
                 }
                 break;
             }
-            match self.execute(&lease, result).await {
+            match self.execute(&lease, result, &mut reads).await {
                 Ok(completion) => completions.push(completion),
                 Err(error) => {
                     tracing::error!(run = %lease.run, error = %error_chain(&error), "could not prepare the run");

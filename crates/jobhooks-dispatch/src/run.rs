@@ -1,13 +1,14 @@
 //! Running one leased run: building the receiver and its context, calling it, and turning what
 //! happened into a completion.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_model::ports::{Completion, Lease, ObjectReader, Outcome, Storage};
 use jobhooks_model::{
-    Action, ContentType, JobContext, JobError, JobInputs, JobKind, JobResult, LogEntry, LogLevel, Object, ObjectChange,
-    ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
+    Action, ContentType, JobContext, JobError, JobInputs, JobKind, JobRecord, JobResult, LogEntry, LogLevel, Object,
+    ObjectChange, ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
 };
 use tracing::Instrument;
 
@@ -43,15 +44,39 @@ fn entry(now: OffsetDateTime, level: LogLevel, grouping: &str, message: impl Int
     LogEntry { time: now, level, grouping: grouping.to_owned(), message: message.into(), object: None }
 }
 
-/// The user a run runs as: the stored user, or a user without permissions when the name is not a
-/// stored user (changes may come from users the store does not know).
-async fn run_user<S: Storage + ?Sized>(store: &S, username: Option<&str>) -> Result<User, StoreError> {
-    let username = username.unwrap_or(ObjectChange::UNDEFINED_USER);
-    Ok(store.get_user(username).await?.unwrap_or_else(|| User {
-        username: username.to_owned(),
-        is_superuser: false,
-        permissions: Vec::new(),
-    }))
+/// The job records and users the runs of one batch read, each read once: the runs of a batch
+/// start within moments of each other, and most share their job and user.
+#[derive(Default)]
+pub(crate) struct BatchReads {
+    jobs: HashMap<String, Option<JobRecord>>,
+    users: HashMap<String, User>,
+}
+
+impl BatchReads {
+    async fn job<S: Storage + ?Sized>(&mut self, store: &S, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
+        if let Some(job) = self.jobs.get(class_path) {
+            return Ok(job.clone());
+        }
+        let job = store.get_job(class_path).await?;
+        self.jobs.insert(class_path.to_owned(), job.clone());
+        Ok(job)
+    }
+
+    /// The user a run runs as: the stored user, or a user without permissions when the name is
+    /// not a stored user (changes may come from users the store does not know).
+    async fn user<S: Storage + ?Sized>(&mut self, store: &S, username: Option<&str>) -> Result<User, StoreError> {
+        let username = username.unwrap_or(ObjectChange::UNDEFINED_USER);
+        if let Some(user) = self.users.get(username) {
+            return Ok(user.clone());
+        }
+        let user = store.get_user(username).await?.unwrap_or_else(|| User {
+            username: username.to_owned(),
+            is_superuser: false,
+            permissions: Vec::new(),
+        });
+        self.users.insert(username.to_owned(), user.clone());
+        Ok(user)
+    }
 }
 
 /// Resolves a run's inputs: the change and the object as it is now for a hook, the object for a
@@ -91,8 +116,13 @@ impl<S: Storage + 'static> Shared<S> {
     /// Runs one leased run to its completion record. A record that cannot be decoded fails the
     /// run, saying which (rerunning would meet it again); other store errors are returned, and the
     /// run is given back to run again.
-    pub(crate) async fn execute(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
-        match self.prepare_and_call(lease, result).await {
+    pub(crate) async fn execute(
+        &self,
+        lease: &Lease,
+        result: JobResult,
+        reads: &mut BatchReads,
+    ) -> Result<Completion, StoreError> {
+        match self.prepare_and_call(lease, result, reads).await {
             Err(StoreError::Storage(corrupt @ jobhooks_model::StorageFailure::Corrupt { .. })) => {
                 let now = self.config.clock.now();
                 let running = vec![entry(now, LogLevel::Info, INITIALIZATION, "Running job")];
@@ -102,12 +132,17 @@ impl<S: Storage + 'static> Shared<S> {
         }
     }
 
-    async fn prepare_and_call(&self, lease: &Lease, result: JobResult) -> Result<Completion, StoreError> {
+    async fn prepare_and_call(
+        &self,
+        lease: &Lease,
+        result: JobResult,
+        reads: &mut BatchReads,
+    ) -> Result<Completion, StoreError> {
         let store = &*self.store;
         let now = self.config.clock.now();
         let failed = |logs: Vec<LogEntry>, message: String| failed(self.config.clock.now(), lease, logs, message);
         let running = vec![entry(now, LogLevel::Info, INITIALIZATION, "Running job")];
-        let job = store.get_job(&result.job).await?;
+        let job = reads.job(store, &result.job).await?;
         let registered = self.registry.get(&result.job);
         let (Some(job), Some(registered)) = (job.filter(|j| j.installed), registered) else {
             return Ok(failed(running, format!("Job {} is not presently installed!", result.job)));
@@ -119,7 +154,7 @@ impl<S: Storage + 'static> Shared<S> {
             Ok(call) => call,
             Err(message) => return Ok(failed(running, message)),
         };
-        let user = run_user(store, result.user.as_deref()).await?;
+        let user = reads.user(store, result.user.as_deref()).await?;
         let info = RunInfo {
             run_id: result.id,
             job: result.job.clone(),

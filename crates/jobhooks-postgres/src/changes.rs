@@ -13,6 +13,7 @@ use tokio_postgres::Row;
 use crate::db::Db;
 use uuid::Uuid;
 
+use crate::lines::{self, UNFINISHED};
 use crate::records::{action_name, action_of, context_name, context_of, corrupt, line_key, status_name};
 use crate::{PgStore, WORK_CHANNEL, catalog, db_error};
 
@@ -59,13 +60,22 @@ fn change_of(row: &Row) -> Result<ObjectChange, StorageFailure> {
     })
 }
 
+/// Where an object's columns start in a row of [`CHANGE_COLUMNS`] followed by an object's.
+const OBJECT_AFTER_CHANGE: usize = 16;
+
 fn object_of(row: &Row) -> Result<Object, StorageFailure> {
-    let (content_type, id): (String, String) = (row.get(0), row.get(1));
+    object_at(row, 0)
+}
+
+/// The object in `row` whose four columns (content type, id, repr, data) start at `first`.
+fn object_at(row: &Row, first: usize) -> Result<Object, StorageFailure> {
+    let (content_type, id): (String, String) = (row.get(first), row.get(first + 1));
     let bad = |reason: String| corrupt("object", format!("{content_type} {id}"), reason);
     let reference =
         ObjectRef::new(ContentType::new(content_type.as_str()).map_err(|e| bad(e.to_string()))?, id.as_str())
             .map_err(|e| bad(e.to_string()))?;
-    Object::new(reference, row.get::<_, String>(2), row.get::<_, serde_json::Value>(3)).map_err(|e| bad(e.to_string()))
+    Object::new(reference, row.get::<_, String>(first + 2), row.get::<_, serde_json::Value>(first + 3))
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Writes the changes of one change context, the objects (with [`ObjectWrites::Apply`]) and the
@@ -77,9 +87,34 @@ pub(crate) async fn stage_changes(
     changes: ChangeSet,
     objects: ObjectWrites,
 ) -> Result<CommitReceipt, ChangeError> {
-    let mut receipt = CommitReceipt::default();
+    // The hooks first: the runs each change triggers, so that the object lines the runs join are
+    // locked at once, in the one order every writer follows, before any run is written.
+    let changes = changes.into_changes();
     let mut hooks_by_type = HashMap::new();
-    for pending in changes.into_changes() {
+    for pending in &changes {
+        let content_type = pending.object.content_type().as_str();
+        if !hooks_by_type.contains_key(content_type) {
+            let (hooks, jobs) = catalog::hooks_on(client, content_type).await?;
+            let jobs: HashMap<String, JobRecord> = jobs.into_iter().map(|job| (job.class_path.clone(), job)).collect();
+            hooks_by_type.insert(content_type.to_owned(), (hooks, jobs));
+        }
+    }
+    let matched: Vec<_> = changes
+        .iter()
+        .map(|pending| {
+            let (hooks, jobs) = &hooks_by_type[pending.object.content_type().as_str()];
+            match_hooks(context.kind, pending.object.content_type(), pending.action, hooks, |job| jobs.get(job))
+        })
+        .collect();
+    let lines: Vec<String> = changes
+        .iter()
+        .zip(&matched)
+        .filter(|(_, matches)| !matches.run.is_empty())
+        .map(|(pending, _)| line_key(&pending.object))
+        .collect();
+    lines::lock(client, lines.iter().map(String::as_str)).await?;
+    let mut receipt = CommitReceipt::default();
+    for (pending, matches) in changes.into_iter().zip(matched) {
         let mut change = ObjectChange::from_pending(ChangeId(0), now, context, pending, None);
         let reference = change.object_ref();
         let (content_type, object_id) = (reference.content_type().as_str(), reference.id());
@@ -118,13 +153,6 @@ pub(crate) async fn stage_changes(
             .map_err(db_error("cannot record a change"))?
             .get(0);
         change.id = ChangeId(id as u64);
-        if !hooks_by_type.contains_key(content_type) {
-            let (hooks, jobs) = catalog::hooks_on(client, content_type).await?;
-            let jobs: HashMap<String, JobRecord> = jobs.into_iter().map(|job| (job.class_path.clone(), job)).collect();
-            hooks_by_type.insert(content_type.to_owned(), (hooks, jobs));
-        }
-        let (hooks, jobs) = &hooks_by_type[content_type];
-        let matches = match_hooks(context.kind, &change.changed_object_type, change.action, hooks, |job| jobs.get(job));
         for hook in &matches.skipped {
             let (name, job) = (&hook.name, &hook.job);
             tracing::warn!(
@@ -147,12 +175,6 @@ pub(crate) async fn stage_changes(
         object?;
         receipt.runs.extend(runs?);
         receipt.changes.push(change.id);
-    }
-    if !receipt.runs.is_empty() {
-        client
-            .execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
-            .await
-            .map_err(db_error("cannot notify the dispatchers"))?;
     }
     Ok(receipt)
 }
@@ -190,7 +212,8 @@ async fn write_object(
     Ok(())
 }
 
-/// Queues one run of `job` at the back of `line` (none: no line) with a pending result.
+/// Queues one run of `job` at the back of `line` (none: no line) with a pending result. The
+/// caller holds the line's lock (`lines::lock`): whether the run is its line's head is decided here.
 pub(crate) async fn insert_run(
     client: &impl Db,
     job: &str,
@@ -207,11 +230,15 @@ pub(crate) async fn insert_run(
     };
     let row = client
         .query_one(
-            "INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status, attempts,
-                 leases, created, logs, line, place)
-             VALUES (nextval('jobhooks_run_ids'), $1, $2, $3, $4, $5, $6, 0, 0, $7, '[]', $8,
-                 nextval('jobhooks_line_places'))
-             RETURNING id",
+            &format!(
+                "INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
+                     attempts, leases, created, logs, line, place, head)
+                 VALUES (nextval('jobhooks_run_ids'), $1, $2, $3, $4, $5, $6, 0, 0, $7, '[]', $8,
+                     nextval('jobhooks_line_places'),
+                     $8::text IS NULL OR NOT EXISTS (SELECT 1 FROM jobhooks_runs
+                                                     WHERE line = $8 AND status IN {UNFINISHED}))
+                 RETURNING id"
+            ),
             &[&job, &user, &change_id, &object_pk, &object_model_name, &status_name(JobStatus::Pending), &now, &line],
         )
         .await
@@ -233,7 +260,15 @@ impl PgStore {
         changes: ChangeSet,
         objects: ObjectWrites,
     ) -> Result<CommitReceipt, ChangeError> {
-        stage_changes(transaction, self.now(), context, changes, objects).await
+        let receipt = stage_changes(transaction, self.now(), context, changes, objects).await?;
+        // Sent when (and only if) the caller's transaction commits.
+        if !receipt.runs.is_empty() {
+            transaction
+                .execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
+                .await
+                .map_err(db_error("cannot notify the dispatchers"))?;
+        }
+        Ok(receipt)
     }
 
     async fn query_changes(
@@ -282,13 +317,39 @@ impl ChangeStore for PgStore {
         let receipt = stage_changes(&transaction, self.now(), context, changes, objects).await?;
         transaction.commit().await.map_err(db_error("cannot commit changes"))?;
         if !receipt.runs.is_empty() {
-            self.signal_work();
+            self.work_ready();
         }
         Ok(receipt)
     }
 
     async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
         Ok(self.query_changes("c.id = $1", &[&(id.0 as i64)]).await?.pop())
+    }
+
+    async fn get_change_and_object(
+        &self,
+        id: ChangeId,
+    ) -> Result<Option<(ObjectChange, Option<Object>)>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data
+                     FROM jobhooks_changes c LEFT JOIN jobhooks_objects o
+                       ON o.content_type = c.content_type AND o.object_id = c.object_id
+                     WHERE c.id = $1"
+                ),
+                &[&(id.0 as i64)],
+            )
+            .await
+            .map_err(db_error("cannot read a change and its object"))?;
+        let Some(row) = row else { return Ok(None) };
+        let change = change_of(&row)?;
+        let object = match row.get::<_, Option<String>>(OBJECT_AFTER_CHANGE) {
+            Some(_) => Some(object_at(&row, OBJECT_AFTER_CHANGE)?),
+            None => None,
+        };
+        Ok(Some((change, object)))
     }
 
     async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {

@@ -8,9 +8,14 @@
 //! - **Claims across processes.** Runs are claimed with `FOR UPDATE SKIP LOCKED` and a lease with a
 //!   deadline; a lapsed lease is taken over by any process. A run of an object never starts while
 //!   an earlier run of the same object is unfinished, whichever process holds it.
-//! - **Wake-ups.** Commits that queue runs `NOTIFY jobhooks_work`; each store keeps one connection
-//!   that listens and wakes its dispatcher within milliseconds, reconnecting when it drops. A
-//!   notification missed while reconnecting is covered by the dispatcher's bounded waits.
+//! - **Wake-ups.** Work made ready wakes this process's workers at once and is announced to the
+//!   others with `NOTIFY jobhooks_work`, sent after the commit by one task per store that folds
+//!   the announcements of concurrent commits into one (a `NOTIFY` inside a transaction takes a
+//!   database-wide lock until the commit is on disk, which would put every commit in single
+//!   file). Each store keeps one connection that listens and wakes its dispatcher within
+//!   milliseconds, reconnecting when it drops. A notification missed while reconnecting, or not
+//!   sent because the process died after its commit, is covered by the dispatcher's bounded
+//!   waits.
 //! - **Schema migrations** are embedded and applied at open under an advisory lock.
 //!
 //! The rules are the model's: runs move by `transition`, hooks match by `match_hooks`, job sync
@@ -24,6 +29,7 @@ mod catalog;
 mod changes;
 pub(crate) mod cluster;
 mod db;
+mod lines;
 mod queue;
 mod records;
 mod schema;
@@ -135,13 +141,17 @@ struct Inner {
     work: Notify,
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
-    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Asks the announcer to tell the other processes that work is ready; requests made while it
+    /// is busy fold into its next announcement.
+    announce: Arc<Notify>,
+    /// The listener and the announcer, stopped when the store is dropped.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(listener) = self.listener.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
-            listener.abort();
+        for task in self.tasks.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).drain(..) {
+            task.abort();
         }
     }
 }
@@ -179,10 +189,12 @@ impl PgStore {
             last_time: Mutex::new(OffsetDateTime::UNIX_EPOCH),
             work: Notify::new(),
             generation: AtomicU64::new(0),
-            listener: Mutex::new(None),
+            announce: Arc::new(Notify::new()),
+            tasks: Mutex::new(Vec::new()),
         });
         let listener = tokio::spawn(listen(pg_config, Arc::downgrade(&inner)));
-        *inner.listener.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(listener);
+        let announcer = tokio::spawn(announce(inner.pool.clone(), inner.announce.clone()));
+        inner.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend([listener, announcer]);
         Ok(Self { inner })
     }
 
@@ -213,15 +225,37 @@ impl PgStore {
         *last
     }
 
-    /// Wakes this handle's waiting workers.
-    pub(crate) fn signal_work(&self) {
+    /// Work became ready in a committed transaction: wakes this handle's waiting workers and has
+    /// the other processes told.
+    pub(crate) fn work_ready(&self) {
         signal(&self.inner);
+        self.inner.announce.notify_one();
     }
 }
 
+/// Wakes the workers waiting on this handle.
 fn signal(inner: &Inner) {
     inner.generation.fetch_add(1, Ordering::SeqCst);
     inner.work.notify_waiters();
+}
+
+/// Sends `NOTIFY jobhooks_work` each time it is asked, outside any other transaction. A request
+/// made while a notification is on its way leaves one permit, so a burst of commits costs one or
+/// two notifications, not one each.
+async fn announce(pool: Pool, requests: Arc<Notify>) {
+    loop {
+        requests.notified().await;
+        let client = match pool.get().await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::debug!(%error, "cannot notify the other dispatchers; they find the work when they next look");
+                continue;
+            }
+        };
+        if let Err(error) = db::Db::execute(&client, "SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await {
+            tracing::debug!(%error, "cannot notify the other dispatchers; they find the work when they next look");
+        }
+    }
 }
 
 /// Listens for work notifications on a connection of its own, reconnecting with a growing pause

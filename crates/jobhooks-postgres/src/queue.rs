@@ -17,19 +17,21 @@ use tokio_postgres::Row;
 use crate::db::Db;
 
 use crate::changes::{insert_run, stage_changes};
+use crate::lines::{self, UNFINISHED};
 use crate::records::{LogRecord, corrupt, line_key, log_entries, log_records, status_name, status_of};
-use crate::{PgStore, WORK_CHANNEL, db_error};
+use crate::{PgStore, db_error};
 
 /// Rows examined per pruning step; each step is its own short transaction.
 const PRUNE_STEP: i64 = 500;
 
 const RUN_COLUMNS: &str = "id, job, user_id, change_id, object_pk, object_model_name, status, attempts, leases, \
-     created, started, completed, logs";
+     created, started, completed, logs, line";
 
-/// A run's row: its result as the queue shows it, and its lease number.
+/// A run's row: its result as the queue shows it, its lease number and its object line.
 struct RunRow {
     result: JobResult,
     leases: i64,
+    line: Option<String>,
 }
 
 fn run_of(row: &Row) -> Result<RunRow, StorageFailure> {
@@ -57,7 +59,7 @@ fn run_of(row: &Row) -> Result<RunRow, StorageFailure> {
         completed: row.get(11),
         logs: log_entries(records).map_err(bad)?,
     };
-    Ok(RunRow { result, leases: row.get(8) })
+    Ok(RunRow { result, leases: row.get(8), line: row.get(13) })
 }
 
 fn logs_value(result: &JobResult) -> serde_json::Value {
@@ -105,14 +107,6 @@ async fn unclaim<E: From<StorageFailure> + From<jobhooks_model::IllegalTransitio
         .await
         .map_err(db_error("cannot give a claim up"))?;
     Ok(result)
-}
-
-async fn notify(client: &impl Db) -> Result<(), StorageFailure> {
-    client
-        .execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
-        .await
-        .map_err(db_error("cannot notify the dispatchers"))?;
-    Ok(())
 }
 
 /// The line a run about `inputs` joins: its object's, when the store has a change of it.
@@ -193,9 +187,8 @@ impl PgStore {
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
         let run = claimed(&transaction, lease).await?;
         unclaim::<QueueError>(&transaction, run.result, event, self.now()).await?;
-        notify(&transaction).await?;
         transaction.commit().await.map_err(db_error("cannot give a claim up"))?;
-        self.signal_work();
+        self.work_ready();
         Ok(())
     }
 
@@ -218,10 +211,10 @@ impl JobQueue for PgStore {
             return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
         }
         let line = line_of(&transaction, &inputs).await?;
+        lines::lock(&transaction, line.as_deref()).await?;
         let run = insert_run(&transaction, job, user.as_deref(), &inputs, line.as_deref(), self.now()).await?;
-        notify(&transaction).await?;
         transaction.commit().await.map_err(db_error("cannot queue a run"))?;
-        self.signal_work();
+        self.work_ready();
         Ok(run)
     }
 
@@ -241,49 +234,36 @@ impl JobQueue for PgStore {
     ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        // Retries that are due are pending again.
-        let due = transition(JobStatus::Retrying, RunEvent::RetryDue)?;
-        let rows = transaction
-            .query(
-                "SELECT id, attempts FROM jobhooks_runs WHERE status = 'RETRYING' AND due <= $1
-                 FOR UPDATE SKIP LOCKED",
-                &[&now],
-            )
-            .await
-            .map_err(db_error("cannot read the retries"))?;
-        for row in rows {
-            let attempts = due.attempts.apply(u32::try_from(row.get::<_, i32>(1)).unwrap_or(0));
-            transaction
-                .execute(
-                    "UPDATE jobhooks_runs SET status = $2, attempts = $3, due = NULL WHERE id = $1",
-                    &[&row.get::<_, i64>(0), &status_name(due.to), &i32::try_from(attempts).unwrap_or(i32::MAX)],
-                )
-                .await
-                .map_err(db_error("cannot make a retry pending"))?;
-        }
         let deadline = now.max(self.now()) + lease_for;
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = transaction
             .query(
                 &format!(
-                    "SELECT {RUN_COLUMNS} FROM jobhooks_runs r
-                     WHERE (r.status = 'PENDING' OR (r.status = 'STARTED' AND r.deadline <= $1))
-                       AND (r.line IS NULL OR NOT EXISTS (
-                           SELECT 1 FROM jobhooks_runs e WHERE e.line = r.line AND e.place < r.place
-                             AND e.status IN ('PENDING', 'STARTED', 'RETRYING')))
-                     ORDER BY r.id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                    "SELECT {RUN_COLUMNS} FROM jobhooks_runs
+                     WHERE head AND status IN {UNFINISHED}
+                       AND (status = 'PENDING' OR (status = 'STARTED' AND deadline <= $1)
+                            OR (status = 'RETRYING' AND due <= $1))
+                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
                 ),
                 &[&now, &limit],
             )
             .await
             .map_err(db_error("cannot claim runs"))?;
+        let due = transition(JobStatus::Retrying, RunEvent::RetryDue)?;
         let leased = transition(JobStatus::Pending, RunEvent::Leased)?;
         let mut claimed = Vec::with_capacity(rows.len());
         let (mut ids, mut attempts) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
         for row in &rows {
-            let RunRow { mut result, leases } = run_of(row)?;
-            if result.status == JobStatus::Started {
-                result = unclaim::<QueueError>(&transaction, result, RunEvent::LeaseExpired, now).await?;
+            let RunRow { mut result, leases, .. } = run_of(row)?;
+            match result.status {
+                JobStatus::Started => {
+                    result = unclaim::<QueueError>(&transaction, result, RunEvent::LeaseExpired, now).await?;
+                }
+                JobStatus::Retrying => {
+                    result.status = due.to;
+                    result.attempts = due.attempts.apply(result.attempts);
+                }
+                _ => {}
             }
             result.status = leased.to;
             result.attempts = leased.attempts.apply(result.attempts);
@@ -297,7 +277,7 @@ impl JobQueue for PgStore {
             transaction
                 .execute(
                     "UPDATE jobhooks_runs r SET status = $3, attempts = u.attempts, leases = r.leases + 1,
-                         deadline = $4, started = $5
+                         deadline = $4, started = $5, due = NULL
                      FROM unnest($1::bigint[], $2::integer[]) AS u(id, attempts) WHERE r.id = u.id",
                     &[&ids, &attempts, &status_name(leased.to), &deadline, &now],
                 )
@@ -335,11 +315,12 @@ impl JobQueue for PgStore {
         let mut update = CompletionColumns::default();
         let mut outcomes = Vec::with_capacity(completions.len());
         let mut writes = Vec::new();
+        let mut finished_lines = Vec::new();
         for Completion { lease, outcome, logs } in completions {
             let claimed = current
                 .remove(&lease.run)
                 .filter(|run| run.result.status == JobStatus::Started && run.leases == lease.token as i64);
-            let Some(RunRow { mut result, .. }) = claimed else {
+            let Some(RunRow { mut result, line, .. }) = claimed else {
                 outcomes.push(Err(QueueError::LeaseLost { run: lease.run.0 }));
                 continue;
             };
@@ -355,19 +336,24 @@ impl JobQueue for PgStore {
                 _ => None,
             };
             update.push(&result, due);
+            if result.status.is_final() {
+                finished_lines.extend(line);
+            }
             if let Outcome::Succeeded { writes: Some((context, changes)) } = outcome {
                 writes.push((outcomes.len(), context, changes));
             }
             outcomes.push(Ok(CommitReceipt::default()));
         }
         update.execute(&transaction).await?;
+        // The runs that finished leave their lines: the next run of each becomes its head.
+        lines::lock(&transaction, finished_lines.iter().map(String::as_str)).await?;
+        lines::promote_heads(&transaction, &finished_lines).await?;
         for (index, context, changes) in writes {
             outcomes[index] = Ok(stage_changes(&transaction, now, &context, changes, ObjectWrites::Apply).await?);
         }
         // Finished runs may make the next runs of their objects ready.
-        notify(&transaction).await?;
         transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;
-        self.signal_work();
+        self.work_ready();
         Ok(outcomes)
     }
 
@@ -405,9 +391,11 @@ impl QueueReader for PgStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT (SELECT count(*) FROM jobhooks_runs WHERE status IN ('PENDING', 'RETRYING')),
-                        (SELECT count(*) FROM jobhooks_runs WHERE status = 'STARTED'),
-                        (SELECT count(*) FROM jobhooks_runs WHERE status = 'DEAD_LETTERED')",
+                &format!(
+                    "SELECT count(*) FILTER (WHERE status <> 'STARTED'), count(*) FILTER (WHERE status = 'STARTED'),
+                         (SELECT count(*) FROM jobhooks_runs WHERE status = 'DEAD_LETTERED')
+                     FROM jobhooks_runs WHERE status IN {UNFINISHED}"
+                ),
                 &[],
             )
             .await
@@ -464,12 +452,9 @@ impl QueueMaintenance for PgStore {
         for row in &rows {
             unclaim::<MaintenanceError>(&transaction, run_of(row)?.result, RunEvent::LeaseExpired, now).await?;
         }
-        if !rows.is_empty() {
-            notify(&transaction).await?;
-        }
         transaction.commit().await.map_err(db_error("cannot release lapsed claims"))?;
         if !rows.is_empty() {
-            self.signal_work();
+            self.work_ready();
         }
         Ok(rows.len())
     }
@@ -492,18 +477,22 @@ impl QueueMaintenance for PgStore {
         result.attempts = step.attempts.apply(result.attempts);
         // A replay joins the back of its object's line, like a run queued now.
         let line = line_of(&transaction, &result.inputs).await?;
+        lines::lock(&transaction, line.as_deref()).await?;
         transaction
             .execute(
-                "UPDATE jobhooks_runs SET status = $2, attempts = $3, completed = NULL, due = NULL, line = $4,
-                     place = nextval('jobhooks_line_places')
-                 WHERE id = $1",
+                &format!(
+                    "UPDATE jobhooks_runs SET status = $2, attempts = $3, completed = NULL, due = NULL, line = $4,
+                         place = nextval('jobhooks_line_places'),
+                         head = $4::text IS NULL OR NOT EXISTS (SELECT 1 FROM jobhooks_runs
+                                                               WHERE line = $4 AND status IN {UNFINISHED})
+                     WHERE id = $1"
+                ),
                 &[&(run.0 as i64), &status_name(result.status), &attempts_value(&result), &line],
             )
             .await
             .map_err(db_error("cannot replay a run"))?;
-        notify(&transaction).await?;
         transaction.commit().await.map_err(db_error("cannot replay a run"))?;
-        self.signal_work();
+        self.work_ready();
         Ok(())
     }
 

@@ -112,6 +112,17 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX jobhooks_runs_dead ON jobhooks_runs (id) WHERE status = 'DEAD_LETTERED';
     "#,
+    // 3: the heads of object lines marked (see `lines.rs`), so that a claim reads only the runs it
+    // may take, however many wait behind them.
+    r#"
+    ALTER TABLE jobhooks_runs ADD COLUMN head boolean NOT NULL DEFAULT true;
+    UPDATE jobhooks_runs r SET head = false
+     WHERE r.line IS NOT NULL AND r.status IN ('PENDING', 'STARTED', 'RETRYING')
+       AND EXISTS (SELECT 1 FROM jobhooks_runs e WHERE e.line = r.line AND e.place < r.place
+                     AND e.status IN ('PENDING', 'STARTED', 'RETRYING'));
+    CREATE INDEX jobhooks_runs_claimable ON jobhooks_runs (id)
+        WHERE head AND status IN ('PENDING', 'STARTED', 'RETRYING');
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

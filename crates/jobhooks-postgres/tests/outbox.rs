@@ -82,3 +82,39 @@ async fn a_second_connect_finds_the_schema_migrated_and_a_newer_schema_is_refuse
     let refused = PgStore::connect(&url).await.err().expect("a newer schema is refused");
     assert!(refused.to_string().contains("upgrade jobhooks"), "{refused}");
 }
+
+/// Migration 3 marks the heads of the object lines of a queue written by schema 2: the runs behind
+/// an unfinished run wait for it, as they did.
+#[tokio::test]
+async fn a_queue_of_schema_2_keeps_its_object_order_after_migrating() {
+    use jobhooks_model::ports::{Completion, JobQueue, Outcome};
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..2] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (2);
+         INSERT INTO jobhooks_runs (id, job, object_pk, object_model_name, status, attempts, leases, created, logs,
+             line, place)
+         VALUES (1, 'app::jobs::Audit', 'a', 'dcim.device', 'SUCCESS', 1, 1, now(), '[]', 'dcim.device/a', 1),
+                (2, 'app::jobs::Audit', 'a', 'dcim.device', 'PENDING', 0, 0, now(), '[]', 'dcim.device/a', 2),
+                (3, 'app::jobs::Audit', 'a', 'dcim.device', 'PENDING', 0, 0, now(), '[]', 'dcim.device/a', 3),
+                (4, 'app::jobs::Audit', 'b', 'dcim.device', 'PENDING', 0, 0, now(), '[]', NULL, 4);
+         SELECT setval('jobhooks_run_ids', 4); SELECT setval('jobhooks_line_places', 4);",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let now = jobhooks_model::OffsetDateTime::now_utc();
+    let lease = std::time::Duration::from_secs(60);
+    let claimed = store.lease_batch(now, lease, 10).await.unwrap();
+    let ids: Vec<u64> = claimed.iter().map(|(lease, _)| lease.run.0).collect();
+    assert_eq!(ids, [2, 4], "the head of the line and the run without a line, not the run behind the head");
+    let (head, _) = claimed.into_iter().next().unwrap();
+    let completion = Completion { lease: head, outcome: Outcome::Succeeded { writes: None }, logs: Vec::new() };
+    store.complete(completion).await.unwrap();
+    let next = store.lease_batch(now, lease, 10).await.unwrap();
+    assert_eq!(next.iter().map(|(lease, _)| lease.run.0).collect::<Vec<_>>(), [3]);
+}
