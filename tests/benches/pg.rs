@@ -11,6 +11,11 @@
 //!   upsert by 64 committers, and 4 workers that claim runs in batches of 32 with
 //!   `FOR UPDATE SKIP LOCKED` and complete them in a second transaction; statements prepared once
 //!   per connection, as the store prepares its own.
+//! - `pg/graphile_worker`: graphile_worker 0.14 (a Rust PostgreSQL job queue, on the same client
+//!   through its `driver-tokio-postgres` feature) enqueueing the same number of empty jobs from 64
+//!   tasks and completing them. Its settings are the fastest found here: 16 concurrent jobs (4 and
+//!   64 were slower) and a 10 ms poll interval (its default of 1 s gives a few jobs per second,
+//!   since a worker that finds the queue empty waits for the next poll).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 mod support;
@@ -49,24 +54,25 @@ async fn raw_round(pool: &deadpool_postgres::Pool, rounds: u64, first: u64) {
                     let data = support::device(id, round, 30).data().clone();
                     let mut client = pool.get().await.unwrap();
                     let tx = client.transaction().await.unwrap();
-                    let change: i64 = tx
-                        .query_one(
-                            "INSERT INTO raw_changes (object_id, data) VALUES ($1, $2) RETURNING id",
-                            &[&id.to_string(), &serde_json::Value::Object(data.clone())],
+                    let insert_change = tx
+                        .prepare_cached("INSERT INTO raw_changes (object_id, data) VALUES ($1, $2) RETURNING id")
+                        .await
+                        .unwrap();
+                    let insert_run =
+                        tx.prepare_cached("INSERT INTO raw_runs (change_id, status) VALUES ($1, 'pending')").await.unwrap();
+                    let upsert_object = tx
+                        .prepare_cached(
+                            "INSERT INTO raw_objects (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = $2",
                         )
+                        .await
+                        .unwrap();
+                    let change: i64 = tx
+                        .query_one(&insert_change, &[&id.to_string(), &serde_json::Value::Object(data.clone())])
                         .await
                         .unwrap()
                         .get(0);
-                    tx.execute("INSERT INTO raw_runs (change_id, status) VALUES ($1, 'pending')", &[&change])
-                        .await
-                        .unwrap();
-                    tx.execute(
-                        "INSERT INTO raw_objects (id, data) VALUES ($1, $2)
-                         ON CONFLICT (id) DO UPDATE SET data = $2",
-                        &[&id.to_string(), &serde_json::Value::Object(data)],
-                    )
-                    .await
-                    .unwrap();
+                    tx.execute(&insert_run, &[&change]).await.unwrap();
+                    tx.execute(&upsert_object, &[&id.to_string(), &serde_json::Value::Object(data)]).await.unwrap();
                     tx.commit().await.unwrap();
                     work.notify_waiters();
                 }
@@ -106,6 +112,68 @@ async fn raw_round(pool: &deadpool_postgres::Pool, rounds: u64, first: u64) {
         .collect();
     for task in committers.into_iter().chain(workers) {
         task.await.unwrap();
+    }
+}
+
+/// Empty jobs completed by graphile_worker so far, and a signal per completion.
+static GRAPHILE_DONE: AtomicU64 = AtomicU64::new(0);
+static GRAPHILE_PROGRESS: Notify = Notify::const_new();
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct EmptyJob {
+    change: u64,
+}
+
+impl graphile_worker_task_handler::TaskHandler for EmptyJob {
+    const IDENTIFIER: &'static str = "empty";
+
+    async fn run(self, _ctx: graphile_worker::WorkerContext) -> impl graphile_worker::IntoTaskHandlerResult {
+        GRAPHILE_DONE.fetch_add(1, Ordering::SeqCst);
+        GRAPHILE_PROGRESS.notify_waiters();
+        Ok::<(), String>(())
+    }
+}
+
+async fn graphile_worker(url: &str) -> Arc<graphile_worker::Worker> {
+    let worker = graphile_worker::WorkerOptions::default()
+        .database_url(url)
+        .concurrency(16)
+        .max_pg_conn(16)
+        .poll_interval(Duration::from_millis(10))
+        .listen_os_shutdown_signals(false)
+        .define_job::<EmptyJob>()
+        .init()
+        .await
+        .unwrap();
+    let worker = Arc::new(worker);
+    let running = worker.clone();
+    tokio::spawn(async move { running.run().await.unwrap() });
+    worker
+}
+
+/// 64 tasks enqueue `rounds` empty jobs each; returns when all of them are complete.
+async fn graphile_round(worker: &graphile_worker::Worker, rounds: u64, first: u64) {
+    let target = GRAPHILE_DONE.load(Ordering::SeqCst) + COMMITTERS * rounds;
+    let enqueuers: Vec<_> = (0..COMMITTERS)
+        .map(|id| {
+            let utils = worker.create_utils();
+            tokio::spawn(async move {
+                for round in first..first + rounds {
+                    let job = EmptyJob { change: id * 1_000_000 + round };
+                    utils.add_job(job, graphile_worker::JobSpec::default()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for enqueuer in enqueuers {
+        enqueuer.await.unwrap();
+    }
+    loop {
+        let progress = GRAPHILE_PROGRESS.notified();
+        if GRAPHILE_DONE.load(Ordering::SeqCst) >= target {
+            return;
+        }
+        progress.await;
     }
 }
 
@@ -173,7 +241,21 @@ fn bench_pg(c: &mut Criterion) {
             })
         })
     });
+    // Started only now: its workers poll, and would take the machine from the benches before.
+    let graphile = runtime.block_on(async { graphile_worker(&server.fresh_database().await).await });
+    let graphile_rounds = AtomicU64::new(0);
+    group.bench_function("graphile_worker", |b| {
+        b.iter_custom(|iters| {
+            let first = graphile_rounds.fetch_add(iters, Ordering::Relaxed);
+            runtime.block_on(async {
+                let begin = Instant::now();
+                graphile_round(&graphile, iters, first).await;
+                begin.elapsed()
+            })
+        })
+    });
     group.finish();
+    graphile.request_shutdown();
     runtime.block_on(async { dispatcher.shutdown(Duration::from_secs(5)).await });
 }
 

@@ -230,6 +230,13 @@ pub(crate) struct Shared<S> {
     in_flight: Mutex<HashMap<RunId, (Lease, Option<AbortHandle>)>>,
     /// Signalled when a run's bookkeeping is done.
     progress: Notify,
+    /// Held by the one idle worker that looks for work; the others wait their turn, so that a
+    /// wake-up costs one claim, not one per idle worker.
+    lookout: Semaphore,
+    /// The work generation before the latest claim that took less than a full batch (`u64::MAX`
+    /// before any): while the generation has not moved past it, the queue has nothing more for a
+    /// claim to find, and the next lookout waits instead of claiming.
+    exhausted_at: AtomicU64,
 }
 
 /// What a shutdown left behind.
@@ -263,6 +270,8 @@ impl<S: Storage + 'static> Dispatcher<S> {
             job_slots: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             progress: Notify::new(),
+            lookout: Semaphore::new(1),
+            exhausted_at: AtomicU64::new(u64::MAX),
             config,
         });
         let (stop, stopped) = watch::channel(false);
@@ -362,12 +371,33 @@ impl<S: Storage + 'static> Dispatcher<S> {
     }
 }
 
+/// One worker. Idle workers take turns as the lookout: only the lookout claims and waits for work,
+/// and it hands the turn on as soon as it has claimed some, so that at a trickle of work one
+/// worker wakes per signal and under load every worker claims one batch after another.
 async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
+        let lookout = tokio::select! {
+            lookout = shared.lookout.acquire() => lookout.expect("the lookout semaphore is never closed"),
+            _ = stopped.changed() => continue,
+        };
         let seen = shared.store.work_generation();
+        if shared.exhausted_at.load(Ordering::SeqCst) == seen {
+            // The last claim emptied the queue and nothing was signalled since.
+            tokio::select! {
+                () = shared.store.wait_for_work(seen, shared.config.idle_wakeup) => {}
+                _ = stopped.changed() => {}
+            }
+            shared.exhausted_at.store(u64::MAX, Ordering::SeqCst);
+            continue;
+        }
         let max = shared.config.lease_batch.max(1);
         match shared.store.lease_batch(shared.config.clock.now(), shared.config.lease, max).await {
-            Ok(batch) if !batch.is_empty() => shared.run_batch(batch).await,
+            Ok(batch) if !batch.is_empty() => {
+                let exhausted = if batch.len() < max { seen } else { u64::MAX };
+                shared.exhausted_at.store(exhausted, Ordering::SeqCst);
+                drop(lookout);
+                shared.run_batch(batch).await;
+            }
             Ok(_) => {
                 tokio::select! {
                     () = shared.store.wait_for_work(seen, shared.config.idle_wakeup) => {}

@@ -17,10 +17,8 @@ fn device(id: &str) -> Object {
     Object::new(reference, id, json!({"name": id})).unwrap()
 }
 
-#[tokio::test]
-async fn changes_recorded_in_the_applications_transaction_commit_and_roll_back_with_it() {
-    let url = TestServer::shared().fresh_database().await;
-    let store = PgStore::connect(&url).await.unwrap();
+/// The job `JOB`, installed and enabled, with a hook on device creations.
+async fn install_hook(store: &PgStore) {
     let job = JobSpec {
         class_path: JOB.into(),
         name: "Audit".into(),
@@ -32,6 +30,13 @@ async fn changes_recorded_in_the_applications_transaction_commit_and_roll_back_w
     store.set_job_enabled(JOB, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
     store.create_hook(JobHook::new("audit", devices, JOB).on([Action::Create])).await.unwrap();
+}
+
+#[tokio::test]
+async fn changes_recorded_in_the_applications_transaction_commit_and_roll_back_with_it() {
+    let url = TestServer::shared().fresh_database().await;
+    let store = PgStore::connect(&url).await.unwrap();
+    install_hook(&store).await;
 
     // The application's own connection and table.
     let (mut app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
@@ -117,4 +122,28 @@ async fn a_queue_of_schema_2_keeps_its_object_order_after_migrating() {
     store.complete(completion).await.unwrap();
     let next = store.lease_batch(now, lease, 10).await.unwrap();
     assert_eq!(next.iter().map(|(lease, _)| lease.run.0).collect::<Vec<_>>(), [3]);
+}
+
+/// A commit through one store wakes the workers of another (another process, as far as the
+/// database can tell) by `NOTIFY`: its work generation grows without any local commit.
+#[tokio::test]
+async fn a_commit_wakes_the_workers_of_another_store() {
+    use jobhooks_model::ports::JobQueue;
+    let url = TestServer::shared().fresh_database().await;
+    let committer = PgStore::connect(&url).await.unwrap();
+    let sleeper = PgStore::connect(&url).await.unwrap();
+    install_hook(&committer).await;
+    // The listener's first connection wakes the workers once; wait for that, then take the mark.
+    sleeper.wait_for_work(0, std::time::Duration::from_secs(30)).await;
+    let seen = sleeper.work_generation();
+    let waiting = sleeper.wait_for_work(seen, std::time::Duration::from_secs(30));
+    let commit = async {
+        let mut changes = ChangeSet::default();
+        changes.record(PendingChange::new(Action::Create, &device("woken")));
+        let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+        committer.commit(&context, changes, ObjectWrites::Apply).await.unwrap()
+    };
+    let (_, receipt) = tokio::join!(waiting, commit);
+    assert_eq!(receipt.runs.len(), 1);
+    assert!(sleeper.work_generation() > seen, "the other store's workers were woken by the commit");
 }

@@ -1,0 +1,331 @@
+//! The PostgreSQL store across processes, two measurements criterion cannot make, written as JSON
+//! to `target/bench/` for `cargo xtask bench`:
+//!
+//! - `pg_scale.json`: 64 committers in this process each commit one update of their own device per
+//!   round (as `pg/e2e_changes` does) while dispatcher processes (this binary again, with
+//!   `JOBHOOKS_BENCH_CHILD=dispatch`) drain them; the time ends when every run is complete.
+//!   Trials alternate between one dispatcher process and two, on the same database; the figure is
+//!   the ratio of the median throughputs, two processes over one.
+//! - `pg_latency.json`: an offered load of 500 changes/s (one change committed every 2 ms, each by
+//!   its own task, spread over 500 devices) with one dispatcher in another process, after one
+//!   second of the same load unrecorded; the time from each commit call to its receiver starting, as the wall clock of this machine reads it in both
+//!   processes, in an HDR histogram (p50, p99, p999, max).
+//!
+//! The server is `JOBHOOKS_TEST_PG`, or a throwaway cluster. `cargo bench -p jobhooks-tests --bench
+//! pg_scale [-- scale|latency]`; under `cargo test` (no `--bench` argument) both run at a tiny
+//! scale and write nothing.
+#![allow(missing_docs)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use jobhooks_dispatch::DispatcherConfig;
+use jobhooks_model::Action;
+use jobhooks_model::ports::{ChangeStore, JobQueue, ObjectWrites, QueueReader};
+use jobhooks_postgres::PgStore;
+use jobhooks_postgres::testing::TestServer;
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+
+const CHILD_ENV: &str = "JOBHOOKS_BENCH_CHILD";
+const URL_ENV: &str = "JOBHOOKS_BENCH_PG_URL";
+const COMMITTERS: u64 = 64;
+const OFFERED_PER_S: u64 = 500;
+const DEVICES: u64 = 500;
+
+#[derive(Clone, Copy)]
+struct Scale {
+    trials: usize,
+    rounds: u64,
+    load_seconds: u64,
+    report: bool,
+}
+
+const MEASURE: Scale = Scale { trials: 5, rounds: 40, load_seconds: 20, report: true };
+const QUICK: Scale = Scale { trials: 3, rounds: 20, load_seconds: 5, report: true };
+const SMOKE: Scale = Scale { trials: 1, rounds: 2, load_seconds: 1, report: false };
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn main() {
+    if std::env::var(CHILD_ENV).as_deref() == Ok("dispatch") {
+        let url = std::env::var(URL_ENV).expect("the parent passes the database URL");
+        runtime().block_on(dispatch_child(&url));
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let benching = args.iter().any(|arg| arg == "--bench");
+    let filters: Vec<&String> = args.iter().filter(|arg| !arg.starts_with("--")).collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|filter| name.contains(filter.as_str()));
+    let scale = match (benching, support::quick()) {
+        (false, _) => SMOKE,
+        (true, true) => QUICK,
+        (true, false) => MEASURE,
+    };
+    let runtime = runtime();
+    if wanted("scale") {
+        let report = runtime.block_on(measure_scale(scale));
+        write_json(scale, "pg_scale.json", &report);
+    }
+    if wanted("latency") {
+        let report = runtime.block_on(measure_latency(scale));
+        write_json(scale, "pg_latency.json", &report);
+    }
+}
+
+fn write_json(scale: Scale, name: &str, value: &serde_json::Value) {
+    if !scale.report {
+        println!("{name} (smoke run, not written): {value}");
+        return;
+    }
+    let path = support::output_dir().join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap() + "\n").unwrap();
+    println!("{name}: {value}");
+}
+
+/// A dispatcher process: runs the trivial receiver with the default configuration, says `ready`,
+/// then `start <change> <unix nanos>` for each receiver start, until its parent closes its stdin.
+async fn dispatch_child(url: &str) {
+    let store = Arc::new(PgStore::connect(url).await.unwrap());
+    let (starts, mut started) = mpsc::unbounded_channel();
+    support::report_starts(Some(starts));
+    let dispatcher = support::dispatch(store, DispatcherConfig::default()).await;
+    let printer = tokio::spawn(async move {
+        let wall_clock_now = SystemTime::now();
+        let monotonic_now = Instant::now();
+        say("ready".to_owned());
+        while let Some((change, at)) = started.recv().await {
+            let wall = wall_clock_now + at.duration_since(monotonic_now);
+            say(format!("start {} {}", change.0, unix_nanos(wall)));
+        }
+    });
+    // The parent ends the child by closing its stdin.
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).map(|read| read > 0).unwrap_or(false) {}
+    })
+    .await
+    .unwrap();
+    dispatcher.shutdown(Duration::from_secs(5)).await;
+    printer.abort();
+}
+
+/// Writes one line to stdout at once.
+fn say(line: String) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").unwrap();
+    stdout.flush().unwrap();
+}
+
+/// Dispatcher processes, each reporting its receiver starts.
+struct Dispatchers {
+    children: Vec<Child>,
+}
+
+/// What the children report: the number of starts, and each change's start time.
+#[derive(Default)]
+struct Starts {
+    count: AtomicU64,
+    times: Mutex<HashMap<u64, u64>>,
+    progress: Notify,
+}
+
+impl Dispatchers {
+    /// Starts `count` dispatcher processes on `url` and returns once each says it is ready.
+    fn start(count: usize, url: &str, starts: &Arc<Starts>) -> Self {
+        let mut children = Vec::new();
+        let (ready, readiness) = std::sync::mpsc::channel();
+        for _ in 0..count {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_ENV, "dispatch")
+                .env(URL_ENV, url)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let (starts, ready) = (starts.clone(), ready.clone());
+            std::thread::spawn(move || {
+                for line in stdout.lines() {
+                    let Ok(line) = line else { break };
+                    let mut words = line.split(' ');
+                    match (words.next(), words.next(), words.next()) {
+                        (Some("ready"), _, _) => ready.send(()).unwrap(),
+                        (Some("start"), Some(change), Some(at)) => {
+                            starts.times.lock().unwrap().insert(change.parse().unwrap(), at.parse().unwrap());
+                            starts.count.fetch_add(1, Ordering::SeqCst);
+                            starts.progress.notify_waiters();
+                        }
+                        _ => panic!("unexpected line from a dispatcher: {line}"),
+                    }
+                }
+            });
+            children.push(child);
+        }
+        for _ in 0..count {
+            readiness.recv_timeout(Duration::from_secs(60)).expect("a dispatcher process did not start");
+        }
+        Self { children }
+    }
+
+    fn stop(self) {
+        for mut child in self.children {
+            drop(child.stdin.take());
+            let status = child.wait().unwrap();
+            assert!(status.success(), "a dispatcher process failed: {status}");
+        }
+    }
+}
+
+/// Waits until `starts` counts `total`, then until the queue has nothing pending or leased.
+async fn drained(store: &PgStore, starts: &Starts, total: u64) {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            let progress = starts.progress.notified();
+            if starts.count.load(Ordering::SeqCst) >= total {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), progress).await;
+        }
+        loop {
+            let seen = store.work_generation();
+            let depth = store.depth().await.unwrap();
+            if depth.pending == 0 && depth.leased == 0 {
+                break;
+            }
+            store.wait_for_work(seen, Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the dispatchers drained the queue within 5 minutes");
+}
+
+async fn prepared_database() -> String {
+    let url = TestServer::shared().fresh_database().await;
+    let store = PgStore::connect(&url).await.unwrap();
+    support::install(&store, &[Action::Update]).await;
+    url
+}
+
+async fn measure_scale(scale: Scale) -> serde_json::Value {
+    let url = prepared_database().await;
+    let store = Arc::new(PgStore::connect(&url).await.unwrap());
+    let starts = Arc::new(Starts::default());
+    let mut per_s: HashMap<usize, Vec<f64>> = HashMap::new();
+    let mut round = 0;
+    for _ in 0..scale.trials {
+        for processes in [1, 2] {
+            let dispatchers = Dispatchers::start(processes, &url, &starts);
+            let total = starts.count.load(Ordering::SeqCst) + COMMITTERS * scale.rounds;
+            let begin = Instant::now();
+            let committers: Vec<_> = (0..COMMITTERS)
+                .map(|id| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        for round in round..round + scale.rounds {
+                            store
+                                .commit(&support::web(), support::update(id, round), ObjectWrites::Apply)
+                                .await
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for committer in committers {
+                committer.await.unwrap();
+            }
+            drained(&store, &starts, total).await;
+            let elapsed = begin.elapsed();
+            round += scale.rounds;
+            dispatchers.stop();
+            per_s.entry(processes).or_default().push((COMMITTERS * scale.rounds) as f64 / elapsed.as_secs_f64());
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let one = median(per_s.get_mut(&1).unwrap());
+    let two = median(per_s.get_mut(&2).unwrap());
+    json!({
+        "ratio_2_vs_1": two / one,
+        "one_process_per_s": one,
+        "two_processes_per_s": two,
+        "trials": scale.trials,
+        "changes_per_trial": COMMITTERS * scale.rounds,
+        "all_per_s": { "1": per_s[&1], "2": per_s[&2] },
+    })
+}
+
+async fn measure_latency(scale: Scale) -> serde_json::Value {
+    let url = prepared_database().await;
+    let store = Arc::new(PgStore::connect(&url).await.unwrap());
+    let starts = Arc::new(Starts::default());
+    let dispatchers = Dispatchers::start(1, &url, &starts);
+    // Each change's commit call and return, in unix nanos.
+    let calls: Arc<Mutex<HashMap<u64, (u64, u64)>>> = Arc::default();
+    // One second of the same load first, unrecorded: both processes open their connections and
+    // prepare their statements.
+    let warm_up = OFFERED_PER_S;
+    let total = warm_up + OFFERED_PER_S * scale.load_seconds;
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / OFFERED_PER_S as u32);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut commits = Vec::with_capacity(total as usize);
+    for sequence in 0..total {
+        ticks.tick().await;
+        let (store, calls) = (store.clone(), calls.clone());
+        commits.push(tokio::spawn(async move {
+            let called = unix_nanos(SystemTime::now());
+            let receipt = store
+                .commit(&support::web(), support::update(sequence % DEVICES, sequence), ObjectWrites::Apply)
+                .await
+                .unwrap();
+            let returned = unix_nanos(SystemTime::now());
+            if sequence >= warm_up {
+                calls.lock().unwrap().insert(receipt.changes[0].0, (called, returned));
+            }
+        }));
+    }
+    for commit in commits {
+        commit.await.unwrap();
+    }
+    drained(&store, &starts, total).await;
+    dispatchers.stop();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut commit_histogram = histogram.clone();
+    let pending_after = store.depth().await.unwrap().pending;
+    let calls = calls.lock().unwrap();
+    let started = starts.times.lock().unwrap();
+    for (change, (called, returned)) in calls.iter() {
+        let start = started[change];
+        histogram.record(start.saturating_sub(*called).max(1)).unwrap();
+        commit_histogram.record(returned.saturating_sub(*called).max(1)).unwrap();
+    }
+    let ms = |histogram: &Histogram<u64>, quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1e6;
+    json!({
+        "p50_ms": ms(&histogram, 0.5),
+        "p99_ms": ms(&histogram, 0.99),
+        "p999_ms": ms(&histogram, 0.999),
+        "max_ms": histogram.max() as f64 / 1e6,
+        "commit_p50_ms": ms(&commit_histogram, 0.5),
+        "commit_p99_ms": ms(&commit_histogram, 0.99),
+        "samples": histogram.len(),
+        "offered_per_s": OFFERED_PER_S,
+        "seconds": scale.load_seconds,
+        "pending_after": pending_after,
+    })
+}
