@@ -46,9 +46,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if quick {
         env.push(("JOBHOOKS_BENCH_QUICK", "1"));
     }
-    for (package, bench) in
-        [("jobhooks-diff", "diff"), ("jobhooks-store", "commit"), ("jobhooks-tests", "e2e"), ("jobhooks-tests", "load")]
-    {
+    let postgres = crate::postgres_for_tests()?;
+    env.push(("JOBHOOKS_TEST_PG", postgres.as_str()));
+    for (package, bench) in [
+        ("jobhooks-diff", "diff"),
+        ("jobhooks-store", "commit"),
+        ("jobhooks-tests", "e2e"),
+        ("jobhooks-tests", "load"),
+        ("jobhooks-tests", "pg"),
+        ("jobhooks-tests", "pg_scale"),
+    ] {
         cargo(&["bench", "--quiet", "--package", package, "--bench", bench], &env)?;
     }
 
@@ -236,7 +243,65 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
         how: "peak RSS (VmHWM) of a fresh process opening a store with 1,000,000 pending runs and draining 20,000 of them; tests/benches/load.rs".into(),
         detail: rss,
     });
+    pg_metrics(criterion, out, &mut metrics)?;
     Ok(metrics)
+}
+
+/// The PostgreSQL store's figures: `tests/benches/pg.rs` and `tests/benches/pg_scale.rs`.
+fn pg_metrics(criterion: &Path, out: &Path, metrics: &mut Vec<Metric>) -> Result<(), String> {
+    let per_s = |function: &str| median_ns(criterion, "pg", function).map(|ns| 64e9 / ns);
+    let (ours, raw, graphile) = (per_s("e2e_changes")?, per_s("raw_sql")?, per_s("graphile_worker")?);
+    let (of_raw, of_graphile) = (ours / raw, ours / graphile);
+    metrics.push(Metric {
+        name: "pg_e2e_changes_per_s",
+        value: ours,
+        unit: "changes/s",
+        target: ">= 2000, >= 0.7 of raw SQL, >= 1.0 of graphile_worker",
+        met: ours >= 2_000.0 && of_raw >= 0.7 && of_graphile >= 1.0,
+        baseline: format!(
+            "in the same run: raw SQL doing the naive pattern with the same client {raw:.0}/s (we reach {of_raw:.2} of it; it keeps no per-object order); graphile_worker 0.14 enqueueing and completing empty jobs {graphile:.0}/s (we reach {of_graphile:.2} of it); Nautobot 3.2.7 + Celery: about 21/s"
+        ),
+        how: "criterion medians of pg/e2e_changes, pg/raw_sql and pg/graphile_worker: 64 committers, 30-field device updates, one hook, trivial receiver, an in-process dispatcher with the default configuration, PostgreSQL's default durability; tests/benches/pg.rs".into(),
+        detail: json!({"raw_sql_per_s": raw, "graphile_worker_per_s": graphile, "ratio_to_raw_sql": of_raw, "ratio_to_graphile_worker": of_graphile}),
+    });
+
+    let scale = read_json(&out.join("pg_scale.json"))?;
+    let ratio = scale["ratio_2_vs_1"].as_f64().ok_or("pg_scale.json has no ratio_2_vs_1")?;
+    metrics.push(Metric {
+        name: "pg_scale_2_vs_1",
+        value: ratio,
+        unit: "ratio",
+        target: "> 1 (or shows where PostgreSQL binds)",
+        met: ratio > 1.0,
+        baseline: format!(
+            "one dispatcher process: {:.0} changes/s; two: {:.0} changes/s (medians of {} trials each, alternating)",
+            scale["one_process_per_s"].as_f64().unwrap_or(f64::NAN),
+            scale["two_processes_per_s"].as_f64().unwrap_or(f64::NAN),
+            scale["trials"]
+        ),
+        how: "64 committers in the bench process, dispatchers in 1 or 2 other processes on one database; tests/benches/pg_scale.rs, scale".into(),
+        detail: scale,
+    });
+
+    let latency = read_json(&out.join("pg_latency.json"))?;
+    let p99 = latency["p99_ms"].as_f64().ok_or("pg_latency.json has no p99_ms")?;
+    metrics.push(Metric {
+        name: "pg_p99_ms",
+        value: p99,
+        unit: "ms",
+        target: "< 20",
+        met: p99 < 20.0,
+        baseline: format!(
+            "the commit itself, call to return: p50 {} ms, p99 {} ms",
+            latency["commit_p50_ms"], latency["commit_p99_ms"]
+        ),
+        how: format!(
+            "commit call -> receiver start in another process, 500 changes/s offered for {} s after 1 s unrecorded, HDR histogram over {} samples: p50 {} ms, p999 {} ms; tests/benches/pg_scale.rs, latency",
+            latency["seconds"], latency["samples"], latency["p50_ms"], latency["p999_ms"]
+        ),
+        detail: latency,
+    });
+    Ok(())
 }
 
 /// A one-line description of this machine: CPU, cores, kernel, rustc.

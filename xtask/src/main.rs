@@ -114,7 +114,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 
 /// The PostgreSQL server the tests use: `JOBHOOKS_TEST_PG` when set, else a throwaway cluster
 /// started here (installing Debian's `postgresql` package first when its binaries are missing).
-fn postgres_for_tests() -> Result<String, String> {
+pub(crate) fn postgres_for_tests() -> Result<String, String> {
     if let Ok(url) = std::env::var("JOBHOOKS_TEST_PG")
         && !url.is_empty()
     {
