@@ -79,23 +79,40 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // A test runner may name the test to run; with no name, both run.
-    let named = |name: &str| args.iter().all(|arg| arg.starts_with('-')) || args.iter().any(|arg| arg == name);
+    // A test runner may name the test to run; with no name, both run. `--trials N` runs them N
+    // times (`cargo xtask crash` does), each killing or restarting at another moment of the runs.
+    let trials = match args.iter().position(|arg| arg == "--trials") {
+        Some(at) => match args.get(at + 1).and_then(|n| n.parse::<usize>().ok()) {
+            Some(trials) => trials,
+            None => {
+                eprintln!("--trials needs a number");
+                return ExitCode::from(2);
+            }
+        },
+        None => 1,
+    };
+    let named = |name: &str| {
+        let names: Vec<&String> =
+            args.iter().filter(|arg| !arg.starts_with('-') && arg.parse::<usize>().is_err()).collect();
+        names.is_empty() || names.iter().any(|arg| *arg == name)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     match (std::env::var(CHILD_ENV).ok().as_deref(), std::env::var(URL_ENV)) {
         (Some("dispatch"), Ok(url)) => runtime.block_on(dispatch(&url)),
         (Some("commit"), Ok(url)) => runtime.block_on(commit(&url)),
         _ => {
             let mut failed = false;
-            for (name, restart) in [(KILL_TEST, false), (RESTART_TEST, true)] {
-                if !named(name) {
-                    continue;
-                }
-                match runtime.block_on(parent(restart)) {
-                    Ok(summary) => println!("{name}: {summary}"),
-                    Err(violation) => {
-                        eprintln!("{name} FAILED: {violation}");
-                        failed = true;
+            for trial in 1..=trials {
+                for (name, restart) in [(KILL_TEST, false), (RESTART_TEST, true)] {
+                    if !named(name) {
+                        continue;
+                    }
+                    match runtime.block_on(parent(restart)) {
+                        Ok(summary) => println!("{name} (trial {trial} of {trials}): {summary}"),
+                        Err(violation) => {
+                            eprintln!("{name} (trial {trial} of {trials}) FAILED: {violation}");
+                            failed = true;
+                        }
                     }
                 }
             }

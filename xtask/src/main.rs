@@ -7,7 +7,8 @@
 //! - `cargo xtask bench [--quick]`: every bench, then `target/bench/summary.json` and the figures
 //!   table of `docs/benchmarks.md` (`xtask/src/bench.rs`).
 //! - `cargo xtask demo`: the main job, `jobhooks demo`: the seed scenarios end to end.
-//! - `cargo xtask crash [--trials N] [--seed S]`: the crash harness (`tests/src/bin/crash-harness.rs`).
+//! - `cargo xtask crash [--trials N] [--seed S]`: the crash harness (`tests/src/bin/crash-harness.rs`),
+//!   then the PostgreSQL processes killed and the server restarted (`tests/tests/pg_processes.rs`).
 //! - `cargo xtask soak [--changes N]`: the soak (`tests/src/bin/soak.rs`).
 //! - `cargo xtask fuzz <target> [--seconds N]`: a cargo-fuzz target from `fuzz/`, on the stable
 //!   toolchain (no sanitizer; install cargo-fuzz with `cargo install cargo-fuzz`).
@@ -30,8 +31,9 @@ tasks:
   demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)
   bench [--quick]
         every bench; writes target/bench/summary.json and the table in docs/benchmarks.md
-  crash [--trials N] [--seed S]
-        SIGKILL a realistic workload at random moments and check that nothing is lost
+  crash [--trials N] [--seed S] [--pg-trials N]
+        SIGKILL a realistic workload at random moments and check that nothing is lost; then
+        kill one of three PostgreSQL dispatcher processes and restart the server under two
   soak [--changes N]
         N changes (default 1,000,000) through to completed runs, with retention; memory and size
   fuzz <target> [--seconds N]
@@ -41,12 +43,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("crash") => {
-            let mut harness =
-                vec!["run", "--release", "--quiet", "--package", "jobhooks-tests", "--bin", "crash-harness", "--"];
-            harness.extend(args[1..].iter().map(String::as_str));
-            cargo(&harness, &[])
-        }
+        Some("crash") => crash(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => {
@@ -110,6 +107,31 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!("fuzz target {target} failed ({status}): see fuzz/artifacts/{target}/"))
     }
+}
+
+/// The reliability harness: the sled store killed at random moments (`crash-harness`, which takes
+/// `--trials N` and `--seed S`), then the PostgreSQL store's processes, one of three dispatchers
+/// killed mid-run and the server restarted under two (`tests/tests/pg_processes.rs`),
+/// `--pg-trials N` times (default 3).
+fn crash(args: &[String]) -> Result<(), String> {
+    let mut pg_trials = "3".to_owned();
+    let mut sled_args = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--pg-trials" {
+            pg_trials = rest.next().ok_or("--pg-trials needs a number")?.clone();
+        } else {
+            sled_args.push(arg.as_str());
+        }
+    }
+    let mut harness =
+        vec!["run", "--release", "--quiet", "--package", "jobhooks-tests", "--bin", "crash-harness", "--"];
+    harness.extend(sled_args);
+    cargo(&harness, &[])?;
+    let postgres = postgres_for_tests()?;
+    let processes = ["test", "--release", "--quiet", "--package", "jobhooks-tests", "--test", "pg_processes", "--"];
+    let processes: Vec<&str> = processes.into_iter().chain(["--trials", pg_trials.as_str()]).collect();
+    cargo(&processes, &[("JOBHOOKS_TEST_PG", postgres.as_str())])
 }
 
 /// The PostgreSQL server the tests use: `JOBHOOKS_TEST_PG` when set, else a throwaway cluster
