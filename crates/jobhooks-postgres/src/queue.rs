@@ -9,8 +9,8 @@ use jobhooks_model::ports::{
     QueueReader, ResultFilter, Retention,
 };
 use jobhooks_model::{
-    ChangeFacts, ChangeId, ContentType, JobInputs, JobResult, JobStatus, MaintenanceError, ObjectRef, OffsetDateTime,
-    QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
+    Attempts, ChangeFacts, ChangeId, ContentType, JobInputs, JobResult, JobStatus, MaintenanceError, ObjectRef,
+    OffsetDateTime, QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
 };
 use tokio_postgres::Row;
 
@@ -141,6 +141,40 @@ async fn line_of(client: &impl Db, inputs: &JobInputs) -> Result<Option<String>,
     Ok(known.then(|| line_key(&object)))
 }
 
+/// Claims up to `max` pending heads in one statement: each gets the `started` status, one more
+/// attempt and lease, and `deadline`.
+async fn claim_pending(
+    client: &impl Db,
+    max: usize,
+    deadline: OffsetDateTime,
+    now: OffsetDateTime,
+    started: JobStatus,
+) -> Result<Vec<(Lease, JobResult)>, QueueError> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let returned: String = RUN_COLUMNS.split(", ").map(|column| format!("r.{column}")).collect::<Vec<_>>().join(", ");
+    let rows = client
+        .query(
+            &format!(
+                "WITH picked AS (SELECT id FROM jobhooks_runs WHERE head AND status = 'PENDING'
+                                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 UPDATE jobhooks_runs r SET status = $2, attempts = r.attempts + 1, leases = r.leases + 1,
+                     deadline = $3, started = $4, due = NULL
+                 FROM picked WHERE r.id = picked.id
+                 RETURNING {returned}"
+            ),
+            &[&limit, &status_name(started), &deadline, &now],
+        )
+        .await
+        .map_err(db_error("cannot claim runs"))?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let RunRow { result, leases, .. } = run_of(row)?;
+        claimed.push((Lease { run: result.id, token: leases as u64, deadline }, result));
+    }
+    claimed.sort_by_key(|(lease, _)| lease.run);
+    Ok(claimed)
+}
+
 /// The new state of completed runs, column by column, written in one statement.
 #[derive(Default)]
 struct CompletionColumns {
@@ -192,49 +226,16 @@ impl PgStore {
         Ok(())
     }
 
-    async fn first_retry(&self) -> Result<Option<OffsetDateTime>, StorageFailure> {
-        let client = self.client().await?;
-        let row = client
-            .query_one("SELECT min(due) FROM jobhooks_runs WHERE status = 'RETRYING'", &[])
-            .await
-            .map_err(db_error("cannot read the retries"))?;
-        Ok(row.get(0))
-    }
-}
-
-#[async_trait::async_trait]
-impl JobQueue for PgStore {
-    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        if crate::catalog::job(&transaction, job).await?.is_none() {
-            return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
-        }
-        let line = line_of(&transaction, &inputs).await?;
-        lines::lock(&transaction, line.as_deref()).await?;
-        let run = insert_run(&transaction, job, user.as_deref(), &inputs, line.as_deref(), self.now()).await?;
-        transaction.commit().await.map_err(db_error("cannot queue a run"))?;
-        self.work_ready();
-        Ok(run)
-    }
-
-    async fn lease_next(
+    /// Claims up to `max` runs of any claimable kind (pending, claimed past their deadline,
+    /// retrying and due) in one transaction, each moved by the model's steps.
+    async fn claim_any(
         &self,
         now: OffsetDateTime,
-        lease_for: Duration,
-    ) -> Result<Option<(Lease, JobResult)>, QueueError> {
-        Ok(self.lease_batch(now, lease_for, 1).await?.pop())
-    }
-
-    async fn lease_batch(
-        &self,
-        now: OffsetDateTime,
-        lease_for: Duration,
+        deadline: OffsetDateTime,
         max: usize,
     ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let deadline = now.max(self.now()) + lease_for;
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = transaction
             .query(
@@ -285,6 +286,77 @@ impl JobQueue for PgStore {
                 .map_err(db_error("cannot claim runs"))?;
         }
         transaction.commit().await.map_err(db_error("cannot claim runs"))?;
+        Ok(claimed)
+    }
+
+    async fn first_retry(&self) -> Result<Option<OffsetDateTime>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT min(due) FROM jobhooks_runs WHERE status = 'RETRYING'", &[])
+            .await
+            .map_err(db_error("cannot read the retries"))?;
+        Ok(row.get(0))
+    }
+}
+
+#[async_trait::async_trait]
+impl JobQueue for PgStore {
+    async fn enqueue(&self, job: &str, user: Option<String>, inputs: JobInputs) -> Result<RunId, QueueError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        if crate::catalog::job(&transaction, job).await?.is_none() {
+            return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
+        }
+        let line = line_of(&transaction, &inputs).await?;
+        lines::lock(&transaction, line.as_deref()).await?;
+        let run = insert_run(&transaction, job, user.as_deref(), &inputs, line.as_deref(), self.now()).await?;
+        transaction.commit().await.map_err(db_error("cannot queue a run"))?;
+        self.work_ready();
+        Ok(run)
+    }
+
+    async fn lease_next(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+    ) -> Result<Option<(Lease, JobResult)>, QueueError> {
+        Ok(self.lease_batch(now, lease_for, 1).await?.pop())
+    }
+
+    async fn lease_batch(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
+        let deadline = now.max(self.now()) + lease_for;
+        let leased = transition(JobStatus::Pending, RunEvent::Leased)?;
+        let mut claimed = Vec::new();
+        // Most claims take pending runs only, for which the model's step is a plain increment of
+        // the attempts: one statement, no transaction around it. Runs whose claim lapsed or whose
+        // retry is due need the model run by run, in the transaction below.
+        if leased.attempts == Attempts::Increment {
+            let client = self.client().await?;
+            claimed = claim_pending(&client, max, deadline, now, leased.to).await?;
+            if claimed.len() >= max {
+                return Ok(claimed);
+            }
+            let lapsed_or_due: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM jobhooks_runs WHERE status = 'STARTED' AND deadline <= $1)
+                         OR EXISTS (SELECT 1 FROM jobhooks_runs WHERE status = 'RETRYING' AND due <= $1)",
+                    &[&now],
+                )
+                .await
+                .map_err(db_error("cannot claim runs"))?
+                .get(0);
+            if !lapsed_or_due {
+                return Ok(claimed);
+            }
+            // The transaction takes a connection of its own; a pool of one must not wait for it.
+            drop(client);
+        }
+        claimed.extend(self.claim_any(now, deadline, max - claimed.len()).await?);
         Ok(claimed)
     }
 

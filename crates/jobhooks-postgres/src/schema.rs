@@ -123,6 +123,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobhooks_runs_claimable ON jobhooks_runs (id)
         WHERE head AND status IN ('PENDING', 'STARTED', 'RETRYING');
     "#,
+    // 4: claims indexed by deadline, so that finding a lapsed one reads no claim that holds.
+    r#"
+    CREATE INDEX jobhooks_runs_claims ON jobhooks_runs (deadline) WHERE status = 'STARTED';
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.
