@@ -9,8 +9,8 @@ use jobhooks_model::ports::{
     QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
-    CatalogError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobInputs, JobRecord, JobResult, JobSpec, MaintenanceError, Object, ObjectChange, ObjectRef,
+    ApiToken, CatalogError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch,
+    JobHook, JobHookPatch, JobInputs, JobRecord, JobResult, JobSpec, MaintenanceError, Object, ObjectChange, ObjectRef,
     OffsetDateTime, QueueError, RunId, StorageFailure, User, async_trait,
 };
 use uuid::Uuid;
@@ -160,6 +160,18 @@ impl<S: Catalog> Catalog for FaultyStore<S> {
     }
     async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
         self.inner.list_users().await
+    }
+    async fn add_token(&self, token: ApiToken) -> Result<(), CatalogError> {
+        self.inner.add_token(token).await
+    }
+    async fn get_token(&self, id: &str) -> Result<Option<ApiToken>, StorageFailure> {
+        self.inner.get_token(id).await
+    }
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StorageFailure> {
+        self.inner.list_tokens(user).await
+    }
+    async fn delete_token(&self, id: &str) -> Result<ApiToken, CatalogError> {
+        self.inner.delete_token(id).await
     }
 }
 

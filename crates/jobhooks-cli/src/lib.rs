@@ -36,12 +36,14 @@ use clap::{Args, Parser, Subcommand};
 use jobhooks_dispatch::{Dispatcher, DispatcherConfig, PressError};
 use jobhooks_model::ports::{ObjectReader, ResultFilter, Storage, SyncMode};
 use jobhooks_model::{
-    Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton,
-    JobButtonPatch, JobHook, JobHookPatch, JobStatus, Object, ObjectRef, Permission, RunId, StoreError, User, Value,
+    Action, ApiToken, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton,
+    JobButtonPatch, JobHook, JobHookPatch, JobStatus, Object, ObjectRef, OffsetDateTime, Permission, RunId, StoreError,
+    User, Value,
 };
 use jobhooks_register::Registry;
 use jobhooks_store::Store;
 use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
 
 /// Runs the command line with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
@@ -379,6 +381,28 @@ enum UsersCommand {
     },
     /// List users.
     List,
+    /// API tokens: the server's `Authorization: Token <key>`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for USERNAME and print its key, alone on stdout (`--json`: `{"key": …}`). The
+    /// key is shown this once: the store keeps only its hash.
+    Add {
+        username: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List tokens (of USERNAME, or all): id, user, created, expires, description; never keys.
+    List { username: Option<String> },
+    /// Revoke a token by its id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -792,6 +816,55 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
     Ok(())
 }
 
+async fn tokens<S: Storage + 'static>(s: &Session<S>, command: TokenCommand) -> Outcome {
+    match command {
+        TokenCommand::Add { username, expires_in_days, description } => {
+            let user = s.user(&username).await?;
+            let now = OffsetDateTime::now_utc();
+            let expires = expires_in_days.map(|days| now + Duration::from_secs(u64::from(days) * 86_400));
+            let issued = ApiToken::issue(&user.username, now, expires, description);
+            s.store.add_token(issued.token).await?;
+            s.print(&serde_json::json!({ "key": issued.key }), |_| issued.key.clone());
+        }
+        TokenCommand::List { username } => {
+            let tokens = s.store.list_tokens(username.as_deref()).await?;
+            let shown: Vec<serde_json::Value> = tokens
+                .iter()
+                .map(|token| {
+                    serde_json::json!({
+                        "id": token.id, "user": token.user, "created": token.created.format(&Rfc3339).unwrap_or_default(),
+                        "expires": token.expires.and_then(|at| at.format(&Rfc3339).ok()), "description": token.description,
+                    })
+                })
+                .collect();
+            s.print(&shown, |_| {
+                tokens
+                    .iter()
+                    .map(|token| {
+                        let expires = token.expires.and_then(|at| at.format(&Rfc3339).ok());
+                        format!(
+                            "{}  {}  created {}  expires {}  {}",
+                            token.id,
+                            token.user,
+                            token.created.format(&Rfc3339).unwrap_or_default(),
+                            expires.as_deref().unwrap_or("never"),
+                            token.description
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        TokenCommand::Revoke { id } => {
+            let token = s.store.delete_token(&id).await?;
+            s.print(&serde_json::json!({ "revoked": token.id, "user": token.user }), |_| {
+                format!("revoked token {} of {}", token.id, token.user)
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn users<S: Storage + 'static>(s: &Session<S>, command: UsersCommand) -> Outcome {
     match command {
         UsersCommand::Add { username, superuser, perms, run_jobs } => {
@@ -803,6 +876,7 @@ async fn users<S: Storage + 'static>(s: &Session<S>, command: UsersCommand) -> O
             s.store.put_user(user.clone()).await?;
             s.print(&user, |u| format!("added user {}", u.username));
         }
+        UsersCommand::Token(command) => tokens(s, command).await?,
         UsersCommand::List => {
             let users = s.store.list_users().await?;
             s.print(&users, |users| {

@@ -316,3 +316,30 @@ fn object_data_that_is_not_a_json_object_is_refused_and_nothing_is_written() {
     assert!(stderr.contains("does not exist"), "{stderr}");
     assert_eq!(json(&db, &["changes", "list"]), serde_json::json!([]), "no change was recorded");
 }
+
+#[test]
+fn api_tokens_are_shown_once_listed_without_keys_and_revoked() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice"]);
+    let key = ok(&db, &["users", "token", "add", "alice", "--description", "laptop"]);
+    let key = key.strip_suffix('\n').expect("the key alone on one line");
+    assert!(key.starts_with("jh_") && !key.contains(char::is_whitespace), "{key}");
+    let with_json = json(&db, &["users", "token", "add", "alice", "--expires-in-days", "30"]);
+    let second = with_json["key"].as_str().expect("--json gives the key");
+    assert_ne!(second, key);
+
+    let listed = json(&db, &["users", "token", "list", "alice"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["description"], "laptop");
+    assert!(listed[0]["expires"].is_null() && listed[1]["expires"].is_string());
+    let text = ok(&db, &["users", "token", "list"]);
+    assert!(!text.contains(&key[20..]) && !text.contains(&second[20..]), "a key was printed: {text}");
+    let id = listed[0]["id"].as_str().unwrap();
+    assert!(key.contains(id));
+
+    assert!(ok(&db, &["users", "token", "revoke", id]).contains(&format!("revoked token {id} of alice")));
+    assert_eq!(json(&db, &["users", "token", "list", "alice"]).as_array().unwrap().len(), 1);
+    assert_eq!(fails(&db, &["users", "token", "revoke", id], 2).trim(), format!("error: token `{id}` does not exist"));
+    assert!(fails(&db, &["users", "token", "add", "nobody"], 2).contains("user `nobody` does not exist"));
+}

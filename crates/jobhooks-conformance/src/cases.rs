@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jobhooks_model::ports::{ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
-    Action, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHookPatch, JobKind, JobStatus,
-    MaintenanceError, OffsetDateTime, PendingChange, QueueError, RunId, SyncMode, User, json,
+    Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHookPatch, JobKind,
+    JobStatus, MaintenanceError, OffsetDateTime, PendingChange, QueueError, RunId, SyncMode, User, json,
 };
 use proptest::prelude::*;
 
@@ -107,6 +107,41 @@ pub async fn users_are_stored_and_names_checked<S: Storage>(store: &S) {
     let bad = User { username: "bad\u{0}name".into(), is_superuser: false, permissions: Vec::new() };
     assert!(matches!(store.put_user(bad).await.unwrap_err(), CatalogError::Invalid(_)));
     assert_eq!(store.get_user("nobody").await.unwrap(), None);
+}
+
+/// API tokens are stored as issued (their key's hash, never the key), found by id, listed by
+/// user oldest first, and revoked; a token of an unknown user or with a taken id is refused.
+pub async fn tokens_are_kept_by_hash_and_revoked<S: Storage>(store: &S) {
+    store.put_user(User::new("bob").unwrap()).await.unwrap();
+    store.put_user(User::new("carol").unwrap()).await.unwrap();
+    let now = jobhooks_model::OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let later = now + Duration::from_secs(60);
+    let first = ApiToken::issue("bob", now, Some(later), "laptop");
+    let second = ApiToken::issue("bob", later, None, "ci");
+    let carols = ApiToken::issue("carol", now, None, "");
+    for issued in [&first, &second, &carols] {
+        store.add_token(issued.token.clone()).await.unwrap();
+    }
+    let stored = store.get_token(&first.token.id).await.unwrap().expect("the token is stored");
+    assert_eq!(stored, first.token);
+    assert!(stored.accepts(&first.key, now).is_ok(), "the stored hash accepts the key");
+    assert!(stored.accepts(&second.key, now).is_err());
+    let ids = |tokens: Vec<ApiToken>| tokens.into_iter().map(|token| token.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_tokens(Some("bob")).await.unwrap()), [first.token.id.clone(), second.token.id.clone()]);
+    assert_eq!(store.list_tokens(None).await.unwrap().len(), 3);
+
+    let stranger = ApiToken::issue("nobody", now, None, "");
+    let refused = store.add_token(stranger.token).await.unwrap_err();
+    assert!(matches!(&refused, CatalogError::NotFound { kind: "user", .. }), "{refused:?}");
+    let mut twin = ApiToken::issue("carol", now, None, "").token;
+    twin.id = carols.token.id.clone();
+    assert!(matches!(store.add_token(twin).await.unwrap_err(), CatalogError::Invalid(_)));
+    assert_eq!(store.get_token(&carols.token.id).await.unwrap(), Some(carols.token.clone()), "the first one stays");
+
+    assert_eq!(store.delete_token(&first.token.id).await.unwrap(), first.token);
+    assert_eq!(store.get_token(&first.token.id).await.unwrap(), None);
+    let again = store.delete_token(&first.token.id).await.unwrap_err();
+    assert!(matches!(again, CatalogError::NotFound { kind: "token", .. }), "{again:?}");
 }
 
 /// A commit records one change per merged change, with Nautobot's snapshots, and applies it to

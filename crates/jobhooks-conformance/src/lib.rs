@@ -28,10 +28,11 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 16] = [
+pub const CASES: [&str; 17] = [
     "catalog_validates_with_nautobots_messages",
     "job_sync_follows_its_mode",
     "users_are_stored_and_names_checked",
+    "tokens_are_kept_by_hash_and_revoked",
     "commits_record_changes_and_objects",
     "record_only_commits_leave_the_repository_alone",
     "changes_are_found_by_object_request_and_time",
@@ -57,6 +58,7 @@ macro_rules! store_contract {
             catalog_validates_with_nautobots_messages,
             job_sync_follows_its_mode,
             users_are_stored_and_names_checked,
+            tokens_are_kept_by_hash_and_revoked,
             commits_record_changes_and_objects,
             record_only_commits_leave_the_repository_alone,
             changes_are_found_by_object_request_and_time,

@@ -32,6 +32,7 @@ pub mod ports;
 mod retention;
 mod session;
 mod sync;
+mod token;
 mod user;
 
 pub use button::{ButtonClass, JobButton, JobButtonPatch, MAX_BUTTON_TEXT_LEN, validate_button};
@@ -54,6 +55,7 @@ pub use object::Object;
 pub use retention::ChangeFacts;
 pub use session::ChangeSession;
 pub use sync::{JobSyncPlan, SyncMode, SyncReport, plan_job_sync};
+pub use token::{ApiToken, IssuedToken, TokenRefused, validate_new_token};
 pub use user::{Permission, RUN_JOB_PERMISSION, User};
 
 /// Re-exported so receivers implement the traits without naming `async-trait` themselves.

@@ -16,8 +16,8 @@ use crate::error::{CatalogError, ChangeError, MaintenanceError, QueueError, Stor
 pub use crate::lifecycle::{Completion, Outcome};
 pub use crate::sync::{SyncMode, SyncReport};
 use crate::{
-    ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
-    JobRecord, JobResult, JobSpec, JobStatus, Object, ObjectChange, ObjectRef, RunId, User,
+    ApiToken, ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch,
+    JobInputs, JobRecord, JobResult, JobSpec, JobStatus, Object, ObjectChange, ObjectRef, RunId, User,
 };
 
 /// Reads application objects.
@@ -134,6 +134,16 @@ pub trait Catalog: Send + Sync {
     async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure>;
     /// Every user, by name.
     async fn list_users(&self) -> Result<Vec<User>, StorageFailure>;
+
+    /// Stores an API token (see [`ApiToken::issue`]). Its user must exist (`NotFound`), its id
+    /// must be new (`Invalid`).
+    async fn add_token(&self, token: ApiToken) -> Result<(), CatalogError>;
+    /// The token with this id.
+    async fn get_token(&self, id: &str) -> Result<Option<ApiToken>, StorageFailure>;
+    /// The tokens of `user` (all tokens for `None`), oldest first.
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StorageFailure>;
+    /// Revokes a token: it is removed, and returned.
+    async fn delete_token(&self, id: &str) -> Result<ApiToken, CatalogError>;
 }
 
 /// A claim on one queued run, valid until `deadline`. Another worker may take the run over once

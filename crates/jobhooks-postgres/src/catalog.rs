@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
-    CatalogError, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, JobSyncPlan, StorageFailure,
-    SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook, validate_name,
+    ApiToken, CatalogError, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, JobSyncPlan,
+    StorageFailure, SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook, validate_name,
+    validate_new_token,
 };
 use tokio_postgres::Row;
 
@@ -392,5 +393,75 @@ impl Catalog for PgStore {
             .await
             .map_err(db_error("cannot read the users"))?;
         rows.iter().map(user_of).collect()
+    }
+
+    async fn add_token(&self, token: ApiToken) -> Result<(), CatalogError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
+        let row = transaction
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM jobhooks_users WHERE username = $1 FOR SHARE),
+                        EXISTS (SELECT 1 FROM jobhooks_tokens WHERE id = $2)",
+                &[&token.user, &token.id],
+            )
+            .await
+            .map_err(db_error("cannot read the token's user"))?;
+        validate_new_token(&token, row.get(0), row.get(1))?;
+        transaction
+            .execute(
+                "INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&token.id, &token.user, &token.key_hash, &token.created, &token.expires, &token.description],
+            )
+            .await
+            .map_err(db_error("cannot write a token"))?;
+        transaction.commit().await.map_err(db_error("cannot write a token"))?;
+        Ok(())
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<ApiToken>, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {TOKEN_COLUMNS} FROM jobhooks_tokens WHERE id = $1"), &[&id])
+            .await
+            .map_err(db_error("cannot read a token"))?;
+        Ok(row.as_ref().map(token_of))
+    }
+
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StorageFailure> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {TOKEN_COLUMNS} FROM jobhooks_tokens WHERE ($1::text IS NULL OR username = $1)
+                     ORDER BY created, id"
+                ),
+                &[&user],
+            )
+            .await
+            .map_err(db_error("cannot read the tokens"))?;
+        Ok(rows.iter().map(token_of).collect())
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<ApiToken, CatalogError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("DELETE FROM jobhooks_tokens WHERE id = $1 RETURNING {TOKEN_COLUMNS}"), &[&id])
+            .await
+            .map_err(db_error("cannot revoke a token"))?;
+        row.as_ref().map(token_of).ok_or_else(|| CatalogError::NotFound { kind: "token", key: id.to_owned() })
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, username, key_hash, created, expires, description";
+
+fn token_of(row: &Row) -> ApiToken {
+    ApiToken {
+        id: row.get(0),
+        user: row.get(1),
+        key_hash: row.get(2),
+        created: row.get(3),
+        expires: row.get(4),
+        description: row.get(5),
     }
 }

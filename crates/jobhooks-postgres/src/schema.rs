@@ -127,6 +127,18 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX jobhooks_runs_claims ON jobhooks_runs (deadline) WHERE status = 'STARTED';
     "#,
+    // 5: API tokens, by the id their key carries; a token goes with its user.
+    r#"
+    CREATE TABLE jobhooks_tokens (
+        id          text PRIMARY KEY,
+        username    text NOT NULL REFERENCES jobhooks_users (username) ON DELETE CASCADE,
+        key_hash    text NOT NULL,
+        created     timestamptz NOT NULL,
+        expires     timestamptz,
+        description text NOT NULL
+    );
+    CREATE INDEX jobhooks_tokens_by_user ON jobhooks_tokens (username, created, id);
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

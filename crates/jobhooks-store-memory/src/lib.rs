@@ -34,11 +34,11 @@ use jobhooks_model::ports::{
     QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
-    Action, CatalogError, ChangeContext, ChangeError, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock,
+    Action, ApiToken, CatalogError, ChangeContext, ChangeError, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock,
     ContentType, CountChange, IllegalTransition, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
     JobRecord, JobResult, JobSpec, JobStatus, MaintenanceError, Object, ObjectChange, ObjectRef, OffsetDateTime,
     QUEUED, QueueError, RunEvent, RunId, StorageFailure, User, lapse_entry, match_hooks, plan_job_sync, system_clock,
-    transition, validate_button, validate_hook, validate_name,
+    transition, validate_button, validate_hook, validate_name, validate_new_token,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -97,6 +97,7 @@ struct State {
     hooks: BTreeMap<String, JobHook>,
     buttons: BTreeMap<String, JobButton>,
     users: BTreeMap<String, User>,
+    tokens: BTreeMap<String, ApiToken>,
     changes: BTreeMap<ChangeId, Recorded>,
     changes_by_object: BTreeMap<ObjectRef, Vec<ChangeId>>,
     changes_by_request: BTreeMap<Uuid, Vec<ChangeId>>,
@@ -496,6 +497,28 @@ impl Catalog for MemoryStore {
 
     async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
         Ok(self.state().users.values().cloned().collect())
+    }
+
+    async fn add_token(&self, token: ApiToken) -> Result<(), CatalogError> {
+        let mut state = self.state();
+        validate_new_token(&token, state.users.contains_key(&token.user), state.tokens.contains_key(&token.id))?;
+        state.tokens.insert(token.id.clone(), token);
+        Ok(())
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<ApiToken>, StorageFailure> {
+        Ok(self.state().tokens.get(id).cloned())
+    }
+
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StorageFailure> {
+        let mut tokens: Vec<ApiToken> =
+            self.state().tokens.values().filter(|token| user.is_none_or(|user| token.user == user)).cloned().collect();
+        tokens.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(tokens)
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<ApiToken, CatalogError> {
+        self.state().tokens.remove(id).ok_or_else(|| CatalogError::NotFound { kind: "token", key: id.to_owned() })
     }
 }
 

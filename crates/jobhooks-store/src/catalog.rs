@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
-    Action, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec,
+    Action, ApiToken, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec,
     JobSyncPlan, StorageFailure, SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook,
-    validate_name,
+    validate_name, validate_new_token,
 };
 
 use crate::disk::Stored;
@@ -22,6 +22,7 @@ pub(crate) struct CatalogCache {
     hooks: BTreeMap<String, JobHook>,
     buttons: BTreeMap<String, JobButton>,
     users: BTreeMap<String, User>,
+    tokens: BTreeMap<String, ApiToken>,
     hook_index: HashMap<(ContentType, Action), BTreeSet<String>>,
 }
 
@@ -45,6 +46,7 @@ impl CatalogCache {
             jobs: load_all(st, keys::JOB, "job")?,
             buttons: load_all(st, keys::BUTTON, "job button")?,
             users: load_all(st, keys::USER, "user")?,
+            tokens: load_all(st, keys::TOKEN, "token")?,
             ..Self::default()
         };
         let hooks: BTreeMap<String, JobHook> = load_all(st, keys::HOOK, "job hook")?;
@@ -134,6 +136,17 @@ impl CatalogCache {
         staging.put_record(keys::named(keys::USER, &user.username), &user)?;
         self.users.insert(user.username.clone(), user);
         Ok(())
+    }
+
+    fn put_token(&mut self, staging: &mut Staging<'_>, token: ApiToken) -> Result<(), StorageFailure> {
+        staging.put_record(keys::named(keys::TOKEN, &token.id), &token)?;
+        self.tokens.insert(token.id.clone(), token);
+        Ok(())
+    }
+
+    fn remove_token(&mut self, staging: &mut Staging<'_>, id: &str) -> Option<ApiToken> {
+        staging.remove(keys::named(keys::TOKEN, id));
+        self.tokens.remove(id)
     }
 
     fn remove_button(&mut self, staging: &mut Staging<'_>, name: &str) -> Option<JobButton> {
@@ -302,5 +315,38 @@ impl Catalog for Store {
 
     async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
         Ok(self.catalog().users.values().cloned().collect())
+    }
+
+    async fn add_token(&self, token: ApiToken) -> Result<(), CatalogError> {
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
+            validate_new_token(
+                &token,
+                catalog.users.contains_key(&token.user),
+                catalog.tokens.contains_key(&token.id),
+            )?;
+            Ok(catalog.put_token(st, token)?)
+        })
+        .await
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<ApiToken>, StorageFailure> {
+        Ok(self.catalog().tokens.get(id).cloned())
+    }
+
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StorageFailure> {
+        let catalog = self.catalog();
+        let mut tokens: Vec<ApiToken> =
+            catalog.tokens.values().filter(|token| user.is_none_or(|user| token.user == user)).cloned().collect();
+        tokens.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(tokens)
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<ApiToken, CatalogError> {
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
+            catalog.remove_token(st, id).ok_or_else(|| not_found("token", id))
+        })
+        .await
     }
 }

@@ -11,9 +11,9 @@
 //! fields.
 
 use jobhooks_model::{
-    Action, ButtonClass, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobInputs, JobKind, JobRecord,
-    JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, ObjectChange, ObjectRef, OffsetDateTime, Permission, RunId,
-    User, Value,
+    Action, ApiToken, ButtonClass, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobInputs, JobKind,
+    JobRecord, JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, ObjectChange, ObjectRef, OffsetDateTime,
+    Permission, RunId, User, Value, validate_name,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -262,6 +262,52 @@ impl Stored for User {
             .map(|permission| Permission { jobs: permission.jobs, ..Permission::new(permission.name) })
             .collect();
         Ok(user)
+    }
+}
+
+/// An API token (`tok/` values): its key's hash, never the key. Added within format 3: a store
+/// without tokens has no `tok/` keys.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct TokenRecord {
+    id: String,
+    user: String,
+    key_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    expires: Option<OffsetDateTime>,
+    description: String,
+}
+
+impl Stored for ApiToken {
+    type Record = TokenRecord;
+
+    fn to_record(&self) -> TokenRecord {
+        TokenRecord {
+            id: self.id.clone(),
+            user: self.user.clone(),
+            key_hash: self.key_hash.clone(),
+            created: self.created,
+            expires: self.expires,
+            description: self.description.clone(),
+        }
+    }
+
+    fn from_record(record: TokenRecord) -> Result<Self, String> {
+        ApiToken::id_of_key(&format!("jh_{}_00", record.id))
+            .map_err(|_| format!("invalid token id `{}`", record.id))?;
+        validate_name("username", &record.user).map_err(|e| e.to_string())?;
+        if record.key_hash.len() != 64 || !record.key_hash.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err("its key hash is not a SHA-256 in hex".into());
+        }
+        Ok(ApiToken {
+            id: record.id,
+            user: record.user,
+            key_hash: record.key_hash,
+            created: record.created,
+            expires: record.expires,
+            description: record.description,
+        })
     }
 }
 

@@ -14,6 +14,7 @@ pub const JOB: &[u8] = b"job/";
 pub const HOOK: &[u8] = b"hok/";
 pub const BUTTON: &[u8] = b"btn/";
 pub const USER: &[u8] = b"usr/";
+pub const TOKEN: &[u8] = b"tok/";
 pub const CHANGE: &[u8] = b"chg/";
 pub const CHANGE_BY_OBJECT: &[u8] = b"cob/";
 pub const CHANGE_BY_REQUEST: &[u8] = b"crq/";
