@@ -193,7 +193,7 @@ fn no_proc_macro_crates() -> Result<(), String> {
 /// The jobhooks crates each library crate may depend on (normal dependencies), as
 /// docs/ARCHITECTURE.md states them: a lower layer never names a higher one, the dispatcher never
 /// names a store, and stores and the contract kit know only the model.
-const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 8] = [
+const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 9] = [
     ("jobhooks-diff", &[]),
     ("jobhooks-model", &["jobhooks-diff"]),
     ("jobhooks-register", &["jobhooks-model"]),
@@ -202,6 +202,7 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 8] = [
     ("jobhooks-postgres", &["jobhooks-model"]),
     ("jobhooks-conformance", &["jobhooks-model"]),
     ("jobhooks-dispatch", &["jobhooks-model", "jobhooks-register"]),
+    ("jobhooks-server", &["jobhooks-model", "jobhooks-dispatch"]),
 ];
 
 /// Checks the crate graph from `cargo metadata` against [`ALLOWED_DEPENDENCIES`].

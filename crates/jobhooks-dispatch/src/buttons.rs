@@ -57,6 +57,20 @@ pub enum PressError {
         /// The object's type.
         content_type: String,
     },
+    /// The job is not a job button receiver, so it cannot run on an object.
+    #[error("Job {job} is not a job button receiver")]
+    NotAButtonReceiver {
+        /// The job's class path.
+        job: String,
+    },
+    /// The object to run on does not exist.
+    #[error("{content_type} {id} does not exist")]
+    NoSuchObject {
+        /// The object's type.
+        content_type: String,
+        /// Its id.
+        id: String,
+    },
     /// The store failed or the button does not exist.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -201,17 +215,57 @@ pub async fn press<S: Storage + ?Sized>(
     if !button.content_types.contains(object.content_type()) {
         return Err(PressError::NotAvailable { button: button.name, content_type: object.content_type().to_string() });
     }
-    let job = store.get_job(&button.job).await?;
-    match job {
-        Some(job) if !job.installed => return Err(PressError::NotInstalled),
-        None => return Err(PressError::NotInstalled),
-        Some(job) if !job.enabled => return Err(PressError::NotEnabled),
-        Some(_) if !user.can_run_job(&button.job) => return Err(PressError::PermissionDenied),
-        Some(_) => {}
+    enqueue_checked(store, user, &button.job, object).await
+}
+
+/// Runs the job button receiver `job` on `object` as `user`, the way Nautobot's job run endpoint
+/// does with a button's inputs (`object_pk`, `object_model_name`): refused, in order, when the job
+/// is not installed, not enabled, not a button receiver, when the user may not run it, and when
+/// the object does not exist.
+pub async fn run_job_on<S: Storage + ?Sized>(
+    store: &S,
+    user: &User,
+    job: &str,
+    object: &ObjectRef,
+) -> Result<RunId, PressError> {
+    if let Some(record) = store.get_job(job).await?
+        && record.installed
+        && record.enabled
+        && record.kind != jobhooks_model::JobKind::JobButtonReceiver
+    {
+        return Err(PressError::NotAButtonReceiver { job: job.to_owned() });
     }
+    if store.get_object(object).await?.is_none() {
+        check_job(store, user, job).await?;
+        return Err(PressError::NoSuchObject {
+            content_type: object.content_type().to_string(),
+            id: object.id().to_owned(),
+        });
+    }
+    enqueue_checked(store, user, job, object).await
+}
+
+/// Nautobot's refusals of a run, in order: not installed, not enabled, no permission.
+async fn check_job<S: Storage + ?Sized>(store: &S, user: &User, job: &str) -> Result<(), PressError> {
+    match store.get_job(job).await? {
+        Some(record) if !record.installed => Err(PressError::NotInstalled),
+        None => Err(PressError::NotInstalled),
+        Some(record) if !record.enabled => Err(PressError::NotEnabled),
+        Some(_) if !user.can_run_job(job) => Err(PressError::PermissionDenied),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn enqueue_checked<S: Storage + ?Sized>(
+    store: &S,
+    user: &User,
+    job: &str,
+    object: &ObjectRef,
+) -> Result<RunId, PressError> {
+    check_job(store, user, job).await?;
     let inputs =
         JobInputs::Button { object_pk: object.id().to_owned(), object_model_name: object.content_type().to_string() };
-    Ok(store.enqueue(&button.job, Some(user.username.clone()), inputs).await?)
+    Ok(store.enqueue(job, Some(user.username.clone()), inputs).await?)
 }
 
 #[cfg(test)]

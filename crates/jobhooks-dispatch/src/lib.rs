@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
-pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text};
+pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text, run_job_on};
 pub use retry::{AfterFailure, RetryPolicy};
 
 /// How a dispatcher runs. Start from [`Default`] and change what you need, with the setters or by

@@ -1,0 +1,134 @@
+//! What the API answers when a request cannot be served: JSON bodies with Django REST framework's
+//! shapes (`{"field": ["message"]}` for validation, `{"detail": "…"}` otherwise) and the status
+//! that fits. Bad input is never a 500; a store failure is, and its cause is logged, not sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use jobhooks_dispatch::PressError;
+use jobhooks_model::{
+    CatalogError, ChangeError, MaintenanceError, QueueError, StorageFailure, StoreError, ValidationErrors,
+};
+use serde_json::json;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No credentials, or credentials that are not valid (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller lacks a permission (403).
+    #[error("You do not have permission to perform this action: {0} is required.")]
+    Forbidden(String),
+    /// The caller may not do this, for another reason given (403).
+    #[error("{0}")]
+    Refused(String),
+    /// Nothing at this address (404).
+    #[error("Not found.")]
+    NotFound,
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Fields failed validation (400), with SEMANTICS' messages by field.
+    #[error("validation failed")]
+    Validation(ValidationErrors),
+    /// The request conflicts with the state of a record (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body could not be read as the endpoint's JSON (400, or 413 when too large, 415 when not
+    /// JSON).
+    #[error("{detail}")]
+    Body {
+        /// The status that says why.
+        status: StatusCode,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The store failed (500).
+    #[error("the store failed")]
+    Storage(#[source] StorageFailure),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, json!({ "detail": self.to_string() })),
+            ApiError::Forbidden(_) | ApiError::Refused(_) => {
+                (StatusCode::FORBIDDEN, json!({ "detail": self.to_string() }))
+            }
+            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": self.to_string() })),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, json!({ "detail": self.to_string() })),
+            ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, json!({ "detail": self.to_string() })),
+            ApiError::Body { status, detail } => (*status, json!({ "detail": detail })),
+            ApiError::Storage(failure) => {
+                tracing::error!(error = %failure, "a request failed in the store");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": "The store failed; see the server's log." }))
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Token"));
+        }
+        response
+    }
+}
+
+impl From<StorageFailure> for ApiError {
+    fn from(failure: StorageFailure) -> Self {
+        ApiError::Storage(failure)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Validation(errors) => ApiError::Validation(errors),
+            StoreError::Invalid(error) => ApiError::BadRequest(error.to_string()),
+            StoreError::NotFound { .. } => ApiError::NotFound,
+            StoreError::Storage(failure) => ApiError::Storage(failure),
+            other => ApiError::Conflict(other.to_string()),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+impl From<MaintenanceError> for ApiError {
+    fn from(error: MaintenanceError) -> Self {
+        match error {
+            MaintenanceError::Refused { reason } => ApiError::Conflict(reason),
+            other => StoreError::from(other).into(),
+        }
+    }
+}
+
+impl From<PressError> for ApiError {
+    fn from(error: PressError) -> Self {
+        match error {
+            PressError::Store(error) => error.into(),
+            PressError::NoSuchObject { .. } => ApiError::BadRequest(error.to_string()),
+            PressError::NotAButtonReceiver { .. } | PressError::NotAvailable { .. } => {
+                ApiError::BadRequest(error.to_string())
+            }
+            other => ApiError::Refused(other.to_string()),
+        }
+    }
+}

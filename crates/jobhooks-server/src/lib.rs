@@ -1,0 +1,79 @@
+//! The jobhooks REST API, shaped like Nautobot's (`/api/extras/job-hooks/`, `/api/extras/jobs/`,
+//! `/api/extras/job-results/`, …), over any store that implements the ports.
+//!
+//! - **Authentication**: `Authorization: Token <key>` with a key issued by
+//!   `jobhooks users token add` ([`jobhooks_model::ApiToken`]); 401 without a valid one.
+//! - **Permissions** are the users' own, Django style: `extras.view_jobhook`, `extras.add_jobhook`,
+//!   `extras.change_jobhook`, `extras.delete_jobhook`, `extras.view_job`, `extras.change_job`,
+//!   `extras.view_jobresult`, and `extras.run_job` (with the job's own object-level limits) to run
+//!   a job on an object or replay a run; superusers may do all. 403 names the permission missing.
+//! - **Lists** paginate with `limit` and `offset` and answer `count`, `next`, `previous` and
+//!   `results`.
+//! - **Errors** are JSON: `{"field": ["message"]}` for validation, with the messages of the
+//!   catalog's rules, `{"detail": "…"}` otherwise; bad input is a 4xx, never a 500. Bodies are at
+//!   most [`BODY_LIMIT`] bytes.
+//!
+//! Serving a store (the `jobhooks serve` command does this with the dispatcher beside it):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use jobhooks_server::{AppState, router, serve};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let store = Arc::new(jobhooks_store_memory::MemoryStore::new());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! // This one stops at once; a real server stops on SIGTERM or SIGINT.
+//! serve(listener, router(AppState::new(store)), async {}).await
+//! # }
+//! ```
+
+mod api;
+mod auth;
+mod error;
+mod page;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use jobhooks_model::ports::Storage;
+
+pub use auth::Caller;
+pub use error::ApiError;
+pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
+
+/// The largest request body the API reads (1 MiB); a larger one is refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler shares: the store.
+pub struct AppState<S> {
+    store: Arc<S>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self { store: self.store.clone() }
+    }
+}
+
+impl<S: Storage + 'static> AppState<S> {
+    /// The API's state over `store`.
+    pub fn new(store: Arc<S>) -> Self {
+        Self { store }
+    }
+}
+
+/// Every route of the API, with the body limit.
+pub fn router<S: Storage + 'static>(state: AppState<S>) -> Router {
+    api::routes::<S>().layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

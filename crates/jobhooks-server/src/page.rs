@@ -1,0 +1,80 @@
+//! Lists paginated the Django REST framework way: `?limit=&offset=`, answered with `count`,
+//! `next`, `previous` and `results`.
+
+use axum::http::Uri;
+use serde::{Deserialize, Serialize};
+
+/// How many items a page has when the request does not say (Nautobot's default).
+pub const DEFAULT_LIMIT: usize = 50;
+/// The most a page may have.
+pub const MAX_LIMIT: usize = 1_000;
+
+/// A page's place in a list, from the query string.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct PageQuery {
+    /// Items per page (default 50, at most 1,000).
+    pub limit: Option<usize>,
+    /// Items to skip.
+    pub offset: Option<usize>,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// Items in the whole list.
+    pub count: usize,
+    /// The next page's address, if any.
+    pub next: Option<String>,
+    /// The previous page's address, if any.
+    pub previous: Option<String>,
+    /// This page's items.
+    pub results: Vec<T>,
+}
+
+impl<T> Page<T> {
+    /// The page of `items` that `query` asks for, with links made from the request's `uri`.
+    pub fn of(items: Vec<T>, query: PageQuery, uri: &Uri) -> Self {
+        let count = items.len();
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let offset = query.offset.unwrap_or(0).min(count);
+        let results: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+        let next = (offset + limit < count).then(|| link(uri, limit, offset + limit));
+        let previous = (offset > 0).then(|| link(uri, limit, offset.saturating_sub(limit)));
+        Page { count, next, previous, results }
+    }
+}
+
+/// The request's path and query with `limit` and `offset` replaced.
+fn link(uri: &Uri, limit: usize, offset: usize) -> String {
+    let mut pairs: Vec<String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("limit=") && !pair.starts_with("offset="))
+        .map(str::to_owned)
+        .collect();
+    pairs.push(format!("limit={limit}"));
+    if offset > 0 {
+        pairs.push(format!("offset={offset}"));
+    }
+    format!("{}?{}", uri.path(), pairs.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_link_to_their_neighbours_and_keep_the_filters() {
+        let uri: Uri = "/api/extras/job-results/?status=SUCCESS&limit=2&offset=2".parse().unwrap();
+        let page = Page::of((0..5).collect(), PageQuery { limit: Some(2), offset: Some(2) }, &uri);
+        assert_eq!(page.results, [2, 3]);
+        assert_eq!(page.count, 5);
+        assert_eq!(page.next.as_deref(), Some("/api/extras/job-results/?status=SUCCESS&limit=2&offset=4"));
+        assert_eq!(page.previous.as_deref(), Some("/api/extras/job-results/?status=SUCCESS&limit=2"));
+        let last = Page::of((0..5).collect(), PageQuery { limit: Some(2), offset: Some(4) }, &uri);
+        assert_eq!((last.results, last.next), (vec![4], None));
+        let beyond = Page::of((0..5).collect::<Vec<i32>>(), PageQuery { limit: Some(0), offset: Some(99) }, &uri);
+        assert!(beyond.results.is_empty() && beyond.next.is_none());
+    }
+}

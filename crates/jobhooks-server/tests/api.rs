@@ -1,0 +1,328 @@
+//! The API over real HTTP on 127.0.0.1, on a sled store in a temporary directory: tokens, each
+//! permission's 403, the catalog's validation messages, pagination, runs on objects and their
+//! refusals, results and their filters, and bodies that are not what an endpoint takes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites};
+use jobhooks_model::{
+    ApiToken, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobKind, JobSpec, Object, ObjectRef,
+    OffsetDateTime, PendingChange, Permission, SyncMode, User, json,
+};
+use jobhooks_server::{AppState, router, serve};
+use jobhooks_store::Store;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const AUDIT: &str = "app::jobs::Audit";
+const TOUCH: &str = "app::jobs::Touch";
+
+/// A server on a fresh store, and the keys of its users: `root` (superuser), `alice` (may view and
+/// add hooks, view jobs and results, run `TOUCH`), `bob` (no permission).
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    store: Arc<Store>,
+    root: String,
+    alice: String,
+    bob: String,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
+        let jobs = [(AUDIT, JobKind::JobHookReceiver), (TOUCH, JobKind::JobButtonReceiver)].map(|(path, kind)| {
+            JobSpec { class_path: path.into(), name: path.into(), description: String::new(), kind, hidden: false }
+        });
+        store.sync_jobs(&jobs, SyncMode::Full).await.unwrap();
+        store.set_job_enabled(AUDIT, true).await.unwrap();
+        store.set_job_enabled(TOUCH, true).await.unwrap();
+        let alice = User::new("alice")
+            .unwrap()
+            .with_permission(Permission::new("extras.view_jobhook"))
+            .with_permission(Permission::new("extras.add_jobhook"))
+            .with_permission(Permission::new("extras.view_job"))
+            .with_permission(Permission::new("extras.view_jobresult"))
+            .with_permission(Permission::run_jobs([TOUCH]));
+        for user in [User::superuser("root").unwrap(), alice, User::new("bob").unwrap()] {
+            store.put_user(user).await.unwrap();
+        }
+        let mut keys = Vec::new();
+        for user in ["root", "alice", "bob"] {
+            let issued = ApiToken::issue(user, OffsetDateTime::now_utc(), None, "tests");
+            store.add_token(issued.token).await.unwrap();
+            keys.push(issued.key);
+        }
+        let mut changes = ChangeSet::default();
+        let device = Object::new(
+            ObjectRef::new(ContentType::new("dcim.device").unwrap(), "1").unwrap(),
+            "sw1",
+            json!({"name": "sw1"}),
+        )
+        .unwrap();
+        changes.record(PendingChange::new(jobhooks_model::Action::Create, &device));
+        let context = ChangeContext::new(ChangeContextKind::Web, Some("root".into()), "");
+        store.commit(&context, changes, ObjectWrites::Apply).await.unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let app = router(AppState::new(store.clone()));
+        let serving = tokio::spawn(serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        let [root, alice, bob] = keys.try_into().unwrap();
+        Server {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            root,
+            alice,
+            bob,
+            _dir: dir,
+            stop: Some(stop),
+            serving: Some(serving),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Token {key}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        assert!(status.as_u16() < 500, "{path}: {status} {body}");
+        (status, body)
+    }
+
+    async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(key), None).await
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(key), Some(body)).await
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let serving = self.serving.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), serving).await.unwrap().unwrap().unwrap();
+    }
+}
+
+fn hook(name: &str) -> Value {
+    json!({"name": name, "content_types": ["dcim.device"], "job": AUDIT, "type_create": true})
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused_with_401() {
+    let server = Server::start().await;
+    let (status, body) = server.call(reqwest::Method::GET, "/api/extras/job-hooks/", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"], "Authentication credentials were not provided.");
+    for key in ["nonsense", "jh_0123456789abcdef_00", &server.alice.replace("jh_", "jh_x")] {
+        let (status, body) = server.get("/api/extras/job-hooks/", key).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key}");
+        assert!(body["detail"].as_str().unwrap().starts_with("Invalid token"), "{body}");
+        assert!(!body.to_string().contains(key), "the key is not repeated");
+    }
+    // A revoked token and an expired one stop working.
+    let id = ApiToken::id_of_key(&server.bob).unwrap().to_owned();
+    server.store.delete_token(&id).await.unwrap();
+    assert_eq!(server.get("/api/status/", &server.bob).await.0, StatusCode::UNAUTHORIZED);
+    let past = OffsetDateTime::now_utc() - Duration::from_secs(3_600);
+    let expired = ApiToken::issue("alice", past - Duration::from_secs(60), Some(past), "");
+    server.store.add_token(expired.token).await.unwrap();
+    let (status, body) = server.get("/api/status/", &expired.key).await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (StatusCode::UNAUTHORIZED, "Invalid token: the token has expired.")
+    );
+    assert_eq!(server.get("/api/status/", &server.alice).await.0, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hooks_are_created_listed_paged_changed_and_deleted_with_nautobots_messages() {
+    let server = Server::start().await;
+    let path = "/api/extras/job-hooks/";
+    let (status, created) = server.post(path, &server.alice, hook("first")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["job"], AUDIT);
+    let (status, errors) = server.post(path, &server.alice, hook("second")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        errors["type_create"],
+        json!(["A job hook already exists for create on dcim.device to job app::jobs::Audit"])
+    );
+    let update_hook = json!({"name": "second", "content_types": ["dcim.device"], "job": AUDIT, "type_update": true});
+    assert_eq!(server.post(path, &server.alice, update_hook).await.0, StatusCode::CREATED);
+    let delete_hook = json!({"name": "third", "content_types": ["dcim.device"], "job": AUDIT, "type_delete": true});
+    assert_eq!(server.post(path, &server.root, delete_hook).await.0, StatusCode::CREATED);
+
+    let (_, page) = server.get("/api/extras/job-hooks/?limit=2", &server.alice).await;
+    assert_eq!(page["count"], 3);
+    assert_eq!(page["results"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], "/api/extras/job-hooks/?limit=2&offset=2");
+    assert_eq!(page["previous"], Value::Null);
+    let (_, last) = server.get(page["next"].as_str().unwrap(), &server.alice).await;
+    assert_eq!(last["results"][0]["name"], "third");
+    assert_eq!(last["previous"], "/api/extras/job-hooks/?limit=2");
+
+    // Changing and deleting need their own permissions.
+    let (status, body) = server
+        .call(
+            reqwest::Method::PATCH,
+            "/api/extras/job-hooks/first/",
+            Some(&server.alice),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["detail"], "You do not have permission to perform this action: extras.change_jobhook is required.");
+    let (status, patched) = server
+        .call(
+            reqwest::Method::PATCH,
+            "/api/extras/job-hooks/first/",
+            Some(&server.root),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!((status, &patched["enabled"]), (StatusCode::OK, &json!(false)));
+    let renamed = json!({"name": "renamed", "content_types": ["dcim.device"], "job": AUDIT, "type_create": true});
+    let (status, put) =
+        server.call(reqwest::Method::PUT, "/api/extras/job-hooks/first/", Some(&server.root), Some(renamed)).await;
+    assert_eq!((status, &put["name"], &put["enabled"]), (StatusCode::OK, &json!("renamed"), &json!(true)));
+    assert_eq!(server.get("/api/extras/job-hooks/first/", &server.alice).await.0, StatusCode::NOT_FOUND);
+    let (status, _) =
+        server.call(reqwest::Method::DELETE, "/api/extras/job-hooks/renamed/", Some(&server.root), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = server.get("/api/extras/job-hooks/renamed/", &server.alice).await;
+    assert_eq!((status, &body["detail"]), (StatusCode::NOT_FOUND, &json!("Not found.")));
+    assert_eq!(server.get(path, &server.bob).await.0, StatusCode::FORBIDDEN);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_the_endpoints_json_are_4xx_with_json_errors() {
+    let server = Server::start().await;
+    let path = "/api/extras/job-hooks/";
+    let bad_type = json!({"name": "x", "content_types": ["Not A Type"], "job": AUDIT, "type_create": true});
+    let (status, body) = server.post(path, &server.root, bad_type).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["detail"].as_str().unwrap().contains("invalid content type `Not A Type`"), "{body}");
+    let (status, body) = server.post(path, &server.root, json!({"name": "x", "unknown": 1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let raw = server
+        .client
+        .post(format!("{}{path}", server.base))
+        .header("Authorization", format!("Token {}", server.root))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    assert!(raw.json::<Value>().await.unwrap()["detail"].is_string());
+    let huge = json!({"name": "x".repeat(jobhooks_server::BODY_LIMIT), "content_types": ["dcim.device"], "job": AUDIT});
+    let (status, body) = server.post(path, &server.root, huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body["detail"].is_string());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn runs_on_objects_are_refused_for_each_reason_then_queued() {
+    let server = Server::start().await;
+    let on_device = json!({"object_pk": "1", "object_model_name": "dcim.device"});
+    let run = |job: &str| format!("/api/extras/jobs/{job}/run/");
+    let refusals = [
+        (
+            run("app::jobs::Missing"),
+            &server.root,
+            StatusCode::FORBIDDEN,
+            "Unable to run or schedule job: Job is not presently installed.",
+        ),
+        (run(AUDIT), &server.root, StatusCode::BAD_REQUEST, "Job app::jobs::Audit is not a job button receiver"),
+        (run(TOUCH), &server.bob, StatusCode::FORBIDDEN, "This user does not have permission to run jobs."),
+    ];
+    for (path, key, expected, message) in refusals {
+        let (status, body) = server.post(&path, key, on_device.clone()).await;
+        assert_eq!((status, body["detail"].as_str().unwrap()), (expected, message), "{path}");
+    }
+    let (status, body) =
+        server.post(&run(TOUCH), &server.alice, json!({"object_pk": "404", "object_model_name": "dcim.device"})).await;
+    assert_eq!((status, body["detail"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "dcim.device 404 does not exist"));
+    let (status, body) =
+        server.post(&run(TOUCH), &server.alice, json!({"object_pk": "1", "object_model_name": "Bad"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let (status, body) = server.post(&run(TOUCH), &server.alice, on_device.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let result = &body["job_result"];
+    assert_eq!(
+        (&result["status"], &result["user"], &result["job"]),
+        (&json!("PENDING"), &json!("alice"), &json!(TOUCH))
+    );
+    let id = result["id"].as_u64().unwrap();
+
+    let (_, pending) = server.get("/api/extras/job-results/?status=pending", &server.alice).await;
+    assert_eq!(pending["count"], 1);
+    let (_, none) = server.get(&format!("/api/extras/job-results/?job={AUDIT}"), &server.alice).await;
+    assert_eq!(none["count"], 0);
+    let (status, errors) = server.get("/api/extras/job-results/?status=done", &server.alice).await;
+    assert_eq!(
+        (status, &errors["status"][0]),
+        (StatusCode::BAD_REQUEST, &json!("Select a valid choice. done is not one of the available choices."))
+    );
+    let (status, shown) = server.get(&format!("/api/extras/job-results/{id}/"), &server.alice).await;
+    assert_eq!((status, &shown["id"]), (StatusCode::OK, &json!(id)));
+    let (status, body) = server.post(&format!("/api/extras/job-results/{id}/replay/"), &server.alice, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "only dead letters are replayed: {body}");
+
+    // Disabling the job through the API refuses the next run.
+    let patch = Some(json!({"enabled": false}));
+    let (status, job) =
+        server.call(reqwest::Method::PATCH, &format!("/api/extras/jobs/{TOUCH}/"), Some(&server.root), patch).await;
+    assert_eq!((status, &job["enabled"]), (StatusCode::OK, &json!(false)));
+    let (status, body) = server.post(&run(TOUCH), &server.alice, on_device).await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (StatusCode::FORBIDDEN, "Unable to run or schedule job: Job is not enabled to be run.")
+    );
+    let (_, jobs) = server.get("/api/extras/jobs/", &server.alice).await;
+    assert_eq!(jobs["count"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_superusers_list_users() {
+    let server = Server::start().await;
+    let (status, body) = server.get("/api/users/", &server.alice).await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (StatusCode::FORBIDDEN, "You do not have permission to perform this action: only superusers may.")
+    );
+    let (status, users) = server.get("/api/users/", &server.root).await;
+    assert_eq!((status, &users["count"]), (StatusCode::OK, &json!(3)));
+    assert!(!users.to_string().contains("jh_"), "no token in the users list");
+    server.stop().await;
+}
