@@ -225,12 +225,28 @@ enum Command {
     /// Bring the store's schema up to date and say which version it is at (opening a store does
     /// this too; run it ahead of a deploy to migrate once, before the processes start).
     Migrate,
-    /// Run the dispatcher until Ctrl-C, then shut down gracefully.
+    /// Serve the REST API (and run the dispatcher beside it) until SIGTERM or Ctrl-C, then shut
+    /// down gracefully.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Serve the API only, without a dispatcher (for API-only processes on PostgreSQL).
+        #[arg(long)]
+        no_dispatcher: bool,
+        /// Runs at once.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C.
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+    },
+    /// Run the dispatcher until SIGTERM or Ctrl-C, then shut down gracefully.
     Run {
         /// Runs at once.
         #[arg(long, default_value_t = 4)]
         workers: usize,
-        /// Seconds runs in flight may take to finish after Ctrl-C.
+        /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C.
         #[arg(long, default_value_t = 30)]
         grace: u64,
         /// This program links every receiver of the application: mark jobs it does not link as
@@ -516,12 +532,18 @@ impl<S: Storage + 'static> Session<S> {
     }
 }
 
-/// Starts listening for Ctrl-C (SIGINT) now, and returns what completes when it comes.
+/// Starts listening for Ctrl-C (SIGINT) and SIGTERM (what `docker stop` and systemd send) now,
+/// and returns what completes when either comes.
 #[cfg(unix)]
 fn interrupt_listener() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupts = signal(SignalKind::interrupt())?;
+    let mut terminations = signal(SignalKind::terminate())?;
     Ok(async move {
-        interrupts.recv().await;
+        tokio::select! {
+            _ = interrupts.recv() => {}
+            _ = terminations.recv() => {}
+        }
     })
 }
 
@@ -634,6 +656,9 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
         Command::Changes(command) => changes(&session, command).await,
         Command::Results(command) => results(&session, command).await,
         Command::Migrate => Ok(()),
+        Command::Serve { listen, no_dispatcher, workers, grace } => {
+            serve_api(&session, listen, (!no_dispatcher).then_some(workers), grace).await
+        }
         Command::Run { workers, grace, uninstall_unlinked } => {
             let job_sync = if uninstall_unlinked { SyncMode::Full } else { SyncMode::Additive };
             run_dispatcher(&session, workers, grace, job_sync).await
@@ -1075,6 +1100,39 @@ async fn results<S: Storage + 'static>(s: &Session<S>, command: ResultsCommand) 
     Ok(())
 }
 
+/// Serves the API on `listen`, with a dispatcher of `workers` unless `None`, until SIGTERM or
+/// Ctrl-C: then the server stops taking requests and finishes those in flight, and the dispatcher
+/// has `grace` seconds for its runs.
+async fn serve_api<S: Storage + 'static>(
+    s: &Session<S>,
+    listen: std::net::SocketAddr,
+    workers: Option<usize>,
+    grace: u64,
+) -> Outcome {
+    let dispatcher = match workers {
+        Some(workers) => Some(s.dispatcher(workers, SyncMode::Additive).await?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
+    let stopped = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
+    eprintln!("jobhooks: serving http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop", s.location);
+    let router = jobhooks_server::router(jobhooks_server::AppState::new(s.store.clone()));
+    jobhooks_server::serve(listener, router, stopped)
+        .await
+        .map_err(|e| Failure::failed(format!("the server failed: {e}")))?;
+    if let Some(dispatcher) = dispatcher {
+        eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
+        let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
+        eprintln!("jobhooks: stopped ({} run(s) given back to the queue)", report.abandoned);
+    } else {
+        eprintln!("jobhooks: stopped");
+    }
+    Ok(())
+}
+
 async fn run_dispatcher<S: Storage + 'static>(
     s: &Session<S>,
     workers: usize,
@@ -1085,7 +1143,7 @@ async fn run_dispatcher<S: Storage + 'static>(
     // Listen before saying so: a Ctrl-C right after the message must stop the dispatcher
     // gracefully, not kill the process.
     let interrupted = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
-    eprintln!("jobhooks: dispatching from {} with {workers} workers; Ctrl-C to stop", s.location);
+    eprintln!("jobhooks: dispatching from {} with {workers} workers; SIGTERM or Ctrl-C to stop", s.location);
     interrupted.await;
     eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
     let report = dispatcher.shutdown(Duration::from_secs(grace)).await;

@@ -343,3 +343,49 @@ fn api_tokens_are_shown_once_listed_without_keys_and_revoked() {
     assert_eq!(fails(&db, &["users", "token", "revoke", id], 2).trim(), format!("error: token `{id}` does not exist"));
     assert!(fails(&db, &["users", "token", "add", "nobody"], 2).contains("user `nobody` does not exist"));
 }
+
+#[test]
+fn serve_answers_the_api_with_a_token_the_cli_issued_and_stops_on_sigterm() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice", "--perm", "extras.run_job", "--perm", "extras.view_jobresult"]);
+    ok(&db, &["objects", "put", "dcim.location", "hq", r#"{"name": "HQ"}"#, "--repr", "HQ", "--user", "alice"]);
+    ok(&db, &["jobs", "enable", SIMPLE_BUTTON]);
+    let key = ok(&db, &["users", "token", "add", "alice"]).trim().to_owned();
+
+    let mut server = jobhooks(&db)
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let address = line.split("serving http://").nth(1).and_then(|rest| rest.split('/').next()).expect(&line).to_owned();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (status, run) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let unauthenticated = client.get(format!("http://{address}/api/status/")).send().await.unwrap();
+        assert_eq!(unauthenticated.status(), 401);
+        let response = client
+            .post(format!("http://{address}/api/extras/jobs/{SIMPLE_BUTTON}/run/"))
+            .header("Authorization", format!("Token {key}"))
+            .json(&serde_json::json!({"object_pk": "hq", "object_model_name": "dcim.location"}))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 201, "{run}");
+    let id = run["job_result"]["id"].as_u64().unwrap().to_string();
+
+    assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
+    let exit = server.wait().unwrap();
+    assert!(exit.success(), "SIGTERM shuts down gracefully: {exit}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(rest.contains("stopped ("), "{rest}");
+    // The press is kept whether or not the dispatcher reached it before the signal.
+    let result = json(&db, &["results", "show", &id]);
+    assert!(["SUCCESS", "PENDING"].contains(&result["status"].as_str().unwrap()), "{result}");
+}
