@@ -5,15 +5,22 @@ use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobhooks_dispatch::run_job_on;
+use jobhooks_dispatch::{RenderedButton, buttons_for, run_job_on};
 use jobhooks_model::ports::{ResultFilter, Storage};
 use jobhooks_model::{
-    ChangeId, ContentType, JobHook, JobHookPatch, JobRecord, JobResult, JobStatus, ObjectRef, RUN_JOB_PERMISSION, RunId,
+    ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton, JobButtonPatch, JobHook,
+    JobHookPatch, JobRecord, JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, RUN_JOB_PERMISSION,
+    RunId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
+use crate::auth::{
+    AddJobButton, AddJobHook, Allowed, ChangeJob, ChangeJobButton, ChangeJobHook, DeleteJobButton, DeleteJobHook,
+    ViewJob, ViewJobButton, ViewJobHook, ViewJobResult, ViewObjectChange,
+};
 use crate::{ApiError, AppState, Caller, Page, PageQuery};
 
 type Answer<T> = Result<T, ApiError>;
@@ -32,6 +39,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// A query string; one that does not parse is refused with a JSON error.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(ApiError::Body { status: rejection.status(), detail: rejection.body_text() }),
+        }
+    }
+}
+
 pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
     Router::new()
         .route("/api/status/", get(status::<S>))
@@ -41,6 +62,18 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
             "/api/extras/job-hooks/{name}/",
             get(get_hook::<S>).patch(patch_hook::<S>).put(put_hook::<S>).delete(delete_hook::<S>),
         )
+        .route("/api/extras/job-buttons/", get(list_buttons::<S>).post(create_button::<S>))
+        .route(
+            "/api/extras/job-buttons/{name}/",
+            get(get_button::<S>).patch(patch_button::<S>).put(put_button::<S>).delete(delete_button::<S>),
+        )
+        .route("/api/extras/object-changes/", get(list_changes::<S>))
+        .route("/api/extras/object-changes/{id}/", get(get_change::<S>))
+        .route(
+            "/api/objects/{content_type}/{id}/",
+            get(get_object::<S>).put(put_object::<S>).patch(patch_object::<S>).delete(delete_object::<S>),
+        )
+        .route("/api/objects/{content_type}/{id}/buttons/", get(object_buttons::<S>))
         .route("/api/extras/jobs/", get(list_jobs::<S>))
         .route("/api/extras/jobs/{class_path}/", get(get_job::<S>).patch(patch_job::<S>))
         .route("/api/extras/jobs/{class_path}/run/", post(run_job::<S>))
@@ -60,7 +93,7 @@ async fn status<S: Storage + 'static>(State(state): State<AppState<S>>, _caller:
 async fn users<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    Params(page): Params<PageQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<jobhooks_model::User>>> {
     caller.require_superuser()?;
@@ -69,49 +102,44 @@ async fn users<S: Storage + 'static>(
 
 async fn list_hooks<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
-    Query(page): Query<PageQuery>,
+    _allowed: Allowed<ViewJobHook>,
+    Params(page): Params<PageQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<JobHook>>> {
-    caller.require("extras.view_jobhook")?;
     Ok(Json(Page::of(state.store.list_hooks().await?, page, &uri)))
 }
 
 async fn create_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<AddJobHook>,
     Body(hook): Body<JobHook>,
 ) -> Answer<(StatusCode, Json<JobHook>)> {
-    caller.require("extras.add_jobhook")?;
     Ok((StatusCode::CREATED, Json(state.store.create_hook(hook).await?)))
 }
 
 async fn get_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<ViewJobHook>,
     Path(name): Path<String>,
 ) -> Answer<Json<JobHook>> {
-    caller.require("extras.view_jobhook")?;
     state.store.get_hook(&name).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
 async fn patch_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<ChangeJobHook>,
     Path(name): Path<String>,
     Body(patch): Body<JobHookPatch>,
 ) -> Answer<Json<JobHook>> {
-    caller.require("extras.change_jobhook")?;
     Ok(Json(state.store.update_hook(&name, patch).await?))
 }
 
 async fn put_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<ChangeJobHook>,
     Path(name): Path<String>,
     Body(hook): Body<JobHook>,
 ) -> Answer<Json<JobHook>> {
-    caller.require("extras.change_jobhook")?;
     let patch = JobHookPatch {
         name: Some(hook.name),
         content_types: Some(hook.content_types),
@@ -126,30 +154,27 @@ async fn put_hook<S: Storage + 'static>(
 
 async fn delete_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<DeleteJobHook>,
     Path(name): Path<String>,
 ) -> Answer<StatusCode> {
-    caller.require("extras.delete_jobhook")?;
     state.store.delete_hook(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_jobs<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
-    Query(page): Query<PageQuery>,
+    _allowed: Allowed<ViewJob>,
+    Params(page): Params<PageQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<JobRecord>>> {
-    caller.require("extras.view_job")?;
     Ok(Json(Page::of(state.store.list_jobs().await?, page, &uri)))
 }
 
 async fn get_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<ViewJob>,
     Path(class_path): Path<String>,
 ) -> Answer<Json<JobRecord>> {
-    caller.require("extras.view_job")?;
     state.store.get_job(&class_path).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
@@ -162,11 +187,10 @@ struct JobChange {
 
 async fn patch_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<ChangeJob>,
     Path(class_path): Path<String>,
     Body(change): Body<JobChange>,
 ) -> Answer<Json<JobRecord>> {
-    caller.require("extras.change_job")?;
     Ok(Json(state.store.set_job_enabled(&class_path, change.enabled).await?))
 }
 
@@ -198,8 +222,8 @@ struct ResultQuery {
     job: Option<String>,
     status: Option<String>,
     object_change: Option<u64>,
-    #[serde(flatten)]
-    page: PageQuery,
+    limit: Option<usize>,
+    offset: Option<usize>,
 }
 
 fn status_of(text: &str) -> Result<JobStatus, ApiError> {
@@ -212,26 +236,25 @@ fn status_of(text: &str) -> Result<JobStatus, ApiError> {
 
 async fn list_results<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
-    Query(query): Query<ResultQuery>,
+    _allowed: Allowed<ViewJobResult>,
+    Params(query): Params<ResultQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<JobResult>>> {
-    caller.require("extras.view_jobresult")?;
     let filter = ResultFilter {
         job: query.job,
         status: query.status.as_deref().map(status_of).transpose()?,
         change: query.object_change.map(ChangeId),
         limit: None,
     };
-    Ok(Json(Page::of(state.store.list_results(&filter).await?, query.page, &uri)))
+    let page = PageQuery { limit: query.limit, offset: query.offset };
+    Ok(Json(Page::of(state.store.list_results(&filter).await?, page, &uri)))
 }
 
 async fn get_result<S: Storage + 'static>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    _allowed: Allowed<ViewJobResult>,
     Path(id): Path<u64>,
 ) -> Answer<Json<JobResult>> {
-    caller.require("extras.view_jobresult")?;
     state.store.get_result(RunId(id)).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
@@ -246,4 +269,245 @@ async fn replay_result<S: Storage + 'static>(
     }
     state.store.replay(RunId(id)).await?;
     state.store.get_result(RunId(id)).await?.map(Json).ok_or(ApiError::NotFound)
+}
+
+async fn list_buttons<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<ViewJobButton>,
+    Params(page): Params<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<Page<JobButton>>> {
+    Ok(Json(Page::of(state.store.list_buttons().await?, page, &uri)))
+}
+
+async fn create_button<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<AddJobButton>,
+    Body(button): Body<JobButton>,
+) -> Answer<(StatusCode, Json<JobButton>)> {
+    Ok((StatusCode::CREATED, Json(state.store.create_button(button).await?)))
+}
+
+async fn get_button<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<ViewJobButton>,
+    Path(name): Path<String>,
+) -> Answer<Json<JobButton>> {
+    state.store.get_button(&name).await?.map(Json).ok_or(ApiError::NotFound)
+}
+
+async fn patch_button<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<ChangeJobButton>,
+    Path(name): Path<String>,
+    Body(patch): Body<JobButtonPatch>,
+) -> Answer<Json<JobButton>> {
+    Ok(Json(state.store.update_button(&name, patch).await?))
+}
+
+async fn put_button<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<ChangeJobButton>,
+    Path(name): Path<String>,
+    Body(button): Body<JobButton>,
+) -> Answer<Json<JobButton>> {
+    let patch = JobButtonPatch {
+        name: Some(button.name),
+        content_types: Some(button.content_types),
+        text: Some(button.text),
+        job: Some(button.job),
+        weight: Some(button.weight),
+        group_name: Some(button.group_name),
+        button_class: Some(button.button_class),
+        confirmation: Some(button.confirmation),
+        enabled: Some(button.enabled),
+    };
+    Ok(Json(state.store.update_button(&name, patch).await?))
+}
+
+async fn delete_button<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<DeleteJobButton>,
+    Path(name): Path<String>,
+) -> Answer<StatusCode> {
+    state.store.delete_button(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The filters of the changes list.
+#[derive(Deserialize)]
+struct ChangeQuery {
+    changed_object_type: Option<String>,
+    changed_object_id: Option<String>,
+    request_id: Option<Uuid>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn list_changes<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<ViewObjectChange>,
+    Params(query): Params<ChangeQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<Page<ObjectChange>>> {
+    let content_type = query
+        .changed_object_type
+        .as_deref()
+        .map(ContentType::new)
+        .transpose()
+        .map_err(|error| field_error("changed_object_type", error.to_string()))?;
+    let mut changes = match (&content_type, &query.changed_object_id, query.request_id) {
+        (_, _, Some(request)) => state.store.changes_for_request(request).await?,
+        (Some(content_type), Some(id), None) => {
+            let object = ObjectRef::new(content_type.clone(), id.as_str())
+                .map_err(|error| field_error("changed_object_id", error.to_string()))?;
+            state.store.changes_for_object(&object, usize::MAX).await?
+        }
+        _ => {
+            let far = OffsetDateTime::now_utc() + std::time::Duration::from_secs(366 * 86_400);
+            state.store.changes_between(OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await?
+        }
+    };
+    changes.retain(|change| {
+        content_type.as_ref().is_none_or(|content_type| &change.changed_object_type == content_type)
+            && query.changed_object_id.as_ref().is_none_or(|id| &change.changed_object_id == id)
+    });
+    // Newest first, as Nautobot lists them.
+    changes.sort_by(|a, b| b.id.0.cmp(&a.id.0));
+    let page = PageQuery { limit: query.limit, offset: query.offset };
+    Ok(Json(Page::of(changes, page, &uri)))
+}
+
+fn field_error(field: &str, message: String) -> ApiError {
+    let mut errors = jobhooks_model::ValidationErrors::default();
+    errors.add(field, message);
+    ApiError::Validation(errors)
+}
+
+async fn get_change<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<ViewObjectChange>,
+    Path(id): Path<u64>,
+) -> Answer<Json<Value>> {
+    let change = state.store.get_change(ChangeId(id)).await?.ok_or(ApiError::NotFound)?;
+    let mut shown = serde_json::to_value(&change).map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    shown["snapshots"] = serde_json::to_value(change.get_snapshots()).unwrap_or(Value::Null);
+    Ok(Json(shown))
+}
+
+/// The object a path names.
+fn object_at(content_type: &str, id: &str) -> Result<ObjectRef, ApiError> {
+    ContentType::new(content_type)
+        .and_then(|content_type| ObjectRef::new(content_type, id))
+        .map_err(|error| ApiError::BadRequest(error.to_string()))
+}
+
+/// Permission names of an object type: `dcim.device` -> `dcim.view_device`.
+fn object_permission(object: &ObjectRef, action: &str) -> String {
+    let content_type = object.content_type().as_str();
+    let (app, model) = content_type.split_once('.').unwrap_or((content_type, content_type));
+    format!("{app}.{action}_{model}")
+}
+
+async fn get_object<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path((content_type, id)): Path<(String, String)>,
+) -> Answer<Json<Object>> {
+    let object = object_at(&content_type, &id)?;
+    caller.require(&object_permission(&object, "view"))?;
+    state.store.get_object(&object).await?.map(Json).ok_or(ApiError::NotFound)
+}
+
+/// An object write's body: the data, and the text shown for it (default: the id).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectBody {
+    repr: Option<String>,
+    data: serde_json::Map<String, Value>,
+}
+
+/// Writes through a change session in a `web` change context with the caller as user, one per
+/// request, so that API writes trigger hooks exactly as an application's do. `None` deletes.
+async fn write_object<S: Storage + 'static>(
+    state: &AppState<S>,
+    caller: &Caller,
+    object: ObjectRef,
+    written: Option<Object>,
+) -> Answer<Value> {
+    let context = ChangeContext::new(ChangeContextKind::Web, Some(caller.0.username.clone()), "");
+    let mut session = ChangeSession::new(context, state.store.clone());
+    match &written {
+        Some(object) => session.save(object.clone()).await?,
+        None => {
+            session.delete(&object).await?;
+        }
+    }
+    let receipt = session.commit(&*state.store).await?;
+    Ok(json!({ "object": written, "change": receipt.changes.first().map(|id| id.0) }))
+}
+
+async fn put_object<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path((content_type, id)): Path<(String, String)>,
+    Body(body): Body<ObjectBody>,
+) -> Answer<Json<Value>> {
+    let reference = object_at(&content_type, &id)?;
+    let existing = state.store.get_object(&reference).await?;
+    caller.require(&object_permission(&reference, if existing.is_some() { "change" } else { "add" }))?;
+    let repr = body.repr.or_else(|| existing.map(|object| object.repr().to_owned())).unwrap_or_else(|| id.clone());
+    let object = Object::new(reference.clone(), repr, Value::Object(body.data))
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    Ok(Json(write_object(&state, &caller, reference, Some(object)).await?))
+}
+
+/// A partial object write: data keys given replace the stored ones, the others stay.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectPatch {
+    repr: Option<String>,
+    #[serde(default)]
+    data: serde_json::Map<String, Value>,
+}
+
+async fn patch_object<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path((content_type, id)): Path<(String, String)>,
+    Body(patch): Body<ObjectPatch>,
+) -> Answer<Json<Value>> {
+    let reference = object_at(&content_type, &id)?;
+    caller.require(&object_permission(&reference, "change"))?;
+    let existing = state.store.get_object(&reference).await?.ok_or(ApiError::NotFound)?;
+    let mut data = existing.data().clone();
+    data.extend(patch.data);
+    let repr = patch.repr.unwrap_or_else(|| existing.repr().to_owned());
+    let object = Object::new(reference.clone(), repr, Value::Object(data))
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    Ok(Json(write_object(&state, &caller, reference, Some(object)).await?))
+}
+
+async fn delete_object<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path((content_type, id)): Path<(String, String)>,
+) -> Answer<Json<Value>> {
+    let reference = object_at(&content_type, &id)?;
+    caller.require(&object_permission(&reference, "delete"))?;
+    if state.store.get_object(&reference).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(write_object(&state, &caller, reference, None).await?))
+}
+
+async fn object_buttons<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path((content_type, id)): Path<(String, String)>,
+) -> Answer<Json<Vec<RenderedButton>>> {
+    let reference = object_at(&content_type, &id)?;
+    caller.require(&object_permission(&reference, "view"))?;
+    let object = state.store.get_object(&reference).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(buttons_for(&*state.store, &object, &caller.0).await?))
 }

@@ -48,3 +48,54 @@ impl<S: Storage + 'static> FromRequestParts<AppState<S>> for Caller {
         Ok(Caller(user))
     }
 }
+
+/// A permission an endpoint needs, as a type, so that [`Allowed`] checks it before the body is
+/// read: a caller without it gets 403, whatever the body.
+pub trait Needs: Send + Sync {
+    /// `app_label.codename`.
+    const PERMISSION: &'static str;
+}
+
+/// The caller, once it is known to have `P`'s permission.
+#[derive(Debug, Clone)]
+pub struct Allowed<P>(pub Caller, std::marker::PhantomData<P>);
+
+impl<S: Storage + 'static, P: Needs> FromRequestParts<AppState<S>> for Allowed<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(P::PERMISSION)?;
+        Ok(Allowed(caller, std::marker::PhantomData))
+    }
+}
+
+/// Declares permission types for [`Allowed`].
+macro_rules! permissions {
+    ($($name:ident = $permission:literal;)*) => {
+        $(
+            #[doc = concat!("`", $permission, "`.")]
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl Needs for $name {
+                const PERMISSION: &'static str = $permission;
+            }
+        )*
+    };
+}
+
+permissions! {
+    ViewJobHook = "extras.view_jobhook";
+    AddJobHook = "extras.add_jobhook";
+    ChangeJobHook = "extras.change_jobhook";
+    DeleteJobHook = "extras.delete_jobhook";
+    ViewJobButton = "extras.view_jobbutton";
+    AddJobButton = "extras.add_jobbutton";
+    ChangeJobButton = "extras.change_jobbutton";
+    DeleteJobButton = "extras.delete_jobbutton";
+    ViewJob = "extras.view_job";
+    ChangeJob = "extras.change_job";
+    ViewJobResult = "extras.view_jobresult";
+    ViewObjectChange = "extras.view_objectchange";
+}

@@ -28,7 +28,7 @@
 //! ```
 
 mod api;
-mod auth;
+pub mod auth;
 mod error;
 mod page;
 
@@ -39,7 +39,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use jobhooks_model::ports::Storage;
 
-pub use auth::Caller;
+pub use auth::{Allowed, Caller, Needs};
 pub use error::ApiError;
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 

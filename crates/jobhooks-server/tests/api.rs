@@ -19,7 +19,8 @@ const AUDIT: &str = "app::jobs::Audit";
 const TOUCH: &str = "app::jobs::Touch";
 
 /// A server on a fresh store, and the keys of its users: `root` (superuser), `alice` (may view and
-/// add hooks, view jobs and results, run `TOUCH`), `bob` (no permission).
+/// add hooks, view jobs, results, changes, devices and buttons, change devices, run `TOUCH`), `bob`
+/// (no permission). The store holds device 1 (`sw1`) and a hook on device updates.
 struct Server {
     base: String,
     client: reqwest::Client,
@@ -48,6 +49,10 @@ impl Server {
             .with_permission(Permission::new("extras.add_jobhook"))
             .with_permission(Permission::new("extras.view_job"))
             .with_permission(Permission::new("extras.view_jobresult"))
+            .with_permission(Permission::new("extras.view_objectchange"))
+            .with_permission(Permission::new("extras.view_jobbutton"))
+            .with_permission(Permission::new("dcim.view_device"))
+            .with_permission(Permission::new("dcim.change_device"))
             .with_permission(Permission::run_jobs([TOUCH]));
         for user in [User::superuser("root").unwrap(), alice, User::new("bob").unwrap()] {
             store.put_user(user).await.unwrap();
@@ -324,5 +329,115 @@ async fn only_superusers_list_users() {
     let (status, users) = server.get("/api/users/", &server.root).await;
     assert_eq!((status, &users["count"]), (StatusCode::OK, &json!(3)));
     assert!(!users.to_string().contains("jh_"), "no token in the users list");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn object_writes_through_the_api_record_changes_that_trigger_hooks() {
+    let server = Server::start().await;
+    let on_update = json!({"name": "updates", "content_types": ["dcim.device"], "job": AUDIT, "type_update": true});
+    assert_eq!(server.post("/api/extras/job-hooks/", &server.root, on_update).await.0, StatusCode::CREATED);
+    let path = "/api/objects/dcim.device/1/";
+    let (status, shown) = server.get(path, &server.alice).await;
+    assert_eq!((status, &shown["data"]["name"]), (StatusCode::OK, &json!("sw1")));
+
+    // PATCH merges data keys and keeps the repr; the change and its hook run are recorded.
+    let patch = Some(json!({"data": {"serial": "A1"}}));
+    let (status, written) = server.call(reqwest::Method::PATCH, path, Some(&server.alice), patch).await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert_eq!(written["object"]["data"], json!({"name": "sw1", "serial": "A1"}));
+    let change = written["change"].as_u64().expect("the change's id");
+    let (_, runs) = server.get(&format!("/api/extras/job-results/?object_change={change}"), &server.alice).await;
+    assert_eq!((runs["count"].clone(), runs["results"][0]["job"].clone()), (json!(1), json!(AUDIT)));
+    let (status, recorded) = server.get(&format!("/api/extras/object-changes/{change}/"), &server.alice).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&recorded["action"], &recorded["user_name"], &recorded["change_context"]),
+        (&json!("update"), &json!("alice"), &json!("web"))
+    );
+    assert_eq!(recorded["snapshots"]["differences"]["added"], json!({"serial": "A1"}));
+
+    // PUT replaces; creating needs dcim.add_device, deleting dcim.delete_device.
+    let (status, body) = server
+        .call(
+            reqwest::Method::PUT,
+            "/api/objects/dcim.device/2/",
+            Some(&server.alice),
+            Some(json!({"data": {"name": "sw2"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (StatusCode::FORBIDDEN, "You do not have permission to perform this action: dcim.add_device is required.")
+    );
+    let (status, created) = server
+        .call(
+            reqwest::Method::PUT,
+            "/api/objects/dcim.device/2/",
+            Some(&server.root),
+            Some(json!({"repr": "sw2", "data": {"name": "sw2"}})),
+        )
+        .await;
+    assert_eq!((status, &created["object"]["repr"]), (StatusCode::OK, &json!("sw2")));
+    let (status, _) =
+        server.call(reqwest::Method::DELETE, "/api/objects/dcim.device/2/", Some(&server.alice), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, deleted) =
+        server.call(reqwest::Method::DELETE, "/api/objects/dcim.device/2/", Some(&server.root), None).await;
+    assert_eq!((status, &deleted["object"]), (StatusCode::OK, &Value::Null));
+    assert_eq!(server.get("/api/objects/dcim.device/2/", &server.root).await.0, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .call(reqwest::Method::PATCH, "/api/objects/dcim.device/404/", Some(&server.alice), Some(json!({"data": {}})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get("/api/objects/Bad/1/", &server.alice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The change log, filtered, newest first.
+    let (_, device_two) = server
+        .get("/api/extras/object-changes/?changed_object_type=dcim.device&changed_object_id=2", &server.alice)
+        .await;
+    let actions: Vec<&Value> =
+        device_two["results"].as_array().unwrap().iter().map(|change| &change["action"]).collect();
+    assert_eq!(actions, [&json!("delete"), &json!("create")]);
+    let (_, all) = server.get("/api/extras/object-changes/?limit=1", &server.alice).await;
+    assert_eq!((all["count"].clone(), all["results"][0]["action"].clone()), (json!(4), json!("delete")));
+    let request = recorded["request_id"].as_str().unwrap();
+    let (_, by_request) = server.get(&format!("/api/extras/object-changes/?request_id={request}"), &server.alice).await;
+    assert_eq!(by_request["count"], 1);
+    let (status, body) = server.get("/api/extras/object-changes/?request_id=nope", &server.alice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["detail"].is_string());
+    assert_eq!(server.get("/api/extras/object-changes/", &server.bob).await.0, StatusCode::FORBIDDEN);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn buttons_are_managed_and_shown_on_objects_as_the_caller_sees_them() {
+    let server = Server::start().await;
+    let button =
+        json!({"name": "touch", "content_types": ["dcim.device"], "text": "Touch {{ obj.name }}", "job": TOUCH});
+    let (status, created) = server.post("/api/extras/job-buttons/", &server.root, button.clone()).await;
+    assert_eq!((status, &created["weight"]), (StatusCode::CREATED, &json!(100)));
+    let (status, errors) = server.post("/api/extras/job-buttons/", &server.root, button).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(errors["name"][0].as_str().unwrap().contains("already exists"), "{errors}");
+    assert_eq!(server.post("/api/extras/job-buttons/", &server.alice, json!({})).await.0, StatusCode::FORBIDDEN);
+    let (_, listed) = server.get("/api/extras/job-buttons/", &server.alice).await;
+    assert_eq!(listed["count"], 1);
+
+    let (status, shown) = server.get("/api/objects/dcim.device/1/buttons/", &server.alice).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((&shown[0]["text"], &shown[0]["disabled"]), (&json!("Touch sw1"), &json!(false)));
+    assert_eq!(shown[0]["confirmation_prompt"], format!("Run Job '{TOUCH}' with object 'sw1'?"));
+    let patch = Some(json!({"button_class": "danger"}));
+    let (status, patched) =
+        server.call(reqwest::Method::PATCH, "/api/extras/job-buttons/touch/", Some(&server.root), patch).await;
+    assert_eq!((status, &patched["button_class"]), (StatusCode::OK, &json!("danger")));
+    let (status, _) =
+        server.call(reqwest::Method::DELETE, "/api/extras/job-buttons/touch/", Some(&server.root), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, none) = server.get("/api/objects/dcim.device/1/buttons/", &server.alice).await;
+    assert_eq!(none, json!([]));
     server.stop().await;
 }
