@@ -373,7 +373,7 @@ async fn list_changes<S: Storage + 'static>(
             && query.changed_object_id.as_ref().is_none_or(|id| &change.changed_object_id == id)
     });
     // Newest first, as Nautobot lists them.
-    changes.sort_by(|a, b| b.id.0.cmp(&a.id.0));
+    changes.sort_by_key(|change| std::cmp::Reverse(change.id.0));
     let page = PageQuery { limit: query.limit, offset: query.offset };
     Ok(Json(Page::of(changes, page, &uri)))
 }
