@@ -1119,7 +1119,11 @@ async fn serve_api<S: Storage + 'static>(
     let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
     let stopped = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
     eprintln!("jobhooks: serving http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop", s.location);
-    let router = jobhooks_server::router(jobhooks_server::AppState::new(s.store.clone()));
+    let mut state = jobhooks_server::AppState::new(s.store.clone());
+    if let Some(dispatcher) = &dispatcher {
+        state = state.with_dispatcher(dispatcher.monitor());
+    }
+    let router = jobhooks_server::router(state);
     jobhooks_server::serve(listener, router, stopped)
         .await
         .map_err(|e| Failure::failed(format!("the server failed: {e}")))?;

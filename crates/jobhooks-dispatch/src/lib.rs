@@ -239,6 +239,40 @@ pub(crate) struct Shared<S> {
     exhausted_at: AtomicU64,
 }
 
+/// Reads a running dispatcher's counts and state ([`Dispatcher::monitor`]).
+pub struct Monitor<S> {
+    shared: Arc<Shared<S>>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl<S> Clone for Monitor<S> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone(), stopped: self.stopped.clone() }
+    }
+}
+
+impl<S: Storage + 'static> Monitor<S> {
+    /// The runs' counts so far and the queue's depth.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let c = &self.shared.counters;
+        Ok(Stats {
+            queue: self.shared.store.depth().await?,
+            in_flight: c.in_flight.load(Ordering::SeqCst),
+            succeeded: c.succeeded.load(Ordering::SeqCst),
+            failed: c.failed.load(Ordering::SeqCst),
+            retried: c.retried.load(Ordering::SeqCst),
+            dead_lettered: c.dead_lettered.load(Ordering::SeqCst),
+            lease_lost: c.lease_lost.load(Ordering::SeqCst),
+            given_back: c.given_back.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Whether the dispatcher is running: started, and not told to stop.
+    pub fn is_running(&self) -> bool {
+        !*self.stopped.borrow()
+    }
+}
+
 /// What a shutdown left behind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -297,17 +331,13 @@ impl<S: Storage + 'static> Dispatcher<S> {
 
     /// Counts of runs by outcome, and the queue's depth.
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        let c = &self.shared.counters;
-        Ok(Stats {
-            queue: self.shared.store.depth().await?,
-            in_flight: c.in_flight.load(Ordering::SeqCst),
-            succeeded: c.succeeded.load(Ordering::SeqCst),
-            failed: c.failed.load(Ordering::SeqCst),
-            retried: c.retried.load(Ordering::SeqCst),
-            dead_lettered: c.dead_lettered.load(Ordering::SeqCst),
-            lease_lost: c.lease_lost.load(Ordering::SeqCst),
-            given_back: c.given_back.load(Ordering::SeqCst),
-        })
+        self.monitor().stats().await
+    }
+
+    /// A handle that reads this dispatcher's counts and state from elsewhere (a metrics or
+    /// readiness endpoint) while it runs, and after it stopped.
+    pub fn monitor(&self) -> Monitor<S> {
+        Monitor { shared: self.shared.clone(), stopped: self.stop.subscribe() }
     }
 
     /// Waits until no run is pending, leased or in flight: everything queued so far (and

@@ -30,6 +30,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod metrics;
 mod page;
 
 use std::future::Future;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use jobhooks_dispatch::Monitor;
 use jobhooks_model::ports::Storage;
 
 pub use auth::{Allowed, Caller, Needs};
@@ -46,27 +48,42 @@ pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 /// The largest request body the API reads (1 MiB); a larger one is refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// What every handler shares: the store.
+/// What every handler shares: the store, the dispatcher beside it (if any), and the request
+/// counts.
 pub struct AppState<S> {
     store: Arc<S>,
+    dispatcher: Option<Monitor<S>>,
+    requests: Arc<metrics::RequestCounts>,
 }
 
 impl<S> Clone for AppState<S> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone() }
+        Self { store: self.store.clone(), dispatcher: self.dispatcher.clone(), requests: self.requests.clone() }
     }
 }
 
 impl<S: Storage + 'static> AppState<S> {
-    /// The API's state over `store`.
+    /// The API's state over `store`, without a dispatcher (`/ready` then needs the store only).
     pub fn new(store: Arc<S>) -> Self {
-        Self { store }
+        Self { store, dispatcher: None, requests: Arc::default() }
+    }
+
+    /// With the dispatcher that runs beside the API: `/ready` needs it running, and `/metrics`
+    /// reports its runs.
+    pub fn with_dispatcher(mut self, dispatcher: Monitor<S>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 }
 
-/// Every route of the API, with the body limit.
+/// Every route of the API, `/health`, `/ready` and `/metrics`, with the body limit and request
+/// counting.
 pub fn router<S: Storage + 'static>(state: AppState<S>) -> Router {
-    api::routes::<S>().layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state)
+    api::routes::<S>()
+        .merge(metrics::routes::<S>())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests::<S>))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.

@@ -441,3 +441,58 @@ async fn buttons_are_managed_and_shown_on_objects_as_the_caller_sees_them() {
     assert_eq!(none, json!([]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer_without_a_token() {
+    let server = Server::start().await;
+    let health = server.client.get(format!("{}/health", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = server.client.get(format!("{}/ready", server.base)).send().await.unwrap();
+    assert_eq!((ready.status(), ready.json::<Value>().await.unwrap()), (StatusCode::OK, json!({"ready": true})));
+    server.get("/api/extras/job-hooks/", &server.alice).await;
+    server.get("/api/extras/job-hooks/missing/", &server.alice).await;
+    server.get("/api/extras/job-hooks/", &server.bob).await;
+    let metrics = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "# TYPE jobhooks_queue_runs gauge",
+        "jobhooks_queue_runs{state=\"pending\"} 0",
+        "jobhooks_http_requests_total{route=\"/api/extras/job-hooks/\",status=\"200\"} 1",
+        "jobhooks_http_requests_total{route=\"/api/extras/job-hooks/\",status=\"403\"} 1",
+        "jobhooks_http_requests_total{route=\"/api/extras/job-hooks/{name}/\",status=\"404\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+    }
+    assert!(!text.contains("jh_"), "no key in the metrics");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_follows_the_dispatcher_beside_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
+    let registry = jobhooks_register::Registry::from_linked().unwrap();
+    let config = jobhooks_dispatch::DispatcherConfig::default().job_sync(SyncMode::Additive);
+    let dispatcher = jobhooks_dispatch::Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    let state = AppState::new(store).with_dispatcher(dispatcher.monitor());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve(listener, router(state), async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), StatusCode::OK);
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|line| line == "jobhooks_dispatcher_running 1"), "{metrics}");
+    assert!(metrics.lines().any(|line| line == "jobhooks_runs_total{outcome=\"success\"} 0"), "{metrics}");
+
+    dispatcher.shutdown(Duration::from_secs(5)).await;
+    let ready = client.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json::<Value>().await.unwrap()["reason"], "the dispatcher stopped");
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}

@@ -1,0 +1,129 @@
+//! What an operator watches: `/health` (the process answers), `/ready` (the store answers and the
+//! dispatcher, if any, runs) and `/metrics` in Prometheus' text format (the queue by state, the
+//! dispatcher's runs by outcome, and HTTP requests by route and status). None of them needs a
+//! token: they say how much, never what.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jobhooks_model::ports::Storage;
+use serde_json::json;
+
+use crate::AppState;
+
+/// Requests served, by route and status.
+#[derive(Default)]
+pub(crate) struct RequestCounts(Mutex<BTreeMap<(String, u16), u64>>);
+
+pub(crate) fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/ready", get(ready::<S>))
+        .route("/metrics", get(metrics::<S>))
+}
+
+/// Counts each request under its route's pattern (`/api/extras/job-hooks/{name}/`), so that the
+/// number of series does not grow with names; requests that match no route count as `unmatched`.
+pub(crate) async fn count_requests<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let response = next.run(request).await;
+    let mut counts = state.requests.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *counts.entry((route, response.status().as_u16())).or_default() += 1;
+    response
+}
+
+async fn ready<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
+    if let Err(error) = state.store.depth().await {
+        tracing::warn!(%error, "not ready: the store does not answer");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "reason": "the store does not answer" })),
+        )
+            .into_response();
+    }
+    if state.dispatcher.as_ref().is_some_and(|dispatcher| !dispatcher.is_running()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "reason": "the dispatcher stopped" })),
+        )
+            .into_response();
+    }
+    axum::Json(json!({ "ready": true })).into_response()
+}
+
+/// Writes one metric family: its help, its type, and its samples.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// A label value with Prometheus' escapes.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+async fn metrics<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
+    let mut out = String::new();
+    match state.store.depth().await {
+        Ok(depth) => {
+            let samples = [("pending", depth.pending), ("leased", depth.leased), ("dead", depth.dead)]
+                .map(|(name, count)| (format!("{{state=\"{name}\"}}"), count as f64));
+            family(&mut out, "jobhooks_queue_runs", "gauge", "Runs in the queue, by state.", &samples);
+        }
+        Err(error) => tracing::warn!(%error, "the queue's depth is missing from /metrics: the store does not answer"),
+    }
+    if let Some(dispatcher) = &state.dispatcher
+        && let Ok(stats) = dispatcher.stats().await
+    {
+        let outcomes = [
+            ("success", stats.succeeded),
+            ("failure", stats.failed),
+            ("retry", stats.retried),
+            ("dead_letter", stats.dead_lettered),
+            ("lease_lost", stats.lease_lost),
+            ("given_back", stats.given_back),
+        ]
+        .map(|(outcome, count)| (format!("{{outcome=\"{outcome}\"}}"), count as f64));
+        family(
+            &mut out,
+            "jobhooks_runs_total",
+            "counter",
+            "Runs this process's dispatcher ended, by outcome.",
+            &outcomes,
+        );
+        let in_flight = [(String::new(), stats.in_flight as f64)];
+        family(&mut out, "jobhooks_runs_in_flight", "gauge", "Runs this process's dispatcher is running.", &in_flight);
+        let running = [(String::new(), if dispatcher.is_running() { 1.0 } else { 0.0 })];
+        family(&mut out, "jobhooks_dispatcher_running", "gauge", "Whether the dispatcher runs.", &running);
+    }
+    let requests: Vec<(String, f64)> = state
+        .requests
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .iter()
+        .map(|((route, status), count)| (format!("{{route=\"{}\",status=\"{status}\"}}", label(route)), *count as f64))
+        .collect();
+    family(
+        &mut out,
+        "jobhooks_http_requests_total",
+        "counter",
+        "HTTP requests served, by route and status.",
+        &requests,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
