@@ -389,3 +389,33 @@ fn serve_answers_the_api_with_a_token_the_cli_issued_and_stops_on_sigterm() {
     let result = json(&db, &["results", "show", &id]);
     assert!(["SUCCESS", "PENDING"].contains(&result["status"].as_str().unwrap()), "{result}");
 }
+
+#[test]
+fn skipped_hooks_are_logged_by_default_and_as_json_on_request() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice"]);
+    ok(&db, &["jobs", "enable", SERIAL_HOOK]);
+    ok(&db, &["hooks", "add", "serials", "--content-type", "dcim.device", "--job", SERIAL_HOOK, "--on", "create"]);
+    ok(&db, &["jobs", "disable", SERIAL_HOOK]);
+    let output = support::run(&db, &["objects", "put", "dcim.device", "d1", r#"{"name": "d1"}"#, "--user", "alice"]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warning =
+        format!("JobHook serials is enabled, but the underlying Job {SERIAL_HOOK} is not installed and enabled");
+    assert!(stderr.contains("WARN") && stderr.contains(&warning), "{stderr}");
+
+    let output = support::run(
+        &db,
+        &["objects", "put", "dcim.device", "d2", r#"{"name": "d2"}"#, "--user", "alice", "--log-format", "json"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: Value = serde_json::from_str(stderr.lines().next().expect("a log line")).expect("a JSON log line");
+    assert_eq!((line["level"].as_str(), line["fields"]["message"].as_str()), (Some("WARN"), Some(warning.as_str())));
+
+    let quiet = jobhooks(&db)
+        .args(["objects", "put", "dcim.device", "d3", r#"{"name": "d3"}"#, "--user", "alice"])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "RUST_LOG is honoured: {}", String::from_utf8_lossy(&quiet.stderr));
+}
