@@ -71,10 +71,16 @@ where
             return ExitCode::from(1);
         }
     };
+    let json = cli.json;
     match runtime.block_on(execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{}", failure.message);
+            if json {
+                let message = failure.message.strip_prefix("error: ").unwrap_or(&failure.message);
+                eprintln!("{}", serde_json::json!({ "error": message, "status": failure.status }));
+            } else {
+                eprintln!("{}", failure.message);
+            }
             ExitCode::from(failure.status)
         }
     }
@@ -304,9 +310,9 @@ struct HookFields {
     /// The job hook receiver's class path.
     #[arg(long)]
     job: Option<String>,
-    /// An event it fires on (create, update, delete); repeat for several.
-    #[arg(long = "on")]
-    events: Vec<String>,
+    /// An event it fires on; repeat for several.
+    #[arg(long = "on", value_enum, ignore_case = true)]
+    events: Vec<EventArg>,
     /// Enable or disable it.
     #[arg(long)]
     enabled: Option<bool>,
@@ -354,9 +360,9 @@ struct ButtonFields {
     /// Its group.
     #[arg(long)]
     group: Option<String>,
-    /// default, primary, success, info, warning, danger or link.
-    #[arg(long = "class")]
-    button_class: Option<String>,
+    /// How the button looks.
+    #[arg(long = "class", value_enum, ignore_case = true)]
+    button_class: Option<ClassArg>,
     /// Ask before running.
     #[arg(long)]
     confirmation: Option<bool>,
@@ -496,9 +502,9 @@ enum ResultsCommand {
     List {
         #[arg(long)]
         job: Option<String>,
-        /// PENDING, STARTED, SUCCESS, FAILURE, RETRYING or DEAD_LETTERED.
-        #[arg(long)]
-        status: Option<String>,
+        /// Only results in this state.
+        #[arg(long, value_enum, ignore_case = true)]
+        status: Option<StatusArg>,
         #[arg(long)]
         change: Option<u64>,
         #[arg(long, default_value_t = 50)]
@@ -536,12 +542,13 @@ impl<S: Storage + 'static> Session<S> {
         ChangeSession::new(context, objects)
     }
 
+    /// Prints `value` as JSON with `--json`, else as `text` says. A reader that went away
+    /// (`jobhooks changes list | head`) ends the output quietly: what was asked is done.
     fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
-        } else {
-            println!("{}", text(value));
-        }
+        use std::io::Write;
+        let shown = if self.json { serde_json::to_string_pretty(value).unwrap_or_default() } else { text(value) };
+        let mut stdout = std::io::stdout().lock();
+        let _closed_or_written = writeln!(stdout, "{shown}").and_then(|()| stdout.flush());
     }
 
     async fn user(&self, username: &str) -> Result<User, Failure> {
@@ -593,8 +600,77 @@ fn object_ref(content: &str, id: &str) -> Result<ObjectRef, Failure> {
     Ok(ObjectRef::new(content_type(content)?, id)?)
 }
 
-fn actions(texts: &[String]) -> Result<Vec<Action>, Failure> {
-    texts.iter().map(|t| t.parse::<Action>().map_err(Failure::from)).collect()
+/// A hook's event, as `--on` takes it.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum EventArg {
+    Create,
+    Update,
+    Delete,
+}
+
+impl From<EventArg> for Action {
+    fn from(event: EventArg) -> Self {
+        match event {
+            EventArg::Create => Action::Create,
+            EventArg::Update => Action::Update,
+            EventArg::Delete => Action::Delete,
+        }
+    }
+}
+
+/// A button's look, as `--class` takes it.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ClassArg {
+    Default,
+    Primary,
+    Success,
+    Info,
+    Warning,
+    Danger,
+    Link,
+}
+
+impl From<ClassArg> for ButtonClass {
+    fn from(class: ClassArg) -> Self {
+        match class {
+            ClassArg::Default => ButtonClass::Default,
+            ClassArg::Primary => ButtonClass::Primary,
+            ClassArg::Success => ButtonClass::Success,
+            ClassArg::Info => ButtonClass::Info,
+            ClassArg::Warning => ButtonClass::Warning,
+            ClassArg::Danger => ButtonClass::Danger,
+            ClassArg::Link => ButtonClass::Link,
+        }
+    }
+}
+
+/// A run's state, as `--status` takes it.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum StatusArg {
+    Pending,
+    Started,
+    Success,
+    Failure,
+    Retrying,
+    #[value(alias = "dead_lettered")]
+    DeadLettered,
+}
+
+impl From<StatusArg> for JobStatus {
+    fn from(status: StatusArg) -> Self {
+        match status {
+            StatusArg::Pending => JobStatus::Pending,
+            StatusArg::Started => JobStatus::Started,
+            StatusArg::Success => JobStatus::Success,
+            StatusArg::Failure => JobStatus::Failure,
+            StatusArg::Retrying => JobStatus::Retrying,
+            StatusArg::DeadLettered => JobStatus::DeadLettered,
+        }
+    }
+}
+
+fn actions(events: &[EventArg]) -> Result<Vec<Action>, Failure> {
+    Ok(events.iter().copied().map(Action::from).collect())
 }
 
 fn table(rows: impl IntoIterator<Item = Vec<String>>) -> String {
@@ -695,7 +771,14 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
 async fn jobs<S: Storage + 'static>(s: &Session<S>, command: JobsCommand) -> Outcome {
     match command {
         JobsCommand::List { all } => {
-            let jobs: Vec<_> = s.store.list_jobs().await?.into_iter().filter(|j| all || !j.hidden).collect();
+            let every = s.store.list_jobs().await?;
+            let hidden = every.iter().filter(|job| job.hidden).count();
+            let jobs: Vec<_> = every.into_iter().filter(|j| all || !j.hidden).collect();
+            if !all && hidden > 0 && !s.json {
+                eprintln!(
+                    "({hidden} hidden job(s) not shown: receivers are hidden by default; `jobs list --all` shows them)"
+                );
+            }
             s.print(&jobs, |jobs| {
                 let header = ["CLASS PATH", "NAME", "KIND", "INSTALLED", "ENABLED"].map(String::from).to_vec();
                 table(std::iter::once(header).chain(jobs.iter().map(|j| {
@@ -787,8 +870,8 @@ fn button_text(b: &JobButton) -> String {
     )
 }
 
-fn button_class(text: Option<&str>) -> Result<Option<ButtonClass>, Failure> {
-    text.map(|t| t.parse::<ButtonClass>().map_err(Failure::from)).transpose()
+fn button_class(class: Option<ClassArg>) -> Result<Option<ButtonClass>, Failure> {
+    Ok(class.map(ButtonClass::from))
 }
 
 async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) -> Outcome {
@@ -803,7 +886,7 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
             let mut button = JobButton::new(name, content_types(&fields.content_types)?, text, job);
             button.weight = fields.weight.unwrap_or(button.weight);
             button.group_name = fields.group;
-            button.button_class = button_class(fields.button_class.as_deref())?.unwrap_or_default();
+            button.button_class = button_class(fields.button_class)?.unwrap_or_default();
             button.confirmation = fields.confirmation.unwrap_or(true);
             button.enabled = fields.enabled.unwrap_or(true);
             let button = s.store.create_button(button).await?;
@@ -819,7 +902,7 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
                 job: fields.job,
                 weight: fields.weight,
                 group_name: fields.group.map(|g| (!g.is_empty()).then_some(g)),
-                button_class: button_class(fields.button_class.as_deref())?,
+                button_class: button_class(fields.button_class)?,
                 confirmation: fields.confirmation,
                 enabled: fields.enabled,
             };
@@ -857,9 +940,21 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
             let run = jobhooks_dispatch::press(&*s.store, &user, &button, &reference).await?;
             if wait {
                 let dispatcher = s.dispatcher(4, SyncMode::Additive).await?;
-                dispatcher.drain().await?;
+                let result = loop {
+                    let seen = s.store.work_generation();
+                    let result =
+                        s.store.get_result(run).await?.ok_or_else(|| StoreError::not_found("job result", run))?;
+                    if result.status.is_final() {
+                        break result;
+                    }
+                    s.store.wait_for_work(seen, Duration::from_secs(1)).await;
+                };
                 dispatcher.shutdown(Duration::from_secs(30)).await;
-                return show_result(s, run).await;
+                s.print(&result, result_text);
+                if result.status != JobStatus::Success {
+                    return Err(Failure::failed(format!("run {run} ended {}", result.status)));
+                }
+                return Ok(());
             }
             s.print(&serde_json::json!({"run": run}), |_| format!("queued run {run}"));
         }
@@ -1062,14 +1157,6 @@ async fn changes<S: Storage + 'static>(s: &Session<S>, command: ChangesCommand) 
     Ok(())
 }
 
-fn parse_status(text: &str) -> Result<JobStatus, Failure> {
-    serde_json::from_value(Value::String(text.to_ascii_uppercase())).map_err(|_| {
-        Failure::bad_input(format!(
-            "invalid status `{text}`: expected PENDING, STARTED, SUCCESS, FAILURE, RETRYING or DEAD_LETTERED"
-        ))
-    })
-}
-
 fn result_text(r: &jobhooks_model::JobResult) -> String {
     let mut text = format!(
         "run {}  {}  {}  as {}  attempts {}",
@@ -1096,7 +1183,7 @@ async fn results<S: Storage + 'static>(s: &Session<S>, command: ResultsCommand) 
         ResultsCommand::List { job, status, change, limit } => {
             let filter = ResultFilter {
                 job,
-                status: status.as_deref().map(parse_status).transpose()?,
+                status: status.map(JobStatus::from),
                 change: change.map(ChangeId),
                 limit: Some(limit),
             };
@@ -1119,6 +1206,9 @@ async fn results<S: Storage + 'static>(s: &Session<S>, command: ResultsCommand) 
         }
         ResultsCommand::Show { run } => show_result(s, RunId(run)).await?,
         ResultsCommand::Replay { run } => {
+            if s.store.get_result(RunId(run)).await?.is_none() {
+                return Err(Failure::bad_input(format!("run {run} does not exist")));
+            }
             s.store.replay(RunId(run)).await?;
             s.print(&serde_json::json!({"run": run}), |_| format!("queued run {run} again"));
         }

@@ -85,7 +85,7 @@ fn hooks_are_added_validated_updated_and_deleted() {
     assert!(fails(&db, &bad_type, 2).contains("invalid content type `Devices`"));
     assert!(
         fails(&db, &["hooks", "add", "x", "--job", SERIAL_HOOK, "--on", "explode"], 2)
-            .contains("invalid action `explode`")
+            .contains("invalid value 'explode' for '--on <EVENTS>'\n  [possible values: create, update, delete]")
     );
 
     let updated = json(&db, &["hooks", "update", "serials", "--on", "create", "--enabled", "false"]);
@@ -200,7 +200,10 @@ fn users_objects_changes_buttons_and_results_work_together() {
     let run = results[0]["id"].as_u64().unwrap().to_string();
     assert!(ok(&db, &["results", "show", &run]).contains("Reverted to A1"));
     assert_eq!(json(&db, &["results", "list", "--status", "success"]).as_array().unwrap().len(), 2);
-    assert!(fails(&db, &["results", "list", "--status", "bogus"], 2).contains("invalid status `bogus`"));
+    assert!(
+        fails(&db, &["results", "list", "--status", "bogus"], 2)
+            .contains("[possible values: pending, started, success, failure, retrying, dead-lettered]")
+    );
     assert!(fails(&db, &["results", "replay", &run], 2).contains("is not dead-lettered"));
 
     assert!(ok(&db, &["buttons", "delete", "simple"]).contains("deleted simple"));
@@ -417,5 +420,44 @@ fn skipped_hooks_are_logged_by_default_and_as_json_on_request() {
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
-    assert!(quiet.status.success() && quiet.stderr.is_empty(), "RUST_LOG is honoured: {}", String::from_utf8_lossy(&quiet.stderr));
+    assert!(
+        quiet.status.success() && quiet.stderr.is_empty(),
+        "RUST_LOG is honoured: {}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+}
+
+#[test]
+fn a_new_user_meets_clear_output_in_pipes_json_errors_hints_and_replays() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice", "--superuser"]);
+    for id in 0..4 {
+        ok(&db, &["objects", "put", "dcim.device", &format!("d{id}"), r#"{"name": "d"}"#, "--user", "alice"]);
+    }
+    // A reader that went away before the output (here: before anything) ends it quietly.
+    let mut listing =
+        jobhooks(&db).args(["changes", "list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(listing.stdout.take());
+    let output = listing.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    assert_eq!(fails(&db, &["results", "replay", "999"], 2).trim(), "error: run 999 does not exist");
+    let error: Value = serde_json::from_str(fails(&db, &["results", "replay", "999", "--json"], 2).trim()).unwrap();
+    assert_eq!(error, serde_json::json!({"error": "run 999 does not exist", "status": 2}));
+
+    let output = support::run(&db, &["jobs", "list"]);
+    let hint = String::from_utf8_lossy(&output.stderr);
+    assert!(hint.contains("hidden job(s) not shown") && hint.contains("jobs list --all"), "{hint}");
+    let help = ok(&db, &["buttons", "add", "--help"]);
+    assert!(help.contains("[possible values: default, primary, success, info, warning, danger, link]"), "{help}");
+
+    // A press on an object that does not exist is refused before anything is queued, and
+    // `--wait` exits non-zero when its run fails.
+    ok(&db, &["jobs", "enable", SIMPLE_BUTTON]);
+    ok(&db, &["buttons", "add", "simple", "--content-type", "dcim.device", "--text", "Go", "--job", SIMPLE_BUTTON]);
+    let refused = fails(&db, &["buttons", "press", "simple", "dcim.device", "nope", "--user", "alice"], 2);
+    assert_eq!(refused.trim(), "error: dcim.device nope does not exist");
+    let pressed = ok(&db, &["buttons", "press", "simple", "dcim.device", "d0", "--user", "alice", "--wait"]);
+    assert!(pressed.contains("SUCCESS"), "{pressed}");
 }

@@ -202,9 +202,10 @@ pub async fn buttons_for<S: Storage + ?Sized>(
     Ok(shown)
 }
 
-/// Presses the button `button` on `object` as `user`: checks, in order, that the job is installed,
-/// enabled, and that the user may run it, then queues one run with the inputs `object_pk` and
-/// `object_model_name`, as that user. Returns the run's id.
+/// Presses the button `button` on `object` as `user`: checks, in order, that the button is offered
+/// on the object's type, that the job is installed and enabled, that the user may run it, and that
+/// the object exists (**ours:** refused up front rather than failing the run), then queues one
+/// run with the inputs `object_pk` and `object_model_name`, as that user. Returns the run's id.
 pub async fn press<S: Storage + ?Sized>(
     store: &S,
     user: &User,
@@ -215,7 +216,7 @@ pub async fn press<S: Storage + ?Sized>(
     if !button.content_types.contains(object.content_type()) {
         return Err(PressError::NotAvailable { button: button.name, content_type: object.content_type().to_string() });
     }
-    enqueue_checked(store, user, &button.job, object).await
+    run_job_on(store, user, &button.job, object).await
 }
 
 /// Runs the job button receiver `job` on `object` as `user`, the way Nautobot's job run endpoint

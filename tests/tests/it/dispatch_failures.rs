@@ -101,8 +101,17 @@ async fn a_missing_object_fails_the_run_saying_which() {
     let simple = "jobhooks_examples::ExampleSimpleJobButtonReceiver";
     h.store.create_button(JobButton::new("b", vec![ct("dcim.location")], "Go", simple)).await.unwrap();
     let missing = object("dcim.location", "404", "Nowhere", json!({}));
-    let run =
-        h.dispatcher.press(&jobhooks_model::User::superuser("root").unwrap(), "b", missing.reference()).await.unwrap();
+    // A press on an object that does not exist is refused up front ...
+    let refused = h
+        .dispatcher
+        .press(&jobhooks_model::User::superuser("root").unwrap(), "b", missing.reference())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.to_string(), "dcim.location 404 does not exist");
+    // ... and a run whose object is gone by the time it starts (deleted after the press) fails.
+    let inputs =
+        jobhooks_model::JobInputs::Button { object_pk: "404".into(), object_model_name: "dcim.location".into() };
+    let run = h.store.enqueue(simple, Some("root".into()), inputs).await.unwrap();
     h.dispatcher.drain().await.unwrap();
     let result = h.store.get_result(run).await.unwrap().unwrap();
     assert_eq!(result.status, JobStatus::Failure);
