@@ -23,6 +23,7 @@
 //! Invariant: the only crate that parses command lines or prints for people; it drives the other
 //! layers through their public APIs and adds no behaviour of its own beyond the demo script.
 
+mod config;
 #[cfg(feature = "demo")]
 mod demo;
 
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use jobhooks_dispatch::{Dispatcher, DispatcherConfig, PressError};
+use jobhooks_dispatch::{Dispatcher, PressError};
 use jobhooks_model::ports::{ObjectReader, ResultFilter, Storage, SyncMode};
 use jobhooks_model::{
     Action, ApiToken, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton,
@@ -63,7 +64,16 @@ where
             return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    init_logging(cli.log_format);
+    let config = match config::Config::load(cli.config.as_deref(), |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_format =
+        cli.log_format.unwrap_or(if config.log.format == "json" { LogFormat::Json } else { LogFormat::Text });
+    init_logging(log_format, &config.log.filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -72,7 +82,7 @@ where
         }
     };
     let json = cli.json;
-    match runtime.block_on(execute(cli)) {
+    match runtime.block_on(execute(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if json {
@@ -190,14 +200,19 @@ type Outcome = Result<(), Failure>;
 struct Cli {
     /// The store: a directory (the embedded sled store), or a PostgreSQL URL
     /// (`postgres://user@host:port/dbname`), which many processes can share.
-    #[arg(long, global = true, env = "JOBHOOKS_DB", default_value = "jobhooks.db")]
-    db: PathBuf,
+    /// (Default: `db` of the config file, else `jobhooks.db`.)
+    #[arg(long, global = true, env = "JOBHOOKS_DB")]
+    db: Option<PathBuf>,
+    /// A TOML config file (`jobhooks config show` prints every key); `JOBHOOKS_*` variables and
+    /// flags override it.
+    #[arg(long, global = true, env = "JOBHOOKS_CONFIG")]
+    config: Option<PathBuf>,
     /// Print listings and records as JSON.
     #[arg(long, global = true)]
     json: bool,
     /// How log lines look on stderr (`RUST_LOG` chooses which; warnings by default).
-    #[arg(long, global = true, value_enum, env = "JOBHOOKS_LOG_FORMAT", default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[arg(long, global = true, value_enum, env = "JOBHOOKS_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -213,9 +228,9 @@ enum LogFormat {
 
 /// Sends log events to stderr: the `RUST_LOG` filter (default `warn`, so that skipped hooks and
 /// refused runs are seen), in `format`. A program that set its own subscriber keeps it.
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colours);
     let _already_set = match format {
@@ -260,32 +275,43 @@ enum Command {
     /// Serve the REST API (and run the dispatcher beside it) until SIGTERM or Ctrl-C, then shut
     /// down gracefully.
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
+        /// Address to listen on (default: `server.listen`, 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
         /// Serve the API only, without a dispatcher (for API-only processes on PostgreSQL).
         #[arg(long)]
         no_dispatcher: bool,
-        /// Runs at once.
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
-        /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C.
-        #[arg(long, default_value_t = 30)]
-        grace: u64,
+        /// Runs at once (default: `dispatcher.workers`).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C (default:
+        /// `dispatcher.grace_seconds`).
+        #[arg(long)]
+        grace: Option<u64>,
     },
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run the dispatcher until SIGTERM or Ctrl-C, then shut down gracefully.
     Run {
-        /// Runs at once.
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
-        /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C.
-        #[arg(long, default_value_t = 30)]
-        grace: u64,
+        /// Runs at once (default: `dispatcher.workers`).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C (default:
+        /// `dispatcher.grace_seconds`).
+        #[arg(long)]
+        grace: Option<u64>,
         /// This program links every receiver of the application: mark jobs it does not link as
         /// not installed, and disable their hooks and buttons.
         #[arg(long)]
         uninstall_unlinked: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults, the file, `JOBHOOKS_*`), as TOML or `--json`.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -523,17 +549,18 @@ struct Session<S> {
     location: String,
     registry: Registry,
     json: bool,
+    config: config::Config,
 }
 
 impl<S: Storage + 'static> Session<S> {
-    async fn open(store: S, location: String, json: bool) -> Result<Self, Failure> {
+    async fn open(store: S, location: String, json: bool, config: config::Config) -> Result<Self, Failure> {
         let store = Arc::new(store);
         let registry = Registry::from_linked().map_err(|e| Failure::failed(e.to_string()))?;
         // This program may link fewer receivers than the application's own dispatcher, and must
         // not uninstall theirs (which would disable their hooks and buttons): it only adds what
         // it links, unless `run --uninstall-unlinked` says it links them all.
         registry.sync_into(&*store, SyncMode::Additive).await?;
-        Ok(Self { store, location, registry, json })
+        Ok(Self { store, location, registry, json, config })
     }
 
     /// A change session over the store's objects.
@@ -558,7 +585,7 @@ impl<S: Storage + 'static> Session<S> {
     }
 
     async fn dispatcher(&self, workers: usize, job_sync: SyncMode) -> Result<Dispatcher<S>, Failure> {
-        let config = DispatcherConfig::default().workers(workers).job_sync(job_sync);
+        let config = self.config.dispatcher(workers).job_sync(job_sync);
         Dispatcher::start(self.store.clone(), self.registry.clone(), config)
             .await
             .map_err(|e| Failure::failed(e.to_string()))
@@ -701,12 +728,28 @@ fn joined(types: &[ContentType]) -> String {
     types.iter().map(ContentType::as_str).collect::<Vec<_>>().join(",")
 }
 
-async fn execute(cli: Cli) -> Outcome {
+async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
     #[cfg(feature = "demo")]
     if let Command::Demo { keep_db } = &cli.command {
         return demo::run(keep_db.as_deref()).await;
     }
-    let db = cli.db.to_string_lossy().into_owned();
+    if let Some(db) = &cli.db {
+        config.db = db.to_string_lossy().into_owned();
+    }
+    if let Command::Config(ConfigCommand::Show) = &cli.command {
+        let mut shown = config.clone();
+        #[cfg(feature = "postgres")]
+        {
+            shown.db = without_password(&shown.db);
+        }
+        if cli.json {
+            println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+        } else {
+            print!("{}", shown.to_toml());
+        }
+        return Ok(());
+    }
+    let db = config.db.clone();
     let migrate = matches!(cli.command, Command::Migrate);
     #[cfg(feature = "postgres")]
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
@@ -715,13 +758,13 @@ async fn execute(cli: Cli) -> Outcome {
             let version = jobhooks_postgres::PgStore::schema_version();
             return migrated(cli.json, &without_password(&db), &format!("jobhooks-postgres/{version}"));
         }
-        return dispatch(Session::open(store, without_password(&db), cli.json).await?, cli.command).await;
+        return dispatch(Session::open(store, without_password(&db), cli.json, config).await?, cli.command).await;
     }
-    let store = Store::open(&cli.db)?;
+    let store = Store::open(&db)?;
     if migrate {
         return migrated(cli.json, &db, jobhooks_store::FORMAT_VERSION);
     }
-    dispatch(Session::open(store, db, cli.json).await?, cli.command).await
+    dispatch(Session::open(store, db, cli.json, config).await?, cli.command).await
 }
 
 /// Says which schema version the store at `location` is at.
@@ -759,12 +802,20 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
         Command::Results(command) => results(&session, command).await,
         Command::Migrate => Ok(()),
         Command::Serve { listen, no_dispatcher, workers, grace } => {
-            serve_api(&session, listen, (!no_dispatcher).then_some(workers), grace).await
+            let settings = &session.config;
+            let listen = listen.unwrap_or(settings.server.listen);
+            let dispatch = !no_dispatcher && settings.server.dispatcher;
+            let workers = workers.unwrap_or(settings.dispatcher.workers);
+            let grace = grace.unwrap_or(settings.dispatcher.grace_seconds);
+            serve_api(&session, listen, dispatch.then_some(workers), grace).await
         }
         Command::Run { workers, grace, uninstall_unlinked } => {
             let job_sync = if uninstall_unlinked { SyncMode::Full } else { SyncMode::Additive };
+            let workers = workers.unwrap_or(session.config.dispatcher.workers);
+            let grace = grace.unwrap_or(session.config.dispatcher.grace_seconds);
             run_dispatcher(&session, workers, grace, job_sync).await
         }
+        Command::Config(ConfigCommand::Show) => Ok(()),
     }
 }
 

@@ -461,3 +461,36 @@ fn a_new_user_meets_clear_output_in_pipes_json_errors_hints_and_replays() {
     let pressed = ok(&db, &["buttons", "press", "simple", "dcim.device", "d0", "--user", "alice", "--wait"]);
     assert!(pressed.contains("SUCCESS"), "{pressed}");
 }
+
+#[test]
+fn the_config_file_environment_and_flags_layer_and_config_show_prints_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("from-config");
+    let file = dir.path().join("jobhooks.toml");
+    std::fs::write(&file, format!("db = {db:?}\n[dispatcher]\nworkers = 8\nlease_seconds = 120\n")).unwrap();
+    let config = |extra_env: &[(&str, &str)], args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jobhooks"));
+        command.env_remove("JOBHOOKS_DB").arg("--config").arg(&file).args(args);
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    let shown = config(&[("JOBHOOKS_DISPATCHER_WORKERS", "3")], &["config", "show"]);
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.contains("workers = 3") && shown.contains("lease_seconds = 120"), "{shown}");
+    assert!(shown.contains("[retention]") && shown.contains("prune_every_seconds = 60"), "every key is shown: {shown}");
+    let flagged = config(&[], &["config", "show", "--json", "--db", "elsewhere"]);
+    let flagged: Value = serde_json::from_slice(&flagged.stdout).unwrap();
+    assert_eq!((flagged["db"].as_str(), flagged["dispatcher"]["workers"].as_u64()), (Some("elsewhere"), Some(8)));
+
+    // A command uses the store the file names.
+    assert!(config(&[], &["users", "add", "alice"]).status.success());
+    assert!(db.exists(), "the store of the config file was used");
+
+    std::fs::write(&file, "[dispatcher]\nwokers = 8\n").unwrap();
+    let refused = config(&[], &["config", "show"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field `wokers`"));
+}

@@ -1,0 +1,365 @@
+//! The configuration of a `jobhooks` process: built-in defaults, then the file given with
+//! `--config` (TOML), then `JOBHOOKS_*` environment variables, then flags, each overriding the
+//! one before. `jobhooks config show` prints the result.
+//!
+//! Every key of the file has an environment variable: `JOBHOOKS_` and the key's path in capitals,
+//! dots as underscores (`dispatcher.workers` is `JOBHOOKS_DISPATCHER_WORKERS`). Retry policies per
+//! job exist in the file only.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use jobhooks_dispatch::{DispatcherConfig, RetryPolicy};
+use jobhooks_model::ports::Retention;
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be built. Nothing was started.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key or value is not one this version knows.
+    #[error("the config file {path} is not valid: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, where.
+        reason: String,
+    },
+    /// An environment variable has a value its key cannot take.
+    #[error("the environment variable {variable} is not valid: {reason}")]
+    Env {
+        /// The variable.
+        variable: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The store: a directory (sled) or a PostgreSQL URL.
+    pub db: String,
+    /// Logging.
+    pub log: LogSettings,
+    /// `jobhooks serve`.
+    pub server: ServerSettings,
+    /// The dispatcher of `jobhooks serve` and `jobhooks run`.
+    pub dispatcher: DispatcherSettings,
+    /// How long results and changes are kept.
+    pub retention: RetentionSettings,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// Which events, as `RUST_LOG` says them (`RUST_LOG` itself wins when set).
+    pub filter: String,
+}
+
+/// `jobhooks serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Run the dispatcher beside the API.
+    pub dispatcher: bool,
+}
+
+/// The dispatcher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatcherSettings {
+    /// Runs at once.
+    pub workers: usize,
+    /// Runs claimed together.
+    pub lease_batch: usize,
+    /// How long a claim lasts before another process may take the run over.
+    pub lease_seconds: u64,
+    /// How long a receiver may run.
+    pub run_timeout_seconds: u64,
+    /// How long runs in flight may take to finish at shutdown.
+    pub grace_seconds: u64,
+    /// The longest an idle worker sleeps without a signal.
+    pub idle_wakeup_ms: u64,
+    /// The retry policy of every job without its own.
+    pub retry: RetrySettings,
+    /// Retry policies by job class path.
+    pub job_retry: BTreeMap<String, RetrySettings>,
+}
+
+/// A retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each further one.
+    pub initial_backoff_ms: u64,
+    /// The longest wait.
+    pub max_backoff_ms: u64,
+    /// Randomize each wait within its upper half.
+    pub jitter: bool,
+}
+
+/// Retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days to keep finished results (none: forever).
+    pub results_days: Option<u32>,
+    /// Days to keep changes (none: forever).
+    pub changes_days: Option<u32>,
+    /// How often to prune.
+    pub prune_every_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            db: "jobhooks.db".into(),
+            log: LogSettings::default(),
+            server: ServerSettings::default(),
+            dispatcher: DispatcherSettings::default(),
+            retention: RetentionSettings::default(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "text".into(), filter: "warn".into() }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), dispatcher: true }
+    }
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        let defaults = DispatcherConfig::default();
+        Self {
+            workers: defaults.workers,
+            lease_batch: defaults.lease_batch,
+            lease_seconds: defaults.lease.as_secs(),
+            run_timeout_seconds: defaults.run_timeout.as_secs(),
+            grace_seconds: 30,
+            idle_wakeup_ms: u64::try_from(defaults.idle_wakeup.as_millis()).unwrap_or(u64::MAX),
+            retry: RetrySettings::from(defaults.retry),
+            job_retry: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetryPolicy::default().into()
+    }
+}
+
+impl From<RetryPolicy> for RetrySettings {
+    fn from(policy: RetryPolicy) -> Self {
+        Self {
+            max_attempts: policy.max_attempts,
+            initial_backoff_ms: u64::try_from(policy.initial_backoff.as_millis()).unwrap_or(u64::MAX),
+            max_backoff_ms: u64::try_from(policy.max_backoff.as_millis()).unwrap_or(u64::MAX),
+            jitter: policy.jitter,
+        }
+    }
+}
+
+impl From<RetrySettings> for RetryPolicy {
+    fn from(settings: RetrySettings) -> Self {
+        RetryPolicy {
+            max_attempts: settings.max_attempts.max(1),
+            initial_backoff: Duration::from_millis(settings.initial_backoff_ms),
+            max_backoff: Duration::from_millis(settings.max_backoff_ms),
+            jitter: settings.jitter,
+        }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { results_days: None, changes_days: None, prune_every_seconds: 60 }
+    }
+}
+
+const DAY: u64 = 86_400;
+
+impl Config {
+    /// Defaults, then the file at `path` (if any), then the environment as `env` reads it.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+                toml::from_str(&text).map_err(|error| ConfigError::Parse { path: shown, reason: error.to_string() })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn set<T: std::str::FromStr>(
+            env: &impl Fn(&str) -> Option<String>,
+            variable: &str,
+            target: &mut T,
+        ) -> Result<(), ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            if let Some(value) = env(variable) {
+                *target = value
+                    .parse()
+                    .map_err(|e: T::Err| ConfigError::Env { variable: variable.to_owned(), reason: e.to_string() })?;
+            }
+            Ok(())
+        }
+        fn set_days(
+            env: &impl Fn(&str) -> Option<String>,
+            variable: &str,
+            target: &mut Option<u32>,
+        ) -> Result<(), ConfigError> {
+            if let Some(value) = env(variable) {
+                *target = match value.as_str() {
+                    "" | "forever" => None,
+                    days => Some(days.parse().map_err(|e: std::num::ParseIntError| ConfigError::Env {
+                        variable: variable.to_owned(),
+                        reason: format!("{e}; expected a number of days or `forever`"),
+                    })?),
+                };
+            }
+            Ok(())
+        }
+        let env = &env;
+        set(env, "JOBHOOKS_DB", &mut self.db)?;
+        set(env, "JOBHOOKS_LOG_FORMAT", &mut self.log.format)?;
+        set(env, "JOBHOOKS_LOG_FILTER", &mut self.log.filter)?;
+        set(env, "JOBHOOKS_SERVER_LISTEN", &mut self.server.listen)?;
+        set(env, "JOBHOOKS_SERVER_DISPATCHER", &mut self.server.dispatcher)?;
+        let dispatcher = &mut self.dispatcher;
+        set(env, "JOBHOOKS_DISPATCHER_WORKERS", &mut dispatcher.workers)?;
+        set(env, "JOBHOOKS_DISPATCHER_LEASE_BATCH", &mut dispatcher.lease_batch)?;
+        set(env, "JOBHOOKS_DISPATCHER_LEASE_SECONDS", &mut dispatcher.lease_seconds)?;
+        set(env, "JOBHOOKS_DISPATCHER_RUN_TIMEOUT_SECONDS", &mut dispatcher.run_timeout_seconds)?;
+        set(env, "JOBHOOKS_DISPATCHER_GRACE_SECONDS", &mut dispatcher.grace_seconds)?;
+        set(env, "JOBHOOKS_DISPATCHER_IDLE_WAKEUP_MS", &mut dispatcher.idle_wakeup_ms)?;
+        set(env, "JOBHOOKS_DISPATCHER_RETRY_MAX_ATTEMPTS", &mut dispatcher.retry.max_attempts)?;
+        set(env, "JOBHOOKS_DISPATCHER_RETRY_INITIAL_BACKOFF_MS", &mut dispatcher.retry.initial_backoff_ms)?;
+        set(env, "JOBHOOKS_DISPATCHER_RETRY_MAX_BACKOFF_MS", &mut dispatcher.retry.max_backoff_ms)?;
+        set(env, "JOBHOOKS_DISPATCHER_RETRY_JITTER", &mut dispatcher.retry.jitter)?;
+        set_days(env, "JOBHOOKS_RETENTION_RESULTS_DAYS", &mut self.retention.results_days)?;
+        set_days(env, "JOBHOOKS_RETENTION_CHANGES_DAYS", &mut self.retention.changes_days)?;
+        set(env, "JOBHOOKS_RETENTION_PRUNE_EVERY_SECONDS", &mut self.retention.prune_every_seconds)?;
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(ConfigError::Env {
+                variable: "JOBHOOKS_LOG_FORMAT (or log.format)".into(),
+                reason: format!("`{}` is not a log format; expected text or json", self.log.format),
+            });
+        }
+        Ok(())
+    }
+
+    /// How long results and changes are kept.
+    pub fn retention(&self) -> Retention {
+        let days = |days: Option<u32>| days.map(|days| Duration::from_secs(u64::from(days) * DAY));
+        Retention { results_for: days(self.retention.results_days), changes_for: days(self.retention.changes_days) }
+    }
+
+    /// The dispatcher's configuration, `workers` as given.
+    pub fn dispatcher(&self, workers: usize) -> DispatcherConfig {
+        let settings = &self.dispatcher;
+        DispatcherConfig::default()
+            .workers(workers)
+            .lease_batch(settings.lease_batch.max(1))
+            .lease(Duration::from_secs(settings.lease_seconds.max(1)))
+            .run_timeout(Duration::from_secs(settings.run_timeout_seconds.max(1)))
+            .idle_wakeup(Duration::from_millis(settings.idle_wakeup_ms.max(1)))
+            .retry(settings.retry.into())
+            .job_retry(settings.job_retry.iter().map(|(job, retry)| (job.clone(), (*retry).into())).collect())
+            .retention(self.retention())
+            .prune_every(Duration::from_secs(self.retention.prune_every_seconds.max(1)))
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| pairs.get(name).cloned()
+    }
+
+    #[test]
+    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobhooks.toml");
+        std::fs::write(
+            &path,
+            r#"
+            db = "postgres://jobhooks@db/jobhooks"
+            [dispatcher]
+            workers = 8
+            [dispatcher.job_retry."app::Flaky"]
+            max_attempts = 5
+            [retention]
+            results_days = 30
+            "#,
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), env(&[("JOBHOOKS_DISPATCHER_WORKERS", "2")])).unwrap();
+        assert_eq!(config.db, "postgres://jobhooks@db/jobhooks");
+        assert_eq!(config.dispatcher.workers, 2, "the environment wins over the file");
+        assert_eq!(config.dispatcher.lease_batch, DispatcherConfig::default().lease_batch, "defaults fill the rest");
+        let dispatcher = config.dispatcher(config.dispatcher.workers);
+        assert_eq!(dispatcher.retry_policy("app::Flaky").max_attempts, 5);
+        assert_eq!(dispatcher.retention.results_for, Some(Duration::from_secs(30 * DAY)));
+        let shown: Config = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(shown, config, "what `config show` prints reads back the same");
+    }
+
+    #[test]
+    fn mistakes_are_refused_saying_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[dispatcher]\nwokers = 8\n").unwrap();
+        let error = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("bad.toml is not valid") && error.contains("unknown field `wokers`"), "{error}");
+        let error = Config::load(None, env(&[("JOBHOOKS_DISPATCHER_WORKERS", "many")])).unwrap_err().to_string();
+        assert!(error.starts_with("the environment variable JOBHOOKS_DISPATCHER_WORKERS is not valid"), "{error}");
+        let error = Config::load(None, env(&[("JOBHOOKS_LOG_FORMAT", "xml")])).unwrap_err().to_string();
+        assert!(error.contains("`xml` is not a log format"), "{error}");
+        let missing = Config::load(Some(Path::new("/nonexistent/jobhooks.toml")), env(&[])).unwrap_err();
+        assert!(missing.to_string().starts_with("cannot read the config file /nonexistent/jobhooks.toml"));
+        let forever = Config::load(None, env(&[("JOBHOOKS_RETENTION_RESULTS_DAYS", "forever")])).unwrap();
+        assert_eq!(forever.retention().results_for, None);
+    }
+}
