@@ -272,6 +272,16 @@ enum Command {
     /// Bring the store's schema up to date and say which version it is at (opening a store does
     /// this too; run it ahead of a deploy to migrate once, before the processes start).
     Migrate,
+    /// Remove finished results and old changes now, per the retention of the config
+    /// (`retention.results_days`, `retention.changes_days`) or these flags.
+    Prune {
+        /// Days to keep finished results.
+        #[arg(long)]
+        results_days: Option<u32>,
+        /// Days to keep changes (an object's latest change, and changes with kept results, stay).
+        #[arg(long)]
+        changes_days: Option<u32>,
+    },
     /// Serve the REST API (and run the dispatcher beside it) until SIGTERM or Ctrl-C, then shut
     /// down gracefully.
     Serve {
@@ -816,6 +826,22 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
             run_dispatcher(&session, workers, grace, job_sync).await
         }
         Command::Config(ConfigCommand::Show) => Ok(()),
+        Command::Prune { results_days, changes_days } => {
+            let mut settings = session.config.clone();
+            settings.retention.results_days = results_days.or(settings.retention.results_days);
+            settings.retention.changes_days = changes_days.or(settings.retention.changes_days);
+            let retention = settings.retention();
+            if retention == jobhooks_model::ports::Retention::default() {
+                return Err(Failure::bad_input(
+                    "no retention is set: give --results-days or --changes-days, or set them in the config",
+                ));
+            }
+            let report = session.store.prune(&retention, OffsetDateTime::now_utc()).await?;
+            session.print(&report, |report| {
+                format!("pruned {} result(s) and {} change(s)", report.results, report.changes)
+            });
+            Ok(())
+        }
     }
 }
 

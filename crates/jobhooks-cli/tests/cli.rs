@@ -494,3 +494,15 @@ fn the_config_file_environment_and_flags_layer_and_config_show_prints_the_result
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field `wokers`"));
 }
+
+#[test]
+fn prune_removes_what_the_retention_allows() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice"]);
+    ok(&db, &["objects", "put", "dcim.device", "d1", r#"{"name": "one"}"#, "--user", "alice"]);
+    ok(&db, &["objects", "put", "dcim.device", "d1", r#"{"name": "uno"}"#, "--user", "alice"]);
+    assert!(fails(&db, &["prune"], 2).contains("no retention is set"));
+    let report = json(&db, &["prune", "--changes-days", "0"]);
+    assert_eq!(report, serde_json::json!({"results": 0, "changes": 1}), "the object's latest change stays");
+    assert_eq!(json(&db, &["changes", "list"]).as_array().unwrap().len(), 1);
+}
