@@ -506,3 +506,99 @@ fn prune_removes_what_the_retention_allows() {
     assert_eq!(report, serde_json::json!({"results": 0, "changes": 1}), "the object's latest change stays");
     assert_eq!(json(&db, &["changes", "list"]).as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn sigterm_under_load_exits_0_in_time_and_loses_no_acknowledged_change() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "alice", "--superuser"]);
+    ok(&db, &["jobs", "enable", SERIAL_HOOK]);
+    ok(
+        &db,
+        &[
+            "hooks",
+            "add",
+            "serials",
+            "--content-type",
+            "dcim.device",
+            "--job",
+            SERIAL_HOOK,
+            "--on",
+            "create",
+            "--on",
+            "update",
+        ],
+    );
+    let key = ok(&db, &["users", "token", "add", "alice"]).trim().to_owned();
+    let mut server = jobhooks(&db)
+        .args(["serve", "--listen", "127.0.0.1:0", "--grace", "10"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let address = line.split("serving http://").nth(1).and_then(|rest| rest.split('/').next()).expect(&line).to_owned();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let acknowledged: Vec<u64> = runtime.block_on(async {
+        let (loaded, load) = tokio::sync::watch::channel(0_u64);
+        let clients: Vec<_> = (0..20)
+            .map(|client| {
+                let (address, key, loaded) = (address.clone(), key.clone(), loaded.clone());
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    let mut changes = Vec::new();
+                    for round in 0.. {
+                        let sent = http
+                            .put(format!("http://{address}/api/objects/dcim.device/{client}/"))
+                            .header("Authorization", format!("Token {key}"))
+                            .json(&serde_json::json!({"data": {"round": round}}))
+                            .send()
+                            .await;
+                        // Once the server stops, connections are refused: the load is over.
+                        let Ok(response) = sent else { break };
+                        let status = response.status().as_u16();
+                        assert!(status < 500, "no 5xx, even while stopping: {status}");
+                        if let Ok(body) = response.json::<Value>().await
+                            && let Some(change) = body["change"].as_u64()
+                        {
+                            changes.push(change);
+                            loaded.send_modify(|count| *count += 1);
+                        }
+                    }
+                    changes
+                })
+            })
+            .collect();
+        // Stop it in the middle of the load: after 200 acknowledged writes.
+        let mut load = load;
+        load.wait_for(|count| *count >= 200).await.unwrap();
+        assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
+        let mut acknowledged = Vec::new();
+        for client in clients {
+            acknowledged.extend(client.await.unwrap());
+        }
+        acknowledged
+    });
+    // The grace is 10 s; the process must be gone well within twice that.
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(server.wait().unwrap()));
+    let exit = exit.recv_timeout(std::time::Duration::from_secs(20)).expect("the server exits within its deadline");
+    assert!(exit.success(), "SIGTERM under load exits 0: {exit}");
+
+    // Every acknowledged change is in the store with its hook run, done or still queued.
+    let changes = json(&db, &["changes", "list", "--limit", "100000"]);
+    let recorded: std::collections::HashSet<u64> =
+        changes.as_array().unwrap().iter().map(|change| change["id"].as_u64().unwrap()).collect();
+    let results = json(&db, &["results", "list", "--limit", "100000"]);
+    let with_runs: std::collections::HashSet<u64> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|result| ["SUCCESS", "PENDING"].contains(&result["status"].as_str().unwrap()))
+        .filter_map(|result| result["inputs"]["object_change"].as_u64())
+        .collect();
+    for change in &acknowledged {
+        assert!(recorded.contains(change) && with_runs.contains(change), "change {change} lost");
+    }
+}
