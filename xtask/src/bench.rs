@@ -55,6 +55,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("jobhooks-tests", "load"),
         ("jobhooks-tests", "pg"),
         ("jobhooks-tests", "pg_scale"),
+        ("jobhooks-tests", "api"),
     ] {
         cargo(&["bench", "--quiet", "--package", package, "--bench", bench], &env)?;
     }
@@ -244,6 +245,22 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
         detail: rss,
     });
     pg_metrics(criterion, out, &mut metrics)?;
+
+    let (api, library) = (median_ns(criterion, "api", "e2e_changes")?, median_ns(criterion, "api", "library_changes")?);
+    let (api_per_s, library_per_s) = (64e9 / api, 64e9 / library);
+    let ratio = api_per_s / library_per_s;
+    metrics.push(Metric {
+        name: "api_e2e_changes_per_s",
+        value: api_per_s,
+        unit: "changes/s",
+        target: ">= 0.5 of the library",
+        met: ratio >= 0.5,
+        baseline: format!(
+            "the same writes through the library (a ChangeSession per write) in the same run: {library_per_s:.0}/s (the API reaches {ratio:.2} of it); Nautobot 3.2.7's API + Celery: about 21/s"
+        ),
+        how: "criterion medians of api/e2e_changes and api/library_changes: 64 HTTP clients PUT 30-field devices to a server on 127.0.0.1 (sled store, dispatcher beside it, one hook, trivial receiver), drained; tests/benches/api.rs".into(),
+        detail: json!({"library_per_s": library_per_s, "ratio_to_library": ratio}),
+    });
     Ok(metrics)
 }
 
