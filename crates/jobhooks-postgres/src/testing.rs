@@ -67,12 +67,12 @@ impl TestServer {
         let name = format!("jobhooks_test_{}_{}", std::process::id(), self.databases.fetch_add(1, Ordering::SeqCst));
         let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to the test server at {}: {e}", self.url));
+            .unwrap_or_else(|e| panic!("cannot connect to the test server at {}: {}", self.url, reason(&e)));
         let driver = tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {}", reason(&e)));
         drop(client);
         let _ = driver.await;
         with_database(&self.url, &name)
@@ -105,5 +105,13 @@ mod tests {
         assert_eq!(with_database("postgres://u@h:5/postgres", "t1"), "postgres://u@h:5/t1");
         assert_eq!(with_database("postgres://u@h:5", "t1"), "postgres://u@h:5/t1");
         assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "t1"), "postgres://u@h/t1?sslmode=disable");
+    }
+}
+
+/// The server's own message, when it sent one, after the client's.
+fn reason(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{error}: {}", db.message()),
+        None => error.to_string(),
     }
 }
