@@ -96,6 +96,14 @@ pub fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// The server's own message, when it sent one, after the client's.
+fn reason(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{error}: {}", db.message()),
+        None => error.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;
@@ -105,13 +113,5 @@ mod tests {
         assert_eq!(with_database("postgres://u@h:5/postgres", "t1"), "postgres://u@h:5/t1");
         assert_eq!(with_database("postgres://u@h:5", "t1"), "postgres://u@h:5/t1");
         assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "t1"), "postgres://u@h/t1?sslmode=disable");
-    }
-}
-
-/// The server's own message, when it sent one, after the client's.
-fn reason(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{error}: {}", db.message()),
-        None => error.to_string(),
     }
 }
