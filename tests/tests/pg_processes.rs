@@ -145,6 +145,7 @@ async fn commit(url: &str) -> ExitCode {
         for item in 0..ITEMS {
             let saved = object("test.item", &item.to_string(), "item", json!({"round": round}));
             loop {
+                let seen = store.work_generation();
                 let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
                 let committed = match session.save(saved.clone()).await {
                     Ok(()) => session.commit(&store).await.map(drop).map_err(|e| e.to_string()),
@@ -153,10 +154,10 @@ async fn commit(url: &str) -> ExitCode {
                 match committed {
                     Ok(()) => break,
                     Err(_) if retried < 1_000 => {
-                        // The application's back-off while the server restarts (it has no signal
-                        // to wait for); the test itself waits on work notifications only.
+                        // While the server restarts: wait for the store's listening connection to
+                        // come back (it signals when it reconnects), at most a second, then retry.
                         retried += 1;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        store.wait_for_work(seen, Duration::from_secs(1)).await;
                     }
                     Err(e) => panic!("a commit kept failing: {e}"),
                 }

@@ -706,8 +706,8 @@ impl From<StatusArg> for JobStatus {
     }
 }
 
-fn actions(events: &[EventArg]) -> Result<Vec<Action>, Failure> {
-    Ok(events.iter().copied().map(Action::from).collect())
+fn actions(events: &[EventArg]) -> Vec<Action> {
+    events.iter().copied().map(Action::from).collect()
 }
 
 fn table(rows: impl IntoIterator<Item = Vec<String>>) -> String {
@@ -904,13 +904,13 @@ async fn hooks<S: Storage + 'static>(s: &Session<S>, command: HooksCommand) -> O
         }
         HooksCommand::Add { name, fields } => {
             let job = fields.job.ok_or_else(|| Failure::bad_input("--job is required"))?;
-            let mut hook = JobHook::new(name, content_types(&fields.content_types)?, job).on(actions(&fields.events)?);
+            let mut hook = JobHook::new(name, content_types(&fields.content_types)?, job).on(actions(&fields.events));
             hook.enabled = fields.enabled.unwrap_or(true);
             let hook = s.store.create_hook(hook).await?;
             s.print(&hook, |h| format!("added {}", hook_text(h)));
         }
         HooksCommand::Update { name, rename, fields } => {
-            let events = (!fields.events.is_empty()).then(|| actions(&fields.events)).transpose()?;
+            let events = (!fields.events.is_empty()).then(|| actions(&fields.events));
             let has = |a: Action| events.as_ref().map(|e| e.contains(&a));
             let patch = JobHookPatch {
                 name: rename,
@@ -947,10 +947,6 @@ fn button_text(b: &JobButton) -> String {
     )
 }
 
-fn button_class(class: Option<ClassArg>) -> Result<Option<ButtonClass>, Failure> {
-    Ok(class.map(ButtonClass::from))
-}
-
 async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) -> Outcome {
     match command {
         ButtonsCommand::List => {
@@ -963,7 +959,7 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
             let mut button = JobButton::new(name, content_types(&fields.content_types)?, text, job);
             button.weight = fields.weight.unwrap_or(button.weight);
             button.group_name = fields.group;
-            button.button_class = button_class(fields.button_class)?.unwrap_or_default();
+            button.button_class = fields.button_class.map(ButtonClass::from).unwrap_or_default();
             button.confirmation = fields.confirmation.unwrap_or(true);
             button.enabled = fields.enabled.unwrap_or(true);
             let button = s.store.create_button(button).await?;
@@ -979,7 +975,7 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
                 job: fields.job,
                 weight: fields.weight,
                 group_name: fields.group.map(|g| (!g.is_empty()).then_some(g)),
-                button_class: button_class(fields.button_class)?,
+                button_class: fields.button_class.map(ButtonClass::from),
                 confirmation: fields.confirmation,
                 enabled: fields.enabled,
             };

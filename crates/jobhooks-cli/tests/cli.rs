@@ -20,6 +20,18 @@ fn run_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `jobhooks serve` on 127.0.0.1 with `args`, once it says where it listens: the process, the rest
+/// of its stderr, and the address.
+fn serve(db: &Path, args: &[&str]) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>, String) {
+    let mut server =
+        jobhooks(db).args(["serve", "--listen", "127.0.0.1:0"]).args(args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let address = line.split("serving http://").nth(1).and_then(|rest| rest.split('/').next()).expect(&line).to_owned();
+    (server, stderr, address)
+}
+
 fn store() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
@@ -355,15 +367,7 @@ fn serve_answers_the_api_with_a_token_the_cli_issued_and_stops_on_sigterm() {
     ok(&db, &["jobs", "enable", SIMPLE_BUTTON]);
     let key = ok(&db, &["users", "token", "add", "alice"]).trim().to_owned();
 
-    let mut server = jobhooks(&db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-    let address = line.split("serving http://").nth(1).and_then(|rest| rest.split('/').next()).expect(&line).to_owned();
+    let (mut server, mut stderr, address) = serve(&db, &["--workers", "1"]);
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (status, run) = runtime.block_on(async {
@@ -529,15 +533,7 @@ fn sigterm_under_load_exits_0_in_time_and_loses_no_acknowledged_change() {
         ],
     );
     let key = ok(&db, &["users", "token", "add", "alice"]).trim().to_owned();
-    let mut server = jobhooks(&db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--grace", "10"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-    let address = line.split("serving http://").nth(1).and_then(|rest| rest.split('/').next()).expect(&line).to_owned();
+    let (mut server, _stderr, address) = serve(&db, &["--grace", "10"]);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let acknowledged: Vec<u64> = runtime.block_on(async {
