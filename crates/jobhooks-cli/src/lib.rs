@@ -23,27 +23,26 @@
 //! Invariant: the only crate that parses command lines or prints for people; it drives the other
 //! layers through their public APIs and adds no behaviour of its own beyond the demo script.
 
+mod backend;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
+mod remote;
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
+use backend::{Backend, Session};
 use clap::{Args, Parser, Subcommand};
-use jobhooks_dispatch::{Dispatcher, PressError};
-use jobhooks_model::ports::{ObjectReader, ResultFilter, Storage, SyncMode};
+use jobhooks_dispatch::PressError;
+use jobhooks_model::ports::{ResultFilter, Storage, SyncMode};
 use jobhooks_model::{
-    Action, ApiToken, ButtonClass, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton,
-    JobButtonPatch, JobHook, JobHookPatch, JobStatus, Object, ObjectRef, OffsetDateTime, Permission, RunId, StoreError,
-    User, Value,
+    Action, ButtonClass, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobStatus, Object,
+    ObjectRef, OffsetDateTime, Permission, RunId, StoreError, User, Value,
 };
-use jobhooks_register::Registry;
 use jobhooks_store::Store;
-use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
 /// Runs the command line with the process's arguments and returns its exit status.
@@ -207,6 +206,13 @@ struct Cli {
     /// flags override it.
     #[arg(long, global = true, env = "JOBHOOKS_CONFIG")]
     config: Option<PathBuf>,
+    /// Talk to a running `jobhooks serve` at this address (`http://host:8080`) instead of opening
+    /// the store: every command but `run`, `serve`, `migrate`, `prune` and `demo` works this way.
+    #[arg(long, global = true, env = "JOBHOOKS_URL")]
+    url: Option<String>,
+    /// The API token for --url (`jobhooks users token add`); its user acts.
+    #[arg(long, global = true, env = "JOBHOOKS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print listings and records as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -432,16 +438,18 @@ enum ButtonsCommand {
     For {
         content_type: String,
         id: String,
+        /// Who acts: required on a local store; with --url the token's user acts.
         #[arg(long)]
-        user: String,
+        user: Option<String>,
     },
     /// Press a button on an object as a user.
     Press {
         button: String,
         content_type: String,
         id: String,
+        /// Who acts: required on a local store; with --url the token's user acts.
         #[arg(long)]
-        user: String,
+        user: Option<String>,
         /// Run the dispatcher until the run (and what it triggers) finishes, and show its result.
         #[arg(long)]
         wait: bool,
@@ -504,8 +512,9 @@ enum ObjectsCommand {
         #[arg(long)]
         repr: Option<String>,
         /// Who makes the change.
+        /// Who acts: required on a local store; with --url the token's user acts.
         #[arg(long)]
-        user: String,
+        user: Option<String>,
     },
     /// Show an object.
     Show { content_type: String, id: String },
@@ -513,8 +522,9 @@ enum ObjectsCommand {
     Delete {
         content_type: String,
         id: String,
+        /// Who acts: required on a local store; with --url the token's user acts.
         #[arg(long)]
-        user: String,
+        user: Option<String>,
     },
 }
 
@@ -550,56 +560,9 @@ enum ResultsCommand {
     Show { run: u64 },
     /// Queue a dead-lettered run again.
     Replay { run: u64 },
-}
-
-/// The open store and the linked receivers, synced.
-struct Session<S> {
-    store: Arc<S>,
-    /// Where the store is, as a person reads it (a path, or a URL without its password).
-    location: String,
-    registry: Registry,
-    json: bool,
-    config: config::Config,
-}
-
-impl<S: Storage + 'static> Session<S> {
-    async fn open(store: S, location: String, json: bool, config: config::Config) -> Result<Self, Failure> {
-        let store = Arc::new(store);
-        let registry = Registry::from_linked().map_err(|e| Failure::failed(e.to_string()))?;
-        // This program may link fewer receivers than the application's own dispatcher, and must
-        // not uninstall theirs (which would disable their hooks and buttons): it only adds what
-        // it links, unless `run --uninstall-unlinked` says it links them all.
-        registry.sync_into(&*store, SyncMode::Additive).await?;
-        Ok(Self { store, location, registry, json, config })
-    }
-
-    /// A change session over the store's objects.
-    fn change_session(&self, context: ChangeContext) -> ChangeSession {
-        let objects: Arc<dyn ObjectReader> = self.store.clone();
-        ChangeSession::new(context, objects)
-    }
-
-    /// Prints `value` as JSON with `--json`, else as `text` says. A reader that went away
-    /// (`jobhooks changes list | head`) ends the output quietly: what was asked is done.
-    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
-        use std::io::Write;
-        let shown = if self.json { serde_json::to_string_pretty(value).unwrap_or_default() } else { text(value) };
-        let mut stdout = std::io::stdout().lock();
-        let _closed_or_written = writeln!(stdout, "{shown}").and_then(|()| stdout.flush());
-    }
-
-    async fn user(&self, username: &str) -> Result<User, Failure> {
-        self.store.get_user(username).await?.ok_or_else(|| {
-            Failure::bad_input(format!("user `{username}` does not exist: add it with `jobhooks users add`"))
-        })
-    }
-
-    async fn dispatcher(&self, workers: usize, job_sync: SyncMode) -> Result<Dispatcher<S>, Failure> {
-        let config = self.config.dispatcher(workers).job_sync(job_sync);
-        Dispatcher::start(self.store.clone(), self.registry.clone(), config)
-            .await
-            .map_err(|e| Failure::failed(e.to_string()))
-    }
+    /// Wait until a run has ended and show its result; exits 1 unless it succeeded. On a local
+    /// store this runs a dispatcher until then; with --url the server's dispatcher runs it.
+    Wait { run: u64 },
 }
 
 /// Starts listening for Ctrl-C (SIGINT) and SIGTERM (what `docker stop` and systemd send) now,
@@ -759,6 +722,22 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
         }
         return Ok(());
     }
+    if let Some(url) = &cli.url {
+        let remote = remote::Remote::new(url, cli.token.clone(), cli.json)?;
+        return match cli.command {
+            Command::Jobs(command) => jobs(&remote, command).await,
+            Command::Hooks(command) => hooks(&remote, command).await,
+            Command::Buttons(command) => buttons(&remote, command).await,
+            Command::Users(command) => users(&remote, command).await,
+            Command::Objects(command) => objects(&remote, command).await,
+            Command::Changes(command) => changes(&remote, command).await,
+            Command::Results(command) => results(&remote, command).await,
+            _ => Err(Failure::bad_input(
+                "this command works on the store itself, not through a server: run it without --url where the \
+                 store is",
+            )),
+        };
+    }
     let db = config.db.clone();
     let migrate = matches!(cli.command, Command::Migrate);
     #[cfg(feature = "postgres")]
@@ -845,13 +824,13 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
     }
 }
 
-async fn jobs<S: Storage + 'static>(s: &Session<S>, command: JobsCommand) -> Outcome {
+async fn jobs(s: &impl Backend, command: JobsCommand) -> Outcome {
     match command {
         JobsCommand::List { all } => {
-            let every = s.store.list_jobs().await?;
+            let every = s.list_jobs().await?;
             let hidden = every.iter().filter(|job| job.hidden).count();
             let jobs: Vec<_> = every.into_iter().filter(|j| all || !j.hidden).collect();
-            if !all && hidden > 0 && !s.json {
+            if !all && hidden > 0 && !s.json() {
                 eprintln!(
                     "({hidden} hidden job(s) not shown: receivers are hidden by default; `jobs list --all` shows them)"
                 );
@@ -870,11 +849,11 @@ async fn jobs<S: Storage + 'static>(s: &Session<S>, command: JobsCommand) -> Out
             });
         }
         JobsCommand::Enable { class_path } => {
-            let job = s.store.set_job_enabled(&class_path, true).await?;
+            let job = s.set_job_enabled(&class_path, true).await?;
             s.print(&job, |j| format!("enabled {}", j.class_path));
         }
         JobsCommand::Disable { class_path } => {
-            let job = s.store.set_job_enabled(&class_path, false).await?;
+            let job = s.set_job_enabled(&class_path, false).await?;
             s.print(&job, |j| format!("disabled {}", j.class_path));
         }
     }
@@ -892,21 +871,21 @@ fn hook_text(h: &JobHook) -> String {
     )
 }
 
-async fn hooks<S: Storage + 'static>(s: &Session<S>, command: HooksCommand) -> Outcome {
+async fn hooks(s: &impl Backend, command: HooksCommand) -> Outcome {
     match command {
         HooksCommand::List => {
-            let hooks = s.store.list_hooks().await?;
+            let hooks = s.list_hooks().await?;
             s.print(&hooks, |hooks| hooks.iter().map(hook_text).collect::<Vec<_>>().join("\n"));
         }
         HooksCommand::Show { name } => {
-            let hook = s.store.get_hook(&name).await?.ok_or_else(|| StoreError::not_found("job hook", &name))?;
+            let hook = s.get_hook(&name).await?;
             s.print(&hook, hook_text);
         }
         HooksCommand::Add { name, fields } => {
             let job = fields.job.ok_or_else(|| Failure::bad_input("--job is required"))?;
             let mut hook = JobHook::new(name, content_types(&fields.content_types)?, job).on(actions(&fields.events));
             hook.enabled = fields.enabled.unwrap_or(true);
-            let hook = s.store.create_hook(hook).await?;
+            let hook = s.create_hook(hook).await?;
             s.print(&hook, |h| format!("added {}", hook_text(h)));
         }
         HooksCommand::Update { name, rename, fields } => {
@@ -923,11 +902,11 @@ async fn hooks<S: Storage + 'static>(s: &Session<S>, command: HooksCommand) -> O
                 type_update: has(Action::Update),
                 type_delete: has(Action::Delete),
             };
-            let hook = s.store.update_hook(&name, patch).await?;
+            let hook = s.update_hook(&name, patch).await?;
             s.print(&hook, |h| format!("updated {}", hook_text(h)));
         }
         HooksCommand::Delete { name } => {
-            let hook = s.store.delete_hook(&name).await?;
+            let hook = s.delete_hook(&name).await?;
             s.print(&hook, |h| format!("deleted {}", h.name));
         }
     }
@@ -947,10 +926,10 @@ fn button_text(b: &JobButton) -> String {
     )
 }
 
-async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) -> Outcome {
+async fn buttons(s: &impl Backend, command: ButtonsCommand) -> Outcome {
     match command {
         ButtonsCommand::List => {
-            let buttons = s.store.list_buttons().await?;
+            let buttons = s.list_buttons().await?;
             s.print(&buttons, |buttons| buttons.iter().map(button_text).collect::<Vec<_>>().join("\n"));
         }
         ButtonsCommand::Add { name, fields } => {
@@ -962,7 +941,7 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
             button.button_class = fields.button_class.map(ButtonClass::from).unwrap_or_default();
             button.confirmation = fields.confirmation.unwrap_or(true);
             button.enabled = fields.enabled.unwrap_or(true);
-            let button = s.store.create_button(button).await?;
+            let button = s.create_button(button).await?;
             s.print(&button, |b| format!("added {}", button_text(b)));
         }
         ButtonsCommand::Update { name, rename, fields } => {
@@ -979,19 +958,16 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
                 confirmation: fields.confirmation,
                 enabled: fields.enabled,
             };
-            let button = s.store.update_button(&name, patch).await?;
+            let button = s.update_button(&name, patch).await?;
             s.print(&button, |b| format!("updated {}", button_text(b)));
         }
         ButtonsCommand::Delete { name } => {
-            let button = s.store.delete_button(&name).await?;
+            let button = s.delete_button(&name).await?;
             s.print(&button, |b| format!("deleted {}", b.name));
         }
         ButtonsCommand::For { content_type, id, user } => {
             let reference = object_ref(&content_type, &id)?;
-            let object =
-                s.store.get_object(&reference).await?.ok_or_else(|| StoreError::not_found("object", &reference))?;
-            let user = s.user(&user).await?;
-            let shown = jobhooks_dispatch::buttons_for(&*s.store, &object, &user).await?;
+            let shown = s.buttons_for(&reference, user.as_deref()).await?;
             s.print(&shown, |shown| {
                 shown
                     .iter()
@@ -1009,25 +985,9 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
         }
         ButtonsCommand::Press { button, content_type, id, user, wait } => {
             let reference = object_ref(&content_type, &id)?;
-            let user = s.user(&user).await?;
-            let run = jobhooks_dispatch::press(&*s.store, &user, &button, &reference).await?;
+            let run = s.press(&button, &reference, user.as_deref()).await?;
             if wait {
-                let dispatcher = s.dispatcher(4, SyncMode::Additive).await?;
-                let result = loop {
-                    let seen = s.store.work_generation();
-                    let result =
-                        s.store.get_result(run).await?.ok_or_else(|| StoreError::not_found("job result", run))?;
-                    if result.status.is_final() {
-                        break result;
-                    }
-                    s.store.wait_for_work(seen, Duration::from_secs(1)).await;
-                };
-                dispatcher.shutdown(Duration::from_secs(30)).await;
-                s.print(&result, result_text);
-                if result.status != JobStatus::Success {
-                    return Err(Failure::failed(format!("run {run} ended {}", result.status)));
-                }
-                return Ok(());
+                return shown_when_ended(s, run).await;
             }
             s.print(&serde_json::json!({"run": run}), |_| format!("queued run {run}"));
         }
@@ -1035,18 +995,16 @@ async fn buttons<S: Storage + 'static>(s: &Session<S>, command: ButtonsCommand) 
     Ok(())
 }
 
-async fn tokens<S: Storage + 'static>(s: &Session<S>, command: TokenCommand) -> Outcome {
+async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
     match command {
         TokenCommand::Add { username, expires_in_days, description } => {
-            let user = s.user(&username).await?;
             let now = OffsetDateTime::now_utc();
             let expires = expires_in_days.map(|days| now + Duration::from_secs(u64::from(days) * 86_400));
-            let issued = ApiToken::issue(&user.username, now, expires, description);
-            s.store.add_token(issued.token).await?;
-            s.print(&serde_json::json!({ "key": issued.key }), |_| issued.key.clone());
+            let key = s.issue_token(&username, expires, description).await?;
+            s.print(&serde_json::json!({ "key": key }), |_| key.clone());
         }
         TokenCommand::List { username } => {
-            let tokens = s.store.list_tokens(username.as_deref()).await?;
+            let tokens = s.list_tokens(username.as_deref()).await?;
             let shown: Vec<serde_json::Value> = tokens
                 .iter()
                 .map(|token| {
@@ -1075,7 +1033,7 @@ async fn tokens<S: Storage + 'static>(s: &Session<S>, command: TokenCommand) -> 
             });
         }
         TokenCommand::Revoke { id } => {
-            let token = s.store.delete_token(&id).await?;
+            let token = s.revoke_token(&id).await?;
             s.print(&serde_json::json!({ "revoked": token.id, "user": token.user }), |_| {
                 format!("revoked token {} of {}", token.id, token.user)
             });
@@ -1084,7 +1042,7 @@ async fn tokens<S: Storage + 'static>(s: &Session<S>, command: TokenCommand) -> 
     Ok(())
 }
 
-async fn users<S: Storage + 'static>(s: &Session<S>, command: UsersCommand) -> Outcome {
+async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
     match command {
         UsersCommand::Add { username, superuser, perms, run_jobs } => {
             let mut user = if superuser { User::superuser(username)? } else { User::new(username)? };
@@ -1092,12 +1050,12 @@ async fn users<S: Storage + 'static>(s: &Session<S>, command: UsersCommand) -> O
             if !run_jobs.is_empty() {
                 user.permissions.push(Permission::run_jobs(run_jobs));
             }
-            s.store.put_user(user.clone()).await?;
+            let user = s.put_user(user).await?;
             s.print(&user, |u| format!("added user {}", u.username));
         }
         UsersCommand::Token(command) => tokens(s, command).await?,
         UsersCommand::List => {
-            let users = s.store.list_users().await?;
+            let users = s.list_users().await?;
             s.print(&users, |users| {
                 users
                     .iter()
@@ -1145,15 +1103,13 @@ fn read_data(data: Option<String>, file: Option<PathBuf>) -> Result<Value, Failu
     serde_json::from_str(&text).map_err(|e| Failure::bad_input(format!("the object's data is not valid JSON: {e}")))
 }
 
-async fn objects<S: Storage + 'static>(s: &Session<S>, command: ObjectsCommand) -> Outcome {
+async fn objects(s: &impl Backend, command: ObjectsCommand) -> Outcome {
     match command {
         ObjectsCommand::Put { content_type, id, data, file, repr, user } => {
             let reference = object_ref(&content_type, &id)?;
             let data = read_data(data, file)?;
             let object = Object::new(reference.clone(), repr.unwrap_or_else(|| id.clone()), data)?;
-            let mut session = s.change_session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
-            session.save(object).await?;
-            let receipt = session.commit(&*s.store).await?;
+            let receipt = s.save_object(object, user.as_deref()).await?;
             s.print(&receipt, |r| {
                 format!(
                     "committed change(s) {:?}, queued hook run(s) {:?}",
@@ -1164,8 +1120,7 @@ async fn objects<S: Storage + 'static>(s: &Session<S>, command: ObjectsCommand) 
         }
         ObjectsCommand::Show { content_type, id } => {
             let reference = object_ref(&content_type, &id)?;
-            let object =
-                s.store.get_object(&reference).await?.ok_or_else(|| StoreError::not_found("object", &reference))?;
+            let object = s.get_object(&reference).await?;
             s.print(&object, |o| {
                 format!(
                     "{} {} \"{}\"\n{}",
@@ -1178,9 +1133,7 @@ async fn objects<S: Storage + 'static>(s: &Session<S>, command: ObjectsCommand) 
         }
         ObjectsCommand::Delete { content_type, id, user } => {
             let reference = object_ref(&content_type, &id)?;
-            let mut session = s.change_session(ChangeContext::new(ChangeContextKind::Web, Some(user), ""));
-            session.delete(&reference).await?;
-            let receipt = session.commit(&*s.store).await?;
+            let receipt = s.delete_object(&reference, user.as_deref()).await?;
             s.print(&receipt, |r| {
                 format!("deleted {reference}; queued hook run(s) {:?}", r.runs.iter().map(|r| r.0).collect::<Vec<_>>())
             });
@@ -1189,20 +1142,14 @@ async fn objects<S: Storage + 'static>(s: &Session<S>, command: ObjectsCommand) 
     Ok(())
 }
 
-async fn changes<S: Storage + 'static>(s: &Session<S>, command: ChangesCommand) -> Outcome {
+async fn changes(s: &impl Backend, command: ChangesCommand) -> Outcome {
     match command {
         ChangesCommand::List { object, limit } => {
-            let changes = match object.as_deref() {
-                Some([content_type, id]) => s.store.changes_for_object(&object_ref(content_type, id)?, limit).await?,
-                _ => {
-                    let far = jobhooks_model::OffsetDateTime::now_utc() + Duration::from_secs(86_400);
-                    let mut all =
-                        s.store.changes_between(jobhooks_model::OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await?;
-                    all.reverse();
-                    all.truncate(limit);
-                    all
-                }
+            let object = match object.as_deref() {
+                Some([content_type, id]) => Some(object_ref(content_type, id)?),
+                _ => None,
             };
+            let changes = s.changes(object.as_ref(), limit).await?;
             s.print(&changes, |changes| {
                 changes
                     .iter()
@@ -1212,7 +1159,7 @@ async fn changes<S: Storage + 'static>(s: &Session<S>, command: ChangesCommand) 
             });
         }
         ChangesCommand::Show { id } => {
-            let change = s.store.get_change(ChangeId(id)).await?.ok_or_else(|| StoreError::not_found("change", id))?;
+            let change = s.get_change(ChangeId(id)).await?;
             let snapshots = change.get_snapshots();
             let shown = serde_json::json!({"change": change, "snapshots": snapshots});
             s.print(&shown, |_| {
@@ -1245,13 +1192,23 @@ fn result_text(r: &jobhooks_model::JobResult) -> String {
     text
 }
 
-async fn show_result<S: Storage + 'static>(s: &Session<S>, run: RunId) -> Outcome {
-    let result = s.store.get_result(run).await?.ok_or_else(|| StoreError::not_found("job result", run))?;
+/// Waits until `run` has ended and shows its result; a failure unless it succeeded.
+async fn shown_when_ended(s: &impl Backend, run: RunId) -> Outcome {
+    let result = s.wait_for(run).await?;
+    s.print(&result, result_text);
+    if result.status != JobStatus::Success {
+        return Err(Failure::failed(format!("run {run} ended {}", result.status)));
+    }
+    Ok(())
+}
+
+async fn show_result(s: &impl Backend, run: RunId) -> Outcome {
+    let result = s.get_result(run).await?;
     s.print(&result, result_text);
     Ok(())
 }
 
-async fn results<S: Storage + 'static>(s: &Session<S>, command: ResultsCommand) -> Outcome {
+async fn results(s: &impl Backend, command: ResultsCommand) -> Outcome {
     match command {
         ResultsCommand::List { job, status, change, limit } => {
             let filter = ResultFilter {
@@ -1260,7 +1217,7 @@ async fn results<S: Storage + 'static>(s: &Session<S>, command: ResultsCommand) 
                 change: change.map(ChangeId),
                 limit: Some(limit),
             };
-            let results = s.store.list_results(&filter).await?;
+            let results = s.list_results(filter).await?;
             s.print(&results, |results| {
                 results
                     .iter()
@@ -1278,11 +1235,9 @@ async fn results<S: Storage + 'static>(s: &Session<S>, command: ResultsCommand) 
             });
         }
         ResultsCommand::Show { run } => show_result(s, RunId(run)).await?,
+        ResultsCommand::Wait { run } => shown_when_ended(s, RunId(run)).await?,
         ResultsCommand::Replay { run } => {
-            if s.store.get_result(RunId(run)).await?.is_none() {
-                return Err(Failure::bad_input(format!("run {run} does not exist")));
-            }
-            s.store.replay(RunId(run)).await?;
+            s.replay(RunId(run)).await?;
             s.print(&serde_json::json!({"run": run}), |_| format!("queued run {run} again"));
         }
     }

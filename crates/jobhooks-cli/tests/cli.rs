@@ -8,14 +8,42 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::{fails, jobhooks, json, ok};
+use support::{Place, Served, fails, jobhooks, json, ok};
+
+/// Runs each test function once on a local store and once through a server (`--url`), as the
+/// `on_a_store` and `through_a_server` tests of a module named after it.
+macro_rules! on_a_store_and_through_a_server {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn on_a_store() {
+                let (_dir, db) = super::store();
+                super::$name(&db);
+            }
+
+            #[test]
+            fn through_a_server() {
+                super::$name(&super::Served::start());
+            }
+        }
+    )*};
+}
+
+on_a_store_and_through_a_server!(
+    jobs_are_listed_enabled_and_disabled,
+    hooks_are_added_validated_updated_and_deleted,
+    users_objects_changes_buttons_and_results_work_together,
+    object_data_that_is_not_a_json_object_is_refused_and_nothing_is_written,
+    api_tokens_are_shown_once_listed_without_keys_and_revoked,
+    a_new_user_meets_clear_output_in_pipes_json_errors_hints_and_replays,
+);
 
 const SERIAL_HOOK: &str = "jobhooks_examples::ExampleJobHookReceiver";
 const SIMPLE_BUTTON: &str = "jobhooks_examples::ExampleSimpleJobButtonReceiver";
 
-fn run_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
+fn run_with_stdin(place: impl Place, args: &[&str], stdin: &str) -> Output {
     let mut child =
-        jobhooks(db).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        place.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -30,6 +58,33 @@ fn serve(db: &Path, args: &[&str]) -> (std::process::Child, std::io::BufReader<s
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
     let address = line.split("serving http://").nth(1).and_then(|rest| rest.split('/').next()).expect(&line).to_owned();
     (server, stderr, address)
+}
+
+#[test]
+fn through_a_server_the_tokens_user_acts_and_what_needs_the_store_is_refused() {
+    let served = Served::start();
+    ok(&served, &["users", "add", "alice", "--superuser"]);
+    let output = served.as_root(&["objects", "put", "dcim.device", "d1", "{}", "--user", "alice"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--user alice: the server acts as the token's user, root; use a token of alice"),
+        "{stderr}"
+    );
+    assert_eq!(json(&served, &["changes", "list"]), serde_json::json!([]), "nothing was written");
+    // Without --user, the token's user acts.
+    ok(&served, &["objects", "put", "dcim.device", "d1", "{}"]);
+    assert!(ok(&served, &["changes", "list"]).contains("created by root"));
+
+    let (_dir, db) = store();
+    for command in [&["run"][..], &["serve"], &["migrate"], &["prune", "--results-days", "1"]] {
+        let args = [&["--url", "http://127.0.0.1:9", "--token", "t"][..], command].concat();
+        assert!(fails(&db, &args, 2).contains("works on the store itself, not through a server"), "{command:?}");
+    }
+    let unreachable = fails(&db, &["jobs", "list", "--url", "http://127.0.0.1:9", "--token", "t"], 1);
+    assert!(unreachable.contains("cannot reach the server at http://127.0.0.1:9/"), "{unreachable}");
+    assert!(fails(&db, &["jobs", "list", "--url", "http://127.0.0.1:9"], 2).contains("--url needs a token"));
+    assert!(fails(&db, &["jobs", "list", "--url", "nowhere", "--token", "t"], 2).contains("is not a URL"));
 }
 
 fn store() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -47,9 +102,7 @@ fn the_demo_succeeds() {
     assert!(stdout.contains("All 10 checks held."), "{stdout}");
 }
 
-#[test]
-fn jobs_are_listed_enabled_and_disabled() {
-    let (_dir, db) = store();
+fn jobs_are_listed_enabled_and_disabled(db: impl Place) {
     assert_eq!(json(&db, &["jobs", "list"]), serde_json::json!([]), "receivers are hidden by default");
     let jobs = json(&db, &["jobs", "list", "--all"]);
     let paths: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["class_path"].as_str().unwrap()).collect();
@@ -61,9 +114,7 @@ fn jobs_are_listed_enabled_and_disabled() {
     assert_eq!(stderr.trim(), "error: job `no::Such` does not exist");
 }
 
-#[test]
-fn hooks_are_added_validated_updated_and_deleted() {
-    let (_dir, db) = store();
+fn hooks_are_added_validated_updated_and_deleted(db: impl Place) {
     let add = ["hooks", "add", "serials", "--content-type", "dcim.device", "--job", SERIAL_HOOK, "--on", "update"];
     let stderr = fails(&db, &add, 2);
     assert!(stderr.contains("enabled: The selected Job is not installed and enabled"), "{stderr}");
@@ -111,10 +162,13 @@ fn hooks_are_added_validated_updated_and_deleted() {
     assert_eq!(fails(&db, &["hooks", "show", "serials"], 2).trim(), "error: job hook `serials` does not exist");
 }
 
-#[test]
-fn users_objects_changes_buttons_and_results_work_together() {
-    let (_dir, db) = store();
-    ok(&db, &["users", "add", "alice", "--perm", "extras.run_job", "--perm", "dcim.add_location"]);
+fn users_objects_changes_buttons_and_results_work_together(db: impl Place) {
+    // The permissions the server checks for alice's writes and views.
+    let perms = ["dcim.add_location", "dcim.view_location", "dcim.add_device", "dcim.change_device"]
+        .into_iter()
+        .chain(["dcim.add_rack", "dcim.delete_rack", "extras.run_job", "extras.view_jobresult"])
+        .flat_map(|perm| ["--perm", perm]);
+    ok(&db, &["users", "add", "alice"].into_iter().chain(perms).collect::<Vec<_>>());
     ok(&db, &["users", "add", "eve"]);
     ok(&db, &["users", "add", "root", "--superuser"]);
     let users = json(&db, &["users", "list"]);
@@ -123,7 +177,8 @@ fn users_objects_changes_buttons_and_results_work_together() {
 
     // Objects from an argument, a file and stdin.
     ok(&db, &["objects", "put", "dcim.location", "hq", r#"{"name": "HQ"}"#, "--repr", "HQ", "--user", "alice"]);
-    let file = db.parent().unwrap().join("device.json");
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("device.json");
     std::fs::write(&file, r#"{"name": "edge-1", "serial": "A1"}"#).unwrap();
     ok(
         &db,
@@ -169,6 +224,7 @@ fn users_objects_changes_buttons_and_results_work_together() {
         ],
     );
     assert_eq!(receipt["runs"].as_array().unwrap().len(), 1);
+    let hook_run = receipt["runs"][0].as_u64().unwrap().to_string();
     let change = receipt["changes"][0].as_u64().unwrap().to_string();
     let shown = json(&db, &["changes", "show", &change]);
     assert_eq!(shown["snapshots"]["differences"]["added"], serde_json::json!({"serial": "B2"}));
@@ -199,7 +255,8 @@ fn users_objects_changes_buttons_and_results_work_together() {
     assert_eq!(result["status"], "SUCCESS");
     assert_eq!(result["logs"][1]["message"], "Running Job Button Receiver.");
 
-    // The press --wait ran the queued hook run too: the serial is reverted.
+    // The hook run reverted the serial.
+    assert!(ok(&db, &["results", "wait", &hook_run]).contains("SUCCESS"));
     assert_eq!(json(&db, &["objects", "show", "dcim.device", "d1"])["data"]["serial"], "A1");
     let changes = json(&db, &["changes", "list", "--object", "dcim.device", "d1"]);
     assert_eq!(changes[0]["change_context"], "job-hook");
@@ -320,9 +377,7 @@ fn a_db_path_holding_other_files_is_refused_by_name() {
 
 /// Defect found in acceptance testing: `objects put` took `[1,2,3]`, `42`, `null` or `"x"` as an
 /// object's data and recorded a change with a `null` postchange.
-#[test]
-fn object_data_that_is_not_a_json_object_is_refused_and_nothing_is_written() {
-    let (_dir, db) = store();
+fn object_data_that_is_not_a_json_object_is_refused_and_nothing_is_written(db: impl Place) {
     for data in ["[1,2,3]", "42", "null", r#""x""#] {
         let stderr = fails(&db, &["objects", "put", "dcim.device", "d1", data, "--user", "alice"], 2);
         assert!(stderr.contains("an object's data must be a JSON object"), "{data}: {stderr}");
@@ -332,9 +387,7 @@ fn object_data_that_is_not_a_json_object_is_refused_and_nothing_is_written() {
     assert_eq!(json(&db, &["changes", "list"]), serde_json::json!([]), "no change was recorded");
 }
 
-#[test]
-fn api_tokens_are_shown_once_listed_without_keys_and_revoked() {
-    let (_dir, db) = store();
+fn api_tokens_are_shown_once_listed_without_keys_and_revoked(db: impl Place) {
     ok(&db, &["users", "add", "alice"]);
     let key = ok(&db, &["users", "token", "add", "alice", "--description", "laptop"]);
     let key = key.strip_suffix('\n').expect("the key alone on one line");
@@ -431,24 +484,21 @@ fn skipped_hooks_are_logged_by_default_and_as_json_on_request() {
     );
 }
 
-#[test]
-fn a_new_user_meets_clear_output_in_pipes_json_errors_hints_and_replays() {
-    let (_dir, db) = store();
+fn a_new_user_meets_clear_output_in_pipes_json_errors_hints_and_replays(db: impl Place) {
     ok(&db, &["users", "add", "alice", "--superuser"]);
     for id in 0..4 {
         ok(&db, &["objects", "put", "dcim.device", &format!("d{id}"), r#"{"name": "d"}"#, "--user", "alice"]);
     }
     // A reader that went away before the output (here: before anything) ends it quietly.
-    let mut listing =
-        jobhooks(&db).args(["changes", "list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut listing = db.command(&["changes", "list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     drop(listing.stdout.take());
     let output = listing.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
 
-    assert_eq!(fails(&db, &["results", "replay", "999"], 2).trim(), "error: run 999 does not exist");
+    assert_eq!(fails(&db, &["results", "replay", "999"], 2).trim(), "error: job result `999` does not exist");
     let error: Value = serde_json::from_str(fails(&db, &["results", "replay", "999", "--json"], 2).trim()).unwrap();
-    assert_eq!(error, serde_json::json!({"error": "run 999 does not exist", "status": 2}));
+    assert_eq!(error, serde_json::json!({"error": "job result `999` does not exist", "status": 2}));
 
     let output = support::run(&db, &["jobs", "list"]);
     let hint = String::from_utf8_lossy(&output.stderr);

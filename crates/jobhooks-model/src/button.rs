@@ -156,7 +156,7 @@ pub struct JobButtonPatch {
     /// New weight.
     pub weight: Option<i32>,
     /// New group (`Some(None)` removes it).
-    #[serde(default, with = "serde_with_double_option")]
+    #[serde(default, with = "serde_with_double_option", skip_serializing_if = "Option::is_none")]
     pub group_name: Option<Option<String>>,
     /// New class.
     pub button_class: Option<ButtonClass>,
@@ -308,5 +308,14 @@ mod tests {
         assert_eq!(keep.apply_to(&stored).group_name.as_deref(), Some("g"));
         let clear: JobButtonPatch = serde_json::from_str(r#"{"group_name": null}"#).unwrap();
         assert_eq!(clear.apply_to(&stored).group_name, None);
+    }
+
+    #[test]
+    fn patches_keep_their_meaning_through_json() {
+        for group_name in [None, Some(None), Some(Some("g".to_owned()))] {
+            let patch = JobButtonPatch { group_name, weight: Some(5), ..JobButtonPatch::default() };
+            let sent = serde_json::to_string(&patch).unwrap();
+            assert_eq!(serde_json::from_str::<JobButtonPatch>(&sent).unwrap(), patch, "{sent}");
+        }
     }
 }

@@ -5,16 +5,17 @@ use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobhooks_dispatch::{RenderedButton, buttons_for, run_job_on};
+use jobhooks_dispatch::{RenderedButton, buttons_for, press, run_job_on};
 use jobhooks_model::ports::{ResultFilter, Storage};
 use jobhooks_model::{
-    ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobRecord, JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, RUN_JOB_PERMISSION,
-    RunId,
+    ApiToken, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton, JobButtonPatch,
+    JobHook, JobHookPatch, JobRecord, JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime,
+    RUN_JOB_PERMISSION, RunId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::auth::{
@@ -56,7 +57,9 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
 pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
     Router::new()
         .route("/api/status/", get(status::<S>))
-        .route("/api/users/", get(users::<S>))
+        .route("/api/users/", get(users::<S>).post(create_user::<S>))
+        .route("/api/users/tokens/", get(list_tokens::<S>).post(create_token::<S>))
+        .route("/api/users/tokens/{id}/", get(get_token::<S>).delete(delete_token::<S>))
         .route("/api/extras/job-hooks/", get(list_hooks::<S>).post(create_hook::<S>))
         .route(
             "/api/extras/job-hooks/{name}/",
@@ -67,6 +70,7 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
             "/api/extras/job-buttons/{name}/",
             get(get_button::<S>).patch(patch_button::<S>).put(put_button::<S>).delete(delete_button::<S>),
         )
+        .route("/api/extras/job-buttons/{name}/press/", post(press_button::<S>))
         .route("/api/extras/object-changes/", get(list_changes::<S>))
         .route("/api/extras/object-changes/{id}/", get(get_change::<S>))
         .route(
@@ -82,10 +86,11 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/extras/job-results/{id}/replay/", post(replay_result::<S>))
 }
 
-async fn status<S: Storage + 'static>(State(state): State<AppState<S>>, _caller: Caller) -> Answer<Json<Value>> {
+async fn status<S: Storage + 'static>(State(state): State<AppState<S>>, caller: Caller) -> Answer<Json<Value>> {
     let depth = state.store.depth().await?;
     Ok(Json(json!({
         "jobhooks-version": env!("CARGO_PKG_VERSION"),
+        "user": caller.0.username,
         "queue": { "pending": depth.pending, "leased": depth.leased, "dead": depth.dead },
     })))
 }
@@ -98,6 +103,131 @@ async fn users<S: Storage + 'static>(
 ) -> Answer<Json<Page<jobhooks_model::User>>> {
     caller.require_superuser()?;
     Ok(Json(Page::of(state.store.list_users().await?, page, &uri)))
+}
+
+/// A user to add or replace, as `POST /api/users/` takes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    #[serde(default)]
+    is_superuser: bool,
+    #[serde(default)]
+    permissions: Vec<jobhooks_model::Permission>,
+}
+
+async fn create_user<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Body(new): Body<NewUser>,
+) -> Answer<(StatusCode, Json<jobhooks_model::User>)> {
+    caller.require_superuser()?;
+    let mut user =
+        jobhooks_model::User::new(new.username).map_err(|error| field_error("username", error.to_string()))?;
+    user.is_superuser = new.is_superuser;
+    user.permissions = new.permissions;
+    state.store.put_user(user.clone()).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Whose tokens a caller may manage: its own, or anyone's for a superuser.
+fn may_manage_tokens_of(caller: &Caller, user: &str) -> Result<(), ApiError> {
+    if caller.0.is_superuser || caller.0.username == user {
+        Ok(())
+    } else {
+        Err(ApiError::Refused(
+            "You do not have permission to perform this action: only superusers may manage another user's tokens."
+                .into(),
+        ))
+    }
+}
+
+/// A token as the API shows it: never its key or its hash.
+fn shown_token(token: &ApiToken) -> Value {
+    json!({
+        "id": token.id,
+        "user": token.user,
+        "created": token.created.format(&Rfc3339).ok(),
+        "expires": token.expires.and_then(|at| at.format(&Rfc3339).ok()),
+        "description": token.description,
+    })
+}
+
+/// The filter of the tokens list.
+#[derive(Deserialize)]
+struct TokenQuery {
+    user: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn list_tokens<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Params(query): Params<TokenQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<Page<Value>>> {
+    // Without a filter a superuser sees every token, anyone else their own.
+    let user = match query.user {
+        Some(user) => Some(user),
+        None if caller.0.is_superuser => None,
+        None => Some(caller.0.username.clone()),
+    };
+    if let Some(user) = &user {
+        may_manage_tokens_of(&caller, user)?;
+    }
+    let tokens = state.store.list_tokens(user.as_deref()).await?.iter().map(shown_token).collect();
+    Ok(Json(Page::of(tokens, PageQuery { limit: query.limit, offset: query.offset }, &uri)))
+}
+
+/// A token to issue, as `POST /api/users/tokens/` takes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    /// Whose (default: the caller's).
+    user: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires: Option<OffsetDateTime>,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_token<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Body(new): Body<NewToken>,
+) -> Answer<(StatusCode, Json<Value>)> {
+    let user = new.user.unwrap_or_else(|| caller.0.username.clone());
+    may_manage_tokens_of(&caller, &user)?;
+    if state.store.get_user(&user).await?.is_none() {
+        return Err(field_error("user", format!("user `{user}` does not exist")));
+    }
+    let issued = ApiToken::issue(&user, OffsetDateTime::now_utc(), new.expires, new.description);
+    state.store.add_token(issued.token.clone()).await?;
+    let mut shown = shown_token(&issued.token);
+    shown["key"] = Value::String(issued.key);
+    Ok((StatusCode::CREATED, Json(shown)))
+}
+
+async fn get_token<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Answer<Json<Value>> {
+    let token = state.store.get_token(&id).await?.ok_or_else(|| ApiError::missing("token", &id))?;
+    may_manage_tokens_of(&caller, &token.user)?;
+    Ok(Json(shown_token(&token)))
+}
+
+async fn delete_token<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Answer<StatusCode> {
+    let token = state.store.get_token(&id).await?.ok_or_else(|| ApiError::missing("token", &id))?;
+    may_manage_tokens_of(&caller, &token.user)?;
+    state.store.delete_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_hooks<S: Storage + 'static>(
@@ -122,7 +252,7 @@ async fn get_hook<S: Storage + 'static>(
     _allowed: Allowed<ViewJobHook>,
     Path(name): Path<String>,
 ) -> Answer<Json<JobHook>> {
-    state.store.get_hook(&name).await?.map(Json).ok_or(ApiError::NotFound)
+    state.store.get_hook(&name).await?.map(Json).ok_or_else(|| ApiError::missing("job hook", &name))
 }
 
 async fn patch_hook<S: Storage + 'static>(
@@ -175,7 +305,7 @@ async fn get_job<S: Storage + 'static>(
     _allowed: Allowed<ViewJob>,
     Path(class_path): Path<String>,
 ) -> Answer<Json<JobRecord>> {
-    state.store.get_job(&class_path).await?.map(Json).ok_or(ApiError::NotFound)
+    state.store.get_job(&class_path).await?.map(Json).ok_or_else(|| ApiError::missing("job", &class_path))
 }
 
 /// The fields of a job the API may change.
@@ -212,7 +342,23 @@ async fn run_job<S: Storage + 'static>(
         .and_then(|content_type| ObjectRef::new(content_type, run.object_pk.as_str()))
         .map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let run = run_job_on(&*state.store, &caller.0, &class_path, &object).await?;
-    let result = state.store.get_result(run).await?.ok_or(ApiError::NotFound)?;
+    let result = state.store.get_result(run).await?.ok_or_else(|| ApiError::missing("job result", run))?;
+    Ok((StatusCode::CREATED, Json(json!({ "job_result": result }))))
+}
+
+/// Presses the button `name` on the body's object as the caller: refused when the button is not
+/// offered on the object's type, then for the reasons of the job run endpoint.
+async fn press_button<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(run): Body<RunOn>,
+) -> Answer<(StatusCode, Json<Value>)> {
+    let object = ContentType::new(run.object_model_name.as_str())
+        .and_then(|content_type| ObjectRef::new(content_type, run.object_pk.as_str()))
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    let run = press(&*state.store, &caller.0, &name, &object).await?;
+    let result = state.store.get_result(run).await?.ok_or_else(|| ApiError::missing("job result", run))?;
     Ok((StatusCode::CREATED, Json(json!({ "job_result": result }))))
 }
 
@@ -255,7 +401,7 @@ async fn get_result<S: Storage + 'static>(
     _allowed: Allowed<ViewJobResult>,
     Path(id): Path<u64>,
 ) -> Answer<Json<JobResult>> {
-    state.store.get_result(RunId(id)).await?.map(Json).ok_or(ApiError::NotFound)
+    state.store.get_result(RunId(id)).await?.map(Json).ok_or_else(|| ApiError::missing("job result", id))
 }
 
 async fn replay_result<S: Storage + 'static>(
@@ -263,12 +409,12 @@ async fn replay_result<S: Storage + 'static>(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Answer<Json<JobResult>> {
-    let result = state.store.get_result(RunId(id)).await?.ok_or(ApiError::NotFound)?;
+    let result = state.store.get_result(RunId(id)).await?.ok_or_else(|| ApiError::missing("job result", id))?;
     if !caller.0.can_run_job(&result.job) {
         return Err(ApiError::Forbidden(format!("{RUN_JOB_PERMISSION} for {}", result.job)));
     }
     state.store.replay(RunId(id)).await?;
-    state.store.get_result(RunId(id)).await?.map(Json).ok_or(ApiError::NotFound)
+    state.store.get_result(RunId(id)).await?.map(Json).ok_or_else(|| ApiError::missing("job result", id))
 }
 
 async fn list_buttons<S: Storage + 'static>(
@@ -293,7 +439,7 @@ async fn get_button<S: Storage + 'static>(
     _allowed: Allowed<ViewJobButton>,
     Path(name): Path<String>,
 ) -> Answer<Json<JobButton>> {
-    state.store.get_button(&name).await?.map(Json).ok_or(ApiError::NotFound)
+    state.store.get_button(&name).await?.map(Json).ok_or_else(|| ApiError::missing("job button", &name))
 }
 
 async fn patch_button<S: Storage + 'static>(
@@ -389,7 +535,7 @@ async fn get_change<S: Storage + 'static>(
     _allowed: Allowed<ViewObjectChange>,
     Path(id): Path<u64>,
 ) -> Answer<Json<Value>> {
-    let change = state.store.get_change(ChangeId(id)).await?.ok_or(ApiError::NotFound)?;
+    let change = state.store.get_change(ChangeId(id)).await?.ok_or_else(|| ApiError::missing("change", id))?;
     let mut shown = serde_json::to_value(&change).map_err(|error| ApiError::BadRequest(error.to_string()))?;
     shown["snapshots"] = serde_json::to_value(change.get_snapshots()).unwrap_or(Value::Null);
     Ok(Json(shown))
@@ -416,7 +562,7 @@ async fn get_object<S: Storage + 'static>(
 ) -> Answer<Json<Object>> {
     let object = object_at(&content_type, &id)?;
     caller.require(&object_permission(&object, "view"))?;
-    state.store.get_object(&object).await?.map(Json).ok_or(ApiError::NotFound)
+    state.store.get_object(&object).await?.map(Json).ok_or_else(|| ApiError::missing("object", &object))
 }
 
 /// An object write's body: the data, and the text shown for it (default: the id).
@@ -444,7 +590,11 @@ async fn write_object<S: Storage + 'static>(
         }
     }
     let receipt = session.commit(&*state.store).await?;
-    Ok(json!({ "object": written, "change": receipt.changes.first().map(|id| id.0) }))
+    Ok(json!({
+        "object": written,
+        "change": receipt.changes.first().map(|id| id.0),
+        "runs": receipt.runs.iter().map(|run| run.0).collect::<Vec<_>>(),
+    }))
 }
 
 async fn put_object<S: Storage + 'static>(
@@ -479,7 +629,7 @@ async fn patch_object<S: Storage + 'static>(
 ) -> Answer<Json<Value>> {
     let reference = object_at(&content_type, &id)?;
     caller.require(&object_permission(&reference, "change"))?;
-    let existing = state.store.get_object(&reference).await?.ok_or(ApiError::NotFound)?;
+    let existing = state.store.get_object(&reference).await?.ok_or_else(|| ApiError::missing("object", &reference))?;
     let mut data = existing.data().clone();
     data.extend(patch.data);
     let repr = patch.repr.unwrap_or_else(|| existing.repr().to_owned());
@@ -496,7 +646,7 @@ async fn delete_object<S: Storage + 'static>(
     let reference = object_at(&content_type, &id)?;
     caller.require(&object_permission(&reference, "delete"))?;
     if state.store.get_object(&reference).await?.is_none() {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::missing("object", &reference));
     }
     Ok(Json(write_object(&state, &caller, reference, None).await?))
 }
@@ -508,6 +658,6 @@ async fn object_buttons<S: Storage + 'static>(
 ) -> Answer<Json<Vec<RenderedButton>>> {
     let reference = object_at(&content_type, &id)?;
     caller.require(&object_permission(&reference, "view"))?;
-    let object = state.store.get_object(&reference).await?.ok_or(ApiError::NotFound)?;
+    let object = state.store.get_object(&reference).await?.ok_or_else(|| ApiError::missing("object", &reference))?;
     Ok(Json(buttons_for(&*state.store, &object, &caller.0).await?))
 }

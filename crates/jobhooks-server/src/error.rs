@@ -24,9 +24,10 @@ pub enum ApiError {
     /// The caller may not do this, for another reason given (403).
     #[error("{0}")]
     Refused(String),
-    /// Nothing at this address (404).
-    #[error("Not found.")]
-    NotFound,
+    /// Nothing at this address (404): what is missing, as the store says it (``job hook `x` does
+    /// not exist``).
+    #[error("{0}")]
+    NotFound(String),
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
@@ -57,7 +58,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) | ApiError::Refused(_) => {
                 (StatusCode::FORBIDDEN, json!({ "detail": self.to_string() }))
             }
-            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": self.to_string() })),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, json!({ "detail": self.to_string() })),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, json!({ "detail": self.to_string() })),
             ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, json!({ "detail": self.to_string() })),
@@ -75,6 +76,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// 404: the record of `kind` under `key` does not exist, in the store's words.
+    pub fn missing(kind: &'static str, key: impl std::fmt::Display) -> Self {
+        StoreError::not_found(kind, key).into()
+    }
+}
+
 impl From<StorageFailure> for ApiError {
     fn from(failure: StorageFailure) -> Self {
         ApiError::Storage(failure)
@@ -86,7 +94,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Validation(errors) => ApiError::Validation(errors),
             StoreError::Invalid(error) => ApiError::BadRequest(error.to_string()),
-            StoreError::NotFound { .. } => ApiError::NotFound,
+            StoreError::NotFound { .. } => ApiError::NotFound(error.to_string()),
             StoreError::Storage(failure) => ApiError::Storage(failure),
             other => ApiError::Conflict(other.to_string()),
         }

@@ -221,7 +221,7 @@ async fn hooks_are_created_listed_paged_changed_and_deleted_with_nautobots_messa
         server.call(reqwest::Method::DELETE, "/api/extras/job-hooks/renamed/", Some(&server.root), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = server.get("/api/extras/job-hooks/renamed/", &server.alice).await;
-    assert_eq!((status, &body["detail"]), (StatusCode::NOT_FOUND, &json!("Not found.")));
+    assert_eq!((status, &body["detail"]), (StatusCode::NOT_FOUND, &json!("job hook `renamed` does not exist")));
     assert_eq!(server.get(path, &server.bob).await.0, StatusCode::FORBIDDEN);
     server.stop().await;
 }
@@ -333,6 +333,45 @@ async fn only_superusers_list_users() {
 }
 
 #[tokio::test]
+async fn superusers_add_users_and_everyone_manages_their_own_tokens() {
+    let server = Server::start().await;
+    let carol = json!({"username": "carol", "permissions": [{"name": "extras.view_job"}]});
+    let (status, body) = server.post("/api/users/", &server.alice, carol.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, created) = server.post("/api/users/", &server.root, carol).await;
+    assert_eq!((status, &created["permissions"][0]["name"]), (StatusCode::CREATED, &json!("extras.view_job")));
+    let (status, errors) = server.post("/api/users/", &server.root, json!({"username": ""})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(errors["username"][0].as_str().unwrap().contains("must not be empty"), "{errors}");
+
+    // Alice issues a token for herself, sees only hers, and may not issue one for bob.
+    let (status, issued) = server.post("/api/users/tokens/", &server.alice, json!({"description": "laptop"})).await;
+    assert_eq!((status, &issued["user"]), (StatusCode::CREATED, &json!("alice")));
+    let key = issued["key"].as_str().unwrap().to_owned();
+    assert_eq!(server.get("/api/status/", &key).await.1["user"], "alice", "the new key works");
+    let (_, listed) = server.get("/api/users/tokens/", &server.alice).await;
+    assert_eq!(listed["count"], 2, "the test's key and the new one: {listed}");
+    assert!(!listed.to_string().contains(&key[20..]) && !listed.to_string().contains("hash"), "{listed}");
+    let (status, body) = server.post("/api/users/tokens/", &server.alice, json!({"user": "bob"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(server.get("/api/users/tokens/?user=bob", &server.alice).await.0, StatusCode::FORBIDDEN);
+    let (status, errors) = server.post("/api/users/tokens/", &server.root, json!({"user": "nobody"})).await;
+    assert_eq!((status, &errors["user"][0]), (StatusCode::BAD_REQUEST, &json!("user `nobody` does not exist")));
+    let (_, every) = server.get("/api/users/tokens/", &server.root).await;
+    assert_eq!(every["count"], 4, "a superuser sees every token: the three of the test and alice's");
+
+    // Revoked, the key stops working; bob may not revoke alice's.
+    let path = format!("/api/users/tokens/{}/", issued["id"].as_str().unwrap());
+    assert_eq!(server.call(reqwest::Method::DELETE, &path, Some(&server.bob), None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(server.get(&path, &server.alice).await.1["description"], "laptop");
+    assert_eq!(server.call(reqwest::Method::DELETE, &path, Some(&server.alice), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(server.get("/api/status/", &key).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = server.get(&path, &server.alice).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn object_writes_through_the_api_record_changes_that_trigger_hooks() {
     let server = Server::start().await;
     let on_update = json!({"name": "updates", "content_types": ["dcim.device"], "job": AUDIT, "type_update": true});
@@ -434,6 +473,29 @@ async fn buttons_are_managed_and_shown_on_objects_as_the_caller_sees_them() {
     let (status, patched) =
         server.call(reqwest::Method::PATCH, "/api/extras/job-buttons/touch/", Some(&server.root), patch).await;
     assert_eq!((status, &patched["button_class"]), (StatusCode::OK, &json!("danger")));
+
+    // A press runs the button's job as the caller, refused when the button is not offered on the
+    // object's type, then for the run endpoint's reasons.
+    let press = "/api/extras/job-buttons/touch/press/";
+    let (status, body) =
+        server.post(press, &server.alice, json!({"object_pk": "1", "object_model_name": "dcim.device"})).await;
+    assert_eq!((status, &body["job_result"]["user"]), (StatusCode::CREATED, &json!("alice")), "{body}");
+    let on_rack = json!({"object_pk": "1", "object_model_name": "dcim.rack"});
+    let (status, body) = server.post(press, &server.alice, on_rack).await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "Job button touch is not available on dcim.rack objects")
+    );
+    let (status, body) =
+        server.post(press, &server.bob, json!({"object_pk": "1", "object_model_name": "dcim.device"})).await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (StatusCode::FORBIDDEN, "This user does not have permission to run jobs.")
+    );
+    let missing = json!({"object_pk": "1", "object_model_name": "dcim.device"});
+    let (status, body) = server.post("/api/extras/job-buttons/nope/press/", &server.alice, missing).await;
+    assert_eq!((status, body["detail"].as_str().unwrap()), (StatusCode::NOT_FOUND, "job button `nope` does not exist"));
+
     let (status, _) =
         server.call(reqwest::Method::DELETE, "/api/extras/job-buttons/touch/", Some(&server.root), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -1,40 +1,174 @@
-//! Running the real `jobhooks` binary as a user does, shared by the command line's test binaries:
-//! `--db` is a store's directory or a PostgreSQL URL.
+//! Running the real `jobhooks` binary as a user does, shared by the command line's test binaries.
+//! A command runs at a [`Place`]: a store (`--db`, a directory or a PostgreSQL URL) or a running
+//! server ([`Served`], `--url` and `--token`).
 
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::process::{Command, Output};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-/// The binary with `--db db`, ignoring `JOBHOOKS_DB` from the environment.
+/// The binary with `--db db`, ignoring `JOBHOOKS_*` from the environment.
 pub fn jobhooks(db: impl AsRef<OsStr>) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jobhooks"));
-    command.arg("--db").arg(db).env_remove("JOBHOOKS_DB");
+    let mut command = bare();
+    command.arg("--db").arg(db);
     command
 }
 
-pub fn run(db: impl AsRef<OsStr>, args: &[&str]) -> Output {
-    jobhooks(db).args(args).output().expect("the binary runs")
+/// The binary, ignoring `JOBHOOKS_*` from the environment.
+fn bare() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jobhooks"));
+    for variable in ["JOBHOOKS_DB", "JOBHOOKS_URL", "JOBHOOKS_TOKEN", "JOBHOOKS_CONFIG"] {
+        command.env_remove(variable);
+    }
+    command
+}
+
+/// Where a command runs.
+pub trait Place {
+    /// The binary with `args`, run here.
+    fn command(&self, args: &[&str]) -> Command;
+}
+
+impl Place for Path {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = jobhooks(self);
+        command.args(args);
+        command
+    }
+}
+
+impl Place for PathBuf {
+    fn command(&self, args: &[&str]) -> Command {
+        self.as_path().command(args)
+    }
+}
+
+impl Place for str {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = jobhooks(self);
+        command.args(args);
+        command
+    }
+}
+
+impl Place for String {
+    fn command(&self, args: &[&str]) -> Command {
+        self.as_str().command(args)
+    }
+}
+
+impl<T: Place + ?Sized> Place for &T {
+    fn command(&self, args: &[&str]) -> Command {
+        (**self).command(args)
+    }
+}
+
+/// `jobhooks serve` on a fresh store, on 127.0.0.1 with two workers, with a superuser `root`.
+/// Commands run through it with `--url` and root's token; a command with `--user NAME` runs with
+/// a token of NAME (issued through the server on first use), since the server acts as the
+/// token's user. Stopped with SIGTERM when dropped.
+pub struct Served {
+    _dir: tempfile::TempDir,
+    server: Child,
+    url: String,
+    root: String,
+    tokens: RefCell<HashMap<String, String>>,
+}
+
+impl Served {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        ok(&db, &["users", "add", "root", "--superuser"]);
+        let root = ok(&db, &["users", "token", "add", "root"]).trim().to_owned();
+        let mut server = jobhooks(&db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .env("RUST_LOG", "error")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let address = line.split("serving ").nth(1).and_then(|rest| rest.split("/api/").next()).expect(&line);
+        let url = address.to_owned();
+        // Keep reading the server's stderr, so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Self { _dir: dir, server, url, root, tokens: RefCell::default() }
+    }
+
+    /// A token of `user`, or root's when `user` does not exist.
+    fn token_of(&self, user: &str) -> String {
+        if let Some(token) = self.tokens.borrow().get(user) {
+            return token.clone();
+        }
+        let output = self.with_token(&self.root, &["users", "token", "add", user]).output().unwrap();
+        if !output.status.success() {
+            return self.root.clone();
+        }
+        let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        self.tokens.borrow_mut().insert(user.to_owned(), token.clone());
+        token
+    }
+
+    /// The binary with `args`, run through the server with root's token whatever `--user` says.
+    pub fn as_root(&self, args: &[&str]) -> Command {
+        self.with_token(&self.root, args)
+    }
+
+    fn with_token(&self, token: &str, args: &[&str]) -> Command {
+        let mut command = bare();
+        command.args(["--url", &self.url, "--token", token]).args(args);
+        command
+    }
+}
+
+impl Place for Served {
+    fn command(&self, args: &[&str]) -> Command {
+        let acting = args.iter().position(|arg| *arg == "--user").and_then(|at| args.get(at + 1));
+        let token = match acting {
+            Some(user) if *user != "root" => self.token_of(user),
+            _ => self.root.clone(),
+        };
+        self.with_token(&token, args)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.server.id().to_string()]).status();
+        let _ = self.server.wait();
+    }
+}
+
+pub fn run(place: impl Place, args: &[&str]) -> Output {
+    place.command(args).output().expect("the binary runs")
 }
 
 /// Runs a command that must succeed and returns its stdout.
-pub fn ok(db: impl AsRef<OsStr>, args: &[&str]) -> String {
-    let output = run(db, args);
+pub fn ok(place: impl Place, args: &[&str]) -> String {
+    let output = run(place, args);
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{args:?} failed: {stderr}\n{stdout}");
     stdout.into_owned()
 }
 
 /// Runs a `--json` command that must succeed and parses its output.
-pub fn json(db: impl AsRef<OsStr>, args: &[&str]) -> Value {
+pub fn json(place: impl Place, args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
-    serde_json::from_str(&ok(db, &args)).expect("--json prints JSON")
+    serde_json::from_str(&ok(place, &args)).expect("--json prints JSON")
 }
 
 /// Runs a command that must fail with `status`, never with a panic, and returns its stderr.
-pub fn fails(db: impl AsRef<OsStr>, args: &[&str], status: i32) -> String {
-    let output = run(db, args);
+pub fn fails(place: impl Place, args: &[&str], status: i32) -> String {
+    let output = run(place, args);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(status), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");

@@ -1,0 +1,370 @@
+//! The command line as a client of a running server (`--url`, `--token`): each [`Backend`] call
+//! is one or a few requests to the REST API, and the server's 4xx answers become the same
+//! messages and exit status (2) as the local store's refusals.
+
+use std::time::Duration;
+
+use jobhooks_dispatch::RenderedButton;
+use jobhooks_model::ports::{CommitReceipt, ResultFilter};
+use jobhooks_model::{
+    ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobResult, Object, ObjectChange, ObjectRef,
+    OffsetDateTime, RunId, User, ValidationErrors,
+};
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::Failure;
+use crate::backend::{Backend, TokenInfo};
+
+/// The most items the server gives in one page.
+const PAGE: usize = jobhooks_server::MAX_LIMIT;
+
+/// A running server, reached with a token.
+pub(crate) struct Remote {
+    base: Url,
+    token: String,
+    client: reqwest::Client,
+    json: bool,
+    /// The token's user, once asked.
+    user: tokio::sync::OnceCell<String>,
+}
+
+impl Remote {
+    /// A client of the server at `url` (`http://host:port`, with or without a trailing path).
+    pub fn new(url: &str, token: Option<String>, json: bool) -> Result<Self, Failure> {
+        let mut base =
+            Url::parse(url).map_err(|error| Failure::bad_input(format!("--url `{url}` is not a URL: {error}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Failure::bad_input(format!("--url `{url}` is not an http:// or https:// address")));
+        }
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let token = token.filter(|token| !token.is_empty()).ok_or_else(|| {
+            Failure::bad_input("--url needs a token: give --token or set JOBHOOKS_TOKEN (`jobhooks users token add`)")
+        })?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("jobhooks-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| Failure::failed(format!("cannot start an HTTP client: {error}")))?;
+        Ok(Self { base, token, client, json, user: tokio::sync::OnceCell::new() })
+    }
+
+    /// The address of `segments` under the server's `/api/`, each segment escaped, with a
+    /// trailing slash (the API's paths end with one).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push("api").extend(segments).push("");
+        }
+        url
+    }
+
+    /// One request; a 4xx answer is the caller's input (exit 2) with the server's message, and
+    /// anything else that is not a success is a failure (exit 1).
+    async fn call(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Option<Value>, Failure> {
+        let mut request =
+            self.client.request(method, url.clone()).header("Authorization", format!("Token {}", self.token));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|error| {
+            Failure::failed(format!(
+                "cannot reach the server at {}: {}",
+                self.base,
+                jobhooks_model::error_chain(&error)
+            ))
+        })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| Failure::failed(format!("the server's answer to {url} was cut off: {error}")))?;
+        if status.is_success() {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            return serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|error| Failure::failed(format!("the server's answer to {url} is not JSON: {error}")));
+        }
+        let message = message_of(status, &text);
+        if status.is_client_error() { Err(Failure::bad_input(message)) } else { Err(Failure::failed(message)) }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, Failure> {
+        let body = self.call(Method::GET, self.url(segments), None).await?;
+        decode(body.unwrap_or(Value::Null))
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &impl Serialize,
+    ) -> Result<T, Failure> {
+        let body = serde_json::to_value(body).map_err(|error| Failure::failed(error.to_string()))?;
+        let answer = self.call(method, self.url(segments), Some(&body)).await?;
+        decode(answer.unwrap_or(Value::Null))
+    }
+
+    async fn delete(&self, segments: &[&str]) -> Result<(), Failure> {
+        self.call(Method::DELETE, self.url(segments), None).await.map(drop)
+    }
+
+    /// Up to `limit` items of a paginated list, following `next` from page to page.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        limit: usize,
+    ) -> Result<Vec<T>, Failure> {
+        let mut url = self.url(segments);
+        url.query_pairs_mut().extend_pairs(query).append_pair("limit", &limit.clamp(1, PAGE).to_string());
+        let mut items = Vec::new();
+        loop {
+            let page = self.call(Method::GET, url.clone(), None).await?.unwrap_or(Value::Null);
+            let results = page.get("results").cloned().unwrap_or(Value::Array(Vec::new()));
+            items.extend(decode::<Vec<T>>(results)?);
+            match page.get("next").and_then(Value::as_str) {
+                Some(next) if items.len() < limit => {
+                    url = self.base.join(next).map_err(|error| {
+                        Failure::failed(format!("the server's next page `{next}` is not a path: {error}"))
+                    })?;
+                }
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    /// The token's user (the server says whose it is); a `--user` naming someone else is refused,
+    /// since the server acts as the token's user.
+    async fn check_acting(&self, acting: Option<&str>) -> Result<(), Failure> {
+        let user = self
+            .user
+            .get_or_try_init(|| async {
+                let status: Value = self.get(&["status"]).await?;
+                Ok::<_, Failure>(status["user"].as_str().unwrap_or_default().to_owned())
+            })
+            .await?;
+        match acting {
+            Some(acting) if acting != user => Err(Failure::bad_input(format!(
+                "--user {acting}: the server acts as the token's user, {user}; use a token of {acting}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The button body of Nautobot's job run endpoint.
+    fn run_on(object: &ObjectRef) -> Value {
+        json!({ "object_pk": object.id(), "object_model_name": object.content_type().as_str() })
+    }
+
+    /// An object write's answer as a commit receipt.
+    fn receipt(answer: &Value) -> Result<CommitReceipt, Failure> {
+        Ok(CommitReceipt {
+            changes: answer["change"].as_u64().map(ChangeId).into_iter().collect(),
+            runs: decode::<Vec<u64>>(answer["runs"].clone())?.into_iter().map(RunId).collect(),
+        })
+    }
+}
+
+/// The message of a refusal: the fields' messages of a validation error, as the local store
+/// words them, or the `detail`.
+fn message_of(status: StatusCode, text: &str) -> String {
+    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    if let Some(detail) = body.get("detail").and_then(Value::as_str) {
+        return detail.to_owned();
+    }
+    if status == StatusCode::BAD_REQUEST
+        && let Ok(errors) = serde_json::from_value::<ValidationErrors>(body)
+        && !errors.is_empty()
+    {
+        return errors.to_string();
+    }
+    let shown = if text.is_empty() { status.canonical_reason().unwrap_or("no reason given") } else { text };
+    format!("the server answered {}: {shown}", status.as_u16())
+}
+
+fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Failure> {
+    serde_json::from_value(value)
+        .map_err(|error| Failure::failed(format!("the server's answer is not what this jobhooks expects: {error}")))
+}
+
+impl Backend for Remote {
+    fn json(&self) -> bool {
+        self.json
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobRecord>, Failure> {
+        self.list(&["extras", "jobs"], &[], usize::MAX).await
+    }
+
+    async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, Failure> {
+        self.send(Method::PATCH, &["extras", "jobs", class_path], &json!({ "enabled": enabled })).await
+    }
+
+    async fn list_hooks(&self) -> Result<Vec<JobHook>, Failure> {
+        self.list(&["extras", "job-hooks"], &[], usize::MAX).await
+    }
+
+    async fn get_hook(&self, name: &str) -> Result<JobHook, Failure> {
+        self.get(&["extras", "job-hooks", name]).await
+    }
+
+    async fn create_hook(&self, hook: JobHook) -> Result<JobHook, Failure> {
+        self.send(Method::POST, &["extras", "job-hooks"], &hook).await
+    }
+
+    async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, Failure> {
+        self.send(Method::PATCH, &["extras", "job-hooks", name], &patch).await
+    }
+
+    async fn delete_hook(&self, name: &str) -> Result<JobHook, Failure> {
+        let hook = self.get_hook(name).await?;
+        self.delete(&["extras", "job-hooks", name]).await?;
+        Ok(hook)
+    }
+
+    async fn list_buttons(&self) -> Result<Vec<JobButton>, Failure> {
+        self.list(&["extras", "job-buttons"], &[], usize::MAX).await
+    }
+
+    async fn create_button(&self, button: JobButton) -> Result<JobButton, Failure> {
+        self.send(Method::POST, &["extras", "job-buttons"], &button).await
+    }
+
+    async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, Failure> {
+        self.send(Method::PATCH, &["extras", "job-buttons", name], &patch).await
+    }
+
+    async fn delete_button(&self, name: &str) -> Result<JobButton, Failure> {
+        let button = self.get(&["extras", "job-buttons", name]).await?;
+        self.delete(&["extras", "job-buttons", name]).await?;
+        Ok(button)
+    }
+
+    async fn buttons_for(&self, object: &ObjectRef, acting: Option<&str>) -> Result<Vec<RenderedButton>, Failure> {
+        self.check_acting(acting).await?;
+        self.get(&["objects", object.content_type().as_str(), object.id(), "buttons"]).await
+    }
+
+    async fn press(&self, button: &str, object: &ObjectRef, acting: Option<&str>) -> Result<RunId, Failure> {
+        self.check_acting(acting).await?;
+        let answer: Value =
+            self.send(Method::POST, &["extras", "job-buttons", button, "press"], &Self::run_on(object)).await?;
+        let result: JobResult = decode(answer["job_result"].clone())?;
+        Ok(result.id)
+    }
+
+    /// Asks for the result until it has ended: the server's dispatcher runs it. The pause between
+    /// asks grows from 20 ms to 1 s.
+    async fn wait_for(&self, run: RunId) -> Result<JobResult, Failure> {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let result = self.get_result(run).await?;
+            if result.status.is_final() {
+                return Ok(result);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn put_user(&self, user: User) -> Result<User, Failure> {
+        self.send(Method::POST, &["users"], &user).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, Failure> {
+        self.list(&["users"], &[], usize::MAX).await
+    }
+
+    async fn issue_token(
+        &self,
+        username: &str,
+        expires: Option<OffsetDateTime>,
+        description: String,
+    ) -> Result<String, Failure> {
+        let expires = expires.map(|at| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
+        let body = json!({ "user": username, "expires": expires, "description": description });
+        let answer: Value = self.send(Method::POST, &["users", "tokens"], &body).await?;
+        decode(answer["key"].clone())
+    }
+
+    async fn list_tokens(&self, username: Option<&str>) -> Result<Vec<TokenInfo>, Failure> {
+        let query: Vec<(&str, String)> = username.map(|user| ("user", user.to_owned())).into_iter().collect();
+        self.list(&["users", "tokens"], &query, usize::MAX).await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<TokenInfo, Failure> {
+        let token = self.get(&["users", "tokens", id]).await?;
+        self.delete(&["users", "tokens", id]).await?;
+        Ok(token)
+    }
+
+    async fn get_object(&self, object: &ObjectRef) -> Result<Object, Failure> {
+        self.get(&["objects", object.content_type().as_str(), object.id()]).await
+    }
+
+    async fn save_object(&self, object: Object, acting: Option<&str>) -> Result<CommitReceipt, Failure> {
+        self.check_acting(acting).await?;
+        let body = json!({ "repr": object.repr(), "data": object.data() });
+        let answer: Value =
+            self.send(Method::PUT, &["objects", object.content_type().as_str(), object.id()], &body).await?;
+        Self::receipt(&answer)
+    }
+
+    async fn delete_object(&self, object: &ObjectRef, acting: Option<&str>) -> Result<CommitReceipt, Failure> {
+        self.check_acting(acting).await?;
+        let url = self.url(&["objects", object.content_type().as_str(), object.id()]);
+        let answer = self.call(Method::DELETE, url, None).await?.unwrap_or(Value::Null);
+        Self::receipt(&answer)
+    }
+
+    async fn changes(&self, object: Option<&ObjectRef>, limit: usize) -> Result<Vec<ObjectChange>, Failure> {
+        let query: Vec<(&str, String)> = match object {
+            Some(object) => vec![
+                ("changed_object_type", object.content_type().to_string()),
+                ("changed_object_id", object.id().to_owned()),
+            ],
+            None => Vec::new(),
+        };
+        self.list(&["extras", "object-changes"], &query, limit).await
+    }
+
+    async fn get_change(&self, id: ChangeId) -> Result<ObjectChange, Failure> {
+        self.get(&["extras", "object-changes", &id.0.to_string()]).await
+    }
+
+    async fn list_results(&self, filter: ResultFilter) -> Result<Vec<JobResult>, Failure> {
+        let mut query = Vec::new();
+        if let Some(job) = filter.job {
+            query.push(("job", job));
+        }
+        if let Some(status) = filter.status {
+            query.push((
+                "status",
+                serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            ));
+        }
+        if let Some(change) = filter.change {
+            query.push(("object_change", change.0.to_string()));
+        }
+        self.list(&["extras", "job-results"], &query, filter.limit.unwrap_or(usize::MAX)).await
+    }
+
+    async fn get_result(&self, run: RunId) -> Result<JobResult, Failure> {
+        self.get(&["extras", "job-results", &run.0.to_string()]).await
+    }
+
+    async fn replay(&self, run: RunId) -> Result<(), Failure> {
+        let _: Value =
+            self.send(Method::POST, &["extras", "job-results", &run.0.to_string(), "replay"], &json!({})).await?;
+        Ok(())
+    }
+}
