@@ -36,10 +36,11 @@
 //! store appears only in tests and examples.
 
 mod buttons;
+mod metrics;
 mod retry;
 mod run;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +55,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text, run_job_on};
+pub use metrics::{BUCKETS, Histogram, JobMetrics};
 pub use retry::{AfterFailure, RetryPolicy};
 
 /// How a dispatcher runs. Start from [`Default`] and change what you need, with the setters or by
@@ -225,6 +227,8 @@ pub(crate) struct Shared<S> {
     registry: Registry,
     config: DispatcherConfig,
     counters: Counters,
+    /// Outcomes, durations and start latencies by job.
+    metrics: metrics::RunMetrics,
     job_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Runs in flight, so that a shutdown past its deadline can give their leases back.
     in_flight: Mutex<HashMap<RunId, (Lease, Option<AbortHandle>)>>,
@@ -267,6 +271,12 @@ impl<S: Storage + 'static> Monitor<S> {
         })
     }
 
+    /// Each job's runs so far, by job class path: outcomes, durations, and the latency from
+    /// commit (or press) to first start.
+    pub fn jobs(&self) -> BTreeMap<String, JobMetrics> {
+        self.shared.metrics.snapshot()
+    }
+
     /// Whether the dispatcher is running: started, and not told to stop.
     pub fn is_running(&self) -> bool {
         !*self.stopped.borrow()
@@ -301,6 +311,7 @@ impl<S: Storage + 'static> Dispatcher<S> {
             store,
             registry,
             counters: Counters::default(),
+            metrics: metrics::RunMetrics::default(),
             job_slots: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             progress: Notify::new(),
@@ -504,8 +515,14 @@ impl<S: Storage + 'static> Shared<S> {
                 }
                 break;
             }
+            let job = result.job.clone();
+            if result.attempts <= 1 {
+                let waited = self.config.clock.now() - result.created;
+                self.metrics.started(&job, waited.try_into().unwrap_or(Duration::ZERO));
+            }
+            let began = std::time::Instant::now();
             match self.execute(&lease, result, &mut reads).await {
-                Ok(completion) => completions.push(completion),
+                Ok(completion) => completions.push((job, began.elapsed(), completion)),
                 Err(error) => {
                     tracing::error!(run = %lease.run, error = %error_chain(&error), "could not prepare the run");
                     self.give_back(&lease, "the store failed while preparing it").await;
@@ -541,11 +558,14 @@ impl<S: Storage + 'static> Shared<S> {
     }
 
     /// Records completions and counts their outcomes.
-    async fn record(&self, completions: Vec<jobhooks_model::ports::Completion>) {
+    async fn record(&self, completions: Vec<(String, Duration, jobhooks_model::ports::Completion)>) {
         if completions.is_empty() {
             return;
         }
-        let runs: Vec<(RunId, JobStatus)> = completions.iter().map(|c| (c.lease.run, c.outcome.status())).collect();
+        let (runs, completions): (Vec<_>, Vec<_>) = completions
+            .into_iter()
+            .map(|(job, took, completion)| ((completion.lease.run, completion.outcome.status(), job, took), completion))
+            .unzip();
         let outcomes = match self.store.complete_batch(completions).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
@@ -553,9 +573,10 @@ impl<S: Storage + 'static> Shared<S> {
                 return;
             }
         };
-        for ((run, status), outcome) in runs.into_iter().zip(outcomes) {
+        for ((run, status, job, took), outcome) in runs.into_iter().zip(outcomes) {
             match outcome {
                 Ok(_) => {
+                    self.metrics.ended(&job, took, status);
                     let counter = match status {
                         JobStatus::Success => &self.counters.succeeded,
                         JobStatus::Retrying => &self.counters.retried,

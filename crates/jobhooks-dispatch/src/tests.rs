@@ -217,7 +217,7 @@ async fn errors_are_retried_then_dead_lettered_and_a_failure_entry_is_final() {
     let store = Arc::new(hooked_store(&registry).await);
     let job = registry.jobs().next().unwrap().class_path();
     let policy = crate::RetryPolicy::retries(2, Duration::ZERO, Duration::ZERO).without_jitter();
-    let config = DispatcherConfig::default().job_retry(std::collections::HashMap::from([(job, policy)]));
+    let config = DispatcherConfig::default().job_retry(std::collections::HashMap::from([(job.clone(), policy)]));
     let dispatcher = Dispatcher::start(store.clone(), registry, config).await.unwrap();
     let queued = create_devices(&store, &["1"]).await;
     tokio::time::timeout(BOUND, dispatcher.drain()).await.unwrap().unwrap();
@@ -227,6 +227,11 @@ async fn errors_are_retried_then_dead_lettered_and_a_failure_entry_is_final() {
     assert!(messages.contains(&"the CMDB is down"), "{messages:?}");
     assert!(messages.iter().any(|m| m.starts_with("Retrying in")), "{messages:?}");
     assert_eq!(messages.last(), Some(&"Dead-lettered after 2 attempts"));
+    let jobs = dispatcher.monitor().jobs();
+    let failing = jobs.get(&job).expect("the job's figures");
+    assert_eq!((failing.retried, failing.dead_lettered, failing.succeeded), (1, 1, 0));
+    assert_eq!(failing.duration.count(), 2, "each attempt is timed");
+    assert_eq!(failing.start_latency.count(), 1, "only the first attempt's wait is the commit's latency");
     dispatcher.shutdown(BOUND).await;
 
     let registry = Registry::default().with_hook_receiver(Failing { verdict: true }, JobMeta::new()).unwrap();

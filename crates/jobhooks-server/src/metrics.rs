@@ -1,6 +1,7 @@
 //! What an operator watches: `/health` (the process answers), `/ready` (the store answers and the
 //! dispatcher, if any, runs) and `/metrics` in Prometheus' text format (the queue by state, the
-//! dispatcher's runs by outcome, and HTTP requests by route and status). None of them needs a
+//! dispatcher's runs by outcome and by job, attempt durations and commit-to-start latencies as
+//! histograms by job, and HTTP requests by route and status). None of them needs a
 //! token: they say how much, never what.
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use jobhooks_dispatch::{Histogram, JobMetrics};
 use jobhooks_model::ports::Storage;
 use serde_json::json;
 
@@ -76,6 +78,62 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// The per-job families: outcomes, attempt durations, and commit-to-start latencies.
+fn by_job(out: &mut String, jobs: &BTreeMap<String, JobMetrics>) {
+    let outcomes: Vec<(String, f64)> = jobs
+        .iter()
+        .flat_map(|(job, metrics)| {
+            let job = label(job);
+            [
+                ("success", metrics.succeeded),
+                ("failure", metrics.failed),
+                ("retry", metrics.retried),
+                ("dead_letter", metrics.dead_lettered),
+            ]
+            .map(|(outcome, count)| (format!("{{job=\"{job}\",outcome=\"{outcome}\"}}"), count as f64))
+        })
+        .collect();
+    family(
+        out,
+        "jobhooks_job_runs_total",
+        "counter",
+        "Attempts this process's dispatcher ended, by job and outcome.",
+        &outcomes,
+    );
+    histogram(out, "jobhooks_run_duration_seconds", "How long attempts took, by job.", jobs, |metrics| {
+        &metrics.duration
+    });
+    histogram(
+        out,
+        "jobhooks_run_start_latency_seconds",
+        "How long first attempts waited from their commit or press to their start, by job.",
+        jobs,
+        |metrics| &metrics.start_latency,
+    );
+}
+
+/// One histogram family with a series per job: `_bucket{le}`, `_sum` and `_count`.
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    jobs: &BTreeMap<String, JobMetrics>,
+    of: impl Fn(&JobMetrics) -> &Histogram,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (job, metrics) in jobs {
+        let job = label(job);
+        let histogram = of(metrics);
+        for (bound, count) in histogram.cumulative() {
+            let le = if bound.is_infinite() { "+Inf".to_owned() } else { bound.to_string() };
+            let _ = writeln!(out, "{name}_bucket{{job=\"{job}\",le=\"{le}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_sum{{job=\"{job}\"}} {}", histogram.sum());
+        let _ = writeln!(out, "{name}_count{{job=\"{job}\"}} {}", histogram.count());
+    }
+}
+
 async fn metrics<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
     let mut out = String::new();
     match state.store.depth().await {
@@ -109,6 +167,7 @@ async fn metrics<S: Storage + 'static>(State(state): State<AppState<S>>) -> Resp
         family(&mut out, "jobhooks_runs_in_flight", "gauge", "Runs this process's dispatcher is running.", &in_flight);
         let running = [(String::new(), if dispatcher.is_running() { 1.0 } else { 0.0 })];
         family(&mut out, "jobhooks_dispatcher_running", "gauge", "Whether the dispatcher runs.", &running);
+        by_job(&mut out, &dispatcher.jobs());
     }
     let requests: Vec<(String, f64)> = state
         .requests

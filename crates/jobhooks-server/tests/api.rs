@@ -531,13 +531,41 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
     server.stop().await;
 }
 
+/// A hook receiver that does nothing.
+struct Quiet;
+
+#[jobhooks_model::async_trait]
+impl jobhooks_model::JobHookReceiver for Quiet {
+    async fn receive_job_hook(
+        &self,
+        _: &mut jobhooks_model::JobContext,
+        _: &jobhooks_model::ObjectChange,
+        _: jobhooks_model::Action,
+        _: Option<Object>,
+    ) -> Result<(), jobhooks_model::JobError> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
-async fn readiness_follows_the_dispatcher_beside_the_api() {
+async fn readiness_and_per_job_metrics_follow_the_dispatcher_beside_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
-    let registry = jobhooks_register::Registry::from_linked().unwrap();
+    let registry =
+        jobhooks_register::Registry::default().with_hook_receiver(Quiet, jobhooks_register::JobMeta::new()).unwrap();
+    let job = registry.jobs().next().unwrap().class_path();
     let config = jobhooks_dispatch::DispatcherConfig::default().job_sync(SyncMode::Additive);
     let dispatcher = jobhooks_dispatch::Dispatcher::start(store.clone(), registry, config).await.unwrap();
+    store.set_job_enabled(&job, true).await.unwrap();
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    let hook = jobhooks_model::JobHook::new("quiet", devices, job.as_str()).on([jobhooks_model::Action::Create]);
+    store.create_hook(hook).await.unwrap();
+    let mut changes = ChangeSet::default();
+    let device = ObjectRef::new(ContentType::new("dcim.device").unwrap(), "1").unwrap();
+    changes.save(&Object::new(device, "sw1", json!({})).unwrap(), None);
+    let context = ChangeContext::new(ChangeContextKind::Web, Some("root".into()), "");
+    store.commit(&context, changes, ObjectWrites::Apply).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), dispatcher.drain()).await.unwrap().unwrap();
     let state = AppState::new(store).with_dispatcher(dispatcher.monitor());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -549,7 +577,18 @@ async fn readiness_follows_the_dispatcher_beside_the_api() {
     assert_eq!(client.get(format!("{base}/ready")).send().await.unwrap().status(), StatusCode::OK);
     let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|line| line == "jobhooks_dispatcher_running 1"), "{metrics}");
-    assert!(metrics.lines().any(|line| line == "jobhooks_runs_total{outcome=\"success\"} 0"), "{metrics}");
+    assert!(metrics.lines().any(|line| line == "jobhooks_runs_total{outcome=\"success\"} 1"), "{metrics}");
+    let expected = [
+        format!("jobhooks_job_runs_total{{job=\"{job}\",outcome=\"success\"}} 1"),
+        format!("jobhooks_job_runs_total{{job=\"{job}\",outcome=\"dead_letter\"}} 0"),
+        format!("jobhooks_run_duration_seconds_bucket{{job=\"{job}\",le=\"+Inf\"}} 1"),
+        format!("jobhooks_run_duration_seconds_count{{job=\"{job}\"}} 1"),
+        format!("jobhooks_run_start_latency_seconds_count{{job=\"{job}\"}} 1"),
+        "# TYPE jobhooks_run_start_latency_seconds histogram".to_owned(),
+    ];
+    for line in expected {
+        assert!(metrics.lines().any(|shown| shown == line), "{line} in {metrics}");
+    }
 
     dispatcher.shutdown(Duration::from_secs(5)).await;
     let ready = client.get(format!("{base}/ready")).send().await.unwrap();
