@@ -32,12 +32,13 @@ mod remote;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backend::{Backend, Session};
 use clap::{Args, Parser, Subcommand};
 use jobhooks_dispatch::PressError;
-use jobhooks_model::ports::{ResultFilter, Storage, SyncMode};
+use jobhooks_model::ports::{Backup, BackupError, ResultFilter, Storage, SyncMode};
 use jobhooks_model::{
     Action, ButtonClass, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobStatus, Object,
     ObjectRef, OffsetDateTime, Permission, RunId, StoreError, User, Value,
@@ -207,7 +208,8 @@ struct Cli {
     #[arg(long, global = true, env = "JOBHOOKS_CONFIG")]
     config: Option<PathBuf>,
     /// Talk to a running `jobhooks serve` at this address (`http://host:8080`) instead of opening
-    /// the store: every command but `run`, `serve`, `migrate`, `prune` and `demo` works this way.
+    /// the store: every command but `run`, `serve`, `migrate`, `prune` and `demo` works this way
+    /// (`backup` writes its copy on the server's machine).
     #[arg(long, global = true, env = "JOBHOOKS_URL")]
     url: Option<String>,
     /// The API token for --url (`jobhooks users token add`); its user acts.
@@ -278,6 +280,10 @@ enum Command {
     /// Bring the store's schema up to date and say which version it is at (opening a store does
     /// this too; run it ahead of a deploy to migrate once, before the processes start).
     Migrate,
+    /// Copy the store, while it serves, into PATH (a new or empty directory): a store of its own,
+    /// to open in place of this one. With --url the server writes the copy on its own machine.
+    /// (The sled store only: back PostgreSQL up with pg_dump.)
+    Backup { path: PathBuf },
     /// Remove finished results and old changes now, per the retention of the config
     /// (`retention.results_days`, `retention.changes_days`) or these flags.
     Prune {
@@ -732,6 +738,11 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             Command::Objects(command) => objects(&remote, command).await,
             Command::Changes(command) => changes(&remote, command).await,
             Command::Results(command) => results(&remote, command).await,
+            Command::Backup { path } => {
+                let report = remote.backup(&path).await?;
+                remote.print(&report, |report| backed_up(&path, report));
+                Ok(())
+            }
             _ => Err(Failure::bad_input(
                 "this command works on the store itself, not through a server: run it without --url where the \
                  store is",
@@ -747,13 +758,21 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             let version = jobhooks_postgres::PgStore::schema_version();
             return migrated(cli.json, &without_password(&db), &format!("jobhooks-postgres/{version}"));
         }
-        return dispatch(Session::open(store, without_password(&db), cli.json, config).await?, cli.command).await;
+        let session = Session::open(store, without_password(&db), cli.json, config).await?;
+        return dispatch(session, cli.command, None).await;
     }
     let store = Store::open(&db)?;
     if migrate {
         return migrated(cli.json, &db, jobhooks_store::FORMAT_VERSION);
     }
-    dispatch(Session::open(store, db, cli.json, config).await?, cli.command).await
+    let session = Session::open(store, db, cli.json, config).await?;
+    let backup: Arc<dyn Backup> = session.store.clone();
+    dispatch(session, cli.command, Some(backup)).await
+}
+
+/// What a backup says it did.
+fn backed_up(path: &std::path::Path, report: &serde_json::Value) -> String {
+    format!("backed up {} record(s), {} byte(s), into {}", report["records"], report["bytes"], path.display())
 }
 
 /// Says which schema version the store at `location` is at.
@@ -778,7 +797,12 @@ fn without_password(url: &str) -> String {
     }
 }
 
-async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -> Outcome {
+/// Runs `command` on the open store; `backup` copies it, when the store is one jobhooks backs up.
+async fn dispatch<S: Storage + 'static>(
+    session: Session<S>,
+    command: Command,
+    backup: Option<Arc<dyn Backup>>,
+) -> Outcome {
     match command {
         #[cfg(feature = "demo")]
         Command::Demo { .. } => Ok(()),
@@ -796,7 +820,7 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
             let dispatch = !no_dispatcher && settings.server.dispatcher;
             let workers = workers.unwrap_or(settings.dispatcher.workers);
             let grace = grace.unwrap_or(settings.dispatcher.grace_seconds);
-            serve_api(&session, listen, dispatch.then_some(workers), grace).await
+            serve_api(&session, listen, dispatch.then_some(workers), grace, backup).await
         }
         Command::Run { workers, grace, uninstall_unlinked } => {
             let job_sync = if uninstall_unlinked { SyncMode::Full } else { SyncMode::Additive };
@@ -805,6 +829,22 @@ async fn dispatch<S: Storage + 'static>(session: Session<S>, command: Command) -
             run_dispatcher(&session, workers, grace, job_sync).await
         }
         Command::Config(ConfigCommand::Show) => Ok(()),
+        Command::Backup { path } => {
+            let backup = backup.ok_or_else(|| {
+                Failure::bad_input(
+                    "jobhooks backs up only its sled store: back PostgreSQL up with its own tools (pg_dump)",
+                )
+            })?;
+            let report = backup.backup_to(&path).await.map_err(|error| match error {
+                BackupError::Target { .. } => Failure::bad_input(error.to_string()),
+                other => Failure::failed(jobhooks_model::error_chain(&other)),
+            })?;
+            let shown = serde_json::json!({
+                "path": path.display().to_string(), "records": report.records, "bytes": report.bytes,
+            });
+            session.print(&shown, |shown| backed_up(&path, shown));
+            Ok(())
+        }
         Command::Prune { results_days, changes_days } => {
             let mut settings = session.config.clone();
             settings.retention.results_days = results_days.or(settings.retention.results_days);
@@ -1252,6 +1292,7 @@ async fn serve_api<S: Storage + 'static>(
     listen: std::net::SocketAddr,
     workers: Option<usize>,
     grace: u64,
+    backup: Option<Arc<dyn Backup>>,
 ) -> Outcome {
     let dispatcher = match workers {
         Some(workers) => Some(s.dispatcher(workers, SyncMode::Additive).await?),
@@ -1266,6 +1307,9 @@ async fn serve_api<S: Storage + 'static>(
     let mut state = jobhooks_server::AppState::new(s.store.clone());
     if let Some(dispatcher) = &dispatcher {
         state = state.with_dispatcher(dispatcher.monitor());
+    }
+    if let Some(backup) = backup {
+        state = state.with_backup(backup);
     }
     let router = jobhooks_server::router(state);
     jobhooks_server::serve(listener, router, stopped)

@@ -160,6 +160,11 @@ impl Remote {
         }
     }
 
+    /// Asks the server to back its store up into `path`, on the server's machine.
+    pub async fn backup(&self, path: &std::path::Path) -> Result<Value, Failure> {
+        self.send(Method::POST, &["backup"], &json!({ "path": path.display().to_string() })).await
+    }
+
     /// The button body of Nautobot's job run endpoint.
     fn run_on(object: &ObjectRef) -> Value {
         json!({ "object_pk": object.id(), "object_model_name": object.content_type().as_str() })

@@ -87,6 +87,28 @@ fn through_a_server_the_tokens_user_acts_and_what_needs_the_store_is_refused() {
     assert!(fails(&db, &["jobs", "list", "--url", "nowhere", "--token", "t"], 2).contains("is not a URL"));
 }
 
+#[test]
+fn backup_copies_a_store_here_and_through_the_server_that_holds_it() {
+    let (dir, db) = store();
+    ok(&db, &["users", "add", "alice"]);
+    let copy = dir.path().join("copy");
+    let report = json(&db, &["backup", copy.to_str().unwrap()]);
+    assert!(report["records"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(json(&copy, &["users", "list"])[0]["username"], "alice");
+    let again = fails(&db, &["backup", copy.to_str().unwrap()], 2);
+    assert!(again.contains("it is not empty; give a new or empty directory"), "{again}");
+
+    // While `serve` holds a store, the server copies it.
+    let served = Served::start();
+    ok(&served, &["users", "add", "bob"]);
+    let remote_copy = dir.path().join("served-copy");
+    assert!(ok(&served, &["backup", remote_copy.to_str().unwrap()]).contains("backed up"));
+    drop(served);
+    let users = json(&remote_copy, &["users", "list"]);
+    let names: Vec<&str> = users.as_array().unwrap().iter().map(|user| user["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bob", "root"]);
+}
+
 fn store() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");

@@ -292,6 +292,46 @@ pub trait QueueMaintenance: Send + Sync {
     async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, MaintenanceError>;
 }
 
+/// What a backup copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// Records copied.
+    pub records: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+}
+
+/// Why a backup was not made. A backup that fails leaves the store as it was; what it wrote into
+/// the target may be incomplete and is not a store to open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// The target is not a new or empty directory (a backup never overwrites).
+    #[error("cannot back up into {path}: {reason}; give a new or empty directory")]
+    Target {
+        /// The target as given.
+        path: String,
+        /// What is there.
+        reason: String,
+    },
+    /// This store is not backed up by jobhooks (PostgreSQL has its own tools).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Reading the store or writing the copy failed.
+    #[error(transparent)]
+    Storage(#[from] StorageFailure),
+}
+
+/// A consistent copy of a store into a new directory while it serves, for stores that keep their
+/// data in files (sled). The copy is a store of its own, to open in place of the original.
+#[async_trait::async_trait]
+pub trait Backup: Send + Sync {
+    /// Copies everything committed so far into `path`, a new or empty directory, as of one
+    /// moment: no write is half in the copy.
+    async fn backup_to(&self, path: &std::path::Path) -> Result<BackupReport, BackupError>;
+}
+
 /// Every port at once: what a dispatcher needs from one backend.
 pub trait Storage: ChangeStore + Catalog + JobQueue + QueueReader + QueueMaintenance {}
 

@@ -57,6 +57,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
 pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
     Router::new()
         .route("/api/status/", get(status::<S>))
+        .route("/api/backup/", post(backup::<S>))
         .route("/api/users/", get(users::<S>).post(create_user::<S>))
         .route("/api/users/tokens/", get(list_tokens::<S>).post(create_token::<S>))
         .route("/api/users/tokens/{id}/", get(get_token::<S>).delete(delete_token::<S>))
@@ -103,6 +104,32 @@ async fn users<S: Storage + 'static>(
 ) -> Answer<Json<Page<jobhooks_model::User>>> {
     caller.require_superuser()?;
     Ok(Json(Page::of(state.store.list_users().await?, page, &uri)))
+}
+
+/// Where `POST /api/backup/` copies the store: a new or empty directory on the server's machine.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupTarget {
+    path: String,
+}
+
+async fn backup<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Body(target): Body<BackupTarget>,
+) -> Answer<(StatusCode, Json<Value>)> {
+    caller.require_superuser()?;
+    let backup = state.backup.as_ref().ok_or_else(|| {
+        ApiError::Conflict(
+            "this store is not backed up through jobhooks: back PostgreSQL up with its own tools (pg_dump)".into(),
+        )
+    })?;
+    if target.path.is_empty() {
+        return Err(field_error("path", "This field may not be blank.".into()));
+    }
+    let report = backup.backup_to(std::path::Path::new(&target.path)).await?;
+    tracing::info!(path = %target.path, records = report.records, "backed the store up");
+    Ok((StatusCode::CREATED, Json(json!({ "path": target.path, "records": report.records, "bytes": report.bytes }))))
 }
 
 /// A user to add or replace, as `POST /api/users/` takes it.

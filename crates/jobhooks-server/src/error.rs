@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jobhooks_dispatch::PressError;
+use jobhooks_model::ports::BackupError;
 use jobhooks_model::{
     CatalogError, ChangeError, MaintenanceError, QueueError, StorageFailure, StoreError, ValidationErrors,
 };
@@ -124,6 +125,20 @@ impl From<MaintenanceError> for ApiError {
         match error {
             MaintenanceError::Refused { reason } => ApiError::Conflict(reason),
             other => StoreError::from(other).into(),
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(error: BackupError) -> Self {
+        match error {
+            BackupError::Target { .. } => {
+                let mut errors = ValidationErrors::default();
+                errors.add("path", error.to_string());
+                ApiError::Validation(errors)
+            }
+            BackupError::Storage(failure) => ApiError::Storage(failure),
+            other => ApiError::Conflict(other.to_string()),
         }
     }
 }

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use jobhooks_dispatch::Monitor;
-use jobhooks_model::ports::Storage;
+use jobhooks_model::ports::{Backup, Storage};
 
 pub use auth::{Allowed, Caller, Needs};
 pub use error::ApiError;
@@ -53,25 +53,38 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState<S> {
     store: Arc<S>,
     dispatcher: Option<Monitor<S>>,
+    backup: Option<Arc<dyn Backup>>,
     requests: Arc<metrics::RequestCounts>,
 }
 
 impl<S> Clone for AppState<S> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), dispatcher: self.dispatcher.clone(), requests: self.requests.clone() }
+        Self {
+            store: self.store.clone(),
+            dispatcher: self.dispatcher.clone(),
+            backup: self.backup.clone(),
+            requests: self.requests.clone(),
+        }
     }
 }
 
 impl<S: Storage + 'static> AppState<S> {
     /// The API's state over `store`, without a dispatcher (`/ready` then needs the store only).
     pub fn new(store: Arc<S>) -> Self {
-        Self { store, dispatcher: None, requests: Arc::default() }
+        Self { store, dispatcher: None, backup: None, requests: Arc::default() }
     }
 
     /// With the dispatcher that runs beside the API: `/ready` needs it running, and `/metrics`
     /// reports its runs.
     pub fn with_dispatcher(mut self, dispatcher: Monitor<S>) -> Self {
         self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// With a way to back the store up (the sled store is one): `POST /api/backup/` copies it,
+    /// while it serves, into a directory on the server's machine.
+    pub fn with_backup(mut self, backup: Arc<dyn Backup>) -> Self {
+        self.backup = Some(backup);
         self
     }
 }

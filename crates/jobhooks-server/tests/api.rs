@@ -333,6 +333,54 @@ async fn only_superusers_list_users() {
 }
 
 #[tokio::test]
+async fn backups_are_for_superusers_and_stores_that_have_them() {
+    let server = Server::start().await;
+    let target = server._dir.path().join("copy").display().to_string();
+    let (status, _) = server.post("/api/backup/", &server.alice, json!({"path": target})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = server.post("/api/backup/", &server.root, json!({"path": target})).await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (
+            StatusCode::CONFLICT,
+            "this store is not backed up through jobhooks: back PostgreSQL up with its own tools (pg_dump)"
+        )
+    );
+    server.stop().await;
+
+    // With the store's backup: a target that holds something is refused by field.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
+    store.put_user(User::superuser("root").unwrap()).await.unwrap();
+    let issued = ApiToken::issue("root", OffsetDateTime::now_utc(), None, "tests");
+    store.add_token(issued.token).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(store.clone()).with_backup(store);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve(listener, router(state), async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let backup = |path: String| {
+        client
+            .post(format!("{base}/api/backup/"))
+            .header("Authorization", format!("Token {}", issued.key))
+            .json(&json!({"path": path}))
+            .send()
+    };
+    let response = backup(dir.path().join("db").display().to_string()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let errors: Value = response.json().await.unwrap();
+    assert!(errors["path"][0].as_str().unwrap().contains("it is the store itself"), "{errors}");
+    let response = backup(dir.path().join("copy").display().to_string()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.json::<Value>().await.unwrap()["records"].as_u64().unwrap() > 0);
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn superusers_add_users_and_everyone_manages_their_own_tokens() {
     let server = Server::start().await;
     let carol = json!({"username": "carol", "permissions": [{"name": "extras.view_job"}]});

@@ -54,6 +54,7 @@
 //! Invariant: this is the only crate that knows sled. No sled type appears in its public API;
 //! errors are the model's port errors ([`jobhooks_model::StorageFailure`], `CatalogError`, …).
 
+mod backup;
 mod catalog;
 mod changes;
 mod disk;
