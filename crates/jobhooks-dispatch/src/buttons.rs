@@ -14,6 +14,7 @@ pub const TEMPLATE_FUEL: u64 = 20_000;
 
 /// A job button as shown on one object to one user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenderedButton {
     /// The button's name.
     pub name: String,

@@ -13,6 +13,7 @@ pub const MAX_BUTTON_TEXT_LEN: usize = 500;
 
 /// How a button looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ButtonClass {
     /// Grey.
@@ -83,6 +84,7 @@ fn yes() -> bool {
 
 /// A job button on the objects of `content_types`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobButton {
     /// Unique name.
     pub name: String,
@@ -143,6 +145,7 @@ impl JobButton {
 
 /// A partial update of a [`JobButton`]: fields left `None` keep their stored value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobButtonPatch {
     /// New name.

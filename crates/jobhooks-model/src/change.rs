@@ -13,6 +13,7 @@ use crate::{ContentType, ModelError, Object, ObjectRef};
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The object came into being.
@@ -61,6 +62,7 @@ impl FromStr for Action {
 
 /// Where a change came from. Changes from `job-hook` never trigger job hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ChangeContextKind {
     /// A web request.
     #[serde(rename = "web")]
@@ -121,6 +123,7 @@ impl ChangeContext {
 
 /// The id of a recorded change. Ids grow with commit order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ChangeId(pub u64);
 
@@ -290,6 +293,7 @@ pub fn merge_changes(changes: impl IntoIterator<Item = PendingChange>) -> Vec<Pe
 
 /// One recorded create, update or delete of an application object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectChange {
     /// Its id, growing with commit order.
     pub id: ChangeId,

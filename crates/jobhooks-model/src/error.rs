@@ -63,6 +63,7 @@ pub enum ModelError {
 /// Validation errors keyed by field, in the shape of Django's form errors: each field has one or
 /// more messages, and errors that concern no single field are under `__all__`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ValidationErrors(BTreeMap<String, Vec<String>>);
 

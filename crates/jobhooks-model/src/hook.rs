@@ -13,6 +13,7 @@ fn yes() -> bool {
 
 /// A job hook: run `job` when an object of one of `content_types` is created, updated or deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobHook {
     /// Unique name.
     pub name: String,
@@ -81,6 +82,7 @@ impl JobHook {
 
 /// A partial update of a [`JobHook`]: fields left `None` keep their stored value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobHookPatch {
     /// New name.

@@ -42,6 +42,14 @@ pub fn validate_name(field: &'static str, value: &str) -> Result<(), ModelError>
 /// assert!("DCIM.Device".parse::<ContentType>().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "The type of an application object, `app_label.model` (lowercase letters, digits and underscores, each part starting with a letter).",
+        example = "dcim.device"
+    )
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct ContentType(String);
 
@@ -106,6 +114,7 @@ impl From<ContentType> for String {
 /// Valid by construction: [`ObjectRef::new`] and deserialization check the id, so a stored key
 /// built from it never runs into another object's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "RawObjectRef")]
 pub struct ObjectRef {
     content_type: ContentType,

@@ -9,6 +9,7 @@ use crate::{ChangeId, ObjectRef};
 
 /// What kind of receiver a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Runs when a matching object change commits.
@@ -28,6 +29,7 @@ impl fmt::Display for JobKind {
 
 /// The stored record of one job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRecord {
     /// Its identity: `module_path!()` + `::` + type name.
     pub class_path: String,
@@ -55,6 +57,7 @@ impl JobRecord {
 
 /// The id of one job run (and of its result). Ids grow with enqueue order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct RunId(pub u64);
 
@@ -66,6 +69,7 @@ impl fmt::Display for RunId {
 
 /// The inputs of a run: what a receiver is called with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum JobInputs {
     /// A job hook run: the change that triggered it.
@@ -84,6 +88,7 @@ pub enum JobInputs {
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     /// Queued, not started.
@@ -122,6 +127,7 @@ impl fmt::Display for JobStatus {
 
 /// The level of a log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Detail for debugging.
@@ -163,6 +169,7 @@ impl fmt::Display for LogLevel {
 
 /// The object a log entry is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoggedObject {
     /// Its text.
     pub repr: String,
@@ -172,6 +179,7 @@ pub struct LoggedObject {
 
 /// One line of a run's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// When it was written.
     #[serde(with = "time::serde::rfc3339")]
@@ -195,6 +203,7 @@ impl fmt::Display for LogEntry {
 
 /// The result of one job run: its status and its log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobResult {
     /// The run's id.
     pub id: RunId,

@@ -22,6 +22,13 @@ use crate::{ContentType, ModelError, ObjectRef};
 /// assert_eq!(err.to_string(), "invalid data of dcim.device 1: an object's data must be a JSON object, not an array");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "One application object: its type and id, a text for people (`repr`), and its data, a JSON object."
+    )
+)]
 #[serde(try_from = "RawObject")]
 pub struct Object {
     #[serde(flatten)]

@@ -162,6 +162,7 @@ pub struct Lease {
 
 /// How many runs are where.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueDepth {
     /// Waiting to run (including retries not yet due).
     pub pending: u64,

@@ -9,6 +9,7 @@ pub const RUN_JOB_PERMISSION: &str = "extras.run_job";
 
 /// One granted permission, Django style: `app_label.codename` (e.g. `dcim.add_location`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Permission {
     /// `app_label.codename`.
     pub name: String,
@@ -43,6 +44,11 @@ impl Permission {
 /// assert!(User::superuser("root").unwrap().can_run_job("anything"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A user and its permissions: Django's `app_label.codename`; a superuser has them all.")
+)]
 pub struct User {
     /// Unique login name.
     pub username: String,

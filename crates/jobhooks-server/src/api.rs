@@ -6,25 +6,30 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobhooks_dispatch::{RenderedButton, buttons_for, press, run_job_on};
-use jobhooks_model::ports::{ResultFilter, Storage};
+use jobhooks_model::ports::{QueueDepth, ResultFilter, Storage};
 use jobhooks_model::{
     ApiToken, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton, JobButtonPatch,
     JobHook, JobHookPatch, JobRecord, JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime,
-    RUN_JOB_PERMISSION, RunId,
+    RUN_JOB_PERMISSION, RunId, User, ValidationErrors,
 };
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{
     AddJobButton, AddJobHook, Allowed, ChangeJob, ChangeJobButton, ChangeJobHook, DeleteJobButton, DeleteJobHook,
     ViewJob, ViewJobButton, ViewJobHook, ViewJobResult, ViewObjectChange,
 };
+use crate::error::Detail;
 use crate::{ApiError, AppState, Caller, Page, PageQuery};
 
 type Answer<T> = Result<T, ApiError>;
+
+/// The model's `Object` under another name, for the OpenAPI attributes: utoipa reads a type named
+/// `Object` as any JSON object.
+type ApplicationObject = Object;
 
 /// A JSON body; a body that is not the endpoint's JSON is refused with a JSON error.
 pub struct Body<T>(pub T);
@@ -54,8 +59,51 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// The API's OpenAPI document: every route below, from its handler's `#[utoipa::path]`, with the
+/// model's types as schemas. Served at `/api/docs/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "jobhooks",
+        description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
+            Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
+    ),
+    paths(status, backup, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
+    modifiers(&TokenAuthentication),
+    security(("token" = [])),
+)]
+pub(crate) struct ApiDoc;
+
+/// Declares the `token` security scheme: Nautobot's `Authorization: Token <key>` header.
+struct TokenAuthentication;
+
+impl utoipa::Modify for TokenAuthentication {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let header = ApiKeyValue::with_description(
+            "Authorization",
+            "`Token <key>`, with a key from `jobhooks users token add` or `POST /api/users/tokens/`",
+        );
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("token", SecurityScheme::ApiKey(ApiKey::Header(header)));
+    }
+}
+
+/// The OpenAPI document as JSON, made once.
+async fn openapi_document() -> impl axum::response::IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(
+        DOCUMENT
+            .get_or_init(|| serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap_or(Value::Null))
+            .clone(),
+    )
+}
+
 pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
     Router::new()
+        .route("/api/docs/openapi.json", get(openapi_document))
         .route("/api/status/", get(status::<S>))
         .route("/api/backup/", post(backup::<S>))
         .route("/api/users/", get(users::<S>).post(create_user::<S>))
@@ -87,15 +135,25 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/extras/job-results/{id}/replay/", post(replay_result::<S>))
 }
 
-async fn status<S: Storage + 'static>(State(state): State<AppState<S>>, caller: Caller) -> Answer<Json<Value>> {
-    let depth = state.store.depth().await?;
-    Ok(Json(json!({
-        "jobhooks-version": env!("CARGO_PKG_VERSION"),
-        "user": caller.0.username,
-        "queue": { "pending": depth.pending, "leased": depth.leased, "dead": depth.dead },
-    })))
+/// What `GET /api/status/` answers.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ServerStatus {
+    /// This server's version.
+    #[serde(rename = "jobhooks-version")]
+    version: &'static str,
+    /// Whose token the request carried.
+    user: String,
+    /// The queue's runs by state.
+    queue: QueueDepth,
 }
 
+#[utoipa::path(get, path = "/api/status/", tag = "status", summary = "The server's version, the caller and the queue", responses((status = 200, body = ServerStatus), (status = 401, description = "No valid token", body = Detail)))]
+async fn status<S: Storage + 'static>(State(state): State<AppState<S>>, caller: Caller) -> Answer<Json<ServerStatus>> {
+    let queue = state.store.depth().await?;
+    Ok(Json(ServerStatus { version: env!("CARGO_PKG_VERSION"), user: caller.0.username, queue }))
+}
+
+#[utoipa::path(get, path = "/api/users/", tag = "users", summary = "List users (superusers)", params(PageQuery), responses((status = 200, body = Page<User>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn users<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -107,17 +165,26 @@ async fn users<S: Storage + 'static>(
 }
 
 /// Where `POST /api/backup/` copies the store: a new or empty directory on the server's machine.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BackupTarget {
+pub(crate) struct BackupTarget {
     path: String,
 }
 
+/// What a backup copied, and where.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct BackupDone {
+    path: String,
+    records: u64,
+    bytes: u64,
+}
+
+#[utoipa::path(post, path = "/api/backup/", tag = "operations", summary = "Copy the store, while it serves, into a directory on the server (superusers; sled only)", request_body = BackupTarget, responses((status = 201, body = BackupDone), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 409, description = "The record is not in a state that allows this", body = Detail)))]
 async fn backup<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Body(target): Body<BackupTarget>,
-) -> Answer<(StatusCode, Json<Value>)> {
+) -> Answer<(StatusCode, Json<BackupDone>)> {
     caller.require_superuser()?;
     let backup = state.backup.as_ref().ok_or_else(|| {
         ApiError::Conflict(
@@ -129,13 +196,13 @@ async fn backup<S: Storage + 'static>(
     }
     let report = backup.backup_to(std::path::Path::new(&target.path)).await?;
     tracing::info!(path = %target.path, records = report.records, "backed the store up");
-    Ok((StatusCode::CREATED, Json(json!({ "path": target.path, "records": report.records, "bytes": report.bytes }))))
+    Ok((StatusCode::CREATED, Json(BackupDone { path: target.path, records: report.records, bytes: report.bytes })))
 }
 
 /// A user to add or replace, as `POST /api/users/` takes it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
     username: String,
     #[serde(default)]
     is_superuser: bool,
@@ -143,6 +210,7 @@ struct NewUser {
     permissions: Vec<jobhooks_model::Permission>,
 }
 
+#[utoipa::path(post, path = "/api/users/", tag = "users", summary = "Add or replace a user (superusers)", request_body = NewUser, responses((status = 201, body = User), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn create_user<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -169,31 +237,50 @@ fn may_manage_tokens_of(caller: &Caller, user: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A token as the API shows it: never its key or its hash.
-fn shown_token(token: &ApiToken) -> Value {
-    json!({
-        "id": token.id,
-        "user": token.user,
-        "created": token.created.format(&Rfc3339).ok(),
-        "expires": token.expires.and_then(|at| at.format(&Rfc3339).ok()),
-        "description": token.description,
-    })
+/// A token as the API shows it: never its hash, and its key only in the answer that issued it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ShownToken {
+    /// The token's public name, the middle of its key.
+    id: String,
+    /// The user it acts as.
+    user: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires: Option<OffsetDateTime>,
+    description: String,
+    /// The key (`Authorization: Token <key>`), shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+fn shown_token(token: &ApiToken) -> ShownToken {
+    ShownToken {
+        id: token.id.clone(),
+        user: token.user.clone(),
+        created: token.created,
+        expires: token.expires,
+        description: token.description.clone(),
+        key: None,
+    }
 }
 
 /// The filter of the tokens list.
-#[derive(Deserialize)]
-struct TokenQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TokenQuery {
     user: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/users/tokens/", tag = "users", summary = "List API tokens: the caller's own, or with `user` (superusers: every token)", params(TokenQuery), responses((status = 200, body = Page<ShownToken>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn list_tokens<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Params(query): Params<TokenQuery>,
     OriginalUri(uri): OriginalUri,
-) -> Answer<Json<Page<Value>>> {
+) -> Answer<Json<Page<ShownToken>>> {
     // Without a filter a superuser sees every token, anyone else their own.
     let user = match query.user {
         Some(user) => Some(user),
@@ -208,9 +295,9 @@ async fn list_tokens<S: Storage + 'static>(
 }
 
 /// A token to issue, as `POST /api/users/tokens/` takes it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(crate) struct NewToken {
     /// Whose (default: the caller's).
     user: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -219,11 +306,12 @@ struct NewToken {
     description: String,
 }
 
+#[utoipa::path(post, path = "/api/users/tokens/", tag = "users", summary = "Issue a token; the answer carries its key, once", request_body = NewToken, responses((status = 201, body = ShownToken), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn create_token<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Body(new): Body<NewToken>,
-) -> Answer<(StatusCode, Json<Value>)> {
+) -> Answer<(StatusCode, Json<ShownToken>)> {
     let user = new.user.unwrap_or_else(|| caller.0.username.clone());
     may_manage_tokens_of(&caller, &user)?;
     if state.store.get_user(&user).await?.is_none() {
@@ -232,20 +320,22 @@ async fn create_token<S: Storage + 'static>(
     let issued = ApiToken::issue(&user, OffsetDateTime::now_utc(), new.expires, new.description);
     state.store.add_token(issued.token.clone()).await?;
     let mut shown = shown_token(&issued.token);
-    shown["key"] = Value::String(issued.key);
+    shown.key = Some(issued.key);
     Ok((StatusCode::CREATED, Json(shown)))
 }
 
+#[utoipa::path(get, path = "/api/users/tokens/{id}/", tag = "users", summary = "One token", params(("id" = String, Path, description = "The token's id")), responses((status = 200, body = ShownToken), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn get_token<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<ShownToken>> {
     let token = state.store.get_token(&id).await?.ok_or_else(|| ApiError::missing("token", &id))?;
     may_manage_tokens_of(&caller, &token.user)?;
     Ok(Json(shown_token(&token)))
 }
 
+#[utoipa::path(delete, path = "/api/users/tokens/{id}/", tag = "users", summary = "Revoke a token", params(("id" = String, Path, description = "The token's id")), responses((status = 204, description = "Revoked"), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn delete_token<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -257,6 +347,7 @@ async fn delete_token<S: Storage + 'static>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/extras/job-hooks/", tag = "job hooks", summary = "List job hooks", params(PageQuery), responses((status = 200, body = Page<JobHook>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn list_hooks<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobHook>,
@@ -266,6 +357,7 @@ async fn list_hooks<S: Storage + 'static>(
     Ok(Json(Page::of(state.store.list_hooks().await?, page, &uri)))
 }
 
+#[utoipa::path(post, path = "/api/extras/job-hooks/", tag = "job hooks", summary = "Create a job hook", request_body = JobHook, responses((status = 201, body = JobHook), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn create_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<AddJobHook>,
@@ -274,6 +366,7 @@ async fn create_hook<S: Storage + 'static>(
     Ok((StatusCode::CREATED, Json(state.store.create_hook(hook).await?)))
 }
 
+#[utoipa::path(get, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "One job hook", params(("name" = String, Path, description = "The name")), responses((status = 200, body = JobHook), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn get_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobHook>,
@@ -282,6 +375,7 @@ async fn get_hook<S: Storage + 'static>(
     state.store.get_hook(&name).await?.map(Json).ok_or_else(|| ApiError::missing("job hook", &name))
 }
 
+#[utoipa::path(patch, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "Change the fields given of a job hook", params(("name" = String, Path, description = "The name")), request_body = JobHookPatch, responses((status = 200, body = JobHook), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn patch_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
@@ -291,6 +385,7 @@ async fn patch_hook<S: Storage + 'static>(
     Ok(Json(state.store.update_hook(&name, patch).await?))
 }
 
+#[utoipa::path(put, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "Replace a job hook", params(("name" = String, Path, description = "The name")), request_body = JobHook, responses((status = 200, body = JobHook), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn put_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
@@ -309,6 +404,7 @@ async fn put_hook<S: Storage + 'static>(
     Ok(Json(state.store.update_hook(&name, patch).await?))
 }
 
+#[utoipa::path(delete, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "Delete a job hook", params(("name" = String, Path, description = "The name")), responses((status = 204, description = "Deleted"), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn delete_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<DeleteJobHook>,
@@ -318,6 +414,7 @@ async fn delete_hook<S: Storage + 'static>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/extras/jobs/", tag = "jobs", summary = "List jobs", params(PageQuery), responses((status = 200, body = Page<JobRecord>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn list_jobs<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJob>,
@@ -327,6 +424,7 @@ async fn list_jobs<S: Storage + 'static>(
     Ok(Json(Page::of(state.store.list_jobs().await?, page, &uri)))
 }
 
+#[utoipa::path(get, path = "/api/extras/jobs/{class_path}/", tag = "jobs", summary = "One job", params(("class_path" = String, Path, description = "The job's class path")), responses((status = 200, body = JobRecord), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn get_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJob>,
@@ -336,12 +434,13 @@ async fn get_job<S: Storage + 'static>(
 }
 
 /// The fields of a job the API may change.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct JobChange {
+pub(crate) struct JobChange {
     enabled: bool,
 }
 
+#[utoipa::path(patch, path = "/api/extras/jobs/{class_path}/", tag = "jobs", summary = "Enable or disable a job", params(("class_path" = String, Path, description = "The job's class path")), request_body = JobChange, responses((status = 200, body = JobRecord), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn patch_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJob>,
@@ -352,46 +451,49 @@ async fn patch_job<S: Storage + 'static>(
 }
 
 /// Nautobot's job button body: the object the job runs on.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RunOn {
+pub(crate) struct RunOn {
     object_pk: String,
     object_model_name: String,
 }
 
+#[utoipa::path(post, path = "/api/extras/jobs/{class_path}/run/", tag = "jobs", summary = "Run a job button receiver on an object, as Nautobot's job buttons do", params(("class_path" = String, Path, description = "The job's class path")), request_body = RunOn, responses((status = 201, body = JobRun), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn run_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Path(class_path): Path<String>,
     Body(run): Body<RunOn>,
-) -> Answer<(StatusCode, Json<Value>)> {
+) -> Answer<(StatusCode, Json<JobRun>)> {
     let object = ContentType::new(run.object_model_name.as_str())
         .and_then(|content_type| ObjectRef::new(content_type, run.object_pk.as_str()))
         .map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let run = run_job_on(&*state.store, &caller.0, &class_path, &object).await?;
     let result = state.store.get_result(run).await?.ok_or_else(|| ApiError::missing("job result", run))?;
-    Ok((StatusCode::CREATED, Json(json!({ "job_result": result }))))
+    Ok((StatusCode::CREATED, Json(JobRun { job_result: result })))
 }
 
 /// Presses the button `name` on the body's object as the caller: refused when the button is not
 /// offered on the object's type, then for the reasons of the job run endpoint.
+#[utoipa::path(post, path = "/api/extras/job-buttons/{name}/press/", tag = "job buttons", summary = "Press a button on an object: run its job there as the caller", params(("name" = String, Path, description = "The name")), request_body = RunOn, responses((status = 201, body = JobRun), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn press_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Path(name): Path<String>,
     Body(run): Body<RunOn>,
-) -> Answer<(StatusCode, Json<Value>)> {
+) -> Answer<(StatusCode, Json<JobRun>)> {
     let object = ContentType::new(run.object_model_name.as_str())
         .and_then(|content_type| ObjectRef::new(content_type, run.object_pk.as_str()))
         .map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let run = press(&*state.store, &caller.0, &name, &object).await?;
     let result = state.store.get_result(run).await?.ok_or_else(|| ApiError::missing("job result", run))?;
-    Ok((StatusCode::CREATED, Json(json!({ "job_result": result }))))
+    Ok((StatusCode::CREATED, Json(JobRun { job_result: result })))
 }
 
 /// The filters of the results list.
-#[derive(Deserialize)]
-struct ResultQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ResultQuery {
     job: Option<String>,
     status: Option<String>,
     object_change: Option<u64>,
@@ -407,6 +509,7 @@ fn status_of(text: &str) -> Result<JobStatus, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/extras/job-results/", tag = "job results", summary = "List job results, newest first", params(ResultQuery), responses((status = 200, body = Page<JobResult>), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn list_results<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobResult>,
@@ -423,6 +526,7 @@ async fn list_results<S: Storage + 'static>(
     Ok(Json(Page::of(state.store.list_results(&filter).await?, page, &uri)))
 }
 
+#[utoipa::path(get, path = "/api/extras/job-results/{id}/", tag = "job results", summary = "One job result with its log", params(("id" = u64, Path, description = "The id")), responses((status = 200, body = JobResult), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn get_result<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobResult>,
@@ -431,6 +535,7 @@ async fn get_result<S: Storage + 'static>(
     state.store.get_result(RunId(id)).await?.map(Json).ok_or_else(|| ApiError::missing("job result", id))
 }
 
+#[utoipa::path(post, path = "/api/extras/job-results/{id}/replay/", tag = "job results", summary = "Queue a dead-lettered run again", params(("id" = u64, Path, description = "The id")), responses((status = 200, body = JobResult), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail), (status = 409, description = "The record is not in a state that allows this", body = Detail)))]
 async fn replay_result<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -444,6 +549,7 @@ async fn replay_result<S: Storage + 'static>(
     state.store.get_result(RunId(id)).await?.map(Json).ok_or_else(|| ApiError::missing("job result", id))
 }
 
+#[utoipa::path(get, path = "/api/extras/job-buttons/", tag = "job buttons", summary = "List job buttons", params(PageQuery), responses((status = 200, body = Page<JobButton>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn list_buttons<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobButton>,
@@ -453,6 +559,7 @@ async fn list_buttons<S: Storage + 'static>(
     Ok(Json(Page::of(state.store.list_buttons().await?, page, &uri)))
 }
 
+#[utoipa::path(post, path = "/api/extras/job-buttons/", tag = "job buttons", summary = "Create a job button", request_body = JobButton, responses((status = 201, body = JobButton), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn create_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<AddJobButton>,
@@ -461,6 +568,7 @@ async fn create_button<S: Storage + 'static>(
     Ok((StatusCode::CREATED, Json(state.store.create_button(button).await?)))
 }
 
+#[utoipa::path(get, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "One job button", params(("name" = String, Path, description = "The name")), responses((status = 200, body = JobButton), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn get_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobButton>,
@@ -469,6 +577,7 @@ async fn get_button<S: Storage + 'static>(
     state.store.get_button(&name).await?.map(Json).ok_or_else(|| ApiError::missing("job button", &name))
 }
 
+#[utoipa::path(patch, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "Change the fields given of a job button", params(("name" = String, Path, description = "The name")), request_body = JobButtonPatch, responses((status = 200, body = JobButton), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn patch_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobButton>,
@@ -478,6 +587,7 @@ async fn patch_button<S: Storage + 'static>(
     Ok(Json(state.store.update_button(&name, patch).await?))
 }
 
+#[utoipa::path(put, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "Replace a job button", params(("name" = String, Path, description = "The name")), request_body = JobButton, responses((status = 200, body = JobButton), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn put_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobButton>,
@@ -498,6 +608,7 @@ async fn put_button<S: Storage + 'static>(
     Ok(Json(state.store.update_button(&name, patch).await?))
 }
 
+#[utoipa::path(delete, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "Delete a job button", params(("name" = String, Path, description = "The name")), responses((status = 204, description = "Deleted"), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn delete_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<DeleteJobButton>,
@@ -508,8 +619,9 @@ async fn delete_button<S: Storage + 'static>(
 }
 
 /// The filters of the changes list.
-#[derive(Deserialize)]
-struct ChangeQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ChangeQuery {
     changed_object_type: Option<String>,
     changed_object_id: Option<String>,
     request_id: Option<Uuid>,
@@ -517,6 +629,7 @@ struct ChangeQuery {
     offset: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/extras/object-changes/", tag = "object changes", summary = "List object changes, newest first", params(ChangeQuery), responses((status = 200, body = Page<ObjectChange>), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn list_changes<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewObjectChange>,
@@ -557,15 +670,25 @@ fn field_error(field: &str, message: String) -> ApiError {
     ApiError::Validation(errors)
 }
 
+/// A change with its snapshots, as `GET /api/extras/object-changes/{id}/` shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ChangeWithSnapshots {
+    #[serde(flatten)]
+    change: ObjectChange,
+    /// `get_snapshots()`: `prechange`, `postchange` and their `differences` (`added`, `removed`).
+    #[schema(value_type = Object)]
+    snapshots: Value,
+}
+
+#[utoipa::path(get, path = "/api/extras/object-changes/{id}/", tag = "object changes", summary = "One object change with its snapshots", params(("id" = u64, Path, description = "The id")), responses((status = 200, body = ChangeWithSnapshots), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn get_change<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewObjectChange>,
     Path(id): Path<u64>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<ChangeWithSnapshots>> {
     let change = state.store.get_change(ChangeId(id)).await?.ok_or_else(|| ApiError::missing("change", id))?;
-    let mut shown = serde_json::to_value(&change).map_err(|error| ApiError::BadRequest(error.to_string()))?;
-    shown["snapshots"] = serde_json::to_value(change.get_snapshots()).unwrap_or(Value::Null);
-    Ok(Json(shown))
+    let snapshots = serde_json::to_value(change.get_snapshots()).unwrap_or(Value::Null);
+    Ok(Json(ChangeWithSnapshots { change, snapshots }))
 }
 
 /// The object a path names.
@@ -582,6 +705,7 @@ fn object_permission(object: &ObjectRef, action: &str) -> String {
     format!("{app}.{action}_{model}")
 }
 
+#[utoipa::path(get, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "One object (the type's `view` permission)", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), responses((status = 200, body = ApplicationObject), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn get_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -592,12 +716,29 @@ async fn get_object<S: Storage + 'static>(
     state.store.get_object(&object).await?.map(Json).ok_or_else(|| ApiError::missing("object", &object))
 }
 
-/// An object write's body: the data, and the text shown for it (default: the id).
-#[derive(Deserialize)]
+/// An object write's body: the data, and the text shown for it (default: the stored one, else
+/// the id).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ObjectBody {
+pub(crate) struct ObjectBody {
     repr: Option<String>,
     data: serde_json::Map<String, Value>,
+}
+
+/// What an object write answers: the object as written (`null` after a delete), the change it
+/// recorded, and the hook runs that change queued.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ObjectWritten {
+    #[schema(value_type = Option<ApplicationObject>)]
+    object: Option<Object>,
+    change: Option<ChangeId>,
+    runs: Vec<RunId>,
+}
+
+/// What running a job on an object answers: the queued run's result.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobRun {
+    job_result: JobResult,
 }
 
 /// Writes through a change session in a `web` change context with the caller as user, one per
@@ -607,7 +748,7 @@ async fn write_object<S: Storage + 'static>(
     caller: &Caller,
     object: ObjectRef,
     written: Option<Object>,
-) -> Answer<Value> {
+) -> Answer<ObjectWritten> {
     let context = ChangeContext::new(ChangeContextKind::Web, Some(caller.0.username.clone()), "");
     let mut session = ChangeSession::new(context, state.store.clone());
     match &written {
@@ -617,19 +758,16 @@ async fn write_object<S: Storage + 'static>(
         }
     }
     let receipt = session.commit(&*state.store).await?;
-    Ok(json!({
-        "object": written,
-        "change": receipt.changes.first().map(|id| id.0),
-        "runs": receipt.runs.iter().map(|run| run.0).collect::<Vec<_>>(),
-    }))
+    Ok(ObjectWritten { object: written, change: receipt.changes.first().copied(), runs: receipt.runs })
 }
 
+#[utoipa::path(put, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "Create or replace an object's data, as a web change that triggers hooks", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), request_body = ObjectBody, responses((status = 200, body = ObjectWritten), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
 async fn put_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Path((content_type, id)): Path<(String, String)>,
     Body(body): Body<ObjectBody>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<ObjectWritten>> {
     let reference = object_at(&content_type, &id)?;
     let existing = state.store.get_object(&reference).await?;
     caller.require(&object_permission(&reference, if existing.is_some() { "change" } else { "add" }))?;
@@ -640,20 +778,21 @@ async fn put_object<S: Storage + 'static>(
 }
 
 /// A partial object write: data keys given replace the stored ones, the others stay.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ObjectPatch {
+pub(crate) struct ObjectPatch {
     repr: Option<String>,
     #[serde(default)]
     data: serde_json::Map<String, Value>,
 }
 
+#[utoipa::path(patch, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "Merge data keys into an object, as a web change that triggers hooks", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), request_body = ObjectPatch, responses((status = 200, body = ObjectWritten), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn patch_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Path((content_type, id)): Path<(String, String)>,
     Body(patch): Body<ObjectPatch>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<ObjectWritten>> {
     let reference = object_at(&content_type, &id)?;
     caller.require(&object_permission(&reference, "change"))?;
     let existing = state.store.get_object(&reference).await?.ok_or_else(|| ApiError::missing("object", &reference))?;
@@ -665,11 +804,12 @@ async fn patch_object<S: Storage + 'static>(
     Ok(Json(write_object(&state, &caller, reference, Some(object)).await?))
 }
 
+#[utoipa::path(delete, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "Delete an object, as a web change that triggers hooks", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), responses((status = 200, body = ObjectWritten), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn delete_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Path((content_type, id)): Path<(String, String)>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<ObjectWritten>> {
     let reference = object_at(&content_type, &id)?;
     caller.require(&object_permission(&reference, "delete"))?;
     if state.store.get_object(&reference).await?.is_none() {
@@ -678,6 +818,7 @@ async fn delete_object<S: Storage + 'static>(
     Ok(Json(write_object(&state, &caller, reference, None).await?))
 }
 
+#[utoipa::path(get, path = "/api/objects/{content_type}/{id}/buttons/", tag = "objects", summary = "The buttons an object shows the caller", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), responses((status = 200, body = Vec<RenderedButton>), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
 async fn object_buttons<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,

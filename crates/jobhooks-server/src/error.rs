@@ -10,7 +10,13 @@ use jobhooks_model::ports::BackupError;
 use jobhooks_model::{
     CatalogError, ChangeError, MaintenanceError, QueueError, StorageFailure, StoreError, ValidationErrors,
 };
-use serde_json::json;
+
+/// The body of a refusal that is not a validation error.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Detail {
+    /// What was wrong, and what to do.
+    pub detail: String,
+}
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,22 +60,21 @@ pub enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
-            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, json!({ "detail": self.to_string() })),
-            ApiError::Forbidden(_) | ApiError::Refused(_) => {
-                (StatusCode::FORBIDDEN, json!({ "detail": self.to_string() }))
-            }
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, json!({ "detail": self.to_string() })),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, json!({ "detail": self.to_string() })),
-            ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, json!({ "detail": self.to_string() })),
-            ApiError::Body { status, detail } => (*status, json!({ "detail": detail })),
+        let detail = |status: StatusCode, detail: String| (status, Json(Detail { detail }).into_response());
+        let (status, mut response) = match &self {
+            ApiError::Unauthenticated(_) => detail(StatusCode::UNAUTHORIZED, self.to_string()),
+            ApiError::Forbidden(_) | ApiError::Refused(_) => detail(StatusCode::FORBIDDEN, self.to_string()),
+            ApiError::NotFound(_) => detail(StatusCode::NOT_FOUND, self.to_string()),
+            ApiError::BadRequest(_) => detail(StatusCode::BAD_REQUEST, self.to_string()),
+            ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, Json(errors).into_response()),
+            ApiError::Conflict(_) => detail(StatusCode::CONFLICT, self.to_string()),
+            ApiError::Body { status, detail: text } => detail(*status, text.clone()),
             ApiError::Storage(failure) => {
                 tracing::error!(error = %failure, "a request failed in the store");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": "The store failed; see the server's log." }))
+                detail(StatusCode::INTERNAL_SERVER_ERROR, "The store failed; see the server's log.".into())
             }
         };
-        let mut response = (status, Json(body)).into_response();
+        *response.status_mut() = status;
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Token"));
         }

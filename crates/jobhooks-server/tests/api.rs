@@ -332,6 +332,63 @@ async fn only_superusers_list_users() {
     server.stop().await;
 }
 
+/// The OpenAPI document describes the routes as they are: each path answers exactly the methods
+/// the document gives it (axum's 405 lists a path's methods), and every schema it refers to is in
+/// it.
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_as_it_is() {
+    let server = Server::start().await;
+    let response = server.client.get(format!("{}/api/docs/openapi.json", server.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the document needs no token");
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."), "{}", document["openapi"]);
+    assert_eq!(document["components"]["securitySchemes"]["token"]["name"], "Authorization");
+
+    let paths = document["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        let mut documented: Vec<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|key| ["get", "post", "put", "patch", "delete"].contains(&key.as_str()))
+            .map(|method| method.to_uppercase())
+            .collect();
+        operations += documented.len();
+        let concrete = path
+            .replace("{name}", "x")
+            .replace("{class_path}", "app::jobs::X")
+            .replace("{content_type}", "dcim.device")
+            .replace("{id}", "1");
+        let response =
+            server.client.request(reqwest::Method::TRACE, format!("{}{concrete}", server.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path} is a route");
+        let mut allowed: Vec<String> = response.headers()["allow"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|method| method.trim().to_owned())
+            .filter(|method| method != "HEAD")
+            .collect();
+        allowed.sort();
+        documented.sort();
+        assert_eq!(allowed, documented, "{path}: the router's methods and the document's");
+    }
+    assert!(operations >= 35, "{operations} operations");
+
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for name in ["JobHook", "JobButton", "JobResult", "ObjectChange", "ValidationErrors", "RenderedButton"] {
+        assert!(schemas.contains_key(name), "{name} is described");
+    }
+    let text = document.to_string();
+    assert!(!text.contains("```"), "no Rust example leaks into the document");
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "the document refers to {name}, which it does not describe");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn backups_are_for_superusers_and_stores_that_have_them() {
     let server = Server::start().await;
