@@ -40,7 +40,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(ApiError::Body { status: rejection.status(), detail: rejection.body_text() }),
+            // JSON of the wrong shape is a 400, as Django REST framework answers it (axum: 422).
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                    other => other,
+                };
+                Err(ApiError::Body { status, detail: rejection.body_text() })
+            }
         }
     }
 }
@@ -186,14 +193,14 @@ async fn backup<S: Storage + 'static>(
     Body(target): Body<BackupTarget>,
 ) -> Answer<(StatusCode, Json<BackupDone>)> {
     caller.require_superuser()?;
+    if target.path.is_empty() {
+        return Err(field_error("path", "This field may not be blank.".into()));
+    }
     let backup = state.backup.as_ref().ok_or_else(|| {
         ApiError::Conflict(
             "this store is not backed up through jobhooks: back PostgreSQL up with its own tools (pg_dump)".into(),
         )
     })?;
-    if target.path.is_empty() {
-        return Err(field_error("path", "This field may not be blank.".into()));
-    }
     let report = backup.backup_to(std::path::Path::new(&target.path)).await?;
     tracing::info!(path = %target.path, records = report.records, "backed the store up");
     Ok((StatusCode::CREATED, Json(BackupDone { path: target.path, records: report.records, bytes: report.bytes })))

@@ -226,16 +226,125 @@ async fn hooks_are_created_listed_paged_changed_and_deleted_with_nautobots_messa
     server.stop().await;
 }
 
+/// Each rule of the catalog and of the other bodies reaches the client as a 400 with its message
+/// under its field, exactly as the model words it.
+#[tokio::test]
+async fn every_validation_message_reaches_the_client_under_its_field() {
+    let server = Server::start().await;
+    assert_eq!(server.post("/api/extras/job-hooks/", &server.root, hook("first")).await.0, StatusCode::CREATED);
+    let button = |fields: Value| {
+        let mut body = json!({"name": "b", "content_types": ["dcim.device"], "text": "Go", "job": TOUCH});
+        body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+        body
+    };
+    let with = |name: &str, fields: Value| {
+        let mut body = hook(name);
+        body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+        body
+    };
+    let cases = [
+        (
+            "/api/extras/job-hooks/",
+            with("x", json!({"type_create": false})),
+            "__all__",
+            "You must select at least one type: create, update, and/or delete.".to_owned(),
+        ),
+        (
+            "/api/extras/job-hooks/",
+            with("first", json!({"type_create": false, "type_update": true})),
+            "name",
+            "A job hook named first already exists".to_owned(),
+        ),
+        (
+            "/api/extras/job-hooks/",
+            with("x", json!({"content_types": []})),
+            "content_types",
+            "at least one content type is required".to_owned(),
+        ),
+        (
+            "/api/extras/job-hooks/",
+            with(" ", json!({"type_update": true, "type_create": false})),
+            "name",
+            "invalid name ` `: it must not be empty".to_owned(),
+        ),
+        (
+            "/api/extras/job-hooks/",
+            with("x", json!({"job": "app::Nope"})),
+            "job",
+            "Job app::Nope does not exist: register it and start the dispatcher once, or check the class path"
+                .to_owned(),
+        ),
+        (
+            "/api/extras/job-hooks/",
+            with("x", json!({"job": TOUCH})),
+            "job",
+            format!("Job {TOUCH} is a job button receiver, not a job hook receiver"),
+        ),
+        (
+            "/api/extras/job-hooks/",
+            with("x", json!({"type_delete": true})),
+            "type_create",
+            format!("A job hook already exists for create on dcim.device to job {AUDIT}"),
+        ),
+        (
+            "/api/extras/job-buttons/",
+            button(json!({"text": "x".repeat(501)})),
+            "text",
+            "button text is 501 characters long; at most 500 are allowed".to_owned(),
+        ),
+        (
+            "/api/extras/job-buttons/",
+            button(json!({"group_name": ""})),
+            "group_name",
+            "invalid group_name ``: it must not be empty".to_owned(),
+        ),
+        (
+            "/api/extras/job-buttons/",
+            button(json!({"job": AUDIT})),
+            "job",
+            format!("Job {AUDIT} is a job hook receiver, not a job button receiver"),
+        ),
+        ("/api/users/", json!({"username": ""}), "username", "invalid username ``: it must not be empty".to_owned()),
+        ("/api/users/tokens/", json!({"user": "nobody"}), "user", "user `nobody` does not exist".to_owned()),
+        ("/api/backup/", json!({"path": ""}), "path", "This field may not be blank.".to_owned()),
+    ];
+    for (path, body, field, message) in cases {
+        let (status, errors) = server.post(path, &server.root, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {errors}");
+        assert_eq!(errors[field], json!([message]), "{path} {body}: {errors}");
+    }
+
+    // An enabled hook whose job is not installed and enabled.
+    server.store.set_job_enabled(AUDIT, false).await.unwrap();
+    let (status, errors) =
+        server.post("/api/extras/job-hooks/", &server.root, with("x", json!({"type_update": true}))).await;
+    assert_eq!(
+        (status, &errors["enabled"]),
+        (StatusCode::BAD_REQUEST, &json!(["The selected Job is not installed and enabled"]))
+    );
+
+    // The filters of the lists.
+    let (status, errors) = server.get("/api/extras/object-changes/?changed_object_type=Devices", &server.root).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(errors["changed_object_type"][0].as_str().unwrap().contains("invalid content type `Devices`"), "{errors}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn bodies_that_are_not_the_endpoints_json_are_4xx_with_json_errors() {
     let server = Server::start().await;
     let path = "/api/extras/job-hooks/";
     let bad_type = json!({"name": "x", "content_types": ["Not A Type"], "job": AUDIT, "type_create": true});
     let (status, body) = server.post(path, &server.root, bad_type).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["detail"].as_str().unwrap().contains("invalid content type `Not A Type`"), "{body}");
     let (status, body) = server.post(path, &server.root, json!({"name": "x", "unknown": 1})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let not_an_object = json!({"data": [1, 2, 3]});
+    let (status, body) =
+        server.call(reqwest::Method::PUT, "/api/objects/dcim.device/9/", Some(&server.root), Some(not_an_object)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("data: invalid type: sequence, expected a map"), "{body}");
     let raw = server
         .client
         .post(format!("{}{path}", server.base))
