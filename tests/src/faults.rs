@@ -106,6 +106,12 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
         self.inner.list_objects(content_type).await
     }
+    async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        self.inner.latest_changes(limit).await
+    }
+    async fn count_changes(&self) -> Result<u64, StorageFailure> {
+        self.inner.count_changes().await
+    }
 }
 
 #[async_trait]
@@ -232,6 +238,10 @@ impl<S: QueueReader> QueueReader for FaultyStore<S> {
 
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
         self.inner.list_results(filter).await
+    }
+
+    async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
+        self.inner.count_results(filter).await
     }
 }
 

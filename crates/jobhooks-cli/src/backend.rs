@@ -291,13 +291,7 @@ impl<S: Storage + 'static> Backend for Session<S> {
     async fn changes(&self, object: Option<&ObjectRef>, limit: usize) -> Result<Vec<ObjectChange>, Failure> {
         Ok(match object {
             Some(object) => self.store.changes_for_object(object, limit).await?,
-            None => {
-                let far = OffsetDateTime::now_utc() + Duration::from_secs(86_400);
-                let mut all = self.store.changes_between(OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await?;
-                all.reverse();
-                all.truncate(limit);
-                all
-            }
+            None => self.store.latest_changes(limit).await?,
         })
     }
 

@@ -227,6 +227,11 @@ pub async fn changes_are_found_by_object_request_and_time<S: Storage>(store: &S)
     assert!(all.windows(2).all(|pair| pair[0].id < pair[1].id), "oldest first");
     assert_eq!(store.changes_between(before, after, 2).await.unwrap().len(), 2);
     assert!(store.changes_between(after, after + Duration::from_secs(1), 10).await.unwrap().is_empty());
+    let latest: Vec<_> = store.latest_changes(2).await.unwrap().iter().map(|c| c.id).collect();
+    let newest_first: Vec<_> = all.iter().rev().take(2).map(|c| c.id).collect();
+    assert_eq!(latest, newest_first, "the newest page of the log, newest first");
+    assert_eq!(store.latest_changes(100).await.unwrap().len(), 3);
+    assert_eq!(store.count_changes().await.unwrap(), 3);
     let listed: Vec<String> =
         store.list_objects(&ct("dcim.device")).await.unwrap().iter().map(|o| o.id().to_owned()).collect();
     assert_eq!(listed, ["1", "2"]);
@@ -452,6 +457,20 @@ pub async fn results_are_listed_newest_first_and_filtered<S: Storage>(store: &S)
     assert_eq!(store.list_results(&filter).await.unwrap().len(), 1);
     let filter = ResultFilter { limit: Some(1), ..Default::default() };
     assert_eq!(store.list_results(&filter).await.unwrap().len(), 1);
+    // A count agrees with the whole list of its filter, whatever the limit.
+    let filters = [
+        ResultFilter::default(),
+        ResultFilter { limit: Some(1), ..Default::default() },
+        ResultFilter { job: Some(BUTTON_JOB.into()), ..Default::default() },
+        ResultFilter { change: Some(hooked_runs.changes[0]), ..Default::default() },
+        ResultFilter { status: Some(JobStatus::Started), ..Default::default() },
+        ResultFilter { status: Some(JobStatus::Success), ..Default::default() },
+        ResultFilter { status: Some(JobStatus::Pending), ..Default::default() },
+    ];
+    for filter in filters {
+        let listed = store.list_results(&ResultFilter { limit: None, ..filter.clone() }).await.unwrap().len();
+        assert_eq!(store.count_results(&filter).await.unwrap(), listed as u64, "{filter:?}");
+    }
     assert_eq!(store.get_result(RunId(9_999)).await.unwrap(), None);
 }
 

@@ -91,6 +91,13 @@ pub trait ChangeStore: ObjectReader {
 
     /// The stored objects of one type, by id.
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure>;
+
+    /// The newest `limit` changes of the whole log, newest first: a page of a listing, read
+    /// without reading the rest of the log.
+    async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure>;
+
+    /// How many changes the log holds.
+    async fn count_changes(&self) -> Result<u64, StorageFailure>;
 }
 
 /// Job records, job hooks, job buttons and users, validated on every write.
@@ -278,6 +285,9 @@ pub trait QueueReader: Send + Sync {
     async fn get_result(&self, run: RunId) -> Result<Option<JobResult>, StorageFailure>;
     /// Results, newest first.
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure>;
+    /// How many results [`QueueReader::list_results`] lists for `filter` without its limit,
+    /// counted without reading the results themselves where the store can.
+    async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure>;
 }
 
 /// Maintenance of the queue: lapsed leases, replays of dead letters, retention.

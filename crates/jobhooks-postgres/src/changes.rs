@@ -387,4 +387,18 @@ impl ChangeStore for PgStore {
             .map_err(db_error("cannot read objects"))?;
         rows.iter().map(object_of).collect()
     }
+
+    async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query_changes("TRUE ORDER BY c.id DESC LIMIT $1", &[&limit]).await
+    }
+
+    async fn count_changes(&self) -> Result<u64, StorageFailure> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM jobhooks_changes", &[])
+            .await
+            .map_err(db_error("cannot count changes"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
 }

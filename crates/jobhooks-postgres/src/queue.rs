@@ -504,6 +504,22 @@ impl QueueReader for PgStore {
             .map_err(db_error("cannot read results"))?;
         rows.iter().map(|row| run_of(row).map(|run| run.result)).collect()
     }
+
+    async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
+        let client = self.client().await?;
+        let status = filter.status.map(status_name);
+        let change = filter.change.map(|change| change.0 as i64);
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM jobhooks_runs
+                 WHERE ($1::text IS NULL OR job = $1) AND ($2::text IS NULL OR status = $2)
+                   AND ($3::bigint IS NULL OR change_id = $3)",
+                &[&filter.job, &status, &change],
+            )
+            .await
+            .map_err(db_error("cannot count results"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
 }
 
 #[async_trait::async_trait]

@@ -523,14 +523,17 @@ async fn list_results<S: Storage + 'static>(
     Params(query): Params<ResultQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<JobResult>>> {
+    let page = PageQuery { limit: query.limit, offset: query.offset };
+    // The store reads only as far as the page reaches, and counts the rest.
     let filter = ResultFilter {
         job: query.job,
         status: query.status.as_deref().map(status_of).transpose()?,
         change: query.object_change.map(ChangeId),
-        limit: None,
+        limit: Some(page.end()),
     };
-    let page = PageQuery { limit: query.limit, offset: query.offset };
-    Ok(Json(Page::of(state.store.list_results(&filter).await?, page, &uri)))
+    let count = state.store.count_results(&filter).await?;
+    let first = state.store.list_results(&filter).await?;
+    Ok(Json(Page::window(first, usize::try_from(count).unwrap_or(usize::MAX), page, &uri)))
 }
 
 #[utoipa::path(get, path = "/api/extras/job-results/{id}/", tag = "job results", summary = "One job result with its log", params(("id" = u64, Path, description = "The id")), responses((status = 200, body = JobResult), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
@@ -649,6 +652,13 @@ async fn list_changes<S: Storage + 'static>(
         .map(ContentType::new)
         .transpose()
         .map_err(|error| field_error("changed_object_type", error.to_string()))?;
+    let page = PageQuery { limit: query.limit, offset: query.offset };
+    if content_type.is_none() && query.changed_object_id.is_none() && query.request_id.is_none() {
+        // The whole log: the store reads only as far as the page reaches, newest first.
+        let count = usize::try_from(state.store.count_changes().await?).unwrap_or(usize::MAX);
+        let first = state.store.latest_changes(page.end()).await?;
+        return Ok(Json(Page::window(first, count, page, &uri)));
+    }
     let mut changes = match (&content_type, &query.changed_object_id, query.request_id) {
         (_, _, Some(request)) => state.store.changes_for_request(request).await?,
         (Some(content_type), Some(id), None) => {
@@ -667,7 +677,6 @@ async fn list_changes<S: Storage + 'static>(
     });
     // Newest first, as Nautobot lists them.
     changes.sort_by_key(|change| std::cmp::Reverse(change.id.0));
-    let page = PageQuery { limit: query.limit, offset: query.offset };
     Ok(Json(Page::of(changes, page, &uri)))
 }
 

@@ -19,6 +19,18 @@ pub struct PageQuery {
     pub offset: Option<usize>,
 }
 
+impl PageQuery {
+    /// Items per page: the query's, else [`DEFAULT_LIMIT`], within 1 and [`MAX_LIMIT`].
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+    }
+
+    /// How many items of the list the page reaches: its offset and its limit.
+    pub fn end(&self) -> usize {
+        self.offset.unwrap_or(0).saturating_add(self.limit())
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
@@ -36,9 +48,15 @@ impl<T> Page<T> {
     /// The page of `items` that `query` asks for, with links made from the request's `uri`.
     pub fn of(items: Vec<T>, query: PageQuery, uri: &Uri) -> Self {
         let count = items.len();
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        Self::window(items, count, query, uri)
+    }
+
+    /// The page `query` asks for of a list of `count` items, given its first items: at least
+    /// [`PageQuery::end`] of them when the list has that many (a store reads no further).
+    pub fn window(first: Vec<T>, count: usize, query: PageQuery, uri: &Uri) -> Self {
+        let limit = query.limit();
         let offset = query.offset.unwrap_or(0).min(count);
-        let results: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+        let results: Vec<T> = first.into_iter().skip(offset).take(limit).collect();
         let next = (offset + limit < count).then(|| link(uri, limit, offset + limit));
         let previous = (offset > 0).then(|| link(uri, limit, offset.saturating_sub(limit)));
         Page { count, next, previous, results }
@@ -77,5 +95,9 @@ mod tests {
         assert_eq!((last.results, last.next), (vec![4], None));
         let beyond = Page::of((0..5).collect::<Vec<i32>>(), PageQuery { limit: Some(0), offset: Some(99) }, &uri);
         assert!(beyond.results.is_empty() && beyond.next.is_none());
+        let query = PageQuery { limit: Some(2), offset: Some(2) };
+        let window = Page::window((0..query.end() as i32).collect(), 9, query, &uri);
+        assert_eq!((window.results, window.count), (vec![2, 3], 9));
+        assert_eq!(window.next.as_deref(), Some("/api/extras/job-results/?status=SUCCESS&limit=2&offset=4"));
     }
 }

@@ -427,6 +427,42 @@ async fn runs_on_objects_are_refused_for_each_reason_then_queued() {
     server.stop().await;
 }
 
+/// Results and the change log are read only as far as a page reaches, and still count the whole
+/// list.
+#[tokio::test]
+async fn results_and_changes_paginate_with_the_whole_count() {
+    let server = Server::start().await;
+    let on_device = json!({"object_pk": "1", "object_model_name": "dcim.device"});
+    for _ in 0..5 {
+        let (status, _) =
+            server.post(&format!("/api/extras/jobs/{TOUCH}/run/"), &server.alice, on_device.clone()).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, first) = server.get("/api/extras/job-results/?limit=2", &server.alice).await;
+    assert_eq!((first["count"].as_u64(), first["results"].as_array().unwrap().len()), (Some(5), 2));
+    let newest = first["results"][0]["id"].as_u64().unwrap();
+    let (_, last) = server.get("/api/extras/job-results/?limit=2&offset=4", &server.alice).await;
+    assert_eq!((last["count"].as_u64(), last["results"].as_array().unwrap().len()), (Some(5), 1));
+    assert_eq!(last["results"][0]["id"].as_u64(), Some(newest - 4), "newest first");
+    assert_eq!(last["next"], Value::Null);
+    let (_, filtered) =
+        server.get(&format!("/api/extras/job-results/?job={TOUCH}&limit=1&offset=1"), &server.alice).await;
+    assert_eq!((filtered["count"].as_u64(), filtered["results"][0]["id"].as_u64()), (Some(5), Some(newest - 1)));
+
+    for name in ["a", "b", "c"] {
+        let body = json!({"data": {"name": name}});
+        let path = format!("/api/objects/dcim.device/{name}/");
+        assert_eq!(server.call(reqwest::Method::PUT, &path, Some(&server.root), Some(body)).await.0, StatusCode::OK);
+    }
+    let (_, changes) = server.get("/api/extras/object-changes/?limit=2&offset=1", &server.alice).await;
+    assert_eq!(changes["count"], 4, "the fixture's device and three more");
+    let ids: Vec<&str> =
+        changes["results"].as_array().unwrap().iter().map(|c| c["changed_object_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(changes["next"], "/api/extras/object-changes/?limit=2&offset=3");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn only_superusers_list_users() {
     let server = Server::start().await;

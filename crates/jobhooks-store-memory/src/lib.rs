@@ -392,6 +392,15 @@ impl ChangeStore for MemoryStore {
         let state = self.state();
         Ok(state.objects.values().filter(|object| object.content_type() == content_type).cloned().collect())
     }
+
+    async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let state = self.state();
+        Ok(state.changes.keys().rev().take(limit).filter_map(|&id| state.read_change(id)).collect())
+    }
+
+    async fn count_changes(&self) -> Result<u64, StorageFailure> {
+        Ok(self.state().changes.len() as u64)
+    }
 }
 
 #[async_trait::async_trait]
@@ -665,6 +674,11 @@ impl QueueReader for MemoryStore {
         };
         let results = state.runs.values().rev().map(Run::view).filter(wanted);
         Ok(results.take(filter.limit.unwrap_or(usize::MAX)).collect())
+    }
+
+    async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
+        let unlimited = ResultFilter { limit: None, ..filter.clone() };
+        Ok(self.list_results(&unlimited).await?.len() as u64)
     }
 }
 

@@ -370,4 +370,18 @@ impl ChangeStore for Store {
         flush(&mut entries)?;
         Ok(objects)
     }
+
+    async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let st = self.view();
+        self.changes_by_index(st.scan_prefix_rev(keys::CHANGE), limit)
+    }
+
+    async fn count_changes(&self) -> Result<u64, StorageFailure> {
+        let mut count = 0;
+        for entry in self.view().scan_prefix(keys::CHANGE) {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
 }

@@ -426,6 +426,47 @@ impl QueueReader for Store {
         }
         Ok(results)
     }
+
+    async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
+        if filter.change.is_some() {
+            let unlimited = ResultFilter { limit: None, ..filter.clone() };
+            return Ok(self.list_results(&unlimited).await?.len() as u64);
+        }
+        // A stored result's header decides, unless the filter asks for STARTED, PENDING or
+        // RETRYING: a stored PENDING or RETRYING status may show as STARTED, so those results are
+        // read. A queued run's entry is small and read whole.
+        let header_decides =
+            matches!(filter.status, None | Some(JobStatus::Success | JobStatus::Failure | JobStatus::DeadLettered));
+        let status_tags: Option<Vec<u8>> = filter.status.map(|status| match status {
+            JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
+            other => vec![keys::status_tag(other)],
+        });
+        let mut count = 0;
+        let st = self.view();
+        for item in Self::records_newest_first(&st) {
+            let (run, record) = item?;
+            match record {
+                RunRecord::Result(key, value) => {
+                    let header = records::decode_result_header(&value)
+                        .ok_or_else(|| corrupt("job result", &key, "no header"))?;
+                    let job_matches = filter.job.as_ref().is_none_or(|job| job.as_bytes() == header.job);
+                    let status_may_match = status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag));
+                    if job_matches && status_may_match {
+                        let counted = header_decides
+                            || self.get_result(run).await?.is_some_and(|result| self.wanted(filter, &result));
+                        count += u64::from(counted);
+                    }
+                }
+                RunRecord::Queued(key, value) => {
+                    let entry = decode_entry(&key, &value)?;
+                    if !entry.result_stored && self.wanted(filter, &queued_result(&st, run, &entry)?) {
+                        count += 1;
+                    }
+                }
+            }
+        }
+        Ok(count)
+    }
 }
 
 #[async_trait::async_trait]
