@@ -267,17 +267,16 @@ impl Backend for Remote {
         Ok(result.id)
     }
 
-    /// Asks for the result until it has ended: the server's dispatcher runs it. The pause between
-    /// asks grows from 20 ms to 1 s.
+    /// Asks the server for the result, to answer once it has ended (`?wait=30`), until it has:
+    /// the server's dispatcher runs it.
     async fn wait_for(&self, run: RunId) -> Result<JobResult, Failure> {
-        let mut pause = Duration::from_millis(20);
         loop {
-            let result = self.get_result(run).await?;
+            let mut url = self.url(&["extras", "job-results", &run.0.to_string()]);
+            url.query_pairs_mut().append_pair("wait", "30");
+            let result: JobResult = decode(self.call(Method::GET, url, None).await?.unwrap_or(Value::Null))?;
             if result.status.is_final() {
                 return Ok(result);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 

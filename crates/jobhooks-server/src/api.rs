@@ -1,6 +1,8 @@
 //! The routes and their handlers: each checks the caller's permission, calls the store's ports
 //! (or the dispatcher's rules for runs), and answers JSON.
 
+use std::time::Duration;
+
 use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -22,7 +24,7 @@ use crate::auth::{
     AddJobButton, AddJobHook, Allowed, ChangeJob, ChangeJobButton, ChangeJobHook, DeleteJobButton, DeleteJobHook,
     ViewJob, ViewJobButton, ViewJobHook, ViewJobResult, ViewObjectChange,
 };
-use crate::error::Detail;
+use crate::error::Refusals;
 use crate::{ApiError, AppState, Caller, Page, PageQuery};
 
 type Answer<T> = Result<T, ApiError>;
@@ -76,10 +78,58 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
     paths(status, backup, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
+    components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
 )]
 pub(crate) struct ApiDoc;
+
+/// The path parameters of the endpoints, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct ObjectPath {
+    /// The object's type, `app_label.model`.
+    content_type: String,
+    /// The object's id.
+    id: String,
+}
+
+/// A hook's or a button's name in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct NamePath {
+    /// The name.
+    name: String,
+}
+
+/// A change's or a result's id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct IdPath {
+    /// The id.
+    id: u64,
+}
+
+/// A job's class path in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct JobPath {
+    /// The job's class path.
+    class_path: String,
+}
+
+/// A token's id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct TokenPath {
+    /// The token's id, the middle of its key.
+    id: String,
+}
 
 /// Declares the `token` security scheme: Nautobot's `Authorization: Token <key>` header.
 struct TokenAuthentication;
@@ -154,13 +204,26 @@ pub(crate) struct ServerStatus {
     queue: QueueDepth,
 }
 
-#[utoipa::path(get, path = "/api/status/", tag = "status", summary = "The server's version, the caller and the queue", responses((status = 200, body = ServerStatus), (status = 401, description = "No valid token", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/status/",
+    tag = "status",
+    summary = "The server's version, the caller and the queue",
+    responses((status = 200, body = ServerStatus), Refusals),
+)]
 async fn status<S: Storage + 'static>(State(state): State<AppState<S>>, caller: Caller) -> Answer<Json<ServerStatus>> {
     let queue = state.store.depth().await?;
     Ok(Json(ServerStatus { version: env!("CARGO_PKG_VERSION"), user: caller.0.username, queue }))
 }
 
-#[utoipa::path(get, path = "/api/users/", tag = "users", summary = "List users (superusers)", params(PageQuery), responses((status = 200, body = Page<User>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/users/",
+    tag = "users",
+    summary = "List users (superusers)",
+    params(PageQuery),
+    responses((status = 200, body = Page<User>), Refusals),
+)]
 async fn users<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -186,7 +249,14 @@ pub(crate) struct BackupDone {
     bytes: u64,
 }
 
-#[utoipa::path(post, path = "/api/backup/", tag = "operations", summary = "Copy the store, while it serves, into a directory on the server (superusers; sled only)", request_body = BackupTarget, responses((status = 201, body = BackupDone), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 409, description = "The record is not in a state that allows this", body = Detail)))]
+#[utoipa::path(
+    post,
+    path = "/api/backup/",
+    tag = "operations",
+    summary = "Copy the store, while it serves, into a directory on the server (superusers; sled only)",
+    request_body = BackupTarget,
+    responses((status = 201, body = BackupDone), Refusals),
+)]
 async fn backup<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -217,7 +287,14 @@ pub(crate) struct NewUser {
     permissions: Vec<jobhooks_model::Permission>,
 }
 
-#[utoipa::path(post, path = "/api/users/", tag = "users", summary = "Add or replace a user (superusers)", request_body = NewUser, responses((status = 201, body = User), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    post,
+    path = "/api/users/",
+    tag = "users",
+    summary = "Add or replace a user (superusers)",
+    request_body = NewUser,
+    responses((status = 201, body = User), Refusals),
+)]
 async fn create_user<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -281,7 +358,14 @@ pub(crate) struct TokenQuery {
     offset: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/users/tokens/", tag = "users", summary = "List API tokens: the caller's own, or with `user` (superusers: every token)", params(TokenQuery), responses((status = 200, body = Page<ShownToken>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/users/tokens/",
+    tag = "users",
+    summary = "List API tokens: the caller's own, or with `user` (superusers: every token)",
+    params(TokenQuery),
+    responses((status = 200, body = Page<ShownToken>), Refusals),
+)]
 async fn list_tokens<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -313,7 +397,14 @@ pub(crate) struct NewToken {
     description: String,
 }
 
-#[utoipa::path(post, path = "/api/users/tokens/", tag = "users", summary = "Issue a token; the answer carries its key, once", request_body = NewToken, responses((status = 201, body = ShownToken), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    post,
+    path = "/api/users/tokens/",
+    tag = "users",
+    summary = "Issue a token; the answer carries its key, once",
+    request_body = NewToken,
+    responses((status = 201, body = ShownToken), Refusals),
+)]
 async fn create_token<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -331,7 +422,14 @@ async fn create_token<S: Storage + 'static>(
     Ok((StatusCode::CREATED, Json(shown)))
 }
 
-#[utoipa::path(get, path = "/api/users/tokens/{id}/", tag = "users", summary = "One token", params(("id" = String, Path, description = "The token's id")), responses((status = 200, body = ShownToken), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/users/tokens/{id}/",
+    tag = "users",
+    summary = "One token",
+    params(TokenPath),
+    responses((status = 200, body = ShownToken), Refusals),
+)]
 async fn get_token<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -342,7 +440,14 @@ async fn get_token<S: Storage + 'static>(
     Ok(Json(shown_token(&token)))
 }
 
-#[utoipa::path(delete, path = "/api/users/tokens/{id}/", tag = "users", summary = "Revoke a token", params(("id" = String, Path, description = "The token's id")), responses((status = 204, description = "Revoked"), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    delete,
+    path = "/api/users/tokens/{id}/",
+    tag = "users",
+    summary = "Revoke a token",
+    params(TokenPath),
+    responses((status = 204, description = "Revoked"), Refusals),
+)]
 async fn delete_token<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -354,7 +459,14 @@ async fn delete_token<S: Storage + 'static>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/extras/job-hooks/", tag = "job hooks", summary = "List job hooks", params(PageQuery), responses((status = 200, body = Page<JobHook>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/job-hooks/",
+    tag = "job hooks",
+    summary = "List job hooks",
+    params(PageQuery),
+    responses((status = 200, body = Page<JobHook>), Refusals),
+)]
 async fn list_hooks<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobHook>,
@@ -364,7 +476,14 @@ async fn list_hooks<S: Storage + 'static>(
     Ok(Json(Page::of(state.store.list_hooks().await?, page, &uri)))
 }
 
-#[utoipa::path(post, path = "/api/extras/job-hooks/", tag = "job hooks", summary = "Create a job hook", request_body = JobHook, responses((status = 201, body = JobHook), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    post,
+    path = "/api/extras/job-hooks/",
+    tag = "job hooks",
+    summary = "Create a job hook",
+    request_body = JobHook,
+    responses((status = 201, body = JobHook), Refusals),
+)]
 async fn create_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<AddJobHook>,
@@ -373,7 +492,14 @@ async fn create_hook<S: Storage + 'static>(
     Ok((StatusCode::CREATED, Json(state.store.create_hook(hook).await?)))
 }
 
-#[utoipa::path(get, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "One job hook", params(("name" = String, Path, description = "The name")), responses((status = 200, body = JobHook), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/job-hooks/{name}/",
+    tag = "job hooks",
+    summary = "One job hook",
+    params(NamePath),
+    responses((status = 200, body = JobHook), Refusals),
+)]
 async fn get_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobHook>,
@@ -382,7 +508,15 @@ async fn get_hook<S: Storage + 'static>(
     state.store.get_hook(&name).await?.map(Json).ok_or_else(|| ApiError::missing("job hook", &name))
 }
 
-#[utoipa::path(patch, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "Change the fields given of a job hook", params(("name" = String, Path, description = "The name")), request_body = JobHookPatch, responses((status = 200, body = JobHook), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    patch,
+    path = "/api/extras/job-hooks/{name}/",
+    tag = "job hooks",
+    summary = "Change the fields given of a job hook",
+    params(NamePath),
+    request_body = JobHookPatch,
+    responses((status = 200, body = JobHook), Refusals),
+)]
 async fn patch_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
@@ -392,7 +526,15 @@ async fn patch_hook<S: Storage + 'static>(
     Ok(Json(state.store.update_hook(&name, patch).await?))
 }
 
-#[utoipa::path(put, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "Replace a job hook", params(("name" = String, Path, description = "The name")), request_body = JobHook, responses((status = 200, body = JobHook), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    put,
+    path = "/api/extras/job-hooks/{name}/",
+    tag = "job hooks",
+    summary = "Replace a job hook",
+    params(NamePath),
+    request_body = JobHook,
+    responses((status = 200, body = JobHook), Refusals),
+)]
 async fn put_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
@@ -411,7 +553,14 @@ async fn put_hook<S: Storage + 'static>(
     Ok(Json(state.store.update_hook(&name, patch).await?))
 }
 
-#[utoipa::path(delete, path = "/api/extras/job-hooks/{name}/", tag = "job hooks", summary = "Delete a job hook", params(("name" = String, Path, description = "The name")), responses((status = 204, description = "Deleted"), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    delete,
+    path = "/api/extras/job-hooks/{name}/",
+    tag = "job hooks",
+    summary = "Delete a job hook",
+    params(NamePath),
+    responses((status = 204, description = "Deleted"), Refusals),
+)]
 async fn delete_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<DeleteJobHook>,
@@ -421,7 +570,14 @@ async fn delete_hook<S: Storage + 'static>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/extras/jobs/", tag = "jobs", summary = "List jobs", params(PageQuery), responses((status = 200, body = Page<JobRecord>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/jobs/",
+    tag = "jobs",
+    summary = "List jobs",
+    params(PageQuery),
+    responses((status = 200, body = Page<JobRecord>), Refusals),
+)]
 async fn list_jobs<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJob>,
@@ -431,7 +587,14 @@ async fn list_jobs<S: Storage + 'static>(
     Ok(Json(Page::of(state.store.list_jobs().await?, page, &uri)))
 }
 
-#[utoipa::path(get, path = "/api/extras/jobs/{class_path}/", tag = "jobs", summary = "One job", params(("class_path" = String, Path, description = "The job's class path")), responses((status = 200, body = JobRecord), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/jobs/{class_path}/",
+    tag = "jobs",
+    summary = "One job",
+    params(JobPath),
+    responses((status = 200, body = JobRecord), Refusals),
+)]
 async fn get_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJob>,
@@ -447,7 +610,15 @@ pub(crate) struct JobChange {
     enabled: bool,
 }
 
-#[utoipa::path(patch, path = "/api/extras/jobs/{class_path}/", tag = "jobs", summary = "Enable or disable a job", params(("class_path" = String, Path, description = "The job's class path")), request_body = JobChange, responses((status = 200, body = JobRecord), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    patch,
+    path = "/api/extras/jobs/{class_path}/",
+    tag = "jobs",
+    summary = "Enable or disable a job",
+    params(JobPath),
+    request_body = JobChange,
+    responses((status = 200, body = JobRecord), Refusals),
+)]
 async fn patch_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJob>,
@@ -465,7 +636,15 @@ pub(crate) struct RunOn {
     object_model_name: String,
 }
 
-#[utoipa::path(post, path = "/api/extras/jobs/{class_path}/run/", tag = "jobs", summary = "Run a job button receiver on an object, as Nautobot's job buttons do", params(("class_path" = String, Path, description = "The job's class path")), request_body = RunOn, responses((status = 201, body = JobRun), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    post,
+    path = "/api/extras/jobs/{class_path}/run/",
+    tag = "jobs",
+    summary = "Run a job button receiver on an object, as Nautobot's job buttons do",
+    params(JobPath),
+    request_body = RunOn,
+    responses((status = 201, body = JobRun), Refusals),
+)]
 async fn run_job<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -482,7 +661,15 @@ async fn run_job<S: Storage + 'static>(
 
 /// Presses the button `name` on the body's object as the caller: refused when the button is not
 /// offered on the object's type, then for the reasons of the job run endpoint.
-#[utoipa::path(post, path = "/api/extras/job-buttons/{name}/press/", tag = "job buttons", summary = "Press a button on an object: run its job there as the caller", params(("name" = String, Path, description = "The name")), request_body = RunOn, responses((status = 201, body = JobRun), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    post,
+    path = "/api/extras/job-buttons/{name}/press/",
+    tag = "job buttons",
+    summary = "Press a button on an object: run its job there as the caller",
+    params(NamePath),
+    request_body = RunOn,
+    responses((status = 201, body = JobRun), Refusals),
+)]
 async fn press_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -516,7 +703,14 @@ fn status_of(text: &str) -> Result<JobStatus, ApiError> {
     })
 }
 
-#[utoipa::path(get, path = "/api/extras/job-results/", tag = "job results", summary = "List job results, newest first", params(ResultQuery), responses((status = 200, body = Page<JobResult>), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/job-results/",
+    tag = "job results",
+    summary = "List job results, newest first",
+    params(ResultQuery),
+    responses((status = 200, body = Page<JobResult>), Refusals),
+)]
 async fn list_results<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobResult>,
@@ -536,16 +730,54 @@ async fn list_results<S: Storage + 'static>(
     Ok(Json(Page::window(first, usize::try_from(count).unwrap_or(usize::MAX), page, &uri)))
 }
 
-#[utoipa::path(get, path = "/api/extras/job-results/{id}/", tag = "job results", summary = "One job result with its log", params(("id" = u64, Path, description = "The id")), responses((status = 200, body = JobResult), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/job-results/{id}/",
+    tag = "job results",
+    summary = "One job result with its log",
+    params(IdPath, ResultWait),
+    responses((status = 200, body = JobResult), Refusals),
+)]
 async fn get_result<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobResult>,
     Path(id): Path<u64>,
+    Params(wait): Params<ResultWait>,
 ) -> Answer<Json<JobResult>> {
-    state.store.get_result(RunId(id)).await?.map(Json).ok_or_else(|| ApiError::missing("job result", id))
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    loop {
+        // Read the generation first: a run that ends after the read moves it on.
+        let seen = state.store.work_generation();
+        let result = state.store.get_result(RunId(id)).await?.ok_or_else(|| ApiError::missing("job result", id))?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if result.status.is_final() || left.is_zero() {
+            return Ok(Json(result));
+        }
+        // Runs ended by this process's dispatcher wake the wait at once; at most a second passes
+        // before another process's are seen.
+        state.store.wait_for_work(seen, left.min(Duration::from_secs(1))).await;
+    }
 }
 
-#[utoipa::path(post, path = "/api/extras/job-results/{id}/replay/", tag = "job results", summary = "Queue a dead-lettered run again", params(("id" = u64, Path, description = "The id")), responses((status = 200, body = JobResult), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail), (status = 409, description = "The record is not in a state that allows this", body = Detail)))]
+/// The longest `?wait=` a result request may ask for, in seconds.
+const MAX_WAIT_SECONDS: u64 = 60;
+
+/// `?wait=SECONDS`: answer once the run has ended, or when the wait is over.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ResultWait {
+    /// Seconds to wait for the run to end (at most 60; default 0, answer at once).
+    wait: Option<u64>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/extras/job-results/{id}/replay/",
+    tag = "job results",
+    summary = "Queue a dead-lettered run again",
+    params(IdPath),
+    responses((status = 200, body = JobResult), Refusals),
+)]
 async fn replay_result<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -559,7 +791,14 @@ async fn replay_result<S: Storage + 'static>(
     state.store.get_result(RunId(id)).await?.map(Json).ok_or_else(|| ApiError::missing("job result", id))
 }
 
-#[utoipa::path(get, path = "/api/extras/job-buttons/", tag = "job buttons", summary = "List job buttons", params(PageQuery), responses((status = 200, body = Page<JobButton>), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/job-buttons/",
+    tag = "job buttons",
+    summary = "List job buttons",
+    params(PageQuery),
+    responses((status = 200, body = Page<JobButton>), Refusals),
+)]
 async fn list_buttons<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobButton>,
@@ -569,7 +808,14 @@ async fn list_buttons<S: Storage + 'static>(
     Ok(Json(Page::of(state.store.list_buttons().await?, page, &uri)))
 }
 
-#[utoipa::path(post, path = "/api/extras/job-buttons/", tag = "job buttons", summary = "Create a job button", request_body = JobButton, responses((status = 201, body = JobButton), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    post,
+    path = "/api/extras/job-buttons/",
+    tag = "job buttons",
+    summary = "Create a job button",
+    request_body = JobButton,
+    responses((status = 201, body = JobButton), Refusals),
+)]
 async fn create_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<AddJobButton>,
@@ -578,7 +824,14 @@ async fn create_button<S: Storage + 'static>(
     Ok((StatusCode::CREATED, Json(state.store.create_button(button).await?)))
 }
 
-#[utoipa::path(get, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "One job button", params(("name" = String, Path, description = "The name")), responses((status = 200, body = JobButton), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/job-buttons/{name}/",
+    tag = "job buttons",
+    summary = "One job button",
+    params(NamePath),
+    responses((status = 200, body = JobButton), Refusals),
+)]
 async fn get_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobButton>,
@@ -587,7 +840,15 @@ async fn get_button<S: Storage + 'static>(
     state.store.get_button(&name).await?.map(Json).ok_or_else(|| ApiError::missing("job button", &name))
 }
 
-#[utoipa::path(patch, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "Change the fields given of a job button", params(("name" = String, Path, description = "The name")), request_body = JobButtonPatch, responses((status = 200, body = JobButton), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    patch,
+    path = "/api/extras/job-buttons/{name}/",
+    tag = "job buttons",
+    summary = "Change the fields given of a job button",
+    params(NamePath),
+    request_body = JobButtonPatch,
+    responses((status = 200, body = JobButton), Refusals),
+)]
 async fn patch_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobButton>,
@@ -597,7 +858,15 @@ async fn patch_button<S: Storage + 'static>(
     Ok(Json(state.store.update_button(&name, patch).await?))
 }
 
-#[utoipa::path(put, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "Replace a job button", params(("name" = String, Path, description = "The name")), request_body = JobButton, responses((status = 200, body = JobButton), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    put,
+    path = "/api/extras/job-buttons/{name}/",
+    tag = "job buttons",
+    summary = "Replace a job button",
+    params(NamePath),
+    request_body = JobButton,
+    responses((status = 200, body = JobButton), Refusals),
+)]
 async fn put_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobButton>,
@@ -618,7 +887,14 @@ async fn put_button<S: Storage + 'static>(
     Ok(Json(state.store.update_button(&name, patch).await?))
 }
 
-#[utoipa::path(delete, path = "/api/extras/job-buttons/{name}/", tag = "job buttons", summary = "Delete a job button", params(("name" = String, Path, description = "The name")), responses((status = 204, description = "Deleted"), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    delete,
+    path = "/api/extras/job-buttons/{name}/",
+    tag = "job buttons",
+    summary = "Delete a job button",
+    params(NamePath),
+    responses((status = 204, description = "Deleted"), Refusals),
+)]
 async fn delete_button<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<DeleteJobButton>,
@@ -639,7 +915,14 @@ pub(crate) struct ChangeQuery {
     offset: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/extras/object-changes/", tag = "object changes", summary = "List object changes, newest first", params(ChangeQuery), responses((status = 200, body = Page<ObjectChange>), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/object-changes/",
+    tag = "object changes",
+    summary = "List object changes, newest first",
+    params(ChangeQuery),
+    responses((status = 200, body = Page<ObjectChange>), Refusals),
+)]
 async fn list_changes<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewObjectChange>,
@@ -696,7 +979,14 @@ pub(crate) struct ChangeWithSnapshots {
     snapshots: Value,
 }
 
-#[utoipa::path(get, path = "/api/extras/object-changes/{id}/", tag = "object changes", summary = "One object change with its snapshots", params(("id" = u64, Path, description = "The id")), responses((status = 200, body = ChangeWithSnapshots), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/extras/object-changes/{id}/",
+    tag = "object changes",
+    summary = "One object change with its snapshots",
+    params(IdPath),
+    responses((status = 200, body = ChangeWithSnapshots), Refusals),
+)]
 async fn get_change<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewObjectChange>,
@@ -721,7 +1011,14 @@ fn object_permission(object: &ObjectRef, action: &str) -> String {
     format!("{app}.{action}_{model}")
 }
 
-#[utoipa::path(get, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "One object (the type's `view` permission)", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), responses((status = 200, body = ApplicationObject), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/objects/{content_type}/{id}/",
+    tag = "objects",
+    summary = "One object (the type's `view` permission)",
+    params(ObjectPath),
+    responses((status = 200, body = ApplicationObject), Refusals),
+)]
 async fn get_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -777,7 +1074,15 @@ async fn write_object<S: Storage + 'static>(
     Ok(ObjectWritten { object: written, change: receipt.changes.first().copied(), runs: receipt.runs })
 }
 
-#[utoipa::path(put, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "Create or replace an object's data, as a web change that triggers hooks", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), request_body = ObjectBody, responses((status = 200, body = ObjectWritten), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail)))]
+#[utoipa::path(
+    put,
+    path = "/api/objects/{content_type}/{id}/",
+    tag = "objects",
+    summary = "Create or replace an object's data, as a web change that triggers hooks",
+    params(ObjectPath),
+    request_body = ObjectBody,
+    responses((status = 200, body = ObjectWritten), Refusals),
+)]
 async fn put_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -802,7 +1107,15 @@ pub(crate) struct ObjectPatch {
     data: serde_json::Map<String, Value>,
 }
 
-#[utoipa::path(patch, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "Merge data keys into an object, as a web change that triggers hooks", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), request_body = ObjectPatch, responses((status = 200, body = ObjectWritten), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    patch,
+    path = "/api/objects/{content_type}/{id}/",
+    tag = "objects",
+    summary = "Merge data keys into an object, as a web change that triggers hooks",
+    params(ObjectPath),
+    request_body = ObjectPatch,
+    responses((status = 200, body = ObjectWritten), Refusals),
+)]
 async fn patch_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -820,7 +1133,14 @@ async fn patch_object<S: Storage + 'static>(
     Ok(Json(write_object(&state, &caller, reference, Some(object)).await?))
 }
 
-#[utoipa::path(delete, path = "/api/objects/{content_type}/{id}/", tag = "objects", summary = "Delete an object, as a web change that triggers hooks", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), responses((status = 200, body = ObjectWritten), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    delete,
+    path = "/api/objects/{content_type}/{id}/",
+    tag = "objects",
+    summary = "Delete an object, as a web change that triggers hooks",
+    params(ObjectPath),
+    responses((status = 200, body = ObjectWritten), Refusals),
+)]
 async fn delete_object<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -834,7 +1154,14 @@ async fn delete_object<S: Storage + 'static>(
     Ok(Json(write_object(&state, &caller, reference, None).await?))
 }
 
-#[utoipa::path(get, path = "/api/objects/{content_type}/{id}/buttons/", tag = "objects", summary = "The buttons an object shows the caller", params(("content_type" = String, Path, description = "`app_label.model`"), ("id" = String, Path, description = "The object's id")), responses((status = 200, body = Vec<RenderedButton>), (status = 400, description = "Bad input: `{\"field\": [\"message\"]}` or `{\"detail\": …}`", body = ValidationErrors), (status = 401, description = "No valid token", body = Detail), (status = 403, description = "The caller lacks the permission named", body = Detail), (status = 404, description = "What the path names does not exist", body = Detail)))]
+#[utoipa::path(
+    get,
+    path = "/api/objects/{content_type}/{id}/buttons/",
+    tag = "objects",
+    summary = "The buttons an object shows the caller",
+    params(ObjectPath),
+    responses((status = 200, body = Vec<RenderedButton>), Refusals),
+)]
 async fn object_buttons<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,

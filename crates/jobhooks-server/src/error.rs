@@ -18,6 +18,28 @@ pub(crate) struct Detail {
     pub detail: String,
 }
 
+/// The refusals an endpoint may answer, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Refusals {
+    /// Bad input: `{"field": ["message"]}` for validation, `{"detail": "…"}` otherwise (413 for
+    /// a body over 1 MiB).
+    #[response(status = 400)]
+    BadInput(ValidationErrors),
+    /// No valid token.
+    #[response(status = 401)]
+    Unauthenticated(Detail),
+    /// The caller lacks the permission named, or may not do this for the reason given.
+    #[response(status = 403)]
+    Forbidden(Detail),
+    /// What the path names does not exist.
+    #[response(status = 404)]
+    NotFound(Detail),
+    /// The record is not in a state that allows this.
+    #[response(status = 409)]
+    Conflict(Detail),
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

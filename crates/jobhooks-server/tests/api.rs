@@ -409,6 +409,11 @@ async fn runs_on_objects_are_refused_for_each_reason_then_queued() {
     );
     let (status, shown) = server.get(&format!("/api/extras/job-results/{id}/"), &server.alice).await;
     assert_eq!((status, &shown["id"]), (StatusCode::OK, &json!(id)));
+    // Without a dispatcher the run does not end: a wait answers with it pending when it is over.
+    let (status, waited) = server.get(&format!("/api/extras/job-results/{id}/?wait=1"), &server.alice).await;
+    assert_eq!((status, &waited["status"]), (StatusCode::OK, &json!("PENDING")));
+    let (status, _) = server.get(&format!("/api/extras/job-results/{id}/?wait=soon"), &server.alice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, body) = server.post(&format!("/api/extras/job-results/{id}/replay/"), &server.alice, json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "only dead letters are replayed: {body}");
 
