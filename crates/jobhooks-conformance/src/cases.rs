@@ -655,3 +655,59 @@ fn set(model: &mut [(RunId, u8, Expected)], run: RunId, state: Expected) {
         entry.2 = state;
     }
 }
+
+/// An export of a store, restored into a new store of the same kind, reads back the same (runs
+/// that had not ended are pending again), and the new store goes on from it: new changes and runs
+/// are numbered after the export's, the restored runs are claimed in their lines' order, and the
+/// store refuses a second import.
+pub async fn a_snapshot_restores_into_a_new_store_as_it_was<S: Storage + jobhooks_model::ports::Restore>(
+    source: &S,
+    target: &S,
+) {
+    use jobhooks_model::transfer::{export, restored_status};
+    hooked(source).await;
+    source.put_user(jobhooks_model::User::new("alice").unwrap()).await.unwrap();
+    let token = jobhooks_model::ApiToken::issue("alice", OffsetDateTime::now_utc(), None, "laptop").token;
+    source.add_token(token).await.unwrap();
+    let button = jobhooks_model::JobButton::new("b", vec![ct("dcim.device")], "Go", BUTTON_JOB);
+    source.create_button(button).await.unwrap();
+    save(source, &[device("1", "A"), device("2", "A")]).await;
+    save(source, &[device("1", "B")]).await;
+    delete(source, "2").await;
+    let now = OffsetDateTime::now_utc();
+    // The creates' hook runs succeed; device 1's update run is claimed at export time; a press on
+    // device 2 is dead-lettered, and a second press on it is pending.
+    let claimed = lease_all(source, now).await;
+    assert_eq!(claimed.len(), 2, "the head of each device's line");
+    for (lease, _) in &claimed {
+        source.complete(completion(lease, Outcome::Succeeded { writes: None })).await.unwrap();
+    }
+    let dead = press(source, "2").await;
+    let pending = press(source, "2").await;
+    let claimed = lease_all(source, now).await;
+    assert_eq!(claimed.len(), 2, "device 1's update run and the first press");
+    let (dead_lease, _) = claimed.iter().find(|(lease, _)| lease.run == dead).unwrap();
+    source.complete(completion(dead_lease, Outcome::DeadLettered)).await.unwrap();
+    let snapshot = export(source, now).await.unwrap();
+    assert_eq!((snapshot.changes.len(), snapshot.results.len(), snapshot.objects.len()), (4, 5, 1));
+
+    let report = target.restore(&snapshot).await.unwrap();
+    assert_eq!((report.changes, report.results, report.queued), (4, 5, 2));
+    let mut expected = snapshot.clone();
+    for result in &mut expected.results {
+        result.status = restored_status(result.status);
+    }
+    let restored = export(target, now).await.unwrap();
+    assert_eq!(restored, expected);
+    assert_eq!(target.depth().await.unwrap(), QueueDepth { pending: 2, leased: 0, dead: 1 });
+
+    // The restored store goes on: ids after the export's, runs claimed in their lines.
+    let next = save(target, &[device("3", "A")]).await;
+    assert!(next.changes[0] > snapshot.changes.last().unwrap().id);
+    assert!(next.runs[0] > snapshot.results.last().unwrap().id);
+    let claimable = runs(&lease_all(target, now).await);
+    let unfinished: Vec<RunId> = expected.results.iter().filter(|r| !r.status.is_final()).map(|r| r.id).collect();
+    assert!(unfinished.iter().all(|run| claimable.contains(run)), "{claimable:?} {unfinished:?}");
+    assert!(claimable.contains(&pending));
+    assert!(matches!(target.restore(&snapshot).await.unwrap_err(), jobhooks_model::ports::RestoreError::NotNew { .. }));
+}

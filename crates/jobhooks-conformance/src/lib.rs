@@ -78,6 +78,16 @@ macro_rules! store_contract {
         fn queue_follows_its_model() {
             $crate::cases::queue_follows_its_model(|| async { $fresh().await });
         }
+
+        #[test]
+        fn a_snapshot_restores_into_a_new_store_as_it_was() {
+            $crate::run_case(|| async {
+                let (source, source_guard) = $fresh().await;
+                let (target, target_guard) = $fresh().await;
+                $crate::cases::a_snapshot_restores_into_a_new_store_as_it_was(&source, &target).await;
+                drop((source, target, source_guard, target_guard));
+            });
+        }
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
         $(

@@ -33,6 +33,7 @@ mod retention;
 mod session;
 mod sync;
 mod token;
+pub mod transfer;
 mod user;
 
 pub use button::{ButtonClass, JobButton, JobButtonPatch, MAX_BUTTON_TEXT_LEN, validate_button};

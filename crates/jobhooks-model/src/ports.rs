@@ -303,6 +303,47 @@ pub trait QueueMaintenance: Send + Sync {
     async fn prune(&self, retention: &Retention, now: OffsetDateTime) -> Result<PruneReport, MaintenanceError>;
 }
 
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RestoreReport {
+    /// Changes written.
+    pub changes: u64,
+    /// Job results written.
+    pub results: u64,
+    /// Of those, runs queued again (they had not ended).
+    pub queued: u64,
+}
+
+/// Why an import was not written. Nothing was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The store already holds data: an import writes only into a new store.
+    #[error("cannot import into this store: it already holds {what}; import into a new store")]
+    NotNew {
+        /// What it holds (`3 changes`, `job hook `x``).
+        what: String,
+    },
+    /// The snapshot cannot be written as it is; the message says why.
+    #[error("cannot import: {0}")]
+    Invalid(String),
+    /// Reading or writing the store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageFailure),
+}
+
+/// Writes an export ([`crate::transfer::Snapshot`]) into a new store.
+#[async_trait::async_trait]
+pub trait Restore: Send + Sync {
+    /// Writes `snapshot` into this store, which must hold nothing but job records (the
+    /// snapshot's replace them): every id, time, user, state and log is kept, the objects are
+    /// the snapshot's, and runs that had not ended are queued again in their objects' lines, in
+    /// id order, as [`crate::transfer::restored_status`] says. New changes and runs are numbered
+    /// after the snapshot's. All or nothing.
+    async fn restore(&self, snapshot: &crate::transfer::Snapshot) -> Result<RestoreReport, RestoreError>;
+}
+
 /// What a backup copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -141,7 +141,7 @@ pub(crate) async fn job(client: &impl Db, class_path: &str) -> Result<Option<Job
     row.as_ref().map(job_of).transpose()
 }
 
-async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), StorageFailure> {
+pub(crate) async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), StorageFailure> {
     client
         .execute(
             "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
@@ -163,7 +163,7 @@ async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), StorageFailure
     Ok(())
 }
 
-async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), StorageFailure> {
+pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), StorageFailure> {
     client
         .execute(
             "INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
@@ -185,7 +185,7 @@ async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), StorageFailure
     Ok(())
 }
 
-async fn put_button(client: &impl Db, button: &JobButton) -> Result<(), StorageFailure> {
+pub(crate) async fn put_button(client: &impl Db, button: &JobButton) -> Result<(), StorageFailure> {
     client
         .execute(
             "INSERT INTO jobhooks_buttons

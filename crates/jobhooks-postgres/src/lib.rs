@@ -32,6 +32,7 @@ mod db;
 mod lines;
 mod queue;
 mod records;
+mod restore;
 mod schema;
 pub mod testing;
 

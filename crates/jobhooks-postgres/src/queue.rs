@@ -62,11 +62,11 @@ fn run_of(row: &Row) -> Result<RunRow, StorageFailure> {
     Ok(RunRow { result, leases: row.get(8), line: row.get(13) })
 }
 
-fn logs_value(result: &JobResult) -> serde_json::Value {
+pub(crate) fn logs_value(result: &JobResult) -> serde_json::Value {
     serde_json::to_value(log_records(&result.logs)).unwrap_or_else(|_| serde_json::Value::Array(Vec::new()))
 }
 
-fn attempts_value(result: &JobResult) -> i32 {
+pub(crate) fn attempts_value(result: &JobResult) -> i32 {
     i32::try_from(result.attempts).unwrap_or(i32::MAX)
 }
 
@@ -110,7 +110,7 @@ async fn unclaim<E: From<StorageFailure> + From<jobhooks_model::IllegalTransitio
 }
 
 /// The line a run about `inputs` joins: its object's, when the store has a change of it.
-async fn line_of(client: &impl Db, inputs: &JobInputs) -> Result<Option<String>, StorageFailure> {
+pub(crate) async fn line_of(client: &impl Db, inputs: &JobInputs) -> Result<Option<String>, StorageFailure> {
     let object = match inputs {
         JobInputs::Hook { object_change } => {
             let row = client

@@ -776,3 +776,62 @@ impl QueueMaintenance for MemoryStore {
         Ok(report)
     }
 }
+
+#[async_trait::async_trait]
+impl jobhooks_model::ports::Restore for MemoryStore {
+    async fn restore(
+        &self,
+        snapshot: &jobhooks_model::transfer::Snapshot,
+    ) -> Result<jobhooks_model::ports::RestoreReport, jobhooks_model::ports::RestoreError> {
+        use jobhooks_model::transfer::restored_status;
+        jobhooks_model::transfer::check_new(self).await?;
+        let mut report = jobhooks_model::ports::RestoreReport::default();
+        {
+            let mut state = self.state();
+            state.jobs = snapshot.jobs.iter().map(|job| (job.class_path.clone(), job.clone())).collect();
+            state.users = snapshot.users.iter().map(|user| (user.username.clone(), user.clone())).collect();
+            state.tokens = snapshot.tokens.iter().map(|token| (token.id.clone(), token.clone())).collect();
+            state.hooks = snapshot.hooks.iter().map(|hook| (hook.name.clone(), hook.clone())).collect();
+            state.buttons = snapshot.buttons.iter().map(|button| (button.name.clone(), button.clone())).collect();
+            let mut runs_by_change = snapshot.runs_by_change();
+            for change in &snapshot.changes {
+                let reference = change.object_ref();
+                let mut stored = change.clone();
+                // As a commit stores it: the prechange is found again from the previous change.
+                if state.changes_by_object.get(&reference).is_some_and(|ids| !ids.is_empty()) {
+                    stored.prechange = None;
+                }
+                state.changes_by_object.entry(reference).or_default().push(change.id);
+                state.changes_by_request.entry(change.request_id).or_default().push(change.id);
+                let runs = runs_by_change.remove(&change.id).unwrap_or_default();
+                state.changes.insert(change.id, Recorded { change: stored, runs });
+                state.next_change = state.next_change.max(change.id.0);
+                state.last_time = state.last_time.max(Some(change.time));
+                report.changes += 1;
+            }
+            state.objects =
+                snapshot.objects.iter().map(|object| (object.reference().clone(), object.clone())).collect();
+            for result in &snapshot.results {
+                let status = restored_status(result.status);
+                let unfinished = !status.is_final();
+                let line = if unfinished { state.line_of(&result.inputs) } else { None };
+                if let Some(object) = &line {
+                    state.lines.entry(object.clone()).or_default().push_back(result.id);
+                }
+                match status {
+                    JobStatus::Pending => add(&mut state.counts, jobhooks_model::QUEUED),
+                    JobStatus::DeadLettered => state.counts.dead += 1,
+                    _ => {}
+                }
+                let restored = JobResult { status, ..result.clone() };
+                let run = Run { result: restored, state: status, leases: 0, deadline: None, due: None, line };
+                state.runs.insert(result.id, run);
+                state.next_run = state.next_run.max(result.id.0);
+                report.results += 1;
+                report.queued += u64::from(unfinished);
+            }
+        }
+        self.signal_work();
+        Ok(report)
+    }
+}

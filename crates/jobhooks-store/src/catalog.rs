@@ -99,7 +99,7 @@ impl CatalogCache {
     }
 
     /// Stores `hook`, replacing the hook `replacing` (which may have another name).
-    fn put_hook(
+    pub(crate) fn put_hook(
         &mut self,
         staging: &mut Staging<'_>,
         hook: JobHook,
@@ -118,7 +118,7 @@ impl CatalogCache {
         self.unindex_hook(name)
     }
 
-    fn put_button(
+    pub(crate) fn put_button(
         &mut self,
         staging: &mut Staging<'_>,
         button: JobButton,
@@ -138,7 +138,7 @@ impl CatalogCache {
         Ok(())
     }
 
-    fn put_token(&mut self, staging: &mut Staging<'_>, token: ApiToken) -> Result<(), StorageFailure> {
+    pub(crate) fn put_token(&mut self, staging: &mut Staging<'_>, token: ApiToken) -> Result<(), StorageFailure> {
         staging.put_record(keys::named(keys::TOKEN, &token.id), &token)?;
         self.tokens.insert(token.id.clone(), token);
         Ok(())

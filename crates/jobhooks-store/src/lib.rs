@@ -64,6 +64,7 @@ mod lines;
 mod open;
 mod queue;
 mod records;
+mod restore;
 mod retention;
 mod staging;
 
