@@ -38,7 +38,7 @@ use std::time::Duration;
 use backend::{Backend, Session};
 use clap::{Args, Parser, Subcommand};
 use jobhooks_dispatch::PressError;
-use jobhooks_model::ports::{Backup, BackupError, ResultFilter, Storage, SyncMode};
+use jobhooks_model::ports::{Backup, BackupError, Restore, ResultFilter, Storage, SyncMode};
 use jobhooks_model::{
     Action, ButtonClass, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobStatus, Object,
     ObjectRef, OffsetDateTime, Permission, RunId, StoreError, User, Value,
@@ -208,8 +208,8 @@ struct Cli {
     #[arg(long, global = true, env = "JOBHOOKS_CONFIG")]
     config: Option<PathBuf>,
     /// Talk to a running `jobhooks serve` at this address (`http://host:8080`) instead of opening
-    /// the store: every command but `run`, `serve`, `migrate`, `prune` and `demo` works this way
-    /// (`backup` writes its copy on the server's machine).
+    /// the store: every command but `run`, `serve`, `migrate`, `prune`, `import` and `demo` works
+    /// this way (`backup` writes its copy on the server's machine).
     #[arg(long, global = true, env = "JOBHOOKS_URL")]
     url: Option<String>,
     /// The API token for --url (`jobhooks users token add`); its user acts.
@@ -284,6 +284,14 @@ enum Command {
     /// to open in place of this one. With --url the server writes the copy on its own machine.
     /// (The sled store only: back PostgreSQL up with pg_dump.)
     Backup { path: PathBuf },
+    /// Write every record of the store (jobs, users, tokens, hooks, buttons, objects, changes and
+    /// results) as JSON lines to PATH, or stdout without it. With --url the server exports the
+    /// store it holds (superusers).
+    Export { path: Option<PathBuf> },
+    /// Read an export (from `jobhooks export`, of any store and version that writes format 1) from
+    /// PATH, or `-` for stdin, into this store, which must be new: ids, times, states and logs are
+    /// kept; runs that had not ended are queued again.
+    Import { path: PathBuf },
     /// Remove finished results and old changes now, per the retention of the config
     /// (`retention.results_days`, `retention.changes_days`) or these flags.
     Prune {
@@ -738,6 +746,10 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             Command::Objects(command) => objects(&remote, command).await,
             Command::Changes(command) => changes(&remote, command).await,
             Command::Results(command) => results(&remote, command).await,
+            Command::Export { path } => {
+                let lines = remote.export().await?;
+                write_export(path.as_deref(), lines.as_bytes())
+            }
             Command::Backup { path } => {
                 let report = remote.backup(&path).await?;
                 remote.print(&report, |report| backed_up(&path, report));
@@ -770,6 +782,40 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
     dispatch(session, cli.command, Some(backup)).await
 }
 
+/// Writes an export to `path`, or to stdout without one. A file is written whole or not at all:
+/// into a temporary file beside it, then renamed.
+fn write_export(path: Option<&std::path::Path>, lines: &[u8]) -> Outcome {
+    use std::io::Write;
+    let Some(path) = path else {
+        let mut stdout = std::io::stdout().lock();
+        let _closed_or_written = stdout.write_all(lines).and_then(|()| stdout.flush());
+        return Ok(());
+    };
+    let failed =
+        |error: std::io::Error| Failure::failed(format!("cannot write the export to {}: {error}", path.display()));
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, lines).map_err(failed)?;
+    std::fs::rename(&partial, path).map_err(failed)
+}
+
+/// Reads an export from `path` (`-`: stdin) and checks it.
+fn read_export(path: &std::path::Path) -> Result<jobhooks_model::transfer::Snapshot, Failure> {
+    use jobhooks_model::transfer::{Record, Snapshot};
+    use std::io::BufRead;
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(path)
+            .map_err(|error| Failure::bad_input(format!("cannot read {}: {error}", path.display())))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let records = reader.lines().filter(|line| !matches!(line, Ok(text) if text.trim().is_empty())).map(|line| {
+        line.map_err(|error| error.to_string())
+            .and_then(|text| serde_json::from_str::<Record>(&text).map_err(|error| error.to_string()))
+    });
+    Snapshot::from_records(records).map_err(|error| Failure::bad_input(format!("{}: {error}", path.display())))
+}
+
 /// What a backup says it did.
 fn backed_up(path: &std::path::Path, report: &serde_json::Value) -> String {
     format!("backed up {} record(s), {} byte(s), into {}", report["records"], report["bytes"], path.display())
@@ -798,7 +844,7 @@ fn without_password(url: &str) -> String {
 }
 
 /// Runs `command` on the open store; `backup` copies it, when the store is one jobhooks backs up.
-async fn dispatch<S: Storage + 'static>(
+async fn dispatch<S: Storage + Restore + 'static>(
     session: Session<S>,
     command: Command,
     backup: Option<Arc<dyn Backup>>,
@@ -829,6 +875,26 @@ async fn dispatch<S: Storage + 'static>(
             run_dispatcher(&session, workers, grace, job_sync).await
         }
         Command::Config(ConfigCommand::Show) => Ok(()),
+        Command::Export { path } => {
+            let snapshot = jobhooks_model::transfer::export(&*session.store, OffsetDateTime::now_utc()).await?;
+            write_export(path.as_deref(), snapshot.json_lines(OffsetDateTime::now_utc()).as_bytes())
+        }
+        Command::Import { path } => {
+            let snapshot = read_export(&path)?;
+            let report = session.store.restore(&snapshot).await.map_err(|error| match error {
+                jobhooks_model::ports::RestoreError::Storage(failure) => {
+                    Failure::failed(jobhooks_model::error_chain(&failure))
+                }
+                refused => Failure::bad_input(refused.to_string()),
+            })?;
+            session.print(&report, |report| {
+                format!(
+                    "imported {} change(s) and {} job result(s); {} run(s) queued again",
+                    report.changes, report.results, report.queued
+                )
+            });
+            Ok(())
+        }
         Command::Backup { path } => {
             let backup = backup.ok_or_else(|| {
                 Failure::bad_input(

@@ -66,6 +66,17 @@ impl Remote {
     /// One request; a 4xx answer is the caller's input (exit 2) with the server's message, and
     /// anything else that is not a success is a failure (exit 1).
     async fn call(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Option<Value>, Failure> {
+        let text = self.raw(method, url.clone(), body).await?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|error| Failure::failed(format!("the server's answer to {url} is not JSON: {error}")))
+    }
+
+    /// One request's answer as text, refusals turned into failures as [`Remote::call`] says.
+    async fn raw(&self, method: Method, url: Url, body: Option<&Value>) -> Result<String, Failure> {
         let mut request =
             self.client.request(method, url.clone()).header("Authorization", format!("Token {}", self.token));
         if let Some(body) = body {
@@ -84,12 +95,7 @@ impl Remote {
             .await
             .map_err(|error| Failure::failed(format!("the server's answer to {url} was cut off: {error}")))?;
         if status.is_success() {
-            if text.is_empty() {
-                return Ok(None);
-            }
-            return serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|error| Failure::failed(format!("the server's answer to {url} is not JSON: {error}")));
+            return Ok(text);
         }
         let message = message_of(status, &text);
         if status.is_client_error() { Err(Failure::bad_input(message)) } else { Err(Failure::failed(message)) }
@@ -158,6 +164,11 @@ impl Remote {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// The server's export of its store, as JSON lines.
+    pub async fn export(&self) -> Result<String, Failure> {
+        self.raw(Method::GET, self.url(&["export"]), None).await
     }
 
     /// Asks the server to back its store up into `path`, on the server's machine.

@@ -77,7 +77,7 @@ fn through_a_server_the_tokens_user_acts_and_what_needs_the_store_is_refused() {
     assert!(ok(&served, &["changes", "list"]).contains("created by root"));
 
     let (_dir, db) = store();
-    for command in [&["run"][..], &["serve"], &["migrate"], &["prune", "--results-days", "1"]] {
+    for command in [&["run"][..], &["serve"], &["migrate"], &["prune", "--results-days", "1"], &["import", "x"]] {
         let args = [&["--url", "http://127.0.0.1:9", "--token", "t"][..], command].concat();
         assert!(fails(&db, &args, 2).contains("works on the store itself, not through a server"), "{command:?}");
     }
@@ -107,6 +107,45 @@ fn backup_copies_a_store_here_and_through_the_server_that_holds_it() {
     let users = json(&remote_copy, &["users", "list"]);
     let names: Vec<&str> = users.as_array().unwrap().iter().map(|user| user["username"].as_str().unwrap()).collect();
     assert_eq!(names, ["bob", "root"]);
+}
+
+#[test]
+fn an_export_imports_into_a_new_store_as_it_was_and_nowhere_else() {
+    let (dir, db) = store();
+    support::populated(&db);
+    let file = dir.path().join("export.jsonl");
+    ok(&db, &["export", file.to_str().unwrap()]);
+    let exported = std::fs::read_to_string(&file).unwrap();
+    let records = support::records(&exported);
+    let kinds: std::collections::BTreeSet<&str> = records.iter().map(|r| r["record"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["button", "change", "hook", "job", "object", "result", "token", "user"].into());
+    assert!(!exported.contains("jh_"), "no key in an export");
+
+    let copy = dir.path().join("copy");
+    let report = json(&copy, &["import", file.to_str().unwrap()]);
+    assert_eq!(report["changes"], 5, "four writes and the hook run's revert");
+    assert_eq!(support::records(&ok(&copy, &["export"])), records, "the copy exports the same records");
+    assert_eq!(json(&copy, &["objects", "show", "dcim.device", "d1"])["data"]["serial"], "A1", "the hook's revert");
+    // The copy goes on where the store left off.
+    let receipt = json(&copy, &["objects", "put", "dcim.device", "d2", "{}", "--user", "alice"]);
+    assert_eq!(receipt["changes"][0], 6, "after the export's changes");
+
+    let again = fails(&copy, &["import", file.to_str().unwrap()], 2);
+    assert!(
+        again.contains("cannot import into this store: it already holds 6 change(s); import into a new store"),
+        "{again}"
+    );
+    let other = dir.path().join("other");
+    std::fs::write(&file, exported.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
+    let headless = fails(&other, &["import", file.to_str().unwrap()], 2);
+    assert!(headless.contains("the first line is not an export's header"), "{headless}");
+    assert_eq!(json(&other, &["changes", "list"]), serde_json::json!([]), "nothing was imported");
+
+    // Through a server, the server exports the store it holds.
+    let served = Served::start();
+    ok(&served, &["users", "add", "bob"]);
+    let through = support::records(&ok(&served, &["export"]));
+    assert!(through.iter().any(|r| r["record"] == "user" && r["username"] == "bob"), "{through:?}");
 }
 
 fn store() -> (tempfile::TempDir, std::path::PathBuf) {

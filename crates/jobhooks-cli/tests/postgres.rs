@@ -152,3 +152,50 @@ fn a_url_that_is_not_postgres_is_refused_and_an_unreachable_server_is_a_failure(
     assert!(failed.contains("cannot connect to PostgreSQL"), "{failed}");
     assert!(!failed.contains("secret"), "the password is never printed: {failed}");
 }
+
+/// A team outgrows one machine: the sled store's export imports into PostgreSQL, which then exports
+/// the same records.
+#[test]
+fn a_sled_store_moves_to_postgresql_through_an_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = dir.path().join("db");
+    support::populated(&sled);
+    let file = dir.path().join("export.jsonl");
+    ok(&sled, &["export", file.to_str().unwrap()]);
+    let db = database();
+    let report = json(&db, &["import", file.to_str().unwrap()]);
+    assert_eq!(report["changes"], 5, "four writes and the hook run's revert");
+    let exported = support::records(&std::fs::read_to_string(&file).unwrap());
+    // PostgreSQL keeps times to the microsecond; sled keeps what the clock gave.
+    assert_eq!(microseconds(support::records(&ok(&db, &["export"]))), microseconds(exported));
+    let receipt = json(&db, &["objects", "put", "dcim.device", "d2", "{}", "--user", "alice"]);
+    assert_eq!(receipt["changes"][0], 6, "PostgreSQL numbers new changes after the export's");
+}
+
+/// `records` with every time cut to the microsecond, as PostgreSQL's `timestamptz` keeps it.
+fn microseconds(records: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    fn cut(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text)
+                if text.ends_with('Z') && text.len() > 20 && text.as_bytes()[10] == b'T' =>
+            {
+                if let Some(dot) = text.find('.') {
+                    let digits: String = text[dot + 1..text.len() - 1].chars().take(6).collect();
+                    let digits = digits.trim_end_matches('0');
+                    let head = &text[..dot];
+                    *text = if digits.is_empty() { format!("{head}Z") } else { format!("{head}.{digits}Z") };
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(cut),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(cut),
+            _ => {}
+        }
+    }
+    records
+        .into_iter()
+        .map(|mut record| {
+            cut(&mut record);
+            record
+        })
+        .collect()
+}

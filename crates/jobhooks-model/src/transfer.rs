@@ -229,6 +229,18 @@ impl Snapshot {
         jobs.chain(users).chain(tokens).chain(hooks).chain(buttons).chain(objects).chain(changes).chain(results)
     }
 
+    /// The export of this snapshot, taken at `now`: its header and its records, one JSON object
+    /// per line.
+    pub fn json_lines(&self, now: OffsetDateTime) -> String {
+        let mut lines = String::new();
+        for record in std::iter::once(Self::header(now)).chain(self.records()) {
+            // Records are plain data (strings, numbers, JSON values): they always serialize.
+            lines.push_str(&serde_json::to_string(&record).unwrap_or_default());
+            lines.push('\n');
+        }
+        lines
+    }
+
     /// The header of an export of this snapshot written now.
     pub fn header(now: OffsetDateTime) -> Record {
         Record::Header(ExportHeader {
@@ -350,10 +362,7 @@ mod tests {
     }
 
     fn lines(snapshot: &Snapshot) -> Vec<String> {
-        std::iter::once(Snapshot::header(OffsetDateTime::UNIX_EPOCH))
-            .chain(snapshot.records())
-            .map(|record| serde_json::to_string(&record).unwrap())
-            .collect()
+        snapshot.json_lines(OffsetDateTime::UNIX_EPOCH).lines().map(str::to_owned).collect()
     }
 
     fn read(lines: &[String]) -> Result<Snapshot, SnapshotError> {

@@ -77,7 +77,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(status, backup, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
+    paths(status, backup, export, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -163,6 +163,7 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/docs/openapi.json", get(openapi_document))
         .route("/api/status/", get(status::<S>))
         .route("/api/backup/", post(backup::<S>))
+        .route("/api/export/", get(export::<S>))
         .route("/api/users/", get(users::<S>).post(create_user::<S>))
         .route("/api/users/tokens/", get(list_tokens::<S>).post(create_token::<S>))
         .route("/api/users/tokens/{id}/", get(get_token::<S>).delete(delete_token::<S>))
@@ -274,6 +275,23 @@ async fn backup<S: Storage + 'static>(
     let report = backup.backup_to(std::path::Path::new(&target.path)).await?;
     tracing::info!(path = %target.path, records = report.records, "backed the store up");
     Ok((StatusCode::CREATED, Json(BackupDone { path: target.path, records: report.records, bytes: report.bytes })))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/export/",
+    tag = "operations",
+    summary = "Every record of the store as JSON lines, for `jobhooks import` (superusers)",
+    responses((status = 200, content_type = "application/x-ndjson", body = String), Refusals),
+)]
+async fn export<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+) -> Answer<([(axum::http::HeaderName, &'static str); 1], String)> {
+    caller.require_superuser()?;
+    let now = OffsetDateTime::now_utc();
+    let snapshot = jobhooks_model::transfer::export(&*state.store, now).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], snapshot.json_lines(now)))
 }
 
 /// A user to add or replace, as `POST /api/users/` takes it.

@@ -174,3 +174,43 @@ pub fn fails(place: impl Place, args: &[&str], status: i32) -> String {
     assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
     stderr
 }
+
+/// A store with the demo's kinds of records: users with a token, a hook and a button on enabled
+/// jobs, objects changed three times, a press, and every run ended by `demo`'s dispatcher.
+pub fn populated(place: impl Place + Copy) {
+    const SERIAL_HOOK: &str = "jobhooks_examples::ExampleJobHookReceiver";
+    const SIMPLE_BUTTON: &str = "jobhooks_examples::ExampleSimpleJobButtonReceiver";
+    ok(place, &["users", "add", "alice", "--superuser"]);
+    ok(place, &["users", "token", "add", "alice", "--description", "laptop"]);
+    ok(place, &["jobs", "enable", SERIAL_HOOK]);
+    ok(place, &["jobs", "enable", SIMPLE_BUTTON]);
+    ok(place, &["hooks", "add", "serials", "--content-type", "dcim.device", "--job", SERIAL_HOOK, "--on", "update"]);
+    ok(
+        place,
+        &[
+            "buttons",
+            "add",
+            "go",
+            "--content-type",
+            "dcim.device",
+            "--text",
+            "Go",
+            "--job",
+            SIMPLE_BUTTON,
+            "--group",
+            "g",
+        ],
+    );
+    ok(place, &["objects", "put", "dcim.device", "d1", r#"{"serial": "A1"}"#, "--user", "alice"]);
+    ok(place, &["objects", "put", "dcim.device", "d1", r#"{"serial": "B2"}"#, "--user", "alice"]);
+    ok(place, &["objects", "put", "dcim.rack", "r1", r#"{"name": "R1"}"#, "--user", "alice"]);
+    ok(place, &["objects", "delete", "dcim.rack", "r1", "--user", "alice"]);
+    ok(place, &["buttons", "press", "go", "dcim.device", "d1", "--user", "alice", "--wait"]);
+}
+
+/// The lines of an export without its header (which says when it was taken).
+pub fn records(export: &str) -> Vec<Value> {
+    let mut lines = export.lines().map(|line| serde_json::from_str::<Value>(line).expect("JSON lines"));
+    assert_eq!(lines.next().expect("a header")["record"], "header");
+    lines.collect()
+}
