@@ -208,8 +208,8 @@ struct Cli {
     #[arg(long, global = true, env = "JOBHOOKS_CONFIG")]
     config: Option<PathBuf>,
     /// Talk to a running `jobhooks serve` at this address (`http://host:8080`) instead of opening
-    /// the store: every command but `run`, `serve`, `migrate`, `prune`, `import` and `demo` works
-    /// this way (`backup` writes its copy on the server's machine).
+    /// the store: every command but `run`, `serve`, `migrate`, `import` and `demo` works this way
+    /// (`backup` writes its copy on the server's machine).
     #[arg(long, global = true, env = "JOBHOOKS_URL")]
     url: Option<String>,
     /// The API token for --url (`jobhooks users token add`); its user acts.
@@ -746,6 +746,22 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             Command::Objects(command) => objects(&remote, command).await,
             Command::Changes(command) => changes(&remote, command).await,
             Command::Results(command) => results(&remote, command).await,
+            Command::Prune { results_days, changes_days } => {
+                let mut settings = config.clone();
+                settings.retention.results_days = results_days.or(settings.retention.results_days);
+                settings.retention.changes_days = changes_days.or(settings.retention.changes_days);
+                let (results_days, changes_days) = (settings.retention.results_days, settings.retention.changes_days);
+                if results_days.is_none() && changes_days.is_none() {
+                    return Err(Failure::bad_input(
+                        "no retention is set: give --results-days or --changes-days, or set them in the config",
+                    ));
+                }
+                let report = remote.prune(results_days, changes_days).await?;
+                remote.print(&report, |report| {
+                    format!("pruned {} result(s) and {} change(s)", report["results"], report["changes"])
+                });
+                Ok(())
+            }
             Command::Export { path } => {
                 let lines = remote.export().await?;
                 write_export(path.as_deref(), lines.as_bytes())

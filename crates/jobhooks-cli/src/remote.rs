@@ -166,6 +166,12 @@ impl Remote {
         }
     }
 
+    /// Asks the server to prune its store now.
+    pub async fn prune(&self, results_days: Option<u32>, changes_days: Option<u32>) -> Result<Value, Failure> {
+        let body = json!({ "results_days": results_days, "changes_days": changes_days });
+        self.send(Method::POST, &["prune"], &body).await
+    }
+
     /// The server's export of its store, as JSON lines.
     pub async fn export(&self) -> Result<String, Failure> {
         self.raw(Method::GET, self.url(&["export"]), None).await

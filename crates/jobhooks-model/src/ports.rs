@@ -207,6 +207,7 @@ pub struct Retention {
 
 /// What one pruning pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PruneReport {
     /// Results removed.
     pub results: u64,

@@ -77,7 +77,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(status, backup, export, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
+    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -164,6 +164,7 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/status/", get(status::<S>))
         .route("/api/backup/", post(backup::<S>))
         .route("/api/export/", get(export::<S>))
+        .route("/api/prune/", post(prune::<S>))
         .route("/api/users/", get(users::<S>).post(create_user::<S>))
         .route("/api/users/tokens/", get(list_tokens::<S>).post(create_token::<S>))
         .route("/api/users/tokens/{id}/", get(get_token::<S>).delete(delete_token::<S>))
@@ -292,6 +293,43 @@ async fn export<S: Storage + 'static>(
     let now = OffsetDateTime::now_utc();
     let snapshot = jobhooks_model::transfer::export(&*state.store, now).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], snapshot.json_lines(now)))
+}
+
+/// How long `POST /api/prune/` keeps what it may remove.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PruneAfter {
+    /// Days to keep finished results.
+    results_days: Option<u32>,
+    /// Days to keep changes (an object's latest change, and changes with kept results, stay).
+    changes_days: Option<u32>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/prune/",
+    tag = "operations",
+    summary = "Remove finished results and old changes now, as retention would (superusers)",
+    request_body = PruneAfter,
+    responses((status = 200, body = jobhooks_model::ports::PruneReport), Refusals),
+)]
+async fn prune<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Body(after): Body<PruneAfter>,
+) -> Answer<Json<jobhooks_model::ports::PruneReport>> {
+    caller.require_superuser()?;
+    let days = |days: Option<u32>| days.map(|days| Duration::from_secs(u64::from(days) * 86_400));
+    let retention = jobhooks_model::ports::Retention {
+        results_for: days(after.results_days),
+        changes_for: days(after.changes_days),
+    };
+    if retention == jobhooks_model::ports::Retention::default() {
+        let mut errors = ValidationErrors::default();
+        errors.add(ValidationErrors::NON_FIELD, "Give results_days, changes_days or both.");
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(Json(state.store.prune(&retention, OffsetDateTime::now_utc()).await?))
 }
 
 /// A user to add or replace, as `POST /api/users/` takes it.

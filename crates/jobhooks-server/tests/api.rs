@@ -540,11 +540,31 @@ async fn the_openapi_document_describes_every_route_as_it_is() {
 }
 
 #[tokio::test]
-async fn backups_are_for_superusers_and_stores_that_have_them() {
+async fn backups_exports_and_prunes_are_for_superusers() {
     let server = Server::start().await;
     let target = server._dir.path().join("copy").display().to_string();
     let (status, _) = server.post("/api/backup/", &server.alice, json!({"path": target})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(server.get("/api/export/", &server.alice).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(server.post("/api/prune/", &server.alice, json!({"changes_days": 0})).await.0, StatusCode::FORBIDDEN);
+    let (status, errors) = server.post("/api/prune/", &server.root, json!({})).await;
+    assert_eq!(
+        (status, &errors["__all__"]),
+        (StatusCode::BAD_REQUEST, &json!(["Give results_days, changes_days or both."]))
+    );
+    let (status, pruned) = server.post("/api/prune/", &server.root, json!({"results_days": 0})).await;
+    assert_eq!((status, &pruned["results"]), (StatusCode::OK, &json!(0)));
+    let export = server
+        .client
+        .get(format!("{}/api/export/", server.base))
+        .header("Authorization", format!("Token {}", server.root))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.headers()["content-type"], "application/x-ndjson");
+    let lines = export.text().await.unwrap();
+    assert!(lines.lines().next().unwrap().contains("\"record\":\"header\""), "{lines}");
+    assert!(lines.contains("\"record\":\"change\""), "the fixture's device is exported: {lines}");
     let (status, body) = server.post("/api/backup/", &server.root, json!({"path": target})).await;
     assert_eq!(
         (status, body["detail"].as_str().unwrap()),
