@@ -12,6 +12,10 @@
 //! - **Errors** are JSON: `{"field": ["message"]}` for validation, with the messages of the
 //!   catalog's rules, `{"detail": "…"}` otherwise; bad input is a 4xx, never a 500. Bodies are at
 //!   most [`BODY_LIMIT`] bytes.
+//! - **The OpenAPI document** of every route is at `/api/docs/openapi.json`, generated from the
+//!   handlers and the model's types.
+//! - **Operations** for superusers: `POST /api/backup/` (with [`AppState::with_backup`]),
+//!   `GET /api/export/` (JSON lines for `jobhooks import`), `POST /api/prune/`.
 //!
 //! Serving a store (the `jobhooks serve` command does this with the dispatcher beside it):
 //!
