@@ -250,11 +250,12 @@ impl Snapshot {
         })
     }
 
-    /// The object whose line each run waits in: a hook run's is its change's object, a button
-    /// run's the object it was pressed on. Stores queue the runs that had not ended in these
-    /// lines, in id order.
+    /// The object whose line a run waits in, as the stores decide it: a hook run's is its
+    /// change's object, a button run's the object it was pressed on, when the snapshot has a
+    /// change of it (an object without changes has no line). Stores queue the runs that had not
+    /// ended in these lines, in id order.
     pub fn line_of(&self, result: &JobResult) -> Option<ObjectRef> {
-        match &result.inputs {
+        let object = match &result.inputs {
             JobInputs::Hook { object_change } => self
                 .changes
                 .binary_search_by_key(object_change, |change| change.id)
@@ -263,7 +264,8 @@ impl Snapshot {
             JobInputs::Button { object_pk, object_model_name } => ContentType::new(object_model_name.as_str())
                 .and_then(|content_type| ObjectRef::new(content_type, object_pk.as_str()))
                 .ok(),
-        }
+        }?;
+        self.changes.iter().any(|change| change.object_ref() == object).then_some(object)
     }
 
     /// The runs each change queued, by change: what a change record lists.
@@ -449,6 +451,8 @@ mod tests {
         let lines: Vec<String> =
             snapshot.results.iter().map(|result| snapshot.line_of(result).unwrap().to_string()).collect();
         assert_eq!(lines, ["dcim.device b", "dcim.device b"]);
+        let unchanged = JobInputs::Button { object_pk: "z".into(), object_model_name: "dcim.device".into() };
+        assert_eq!(snapshot.line_of(&result(3, unchanged, JobStatus::Pending)), None, "no change of z: no line");
         assert_eq!(snapshot.runs_by_change()[&ChangeId(2)], [RunId(1)]);
         assert_eq!(restored_status(JobStatus::Started), JobStatus::Pending);
         assert_eq!(restored_status(JobStatus::Retrying), JobStatus::Pending);
