@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_dispatch::{Dispatcher, RenderedButton};
-use jobhooks_model::ports::{CommitReceipt, ObjectReader, ResultFilter, Storage, SyncMode};
+use jobhooks_model::ports::{CommitReceipt, ObjectReader, PruneReport, ResultFilter, Retention, Storage, SyncMode};
 use jobhooks_model::{
     ApiToken, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, JobButton, JobButtonPatch, JobHook,
     JobHookPatch, JobRecord, JobResult, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
@@ -102,6 +102,8 @@ pub(crate) trait Backend {
     async fn get_change(&self, id: ChangeId) -> Result<ObjectChange, Failure>;
 
     async fn list_results(&self, filter: ResultFilter) -> Result<Vec<JobResult>, Failure>;
+    /// Removes finished results and changes older than the days given (`None`: keep).
+    async fn prune(&self, results_days: Option<u32>, changes_days: Option<u32>) -> Result<PruneReport, Failure>;
     async fn get_result(&self, run: RunId) -> Result<JobResult, Failure>;
     async fn replay(&self, run: RunId) -> Result<(), Failure>;
 }
@@ -305,6 +307,11 @@ impl<S: Storage + 'static> Backend for Session<S> {
 
     async fn get_result(&self, run: RunId) -> Result<JobResult, Failure> {
         Ok(self.store.get_result(run).await?.ok_or_else(|| StoreError::not_found("job result", run))?)
+    }
+
+    async fn prune(&self, results_days: Option<u32>, changes_days: Option<u32>) -> Result<PruneReport, Failure> {
+        let retention = Retention::from_days(results_days, changes_days);
+        Ok(self.store.prune(&retention, OffsetDateTime::now_utc()).await?)
     }
 
     async fn replay(&self, run: RunId) -> Result<(), Failure> {

@@ -203,8 +203,6 @@ impl Default for RetentionSettings {
     }
 }
 
-const DAY: u64 = 86_400;
-
 impl Config {
     /// Defaults, then the file at `path` (if any), then the environment as `env` reads it.
     pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -284,8 +282,7 @@ impl Config {
 
     /// How long results and changes are kept.
     pub fn retention(&self) -> Retention {
-        let days = |days: Option<u32>| days.map(|days| Duration::from_secs(u64::from(days) * DAY));
-        Retention { results_for: days(self.retention.results_days), changes_for: days(self.retention.changes_days) }
+        Retention::from_days(self.retention.results_days, self.retention.changes_days)
     }
 
     /// The dispatcher's configuration, `workers` as given.
@@ -341,7 +338,7 @@ mod tests {
         assert_eq!(config.dispatcher.lease_batch, DispatcherConfig::default().lease_batch, "defaults fill the rest");
         let dispatcher = config.dispatcher(config.dispatcher.workers);
         assert_eq!(dispatcher.retry_policy("app::Flaky").max_attempts, 5);
-        assert_eq!(dispatcher.retention.results_for, Some(Duration::from_secs(30 * DAY)));
+        assert_eq!(dispatcher.retention.results_for, Some(Duration::from_secs(30 * 86_400)));
         let shown: Config = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(shown, config, "what `config show` prints reads back the same");
     }

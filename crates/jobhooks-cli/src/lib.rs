@@ -746,22 +746,7 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             Command::Objects(command) => objects(&remote, command).await,
             Command::Changes(command) => changes(&remote, command).await,
             Command::Results(command) => results(&remote, command).await,
-            Command::Prune { results_days, changes_days } => {
-                let mut settings = config.clone();
-                settings.retention.results_days = results_days.or(settings.retention.results_days);
-                settings.retention.changes_days = changes_days.or(settings.retention.changes_days);
-                let (results_days, changes_days) = (settings.retention.results_days, settings.retention.changes_days);
-                if results_days.is_none() && changes_days.is_none() {
-                    return Err(Failure::bad_input(
-                        "no retention is set: give --results-days or --changes-days, or set them in the config",
-                    ));
-                }
-                let report = remote.prune(results_days, changes_days).await?;
-                remote.print(&report, |report| {
-                    format!("pruned {} result(s) and {} change(s)", report["results"], report["changes"])
-                });
-                Ok(())
-            }
+            Command::Prune { results_days, changes_days } => prune(&remote, &config, results_days, changes_days).await,
             Command::Export { path } => {
                 let lines = remote.export().await?;
                 write_export(path.as_deref(), lines.as_bytes())
@@ -928,22 +913,28 @@ async fn dispatch<S: Storage + Restore + 'static>(
             Ok(())
         }
         Command::Prune { results_days, changes_days } => {
-            let mut settings = session.config.clone();
-            settings.retention.results_days = results_days.or(settings.retention.results_days);
-            settings.retention.changes_days = changes_days.or(settings.retention.changes_days);
-            let retention = settings.retention();
-            if retention == jobhooks_model::ports::Retention::default() {
-                return Err(Failure::bad_input(
-                    "no retention is set: give --results-days or --changes-days, or set them in the config",
-                ));
-            }
-            let report = session.store.prune(&retention, OffsetDateTime::now_utc()).await?;
-            session.print(&report, |report| {
-                format!("pruned {} result(s) and {} change(s)", report.results, report.changes)
-            });
-            Ok(())
+            prune(&session, &session.config, results_days, changes_days).await
         }
     }
+}
+
+/// Prunes now, keeping what the flags say, else what the config's retention says.
+async fn prune(
+    s: &impl Backend,
+    config: &config::Config,
+    results_days: Option<u32>,
+    changes_days: Option<u32>,
+) -> Outcome {
+    let results_days = results_days.or(config.retention.results_days);
+    let changes_days = changes_days.or(config.retention.changes_days);
+    if results_days.is_none() && changes_days.is_none() {
+        return Err(Failure::bad_input(
+            "no retention is set: give --results-days or --changes-days, or set them in the config",
+        ));
+    }
+    let report = s.prune(results_days, changes_days).await?;
+    s.print(&report, |report| format!("pruned {} result(s) and {} change(s)", report.results, report.changes));
+    Ok(())
 }
 
 async fn jobs(s: &impl Backend, command: JobsCommand) -> Outcome {

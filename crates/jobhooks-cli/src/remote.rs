@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jobhooks_dispatch::RenderedButton;
-use jobhooks_model::ports::{CommitReceipt, ResultFilter};
+use jobhooks_model::ports::{CommitReceipt, PruneReport, ResultFilter};
 use jobhooks_model::{
     ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobResult, Object, ObjectChange, ObjectRef,
     OffsetDateTime, RunId, User, ValidationErrors,
@@ -164,12 +164,6 @@ impl Remote {
             ))),
             _ => Ok(()),
         }
-    }
-
-    /// Asks the server to prune its store now.
-    pub async fn prune(&self, results_days: Option<u32>, changes_days: Option<u32>) -> Result<Value, Failure> {
-        let body = json!({ "results_days": results_days, "changes_days": changes_days });
-        self.send(Method::POST, &["prune"], &body).await
     }
 
     /// The server's export of its store, as JSON lines.
@@ -377,6 +371,11 @@ impl Backend for Remote {
             query.push(("object_change", change.0.to_string()));
         }
         self.list(&["extras", "job-results"], &query, filter.limit.unwrap_or(usize::MAX)).await
+    }
+
+    async fn prune(&self, results_days: Option<u32>, changes_days: Option<u32>) -> Result<PruneReport, Failure> {
+        let body = json!({ "results_days": results_days, "changes_days": changes_days });
+        self.send(Method::POST, &["prune"], &body).await
     }
 
     async fn get_result(&self, run: RunId) -> Result<JobResult, Failure> {

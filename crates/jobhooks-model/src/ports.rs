@@ -205,6 +205,14 @@ pub struct Retention {
     pub changes_for: Option<Duration>,
 }
 
+impl Retention {
+    /// Keep finished results `results_days` days and changes `changes_days` days (`None`: forever).
+    pub fn from_days(results_days: Option<u32>, changes_days: Option<u32>) -> Self {
+        let days = |days: Option<u32>| days.map(|days| Duration::from_secs(u64::from(days) * 86_400));
+        Self { results_for: days(results_days), changes_for: days(changes_days) }
+    }
+}
+
 /// What one pruning pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -118,45 +118,11 @@ pub(crate) async fn stage_changes(
         let mut change = ObjectChange::from_pending(ChangeId(0), now, context, pending, None);
         let reference = change.object_ref();
         let (content_type, object_id) = (reference.content_type().as_str(), reference.id());
-        let related = change.related_object.as_ref();
-        // The prechange is the data of the object's change before, found when the change is read
-        // (as Nautobot does): only pre-data supplied for an object without history is stored.
-        let id: i64 = client
-            .query_one(
-                "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
-                     object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
-                     change_context_detail)
-                 VALUES (nextval('jobhooks_change_ids'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                     CASE WHEN EXISTS (SELECT 1 FROM jobhooks_changes
-                                       WHERE content_type = $6 AND object_id = $7) THEN NULL
-                          ELSE $12::jsonb END,
-                     $13, $14)
-                 RETURNING id",
-                &[
-                    &change.time,
-                    &change.user,
-                    &change.user_name,
-                    &change.request_id,
-                    &action_name(change.action),
-                    &content_type,
-                    &object_id,
-                    &related.map(|r| r.content_type().as_str()),
-                    &related.map(ObjectRef::id),
-                    &change.object_repr,
-                    &change.object_data,
-                    &change.prechange,
-                    &context_name(change.change_context),
-                    &change.change_context_detail,
-                ],
-            )
-            .await
-            .map_err(db_error("cannot record a change"))?
-            .get(0);
-        change.id = ChangeId(id as u64);
+        change.id = insert_change(client, None, &change).await?;
         for hook in &matches.skipped {
             let (name, job) = (&hook.name, &hook.job);
             tracing::warn!(
-                hook = %name, job = %job, change = %id,
+                hook = %name, job = %job, change = %change.id,
                 "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
             );
         }
@@ -177,6 +143,52 @@ pub(crate) async fn stage_changes(
         receipt.changes.push(change.id);
     }
     Ok(receipt)
+}
+
+/// Records `change` under `id`, or under the next id when `None`. As Nautobot finds a prechange
+/// (from the object's change before), only the first change of an object keeps the one it
+/// carries.
+pub(crate) async fn insert_change(
+    client: &impl Db,
+    id: Option<ChangeId>,
+    change: &ObjectChange,
+) -> Result<ChangeId, StorageFailure> {
+    let reference = change.object_ref();
+    let related = change.related_object.as_ref();
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
+                 object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
+                 change_context_detail)
+             VALUES (COALESCE($15::bigint, nextval('jobhooks_change_ids')), $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                 $10, $11,
+                 CASE WHEN EXISTS (SELECT 1 FROM jobhooks_changes
+                                   WHERE content_type = $6 AND object_id = $7) THEN NULL
+                      ELSE $12::jsonb END,
+                 $13, $14)
+             RETURNING id",
+            &[
+                &change.time,
+                &change.user,
+                &change.user_name,
+                &change.request_id,
+                &action_name(change.action),
+                &reference.content_type().as_str(),
+                &reference.id(),
+                &related.map(|r| r.content_type().as_str()),
+                &related.map(ObjectRef::id),
+                &change.object_repr,
+                &change.object_data,
+                &change.prechange,
+                &context_name(change.change_context),
+                &change.change_context_detail,
+                &id.map(|id| id.0 as i64),
+            ],
+        )
+        .await
+        .map_err(db_error("cannot record a change"))?
+        .get(0);
+    Ok(ChangeId(id as u64))
 }
 
 /// Writes the object a change leaves into the repository (with [`ObjectWrites::Apply`]).

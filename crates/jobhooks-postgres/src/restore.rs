@@ -3,12 +3,13 @@
 
 use jobhooks_model::ports::{Restore, RestoreError, RestoreReport};
 use jobhooks_model::transfer::{Snapshot, check_new, restored_status};
-use jobhooks_model::{JobInputs, JobResult, JobStatus, ObjectRef};
+use jobhooks_model::{JobInputs, JobResult, JobStatus};
 
 use crate::catalog::{put_button, put_hook, put_job};
+use crate::changes::insert_change;
 use crate::lines::UNFINISHED;
 use crate::queue::{attempts_value, line_of, logs_value};
-use crate::records::{action_name, context_name, permission_records, status_name};
+use crate::records::{permission_records, status_name};
 use crate::{PgStore, db_error};
 
 #[async_trait::async_trait]
@@ -50,38 +51,7 @@ impl Restore for PgStore {
             put_button(&transaction, button).await?;
         }
         for change in &snapshot.changes {
-            let reference = change.object_ref();
-            let related = change.related_object.as_ref();
-            // As a commit stores it: only the first change of an object keeps a prechange.
-            transaction
-                .execute(
-                    "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
-                         object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
-                         change_context_detail)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                         CASE WHEN EXISTS (SELECT 1 FROM jobhooks_changes WHERE content_type = $7 AND object_id = $8)
-                              THEN NULL ELSE $13::jsonb END,
-                         $14, $15)",
-                    &[
-                        &(change.id.0 as i64),
-                        &change.time,
-                        &change.user,
-                        &change.user_name,
-                        &change.request_id,
-                        &action_name(change.action),
-                        &reference.content_type().as_str(),
-                        &reference.id(),
-                        &related.map(|r| r.content_type().as_str()),
-                        &related.map(ObjectRef::id),
-                        &change.object_repr,
-                        &change.object_data,
-                        &change.prechange,
-                        &context_name(change.change_context),
-                        &change.change_context_detail,
-                    ],
-                )
-                .await
-                .map_err(db_error("cannot record a change"))?;
+            insert_change(&transaction, Some(change.id), change).await?;
             report.changes += 1;
         }
         for object in &snapshot.objects {

@@ -319,11 +319,7 @@ async fn prune<S: Storage + 'static>(
     Body(after): Body<PruneAfter>,
 ) -> Answer<Json<jobhooks_model::ports::PruneReport>> {
     caller.require_superuser()?;
-    let days = |days: Option<u32>| days.map(|days| Duration::from_secs(u64::from(days) * 86_400));
-    let retention = jobhooks_model::ports::Retention {
-        results_for: days(after.results_days),
-        changes_for: days(after.changes_days),
-    };
+    let retention = jobhooks_model::ports::Retention::from_days(after.results_days, after.changes_days);
     if retention == jobhooks_model::ports::Retention::default() {
         let mut errors = ValidationErrors::default();
         errors.add(ValidationErrors::NON_FIELD, "Give results_days, changes_days or both.");

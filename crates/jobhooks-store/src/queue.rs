@@ -393,12 +393,7 @@ impl QueueReader for Store {
             results.truncate(limit);
             return Ok(results);
         }
-        // The header names each result's job and stored status, so most records are skipped
-        // without decoding. A stored PENDING or RETRYING status may show as STARTED.
-        let status_tags: Option<Vec<u8>> = filter.status.map(|status| match status {
-            JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
-            other => vec![keys::status_tag(other)],
-        });
+        let headers = HeaderFilter::new(filter);
         let st = self.view();
         for item in Self::records_newest_first(&st) {
             if results.len() >= limit {
@@ -407,11 +402,7 @@ impl QueueReader for Store {
             let (run, record) = item?;
             match record {
                 RunRecord::Result(key, value) => {
-                    let header = records::decode_result_header(&value)
-                        .ok_or_else(|| corrupt("job result", &key, "no header"))?;
-                    let job_matches = filter.job.as_ref().is_none_or(|job| job.as_bytes() == header.job);
-                    let status_may_match = status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag));
-                    if job_matches && status_may_match {
+                    if headers.may_match(&key, &value)? {
                         results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
                     }
                 }
@@ -437,21 +428,14 @@ impl QueueReader for Store {
         // read. A queued run's entry is small and read whole.
         let header_decides =
             matches!(filter.status, None | Some(JobStatus::Success | JobStatus::Failure | JobStatus::DeadLettered));
-        let status_tags: Option<Vec<u8>> = filter.status.map(|status| match status {
-            JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
-            other => vec![keys::status_tag(other)],
-        });
+        let headers = HeaderFilter::new(filter);
         let mut count = 0;
         let st = self.view();
         for item in Self::records_newest_first(&st) {
             let (run, record) = item?;
             match record {
                 RunRecord::Result(key, value) => {
-                    let header = records::decode_result_header(&value)
-                        .ok_or_else(|| corrupt("job result", &key, "no header"))?;
-                    let job_matches = filter.job.as_ref().is_none_or(|job| job.as_bytes() == header.job);
-                    let status_may_match = status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag));
-                    if job_matches && status_may_match {
+                    if headers.may_match(&key, &value)? {
                         let counted = header_decides
                             || self.get_result(run).await?.is_some_and(|result| self.wanted(filter, &result));
                         count += u64::from(counted);
@@ -511,6 +495,31 @@ impl QueueMaintenance for Store {
 enum RunRecord {
     Result(sled::IVec, sled::IVec),
     Queued(sled::IVec, sled::IVec),
+}
+
+/// What a stored result's header says of a filter: the header names the result's job and stored
+/// status, so most records are skipped without decoding. A stored PENDING or RETRYING status may
+/// show as STARTED, so a filter on STARTED lets both through.
+struct HeaderFilter<'f> {
+    job: Option<&'f str>,
+    status_tags: Option<Vec<u8>>,
+}
+
+impl<'f> HeaderFilter<'f> {
+    fn new(filter: &'f ResultFilter) -> Self {
+        let status_tags = filter.status.map(|status| match status {
+            JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
+            other => vec![keys::status_tag(other)],
+        });
+        Self { job: filter.job.as_deref(), status_tags }
+    }
+
+    /// Whether the result stored under `key` as `value` may pass the filter.
+    fn may_match(&self, key: &[u8], value: &[u8]) -> Result<bool, StorageFailure> {
+        let header = records::decode_result_header(value).ok_or_else(|| corrupt("job result", key, "no header"))?;
+        let job_matches = self.job.is_none_or(|job| job.as_bytes() == header.job);
+        Ok(job_matches && self.status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag)))
+    }
 }
 
 type RunRecords<'s> = Box<dyn Iterator<Item = Result<(RunId, RunRecord), StorageFailure>> + Send + 's>;

@@ -14,23 +14,27 @@ use crate::staging::encode;
 use crate::{Store, keys};
 
 /// The change that holds each object of `snapshot`: the newest change of it that left it as the
-/// snapshot has it.
+/// snapshot has it. One pass over the changes, newest first.
 fn holders(snapshot: &Snapshot) -> Result<BTreeMap<ObjectRef, ChangeId>, RestoreError> {
+    let objects: BTreeMap<&ObjectRef, _> = snapshot.objects.iter().map(|object| (object.reference(), object)).collect();
     let mut holders = BTreeMap::new();
-    for object in &snapshot.objects {
-        let holder = snapshot
-            .changes
-            .iter()
-            .rev()
-            .find(|change| {
-                change.object_ref() == *object.reference() && change.resulting_object().as_ref() == Some(object)
-            })
-            .ok_or_else(|| {
-                RestoreError::Invalid(format!("object {} is not what any of its changes left", object.reference()))
-            })?;
-        holders.insert(object.reference().clone(), holder.id);
+    for change in snapshot.changes.iter().rev() {
+        let reference = change.object_ref();
+        if holders.contains_key(&reference) {
+            continue;
+        }
+        if let Some(object) = objects.get(&reference)
+            && change.resulting_object().as_ref() == Some(*object)
+        {
+            holders.insert(reference, change.id);
+        }
     }
-    Ok(holders)
+    match snapshot.objects.iter().find(|object| !holders.contains_key(object.reference())) {
+        Some(object) => {
+            Err(RestoreError::Invalid(format!("object {} is not what any of its changes left", object.reference())))
+        }
+        None => Ok(holders),
+    }
 }
 
 #[async_trait::async_trait]
