@@ -99,18 +99,19 @@ pub(crate) async fn hooks(client: &impl Db) -> Result<BTreeMap<String, JobHook>,
     rows.iter().map(|row| hook_of(row).map(|hook| (hook.name.clone(), hook))).collect()
 }
 
-/// The hooks on `content_type` and their jobs (those that exist), for matching a change: one query.
+/// The hooks on any of `content_types`, by name, and their jobs (those that exist), for matching
+/// changes: one query.
 pub(crate) async fn hooks_on(
     client: &impl Db,
-    content_type: &str,
+    content_types: &[&str],
 ) -> Result<(Vec<JobHook>, Vec<JobRecord>), StorageFailure> {
     let rows = client
         .query(
             "SELECT h.name, h.content_types, h.job, h.enabled, h.type_create, h.type_update, h.type_delete,
                     j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden
              FROM jobhooks_hooks h LEFT JOIN jobhooks_jobs j ON j.class_path = h.job
-             WHERE $1 = ANY(h.content_types)",
-            &[&content_type],
+             WHERE h.content_types && $1::text[] ORDER BY h.name",
+            &[&content_types],
         )
         .await
         .map_err(db_error("cannot read the job hooks"))?;

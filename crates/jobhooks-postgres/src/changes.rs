@@ -1,12 +1,12 @@
 //! The change log, the object repository and the outbox: a commit writes its changes, the objects
 //! and one queued run per matching hook in the transaction it is given.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobRecord, JobStatus, Object,
-    ObjectChange, ObjectRef, OffsetDateTime, RunId, StorageFailure, match_hooks,
+    Action, BackendError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobRecord,
+    JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StorageFailure, match_hooks,
 };
 use tokio_postgres::Row;
 
@@ -78,184 +78,411 @@ fn object_at(row: &Row, first: usize) -> Result<Object, StorageFailure> {
         .map_err(|e| bad(e.to_string()))
 }
 
-/// Writes the changes of one change context, the objects (with [`ObjectWrites::Apply`]) and the
-/// hook runs they trigger through `client`, which is a transaction: the caller commits it.
-pub(crate) async fn stage_changes(
+/// One commit: a change context's changes, and whether they write the objects.
+#[derive(Clone)]
+pub(crate) struct Commit {
+    pub(crate) context: ChangeContext,
+    pub(crate) changes: ChangeSet,
+    pub(crate) objects: ObjectWrites,
+}
+
+/// A change of a group being staged: the commit it belongs to, the change (its id still to be
+/// given), and the jobs of the hooks it runs.
+struct Staged<'a> {
+    commit: usize,
+    change: ObjectChange,
+    objects: ObjectWrites,
+    runs: Vec<&'a str>,
+}
+
+/// Writes the changes of `commits`, the objects they apply and the hook runs they trigger through
+/// `client`, which is a transaction: the caller commits it. The statements are the same few
+/// whatever the number of commits: the hooks read once, the lines locked in one statement, then
+/// the changes, the runs and the objects each written in one statement. The receipts are in the
+/// order of `commits`.
+pub(crate) async fn stage_commits(
     client: &impl Db,
     now: OffsetDateTime,
-    context: &ChangeContext,
-    changes: ChangeSet,
-    objects: ObjectWrites,
-) -> Result<CommitReceipt, ChangeError> {
-    // The hooks first: the runs each change triggers, so that the object lines the runs join are
-    // locked at once, in the one order every writer follows, before any run is written.
-    let changes = changes.into_changes();
-    let mut hooks_by_type = HashMap::new();
-    for pending in &changes {
-        let content_type = pending.object.content_type().as_str();
-        if !hooks_by_type.contains_key(content_type) {
-            let (hooks, jobs) = catalog::hooks_on(client, content_type).await?;
-            let jobs: HashMap<String, JobRecord> = jobs.into_iter().map(|job| (job.class_path.clone(), job)).collect();
-            hooks_by_type.insert(content_type.to_owned(), (hooks, jobs));
-        }
-    }
-    let matched: Vec<_> = changes
+    commits: &[Commit],
+) -> Result<Vec<CommitReceipt>, ChangeError> {
+    let mut content_types: Vec<&str> = commits
         .iter()
-        .map(|pending| {
-            let (hooks, jobs) = &hooks_by_type[pending.object.content_type().as_str()];
-            match_hooks(context.kind, pending.object.content_type(), pending.action, hooks, |job| jobs.get(job))
-        })
+        .flat_map(|commit| commit.changes.changes())
+        .map(|pending| pending.object.content_type().as_str())
         .collect();
-    let lines: Vec<String> = changes
-        .iter()
-        .zip(&matched)
-        .filter(|(_, matches)| !matches.run.is_empty())
-        .map(|(pending, _)| line_key(&pending.object))
-        .collect();
-    lines::lock(client, lines.iter().map(String::as_str)).await?;
-    let mut receipt = CommitReceipt::default();
-    for (pending, matches) in changes.into_iter().zip(matched) {
-        let mut change = ObjectChange::from_pending(ChangeId(0), now, context, pending, None);
-        let reference = change.object_ref();
-        let (content_type, object_id) = (reference.content_type().as_str(), reference.id());
-        change.id = insert_change(client, None, &change).await?;
-        for hook in &matches.skipped {
-            let (name, job) = (&hook.name, &hook.job);
-            tracing::warn!(
-                hook = %name, job = %job, change = %change.id,
-                "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
-            );
-        }
-        let line = line_key(&reference);
-        let inputs = JobInputs::Hook { object_change: change.id };
-        // The runs and the object are written at once: the client pipelines their statements.
-        let runs = async {
-            let mut runs = Vec::with_capacity(matches.run.len());
-            for hook in &matches.run {
-                runs.push(insert_run(client, &hook.job, context.user.as_deref(), &inputs, Some(&line), now).await?);
-            }
-            Ok::<_, StorageFailure>(runs)
-        };
-        let object = write_object(client, objects, &change, content_type, object_id);
-        let (runs, object) = tokio::join!(runs, object);
-        object?;
-        receipt.runs.extend(runs?);
-        receipt.changes.push(change.id);
-    }
-    Ok(receipt)
-}
-
-/// Records `change` under `id`, or under the next id when `None`. As Nautobot finds a prechange
-/// (from the object's change before), only the first change of an object keeps the one it
-/// carries.
-pub(crate) async fn insert_change(
-    client: &impl Db,
-    id: Option<ChangeId>,
-    change: &ObjectChange,
-) -> Result<ChangeId, StorageFailure> {
-    let reference = change.object_ref();
-    let related = change.related_object.as_ref();
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
-                 object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
-                 change_context_detail)
-             VALUES (COALESCE($15::bigint, nextval('jobhooks_change_ids')), $1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 $10, $11,
-                 CASE WHEN EXISTS (SELECT 1 FROM jobhooks_changes
-                                   WHERE content_type = $6 AND object_id = $7) THEN NULL
-                      ELSE $12::jsonb END,
-                 $13, $14)
-             RETURNING id",
-            &[
-                &change.time,
-                &change.user,
-                &change.user_name,
-                &change.request_id,
-                &action_name(change.action),
-                &reference.content_type().as_str(),
-                &reference.id(),
-                &related.map(|r| r.content_type().as_str()),
-                &related.map(ObjectRef::id),
-                &change.object_repr,
-                &change.object_data,
-                &change.prechange,
-                &context_name(change.change_context),
-                &change.change_context_detail,
-                &id.map(|id| id.0 as i64),
-            ],
-        )
-        .await
-        .map_err(db_error("cannot record a change"))?
-        .get(0);
-    Ok(ChangeId(id as u64))
-}
-
-/// Writes the object a change leaves into the repository (with [`ObjectWrites::Apply`]).
-async fn write_object(
-    client: &impl Db,
-    objects: ObjectWrites,
-    change: &ObjectChange,
-    content_type: &str,
-    object_id: &str,
-) -> Result<(), StorageFailure> {
-    match (objects, change.action) {
-        (ObjectWrites::RecordOnly, _) => {}
-        (ObjectWrites::Apply, Action::Delete) => {
-            client
-                .execute(
-                    "DELETE FROM jobhooks_objects WHERE content_type = $1 AND object_id = $2",
-                    &[&content_type, &object_id],
-                )
-                .await
-                .map_err(db_error("cannot remove an object"))?;
-        }
-        (ObjectWrites::Apply, Action::Create | Action::Update) => {
-            client
-                .execute(
-                    "INSERT INTO jobhooks_objects (content_type, object_id, repr, data) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (content_type, object_id) DO UPDATE SET repr = $3, data = $4",
-                    &[&content_type, &object_id, &change.object_repr, &change.object_data],
-                )
-                .await
-                .map_err(db_error("cannot write an object"))?;
+    content_types.sort_unstable();
+    content_types.dedup();
+    let (hooks, jobs) = catalog::hooks_on(client, &content_types).await?;
+    let jobs: HashMap<&str, &JobRecord> = jobs.iter().map(|job| (job.class_path.as_str(), job)).collect();
+    let mut staged = Vec::new();
+    let mut skipped = Vec::new();
+    for (index, commit) in commits.iter().enumerate() {
+        for pending in commit.changes.changes() {
+            let matches =
+                match_hooks(commit.context.kind, pending.object.content_type(), pending.action, &hooks, |job| {
+                    jobs.get(job).copied()
+                });
+            skipped.extend(matches.skipped.iter().map(|hook| (staged.len(), *hook)));
+            staged.push(Staged {
+                commit: index,
+                change: ObjectChange::from_pending(ChangeId(0), now, &commit.context, pending.clone(), None),
+                objects: commit.objects,
+                runs: matches.run.iter().map(|hook| hook.job.as_str()).collect(),
+            });
         }
     }
-    Ok(())
+    // Every changed object's line is locked, in the one order every writer follows, before
+    // anything is written: the runs' places in their lines are decided under it, and two groups
+    // writing the same objects wait for each other here rather than in a cycle on their rows.
+    let line_keys: Vec<String> = staged.iter().map(|staged| line_key(&staged.change.object_ref())).collect();
+    let run_count = staged.iter().map(|staged| staged.runs.len()).sum();
+    let (locked, ids) = tokio::join!(
+        lines::lock(client, line_keys.iter().map(String::as_str)),
+        allocate(client, staged.len(), run_count)
+    );
+    locked?;
+    let Ids { changes: change_ids, runs: run_ids, places } = ids?;
+    let mut receipts = vec![CommitReceipt::default(); commits.len()];
+    let mut changes = ChangeRows::default();
+    let mut runs = RunRows::default();
+    let mut objects = ObjectRows::default();
+    let (mut run_ids, mut places) = (run_ids.into_iter(), places.into_iter());
+    for (staged, id) in staged.iter_mut().zip(change_ids) {
+        staged.change.id = id;
+    }
+    let mut seen_objects = HashSet::new();
+    for (staged, line) in staged.iter().zip(&line_keys) {
+        let (change, id) = (&staged.change, staged.change.id);
+        // As Nautobot finds a prechange (from the object's change before), only the first change
+        // of an object keeps the one it carries.
+        let first_of_object = seen_objects.insert(line.as_str());
+        changes.push(change, first_of_object);
+        let user = commits[staged.commit].context.user.as_deref();
+        for job in &staged.runs {
+            let (Some(run), Some(place)) = (run_ids.next(), places.next()) else {
+                return Err(StorageFailure::Backend(BackendError::message(
+                    "PostgreSQL gave fewer run ids than asked for",
+                ))
+                .into());
+            };
+            runs.push(run, job, user, RunInputs::Hook(id), Some(line), place);
+            receipts[staged.commit].runs.push(run);
+        }
+        if staged.objects == ObjectWrites::Apply {
+            objects.push(change);
+        }
+        receipts[staged.commit].changes.push(id);
+    }
+    for (position, hook) in skipped {
+        let (name, job, change) = (&hook.name, &hook.job, staged[position].change.id);
+        tracing::warn!(
+            hook = %name, job = %job, change = %change,
+            "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
+        );
+    }
+    // The three writes are independent: the client pipelines them.
+    let (changes, runs, objects) =
+        tokio::join!(changes.insert(client), runs.insert(client, now), objects.write(client));
+    changes?;
+    runs?;
+    objects?;
+    Ok(receipts)
 }
 
-/// Queues one run of `job` at the back of `line` (none: no line) with a pending result. The
-/// caller holds the line's lock (`lines::lock`): whether the run is its line's head is decided here.
-pub(crate) async fn insert_run(
-    client: &impl Db,
-    job: &str,
-    user: Option<&str>,
-    inputs: &JobInputs,
-    line: Option<&str>,
-    now: OffsetDateTime,
-) -> Result<RunId, StorageFailure> {
-    let (change_id, object_pk, object_model_name) = match inputs {
-        JobInputs::Hook { object_change } => (Some(object_change.0 as i64), None, None),
-        JobInputs::Button { object_pk, object_model_name } => {
-            (None, Some(object_pk.as_str()), Some(object_model_name.as_str()))
-        }
-    };
+/// Ids taken from the sequences, each list in ascending order.
+pub(crate) struct Ids {
+    pub(crate) changes: Vec<ChangeId>,
+    pub(crate) runs: Vec<RunId>,
+    /// Places in the object lines, one per run.
+    pub(crate) places: Vec<i64>,
+}
+
+/// Takes `changes` change ids, `runs` run ids and as many line places in one statement. Sorted
+/// here, since a statement does not promise the order in which it calls `nextval`: the changes of
+/// a commit and the runs of a line are numbered in their order.
+pub(crate) async fn allocate(client: &impl Db, changes: usize, runs: usize) -> Result<Ids, StorageFailure> {
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let row = client
         .query_one(
-            &format!(
-                "INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
-                     attempts, leases, created, logs, line, place, head)
-                 VALUES (nextval('jobhooks_run_ids'), $1, $2, $3, $4, $5, $6, 0, 0, $7, '[]', $8,
-                     nextval('jobhooks_line_places'),
-                     $8::text IS NULL OR NOT EXISTS (SELECT 1 FROM jobhooks_runs
-                                                     WHERE line = $8 AND status IN {UNFINISHED}))
-                 RETURNING id"
-            ),
-            &[&job, &user, &change_id, &object_pk, &object_model_name, &status_name(JobStatus::Pending), &now, &line],
+            "SELECT ARRAY(SELECT nextval('jobhooks_change_ids') FROM generate_series(1, $1)),
+                    ARRAY(SELECT nextval('jobhooks_run_ids') FROM generate_series(1, $2)),
+                    ARRAY(SELECT nextval('jobhooks_line_places') FROM generate_series(1, $2))",
+            &[&count(changes), &count(runs)],
         )
         .await
-        .map_err(db_error("cannot queue a run"))?;
-    Ok(RunId(row.get::<_, i64>(0) as u64))
+        .map_err(db_error("cannot number the changes and runs"))?;
+    let sorted = |column: usize| {
+        let mut values: Vec<i64> = row.get(column);
+        values.sort_unstable();
+        values
+    };
+    Ok(Ids {
+        changes: sorted(0).into_iter().map(|id| ChangeId(id as u64)).collect(),
+        runs: sorted(1).into_iter().map(|id| RunId(id as u64)).collect(),
+        places: sorted(2),
+    })
+}
+
+/// Changes to insert, column by column, written in one statement.
+#[derive(Default)]
+pub(crate) struct ChangeRows<'a> {
+    ids: Vec<i64>,
+    times: Vec<OffsetDateTime>,
+    user_ids: Vec<Option<&'a str>>,
+    user_names: Vec<&'a str>,
+    request_ids: Vec<Uuid>,
+    actions: Vec<&'static str>,
+    content_types: Vec<&'a str>,
+    object_ids: Vec<&'a str>,
+    related_types: Vec<Option<&'a str>>,
+    related_ids: Vec<Option<&'a str>>,
+    reprs: Vec<&'a str>,
+    data: Vec<&'a serde_json::Value>,
+    prechanges: Vec<Option<&'a serde_json::Value>>,
+    firsts: Vec<bool>,
+    contexts: Vec<&'static str>,
+    details: Vec<&'a str>,
+}
+
+impl<'a> ChangeRows<'a> {
+    /// Adds `change` under its id. `first_of_object` says that no change before it in these rows
+    /// is of its object: only then may it keep its prechange, when the store holds no change of
+    /// the object either.
+    pub(crate) fn push(&mut self, change: &'a ObjectChange, first_of_object: bool) {
+        let related = change.related_object.as_ref();
+        self.ids.push(change.id.0 as i64);
+        self.times.push(change.time);
+        self.user_ids.push(change.user.as_deref());
+        self.user_names.push(&change.user_name);
+        self.request_ids.push(change.request_id);
+        self.actions.push(action_name(change.action));
+        self.content_types.push(change.changed_object_type.as_str());
+        self.object_ids.push(&change.changed_object_id);
+        self.related_types.push(related.map(|r| r.content_type().as_str()));
+        self.related_ids.push(related.map(ObjectRef::id));
+        self.reprs.push(&change.object_repr);
+        self.data.push(&change.object_data);
+        self.prechanges.push(change.prechange.as_ref());
+        self.firsts.push(first_of_object);
+        self.contexts.push(context_name(change.change_context));
+        self.details.push(&change.change_context_detail);
+    }
+
+    pub(crate) async fn insert(&self, client: &impl Db) -> Result<(), StorageFailure> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        client
+            .execute(
+                "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
+                     object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
+                     change_context_detail)
+                 SELECT u.id, u.time, u.user_id, u.user_name, u.request_id, u.action, u.content_type, u.object_id,
+                     u.related_type, u.related_id, u.object_repr, u.object_data,
+                     CASE WHEN u.first AND earlier.id IS NULL THEN u.prechange END,
+                     u.change_context, u.change_context_detail
+                 FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::uuid[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
+                     $14::boolean[], $15::text[], $16::text[])
+                   AS u(id, time, user_id, user_name, request_id, action, content_type, object_id, related_type,
+                     related_id, object_repr, object_data, prechange, first, change_context, change_context_detail)
+                 -- One index probe per change (a subquery here may be planned as a hash of the whole log).
+                 LEFT JOIN LATERAL (SELECT p.id FROM jobhooks_changes p
+                                    WHERE p.content_type = u.content_type AND p.object_id = u.object_id
+                                    LIMIT 1) earlier ON true",
+                &[
+                    &self.ids,
+                    &self.times,
+                    &self.user_ids,
+                    &self.user_names,
+                    &self.request_ids,
+                    &self.actions,
+                    &self.content_types,
+                    &self.object_ids,
+                    &self.related_types,
+                    &self.related_ids,
+                    &self.reprs,
+                    &self.data,
+                    &self.prechanges,
+                    &self.firsts,
+                    &self.contexts,
+                    &self.details,
+                ],
+            )
+            .await
+            .map_err(db_error("cannot record the changes"))?;
+        Ok(())
+    }
+}
+
+/// What a run is about, as its row holds it.
+#[derive(Clone, Copy)]
+pub(crate) enum RunInputs<'a> {
+    /// A hook's run of a change.
+    Hook(ChangeId),
+    /// A button's run on an object.
+    Button { object_pk: &'a str, object_model_name: &'a str },
+}
+
+impl<'a> From<&'a JobInputs> for RunInputs<'a> {
+    fn from(inputs: &'a JobInputs) -> Self {
+        match inputs {
+            JobInputs::Hook { object_change } => RunInputs::Hook(*object_change),
+            JobInputs::Button { object_pk, object_model_name } => RunInputs::Button { object_pk, object_model_name },
+        }
+    }
+}
+
+/// Runs to queue, column by column, written in one statement.
+#[derive(Default)]
+pub(crate) struct RunRows<'a> {
+    ids: Vec<i64>,
+    jobs: Vec<&'a str>,
+    users: Vec<Option<&'a str>>,
+    change_ids: Vec<Option<i64>>,
+    object_pks: Vec<Option<&'a str>>,
+    object_model_names: Vec<Option<&'a str>>,
+    lines: Vec<Option<&'a str>>,
+    places: Vec<i64>,
+    /// Whether no run before it in these rows is of its line: only then may it be its line's head.
+    firsts: Vec<bool>,
+    seen_lines: HashSet<&'a str>,
+}
+
+impl<'a> RunRows<'a> {
+    /// Adds a pending run of `job` about `inputs` at `place` in `line` (none: no line). The
+    /// caller holds the lines' locks (`lines::lock`) until the rows are written.
+    pub(crate) fn push(
+        &mut self,
+        id: RunId,
+        job: &'a str,
+        user: Option<&'a str>,
+        inputs: RunInputs<'a>,
+        line: Option<&'a str>,
+        place: i64,
+    ) {
+        let (change_id, object_pk, object_model_name) = match inputs {
+            RunInputs::Hook(change) => (Some(change.0 as i64), None, None),
+            RunInputs::Button { object_pk, object_model_name } => (None, Some(object_pk), Some(object_model_name)),
+        };
+        self.ids.push(id.0 as i64);
+        self.jobs.push(job);
+        self.users.push(user);
+        self.change_ids.push(change_id);
+        self.object_pks.push(object_pk);
+        self.object_model_names.push(object_model_name);
+        self.lines.push(line);
+        self.places.push(place);
+        self.firsts.push(line.is_none_or(|line| self.seen_lines.insert(line)));
+    }
+
+    /// Queues the runs with a pending result made at `now`. Whether a run is its line's head is
+    /// decided here, under the lines' locks: it is when its line has no unfinished run.
+    pub(crate) async fn insert(&self, client: &impl Db, now: OffsetDateTime) -> Result<(), StorageFailure> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
+                         attempts, leases, created, logs, line, place, head)
+                     SELECT u.id, u.job, u.user_id, u.change_id, u.object_pk, u.object_model_name, $9, 0, 0, $10,
+                         '[]', u.line, u.place,
+                         u.line IS NULL OR (u.first AND ahead.id IS NULL)
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+                         $7::text[], $8::bigint[], $11::boolean[])
+                       AS u(id, job, user_id, change_id, object_pk, object_model_name, line, place, first)
+                     LEFT JOIN LATERAL (SELECT r.id FROM jobhooks_runs r
+                                        WHERE r.line = u.line AND r.status IN {UNFINISHED}
+                                        LIMIT 1) ahead ON true"
+                ),
+                &[
+                    &self.ids,
+                    &self.jobs,
+                    &self.users,
+                    &self.change_ids,
+                    &self.object_pks,
+                    &self.object_model_names,
+                    &self.lines,
+                    &self.places,
+                    &status_name(JobStatus::Pending),
+                    &now,
+                    &self.firsts,
+                ],
+            )
+            .await
+            .map_err(db_error("cannot queue the runs"))?;
+        Ok(())
+    }
+}
+
+/// The objects a group of changes leaves: for each object, what its last change made of it.
+#[derive(Default)]
+struct ObjectRows<'a> {
+    last: BTreeMap<(&'a str, &'a str), Option<(&'a str, &'a serde_json::Value)>>,
+}
+
+impl<'a> ObjectRows<'a> {
+    fn push(&mut self, change: &'a ObjectChange) {
+        let key = (change.changed_object_type.as_str(), change.changed_object_id.as_str());
+        let state = match change.action {
+            Action::Delete => None,
+            Action::Create | Action::Update => Some((change.object_repr.as_str(), &change.object_data)),
+        };
+        self.last.insert(key, state);
+    }
+
+    /// Removes the deleted objects and writes the others, in key order, one statement each.
+    async fn write(&self, client: &impl Db) -> Result<(), StorageFailure> {
+        let (mut gone_types, mut gone_ids) = (Vec::new(), Vec::new());
+        let (mut types, mut ids, mut reprs, mut data) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (&(content_type, id), state) in &self.last {
+            match state {
+                None => {
+                    gone_types.push(content_type);
+                    gone_ids.push(id);
+                }
+                Some((repr, value)) => {
+                    types.push(content_type);
+                    ids.push(id);
+                    reprs.push(*repr);
+                    data.push(*value);
+                }
+            }
+        }
+        let remove = async {
+            if gone_ids.is_empty() {
+                return Ok(0);
+            }
+            client
+                .execute(
+                    "DELETE FROM jobhooks_objects o USING unnest($1::text[], $2::text[]) AS g(content_type, object_id)
+                     WHERE o.content_type = g.content_type AND o.object_id = g.object_id",
+                    &[&gone_types, &gone_ids],
+                )
+                .await
+                .map_err(db_error("cannot remove the objects"))
+        };
+        let upsert = async {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            client
+                .execute(
+                    "INSERT INTO jobhooks_objects (content_type, object_id, repr, data)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
+                     ON CONFLICT (content_type, object_id) DO UPDATE SET repr = excluded.repr, data = excluded.data",
+                    &[&types, &ids, &reprs, &data],
+                )
+                .await
+                .map_err(db_error("cannot write the objects"))
+        };
+        let (removed, written) = tokio::join!(remove, upsert);
+        removed?;
+        written?;
+        Ok(())
+    }
 }
 
 impl PgStore {
@@ -272,7 +499,9 @@ impl PgStore {
         changes: ChangeSet,
         objects: ObjectWrites,
     ) -> Result<CommitReceipt, ChangeError> {
-        let receipt = stage_changes(transaction, self.now(), context, changes, objects).await?;
+        let commit = Commit { context: context.clone(), changes, objects };
+        let receipt =
+            stage_commits(transaction, self.now(), std::slice::from_ref(&commit)).await?.pop().unwrap_or_default();
         // Sent when (and only if) the caller's transaction commits.
         if !receipt.runs.is_empty() {
             transaction
@@ -324,14 +553,7 @@ impl ChangeStore for PgStore {
         if changes.is_empty() {
             return Ok(CommitReceipt::default());
         }
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let receipt = stage_changes(&transaction, self.now(), context, changes, objects).await?;
-        transaction.commit().await.map_err(db_error("cannot commit changes"))?;
-        if !receipt.runs.is_empty() {
-            self.work_ready();
-        }
-        Ok(receipt)
+        self.commit_in_group(Commit { context: context.clone(), changes, objects }).await
     }
 
     async fn get_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {

@@ -29,6 +29,7 @@ mod catalog;
 mod changes;
 pub(crate) mod cluster;
 mod db;
+mod group;
 mod lines;
 mod queue;
 mod records;
@@ -58,13 +59,16 @@ const WORK_CHANNEL: &str = "jobhooks_work";
 pub struct PgConfig {
     /// Connections in the pool (default 16).
     pub pool_size: usize,
+    /// How many group commits are written at once (default 4); see [`PgStore`]'s group commit.
+    /// Commits made while all of them are busy wait for the next group, and go in it together.
+    pub group_writers: usize,
     /// What the store asks for the time: change times, when runs were queued and finished.
     pub clock: Arc<dyn Clock>,
 }
 
 impl Default for PgConfig {
     fn default() -> Self {
-        Self { pool_size: 16, clock: system_clock() }
+        Self { pool_size: 16, group_writers: 4, clock: system_clock() }
     }
 }
 
@@ -73,6 +77,13 @@ impl PgConfig {
     #[must_use]
     pub fn pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size;
+        self
+    }
+
+    /// Sets [`PgConfig::group_writers`].
+    #[must_use]
+    pub fn group_writers(mut self, group_writers: usize) -> Self {
+        self.group_writers = group_writers;
         self
     }
 
@@ -145,6 +156,8 @@ struct Inner {
     /// Asks the announcer to tell the other processes that work is ready; requests made while it
     /// is busy fold into its next announcement.
     announce: Arc<Notify>,
+    /// Commits waiting to be written together (`group.rs`).
+    groups: group::Groups,
     /// The listener and the announcer, stopped when the store is dropped.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -191,6 +204,7 @@ impl PgStore {
             work: Notify::new(),
             generation: AtomicU64::new(0),
             announce: Arc::new(Notify::new()),
+            groups: group::Groups::new(config.group_writers),
             tasks: Mutex::new(Vec::new()),
         });
         let listener = tokio::spawn(listen(pg_config, Arc::downgrade(&inner)));

@@ -9,14 +9,14 @@ use jobhooks_model::ports::{
     QueueReader, ResultFilter, Retention,
 };
 use jobhooks_model::{
-    Attempts, ChangeFacts, ChangeId, ContentType, JobInputs, JobResult, JobStatus, MaintenanceError, ObjectRef,
-    OffsetDateTime, QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
+    Attempts, BackendError, ChangeFacts, ChangeId, ContentType, JobInputs, JobResult, JobStatus, MaintenanceError,
+    ObjectRef, OffsetDateTime, QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
 };
 use tokio_postgres::Row;
 
 use crate::db::Db;
 
-use crate::changes::{insert_run, stage_changes};
+use crate::changes::{Commit, Ids, RunInputs, RunRows, allocate, stage_commits};
 use crate::lines::{self, UNFINISHED};
 use crate::records::{LogRecord, corrupt, line_key, log_entries, log_records, status_name, status_of};
 use crate::{PgStore, db_error};
@@ -308,8 +308,15 @@ impl JobQueue for PgStore {
             return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
         }
         let line = line_of(&transaction, &inputs).await?;
-        lines::lock(&transaction, line.as_deref()).await?;
-        let run = insert_run(&transaction, job, user.as_deref(), &inputs, line.as_deref(), self.now()).await?;
+        let (locked, ids) = tokio::join!(lines::lock(&transaction, line.as_deref()), allocate(&transaction, 0, 1));
+        locked?;
+        let Ids { runs: run_ids, places, .. } = ids?;
+        let (Some(&run), Some(&place)) = (run_ids.first(), places.first()) else {
+            return Err(StorageFailure::Backend(BackendError::message("PostgreSQL gave no run id")).into());
+        };
+        let mut rows = RunRows::default();
+        rows.push(run, job, user.as_deref(), RunInputs::from(&inputs), line.as_deref(), place);
+        rows.insert(&transaction, self.now()).await?;
         transaction.commit().await.map_err(db_error("cannot queue a run"))?;
         self.work_ready();
         Ok(run)
@@ -420,8 +427,13 @@ impl JobQueue for PgStore {
         // The runs that finished leave their lines: the next run of each becomes its head.
         lines::lock(&transaction, finished_lines.iter().map(String::as_str)).await?;
         lines::promote_heads(&transaction, &finished_lines).await?;
-        for (index, context, changes) in writes {
-            outcomes[index] = Ok(stage_changes(&transaction, now, &context, changes, ObjectWrites::Apply).await?);
+        let (positions, commits): (Vec<usize>, Vec<Commit>) = writes
+            .into_iter()
+            .map(|(index, context, changes)| (index, Commit { context, changes, objects: ObjectWrites::Apply }))
+            .unzip();
+        let receipts = stage_commits(&transaction, now, &commits).await?;
+        for (index, receipt) in positions.into_iter().zip(receipts) {
+            outcomes[index] = Ok(receipt);
         }
         // Finished runs may make the next runs of their objects ready.
         transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;

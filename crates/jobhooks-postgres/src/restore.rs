@@ -6,11 +6,14 @@ use jobhooks_model::transfer::{Snapshot, check_new, restored_status};
 use jobhooks_model::{JobInputs, JobResult, JobStatus};
 
 use crate::catalog::{put_button, put_hook, put_job};
-use crate::changes::insert_change;
+use crate::changes::ChangeRows;
 use crate::lines::UNFINISHED;
 use crate::queue::{attempts_value, line_of, logs_value};
 use crate::records::{permission_records, status_name};
 use crate::{PgStore, db_error};
+
+/// Changes written per statement.
+const RESTORE_CHUNK: usize = 1_000;
 
 #[async_trait::async_trait]
 impl Restore for PgStore {
@@ -50,9 +53,15 @@ impl Restore for PgStore {
         for button in &snapshot.buttons {
             put_button(&transaction, button).await?;
         }
-        for change in &snapshot.changes {
-            insert_change(&transaction, Some(change.id), change).await?;
-            report.changes += 1;
+        // In id order, as they were committed; in bounded statements.
+        let mut seen_objects = std::collections::HashSet::new();
+        for chunk in snapshot.changes.chunks(RESTORE_CHUNK) {
+            let mut rows = ChangeRows::default();
+            for change in chunk {
+                rows.push(change, seen_objects.insert((&change.changed_object_type, &change.changed_object_id)));
+            }
+            rows.insert(&transaction).await?;
+            report.changes += chunk.len() as u64;
         }
         for object in &snapshot.objects {
             let data = serde_json::Value::Object(object.data().clone());
