@@ -169,6 +169,13 @@ pub async fn commits_record_changes_and_objects<S: Storage>(store: &S) {
     assert_eq!(store.get_object(&reference("1")).await.unwrap(), None);
     let (change, object) = store.get_change_and_object(deleted.changes[0]).await.unwrap().unwrap();
     assert_eq!((change.action, object), (Action::Delete, None));
+    let ids = [deleted.changes[0], jobhooks_model::ChangeId(9_999), created.changes[0], updated.changes[0]];
+    let mut one_by_one = Vec::new();
+    for id in ids {
+        one_by_one.extend(store.get_change_and_object(id).await.unwrap());
+    }
+    assert_eq!(one_by_one.len(), 3);
+    assert_eq!(store.get_changes_and_objects(&ids).await.unwrap(), one_by_one, "in the order asked, missing left out");
     assert_eq!(change.get_snapshots().postchange, None);
 
     // Changes to one object in one context merge.

@@ -497,8 +497,8 @@ impl<S: Storage + 'static> Shared<S> {
         }
         let leases: Vec<Lease> = batch.iter().map(|(lease, _)| lease.clone()).collect();
         let mut completions = Vec::with_capacity(batch.len());
+        let mut reads = run::BatchReads::for_changes(batch.iter().filter_map(|(_, result)| result.change_id()));
         let mut runs = batch.into_iter().enumerate();
-        let mut reads = run::BatchReads::default();
         while let Some((position, (lease, result))) = runs.next() {
             // The job's permit first, then the claim: waiting for a permit takes time, and a run
             // must not start on a claim that lapsed meanwhile (another worker may have taken it).

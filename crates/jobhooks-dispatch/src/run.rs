@@ -1,14 +1,14 @@
 //! Running one leased run: building the receiver and its context, calling it, and turning what
 //! happened into a completion.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_model::ports::{Completion, Lease, ObjectReader, Outcome, Storage};
 use jobhooks_model::{
-    Action, ContentType, JobContext, JobError, JobInputs, JobKind, JobRecord, JobResult, LogEntry, LogLevel, Object,
-    ObjectChange, ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
+    Action, ChangeId, ContentType, JobContext, JobError, JobInputs, JobKind, JobRecord, JobResult, LogEntry, LogLevel,
+    Object, ObjectChange, ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
 };
 use tracing::Instrument;
 
@@ -44,15 +44,88 @@ fn entry(now: OffsetDateTime, level: LogLevel, grouping: &str, message: impl Int
     LogEntry { time: now, level, grouping: grouping.to_owned(), message: message.into(), object: None }
 }
 
-/// The job records and users the runs of one batch read, each read once: the runs of a batch
-/// start within moments of each other, and most share their job and user.
+/// How old a change's object read ahead for a batch may be when its run starts: older, it is read
+/// again, so that a run is called with its object as it is when the run starts. The read always
+/// follows the run's claim, so the object is never older than the run's own change; a change
+/// made to it since has a run of its own behind this one, which reads it later.
+const FRESH: Duration = Duration::from_millis(20);
+
+/// What the runs of one batch read. Job records and users are read once each: the runs of a batch
+/// start within moments of each other, and most share their job and user. The changes of the
+/// batch's hook runs are read together with their objects when the first of them starts, and each
+/// used if its run starts within [`FRESH`] of the read; once one goes stale unused (the runs
+/// before it took time), the rest are read one by one, as each run starts.
 #[derive(Default)]
 pub(crate) struct BatchReads {
     jobs: HashMap<String, Option<JobRecord>>,
     users: HashMap<String, User>,
+    /// The changes of the batch's hook runs not started yet, with how many runs each has.
+    unstarted: HashMap<ChangeId, usize>,
+    /// Changes read ahead, with their objects, and when.
+    read_ahead: HashMap<ChangeId, (ObjectChange, Option<Object>)>,
+    read_at: Option<OffsetDateTime>,
+    /// The changes asked for when they were read ahead, found or not.
+    asked: HashSet<ChangeId>,
+    one_by_one: bool,
 }
 
 impl BatchReads {
+    /// The reads of a batch whose hook runs are about `changes`, in the order they start.
+    pub(crate) fn for_changes(changes: impl IntoIterator<Item = ChangeId>) -> Self {
+        let mut reads = Self::default();
+        for change in changes {
+            *reads.unstarted.entry(change).or_default() += 1;
+        }
+        reads
+    }
+
+    /// The change `id` and its object, for a run starting at `now`.
+    pub(crate) async fn change_and_object<S: Storage + ?Sized>(
+        &mut self,
+        store: &S,
+        id: ChangeId,
+        now: OffsetDateTime,
+    ) -> Result<Option<(ObjectChange, Option<Object>)>, StoreError> {
+        let last_run = match self.unstarted.get_mut(&id) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                self.unstarted.remove(&id);
+                true
+            }
+            None => true,
+        };
+        if let Some(read_at) = self.read_at
+            && self.asked.contains(&id)
+        {
+            if now - read_at <= FRESH {
+                // Not found when it was asked for: it does not exist.
+                return Ok(self.take(id, last_run));
+            }
+            // Stale: the runs before this one took time, and so may the ones after it.
+            self.one_by_one = true;
+        }
+        self.read_ahead.clear();
+        self.asked.clear();
+        if self.one_by_one {
+            return Ok(store.get_change_and_object(id).await?);
+        }
+        let others = self.unstarted.keys().copied().filter(|&other| other != id);
+        let ids: Vec<ChangeId> = std::iter::once(id).chain(others).collect();
+        let found = store.get_changes_and_objects(&ids).await?;
+        self.asked = ids.into_iter().collect();
+        self.read_at = Some(now);
+        self.read_ahead = found.into_iter().map(|(change, object)| (change.id, (change, object))).collect();
+        Ok(self.take(id, last_run))
+    }
+
+    /// The change `id` read ahead: kept for the change's other runs unless this is its last.
+    fn take(&mut self, id: ChangeId, last_run: bool) -> Option<(ObjectChange, Option<Object>)> {
+        if last_run { self.read_ahead.remove(&id) } else { self.read_ahead.get(&id).cloned() }
+    }
+
     async fn job<S: Storage + ?Sized>(&mut self, store: &S, class_path: &str) -> Result<Option<JobRecord>, StoreError> {
         if let Some(job) = self.jobs.get(class_path) {
             return Ok(job.clone());
@@ -81,10 +154,15 @@ impl BatchReads {
 
 /// Resolves a run's inputs: the change and the object as it is now for a hook, the object for a
 /// button. `Err` is the message of a log entry that fails the run.
-async fn resolve<S: Storage + ?Sized>(store: &S, result: &JobResult) -> Result<Result<Call, String>, StoreError> {
+async fn resolve<S: Storage + ?Sized>(
+    store: &S,
+    result: &JobResult,
+    reads: &mut BatchReads,
+    now: OffsetDateTime,
+) -> Result<Result<Call, String>, StoreError> {
     match &result.inputs {
         JobInputs::Hook { object_change } => {
-            let Some((change, object)) = store.get_change_and_object(*object_change).await? else {
+            let Some((change, object)) = reads.change_and_object(store, *object_change, now).await? else {
                 return Ok(Err(format!("ObjectChange {object_change} does not exist")));
             };
             // The object as it is when the run starts, or `None` once it no longer exists: never
@@ -150,7 +228,7 @@ impl<S: Storage + 'static> Shared<S> {
         if !job.enabled {
             return Ok(failed(running, format!("Job {} is not enabled to be run!", result.job)));
         }
-        let call = match resolve(store, &result).await? {
+        let call = match resolve(store, &result, reads, self.config.clock.now()).await? {
             Ok(call) => call,
             Err(message) => return Ok(failed(running, message)),
         };

@@ -289,3 +289,40 @@ async fn per_job_limit_bounds_the_runs_of_a_job_in_flight() {
     }
     dispatcher.shutdown(BOUND).await;
 }
+
+/// The hook runs of a batch read their changes and objects together when the first starts, and a
+/// run uses what was read only when it starts within `FRESH` (20 ms) of the read: a later run sees
+/// its object as it is when it starts.
+#[tokio::test]
+async fn a_batch_reads_its_changes_ahead_only_while_they_are_fresh() {
+    let store = MemoryStore::new();
+    let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+    let device = |id: &str, version: u64| {
+        let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id).unwrap();
+        Object::new(reference, id, json!({"version": version})).unwrap()
+    };
+    let save = |object: Object| {
+        let store = &store;
+        let context = &context;
+        async move {
+            let mut changes = ChangeSet::default();
+            changes.save(&object, None);
+            store.commit(context, changes, ObjectWrites::Apply).await.unwrap().changes[0]
+        }
+    };
+    let (a, b, c) = (save(device("a", 1)).await, save(device("b", 1)).await, save(device("c", 1)).await);
+    let missing = jobhooks_model::ChangeId(999);
+    let mut reads = crate::run::BatchReads::for_changes([a, b, missing, c]);
+    let start = jobhooks_model::OffsetDateTime::now_utc();
+    let ms = |n: u64| start + Duration::from_millis(n);
+
+    let first = reads.change_and_object(&store, a, start).await.unwrap();
+    assert_eq!(first, store.get_change_and_object(a).await.unwrap(), "as a read of its own");
+    save(device("b", 2)).await;
+    let (_, object) = reads.change_and_object(&store, b, ms(20)).await.unwrap().unwrap();
+    assert_eq!(object, Some(device("b", 1)), "read 20 ms before its start: fresh");
+    assert_eq!(reads.change_and_object(&store, missing, ms(20)).await.unwrap(), None, "asked for, not found");
+    save(device("c", 2)).await;
+    let (change, object) = reads.change_and_object(&store, c, ms(21)).await.unwrap().unwrap();
+    assert_eq!((change.id, object), (c, Some(device("c", 2))), "read 21 ms before its start: read again");
+}

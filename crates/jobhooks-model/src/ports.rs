@@ -75,6 +75,23 @@ pub trait ChangeStore: ObjectReader {
         Ok(Some((change, object)))
     }
 
+    /// The changes `ids` with their objects, each as [`get_change_and_object`] reads it, in the
+    /// order of `ids`; an id without a change is left out. What the dispatcher reads for a batch
+    /// of hook runs: backends override it when one read can serve them all. The default reads
+    /// them one by one.
+    ///
+    /// [`get_change_and_object`]: ChangeStore::get_change_and_object
+    async fn get_changes_and_objects(
+        &self,
+        ids: &[ChangeId],
+    ) -> Result<Vec<(ObjectChange, Option<Object>)>, StorageFailure> {
+        let mut found = Vec::with_capacity(ids.len());
+        for &id in ids {
+            found.extend(self.get_change_and_object(id).await?);
+        }
+        Ok(found)
+    }
+
     /// The changes of one object, newest first, at most `limit`.
     async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure>;
 

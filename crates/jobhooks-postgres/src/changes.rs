@@ -63,6 +63,16 @@ fn change_of(row: &Row) -> Result<ObjectChange, StorageFailure> {
 /// Where an object's columns start in a row of [`CHANGE_COLUMNS`] followed by an object's.
 const OBJECT_AFTER_CHANGE: usize = 16;
 
+/// A row of [`CHANGE_COLUMNS`] followed by the columns of the object (null when there is none).
+fn change_and_object_of(row: &Row) -> Result<(ObjectChange, Option<Object>), StorageFailure> {
+    let change = change_of(row)?;
+    let object = match row.get::<_, Option<String>>(OBJECT_AFTER_CHANGE) {
+        Some(_) => Some(object_at(row, OBJECT_AFTER_CHANGE)?),
+        None => None,
+    };
+    Ok((change, object))
+}
+
 fn object_of(row: &Row) -> Result<Object, StorageFailure> {
     object_at(row, 0)
 }
@@ -577,13 +587,29 @@ impl ChangeStore for PgStore {
             )
             .await
             .map_err(db_error("cannot read a change and its object"))?;
-        let Some(row) = row else { return Ok(None) };
-        let change = change_of(&row)?;
-        let object = match row.get::<_, Option<String>>(OBJECT_AFTER_CHANGE) {
-            Some(_) => Some(object_at(&row, OBJECT_AFTER_CHANGE)?),
-            None => None,
-        };
-        Ok(Some((change, object)))
+        row.as_ref().map(change_and_object_of).transpose()
+    }
+
+    async fn get_changes_and_objects(
+        &self,
+        ids: &[ChangeId],
+    ) -> Result<Vec<(ObjectChange, Option<Object>)>, StorageFailure> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.0 as i64).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data
+                     FROM unnest($1::bigint[]) WITH ORDINALITY AS asked(id, position)
+                     JOIN jobhooks_changes c ON c.id = asked.id
+                     LEFT JOIN jobhooks_objects o ON o.content_type = c.content_type AND o.object_id = c.object_id
+                     ORDER BY asked.position"
+                ),
+                &[&ids],
+            )
+            .await
+            .map_err(db_error("cannot read changes and their objects"))?;
+        rows.iter().map(change_and_object_of).collect()
     }
 
     async fn changes_for_object(&self, object: &ObjectRef, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
