@@ -59,7 +59,7 @@ const WORK_CHANNEL: &str = "jobhooks_work";
 pub struct PgConfig {
     /// Connections in the pool (default 16).
     pub pool_size: usize,
-    /// How many group commits are written at once (default 4); see [`PgStore`]'s group commit.
+    /// How many group commits are written at once (default 2); see [`PgStore`]'s group commit.
     /// Commits made while all of them are busy wait for the next group, and go in it together.
     pub group_writers: usize,
     /// What the store asks for the time: change times, when runs were queued and finished.
@@ -68,7 +68,7 @@ pub struct PgConfig {
 
 impl Default for PgConfig {
     fn default() -> Self {
-        Self { pool_size: 16, group_writers: 4, clock: system_clock() }
+        Self { pool_size: 16, group_writers: 2, clock: system_clock() }
     }
 }
 
