@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
     Action, BackendError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobRecord,
-    JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StorageFailure, match_hooks,
+    JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, PendingChange, RunId, StorageFailure, match_hooks,
 };
 use tokio_postgres::Row;
 
@@ -96,141 +96,107 @@ pub(crate) struct Commit {
     pub(crate) objects: ObjectWrites,
 }
 
-/// A change of a group being staged: the commit it belongs to, the change (its id still to be
-/// given), and the jobs of the hooks it runs.
-struct Staged<'a> {
-    commit: usize,
-    change: ObjectChange,
-    objects: ObjectWrites,
-    runs: Vec<&'a str>,
-}
-
 /// Writes the changes of `commits`, the objects they apply and the hook runs they trigger through
-/// `client`, which is a transaction: the caller commits it. The statements are the same few
-/// whatever the number of commits: the hooks read once, the lines locked in one statement, then
-/// the changes, the runs and the objects each written in one statement. The receipts are in the
-/// order of `commits`.
+/// `client`, which is a transaction: the caller commits it. Two round trips whatever the number of
+/// commits: the hooks read, the lines locked and the change ids taken together, then the changes,
+/// the runs and the objects each written in one statement, together. The receipts are in the order
+/// of `commits`.
 pub(crate) async fn stage_commits(
     client: &impl Db,
     now: OffsetDateTime,
     commits: &[Commit],
 ) -> Result<Vec<CommitReceipt>, ChangeError> {
-    let mut content_types: Vec<&str> = commits
+    let pending: Vec<(usize, &PendingChange)> = commits
         .iter()
-        .flat_map(|commit| commit.changes.changes())
-        .map(|pending| pending.object.content_type().as_str())
+        .enumerate()
+        .flat_map(|(index, commit)| commit.changes.changes().iter().map(move |change| (index, change)))
         .collect();
+    let mut content_types: Vec<&str> =
+        pending.iter().map(|(_, change)| change.object.content_type().as_str()).collect();
     content_types.sort_unstable();
     content_types.dedup();
-    let (hooks, jobs) = catalog::hooks_on(client, &content_types).await?;
-    let jobs: HashMap<&str, &JobRecord> = jobs.iter().map(|job| (job.class_path.as_str(), job)).collect();
-    let mut staged = Vec::new();
-    let mut skipped = Vec::new();
-    for (index, commit) in commits.iter().enumerate() {
-        for pending in commit.changes.changes() {
-            let matches =
-                match_hooks(commit.context.kind, pending.object.content_type(), pending.action, &hooks, |job| {
-                    jobs.get(job).copied()
-                });
-            skipped.extend(matches.skipped.iter().map(|hook| (staged.len(), *hook)));
-            staged.push(Staged {
-                commit: index,
-                change: ObjectChange::from_pending(ChangeId(0), now, &commit.context, pending.clone(), None),
-                objects: commit.objects,
-                runs: matches.run.iter().map(|hook| hook.job.as_str()).collect(),
-            });
-        }
-    }
     // Every changed object's line is locked, in the one order every writer follows, before
     // anything is written: the runs' places in their lines are decided under it, and two groups
     // writing the same objects wait for each other here rather than in a cycle on their rows.
-    let line_keys: Vec<String> = staged.iter().map(|staged| line_key(&staged.change.object_ref())).collect();
-    let run_count = staged.iter().map(|staged| staged.runs.len()).sum();
-    let (locked, ids) = tokio::join!(
+    let line_keys: Vec<String> = pending.iter().map(|(_, change)| line_key(&change.object)).collect();
+    let (hooks, locked, ids) = tokio::join!(
+        catalog::hooks_on(client, &content_types),
         lines::lock(client, line_keys.iter().map(String::as_str)),
-        allocate(client, staged.len(), run_count)
+        change_ids(client, pending.len())
     );
+    let (hooks, jobs) = hooks?;
     locked?;
-    let Ids { changes: change_ids, runs: run_ids, places } = ids?;
+    let ids = ids?;
+    if ids.len() != pending.len() {
+        return Err(
+            StorageFailure::Backend(BackendError::message("PostgreSQL gave fewer change ids than asked for")).into()
+        );
+    }
+    let jobs: HashMap<&str, &JobRecord> = jobs.iter().map(|job| (job.class_path.as_str(), job)).collect();
+    let mut staged = Vec::with_capacity(pending.len());
+    let mut matched = Vec::with_capacity(pending.len());
+    for ((index, change), id) in pending.into_iter().zip(ids) {
+        let context = &commits[index].context;
+        let matches = match_hooks(context.kind, change.object.content_type(), change.action, &hooks, |job| {
+            jobs.get(job).copied()
+        });
+        for hook in &matches.skipped {
+            let (name, job) = (&hook.name, &hook.job);
+            tracing::warn!(
+                hook = %name, job = %job, change = %id,
+                "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
+            );
+        }
+        staged.push((index, ObjectChange::from_pending(id, now, context, change.clone(), None)));
+        matched.push(matches.run);
+    }
     let mut receipts = vec![CommitReceipt::default(); commits.len()];
     let mut changes = ChangeRows::default();
     let mut runs = RunRows::default();
+    let mut run_commits = Vec::new();
     let mut objects = ObjectRows::default();
-    let (mut run_ids, mut places) = (run_ids.into_iter(), places.into_iter());
-    for (staged, id) in staged.iter_mut().zip(change_ids) {
-        staged.change.id = id;
-    }
     let mut seen_objects = HashSet::new();
-    for (staged, line) in staged.iter().zip(&line_keys) {
-        let (change, id) = (&staged.change, staged.change.id);
+    for (((index, change), hooks), line) in staged.iter().zip(&matched).zip(&line_keys) {
         // As Nautobot finds a prechange (from the object's change before), only the first change
         // of an object keeps the one it carries.
-        let first_of_object = seen_objects.insert(line.as_str());
-        changes.push(change, first_of_object);
-        let user = commits[staged.commit].context.user.as_deref();
-        for job in &staged.runs {
-            let (Some(run), Some(place)) = (run_ids.next(), places.next()) else {
-                return Err(StorageFailure::Backend(BackendError::message(
-                    "PostgreSQL gave fewer run ids than asked for",
-                ))
-                .into());
-            };
-            runs.push(run, job, user, RunInputs::Hook(id), Some(line), place);
-            receipts[staged.commit].runs.push(run);
+        changes.push(change, seen_objects.insert(line.as_str()));
+        let user = commits[*index].context.user.as_deref();
+        for hook in hooks {
+            runs.push(&hook.job, user, RunInputs::Hook(change.id), Some(line));
+            run_commits.push(*index);
         }
-        if staged.objects == ObjectWrites::Apply {
+        if commits[*index].objects == ObjectWrites::Apply {
             objects.push(change);
         }
-        receipts[staged.commit].changes.push(id);
-    }
-    for (position, hook) in skipped {
-        let (name, job, change) = (&hook.name, &hook.job, staged[position].change.id);
-        tracing::warn!(
-            hook = %name, job = %job, change = %change,
-            "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
-        );
+        receipts[*index].changes.push(change.id);
     }
     // The three writes are independent: the client pipelines them.
-    let (changes, runs, objects) =
+    let (changes, run_ids, objects) =
         tokio::join!(changes.insert(client), runs.insert(client, now), objects.write(client));
     changes?;
-    runs?;
     objects?;
+    for (index, run) in run_commits.into_iter().zip(run_ids?) {
+        receipts[index].runs.push(run);
+    }
     Ok(receipts)
 }
 
-/// Ids taken from the sequences, each list in ascending order.
-pub(crate) struct Ids {
-    pub(crate) changes: Vec<ChangeId>,
-    pub(crate) runs: Vec<RunId>,
-    /// Places in the object lines, one per run.
-    pub(crate) places: Vec<i64>,
-}
-
-/// Takes `changes` change ids, `runs` run ids and as many line places in one statement. Sorted
-/// here, since a statement does not promise the order in which it calls `nextval`: the changes of
-/// a commit and the runs of a line are numbered in their order.
-pub(crate) async fn allocate(client: &impl Db, changes: usize, runs: usize) -> Result<Ids, StorageFailure> {
-    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+/// Takes `count` change ids in one statement, in ascending order (a statement does not promise
+/// the order in which it calls `nextval`; the changes of a commit are numbered in their order).
+pub(crate) async fn change_ids(client: &impl Db, count: usize) -> Result<Vec<ChangeId>, StorageFailure> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
     let row = client
         .query_one(
-            "SELECT ARRAY(SELECT nextval('jobhooks_change_ids') FROM generate_series(1, $1)),
-                    ARRAY(SELECT nextval('jobhooks_run_ids') FROM generate_series(1, $2)),
-                    ARRAY(SELECT nextval('jobhooks_line_places') FROM generate_series(1, $2))",
-            &[&count(changes), &count(runs)],
+            "SELECT ARRAY(SELECT nextval('jobhooks_change_ids') FROM generate_series(1, $1))",
+            &[&i32::try_from(count).unwrap_or(i32::MAX)],
         )
         .await
-        .map_err(db_error("cannot number the changes and runs"))?;
-    let sorted = |column: usize| {
-        let mut values: Vec<i64> = row.get(column);
-        values.sort_unstable();
-        values
-    };
-    Ok(Ids {
-        changes: sorted(0).into_iter().map(|id| ChangeId(id as u64)).collect(),
-        runs: sorted(1).into_iter().map(|id| RunId(id as u64)).collect(),
-        places: sorted(2),
-    })
+        .map_err(db_error("cannot number the changes"))?;
+    let mut ids: Vec<i64> = row.get(0);
+    ids.sort_unstable();
+    Ok(ids.into_iter().map(|id| ChangeId(id as u64)).collect())
 }
 
 /// Changes to insert, column by column, written in one statement.
@@ -346,84 +312,83 @@ impl<'a> From<&'a JobInputs> for RunInputs<'a> {
 /// Runs to queue, column by column, written in one statement.
 #[derive(Default)]
 pub(crate) struct RunRows<'a> {
-    ids: Vec<i64>,
     jobs: Vec<&'a str>,
     users: Vec<Option<&'a str>>,
     change_ids: Vec<Option<i64>>,
     object_pks: Vec<Option<&'a str>>,
     object_model_names: Vec<Option<&'a str>>,
     lines: Vec<Option<&'a str>>,
-    places: Vec<i64>,
     /// Whether no run before it in these rows is of its line: only then may it be its line's head.
     firsts: Vec<bool>,
     seen_lines: HashSet<&'a str>,
 }
 
 impl<'a> RunRows<'a> {
-    /// Adds a pending run of `job` about `inputs` at `place` in `line` (none: no line). The
+    /// Adds a pending run of `job` about `inputs` at the back of `line` (none: no line). The
     /// caller holds the lines' locks (`lines::lock`) until the rows are written.
-    pub(crate) fn push(
-        &mut self,
-        id: RunId,
-        job: &'a str,
-        user: Option<&'a str>,
-        inputs: RunInputs<'a>,
-        line: Option<&'a str>,
-        place: i64,
-    ) {
+    pub(crate) fn push(&mut self, job: &'a str, user: Option<&'a str>, inputs: RunInputs<'a>, line: Option<&'a str>) {
         let (change_id, object_pk, object_model_name) = match inputs {
             RunInputs::Hook(change) => (Some(change.0 as i64), None, None),
             RunInputs::Button { object_pk, object_model_name } => (None, Some(object_pk), Some(object_model_name)),
         };
-        self.ids.push(id.0 as i64);
         self.jobs.push(job);
         self.users.push(user);
         self.change_ids.push(change_id);
         self.object_pks.push(object_pk);
         self.object_model_names.push(object_model_name);
         self.lines.push(line);
-        self.places.push(place);
         self.firsts.push(line.is_none_or(|line| self.seen_lines.insert(line)));
     }
 
-    /// Queues the runs with a pending result made at `now`. Whether a run is its line's head is
-    /// decided here, under the lines' locks: it is when its line has no unfinished run.
-    pub(crate) async fn insert(&self, client: &impl Db, now: OffsetDateTime) -> Result<(), StorageFailure> {
-        if self.ids.is_empty() {
-            return Ok(());
+    /// Queues the runs with a pending result made at `now`, and returns their ids in the order
+    /// they were pushed. The statement numbers them: each row takes a run id and a place in its
+    /// line from the sequences, and the rows are matched to the values in ascending order, so the
+    /// runs of a line are placed in the order they were pushed. Whether a run is its line's head
+    /// is decided here, under the lines' locks: it is when its line has no unfinished run.
+    pub(crate) async fn insert(&self, client: &impl Db, now: OffsetDateTime) -> Result<Vec<RunId>, StorageFailure> {
+        if self.jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        client
-            .execute(
+        let rows = client
+            .query(
                 &format!(
-                    "INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
+                    "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                                    $6::text[], $7::boolean[]) WITH ORDINALITY
+                                  AS u(job, user_id, change_id, object_pk, object_model_name, line, first, row)),
+                          taken AS (SELECT nextval('jobhooks_run_ids') AS id, nextval('jobhooks_line_places') AS place
+                                    FROM u),
+                          numbered AS (SELECT id, place, row_number() OVER (ORDER BY id) AS row FROM taken)
+                     INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
                          attempts, leases, created, logs, line, place, head)
-                     SELECT u.id, u.job, u.user_id, u.change_id, u.object_pk, u.object_model_name, $9, 0, 0, $10,
-                         '[]', u.line, u.place,
-                         u.line IS NULL OR (u.first AND ahead.id IS NULL)
-                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
-                         $7::text[], $8::bigint[], $11::boolean[])
-                       AS u(id, job, user_id, change_id, object_pk, object_model_name, line, place, first)
+                     SELECT n.id, u.job, u.user_id, u.change_id, u.object_pk, u.object_model_name, $8, 0, 0, $9,
+                         '[]', u.line, n.place, u.line IS NULL OR (u.first AND ahead.id IS NULL)
+                     FROM u JOIN numbered n ON n.row = u.row
                      LEFT JOIN LATERAL (SELECT r.id FROM jobhooks_runs r
                                         WHERE r.line = u.line AND r.status IN {UNFINISHED}
-                                        LIMIT 1) ahead ON true"
+                                        LIMIT 1) ahead ON true
+                     RETURNING id"
                 ),
                 &[
-                    &self.ids,
                     &self.jobs,
                     &self.users,
                     &self.change_ids,
                     &self.object_pks,
                     &self.object_model_names,
                     &self.lines,
-                    &self.places,
+                    &self.firsts,
                     &status_name(JobStatus::Pending),
                     &now,
-                    &self.firsts,
                 ],
             )
             .await
             .map_err(db_error("cannot queue the runs"))?;
-        Ok(())
+        // Row k took the k-th smallest id.
+        let mut ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+        if ids.len() != self.jobs.len() {
+            return Err(StorageFailure::Backend(BackendError::message("PostgreSQL queued fewer runs than asked for")));
+        }
+        ids.sort_unstable();
+        Ok(ids.into_iter().map(|id| RunId(id as u64)).collect())
     }
 }
 

@@ -177,14 +177,14 @@ mod tests {
     }
 
     /// Waits, with a bound, until `ready` holds; the writers run on the runtime's other thread.
-    async fn until(ready: impl Fn() -> bool) {
+    async fn until<F: Future<Output = bool>>(what: &str, ready: impl Fn() -> F) {
         tokio::time::timeout(Duration::from_secs(30), async {
-            while !ready() {
+            while !ready().await {
                 tokio::task::yield_now().await;
             }
         })
         .await
-        .expect("the commits did not reach the queue");
+        .unwrap_or_else(|_| panic!("{what} did not happen within 30 s"));
     }
 
     /// One writer, held on a row lock while five commits queue behind it, so that they are written
@@ -213,7 +213,14 @@ mod tests {
         let holder = app.transaction().await.unwrap();
         holder.execute("SELECT 1 FROM jobhooks_objects WHERE object_id = 'blocker' FOR UPDATE", &[]).await.unwrap();
         let blocked = commit(&store, Action::Update, "blocker", json!({"n": 1}));
-        until(|| store.inner.groups.queue().is_empty()).await;
+        let (observer, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let observer = &observer;
+        until("the writer waiting for the row", || async move {
+            let waiting = observer.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", &[]).await.unwrap();
+            waiting.get::<_, i64>(0) > 0
+        })
+        .await;
 
         let queued = [
             commit(&store, Action::Create, "twin", json!({"n": 1})),
@@ -223,7 +230,7 @@ mod tests {
             commit(&store, Action::Update, "twin", json!({"n": 2})),
             commit(&store, Action::Create, "last", json!({"n": 1})),
         ];
-        until(|| store.inner.groups.queue().len() == queued.len()).await;
+        until("five commits queued", || async { store.inner.groups.queue().len() == queued.len() }).await;
         holder.rollback().await.unwrap();
 
         blocked.await.unwrap().expect("the blocker's update is written once its row is free");

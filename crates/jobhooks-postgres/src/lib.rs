@@ -5,6 +5,8 @@
 //!   per matching hook in one transaction (the transactional outbox). An application that keeps
 //!   its objects in the same database records its changes in its *own* transaction with
 //!   [`PgStore::commit_in`], so its write and the hook runs commit or roll back together.
+//! - **Group commit.** Concurrent commits on one store share a transaction, written with the same
+//!   few statements whatever their number; see [`PgConfig::group_writers`].
 //! - **Claims across processes.** Runs are claimed with `FOR UPDATE SKIP LOCKED` and a lease with a
 //!   deadline; a lapsed lease is taken over by any process. A run of an object never starts while
 //!   an earlier run of the same object is unfinished, whichever process holds it.
@@ -59,8 +61,9 @@ const WORK_CHANNEL: &str = "jobhooks_work";
 pub struct PgConfig {
     /// Connections in the pool (default 16).
     pub pool_size: usize,
-    /// How many group commits are written at once (default 2); see [`PgStore`]'s group commit.
-    /// Commits made while all of them are busy wait for the next group, and go in it together.
+    /// How many group commits are written at once (default 2). Commits made while all of them
+    /// are busy wait for the next group and go in it together, in one transaction; a group the
+    /// database refuses is written again commit by commit, so that a refused commit fails alone.
     pub group_writers: usize,
     /// What the store asks for the time: change times, when runs were queued and finished.
     pub clock: Arc<dyn Clock>,

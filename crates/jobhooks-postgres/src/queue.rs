@@ -16,7 +16,7 @@ use tokio_postgres::Row;
 
 use crate::db::Db;
 
-use crate::changes::{Commit, Ids, RunInputs, RunRows, allocate, stage_commits};
+use crate::changes::{Commit, RunInputs, RunRows, stage_commits};
 use crate::lines::{self, UNFINISHED};
 use crate::records::{LogRecord, corrupt, line_key, log_entries, log_records, status_name, status_of};
 use crate::{PgStore, db_error};
@@ -308,15 +308,12 @@ impl JobQueue for PgStore {
             return Err(QueueError::NotFound { kind: "job", key: job.to_owned() });
         }
         let line = line_of(&transaction, &inputs).await?;
-        let (locked, ids) = tokio::join!(lines::lock(&transaction, line.as_deref()), allocate(&transaction, 0, 1));
-        locked?;
-        let Ids { runs: run_ids, places, .. } = ids?;
-        let (Some(&run), Some(&place)) = (run_ids.first(), places.first()) else {
-            return Err(StorageFailure::Backend(BackendError::message("PostgreSQL gave no run id")).into());
-        };
+        lines::lock(&transaction, line.as_deref()).await?;
         let mut rows = RunRows::default();
-        rows.push(run, job, user.as_deref(), RunInputs::from(&inputs), line.as_deref(), place);
-        rows.insert(&transaction, self.now()).await?;
+        rows.push(job, user.as_deref(), RunInputs::from(&inputs), line.as_deref());
+        let Some(&run) = rows.insert(&transaction, self.now()).await?.first() else {
+            return Err(StorageFailure::Backend(BackendError::message("PostgreSQL queued no run")).into());
+        };
         transaction.commit().await.map_err(db_error("cannot queue a run"))?;
         self.work_ready();
         Ok(run)
