@@ -179,6 +179,28 @@ pub(crate) fn db_error(context: &'static str) -> impl Fn(tokio_postgres::Error) 
     move |error| StorageFailure::Backend(BackendError::new(context, error))
 }
 
+/// Commits `transaction` when `outcome` is `Ok`; otherwise rolls it back and waits for the
+/// rollback, so that the rows it locked are free when the caller sees the error (a dropped
+/// transaction is rolled back later, meanwhile its rows stay locked and claims skip them).
+pub(crate) async fn finish<T, E: From<StorageFailure>>(
+    transaction: deadpool_postgres::Transaction<'_>,
+    outcome: Result<T, E>,
+    context: &'static str,
+) -> Result<T, E> {
+    match outcome {
+        Ok(value) => {
+            transaction.commit().await.map_err(db_error(context))?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = transaction.rollback().await {
+                tracing::debug!(%rollback, "cannot roll a failed transaction back; the connection drops it");
+            }
+            Err(error)
+        }
+    }
+}
+
 impl PgStore {
     /// Connects to `url` (libpq's URL syntax, `postgres://user@host:port/dbname`) with the default
     /// configuration and brings the schema up to date.

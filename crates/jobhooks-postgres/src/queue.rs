@@ -219,9 +219,12 @@ impl PgStore {
     async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let run = claimed(&transaction, lease).await?;
-        unclaim::<QueueError>(&transaction, run.result, event, self.now()).await?;
-        transaction.commit().await.map_err(db_error("cannot give a claim up"))?;
+        let outcome = async {
+            let run = claimed(&transaction, lease).await?;
+            unclaim::<QueueError>(&transaction, run.result, event, self.now()).await
+        }
+        .await;
+        crate::finish(transaction, outcome, "cannot give a claim up").await?;
         self.work_ready();
         Ok(())
     }
@@ -559,36 +562,43 @@ impl QueueMaintenance for PgStore {
     async fn replay(&self, run: RunId) -> Result<(), MaintenanceError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let row = transaction
-            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = $1 FOR UPDATE"), &[&(run.0 as i64)])
-            .await
-            .map_err(db_error("cannot read a run"))?;
-        let result = row.as_ref().map(run_of).transpose()?.map(|run| run.result);
-        let Some(mut result) = result.filter(|result| result.status == JobStatus::DeadLettered) else {
-            return Err(MaintenanceError::Refused {
-                reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
-            });
-        };
-        let step = transition(JobStatus::DeadLettered, RunEvent::Replayed)?;
-        result.status = step.to;
-        result.attempts = step.attempts.apply(result.attempts);
-        // A replay joins the back of its object's line, like a run queued now.
-        let line = line_of(&transaction, &result.inputs).await?;
-        lines::lock(&transaction, line.as_deref()).await?;
-        transaction
-            .execute(
-                &format!(
-                    "UPDATE jobhooks_runs SET status = $2, attempts = $3, completed = NULL, due = NULL, line = $4,
-                         place = nextval('jobhooks_line_places'),
-                         head = $4::text IS NULL OR NOT EXISTS (SELECT 1 FROM jobhooks_runs
-                                                               WHERE line = $4 AND status IN {UNFINISHED})
-                     WHERE id = $1"
-                ),
-                &[&(run.0 as i64), &status_name(result.status), &attempts_value(&result), &line],
-            )
-            .await
-            .map_err(db_error("cannot replay a run"))?;
-        transaction.commit().await.map_err(db_error("cannot replay a run"))?;
+        let outcome = async {
+            let row = transaction
+                .query_opt(
+                    &format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = $1 FOR UPDATE"),
+                    &[&(run.0 as i64)],
+                )
+                .await
+                .map_err(db_error("cannot read a run"))?;
+            let result = row.as_ref().map(run_of).transpose()?.map(|run| run.result);
+            let Some(mut result) = result.filter(|result| result.status == JobStatus::DeadLettered) else {
+                return Err(MaintenanceError::Refused {
+                    reason: format!("run {run} is not dead-lettered; only dead-lettered runs can be replayed"),
+                });
+            };
+            let step = transition(JobStatus::DeadLettered, RunEvent::Replayed)?;
+            result.status = step.to;
+            result.attempts = step.attempts.apply(result.attempts);
+            // A replay joins the back of its object's line, like a run queued now.
+            let line = line_of(&transaction, &result.inputs).await?;
+            lines::lock(&transaction, line.as_deref()).await?;
+            transaction
+                .execute(
+                    &format!(
+                        "UPDATE jobhooks_runs SET status = $2, attempts = $3, completed = NULL, due = NULL, line = $4,
+                             place = nextval('jobhooks_line_places'),
+                             head = $4::text IS NULL OR NOT EXISTS (SELECT 1 FROM jobhooks_runs
+                                                                   WHERE line = $4 AND status IN {UNFINISHED})
+                         WHERE id = $1"
+                    ),
+                    &[&(run.0 as i64), &status_name(result.status), &attempts_value(&result), &line],
+                )
+                .await
+                .map_err(db_error("cannot replay a run"))?;
+            Ok(())
+        }
+        .await;
+        crate::finish(transaction, outcome, "cannot replay a run").await?;
         self.work_ready();
         Ok(())
     }
