@@ -89,7 +89,6 @@ fn object_at(row: &Row, first: usize) -> Result<Object, StorageFailure> {
 }
 
 /// One commit: a change context's changes, and whether they write the objects.
-#[derive(Clone)]
 pub(crate) struct Commit {
     pub(crate) context: ChangeContext,
     pub(crate) changes: ChangeSet,

@@ -137,8 +137,10 @@ impl PgStore {
     async fn write(&self, commits: &[Commit]) -> Result<Vec<CommitReceipt>, ChangeError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let receipts = stage_commits(&transaction, self.now(), commits).await?;
-        transaction.commit().await.map_err(db_error("cannot commit changes"))?;
+        // Rolled back before a failure returns, so that writing the group's commits one by one
+        // does not wait for this transaction's locks.
+        let outcome = stage_commits(&transaction, self.now(), commits).await;
+        let receipts = crate::finish(transaction, outcome, "cannot commit changes").await?;
         if receipts.iter().any(|receipt| !receipt.runs.is_empty()) {
             self.work_ready();
         }
@@ -150,10 +152,9 @@ impl PgStore {
 mod tests {
     use std::time::Duration;
 
-    use jobhooks_model::ports::{Catalog, ChangeStore, JobQueue, ObjectWrites};
+    use jobhooks_model::ports::{ChangeStore, JobQueue, ObjectWrites};
     use jobhooks_model::{
-        Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobHook, JobKind, JobSpec, Object, ObjectRef,
-        PendingChange, SyncMode, json,
+        Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, Object, ObjectRef, PendingChange, json,
     };
     use tokio_postgres::NoTls;
 
@@ -194,17 +195,7 @@ mod tests {
     async fn a_refused_commit_fails_alone_and_its_group_is_written() {
         let url = TestServer::shared().fresh_database().await;
         let store = PgStore::connect_with(&url, PgConfig::default().group_writers(1)).await.unwrap();
-        let job = JobSpec {
-            class_path: JOB.into(),
-            name: "Audit".into(),
-            description: String::new(),
-            kind: JobKind::JobHookReceiver,
-            hidden: true,
-        };
-        store.sync_jobs(&[job], SyncMode::Full).await.unwrap();
-        store.set_job_enabled(JOB, true).await.unwrap();
-        let devices = vec![ContentType::new("dcim.device").unwrap()];
-        store.create_hook(JobHook::new("audit", devices, JOB).on([Action::Create, Action::Update])).await.unwrap();
+        crate::testing::install_device_hook(&store, "audit", JOB, [Action::Create, Action::Update]).await;
         let blocker = commit(&store, Action::Create, "blocker", json!({"n": 0})).await.unwrap().unwrap();
 
         // The writer takes the blocker's update and waits for the row another transaction holds.

@@ -104,6 +104,33 @@ fn reason(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Installs the job hook receiver `job`, enabled, and a hook named `hook` on `dcim.device` that
+/// fires on `actions`: what the tests that need a matching hook start from.
+///
+/// # Panics
+///
+/// When the store refuses any of it.
+pub async fn install_device_hook(
+    store: &crate::PgStore,
+    hook: &str,
+    job: &str,
+    actions: impl IntoIterator<Item = jobhooks_model::Action>,
+) {
+    use jobhooks_model::ports::Catalog;
+    use jobhooks_model::{ContentType, JobHook, JobKind, JobSpec, SyncMode};
+    let spec = JobSpec {
+        class_path: job.into(),
+        name: job.rsplit("::").next().unwrap_or(job).into(),
+        description: String::new(),
+        kind: JobKind::JobHookReceiver,
+        hidden: true,
+    };
+    store.sync_jobs(&[spec], SyncMode::Full).await.unwrap();
+    store.set_job_enabled(job, true).await.unwrap();
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    store.create_hook(JobHook::new(hook, devices, job).on(actions)).await.unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

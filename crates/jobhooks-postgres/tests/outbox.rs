@@ -1,10 +1,9 @@
 //! The outbox in the application's own transaction: changes recorded with `PgStore::commit_in`
 //! commit or roll back with the application's writes, their hook runs included.
 
-use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites, QueueReader, ResultFilter};
+use jobhooks_model::ports::{ChangeStore, ObjectWrites, QueueReader, ResultFilter};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobHook, JobKind, JobSpec, Object, ObjectRef,
-    PendingChange, SyncMode, json,
+    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, Object, ObjectRef, PendingChange, json,
 };
 use jobhooks_postgres::PgStore;
 use jobhooks_postgres::testing::TestServer;
@@ -19,17 +18,7 @@ fn device(id: &str) -> Object {
 
 /// The job `JOB`, installed and enabled, with a hook on device creations.
 async fn install_hook(store: &PgStore) {
-    let job = JobSpec {
-        class_path: JOB.into(),
-        name: "Audit".into(),
-        description: String::new(),
-        kind: JobKind::JobHookReceiver,
-        hidden: true,
-    };
-    store.sync_jobs(&[job], SyncMode::Full).await.unwrap();
-    store.set_job_enabled(JOB, true).await.unwrap();
-    let devices = vec![ContentType::new("dcim.device").unwrap()];
-    store.create_hook(JobHook::new("audit", devices, JOB).on([Action::Create])).await.unwrap();
+    jobhooks_postgres::testing::install_device_hook(store, "audit", JOB, [Action::Create]).await;
 }
 
 #[tokio::test]
