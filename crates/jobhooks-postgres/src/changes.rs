@@ -2,6 +2,7 @@
 //! and one queued run per matching hook in the transaction it is given.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
@@ -10,7 +11,7 @@ use jobhooks_model::{
 };
 use tokio_postgres::Row;
 
-use crate::db::Db;
+use crate::db::{Db, Pipelined};
 use uuid::Uuid;
 
 use crate::lines::{self, UNFINISHED};
@@ -105,6 +106,28 @@ pub(crate) async fn stage_commits(
     now: OffsetDateTime,
     commits: &[Commit],
 ) -> Result<Vec<CommitReceipt>, ChangeError> {
+    stage(client, None, now, commits).await
+}
+
+/// Writes `commits` as [`stage_commits`] does, in `transaction`, which it begins with the first
+/// round trip and commits with the second: two round trips in all. On an error the transaction
+/// may still be open; the caller rolls it back.
+pub(crate) async fn commit_alone(
+    transaction: &Pipelined,
+    now: OffsetDateTime,
+    commits: &[Commit],
+) -> Result<Vec<CommitReceipt>, ChangeError> {
+    stage(transaction, Some(transaction), now, commits).await
+}
+
+/// [`stage_commits`], in `own` when it is given: begun with the first round trip, committed with
+/// the second.
+async fn stage(
+    client: &impl Db,
+    own: Option<&Pipelined>,
+    now: OffsetDateTime,
+    commits: &[Commit],
+) -> Result<Vec<CommitReceipt>, ChangeError> {
     let pending: Vec<(usize, &PendingChange)> = commits
         .iter()
         .enumerate()
@@ -118,11 +141,19 @@ pub(crate) async fn stage_commits(
     // anything is written: the runs' places in their lines are decided under it, and two groups
     // writing the same objects wait for each other here rather than in a cycle on their rows.
     let line_keys: Vec<String> = pending.iter().map(|(_, change)| line_key(&change.object)).collect();
-    let (hooks, locked, ids) = tokio::join!(
+    let begin = async {
+        match own {
+            Some(transaction) => transaction.begin().await.map_err(db_error("cannot begin a transaction")),
+            None => Ok(()),
+        }
+    };
+    let (begun, hooks, locked, ids) = tokio::join!(
+        begin,
         catalog::hooks_on(client, &content_types),
         lines::lock(client, line_keys.iter().map(String::as_str)),
         change_ids(client, pending.len())
     );
+    begun?;
     let (hooks, jobs) = hooks?;
     locked?;
     let ids = ids?;
@@ -169,12 +200,24 @@ pub(crate) async fn stage_commits(
         }
         receipts[*index].changes.push(change.id);
     }
-    // The three writes are independent: the client pipelines them.
-    let (changes, run_ids, objects) =
-        tokio::join!(changes.insert(client), runs.insert(client, now), objects.write(client));
+    // The three writes are independent: the client pipelines them, with the COMMIT of a
+    // transaction of their own.
+    let commit = async {
+        match own {
+            Some(transaction) => transaction.commit().await.map_err(db_error("cannot commit changes")),
+            None => Ok(()),
+        }
+    };
+    if let Some(transaction) = own {
+        transaction.prepare(&write_statements()).await.map_err(db_error("cannot prepare the writes"))?;
+    }
+    let (changes, run_ids, objects, committed) =
+        tokio::join!(changes.insert(client), runs.insert(client, now), objects.write(client), commit);
     changes?;
     objects?;
-    for (index, run) in run_commits.into_iter().zip(run_ids?) {
+    let run_ids = run_ids?;
+    committed?;
+    for (index, run) in run_commits.into_iter().zip(run_ids) {
         receipts[index].runs.push(run);
     }
     Ok(receipts)
@@ -197,6 +240,26 @@ pub(crate) async fn change_ids(client: &impl Db, count: usize) -> Result<Vec<Cha
     ids.sort_unstable();
     Ok(ids.into_iter().map(|id| ChangeId(id as u64)).collect())
 }
+
+/// Inserts changes given column by column; a change keeps the prechange it carries only when it is
+/// the first of its object in the statement and the log holds no change of its object.
+const INSERT_CHANGES: &str =
+    "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
+         object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
+         change_context_detail)
+     SELECT u.id, u.time, u.user_id, u.user_name, u.request_id, u.action, u.content_type, u.object_id,
+         u.related_type, u.related_id, u.object_repr, u.object_data,
+         CASE WHEN u.first AND earlier.id IS NULL THEN u.prechange END,
+         u.change_context, u.change_context_detail
+     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::uuid[], $6::text[],
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
+         $14::boolean[], $15::text[], $16::text[])
+       AS u(id, time, user_id, user_name, request_id, action, content_type, object_id, related_type,
+         related_id, object_repr, object_data, prechange, first, change_context, change_context_detail)
+     -- One index probe per change (a subquery here may be planned as a hash of the whole log).
+     LEFT JOIN LATERAL (SELECT p.id FROM jobhooks_changes p
+                        WHERE p.content_type = u.content_type AND p.object_id = u.object_id
+                        LIMIT 1) earlier ON true";
 
 /// Changes to insert, column by column, written in one statement.
 #[derive(Default)]
@@ -249,22 +312,7 @@ impl<'a> ChangeRows<'a> {
         }
         client
             .execute(
-                "INSERT INTO jobhooks_changes (id, time, user_id, user_name, request_id, action, content_type,
-                     object_id, related_type, related_id, object_repr, object_data, prechange, change_context,
-                     change_context_detail)
-                 SELECT u.id, u.time, u.user_id, u.user_name, u.request_id, u.action, u.content_type, u.object_id,
-                     u.related_type, u.related_id, u.object_repr, u.object_data,
-                     CASE WHEN u.first AND earlier.id IS NULL THEN u.prechange END,
-                     u.change_context, u.change_context_detail
-                 FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::uuid[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
-                     $14::boolean[], $15::text[], $16::text[])
-                   AS u(id, time, user_id, user_name, request_id, action, content_type, object_id, related_type,
-                     related_id, object_repr, object_data, prechange, first, change_context, change_context_detail)
-                 -- One index probe per change (a subquery here may be planned as a hash of the whole log).
-                 LEFT JOIN LATERAL (SELECT p.id FROM jobhooks_changes p
-                                    WHERE p.content_type = u.content_type AND p.object_id = u.object_id
-                                    LIMIT 1) earlier ON true",
+                INSERT_CHANGES,
                 &[
                     &self.ids,
                     &self.times,
@@ -306,6 +354,42 @@ impl<'a> From<&'a JobInputs> for RunInputs<'a> {
             JobInputs::Button { object_pk, object_model_name } => RunInputs::Button { object_pk, object_model_name },
         }
     }
+}
+
+/// Queues runs given column by column (see [`RunRows::insert`]).
+static INSERT_RUNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                    $6::text[], $7::boolean[]) WITH ORDINALITY
+                  AS u(job, user_id, change_id, object_pk, object_model_name, line, first, row)),
+          taken AS (SELECT nextval('jobhooks_run_ids') AS id, nextval('jobhooks_line_places') AS place
+                    FROM u),
+          numbered AS (SELECT id, place, row_number() OVER (ORDER BY id) AS row FROM taken)
+     INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
+         attempts, leases, created, logs, line, place, head)
+     SELECT n.id, u.job, u.user_id, u.change_id, u.object_pk, u.object_model_name, $8, 0, 0, $9,
+         '[]', u.line, n.place, u.line IS NULL OR (u.first AND ahead.id IS NULL)
+     FROM u JOIN numbered n ON n.row = u.row
+     LEFT JOIN LATERAL (SELECT r.id FROM jobhooks_runs r
+                        WHERE r.line = u.line AND r.status IN {UNFINISHED}
+                        LIMIT 1) ahead ON true
+     RETURNING id"
+    )
+});
+
+/// Removes objects given column by column.
+const DELETE_OBJECTS: &str =
+    "DELETE FROM jobhooks_objects o USING unnest($1::text[], $2::text[]) AS g(content_type, object_id)
+     WHERE o.content_type = g.content_type AND o.object_id = g.object_id";
+
+/// Writes objects given column by column, whether they exist or not.
+const UPSERT_OBJECTS: &str = "INSERT INTO jobhooks_objects (content_type, object_id, repr, data)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
+     ON CONFLICT (content_type, object_id) DO UPDATE SET repr = excluded.repr, data = excluded.data";
+
+/// The statements of a group's second round trip.
+fn write_statements() -> [&'static str; 4] {
+    [INSERT_CHANGES, INSERT_RUNS.as_str(), DELETE_OBJECTS, UPSERT_OBJECTS]
 }
 
 /// Runs to queue, column by column, written in one statement.
@@ -350,23 +434,7 @@ impl<'a> RunRows<'a> {
         }
         let rows = client
             .query(
-                &format!(
-                    "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                                    $6::text[], $7::boolean[]) WITH ORDINALITY
-                                  AS u(job, user_id, change_id, object_pk, object_model_name, line, first, row)),
-                          taken AS (SELECT nextval('jobhooks_run_ids') AS id, nextval('jobhooks_line_places') AS place
-                                    FROM u),
-                          numbered AS (SELECT id, place, row_number() OVER (ORDER BY id) AS row FROM taken)
-                     INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
-                         attempts, leases, created, logs, line, place, head)
-                     SELECT n.id, u.job, u.user_id, u.change_id, u.object_pk, u.object_model_name, $8, 0, 0, $9,
-                         '[]', u.line, n.place, u.line IS NULL OR (u.first AND ahead.id IS NULL)
-                     FROM u JOIN numbered n ON n.row = u.row
-                     LEFT JOIN LATERAL (SELECT r.id FROM jobhooks_runs r
-                                        WHERE r.line = u.line AND r.status IN {UNFINISHED}
-                                        LIMIT 1) ahead ON true
-                     RETURNING id"
-                ),
+                &INSERT_RUNS,
                 &[
                     &self.jobs,
                     &self.users,
@@ -430,11 +498,7 @@ impl<'a> ObjectRows<'a> {
                 return Ok(0);
             }
             client
-                .execute(
-                    "DELETE FROM jobhooks_objects o USING unnest($1::text[], $2::text[]) AS g(content_type, object_id)
-                     WHERE o.content_type = g.content_type AND o.object_id = g.object_id",
-                    &[&gone_types, &gone_ids],
-                )
+                .execute(DELETE_OBJECTS, &[&gone_types, &gone_ids])
                 .await
                 .map_err(db_error("cannot remove the objects"))
         };
@@ -443,12 +507,7 @@ impl<'a> ObjectRows<'a> {
                 return Ok(0);
             }
             client
-                .execute(
-                    "INSERT INTO jobhooks_objects (content_type, object_id, repr, data)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
-                     ON CONFLICT (content_type, object_id) DO UPDATE SET repr = excluded.repr, data = excluded.data",
-                    &[&types, &ids, &reprs, &data],
-                )
+                .execute(UPSERT_OBJECTS, &[&types, &ids, &reprs, &data])
                 .await
                 .map_err(db_error("cannot write the objects"))
         };

@@ -62,3 +62,89 @@ impl Db for tokio_postgres::Transaction<'_> {
         tokio_postgres::Transaction::execute(self, sql, params).await
     }
 }
+
+/// The statements of a [`Pipelined`] transaction are planned once per connection: PostgreSQL
+/// would otherwise plan a statement over arrays (`unnest($1)`) afresh at every call, because it
+/// estimates a plan for the arrays it is given as cheaper than the plan for any array, and the
+/// planning can cost more than the statement.
+const BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+
+/// A transaction on a pooled connection whose `BEGIN` travels with its first statements and whose
+/// `COMMIT` travels with its last: join [`Pipelined::begin`] with the first statements' futures and
+/// [`Pipelined::commit`] with the last ones' (after [`Pipelined::prepare`]); the client sends the
+/// statements of one join together, in the join's order, and PostgreSQL runs them in that order.
+///
+/// A statement that fails aborts the transaction: the statements after it fail, and the `COMMIT`
+/// sent with them rolls the transaction back; the caller sees the statement's error and calls
+/// [`Pipelined::rollback`] to end the transaction if it is still open.
+///
+/// Invariant: the connection goes back to the pool outside any transaction. A `Pipelined` dropped
+/// with its transaction open (its future cancelled, or its `COMMIT` or `ROLLBACK` failed) takes
+/// the connection out of the pool and closes it, and PostgreSQL rolls the transaction back.
+pub(crate) struct Pipelined {
+    client: Option<deadpool_postgres::Object>,
+    open: std::sync::atomic::AtomicBool,
+}
+
+impl Pipelined {
+    /// A transaction to begin on `client`.
+    pub(crate) fn new(client: deadpool_postgres::Object) -> Self {
+        Self { client: Some(client), open: false.into() }
+    }
+
+    /// Begins the transaction.
+    pub(crate) async fn begin(&self) -> Result<(), Error> {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.batch_execute(BEGIN).await
+    }
+
+    /// Prepares `statements` (each once per connection), so that a join of them with
+    /// [`Pipelined::commit`] sends them before the `COMMIT`: a statement not yet prepared would
+    /// first wait for its preparation, and the `COMMIT` would overtake it.
+    pub(crate) async fn prepare(&self, statements: &[&str]) -> Result<(), Error> {
+        for statement in statements {
+            self.prepare_cached(statement).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits the transaction; when a statement before it failed, PostgreSQL rolls it back
+    /// instead, and that statement's error says so.
+    pub(crate) async fn commit(&self) -> Result<(), Error> {
+        self.batch_execute("COMMIT").await?;
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Rolls the transaction back, if it is open, and waits until it is, so that the rows it
+    /// locked are free when this returns.
+    pub(crate) async fn rollback(&self) {
+        if !self.open.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        match self.batch_execute("ROLLBACK").await {
+            Ok(()) => self.open.store(false, std::sync::atomic::Ordering::SeqCst),
+            Err(error) => tracing::debug!(%error, "cannot roll a failed transaction back; its connection is closed"),
+        }
+    }
+}
+
+impl Drop for Pipelined {
+    fn drop(&mut self) {
+        if *self.open.get_mut()
+            && let Some(client) = self.client.take()
+        {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+impl std::ops::Deref for Pipelined {
+    type Target = deadpool_postgres::Object;
+
+    fn deref(&self) -> &Self::Target {
+        self.client.as_ref().expect("the connection stays until the transaction is dropped")
+    }
+}
+
+cached_db!(Pipelined, tokio_postgres::Client);

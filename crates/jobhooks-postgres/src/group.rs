@@ -23,8 +23,9 @@ use jobhooks_model::ports::CommitReceipt;
 use jobhooks_model::{BackendError, ChangeError, StorageFailure};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::changes::{Commit, stage_commits};
-use crate::{PgStore, db_error};
+use crate::PgStore;
+use crate::changes::{Commit, commit_alone};
+use crate::db::Pipelined;
 
 /// The most changes one group takes, unless a single commit holds more.
 const GROUP_CHANGES: usize = 512;
@@ -133,14 +134,18 @@ impl PgStore {
         }
     }
 
-    /// Writes `commits` in one transaction.
+    /// Writes `commits` in one transaction, begun and committed with its statements.
     async fn write(&self, commits: &[Commit]) -> Result<Vec<CommitReceipt>, ChangeError> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        // Rolled back before a failure returns, so that writing the group's commits one by one
-        // does not wait for this transaction's locks.
-        let outcome = stage_commits(&transaction, self.now(), commits).await;
-        let receipts = crate::finish(transaction, outcome, "cannot commit changes").await?;
+        let transaction = Pipelined::new(self.client().await?);
+        let receipts = match commit_alone(&transaction, self.now(), commits).await {
+            Ok(receipts) => receipts,
+            Err(error) => {
+                // Rolled back before the failure returns, so that writing the group's commits one
+                // by one does not wait for this transaction's locks.
+                transaction.rollback().await;
+                return Err(error);
+            }
+        };
         if receipts.iter().any(|receipt| !receipt.runs.is_empty()) {
             self.work_ready();
         }
