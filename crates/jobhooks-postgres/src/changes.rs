@@ -618,20 +618,16 @@ impl ChangeStore for PgStore {
         ids: &[ChangeId],
     ) -> Result<Vec<(ObjectChange, Option<Object>)>, StorageFailure> {
         let ids: Vec<i64> = ids.iter().map(|id| id.0 as i64).collect();
+        let read = format!(
+            "SELECT {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data
+             FROM unnest($1::bigint[]) WITH ORDINALITY AS asked(id, position)
+             JOIN jobhooks_changes c ON c.id = asked.id
+             LEFT JOIN jobhooks_objects o ON o.content_type = c.content_type AND o.object_id = c.object_id
+             ORDER BY asked.position"
+        );
+        // Planned at every call: the plan for the ids given beats the plan for any ids.
         let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data
-                     FROM unnest($1::bigint[]) WITH ORDINALITY AS asked(id, position)
-                     JOIN jobhooks_changes c ON c.id = asked.id
-                     LEFT JOIN jobhooks_objects o ON o.content_type = c.content_type AND o.object_id = c.object_id
-                     ORDER BY asked.position"
-                ),
-                &[&ids],
-            )
-            .await
-            .map_err(db_error("cannot read changes and their objects"))?;
+        let rows = client.query(&read, &[&ids]).await.map_err(db_error("cannot read changes and their objects"))?;
         rows.iter().map(change_and_object_of).collect()
     }
 

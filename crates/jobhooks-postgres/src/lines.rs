@@ -14,6 +14,8 @@
 //! line's earliest unfinished run is not a head, the transaction that made it so has not
 //! committed.
 
+use std::sync::LazyLock;
+
 use jobhooks_model::StorageFailure;
 
 use crate::db::Db;
@@ -21,6 +23,27 @@ use crate::db_error;
 
 /// The statuses of unfinished runs, as SQL.
 pub(crate) const UNFINISHED: &str = "('PENDING', 'STARTED', 'RETRYING')";
+
+/// Locks lines given by their keys, in the order given.
+const LOCK: &str = "SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS key";
+
+/// Makes the earliest unfinished run of each line given its head (see [`promote_heads`]).
+static PROMOTE_HEADS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobhooks_runs SET head = true WHERE id IN (
+             SELECT next.id FROM unnest($1::text[]) AS finished(line)
+             CROSS JOIN LATERAL (SELECT id FROM jobhooks_runs
+                                 WHERE line = finished.line AND status IN {UNFINISHED}
+                                 ORDER BY place LIMIT 1) next)
+           AND NOT head"
+    )
+});
+
+/// The statements of [`lock`] and [`promote_heads`], to prepare before they are pipelined with a
+/// `COMMIT` (`db::Pipelined`).
+pub(crate) fn statements() -> [&'static str; 2] {
+    [LOCK, PROMOTE_HEADS.as_str()]
+}
 
 /// The advisory lock key of `line`: 64-bit FNV-1a of its UTF-8 bytes, with `jh` mixed into the
 /// offset basis. Part of the storage layout: every process sharing a database must compute the
@@ -45,10 +68,7 @@ pub(crate) async fn lock<'a>(client: &impl Db, lines: impl IntoIterator<Item = &
     }
     keys.sort_unstable();
     keys.dedup();
-    client
-        .execute("SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS key", &[&keys])
-        .await
-        .map_err(db_error("cannot lock the runs' object lines"))?;
+    client.execute(LOCK, &[&keys]).await.map_err(db_error("cannot lock the runs' object lines"))?;
     Ok(())
 }
 
@@ -58,20 +78,7 @@ pub(crate) async fn promote_heads(client: &impl Db, lines: &[String]) -> Result<
     if lines.is_empty() {
         return Ok(());
     }
-    client
-        .execute(
-            &format!(
-                "UPDATE jobhooks_runs SET head = true WHERE id IN (
-                     SELECT next.id FROM unnest($1::text[]) AS finished(line)
-                     CROSS JOIN LATERAL (SELECT id FROM jobhooks_runs
-                                         WHERE line = finished.line AND status IN {UNFINISHED}
-                                         ORDER BY place LIMIT 1) next)
-                   AND NOT head"
-            ),
-            &[&lines],
-        )
-        .await
-        .map_err(db_error("cannot move the runs' object lines on"))?;
+    client.execute(&PROMOTE_HEADS, &[&lines]).await.map_err(db_error("cannot move the runs' object lines on"))?;
     Ok(())
 }
 

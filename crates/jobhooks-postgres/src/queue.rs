@@ -14,7 +14,7 @@ use jobhooks_model::{
 };
 use tokio_postgres::Row;
 
-use crate::db::Db;
+use crate::db::{Db, Pipelined};
 
 use crate::changes::{Commit, RunInputs, RunRows, stage_commits};
 use crate::lines::{self, UNFINISHED};
@@ -175,6 +175,13 @@ async fn claim_pending(
     Ok(claimed)
 }
 
+/// Writes the new states of completed runs, given column by column.
+const COMPLETE_RUNS: &str = "UPDATE jobhooks_runs r SET status = u.status, attempts = u.attempts, deadline = NULL,
+         due = u.due, completed = u.completed, logs = u.logs
+     FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::jsonb[])
+       AS u(id, status, attempts, due, completed, logs)
+     WHERE r.id = u.id";
+
 /// The new state of completed runs, column by column, written in one statement.
 #[derive(Default)]
 struct CompletionColumns {
@@ -202,11 +209,7 @@ impl CompletionColumns {
         }
         client
             .execute(
-                "UPDATE jobhooks_runs r SET status = u.status, attempts = u.attempts, deadline = NULL, due = u.due,
-                     completed = u.completed, logs = u.logs
-                 FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[],
-                     $6::jsonb[]) AS u(id, status, attempts, due, completed, logs)
-                 WHERE r.id = u.id",
+                COMPLETE_RUNS,
                 &[&self.ids, &self.statuses, &self.attempts, &self.due, &self.completed, &self.logs],
             )
             .await
@@ -216,6 +219,99 @@ impl CompletionColumns {
 }
 
 impl PgStore {
+    /// Records `completions` in `transaction`, which it begins and commits: one transaction (one
+    /// commit to disk) for the whole batch, in two round trips (the runs read and locked with the
+    /// `BEGIN`; their new states written, their lines moved on and the `COMMIT`), plus two for the
+    /// writes of the runs that succeeded with some. A lapsed lease refuses only its own run; any
+    /// other error leaves the transaction for the caller to roll back.
+    async fn complete_in(
+        &self,
+        transaction: &Pipelined,
+        completions: Vec<Completion>,
+    ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
+        let ids: Vec<i64> = completions.iter().map(|completion| completion.lease.run.0 as i64).collect();
+        let read = format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = ANY($1) FOR UPDATE");
+        let (begun, rows) = tokio::join!(transaction.begin(), async { transaction.query(&read, &[&ids]).await });
+        begun.map_err(db_error("cannot begin a transaction"))?;
+        let rows = rows.map_err(db_error("cannot read the runs"))?;
+        let mut current = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let run = run_of(row)?;
+            current.insert(run.result.id, run);
+        }
+        let now = self.now();
+        let mut update = CompletionColumns::default();
+        let mut outcomes = Vec::with_capacity(completions.len());
+        let mut writes = Vec::new();
+        let mut finished_lines = Vec::new();
+        for Completion { lease, outcome, logs } in completions {
+            let claimed = current
+                .remove(&lease.run)
+                .filter(|run| run.result.status == JobStatus::Started && run.leases == lease.token as i64);
+            let Some(RunRow { mut result, line, .. }) = claimed else {
+                outcomes.push(Err(QueueError::LeaseLost { run: lease.run.0 }));
+                continue;
+            };
+            let step = transition(JobStatus::Started, outcome.event())?;
+            result.status = step.to;
+            result.attempts = step.attempts.apply(result.attempts);
+            result.logs.extend(logs);
+            if step.completes {
+                result.completed = Some(now);
+            }
+            let due = match &outcome {
+                Outcome::RetryAt(at) => Some(*at),
+                _ => None,
+            };
+            update.push(&result, due);
+            if result.status.is_final() {
+                finished_lines.extend(line);
+            }
+            if let Outcome::Succeeded { writes: Some((context, changes)) } = outcome {
+                writes.push((outcomes.len(), context, changes));
+            }
+            outcomes.push(Ok(CommitReceipt::default()));
+        }
+        let (positions, commits): (Vec<usize>, Vec<Commit>) = writes
+            .into_iter()
+            .map(|(index, context, changes)| (index, Commit { context, changes, objects: ObjectWrites::Apply }))
+            .unzip();
+        // With no writes, the COMMIT goes with the last statements.
+        let commit_now = commits.is_empty();
+        if commit_now {
+            let [lock, promote] = lines::statements();
+            transaction
+                .prepare(&[COMPLETE_RUNS, lock, promote])
+                .await
+                .map_err(db_error("cannot record the runs' outcomes"))?;
+        }
+        let commit = async {
+            match commit_now {
+                true => transaction.commit().await.map_err(db_error("cannot record the runs' outcomes")),
+                false => Ok(()),
+            }
+        };
+        // The runs that finished leave their lines: the next run of each becomes its head.
+        let (updated, locked, promoted, committed) = tokio::join!(
+            update.execute(transaction),
+            lines::lock(transaction, finished_lines.iter().map(String::as_str)),
+            lines::promote_heads(transaction, &finished_lines),
+            commit
+        );
+        updated?;
+        locked?;
+        promoted?;
+        committed?;
+        if !commit_now {
+            let receipts = stage_commits(transaction, now, &commits).await?;
+            for (index, receipt) in positions.into_iter().zip(receipts) {
+                outcomes[index] = Ok(receipt);
+            }
+            transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;
+        }
+        Ok(outcomes)
+    }
+
     async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
@@ -344,19 +440,21 @@ impl JobQueue for PgStore {
         // retry is due need the model run by run, in the transaction below.
         if leased.attempts == Attempts::Increment {
             let client = self.client().await?;
-            claimed = claim_pending(&client, max, deadline, now, leased.to).await?;
+            // Whether lapsed or due runs wait is asked with the claim, in the same round trip.
+            let (pending, lapsed_or_due) = tokio::join!(claim_pending(&client, max, deadline, now, leased.to), async {
+                client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM jobhooks_runs WHERE status = 'STARTED' AND deadline <= $1)
+                                 OR EXISTS (SELECT 1 FROM jobhooks_runs WHERE status = 'RETRYING' AND due <= $1)",
+                        &[&now],
+                    )
+                    .await
+            });
+            claimed = pending?;
             if claimed.len() >= max {
                 return Ok(claimed);
             }
-            let lapsed_or_due: bool = client
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM jobhooks_runs WHERE status = 'STARTED' AND deadline <= $1)
-                         OR EXISTS (SELECT 1 FROM jobhooks_runs WHERE status = 'RETRYING' AND due <= $1)",
-                    &[&now],
-                )
-                .await
-                .map_err(db_error("cannot claim runs"))?
-                .get(0);
+            let lapsed_or_due: bool = lapsed_or_due.map_err(db_error("cannot claim runs"))?.get(0);
             if !lapsed_or_due {
                 return Ok(claimed);
             }
@@ -375,70 +473,18 @@ impl JobQueue for PgStore {
         &self,
         completions: Vec<Completion>,
     ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
-        // One transaction (one commit to disk) and two statements for the whole batch, plus the
-        // writes of the runs that succeeded with some. A lapsed lease refuses only its own run;
-        // any other error rolls the whole batch back.
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(db_error("cannot begin a transaction"))?;
-        let ids: Vec<i64> = completions.iter().map(|completion| completion.lease.run.0 as i64).collect();
-        let rows = transaction
-            .query(&format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = ANY($1) FOR UPDATE"), &[&ids])
-            .await
-            .map_err(db_error("cannot read the runs"))?;
-        let mut current = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let run = run_of(row)?;
-            current.insert(run.result.id, run);
-        }
-        let now = self.now();
-        let mut update = CompletionColumns::default();
-        let mut outcomes = Vec::with_capacity(completions.len());
-        let mut writes = Vec::new();
-        let mut finished_lines = Vec::new();
-        for Completion { lease, outcome, logs } in completions {
-            let claimed = current
-                .remove(&lease.run)
-                .filter(|run| run.result.status == JobStatus::Started && run.leases == lease.token as i64);
-            let Some(RunRow { mut result, line, .. }) = claimed else {
-                outcomes.push(Err(QueueError::LeaseLost { run: lease.run.0 }));
-                continue;
-            };
-            let step = transition(JobStatus::Started, outcome.event())?;
-            result.status = step.to;
-            result.attempts = step.attempts.apply(result.attempts);
-            result.logs.extend(logs);
-            if step.completes {
-                result.completed = Some(now);
+        let transaction = Pipelined::new(self.client().await?);
+        match self.complete_in(&transaction, completions).await {
+            Ok(outcomes) => {
+                // Finished runs may make the next runs of their objects ready.
+                self.work_ready();
+                Ok(outcomes)
             }
-            let due = match &outcome {
-                Outcome::RetryAt(at) => Some(*at),
-                _ => None,
-            };
-            update.push(&result, due);
-            if result.status.is_final() {
-                finished_lines.extend(line);
+            Err(error) => {
+                transaction.rollback().await;
+                Err(error)
             }
-            if let Outcome::Succeeded { writes: Some((context, changes)) } = outcome {
-                writes.push((outcomes.len(), context, changes));
-            }
-            outcomes.push(Ok(CommitReceipt::default()));
         }
-        update.execute(&transaction).await?;
-        // The runs that finished leave their lines: the next run of each becomes its head.
-        lines::lock(&transaction, finished_lines.iter().map(String::as_str)).await?;
-        lines::promote_heads(&transaction, &finished_lines).await?;
-        let (positions, commits): (Vec<usize>, Vec<Commit>) = writes
-            .into_iter()
-            .map(|(index, context, changes)| (index, Commit { context, changes, objects: ObjectWrites::Apply }))
-            .unzip();
-        let receipts = stage_commits(&transaction, now, &commits).await?;
-        for (index, receipt) in positions.into_iter().zip(receipts) {
-            outcomes[index] = Ok(receipt);
-        }
-        // Finished runs may make the next runs of their objects ready.
-        transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;
-        self.work_ready();
-        Ok(outcomes)
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
