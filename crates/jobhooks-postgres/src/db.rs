@@ -148,3 +148,99 @@ impl std::ops::Deref for Pipelined {
 }
 
 cached_db!(Pipelined, tokio_postgres::Client);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PgStore;
+    use crate::testing::TestServer;
+
+    /// A store on a fresh database with a table to write to.
+    async fn store() -> PgStore {
+        let store = PgStore::connect(&TestServer::shared().fresh_database().await).await.unwrap();
+        store.client().await.unwrap().batch_execute("CREATE TABLE notes (n integer PRIMARY KEY)").await.unwrap();
+        store
+    }
+
+    async fn notes(store: &PgStore) -> Vec<i32> {
+        let rows = store.client().await.unwrap().query("SELECT n FROM notes ORDER BY n", &[]).await.unwrap();
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    /// Whether `client` is inside a transaction block: only there may a savepoint be set (outside
+    /// one, PostgreSQL refuses it and nothing changes).
+    async fn in_transaction(client: &deadpool_postgres::Object) -> bool {
+        client.batch_execute("SAVEPOINT probe").await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn statements_sent_with_begin_and_commit_commit_together() {
+        let store = store().await;
+        let transaction = Pipelined::new(store.client().await.unwrap());
+        let insert = "INSERT INTO notes VALUES ($1)";
+        let (begun, first) = tokio::join!(transaction.begin(), async { transaction.execute(insert, &[&1]).await });
+        begun.unwrap();
+        first.unwrap();
+        transaction.prepare(&[insert]).await.unwrap();
+        let (second, committed) =
+            tokio::join!(async { transaction.execute(insert, &[&2]).await }, transaction.commit());
+        second.unwrap();
+        committed.unwrap();
+        drop(transaction);
+        assert_eq!(notes(&store).await, [1, 2]);
+    }
+
+    /// The last round trip's statement fails on a connection that never ran it: prepared first, it
+    /// is sent before the COMMIT, so the COMMIT finds the transaction failed and rolls the first
+    /// round trip's write back. (Prepared with the COMMIT in flight, it would run after a COMMIT
+    /// that had written the first row.)
+    #[tokio::test]
+    async fn a_statement_that_fails_with_the_commit_rolls_the_transaction_back() {
+        let store = store().await;
+        let transaction = Pipelined::new(store.client().await.unwrap());
+        let (begun, first) =
+            tokio::join!(transaction.begin(), transaction.execute("INSERT INTO notes VALUES ($1)", &[&1]));
+        begun.unwrap();
+        first.unwrap();
+        let failing = "INSERT INTO notes VALUES ($1 / 0)";
+        transaction.prepare(&[failing]).await.unwrap();
+        let (second, committed) =
+            tokio::join!(async { transaction.execute(failing, &[&2]).await }, transaction.commit());
+        assert!(second.is_err(), "division by zero");
+        committed.unwrap();
+        transaction.rollback().await;
+        assert!(!in_transaction(&transaction).await, "the connection is outside any transaction");
+        drop(transaction);
+        assert_eq!(notes(&store).await, Vec::<i32>::new());
+    }
+
+    #[tokio::test]
+    async fn a_failed_first_round_trip_is_rolled_back_and_its_connection_reused() {
+        let store = store().await;
+        let transaction = Pipelined::new(store.client().await.unwrap());
+        let (begun, first) =
+            tokio::join!(transaction.begin(), transaction.execute("INSERT INTO notes VALUES ($1 / 0)", &[&1]));
+        begun.unwrap();
+        assert!(first.is_err());
+        transaction.rollback().await;
+        assert!(!in_transaction(&transaction).await);
+        drop(transaction);
+        assert_eq!(store.inner.pool.status().size, 1, "the connection went back to the pool");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_open_takes_its_connection_out_of_the_pool() {
+        let store = store().await;
+        let transaction = Pipelined::new(store.client().await.unwrap());
+        let (begun, first) =
+            tokio::join!(transaction.begin(), transaction.execute("INSERT INTO notes VALUES ($1)", &[&1]));
+        begun.unwrap();
+        first.unwrap();
+        drop(transaction);
+        assert_eq!(store.inner.pool.status().size, 0, "the connection was closed, not pooled");
+        let client = store.client().await.unwrap();
+        assert!(!in_transaction(&client).await, "a new connection, outside any transaction");
+        drop(client);
+        assert_eq!(notes(&store).await, Vec::<i32>::new(), "PostgreSQL rolled the write back");
+    }
+}

@@ -39,12 +39,6 @@ static PROMOTE_HEADS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The statements of [`lock`] and [`promote_heads`], to prepare before they are pipelined with a
-/// `COMMIT` (`db::Pipelined`).
-pub(crate) fn statements() -> [&'static str; 2] {
-    [LOCK, PROMOTE_HEADS.as_str()]
-}
-
 /// The advisory lock key of `line`: 64-bit FNV-1a of its UTF-8 bytes, with `jh` mixed into the
 /// offset basis. Part of the storage layout: every process sharing a database must compute the
 /// same key. A collision only makes two lines wait for each other.

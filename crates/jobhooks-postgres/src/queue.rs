@@ -220,9 +220,9 @@ impl CompletionColumns {
 
 impl PgStore {
     /// Records `completions` in `transaction`, which it begins and commits: one transaction (one
-    /// commit to disk) for the whole batch, in two round trips (the runs read and locked with the
-    /// `BEGIN`; their new states written, their lines moved on and the `COMMIT`), plus two for the
-    /// writes of the runs that succeeded with some. A lapsed lease refuses only its own run; any
+    /// commit to disk) for the whole batch, the runs read and locked with the `BEGIN`, then their
+    /// new states, their lines' locks, their lines' next heads, the writes of the runs that
+    /// succeeded with some, and the `COMMIT`. A lapsed lease refuses only its own run; any
     /// other error leaves the transaction for the caller to roll back.
     async fn complete_in(
         &self,
@@ -276,39 +276,19 @@ impl PgStore {
             .into_iter()
             .map(|(index, context, changes)| (index, Commit { context, changes, objects: ObjectWrites::Apply }))
             .unzip();
-        // With no writes, the COMMIT goes with the last statements.
-        let commit_now = commits.is_empty();
-        if commit_now {
-            let [lock, promote] = lines::statements();
-            transaction
-                .prepare(&[COMPLETE_RUNS, lock, promote])
-                .await
-                .map_err(db_error("cannot record the runs' outcomes"))?;
-        }
-        let commit = async {
-            match commit_now {
-                true => transaction.commit().await.map_err(db_error("cannot record the runs' outcomes")),
-                false => Ok(()),
-            }
-        };
-        // The runs that finished leave their lines: the next run of each becomes its head.
-        let (updated, locked, promoted, committed) = tokio::join!(
-            update.execute(transaction),
-            lines::lock(transaction, finished_lines.iter().map(String::as_str)),
-            lines::promote_heads(transaction, &finished_lines),
-            commit
-        );
-        updated?;
-        locked?;
-        promoted?;
-        committed?;
-        if !commit_now {
+        update.execute(transaction).await?;
+        // The runs that finished leave their lines: the next run of each becomes its head. The
+        // lock and the decision go one after the other, each awaited: sent together (with or
+        // without the COMMIT), lines of the e2e bench stalled behind finished runs.
+        lines::lock(transaction, finished_lines.iter().map(String::as_str)).await?;
+        lines::promote_heads(transaction, &finished_lines).await?;
+        if !commits.is_empty() {
             let receipts = stage_commits(transaction, now, &commits).await?;
             for (index, receipt) in positions.into_iter().zip(receipts) {
                 outcomes[index] = Ok(receipt);
             }
-            transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;
         }
+        transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;
         Ok(outcomes)
     }
 
