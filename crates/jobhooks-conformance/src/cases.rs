@@ -718,3 +718,73 @@ pub async fn a_snapshot_restores_into_a_new_store_as_it_was<S: Storage + jobhook
     assert!(claimable.contains(&pending));
     assert!(matches!(target.restore(&snapshot).await.unwrap_err(), jobhooks_model::ports::RestoreError::NotNew { .. }));
 }
+
+/// Runs keep moving along their lines while changes of the same objects are committed and runs
+/// are completed at the same time: every run completes, none waits behind a finished run, and
+/// each object's runs complete in the order of its changes. (Concurrent in one task: a store
+/// that serves requests in parallel, as PostgreSQL does, interleaves them.)
+pub async fn lines_keep_moving_under_concurrent_commits_and_completions<S: Storage>(store: &S) {
+    const OBJECTS: usize = 16;
+    const ROUNDS: usize = 10;
+    hooked(store).await;
+    let total = OBJECTS * ROUNDS;
+    let object_of: std::sync::Mutex<BTreeMap<jobhooks_model::ChangeId, usize>> = Default::default();
+    let completed: std::sync::Mutex<Vec<(usize, jobhooks_model::ChangeId)>> = Default::default();
+    let committers = (0..OBJECTS).map(|object| {
+        let object_of = &object_of;
+        async move {
+            for round in 0..ROUNDS {
+                let receipt = save(store, &[device(&object.to_string(), &round.to_string())]).await;
+                let mut object_of = object_of.lock().unwrap();
+                object_of.extend(receipt.changes.iter().map(|&change| (change, object)));
+            }
+        }
+    });
+    let workers = (0..4).map(|_| {
+        let (object_of, completed) = (&object_of, &completed);
+        async move {
+            while completed.lock().unwrap().len() < total {
+                let seen = store.work_generation();
+                let claimed = store.lease_batch(OffsetDateTime::now_utc(), LEASE, 4).await.expect("leasing works");
+                if claimed.is_empty() {
+                    store.wait_for_work(seen, Duration::from_millis(20)).await;
+                    continue;
+                }
+                let batch = claimed.iter().map(|(lease, _)| completion(lease, Outcome::Succeeded { writes: None }));
+                let outcomes = store.complete_batch(batch.collect()).await.expect("the batch is recorded");
+                assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+                let object_of = object_of.lock().unwrap();
+                let mut completed = completed.lock().unwrap();
+                for (_, result) in &claimed {
+                    let change = result.change_id().expect("a hook run");
+                    completed.push((object_of.get(&change).copied().unwrap_or(usize::MAX), change));
+                }
+            }
+        }
+    });
+    let everything = async {
+        tokio::join!(join_all(committers), join_all(workers));
+    };
+    if tokio::time::timeout(Duration::from_secs(120), everything).await.is_err() {
+        let depth = store.depth().await.unwrap();
+        panic!("the lines stalled: {} of {total} runs completed; {depth:?}", completed.lock().unwrap().len());
+    }
+    let completed = completed.into_inner().unwrap();
+    assert_eq!(completed.len(), total, "every run completes once");
+    for object in 0..OBJECTS {
+        let order: Vec<_> = completed.iter().filter(|(of, _)| *of == object).map(|(_, change)| *change).collect();
+        assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "object {object}'s runs in order: {order:?}");
+        assert_eq!(order.len(), ROUNDS);
+    }
+    assert_eq!(store.depth().await.unwrap(), QueueDepth::default());
+}
+
+/// Awaits every future of `futures`, concurrently in this task.
+async fn join_all<F: std::future::Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|context| {
+        pending.retain_mut(|future| future.as_mut().poll(context).is_pending());
+        if pending.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+}

@@ -28,7 +28,7 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 17] = [
+pub const CASES: [&str; 18] = [
     "catalog_validates_with_nautobots_messages",
     "job_sync_follows_its_mode",
     "users_are_stored_and_names_checked",
@@ -46,6 +46,7 @@ pub const CASES: [&str; 17] = [
     "results_are_listed_newest_first_and_filtered",
     "retention_prunes_only_what_it_may",
     "work_is_signalled",
+    "lines_keep_moving_under_concurrent_commits_and_completions",
 ];
 
 /// Declares one `#[test]` per case of the contract (and the queue proptest), each on a store
@@ -72,6 +73,7 @@ macro_rules! store_contract {
             results_are_listed_newest_first_and_filtered,
             retention_prunes_only_what_it_may,
             work_is_signalled,
+            lines_keep_moving_under_concurrent_commits_and_completions,
         );
 
         #[test]
