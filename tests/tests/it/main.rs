@@ -9,6 +9,7 @@ mod approval_warning;
 mod crash_harness;
 mod dispatch_failures;
 mod faults;
+mod pg_lines;
 mod registration;
 mod run_tracing;
 mod seed_scenarios;
