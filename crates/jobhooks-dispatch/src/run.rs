@@ -126,11 +126,6 @@ impl BatchReads {
         if last_run { self.read_ahead.remove(&id) } else { self.read_ahead.get(&id).cloned() }
     }
 
-    /// The job `class_path` as read for this batch, if it was.
-    fn known_job(&self, class_path: &str) -> Option<Option<JobRecord>> {
-        self.jobs.get(class_path).cloned()
-    }
-
     /// The job `class_path`, read once per batch.
     async fn job<S: Storage + ?Sized>(
         store: &S,
@@ -228,7 +223,7 @@ impl<S: Storage + 'static> Shared<S> {
         // The job, the run's inputs and its user are read at once: on a store across the network
         // that is one round trip's wait instead of three.
         let username = result.user.as_deref().unwrap_or(ObjectChange::UNDEFINED_USER).to_owned();
-        let (known_job, known_user) = (reads.known_job(&result.job), reads.users.get(&username).cloned());
+        let (known_job, known_user) = (reads.jobs.get(&result.job).cloned(), reads.users.get(&username).cloned());
         let (job, user, call) = tokio::join!(
             BatchReads::job(store, known_job, &result.job),
             BatchReads::user(store, known_user, &username),

@@ -173,13 +173,20 @@ mod tests {
         client.batch_execute("SAVEPOINT probe").await.is_ok()
     }
 
+    /// A transaction on `store` begun with `first` (one `notes` value, `$1`) in its first round
+    /// trip, and the outcome of `first`.
+    async fn begun_with(store: &PgStore, first: &str, value: i32) -> (Pipelined, Result<u64, Error>) {
+        let transaction = Pipelined::new(store.client().await.unwrap());
+        let (begun, outcome) = tokio::join!(transaction.begin(), async { transaction.execute(first, &[&value]).await });
+        begun.unwrap();
+        (transaction, outcome)
+    }
+
     #[tokio::test]
     async fn statements_sent_with_begin_and_commit_commit_together() {
         let store = store().await;
-        let transaction = Pipelined::new(store.client().await.unwrap());
         let insert = "INSERT INTO notes VALUES ($1)";
-        let (begun, first) = tokio::join!(transaction.begin(), async { transaction.execute(insert, &[&1]).await });
-        begun.unwrap();
+        let (transaction, first) = begun_with(&store, insert, 1).await;
         first.unwrap();
         transaction.prepare(&[insert]).await.unwrap();
         let (second, committed) =
@@ -197,10 +204,7 @@ mod tests {
     #[tokio::test]
     async fn a_statement_that_fails_with_the_commit_rolls_the_transaction_back() {
         let store = store().await;
-        let transaction = Pipelined::new(store.client().await.unwrap());
-        let (begun, first) =
-            tokio::join!(transaction.begin(), transaction.execute("INSERT INTO notes VALUES ($1)", &[&1]));
-        begun.unwrap();
+        let (transaction, first) = begun_with(&store, "INSERT INTO notes VALUES ($1)", 1).await;
         first.unwrap();
         let failing = "INSERT INTO notes VALUES ($1 / 0)";
         transaction.prepare(&[failing]).await.unwrap();
@@ -217,10 +221,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_first_round_trip_is_rolled_back_and_its_connection_reused() {
         let store = store().await;
-        let transaction = Pipelined::new(store.client().await.unwrap());
-        let (begun, first) =
-            tokio::join!(transaction.begin(), transaction.execute("INSERT INTO notes VALUES ($1 / 0)", &[&1]));
-        begun.unwrap();
+        let (transaction, first) = begun_with(&store, "INSERT INTO notes VALUES ($1 / 0)", 1).await;
         assert!(first.is_err());
         transaction.rollback().await;
         assert!(!in_transaction(&transaction).await);
@@ -231,10 +232,7 @@ mod tests {
     #[tokio::test]
     async fn a_transaction_dropped_open_takes_its_connection_out_of_the_pool() {
         let store = store().await;
-        let transaction = Pipelined::new(store.client().await.unwrap());
-        let (begun, first) =
-            tokio::join!(transaction.begin(), transaction.execute("INSERT INTO notes VALUES ($1)", &[&1]));
-        begun.unwrap();
+        let (transaction, first) = begun_with(&store, "INSERT INTO notes VALUES ($1)", 1).await;
         first.unwrap();
         drop(transaction);
         assert_eq!(store.inner.pool.status().size, 0, "the connection was closed, not pooled");
