@@ -279,6 +279,55 @@ pub async fn a_change_and_its_runs_are_committed_together<S: Storage>(store: &S)
     assert_eq!(unknown.unwrap_err(), QueueError::NotFound { kind: "job", key: "no::Such".into() });
 }
 
+/// What a claim reads with its runs ([`JobQueue::lease_batch_with_reads`]) is what the reads it
+/// stands for return: each change it answers with its object as it is now (none once deleted),
+/// each job and user it answers (none when the store has no such user). A store that reads
+/// nothing with its claims answers nothing; its claims are the same either way.
+///
+/// [`JobQueue::lease_batch_with_reads`]: jobhooks_model::ports::JobQueue::lease_batch_with_reads
+pub async fn a_claim_reads_what_its_runs_start_with<S: Storage>(store: &S) {
+    hooked(store).await;
+    store.create_hook(hook("d", &["dcim.device"], &[Action::Delete])).await.unwrap();
+    store.put_user(User::superuser("alice").unwrap()).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    save(store, &[device("1", "A"), device("2", "A")]).await;
+    for (lease, _) in lease_all(store, now).await {
+        store.complete(completion(&lease, Outcome::Succeeded { writes: None })).await.unwrap();
+    }
+    let updated = save(store, &[device("1", "B")]).await;
+    let deleted = delete(store, "2").await;
+    let inputs = jobhooks_model::JobInputs::Button { object_pk: "9".into(), object_model_name: "dcim.device".into() };
+    let anonymous = store.enqueue(BUTTON_JOB, None, inputs).await.unwrap();
+
+    let batch = store.lease_batch_with_reads(now, LEASE, 100).await.expect("leasing works");
+    let mut expected = vec![updated.runs[0], deleted.runs[0], anonymous];
+    expected.sort();
+    assert_eq!(runs(&batch.runs), expected);
+    let reads = &batch.reads;
+    if let Some(read_at) = reads.read_at {
+        assert!(read_at >= now, "read no earlier than the claim");
+    }
+    let changes: Vec<_> = batch.runs.iter().filter_map(|(_, result)| result.change_id()).collect();
+    for (change, answer) in &reads.changes {
+        assert!(changes.contains(change), "change {change} answered, but no claimed run is about it");
+        let read = store.get_changes_and_objects(&[*change]).await.unwrap().into_iter().next();
+        assert_eq!(answer, &read, "change {change} as the claim read it");
+    }
+    if let Some(Some((change, object))) = reads.changes.get(&deleted.changes[0]) {
+        assert_eq!((change.action, object), (Action::Delete, &None), "a deleted object is gone");
+    }
+    for (job, answer) in &reads.jobs {
+        assert!(batch.runs.iter().any(|(_, result)| &result.job == job), "job {job} answered, but no run has it");
+        assert_eq!(answer, &store.get_job(job).await.unwrap(), "job {job} as the claim read it");
+    }
+    for (user, answer) in &reads.users {
+        assert_eq!(answer, &store.get_user(user).await.unwrap(), "user {user} as the claim read it");
+    }
+    if let Some(anonymous) = reads.users.get(jobhooks_model::ObjectChange::UNDEFINED_USER) {
+        assert_eq!(anonymous, &None, "a run without a user runs as one the store does not know");
+    }
+}
+
 /// Runs about one object start one at a time, in the order they were queued; runs of other
 /// objects do not wait.
 pub async fn runs_of_one_object_start_one_at_a_time_in_order<S: Storage>(store: &S) {

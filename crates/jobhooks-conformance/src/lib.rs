@@ -28,7 +28,7 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 18] = [
+pub const CASES: [&str; 19] = [
     "catalog_validates_with_nautobots_messages",
     "job_sync_follows_its_mode",
     "users_are_stored_and_names_checked",
@@ -37,6 +37,7 @@ pub const CASES: [&str; 18] = [
     "record_only_commits_leave_the_repository_alone",
     "changes_are_found_by_object_request_and_time",
     "a_change_and_its_runs_are_committed_together",
+    "a_claim_reads_what_its_runs_start_with",
     "runs_of_one_object_start_one_at_a_time_in_order",
     "leases_lapse_and_are_taken_over",
     "released_runs_count_the_attempt_and_given_back_runs_do_not",
@@ -64,6 +65,7 @@ macro_rules! store_contract {
             record_only_commits_leave_the_repository_alone,
             changes_are_found_by_object_request_and_time,
             a_change_and_its_runs_are_committed_together,
+            a_claim_reads_what_its_runs_start_with,
             runs_of_one_object_start_one_at_a_time_in_order,
             leases_lapse_and_are_taken_over,
             released_runs_count_the_attempt_and_given_back_runs_do_not,

@@ -45,7 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobhooks_model::ports::{Lease, QueueDepth, Retention, Storage, SyncMode, SyncReport};
+use jobhooks_model::ports::{Lease, LeasedBatch, QueueDepth, Retention, Storage, SyncMode, SyncReport};
 use jobhooks_model::{
     Clock, JobStatus, Object, ObjectRef, RunId, SharedData, StoreError, User, error_chain, system_clock,
 };
@@ -432,9 +432,9 @@ async fn worker<S: Storage + 'static>(shared: Arc<Shared<S>>, mut stopped: watch
             continue;
         }
         let max = shared.config.lease_batch.max(1);
-        match shared.store.lease_batch(shared.config.clock.now(), shared.config.lease, max).await {
-            Ok(batch) if !batch.is_empty() => {
-                let exhausted = if batch.len() < max { seen } else { u64::MAX };
+        match shared.store.lease_batch_with_reads(shared.config.clock.now(), shared.config.lease, max).await {
+            Ok(batch) if !batch.runs.is_empty() => {
+                let exhausted = if batch.runs.len() < max { seen } else { u64::MAX };
                 shared.exhausted_at.store(exhausted, Ordering::SeqCst);
                 drop(lookout);
                 shared.run_batch(batch).await;
@@ -486,7 +486,8 @@ impl<S: Storage + 'static> Shared<S> {
 
     /// Runs the leased runs of one batch one after another, then records their completions
     /// together: one store write and one flush for the batch.
-    async fn run_batch(&self, batch: Vec<(Lease, jobhooks_model::JobResult)>) {
+    async fn run_batch(&self, leased: LeasedBatch) {
+        let LeasedBatch { runs: batch, reads: claim_reads, .. } = leased;
         let size = batch.len() as u64;
         self.counters.in_flight.fetch_add(size, Ordering::SeqCst);
         {
@@ -497,7 +498,8 @@ impl<S: Storage + 'static> Shared<S> {
         }
         let leases: Vec<Lease> = batch.iter().map(|(lease, _)| lease.clone()).collect();
         let mut completions = Vec::with_capacity(batch.len());
-        let mut reads = run::BatchReads::for_changes(batch.iter().filter_map(|(_, result)| result.change_id()));
+        let mut reads = run::BatchReads::for_changes(batch.iter().filter_map(|(_, result)| result.change_id()))
+            .with_claim_reads(claim_reads);
         let mut runs = batch.into_iter().enumerate();
         while let Some((position, (lease, result))) = runs.next() {
             // The job's permit first, then the claim: waiting for a permit takes time, and a run

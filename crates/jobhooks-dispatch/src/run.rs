@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobhooks_model::ports::{Completion, Lease, ObjectReader, Outcome, Storage};
+use jobhooks_model::ports::{ClaimReads, Completion, Lease, ObjectReader, Outcome, Storage};
 use jobhooks_model::{
     Action, ChangeId, ContentType, JobContext, JobError, JobInputs, JobKind, JobRecord, JobResult, LogEntry, LogLevel,
     Object, ObjectChange, ObjectRef, OffsetDateTime, RunInfo, StoreError, User,
@@ -52,9 +52,10 @@ const FRESH: Duration = Duration::from_millis(20);
 
 /// What the runs of one batch read. Job records and users are read once each: the runs of a batch
 /// start within moments of each other, and most share their job and user. The changes of the
-/// batch's hook runs are read together with their objects when the first of them starts, and each
-/// used if its run starts within [`FRESH`] of the read; once one goes stale unused (the runs
-/// before it took time), the rest are read one by one, as each run starts.
+/// batch's hook runs are read together with their objects when the first of them starts (or with
+/// the claim, by a store that reads with its claims), and each used if its run starts within
+/// [`FRESH`] of the read; once one goes stale unused (the runs before it took time), the rest are
+/// read one by one, as each run starts.
 #[derive(Default)]
 pub(crate) struct BatchReads {
     jobs: HashMap<String, Option<JobRecord>>,
@@ -77,6 +78,29 @@ impl BatchReads {
             *reads.unstarted.entry(change).or_default() += 1;
         }
         reads
+    }
+
+    /// Takes what the batch's claim read with it as read ahead: its changes are used while they
+    /// are fresh, as if read when the first run started; its jobs and users for the whole batch.
+    pub(crate) fn with_claim_reads(mut self, claimed: ClaimReads) -> Self {
+        let ClaimReads { read_at, changes, jobs, users, .. } = claimed;
+        self.jobs.extend(jobs);
+        self.users.extend(users.into_iter().map(|(username, user)| {
+            let user = user.unwrap_or_else(|| unknown_user(&username));
+            (username, user)
+        }));
+        if let Some(read_at) = read_at
+            && !changes.is_empty()
+        {
+            self.read_at = Some(read_at);
+            for (id, found) in changes {
+                self.asked.insert(id);
+                if let Some(found) = found {
+                    self.read_ahead.insert(id, found);
+                }
+            }
+        }
+        self
     }
 
     /// The change `id` and its object, for a run starting at `now`.
@@ -144,12 +168,13 @@ impl BatchReads {
         if let Some(user) = known {
             return Ok(user);
         }
-        Ok(store.get_user(username).await?.unwrap_or_else(|| User {
-            username: username.to_owned(),
-            is_superuser: false,
-            permissions: Vec::new(),
-        }))
+        Ok(store.get_user(username).await?.unwrap_or_else(|| unknown_user(username)))
     }
+}
+
+/// A user the store does not know (changes may come from users it does not know): no permissions.
+fn unknown_user(username: &str) -> User {
+    User { username: username.to_owned(), is_superuser: false, permissions: Vec::new() }
 }
 
 /// Resolves a run's inputs: the change and the object as it is now for a hook, the object for a

@@ -240,6 +240,42 @@ pub struct PruneReport {
     pub changes: u64,
 }
 
+/// What a claim read with the runs it claimed, for a store that can read it in the same round trip
+/// ([`JobQueue::lease_batch_with_reads`]): what the runs start with, as the store held it when
+/// they were claimed. Each map answers only the keys the store looked up, found (`Some`) or not
+/// (`None`); a key it holds no answer for is read as usual.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ClaimReads {
+    /// When the reads were made: no earlier than the claim's `now`.
+    pub read_at: Option<OffsetDateTime>,
+    /// The changes of the claimed hook runs, each with its object as it is now
+    /// ([`ChangeStore::get_changes_and_objects`]).
+    pub changes: std::collections::HashMap<ChangeId, Option<(ObjectChange, Option<Object>)>>,
+    /// The claimed runs' job records ([`Catalog::get_job`]).
+    pub jobs: std::collections::HashMap<String, Option<JobRecord>>,
+    /// The users the claimed runs run as ([`Catalog::get_user`]): a run's user, or
+    /// [`ObjectChange::UNDEFINED_USER`] for a run without one.
+    pub users: std::collections::HashMap<String, Option<User>>,
+}
+
+/// Runs claimed together, with what the claim read for them.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LeasedBatch {
+    /// The claimed runs, as [`JobQueue::lease_batch`] returns them.
+    pub runs: Vec<(Lease, JobResult)>,
+    /// What was read with them; empty for a store that reads nothing with its claims.
+    pub reads: ClaimReads,
+}
+
+impl LeasedBatch {
+    /// Claimed runs, with nothing read for them.
+    pub fn new(runs: Vec<(Lease, JobResult)>) -> Self {
+        Self { runs, reads: ClaimReads::default() }
+    }
+}
+
 /// The durable job queue, as workers use it: queue runs, claim them, and end or give back what
 /// they claimed.
 #[async_trait::async_trait]
@@ -271,6 +307,18 @@ pub trait JobQueue: Send + Sync {
             }
         }
         Ok(claimed)
+    }
+    /// Claims like [`JobQueue::lease_batch`], and reads with the claim what the claimed runs start
+    /// with ([`ClaimReads`]) where the store can do both in one round trip, so that a dispatcher
+    /// on a store across the network starts its batch one round trip sooner. The default reads
+    /// nothing.
+    async fn lease_batch_with_reads(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<LeasedBatch, QueueError> {
+        Ok(LeasedBatch::new(self.lease_batch(now, lease_for, max).await?))
     }
     /// Ends or reschedules a claimed run, committing its writes (on success), its result and its
     /// queue entry's new state atomically. Returns what the writes committed.

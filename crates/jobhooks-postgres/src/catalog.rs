@@ -23,7 +23,7 @@ use crate::{PgStore, db_error};
 /// The advisory lock key of catalog writes (`catalog!` in ASCII).
 const CATALOG_LOCK: i64 = 0x6361_7461_6c6f_6721;
 
-const JOB_COLUMNS: &str = "class_path, name, description, kind, installed, enabled, hidden";
+pub(crate) const JOB_COLUMNS: &str = "class_path, name, description, kind, installed, enabled, hidden";
 const HOOK_COLUMNS: &str = "name, content_types, job, enabled, type_create, type_update, type_delete";
 const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled";
 
@@ -32,7 +32,7 @@ fn job_of(row: &Row) -> Result<JobRecord, StorageFailure> {
 }
 
 /// The job whose columns ([`JOB_COLUMNS`]) start at `at` in `row`.
-fn job_at(row: &Row, at: usize) -> Result<JobRecord, StorageFailure> {
+pub(crate) fn job_at(row: &Row, at: usize) -> Result<JobRecord, StorageFailure> {
     let class_path: String = row.get(at);
     let kind: String = row.get(at + 3);
     let kind = kind_of(&kind).ok_or_else(|| corrupt("job", &class_path, format!("unknown kind `{kind}`")))?;
@@ -73,12 +73,20 @@ fn button_of(row: &Row) -> Result<JobButton, StorageFailure> {
     Ok(button)
 }
 
+/// A user's columns, in the order [`user_at`] reads them.
+pub(crate) const USER_COLUMNS: &str = "username, is_superuser, permissions";
+
 fn user_of(row: &Row) -> Result<User, StorageFailure> {
-    let username: String = row.get(0);
-    let records: Vec<PermissionRecord> = serde_json::from_value(row.get(2))
+    user_at(row, 0)
+}
+
+/// The user whose columns ([`USER_COLUMNS`]) start at `at` in `row`.
+pub(crate) fn user_at(row: &Row, at: usize) -> Result<User, StorageFailure> {
+    let username: String = row.get(at);
+    let records: Vec<PermissionRecord> = serde_json::from_value(row.get(at + 2))
         .map_err(|e| corrupt("user", &username, format!("its permissions do not decode: {e}")))?;
     let mut user = User::new(username.as_str()).map_err(|e| corrupt("user", &username, e))?;
-    user.is_superuser = row.get(1);
+    user.is_superuser = row.get(at + 1);
     user.permissions = permissions(records);
     Ok(user)
 }
@@ -378,10 +386,7 @@ impl Catalog for PgStore {
     async fn get_user(&self, username: &str) -> Result<Option<User>, StorageFailure> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                "SELECT username, is_superuser, permissions FROM jobhooks_users WHERE username = $1",
-                &[&username],
-            )
+            .query_opt(&format!("SELECT {USER_COLUMNS} FROM jobhooks_users WHERE username = $1"), &[&username])
             .await
             .map_err(db_error("cannot read a user"))?;
         row.as_ref().map(user_of).transpose()
@@ -390,7 +395,7 @@ impl Catalog for PgStore {
     async fn list_users(&self) -> Result<Vec<User>, StorageFailure> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT username, is_superuser, permissions FROM jobhooks_users ORDER BY username", &[])
+            .query(&format!("SELECT {USER_COLUMNS} FROM jobhooks_users ORDER BY username"), &[])
             .await
             .map_err(db_error("cannot read the users"))?;
         rows.iter().map(user_of).collect()

@@ -19,56 +19,66 @@ use crate::records::{action_name, action_of, context_name, context_of, corrupt, 
 use crate::{PgStore, WORK_CHANNEL, catalog, db_error};
 
 /// A change's columns, then the data of the object's change before it (its prechange).
-const CHANGE_COLUMNS: &str = "c.id, c.time, c.user_id, c.user_name, c.request_id, c.action, c.content_type, \
+pub(crate) const CHANGE_COLUMNS: &str = "c.id, c.time, c.user_id, c.user_name, c.request_id, c.action, c.content_type, \
      c.object_id, c.related_type, c.related_id, c.object_repr, c.object_data, c.prechange, c.change_context, \
      c.change_context_detail, (SELECT p.object_data FROM jobhooks_changes p WHERE p.content_type = c.content_type \
      AND p.object_id = c.object_id AND p.id < c.id ORDER BY p.id DESC LIMIT 1)";
 
 fn change_of(row: &Row) -> Result<ObjectChange, StorageFailure> {
-    let id: i64 = row.get(0);
+    change_at(row, 0)
+}
+
+/// The change whose columns ([`CHANGE_COLUMNS`]) start at `first` in `row`.
+fn change_at(row: &Row, first: usize) -> Result<ObjectChange, StorageFailure> {
+    let id: i64 = row.get(first);
     let bad = |reason: String| corrupt("change", id, reason);
-    let action: String = row.get(5);
+    let action: String = row.get(first + 5);
     let action = action_of(&action).ok_or_else(|| bad(format!("unknown action `{action}`")))?;
-    let changed_object_type = ContentType::new(row.get::<_, String>(6)).map_err(|e| bad(e.to_string()))?;
-    let changed_object_id: String = row.get(7);
+    let changed_object_type = ContentType::new(row.get::<_, String>(first + 6)).map_err(|e| bad(e.to_string()))?;
+    let changed_object_id: String = row.get(first + 7);
     ObjectRef::new(changed_object_type.clone(), changed_object_id.as_str()).map_err(|e| bad(e.to_string()))?;
-    let related_object = match (row.get::<_, Option<String>>(8), row.get::<_, Option<String>>(9)) {
+    let related_object = match (row.get::<_, Option<String>>(first + 8), row.get::<_, Option<String>>(first + 9)) {
         (Some(content_type), Some(id)) => {
             let content_type = ContentType::new(content_type).map_err(|e| bad(e.to_string()))?;
             Some(ObjectRef::new(content_type, id).map_err(|e| bad(e.to_string()))?)
         }
         _ => None,
     };
-    let context: String = row.get(13);
+    let context: String = row.get(first + 13);
     let change_context = context_of(&context).ok_or_else(|| bad(format!("unknown change context `{context}`")))?;
-    let stored_prechange: Option<serde_json::Value> = row.get(12);
-    let previous: Option<serde_json::Value> = row.get(15);
+    let stored_prechange: Option<serde_json::Value> = row.get(first + 12);
+    let previous: Option<serde_json::Value> = row.get(first + 15);
     Ok(ObjectChange {
         id: ChangeId(id as u64),
-        time: row.get(1),
-        user: row.get(2),
-        user_name: row.get(3),
-        request_id: row.get(4),
+        time: row.get(first + 1),
+        user: row.get(first + 2),
+        user_name: row.get(first + 3),
+        request_id: row.get(first + 4),
         action,
         changed_object_type,
         changed_object_id,
         related_object,
-        object_repr: row.get(10),
-        object_data: row.get(11),
+        object_repr: row.get(first + 10),
+        object_data: row.get(first + 11),
         prechange: previous.or(stored_prechange),
         change_context,
-        change_context_detail: row.get(14),
+        change_context_detail: row.get(first + 14),
     })
 }
 
 /// Where an object's columns start in a row of [`CHANGE_COLUMNS`] followed by an object's.
-const OBJECT_AFTER_CHANGE: usize = 16;
+pub(crate) const OBJECT_AFTER_CHANGE: usize = 16;
 
 /// A row of [`CHANGE_COLUMNS`] followed by the columns of the object (null when there is none).
 fn change_and_object_of(row: &Row) -> Result<(ObjectChange, Option<Object>), StorageFailure> {
-    let change = change_of(row)?;
-    let object = match row.get::<_, Option<String>>(OBJECT_AFTER_CHANGE) {
-        Some(_) => Some(object_at(row, OBJECT_AFTER_CHANGE)?),
+    change_and_object_at(row, 0)
+}
+
+/// [`CHANGE_COLUMNS`] and an object's columns, starting at `first` in `row`.
+pub(crate) fn change_and_object_at(row: &Row, first: usize) -> Result<(ObjectChange, Option<Object>), StorageFailure> {
+    let change = change_at(row, first)?;
+    let object = match row.get::<_, Option<String>>(first + OBJECT_AFTER_CHANGE) {
+        Some(_) => Some(object_at(row, first + OBJECT_AFTER_CHANGE)?),
         None => None,
     };
     Ok((change, object))

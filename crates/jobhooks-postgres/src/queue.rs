@@ -2,21 +2,25 @@
 //! `FOR UPDATE SKIP LOCKED`, so processes claiming at once never wait for each other nor take the
 //! same run; a run is claimable only while no earlier run of its object's line is unfinished.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    CommitReceipt, Completion, JobQueue, Lease, ObjectWrites, Outcome, PruneReport, QueueDepth, QueueMaintenance,
-    QueueReader, ResultFilter, Retention,
+    ClaimReads, CommitReceipt, Completion, JobQueue, Lease, LeasedBatch, ObjectWrites, Outcome, PruneReport,
+    QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention,
 };
 use jobhooks_model::{
     Attempts, BackendError, ChangeFacts, ChangeId, ContentType, JobInputs, JobResult, JobStatus, MaintenanceError,
-    ObjectRef, OffsetDateTime, QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
+    ObjectChange, ObjectRef, OffsetDateTime, QueueError, RunEvent, RunId, StorageFailure, lapse_entry, transition,
 };
 use tokio_postgres::Row;
 
 use crate::db::{Db, Pipelined};
 
-use crate::changes::{Commit, RunInputs, RunRows, stage_commits};
+use crate::catalog::{JOB_COLUMNS, USER_COLUMNS, job_at, user_at};
+use crate::changes::{
+    CHANGE_COLUMNS, Commit, OBJECT_AFTER_CHANGE, RunInputs, RunRows, change_and_object_at, stage_commits,
+};
 use crate::lines::{self, UNFINISHED};
 use crate::records::{LogRecord, corrupt, line_key, log_entries, log_records, status_name, status_of};
 use crate::{PgStore, db_error};
@@ -141,38 +145,89 @@ pub(crate) async fn line_of(client: &impl Db, inputs: &JobInputs) -> Result<Opti
     Ok(known.then(|| line_key(&object)))
 }
 
+/// Where the columns a claim reads for its runs start in its rows, after the run's
+/// ([`RUN_COLUMNS`]): the change with its object, the job, the user, and the user's name.
+const CLAIM_CHANGE_AT: usize = 14;
+const CLAIM_JOB_AT: usize = CLAIM_CHANGE_AT + OBJECT_AFTER_CHANGE + 4;
+const CLAIM_USER_AT: usize = CLAIM_JOB_AT + 7;
+const CLAIM_USERNAME_AT: usize = CLAIM_USER_AT + 3;
+
 /// Claims up to `max` pending heads in one statement: each gets the `started` status, one more
-/// attempt and lease, and `deadline`.
+/// attempt and lease, and `deadline`. The same statement reads what each claimed run starts with:
+/// its change and object (as `get_changes_and_objects` reads them), its job and its user.
+static CLAIM_PENDING: LazyLock<String> = LazyLock::new(|| {
+    let run: Vec<String> = RUN_COLUMNS.split(", ").map(|column| format!("r.{column}")).collect();
+    let job: Vec<String> = JOB_COLUMNS.split(", ").map(|column| format!("j.{column}")).collect();
+    let user: Vec<String> = USER_COLUMNS.split(", ").map(|column| format!("u.{column}")).collect();
+    format!(
+        "WITH picked AS (SELECT id FROM jobhooks_runs WHERE head AND status = 'PENDING'
+                         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED),
+         claimed AS (UPDATE jobhooks_runs r SET status = $2, attempts = r.attempts + 1, leases = r.leases + 1,
+                         deadline = $3, started = $4, due = NULL
+                     FROM picked WHERE r.id = picked.id
+                     RETURNING {run})
+         SELECT {run}, {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data, {job}, {user},
+                coalesce(r.user_id, $5)
+         FROM claimed r
+         LEFT JOIN jobhooks_changes c ON c.id = r.change_id
+         LEFT JOIN jobhooks_objects o ON o.content_type = c.content_type AND o.object_id = c.object_id
+         LEFT JOIN jobhooks_jobs j ON j.class_path = r.job
+         LEFT JOIN jobhooks_users u ON u.username = coalesce(r.user_id, $5)",
+        run = run.join(", "),
+        job = job.join(", "),
+        user = user.join(", "),
+    )
+});
+
 async fn claim_pending(
     client: &impl Db,
     max: usize,
     deadline: OffsetDateTime,
     now: OffsetDateTime,
     started: JobStatus,
-) -> Result<Vec<(Lease, JobResult)>, QueueError> {
+) -> Result<LeasedBatch, QueueError> {
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
-    let returned: String = RUN_COLUMNS.split(", ").map(|column| format!("r.{column}")).collect::<Vec<_>>().join(", ");
     let rows = client
-        .query(
-            &format!(
-                "WITH picked AS (SELECT id FROM jobhooks_runs WHERE head AND status = 'PENDING'
-                                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-                 UPDATE jobhooks_runs r SET status = $2, attempts = r.attempts + 1, leases = r.leases + 1,
-                     deadline = $3, started = $4, due = NULL
-                 FROM picked WHERE r.id = picked.id
-                 RETURNING {returned}"
-            ),
-            &[&limit, &status_name(started), &deadline, &now],
-        )
+        .query(CLAIM_PENDING.as_str(), &[&limit, &status_name(started), &deadline, &now, &ObjectChange::UNDEFINED_USER])
         .await
         .map_err(db_error("cannot claim runs"))?;
-    let mut claimed = Vec::with_capacity(rows.len());
+    let mut batch = LeasedBatch::default();
+    batch.reads.read_at = Some(now);
     for row in &rows {
         let RunRow { result, leases, .. } = run_of(row)?;
-        claimed.push((Lease { run: result.id, token: leases as u64, deadline }, result));
+        read_with_claim(&mut batch.reads, row, &result);
+        batch.runs.push((Lease { run: result.id, token: leases as u64, deadline }, result));
     }
-    claimed.sort_by_key(|(lease, _)| lease.run);
-    Ok(claimed)
+    batch.runs.sort_by_key(|(lease, _)| lease.run);
+    Ok(batch)
+}
+
+/// Records what a claim's `row` read for its run `result`. A record that does not decode is left
+/// unanswered: the dispatcher reads it again, and fails the run with the reason.
+fn read_with_claim(reads: &mut ClaimReads, row: &Row, result: &JobResult) {
+    if let Some(change) = result.change_id() {
+        let found = match row.get::<_, Option<i64>>(CLAIM_CHANGE_AT) {
+            Some(_) => change_and_object_at(row, CLAIM_CHANGE_AT).ok().map(Some),
+            None => Some(None),
+        };
+        if let Some(found) = found {
+            reads.changes.insert(change, found);
+        }
+    }
+    let job = match row.get::<_, Option<String>>(CLAIM_JOB_AT) {
+        Some(_) => job_at(row, CLAIM_JOB_AT).ok().map(Some),
+        None => Some(None),
+    };
+    if let Some(job) = job {
+        reads.jobs.insert(result.job.clone(), job);
+    }
+    let user = match row.get::<_, Option<String>>(CLAIM_USER_AT) {
+        Some(_) => user_at(row, CLAIM_USER_AT).ok().map(Some),
+        None => Some(None),
+    };
+    if let Some(user) = user {
+        reads.users.insert(row.get(CLAIM_USERNAME_AT), user);
+    }
 }
 
 /// Writes the new states of completed runs, given column by column.
@@ -412,12 +467,22 @@ impl JobQueue for PgStore {
         lease_for: Duration,
         max: usize,
     ) -> Result<Vec<(Lease, JobResult)>, QueueError> {
+        Ok(self.lease_batch_with_reads(now, lease_for, max).await?.runs)
+    }
+
+    async fn lease_batch_with_reads(
+        &self,
+        now: OffsetDateTime,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<LeasedBatch, QueueError> {
         let deadline = now.max(self.now()) + lease_for;
         let leased = transition(JobStatus::Pending, RunEvent::Leased)?;
-        let mut claimed = Vec::new();
+        let mut batch = LeasedBatch::default();
         // Most claims take pending runs only, for which the model's step is a plain increment of
         // the attempts: one statement, no transaction around it. Runs whose claim lapsed or whose
-        // retry is due need the model run by run, in the transaction below.
+        // retry is due need the model run by run, in the transaction below, which reads nothing
+        // for them.
         if leased.attempts == Attempts::Increment {
             let client = self.client().await?;
             // Whether lapsed or due runs wait is asked with the claim, in the same round trip.
@@ -430,19 +495,20 @@ impl JobQueue for PgStore {
                     )
                     .await
             });
-            claimed = pending?;
-            if claimed.len() >= max {
-                return Ok(claimed);
+            batch = pending?;
+            if batch.runs.len() >= max {
+                return Ok(batch);
             }
             let lapsed_or_due: bool = lapsed_or_due.map_err(db_error("cannot claim runs"))?.get(0);
             if !lapsed_or_due {
-                return Ok(claimed);
+                return Ok(batch);
             }
             // The transaction takes a connection of its own; a pool of one must not wait for it.
             drop(client);
         }
-        claimed.extend(self.claim_any(now, deadline, max - claimed.len()).await?);
-        Ok(claimed)
+        let more = self.claim_any(now, deadline, max - batch.runs.len()).await?;
+        batch.runs.extend(more);
+        Ok(batch)
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
@@ -712,5 +778,71 @@ impl QueueMaintenance for PgStore {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jobhooks_model::ports::{Catalog, ChangeStore, Completion, JobQueue, ObjectWrites, Outcome};
+    use jobhooks_model::{
+        Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, Object, ObjectRef, OffsetDateTime,
+        PendingChange, User, json,
+    };
+
+    use crate::PgStore;
+    use crate::testing::{TestServer, install_device_hook};
+
+    const JOB: &str = "app::jobs::Audit";
+    const LEASE: Duration = Duration::from_secs(60);
+
+    async fn record(store: &PgStore, action: Action, id: &str) {
+        let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id).unwrap();
+        let mut changes = ChangeSet::default();
+        changes.record(PendingChange::new(action, &Object::new(reference, id, json!({"name": id})).unwrap()));
+        let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+        store.commit(&context, changes, ObjectWrites::Apply).await.unwrap();
+    }
+
+    /// A claim answers every change, job and user of the runs it claims, in the same statement,
+    /// as the reads they stand for return them: the column offsets of its rows are right.
+    #[tokio::test]
+    async fn a_claim_reads_every_change_job_and_user_of_its_runs() {
+        let store = PgStore::connect(&TestServer::shared().fresh_database().await).await.unwrap();
+        install_device_hook(&store, "audit", JOB, [Action::Create, Action::Delete]).await;
+        store.put_user(User::superuser("alice").unwrap()).await.unwrap();
+        record(&store, Action::Create, "d1").await;
+        record(&store, Action::Create, "d2").await;
+        let now = OffsetDateTime::now_utc();
+        let first = store.lease_batch_with_reads(now, LEASE, 10).await.unwrap();
+        assert_eq!(first.runs.len(), 2);
+        let changes: Vec<_> = first.runs.iter().filter_map(|(_, result)| result.change_id()).collect();
+        let read = store.get_changes_and_objects(&changes).await.unwrap();
+        assert_eq!(first.reads.changes.len(), 2);
+        for (change, object) in read {
+            assert!(object.is_some());
+            assert_eq!(first.reads.changes[&change.id], Some((change, object)));
+        }
+        assert_eq!(first.reads.jobs[JOB], store.get_job(JOB).await.unwrap());
+        assert!(first.reads.jobs[JOB].is_some());
+        assert_eq!(first.reads.users["alice"], Some(User::superuser("alice").unwrap()));
+        assert_eq!(first.reads.read_at, Some(now));
+
+        let completions = first
+            .runs
+            .iter()
+            .map(|(lease, _)| Completion {
+                lease: lease.clone(),
+                outcome: Outcome::Succeeded { writes: None },
+                logs: vec![],
+            })
+            .collect();
+        store.complete_batch(completions).await.unwrap();
+        record(&store, Action::Delete, "d2").await;
+        let second = store.lease_batch_with_reads(now, LEASE, 10).await.unwrap();
+        let change = second.runs[0].1.change_id().unwrap();
+        let (deleted, object) = second.reads.changes[&change].clone().expect("the change is read");
+        assert_eq!((deleted.action, object), (Action::Delete, None), "the deleted object is gone");
     }
 }
