@@ -409,3 +409,68 @@ fn format_duration(duration: Duration) -> String {
         format!("{}ms", duration.as_millis())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jobhooks_model::ports::{ChangeStore, ClaimReads, ObjectWrites};
+    use jobhooks_model::{ChangeContext, ChangeContextKind, ChangeSet, ContentType, Object, ObjectRef, json};
+    use jobhooks_store_memory::MemoryStore;
+
+    use super::*;
+
+    fn device(id: &str, version: u64) -> Object {
+        let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id).unwrap();
+        Object::new(reference, id, json!({"version": version})).unwrap()
+    }
+
+    async fn save(store: &MemoryStore, object: Object) -> ChangeId {
+        let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
+        let mut changes = ChangeSet::default();
+        changes.save(&object, None);
+        store.commit(&context, changes, ObjectWrites::Apply).await.unwrap().changes[0]
+    }
+
+    /// What a claim read stands in for the batch's first read: its answers are used while fresh,
+    /// as if read at the claim, and read again once stale; a change it did not answer is read
+    /// from the store; its jobs are known for the batch, and a user it did not find runs without
+    /// permissions.
+    #[tokio::test]
+    async fn a_batch_starts_from_what_its_claim_read() {
+        let store = MemoryStore::new();
+        let (a, b, c) = (
+            save(&store, device("a", 1)).await,
+            save(&store, device("b", 1)).await,
+            save(&store, device("c", 1)).await,
+        );
+        let start = OffsetDateTime::now_utc();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let as_claimed = |id: ChangeId, version: u64| {
+            let store = &store;
+            async move {
+                let (change, _) = store.get_change_and_object(id).await.unwrap().unwrap();
+                let object = device(&change.changed_object_id, version);
+                Some((change, Some(object)))
+            }
+        };
+        let mut claimed = ClaimReads::default();
+        claimed.read_at = Some(start);
+        // Versions the store does not hold, to tell the claim's answers from reads.
+        claimed.changes.insert(a, as_claimed(a, 0).await);
+        claimed.changes.insert(c, as_claimed(c, 0).await);
+        claimed.jobs.insert("app::Audit".into(), None);
+        claimed.users.insert("ghost".into(), None);
+        let mut unanswered = BatchReads::for_changes([b]).with_claim_reads(claimed.clone());
+        let mut reads = BatchReads::for_changes([a, c]).with_claim_reads(claimed);
+
+        assert_eq!(reads.jobs.get("app::Audit"), Some(&None), "the claim's job answer is kept for the batch");
+        let ghost = reads.users.get("ghost").expect("the claim's user answer is kept");
+        assert!(!ghost.is_superuser && ghost.permissions.is_empty(), "an unknown user runs without permissions");
+
+        let (_, object) = reads.change_and_object(&store, a, ms(20)).await.unwrap().unwrap();
+        assert_eq!(object, Some(device("a", 0)), "fresh: the claim's answer");
+        let (change, object) = reads.change_and_object(&store, c, ms(21)).await.unwrap().unwrap();
+        assert_eq!((change.id, object), (c, Some(device("c", 1))), "stale: read again");
+        let (change, object) = unanswered.change_and_object(&store, b, start).await.unwrap().unwrap();
+        assert_eq!((change.id, object), (b, Some(device("b", 1))), "not answered by the claim: read");
+    }
+}
