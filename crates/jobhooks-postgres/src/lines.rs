@@ -28,7 +28,7 @@ pub(crate) const UNFINISHED: &str = "('PENDING', 'STARTED', 'RETRYING')";
 const LOCK: &str = "SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS key";
 
 /// Makes the earliest unfinished run of each line given its head (see [`promote_heads`]).
-static PROMOTE_HEADS: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static PROMOTE_HEADS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobhooks_runs SET head = true WHERE id IN (
              SELECT next.id FROM unnest($1::text[]) AS finished(line)

@@ -275,10 +275,11 @@ impl CompletionColumns {
 
 impl PgStore {
     /// Records `completions` in `transaction`, which it begins and commits: one transaction (one
-    /// commit to disk) for the whole batch, the runs read and locked with the `BEGIN`, then their
-    /// new states, their lines' locks, their lines' next heads, the writes of the runs that
-    /// succeeded with some, and the `COMMIT`. A lapsed lease refuses only its own run; any
-    /// other error leaves the transaction for the caller to roll back.
+    /// commit to disk) for the whole batch in three round trips: the runs read and locked with the
+    /// `BEGIN`; their new states with their lines' locks; their lines' next heads with the
+    /// `COMMIT` (the writes of runs that succeeded with some go between, in round trips of their
+    /// own). A lapsed lease refuses only its own run; any other error leaves the transaction for
+    /// the caller to roll back.
     async fn complete_in(
         &self,
         transaction: &Pipelined,
@@ -331,19 +332,33 @@ impl PgStore {
             .into_iter()
             .map(|(index, context, changes)| (index, Commit { context, changes, objects: ObjectWrites::Apply }))
             .unzip();
-        update.execute(transaction).await?;
         // The runs that finished leave their lines: the next run of each becomes its head. The
-        // lock and the decision go one after the other, each awaited: sent together (with or
-        // without the COMMIT), lines of the e2e bench stalled behind finished runs.
-        lines::lock(transaction, finished_lines.iter().map(String::as_str)).await?;
-        lines::promote_heads(transaction, &finished_lines).await?;
-        if !commits.is_empty() {
+        // lines' locks go with the new states (the lock decides nothing); the promotion, which
+        // decides from what the locks protect, goes in a round trip after theirs, so that its
+        // snapshot sees what each lock's last holder committed (sent with the lock, lines of the
+        // e2e bench stalled behind finished runs).
+        let (updated, locked) = tokio::join!(
+            update.execute(transaction),
+            lines::lock(transaction, finished_lines.iter().map(String::as_str))
+        );
+        updated?;
+        locked?;
+        let commit_error = db_error("cannot record the runs' outcomes");
+        if commits.is_empty() {
+            // The promotion is prepared first, so that the COMMIT sent with it cannot overtake it.
+            transaction.prepare(&[lines::PROMOTE_HEADS.as_str()]).await.map_err(&commit_error)?;
+            let (promoted, committed) =
+                tokio::join!(lines::promote_heads(transaction, &finished_lines), transaction.commit());
+            promoted?;
+            committed.map_err(commit_error)?;
+        } else {
+            lines::promote_heads(transaction, &finished_lines).await?;
             let receipts = stage_commits(transaction, now, &commits).await?;
             for (index, receipt) in positions.into_iter().zip(receipts) {
                 outcomes[index] = Ok(receipt);
             }
+            transaction.commit().await.map_err(commit_error)?;
         }
-        transaction.commit().await.map_err(db_error("cannot record the runs' outcomes"))?;
         Ok(outcomes)
     }
 
