@@ -218,15 +218,22 @@ mod tests {
         })
         .await;
 
-        let queued = [
-            commit(&store, Action::Create, "twin", json!({"n": 1})),
-            commit(&store, Action::Create, "first", json!({"n": 1})),
+        let commits = [
+            (Action::Create, "twin", json!({"n": 1})),
+            (Action::Create, "first", json!({"n": 1})),
             // jsonb cannot hold the NUL character: PostgreSQL refuses this change.
-            commit(&store, Action::Create, "refused", json!({"name": "a\u{0}b"})),
-            commit(&store, Action::Update, "twin", json!({"n": 2})),
-            commit(&store, Action::Create, "last", json!({"n": 1})),
+            (Action::Create, "refused", json!({"name": "a\u{0}b"})),
+            (Action::Update, "twin", json!({"n": 2})),
+            (Action::Create, "last", json!({"n": 1})),
         ];
-        until("five commits queued", || async { store.inner.groups.queue().len() == queued.len() }).await;
+        // Each commit is queued before the next is made: their tasks would otherwise race to the
+        // queue, and the twin's update could be written before its creation.
+        let mut queued = Vec::new();
+        for (action, id, data) in commits {
+            queued.push(commit(&store, action, id, data));
+            let expected = queued.len();
+            until("the commit queued", || async { store.inner.groups.queue().len() == expected }).await;
+        }
         holder.rollback().await.unwrap();
 
         blocked.await.unwrap().expect("the blocker's update is written once its row is free");

@@ -146,11 +146,25 @@ pub(crate) async fn line_of(client: &impl Db, inputs: &JobInputs) -> Result<Opti
 }
 
 /// Where the columns a claim reads for its runs start in its rows, after the run's
-/// ([`RUN_COLUMNS`]): the change with its object, the job, the user, and the user's name.
-const CLAIM_CHANGE_AT: usize = 14;
+/// ([`RUN_COLUMNS`]): the change with its object (four columns), the job, the user, and the
+/// user's name.
+const CLAIM_CHANGE_AT: usize = column_count(RUN_COLUMNS);
 const CLAIM_JOB_AT: usize = CLAIM_CHANGE_AT + OBJECT_AFTER_CHANGE + 4;
-const CLAIM_USER_AT: usize = CLAIM_JOB_AT + 7;
-const CLAIM_USERNAME_AT: usize = CLAIM_USER_AT + 3;
+const CLAIM_USER_AT: usize = CLAIM_JOB_AT + column_count(JOB_COLUMNS);
+const CLAIM_USERNAME_AT: usize = CLAIM_USER_AT + column_count(USER_COLUMNS);
+
+/// The number of columns in a list of plain column names separated by commas.
+const fn column_count(columns: &str) -> usize {
+    let bytes = columns.as_bytes();
+    let (mut count, mut at) = (1, 0);
+    while at < bytes.len() {
+        if bytes[at] == b',' {
+            count += 1;
+        }
+        at += 1;
+    }
+    count
+}
 
 /// Claims up to `max` pending heads in one statement: each gets the `started` status, one more
 /// attempt and lease, and `deadline`. The same statement reads what each claimed run starts with:
@@ -205,28 +219,29 @@ async fn claim_pending(
 /// Records what a claim's `row` read for its run `result`. A record that does not decode is left
 /// unanswered: the dispatcher reads it again, and fails the run with the reason.
 fn read_with_claim(reads: &mut ClaimReads, row: &Row, result: &JobResult) {
-    if let Some(change) = result.change_id() {
-        let found = match row.get::<_, Option<i64>>(CLAIM_CHANGE_AT) {
-            Some(_) => change_and_object_at(row, CLAIM_CHANGE_AT).ok().map(Some),
-            None => Some(None),
-        };
-        if let Some(found) = found {
-            reads.changes.insert(change, found);
-        }
+    if let Some(change) = result.change_id()
+        && let Some(found) = joined::<i64, _>(row, CLAIM_CHANGE_AT, change_and_object_at)
+    {
+        reads.changes.insert(change, found);
     }
-    let job = match row.get::<_, Option<String>>(CLAIM_JOB_AT) {
-        Some(_) => job_at(row, CLAIM_JOB_AT).ok().map(Some),
-        None => Some(None),
-    };
-    if let Some(job) = job {
+    if let Some(job) = joined::<String, _>(row, CLAIM_JOB_AT, job_at) {
         reads.jobs.insert(result.job.clone(), job);
     }
-    let user = match row.get::<_, Option<String>>(CLAIM_USER_AT) {
-        Some(_) => user_at(row, CLAIM_USER_AT).ok().map(Some),
-        None => Some(None),
-    };
-    if let Some(user) = user {
+    if let Some(user) = joined::<String, _>(row, CLAIM_USER_AT, user_at) {
         reads.users.insert(row.get(CLAIM_USERNAME_AT), user);
+    }
+}
+
+/// The record a `LEFT JOIN` put at `at` in `row`, decoded: `Some(None)` when the join found none
+/// (its first column, of type `K`, is null), `None` when it does not decode.
+fn joined<K: for<'a> tokio_postgres::types::FromSql<'a>, T>(
+    row: &Row,
+    at: usize,
+    decode: impl FnOnce(&Row, usize) -> Result<T, StorageFailure>,
+) -> Option<Option<T>> {
+    match row.get::<_, Option<K>>(at) {
+        Some(_) => decode(row, at).ok().map(Some),
+        None => Some(None),
     }
 }
 
@@ -818,6 +833,13 @@ mod tests {
         changes.record(PendingChange::new(action, &Object::new(reference, id, json!({"name": id})).unwrap()));
         let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
         store.commit(&context, changes, ObjectWrites::Apply).await.unwrap();
+    }
+
+    #[test]
+    fn claim_columns_are_counted_as_the_lists_hold_them() {
+        for list in [super::RUN_COLUMNS, crate::catalog::JOB_COLUMNS, crate::catalog::USER_COLUMNS] {
+            assert_eq!(super::column_count(list), list.split(", ").count(), "{list}");
+        }
     }
 
     /// A claim answers every change, job and user of the runs it claims, in the same statement,
