@@ -8,8 +8,10 @@
 //!   the ratio of the median throughputs, two processes over one.
 //! - `pg_latency.json`: an offered load of 500 changes/s (one change committed every 2 ms, each by
 //!   its own task, spread over 500 devices) with one dispatcher in another process, after one
-//!   second of the same load unrecorded; the time from each commit call to its receiver starting, as the wall clock of this machine reads it in both
-//!   processes, in an HDR histogram (p50, p99, p999, max).
+//!   second of the same load unrecorded; the time from each commit call to its receiver starting,
+//!   as the wall clock of this machine reads it in both processes, in an HDR histogram (p50, p99,
+//!   p999, max), with its two parts: the commit (call to return) and the delivery (return to the
+//!   receiver's start).
 //!
 //! The server is `JOBHOOKS_TEST_PG`, or a throwaway cluster. `cargo bench -p jobhooks-tests --bench
 //! pg_scale [-- scale|latency]`; under `cargo test` (no `--bench` argument) both run at a tiny
@@ -307,6 +309,7 @@ async fn measure_latency(scale: Scale) -> serde_json::Value {
     dispatchers.stop();
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     let mut commit_histogram = histogram.clone();
+    let mut delivery_histogram = histogram.clone();
     let pending_after = store.depth().await.unwrap().pending;
     let calls = calls.lock().unwrap();
     let started = starts.times.lock().unwrap();
@@ -314,6 +317,7 @@ async fn measure_latency(scale: Scale) -> serde_json::Value {
         let start = started[change];
         histogram.record(start.saturating_sub(*called).max(1)).unwrap();
         commit_histogram.record(returned.saturating_sub(*called).max(1)).unwrap();
+        delivery_histogram.record(start.saturating_sub(*returned).max(1)).unwrap();
     }
     let ms = |histogram: &Histogram<u64>, quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1e6;
     json!({
@@ -323,6 +327,8 @@ async fn measure_latency(scale: Scale) -> serde_json::Value {
         "max_ms": histogram.max() as f64 / 1e6,
         "commit_p50_ms": ms(&commit_histogram, 0.5),
         "commit_p99_ms": ms(&commit_histogram, 0.99),
+        "delivery_p50_ms": ms(&delivery_histogram, 0.5),
+        "delivery_p99_ms": ms(&delivery_histogram, 0.99),
         "samples": histogram.len(),
         "offered_per_s": OFFERED_PER_S,
         "seconds": scale.load_seconds,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::lines::{self, UNFINISHED};
 use crate::records::{action_name, action_of, context_name, context_of, corrupt, line_key, status_name};
-use crate::{PgStore, WORK_CHANNEL, catalog, db_error};
+use crate::{ANNOUNCE, PgStore, WORK_CHANNEL, catalog, db_error};
 
 /// A change's columns, then the data of the object's change before it (its prechange).
 pub(crate) const CHANGE_COLUMNS: &str = "c.id, c.time, c.user_id, c.user_name, c.request_id, c.action, c.content_type, \
@@ -116,28 +116,30 @@ pub(crate) async fn stage_commits(
     now: OffsetDateTime,
     commits: &[Commit],
 ) -> Result<Vec<CommitReceipt>, ChangeError> {
-    stage(client, None, now, commits).await
+    Ok(stage(client, None, now, commits).await?.0)
 }
 
 /// Writes `commits` as [`stage_commits`] does, in `transaction`, which it begins with the first
-/// round trip and commits with the second: two round trips in all. On an error the transaction
-/// may still be open; the caller rolls it back.
+/// round trip and commits with the second: two round trips in all. When the commits queued runs,
+/// the `NOTIFY` that announces them follows the `COMMIT` in the same round trip; the second value
+/// says whether it was sent (false: no runs, or the notification failed after the commit). On an
+/// error the transaction may still be open; the caller rolls it back.
 pub(crate) async fn commit_alone(
     transaction: &Pipelined,
     now: OffsetDateTime,
     commits: &[Commit],
-) -> Result<Vec<CommitReceipt>, ChangeError> {
+) -> Result<(Vec<CommitReceipt>, bool), ChangeError> {
     stage(transaction, Some(transaction), now, commits).await
 }
 
-/// [`stage_commits`], in `own` when it is given: begun with the first round trip, committed with
-/// the second.
+/// [`stage_commits`], in `own` when it is given: begun with the first round trip, committed (and
+/// announced) with the second.
 async fn stage(
     client: &impl Db,
     own: Option<&Pipelined>,
     now: OffsetDateTime,
     commits: &[Commit],
-) -> Result<Vec<CommitReceipt>, ChangeError> {
+) -> Result<(Vec<CommitReceipt>, bool), ChangeError> {
     let pending: Vec<(usize, &PendingChange)> = commits
         .iter()
         .enumerate()
@@ -211,26 +213,35 @@ async fn stage(
         receipts[*index].changes.push(change.id);
     }
     // The three writes are independent: the client pipelines them, with the COMMIT of a
-    // transaction of their own.
+    // transaction of their own and, when it queued runs, the notification that announces them
+    // (a transaction of its own after the COMMIT, see `ANNOUNCE`).
+    let announce = own.is_some() && !run_commits.is_empty();
     let commit = async {
         match own {
-            Some(transaction) => transaction.commit().await.map_err(db_error("cannot commit changes")),
-            None => Ok(()),
+            Some(transaction) => {
+                let (committed, announced) = tokio::join!(transaction.commit(), async {
+                    if announce { Some(transaction.execute(ANNOUNCE, &[&WORK_CHANNEL]).await) } else { None }
+                });
+                committed.map_err(db_error("cannot commit changes"))?;
+                Ok::<bool, StorageFailure>(announced.is_some_and(|announced| announced.is_ok()))
+            }
+            None => Ok(false),
         }
     };
     if let Some(transaction) = own {
         transaction.prepare(&write_statements()).await.map_err(db_error("cannot prepare the writes"))?;
+        transaction.prepare(&[ANNOUNCE]).await.map_err(db_error("cannot prepare the writes"))?;
     }
     let (changes, run_ids, objects, committed) =
         tokio::join!(changes.insert(client), runs.insert(client, now), objects.write(client), commit);
     changes?;
     objects?;
     let run_ids = run_ids?;
-    committed?;
+    let announced = committed?;
     for (index, run) in run_commits.into_iter().zip(run_ids) {
         receipts[index].runs.push(run);
     }
-    Ok(receipts)
+    Ok((receipts, announced))
 }
 
 /// Takes `count` change ids in one statement, in ascending order (a statement does not promise
@@ -547,10 +558,7 @@ impl PgStore {
             stage_commits(transaction, self.now(), std::slice::from_ref(&commit)).await?.pop().unwrap_or_default();
         // Sent when (and only if) the caller's transaction commits.
         if !receipt.runs.is_empty() {
-            transaction
-                .execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
-                .await
-                .map_err(db_error("cannot notify the dispatchers"))?;
+            transaction.execute(ANNOUNCE, &[&WORK_CHANNEL]).await.map_err(db_error("cannot notify the dispatchers"))?;
         }
         Ok(receipt)
     }

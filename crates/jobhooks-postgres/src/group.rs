@@ -137,8 +137,8 @@ impl PgStore {
     /// Writes `commits` in one transaction, begun and committed with its statements.
     async fn write(&self, commits: &[Commit]) -> Result<Vec<CommitReceipt>, ChangeError> {
         let transaction = Pipelined::new(self.client().await?);
-        let receipts = match commit_alone(&transaction, self.now(), commits).await {
-            Ok(receipts) => receipts,
+        let (receipts, announced) = match commit_alone(&transaction, self.now(), commits).await {
+            Ok(written) => written,
             Err(error) => {
                 // Rolled back before the failure returns, so that writing the group's commits one
                 // by one does not wait for this transaction's locks.
@@ -146,7 +146,9 @@ impl PgStore {
                 return Err(error);
             }
         };
-        if receipts.iter().any(|receipt| !receipt.runs.is_empty()) {
+        if announced {
+            self.work_ready_here();
+        } else if receipts.iter().any(|receipt| !receipt.runs.is_empty()) {
             self.work_ready();
         }
         Ok(receipts)

@@ -11,10 +11,12 @@
 //!   deadline; a lapsed lease is taken over by any process. A run of an object never starts while
 //!   an earlier run of the same object is unfinished, whichever process holds it.
 //! - **Wake-ups.** Work made ready wakes this process's workers at once and is announced to the
-//!   others with `NOTIFY jobhooks_work`, sent after the commit by one task per store that folds
-//!   the announcements of concurrent commits into one (a `NOTIFY` inside a transaction takes a
-//!   database-wide lock until the commit is on disk, which would put every commit in single
-//!   file). Each store keeps one connection that listens and wakes its dispatcher within
+//!   others with `NOTIFY jobhooks_work`, sent after the commit, never inside its transaction (a
+//!   `NOTIFY` inside a transaction takes a database-wide lock until the commit is on disk, which
+//!   would put every commit in single file). A group commit sends it on its own connection right
+//!   after its `COMMIT`, in the same round trip; other writes (and a group whose notification
+//!   failed) ask one task per store, which folds the requests of concurrent writes into one
+//!   notification. Each store keeps one connection that listens and wakes its dispatcher within
 //!   milliseconds, reconnecting when it drops. A notification missed while reconnecting, or not
 //!   sent because the process died after its commit, is covered by the dispatcher's bounded
 //!   waits.
@@ -271,6 +273,12 @@ impl PgStore {
         signal(&self.inner);
         self.inner.announce.notify_one();
     }
+
+    /// Work became ready in a committed transaction whose connection already told the other
+    /// processes: wakes this handle's waiting workers.
+    pub(crate) fn work_ready_here(&self) {
+        signal(&self.inner);
+    }
 }
 
 /// Wakes the workers waiting on this handle.
@@ -278,6 +286,12 @@ fn signal(inner: &Inner) {
     inner.generation.fetch_add(1, Ordering::SeqCst);
     inner.work.notify_waiters();
 }
+
+/// The notification that work is ready, as a statement. A group commit sends it right after its
+/// `COMMIT`, in the same round trip, as a transaction of its own; a `NOTIFY` inside the commit's
+/// transaction would hold the database's notification lock until the commit is on disk, and put
+/// every commit in single file.
+const ANNOUNCE: &str = "SELECT pg_notify($1, '')";
 
 /// Sends `NOTIFY jobhooks_work` each time it is asked, outside any other transaction. A request
 /// made while a notification is on its way leaves one permit, so a burst of commits costs one or
@@ -292,7 +306,7 @@ async fn announce(pool: Pool, requests: Arc<Notify>) {
                 continue;
             }
         };
-        if let Err(error) = db::Db::execute(&client, "SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await {
+        if let Err(error) = db::Db::execute(&client, ANNOUNCE, &[&WORK_CHANNEL]).await {
             tracing::debug!(%error, "cannot notify the other dispatchers; they find the work when they next look");
         }
     }
