@@ -31,15 +31,8 @@ use jobhooks_model::ports::{ChangeStore, ObjectWrites};
 use jobhooks_postgres::testing::TestServer;
 use jobhooks_postgres::{PgConfig, PgStore};
 use tokio::sync::Notify;
-use tokio_postgres::NoTls;
 
 const COMMITTERS: u64 = 64;
-
-async fn raw_pool(url: &str) -> deadpool_postgres::Pool {
-    let config: tokio_postgres::Config = url.parse().unwrap();
-    let manager = deadpool_postgres::Manager::new(config, NoTls);
-    deadpool_postgres::Pool::builder(manager).max_size(16).build().unwrap()
-}
 
 /// The naive pattern: one transaction per change, workers claiming batches.
 async fn raw_round(pool: &deadpool_postgres::Pool, rounds: u64, first: u64) {
@@ -51,29 +44,7 @@ async fn raw_round(pool: &deadpool_postgres::Pool, rounds: u64, first: u64) {
             let (pool, work) = (pool.clone(), work.clone());
             tokio::spawn(async move {
                 for round in first..first + rounds {
-                    let data = support::device(id, round, 30).data().clone();
-                    let mut client = pool.get().await.unwrap();
-                    let tx = client.transaction().await.unwrap();
-                    let insert_change = tx
-                        .prepare_cached("INSERT INTO raw_changes (object_id, data) VALUES ($1, $2) RETURNING id")
-                        .await
-                        .unwrap();
-                    let insert_run =
-                        tx.prepare_cached("INSERT INTO raw_runs (change_id, status) VALUES ($1, 'pending')").await.unwrap();
-                    let upsert_object = tx
-                        .prepare_cached(
-                            "INSERT INTO raw_objects (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = $2",
-                        )
-                        .await
-                        .unwrap();
-                    let change: i64 = tx
-                        .query_one(&insert_change, &[&id.to_string(), &serde_json::Value::Object(data.clone())])
-                        .await
-                        .unwrap()
-                        .get(0);
-                    tx.execute(&insert_run, &[&change]).await.unwrap();
-                    tx.execute(&upsert_object, &[&id.to_string(), &serde_json::Value::Object(data)]).await.unwrap();
-                    tx.commit().await.unwrap();
+                    support::raw_commit(&pool, id, round).await;
                     work.notify_waiters();
                 }
             })
@@ -185,19 +156,8 @@ fn bench_pg(c: &mut Criterion) {
         support::install(&*store, &[Action::Update]).await;
         let dispatcher = support::dispatch(store.clone(), DispatcherConfig::default()).await;
         let raw_url = server.fresh_database().await;
-        let raw = raw_pool(&raw_url).await;
-        raw.get()
-            .await
-            .unwrap()
-            .batch_execute(
-                "CREATE TABLE raw_changes (id bigserial PRIMARY KEY, object_id text NOT NULL, data jsonb NOT NULL);
-                 CREATE TABLE raw_objects (id text PRIMARY KEY, data jsonb NOT NULL);
-                 CREATE TABLE raw_runs (id bigserial PRIMARY KEY, change_id bigint NOT NULL, status text NOT NULL,
-                     result text);
-                 CREATE INDEX ON raw_runs (id) WHERE status = 'pending';",
-            )
-            .await
-            .unwrap();
+        let raw = support::raw_pool(&raw_url);
+        raw.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
         (store, dispatcher, raw)
     });
     let mut group = c.benchmark_group("pg");

@@ -11,7 +11,8 @@
 //!   second of the same load unrecorded; the time from each commit call to its receiver starting,
 //!   as the wall clock of this machine reads it in both processes, in an HDR histogram (p50, p99,
 //!   p999, max), with its two parts: the commit (call to return) and the delivery (return to the
-//!   receiver's start).
+//!   receiver's start). Beside it, the machine's floor in the same run: the naive commit in raw
+//!   SQL at the same offered load, call to return (`raw_commit_p50_ms`, `raw_commit_p99_ms`).
 //!
 //! The server is `JOBHOOKS_TEST_PG`, or a throwaway cluster. `cargo bench -p jobhooks-tests --bench
 //! pg_scale [-- scale|latency]`; under `cargo test` (no `--bench` argument) both run at a tiny
@@ -307,6 +308,7 @@ async fn measure_latency(scale: Scale) -> serde_json::Value {
     }
     drained(&store, &starts, total).await;
     dispatchers.stop();
+    let raw = raw_commit_latency(&url, scale).await;
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     let mut commit_histogram = histogram.clone();
     let mut delivery_histogram = histogram.clone();
@@ -329,9 +331,41 @@ async fn measure_latency(scale: Scale) -> serde_json::Value {
         "commit_p99_ms": ms(&commit_histogram, 0.99),
         "delivery_p50_ms": ms(&delivery_histogram, 0.5),
         "delivery_p99_ms": ms(&delivery_histogram, 0.99),
+        "raw_commit_p50_ms": ms(&raw, 0.5),
+        "raw_commit_p99_ms": ms(&raw, 0.99),
         "samples": histogram.len(),
         "offered_per_s": OFFERED_PER_S,
         "seconds": scale.load_seconds,
         "pending_after": pending_after,
     })
+}
+
+/// The machine's own floor, measured right after the store on the same database and at the same
+/// offered load: the naive commit in raw SQL (`support::raw_commit`, as `pg/raw_sql` commits), each
+/// commit's latency from call to return, after one second unrecorded.
+async fn raw_commit_latency(url: &str, scale: Scale) -> Histogram<u64> {
+    let pool = support::raw_pool(url);
+    pool.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap()));
+    let warm_up = OFFERED_PER_S;
+    let total = warm_up + OFFERED_PER_S * scale.load_seconds;
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / OFFERED_PER_S as u32);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut commits = Vec::with_capacity(total as usize);
+    for sequence in 0..total {
+        ticks.tick().await;
+        let (pool, histogram) = (pool.clone(), histogram.clone());
+        commits.push(tokio::spawn(async move {
+            let called = Instant::now();
+            support::raw_commit(&pool, sequence % DEVICES, sequence).await;
+            if sequence >= warm_up {
+                let nanos = called.elapsed().as_nanos() as u64;
+                histogram.lock().unwrap().record(nanos.max(1)).unwrap();
+            }
+        }));
+    }
+    for commit in commits {
+        commit.await.unwrap();
+    }
+    Arc::try_unwrap(histogram).unwrap().into_inner().unwrap()
 }

@@ -1,5 +1,6 @@
 //! What the dispatcher's benches share: a trivial receiver that reports when it starts, 30-field
-//! device changes, and a store with a dispatcher running.
+//! device changes, a store with a dispatcher running, and the naive commit in raw SQL that the
+//! PostgreSQL benches measure the store against.
 #![allow(dead_code)] // each bench uses part of it
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -137,4 +138,44 @@ pub fn output_dir() -> std::path::PathBuf {
 
 pub fn quick() -> bool {
     std::env::var_os("JOBHOOKS_BENCH_QUICK").is_some()
+}
+
+/// The tables of the naive pattern in raw SQL (`pg/raw_sql`, and the raw commit of the latency
+/// bench).
+pub const RAW_SCHEMA: &str =
+    "CREATE TABLE raw_changes (id bigserial PRIMARY KEY, object_id text NOT NULL, data jsonb NOT NULL);
+     CREATE TABLE raw_objects (id text PRIMARY KEY, data jsonb NOT NULL);
+     CREATE TABLE raw_runs (id bigserial PRIMARY KEY, change_id bigint NOT NULL, status text NOT NULL,
+         result text);
+     CREATE INDEX ON raw_runs (id) WHERE status = 'pending';";
+
+/// A pool of 16 connections, as the store's, for the raw SQL.
+pub fn raw_pool(url: &str) -> deadpool_postgres::Pool {
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    deadpool_postgres::Pool::builder(manager).max_size(16).build().unwrap()
+}
+
+/// The naive commit: a change row, a run row and an object upsert in one transaction, for the
+/// 30-field device `id` at `round`; statements prepared once per connection, as the store prepares
+/// its own.
+pub async fn raw_commit(pool: &deadpool_postgres::Pool, id: u64, round: u64) {
+    let data = serde_json::Value::Object(device(id, round, 30).data().clone());
+    let id = id.to_string();
+    let mut client = pool.get().await.unwrap();
+    let transaction = client.transaction().await.unwrap();
+    let insert_change = transaction
+        .prepare_cached("INSERT INTO raw_changes (object_id, data) VALUES ($1, $2) RETURNING id")
+        .await
+        .unwrap();
+    let insert_run =
+        transaction.prepare_cached("INSERT INTO raw_runs (change_id, status) VALUES ($1, 'pending')").await.unwrap();
+    let upsert_object = transaction
+        .prepare_cached("INSERT INTO raw_objects (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = $2")
+        .await
+        .unwrap();
+    let change: i64 = transaction.query_one(&insert_change, &[&id, &data]).await.unwrap().get(0);
+    transaction.execute(&insert_run, &[&change]).await.unwrap();
+    transaction.execute(&upsert_object, &[&id, &data]).await.unwrap();
+    transaction.commit().await.unwrap();
 }
