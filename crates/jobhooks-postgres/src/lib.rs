@@ -215,8 +215,11 @@ impl PgStore {
     pub async fn connect_with(url: &str, config: PgConfig) -> Result<Self, OpenError> {
         let pg_config =
             tokio_postgres::Config::from_str(url).map_err(|e| OpenError::InvalidUrl { reason: e.to_string() })?;
-        let manager =
-            Manager::from_config(pg_config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            with_index_probes(pg_config.clone()),
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .build()
@@ -279,6 +282,28 @@ impl PgStore {
     pub(crate) fn work_ready_here(&self) {
         signal(&self.inner);
     }
+}
+
+/// The planner settings of the store's pooled connections: every statement of the store is
+/// written to be answered by index probes, and these keep the planner to them.
+///
+/// The queue's tables churn: each run's row is written three or four times, and each version
+/// leaves entries in the indexes until a vacuum. A plan made from statistics taken while a table
+/// was small (or never analyzed) hashes the whole table or scans it from end to end, and the
+/// store's statements keep their plans for the life of their connection; a bitmap scan of the
+/// claimable runs visits every entry a finished run left there, where an index scan marks those
+/// entries dead for the scans after it. Sequential scans, bitmap scans and hash joins are
+/// discouraged, not forbidden: a statement with no other way still runs.
+const INDEX_PROBES: &str = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_hashjoin=off";
+
+/// `config` with [`INDEX_PROBES`] after the options its URL gives.
+fn with_index_probes(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {INDEX_PROBES}"),
+        _ => INDEX_PROBES.to_owned(),
+    };
+    config.options(&options);
+    config
 }
 
 /// Wakes the workers waiting on this handle.
@@ -351,5 +376,30 @@ async fn listen(config: tokio_postgres::Config, store: Weak<Inner>) {
         tracing::warn!(retry_in = ?pause, "the work notification connection to PostgreSQL dropped; reconnecting");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestServer;
+
+    #[test]
+    fn the_index_probe_settings_follow_the_options_a_url_gives() {
+        let given = tokio_postgres::Config::from_str("postgres://app@db/hooks?options=-c%20work_mem%3D8MB").unwrap();
+        let options = with_index_probes(given).get_options().unwrap().to_owned();
+        assert_eq!(options, format!("-c work_mem=8MB {INDEX_PROBES}"));
+        let plain = tokio_postgres::Config::from_str("postgres://app@db/hooks").unwrap();
+        assert_eq!(with_index_probes(plain).get_options(), Some(INDEX_PROBES));
+    }
+
+    #[tokio::test]
+    async fn pooled_connections_keep_the_planner_to_index_probes() {
+        let store = PgStore::connect(&TestServer::shared().fresh_database().await).await.unwrap();
+        let client = store.client().await.unwrap();
+        for setting in ["enable_seqscan", "enable_bitmapscan", "enable_hashjoin"] {
+            let value: String = client.query_one(&format!("SHOW {setting}"), &[]).await.unwrap().get(0);
+            assert_eq!(value, "off", "{setting}");
+        }
     }
 }
