@@ -77,6 +77,19 @@ async fn a_second_connect_finds_the_schema_migrated_and_a_newer_schema_is_refuse
     assert!(refused.to_string().contains("upgrade jobhooks"), "{refused}");
 }
 
+/// Migration 6: the queue's table is vacuumed after a fixed number of dead rows, however large it
+/// grows, so that claims step over a bounded number of entries finished runs left in its indexes.
+#[tokio::test]
+async fn the_queue_is_vacuumed_after_a_fixed_number_of_dead_rows() {
+    let url = TestServer::shared().fresh_database().await;
+    PgStore::connect(&url).await.unwrap();
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let options: Vec<String> =
+        app.query_one("SELECT reloptions FROM pg_class WHERE relname = 'jobhooks_runs'", &[]).await.unwrap().get(0);
+    assert_eq!(options, ["autovacuum_vacuum_scale_factor=0", "autovacuum_vacuum_threshold=10000"]);
+}
+
 /// Migration 3 marks the heads of the object lines of a queue written by schema 2: the runs behind
 /// an unfinished run wait for it, as they did.
 #[tokio::test]
