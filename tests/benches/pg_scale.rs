@@ -283,29 +283,21 @@ async fn measure_latency(scale: Scale) -> serde_json::Value {
     let calls: Arc<Mutex<HashMap<u64, (u64, u64)>>> = Arc::default();
     // One second of the same load first, unrecorded: both processes open their connections and
     // prepare their statements.
-    let warm_up = OFFERED_PER_S;
-    let total = warm_up + OFFERED_PER_S * scale.load_seconds;
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / OFFERED_PER_S as u32);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut commits = Vec::with_capacity(total as usize);
-    for sequence in 0..total {
-        ticks.tick().await;
+    let total = offer(scale, |sequence, recorded| {
         let (store, calls) = (store.clone(), calls.clone());
-        commits.push(tokio::spawn(async move {
+        async move {
             let called = unix_nanos(SystemTime::now());
             let receipt = store
                 .commit(&support::web(), support::update(sequence % DEVICES, sequence), ObjectWrites::Apply)
                 .await
                 .unwrap();
             let returned = unix_nanos(SystemTime::now());
-            if sequence >= warm_up {
+            if recorded {
                 calls.lock().unwrap().insert(receipt.changes[0].0, (called, returned));
             }
-        }));
-    }
-    for commit in commits {
-        commit.await.unwrap();
-    }
+        }
+    })
+    .await;
     drained(&store, &starts, total).await;
     dispatchers.stop();
     let raw = raw_commit_latency(&url, scale).await;
@@ -347,6 +339,28 @@ async fn raw_commit_latency(url: &str, scale: Scale) -> Histogram<u64> {
     let pool = support::raw_pool(url);
     pool.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap()));
+    offer(scale, |sequence, recorded| {
+        let (pool, histogram) = (pool.clone(), histogram.clone());
+        async move {
+            let called = Instant::now();
+            support::raw_commit(&pool, sequence % DEVICES, sequence).await;
+            if recorded {
+                let nanos = called.elapsed().as_nanos() as u64;
+                histogram.lock().unwrap().record(nanos.max(1)).unwrap();
+            }
+        }
+    })
+    .await;
+    Arc::try_unwrap(histogram).unwrap().into_inner().unwrap()
+}
+
+/// Offers the latency load: one `commit` every `1 / OFFERED_PER_S` seconds, each a task of its
+/// own, for one unrecorded second and then `scale.load_seconds`; `commit` is given the sequence
+/// number and whether its time counts. Returns how many were offered, once all have finished.
+async fn offer<F>(scale: Scale, commit: impl Fn(u64, bool) -> F) -> u64
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let warm_up = OFFERED_PER_S;
     let total = warm_up + OFFERED_PER_S * scale.load_seconds;
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / OFFERED_PER_S as u32);
@@ -354,18 +368,10 @@ async fn raw_commit_latency(url: &str, scale: Scale) -> Histogram<u64> {
     let mut commits = Vec::with_capacity(total as usize);
     for sequence in 0..total {
         ticks.tick().await;
-        let (pool, histogram) = (pool.clone(), histogram.clone());
-        commits.push(tokio::spawn(async move {
-            let called = Instant::now();
-            support::raw_commit(&pool, sequence % DEVICES, sequence).await;
-            if sequence >= warm_up {
-                let nanos = called.elapsed().as_nanos() as u64;
-                histogram.lock().unwrap().record(nanos.max(1)).unwrap();
-            }
-        }));
+        commits.push(tokio::spawn(commit(sequence, sequence >= warm_up)));
     }
     for commit in commits {
         commit.await.unwrap();
     }
-    Arc::try_unwrap(histogram).unwrap().into_inner().unwrap()
+    total
 }

@@ -230,7 +230,6 @@ async fn stage(
     };
     if let Some(transaction) = own {
         transaction.prepare(&write_statements()).await.map_err(db_error("cannot prepare the writes"))?;
-        transaction.prepare(&[ANNOUNCE]).await.map_err(db_error("cannot prepare the writes"))?;
     }
     let (changes, run_ids, objects, committed) =
         tokio::join!(changes.insert(client), runs.insert(client, now), objects.write(client), commit);
@@ -408,9 +407,10 @@ const UPSERT_OBJECTS: &str = "INSERT INTO jobhooks_objects (content_type, object
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
      ON CONFLICT (content_type, object_id) DO UPDATE SET repr = excluded.repr, data = excluded.data";
 
-/// The statements of a group's second round trip.
-fn write_statements() -> [&'static str; 4] {
-    [INSERT_CHANGES, INSERT_RUNS.as_str(), DELETE_OBJECTS, UPSERT_OBJECTS]
+/// The statements of a group's second round trip: its writes, and the notification after its
+/// `COMMIT`.
+fn write_statements() -> [&'static str; 5] {
+    [INSERT_CHANGES, INSERT_RUNS.as_str(), DELETE_OBJECTS, UPSERT_OBJECTS, ANNOUNCE]
 }
 
 /// Runs to queue, column by column, written in one statement.
