@@ -66,14 +66,14 @@ pub(crate) async fn lock<'a>(client: &impl Db, lines: impl IntoIterator<Item = &
     Ok(())
 }
 
-/// Makes the earliest unfinished run of each of `lines` its head. Runs after runs of these lines
-/// became final (or left them); the caller holds the lines' locks.
-pub(crate) async fn promote_heads(client: &impl Db, lines: &[String]) -> Result<(), StorageFailure> {
+/// Makes the earliest unfinished run of each of `lines` its head, and says how many runs became
+/// heads. Runs after runs of these lines became final (or left them); the caller holds the lines'
+/// locks.
+pub(crate) async fn promote_heads(client: &impl Db, lines: &[String]) -> Result<u64, StorageFailure> {
     if lines.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    client.execute(&PROMOTE_HEADS, &[&lines]).await.map_err(db_error("cannot move the runs' object lines on"))?;
-    Ok(())
+    client.execute(&PROMOTE_HEADS, &[&lines]).await.map_err(db_error("cannot move the runs' object lines on"))
 }
 
 #[cfg(test)]

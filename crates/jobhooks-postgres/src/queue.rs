@@ -294,12 +294,14 @@ impl PgStore {
     /// `BEGIN`; their new states with their lines' locks; their lines' next heads with the
     /// `COMMIT` (the writes of runs that succeeded with some go between, in round trips of their
     /// own). A lapsed lease refuses only its own run; any other error leaves the transaction for
-    /// the caller to roll back.
+    /// the caller to roll back. The second value says whether runs became ready for other
+    /// processes to claim: a line's next run became its head, a run waits for a retry, or the
+    /// writes queued runs.
     async fn complete_in(
         &self,
         transaction: &Pipelined,
         completions: Vec<Completion>,
-    ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
+    ) -> Result<(Vec<Result<CommitReceipt, QueueError>>, bool), QueueError> {
         let ids: Vec<i64> = completions.iter().map(|completion| completion.lease.run.0 as i64).collect();
         let read = format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id = ANY($1) FOR UPDATE");
         let (begun, rows) = tokio::join!(transaction.begin(), async { transaction.query(&read, &[&ids]).await });
@@ -315,6 +317,7 @@ impl PgStore {
         let mut outcomes = Vec::with_capacity(completions.len());
         let mut writes = Vec::new();
         let mut finished_lines = Vec::new();
+        let mut retrying = false;
         for Completion { lease, outcome, logs } in completions {
             let claimed = current
                 .remove(&lease.run)
@@ -337,6 +340,8 @@ impl PgStore {
             update.push(&result, due);
             if result.status.is_final() {
                 finished_lines.extend(line);
+            } else {
+                retrying = true;
             }
             if let Outcome::Succeeded { writes: Some((context, changes)) } = outcome {
                 writes.push((outcomes.len(), context, changes));
@@ -364,17 +369,19 @@ impl PgStore {
             transaction.prepare(&[lines::PROMOTE_HEADS.as_str()]).await.map_err(&commit_error)?;
             let (promoted, committed) =
                 tokio::join!(lines::promote_heads(transaction, &finished_lines), transaction.commit());
-            promoted?;
+            let promoted = promoted?;
             committed.map_err(commit_error)?;
+            Ok((outcomes, retrying || promoted > 0))
         } else {
-            lines::promote_heads(transaction, &finished_lines).await?;
+            let promoted = lines::promote_heads(transaction, &finished_lines).await?;
             let receipts = stage_commits(transaction, now, &commits).await?;
+            let queued = receipts.iter().any(|receipt| !receipt.runs.is_empty());
             for (index, receipt) in positions.into_iter().zip(receipts) {
                 outcomes[index] = Ok(receipt);
             }
             transaction.commit().await.map_err(commit_error)?;
+            Ok((outcomes, retrying || promoted > 0 || queued))
         }
-        Ok(outcomes)
     }
 
     async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
@@ -551,9 +558,15 @@ impl JobQueue for PgStore {
     ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
         let transaction = Pipelined::new(self.client().await?);
         match self.complete_in(&transaction, completions).await {
-            Ok(outcomes) => {
-                // Finished runs may make the next runs of their objects ready.
-                self.work_ready();
+            Ok((outcomes, ready)) => {
+                // The other processes are told only of runs they could claim now or later: most
+                // completions leave no run behind them, and telling would wake every dispatcher
+                // for nothing. This handle's workers are woken either way.
+                if ready {
+                    self.work_ready();
+                } else {
+                    self.work_ready_here();
+                }
                 Ok(outcomes)
             }
             Err(error) => {
@@ -833,6 +846,38 @@ mod tests {
         changes.record(PendingChange::new(action, &Object::new(reference, id, json!({"name": id})).unwrap()));
         let context = ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), "");
         store.commit(&context, changes, ObjectWrites::Apply).await.unwrap();
+    }
+
+    /// Whether completing the one run `store` can claim tells the other processes of work.
+    async fn completion_announces(store: &PgStore, outcome: Outcome) -> bool {
+        let claimed = store.lease_batch(OffsetDateTime::now_utc(), LEASE, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1, "one run is claimable");
+        let lease = claimed[0].0.clone();
+        let transaction = crate::db::Pipelined::new(store.client().await.unwrap());
+        let completion = Completion { lease, outcome, logs: vec![] };
+        let (outcomes, announces) = store.complete_in(&transaction, vec![completion]).await.unwrap();
+        assert!(outcomes[0].is_ok(), "the lease holds");
+        announces
+    }
+
+    /// A completion that leaves nothing to claim keeps quiet; one whose object has a run waiting
+    /// behind it, or that schedules a retry, tells the other processes.
+    #[tokio::test]
+    async fn a_completion_is_announced_only_when_it_leaves_runs_to_claim() {
+        let store = PgStore::connect(&TestServer::shared().fresh_database().await).await.unwrap();
+        install_device_hook(&store, "audit", JOB, [Action::Create, Action::Update]).await;
+        record(&store, Action::Create, "alone").await;
+        assert!(!completion_announces(&store, Outcome::Succeeded { writes: None }).await, "nothing follows");
+
+        record(&store, Action::Create, "followed").await;
+        record(&store, Action::Update, "followed").await;
+        assert!(completion_announces(&store, Outcome::Succeeded { writes: None }).await, "the update follows");
+        assert!(!completion_announces(&store, Outcome::Failed).await, "the update was the last run");
+
+        record(&store, Action::Create, "retried").await;
+        let later = OffsetDateTime::now_utc() - Duration::from_secs(1);
+        assert!(completion_announces(&store, Outcome::RetryAt(later)).await, "the retry is due");
+        assert!(!completion_announces(&store, Outcome::DeadLettered).await, "dead letters wait for a replay");
     }
 
     #[test]
