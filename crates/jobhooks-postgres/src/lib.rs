@@ -16,8 +16,10 @@
 //!   would put every commit in single file). A group commit sends it on its own connection right
 //!   after its `COMMIT`, in the same round trip; other writes (and a group whose notification
 //!   failed) ask one task per store, which folds the requests of concurrent writes into one
-//!   notification. Each store keeps one connection that listens and wakes its dispatcher within
-//!   milliseconds, reconnecting when it drops. A notification missed while reconnecting, or not
+//!   notification. A store whose workers wait for work (a dispatcher's, a server's) keeps one
+//!   connection that listens and wakes them within milliseconds, reconnecting when it drops; it is
+//!   opened by the first wait, so a store that only commits is never woken by other processes'
+//!   work. A notification missed while reconnecting, or not
 //!   sent because the process died after its commit, is covered by the dispatcher's bounded
 //!   waits.
 //! - **Schema migrations** are embedded and applied at open under an advisory lock.
@@ -43,7 +45,7 @@ pub mod testing;
 
 use std::future::poll_fn;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -163,6 +165,10 @@ struct Inner {
     announce: Arc<Notify>,
     /// Commits waiting to be written together (`group.rs`).
     groups: group::Groups,
+    /// Where the listening connection connects; see [`PgStore::listen_for_work`].
+    listen_config: tokio_postgres::Config,
+    /// Whether the listener was started.
+    listening: AtomicBool,
     /// The listener and the announcer, stopped when the store is dropped.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -210,8 +216,9 @@ impl PgStore {
         Self::connect_with(url, PgConfig::default()).await
     }
 
-    /// Connects to `url` with `config`, brings the schema up to date, and starts listening for work
-    /// notifications. Must be called within a tokio runtime.
+    /// Connects to `url` with `config` and brings the schema up to date. Must be called within a
+    /// tokio runtime. The store listens for other processes' work notifications from the first
+    /// time a worker waits for work.
     pub async fn connect_with(url: &str, config: PgConfig) -> Result<Self, OpenError> {
         let pg_config =
             tokio_postgres::Config::from_str(url).map_err(|e| OpenError::InvalidUrl { reason: e.to_string() })?;
@@ -235,12 +242,25 @@ impl PgStore {
             generation: AtomicU64::new(0),
             announce: Arc::new(Notify::new()),
             groups: group::Groups::new(config.group_writers),
+            listen_config: pg_config,
+            listening: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         });
-        let listener = tokio::spawn(listen(pg_config, Arc::downgrade(&inner)));
         let announcer = tokio::spawn(announce(inner.pool.clone(), inner.announce.clone()));
-        inner.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend([listener, announcer]);
+        inner.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(announcer);
         Ok(Self { inner })
+    }
+
+    /// Starts listening for the other processes' work notifications, once per store: called by
+    /// every wait for work. Until then no connection listens, so a store that only commits costs
+    /// the database nothing when other processes make work ready. The listener wakes the workers
+    /// when it has connected, so a wait that started it looks at the queue again.
+    pub(crate) fn listen_for_work(&self) {
+        if self.inner.listening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let listener = tokio::spawn(listen(self.inner.listen_config.clone(), Arc::downgrade(&self.inner)));
+        self.inner.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(listener);
     }
 
     /// A change session in `context` over this store's objects; commit it with
@@ -391,6 +411,29 @@ mod tests {
         assert_eq!(options, format!("-c work_mem=8MB {INDEX_PROBES}"));
         let plain = tokio_postgres::Config::from_str("postgres://app@db/hooks").unwrap();
         assert_eq!(with_index_probes(plain).get_options(), Some(INDEX_PROBES));
+    }
+
+    /// The sessions of `store`'s database that listen for work.
+    async fn listeners(store: &PgStore) -> i64 {
+        let client = store.client().await.unwrap();
+        let listen = format!("LISTEN {WORK_CHANNEL}");
+        let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = $1";
+        client.query_one(sql, &[&listen]).await.unwrap().get(0)
+    }
+
+    #[tokio::test]
+    async fn a_store_listens_for_work_from_its_first_wait() {
+        use jobhooks_model::ports::JobQueue;
+        let store = PgStore::connect(&TestServer::shared().fresh_database().await).await.unwrap();
+        assert_eq!(listeners(&store).await, 0, "a store that only commits does not listen");
+        let seen = store.work_generation();
+        tokio::time::timeout(Duration::from_secs(30), store.wait_for_work(seen, Duration::from_secs(3600)))
+            .await
+            .expect("the listener wakes the first wait once it listens");
+        assert_eq!(listeners(&store).await, 1);
+        let seen = store.work_generation();
+        store.wait_for_work(seen, Duration::from_millis(1)).await;
+        assert_eq!(listeners(&store).await, 1, "later waits use the same listener");
     }
 
     #[tokio::test]

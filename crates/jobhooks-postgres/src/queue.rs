@@ -589,6 +589,7 @@ impl JobQueue for PgStore {
     }
 
     async fn wait_for_work(&self, seen: u64, at_most: Duration) {
+        self.listen_for_work();
         let notified = self.inner.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
