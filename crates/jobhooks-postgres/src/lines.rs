@@ -25,7 +25,7 @@ use crate::db_error;
 pub(crate) const UNFINISHED: &str = "('PENDING', 'STARTED', 'RETRYING')";
 
 /// Locks lines given by their keys, in the order given.
-const LOCK: &str = "SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS key";
+pub(crate) const LOCK: &str = "SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS key";
 
 /// Makes the earliest unfinished run of each line given its head (see [`promote_heads`]).
 pub(crate) static PROMOTE_HEADS: LazyLock<String> = LazyLock::new(|| {

@@ -290,10 +290,10 @@ impl CompletionColumns {
 
 impl PgStore {
     /// Records `completions` in `transaction`, which it begins and commits: one transaction (one
-    /// commit to disk) for the whole batch in three round trips: the runs read and locked with the
-    /// `BEGIN`; their new states with their lines' locks; their lines' next heads with the
-    /// `COMMIT` (the writes of runs that succeeded with some go between, in round trips of their
-    /// own). A lapsed lease refuses only its own run; any other error leaves the transaction for
+    /// commit to disk) for the whole batch in two round trips: the runs read and locked with the
+    /// `BEGIN`; their new states, their lines' locks and next heads with the `COMMIT` (when runs
+    /// that succeeded made writes, the new states and locks go first, and the promotion and the
+    /// writes in round trips of their own before the `COMMIT`). A lapsed lease refuses only its own run; any other error leaves the transaction for
     /// the caller to roll back. The second value says whether runs became ready for other
     /// processes to claim: a line's next run became its head, a run waits for a retry, or the
     /// writes queued runs.
@@ -353,26 +353,32 @@ impl PgStore {
             .map(|(index, context, changes)| (index, Commit { context, changes, objects: ObjectWrites::Apply }))
             .unzip();
         // The runs that finished leave their lines: the next run of each becomes its head. The
-        // lines' locks go with the new states (the lock decides nothing); the promotion, which
-        // decides from what the locks protect, goes in a round trip after theirs, so that its
-        // snapshot sees what each lock's last holder committed (sent with the lock, lines of the
-        // e2e bench stalled behind finished runs).
-        let (updated, locked) = tokio::join!(
-            update.execute(transaction),
-            lines::lock(transaction, finished_lines.iter().map(String::as_str))
-        );
-        updated?;
-        locked?;
+        // promotion decides from what the lines' locks protect: it runs after the lock statement,
+        // so its snapshot is taken once the locks are held and sees what each lock's last holder
+        // committed. Every statement sent with the COMMIT is prepared first: one still waiting for
+        // its preparation would be overtaken by the COMMIT and run after it, outside the
+        // transaction and without the locks, and a group commit of the same object could then
+        // queue its next run behind a finished head that nothing promotes.
+        let lines = finished_lines.iter().map(String::as_str);
         let commit_error = db_error("cannot record the runs' outcomes");
         if commits.is_empty() {
-            // The promotion is prepared first, so that the COMMIT sent with it cannot overtake it.
-            transaction.prepare(&[lines::PROMOTE_HEADS.as_str()]).await.map_err(&commit_error)?;
-            let (promoted, committed) =
-                tokio::join!(lines::promote_heads(transaction, &finished_lines), transaction.commit());
+            let last = [COMPLETE_RUNS, lines::LOCK, lines::PROMOTE_HEADS.as_str()];
+            transaction.prepare(&last).await.map_err(&commit_error)?;
+            let (updated, locked, promoted, committed) = tokio::join!(
+                update.execute(transaction),
+                lines::lock(transaction, lines),
+                lines::promote_heads(transaction, &finished_lines),
+                transaction.commit()
+            );
+            updated?;
+            locked?;
             let promoted = promoted?;
             committed.map_err(commit_error)?;
             Ok((outcomes, retrying || promoted > 0))
         } else {
+            let (updated, locked) = tokio::join!(update.execute(transaction), lines::lock(transaction, lines));
+            updated?;
+            locked?;
             let promoted = lines::promote_heads(transaction, &finished_lines).await?;
             let receipts = stage_commits(transaction, now, &commits).await?;
             let queued = receipts.iter().any(|receipt| !receipt.runs.is_empty());
