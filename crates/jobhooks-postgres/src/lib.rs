@@ -19,9 +19,8 @@
 //!   notification. A store whose workers wait for work (a dispatcher's, a server's) keeps one
 //!   connection that listens and wakes them within milliseconds, reconnecting when it drops; it is
 //!   opened by the first wait, so a store that only commits is never woken by other processes'
-//!   work. A notification missed while reconnecting, or not
-//!   sent because the process died after its commit, is covered by the dispatcher's bounded
-//!   waits.
+//!   work. A notification missed while reconnecting, or not sent because the process died after
+//!   its commit, is covered by the dispatcher's bounded waits.
 //! - **Schema migrations** are embedded and applied at open under an advisory lock.
 //!
 //! The rules are the model's: runs move by `transition`, hooks match by `match_hooks`, job sync
@@ -256,7 +255,8 @@ impl PgStore {
     /// the database nothing when other processes make work ready. The listener wakes the workers
     /// when it has connected, so a wait that started it looks at the queue again.
     pub(crate) fn listen_for_work(&self) {
-        if self.inner.listening.swap(true, Ordering::SeqCst) {
+        // Every wait calls this: after the first, a read decides, with no write to the shared flag.
+        if self.inner.listening.load(Ordering::Acquire) || self.inner.listening.swap(true, Ordering::AcqRel) {
             return;
         }
         let listener = tokio::spawn(listen(self.inner.listen_config.clone(), Arc::downgrade(&self.inner)));

@@ -293,10 +293,10 @@ impl PgStore {
     /// commit to disk) for the whole batch in two round trips: the runs read and locked with the
     /// `BEGIN`; their new states, their lines' locks and next heads with the `COMMIT` (when runs
     /// that succeeded made writes, the new states and locks go first, and the promotion and the
-    /// writes in round trips of their own before the `COMMIT`). A lapsed lease refuses only its own run; any other error leaves the transaction for
-    /// the caller to roll back. The second value says whether runs became ready for other
-    /// processes to claim: a line's next run became its head, a run waits for a retry, or the
-    /// writes queued runs.
+    /// writes in round trips of their own before the `COMMIT`). A lapsed lease refuses only its
+    /// own run; any other error leaves the transaction for the caller to roll back. The second
+    /// value says whether runs became ready for other processes to claim: a line's next run became
+    /// its head, a run waits for a retry, or the writes queued runs.
     async fn complete_in(
         &self,
         transaction: &Pipelined,
@@ -317,7 +317,7 @@ impl PgStore {
         let mut outcomes = Vec::with_capacity(completions.len());
         let mut writes = Vec::new();
         let mut finished_lines = Vec::new();
-        let mut retrying = false;
+        let mut waits_for_retry = false;
         for Completion { lease, outcome, logs } in completions {
             let claimed = current
                 .remove(&lease.run)
@@ -341,7 +341,7 @@ impl PgStore {
             if result.status.is_final() {
                 finished_lines.extend(line);
             } else {
-                retrying = true;
+                waits_for_retry = true;
             }
             if let Outcome::Succeeded { writes: Some((context, changes)) } = outcome {
                 writes.push((outcomes.len(), context, changes));
@@ -359,14 +359,14 @@ impl PgStore {
         // its preparation would be overtaken by the COMMIT and run after it, outside the
         // transaction and without the locks, and a group commit of the same object could then
         // queue its next run behind a finished head that nothing promotes.
-        let lines = finished_lines.iter().map(String::as_str);
+        let finished = finished_lines.iter().map(String::as_str);
         let commit_error = db_error("cannot record the runs' outcomes");
-        if commits.is_empty() {
+        let (promoted, queued) = if commits.is_empty() {
             let last = [COMPLETE_RUNS, lines::LOCK, lines::PROMOTE_HEADS.as_str()];
             transaction.prepare(&last).await.map_err(&commit_error)?;
             let (updated, locked, promoted, committed) = tokio::join!(
                 update.execute(transaction),
-                lines::lock(transaction, lines),
+                lines::lock(transaction, finished),
                 lines::promote_heads(transaction, &finished_lines),
                 transaction.commit()
             );
@@ -374,9 +374,9 @@ impl PgStore {
             locked?;
             let promoted = promoted?;
             committed.map_err(commit_error)?;
-            Ok((outcomes, retrying || promoted > 0))
+            (promoted, false)
         } else {
-            let (updated, locked) = tokio::join!(update.execute(transaction), lines::lock(transaction, lines));
+            let (updated, locked) = tokio::join!(update.execute(transaction), lines::lock(transaction, finished));
             updated?;
             locked?;
             let promoted = lines::promote_heads(transaction, &finished_lines).await?;
@@ -386,8 +386,9 @@ impl PgStore {
                 outcomes[index] = Ok(receipt);
             }
             transaction.commit().await.map_err(commit_error)?;
-            Ok((outcomes, retrying || promoted > 0 || queued))
-        }
+            (promoted, queued)
+        };
+        Ok((outcomes, waits_for_retry || promoted > 0 || queued))
     }
 
     async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
