@@ -112,7 +112,7 @@ fn bench_api(c: &mut Criterion) {
                             for round in first..first + iters {
                                 let mut session = ChangeSession::new(support::web(), store.clone());
                                 session.save(support::device(id, round, 30)).await.unwrap();
-                                session.commit(&*store).await.unwrap();
+                                session.commit().await.unwrap();
                             }
                         })
                     })

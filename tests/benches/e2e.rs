@@ -207,7 +207,7 @@ fn bench_e2e(c: &mut Criterion) {
                             for round in first..first + iters {
                                 let mut session = store.session(support::web());
                                 session.save(support::device(id, round, 30)).await.unwrap();
-                                session.commit(&*store).await.unwrap();
+                                session.commit().await.unwrap();
                             }
                         })
                     })

@@ -128,6 +128,9 @@ impl<S: Catalog> Catalog for FaultyStore<S> {
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
         self.inner.set_job_enabled(class_path, enabled).await
     }
+    async fn restore_jobs(&self, only: &[String]) -> Result<jobhooks_model::JobRestoreReport, CatalogError> {
+        self.inner.restore_jobs(only).await
+    }
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
         self.inner.create_hook(hook).await
     }

@@ -52,14 +52,14 @@ impl Harness {
         for object in objects {
             session.save(object.clone()).await.expect("the save is recorded");
         }
-        session.commit(&*self.store).await.expect("the commit succeeds")
+        session.commit().await.expect("the commit succeeds")
     }
 
     /// Commits the delete of `object` by `user`.
     pub async fn delete(&self, user: &str, object: &ObjectRef) -> CommitReceipt {
         let mut session = self.store.session(ChangeContext::new(ChangeContextKind::Web, Some(user.into()), ""));
         session.delete(object).await.expect("the object exists");
-        session.commit(&*self.store).await.expect("the commit succeeds")
+        session.commit().await.expect("the commit succeeds")
     }
 
     /// Waits until every queued run has finished, then returns the results of `job`, oldest first.

@@ -110,7 +110,7 @@ async fn parent() -> Result<String, String> {
                 .save(object("dcim.device", &trial.to_string(), "dev", json!({})))
                 .await
                 .map_err(|e| e.to_string())?;
-            session.commit(&store).await.map_err(|e| e.to_string())?;
+            session.commit().await.map_err(|e| e.to_string())?;
         }
         // The child runs it and is killed after the receiver's write, before the run completes.
         let mut child = Command::new(std::env::current_exe().unwrap())

@@ -148,7 +148,7 @@ async fn commit(url: &str) -> ExitCode {
                 let seen = store.work_generation();
                 let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
                 let committed = match session.save(saved.clone()).await {
-                    Ok(()) => session.commit(&store).await.map(drop).map_err(|e| e.to_string()),
+                    Ok(()) => session.commit().await.map(drop).map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
                 match committed {

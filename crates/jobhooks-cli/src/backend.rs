@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhooks_dispatch::{Dispatcher, RenderedButton};
-use jobhooks_model::ports::{CommitReceipt, ObjectReader, PruneReport, ResultFilter, Retention, Storage, SyncMode};
+use jobhooks_model::ports::{CommitReceipt, OpenSession, PruneReport, ResultFilter, Retention, Storage, SyncMode};
 use jobhooks_model::{
-    ApiToken, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobRecord, JobResult, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
+    ApiToken, ChangeContext, ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobResult, Object,
+    ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
 };
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
@@ -159,15 +159,14 @@ impl<S: Storage + 'static> Session<S> {
         object: Option<Object>,
         username: String,
     ) -> Result<CommitReceipt, Failure> {
-        let objects: Arc<dyn ObjectReader> = self.store.clone();
-        let mut session = ChangeSession::new(ChangeContext::new(ChangeContextKind::Web, Some(username), ""), objects);
+        let mut session = self.store.session(ChangeContext::web(username));
         match object {
             Some(object) => session.save(object).await?,
             None => {
                 session.delete(reference).await?;
             }
         }
-        Ok(session.commit(&*self.store).await?)
+        Ok(session.commit().await?)
     }
 }
 

@@ -104,10 +104,10 @@ pub(crate) async fn run(keep_db: Option<&Path>) -> Outcome {
     for object in [hq.clone(), rack.clone(), device("A1")] {
         session.save(object).await?;
     }
-    session.commit(&*store).await?;
+    session.commit().await?;
     let mut session = store.session(web());
     session.save(device("B2")).await?;
-    let receipt = session.commit(&*store).await?;
+    let receipt = session.commit().await?;
     checks.check("the serial change queued exactly one hook run", receipt.runs.len() == 1);
 
     step(5, "Pressing buttons");

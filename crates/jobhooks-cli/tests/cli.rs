@@ -357,6 +357,7 @@ fn commands_never_uninstall_jobs_this_binary_does_not_link() {
                 description: String::new(),
                 kind: jobhooks_model::JobKind::JobHookReceiver,
                 hidden: false,
+                former_class_paths: vec![],
             };
             store.sync_jobs(&[spec], jobhooks_model::SyncMode::Full).await.unwrap();
         });

@@ -16,7 +16,14 @@ pub const BUTTON_JOB: &str = "conformance::ButtonJob";
 pub const LEASE: Duration = Duration::from_secs(30);
 
 pub(crate) fn spec(class_path: &str, kind: JobKind) -> JobSpec {
-    JobSpec { class_path: class_path.into(), name: class_path.into(), description: String::new(), kind, hidden: true }
+    JobSpec {
+        class_path: class_path.into(),
+        name: class_path.into(),
+        description: String::new(),
+        kind,
+        hidden: true,
+        former_class_paths: vec![],
+    }
 }
 
 /// Installs and enables [`HOOK_JOB`] and [`BUTTON_JOB`].

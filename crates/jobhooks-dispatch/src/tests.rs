@@ -17,6 +17,11 @@ use tokio::sync::Notify;
 
 use crate::{Dispatcher, DispatcherConfig};
 
+jobhooks_register::job_class!(Counting);
+jobhooks_register::job_class!(Holding);
+jobhooks_register::job_class!(Failing);
+jobhooks_register::job_class!(Concurrent);
+
 /// Counts its runs in its own state, and logs the shared prefix it finds.
 struct Counting {
     runs: Arc<AtomicUsize>,

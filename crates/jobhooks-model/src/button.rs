@@ -244,6 +244,7 @@ mod tests {
             installed: true,
             enabled,
             hidden: true,
+            suspended: None,
         }
     }
 

@@ -119,6 +119,39 @@ impl ChangeContext {
     pub fn new(kind: ChangeContextKind, user: Option<String>, detail: impl Into<String>) -> Self {
         Self { user, request_id: Uuid::new_v4(), kind, detail: detail.into() }
     }
+
+    /// A web request by `user`: what an application's views and the REST API record.
+    ///
+    /// ```
+    /// use jobhooks_model::{ChangeContext, ChangeContextKind};
+    /// let context = ChangeContext::web("alice");
+    /// assert_eq!((context.kind, context.user.as_deref()), (ChangeContextKind::Web, Some("alice")));
+    /// ```
+    pub fn web(user: impl Into<String>) -> Self {
+        Self::new(ChangeContextKind::Web, Some(user.into()), "")
+    }
+
+    /// A job run (a job button receiver's included) as `user`; `job` is the job's class path.
+    pub fn job(user: impl Into<String>, job: impl Into<String>) -> Self {
+        Self::new(ChangeContextKind::Job, Some(user.into()), job)
+    }
+
+    /// A job hook receiver's run as `user`; `job` is the job's class path. Changes recorded in
+    /// this context trigger no hooks (no recursion).
+    pub fn job_hook(user: impl Into<String>, job: impl Into<String>) -> Self {
+        Self::new(ChangeContextKind::JobHook, Some(user.into()), job)
+    }
+
+    /// Application code outside any request or job (a migration, a script), with no user.
+    pub fn orm() -> Self {
+        Self::new(ChangeContextKind::Orm, None, "")
+    }
+
+    /// The same context, recorded as made by `user`.
+    pub fn by(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
 }
 
 /// The id of a recorded change. Ids grow with commit order.

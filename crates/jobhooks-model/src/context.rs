@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use crate::ports::ObjectReader;
+use crate::session::ChangeRecorder;
 use crate::{
-    Action, ChangeContext, ChangeContextKind, ChangeError, ChangeId, ChangeSession, ChangeSet, Clock, JobKind,
-    LogEntry, LogLevel, LoggedObject, Object, ObjectChange, ObjectRef, RunId, StorageFailure, User, system_clock,
+    Action, ChangeContext, ChangeContextKind, ChangeError, ChangeId, ChangeSet, Clock, JobKind, LogEntry, LogLevel,
+    LoggedObject, Object, ObjectChange, ObjectRef, RunId, StorageFailure, User, system_clock,
 };
 
 /// What a receiver returns when it fails. Any error type converts into it with `?`, and so does a
@@ -97,7 +98,7 @@ pub struct JobContext {
     run: RunInfo,
     user: User,
     logs: Vec<LogEntry>,
-    session: ChangeSession,
+    session: ChangeRecorder,
     data: SharedData,
     clock: Arc<dyn Clock>,
 }
@@ -151,7 +152,7 @@ impl JobContext {
             JobKind::JobButtonReceiver => ChangeContextKind::Job,
         };
         let change_context = ChangeContext::new(kind, Some(user.username.clone()), run.job.clone());
-        let session = ChangeSession::new(change_context, objects);
+        let session = ChangeRecorder::new(change_context, objects);
         Self { run, user, logs: Vec::new(), session, data: SharedData::default(), clock: system_clock() }
     }
 

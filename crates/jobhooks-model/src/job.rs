@@ -46,6 +46,26 @@ pub struct JobRecord {
     pub enabled: bool,
     /// Left out of the job listing unless asked for. Receivers are hidden by default.
     pub hidden: bool,
+    /// What a sync disabled when it found the job no longer linked, so that
+    /// [`plan_job_restore`](crate::plan_job_restore) can enable it again; `None` when nothing is
+    /// waiting to be restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
+}
+
+/// What a [`SyncMode::Full`](crate::SyncMode::Full) sync disabled when it marked a job not
+/// installed: the job's own `enabled` flag, and the hooks and buttons it turned off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Suspension {
+    /// Whether the job was enabled.
+    pub enabled: bool,
+    /// The hooks the sync disabled, by name.
+    #[serde(default)]
+    pub hooks: Vec<String>,
+    /// The buttons the sync disabled, by name.
+    #[serde(default)]
+    pub buttons: Vec<String>,
 }
 
 impl JobRecord {
@@ -322,4 +342,8 @@ pub struct JobSpec {
     pub kind: JobKind,
     /// Hidden from the job listing unless asked for.
     pub hidden: bool,
+    /// Class paths the job was recorded under by earlier versions of the program: a sync renames
+    /// a stored job found under one of them (with its hooks and buttons) to `class_path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_class_paths: Vec<String>,
 }

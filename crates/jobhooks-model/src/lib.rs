@@ -48,16 +48,39 @@ pub use error::{
 };
 pub use hook::{HookMatches, JobHook, JobHookPatch, match_hooks, validate_hook};
 pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
-pub use job::{JobInputs, JobKind, JobRecord, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, LoggedObject, RunId};
+pub use job::{
+    JobInputs, JobKind, JobRecord, JobResult, JobSpec, JobStatus, LogEntry, LogLevel, LoggedObject, RunId, Suspension,
+};
 pub use lifecycle::{
     Attempts, CountChange, IllegalTransition, Outcome, QUEUED, RunEvent, Transition, lapse_entry, transition,
 };
 pub use object::Object;
 pub use retention::ChangeFacts;
 pub use session::ChangeSession;
-pub use sync::{JobSyncPlan, SyncMode, SyncReport, plan_job_sync};
+pub use sync::{JobRestoreReport, JobSyncPlan, SyncMode, SyncReport, plan_job_restore, plan_job_sync};
 pub use token::{ApiToken, IssuedToken, TokenRefused, validate_new_token};
 pub use user::{Permission, RUN_JOB_PERMISSION, User};
+
+/// Re-exported: what [`ObjectChange::get_snapshots`] returns.
+pub use jobhooks_diff::{Differences, Snapshots};
+
+/// What a receiver crate or an application that commits changes needs, in one `use`:
+/// `use jobhooks_model::prelude::*;`.
+///
+/// The receiver traits and their context, objects and changes, change contexts and sessions, the
+/// storage port traits (so that their methods can be called), the errors they return, and the
+/// `async_trait` and `json!` macros.
+pub mod prelude {
+    pub use crate::ports::{
+        Catalog, ChangeStore, JobQueue, ObjectReader, OpenSession, QueueMaintenance, QueueReader, Storage,
+    };
+    pub use crate::{
+        Action, CatalogError, ChangeContext, ChangeContextKind, ChangeError, ChangeSession, ContentType, JobButton,
+        JobButtonReceiver, JobContext, JobError, JobHook, JobHookReceiver, JobKind, JobResult, JobStatus, LogLevel,
+        Object, ObjectChange, ObjectRef, OffsetDateTime, Snapshots, StorageFailure, StoreError, User, Value,
+        async_trait, json,
+    };
+}
 
 /// Re-exported so receivers implement the traits without naming `async-trait` themselves.
 pub use async_trait::async_trait;

@@ -117,6 +117,38 @@ pub trait ChangeStore: ObjectReader {
     async fn count_changes(&self) -> Result<u64, StorageFailure>;
 }
 
+/// Opens a [`ChangeSession`](crate::ChangeSession) on a shared store: `store.session(context)`
+/// works on an `Arc` of any [`ChangeStore`], so code generic over the store can record and commit
+/// changes.
+///
+/// ```
+/// use std::sync::Arc;
+/// use jobhooks_model::prelude::*;
+///
+/// async fn rename<S: ChangeStore + 'static>(store: &Arc<S>, device: &ObjectRef, name: &str) -> Result<(), ChangeError> {
+///     let mut session = store.session(ChangeContext::web("alice"));
+///     session.save(Object::new(device.clone(), name, json!({"name": name}))?).await?;
+///     session.commit().await?;
+///     Ok(())
+/// }
+/// ```
+pub trait OpenSession {
+    /// A session recording into `context`, reading this store's objects and committing to it.
+    fn session(&self, context: ChangeContext) -> crate::ChangeSession;
+}
+
+impl<S: ChangeStore + 'static> OpenSession for std::sync::Arc<S> {
+    fn session(&self, context: ChangeContext) -> crate::ChangeSession {
+        crate::ChangeSession::new(context, self.clone())
+    }
+}
+
+impl OpenSession for std::sync::Arc<dyn ChangeStore> {
+    fn session(&self, context: ChangeContext) -> crate::ChangeSession {
+        crate::ChangeSession::new(context, self.clone())
+    }
+}
+
 /// Job records, job hooks, job buttons and users, validated on every write.
 #[async_trait::async_trait]
 pub trait Catalog: Send + Sync {
@@ -129,6 +161,10 @@ pub trait Catalog: Send + Sync {
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure>;
     /// Enables or disables a job. Disabling does not touch its hooks and buttons (they are skipped).
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError>;
+    /// Enables again what [`SyncMode::Full`] syncs disabled when they uninstalled jobs, for the
+    /// jobs `only` names (every job when empty), once they are installed again; see
+    /// [`plan_job_restore`](crate::plan_job_restore). Atomic.
+    async fn restore_jobs(&self, only: &[String]) -> Result<crate::JobRestoreReport, CatalogError>;
 
     /// Validates and stores a new hook.
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError>;

@@ -380,6 +380,7 @@ mod tests {
             installed: true,
             enabled: true,
             hidden: false,
+            suspended: None,
         };
         let hook = JobHook::new("h", vec![ContentType::new("dcim.device").unwrap()], "app::Job").on([Action::Create]);
         let pressed = JobInputs::Button { object_pk: "b".into(), object_model_name: "dcim.device".into() };

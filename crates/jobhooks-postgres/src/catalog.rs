@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
-    ApiToken, CatalogError, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec, JobSyncPlan,
-    StorageFailure, SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook, validate_name,
-    validate_new_token,
+    ApiToken, CatalogError, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobRestoreReport, JobSpec,
+    JobSyncPlan, StorageFailure, SyncMode, SyncReport, User, plan_job_restore, plan_job_sync, validate_button,
+    validate_hook, validate_name, validate_new_token,
 };
 use tokio_postgres::Row;
 
@@ -23,7 +23,7 @@ use crate::{PgStore, db_error};
 /// The advisory lock key of catalog writes (`catalog!` in ASCII).
 const CATALOG_LOCK: i64 = 0x6361_7461_6c6f_6721;
 
-pub(crate) const JOB_COLUMNS: &str = "class_path, name, description, kind, installed, enabled, hidden";
+pub(crate) const JOB_COLUMNS: &str = "class_path, name, description, kind, installed, enabled, hidden, suspended";
 const HOOK_COLUMNS: &str = "name, content_types, job, enabled, type_create, type_update, type_delete";
 const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled";
 
@@ -43,6 +43,11 @@ pub(crate) fn job_at(row: &Row, at: usize) -> Result<JobRecord, StorageFailure> 
         installed: row.get(at + 4),
         enabled: row.get(at + 5),
         hidden: row.get(at + 6),
+        suspended: row
+            .get::<_, Option<serde_json::Value>>(at + 7)
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| corrupt("job", &class_path, format!("bad suspension: {e}")))?,
         class_path,
     })
 }
@@ -116,7 +121,7 @@ pub(crate) async fn hooks_on(
     let rows = client
         .query(
             "SELECT h.name, h.content_types, h.job, h.enabled, h.type_create, h.type_update, h.type_delete,
-                    j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden
+                    j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden, j.suspended
              FROM jobhooks_hooks h LEFT JOIN jobhooks_jobs j ON j.class_path = h.job
              WHERE h.content_types && $1::text[] ORDER BY h.name",
             &[&content_types],
@@ -150,13 +155,34 @@ pub(crate) async fn job(client: &impl Db, class_path: &str) -> Result<Option<Job
     row.as_ref().map(job_of).transpose()
 }
 
+/// Writes a job sync's or a job restore's plan; returns its report.
+async fn apply<R>(client: &impl Db, plan: JobSyncPlan<R>) -> Result<R, StorageFailure> {
+    for class_path in &plan.removed_jobs {
+        client
+            .execute("DELETE FROM jobhooks_jobs WHERE class_path = $1", &[class_path])
+            .await
+            .map_err(db_error("cannot rename a job"))?;
+    }
+    for job in &plan.jobs {
+        put_job(client, job).await?;
+    }
+    for hook in &plan.hooks {
+        put_hook(client, hook).await?;
+    }
+    for button in &plan.buttons {
+        put_button(client, button).await?;
+    }
+    Ok(plan.report)
+}
+
 pub(crate) async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), StorageFailure> {
+    let suspended = job.suspended.as_ref().map(|suspension| serde_json::json!(suspension));
     client
         .execute(
-            "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, suspended)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (class_path) DO UPDATE SET name = $2, description = $3, kind = $4, installed = $5,
-                 enabled = $6, hidden = $7",
+                 enabled = $6, hidden = $7, suspended = $8",
             &[
                 &job.class_path,
                 &job.name,
@@ -165,6 +191,7 @@ pub(crate) async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), Sto
                 &job.installed,
                 &job.enabled,
                 &job.hidden,
+                &suspended,
             ],
         )
         .await
@@ -245,18 +272,14 @@ impl Catalog for PgStore {
     async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
         in_catalog_transaction!(self, |tx| {
             let (jobs, hooks, buttons) = (jobs(tx).await?, hooks(tx).await?, buttons(tx).await?);
-            let JobSyncPlan { jobs, hooks, buttons, report } =
-                plan_job_sync(jobs.values(), hooks.values(), buttons.values(), linked, mode);
-            for job in &jobs {
-                put_job(tx, job).await?;
-            }
-            for hook in &hooks {
-                put_hook(tx, hook).await?;
-            }
-            for button in &buttons {
-                put_button(tx, button).await?;
-            }
-            report
+            apply(tx, plan_job_sync(jobs.values(), hooks.values(), buttons.values(), linked, mode)).await?
+        })
+    }
+
+    async fn restore_jobs(&self, only: &[String]) -> Result<JobRestoreReport, CatalogError> {
+        in_catalog_transaction!(self, |tx| {
+            let (jobs, hooks, buttons) = (jobs(tx).await?, hooks(tx).await?, buttons(tx).await?);
+            apply(tx, plan_job_restore(jobs.values(), hooks.values(), buttons.values(), only)).await?
         })
     }
 

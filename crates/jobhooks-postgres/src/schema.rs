@@ -145,6 +145,10 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobhooks_runs SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
     "#,
+    // 7: what a full job sync disabled when it uninstalled a job, for `jobhooks jobs restore`.
+    r#"
+    ALTER TABLE jobhooks_jobs ADD COLUMN suspended jsonb;
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

@@ -124,6 +124,7 @@ pub async fn install_device_hook(
         description: String::new(),
         kind: JobKind::JobHookReceiver,
         hidden: true,
+        former_class_paths: vec![],
     };
     store.sync_jobs(&[spec], SyncMode::Full).await.unwrap();
     store.set_job_enabled(job, true).await.unwrap();

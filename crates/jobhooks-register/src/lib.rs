@@ -75,6 +75,7 @@ pub mod __private {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobMeta {
+    class_path: Option<&'static str>,
     name: Option<&'static str>,
     description: &'static str,
     hidden: bool,
@@ -84,7 +85,24 @@ pub struct JobMeta {
 impl JobMeta {
     /// No display name (the type name is used), no description, hidden, no approval.
     pub const fn new() -> Self {
-        Self { name: None, description: "", hidden: true, approval_required: false }
+        Self { class_path: None, name: None, description: "", hidden: true, approval_required: false }
+    }
+
+    /// The job's class path, given explicitly: its identity in the store, which hooks and
+    /// buttons name. By default it is `module_path!()::Type` ([`JobClass::CLASS_PATH`]); give one
+    /// to register two instances of one type with different settings.
+    pub const fn class_path(mut self, class_path: &'static str) -> Self {
+        self.class_path = Some(class_path);
+        self
+    }
+
+    /// The class path given with [`JobMeta::class_path`], else `default`.
+    #[doc(hidden)]
+    pub const fn class_path_or(self, default: &'static str) -> &'static str {
+        match self.class_path {
+            Some(class_path) => class_path,
+            None => default,
+        }
     }
 
     /// The display name (default: the type name).
@@ -131,7 +149,7 @@ pub enum Constructor {
 /// One registration, as the macros submit it. Not built by hand: use
 /// [`register_job_hook_receiver!`] or [`register_job_button_receiver!`].
 pub struct JobRegistration {
-    module_path: &'static str,
+    class_path: &'static str,
     type_name: &'static str,
     location: &'static str,
     meta: JobMeta,
@@ -142,17 +160,17 @@ impl JobRegistration {
     /// Used by the macros.
     #[doc(hidden)]
     pub const fn new(
-        module_path: &'static str,
+        class_path: &'static str,
         type_name: &'static str,
         location: &'static str,
         meta: JobMeta,
         constructor: Constructor,
     ) -> Self {
-        Self { module_path, type_name, location, meta, constructor }
+        Self { class_path, type_name, location, meta, constructor }
     }
 
     fn class_path(&self) -> String {
-        format!("{}::{}", self.module_path, self.type_name)
+        self.class_path.to_owned()
     }
 
     fn kind(&self) -> JobKind {
@@ -165,9 +183,59 @@ impl JobRegistration {
 
 inventory::collect!(JobRegistration);
 
+/// A receiver type's job identity, fixed when the program is compiled: its class path, which the
+/// store records and hooks and buttons name.
+///
+/// The registration macros implement it (`module_path!()::Type`, or the class path their
+/// [`JobMeta`] gives); for a receiver registered as an instance or a factory, implement it with
+/// [`job_class!`]. Other crates read a receiver's class path from it rather than writing the
+/// string out:
+///
+/// ```
+/// use jobhooks_model::{async_trait, Action, JobContext, JobError, JobHookReceiver, Object, ObjectChange};
+/// use jobhooks_register::{job_class, JobClass};
+///
+/// pub struct Notify { pub channel: String }
+///
+/// #[async_trait]
+/// impl JobHookReceiver for Notify {
+///     async fn receive_job_hook(&self, ctx: &mut JobContext, _: &ObjectChange, _: Action, _: Option<Object>) -> Result<(), JobError> {
+///         ctx.log_info(format!("would post to {}", self.channel));
+///         Ok(())
+///     }
+/// }
+///
+/// job_class!(Notify);
+///
+/// assert_eq!(Notify::CLASS_PATH, concat!(module_path!(), "::Notify"));
+/// ```
+pub trait JobClass {
+    /// `module_path!()` + `::` + the type's name as written, or a class path given explicitly.
+    const CLASS_PATH: &'static str;
+}
+
+/// Implements [`JobClass`] for a receiver type: `job_class!(Type)` names it
+/// `module_path!()::Type` (call it in the module that defines the type, as the registration macros
+/// are); `job_class!(Type, "app::jobs::Type")` gives the class path explicitly.
+#[macro_export]
+macro_rules! job_class {
+    ($receiver:ident) => {
+        impl $crate::JobClass for $receiver {
+            const CLASS_PATH: &'static str =
+                ::core::concat!(::core::module_path!(), "::", ::core::stringify!($receiver));
+        }
+    };
+    ($receiver:ty, $class_path:expr) => {
+        impl $crate::JobClass for $receiver {
+            const CLASS_PATH: &'static str = $class_path;
+        }
+    };
+}
+
 /// Registers a job hook receiver type, which must implement `JobHookReceiver` and `Default`.
 ///
-/// Call it in the module that defines the type: the job's class path is `module_path!()::Type`.
+/// Call it in the module that defines the type: the job's class path is `module_path!()::Type`
+/// (or the one its [`JobMeta::class_path`] gives), and the type implements [`JobClass`] with it.
 /// Optional metadata is a [`JobMeta`] expression. See the crate docs for an example.
 #[macro_export]
 macro_rules! register_job_hook_receiver {
@@ -181,7 +249,8 @@ macro_rules! register_job_hook_receiver {
 
 /// Registers a job button receiver type, which must implement `JobButtonReceiver` and `Default`.
 ///
-/// Call it in the module that defines the type: the job's class path is `module_path!()::Type`.
+/// Call it in the module that defines the type: the job's class path is `module_path!()::Type`
+/// (or the one its [`JobMeta::class_path`] gives), and the type implements [`JobClass`] with it.
 /// Optional metadata is a [`JobMeta`] expression.
 #[macro_export]
 macro_rules! register_job_button_receiver {
@@ -198,9 +267,15 @@ macro_rules! register_job_button_receiver {
 #[macro_export]
 macro_rules! __register_receiver {
     ($constructor:ident, $receiver:ident, $meta:expr) => {
+        impl $crate::JobClass for $receiver {
+            const CLASS_PATH: &'static str = $crate::JobMeta::class_path_or(
+                $meta,
+                ::core::concat!(::core::module_path!(), "::", ::core::stringify!($receiver)),
+            );
+        }
         $crate::__private::inventory::submit! {
             $crate::JobRegistration::new(
-                ::core::module_path!(),
+                <$receiver as $crate::JobClass>::CLASS_PATH,
                 ::core::stringify!($receiver),
                 ::core::concat!(::core::file!(), ":", ::core::line!()),
                 $meta,
@@ -294,6 +369,7 @@ impl RegisteredJob {
                 description: r.meta.description.to_owned(),
                 kind: r.kind(),
                 hidden: r.meta.hidden,
+                former_class_paths: vec![],
             },
             Source::Given { spec, .. } => spec.clone(),
         }
@@ -376,13 +452,15 @@ impl Registry {
 
     /// Adds a job hook receiver instance, shared by all its runs: a receiver that holds state (a
     /// database pool, an HTTP client, its configuration) need not be `Default`. Its class path is
-    /// its type's path (`std::any::type_name`), as a macro registration's would be.
+    /// the type's [`JobClass::CLASS_PATH`] (implement it with [`job_class!`]), or the one `meta`
+    /// gives ([`JobMeta::class_path`]), so that two instances of one type can be registered.
     ///
     /// ```
     /// use jobhooks_model::{async_trait, Action, JobContext, JobError, JobHookReceiver, Object, ObjectChange};
     /// use jobhooks_register::{JobMeta, Registry};
     ///
     /// struct Notify { webhook: String }
+    /// jobhooks_register::job_class!(Notify);
     ///
     /// #[async_trait]
     /// impl JobHookReceiver for Notify {
@@ -394,13 +472,19 @@ impl Registry {
     ///
     /// let registry = Registry::default()
     ///     .with_hook_receiver(Notify { webhook: "https://chat.example/hook".into() }, JobMeta::new().name("Notify"))
+    ///     .unwrap()
+    ///     .with_hook_receiver(
+    ///         Notify { webhook: "https://ops.example/hook".into() },
+    ///         JobMeta::new().class_path("app::NotifyOps").name("Notify ops"),
+    ///     )
     ///     .unwrap();
-    /// let job = registry.jobs().next().unwrap();
-    /// assert!(job.class_path().ends_with("::Notify"));
+    /// let job = registry.get_class::<Notify>().unwrap();
+    /// assert_eq!(job.class_path(), format!("{}::Notify", module_path!()));
     /// assert_eq!(job.spec().name, "Notify");
+    /// assert_eq!(registry.get("app::NotifyOps").unwrap().spec().name, "Notify ops");
     /// ```
     #[track_caller]
-    pub fn with_hook_receiver<R: JobHookReceiver + 'static>(
+    pub fn with_hook_receiver<R: JobHookReceiver + JobClass + 'static>(
         self,
         receiver: R,
         meta: JobMeta,
@@ -413,7 +497,7 @@ impl Registry {
     #[track_caller]
     pub fn with_hook_receiver_factory<R, F>(self, factory: F, meta: JobMeta) -> Result<Self, RegistryError>
     where
-        R: JobHookReceiver + 'static,
+        R: JobHookReceiver + JobClass + 'static,
         F: Fn() -> R + Send + Sync + 'static,
     {
         let build = move || -> Arc<dyn JobHookReceiver> { Arc::new(factory()) };
@@ -423,7 +507,7 @@ impl Registry {
     /// Adds a job button receiver instance, shared by all its runs (see
     /// [`Registry::with_hook_receiver`]).
     #[track_caller]
-    pub fn with_button_receiver<R: JobButtonReceiver + 'static>(
+    pub fn with_button_receiver<R: JobButtonReceiver + JobClass + 'static>(
         self,
         receiver: R,
         meta: JobMeta,
@@ -436,7 +520,7 @@ impl Registry {
     #[track_caller]
     pub fn with_button_receiver_factory<R, F>(self, factory: F, meta: JobMeta) -> Result<Self, RegistryError>
     where
-        R: JobButtonReceiver + 'static,
+        R: JobButtonReceiver + JobClass + 'static,
         F: Fn() -> R + Send + Sync + 'static,
     {
         let build = move || -> Arc<dyn JobButtonReceiver> { Arc::new(factory()) };
@@ -444,16 +528,27 @@ impl Registry {
     }
 
     #[track_caller]
-    fn with_given<R: 'static>(mut self, kind: JobKind, meta: JobMeta, factory: Factory) -> Result<Self, RegistryError> {
+    fn with_given<R: JobClass + 'static>(
+        mut self,
+        kind: JobKind,
+        meta: JobMeta,
+        factory: Factory,
+    ) -> Result<Self, RegistryError> {
         let caller = std::panic::Location::caller();
-        let class_path = std::any::type_name::<R>().to_owned();
+        let class_path = meta.class_path_or(R::CLASS_PATH).to_owned();
         let type_name = class_path.rsplit("::").next().unwrap_or(&class_path).to_owned();
+        // Before `JobClass`, an instance's class path was `std::any::type_name`: a store that
+        // recorded the job under that name has it renamed at the next sync.
+        let former = std::any::type_name::<R>();
+        let former_class_paths =
+            if meta.class_path.is_none() && former != class_path { vec![former.to_owned()] } else { Vec::new() };
         let spec = JobSpec {
             name: meta.name.map_or(type_name, str::to_owned),
             description: meta.description.to_owned(),
             kind,
             hidden: meta.hidden,
             class_path: class_path.clone(),
+            former_class_paths,
         };
         let location = format!("{}:{}", caller.file(), caller.line());
         let job = RegisteredJob {
@@ -465,6 +560,20 @@ impl Registry {
         warn_if_approval_required(&job);
         self.jobs.insert(class_path, job);
         Ok(self)
+    }
+
+    /// The class path of the receiver type `R` as its registration gives it, without writing it
+    /// out: what another crate uses to create a hook or a button for it.
+    ///
+    /// A receiver registered with an explicit [`JobMeta::class_path`] as an instance is found by
+    /// that class path instead.
+    pub fn class_path_of<R: JobClass>() -> &'static str {
+        R::CLASS_PATH
+    }
+
+    /// The job of the receiver type `R` (registered under [`JobClass::CLASS_PATH`]).
+    pub fn get_class<R: JobClass>(&self) -> Option<&RegisteredJob> {
+        self.get(R::CLASS_PATH)
     }
 
     /// Every job, sorted by class path.
@@ -537,11 +646,11 @@ mod tests {
     }
 
     static FIRST: JobRegistration =
-        JobRegistration::new("app::jobs", "Quiet", "src/a.rs:1", JobMeta::new(), Constructor::Hook(hook));
+        JobRegistration::new("app::jobs::Quiet", "Quiet", "src/a.rs:1", JobMeta::new(), Constructor::Hook(hook));
     static SECOND: JobRegistration =
-        JobRegistration::new("app::jobs", "Quiet", "src/b.rs:2", JobMeta::new(), Constructor::Button(button));
+        JobRegistration::new("app::jobs::Quiet", "Quiet", "src/b.rs:2", JobMeta::new(), Constructor::Button(button));
     static OTHER: JobRegistration = JobRegistration::new(
-        "app::buttons",
+        "app::buttons::Press",
         "Press",
         "src/c.rs:3",
         JobMeta::new().name("Press it").description("d").hidden(false),
@@ -573,6 +682,7 @@ mod tests {
                 description: "d".into(),
                 kind: JobKind::JobButtonReceiver,
                 hidden: false,
+                former_class_paths: vec![],
             }
         );
         let quiet = registry.get("app::jobs::Quiet").unwrap();
@@ -581,5 +691,117 @@ mod tests {
         assert!(quiet.hook_receiver().is_some() && quiet.button_receiver().is_none());
         assert!(registry.get("app::jobs::Missing").is_none());
         assert_eq!(registry.len(), 2);
+    }
+
+    /// Receivers in a nested module, registered three ways: their class paths are fixed by the
+    /// source (`module_path!()` and the type's name), never by `std::any::type_name`.
+    mod nested {
+        pub mod deeper {
+            use super::super::*;
+
+            #[derive(Default)]
+            pub struct Unit;
+
+            #[async_trait]
+            impl JobHookReceiver for Unit {
+                async fn receive_job_hook(
+                    &self,
+                    _: &mut JobContext,
+                    _: &ObjectChange,
+                    _: Action,
+                    _: Option<Object>,
+                ) -> Result<(), JobError> {
+                    Ok(())
+                }
+            }
+
+            crate::register_job_hook_receiver!(Unit);
+
+            pub struct Instance {
+                pub channel: &'static str,
+            }
+
+            #[async_trait]
+            impl JobButtonReceiver for Instance {
+                async fn receive_job_button(&self, ctx: &mut JobContext, _: Object) -> Result<(), JobError> {
+                    ctx.log_info(self.channel);
+                    Ok(())
+                }
+            }
+
+            crate::job_class!(Instance);
+
+            pub struct Built;
+
+            #[async_trait]
+            impl JobHookReceiver for Built {
+                async fn receive_job_hook(
+                    &self,
+                    _: &mut JobContext,
+                    _: &ObjectChange,
+                    _: Action,
+                    _: Option<Object>,
+                ) -> Result<(), JobError> {
+                    Ok(())
+                }
+            }
+
+            crate::job_class!(Built, "app::hooks::Built");
+        }
+    }
+
+    #[test]
+    fn class_paths_of_a_unit_receiver_an_instance_and_a_factory_are_fixed_by_the_source() {
+        use nested::deeper::{Built, Instance, Unit};
+        assert_eq!(Unit::CLASS_PATH, "jobhooks_register::tests::nested::deeper::Unit");
+        assert_eq!(Registry::class_path_of::<Instance>(), "jobhooks_register::tests::nested::deeper::Instance");
+        let registry = Registry::from_linked()
+            .unwrap()
+            .with_button_receiver(Instance { channel: "ops" }, JobMeta::new())
+            .unwrap()
+            .with_button_receiver(Instance { channel: "noc" }, JobMeta::new().class_path("app::buttons::Noc"))
+            .unwrap()
+            .with_hook_receiver_factory(|| Built, JobMeta::new())
+            .unwrap();
+        let paths: Vec<_> = registry.jobs().map(RegisteredJob::class_path).collect();
+        assert_eq!(
+            paths,
+            [
+                "app::buttons::Noc",
+                "app::hooks::Built",
+                "jobhooks_register::tests::nested::deeper::Instance",
+                "jobhooks_register::tests::nested::deeper::Unit",
+            ]
+        );
+        assert_eq!(registry.get_class::<Unit>().unwrap().kind(), JobKind::JobHookReceiver);
+        assert_eq!(registry.get("app::buttons::Noc").unwrap().spec().name, "Noc");
+        let twice = Registry::default()
+            .with_button_receiver(Instance { channel: "a" }, JobMeta::new())
+            .unwrap()
+            .with_button_receiver(Instance { channel: "b" }, JobMeta::new());
+        assert!(matches!(twice, Err(RegistryError::Duplicate { .. })), "one class path, two instances");
+    }
+
+    #[test]
+    fn an_instance_keeps_the_name_type_name_gave_it_as_a_former_class_path() {
+        struct Local;
+        #[async_trait]
+        impl JobHookReceiver for Local {
+            async fn receive_job_hook(
+                &self,
+                _: &mut JobContext,
+                _: &ObjectChange,
+                _: Action,
+                _: Option<Object>,
+            ) -> Result<(), JobError> {
+                Ok(())
+            }
+        }
+        crate::job_class!(Local);
+        let registry = Registry::default().with_hook_receiver(Local, JobMeta::new()).unwrap();
+        let spec = registry.get_class::<Local>().unwrap().spec();
+        assert_eq!(spec.class_path, "jobhooks_register::tests::Local");
+        assert_eq!(spec.former_class_paths, [std::any::type_name::<Local>()]);
+        assert_ne!(spec.former_class_paths[0], spec.class_path, "a type in a function: type_name differs");
     }
 }

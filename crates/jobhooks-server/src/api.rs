@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobhooks_dispatch::{RenderedButton, buttons_for, press, run_job_on};
-use jobhooks_model::ports::{QueueDepth, ResultFilter, Storage};
+use jobhooks_model::ports::{OpenSession, QueueDepth, ResultFilter, Storage};
 use jobhooks_model::{
-    ApiToken, ChangeContext, ChangeContextKind, ChangeId, ChangeSession, ContentType, JobButton, JobButtonPatch,
-    JobHook, JobHookPatch, JobRecord, JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime,
-    RUN_JOB_PERMISSION, RunId, User, ValidationErrors,
+    ApiToken, ChangeContext, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
+    JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, RUN_JOB_PERMISSION, RunId, User,
+    ValidationErrors,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -1114,15 +1114,14 @@ async fn write_object<S: Storage + 'static>(
     object: ObjectRef,
     written: Option<Object>,
 ) -> Answer<ObjectWritten> {
-    let context = ChangeContext::new(ChangeContextKind::Web, Some(caller.0.username.clone()), "");
-    let mut session = ChangeSession::new(context, state.store.clone());
+    let mut session = state.store.session(ChangeContext::web(caller.0.username.clone()));
     match &written {
         Some(object) => session.save(object.clone()).await?,
         None => {
             session.delete(&object).await?;
         }
     }
-    let receipt = session.commit(&*state.store).await?;
+    let receipt = session.commit().await?;
     Ok(ObjectWritten { object: written, change: receipt.changes.first().copied(), runs: receipt.runs })
 }
 

@@ -37,9 +37,15 @@ impl Server {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
-        let jobs = [(AUDIT, JobKind::JobHookReceiver), (TOUCH, JobKind::JobButtonReceiver)].map(|(path, kind)| {
-            JobSpec { class_path: path.into(), name: path.into(), description: String::new(), kind, hidden: false }
-        });
+        let jobs =
+            [(AUDIT, JobKind::JobHookReceiver), (TOUCH, JobKind::JobButtonReceiver)].map(|(path, kind)| JobSpec {
+                class_path: path.into(),
+                name: path.into(),
+                description: String::new(),
+                kind,
+                hidden: false,
+                former_class_paths: vec![],
+            });
         store.sync_jobs(&jobs, SyncMode::Full).await.unwrap();
         store.set_job_enabled(AUDIT, true).await.unwrap();
         store.set_job_enabled(TOUCH, true).await.unwrap();
@@ -821,6 +827,8 @@ impl jobhooks_model::JobHookReceiver for Quiet {
         Ok(())
     }
 }
+
+jobhooks_register::job_class!(Quiet);
 
 #[tokio::test]
 async fn readiness_and_per_job_metrics_follow_the_dispatcher_beside_the_api() {

@@ -18,7 +18,7 @@
 //! let hq = ObjectRef::new(ContentType::new("dcim.location").unwrap(), "1").unwrap();
 //! let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
 //! session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"})).unwrap()).await.unwrap();
-//! let receipt = session.commit(&store).await.unwrap();
+//! let receipt = session.commit().await.unwrap();
 //! assert_eq!(store.get_object(&hq).await.unwrap().unwrap().repr(), "HQ");
 //! assert_eq!(store.get_change(receipt.changes[0]).await.unwrap().unwrap().to_string(), "dcim.location HQ created by alice");
 //! # });
@@ -36,9 +36,10 @@ use jobhooks_model::ports::{
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ChangeContext, ChangeError, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock,
     ContentType, CountChange, IllegalTransition, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
-    JobRecord, JobResult, JobSpec, JobStatus, MaintenanceError, Object, ObjectChange, ObjectRef, OffsetDateTime,
-    QUEUED, QueueError, RunEvent, RunId, StorageFailure, User, lapse_entry, match_hooks, plan_job_sync, system_clock,
-    transition, validate_button, validate_hook, validate_name, validate_new_token,
+    JobRecord, JobRestoreReport, JobResult, JobSpec, JobStatus, JobSyncPlan, MaintenanceError, Object, ObjectChange,
+    ObjectRef, OffsetDateTime, QUEUED, QueueError, RunEvent, RunId, StorageFailure, User, lapse_entry, match_hooks,
+    plan_job_restore, plan_job_sync, system_clock, transition, validate_button, validate_hook, validate_name,
+    validate_new_token,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -123,6 +124,23 @@ fn add(counts: &mut CountChange, change: CountChange) {
 }
 
 impl State {
+    /// Writes a job sync's or a job restore's plan; returns its report.
+    fn apply<R>(&mut self, plan: JobSyncPlan<R>) -> R {
+        for class_path in &plan.removed_jobs {
+            self.jobs.remove(class_path);
+        }
+        for job in plan.jobs {
+            self.jobs.insert(job.class_path.clone(), job);
+        }
+        for hook in plan.hooks {
+            self.hooks.insert(hook.name.clone(), hook);
+        }
+        for button in plan.buttons {
+            self.buttons.insert(button.name.clone(), button);
+        }
+        plan.report
+    }
+
     /// The current time, never earlier than a time already handed out, so that change ids and
     /// change times sort alike.
     fn now(&mut self, clock: &dyn Clock) -> OffsetDateTime {
@@ -408,16 +426,13 @@ impl Catalog for MemoryStore {
     async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
         let mut state = self.state();
         let plan = plan_job_sync(state.jobs.values(), state.hooks.values(), state.buttons.values(), linked, mode);
-        for job in plan.jobs {
-            state.jobs.insert(job.class_path.clone(), job);
-        }
-        for hook in plan.hooks {
-            state.hooks.insert(hook.name.clone(), hook);
-        }
-        for button in plan.buttons {
-            state.buttons.insert(button.name.clone(), button);
-        }
-        Ok(plan.report)
+        Ok(state.apply(plan))
+    }
+
+    async fn restore_jobs(&self, only: &[String]) -> Result<JobRestoreReport, CatalogError> {
+        let mut state = self.state();
+        let plan = plan_job_restore(state.jobs.values(), state.hooks.values(), state.buttons.values(), only);
+        Ok(state.apply(plan))
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {

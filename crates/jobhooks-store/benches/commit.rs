@@ -70,6 +70,7 @@ async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
         description: String::new(),
         kind: JobKind::JobHookReceiver,
         hidden: true,
+        former_class_paths: vec![],
     };
     store.sync_jobs(&[job], jobhooks_model::SyncMode::Full).await.unwrap();
     store.set_job_enabled(JOB, true).await.unwrap();

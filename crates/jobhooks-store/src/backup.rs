@@ -99,14 +99,14 @@ mod tests {
         store.put_user(User::new("alice").unwrap()).await.unwrap();
         let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
         session.save(device("d1")).await.unwrap();
-        session.commit(&store).await.unwrap();
+        session.commit().await.unwrap();
 
         let report = store.backup_to(&dir.path().join("copy")).await.unwrap();
         assert!(report.records > 3 && report.bytes > 0, "{report:?}");
         // Writes after the backup are not in it.
         let mut later = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
         later.save(device("d2")).await.unwrap();
-        later.commit(&store).await.unwrap();
+        later.commit().await.unwrap();
 
         let copy = Store::open(dir.path().join("copy")).unwrap();
         assert!(copy.get_user("alice").await.unwrap().is_some());
@@ -129,7 +129,7 @@ mod tests {
                     let mut session =
                         store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
                     session.save(device(&id.to_string())).await.unwrap();
-                    session.commit(&store).await.unwrap();
+                    session.commit().await.unwrap();
                     if id == 50 {
                         started.send(()).await.unwrap();
                     }

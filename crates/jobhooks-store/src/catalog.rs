@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
-    Action, ApiToken, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobSpec,
-    JobSyncPlan, StorageFailure, SyncMode, SyncReport, User, plan_job_sync, validate_button, validate_hook,
-    validate_name, validate_new_token,
+    Action, ApiToken, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
+    JobRestoreReport, JobSpec, JobSyncPlan, StorageFailure, SyncMode, SyncReport, User, plan_job_restore,
+    plan_job_sync, validate_button, validate_hook, validate_name, validate_new_token,
 };
 
 use crate::disk::Stored;
@@ -90,6 +90,27 @@ impl CatalogCache {
             .into_iter()
             .flatten()
             .filter_map(|name| self.hooks.get(name))
+    }
+
+    /// Writes a job sync's or a job restore's plan; returns its report.
+    pub(crate) fn apply<R>(&mut self, staging: &mut Staging<'_>, plan: JobSyncPlan<R>) -> Result<R, StorageFailure> {
+        let JobSyncPlan { jobs, removed_jobs, hooks, buttons, report } = plan;
+        for class_path in removed_jobs {
+            staging.remove(keys::named(keys::JOB, &class_path));
+            self.jobs.remove(&class_path);
+        }
+        for job in jobs {
+            self.put_job(staging, job)?;
+        }
+        for hook in hooks {
+            let name = hook.name.clone();
+            self.put_hook(staging, hook, Some(&name))?;
+        }
+        for button in buttons {
+            let name = button.name.clone();
+            self.put_button(staging, button, Some(&name))?;
+        }
+        Ok(report)
     }
 
     pub fn put_job(&mut self, staging: &mut Staging<'_>, job: JobRecord) -> Result<(), StorageFailure> {
@@ -183,20 +204,9 @@ impl Catalog for Store {
         }
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
-            let JobSyncPlan { jobs, hooks, buttons, report } =
+            let plan =
                 plan_job_sync(catalog.jobs.values(), catalog.hooks.values(), catalog.buttons.values(), linked, mode);
-            for job in jobs {
-                catalog.put_job(st, job)?;
-            }
-            for hook in hooks {
-                let name = hook.name.clone();
-                catalog.put_hook(st, hook, Some(&name))?;
-            }
-            for button in buttons {
-                let name = button.name.clone();
-                catalog.put_button(st, button, Some(&name))?;
-            }
-            Ok(report)
+            Ok(catalog.apply(st, plan)?)
         })
         .await
     }
@@ -216,6 +226,15 @@ impl Catalog for Store {
             let job = JobRecord { enabled, ..job.clone() };
             catalog.put_job(st, job.clone())?;
             Ok(job)
+        })
+        .await
+    }
+
+    async fn restore_jobs(&self, only: &[String]) -> Result<JobRestoreReport, CatalogError> {
+        self.write_durably(|txn| {
+            let (st, catalog) = txn.edit_catalog();
+            let plan = plan_job_restore(catalog.jobs.values(), catalog.hooks.values(), catalog.buttons.values(), only);
+            Ok(catalog.apply(st, plan)?)
         })
         .await
     }

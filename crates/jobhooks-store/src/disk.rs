@@ -13,7 +13,7 @@
 use jobhooks_model::{
     Action, ApiToken, ButtonClass, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobInputs, JobKind,
     JobRecord, JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, ObjectChange, ObjectRef, OffsetDateTime,
-    Permission, RunId, User, Value, validate_name,
+    Permission, RunId, Suspension, User, Value, validate_name,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,17 @@ pub(crate) struct JobRecordRecord {
     installed: bool,
     enabled: bool,
     hidden: bool,
+    /// Absent in records written before `jobs restore` existed, and when nothing is suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    suspended: Option<SuspensionRecord>,
+}
+
+/// What a full sync disabled when it uninstalled a job.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SuspensionRecord {
+    enabled: bool,
+    hooks: Vec<String>,
+    buttons: Vec<String>,
 }
 
 impl Stored for JobRecord {
@@ -95,6 +106,11 @@ impl Stored for JobRecord {
             installed: self.installed,
             enabled: self.enabled,
             hidden: self.hidden,
+            suspended: self.suspended.as_ref().map(|suspension| SuspensionRecord {
+                enabled: suspension.enabled,
+                hooks: suspension.hooks.clone(),
+                buttons: suspension.buttons.clone(),
+            }),
         }
     }
 
@@ -110,6 +126,11 @@ impl Stored for JobRecord {
             installed: record.installed,
             enabled: record.enabled,
             hidden: record.hidden,
+            suspended: record.suspended.map(|suspension| Suspension {
+                enabled: suspension.enabled,
+                hooks: suspension.hooks,
+                buttons: suspension.buttons,
+            }),
         })
     }
 }
@@ -727,8 +748,7 @@ mod tests {
                 kind: if enabled { JobKind::JobHookReceiver } else { JobKind::JobButtonReceiver },
                 installed: true,
                 enabled,
-                hidden: !enabled,
-            };
+                hidden: !enabled, suspended: None,};
             round_trip(&job);
         }
     }

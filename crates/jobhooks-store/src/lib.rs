@@ -29,7 +29,7 @@
 //!
 //! let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
 //! session.save(Object::new(hq.clone(), "HQ", json!({"name": "HQ"})).unwrap()).await.unwrap();
-//! let receipt = session.commit(&store).await.unwrap();
+//! let receipt = session.commit().await.unwrap();
 //!
 //! assert_eq!(store.get_object(&hq).await.unwrap().unwrap().repr(), "HQ");
 //! let change = store.get_change(receipt.changes[0]).await.unwrap().unwrap();

@@ -135,7 +135,7 @@ proptest! {
             for object in 0..3u8 {
                 session.save(device(&object.to_string(), "0")).await.unwrap();
             }
-            session.commit(&store).await.unwrap();
+            session.commit().await.unwrap();
             store.create_hook(JobHook::new("updates", vec![ct("dcim.device")], HOOK_JOB).on([Action::Update])).await.unwrap();
             let mut clock = OffsetDateTime::now_utc();
             let mut model: BTreeMap<RunId, Expected> = BTreeMap::new();
@@ -152,7 +152,7 @@ proptest! {
                         } else {
                             let mut session = store.session(web("alice"));
                             session.save(device(&object.to_string(), &step.to_string())).await.unwrap();
-                            let receipt = session.commit(&store).await.unwrap();
+                            let receipt = session.commit().await.unwrap();
                             prop_assert_eq!(receipt.runs.len(), 1);
                             receipt.runs[0]
                         };
@@ -297,7 +297,7 @@ proptest! {
                         }
                     }
                 }
-                let receipt = session.commit(&store).await.unwrap();
+                let receipt = session.commit().await.unwrap();
                 let mut hooked = 0;
                 for id in &receipt.changes {
                     let change = store.get_change(*id).await.unwrap().unwrap();
@@ -338,7 +338,7 @@ proptest! {
             let device = Object::new(reference(0), "d", json!({"v": 1})).unwrap();
             let mut session = store.session(web("alice"));
             session.save(device.clone()).await.unwrap();
-            let receipt = session.commit(&store).await.unwrap();
+            let receipt = session.commit().await.unwrap();
             let (change, run) = (receipt.changes[0], receipt.runs[0]);
             let key = [keys::change(change), keys::result(run), keys::ready(run), keys::change_by_object(device.reference(), change)][which].clone();
             store.inner.tree.insert(key, bytes.clone()).unwrap();
@@ -357,7 +357,7 @@ proptest! {
             let _ = store.release_expired(OffsetDateTime::now_utc() + LEASE * 2).await;
             let mut session = store.session(web("alice"));
             if session.save(Object::new(reference(0), "d", json!({"v": 2})).unwrap()).await.is_ok() {
-                let _ = session.commit(&store).await;
+                let _ = session.commit().await;
             }
         });
     }

@@ -20,7 +20,14 @@ pub(crate) const HOOK_JOB: &str = "app::jobs::Audit";
 pub(crate) const BUTTON_JOB: &str = "app::jobs::Press";
 
 pub(crate) fn spec(class_path: &str, kind: JobKind) -> JobSpec {
-    JobSpec { class_path: class_path.into(), name: class_path.into(), description: String::new(), kind, hidden: true }
+    JobSpec {
+        class_path: class_path.into(),
+        name: class_path.into(),
+        description: String::new(),
+        kind,
+        hidden: true,
+        former_class_paths: vec![],
+    }
 }
 
 /// A store with an enabled hook job and button job.
@@ -87,7 +94,7 @@ async fn save(store: &Store, context: ChangeContext, objects: &[Object]) -> jobh
     for object in objects {
         session.save(object.clone()).await.unwrap();
     }
-    session.commit(store).await.unwrap()
+    session.commit().await.unwrap()
 }
 
 #[tokio::test]
@@ -387,7 +394,7 @@ async fn deletes_and_create_then_delete_fire_for_both() {
     let mut session = store.session(web("alice"));
     session.save(device("9", "A")).await.unwrap();
     session.delete(device("9", "").reference()).await.unwrap();
-    let receipt = session.commit(&store).await.unwrap();
+    let receipt = session.commit().await.unwrap();
     assert_eq!((receipt.changes.len(), receipt.runs.len()), (2, 2));
     let delete = store.get_change(receipt.changes[1]).await.unwrap().unwrap();
     assert_eq!(delete.action, Action::Delete);
@@ -452,7 +459,7 @@ async fn record_only_commits_keep_objects_out_of_the_repository() {
     store.commit(&web("alice"), changes, ObjectWrites::RecordOnly).await.unwrap();
     let mut session = store.session(web("alice"));
     session.delete(device("10", "").reference()).await.unwrap();
-    session.commit(&store).await.unwrap();
+    session.commit().await.unwrap();
     assert_eq!(store.get_object(device("6", "").reference()).await.unwrap(), Some(device("6", "A")));
     assert_eq!(store.get_object(device("7", "").reference()).await.unwrap(), Some(device("7", "A")));
     assert_eq!(store.get_object(device("10", "").reference()).await.unwrap(), None, "an applied delete");
@@ -578,7 +585,7 @@ async fn a_corrupt_record_is_a_clear_error_not_a_panic() {
     // record's data: reading that change is the same clear error.
     let mut session = store.session(web("alice"));
     session.record(PendingChange::new(Action::Update, &device("1", "B")));
-    let next = session.commit(&store).await.unwrap().changes[0];
+    let next = session.commit().await.unwrap().changes[0];
     let err = store.get_change(next).await.unwrap_err();
     assert!(matches!(err, StorageFailure::Corrupt { kind: "change", .. }), "{err}");
 }

@@ -72,7 +72,7 @@ async fn child(dir: &Path) -> ExitCode {
                     let id = rng.u32(0..50).to_string();
                     session.save(object(content_type, id, json!({"by": committer, "v": rng.u32(..)}))).await.unwrap();
                 }
-                let receipt = session.commit(&store).await.unwrap();
+                let receipt = session.commit().await.unwrap();
                 let line = serde_json::to_string(&receipt).unwrap();
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{line}").unwrap();
@@ -110,6 +110,7 @@ async fn setup(dir: &Path) {
         description: String::new(),
         kind: JobKind::JobHookReceiver,
         hidden: true,
+        former_class_paths: vec![],
     };
     store.sync_jobs(&[spec], jobhooks_model::SyncMode::Full).await.unwrap();
     store.set_job_enabled(HOOK_JOB, true).await.unwrap();

@@ -36,7 +36,14 @@ fn device(id: &str, serial: &str) -> Object {
 }
 
 fn spec(class_path: &str, kind: JobKind) -> JobSpec {
-    JobSpec { class_path: class_path.into(), name: class_path.into(), description: String::new(), kind, hidden: true }
+    JobSpec {
+        class_path: class_path.into(),
+        name: class_path.into(),
+        description: String::new(),
+        kind,
+        hidden: true,
+        former_class_paths: vec![],
+    }
 }
 
 /// Writes a store holding one record of every kind and state.
@@ -65,12 +72,12 @@ async fn write_fixture(dir: &Path) {
     session.save(device("1", "A1")).await.unwrap();
     session.save(device("2", "B1")).await.unwrap();
     session.save(device("3", "C1")).await.unwrap();
-    session.commit(&store).await.unwrap();
+    session.commit().await.unwrap();
     clock.advance(Duration::from_secs(60));
     let mut session = store.session(web("bob"));
     session.save(device("1", "A2")).await.unwrap();
     session.delete(device("2", "").reference()).await.unwrap();
-    session.commit(&store).await.unwrap();
+    session.commit().await.unwrap();
     clock.advance(Duration::from_secs(60));
 
     // Five hook runs: one succeeds with a write, one fails, one is dead-lettered, one waits for a

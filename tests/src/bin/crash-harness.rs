@@ -139,7 +139,7 @@ async fn child(dir: &Path, seed: u64) -> ExitCode {
                     let id = rng.u32(0..20).to_string();
                     session.save(object(content_type, &id, &id, json!({"v": rng.u32(..)}))).await.expect("save");
                 }
-                let receipt = session.commit(&*store).await.expect("commit");
+                let receipt = session.commit().await.expect("commit");
                 report(&serde_json::to_string(&receipt).expect("json"));
             }
         });

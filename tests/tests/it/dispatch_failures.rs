@@ -58,7 +58,7 @@ async fn a_job_disabled_after_its_run_was_queued_fails_the_run() {
     let mut session =
         store.session(jobhooks_model::ChangeContext::new(jobhooks_model::ChangeContextKind::Web, Some("a".into()), ""));
     session.save(object("dcim.site", "s1", "S1", json!({}))).await.unwrap();
-    session.commit(&*store).await.unwrap();
+    session.commit().await.unwrap();
     store.set_job_enabled(&job("Quiet"), false).await.unwrap();
     let registry = jobhooks_register::Registry::from_linked().unwrap();
     let dispatcher = jobhooks_dispatch::Dispatcher::start(store.clone(), registry, config).await.unwrap();
@@ -82,6 +82,7 @@ async fn a_run_of_a_job_no_longer_linked_fails() {
         description: String::new(),
         kind: JobKind::JobButtonReceiver,
         hidden: true,
+        former_class_paths: vec![],
     };
     let mut specs: Vec<JobSpec> = jobhooks_register::Registry::from_linked().unwrap().specs();
     specs.push(gone);
@@ -330,7 +331,7 @@ async fn runs_of_one_object_run_one_at_a_time_in_change_order_under_concurrency(
                     .save(object("dcim.ordered", "1", "one", json!({"by": committer, "round": round})))
                     .await
                     .unwrap();
-                session.commit(&*store).await.unwrap();
+                session.commit().await.unwrap();
             }
         }));
     }
@@ -472,7 +473,7 @@ async fn a_batch_gives_back_the_runs_its_claim_would_not_cover() {
     for target in targets {
         session.save(target).await.unwrap();
     }
-    session.commit(&*store).await.unwrap();
+    session.commit().await.unwrap();
 
     // A receiver may take longer than a claim lasts: after the first run of a batch, the claims
     // of the others no longer cover a run, so they go back to the queue instead of starting.

@@ -83,11 +83,11 @@ async fn a_device_deleted_before_its_update_runs_stays_deleted() {
     for serial in ["A1", "B2"] {
         let mut session = store.session(web());
         session.save(device(serial)).await.unwrap();
-        session.commit(&*store).await.unwrap();
+        session.commit().await.unwrap();
     }
     let mut session = store.session(web());
     session.delete(device("").reference()).await.unwrap();
-    session.commit(&*store).await.unwrap();
+    session.commit().await.unwrap();
 
     // Only now does a dispatcher run the update's hook.
     let h = Harness::start_on(dir, store, DispatcherConfig::default()).await;
