@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use jobhooks_model::ports::{ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
-    Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHookPatch, JobKind,
-    JobStatus, MaintenanceError, OffsetDateTime, PendingChange, QueueError, RunId, SyncMode, User, json,
+    Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHook, JobHookPatch,
+    JobKind, JobSpec, JobStatus, MaintenanceError, OffsetDateTime, PendingChange, QueueError, RunId, SyncMode, User,
+    json,
 };
 use proptest::prelude::*;
 
@@ -93,7 +94,54 @@ pub async fn job_sync_follows_its_mode<S: Storage>(store: &S) {
     assert_eq!(report.reinstalled, [HOOK_JOB]);
     let job = store.get_job(HOOK_JOB).await.unwrap().unwrap();
     assert!(job.installed && !job.enabled, "a job linked again stays disabled until enabled");
+    assert_eq!(job.suspended.as_ref().map(|s| s.hooks.as_slice()), Some(["h".to_owned()].as_slice()));
     assert_eq!(store.list_jobs().await.unwrap(), [job]);
+}
+
+/// What a full sync disabled is enabled again by `restore_jobs` once the job is linked again,
+/// and the suspension survives the store being read back.
+pub async fn restoring_jobs_enables_what_a_sync_disabled<S: Storage>(store: &S) {
+    store.sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver)], SyncMode::Full).await.unwrap();
+    store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    store.create_hook(hook("on", &["dcim.device"], &[Action::Create])).await.unwrap();
+    let off = JobHook { enabled: false, ..hook("off", &["dcim.device"], &[Action::Update]) };
+    store.create_hook(off).await.unwrap();
+    store.sync_jobs(&[], SyncMode::Full).await.unwrap();
+    let report = store.restore_jobs(&[]).await.unwrap();
+    assert_eq!(report.not_installed, [HOOK_JOB], "nothing comes back while the job is missing");
+    assert!(!store.get_hook("on").await.unwrap().unwrap().enabled);
+
+    store.sync_jobs(&[spec(HOOK_JOB, JobKind::JobHookReceiver)], SyncMode::Full).await.unwrap();
+    let report = store.restore_jobs(&[HOOK_JOB.to_owned()]).await.unwrap();
+    assert_eq!(
+        (report.restored.as_slice(), report.enabled_hooks.as_slice()),
+        ([HOOK_JOB.to_owned()].as_slice(), ["on".to_owned()].as_slice())
+    );
+    let job = store.get_job(HOOK_JOB).await.unwrap().unwrap();
+    assert!(job.is_runnable() && job.suspended.is_none());
+    assert!(store.get_hook("on").await.unwrap().unwrap().enabled);
+    assert!(!store.get_hook("off").await.unwrap().unwrap().enabled, "a hook that was off stays off");
+    assert_eq!(store.restore_jobs(&[]).await.unwrap(), Default::default(), "nothing left to restore");
+}
+
+/// A job found under a former class path is renamed, its hooks and buttons follow it, and it
+/// keeps its flags.
+pub async fn a_job_under_a_former_class_path_is_renamed<S: Storage>(store: &S) {
+    const FORMER: &str = "app::main::Notify";
+    store.sync_jobs(&[spec(FORMER, JobKind::JobHookReceiver)], SyncMode::Full).await.unwrap();
+    store.set_job_enabled(FORMER, true).await.unwrap();
+    let mut on_former = hook("h", &["dcim.device"], &[Action::Create]);
+    on_former.job = FORMER.into();
+    store.create_hook(on_former).await.unwrap();
+    let renamed = JobSpec { former_class_paths: vec![FORMER.into()], ..spec(HOOK_JOB, JobKind::JobHookReceiver) };
+    let report = store.sync_jobs(&[renamed], SyncMode::Full).await.unwrap();
+    assert_eq!(report.renamed, [(FORMER.to_owned(), HOOK_JOB.to_owned())]);
+    assert!(report.uninstalled.is_empty() && report.disabled_hooks.is_empty(), "{report:?}");
+    let jobs = store.list_jobs().await.unwrap();
+    assert_eq!(jobs.iter().map(|job| job.class_path.as_str()).collect::<Vec<_>>(), [HOOK_JOB]);
+    assert!(jobs[0].is_runnable(), "the renamed job keeps its flags");
+    let hook = store.get_hook("h").await.unwrap().unwrap();
+    assert_eq!((hook.job.as_str(), hook.enabled), (HOOK_JOB, true));
 }
 
 /// Users are stored by name; a name that breaks the naming rules is refused.

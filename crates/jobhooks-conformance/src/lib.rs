@@ -59,6 +59,8 @@ macro_rules! store_contract {
         $crate::store_contract!(@cases $fresh;
             catalog_validates_with_nautobots_messages,
             job_sync_follows_its_mode,
+            restoring_jobs_enables_what_a_sync_disabled,
+            a_job_under_a_former_class_path_is_renamed,
             users_are_stored_and_names_checked,
             tokens_are_kept_by_hash_and_revoked,
             commits_record_changes_and_objects,
