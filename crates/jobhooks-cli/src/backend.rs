@@ -9,8 +9,8 @@ use std::time::Duration;
 use jobhooks_dispatch::{Dispatcher, RenderedButton};
 use jobhooks_model::ports::{CommitReceipt, OpenSession, PruneReport, ResultFilter, Retention, Storage, SyncMode};
 use jobhooks_model::{
-    ApiToken, ChangeContext, ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobResult, Object,
-    ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
+    ApiToken, ChangeContext, ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobRestoreReport,
+    JobResult, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
 };
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,7 @@ pub(crate) trait Backend {
 
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, Failure>;
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, Failure>;
+    async fn restore_jobs(&self, class_paths: &[String]) -> Result<JobRestoreReport, Failure>;
 
     async fn list_hooks(&self) -> Result<Vec<JobHook>, Failure>;
     async fn get_hook(&self, name: &str) -> Result<JobHook, Failure>;
@@ -181,6 +182,10 @@ impl<S: Storage + 'static> Backend for Session<S> {
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, Failure> {
         Ok(self.store.set_job_enabled(class_path, enabled).await?)
+    }
+
+    async fn restore_jobs(&self, class_paths: &[String]) -> Result<JobRestoreReport, Failure> {
+        Ok(self.store.restore_jobs(class_paths).await?)
     }
 
     async fn list_hooks(&self) -> Result<Vec<JobHook>, Failure> {

@@ -356,6 +356,13 @@ enum JobsCommand {
     Enable { class_path: String },
     /// Disable a job.
     Disable { class_path: String },
+    /// Enable again what a full job sync disabled when it found jobs no longer linked (the jobs
+    /// themselves and their hooks and buttons), once they are linked again. Every such job, or
+    /// only those named.
+    Restore {
+        /// Restore only these jobs.
+        class_paths: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -969,8 +976,34 @@ async fn jobs(s: &impl Backend, command: JobsCommand) -> Outcome {
             let job = s.set_job_enabled(&class_path, false).await?;
             s.print(&job, |j| format!("disabled {}", j.class_path));
         }
+        JobsCommand::Restore { class_paths } => {
+            let report = s.restore_jobs(&class_paths).await?;
+            s.print(&report, restore_text);
+        }
     }
     Ok(())
+}
+
+fn restore_text(report: &jobhooks_model::JobRestoreReport) -> String {
+    let mut lines = Vec::new();
+    if report.restored.is_empty() {
+        lines.push("nothing to restore".to_owned());
+    }
+    for job in &report.restored {
+        lines.push(format!("restored {job}"));
+    }
+    if !report.enabled_hooks.is_empty() {
+        lines.push(format!("enabled hooks: {}", report.enabled_hooks.join(", ")));
+    }
+    if !report.enabled_buttons.is_empty() {
+        lines.push(format!("enabled buttons: {}", report.enabled_buttons.join(", ")));
+    }
+    for job in &report.not_installed {
+        lines.push(format!(
+            "not restored: {job} is still not installed (link it, start the program that registers it, then restore again)"
+        ));
+    }
+    lines.join("\n")
 }
 
 fn hook_text(h: &JobHook) -> String {

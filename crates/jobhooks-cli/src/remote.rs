@@ -225,6 +225,10 @@ impl Backend for Remote {
         self.send(Method::PATCH, &["extras", "jobs", class_path], &json!({ "enabled": enabled })).await
     }
 
+    async fn restore_jobs(&self, class_paths: &[String]) -> Result<jobhooks_model::JobRestoreReport, Failure> {
+        self.send(Method::POST, &["extras", "jobs", "restore"], &json!({ "jobs": class_paths })).await
+    }
+
     async fn list_hooks(&self) -> Result<Vec<JobHook>, Failure> {
         self.list(&["extras", "job-hooks"], &[], usize::MAX).await
     }

@@ -387,8 +387,41 @@ fn commands_never_uninstall_jobs_this_binary_does_not_link() {
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
     assert!(Command::new("kill").args(["-INT", &dispatcher.id().to_string()]).status().unwrap().success());
     assert!(dispatcher.wait().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let said = format!("{line}{rest}");
+    assert!(said.contains("marked not installed: app::Theirs (1 hooks and 0 buttons disabled: theirs)"), "{said}");
+    assert!(said.contains("jobhooks jobs restore"), "the warning says how to recover: {said}");
     assert_eq!(json(&db, &["jobs", "list"])[0]["installed"], Value::Bool(false));
     assert_eq!(json(&db, &["hooks", "list"])[0]["enabled"], Value::Bool(false));
+
+    // Restoring waits for the job to be linked again, then gives back what the sync disabled.
+    let said = ok(&db, &["jobs", "restore"]);
+    assert!(said.contains("not restored: app::Theirs is still not installed"), "{said}");
+    link_theirs_again(&db);
+    assert_eq!(ok(&db, &["jobs", "restore", "app::Theirs"]), "restored app::Theirs\nenabled hooks: theirs\n");
+    let jobs = json(&db, &["jobs", "list"]);
+    assert_eq!((jobs[0]["installed"].clone(), jobs[0]["enabled"].clone()), (Value::Bool(true), Value::Bool(true)));
+    assert_eq!(json(&db, &["hooks", "list"])[0]["enabled"], Value::Bool(true));
+    assert_eq!(ok(&db, &["jobs", "restore"]), "nothing to restore\n");
+}
+
+/// An application's dispatcher links `app::Theirs` (again).
+fn link_theirs_again(db: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        use jobhooks_model::ports::Catalog;
+        let store = jobhooks_store::Store::open(db).unwrap();
+        let spec = jobhooks_model::JobSpec {
+            class_path: "app::Theirs".into(),
+            name: "Theirs".into(),
+            description: String::new(),
+            kind: jobhooks_model::JobKind::JobHookReceiver,
+            hidden: false,
+            former_class_paths: vec![],
+        };
+        store.sync_jobs(&[spec], jobhooks_model::SyncMode::Additive).await.unwrap();
+    });
 }
 
 #[test]

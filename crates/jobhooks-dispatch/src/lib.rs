@@ -16,20 +16,45 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use jobhooks_dispatch::{Dispatcher, DispatcherConfig};
-//! use jobhooks_register::Registry;
+//! use jobhooks_dispatch::prelude::*;
 //! use jobhooks_store::Store;
 //!
-//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-//! let dir = tempfile::tempdir().unwrap();
-//! let store = Arc::new(Store::open(dir.path()).unwrap());
-//! let dispatcher = Dispatcher::start(store, Registry::from_linked().unwrap(), DispatcherConfig::default())
-//!     .await
-//!     .unwrap();
-//! dispatcher.drain().await.unwrap(); // nothing queued: returns at once
+//! #[derive(Default)]
+//! struct Audit;
+//!
+//! #[async_trait]
+//! impl JobHookReceiver for Audit {
+//!     async fn receive_job_hook(
+//!         &self, ctx: &mut JobContext, change: &ObjectChange, _: Action, _: Option<Object>,
+//!     ) -> Result<(), JobError> {
+//!         ctx.log_info(format!("changed: {change}"));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! register_job_hook_receiver!(Audit);
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(Store::open(dir.path())?);
+//! let dispatcher = Dispatcher::start(store.clone(), Registry::from_linked()?, DispatcherConfig::default()).await?;
+//! store.set_job_enabled(Audit::CLASS_PATH, true).await?;
+//! let devices = vec![ContentType::new("dcim.device")?];
+//! store.create_hook(JobHook::new("audit", devices, Audit::CLASS_PATH).on([Action::Create])).await?;
+//!
+//! let mut session = store.session(ChangeContext::web("alice"));
+//! let device = ObjectRef::new(ContentType::new("dcim.device")?, "1")?;
+//! session.save(Object::new(device, "sw1", json!({"name": "sw1"}))?).await?;
+//! let receipt = session.commit().await?;
+//! dispatcher.drain().await?; // the hook's run has finished
+//! let result = store.get_result(receipt.runs[0]).await?.expect("the run's result");
+//! assert_eq!(result.status, JobStatus::Success);
 //! let report = dispatcher.shutdown(std::time::Duration::from_secs(5)).await;
 //! assert_eq!(report.abandoned, 0);
-//! # });
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # })
+//! # }
 //! ```
 //!
 //! Invariant: depends on the model's ports and the registry, never on a storage backend; the sled
@@ -166,25 +191,91 @@ impl DispatcherConfig {
     }
 }
 
-/// Why a dispatcher could not start.
+/// What a caller of the dispatcher and a store handles: one error to `?`.
+///
+/// Every port error of the model ([`StoreError`] and the per-port errors that convert into it),
+/// the registry's and a button press's convert into it, keeping their sources.
+///
+/// ```
+/// use std::sync::Arc;
+/// use jobhooks_dispatch::prelude::*;
+///
+/// async fn enable_and_wait<S: Storage + 'static>(dispatcher: &Dispatcher<S>, job: &str) -> Result<(), Error> {
+///     dispatcher.store().set_job_enabled(job, true).await?; // CatalogError
+///     dispatcher.drain().await?; // StoreError
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DispatchError {
-    /// The store failed.
+pub enum Error {
+    /// A dispatcher that syncs with [`SyncMode::Full`] was given an empty registry: it would mark
+    /// every job not installed and disable every hook and button.
+    #[error(
+        "refusing to start: the registry links no receiver, and a full job sync would mark every job not installed and disable every hook and button. If your receivers live in their own crate, call its `link()` before `Registry::from_linked()` (docs/registration.md, \"The linking pitfall\"); if this program links no receiver on purpose, start it with `DispatcherConfig::job_sync(SyncMode::Additive)`"
+    )]
+    EmptyRegistry,
+    /// A storage port failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The registry could not be built.
+    #[error(transparent)]
+    Registry(#[from] jobhooks_register::RegistryError),
+    /// A button press was refused.
+    #[error(transparent)]
+    Press(#[from] PressError),
 }
 
-impl From<jobhooks_model::CatalogError> for DispatchError {
-    fn from(error: jobhooks_model::CatalogError) -> Self {
-        DispatchError::Store(error.into())
-    }
+macro_rules! into_store_error {
+    ($($port:ty),*) => {$(
+        impl From<$port> for Error {
+            fn from(error: $port) -> Self {
+                Error::Store(error.into())
+            }
+        }
+    )*};
 }
 
-impl From<jobhooks_model::MaintenanceError> for DispatchError {
-    fn from(error: jobhooks_model::MaintenanceError) -> Self {
-        DispatchError::Store(error.into())
+into_store_error!(
+    jobhooks_model::CatalogError,
+    jobhooks_model::ChangeError,
+    jobhooks_model::QueueError,
+    jobhooks_model::MaintenanceError,
+    jobhooks_model::StorageFailure,
+    jobhooks_model::ValidationErrors,
+    jobhooks_model::ModelError
+);
+
+/// What a program that runs a dispatcher needs, in one `use`: the model's prelude, the
+/// dispatcher and its configuration, the registry and its macros, and [`Error`].
+pub mod prelude {
+    pub use jobhooks_model::prelude::*;
+    pub use jobhooks_register::{
+        JobClass, JobMeta, Registry, job_class, register_job_button_receiver, register_job_hook_receiver,
+    };
+
+    pub use jobhooks_model::ports::SyncMode;
+
+    pub use crate::{Dispatcher, DispatcherConfig, Error, RetryPolicy};
+}
+
+/// Logs a warning for a sync that uninstalled jobs: which, and what it disabled with them.
+fn warn_of_what_the_sync_disabled(report: &SyncReport) {
+    if report.uninstalled.is_empty() && report.disabled_hooks.is_empty() && report.disabled_buttons.is_empty() {
+        return;
     }
+    tracing::warn!(
+        jobs = ?report.uninstalled,
+        hooks = ?report.disabled_hooks,
+        buttons = ?report.disabled_buttons,
+        "jobs not linked into this program were marked not installed: {} ({} hooks and {} buttons disabled: {}). \
+         If they should be linked, call the `link()` of the crate that registers them and restart; then \
+         `jobhooks jobs restore` (or POST /api/extras/jobs/restore/) enables again what was disabled",
+        report.uninstalled.join(", "),
+        report.disabled_hooks.len(),
+        report.disabled_buttons.len(),
+        report.disabled_hooks.iter().chain(&report.disabled_buttons).cloned().collect::<Vec<_>>().join(", "),
+    );
 }
 
 /// Counts of a dispatcher's runs by outcome, and the queue's depth.
@@ -301,8 +392,18 @@ pub struct Dispatcher<S> {
 impl<S: Storage + 'static> Dispatcher<S> {
     /// Syncs the registry into the job records (per [`DispatcherConfig::job_sync`]), returns
     /// lapsed leases to pending, and starts the workers.
-    pub async fn start(store: Arc<S>, registry: Registry, config: DispatcherConfig) -> Result<Self, DispatchError> {
+    ///
+    /// Refuses an empty registry with [`SyncMode::Full`] ([`Error::EmptyRegistry`]): that is
+    /// almost always a receivers crate the linker dropped. A full sync that marks jobs not
+    /// installed logs a warning naming them and the hooks and buttons it disabled;
+    /// [`Catalog::restore_jobs`](jobhooks_model::ports::Catalog::restore_jobs) (`jobhooks jobs
+    /// restore`) enables them again once they are linked again.
+    pub async fn start(store: Arc<S>, registry: Registry, config: DispatcherConfig) -> Result<Self, Error> {
+        if registry.is_empty() && config.job_sync == SyncMode::Full {
+            return Err(Error::EmptyRegistry);
+        }
         let sync_report = registry.sync_into(&*store, config.job_sync).await?;
+        warn_of_what_the_sync_disabled(&sync_report);
         let released = store.release_expired(config.clock.now()).await?;
         if released > 0 {
             tracing::info!(released, "returned lapsed leases to the queue");

@@ -16,6 +16,7 @@ use jobhooks_store_memory::MemoryStore;
 use tokio::sync::Notify;
 
 use crate::{Dispatcher, DispatcherConfig};
+use jobhooks_model::SyncMode;
 
 jobhooks_register::job_class!(Counting);
 jobhooks_register::job_class!(Holding);
@@ -330,4 +331,28 @@ async fn a_batch_reads_its_changes_ahead_only_while_they_are_fresh() {
     save(device("c", 2)).await;
     let (change, object) = reads.change_and_object(&store, c, ms(21)).await.unwrap().unwrap();
     assert_eq!((change.id, object), (c, Some(device("c", 2))), "read 21 ms before its start: read again");
+}
+
+#[tokio::test]
+async fn an_empty_registry_with_a_full_sync_is_refused_and_names_link() {
+    let store = Arc::new(MemoryStore::new());
+    store
+        .sync_jobs(
+            &Registry::default()
+                .with_hook_receiver(Counting { runs: Default::default() }, JobMeta::new())
+                .unwrap()
+                .specs(),
+            SyncMode::Full,
+        )
+        .await
+        .unwrap();
+    let Err(refused) = Dispatcher::start(store.clone(), Registry::default(), DispatcherConfig::default()).await else {
+        panic!("an empty registry with a full sync must be refused");
+    };
+    assert!(matches!(refused, crate::Error::EmptyRegistry));
+    assert!(refused.to_string().contains("call its `link()` before `Registry::from_linked()`"), "{refused}");
+    assert!(store.list_jobs().await.unwrap()[0].installed, "nothing was uninstalled");
+    let additive = DispatcherConfig::default().job_sync(SyncMode::Additive);
+    let dispatcher = Dispatcher::start(store, Registry::default(), additive).await.unwrap();
+    dispatcher.shutdown(Duration::from_secs(5)).await;
 }

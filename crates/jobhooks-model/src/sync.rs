@@ -224,6 +224,7 @@ fn upsert<T>(items: &mut Vec<T>, item: T, key: impl Fn(&T) -> &String) {
 
 /// What restoring jobs enabled again, and what it could not.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRestoreReport {
     /// Jobs whose suspension was lifted (enabled again if they were enabled when uninstalled).
     pub restored: Vec<String>,

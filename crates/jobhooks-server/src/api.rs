@@ -77,7 +77,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
+    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -187,6 +187,7 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         )
         .route("/api/objects/{content_type}/{id}/buttons/", get(object_buttons::<S>))
         .route("/api/extras/jobs/", get(list_jobs::<S>))
+        .route("/api/extras/jobs/restore/", post(restore_jobs::<S>))
         .route("/api/extras/jobs/{class_path}/", get(get_job::<S>).patch(patch_job::<S>))
         .route("/api/extras/jobs/{class_path}/run/", post(run_job::<S>))
         .route("/api/extras/job-results/", get(list_results::<S>))
@@ -678,6 +679,30 @@ async fn patch_job<S: Storage + 'static>(
     Body(change): Body<JobChange>,
 ) -> Answer<Json<JobRecord>> {
     Ok(Json(state.store.set_job_enabled(&class_path, change.enabled).await?))
+}
+
+/// Which jobs to restore: every job with something to restore when `jobs` is absent or empty.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobsToRestore {
+    #[serde(default)]
+    jobs: Vec<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/extras/jobs/restore/",
+    tag = "jobs",
+    summary = "Enable again what a full job sync disabled when it uninstalled jobs, once they are linked again",
+    request_body = JobsToRestore,
+    responses((status = 200, body = jobhooks_model::JobRestoreReport), Refusals),
+)]
+async fn restore_jobs<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<ChangeJob>,
+    Body(which): Body<JobsToRestore>,
+) -> Answer<Json<jobhooks_model::JobRestoreReport>> {
+    Ok(Json(state.store.restore_jobs(&which.jobs).await?))
 }
 
 /// Nautobot's job button body: the object the job runs on.

@@ -438,6 +438,50 @@ async fn runs_on_objects_are_refused_for_each_reason_then_queued() {
     server.stop().await;
 }
 
+/// What a full sync disabled comes back with one call once the job is linked again; it takes the
+/// permission to change jobs.
+#[tokio::test]
+async fn one_call_restores_what_a_full_sync_disabled() {
+    let server = Server::start().await;
+    let touch_only = [JobSpec {
+        class_path: TOUCH.into(),
+        name: TOUCH.into(),
+        description: String::new(),
+        kind: JobKind::JobButtonReceiver,
+        hidden: false,
+        former_class_paths: vec![],
+    }];
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    let hook = jobhooks_model::JobHook::new("audit", devices, AUDIT).on([jobhooks_model::Action::Update]);
+    server.store.create_hook(hook).await.unwrap();
+    let report = server.store.sync_jobs(&touch_only, SyncMode::Full).await.unwrap();
+    assert_eq!(report.uninstalled, [AUDIT]);
+    let audit = server.store.list_jobs().await.unwrap().into_iter().find(|job| job.class_path == AUDIT).unwrap();
+    let relinked = JobSpec {
+        class_path: AUDIT.into(),
+        name: AUDIT.into(),
+        description: String::new(),
+        kind: audit.kind,
+        hidden: false,
+        former_class_paths: vec![],
+    };
+    server.store.sync_jobs(&[relinked], SyncMode::Additive).await.unwrap();
+    let (status, _) = server.post("/api/extras/jobs/restore/", &server.alice, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "alice may not change jobs");
+    let (status, report) = server.post("/api/extras/jobs/restore/", &server.root, json!({"jobs": [AUDIT]})).await;
+    assert_eq!((status, &report["restored"]), (StatusCode::OK, &json!([AUDIT])));
+    assert_eq!((&report["enabled_hooks"], report_hooks(&server).await), (&json!(["audit"]), vec!["audit".to_owned()]));
+    assert!(server.store.get_job(AUDIT).await.unwrap().unwrap().is_runnable());
+    let (status, body) = server.post("/api/extras/jobs/restore/", &server.root, json!({"job": AUDIT})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown fields are refused: {body}");
+    server.stop().await;
+}
+
+/// The names of the enabled hooks.
+async fn report_hooks(server: &Server) -> Vec<String> {
+    server.store.list_hooks().await.unwrap().into_iter().filter(|hook| hook.enabled).map(|hook| hook.name).collect()
+}
+
 /// Results and the change log are read only as far as a page reaches, and still count the whole
 /// list.
 #[tokio::test]
