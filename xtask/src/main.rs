@@ -7,6 +7,8 @@
 //! - `cargo xtask bench [--quick]`: every bench, then `target/bench/summary.json` and the figures
 //!   table of `docs/benchmarks.md` (`xtask/src/bench.rs`).
 //! - `cargo xtask demo`: the main job, `jobhooks demo`: the seed scenarios end to end.
+//! - `cargo xtask downstream`: the README's example and a two-crate application built, tested and
+//!   run as crates outside the workspace (`xtask/src/downstream.rs`); part of `ci`.
 //! - `cargo xtask crash [--trials N] [--seed S]`: the crash harness (`tests/src/bin/crash-harness.rs`),
 //!   then the PostgreSQL processes killed and the server restarted (`tests/tests/pg_processes.rs`).
 //! - `cargo xtask soak [--changes N]`: the soak (`tests/src/bin/soak.rs`).
@@ -21,6 +23,7 @@ mod bench;
 #[path = "../../crates/jobhooks-postgres/src/cluster.rs"]
 #[allow(dead_code, reason = "xtask starts the cluster; only the tests restart it")]
 mod cluster;
+mod downstream;
 
 use std::process::{Command, ExitCode};
 
@@ -29,6 +32,9 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci    no proc-macro crate, fmt check, clippy -D warnings, tests, docs with warnings denied
   demo  the seed scenarios end to end on a fresh store (`jobhooks demo`)
+  downstream
+        the README's example and a two-crate application (xtask/downstream/) built, tested and
+        run as crates outside the workspace
   bench [--quick]
         every bench; writes target/bench/summary.json and the table in docs/benchmarks.md
   crash [--trials N] [--seed S] [--pg-trials N]
@@ -44,6 +50,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("crash") => crash(&args[1..]),
+        Some("downstream") => root().and_then(|root| downstream::run(&root)),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => {
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
 fn ci() -> Result<(), String> {
     no_proc_macro_crates()?;
     crate_graph_holds()?;
+    downstream::msrv_is_stated_once(&root()?)?;
     cargo(&["fmt", "--all", "--check"], &[])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     // One PostgreSQL server for every test binary that needs one; it stops when xtask ends.
@@ -83,7 +91,7 @@ fn ci() -> Result<(), String> {
     // Every library crate can be published on its own: metadata, no dependency on an unpublished
     // crate, and each packaged crate builds from its package alone.
     cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"], &[])?;
-    Ok(())
+    downstream::run(&root()?)
 }
 
 /// Runs one fuzz target on the stable toolchain (no sanitizer), for `--seconds` (default 60).
