@@ -126,6 +126,58 @@ async fn a_queue_of_schema_2_keeps_its_object_order_after_migrating() {
     assert_eq!(next.iter().map(|(lease, _)| lease.run.0).collect::<Vec<_>>(), [3]);
 }
 
+/// Migration 7 adds the job records' suspension: a catalog of schema 6 reads back with nothing to
+/// restore, and a job recorded under the name `std::any::type_name` gave an instance is renamed
+/// with its hook; a full sync then remembers what it disabled, and a restore gives it back.
+#[tokio::test]
+async fn a_catalog_of_schema_6_migrates_renames_and_restores() {
+    use jobhooks_model::ports::Catalog;
+    use jobhooks_model::{JobKind, JobSpec, SyncMode};
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..6] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (6);
+         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
+         VALUES ('app::main::Notify', 'Notify', '', 'job_hook_receiver', true, true, true);
+         INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
+         VALUES ('notify', '{dcim.device}', 'app::main::Notify', true, false, true, false);",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let (version,): (i32,) = {
+        let row = app.query_one("SELECT version FROM jobhooks_schema", &[]).await.unwrap();
+        (row.get(0),)
+    };
+    assert_eq!(version as usize, PgStore::schema_version());
+    let stored = store.get_job("app::main::Notify").await.unwrap().unwrap();
+    assert!(stored.is_runnable() && stored.suspended.is_none());
+    let notify = JobSpec {
+        class_path: "app::Notify".into(),
+        name: "Notify".into(),
+        description: String::new(),
+        kind: JobKind::JobHookReceiver,
+        hidden: true,
+        former_class_paths: vec!["app::main::Notify".into()],
+    };
+    let report = store.sync_jobs(std::slice::from_ref(&notify), SyncMode::Full).await.unwrap();
+    assert_eq!(report.renamed, [("app::main::Notify".to_owned(), "app::Notify".to_owned())]);
+    assert_eq!(store.list_jobs().await.unwrap().len(), 1);
+    assert_eq!(store.get_hook("notify").await.unwrap().unwrap().job, "app::Notify");
+
+    store.sync_jobs(&[], SyncMode::Full).await.unwrap();
+    assert!(!store.get_hook("notify").await.unwrap().unwrap().enabled);
+    store.sync_jobs(&[notify], SyncMode::Full).await.unwrap();
+    let report = store.restore_jobs(&[]).await.unwrap();
+    assert_eq!((report.restored.len(), report.enabled_hooks.as_slice()), (1, ["notify".to_owned()].as_slice()));
+    assert!(store.get_job("app::Notify").await.unwrap().unwrap().is_runnable());
+    assert!(store.get_hook("notify").await.unwrap().unwrap().enabled);
+}
+
 /// A commit through one store wakes the workers of another (another process, as far as the
 /// database can tell) by `NOTIFY`: its work generation grows without any local commit.
 #[tokio::test]

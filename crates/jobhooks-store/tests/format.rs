@@ -184,6 +184,39 @@ async fn a_store_of_the_current_format_reads_back_identically() {
     assert_eq!(found["results"].as_array().map(Vec::len), Some(6), "every kind of result is in the fixture");
 }
 
+/// The committed store, whose hook job was recorded under a name the program no longer uses (as
+/// `std::any::type_name` named instances): the next sync renames it with its hook and button, a
+/// full sync that loses it remembers what it disabled across a reopen, and a restore gives it back.
+#[tokio::test]
+async fn the_committed_store_has_a_job_renamed_then_suspended_and_restored() {
+    const RENAMED: &str = "fixture::Audit";
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture().join("store"), dir.path());
+    let renamed = JobSpec { former_class_paths: vec![HOOK_JOB.into()], ..spec(RENAMED, JobKind::JobHookReceiver) };
+    let button = spec(BUTTON_JOB, JobKind::JobButtonReceiver);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let report = store.sync_jobs(&[renamed.clone(), button.clone()], SyncMode::Full).await.unwrap();
+        assert_eq!(report.renamed, [(HOOK_JOB.to_owned(), RENAMED.to_owned())]);
+        assert!(store.get_job(HOOK_JOB).await.unwrap().is_none());
+        assert!(store.get_job(RENAMED).await.unwrap().unwrap().is_runnable(), "it keeps its flags");
+        let hook = store.get_hook("audit").await.unwrap().unwrap();
+        assert_eq!((hook.job.as_str(), hook.enabled), (RENAMED, true));
+        let report = store.sync_jobs(std::slice::from_ref(&button), SyncMode::Full).await.unwrap();
+        assert_eq!(report.disabled_hooks, ["audit"]);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let suspended = store.get_job(RENAMED).await.unwrap().unwrap().suspended;
+    assert_eq!(suspended.map(|s| (s.enabled, s.hooks)), Some((true, vec!["audit".to_owned()])));
+    store.sync_jobs(&[renamed, button], SyncMode::Full).await.unwrap();
+    let report = store.restore_jobs(&[]).await.unwrap();
+    assert_eq!(
+        (report.restored.as_slice(), report.enabled_hooks.as_slice()),
+        ([RENAMED.to_owned()].as_slice(), ["audit".to_owned()].as_slice())
+    );
+    assert!(store.get_hook("audit").await.unwrap().unwrap().enabled);
+}
+
 #[test]
 fn a_store_of_another_format_is_refused_saying_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
