@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci`: no proc-macro crate in the workspace, the crate graph as
 //!   docs/ARCHITECTURE.md states it, format check, clippy with warnings denied, every test (unit, integration,
-//!   property and doc tests), the benches compiled, and the docs built with warnings denied. This is
+//!   property and doc tests, with nextest when it is installed), the benches compiled, the docs
+//!   built with warnings denied, every crate packaged, and the downstream crates. This is
 //!   the command the README gives for running the tests, and what `.ci/run` runs.
 //! - `cargo xtask bench [--quick]`: every bench, then `target/bench/summary.json` and the figures
 //!   table of `docs/benchmarks.md` (`xtask/src/bench.rs`).
@@ -84,14 +85,28 @@ fn ci() -> Result<(), String> {
     // One PostgreSQL server for every test binary that needs one; it stops when xtask ends.
     let postgres = postgres_for_tests()?;
     let with_postgres = [("JOBHOOKS_TEST_PG", postgres.as_str())];
-    cargo(&["test", "--workspace", "--all-targets"], &with_postgres)?;
+    // nextest runs the tests of every binary at once rather than one binary after another, which
+    // on two cores is what keeps CI short. The benches are compiled (in the test profile, sharing
+    // the tests' build); `cargo xtask bench` runs them.
+    let targets = ["--workspace", "--lib", "--bins", "--tests"];
+    if nextest_installed() {
+        cargo(&[&["nextest", "run", "--no-fail-fast"][..], &targets].concat(), &with_postgres)?;
+    } else {
+        eprintln!("xtask: cargo-nextest is not installed; the tests run with cargo test, one binary at a time");
+        cargo(&[&["test"][..], &targets].concat(), &with_postgres)?;
+    }
+    cargo(&["test", "--workspace", "--benches", "--no-run"], &[])?;
     cargo(&["test", "--workspace", "--doc"], &with_postgres)?;
-    cargo(&["bench", "--workspace", "--no-run"], &[])?;
     cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     // Every library crate can be published on its own: metadata, no dependency on an unpublished
     // crate, and each packaged crate builds from its package alone.
     cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"], &[])?;
     downstream::run(&root()?)
+}
+
+fn nextest_installed() -> bool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    Command::new(cargo).args(["nextest", "--version"]).output().is_ok_and(|output| output.status.success())
 }
 
 /// Runs one fuzz target on the stable toolchain (no sanitizer), for `--seconds` (default 60).
@@ -256,10 +271,12 @@ fn root() -> Result<std::path::PathBuf, String> {
 fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("$ cargo {}", args.join(" "));
+    let started = std::time::Instant::now();
     let status = Command::new(&cargo)
         .args(args)
         .envs(env.iter().copied())
         .status()
         .map_err(|e| format!("could not start `{cargo}`: {e}"))?;
+    eprintln!("xtask: `cargo {}` took {:.0} s", args.join(" "), started.elapsed().as_secs_f64());
     if status.success() { Ok(()) } else { Err(format!("`cargo {}` failed ({status})", args.join(" "))) }
 }
