@@ -1,0 +1,89 @@
+//! `jobhooks serve` and `jobhooks run`: the API server and the dispatcher, until interrupted.
+
+use crate::backend::Session;
+use crate::{Failure, Outcome};
+use jobhooks_model::ports::{Backup, Storage, SyncMode};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Starts listening for Ctrl-C (SIGINT) and SIGTERM (what `docker stop` and systemd send) now,
+/// and returns what completes when either comes.
+#[cfg(unix)]
+pub(crate) fn interrupt_listener() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupts = signal(SignalKind::interrupt())?;
+    let mut terminations = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupts.recv() => {}
+            _ = terminations.recv() => {}
+        }
+    })
+}
+
+/// Starts listening for Ctrl-C now, and returns what completes when it comes.
+#[cfg(not(unix))]
+pub(crate) fn interrupt_listener() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// Serves the API on `listen`, with a dispatcher of `workers` unless `None`, until SIGTERM or
+/// Ctrl-C: then the server stops taking requests and finishes those in flight, and the dispatcher
+/// has `grace` seconds for its runs.
+pub(crate) async fn serve_api<S: Storage + 'static>(
+    s: &Session<S>,
+    listen: std::net::SocketAddr,
+    workers: Option<usize>,
+    grace: u64,
+    backup: Option<Arc<dyn Backup>>,
+) -> Outcome {
+    let dispatcher = match workers {
+        Some(workers) => Some(s.dispatcher(workers, SyncMode::Additive).await?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
+    let stopped = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
+    eprintln!("jobhooks: serving http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop", s.location);
+    let mut state = jobhooks_server::AppState::new(s.store.clone());
+    if let Some(dispatcher) = &dispatcher {
+        state = state.with_dispatcher(dispatcher.monitor());
+    }
+    if let Some(backup) = backup {
+        state = state.with_backup(backup);
+    }
+    let router = jobhooks_server::router(state);
+    jobhooks_server::serve(listener, router, stopped)
+        .await
+        .map_err(|e| Failure::failed(format!("the server failed: {e}")))?;
+    if let Some(dispatcher) = dispatcher {
+        eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
+        let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
+        eprintln!("jobhooks: stopped ({} run(s) given back to the queue)", report.abandoned);
+    } else {
+        eprintln!("jobhooks: stopped");
+    }
+    Ok(())
+}
+
+pub(crate) async fn run_dispatcher<S: Storage + 'static>(
+    s: &Session<S>,
+    workers: usize,
+    grace: u64,
+    job_sync: SyncMode,
+) -> Outcome {
+    let dispatcher = s.dispatcher(workers, job_sync).await?;
+    // Listen before saying so: a Ctrl-C right after the message must stop the dispatcher
+    // gracefully, not kill the process.
+    let interrupted = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
+    eprintln!("jobhooks: dispatching from {} with {workers} workers; SIGTERM or Ctrl-C to stop", s.location);
+    interrupted.await;
+    eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
+    let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
+    eprintln!("jobhooks: stopped ({} run(s) given back to the queue)", report.abandoned);
+    Ok(())
+}
