@@ -380,11 +380,14 @@ fn commands_never_uninstall_jobs_this_binary_does_not_link() {
     assert_eq!((jobs[0]["installed"].clone(), jobs[0]["enabled"].clone()), (Value::Bool(true), Value::Bool(true)));
     assert_eq!(json(&db, &["hooks", "list"])[0]["enabled"], Value::Bool(true), "their hook stays enabled");
 
-    // Unless it is told that it links every receiver.
+    // Unless it is told that it links every receiver. It warns before it says it dispatches (and
+    // handles SIGINT only from then on).
     let mut dispatcher = jobhooks(&db).args(["run", "--uninstall-unlinked"]).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = std::io::BufReader::new(dispatcher.stderr.take().unwrap());
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    while !line.contains("dispatching from") {
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "it stopped early: {line}");
+    }
     assert!(Command::new("kill").args(["-INT", &dispatcher.id().to_string()]).status().unwrap().success());
     assert!(dispatcher.wait().unwrap().success());
     let mut rest = String::new();
