@@ -10,7 +10,7 @@ use jobhooks_dispatch::{Dispatcher, RenderedButton};
 use jobhooks_model::ports::{CommitReceipt, OpenSession, PruneReport, ResultFilter, Retention, Storage, SyncMode};
 use jobhooks_model::{
     ApiToken, ChangeContext, ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobRestoreReport,
-    JobResult, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User,
+    JobResult, Object, ObjectChange, ObjectRef, OffsetDateTime, RunId, StoreError, User, Value,
 };
 use jobhooks_register::Registry;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,10 @@ pub(crate) trait Backend {
     fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
         use std::io::Write;
         let shown = if self.json() { serde_json::to_string_pretty(value).unwrap_or_default() } else { text(value) };
+        // An empty listing prints nothing (`[]` with --json), not a blank line.
+        if shown.is_empty() {
+            return;
+        }
         let mut stdout = std::io::stdout().lock();
         let _closed_or_written = writeln!(stdout, "{shown}").and_then(|()| stdout.flush());
     }
@@ -82,6 +86,8 @@ pub(crate) trait Backend {
 
     async fn put_user(&self, user: User) -> Result<User, Failure>;
     async fn list_users(&self) -> Result<Vec<User>, Failure>;
+    /// The user `username`, if there is one.
+    async fn find_user(&self, username: &str) -> Result<Option<User>, Failure>;
     /// Issues a token for `username` and returns its key, the only time it is seen.
     async fn issue_token(
         &self,
@@ -93,8 +99,16 @@ pub(crate) trait Backend {
     async fn revoke_token(&self, id: &str) -> Result<TokenInfo, Failure>;
 
     async fn get_object(&self, object: &ObjectRef) -> Result<Object, Failure>;
-    /// Saves `object` as the acting user, in a `web` change context, as the API does.
-    async fn save_object(&self, object: Object, acting: Option<&str>) -> Result<CommitReceipt, Failure>;
+    /// Saves the object `reference` with `data` as the acting user, in a `web` change context, as
+    /// the API's `PUT` does: without a `repr`, an existing object keeps its own (a new one reads as
+    /// its id).
+    async fn save_object(
+        &self,
+        reference: &ObjectRef,
+        repr: Option<String>,
+        data: Value,
+        acting: Option<&str>,
+    ) -> Result<CommitReceipt, Failure>;
     /// Deletes `object` as the acting user.
     async fn delete_object(&self, object: &ObjectRef, acting: Option<&str>) -> Result<CommitReceipt, Failure>;
 
@@ -153,16 +167,26 @@ impl<S: Storage + 'static> Session<S> {
             .map_err(|e| Failure::failed(e.to_string()))
     }
 
-    /// Commits one write of `object` (`None` deletes) as `username` in a `web` change context.
+    /// Commits one write of the object `reference` as `username` in a `web` change context: its
+    /// new `data` with `repr` (default: the stored object's, else its id), or `None` to delete it.
     async fn write(
         &self,
         reference: &ObjectRef,
-        object: Option<Object>,
+        written: Option<(Option<String>, Value)>,
         username: String,
     ) -> Result<CommitReceipt, Failure> {
         let mut session = self.store.session(ChangeContext::web(username));
-        match object {
-            Some(object) => session.save(object).await?,
+        match written {
+            Some((repr, data)) => {
+                let repr = match repr {
+                    Some(repr) => repr,
+                    None => session
+                        .load(reference)
+                        .await?
+                        .map_or_else(|| reference.id().to_owned(), |stored| stored.repr().to_owned()),
+                };
+                session.save(Object::new(reference.clone(), repr, data)?).await?;
+            }
             None => {
                 session.delete(reference).await?;
             }
@@ -259,6 +283,10 @@ impl<S: Storage + 'static> Backend for Session<S> {
         Ok(self.store.list_users().await?)
     }
 
+    async fn find_user(&self, username: &str) -> Result<Option<User>, Failure> {
+        Ok(self.store.get_user(username).await?)
+    }
+
     async fn issue_token(
         &self,
         username: &str,
@@ -283,10 +311,15 @@ impl<S: Storage + 'static> Backend for Session<S> {
         Ok(self.store.get_object(object).await?.ok_or_else(|| StoreError::not_found("object", object))?)
     }
 
-    async fn save_object(&self, object: Object, acting: Option<&str>) -> Result<CommitReceipt, Failure> {
+    async fn save_object(
+        &self,
+        reference: &ObjectRef,
+        repr: Option<String>,
+        data: Value,
+        acting: Option<&str>,
+    ) -> Result<CommitReceipt, Failure> {
         let user = self.acting(acting).await?;
-        let reference = object.reference().clone();
-        self.write(&reference, Some(object), user.username).await
+        self.write(reference, Some((repr, data)), user.username).await
     }
 
     async fn delete_object(&self, object: &ObjectRef, acting: Option<&str>) -> Result<CommitReceipt, Failure> {

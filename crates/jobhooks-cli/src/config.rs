@@ -121,12 +121,43 @@ pub struct RetrySettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionSettings {
-    /// Days to keep finished results (none: forever).
+    /// Days to keep finished results, or `"forever"` (the default).
+    #[serde(with = "days")]
     pub results_days: Option<u32>,
-    /// Days to keep changes (none: forever).
+    /// Days to keep changes, or `"forever"` (the default).
+    #[serde(with = "days")]
     pub changes_days: Option<u32>,
     /// How often to prune.
     pub prune_every_seconds: u64,
+}
+
+/// A number of days or `"forever"` (`None`), in the file as in `JOBHOOKS_RETENTION_*_DAYS`: so
+/// that `config show` prints the key even when it is not set.
+mod days {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(days: &Option<u32>, serializer: S) -> Result<S::Ok, S::Error> {
+        match days {
+            Some(days) => serializer.serialize_u32(*days),
+            None => serializer.serialize_str("forever"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Days {
+            Number(u32),
+            Word(String),
+        }
+        match Days::deserialize(deserializer)? {
+            Days::Number(days) => Ok(Some(days)),
+            Days::Word(word) if word == "forever" => Ok(None),
+            Days::Word(word) => {
+                Err(serde::de::Error::custom(format!("`{word}` is not a number of days; expected one, or \"forever\"")))
+            }
+        }
+    }
 }
 
 impl Default for Config {
@@ -211,12 +242,28 @@ impl Config {
                 let shown = path.display().to_string();
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-                toml::from_str(&text).map_err(|error| ConfigError::Parse { path: shown, reason: error.to_string() })?
+                let config: Config = toml::from_str(&text)
+                    .map_err(|error| ConfigError::Parse { path: shown.clone(), reason: error.to_string() })?;
+                if let Err((key, reason)) = config.check() {
+                    return Err(ConfigError::Parse { path: shown, reason: format!("{key}: {reason}") });
+                }
+                config
             }
             None => Config::default(),
         };
         config.apply_env(env)?;
         Ok(config)
+    }
+
+    /// Values no source may give: the key and what is wrong.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(("log.format", format!("`{}` is not a log format; expected text or json", self.log.format)));
+        }
+        if self.dispatcher.workers == 0 {
+            return Err(("dispatcher.workers", "0 workers would run nothing; give at least 1".to_owned()));
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -271,13 +318,11 @@ impl Config {
         set_days(env, "JOBHOOKS_RETENTION_RESULTS_DAYS", &mut self.retention.results_days)?;
         set_days(env, "JOBHOOKS_RETENTION_CHANGES_DAYS", &mut self.retention.changes_days)?;
         set(env, "JOBHOOKS_RETENTION_PRUNE_EVERY_SECONDS", &mut self.retention.prune_every_seconds)?;
-        if !["text", "json"].contains(&self.log.format.as_str()) {
-            return Err(ConfigError::Env {
-                variable: "JOBHOOKS_LOG_FORMAT (or log.format)".into(),
-                reason: format!("`{}` is not a log format; expected text or json", self.log.format),
-            });
-        }
-        Ok(())
+        // The file was checked: what breaks a rule now came from the environment.
+        self.check().map_err(|(key, reason)| ConfigError::Env {
+            variable: format!("JOBHOOKS_{}", key.to_uppercase().replace('.', "_")),
+            reason,
+        })
     }
 
     /// How long results and changes are kept.
@@ -358,5 +403,33 @@ mod tests {
         assert!(missing.to_string().starts_with("cannot read the config file /nonexistent/jobhooks.toml"));
         let forever = Config::load(None, env(&[("JOBHOOKS_RETENTION_RESULTS_DAYS", "forever")])).unwrap();
         assert_eq!(forever.retention().results_for, None);
+        let error = Config::load(None, env(&[("JOBHOOKS_DISPATCHER_WORKERS", "0")])).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "the environment variable JOBHOOKS_DISPATCHER_WORKERS is not valid: 0 workers would run nothing; give at least 1"
+        );
+        std::fs::write(&path, "[log]\nformat = \"xml\"\n").unwrap();
+        let error = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("bad.toml is not valid: log.format: `xml` is not a log format"), "{error}");
+        std::fs::write(&path, "[dispatcher]\nworkers = 0\n").unwrap();
+        let error = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("bad.toml is not valid: dispatcher.workers: 0 workers would run nothing"), "{error}");
+    }
+
+    #[test]
+    fn retention_is_a_number_of_days_or_forever_in_the_file_too_and_shown_when_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobhooks.toml");
+        std::fs::write(&path, "[retention]\nresults_days = \"forever\"\nchanges_days = 7\n").unwrap();
+        let config = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!((config.retention.results_days, config.retention.changes_days), (None, Some(7)));
+        let shown = Config::default().to_toml();
+        assert!(
+            shown.contains("results_days = \"forever\"") && shown.contains("changes_days = \"forever\""),
+            "{shown}"
+        );
+        std::fs::write(&path, "[retention]\nresults_days = \"soon\"\n").unwrap();
+        let error = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("`soon` is not a number of days"), "{error}");
     }
 }

@@ -29,6 +29,7 @@ mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod remote;
+mod say;
 mod serve;
 
 use std::path::PathBuf;
@@ -78,6 +79,7 @@ where
     let log_format =
         cli.log_format.unwrap_or(if config.log.format == "json" { LogFormat::Json } else { LogFormat::Text });
     init_logging(log_format, &config.log.filter);
+    say::use_json(log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -93,7 +95,7 @@ where
                 let message = failure.message.strip_prefix("error: ").unwrap_or(&failure.message);
                 eprintln!("{}", serde_json::json!({ "error": message, "status": failure.status }));
             } else {
-                eprintln!("{}", failure.message);
+                say::failure(&failure.message, failure.status);
             }
             ExitCode::from(failure.status)
         }
@@ -114,6 +116,12 @@ impl Failure {
 
     fn failed(message: impl Into<String>) -> Self {
         Self { message: format!("error: {}", message.into()), status: 1 }
+    }
+
+    /// The same failure, said after what was being done: `error: {context}: {message}`.
+    fn context(self, context: &str) -> Self {
+        let message = self.message.strip_prefix("error: ").unwrap_or(&self.message);
+        Self { message: format!("error: {context}: {message}"), status: self.status }
     }
 }
 
@@ -169,9 +177,20 @@ impl From<jobhooks_store::OpenError> for Failure {
         use jobhooks_store::OpenError;
         let message = jobhooks_model::error_chain(&error);
         match error {
-            OpenError::Locked { .. } => {
-                Self::failed(format!("{message} (is `jobhooks run` running?); stop it or use another --db path"))
+            OpenError::Locked { path, holder: Some(holder) } if holder.starts_with("jobhooks serve at ") => {
+                let url = holder["jobhooks serve at ".len()..].split(' ').next().unwrap_or_default().to_owned();
+                Self::failed(format!(
+                    "the store at {} is held by {holder}: do this through the server instead, with \
+                     `--url {url} --token KEY` in place of --db (a key from `jobhooks users token add`)",
+                    path.display()
+                ))
             }
+            OpenError::Locked { holder: Some(_), .. } => {
+                Self::failed(format!("{message}; stop it, or use another --db path"))
+            }
+            OpenError::Locked { .. } => Self::failed(format!(
+                "{message} (is `jobhooks run` or `jobhooks serve` running?); stop it, or use another --db path"
+            )),
             OpenError::NotAStore { .. } => Self::bad_input(message),
             _ => Self::failed(message),
         }
@@ -309,14 +328,15 @@ enum Command {
     /// Serve the REST API (and run the dispatcher beside it) until SIGTERM or Ctrl-C, then shut
     /// down gracefully.
     Serve {
-        /// Address to listen on (default: `server.listen`, 127.0.0.1:8080).
+        /// Address to listen on, `host:port` (a name such as `localhost:8080` is resolved; default:
+        /// `server.listen`, 127.0.0.1:8080).
         #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
+        listen: Option<String>,
         /// Serve the API only, without a dispatcher (for API-only processes on PostgreSQL).
         #[arg(long)]
         no_dispatcher: bool,
-        /// Runs at once (default: `dispatcher.workers`).
-        #[arg(long)]
+        /// Runs at once, at least 1 (default: `dispatcher.workers`).
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         workers: Option<usize>,
         /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C (default:
         /// `dispatcher.grace_seconds`).
@@ -328,8 +348,8 @@ enum Command {
     Config(ConfigCommand),
     /// Run the dispatcher until SIGTERM or Ctrl-C, then shut down gracefully.
     Run {
-        /// Runs at once (default: `dispatcher.workers`).
-        #[arg(long)]
+        /// Runs at once, at least 1 (default: `dispatcher.workers`).
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         workers: Option<usize>,
         /// Seconds runs in flight may take to finish after SIGTERM or Ctrl-C (default:
         /// `dispatcher.grace_seconds`).
@@ -360,8 +380,14 @@ fn object_ref(content: &str, id: &str) -> Result<ObjectRef, Failure> {
     Ok(ObjectRef::new(content_type(content)?, id)?)
 }
 
-fn table(rows: impl IntoIterator<Item = Vec<String>>) -> String {
+/// `rows` under `header`, in aligned columns; nothing at all when there is no row.
+fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let rows: Vec<Vec<String>> = rows.into_iter().collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header: Vec<String> = header.iter().map(|&title| title.to_owned()).collect();
+    let rows: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
@@ -384,10 +410,51 @@ fn joined(types: &[ContentType]) -> String {
     types.iter().map(ContentType::as_str).collect::<Vec<_>>().join(",")
 }
 
+impl Cli {
+    /// `Some(--listen)` for `serve` (`Some(None)` without the flag), `None` for other commands.
+    fn command_listen(&self) -> Option<Option<String>> {
+        match &self.command {
+            Command::Serve { listen, .. } => Some(listen.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Command {
+    /// Whether the command only reads the store: run on a path where there is no store, it says
+    /// so rather than creating an empty one.
+    fn only_reads(&self) -> bool {
+        use commands::users::TokenCommand;
+        matches!(
+            self,
+            Command::Jobs(JobsCommand::List { .. })
+                | Command::Hooks(HooksCommand::List | HooksCommand::Show { .. })
+                | Command::Buttons(ButtonsCommand::List | ButtonsCommand::For { .. })
+                | Command::Users(UsersCommand::List | UsersCommand::Token(TokenCommand::List { .. }))
+                | Command::Objects(ObjectsCommand::Show { .. })
+                | Command::Changes(_)
+                | Command::Results(
+                    commands::results::ResultsCommand::List { .. }
+                        | commands::results::ResultsCommand::Show { .. }
+                        | commands::results::ResultsCommand::Wait { .. }
+                )
+                | Command::Export { .. }
+                | Command::Backup { .. }
+                | Command::Prune { .. }
+        )
+    }
+}
+
 async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
     #[cfg(feature = "demo")]
     if let Command::Demo { keep_db } = &cli.command {
         return demo::run(keep_db.as_deref()).await;
+    }
+    if cli.url.is_some() && cli.db.is_some() {
+        return Err(Failure::bad_input(
+            "give --db (a store here) or --url (a server, which acts on the store it holds), not both \
+             (JOBHOOKS_DB and JOBHOOKS_URL count as given)",
+        ));
     }
     if let Some(db) = &cli.db {
         config.db = db.to_string_lossy().into_owned();
@@ -421,6 +488,12 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
                 write_export(path.as_deref(), lines.as_bytes())
             }
             Command::Backup { path } => {
+                if path.is_relative() {
+                    return Err(Failure::bad_input(format!(
+                        "with --url the server writes the backup on its own machine: give an absolute path, not `{}`",
+                        path.display()
+                    )));
+                }
                 let report = remote.backup(&path).await?;
                 remote.print(&report, |report| backed_up(&path, report));
                 Ok(())
@@ -435,21 +508,81 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
     let migrate = matches!(cli.command, Command::Migrate);
     #[cfg(feature = "postgres")]
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let listener = serve::listener_for(&cli.command_listen(), &config).await?;
         let store = jobhooks_postgres::PgStore::connect(&db).await?;
         if migrate {
             let version = jobhooks_postgres::PgStore::schema_version();
             return migrated(cli.json, &without_password(&db), &format!("jobhooks-postgres/{version}"));
         }
         let session = Session::open(store, without_password(&db), cli.json, config).await?;
-        return dispatch(session, cli.command, None).await;
+        return dispatch(session, cli.command, None, listener).await;
     }
+    if let Command::Serve { no_dispatcher, .. } = &cli.command
+        && (*no_dispatcher || !config.server.dispatcher)
+    {
+        return Err(Failure::bad_input(
+            "serving without a dispatcher needs a store that several processes share: the embedded (sled) store \
+             admits one process, so no `jobhooks run` could run what the API queues. Serve with the dispatcher \
+             (drop --no-dispatcher and `server.dispatcher = false`), or use a PostgreSQL store",
+        ));
+    }
+    let path = std::path::Path::new(&db);
+    if cli.command.only_reads() && !path.exists() {
+        return Err(Failure::bad_input(format!(
+            "there is no store at {db}: give --db the path of an existing store (a command that writes, such as \
+             `jobhooks users add`, creates one there)"
+        )));
+    }
+    // Read before the store is created, so that an import that cannot be read leaves nothing.
+    let import = match &cli.command {
+        Command::Import { path } => Some(read_export(path)?),
+        _ => None,
+    };
+    // Bound before the store is opened, so that a busy port leaves nothing behind.
+    let listener = serve::listener_for(&cli.command_listen(), &config).await?;
+    let existed = path.exists();
     let store = Store::open(&db)?;
     if migrate {
         return migrated(cli.json, &db, jobhooks_store::FORMAT_VERSION);
     }
-    let session = Session::open(store, db, cli.json, config).await?;
+    let holder = match (&cli.command, &listener) {
+        (_, Some(listener)) => listener.local_addr().ok().map(|address| format!("jobhooks serve at http://{address}/")),
+        (Command::Run { .. }, None) => Some("jobhooks run".to_owned()),
+        _ => None,
+    };
+    if let Some(holder) = holder {
+        let _said_or_not = store.announce_holder(&format!("{holder} (pid {})", std::process::id()));
+    }
+    let session = Session::open(store, db.clone(), cli.json, config).await?;
     let backup: Arc<dyn Backup> = session.store.clone();
-    dispatch(session, cli.command, Some(backup)).await
+    let importing = import.is_some();
+    let outcome = match import {
+        Some(snapshot) => import_into(session, &snapshot).await,
+        None => dispatch(session, cli.command, Some(backup), listener).await,
+    };
+    if outcome.is_err() && importing && !existed {
+        // A failed import into a new store leaves no store behind.
+        let _removed_or_gone = std::fs::remove_dir_all(path);
+    }
+    outcome
+}
+
+/// Imports `snapshot` into the new store of `session`.
+async fn import_into<S: Storage + Restore + 'static>(
+    session: Session<S>,
+    snapshot: &jobhooks_model::transfer::Snapshot,
+) -> Outcome {
+    let report = session.store.restore(snapshot).await.map_err(|error| match error {
+        jobhooks_model::ports::RestoreError::Storage(failure) => Failure::failed(jobhooks_model::error_chain(&failure)),
+        refused => Failure::bad_input(refused.to_string()),
+    })?;
+    session.print(&report, |report| {
+        format!(
+            "imported {} change(s) and {} job result(s); {} run(s) queued again",
+            report.changes, report.results, report.queued
+        )
+    });
+    Ok(())
 }
 
 /// Writes an export to `path`, or to stdout without one. A file is written whole or not at all:
@@ -518,6 +651,7 @@ async fn dispatch<S: Storage + Restore + 'static>(
     session: Session<S>,
     command: Command,
     backup: Option<Arc<dyn Backup>>,
+    listener: Option<tokio::net::TcpListener>,
 ) -> Outcome {
     match command {
         #[cfg(feature = "demo")]
@@ -530,13 +664,13 @@ async fn dispatch<S: Storage + Restore + 'static>(
         Command::Changes(command) => changes(&session, command).await,
         Command::Results(command) => results(&session, command).await,
         Command::Migrate => Ok(()),
-        Command::Serve { listen, no_dispatcher, workers, grace } => {
+        Command::Serve { listen: _, no_dispatcher, workers, grace } => {
             let settings = &session.config;
-            let listen = listen.unwrap_or(settings.server.listen);
+            let listener = listener.ok_or_else(|| Failure::failed("serve has no listener"))?;
             let dispatch = !no_dispatcher && settings.server.dispatcher;
             let workers = workers.unwrap_or(settings.dispatcher.workers);
             let grace = grace.unwrap_or(settings.dispatcher.grace_seconds);
-            serve_api(&session, listen, dispatch.then_some(workers), grace, backup).await
+            serve_api(&session, listener, dispatch.then_some(workers), grace, backup).await
         }
         Command::Run { workers, grace, uninstall_unlinked } => {
             let job_sync = if uninstall_unlinked { SyncMode::Full } else { SyncMode::Additive };
@@ -549,22 +683,7 @@ async fn dispatch<S: Storage + Restore + 'static>(
             let snapshot = jobhooks_model::transfer::export(&*session.store, OffsetDateTime::now_utc()).await?;
             write_export(path.as_deref(), snapshot.json_lines(OffsetDateTime::now_utc()).as_bytes())
         }
-        Command::Import { path } => {
-            let snapshot = read_export(&path)?;
-            let report = session.store.restore(&snapshot).await.map_err(|error| match error {
-                jobhooks_model::ports::RestoreError::Storage(failure) => {
-                    Failure::failed(jobhooks_model::error_chain(&failure))
-                }
-                refused => Failure::bad_input(refused.to_string()),
-            })?;
-            session.print(&report, |report| {
-                format!(
-                    "imported {} change(s) and {} job result(s); {} run(s) queued again",
-                    report.changes, report.results, report.queued
-                )
-            });
-            Ok(())
-        }
+        Command::Import { path } => import_into(session, &read_export(&path)?).await,
         Command::Backup { path } => {
             let backup = backup.ok_or_else(|| {
                 Failure::bad_input(

@@ -34,10 +34,12 @@ pub(crate) struct Remote {
 impl Remote {
     /// A client of the server at `url` (`http://host:port`, with or without a trailing path).
     pub fn new(url: &str, token: Option<String>, json: bool) -> Result<Self, Failure> {
-        let mut base =
-            Url::parse(url).map_err(|error| Failure::bad_input(format!("--url `{url}` is not a URL: {error}")))?;
+        // `127.0.0.1:8080` and `localhost:8080` lack the scheme: say which address was meant.
+        let suggestion = if url.contains("://") { String::new() } else { format!("; did you mean http://{url}?") };
+        let mut base = Url::parse(url)
+            .map_err(|error| Failure::bad_input(format!("--url `{url}` is not a URL: {error}{suggestion}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Failure::bad_input(format!("--url `{url}` is not an http:// or https:// address")));
+            return Err(Failure::bad_input(format!("--url `{url}` is not an http:// or https:// address{suggestion}")));
         }
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -303,6 +305,10 @@ impl Backend for Remote {
         self.list(&["users"], &[], usize::MAX).await
     }
 
+    async fn find_user(&self, username: &str) -> Result<Option<User>, Failure> {
+        Ok(self.list_users().await?.into_iter().find(|user| user.username == username))
+    }
+
     async fn issue_token(
         &self,
         username: &str,
@@ -330,11 +336,20 @@ impl Backend for Remote {
         self.get(&["objects", object.content_type().as_str(), object.id()]).await
     }
 
-    async fn save_object(&self, object: Object, acting: Option<&str>) -> Result<CommitReceipt, Failure> {
+    async fn save_object(
+        &self,
+        reference: &ObjectRef,
+        repr: Option<String>,
+        data: Value,
+        acting: Option<&str>,
+    ) -> Result<CommitReceipt, Failure> {
         self.check_acting(acting).await?;
-        let body = json!({ "repr": object.repr(), "data": object.data() });
+        let body = match repr {
+            Some(repr) => json!({ "repr": repr, "data": data }),
+            None => json!({ "data": data }),
+        };
         let answer: Value =
-            self.send(Method::PUT, &["objects", object.content_type().as_str(), object.id()], &body).await?;
+            self.send(Method::PUT, &["objects", reference.content_type().as_str(), reference.id()], &body).await?;
         Self::receipt(&answer)
     }
 

@@ -29,12 +29,41 @@ pub(crate) fn interrupt_listener() -> std::io::Result<impl std::future::Future<O
     })
 }
 
-/// Serves the API on `listen`, with a dispatcher of `workers` unless `None`, until SIGTERM or
+/// For `serve` (`listen` is `Some(--listen)`), the listener bound to `--listen` (a host name is
+/// resolved), else to the config's `server.listen`; `None` for other commands.
+pub(crate) async fn listener_for(
+    listen: &Option<Option<String>>,
+    config: &crate::config::Config,
+) -> Result<Option<tokio::net::TcpListener>, Failure> {
+    let Some(listen) = listen else { return Ok(None) };
+    let addresses: Vec<std::net::SocketAddr> = match listen {
+        Some(listen) => tokio::net::lookup_host(listen.as_str())
+            .await
+            .map_err(|e| {
+                Failure::bad_input(format!("--listen `{listen}` is not an address to listen on (`host:port`): {e}"))
+            })?
+            .collect(),
+        None => vec![config.server.listen],
+    };
+    let mut last = None;
+    for address in &addresses {
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => return Ok(Some(listener)),
+            Err(error) => last = Some((address, error)),
+        }
+    }
+    Err(match last {
+        Some((address, error)) => Failure::failed(format!("cannot listen on {address}: {error}")),
+        None => Failure::bad_input("--listen names no address"),
+    })
+}
+
+/// Serves the API on `listener`, with a dispatcher of `workers` unless `None`, until SIGTERM or
 /// Ctrl-C: then the server stops taking requests and finishes those in flight, and the dispatcher
 /// has `grace` seconds for its runs.
 pub(crate) async fn serve_api<S: Storage + 'static>(
     s: &Session<S>,
-    listen: std::net::SocketAddr,
+    listener: tokio::net::TcpListener,
     workers: Option<usize>,
     grace: u64,
     backup: Option<Arc<dyn Backup>>,
@@ -43,12 +72,9 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
         Some(workers) => Some(s.dispatcher(workers, SyncMode::Additive).await?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
-    let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen: {e}")))?;
     let stopped = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
-    eprintln!("jobhooks: serving http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop", s.location);
+    crate::say::progress(&format!("serving http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop", s.location));
     let mut state = jobhooks_server::AppState::new(s.store.clone());
     if let Some(dispatcher) = &dispatcher {
         state = state.with_dispatcher(dispatcher.monitor());
@@ -61,11 +87,11 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
         .await
         .map_err(|e| Failure::failed(format!("the server failed: {e}")))?;
     if let Some(dispatcher) = dispatcher {
-        eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
+        crate::say::progress(&format!("stopping; runs in flight have {grace}s to finish"));
         let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
-        eprintln!("jobhooks: stopped ({} run(s) given back to the queue)", report.abandoned);
+        crate::say::progress(&format!("stopped ({} run(s) given back to the queue)", report.abandoned));
     } else {
-        eprintln!("jobhooks: stopped");
+        crate::say::progress("stopped");
     }
     Ok(())
 }
@@ -80,10 +106,10 @@ pub(crate) async fn run_dispatcher<S: Storage + 'static>(
     // Listen before saying so: a Ctrl-C right after the message must stop the dispatcher
     // gracefully, not kill the process.
     let interrupted = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for Ctrl-C: {e}")))?;
-    eprintln!("jobhooks: dispatching from {} with {workers} workers; SIGTERM or Ctrl-C to stop", s.location);
+    crate::say::progress(&format!("dispatching from {} with {workers} workers; SIGTERM or Ctrl-C to stop", s.location));
     interrupted.await;
-    eprintln!("jobhooks: stopping; runs in flight have {grace}s to finish");
+    crate::say::progress(&format!("stopping; runs in flight have {grace}s to finish"));
     let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
-    eprintln!("jobhooks: stopped ({} run(s) given back to the queue)", report.abandoned);
+    crate::say::progress(&format!("stopped ({} run(s) given back to the queue)", report.abandoned));
     Ok(())
 }

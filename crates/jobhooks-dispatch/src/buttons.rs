@@ -50,6 +50,12 @@ pub enum PressError {
     /// The user may not run the job.
     #[error("This user does not have permission to run jobs.")]
     PermissionDenied,
+    /// The button is disabled, so it is not shown and cannot be pressed.
+    #[error("Job button {button} is disabled: it is not shown, so it cannot be pressed; enable it first")]
+    Disabled {
+        /// The button.
+        button: String,
+    },
     /// The button is not offered on this object's type.
     #[error("Job button {button} is not available on {content_type} objects")]
     NotAvailable {
@@ -214,6 +220,9 @@ pub async fn press<S: Storage + ?Sized>(
     object: &ObjectRef,
 ) -> Result<RunId, PressError> {
     let button = store.get_button(button).await?.ok_or_else(|| StoreError::not_found("job button", button))?;
+    if !button.enabled {
+        return Err(PressError::Disabled { button: button.name });
+    }
     if !button.content_types.contains(object.content_type()) {
         return Err(PressError::NotAvailable { button: button.name, content_type: object.content_type().to_string() });
     }

@@ -280,10 +280,17 @@ impl<S: Storage + 'static> Shared<S> {
         let mut ctx = JobContext::new(info, user, objects)
             .with_data(self.config.data.clone())
             .with_clock(self.config.clock.clone());
-        ctx.log(LogLevel::Info, INITIALIZATION, "Running job", None);
-        let span = tracing::info_span!("job_run", job = %result.job, run = %result.id, change = ?result.change_id(), attempt = result.attempts);
-        let outcome = self.call(registered.kind(), registered, ctx, call).instrument(span).await;
-        Ok(self.conclude(lease, &result, outcome))
+        // Every line a run logs carries its span, with the fields as values (`"change": 12`).
+        let span = tracing::info_span!(
+            "job_run",
+            job = %result.job,
+            run = result.id.0,
+            change = result.change_id().map(|change| change.0),
+            attempt = result.attempts
+        );
+        span.in_scope(|| ctx.log(LogLevel::Info, INITIALIZATION, "Running job", None));
+        let outcome = self.call(registered.kind(), registered, ctx, call).instrument(span.clone()).await;
+        Ok(span.in_scope(|| self.conclude(lease, &result, outcome)))
     }
 
     /// Calls the receiver in its own task, so that a panic or a timeout ends the run, not the worker.

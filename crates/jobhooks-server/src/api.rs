@@ -468,7 +468,11 @@ async fn create_token<S: Storage + 'static>(
     if state.store.get_user(&user).await?.is_none() {
         return Err(field_error("user", format!("user `{user}` does not exist")));
     }
-    let issued = ApiToken::issue(&user, OffsetDateTime::now_utc(), new.expires, new.description);
+    let now = OffsetDateTime::now_utc();
+    if new.expires.is_some_and(|expires| expires <= now) {
+        return Err(field_error("expires", "a token must expire in the future".to_owned()));
+    }
+    let issued = ApiToken::issue(&user, now, new.expires, new.description);
     state.store.add_token(issued.token.clone()).await?;
     let mut shown = shown_token(&issued.token);
     shown.key = Some(issued.key);

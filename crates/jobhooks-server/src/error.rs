@@ -175,7 +175,7 @@ impl From<PressError> for ApiError {
         match error {
             PressError::Store(error) => error.into(),
             PressError::NoSuchObject { .. } => ApiError::BadRequest(error.to_string()),
-            PressError::NotAButtonReceiver { .. } | PressError::NotAvailable { .. } => {
+            PressError::NotAButtonReceiver { .. } | PressError::NotAvailable { .. } | PressError::Disabled { .. } => {
                 ApiError::BadRequest(error.to_string())
             }
             other => ApiError::Refused(other.to_string()),

@@ -185,7 +185,7 @@ struct Inner {
     generation: AtomicU64,
     clock: Arc<dyn Clock>,
     /// The store's lock: held while this handle is open, let go last (fields drop in order).
-    _lock: std::fs::File,
+    lock: std::fs::File,
 }
 
 /// State only writers touch: id counters and queue counts, derived from disk at open, and the
@@ -272,7 +272,7 @@ impl Store {
             work: Notify::new(),
             generation: AtomicU64::new(0),
             clock: config.clock,
-            _lock: lock,
+            lock,
         };
         let store = Self { inner: Arc::new(inner) };
         let released = store
@@ -293,6 +293,18 @@ impl Store {
     /// [`ChangeSession::commit`].
     pub fn session(&self, context: ChangeContext) -> ChangeSession {
         ChangeSession::new(context, Arc::new(self.clone()))
+    }
+
+    /// Says who holds the store (`jobhooks serve at http://…`), for the error another process
+    /// meets when it tries to open the store ([`OpenError::Locked`]). Written into the store's
+    /// lock file, which says nothing once no process holds the lock.
+    pub fn announce_holder(&self, holder: &str) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        let mut file = &self.inner.lock;
+        file.set_len(0)?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        file.write_all(holder.as_bytes())?;
+        file.flush()
     }
 
     /// Flushes everything written so far to disk.

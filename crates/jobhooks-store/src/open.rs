@@ -11,10 +11,13 @@ use jobhooks_model::StoreError;
 #[non_exhaustive]
 pub enum OpenError {
     /// Another process holds the store open (sled admits one process per store).
-    #[error("the store at {} is in use by another process", path.display())]
+    #[error("the store at {} is in use by another process{}", path.display(), holder.as_ref().map(|holder| format!(": {holder}")).unwrap_or_default())]
     Locked {
         /// Where the store is.
         path: PathBuf,
+        /// What the holder said about itself ([`Store::announce_holder`](crate::Store::announce_holder)),
+        /// if it did.
+        holder: Option<String>,
     },
     /// The path names something that is not a jobhooks store, and is not a new or empty directory.
     #[error(
@@ -78,14 +81,24 @@ pub(crate) fn lock_directory(path: &Path, wait: Duration) -> Result<(File, bool)
     let mut pause = Duration::from_millis(1);
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok((file, created)),
+            Ok(()) => {
+                // What an earlier holder said about itself is not true of this one.
+                file.set_len(0).map_err(io)?;
+                return Ok((file, created));
+            }
             Err(TryLockError::WouldBlock) if since.elapsed() < wait => {
                 // Nobody is told when a file lock is let go: retry with a growing pause, as
                 // SQLite's busy timeout does.
                 std::thread::sleep(pause.min(wait.saturating_sub(since.elapsed())));
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err(TryLockError::WouldBlock) => return Err(OpenError::Locked { path: path.to_owned() }),
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(path.join(LOCK_FILE))
+                    .ok()
+                    .map(|text| text.trim().to_owned())
+                    .filter(|text| !text.is_empty());
+                return Err(OpenError::Locked { path: path.to_owned(), holder });
+            }
             Err(TryLockError::Error(error)) => return Err(io(error)),
         }
     }

@@ -120,13 +120,25 @@ async fn format_version_is_checked() {
 #[tokio::test]
 async fn a_second_open_is_told_the_store_is_locked() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = Store::open(dir.path()).unwrap();
+    let first = Store::open(dir.path()).unwrap();
     let lock_wait = Duration::from_millis(20);
     let asked = std::time::Instant::now();
     let err = Store::open_with(dir.path(), StoreConfig::default().lock_wait(lock_wait)).err().unwrap();
     assert!(asked.elapsed() >= lock_wait, "gave up before the lock wait was over");
-    assert!(matches!(err, OpenError::Locked { .. }), "{err}");
+    assert!(matches!(err, OpenError::Locked { holder: None, .. }), "{err}");
     assert!(err.to_string().contains("is in use by another process"), "{err}");
+
+    first.announce_holder("jobhooks serve at http://127.0.0.1:8080/ (pid 7)").unwrap();
+    let err = Store::open_with(dir.path(), StoreConfig::default().lock_wait(lock_wait)).err().unwrap();
+    assert!(
+        err.to_string().ends_with("is in use by another process: jobhooks serve at http://127.0.0.1:8080/ (pid 7)"),
+        "{err}"
+    );
+    drop(first);
+    let next = Store::open(dir.path()).unwrap();
+    let err = Store::open_with(dir.path(), StoreConfig::default().lock_wait(lock_wait)).err().unwrap();
+    assert!(matches!(err, OpenError::Locked { holder: None, .. }), "the last holder's words are gone: {err}");
+    drop(next);
 }
 
 /// Defect found in acceptance testing: a mistyped `--db` naming a directory of other files was

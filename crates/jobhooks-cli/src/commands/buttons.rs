@@ -177,7 +177,16 @@ pub(crate) async fn buttons(s: &impl Backend, command: ButtonsCommand) -> Outcom
             let reference = object_ref(&content_type, &id)?;
             let run = s.press(&button, &reference, user.as_deref()).await?;
             if wait {
-                return shown_when_ended(s, run).await;
+                // Said first, so that a wait that fails never leaves the caller without the run.
+                crate::say::progress(&format!(
+                    "queued run {run}; waiting for it to end (reading its result needs extras.view_jobresult)"
+                ));
+                return shown_when_ended(s, run).await.map_err(|failure| {
+                    failure.context(&format!(
+                    "run {run} was queued, but waiting for it failed (`jobhooks results show {run}` shows it to a user \
+                     with extras.view_jobresult)"
+                ))
+                });
             }
             s.print(&serde_json::json!({"run": run}), |_| format!("queued run {run}"));
         }

@@ -32,21 +32,24 @@ pub(crate) async fn jobs(s: &impl Backend, command: JobsCommand) -> Outcome {
             let hidden = every.iter().filter(|job| job.hidden).count();
             let jobs: Vec<_> = every.into_iter().filter(|j| all || !j.hidden).collect();
             if !all && hidden > 0 && !s.json() {
-                eprintln!(
-                    "({hidden} hidden job(s) not shown: receivers are hidden by default; `jobs list --all` shows them)"
-                );
+                crate::say::hint(&format!(
+                    "{hidden} hidden job(s) not shown: receivers are hidden by default; `jobs list --all` shows them"
+                ));
             }
             s.print(&jobs, |jobs| {
-                let header = ["CLASS PATH", "NAME", "KIND", "INSTALLED", "ENABLED"].map(String::from).to_vec();
-                table(std::iter::once(header).chain(jobs.iter().map(|j| {
-                    vec![
-                        j.class_path.clone(),
-                        j.name.clone(),
-                        j.kind.to_string(),
-                        j.installed.to_string(),
-                        j.enabled.to_string(),
-                    ]
-                })))
+                let header = ["CLASS PATH", "NAME", "KIND", "INSTALLED", "ENABLED"];
+                table(
+                    &header,
+                    jobs.iter().map(|j| {
+                        vec![
+                            j.class_path.clone(),
+                            j.name.clone(),
+                            j.kind.to_string(),
+                            j.installed.to_string(),
+                            j.enabled.to_string(),
+                        ]
+                    }),
+                )
             });
         }
         JobsCommand::Enable { class_path } => {

@@ -19,11 +19,10 @@ pub(crate) enum ObjectsCommand {
         /// Read the data from this file.
         #[arg(long)]
         file: Option<PathBuf>,
-        /// How the object reads to a person (default: the id).
+        /// How the object reads to a person (default: what it read as, else its id).
         #[arg(long)]
         repr: Option<String>,
-        /// Who makes the change.
-        /// Who acts: required on a local store; with --url the token's user acts.
+        /// Who makes the change: required on a local store; with --url the token's user acts.
         #[arg(long)]
         user: Option<String>,
     },
@@ -64,8 +63,9 @@ pub(crate) async fn objects(s: &impl Backend, command: ObjectsCommand) -> Outcom
         ObjectsCommand::Put { content_type, id, data, file, repr, user } => {
             let reference = object_ref(&content_type, &id)?;
             let data = read_data(data, file)?;
-            let object = Object::new(reference.clone(), repr.unwrap_or_else(|| id.clone()), data)?;
-            let receipt = s.save_object(object, user.as_deref()).await?;
+            // The data's own rule first, whoever acts.
+            Object::new(reference.clone(), id.as_str(), data.clone())?;
+            let receipt = s.save_object(&reference, repr, data, user.as_deref()).await?;
             s.print(&receipt, |r| {
                 format!(
                     "committed change(s) {:?}, queued hook run(s) {:?}",

@@ -1,7 +1,7 @@
 //! `jobhooks users`: users, their permissions and their API tokens.
 
-use crate::Outcome;
 use crate::backend::Backend;
+use crate::{Failure, Outcome};
 use clap::Subcommand;
 use jobhooks_model::{OffsetDateTime, Permission, User};
 use std::time::Duration;
@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 
 #[derive(Subcommand)]
 pub(crate) enum UsersCommand {
-    /// Add or replace a user.
+    /// Add a user (refused if one of that name exists: `users update` and `users perm` change one).
     Add {
         username: String,
         /// Every permission.
@@ -22,6 +22,19 @@ pub(crate) enum UsersCommand {
         #[arg(long = "run-job")]
         run_jobs: Vec<String>,
     },
+    /// Change whether a user is a superuser.
+    Update {
+        username: String,
+        /// Every permission, or none beyond those given.
+        #[arg(long)]
+        superuser: bool,
+        /// No longer a superuser.
+        #[arg(long, conflicts_with = "superuser")]
+        no_superuser: bool,
+    },
+    /// Add or remove permissions of a user.
+    #[command(subcommand)]
+    Perm(PermCommand),
     /// List users.
     List,
     /// API tokens: the server's `Authorization: Token <key>`.
@@ -30,12 +43,32 @@ pub(crate) enum UsersCommand {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum PermCommand {
+    /// Give USERNAME these permissions (`app_label.codename`), and the right to run these jobs.
+    Add {
+        username: String,
+        perms: Vec<String>,
+        /// Allow running this job (object-level `extras.run_job`); repeat for several.
+        #[arg(long = "run-job")]
+        run_jobs: Vec<String>,
+    },
+    /// Take these permissions, and the right to run these jobs, from USERNAME.
+    Remove {
+        username: String,
+        perms: Vec<String>,
+        /// No longer allow running this job; repeat for several.
+        #[arg(long = "run-job")]
+        run_jobs: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum TokenCommand {
     /// Issue a token for USERNAME and print its key, alone on stdout (`--json`: `{"key": …}`). The
     /// key is shown this once: the store keeps only its hash.
     Add {
         username: String,
-        /// Days until it expires (default: never).
+        /// Days until it expires, at least 1 (default: never).
         #[arg(long)]
         expires_in_days: Option<u32>,
         /// What it is for.
@@ -51,6 +84,11 @@ pub(crate) enum TokenCommand {
 pub(crate) async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
     match command {
         TokenCommand::Add { username, expires_in_days, description } => {
+            if expires_in_days == Some(0) {
+                return Err(Failure::bad_input(
+                    "--expires-in-days must be at least 1: a token that expires in 0 days is expired when issued",
+                ));
+            }
             let now = OffsetDateTime::now_utc();
             let expires = expires_in_days.map(|days| now + Duration::from_secs(u64::from(days) * 86_400));
             let key = s.issue_token(&username, expires, description).await?;
@@ -98,6 +136,12 @@ pub(crate) async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
 pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
     match command {
         UsersCommand::Add { username, superuser, perms, run_jobs } => {
+            if s.find_user(&username).await?.is_some() {
+                return Err(Failure::bad_input(format!(
+                    "user {username} exists: `jobhooks users update {username}` changes whether it is a superuser, \
+                     `jobhooks users perm add|remove {username} PERM…` its permissions"
+                )));
+            }
             let mut user = if superuser { User::superuser(username)? } else { User::new(username)? };
             user.permissions.extend(perms.into_iter().map(Permission::new));
             if !run_jobs.is_empty() {
@@ -106,6 +150,56 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
             let user = s.put_user(user).await?;
             s.print(&user, |u| format!("added user {}", u.username));
         }
+        UsersCommand::Update { username, superuser, no_superuser } => {
+            if !superuser && !no_superuser {
+                return Err(Failure::bad_input("say what to change: --superuser or --no-superuser"));
+            }
+            let mut user = existing(s, &username).await?;
+            user.is_superuser = superuser;
+            let user = s.put_user(user).await?;
+            s.print(&user, |u| {
+                format!("updated user {}{}", u.username, if u.is_superuser { " (superuser)" } else { "" })
+            });
+        }
+        UsersCommand::Perm(PermCommand::Add { username, perms, run_jobs }) => {
+            if perms.is_empty() && run_jobs.is_empty() {
+                return Err(Failure::bad_input("give a permission (`app_label.codename`) or --run-job JOB"));
+            }
+            let mut user = existing(s, &username).await?;
+            for perm in perms {
+                if !user.permissions.iter().any(|p| p.name == perm && p.jobs.is_none()) {
+                    user.permissions.push(Permission::new(perm));
+                }
+            }
+            let allowed: Vec<String> = run_jobs
+                .into_iter()
+                .filter(|job| !user.permissions.iter().any(|p| p.jobs.as_ref().is_some_and(|jobs| jobs.contains(job))))
+                .collect();
+            if !allowed.is_empty() {
+                user.permissions.push(Permission::run_jobs(allowed));
+            }
+            let user = s.put_user(user).await?;
+            s.print(&user, |u| format!("{}: {}", u.username, permissions_text(u)));
+        }
+        UsersCommand::Perm(PermCommand::Remove { username, perms, run_jobs }) => {
+            if perms.is_empty() && run_jobs.is_empty() {
+                return Err(Failure::bad_input("give a permission (`app_label.codename`) or --run-job JOB"));
+            }
+            let mut user = existing(s, &username).await?;
+            let held = |name: &String| user.permissions.iter().any(|p| &p.name == name && p.jobs.is_none());
+            if let Some(missing) = perms.iter().find(|perm| !held(perm)) {
+                return Err(Failure::bad_input(format!("user {username} does not have {missing}")));
+            }
+            user.permissions.retain(|p| !(p.jobs.is_none() && perms.contains(&p.name)));
+            for permission in &mut user.permissions {
+                if let Some(jobs) = &mut permission.jobs {
+                    jobs.retain(|job| !run_jobs.contains(job));
+                }
+            }
+            user.permissions.retain(|p| p.jobs.as_ref().is_none_or(|jobs| !jobs.is_empty()));
+            let user = s.put_user(user).await?;
+            s.print(&user, |u| format!("{}: {}", u.username, permissions_text(u)));
+        }
         UsersCommand::Token(command) => tokens(s, command).await?,
         UsersCommand::List => {
             let users = s.list_users().await?;
@@ -113,19 +207,11 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
                 users
                     .iter()
                     .map(|u| {
-                        let perms: Vec<String> = u
-                            .permissions
-                            .iter()
-                            .map(|p| match &p.jobs {
-                                Some(jobs) => format!("{}({})", p.name, jobs.join(",")),
-                                None => p.name.clone(),
-                            })
-                            .collect();
                         format!(
                             "{}{}  {}",
                             u.username,
                             if u.is_superuser { " (superuser)" } else { "" },
-                            perms.join(" ")
+                            permissions_text(u)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -134,4 +220,24 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// The user `username`, which must exist.
+async fn existing(s: &impl Backend, username: &str) -> Result<User, Failure> {
+    s.find_user(username)
+        .await?
+        .ok_or_else(|| Failure::bad_input(format!("user {username} does not exist: add it with `jobhooks users add`")))
+}
+
+/// A user's permissions, `extras.run_job(app::Job,…)` for object-level ones.
+fn permissions_text(user: &User) -> String {
+    let perms: Vec<String> = user
+        .permissions
+        .iter()
+        .map(|p| match &p.jobs {
+            Some(jobs) => format!("{}({})", p.name, jobs.join(",")),
+            None => p.name.clone(),
+        })
+        .collect();
+    if perms.is_empty() { "no permissions".to_owned() } else { perms.join(" ") }
 }

@@ -21,7 +21,7 @@ pub fn jobhooks(db: impl AsRef<OsStr>) -> Command {
 }
 
 /// The binary, ignoring `JOBHOOKS_*` from the environment.
-fn bare() -> Command {
+pub fn bare() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_jobhooks"));
     for variable in ["JOBHOOKS_DB", "JOBHOOKS_URL", "JOBHOOKS_TOKEN", "JOBHOOKS_CONFIG"] {
         command.env_remove(variable);
@@ -66,6 +66,18 @@ impl Place for String {
 impl<T: Place + ?Sized> Place for &T {
     fn command(&self, args: &[&str]) -> Command {
         (**self).command(args)
+    }
+}
+
+/// No store and no server: the binary with only the arguments given.
+#[derive(Clone, Copy)]
+pub struct Nowhere;
+
+impl Place for Nowhere {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = bare();
+        command.args(args);
+        command
     }
 }
 
