@@ -118,6 +118,15 @@ impl Failure {
         Self { message: format!("error: {}", message.into()), status: 1 }
     }
 
+    /// The same failure without the `field: ` a validation error of the API puts first.
+    fn without_field(self, field: &str) -> Self {
+        let prefix = format!("error: {field}: ");
+        match self.message.strip_prefix(&prefix) {
+            Some(message) => Self { message: format!("error: {message}"), status: self.status },
+            None => self,
+        }
+    }
+
     /// The same failure, said after what was being done: `error: {context}: {message}`.
     fn context(self, context: &str) -> Self {
         let message = self.message.strip_prefix("error: ").unwrap_or(&self.message);
@@ -224,25 +233,25 @@ struct Cli {
     /// The store: a directory (the embedded sled store), or a PostgreSQL URL
     /// (`postgres://user@host:port/dbname`), which many processes can share.
     /// (Default: `db` of the config file, else `jobhooks.db`.)
-    #[arg(long, global = true, env = "JOBHOOKS_DB")]
+    #[arg(long, global = true, env = "JOBHOOKS_DB", help_heading = "Global options")]
     db: Option<PathBuf>,
     /// A TOML config file (`jobhooks config show` prints every key); `JOBHOOKS_*` variables and
     /// flags override it.
-    #[arg(long, global = true, env = "JOBHOOKS_CONFIG")]
+    #[arg(long, global = true, env = "JOBHOOKS_CONFIG", help_heading = "Global options")]
     config: Option<PathBuf>,
     /// Talk to a running `jobhooks serve` at this address (`http://host:8080`) instead of opening
     /// the store: every command but `run`, `serve`, `migrate`, `import` and `demo` works this way
     /// (`backup` writes its copy on the server's machine).
-    #[arg(long, global = true, env = "JOBHOOKS_URL")]
+    #[arg(long, global = true, env = "JOBHOOKS_URL", help_heading = "Global options")]
     url: Option<String>,
     /// The API token for --url (`jobhooks users token add`); its user acts.
-    #[arg(long, global = true, env = "JOBHOOKS_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "JOBHOOKS_TOKEN", hide_env_values = true, help_heading = "Global options")]
     token: Option<String>,
     /// Print listings and records as JSON.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
     /// How log lines look on stderr (`RUST_LOG` chooses which; warnings by default).
-    #[arg(long, global = true, value_enum, env = "JOBHOOKS_LOG_FORMAT")]
+    #[arg(long, global = true, value_enum, env = "JOBHOOKS_LOG_FORMAT", help_heading = "Global options")]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
@@ -306,15 +315,24 @@ enum Command {
     /// Copy the store, while it serves, into PATH (a new or empty directory): a store of its own,
     /// to open in place of this one. With --url the server writes the copy on its own machine.
     /// (The sled store only: back PostgreSQL up with pg_dump.)
-    Backup { path: PathBuf },
+    Backup {
+        /// A new or empty directory for the copy (with --url, an absolute path on the server's machine).
+        path: PathBuf,
+    },
     /// Write every record of the store (jobs, users, tokens, hooks, buttons, objects, changes and
     /// results) as JSON lines to PATH, or stdout without it. With --url the server exports the
     /// store it holds (superusers).
-    Export { path: Option<PathBuf> },
+    Export {
+        /// The file to write (written whole or not at all); stdout without it.
+        path: Option<PathBuf>,
+    },
     /// Read an export (from `jobhooks export`, of any store and version that writes format 1) from
     /// PATH, or `-` for stdin, into this store, which must be new: ids, times, states and logs are
     /// kept; runs that had not ended are queued again.
-    Import { path: PathBuf },
+    Import {
+        /// The export to read, or `-` for stdin.
+        path: PathBuf,
+    },
     /// Remove finished results and old changes now, per the retention of the config
     /// (`retention.results_days`, `retention.changes_days`) or these flags.
     Prune {
@@ -723,4 +741,30 @@ async fn prune(
     let report = s.prune(results_days, changes_days).await?;
     s.print(&report, |report| format!("pruned {} result(s) and {} change(s)", report.results, report.changes));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument of every command, positional ones included, says what it is.
+    #[test]
+    fn every_argument_is_described() {
+        fn walk(command: &clap::Command, path: &str, undescribed: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = ["help", "version"].contains(&arg.get_id().as_str());
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undescribed.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), undescribed);
+            }
+        }
+        let mut undescribed = Vec::new();
+        walk(&Cli::command(), "jobhooks", &mut undescribed);
+        assert!(undescribed.is_empty(), "arguments without help: {undescribed:#?}");
+    }
 }

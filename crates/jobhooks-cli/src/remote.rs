@@ -175,7 +175,10 @@ impl Remote {
 
     /// Asks the server to back its store up into `path`, on the server's machine.
     pub async fn backup(&self, path: &std::path::Path) -> Result<Value, Failure> {
-        self.send(Method::POST, &["backup"], &json!({ "path": path.display().to_string() })).await
+        // The API names the field (`path: cannot back up into …`); the message names the path.
+        self.send(Method::POST, &["backup"], &json!({ "path": path.display().to_string() }))
+            .await
+            .map_err(|failure| failure.without_field("path"))
     }
 
     /// The button body of Nautobot's job run endpoint.

@@ -13,14 +13,20 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> OffsetDateTime;
 }
 
-/// The system's wall clock.
+/// The system's wall clock, to the microsecond: every time jobhooks records has the precision
+/// PostgreSQL keeps, so that times read the same from every store and in every answer.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        to_microseconds(OffsetDateTime::now_utc())
     }
+}
+
+/// `time` without its nanoseconds below the microsecond.
+pub fn to_microseconds(time: OffsetDateTime) -> OffsetDateTime {
+    time.replace_nanosecond(time.nanosecond() / 1_000 * 1_000).unwrap_or(time)
 }
 
 /// The system clock, shared: the default of every component that takes a clock.
@@ -50,7 +56,7 @@ impl ManualClock {
 
     /// A clock standing at the current wall-clock time.
     pub fn starting_now() -> Self {
-        Self::at(OffsetDateTime::now_utc())
+        Self::at(to_microseconds(OffsetDateTime::now_utc()))
     }
 
     /// Moves the clock on by `by`.
@@ -62,5 +68,18 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_keeps_microseconds() {
+        let now = SystemClock.now();
+        assert_eq!(now.nanosecond() % 1_000, 0);
+        let precise = OffsetDateTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_234_567_891);
+        assert_eq!(to_microseconds(precise).unix_timestamp_nanos(), 1_234_567_000);
     }
 }

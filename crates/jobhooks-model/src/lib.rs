@@ -40,7 +40,7 @@ pub use button::{ButtonClass, JobButton, JobButtonPatch, MAX_BUTTON_TEXT_LEN, va
 pub use change::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ObjectChange, PendingChange, merge_changes,
 };
-pub use clock::{Clock, ManualClock, SystemClock, system_clock};
+pub use clock::{Clock, ManualClock, SystemClock, system_clock, to_microseconds};
 pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo, SharedData};
 pub use error::{
     BackendError, CatalogError, ChangeError, MaintenanceError, ModelError, QueueError, StorageFailure, StoreError,

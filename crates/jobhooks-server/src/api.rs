@@ -468,7 +468,7 @@ async fn create_token<S: Storage + 'static>(
     if state.store.get_user(&user).await?.is_none() {
         return Err(field_error("user", format!("user `{user}` does not exist")));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = jobhooks_model::to_microseconds(OffsetDateTime::now_utc());
     if new.expires.is_some_and(|expires| expires <= now) {
         return Err(field_error("expires", "a token must expire in the future".to_owned()));
     }

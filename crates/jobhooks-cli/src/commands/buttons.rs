@@ -40,12 +40,14 @@ pub(crate) enum ButtonsCommand {
     List,
     /// Add a button.
     Add {
+        /// The button's name.
         name: String,
         #[command(flatten)]
         fields: ButtonFields,
     },
     /// Update a button.
     Update {
+        /// The button's name.
         name: String,
         /// A new name.
         #[arg(long)]
@@ -54,10 +56,15 @@ pub(crate) enum ButtonsCommand {
         fields: ButtonFields,
     },
     /// Delete a button.
-    Delete { name: String },
+    Delete {
+        /// The button's name.
+        name: String,
+    },
     /// The buttons an object shows a user.
     For {
+        /// The object's content type (`app_label.model`, e.g. `dcim.device`).
         content_type: String,
+        /// The object's id.
         id: String,
         /// Who acts: required on a local store; with --url the token's user acts.
         #[arg(long)]
@@ -65,8 +72,11 @@ pub(crate) enum ButtonsCommand {
     },
     /// Press a button on an object as a user.
     Press {
+        /// The button's name.
         button: String,
+        /// The object's content type (`app_label.model`, e.g. `dcim.device`).
         content_type: String,
+        /// The object's id.
         id: String,
         /// Who acts: required on a local store; with --url the token's user acts.
         #[arg(long)]

@@ -13,11 +13,15 @@ pub(crate) enum ChangesCommand {
         /// `app_label.model` and id of the object.
         #[arg(long, num_args = 2, value_names = ["CONTENT_TYPE", "ID"])]
         object: Option<Vec<String>>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// Show a change with its snapshots.
-    Show { id: u64 },
+    Show {
+        /// The change's id (`jobhooks changes list` shows them).
+        id: u64,
+    },
 }
 
 pub(crate) async fn changes(s: &impl Backend, command: ChangesCommand) -> Outcome {

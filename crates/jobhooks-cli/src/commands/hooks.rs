@@ -26,15 +26,20 @@ pub(crate) enum HooksCommand {
     /// List hooks.
     List,
     /// Show one hook.
-    Show { name: String },
+    Show {
+        /// The hook's name.
+        name: String,
+    },
     /// Add a hook.
     Add {
+        /// The hook's name.
         name: String,
         #[command(flatten)]
         fields: HookFields,
     },
     /// Update a hook: options given replace the stored values (events given replace all events).
     Update {
+        /// The hook's name.
         name: String,
         /// A new name.
         #[arg(long)]
@@ -43,7 +48,10 @@ pub(crate) enum HooksCommand {
         fields: HookFields,
     },
     /// Delete a hook.
-    Delete { name: String },
+    Delete {
+        /// The hook's name.
+        name: String,
+    },
 }
 
 /// A hook's event, as `--on` takes it.

@@ -13,9 +13,15 @@ pub(crate) enum JobsCommand {
         all: bool,
     },
     /// Enable a job.
-    Enable { class_path: String },
+    Enable {
+        /// The job's class path (`jobhooks jobs list --all` shows them).
+        class_path: String,
+    },
     /// Disable a job.
-    Disable { class_path: String },
+    Disable {
+        /// The job's class path (`jobhooks jobs list --all` shows them).
+        class_path: String,
+    },
     /// Enable again what a full job sync disabled when it found jobs no longer linked (the jobs
     /// themselves and their hooks and buttons), once they are linked again. Every such job, or
     /// only those named.

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 pub(crate) enum ObjectsCommand {
     /// Create or update an object with JSON data from DATA, `--file`, or stdin (`-`).
     Put {
+        /// The object's content type (`app_label.model`, e.g. `dcim.device`).
         content_type: String,
+        /// The object's id.
         id: String,
         /// The object's data as JSON, or `-` for stdin.
         data: Option<String>,
@@ -27,10 +29,17 @@ pub(crate) enum ObjectsCommand {
         user: Option<String>,
     },
     /// Show an object.
-    Show { content_type: String, id: String },
+    Show {
+        /// The object's content type (`app_label.model`, e.g. `dcim.device`).
+        content_type: String,
+        /// The object's id.
+        id: String,
+    },
     /// Delete an object.
     Delete {
+        /// The object's content type (`app_label.model`, e.g. `dcim.device`).
         content_type: String,
+        /// The object's id.
         id: String,
         /// Who acts: required on a local store; with --url the token's user acts.
         #[arg(long)]

@@ -10,23 +10,35 @@ use jobhooks_model::{ChangeId, JobStatus, RunId};
 pub(crate) enum ResultsCommand {
     /// List results, newest first.
     List {
+        /// Only the results of this job (its class path).
         #[arg(long)]
         job: Option<String>,
         /// Only results in this state.
         #[arg(long, value_enum, ignore_case = true)]
         status: Option<StatusArg>,
+        /// Only the results of the runs this change queued.
         #[arg(long)]
         change: Option<u64>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// Show a result with its log.
-    Show { run: u64 },
+    Show {
+        /// The run's id (`jobhooks results list` shows them).
+        run: u64,
+    },
     /// Queue a dead-lettered run again.
-    Replay { run: u64 },
+    Replay {
+        /// The run's id (`jobhooks results list` shows them).
+        run: u64,
+    },
     /// Wait until a run has ended and show its result; exits 1 unless it succeeded. On a local
     /// store this runs a dispatcher until then; with --url the server's dispatcher runs it.
-    Wait { run: u64 },
+    Wait {
+        /// The run's id (`jobhooks results list` shows them).
+        run: u64,
+    },
 }
 
 /// A run's state, as `--status` takes it.
@@ -63,8 +75,16 @@ pub(crate) fn result_text(r: &jobhooks_model::JobResult) -> String {
         r.user.as_deref().unwrap_or("-"),
         r.attempts
     );
+    // Columns as wide as their widest cell (a level's Display ignores width flags).
+    let level_width = r.logs.iter().map(|entry| entry.level.as_str().len()).max().unwrap_or(0);
+    let grouping_width = r.logs.iter().map(|entry| entry.grouping.chars().count()).max().unwrap_or(0);
     for entry in &r.logs {
-        text.push_str(&format!("\n  {:<8} {:<14} {}", entry.level, entry.grouping, entry.message));
+        text.push_str(&format!(
+            "\n  {:<level_width$}  {:<grouping_width$}  {}",
+            entry.level.as_str(),
+            entry.grouping,
+            entry.message
+        ));
     }
     text
 }

@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 pub(crate) enum UsersCommand {
     /// Add a user (refused if one of that name exists: `users update` and `users perm` change one).
     Add {
+        /// The user's name.
         username: String,
         /// Every permission.
         #[arg(long)]
@@ -24,6 +25,7 @@ pub(crate) enum UsersCommand {
     },
     /// Change whether a user is a superuser.
     Update {
+        /// The user's name.
         username: String,
         /// Every permission, or none beyond those given.
         #[arg(long)]
@@ -46,7 +48,9 @@ pub(crate) enum UsersCommand {
 pub(crate) enum PermCommand {
     /// Give USERNAME these permissions (`app_label.codename`), and the right to run these jobs.
     Add {
+        /// The user's name.
         username: String,
+        /// Permissions, `app_label.codename` (e.g. `dcim.view_device`).
         perms: Vec<String>,
         /// Allow running this job (object-level `extras.run_job`); repeat for several.
         #[arg(long = "run-job")]
@@ -54,7 +58,9 @@ pub(crate) enum PermCommand {
     },
     /// Take these permissions, and the right to run these jobs, from USERNAME.
     Remove {
+        /// The user's name.
         username: String,
+        /// Permissions, `app_label.codename` (e.g. `dcim.view_device`).
         perms: Vec<String>,
         /// No longer allow running this job; repeat for several.
         #[arg(long = "run-job")]
@@ -67,6 +73,7 @@ pub(crate) enum TokenCommand {
     /// Issue a token for USERNAME and print its key, alone on stdout (`--json`: `{"key": …}`). The
     /// key is shown this once: the store keeps only its hash.
     Add {
+        /// The user's name.
         username: String,
         /// Days until it expires, at least 1 (default: never).
         #[arg(long)]
@@ -76,9 +83,15 @@ pub(crate) enum TokenCommand {
         description: String,
     },
     /// List tokens (of USERNAME, or all): id, user, created, expires, description; never keys.
-    List { username: Option<String> },
+    List {
+        /// The user's name.
+        username: Option<String>,
+    },
     /// Revoke a token by its id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (`jobhooks users token list` shows it).
+        id: String,
+    },
 }
 
 pub(crate) async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
@@ -89,7 +102,7 @@ pub(crate) async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
                     "--expires-in-days must be at least 1: a token that expires in 0 days is expired when issued",
                 ));
             }
-            let now = OffsetDateTime::now_utc();
+            let now = jobhooks_model::to_microseconds(OffsetDateTime::now_utc());
             let expires = expires_in_days.map(|days| now + Duration::from_secs(u64::from(days) * 86_400));
             let key = s.issue_token(&username, expires, description).await?;
             s.print(&serde_json::json!({ "key": key }), |_| key.clone());
@@ -179,7 +192,7 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
                 user.permissions.push(Permission::run_jobs(allowed));
             }
             let user = s.put_user(user).await?;
-            s.print(&user, |u| format!("{}: {}", u.username, permissions_text(u)));
+            s.print(&user, |u| format!("{}: {}", u.username, permissions_or_none(u)));
         }
         UsersCommand::Perm(PermCommand::Remove { username, perms, run_jobs }) => {
             if perms.is_empty() && run_jobs.is_empty() {
@@ -198,7 +211,7 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
             }
             user.permissions.retain(|p| p.jobs.as_ref().is_none_or(|jobs| !jobs.is_empty()));
             let user = s.put_user(user).await?;
-            s.print(&user, |u| format!("{}: {}", u.username, permissions_text(u)));
+            s.print(&user, |u| format!("{}: {}", u.username, permissions_or_none(u)));
         }
         UsersCommand::Token(command) => tokens(s, command).await?,
         UsersCommand::List => {
@@ -213,6 +226,8 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
                             if u.is_superuser { " (superuser)" } else { "" },
                             permissions_text(u)
                         )
+                        .trim_end()
+                        .to_owned()
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -239,5 +254,11 @@ fn permissions_text(user: &User) -> String {
             None => p.name.clone(),
         })
         .collect();
-    if perms.is_empty() { "no permissions".to_owned() } else { perms.join(" ") }
+    perms.join(" ")
+}
+
+/// A user's permissions, or `no permissions`.
+fn permissions_or_none(user: &User) -> String {
+    let text = permissions_text(user);
+    if text.is_empty() { "no permissions".to_owned() } else { text }
 }

@@ -13,6 +13,8 @@ on_a_store_and_through_a_server!(
     adding_a_user_that_exists_is_refused_and_permissions_change_one_by_one,
     an_object_put_without_a_repr_keeps_its_repr,
     a_token_that_expires_in_zero_days_is_refused,
+    a_result_reads_in_columns_with_times_to_the_microsecond,
+    empty_listings_print_nothing,
 );
 
 fn a_disabled_button_cannot_be_pressed(db: impl Place) {
@@ -155,4 +157,116 @@ fn a_store_held_by_serve_says_to_go_through_it() {
     assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
     assert!(server.wait().unwrap().success());
     assert!(run(&db, &["users", "list"]).status.success(), "the store is free once the server stopped");
+}
+
+fn a_result_reads_in_columns_with_times_to_the_microsecond(db: impl Place) {
+    ok(&db, &["users", "add", "ops", "--superuser"]);
+    ok(&db, &["jobs", "enable", SIMPLE_BUTTON]);
+    ok(&db, &["objects", "put", "dcim.location", "hq", r#"{"name": "HQ"}"#, "--user", "ops"]);
+    ok(&db, &["buttons", "add", "go", "--content-type", "dcim.location", "--text", "Go", "--job", SIMPLE_BUTTON]);
+    let shown = ok(&db, &["buttons", "press", "go", "dcim.location", "hq", "--user", "ops", "--wait"]);
+    let entries: Vec<&str> = shown.lines().skip(1).collect();
+    assert!(entries.len() >= 3, "{shown}");
+    let message_column = |line: &str| line.find("Running job").or_else(|| line.find("Job completed"));
+    let first = message_column(entries[0]).expect("Running job");
+    let last = message_column(entries[entries.len() - 1]).expect("Job completed");
+    assert_eq!(first, last, "the messages start in one column:\n{shown}");
+    assert!(entries[entries.len() - 1].starts_with("  success  post_run"), "{shown}");
+
+    let result = json(&db, &["results", "show", "1"]);
+    let mut times: Vec<&str> =
+        ["created", "started", "completed"].iter().filter_map(|key| result[key].as_str()).collect();
+    times.extend(result["logs"].as_array().unwrap().iter().filter_map(|entry| entry["time"].as_str()));
+    assert!(times.len() >= 4, "{result}");
+    for time in times {
+        let fraction = time.split_once('.').map_or("", |(_, rest)| rest.trim_end_matches('Z'));
+        assert!(fraction.len() <= 6, "{time} is more precise than a microsecond");
+    }
+}
+
+fn empty_listings_print_nothing(db: impl Place) {
+    for listing in [&["hooks", "list"][..], &["buttons", "list"], &["changes", "list"], &["results", "list"]] {
+        assert_eq!(ok(&db, listing), "", "{listing:?}");
+        assert_eq!(json(&db, listing), Value::Array(vec![]), "{listing:?}");
+    }
+    let output = run(&db, &["jobs", "list"]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "", "the stock receivers are hidden");
+    let hint = String::from_utf8_lossy(&output.stderr);
+    assert!(hint.contains("hidden job(s) not shown") && hint.contains("`jobs list --all` shows them"), "{hint}");
+}
+
+/// With `--log-format json` every line on stderr is JSON, the program's own lines too, and a
+/// run's lines carry its span with numbers as numbers.
+#[test]
+fn every_line_of_a_json_log_is_json_and_a_runs_lines_carry_its_span() {
+    let (_dir, db) = store();
+    ok(&db, &["users", "add", "ops", "--superuser"]);
+    ok(&db, &["jobs", "enable", super::SERIAL_HOOK]);
+    ok(
+        &db,
+        &["hooks", "add", "serials", "--content-type", "dcim.device", "--job", super::SERIAL_HOOK, "--on", "update"],
+    );
+    ok(&db, &["objects", "put", "dcim.device", "1", r#"{"serial": "A1"}"#, "--user", "ops"]);
+    ok(&db, &["objects", "put", "dcim.device", "1", r#"{"serial": "B2"}"#, "--user", "ops"]);
+    let mut dispatcher = jobhooks(&db)
+        .args(["run", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(dispatcher.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let mut dispatching = false;
+    let mut logged_by_the_run = false;
+    while !(dispatching && logged_by_the_run) {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "it stopped: {lines:?}");
+        let event: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let message = event["fields"]["message"].as_str().unwrap_or_default().to_owned();
+        dispatching |= message.starts_with("dispatching from");
+        if message.contains("serial has been changed from A1 to B2") {
+            logged_by_the_run = true;
+            assert_eq!(event["span"]["change"], 2, "{line}");
+            assert_eq!(event["span"]["run"], 1, "{line}");
+            assert_eq!(event["span"]["name"], "job_run", "{line}");
+        }
+        lines.push(line);
+    }
+    assert!(Command::new("kill").args(["-INT", &dispatcher.id().to_string()]).status().unwrap().success());
+    assert!(dispatcher.wait().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    for line in rest.lines() {
+        let event: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(event["target"].as_str().is_some(), "{line}");
+    }
+    assert!(rest.contains("stopping; runs in flight"), "{rest}");
+
+    // A failure, too.
+    let output = jobhooks(&db).args(["--log-format", "json", "hooks", "show", "nope"]).output().unwrap();
+    let failure: Value = serde_json::from_slice(&output.stderr).expect("the failure is a JSON line");
+    assert_eq!((failure["level"].as_str(), failure["fields"]["status"].as_u64()), (Some("ERROR"), Some(2)));
+}
+
+/// Through a server a backup is written on the server's machine: a relative path is refused, and
+/// a refusal names the path without the API's field name.
+#[test]
+fn a_backup_through_a_server_takes_an_absolute_path_and_says_why_not() {
+    let server = Served::start();
+    let stderr = fails(&server, &["backup", "copy"], 2);
+    assert!(stderr.contains("give an absolute path, not `copy`"), "{stderr}");
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::write(scratch.path().join("mine.txt"), "mine").unwrap();
+    let stderr = fails(&server, &["backup", scratch.path().to_str().unwrap()], 2);
+    assert!(stderr.starts_with(&format!("error: cannot back up into {}", scratch.path().display())), "{stderr}");
+}
+
+/// Help lists a command's own options apart from the global ones, and describes its arguments.
+#[test]
+fn help_lists_command_options_apart_from_global_ones() {
+    let help = ok(super::support::Nowhere, &["hooks", "add", "--help"]);
+    let (own, global) = help.split_once("Global options:").expect("a heading for the global options");
+    assert!(own.contains("--content-type") && !own.contains("--db"), "{help}");
+    assert!(global.contains("--db") && global.contains("--url") && !global.contains("--content-type"), "{help}");
+    assert!(help.contains("<NAME>") && help.contains("The hook's name"), "{help}");
 }
