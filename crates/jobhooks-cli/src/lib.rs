@@ -78,7 +78,13 @@ where
     };
     let log_format =
         cli.log_format.unwrap_or(if config.log.format == "json" { LogFormat::Json } else { LogFormat::Text });
-    init_logging(log_format, &config.log.filter);
+    // The demo shows its runs' failures in its own report: logged too, they would read as the
+    // demo failing (`RUST_LOG` still shows them).
+    #[cfg(feature = "demo")]
+    let filter = if matches!(cli.command, Command::Demo { .. }) { "off" } else { config.log.filter.as_str() };
+    #[cfg(not(feature = "demo"))]
+    let filter = config.log.filter.as_str();
+    init_logging(log_format, filter);
     say::use_json(log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -170,7 +170,13 @@ pub(crate) fn store() -> (tempfile::TempDir, std::path::PathBuf) {
 #[test]
 fn the_demo_succeeds() {
     let (_dir, db) = store();
-    let stdout = ok(&db, &["demo"]);
+    let output = run(&db, &["demo"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("ERROR") && !stderr.contains("WARN"),
+        "the demo's expected failures are not logged: {stderr}"
+    );
     assert!(stdout.contains("[6/6] Running everything queued"), "{stdout}");
     assert!(stdout.contains("edge-1 serial B2 was not valid. Reverted to A1"), "{stdout}");
     assert!(stdout.contains("All 10 checks held."), "{stdout}");

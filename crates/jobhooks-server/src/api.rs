@@ -77,7 +77,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons),
+    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -149,6 +149,14 @@ impl utoipa::Modify for TokenAuthentication {
 }
 
 /// The OpenAPI document as JSON, made once.
+#[utoipa::path(
+    get,
+    path = "/api/docs/openapi.json",
+    tag = "operations",
+    summary = "This document (OpenAPI 3.1); no token needed",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document")),
+)]
 async fn openapi_document() -> impl axum::response::IntoResponse {
     static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     Json(

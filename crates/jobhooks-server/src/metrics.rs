@@ -25,10 +25,7 @@ use crate::AppState;
 pub(crate) struct RequestCounts(Mutex<BTreeMap<(String, u16), u64>>);
 
 pub(crate) fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
-    Router::new()
-        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready::<S>))
-        .route("/metrics", get(metrics::<S>))
+    Router::new().route("/health", get(health)).route("/ready", get(ready::<S>)).route("/metrics", get(metrics::<S>))
 }
 
 /// Counts each request under its route's pattern (`/api/extras/job-hooks/{name}/`), so that the
@@ -45,7 +42,31 @@ pub(crate) async fn count_requests<S: Storage + 'static>(
     response
 }
 
-async fn ready<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    summary = "Liveness: the process answers (`{\"status\": \"ok\"}`); no token needed",
+    security(()),
+    responses((status = 200, description = "`{\"status\": \"ok\"}`")),
+)]
+pub(crate) async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    summary = "Readiness: the store answers and the dispatcher beside the API runs; no token needed",
+    security(()),
+    responses(
+        (status = 200, description = "`{\"ready\": true}`"),
+        (status = 503, description = "`{\"ready\": false, \"reason\": …}`"),
+    ),
+)]
+pub(crate) async fn ready<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
     if let Err(error) = state.store.depth().await {
         tracing::warn!(%error, "not ready: the store does not answer");
         return (
@@ -134,7 +155,15 @@ fn histogram(
     }
 }
 
-async fn metrics<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format): the queue, runs by job and outcome, requests by route; no token needed",
+    security(()),
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain")),
+)]
+pub(crate) async fn metrics<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
     let mut out = String::new();
     match state.store.depth().await {
         Ok(depth) => {

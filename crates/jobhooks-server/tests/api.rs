@@ -575,6 +575,9 @@ async fn the_openapi_document_describes_every_route_as_it_is() {
         assert_eq!(allowed, documented, "{path}: the router's methods and the document's");
     }
     assert!(operations >= 35, "{operations} operations");
+    for open in ["/health", "/ready", "/metrics", "/api/docs/openapi.json"] {
+        assert_eq!(paths[open]["get"]["security"], json!([{}]), "{open} is described, and needs no token");
+    }
 
     let schemas = document["components"]["schemas"].as_object().unwrap();
     for name in ["JobHook", "JobButton", "JobResult", "ObjectChange", "ValidationErrors", "RenderedButton"] {
