@@ -376,7 +376,10 @@ impl QueueReader for Store {
         }
         match queued_entry(&st, run)? {
             Some((_, entry)) => queued_result(&st, run, &entry).map(Some),
-            None => Ok(stored),
+            // No entry: the run was never queued, or it ended between the two reads, its result
+            // and the removal of its entry written together. Read the result again: `stored` may
+            // be from before it was written.
+            None => stored_result(&st, run),
         }
     }
 

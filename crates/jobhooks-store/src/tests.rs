@@ -965,3 +965,35 @@ async fn a_catalog_edit_is_published_only_when_its_operation_is_written() {
     assert!(store.get_user("alice").await.unwrap().is_some());
     assert!(store.inner.tree.contains_key(keys::named(keys::USER, "alice")).unwrap(), "published once in the tree");
 }
+
+/// Defect found in CI: a result read while its run completed could be missed (`None`), when the
+/// completion landed between the read of the stored result and the read of the queue entry, and a
+/// `press --wait` then said the run did not exist. A run's result is there from enqueue on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_read_while_its_run_completes_is_never_missing() {
+    let (_dir, store) = ready_store().await;
+    let store = std::sync::Arc::new(store);
+    for attempt in 0..200 {
+        let run = press(&store, &format!("d{attempt}")).await;
+        let completer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let leased = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(60), 1).await.unwrap();
+                for (lease, _) in leased {
+                    let completion =
+                        Completion { lease, outcome: Outcome::Succeeded { writes: None }, logs: Vec::new() };
+                    store.complete(completion).await.unwrap();
+                }
+            })
+        };
+        loop {
+            let result = store.get_result(run).await.unwrap();
+            let result = result.unwrap_or_else(|| panic!("run {run} went missing at attempt {attempt}"));
+            if result.status.is_final() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        completer.await.unwrap();
+    }
+}
