@@ -221,6 +221,8 @@ pub async fn press<S: Storage + ?Sized>(
 ) -> Result<RunId, PressError> {
     let button = store.get_button(button).await?.ok_or_else(|| StoreError::not_found("job button", button))?;
     if !button.enabled {
+        // Nautobot's refusals of the job come first; then ours: a disabled button is not shown.
+        check_job(store, user, &button.job).await?;
         return Err(PressError::Disabled { button: button.name });
     }
     if !button.content_types.contains(object.content_type()) {

@@ -259,6 +259,13 @@ async fn presses_are_refused_in_order_with_nautobots_messages() {
         Err(PressError::PermissionDenied)
     ));
     let superuser = User::superuser("root").unwrap();
+    let err = h.dispatcher.press(&superuser, "simple", location().reference()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Job button simple is disabled: it is not shown, so it cannot be pressed; enable it first"
+    );
+    let enable = jobhooks_model::JobButtonPatch { enabled: Some(true), ..Default::default() };
+    h.store.update_button("simple", enable).await.unwrap();
     assert!(h.dispatcher.press(&superuser, "simple", location().reference()).await.is_ok());
 
     // A job that is no longer linked: its record stays, not installed.
