@@ -160,8 +160,8 @@ pub(crate) fn check_common(
 /// use jobhooks_model::{Action, ContentType, JobHook, JobKind, JobRecord, validate_hook};
 /// let job = JobRecord {
 ///     class_path: "app::Audit".into(), name: "Audit".into(), description: String::new(),
-///     kind: JobKind::JobHookReceiver, installed: true, enabled: true, hidden: true,
-///, suspended: None,};
+///     kind: JobKind::JobHookReceiver, installed: true, enabled: true, hidden: true, suspended: None,
+/// };
 /// let device = vec![ContentType::new("dcim.device").unwrap()];
 /// let first = JobHook::new("first", device.clone(), "app::Audit").on([Action::Create]);
 /// let second = JobHook::new("second", device, "app::Audit").on([Action::Create, Action::Delete]);

@@ -28,12 +28,12 @@ use crate::{ChangeContext, ChangeError, ChangeSet, Object, ObjectRef, PendingCha
 /// # #[async_trait]
 /// # impl ChangeStore for Empty {
 /// #     async fn commit(&self, _: &ChangeContext, changes: ChangeSet, _: ObjectWrites) -> Result<CommitReceipt, ChangeError> {
-/// #         Ok(CommitReceipt { changes: (1..=changes.len() as u64).map(ChangeId).collect(), runs: vec![] })
+/// #         Ok(CommitReceipt { changes: (1..=changes.changes().len() as u64).map(ChangeId).collect(), runs: vec![] })
 /// #     }
 /// #     async fn get_change(&self, _: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> { Ok(None) }
 /// #     async fn changes_for_object(&self, _: &ObjectRef, _: usize) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
 /// #     async fn changes_for_request(&self, _: uuid::Uuid) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
-/// #     async fn changes_between(&self, _: Option<OffsetDateTime>, _: Option<OffsetDateTime>, _: usize) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
+/// #     async fn changes_between(&self, _: OffsetDateTime, _: OffsetDateTime, _: usize) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
 /// #     async fn list_objects(&self, _: &ContentType) -> Result<Vec<Object>, StorageFailure> { Ok(vec![]) }
 /// #     async fn latest_changes(&self, _: usize) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
 /// #     async fn count_changes(&self) -> Result<u64, StorageFailure> { Ok(0) }

@@ -748,7 +748,13 @@ mod tests {
                 kind: if enabled { JobKind::JobHookReceiver } else { JobKind::JobButtonReceiver },
                 installed: true,
                 enabled,
-                hidden: !enabled, suspended: None,};
+                hidden: !enabled,
+                suspended: (!enabled).then(|| Suspension {
+                    enabled: true,
+                    hooks: vec!["h".into()],
+                    buttons: vec!["b".into()],
+                }),
+            };
             round_trip(&job);
         }
     }
