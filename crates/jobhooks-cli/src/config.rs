@@ -79,6 +79,14 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Run the dispatcher beside the API.
     pub dispatcher: bool,
+    /// Seconds a client has to send a request's head (new or kept-alive connection).
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a request may run before it is answered 503.
+    pub request_timeout_seconds: u64,
+    /// Connections open at once; beyond, new ones wait to be accepted.
+    pub max_connections: usize,
+    /// Requests waiting for a run to end (`?wait=`) at once; beyond, 429.
+    pub max_waiters: usize,
 }
 
 /// The dispatcher.
@@ -180,7 +188,15 @@ impl Default for LogSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), dispatcher: true }
+        let limits = jobhooks_server::HttpLimits::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            dispatcher: true,
+            header_read_timeout_seconds: limits.header_read_timeout.as_secs(),
+            request_timeout_seconds: limits.request_timeout.as_secs(),
+            max_connections: limits.max_connections,
+            max_waiters: limits.max_waiters,
+        }
     }
 }
 
@@ -260,6 +276,17 @@ impl Config {
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(("log.format", format!("`{}` is not a log format; expected text or json", self.log.format)));
         }
+        if self.server.max_connections == 0 {
+            return Err(("server.max_connections", "0 connections would serve no one; give at least 1".to_owned()));
+        }
+        if self.server.header_read_timeout_seconds == 0 || self.server.request_timeout_seconds == 0 {
+            let key = if self.server.header_read_timeout_seconds == 0 {
+                "server.header_read_timeout_seconds"
+            } else {
+                "server.request_timeout_seconds"
+            };
+            return Err((key, "a timeout of 0 seconds would refuse every request; give at least 1".to_owned()));
+        }
         if self.dispatcher.workers == 0 {
             return Err(("dispatcher.workers", "0 workers would run nothing; give at least 1".to_owned()));
         }
@@ -304,6 +331,10 @@ impl Config {
         set(env, "JOBHOOKS_LOG_FILTER", &mut self.log.filter)?;
         set(env, "JOBHOOKS_SERVER_LISTEN", &mut self.server.listen)?;
         set(env, "JOBHOOKS_SERVER_DISPATCHER", &mut self.server.dispatcher)?;
+        set(env, "JOBHOOKS_SERVER_HEADER_READ_TIMEOUT_SECONDS", &mut self.server.header_read_timeout_seconds)?;
+        set(env, "JOBHOOKS_SERVER_REQUEST_TIMEOUT_SECONDS", &mut self.server.request_timeout_seconds)?;
+        set(env, "JOBHOOKS_SERVER_MAX_CONNECTIONS", &mut self.server.max_connections)?;
+        set(env, "JOBHOOKS_SERVER_MAX_WAITERS", &mut self.server.max_waiters)?;
         let dispatcher = &mut self.dispatcher;
         set(env, "JOBHOOKS_DISPATCHER_WORKERS", &mut dispatcher.workers)?;
         set(env, "JOBHOOKS_DISPATCHER_LEASE_BATCH", &mut dispatcher.lease_batch)?;
@@ -328,6 +359,17 @@ impl Config {
     /// How long results and changes are kept.
     pub fn retention(&self) -> Retention {
         Retention::from_days(self.retention.results_days, self.retention.changes_days)
+    }
+
+    /// The server's limits on callers; requests in flight have `grace` to finish at shutdown.
+    pub fn http_limits(&self, grace: Duration) -> jobhooks_server::HttpLimits {
+        let server = &self.server;
+        jobhooks_server::HttpLimits::default()
+            .header_read_timeout(Duration::from_secs(server.header_read_timeout_seconds))
+            .request_timeout(Duration::from_secs(server.request_timeout_seconds))
+            .max_connections(server.max_connections)
+            .max_waiters(server.max_waiters)
+            .shutdown_grace(grace)
     }
 
     /// The dispatcher's configuration, `workers` as given.

@@ -75,7 +75,8 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
     let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen: {e}")))?;
     let stopped = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
     crate::say::progress(&format!("serving http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop", s.location));
-    let mut state = jobhooks_server::AppState::new(s.store.clone());
+    let limits = s.config.http_limits(Duration::from_secs(grace));
+    let mut state = jobhooks_server::AppState::new(s.store.clone()).with_limits(limits.clone());
     if let Some(dispatcher) = &dispatcher {
         state = state.with_dispatcher(dispatcher.monitor());
     }
@@ -83,7 +84,7 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
         state = state.with_backup(backup);
     }
     let router = jobhooks_server::router(state);
-    jobhooks_server::serve(listener, router, stopped)
+    jobhooks_server::serve_with(listener, router, &limits, stopped)
         .await
         .map_err(|e| Failure::failed(format!("the server failed: {e}")))?;
     if let Some(dispatcher) = dispatcher {

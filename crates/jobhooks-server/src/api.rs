@@ -833,7 +833,10 @@ async fn get_result<S: Storage + 'static>(
     Path(id): Path<u64>,
     Params(wait): Params<ResultWait>,
 ) -> Answer<Json<JobResult>> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    let wait = Duration::from_secs(wait.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    // A place among the waiters, held until the answer; none is needed to answer at once.
+    let _place = if wait.is_zero() { None } else { Some(crate::limits::waiter_place(&state)?) };
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Read the generation first: a run that ends after the read moves it on.
         let seen = state.store.work_generation();
@@ -863,7 +866,7 @@ pub(crate) struct ResultWait {
     post,
     path = "/api/extras/job-results/{id}/replay/",
     tag = "job results",
-    summary = "Queue a dead-lettered run again",
+    summary = "Queue a dead-lettered run again (its own user or a superuser, with extras.run_job for its job); the answer's log needs extras.view_jobresult",
     params(IdPath),
     responses((status = 200, body = JobResult), Refusals),
 )]
@@ -873,11 +876,20 @@ async fn replay_result<S: Storage + 'static>(
     Path(id): Path<u64>,
 ) -> Answer<Json<JobResult>> {
     let result = state.store.get_result(RunId(id)).await?.ok_or_else(|| ApiError::missing("job result", id))?;
+    let own = result.user.as_deref() == Some(caller.0.username.as_str());
+    if !own && !caller.0.is_superuser {
+        return Err(ApiError::Refused(format!("Only the user who ran run {id}, or a superuser, may replay it.")));
+    }
     if !caller.0.can_run_job(&result.job) {
         return Err(ApiError::Forbidden(format!("{RUN_JOB_PERMISSION} for {}", result.job)));
     }
     state.store.replay(RunId(id)).await?;
-    state.store.get_result(RunId(id)).await?.map(Json).ok_or_else(|| ApiError::missing("job result", id))
+    let mut replayed = state.store.get_result(RunId(id)).await?.ok_or_else(|| ApiError::missing("job result", id))?;
+    // The answer holds only what the caller may view: the log needs the permission to view results.
+    if !caller.0.has_perm("extras.view_jobresult") {
+        replayed.logs.clear();
+    }
+    Ok(Json(replayed))
 }
 
 #[utoipa::path(

@@ -75,6 +75,12 @@ pub enum ApiError {
         /// What was wrong.
         detail: String,
     },
+    /// Too many callers hold what this request needs (429).
+    #[error("{0}")]
+    Busy(String),
+    /// The request ran out of time (503).
+    #[error("{0}")]
+    TimedOut(String),
     /// The store failed (500).
     #[error("the store failed")]
     Storage(#[source] StorageFailure),
@@ -91,6 +97,8 @@ impl IntoResponse for ApiError {
             ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, Json(errors).into_response()),
             ApiError::Conflict(_) => detail(StatusCode::CONFLICT, self.to_string()),
             ApiError::Body { status, detail: text } => detail(*status, text.clone()),
+            ApiError::Busy(_) => detail(StatusCode::TOO_MANY_REQUESTS, self.to_string()),
+            ApiError::TimedOut(_) => detail(StatusCode::SERVICE_UNAVAILABLE, self.to_string()),
             ApiError::Storage(failure) => {
                 tracing::error!(error = %failure, "a request failed in the store");
                 detail(StatusCode::INTERNAL_SERVER_ERROR, "The store failed; see the server's log.".into())

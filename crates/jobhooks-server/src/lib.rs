@@ -34,6 +34,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod limits;
 mod metrics;
 mod page;
 
@@ -47,6 +48,7 @@ use jobhooks_model::ports::{Backup, Storage};
 
 pub use auth::{Allowed, Caller, Needs};
 pub use error::ApiError;
+pub use limits::{HttpLimits, serve_with};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 
 /// The largest request body the API reads (1 MiB); a larger one is refused with 413.
@@ -59,6 +61,9 @@ pub struct AppState<S> {
     dispatcher: Option<Monitor<S>>,
     backup: Option<Arc<dyn Backup>>,
     requests: Arc<metrics::RequestCounts>,
+    limits: HttpLimits,
+    /// A place for each request that may wait for a run (`?wait=`).
+    waiters: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -68,6 +73,8 @@ impl<S> Clone for AppState<S> {
             dispatcher: self.dispatcher.clone(),
             backup: self.backup.clone(),
             requests: self.requests.clone(),
+            limits: self.limits.clone(),
+            waiters: self.waiters.clone(),
         }
     }
 }
@@ -75,7 +82,17 @@ impl<S> Clone for AppState<S> {
 impl<S: Storage + 'static> AppState<S> {
     /// The API's state over `store`, without a dispatcher (`/ready` then needs the store only).
     pub fn new(store: Arc<S>) -> Self {
-        Self { store, dispatcher: None, backup: None, requests: Arc::default() }
+        let limits = HttpLimits::default();
+        let waiters = Arc::new(tokio::sync::Semaphore::new(limits.max_waiters));
+        Self { store, dispatcher: None, backup: None, requests: Arc::default(), limits, waiters }
+    }
+
+    /// With `limits` on requests: how long one may run, and how many may wait for runs at once.
+    /// Give [`serve_with`] the same, for the limits on connections.
+    pub fn with_limits(mut self, limits: HttpLimits) -> Self {
+        self.waiters = Arc::new(tokio::sync::Semaphore::new(limits.max_waiters));
+        self.limits = limits;
+        self
     }
 
     /// With the dispatcher that runs beside the API: `/ready` needs it running, and `/metrics`
@@ -93,21 +110,23 @@ impl<S: Storage + 'static> AppState<S> {
     }
 }
 
-/// Every route of the API, `/health`, `/ready` and `/metrics`, with the body limit and request
-/// counting.
+/// Every route of the API, `/health`, `/ready` and `/metrics`, with the body limit, the request
+/// timeout and request counting.
 pub fn router<S: Storage + 'static>(state: AppState<S>) -> Router {
     api::routes::<S>()
         .merge(metrics::routes::<S>())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::request_timeout::<S>))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests::<S>))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// Serves `router` on `listener` under the default [`HttpLimits`] until `shutdown` completes,
+/// then lets requests in flight finish (see [`serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    serve_with(listener, router, &HttpLimits::default(), shutdown).await
 }

@@ -173,6 +173,14 @@ pub(crate) async fn metrics<S: Storage + 'static>(State(state): State<AppState<S
         }
         Err(error) => tracing::warn!(%error, "the queue's depth is missing from /metrics: the store does not answer"),
     }
+    let waiting = [(String::new(), crate::limits::waiting(&state) as f64)];
+    family(
+        &mut out,
+        "jobhooks_api_waiting_requests",
+        "gauge",
+        "Requests waiting for a run to end (`?wait=`).",
+        &waiting,
+    );
     if let Some(dispatcher) = &state.dispatcher
         && let Ok(stats) = dispatcher.stats().await
     {

@@ -35,6 +35,10 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(jobhooks_server::HttpLimits::default()).await
+    }
+
+    async fn start_with(limits: jobhooks_server::HttpLimits) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
         let jobs =
@@ -83,10 +87,13 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let app = router(AppState::new(store.clone()));
-        let serving = tokio::spawn(serve(listener, app, async {
-            let _ = stopped.await;
-        }));
+        let app = router(AppState::new(store.clone()).with_limits(limits.clone()));
+        let serving = tokio::spawn(async move {
+            jobhooks_server::serve_with(listener, app, &limits, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
         let [root, alice, bob] = keys.try_into().unwrap();
         Server {
             base,
@@ -926,4 +933,173 @@ async fn readiness_and_per_job_metrics_follow_the_dispatcher_beside_the_api() {
     assert_eq!(ready.json::<Value>().await.unwrap()["reason"], "the dispatcher stopped");
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
+}
+
+/// A connection that sends part of a request's head and then nothing more.
+async fn half_sent(address: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: slow\r\n").await.unwrap();
+    stream
+}
+
+/// Reads `stream` until the server closes it; false if it is still open when `within` is over.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// A thousand half-sent requests leave the server to everyone else; with a small cap on
+/// connections, the header timeout closes them and frees their places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_loris_does_not_stop_others_from_being_served() {
+    let server = Server::start().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..1000 {
+        slow.push(half_sent(&address).await);
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let answer = client.get(format!("{}/health", server.base)).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "served beside 1,000 half-sent requests");
+    drop(slow);
+    server.stop().await;
+
+    let limits = jobhooks_server::HttpLimits::default().max_connections(20).header_read_timeout(Duration::from_secs(1));
+    let server = Server::start_with(limits).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..60 {
+        slow.push(half_sent(&address).await);
+    }
+    // Its place is taken: it waits in the backlog until the header timeouts free places.
+    let answer = client.get(format!("{}/health", server.base)).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "served once the slow ones were closed");
+    assert!(closed_within(&mut slow[0], Duration::from_secs(10)).await, "a half-sent request is closed");
+    server.stop().await;
+}
+
+/// A kept-alive connection that sends nothing more is closed after the header timeout.
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = jobhooks_server::HttpLimits::default().header_read_timeout(Duration::from_secs(1));
+    let server = Server::start_with(limits).await;
+    let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: idle\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"}") {
+        let mut buffer = [0u8; 1024];
+        let read = stream.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "the connection closed before the answer");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "kept alive after one answer");
+    assert!(closed_within(&mut stream, Duration::from_secs(10)).await, "the idle connection is closed");
+    server.stop().await;
+}
+
+/// At most `max_waiters` requests wait for runs at once; the next is answered 429, and a request
+/// that does not wait is served as usual. A request longer than the timeout is answered 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_are_capped_and_requests_time_out() {
+    let limits = jobhooks_server::HttpLimits::default().max_waiters(1).request_timeout(Duration::from_secs(2));
+    let server = Server::start_with(limits).await;
+    let (status, run) = server
+        .post(
+            &format!("/api/extras/jobs/{TOUCH}/run/"),
+            &server.root,
+            json!({"object_pk": "1", "object_model_name": "dcim.device"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["job_result"]["id"].as_u64().unwrap();
+    let waiting = {
+        let (client, url, key) = (
+            server.client.clone(),
+            format!("{}/api/extras/job-results/{id}/?wait=60", server.base),
+            server.root.clone(),
+        );
+        tokio::spawn(async move { client.get(url).header("Authorization", format!("Token {key}")).send().await })
+    };
+    // The first waiter is counted before anyone else asks.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let text =
+                server.client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+            if text.contains("jobhooks_api_waiting_requests 1") {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first request waits");
+    let (status, body) = server.get(&format!("/api/extras/job-results/{id}/?wait=5"), &server.root).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("1 requests wait for runs already"), "{body}");
+    let (status, _) = server.get(&format!("/api/extras/job-results/{id}/"), &server.root).await;
+    assert_eq!(status, StatusCode::OK, "a request that does not wait is served");
+    let timed_out = waiting.await.unwrap().unwrap();
+    assert_eq!(timed_out.status(), StatusCode::SERVICE_UNAVAILABLE, "the 60 s wait outlived the 2 s request timeout");
+    let body: Value = timed_out.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("took longer than 2 s"), "{body}");
+    server.stop().await;
+}
+
+/// Dead-letters run `id` of `store`, as a dispatcher would after its last attempt.
+async fn dead_letter(store: &Store, id: u64) {
+    use jobhooks_model::ports::{Completion, JobQueue, Outcome};
+    let leased = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(60), 100).await.unwrap();
+    let (lease, _) = leased.into_iter().find(|(lease, _)| lease.run.0 == id).expect("the run is claimable");
+    let logs = vec![jobhooks_model::LogEntry {
+        time: OffsetDateTime::now_utc(),
+        level: jobhooks_model::LogLevel::Error,
+        grouping: "post_run".into(),
+        message: "the receiver failed".into(),
+        object: None,
+    }];
+    store.complete(Completion { lease, outcome: Outcome::DeadLettered, logs }).await.unwrap();
+}
+
+/// A run is replayed by its own user or a superuser, with the job's `extras.run_job`; the answer's
+/// log is shown only to a caller who may view results.
+#[tokio::test]
+async fn a_run_is_replayed_by_its_own_user_or_a_superuser() {
+    let server = Server::start().await;
+    let carol = User::new("carol").unwrap().with_permission(Permission::run_jobs([TOUCH]));
+    server.store.put_user(carol).await.unwrap();
+    let issued = ApiToken::issue("carol", OffsetDateTime::now_utc(), None, "tests");
+    server.store.add_token(issued.token).await.unwrap();
+    let on_device = json!({"object_pk": "1", "object_model_name": "dcim.device"});
+    let (status, run) = server.post(&format!("/api/extras/jobs/{TOUCH}/run/"), &issued.key, on_device).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["job_result"]["id"].as_u64().unwrap();
+    dead_letter(&server.store, id).await;
+
+    let replay = format!("/api/extras/job-results/{id}/replay/");
+    for (who, key) in [("alice, who may run the job", &server.alice), ("bob", &server.bob)] {
+        let (status, body) = server.post(&replay, key, json!({})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {body}");
+        assert_eq!(body["detail"], format!("Only the user who ran run {id}, or a superuser, may replay it."));
+    }
+    let (status, replayed) = server.post(&replay, &issued.key, json!({})).await;
+    assert_eq!((status, &replayed["status"]), (StatusCode::OK, &json!("PENDING")), "{replayed}");
+    assert_eq!(replayed["logs"], json!([]), "carol may not view results: no log in the answer");
+
+    dead_letter(&server.store, id).await;
+    let (status, replayed) = server.post(&replay, &server.root, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert!(!replayed["logs"].as_array().unwrap().is_empty(), "a superuser sees the log: {replayed}");
+    server.stop().await;
 }
