@@ -87,6 +87,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Requests waiting for a run to end (`?wait=`) at once; beyond, 429.
     pub max_waiters: usize,
+    /// Whether `/metrics` needs a valid token, as the API does (default: open, for Prometheus).
+    pub metrics_need_a_token: bool,
 }
 
 /// The dispatcher.
@@ -196,6 +198,7 @@ impl Default for ServerSettings {
             request_timeout_seconds: limits.request_timeout.as_secs(),
             max_connections: limits.max_connections,
             max_waiters: limits.max_waiters,
+            metrics_need_a_token: limits.metrics_need_a_token,
         }
     }
 }
@@ -335,6 +338,7 @@ impl Config {
         set(env, "JOBHOOKS_SERVER_REQUEST_TIMEOUT_SECONDS", &mut self.server.request_timeout_seconds)?;
         set(env, "JOBHOOKS_SERVER_MAX_CONNECTIONS", &mut self.server.max_connections)?;
         set(env, "JOBHOOKS_SERVER_MAX_WAITERS", &mut self.server.max_waiters)?;
+        set(env, "JOBHOOKS_SERVER_METRICS_NEED_A_TOKEN", &mut self.server.metrics_need_a_token)?;
         let dispatcher = &mut self.dispatcher;
         set(env, "JOBHOOKS_DISPATCHER_WORKERS", &mut dispatcher.workers)?;
         set(env, "JOBHOOKS_DISPATCHER_LEASE_BATCH", &mut dispatcher.lease_batch)?;
@@ -369,6 +373,7 @@ impl Config {
             .request_timeout(Duration::from_secs(server.request_timeout_seconds))
             .max_connections(server.max_connections)
             .max_waiters(server.max_waiters)
+            .metrics_need_a_token(server.metrics_need_a_token)
             .shutdown_grace(grace)
     }
 

@@ -40,6 +40,10 @@ pub struct HttpLimits {
     pub max_waiters: usize,
     /// How long requests in flight have to finish once the server is told to stop.
     pub shutdown_grace: Duration,
+    /// Whether `/metrics` needs a valid token, as the API does. Off by default, as Prometheus
+    /// scrapes without one; turn it on when the API's address is reachable by callers who should
+    /// not see the queue's figures and per-job counts.
+    pub metrics_need_a_token: bool,
 }
 
 impl Default for HttpLimits {
@@ -50,6 +54,7 @@ impl Default for HttpLimits {
             max_connections: 1024,
             max_waiters: 256,
             shutdown_grace: Duration::from_secs(30),
+            metrics_need_a_token: false,
         }
     }
 }
@@ -76,6 +81,12 @@ impl HttpLimits {
     /// The limits with `max_waiters`.
     pub fn max_waiters(mut self, waiters: usize) -> Self {
         self.max_waiters = waiters;
+        self
+    }
+
+    /// The limits with `/metrics` behind a token (or not).
+    pub fn metrics_need_a_token(mut self, need: bool) -> Self {
+        self.metrics_need_a_token = need;
         self
     }
 

@@ -9,7 +9,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -159,11 +160,17 @@ fn histogram(
     get,
     path = "/metrics",
     tag = "operations",
-    summary = "Prometheus metrics (text exposition format): the queue, runs by job and outcome, requests by route; no token needed",
+    summary = "Prometheus metrics (text exposition format): the queue, runs by job and outcome, requests by route; no token needed unless the server is configured to ask for one (server.metrics_need_a_token)",
     security(()),
     responses((status = 200, description = "Prometheus text", content_type = "text/plain")),
 )]
-pub(crate) async fn metrics<S: Storage + 'static>(State(state): State<AppState<S>>) -> Response {
+pub(crate) async fn metrics<S: Storage + 'static>(State(state): State<AppState<S>>, mut parts: Parts) -> Response {
+    if state.limits.metrics_need_a_token
+        && let Err(refused) =
+            <crate::Caller as FromRequestParts<AppState<S>>>::from_request_parts(&mut parts, &state).await
+    {
+        return refused.into_response();
+    }
     let mut out = String::new();
     match state.store.depth().await {
         Ok(depth) => {

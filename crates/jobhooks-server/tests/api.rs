@@ -1103,3 +1103,25 @@ async fn a_run_is_replayed_by_its_own_user_or_a_superuser() {
     assert!(!replayed["logs"].as_array().unwrap().is_empty(), "a superuser sees the log: {replayed}");
     server.stop().await;
 }
+
+/// `/metrics` is open by default (Prometheus scrapes without a token) and asks for a valid token
+/// when the server is configured so.
+#[tokio::test]
+async fn metrics_may_need_a_token() {
+    let server = Server::start().await;
+    let open = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    server.stop().await;
+
+    let server = Server::start_with(jobhooks_server::HttpLimits::default().metrics_need_a_token(true)).await;
+    let refused = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let wrong = server.client.get(format!("{}/metrics", server.base)).header("Authorization", "Token jh_nope_nope");
+    assert_eq!(wrong.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let allowed =
+        server.client.get(format!("{}/metrics", server.base)).header("Authorization", format!("Token {}", server.bob));
+    let answer = allowed.send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "any valid token");
+    assert!(answer.text().await.unwrap().contains("jobhooks_queue_runs"));
+    server.stop().await;
+}
