@@ -89,6 +89,9 @@ pub struct ServerSettings {
     pub max_waiters: usize,
     /// Whether `/metrics` needs a valid token, as the API does (default: open, for Prometheus).
     pub metrics_need_a_token: bool,
+    /// The directory backups through the API (`backup` with `--url`) are written under; empty:
+    /// none, and such backups are refused.
+    pub backup_dir: String,
 }
 
 /// The dispatcher.
@@ -199,6 +202,7 @@ impl Default for ServerSettings {
             max_connections: limits.max_connections,
             max_waiters: limits.max_waiters,
             metrics_need_a_token: limits.metrics_need_a_token,
+            backup_dir: String::new(),
         }
     }
 }
@@ -339,6 +343,7 @@ impl Config {
         set(env, "JOBHOOKS_SERVER_MAX_CONNECTIONS", &mut self.server.max_connections)?;
         set(env, "JOBHOOKS_SERVER_MAX_WAITERS", &mut self.server.max_waiters)?;
         set(env, "JOBHOOKS_SERVER_METRICS_NEED_A_TOKEN", &mut self.server.metrics_need_a_token)?;
+        set(env, "JOBHOOKS_SERVER_BACKUP_DIR", &mut self.server.backup_dir)?;
         let dispatcher = &mut self.dispatcher;
         set(env, "JOBHOOKS_DISPATCHER_WORKERS", &mut dispatcher.workers)?;
         set(env, "JOBHOOKS_DISPATCHER_LEASE_BATCH", &mut dispatcher.lease_batch)?;

@@ -83,6 +83,9 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
     if let Some(backup) = backup {
         state = state.with_backup(backup);
     }
+    if !s.config.server.backup_dir.is_empty() {
+        state = state.with_backup_dir(&s.config.server.backup_dir);
+    }
     let router = jobhooks_server::router(state);
     jobhooks_server::serve_with(listener, router, &limits, stopped)
         .await

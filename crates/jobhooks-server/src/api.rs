@@ -264,7 +264,7 @@ pub(crate) struct BackupDone {
     post,
     path = "/api/backup/",
     tag = "operations",
-    summary = "Copy the store, while it serves, into a directory on the server (superusers; sled only)",
+    summary = "Copy the store, while it serves, into a new directory under the server's backup directory (superusers; sled only)",
     request_body = BackupTarget,
     responses((status = 201, body = BackupDone), Refusals),
 )]
@@ -282,9 +282,36 @@ async fn backup<S: Storage + 'static>(
             "this store is not backed up through jobhooks: back PostgreSQL up with its own tools (pg_dump)".into(),
         )
     })?;
-    let report = backup.backup_to(std::path::Path::new(&target.path)).await?;
+    let path = std::path::Path::new(&target.path);
+    within_backup_dir(state.backup_dir.as_deref(), path)?;
+    let report = backup.backup_to(path).await?;
     tracing::info!(path = %target.path, records = report.records, "backed the store up");
     Ok((StatusCode::CREATED, Json(BackupDone { path: target.path, records: report.records, bytes: report.bytes })))
+}
+
+/// Refuses a backup target that is not under `dir` (symbolic links and `..` resolved), or any
+/// target when no directory is set.
+fn within_backup_dir(dir: Option<&std::path::Path>, target: &std::path::Path) -> Result<(), ApiError> {
+    let dir = dir.ok_or_else(|| {
+        ApiError::Conflict(
+            "backups through the API are written only under the server's backup directory, and none is set: \
+             set server.backup_dir (JOBHOOKS_SERVER_BACKUP_DIR), or run `jobhooks backup` where the store is"
+                .into(),
+        )
+    })?;
+    let outside = || field_error("path", format!("backups are written only under {}", dir.display()));
+    if !target.is_absolute() {
+        return Err(field_error("path", "give an absolute path".to_owned()));
+    }
+    let parent = target.parent().ok_or_else(outside)?;
+    let (Ok(parent), Ok(dir)) = (std::fs::canonicalize(parent), std::fs::canonicalize(dir)) else {
+        return Err(outside());
+    };
+    if parent.starts_with(&dir) && target.file_name().is_some_and(|name| name != "..") {
+        Ok(())
+    } else {
+        Err(outside())
+    }
 }
 
 #[utoipa::path(

@@ -60,6 +60,8 @@ pub struct AppState<S> {
     store: Arc<S>,
     dispatcher: Option<Monitor<S>>,
     backup: Option<Arc<dyn Backup>>,
+    /// The only directory backups through the API are written under.
+    backup_dir: Option<std::path::PathBuf>,
     requests: Arc<metrics::RequestCounts>,
     limits: HttpLimits,
     /// A place for each request that may wait for a run (`?wait=`).
@@ -72,6 +74,7 @@ impl<S> Clone for AppState<S> {
             store: self.store.clone(),
             dispatcher: self.dispatcher.clone(),
             backup: self.backup.clone(),
+            backup_dir: self.backup_dir.clone(),
             requests: self.requests.clone(),
             limits: self.limits.clone(),
             waiters: self.waiters.clone(),
@@ -84,7 +87,7 @@ impl<S: Storage + 'static> AppState<S> {
     pub fn new(store: Arc<S>) -> Self {
         let limits = HttpLimits::default();
         let waiters = Arc::new(tokio::sync::Semaphore::new(limits.max_waiters));
-        Self { store, dispatcher: None, backup: None, requests: Arc::default(), limits, waiters }
+        Self { store, dispatcher: None, backup: None, backup_dir: None, requests: Arc::default(), limits, waiters }
     }
 
     /// With `limits` on requests: how long one may run, and how many may wait for runs at once.
@@ -106,6 +109,14 @@ impl<S: Storage + 'static> AppState<S> {
     /// while it serves, into a directory on the server's machine.
     pub fn with_backup(mut self, backup: Arc<dyn Backup>) -> Self {
         self.backup = Some(backup);
+        self
+    }
+
+    /// With the directory backups through the API are written under: a target elsewhere is
+    /// refused, and without one every backup through the API is (a caller must not choose where
+    /// on the server's disk a copy of the store lands).
+    pub fn with_backup_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.backup_dir = Some(dir.into());
         self
     }
 }

@@ -643,7 +643,7 @@ async fn backups_exports_and_prunes_are_for_superusers() {
     store.add_token(issued.token).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(store.clone()).with_backup(store);
+    let state = AppState::new(store.clone()).with_backup(store).with_backup_dir(dir.path());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(serve(listener, router(state), async {
         let _ = stopped.await;
@@ -660,6 +660,16 @@ async fn backups_exports_and_prunes_are_for_superusers() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let errors: Value = response.json().await.unwrap();
     assert!(errors["path"][0].as_str().unwrap().contains("it is the store itself"), "{errors}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    for outside in [
+        elsewhere.path().join("copy").display().to_string(),
+        dir.path().join("..").join("copy").display().to_string(),
+        "relative".to_owned(),
+    ] {
+        let response = backup(outside.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{outside}");
+    }
+    assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none(), "nothing was written outside");
     let response = backup(dir.path().join("copy").display().to_string()).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     assert!(response.json::<Value>().await.unwrap()["records"].as_u64().unwrap() > 0);

@@ -102,6 +102,8 @@ impl Served {
         let mut server = jobhooks(&db)
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
             .env("RUST_LOG", "error")
+            // Backups through the server land in temporary directories.
+            .env("JOBHOOKS_SERVER_BACKUP_DIR", std::env::temp_dir())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
