@@ -100,8 +100,33 @@ fn ci() -> Result<(), String> {
     cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     // Every library crate can be published on its own: metadata, no dependency on an unpublished
     // crate, and each packaged crate builds from its package alone.
+    forget_earlier_packages()?;
     cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"], &[])?;
     downstream::run(&root()?)
+}
+
+/// Removes what an earlier `publish --dry-run` from this directory left in cargo's registry
+/// sources: cargo extracts the packaged crates there, keyed by name and version, and takes a
+/// registry package's sources as immutable, so a second dry run would verify the first one's
+/// sources instead of today's. Only jobhooks crates outside crates.io's own sources are removed.
+fn forget_earlier_packages() -> Result<(), String> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let Ok(registries) = std::fs::read_dir(home.join("registry/src")) else { return Ok(()) };
+    for registry in registries.flatten() {
+        if registry.file_name().to_string_lossy().starts_with("index.crates.io") {
+            continue;
+        }
+        for package in std::fs::read_dir(registry.path()).into_iter().flatten().flatten() {
+            if package.file_name().to_string_lossy().starts_with("jobhooks-") {
+                std::fs::remove_dir_all(package.path())
+                    .map_err(|e| format!("cannot remove {}: {e}", package.path().display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn nextest_installed() -> bool {
