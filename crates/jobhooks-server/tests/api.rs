@@ -973,6 +973,9 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> 
 /// connections, the header timeout closes them and frees their places.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_loris_does_not_stop_others_from_being_served() {
+    // Both ends of 1,000 connections live in this process.
+    let allowed = rlimit::increase_nofile_limit(4096).unwrap();
+    assert!(allowed >= 2100, "the process may open only {allowed} files");
     let server = Server::start().await;
     let address = server.base.trim_start_matches("http://").to_owned();
     let mut slow = Vec::new();
