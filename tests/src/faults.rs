@@ -115,6 +115,38 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
 }
 
 #[async_trait]
+impl<S: jobhooks_model::ports::Logins> jobhooks_model::ports::Logins for FaultyStore<S> {
+    async fn set_password(
+        &self,
+        username: &str,
+        password: Option<jobhooks_model::PasswordHash>,
+    ) -> Result<(), CatalogError> {
+        self.inner.set_password(username, password).await
+    }
+    async fn get_password(&self, username: &str) -> Result<Option<jobhooks_model::PasswordHash>, StorageFailure> {
+        self.inner.get_password(username).await
+    }
+    async fn add_login(&self, session: jobhooks_model::LoginSession) -> Result<(), CatalogError> {
+        self.inner.add_login(session).await
+    }
+    async fn get_login(&self, id: &str) -> Result<Option<jobhooks_model::LoginSession>, StorageFailure> {
+        self.inner.get_login(id).await
+    }
+    async fn touch_login(&self, id: &str, at: jobhooks_model::OffsetDateTime) -> Result<(), StorageFailure> {
+        self.inner.touch_login(id, at).await
+    }
+    async fn list_logins(&self, user: Option<&str>) -> Result<Vec<jobhooks_model::LoginSession>, StorageFailure> {
+        self.inner.list_logins(user).await
+    }
+    async fn end_login(&self, id: &str) -> Result<jobhooks_model::LoginSession, CatalogError> {
+        self.inner.end_login(id).await
+    }
+    async fn end_idle_logins(&self, idle_since: jobhooks_model::OffsetDateTime) -> Result<usize, StorageFailure> {
+        self.inner.end_idle_logins(idle_since).await
+    }
+}
+
+#[async_trait]
 impl<S: Catalog> Catalog for FaultyStore<S> {
     async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
         self.inner.sync_jobs(linked, mode).await

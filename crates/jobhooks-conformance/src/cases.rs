@@ -8,8 +8,8 @@ use std::time::Duration;
 use jobhooks_model::ports::{ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHook, JobHookPatch,
-    JobKind, JobSpec, JobStatus, MaintenanceError, OffsetDateTime, PendingChange, QueueError, RunId, SyncMode, User,
-    json,
+    JobKind, JobSpec, JobStatus, LoginSession, MaintenanceError, OffsetDateTime, PasswordCost, PasswordHash,
+    PendingChange, QueueError, RunId, SyncMode, User, json,
 };
 use proptest::prelude::*;
 
@@ -190,6 +190,59 @@ pub async fn tokens_are_kept_by_hash_and_revoked<S: Storage>(store: &S) {
     assert_eq!(store.get_token(&first.token.id).await.unwrap(), None);
     let again = store.delete_token(&first.token.id).await.unwrap_err();
     assert!(matches!(again, CatalogError::NotFound { kind: "token", .. }), "{again:?}");
+}
+
+/// Passwords are kept as their hash and removed; login sessions are stored as opened, found by id,
+/// listed by user, touched forward only, ended one at a time, when idle, and all at once when the
+/// user's password changes; a session or password of an unknown user is refused.
+pub async fn passwords_and_login_sessions_are_kept_and_ended<S: Storage>(store: &S) {
+    store.put_user(User::new("bob").unwrap()).await.unwrap();
+    store.put_user(User::new("carol").unwrap()).await.unwrap();
+    assert_eq!(store.get_password("bob").await.unwrap(), None, "a new user has no password");
+    let hash = PasswordHash::new("correct horse", PasswordCost::Cheapest).unwrap();
+    store.set_password("bob", Some(hash.clone())).await.unwrap();
+    let stored = store.get_password("bob").await.unwrap().expect("the password is stored");
+    assert!(stored.verify("correct horse"));
+    let refused = store.set_password("nobody", Some(hash.clone())).await.unwrap_err();
+    assert!(matches!(&refused, CatalogError::NotFound { kind: "user", .. }), "{refused:?}");
+
+    let now = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let later = now + Duration::from_secs(600);
+    let first = LoginSession::open("bob", now, "Firefox");
+    let second = LoginSession::open("bob", later, "Chromium");
+    let carols = LoginSession::open("carol", now, "");
+    for opened in [&first, &second, &carols] {
+        store.add_login(opened.session.clone()).await.unwrap();
+    }
+    assert_eq!(store.get_login(&first.session.id).await.unwrap(), Some(first.session.clone()));
+    let ids = |sessions: Vec<LoginSession>| sessions.into_iter().map(|session| session.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_logins(Some("bob")).await.unwrap()),
+        [first.session.id.clone(), second.session.id.clone()]
+    );
+    assert_eq!(store.list_logins(None).await.unwrap().len(), 3);
+    let stranger = store.add_login(LoginSession::open("nobody", now, "").session).await.unwrap_err();
+    assert!(matches!(&stranger, CatalogError::NotFound { kind: "user", .. }), "{stranger:?}");
+    let mut twin = LoginSession::open("carol", now, "").session;
+    twin.id = carols.session.id.clone();
+    assert!(matches!(store.add_login(twin).await.unwrap_err(), CatalogError::Invalid(_)));
+
+    store.touch_login(&first.session.id, later).await.unwrap();
+    store.touch_login(&first.session.id, now).await.unwrap();
+    assert_eq!(store.get_login(&first.session.id).await.unwrap().unwrap().last_seen, later, "touched forward only");
+    store.touch_login("0000000000000000", later).await.unwrap();
+
+    assert_eq!(store.end_idle_logins(now + Duration::from_secs(1)).await.unwrap(), 1, "carol's was idle");
+    assert_eq!(store.get_login(&carols.session.id).await.unwrap(), None);
+    assert_eq!(store.end_login(&second.session.id).await.unwrap(), second.session);
+    let again = store.end_login(&second.session.id).await.unwrap_err();
+    assert!(matches!(again, CatalogError::NotFound { kind: "session", .. }), "{again:?}");
+
+    let third = LoginSession::open("bob", later, "");
+    store.add_login(third.session.clone()).await.unwrap();
+    store.set_password("bob", None).await.unwrap();
+    assert_eq!(store.get_password("bob").await.unwrap(), None);
+    assert_eq!(store.list_logins(Some("bob")).await.unwrap(), [], "a new password ends every session");
 }
 
 /// A commit records one change per merged change, with Nautobot's snapshots, and applies it to

@@ -28,11 +28,14 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 19] = [
+pub const CASES: [&str; 22] = [
     "catalog_validates_with_nautobots_messages",
     "job_sync_follows_its_mode",
+    "restoring_jobs_enables_what_a_sync_disabled",
+    "a_job_under_a_former_class_path_is_renamed",
     "users_are_stored_and_names_checked",
     "tokens_are_kept_by_hash_and_revoked",
+    "passwords_and_login_sessions_are_kept_and_ended",
     "commits_record_changes_and_objects",
     "record_only_commits_leave_the_repository_alone",
     "changes_are_found_by_object_request_and_time",
@@ -63,6 +66,7 @@ macro_rules! store_contract {
             a_job_under_a_former_class_path_is_renamed,
             users_are_stored_and_names_checked,
             tokens_are_kept_by_hash_and_revoked,
+            passwords_and_login_sessions_are_kept_and_ended,
             commits_record_changes_and_objects,
             record_only_commits_leave_the_repository_alone,
             changes_are_found_by_object_request_and_time,

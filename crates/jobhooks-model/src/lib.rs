@@ -27,6 +27,7 @@ mod hook;
 mod ident;
 mod job;
 mod lifecycle;
+mod login;
 mod object;
 pub mod ports;
 mod retention;
@@ -53,6 +54,10 @@ pub use job::{
 };
 pub use lifecycle::{
     Attempts, CountChange, IllegalTransition, Outcome, QUEUED, RunEvent, Transition, lapse_entry, transition,
+};
+pub use login::{
+    LoginRefused, LoginSession, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, OpenedLogin, PasswordCost, PasswordHash,
+    PasswordRefused, validate_new_login,
 };
 pub use object::Object;
 pub use retention::ChangeFacts;

@@ -17,7 +17,8 @@ pub use crate::lifecycle::{Completion, Outcome};
 pub use crate::sync::{SyncMode, SyncReport};
 use crate::{
     ApiToken, ChangeContext, ChangeId, ChangeSet, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch,
-    JobInputs, JobRecord, JobResult, JobSpec, JobStatus, Object, ObjectChange, ObjectRef, RunId, User,
+    JobInputs, JobRecord, JobResult, JobSpec, JobStatus, LoginSession, Object, ObjectChange, ObjectRef, PasswordHash,
+    RunId, User,
 };
 
 /// Reads application objects.
@@ -204,6 +205,31 @@ pub trait Catalog: Send + Sync {
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StorageFailure>;
     /// Revokes a token: it is removed, and returned.
     async fn delete_token(&self, id: &str) -> Result<ApiToken, CatalogError>;
+}
+
+/// Passwords and login sessions, for the web pages (see [`crate::LoginSession`]). A store keeps
+/// them beside its users, so that a session opened by one process is honoured by another.
+#[async_trait::async_trait]
+pub trait Logins: Send + Sync {
+    /// Sets (`Some`) or removes (`None`) the password of `username`, and ends every session the
+    /// user has open, as Django does when a password changes. The user must exist (`NotFound`).
+    async fn set_password(&self, username: &str, password: Option<PasswordHash>) -> Result<(), CatalogError>;
+    /// The password hash of `username`; `None` when the user has none (and so cannot log in) or
+    /// does not exist.
+    async fn get_password(&self, username: &str) -> Result<Option<PasswordHash>, StorageFailure>;
+    /// Stores a session just opened (see [`crate::LoginSession::open`]). Its user must exist
+    /// (`NotFound`), its id must be new (`Invalid`).
+    async fn add_login(&self, session: LoginSession) -> Result<(), CatalogError>;
+    /// The session with this id.
+    async fn get_login(&self, id: &str) -> Result<Option<LoginSession>, StorageFailure>;
+    /// Records that the session was used at `at`; nothing when it has ended.
+    async fn touch_login(&self, id: &str, at: OffsetDateTime) -> Result<(), StorageFailure>;
+    /// The sessions of `user` (all sessions for `None`), oldest first.
+    async fn list_logins(&self, user: Option<&str>) -> Result<Vec<LoginSession>, StorageFailure>;
+    /// Ends a session: it is removed, and returned.
+    async fn end_login(&self, id: &str) -> Result<LoginSession, CatalogError>;
+    /// Ends every session last used before `idle_since`; returns how many.
+    async fn end_idle_logins(&self, idle_since: OffsetDateTime) -> Result<usize, StorageFailure>;
 }
 
 /// A claim on one queued run, valid until `deadline`. Another worker may take the run over once
@@ -495,6 +521,6 @@ pub trait Backup: Send + Sync {
 }
 
 /// Every port at once: what a dispatcher needs from one backend.
-pub trait Storage: ChangeStore + Catalog + JobQueue + QueueReader + QueueMaintenance {}
+pub trait Storage: ChangeStore + Catalog + Logins + JobQueue + QueueReader + QueueMaintenance {}
 
-impl<T: ChangeStore + Catalog + JobQueue + QueueReader + QueueMaintenance> Storage for T {}
+impl<T: ChangeStore + Catalog + Logins + JobQueue + QueueReader + QueueMaintenance> Storage for T {}

@@ -68,8 +68,18 @@ pub enum TokenRefused {
 const PREFIX: &str = "jh_";
 const ID_LEN: usize = 16;
 
-fn hash(key: &str) -> String {
+/// SHA-256 of `key`, in hex.
+pub(crate) fn sha256_hex(key: &str) -> String {
     Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only.
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+fn hash(key: &str) -> String {
+    sha256_hex(key)
 }
 
 impl ApiToken {
@@ -111,10 +121,7 @@ impl ApiToken {
     /// Whether `key` is this token's key and the token has not expired at `now`. The hashes are
     /// compared in constant time.
     pub fn accepts(&self, key: &str, now: OffsetDateTime) -> Result<(), TokenRefused> {
-        let offered = hash(key);
-        let same = offered.len() == self.key_hash.len()
-            && offered.bytes().zip(self.key_hash.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0;
-        if !same {
+        if !constant_time_eq(&hash(key), &self.key_hash) {
             return Err(TokenRefused::Unknown);
         }
         match self.expires {

@@ -36,6 +36,7 @@ pub(crate) mod cluster;
 mod db;
 mod group;
 mod lines;
+mod logins;
 mod queue;
 mod records;
 mod restore;

@@ -149,6 +149,23 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobhooks_jobs ADD COLUMN suspended jsonb;
     "#,
+    // 8: passwords and login sessions for the web pages; both go with their user.
+    r#"
+    CREATE TABLE jobhooks_passwords (
+        username text PRIMARY KEY REFERENCES jobhooks_users (username) ON DELETE CASCADE,
+        phc      text NOT NULL
+    );
+    CREATE TABLE jobhooks_logins (
+        id         text PRIMARY KEY,
+        username   text NOT NULL REFERENCES jobhooks_users (username) ON DELETE CASCADE,
+        key_hash   text NOT NULL,
+        created    timestamptz NOT NULL,
+        last_seen  timestamptz NOT NULL,
+        user_agent text NOT NULL
+    );
+    CREATE INDEX jobhooks_logins_by_user ON jobhooks_logins (username, created, id);
+    CREATE INDEX jobhooks_logins_by_last_seen ON jobhooks_logins (last_seen);
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

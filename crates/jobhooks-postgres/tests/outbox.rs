@@ -201,3 +201,32 @@ async fn a_commit_wakes_the_workers_of_another_store() {
     assert_eq!(receipt.runs.len(), 1);
     assert!(sleeper.work_generation() > seen, "the other store's workers were woken by the commit");
 }
+
+/// A database of schema 7 (before passwords and sessions) migrates to the current schema with its
+/// users kept: they have no password until one is set, then log in, and a user's sessions go
+/// with their password.
+#[tokio::test]
+async fn users_of_schema_7_migrate_and_gain_passwords_and_sessions() {
+    use jobhooks_model::ports::{Catalog, Logins};
+    use jobhooks_model::{LoginSession, OffsetDateTime, PasswordCost, PasswordHash};
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..7] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (7);
+         INSERT INTO jobhooks_users (username, is_superuser, permissions) VALUES ('alice', true, '[]');",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    assert!(store.get_user("alice").await.unwrap().unwrap().is_superuser);
+    assert_eq!(store.get_password("alice").await.unwrap(), None, "a migrated user has no password yet");
+    store.set_password("alice", Some(PasswordHash::new("long enough", PasswordCost::Cheapest).unwrap())).await.unwrap();
+    assert!(store.get_password("alice").await.unwrap().unwrap().verify("long enough"));
+    let opened = LoginSession::open("alice", OffsetDateTime::now_utc(), "test");
+    store.add_login(opened.session.clone()).await.unwrap();
+    assert_eq!(store.get_login(&opened.session.id).await.unwrap(), Some(opened.session));
+}

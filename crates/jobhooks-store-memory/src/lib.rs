@@ -30,16 +30,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, Outcome, PruneReport,
-    QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
+    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, Logins, ObjectReader, ObjectWrites, Outcome,
+    PruneReport, QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ChangeContext, ChangeError, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock,
     ContentType, CountChange, IllegalTransition, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobInputs,
-    JobRecord, JobRestoreReport, JobResult, JobSpec, JobStatus, JobSyncPlan, MaintenanceError, Object, ObjectChange,
-    ObjectRef, OffsetDateTime, QUEUED, QueueError, RunEvent, RunId, StorageFailure, User, lapse_entry, match_hooks,
-    plan_job_restore, plan_job_sync, system_clock, transition, validate_button, validate_hook, validate_name,
-    validate_new_token,
+    JobRecord, JobRestoreReport, JobResult, JobSpec, JobStatus, JobSyncPlan, LoginSession, MaintenanceError, Object,
+    ObjectChange, ObjectRef, OffsetDateTime, PasswordHash, QUEUED, QueueError, RunEvent, RunId, StorageFailure, User,
+    lapse_entry, match_hooks, plan_job_restore, plan_job_sync, system_clock, transition, validate_button,
+    validate_hook, validate_name, validate_new_login, validate_new_token,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -99,6 +99,8 @@ struct State {
     buttons: BTreeMap<String, JobButton>,
     users: BTreeMap<String, User>,
     tokens: BTreeMap<String, ApiToken>,
+    passwords: BTreeMap<String, PasswordHash>,
+    logins: BTreeMap<String, LoginSession>,
     changes: BTreeMap<ChangeId, Recorded>,
     changes_by_object: BTreeMap<ObjectRef, Vec<ChangeId>>,
     changes_by_request: BTreeMap<Uuid, Vec<ChangeId>>,
@@ -543,6 +545,67 @@ impl Catalog for MemoryStore {
 
     async fn delete_token(&self, id: &str) -> Result<ApiToken, CatalogError> {
         self.state().tokens.remove(id).ok_or_else(|| CatalogError::NotFound { kind: "token", key: id.to_owned() })
+    }
+}
+
+#[async_trait::async_trait]
+impl Logins for MemoryStore {
+    async fn set_password(&self, username: &str, password: Option<PasswordHash>) -> Result<(), CatalogError> {
+        let mut state = self.state();
+        if !state.users.contains_key(username) {
+            return Err(CatalogError::not_found("user", username));
+        }
+        match password {
+            Some(hash) => state.passwords.insert(username.to_owned(), hash),
+            None => state.passwords.remove(username),
+        };
+        state.logins.retain(|_, session| session.user != username);
+        Ok(())
+    }
+
+    async fn get_password(&self, username: &str) -> Result<Option<PasswordHash>, StorageFailure> {
+        Ok(self.state().passwords.get(username).cloned())
+    }
+
+    async fn add_login(&self, session: LoginSession) -> Result<(), CatalogError> {
+        let mut state = self.state();
+        validate_new_login(&session, state.users.contains_key(&session.user), state.logins.contains_key(&session.id))?;
+        state.logins.insert(session.id.clone(), session);
+        Ok(())
+    }
+
+    async fn get_login(&self, id: &str) -> Result<Option<LoginSession>, StorageFailure> {
+        Ok(self.state().logins.get(id).cloned())
+    }
+
+    async fn touch_login(&self, id: &str, at: OffsetDateTime) -> Result<(), StorageFailure> {
+        if let Some(session) = self.state().logins.get_mut(id) {
+            session.last_seen = session.last_seen.max(jobhooks_model::to_microseconds(at));
+        }
+        Ok(())
+    }
+
+    async fn list_logins(&self, user: Option<&str>) -> Result<Vec<LoginSession>, StorageFailure> {
+        let mut sessions: Vec<LoginSession> = self
+            .state()
+            .logins
+            .values()
+            .filter(|session| user.is_none_or(|user| session.user == user))
+            .cloned()
+            .collect();
+        sessions.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(sessions)
+    }
+
+    async fn end_login(&self, id: &str) -> Result<LoginSession, CatalogError> {
+        self.state().logins.remove(id).ok_or_else(|| CatalogError::not_found("session", id))
+    }
+
+    async fn end_idle_logins(&self, idle_since: OffsetDateTime) -> Result<usize, StorageFailure> {
+        let mut state = self.state();
+        let before = state.logins.len();
+        state.logins.retain(|_, session| session.last_seen >= idle_since);
+        Ok(before - state.logins.len())
     }
 }
 

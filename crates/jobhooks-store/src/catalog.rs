@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
-    JobRestoreReport, JobSpec, JobSyncPlan, StorageFailure, SyncMode, SyncReport, User, plan_job_restore,
-    plan_job_sync, validate_button, validate_hook, validate_name, validate_new_token,
+    JobRestoreReport, JobSpec, JobSyncPlan, LoginSession, PasswordHash, StorageFailure, SyncMode, SyncReport, User,
+    plan_job_restore, plan_job_sync, validate_button, validate_hook, validate_name, validate_new_token,
 };
 
 use crate::disk::Stored;
@@ -23,6 +23,8 @@ pub(crate) struct CatalogCache {
     buttons: BTreeMap<String, JobButton>,
     users: BTreeMap<String, User>,
     tokens: BTreeMap<String, ApiToken>,
+    pub(crate) passwords: BTreeMap<String, PasswordHash>,
+    pub(crate) logins: BTreeMap<String, LoginSession>,
     hook_index: HashMap<(ContentType, Action), BTreeSet<String>>,
 }
 
@@ -47,6 +49,8 @@ impl CatalogCache {
             buttons: load_all(st, keys::BUTTON, "job button")?,
             users: load_all(st, keys::USER, "user")?,
             tokens: load_all(st, keys::TOKEN, "token")?,
+            passwords: load_all(st, keys::PASSWORD, "password")?,
+            logins: load_all(st, keys::LOGIN, "login session")?,
             ..Self::default()
         };
         let hooks: BTreeMap<String, JobHook> = load_all(st, keys::HOOK, "job hook")?;
@@ -157,6 +161,37 @@ impl CatalogCache {
         staging.put_record(keys::named(keys::USER, &user.username), &user)?;
         self.users.insert(user.username.clone(), user);
         Ok(())
+    }
+
+    pub(crate) fn has_user(&self, username: &str) -> bool {
+        self.users.contains_key(username)
+    }
+
+    pub(crate) fn put_password(
+        &mut self,
+        staging: &mut Staging<'_>,
+        username: &str,
+        hash: PasswordHash,
+    ) -> Result<(), StorageFailure> {
+        staging.put_record(keys::named(keys::PASSWORD, username), &hash)?;
+        self.passwords.insert(username.to_owned(), hash);
+        Ok(())
+    }
+
+    pub(crate) fn remove_password(&mut self, staging: &mut Staging<'_>, username: &str) {
+        staging.remove(keys::named(keys::PASSWORD, username));
+        self.passwords.remove(username);
+    }
+
+    pub(crate) fn put_login(&mut self, staging: &mut Staging<'_>, session: LoginSession) -> Result<(), StorageFailure> {
+        staging.put_record(keys::named(keys::LOGIN, &session.id), &session)?;
+        self.logins.insert(session.id.clone(), session);
+        Ok(())
+    }
+
+    pub(crate) fn remove_login(&mut self, staging: &mut Staging<'_>, id: &str) -> Option<LoginSession> {
+        staging.remove(keys::named(keys::LOGIN, id));
+        self.logins.remove(id)
     }
 
     pub(crate) fn put_token(&mut self, staging: &mut Staging<'_>, token: ApiToken) -> Result<(), StorageFailure> {

@@ -12,8 +12,8 @@
 
 use jobhooks_model::{
     Action, ApiToken, ButtonClass, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobInputs, JobKind,
-    JobRecord, JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, ObjectChange, ObjectRef, OffsetDateTime,
-    Permission, RunId, Suspension, User, Value, validate_name,
+    JobRecord, JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, LoginSession, ObjectChange, ObjectRef,
+    OffsetDateTime, PasswordHash, Permission, RunId, Suspension, User, Value, validate_name,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -328,6 +328,71 @@ impl Stored for ApiToken {
             created: record.created,
             expires: record.expires,
             description: record.description,
+        })
+    }
+}
+
+/// A user's password (`pwd/{username}` values): its Argon2id hash as a PHC string. Added within
+/// format 3: a store without passwords has no `pwd/` keys.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PasswordRecord {
+    phc: String,
+}
+
+impl Stored for PasswordHash {
+    type Record = PasswordRecord;
+
+    fn to_record(&self) -> PasswordRecord {
+        PasswordRecord { phc: self.as_str().to_owned() }
+    }
+
+    fn from_record(record: PasswordRecord) -> Result<Self, String> {
+        PasswordHash::from_phc(record.phc).map_err(|e| e.to_string())
+    }
+}
+
+/// A login session (`lgn/{id}` values): its key's hash, never the key. Added within format 3: a
+/// store without sessions has no `lgn/` keys.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct LoginRecord {
+    id: String,
+    user: String,
+    key_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    last_seen: OffsetDateTime,
+    user_agent: String,
+}
+
+impl Stored for LoginSession {
+    type Record = LoginRecord;
+
+    fn to_record(&self) -> LoginRecord {
+        LoginRecord {
+            id: self.id.clone(),
+            user: self.user.clone(),
+            key_hash: self.key_hash.clone(),
+            created: self.created,
+            last_seen: self.last_seen,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
+    fn from_record(record: LoginRecord) -> Result<Self, String> {
+        LoginSession::id_of_key(&format!("js_{}_00", record.id))
+            .map_err(|_| format!("invalid session id `{}`", record.id))?;
+        validate_name("username", &record.user).map_err(|e| e.to_string())?;
+        if record.key_hash.len() != 64 || !record.key_hash.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err("its key hash is not a SHA-256 in hex".into());
+        }
+        Ok(LoginSession {
+            id: record.id,
+            user: record.user,
+            key_hash: record.key_hash,
+            created: record.created,
+            last_seen: record.last_seen,
+            user_agent: record.user_agent,
         })
     }
 }

@@ -61,6 +61,7 @@ mod disk;
 mod durability;
 mod keys;
 mod lines;
+mod logins;
 mod open;
 mod queue;
 mod records;

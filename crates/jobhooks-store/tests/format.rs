@@ -217,6 +217,29 @@ async fn the_committed_store_has_a_job_renamed_then_suspended_and_restored() {
     assert!(store.get_hook("audit").await.unwrap().unwrap().enabled);
 }
 
+/// The committed store, written before passwords and login sessions existed: its users have no
+/// password until one is set, and a password and a session written into it are there after a
+/// reopen (`pwd/` and `lgn/` keys are added within format 3).
+#[tokio::test]
+async fn the_committed_store_gains_passwords_and_sessions_that_survive_a_reopen() {
+    use jobhooks_model::ports::Logins;
+    use jobhooks_model::{LoginSession, PasswordCost, PasswordHash};
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture().join("store"), dir.path());
+    let opened = LoginSession::open("alice", OffsetDateTime::now_utc(), "test");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get_password("alice").await.unwrap(), None);
+        assert_eq!(store.list_logins(None).await.unwrap(), []);
+        let hash = PasswordHash::new("long enough", PasswordCost::Cheapest).unwrap();
+        store.set_password("alice", Some(hash)).await.unwrap();
+        store.add_login(opened.session.clone()).await.unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.get_password("alice").await.unwrap().unwrap().verify("long enough"));
+    assert_eq!(store.get_login(&opened.session.id).await.unwrap(), Some(opened.session));
+}
+
 #[test]
 fn a_store_of_another_format_is_refused_saying_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
