@@ -106,6 +106,9 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
         self.inner.list_objects(content_type).await
     }
+    async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> {
+        self.inner.object_types().await
+    }
     async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
         self.inner.latest_changes(limit).await
     }

@@ -268,6 +268,10 @@ pub async fn commits_record_changes_and_objects<S: Storage>(store: &S) {
 
     let deleted = delete(store, "1").await;
     assert_eq!(store.get_object(&reference("1")).await.unwrap(), None);
+    assert_eq!(store.object_types().await.unwrap(), [ct("dcim.device")], "a type whose objects were deleted");
+    let site = jobhooks_model::ObjectRef::new(ct("dcim.site"), "s1").unwrap();
+    save(store, &[jobhooks_model::Object::new(site, "s1", json!({"name": "s1"})).unwrap()]).await;
+    assert_eq!(store.object_types().await.unwrap(), [ct("dcim.device"), ct("dcim.site")]);
     let (change, object) = store.get_change_and_object(deleted.changes[0]).await.unwrap().unwrap();
     assert_eq!((change.action, object), (Action::Delete, None));
     let ids = [deleted.changes[0], jobhooks_model::ChangeId(9_999), created.changes[0], updated.changes[0]];

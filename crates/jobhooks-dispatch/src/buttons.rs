@@ -35,6 +35,9 @@ pub struct RenderedButton {
     pub disabled: bool,
     /// Why the text could not be rendered, if it could not.
     pub error: Option<String>,
+    /// Why the button cannot be pressed, when it is disabled: the render error, or the job's
+    /// refusal in the words a press would answer with.
+    pub disabled_reason: Option<String>,
 }
 
 /// Why a press was refused. The messages are Nautobot's.
@@ -187,8 +190,14 @@ pub async fn buttons_for<S: Storage + ?Sized>(
     buttons.sort_by(|a, b| a.display_order().cmp(&b.display_order()));
     let mut shown = Vec::with_capacity(buttons.len());
     for button in buttons {
-        let runnable = store.get_job(&button.job).await?.is_some_and(|j| j.is_runnable());
-        let allowed = runnable && user.can_run_job(&button.job);
+        let job = store.get_job(&button.job).await?;
+        let refusal = match &job {
+            None => Some(PressError::NotInstalled),
+            Some(job) if !job.installed => Some(PressError::NotInstalled),
+            Some(job) if !job.enabled => Some(PressError::NotEnabled),
+            Some(_) if !user.can_run_job(&button.job) => Some(PressError::PermissionDenied),
+            Some(_) => None,
+        };
         let (text, error) = match render_button_text(&button.text, object, user) {
             Ok(text) if text.trim().is_empty() => continue,
             Ok(text) => (text, None),
@@ -196,7 +205,8 @@ pub async fn buttons_for<S: Storage + ?Sized>(
         };
         shown.push(RenderedButton {
             confirmation_prompt: button.confirmation.then(|| button.confirmation_prompt(object)),
-            disabled: !allowed || error.is_some(),
+            disabled: refusal.is_some() || error.is_some(),
+            disabled_reason: error.clone().or_else(|| refusal.map(|refusal| refusal.to_string())),
             error,
             text,
             name: button.name,

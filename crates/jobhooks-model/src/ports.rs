@@ -109,6 +109,9 @@ pub trait ChangeStore: ObjectReader {
 
     /// The stored objects of one type, by id.
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure>;
+    /// The content types the store holds objects or changes of, in name order (a type whose
+    /// objects were all deleted is listed while its changes are kept).
+    async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure>;
 
     /// The newest `limit` changes of the whole log, newest first: a page of a listing, read
     /// without reading the rest of the log.

@@ -685,6 +685,40 @@ impl ChangeStore for PgStore {
         rows.iter().map(object_of).collect()
     }
 
+    async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                // A skip scan of each table's leading index column: one probe per type.
+                "WITH RECURSIVE objects AS (
+                     (SELECT content_type FROM jobhooks_objects ORDER BY content_type LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT o.content_type FROM jobhooks_objects o WHERE o.content_type > objects.content_type
+                             ORDER BY o.content_type LIMIT 1)
+                     FROM objects WHERE objects.content_type IS NOT NULL
+                 ), changes AS (
+                     (SELECT content_type FROM jobhooks_changes ORDER BY content_type LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT c.content_type FROM jobhooks_changes c WHERE c.content_type > changes.content_type
+                             ORDER BY c.content_type LIMIT 1)
+                     FROM changes WHERE changes.content_type IS NOT NULL
+                 )
+                 SELECT t.content_type FROM (
+                     SELECT content_type FROM objects WHERE content_type IS NOT NULL
+                     UNION SELECT content_type FROM changes WHERE content_type IS NOT NULL
+                 ) t ORDER BY t.content_type COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(db_error("cannot read the object types"))?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.get(0);
+                ContentType::new(name.clone()).map_err(|error| corrupt("object type", &name, error))
+            })
+            .collect()
+    }
+
     async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query_changes("TRUE ORDER BY c.id DESC LIMIT $1", &[&limit]).await

@@ -413,6 +413,13 @@ impl ChangeStore for MemoryStore {
         Ok(state.objects.values().filter(|object| object.content_type() == content_type).cloned().collect())
     }
 
+    async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> {
+        let state = self.state();
+        let types: std::collections::BTreeSet<ContentType> =
+            state.changes_by_object.keys().map(|reference| reference.content_type().clone()).collect();
+        Ok(types.into_iter().collect())
+    }
+
     async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
         let state = self.state();
         Ok(state.changes.keys().rev().take(limit).filter_map(|&id| state.read_change(id)).collect())

@@ -344,6 +344,27 @@ impl ChangeStore for Store {
         )
     }
 
+    async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> {
+        // `cob/{content type}\0…`: one seek per type, each past every key of the type before it.
+        let view = self.view();
+        let mut types = Vec::new();
+        let mut from = keys::CHANGE_BY_OBJECT.to_vec();
+        let end = crate::staging::prefix_range(keys::CHANGE_BY_OBJECT).1;
+        while let Some(entry) = view.scan((std::ops::Bound::Included(from.clone()), end.clone()), false).next() {
+            let (key, _) = entry?;
+            let rest = &key[keys::CHANGE_BY_OBJECT.len()..];
+            let name = rest.split(|byte| *byte == 0).next().unwrap_or_default();
+            let name = String::from_utf8_lossy(name).into_owned();
+            types.push(
+                ContentType::new(name.clone())
+                    .map_err(|error| StorageFailure::corrupt("object index", &name, error))?,
+            );
+            from = keys::objects_of_type(&name);
+            *from.last_mut().expect("ends with NUL") = 1;
+        }
+        Ok(types)
+    }
+
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
         // The object index holds every change of every object of the type, grouped by object: take
         // each object's holding change, newest first within the group.
