@@ -37,6 +37,7 @@ mod error;
 mod limits;
 mod metrics;
 mod page;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub use auth::{Allowed, Caller, Needs};
 pub use error::ApiError;
 pub use limits::{HttpLimits, serve_with};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
+pub use ui::UiConfig;
 
 /// The largest request body the API reads (1 MiB); a larger one is refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -66,6 +68,8 @@ pub struct AppState<S> {
     limits: HttpLimits,
     /// A place for each request that may wait for a run (`?wait=`).
     waiters: Arc<tokio::sync::Semaphore>,
+    /// How the web pages treat logins.
+    ui: UiConfig,
 }
 
 impl<S> Clone for AppState<S> {
@@ -78,6 +82,7 @@ impl<S> Clone for AppState<S> {
             requests: self.requests.clone(),
             limits: self.limits.clone(),
             waiters: self.waiters.clone(),
+            ui: self.ui.clone(),
         }
     }
 }
@@ -87,7 +92,16 @@ impl<S: Storage + 'static> AppState<S> {
     pub fn new(store: Arc<S>) -> Self {
         let limits = HttpLimits::default();
         let waiters = Arc::new(tokio::sync::Semaphore::new(limits.max_waiters));
-        Self { store, dispatcher: None, backup: None, backup_dir: None, requests: Arc::default(), limits, waiters }
+        Self {
+            store,
+            dispatcher: None,
+            backup: None,
+            backup_dir: None,
+            requests: Arc::default(),
+            limits,
+            waiters,
+            ui: UiConfig::default(),
+        }
     }
 
     /// With `limits` on requests: how long one may run, and how many may wait for runs at once.
@@ -95,6 +109,13 @@ impl<S: Storage + 'static> AppState<S> {
     pub fn with_limits(mut self, limits: HttpLimits) -> Self {
         self.waiters = Arc::new(tokio::sync::Semaphore::new(limits.max_waiters));
         self.limits = limits;
+        self
+    }
+
+    /// With `ui` for the web pages' logins (how long a session may idle, `Secure` cookies, how
+    /// passwords are hashed).
+    pub fn with_ui(mut self, ui: UiConfig) -> Self {
+        self.ui = ui;
         self
     }
 
@@ -126,6 +147,7 @@ impl<S: Storage + 'static> AppState<S> {
 pub fn router<S: Storage + 'static>(state: AppState<S>) -> Router {
     api::routes::<S>()
         .merge(metrics::routes::<S>())
+        .merge(ui::routes::<S>())
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::request_timeout::<S>))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests::<S>))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

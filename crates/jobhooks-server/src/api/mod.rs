@@ -1,0 +1,228 @@
+//! The routes and their handlers: each checks the caller's permission, calls the store's ports
+//! (or the dispatcher's rules for runs), and answers JSON.
+
+mod buttons;
+mod changes;
+mod hooks;
+mod jobs;
+mod objects;
+mod operations;
+mod results;
+mod users;
+
+pub(crate) use buttons::*;
+pub(crate) use changes::*;
+pub(crate) use hooks::*;
+pub(crate) use jobs::*;
+pub(crate) use objects::*;
+pub(crate) use operations::*;
+pub(crate) use results::*;
+pub(crate) use users::*;
+
+use std::time::Duration;
+
+use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jobhooks_dispatch::{RenderedButton, buttons_for, press, run_job_on};
+use jobhooks_model::ports::{OpenSession, QueueDepth, ResultFilter, Storage};
+use jobhooks_model::{
+    ApiToken, ChangeContext, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
+    JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, RUN_JOB_PERMISSION, RunId, User,
+    ValidationErrors,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{
+    AddJobButton, AddJobHook, Allowed, ChangeJob, ChangeJobButton, ChangeJobHook, DeleteJobButton, DeleteJobHook,
+    ViewJob, ViewJobButton, ViewJobHook, ViewJobResult, ViewObjectChange,
+};
+use crate::error::Refusals;
+use crate::{ApiError, AppState, Caller, Page, PageQuery};
+
+pub(crate) type Answer<T> = Result<T, ApiError>;
+
+/// The model's `Object` under another name, for the OpenAPI attributes: utoipa reads a type named
+/// `Object` as any JSON object.
+pub(crate) type ApplicationObject = Object;
+
+/// A JSON body; a body that is not the endpoint's JSON is refused with a JSON error.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            // JSON of the wrong shape is a 400, as Django REST framework answers it (axum: 422).
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                    other => other,
+                };
+                Err(ApiError::Body { status, detail: rejection.body_text() })
+            }
+        }
+    }
+}
+
+/// A query string; one that does not parse is refused with a JSON error.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(ApiError::Body { status: rejection.status(), detail: rejection.body_text() }),
+        }
+    }
+}
+
+/// The API's OpenAPI document: every route below, from its handler's `#[utoipa::path]`, with the
+/// model's types as schemas. Served at `/api/docs/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "jobhooks",
+        description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
+            Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
+    ),
+    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
+    components(schemas(ValidationErrors, crate::error::Detail)),
+    modifiers(&TokenAuthentication),
+    security(("token" = [])),
+)]
+pub(crate) struct ApiDoc;
+
+/// The path parameters of the endpoints, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct ObjectPath {
+    /// The object's type, `app_label.model`.
+    content_type: String,
+    /// The object's id.
+    id: String,
+}
+
+/// A hook's or a button's name in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct NamePath {
+    /// The name.
+    name: String,
+}
+
+/// A change's or a result's id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct IdPath {
+    /// The id.
+    id: u64,
+}
+
+/// A job's class path in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct JobPath {
+    /// The job's class path.
+    class_path: String,
+}
+
+/// A token's id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct TokenPath {
+    /// The token's id, the middle of its key.
+    id: String,
+}
+
+/// Declares the `token` security scheme: Nautobot's `Authorization: Token <key>` header.
+pub(crate) struct TokenAuthentication;
+
+impl utoipa::Modify for TokenAuthentication {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let header = ApiKeyValue::with_description(
+            "Authorization",
+            "`Token <key>`, with a key from `jobhooks users token add` or `POST /api/users/tokens/`",
+        );
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("token", SecurityScheme::ApiKey(ApiKey::Header(header)));
+    }
+}
+
+/// The OpenAPI document as JSON, made once.
+#[utoipa::path(
+    get,
+    path = "/api/docs/openapi.json",
+    tag = "operations",
+    summary = "This document (OpenAPI 3.1); no token needed",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document")),
+)]
+pub(crate) async fn openapi_document() -> impl axum::response::IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(
+        DOCUMENT
+            .get_or_init(|| serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap_or(Value::Null))
+            .clone(),
+    )
+}
+
+pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/api/docs/openapi.json", get(openapi_document))
+        .route("/api/status/", get(status::<S>))
+        .route("/api/backup/", post(backup::<S>))
+        .route("/api/export/", get(export::<S>))
+        .route("/api/prune/", post(prune::<S>))
+        .route("/api/users/", get(users::<S>).post(create_user::<S>))
+        .route("/api/users/tokens/", get(list_tokens::<S>).post(create_token::<S>))
+        .route("/api/users/tokens/{id}/", get(get_token::<S>).delete(delete_token::<S>))
+        .route("/api/extras/job-hooks/", get(list_hooks::<S>).post(create_hook::<S>))
+        .route(
+            "/api/extras/job-hooks/{name}/",
+            get(get_hook::<S>).patch(patch_hook::<S>).put(put_hook::<S>).delete(delete_hook::<S>),
+        )
+        .route("/api/extras/job-buttons/", get(list_buttons::<S>).post(create_button::<S>))
+        .route(
+            "/api/extras/job-buttons/{name}/",
+            get(get_button::<S>).patch(patch_button::<S>).put(put_button::<S>).delete(delete_button::<S>),
+        )
+        .route("/api/extras/job-buttons/{name}/press/", post(press_button::<S>))
+        .route("/api/extras/object-changes/", get(list_changes::<S>))
+        .route("/api/extras/object-changes/{id}/", get(get_change::<S>))
+        .route(
+            "/api/objects/{content_type}/{id}/",
+            get(get_object::<S>).put(put_object::<S>).patch(patch_object::<S>).delete(delete_object::<S>),
+        )
+        .route("/api/objects/{content_type}/{id}/buttons/", get(object_buttons::<S>))
+        .route("/api/extras/jobs/", get(list_jobs::<S>))
+        .route("/api/extras/jobs/restore/", post(restore_jobs::<S>))
+        .route("/api/extras/jobs/{class_path}/", get(get_job::<S>).patch(patch_job::<S>))
+        .route("/api/extras/jobs/{class_path}/run/", post(run_job::<S>))
+        .route("/api/extras/job-results/", get(list_results::<S>))
+        .route("/api/extras/job-results/{id}/", get(get_result::<S>))
+        .route("/api/extras/job-results/{id}/replay/", post(replay_result::<S>))
+}
+
+pub(crate) fn field_error(field: &str, message: String) -> ApiError {
+    let mut errors = jobhooks_model::ValidationErrors::default();
+    errors.add(field, message);
+    ApiError::Validation(errors)
+}

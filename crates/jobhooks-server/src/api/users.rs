@@ -1,0 +1,208 @@
+//! Users and their API tokens.
+
+use super::*;
+
+#[utoipa::path(
+    get,
+    path = "/api/users/",
+    tag = "users",
+    summary = "List users (superusers)",
+    params(PageQuery),
+    responses((status = 200, body = Page<User>), Refusals),
+)]
+pub(crate) async fn users<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Params(page): Params<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<Page<jobhooks_model::User>>> {
+    caller.require_superuser()?;
+    Ok(Json(Page::of(state.store.list_users().await?, page, &uri)))
+}
+
+/// A user to add or replace, as `POST /api/users/` takes it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUser {
+    username: String,
+    #[serde(default)]
+    is_superuser: bool,
+    #[serde(default)]
+    permissions: Vec<jobhooks_model::Permission>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/users/",
+    tag = "users",
+    summary = "Add or replace a user (superusers)",
+    request_body = NewUser,
+    responses((status = 201, body = User), Refusals),
+)]
+pub(crate) async fn create_user<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Body(new): Body<NewUser>,
+) -> Answer<(StatusCode, Json<jobhooks_model::User>)> {
+    caller.require_superuser()?;
+    let mut user =
+        jobhooks_model::User::new(new.username).map_err(|error| field_error("username", error.to_string()))?;
+    user.is_superuser = new.is_superuser;
+    user.permissions = new.permissions;
+    state.store.put_user(user.clone()).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Whose tokens a caller may manage: its own, or anyone's for a superuser.
+pub(crate) fn may_manage_tokens_of(caller: &Caller, user: &str) -> Result<(), ApiError> {
+    if caller.0.is_superuser || caller.0.username == user {
+        Ok(())
+    } else {
+        Err(ApiError::Refused(
+            "You do not have permission to perform this action: only superusers may manage another user's tokens."
+                .into(),
+        ))
+    }
+}
+
+/// A token as the API shows it: never its hash, and its key only in the answer that issued it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ShownToken {
+    /// The token's public name, the middle of its key.
+    id: String,
+    /// The user it acts as.
+    user: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires: Option<OffsetDateTime>,
+    description: String,
+    /// The key (`Authorization: Token <key>`), shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+pub(crate) fn shown_token(token: &ApiToken) -> ShownToken {
+    ShownToken {
+        id: token.id.clone(),
+        user: token.user.clone(),
+        created: token.created,
+        expires: token.expires,
+        description: token.description.clone(),
+        key: None,
+    }
+}
+
+/// The filter of the tokens list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TokenQuery {
+    user: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/users/tokens/",
+    tag = "users",
+    summary = "List API tokens: the caller's own, or with `user` (superusers: every token)",
+    params(TokenQuery),
+    responses((status = 200, body = Page<ShownToken>), Refusals),
+)]
+pub(crate) async fn list_tokens<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Params(query): Params<TokenQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<Page<ShownToken>>> {
+    // Without a filter a superuser sees every token, anyone else their own.
+    let user = match query.user {
+        Some(user) => Some(user),
+        None if caller.0.is_superuser => None,
+        None => Some(caller.0.username.clone()),
+    };
+    if let Some(user) = &user {
+        may_manage_tokens_of(&caller, user)?;
+    }
+    let tokens = state.store.list_tokens(user.as_deref()).await?.iter().map(shown_token).collect();
+    Ok(Json(Page::of(tokens, PageQuery { limit: query.limit, offset: query.offset }, &uri)))
+}
+
+/// A token to issue, as `POST /api/users/tokens/` takes it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewToken {
+    /// Whose (default: the caller's).
+    user: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires: Option<OffsetDateTime>,
+    #[serde(default)]
+    description: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/users/tokens/",
+    tag = "users",
+    summary = "Issue a token; the answer carries its key, once",
+    request_body = NewToken,
+    responses((status = 201, body = ShownToken), Refusals),
+)]
+pub(crate) async fn create_token<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Body(new): Body<NewToken>,
+) -> Answer<(StatusCode, Json<ShownToken>)> {
+    let user = new.user.unwrap_or_else(|| caller.0.username.clone());
+    may_manage_tokens_of(&caller, &user)?;
+    if state.store.get_user(&user).await?.is_none() {
+        return Err(field_error("user", format!("user `{user}` does not exist")));
+    }
+    let now = jobhooks_model::to_microseconds(OffsetDateTime::now_utc());
+    if new.expires.is_some_and(|expires| expires <= now) {
+        return Err(field_error("expires", "a token must expire in the future".to_owned()));
+    }
+    let issued = ApiToken::issue(&user, now, new.expires, new.description);
+    state.store.add_token(issued.token.clone()).await?;
+    let mut shown = shown_token(&issued.token);
+    shown.key = Some(issued.key);
+    Ok((StatusCode::CREATED, Json(shown)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/users/tokens/{id}/",
+    tag = "users",
+    summary = "One token",
+    params(TokenPath),
+    responses((status = 200, body = ShownToken), Refusals),
+)]
+pub(crate) async fn get_token<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Answer<Json<ShownToken>> {
+    let token = state.store.get_token(&id).await?.ok_or_else(|| ApiError::missing("token", &id))?;
+    may_manage_tokens_of(&caller, &token.user)?;
+    Ok(Json(shown_token(&token)))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/users/tokens/{id}/",
+    tag = "users",
+    summary = "Revoke a token",
+    params(TokenPath),
+    responses((status = 204, description = "Revoked"), Refusals),
+)]
+pub(crate) async fn delete_token<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Answer<StatusCode> {
+    let token = state.store.get_token(&id).await?.ok_or_else(|| ApiError::missing("token", &id))?;
+    may_manage_tokens_of(&caller, &token.user)?;
+    state.store.delete_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
