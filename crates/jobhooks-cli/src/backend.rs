@@ -42,6 +42,31 @@ impl From<&ApiToken> for TokenInfo {
     }
 }
 
+/// A web login session as the command line shows it: never its key or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionInfo {
+    pub id: String,
+    pub user: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    #[serde(default)]
+    pub user_agent: String,
+}
+
+impl From<&jobhooks_model::LoginSession> for SessionInfo {
+    fn from(session: &jobhooks_model::LoginSession) -> Self {
+        Self {
+            id: session.id.clone(),
+            user: session.user.clone(),
+            created: session.created,
+            last_seen: session.last_seen,
+            user_agent: session.user_agent.clone(),
+        }
+    }
+}
+
 /// What the commands need, from a local store or a server. `acting` is the `--user` a command
 /// was given: required on a local store; on a server the token's user acts, and a `--user` that
 /// names someone else is refused.
@@ -97,6 +122,10 @@ pub(crate) trait Backend {
     ) -> Result<String, Failure>;
     async fn list_tokens(&self, username: Option<&str>) -> Result<Vec<TokenInfo>, Failure>;
     async fn revoke_token(&self, id: &str) -> Result<TokenInfo, Failure>;
+    /// Sets (`Some`) or removes (`None`) the web password of `username`; the user's sessions end.
+    async fn set_password(&self, username: &str, password: Option<String>) -> Result<(), Failure>;
+    async fn list_sessions(&self, username: Option<&str>) -> Result<Vec<SessionInfo>, Failure>;
+    async fn end_session(&self, id: &str) -> Result<(), Failure>;
 
     async fn get_object(&self, object: &ObjectRef) -> Result<Object, Failure>;
     /// Saves the object `reference` with `data` as the acting user, in a `web` change context, as
@@ -305,6 +334,31 @@ impl<S: Storage + 'static> Backend for Session<S> {
 
     async fn revoke_token(&self, id: &str) -> Result<TokenInfo, Failure> {
         Ok(TokenInfo::from(&self.store.delete_token(id).await?))
+    }
+
+    async fn set_password(&self, username: &str, password: Option<String>) -> Result<(), Failure> {
+        let user = self.user(username).await?;
+        let hash = match password {
+            None => None,
+            Some(password) => {
+                let hashed = tokio::task::spawn_blocking(move || {
+                    jobhooks_model::PasswordHash::new(&password, jobhooks_model::PasswordCost::Recommended)
+                })
+                .await
+                .map_err(|_| Failure::bad_input("hashing the password failed"))?;
+                Some(hashed.map_err(|refused| Failure::bad_input(refused.to_string()))?)
+            }
+        };
+        Ok(self.store.set_password(&user.username, hash).await?)
+    }
+
+    async fn list_sessions(&self, username: Option<&str>) -> Result<Vec<SessionInfo>, Failure> {
+        Ok(self.store.list_logins(username).await?.iter().map(SessionInfo::from).collect())
+    }
+
+    async fn end_session(&self, id: &str) -> Result<(), Failure> {
+        self.store.end_login(id).await?;
+        Ok(())
     }
 
     async fn get_object(&self, object: &ObjectRef) -> Result<Object, Failure> {

@@ -92,6 +92,11 @@ pub struct ServerSettings {
     /// The directory backups through the API (`backup` with `--url`) are written under; empty:
     /// none, and such backups are refused.
     pub backup_dir: String,
+    /// The URL people open the web pages at, when a proxy serves them (`https://…` marks the
+    /// session cookie `Secure`); empty: the listen address, over HTTP.
+    pub external_url: String,
+    /// Days a web login session may stay unused before it ends (Django's default: 14).
+    pub session_idle_days: u32,
 }
 
 /// The dispatcher.
@@ -203,6 +208,8 @@ impl Default for ServerSettings {
             max_waiters: limits.max_waiters,
             metrics_need_a_token: limits.metrics_need_a_token,
             backup_dir: String::new(),
+            external_url: String::new(),
+            session_idle_days: 14,
         }
     }
 }
@@ -297,6 +304,16 @@ impl Config {
         if self.dispatcher.workers == 0 {
             return Err(("dispatcher.workers", "0 workers would run nothing; give at least 1".to_owned()));
         }
+        if self.server.session_idle_days == 0 {
+            return Err((
+                "server.session_idle_days",
+                "0 days would end every session at once; give at least 1".to_owned(),
+            ));
+        }
+        let url = &self.server.external_url;
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(("server.external_url", format!("`{url}` is not an http:// or https:// URL")));
+        }
         Ok(())
     }
 
@@ -344,6 +361,8 @@ impl Config {
         set(env, "JOBHOOKS_SERVER_MAX_WAITERS", &mut self.server.max_waiters)?;
         set(env, "JOBHOOKS_SERVER_METRICS_NEED_A_TOKEN", &mut self.server.metrics_need_a_token)?;
         set(env, "JOBHOOKS_SERVER_BACKUP_DIR", &mut self.server.backup_dir)?;
+        set(env, "JOBHOOKS_SERVER_EXTERNAL_URL", &mut self.server.external_url)?;
+        set(env, "JOBHOOKS_SERVER_SESSION_IDLE_DAYS", &mut self.server.session_idle_days)?;
         let dispatcher = &mut self.dispatcher;
         set(env, "JOBHOOKS_DISPATCHER_WORKERS", &mut dispatcher.workers)?;
         set(env, "JOBHOOKS_DISPATCHER_LEASE_BATCH", &mut dispatcher.lease_batch)?;
@@ -380,6 +399,13 @@ impl Config {
             .max_waiters(server.max_waiters)
             .metrics_need_a_token(server.metrics_need_a_token)
             .shutdown_grace(grace)
+    }
+
+    /// How the web pages treat logins.
+    pub fn ui(&self) -> jobhooks_server::UiConfig {
+        let external = Some(self.server.external_url.as_str()).filter(|url| !url.is_empty());
+        jobhooks_server::UiConfig::for_external_url(external)
+            .session_idle(Duration::from_secs(u64::from(self.server.session_idle_days.max(1)) * 86_400))
     }
 
     /// The dispatcher's configuration, `workers` as given.

@@ -181,3 +181,87 @@ pub(crate) async fn run(keep_db: Option<&Path>) -> Outcome {
         Err(Failure::failed("the demo did not behave as expected (see the checks above)"))
     }
 }
+
+/// A user the served demo adds, with the password it printed.
+pub(crate) struct DemoLogin {
+    pub username: String,
+    pub password: String,
+    pub can: &'static str,
+}
+
+/// Whether `store` holds anything a person made: users, hooks, buttons or changes. `serve --demo`
+/// seeds only a store that does not.
+pub(crate) async fn holds_data<S: jobhooks_model::ports::Storage>(store: &S) -> Result<bool, Failure> {
+    Ok(!store.list_users().await?.is_empty()
+        || !store.list_hooks().await?.is_empty()
+        || !store.list_buttons().await?.is_empty()
+        || store.count_changes().await? > 0)
+}
+
+/// Seeds a new store for `jobhooks serve --demo`: the seed jobs enabled, users alice, bob and eve
+/// with new passwords, a location, a rack and a device, the hook and the Simple and Complex
+/// buttons, as `jobhooks demo` makes them. The jobs must be synced into the store already.
+pub(crate) async fn seed<S: jobhooks_model::ports::Storage + 'static>(
+    store: &Arc<S>,
+    cost: jobhooks_model::PasswordCost,
+) -> Result<Vec<DemoLogin>, Failure> {
+    use jobhooks_model::ports::OpenSession;
+    for job in [SERIAL_HOOK, SIMPLE_BUTTON, COMPLEX_BUTTON] {
+        store.set_job_enabled(job, true).await.map_err(|error| {
+            Failure::failed(format!("the demo needs the seed example receivers linked in ({job}): {error}"))
+        })?;
+    }
+    let view = ["dcim.view_location", "dcim.view_device", "dcim.view_rack", "extras.view_objectchange"]
+        .into_iter()
+        .chain(["extras.view_job", "extras.view_jobhook", "extras.view_jobbutton"]);
+    let viewer = |name: &str| -> Result<User, Failure> {
+        Ok(view.clone().fold(User::new(name)?, |user, perm| user.with_permission(Permission::new(perm))))
+    };
+    let alice = [
+        "extras.run_job",
+        "dcim.add_location",
+        "extras.view_jobresult",
+        "extras.add_jobhook",
+        "extras.change_jobhook",
+        "extras.delete_jobhook",
+        "extras.add_jobbutton",
+        "extras.change_jobbutton",
+        "extras.delete_jobbutton",
+        "extras.change_job",
+    ]
+    .into_iter()
+    .fold(viewer("alice")?, |user, perm| user.with_permission(Permission::new(perm)));
+    let bob = viewer("bob")?.with_permission(Permission::new("extras.run_job"));
+    let eve = viewer("eve")?;
+    let mut logins = Vec::new();
+    for (user, can) in [
+        (alice, "runs jobs, adds locations, edits hooks and buttons"),
+        (bob, "runs jobs, may not add locations"),
+        (eve, "sees, may not run jobs"),
+    ] {
+        let password = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let hash = jobhooks_model::PasswordHash::new(&password, cost).map_err(|e| Failure::failed(e.to_string()))?;
+        let username = user.username.clone();
+        store.put_user(user).await?;
+        store.set_password(&username, Some(hash)).await?;
+        logins.push(DemoLogin { username, password, can });
+    }
+    let devices = vec![ContentType::new("dcim.device")?];
+    store.create_hook(JobHook::new("Validate serials", devices, SERIAL_HOOK).on([Action::Update])).await?;
+    let locations = vec![ContentType::new("dcim.location")?];
+    store.create_button(JobButton::new("Simple", locations, "Run simple on {{ obj }}", SIMPLE_BUTTON)).await?;
+    let anywhere = ["dcim.location", "dcim.device", "dcim.rack"].map(|t| ContentType::new(t).expect("valid")).to_vec();
+    let mut complex = JobButton::new("Complex", anywhere, "Run complex on {{ obj }}", COMPLEX_BUTTON);
+    complex.confirmation = true;
+    complex.button_class = jobhooks_model::ButtonClass::Warning;
+    store.create_button(complex).await?;
+    let mut session = store.session(ChangeContext::new(ChangeContextKind::Web, Some("alice".into()), ""));
+    session
+        .save(Object::new(reference("dcim.location", "hq"), "HQ", json!({"name": "HQ", "status": "active"}))?)
+        .await?;
+    session.save(Object::new(reference("dcim.rack", "r1"), "R1", json!({"name": "R1", "location": "HQ"}))?).await?;
+    let device = json!({"name": "edge-1", "serial": "A1", "location": "HQ", "rack": "R1"});
+    session.save(Object::new(reference("dcim.device", "edge-1"), "edge-1", device)?).await?;
+    session.commit().await?;
+    Ok(logins)
+}

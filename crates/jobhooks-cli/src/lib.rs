@@ -366,6 +366,13 @@ enum Command {
         /// `dispatcher.grace_seconds`).
         #[arg(long)]
         grace: Option<u64>,
+        /// Seed a store like `jobhooks demo` (users alice, bob and eve with the passwords it
+        /// prints, objects, the hook, the Simple and Complex buttons) and serve it: the store
+        /// `--db` names when it is new or empty (one that holds data is refused), else a
+        /// temporary one.
+        #[cfg(feature = "demo")]
+        #[arg(long)]
+        demo: bool,
     },
     /// The configuration.
     #[command(subcommand)]
@@ -445,6 +452,15 @@ impl Cli {
 }
 
 impl Command {
+    /// Whether the command is `serve --demo`.
+    fn is_demo_serve(&self) -> bool {
+        #[cfg(feature = "demo")]
+        if let Command::Serve { demo, .. } = self {
+            return *demo;
+        }
+        false
+    }
+
     /// Whether the command only reads the store: run on a path where there is no store, it says
     /// so rather than creating an empty one.
     fn only_reads(&self) -> bool {
@@ -483,6 +499,16 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
     if let Some(db) = &cli.db {
         config.db = db.to_string_lossy().into_owned();
     }
+    // `serve --demo` without a store named serves a temporary one, removed when the server stops.
+    #[cfg(feature = "demo")]
+    let _demo_store = if cli.command.is_demo_serve() && cli.db.is_none() {
+        let dir = tempfile::tempdir()
+            .map_err(|e| Failure::failed(format!("cannot create a temporary directory for the demo store: {e}")))?;
+        config.db = dir.path().join("store").to_string_lossy().into_owned();
+        Some(dir)
+    } else {
+        None
+    };
     if let Command::Config(ConfigCommand::Show) = &cli.command {
         let mut shown = config.clone();
         #[cfg(feature = "postgres")]
@@ -538,6 +564,7 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             let version = jobhooks_postgres::PgStore::schema_version();
             return migrated(cli.json, &without_password(&db), &format!("jobhooks-postgres/{version}"));
         }
+        refuse_demo_over_data(&cli.command, &store, &without_password(&db)).await?;
         let session = Session::open(store, without_password(&db), cli.json, config).await?;
         return dispatch(session, cli.command, None, listener).await;
     }
@@ -574,6 +601,7 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
         (Command::Run { .. }, None) => Some("jobhooks run".to_owned()),
         _ => None,
     };
+    refuse_demo_over_data(&cli.command, &store, &db).await?;
     if let Some(holder) = holder {
         let _said_or_not = store.announce_holder(&format!("{holder} (pid {})", std::process::id()));
     }
@@ -589,6 +617,21 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
         let _removed_or_gone = std::fs::remove_dir_all(path);
     }
     outcome
+}
+
+/// `serve --demo` seeds only a new or empty store: one that holds data is refused before anything
+/// is written to it.
+async fn refuse_demo_over_data<S: Storage>(command: &Command, store: &S, location: &str) -> Outcome {
+    #[cfg(feature = "demo")]
+    if command.is_demo_serve() && demo::holds_data(store).await? {
+        return Err(Failure::bad_input(format!(
+            "{location} holds data: `serve --demo` seeds only a new or empty store. Give --db a new path, or leave \
+             --db out to serve the demo from a temporary store"
+        )));
+    }
+    #[cfg(not(feature = "demo"))]
+    let _ = (command, store, location);
+    Ok(())
 }
 
 /// Imports `snapshot` into the new store of `session`.
@@ -677,6 +720,7 @@ async fn dispatch<S: Storage + Restore + 'static>(
     backup: Option<Arc<dyn Backup>>,
     listener: Option<tokio::net::TcpListener>,
 ) -> Outcome {
+    let demo = command.is_demo_serve();
     match command {
         #[cfg(feature = "demo")]
         Command::Demo { .. } => Ok(()),
@@ -688,13 +732,13 @@ async fn dispatch<S: Storage + Restore + 'static>(
         Command::Changes(command) => changes(&session, command).await,
         Command::Results(command) => results(&session, command).await,
         Command::Migrate => Ok(()),
-        Command::Serve { listen: _, no_dispatcher, workers, grace } => {
+        Command::Serve { no_dispatcher, workers, grace, .. } => {
             let settings = &session.config;
             let listener = listener.ok_or_else(|| Failure::failed("serve has no listener"))?;
             let dispatch = !no_dispatcher && settings.server.dispatcher;
             let workers = workers.unwrap_or(settings.dispatcher.workers);
             let grace = grace.unwrap_or(settings.dispatcher.grace_seconds);
-            serve_api(&session, listener, dispatch.then_some(workers), grace, backup).await
+            serve_api(&session, listener, dispatch.then_some(workers), grace, backup, demo).await
         }
         Command::Run { workers, grace, uninstall_unlinked } => {
             let job_sync = if uninstall_unlinked { SyncMode::Full } else { SyncMode::Additive };

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::backend::{Backend, TokenInfo};
+use crate::backend::{Backend, SessionInfo, TokenInfo};
 
 /// The most items the server gives in one page.
 const PAGE: usize = jobhooks_server::MAX_LIMIT;
@@ -333,6 +333,21 @@ impl Backend for Remote {
         let token = self.get(&["users", "tokens", id]).await?;
         self.delete(&["users", "tokens", id]).await?;
         Ok(token)
+    }
+
+    async fn set_password(&self, username: &str, password: Option<String>) -> Result<(), Failure> {
+        let _answer: Value =
+            self.send(Method::PUT, &["users", username, "password"], &json!({ "password": password })).await?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, username: Option<&str>) -> Result<Vec<SessionInfo>, Failure> {
+        let query: Vec<(&str, String)> = username.map(|user| ("user", user.to_owned())).into_iter().collect();
+        self.list(&["users", "sessions"], &query, usize::MAX).await
+    }
+
+    async fn end_session(&self, id: &str) -> Result<(), Failure> {
+        self.delete(&["users", "sessions", id]).await
     }
 
     async fn get_object(&self, object: &ObjectRef) -> Result<Object, Failure> {

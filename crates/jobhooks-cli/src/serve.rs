@@ -67,6 +67,7 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
     workers: Option<usize>,
     grace: u64,
     backup: Option<Arc<dyn Backup>>,
+    demo: bool,
 ) -> Outcome {
     let dispatcher = match workers {
         Some(workers) => Some(s.dispatcher(workers, SyncMode::Additive).await?),
@@ -74,9 +75,16 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
     };
     let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen: {e}")))?;
     let stopped = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
-    crate::say::progress(&format!("serving http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop", s.location));
+    let ui = s.config.ui();
+    if demo {
+        seed_demo(s, &ui, address).await?;
+    }
+    crate::say::progress(&format!(
+        "serving http://{address}/ (web pages) and http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop",
+        s.location
+    ));
     let limits = s.config.http_limits(Duration::from_secs(grace));
-    let mut state = jobhooks_server::AppState::new(s.store.clone()).with_limits(limits.clone());
+    let mut state = jobhooks_server::AppState::new(s.store.clone()).with_limits(limits.clone()).with_ui(ui);
     if let Some(dispatcher) = &dispatcher {
         state = state.with_dispatcher(dispatcher.monitor());
     }
@@ -116,4 +124,28 @@ pub(crate) async fn run_dispatcher<S: Storage + 'static>(
     let report = dispatcher.shutdown(Duration::from_secs(grace)).await;
     crate::say::progress(&format!("stopped ({} run(s) given back to the queue)", report.abandoned));
     Ok(())
+}
+
+/// Seeds the demo's store and prints how to log in.
+#[cfg(feature = "demo")]
+async fn seed_demo<S: Storage + 'static>(
+    s: &Session<S>,
+    ui: &jobhooks_server::UiConfig,
+    address: std::net::SocketAddr,
+) -> Outcome {
+    let logins = crate::demo::seed(&s.store, ui.password_cost).await?;
+    println!("The demo is seeded. Open http://{address}/objects/dcim.location/hq/ and log in as:");
+    for login in &logins {
+        println!("  {:<6} password {}  ({})", login.username, login.password, login.can);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "demo"))]
+async fn seed_demo<S: Storage + 'static>(
+    _s: &Session<S>,
+    _ui: &jobhooks_server::UiConfig,
+    _address: std::net::SocketAddr,
+) -> Outcome {
+    Err(Failure::bad_input("this build has no demo: build jobhooks with its `demo` feature"))
 }

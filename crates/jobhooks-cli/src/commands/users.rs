@@ -22,7 +22,22 @@ pub(crate) enum UsersCommand {
         /// Allow running only this job (object-level `extras.run_job`); repeat for several.
         #[arg(long = "run-job")]
         run_jobs: Vec<String>,
+        /// Read the user's web password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
     },
+    /// Set the password USERNAME logs in to the web pages with: typed twice without echo on a
+    /// terminal, else the first line of stdin. Every session of the user ends.
+    Passwd {
+        /// The user's name.
+        username: String,
+        /// Remove the password instead: the user can no longer log in to the web pages.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Web login sessions: list them, end one.
+    #[command(subcommand)]
+    Sessions(SessionCommand),
     /// Change whether a user is a superuser.
     Update {
         /// The user's name.
@@ -66,6 +81,77 @@ pub(crate) enum PermCommand {
         #[arg(long = "run-job")]
         run_jobs: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SessionCommand {
+    /// List web login sessions (of USERNAME, or all): id, user, logged in, last seen, browser.
+    List {
+        /// The user's name.
+        username: Option<String>,
+    },
+    /// End a session by its id: its browser must log in again.
+    End {
+        /// The session's id (`jobhooks users sessions list` shows it).
+        id: String,
+    },
+}
+
+/// A new password: typed twice without echo on a terminal, else the first line of stdin.
+fn read_password() -> Result<String, Failure> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")
+            .map_err(|error| Failure::bad_input(format!("cannot read the password: {error}")))?;
+        let again = rpassword::prompt_password("New password (again): ")
+            .map_err(|error| Failure::bad_input(format!("cannot read the password: {error}")))?;
+        if first != again {
+            return Err(Failure::bad_input("the two passwords differ; nothing was changed"));
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|error| Failure::bad_input(format!("cannot read the password from stdin: {error}")))?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(Failure::bad_input("no password on stdin: give it as the first line"));
+    }
+    Ok(password.to_owned())
+}
+
+pub(crate) async fn sessions(s: &impl Backend, command: SessionCommand) -> Outcome {
+    match command {
+        SessionCommand::List { username } => {
+            let sessions = s.list_sessions(username.as_deref()).await?;
+            s.print(&sessions, |sessions| {
+                sessions
+                    .iter()
+                    .map(|session| {
+                        format!(
+                            "{}  {}  logged in {}  last seen {}  {}",
+                            session.id,
+                            session.user,
+                            session.created.format(&Rfc3339).unwrap_or_default(),
+                            session.last_seen.format(&Rfc3339).unwrap_or_default(),
+                            session.user_agent
+                        )
+                        .trim_end()
+                        .to_owned()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        SessionCommand::End { id } => {
+            s.end_session(&id).await?;
+            s.print(&serde_json::json!({ "ended": id }), |_| format!("ended session {id}"));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -148,7 +234,7 @@ pub(crate) async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
 
 pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
     match command {
-        UsersCommand::Add { username, superuser, perms, run_jobs } => {
+        UsersCommand::Add { username, superuser, perms, run_jobs, password_stdin } => {
             if s.find_user(&username).await?.is_some() {
                 return Err(Failure::bad_input(format!(
                     "user {username} exists: `jobhooks users update {username}` changes whether it is a superuser, \
@@ -160,7 +246,16 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
             if !run_jobs.is_empty() {
                 user.permissions.push(Permission::run_jobs(run_jobs));
             }
+            // Read before writing anything: a refused password adds no user.
+            let password = if password_stdin { Some(read_password()?) } else { None };
+            if let Some(password) = &password {
+                jobhooks_model::PasswordHash::new(password, jobhooks_model::PasswordCost::Cheapest)
+                    .map_err(|refused| Failure::bad_input(refused.to_string()))?;
+            }
             let user = s.put_user(user).await?;
+            if password.is_some() {
+                s.set_password(&user.username, password).await?;
+            }
             s.print(&user, |u| format!("added user {}", u.username));
         }
         UsersCommand::Update { username, superuser, no_superuser } => {
@@ -214,6 +309,20 @@ pub(crate) async fn users(s: &impl Backend, command: UsersCommand) -> Outcome {
             s.print(&user, |u| format!("{}: {}", u.username, permissions_or_none(u)));
         }
         UsersCommand::Token(command) => tokens(s, command).await?,
+        UsersCommand::Sessions(command) => sessions(s, command).await?,
+        UsersCommand::Passwd { username, remove } => {
+            existing(s, &username).await?;
+            let password = if remove { None } else { Some(read_password()?) };
+            let set = password.is_some();
+            s.set_password(&username, password).await?;
+            s.print(&serde_json::json!({ "username": username, "has_password": set }), |_| {
+                if set {
+                    format!("set the password of {username}; their sessions ended")
+                } else {
+                    format!("removed the password of {username}: they can no longer log in to the web pages")
+                }
+            });
+        }
         UsersCommand::List => {
             let users = s.list_users().await?;
             s.print(&users, |users| {

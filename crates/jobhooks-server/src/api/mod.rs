@@ -5,6 +5,7 @@ mod buttons;
 mod changes;
 mod hooks;
 mod jobs;
+mod logins;
 mod objects;
 mod operations;
 mod results;
@@ -14,6 +15,7 @@ pub(crate) use buttons::*;
 pub(crate) use changes::*;
 pub(crate) use hooks::*;
 pub(crate) use jobs::*;
+pub(crate) use logins::*;
 pub(crate) use objects::*;
 pub(crate) use operations::*;
 pub(crate) use results::*;
@@ -95,7 +97,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
+    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, set_password, list_sessions, end_session, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -194,6 +196,9 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/users/", get(users::<S>).post(create_user::<S>))
         .route("/api/users/tokens/", get(list_tokens::<S>).post(create_token::<S>))
         .route("/api/users/tokens/{id}/", get(get_token::<S>).delete(delete_token::<S>))
+        .route("/api/users/sessions/", get(list_sessions::<S>))
+        .route("/api/users/sessions/{id}/", axum::routing::delete(end_session::<S>))
+        .route("/api/users/{username}/password/", axum::routing::put(set_password::<S>))
         .route("/api/extras/job-hooks/", get(list_hooks::<S>).post(create_hook::<S>))
         .route(
             "/api/extras/job-hooks/{name}/",

@@ -97,9 +97,9 @@ pub(crate) fn shown_token(token: &ApiToken) -> ShownToken {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct TokenQuery {
-    user: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
+    pub(crate) user: Option<String>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) offset: Option<usize>,
 }
 
 #[utoipa::path(
