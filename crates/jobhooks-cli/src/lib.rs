@@ -623,7 +623,7 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
 /// is written to it.
 async fn refuse_demo_over_data<S: Storage>(command: &Command, store: &S, location: &str) -> Outcome {
     #[cfg(feature = "demo")]
-    if command.is_demo_serve() && demo::holds_data(store).await? {
+    if command.is_demo_serve() && jobhooks_examples::demo::holds_data(store).await? {
         return Err(Failure::bad_input(format!(
             "{location} holds data: `serve --demo` seeds only a new or empty store. Give --db a new path, or leave \
              --db out to serve the demo from a temporary store"

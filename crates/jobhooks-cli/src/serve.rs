@@ -133,7 +133,9 @@ async fn seed_demo<S: Storage + 'static>(
     ui: &jobhooks_server::UiConfig,
     address: std::net::SocketAddr,
 ) -> Outcome {
-    let logins = crate::demo::seed(&s.store, ui.password_cost).await?;
+    let logins = jobhooks_examples::demo::seed(&s.store, ui.password_cost)
+        .await
+        .map_err(|error| Failure::failed(format!("cannot seed the demo: {error}")))?;
     println!("The demo is seeded. Open http://{address}/objects/dcim.location/hq/ and log in as:");
     for login in &logins {
         println!("  {:<6} password {}  ({})", login.username, login.password, login.can);

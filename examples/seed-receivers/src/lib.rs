@@ -13,6 +13,8 @@
 //! Invariant: depends on the model and the registration crate only, as an application's receiver
 //! crate would.
 
+pub mod demo;
+
 use jobhooks_model::{
     Action, JobButtonReceiver, JobContext, JobError, JobHookReceiver, Object, ObjectChange, Value, async_trait,
 };
