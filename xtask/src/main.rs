@@ -85,6 +85,8 @@ fn ci() -> Result<(), String> {
     // One PostgreSQL server for every test binary that needs one; it stops when xtask ends.
     let postgres = postgres_for_tests()?;
     let with_postgres = [("JOBHOOKS_TEST_PG", postgres.as_str())];
+    // The web pages' tests drive Debian's Chromium through chromedriver.
+    chromium_for_tests()?;
     // nextest runs the tests of every binary at once rather than one binary after another, which
     // on two cores is what keeps CI short. The benches are compiled (in the test profile, sharing
     // the tests' build); `cargo xtask bench` runs them.
@@ -201,17 +203,36 @@ pub(crate) fn postgres_for_tests() -> Result<String, String> {
 /// Installs Debian's `postgresql` package.
 fn install_postgres() -> Result<(), String> {
     eprintln!("xtask: PostgreSQL is not installed; installing Debian's postgresql package");
-    for args in [&["update"][..], &["install", "-y", "--no-install-recommends", "postgresql"][..]] {
+    apt_install(
+        &["postgresql"],
+        "install PostgreSQL (apt-get install postgresql) or set JOBHOOKS_TEST_PG to a server's URL",
+    )
+}
+
+/// Installs Debian's `chromium` and `chromium-driver` (matching versions) when chromedriver is
+/// missing: the browser tests of the web pages need both.
+fn chromium_for_tests() -> Result<(), String> {
+    let found = |program: &str| Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    if found("chromedriver") && std::path::Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: Chromium or chromedriver is not installed; installing Debian's chromium and chromium-driver");
+    apt_install(&["chromium", "chromium-driver"], "install them (apt-get install chromium chromium-driver)")
+}
+
+/// `apt-get update` then `apt-get install -y --no-install-recommends PACKAGES`; `otherwise` says
+/// what a person can do when that fails.
+fn apt_install(packages: &[&str], otherwise: &str) -> Result<(), String> {
+    let install: Vec<&str> =
+        ["install", "-y", "--no-install-recommends"].into_iter().chain(packages.iter().copied()).collect();
+    for args in [&["update"][..], &install[..]] {
         let status = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .map_err(|e| format!("could not run apt-get: {e}"))?;
         if !status.success() {
-            return Err(format!(
-                "`apt-get {}` failed ({status}): install PostgreSQL (apt-get install postgresql) or set JOBHOOKS_TEST_PG to a server's URL",
-                args.join(" ")
-            ));
+            return Err(format!("`apt-get {}` failed ({status}): {otherwise}", args.join(" ")));
         }
     }
     Ok(())
