@@ -80,7 +80,7 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
         seed_demo(s, &ui, address).await?;
     }
     crate::say::progress(&format!(
-        "serving http://{address}/ (web pages) and http://{address}/api/ from {}; SIGTERM or Ctrl-C to stop",
+        "serving http://{address}/api/ and the web pages at http://{address}/ from {}; SIGTERM or Ctrl-C to stop",
         s.location
     ));
     let limits = s.config.http_limits(Duration::from_secs(grace));

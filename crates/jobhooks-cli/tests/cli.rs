@@ -27,6 +27,8 @@ mod macros {
 
 #[path = "cli/newcomer.rs"]
 mod newcomer;
+#[path = "cli/web.rs"]
+mod web;
 
 use std::io::Write;
 use std::path::Path;
