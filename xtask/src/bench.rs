@@ -56,6 +56,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("jobhooks-tests", "pg"),
         ("jobhooks-tests", "pg_scale"),
         ("jobhooks-tests", "api"),
+        ("jobhooks-tests", "ui"),
     ] {
         cargo(&["bench", "--quiet", "--package", package, "--bench", bench], &env)?;
     }
@@ -226,6 +227,25 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
             latency["samples"], latency["p50_ms"], latency["p999_ms"]
         ),
         detail: latency,
+    });
+
+    let page = read_json(&out.join("ui.json"))?;
+    let page_p99 = page["page_p99_ms"].as_f64().ok_or("ui.json has no page_p99_ms")?;
+    metrics.push(Metric {
+        name: "ui_object_page_p99_ms",
+        value: page_p99,
+        unit: "ms",
+        target: "< 20",
+        met: page_p99 < 20.0,
+        baseline: format!(
+            "the API's GET of the same object in the same run: p50 {} ms, p99 {} ms",
+            page["api_p50_ms"], page["api_p99_ms"]
+        ),
+        how: format!(
+            "GET /objects/dcim.device/busy/ (a device with {} changes, 20 buttons) as a logged-in user, alternated with the API's GET, {} samples each, HDR histogram: p50 {} ms; tests/benches/ui.rs",
+            page["changes"], page["samples"], page["page_p50_ms"]
+        ),
+        detail: page,
     });
 
     let rss = read_json(&out.join("queue_rss.json"))?;
