@@ -78,13 +78,19 @@ where
     };
     let log_format =
         cli.log_format.unwrap_or(if config.log.format == "json" { LogFormat::Json } else { LogFormat::Text });
-    // The demo shows its runs' failures in its own report: logged too, they would read as the
-    // demo failing (`RUST_LOG` still shows them).
+    // The demo prints its runs' log lines in its own report, where they belong: logged as well,
+    // each would appear twice, and its expected failures would read as the demo failing. So the
+    // runs' lines (`jobhooks_model::context`) are never logged by the demo, whatever `RUST_LOG`
+    // says, and nothing else is unless `RUST_LOG` asks.
     #[cfg(feature = "demo")]
-    let filter = if matches!(cli.command, Command::Demo { .. }) { "off" } else { config.log.filter.as_str() };
+    let (filter, silenced): (&str, &[&str]) = if matches!(cli.command, Command::Demo { .. }) {
+        ("off", &["jobhooks_model::context=off"])
+    } else {
+        (config.log.filter.as_str(), &[])
+    };
     #[cfg(not(feature = "demo"))]
-    let filter = config.log.filter.as_str();
-    init_logging(log_format, filter);
+    let (filter, silenced): (&str, &[&str]) = (config.log.filter.as_str(), &[]);
+    init_logging(log_format, filter, silenced);
     say::use_json(log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -273,10 +279,16 @@ enum LogFormat {
 }
 
 /// Sends log events to stderr: the `RUST_LOG` filter (default `warn`, so that skipped hooks and
-/// refused runs are seen), in `format`. A program that set its own subscriber keeps it.
-fn init_logging(format: LogFormat, default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+/// refused runs are seen), in `format`, with the `silenced` directives added whatever it says. A
+/// program that set its own subscriber keeps it.
+fn init_logging(format: LogFormat, default_filter: &str, silenced: &[&str]) {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    for directive in silenced {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colours);
     let _already_set = match format {

@@ -182,6 +182,11 @@ fn the_demo_succeeds() {
     assert!(stdout.contains("[6/6] Running everything queued"), "{stdout}");
     assert!(stdout.contains("edge-1 serial B2 was not valid. Reverted to A1"), "{stdout}");
     assert!(stdout.contains("All 10 checks held."), "{stdout}");
+    // Asked for logs, the demo still prints each run's log line once, in its report.
+    let output = jobhooks(&db).args(["demo"]).env("RUST_LOG", "warn").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("jobhooks_model::context"), "a run's log line appears once: {stderr}");
 }
 
 fn jobs_are_listed_enabled_and_disabled(db: impl Place) {
