@@ -35,6 +35,7 @@ use crate::{ChangeContext, ChangeError, ChangeSet, Object, ObjectRef, PendingCha
 /// #     async fn changes_for_request(&self, _: uuid::Uuid) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
 /// #     async fn changes_between(&self, _: OffsetDateTime, _: OffsetDateTime, _: usize) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
 /// #     async fn list_objects(&self, _: &ContentType) -> Result<Vec<Object>, StorageFailure> { Ok(vec![]) }
+/// #     async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> { Ok(vec![]) }
 /// #     async fn latest_changes(&self, _: usize) -> Result<Vec<ObjectChange>, StorageFailure> { Ok(vec![]) }
 /// #     async fn count_changes(&self) -> Result<u64, StorageFailure> { Ok(0) }
 /// # }
