@@ -42,6 +42,15 @@ impl From<&ApiToken> for TokenInfo {
     }
 }
 
+/// A token to issue.
+pub(crate) struct NewToken {
+    pub expires: Option<OffsetDateTime>,
+    pub description: String,
+    pub write_enabled: bool,
+    /// The user's password, to have a server provision the token without a token of one's own.
+    pub password: Option<String>,
+}
+
 /// A web login session as the command line shows it: never its key or its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SessionInfo {
@@ -114,12 +123,7 @@ pub(crate) trait Backend {
     /// The user `username`, if there is one.
     async fn find_user(&self, username: &str) -> Result<Option<User>, Failure>;
     /// Issues a token for `username` and returns its key, the only time it is seen.
-    async fn issue_token(
-        &self,
-        username: &str,
-        expires: Option<OffsetDateTime>,
-        description: String,
-    ) -> Result<String, Failure>;
+    async fn issue_token(&self, username: &str, new: NewToken) -> Result<String, Failure>;
     async fn list_tokens(&self, username: Option<&str>) -> Result<Vec<TokenInfo>, Failure>;
     async fn revoke_token(&self, id: &str) -> Result<TokenInfo, Failure>;
     /// Sets (`Some`) or removes (`None`) the web password of `username`; the user's sessions end.
@@ -316,14 +320,15 @@ impl<S: Storage + 'static> Backend for Session<S> {
         Ok(self.store.get_user(username).await?)
     }
 
-    async fn issue_token(
-        &self,
-        username: &str,
-        expires: Option<OffsetDateTime>,
-        description: String,
-    ) -> Result<String, Failure> {
+    async fn issue_token(&self, username: &str, new: NewToken) -> Result<String, Failure> {
+        if new.password.is_some() {
+            return Err(Failure::bad_input(
+                "--password-stdin is for a server reached without a token (`--url` alone); on a store, a token needs no password",
+            ));
+        }
         let user = self.user(username).await?;
-        let issued = ApiToken::issue(&user.username, OffsetDateTime::now_utc(), expires, description);
+        let mut issued = ApiToken::issue(&user.username, OffsetDateTime::now_utc(), new.expires, new.description);
+        issued.token.write_enabled = new.write_enabled;
         self.store.add_token(issued.token).await?;
         Ok(issued.key)
     }

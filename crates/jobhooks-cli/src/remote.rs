@@ -8,7 +8,7 @@ use jobhooks_dispatch::RenderedButton;
 use jobhooks_model::ports::{CommitReceipt, PruneReport, ResultFilter};
 use jobhooks_model::{
     ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobResult, Object, ObjectChange, ObjectRef,
-    OffsetDateTime, RunId, User, ValidationErrors,
+    RunId, User, ValidationErrors,
 };
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::backend::{Backend, SessionInfo, TokenInfo};
+use crate::backend::{Backend, NewToken, SessionInfo, TokenInfo};
 
 /// The most items the server gives in one page.
 const PAGE: usize = jobhooks_server::MAX_LIMIT;
@@ -24,7 +24,8 @@ const PAGE: usize = jobhooks_server::MAX_LIMIT;
 /// A running server, reached with a token.
 pub(crate) struct Remote {
     base: Url,
-    token: String,
+    /// `None` only for what needs no token (provisioning one with a password).
+    token: Option<String>,
     client: reqwest::Client,
     json: bool,
     /// The token's user, once asked.
@@ -44,9 +45,7 @@ impl Remote {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let token = token.filter(|token| !token.is_empty()).ok_or_else(|| {
-            Failure::bad_input("--url needs a token: give --token or set JOBHOOKS_TOKEN (`jobhooks users token add`)")
-        })?;
+        let token = token.filter(|token| !token.is_empty());
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("jobhooks-cli/", env!("CARGO_PKG_VERSION")))
@@ -79,11 +78,25 @@ impl Remote {
 
     /// One request's answer as text, refusals turned into failures as [`Remote::call`] says.
     async fn raw(&self, method: Method, url: Url, body: Option<&Value>) -> Result<String, Failure> {
-        let mut request =
-            self.client.request(method, url.clone()).header("Authorization", format!("Token {}", self.token));
+        let token = self.token.as_deref().ok_or_else(|| {
+            Failure::bad_input("--url needs a token: give --token or set JOBHOOKS_TOKEN (`jobhooks users token add`)")
+        })?;
+        let mut request = self.client.request(method, url.clone()).header("Authorization", format!("Token {token}"));
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.text_of(request, url).await
+    }
+
+    /// A request's JSON answer, refusals turned into failures as [`Remote::call`] says.
+    async fn answer(&self, request: reqwest::RequestBuilder, url: Url) -> Result<Value, Failure> {
+        let text = self.text_of(request, url.clone()).await?;
+        serde_json::from_str(&text)
+            .map_err(|error| Failure::failed(format!("the server's answer to {url} is not JSON: {error}")))
+    }
+
+    /// Sends `request`; its answer's text, refusals turned into failures.
+    async fn text_of(&self, request: reqwest::RequestBuilder, url: Url) -> Result<String, Failure> {
         let response = request.send().await.map_err(|error| {
             Failure::failed(format!(
                 "cannot reach the server at {}: {}",
@@ -312,15 +325,23 @@ impl Backend for Remote {
         Ok(self.list_users().await?.into_iter().find(|user| user.username == username))
     }
 
-    async fn issue_token(
-        &self,
-        username: &str,
-        expires: Option<OffsetDateTime>,
-        description: String,
-    ) -> Result<String, Failure> {
-        let expires = expires.map(|at| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
-        let body = json!({ "user": username, "expires": expires, "description": description });
-        let answer: Value = self.send(Method::POST, &["users", "tokens"], &body).await?;
+    async fn issue_token(&self, username: &str, new: NewToken) -> Result<String, Failure> {
+        let expires =
+            new.expires.map(|at| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
+        let body = json!({ "expires": expires, "description": new.description, "write_enabled": new.write_enabled });
+        let answer = match &new.password {
+            // Nautobot's provisioning: the user's name and password stand for a token.
+            Some(password) => {
+                let url = self.url(&["users", "tokens", "provision"]);
+                let request = self.client.post(url.clone()).basic_auth(username, Some(password)).json(&body);
+                self.answer(request, url).await?
+            }
+            None => {
+                let mut body = body;
+                body["user"] = json!(username);
+                self.send(Method::POST, &["users", "tokens"], &body).await?
+            }
+        };
         decode(answer["key"].clone())
     }
 

@@ -166,7 +166,8 @@ pub async fn tokens_are_kept_by_hash_and_revoked<S: Storage>(store: &S) {
     let later = now + Duration::from_secs(60);
     let first = ApiToken::issue("bob", now, Some(later), "laptop");
     let second = ApiToken::issue("bob", later, None, "ci");
-    let carols = ApiToken::issue("carol", now, None, "");
+    let mut carols = ApiToken::issue("carol", now, None, "");
+    carols.token.write_enabled = false;
     for issued in [&first, &second, &carols] {
         store.add_token(issued.token.clone()).await.unwrap();
     }
@@ -185,6 +186,7 @@ pub async fn tokens_are_kept_by_hash_and_revoked<S: Storage>(store: &S) {
     twin.id = carols.token.id.clone();
     assert!(matches!(store.add_token(twin).await.unwrap_err(), CatalogError::Invalid(_)));
     assert_eq!(store.get_token(&carols.token.id).await.unwrap(), Some(carols.token.clone()), "the first one stays");
+    assert!(!store.get_token(&carols.token.id).await.unwrap().unwrap().write_enabled, "a read-only token stays so");
 
     assert_eq!(store.delete_token(&first.token.id).await.unwrap(), first.token);
     assert_eq!(store.get_token(&first.token.id).await.unwrap(), None);

@@ -63,7 +63,7 @@ pub use object::Object;
 pub use retention::ChangeFacts;
 pub use session::ChangeSession;
 pub use sync::{JobRestoreReport, JobSyncPlan, SyncMode, SyncReport, plan_job_restore, plan_job_sync};
-pub use token::{ApiToken, IssuedToken, TokenRefused, validate_new_token};
+pub use token::{ApiToken, IssuedToken, MintRefused, TokenRefused, may_mint, validate_new_token};
 pub use user::{Permission, RUN_JOB_PERMISSION, User};
 
 /// Re-exported: what [`ObjectChange::get_snapshots`] returns.

@@ -39,6 +39,14 @@ pub struct ApiToken {
     /// What it is for, as its owner wrote.
     #[serde(default)]
     pub description: String,
+    /// Whether it may write (Nautobot's `write_enabled`): a read-only token is refused on every
+    /// request that changes something.
+    #[serde(default = "yes")]
+    pub write_enabled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A token just issued: the key, to show once, and the record to store.
@@ -103,6 +111,7 @@ impl ApiToken {
             created: now,
             expires,
             description: description.into(),
+            write_enabled: true,
         };
         IssuedToken { key, token }
     }
@@ -131,6 +140,52 @@ impl ApiToken {
     }
 }
 
+/// Why a token may not make another (through the API, where a token is how the caller is known).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MintRefused {
+    /// Tokens are made by their own user, even for superusers, as in Nautobot.
+    #[error(
+        "a token is made by its own user: {user} may not make one for {other} (a superuser revokes tokens instead)"
+    )]
+    OtherUser {
+        /// Whose token is asking.
+        user: String,
+        /// For whom.
+        other: String,
+    },
+    /// A read-only token makes nothing.
+    #[error("a read-only token cannot make tokens")]
+    ReadOnly,
+    /// A new token would outlive the one making it.
+    #[error("a token cannot outlive the token that makes it: give an expiry no later than {limit}")]
+    Outlives {
+        /// When the making token expires (RFC 3339).
+        limit: String,
+    },
+}
+
+/// Whether `minter` (the token a request came with) may make a token for `user` that expires at
+/// `expires` and may write when `write_enabled`: only for its own user, only if it may write
+/// itself, and never one that outlives it. A token made this way can do nothing its maker could not.
+pub fn may_mint(minter: &ApiToken, user: &str, expires: Option<OffsetDateTime>) -> Result<(), MintRefused> {
+    if minter.user != user {
+        return Err(MintRefused::OtherUser { user: minter.user.clone(), other: user.to_owned() });
+    }
+    if !minter.write_enabled {
+        return Err(MintRefused::ReadOnly);
+    }
+    match (minter.expires, expires) {
+        (Some(limit), None) => Err(MintRefused::Outlives { limit: rfc3339(limit) }),
+        (Some(limit), Some(expires)) if expires > limit => Err(MintRefused::Outlives { limit: rfc3339(limit) }),
+        _ => Ok(()),
+    }
+}
+
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| time.to_string())
+}
+
 /// The rule every store applies before adding `token`: its user exists (`NotFound`) and no
 /// stored token has its id (`Invalid`).
 pub fn validate_new_token(token: &ApiToken, user_exists: bool, id_taken: bool) -> Result<(), CatalogError> {
@@ -153,6 +208,30 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use time::Duration;
+
+    proptest! {
+        /// A token minted under `may_mint` never outlives its maker, never belongs to another
+        /// user, and is never made by a read-only token.
+        #[test]
+        fn a_minted_token_can_do_nothing_its_maker_could_not(
+            minter_expires in proptest::option::of(0i64..1_000),
+            expires in proptest::option::of(0i64..1_000),
+            write in any::<bool>(),
+            same_user in any::<bool>(),
+        ) {
+            let at = |minutes: i64| OffsetDateTime::UNIX_EPOCH + Duration::minutes(minutes);
+            let mut minter = ApiToken::issue("alice", at(0), minter_expires.map(at), "").token;
+            minter.write_enabled = write;
+            let user = if same_user { "alice" } else { "bob" };
+            if may_mint(&minter, user, expires.map(at)).is_ok() {
+                prop_assert_eq!(user, "alice");
+                prop_assert!(minter.write_enabled);
+                if let Some(limit) = minter_expires {
+                    prop_assert!(expires.is_some_and(|expires| expires <= limit));
+                }
+            }
+        }
+    }
 
     #[test]
     fn an_issued_key_is_accepted_until_it_expires_and_is_stored_only_as_its_hash() {

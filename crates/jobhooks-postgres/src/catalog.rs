@@ -438,9 +438,17 @@ impl Catalog for PgStore {
         validate_new_token(&token, row.get(0), row.get(1))?;
         transaction
             .execute(
-                "INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&token.id, &token.user, &token.key_hash, &token.created, &token.expires, &token.description],
+                "INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description, write_enabled)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &token.id,
+                    &token.user,
+                    &token.key_hash,
+                    &token.created,
+                    &token.expires,
+                    &token.description,
+                    &token.write_enabled,
+                ],
             )
             .await
             .map_err(db_error("cannot write a token"))?;
@@ -482,7 +490,7 @@ impl Catalog for PgStore {
     }
 }
 
-const TOKEN_COLUMNS: &str = "id, username, key_hash, created, expires, description";
+const TOKEN_COLUMNS: &str = "id, username, key_hash, created, expires, description, write_enabled";
 
 fn token_of(row: &Row) -> ApiToken {
     ApiToken {
@@ -492,5 +500,6 @@ fn token_of(row: &Row) -> ApiToken {
         created: row.get(3),
         expires: row.get(4),
         description: row.get(5),
+        write_enabled: row.get(6),
     }
 }

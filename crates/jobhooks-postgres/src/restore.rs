@@ -40,9 +40,17 @@ impl Restore for PgStore {
         for token in &snapshot.tokens {
             transaction
                 .execute(
-                    "INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&token.id, &token.user, &token.key_hash, &token.created, &token.expires, &token.description],
+                    "INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description, write_enabled)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &token.id,
+                        &token.user,
+                        &token.key_hash,
+                        &token.created,
+                        &token.expires,
+                        &token.description,
+                        &token.write_enabled,
+                    ],
                 )
                 .await
                 .map_err(db_error("cannot write a token"))?;

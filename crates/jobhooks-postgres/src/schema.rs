@@ -166,6 +166,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobhooks_logins_by_user ON jobhooks_logins (username, created, id);
     CREATE INDEX jobhooks_logins_by_last_seen ON jobhooks_logins (last_seen);
     "#,
+    // 9: read-only API tokens (Nautobot's `write_enabled`); every earlier token may write.
+    r#"
+    ALTER TABLE jobhooks_tokens ADD COLUMN write_enabled boolean NOT NULL DEFAULT true;
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

@@ -230,3 +230,28 @@ async fn users_of_schema_7_migrate_and_gain_passwords_and_sessions() {
     store.add_login(opened.session.clone()).await.unwrap();
     assert_eq!(store.get_login(&opened.session.id).await.unwrap(), Some(opened.session));
 }
+
+/// A database of schema 8 (before read-only tokens) migrates with its tokens able to write, as
+/// every token could before.
+#[tokio::test]
+async fn tokens_of_schema_8_migrate_able_to_write() {
+    use jobhooks_model::ports::Catalog;
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..8] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (8);
+         INSERT INTO jobhooks_users (username, is_superuser, permissions) VALUES ('alice', false, '[]');
+         INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description)
+         VALUES ('0123456789abcdef', 'alice', repeat('a', 64), now(), NULL, 'old');",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let token = store.get_token("0123456789abcdef").await.unwrap().unwrap();
+    assert!(token.write_enabled, "an older token may write");
+    assert_eq!(token.description, "old");
+}

@@ -8,9 +8,9 @@ use jobhooks_model::{ApiToken, OffsetDateTime, TokenRefused, User};
 
 use crate::{ApiError, AppState};
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request: the token's user, and the token it came with.
 #[derive(Debug, Clone)]
-pub struct Caller(pub User);
+pub struct Caller(pub User, pub ApiToken);
 
 impl Caller {
     /// Refuses with 403 unless the caller has `permission` (`app_label.codename`).
@@ -36,8 +36,14 @@ impl<S: Storage + 'static> FromRequestParts<AppState<S>> for Caller {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| ApiError::Unauthenticated("Authentication credentials were not provided.".into()))?;
-        let key =
-            header.to_str().ok().and_then(|value| value.strip_prefix("Token ")).map(str::trim).ok_or_else(|| {
+        // The keyword in any case, as Django REST framework reads it.
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(keyword, _)| keyword.eq_ignore_ascii_case("token"))
+            .map(|(_, key)| key.trim())
+            .ok_or_else(|| {
                 ApiError::Unauthenticated("Invalid token header: use `Authorization: Token <key>`.".into())
             })?;
         let invalid = |refused: TokenRefused| ApiError::Unauthenticated(format!("Invalid token: {refused}."));
@@ -45,9 +51,17 @@ impl<S: Storage + 'static> FromRequestParts<AppState<S>> for Caller {
         let token = state.store.get_token(id).await?.ok_or(invalid(TokenRefused::Unknown))?;
         token.accepts(key, OffsetDateTime::now_utc()).map_err(invalid)?;
         let user = state.store.get_user(&token.user).await?.ok_or(invalid(TokenRefused::Unknown))?;
-        Ok(Caller(user))
+        // A read-only token reads: every other method is refused before anything is read or done.
+        if !token.write_enabled && !parts.method.is_safe() {
+            return Err(ApiError::Refused(READ_ONLY_TOKEN.into()));
+        }
+        Ok(Caller(user, token))
     }
 }
+
+/// The refusal of a write with a read-only token.
+pub(crate) const READ_ONLY_TOKEN: &str =
+    "You do not have permission to perform this action: this token is read-only (write_enabled is false).";
 
 /// A permission an endpoint needs, as a type, so that [`Allowed`] checks it before the body is
 /// read: a caller without it gets 403, whatever the body.

@@ -94,7 +94,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) | ApiError::Refused(_) => detail(StatusCode::FORBIDDEN, self.to_string()),
             ApiError::NotFound(_) => detail(StatusCode::NOT_FOUND, self.to_string()),
             ApiError::BadRequest(_) => detail(StatusCode::BAD_REQUEST, self.to_string()),
-            ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, Json(errors).into_response()),
+            ApiError::Validation(errors) => (StatusCode::BAD_REQUEST, Json(drf_errors(errors)).into_response()),
             ApiError::Conflict(_) => detail(StatusCode::CONFLICT, self.to_string()),
             ApiError::Body { status, detail: text } => detail(*status, text.clone()),
             ApiError::Busy(_) => detail(StatusCode::TOO_MANY_REQUESTS, self.to_string()),
@@ -189,4 +189,16 @@ impl From<PressError> for ApiError {
             other => ApiError::Refused(other.to_string()),
         }
     }
+}
+
+/// Validation errors as Django REST framework sends them: by field, and those of no single field
+/// under `non_field_errors`.
+fn drf_errors(errors: &ValidationErrors) -> serde_json::Map<String, serde_json::Value> {
+    errors
+        .iter()
+        .map(|(field, messages)| {
+            let field = if field == ValidationErrors::NON_FIELD { "non_field_errors" } else { field };
+            (field.to_owned(), serde_json::json!(messages))
+        })
+        .collect()
 }

@@ -148,10 +148,48 @@ pub fn router<S: Storage + 'static>(state: AppState<S>) -> Router {
     api::routes::<S>()
         .merge(metrics::routes::<S>())
         .merge(ui::routes::<S>())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response_with_state((), api_version))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::request_timeout::<S>))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests::<S>))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The API version this server speaks, as Nautobot's `API-Version` header says it; a client may
+/// ask for it with `Accept: application/json; version=2.4`.
+pub const API_VERSION: &str = "2.4";
+
+/// Adds `API-Version` to every answer under `/api/`.
+async fn api_version(
+    axum::extract::State(()): axum::extract::State<()>,
+    uri: axum::http::Uri,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if uri.path().starts_with("/api/") {
+        response.headers_mut().insert("api-version", axum::http::HeaderValue::from_static(API_VERSION));
+    }
+    response
+}
+
+/// No route: `{"detail": "Not found."}` under `/api/`, an error page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        return ApiError::NotFound("Not found.".into()).into_response();
+    }
+    ui::not_found_page()
+}
+
+/// A route without the method: DRF's JSON 405 under `/api/`, an error page elsewhere.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let detail = format!("Method \"{method}\" not allowed.");
+    if uri.path().starts_with("/api/") {
+        return ApiError::Body { status: axum::http::StatusCode::METHOD_NOT_ALLOWED, detail }.into_response();
+    }
+    ui::error_page(axum::http::StatusCode::METHOD_NOT_ALLOWED, detail)
 }
 
 /// Serves `router` on `listener` under the default [`HttpLimits`] until `shutdown` completes,

@@ -259,7 +259,7 @@ async fn every_validation_message_reaches_the_client_under_its_field() {
         (
             "/api/extras/job-hooks/",
             with("x", json!({"type_create": false})),
-            "__all__",
+            "non_field_errors",
             "You must select at least one type: create, update, and/or delete.".to_owned(),
         ),
         (
@@ -318,7 +318,6 @@ async fn every_validation_message_reaches_the_client_under_its_field() {
             format!("Job {AUDIT} is a job hook receiver, not a job button receiver"),
         ),
         ("/api/users/", json!({"username": ""}), "username", "invalid username ``: it must not be empty".to_owned()),
-        ("/api/users/tokens/", json!({"user": "nobody"}), "user", "user `nobody` does not exist".to_owned()),
         ("/api/backup/", json!({"path": ""}), "path", "This field may not be blank.".to_owned()),
     ];
     for (path, body, field, message) in cases {
@@ -609,7 +608,7 @@ async fn backups_exports_and_prunes_are_for_superusers() {
     assert_eq!(server.post("/api/prune/", &server.alice, json!({"changes_days": 0})).await.0, StatusCode::FORBIDDEN);
     let (status, errors) = server.post("/api/prune/", &server.root, json!({})).await;
     assert_eq!(
-        (status, &errors["__all__"]),
+        (status, &errors["non_field_errors"]),
         (StatusCode::BAD_REQUEST, &json!(["Give results_days, changes_days or both."]))
     );
     let (status, pruned) = server.post("/api/prune/", &server.root, json!({"results_days": 0})).await;
@@ -700,8 +699,10 @@ async fn superusers_add_users_and_everyone_manages_their_own_tokens() {
     let (status, body) = server.post("/api/users/tokens/", &server.alice, json!({"user": "bob"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(server.get("/api/users/tokens/?user=bob", &server.alice).await.0, StatusCode::FORBIDDEN);
-    let (status, errors) = server.post("/api/users/tokens/", &server.root, json!({"user": "nobody"})).await;
-    assert_eq!((status, &errors["user"][0]), (StatusCode::BAD_REQUEST, &json!("user `nobody` does not exist")));
+    // Not even a superuser makes a token for someone else, as in Nautobot: it revokes instead.
+    let (status, body) = server.post("/api/users/tokens/", &server.root, json!({"user": "alice"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("a token is made by its own user"), "{body}");
     let (_, every) = server.get("/api/users/tokens/", &server.root).await;
     assert_eq!(every["count"], 4, "a superuser sees every token: the three of the test and alice's");
 
@@ -1136,5 +1137,101 @@ async fn metrics_may_need_a_token() {
     let answer = allowed.send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK, "any valid token");
     assert!(answer.text().await.unwrap().contains("jobhooks_queue_runs"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_tokens_only_read_and_no_token_makes_one_that_can_do_more() {
+    let server = Server::start().await;
+    let (status, issued) =
+        server.post("/api/users/tokens/", &server.alice, json!({"write_enabled": false, "description": "ro"})).await;
+    assert_eq!((status, &issued["write_enabled"]), (StatusCode::CREATED, &json!(false)));
+    let read_only = issued["key"].as_str().unwrap().to_owned();
+    assert_eq!(server.get("/api/extras/job-hooks/", &read_only).await.0, StatusCode::OK, "it reads");
+    for (method, path, body) in [
+        (reqwest::Method::POST, "/api/extras/job-hooks/", Some(hook("ro"))),
+        (reqwest::Method::PATCH, "/api/extras/job-hooks/first/", Some(json!({"enabled": false}))),
+        (reqwest::Method::DELETE, "/api/users/tokens/0000000000000000/", None),
+        (reqwest::Method::POST, "/api/users/tokens/", Some(json!({}))),
+    ] {
+        let (status, refused) = server.call(method.clone(), path, Some(&read_only), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {refused}");
+        assert!(refused["detail"].as_str().unwrap().contains("this token is read-only"), "{refused}");
+    }
+    assert!(server.store.get_hook("ro").await.unwrap().is_none(), "nothing was written");
+
+    // A token that expires makes only tokens that expire no later.
+    let soon = OffsetDateTime::now_utc() + Duration::from_secs(3_600);
+    let mut expiring = ApiToken::issue("alice", OffsetDateTime::now_utc(), Some(soon), "");
+    expiring.token.write_enabled = true;
+    server.store.add_token(expiring.token).await.unwrap();
+    let later = (soon + Duration::from_secs(60)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    for body in [json!({}), json!({"expires": later})] {
+        let (status, errors) = server.post("/api/users/tokens/", &expiring.key, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{errors}");
+        assert!(errors["expires"][0].as_str().unwrap().contains("cannot outlive the token that makes it"), "{errors}");
+    }
+    let earlier = (soon - Duration::from_secs(60)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(
+        server.post("/api/users/tokens/", &expiring.key, json!({"expires": earlier})).await.0,
+        StatusCode::CREATED
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_provisions_a_token_as_in_nautobot() {
+    let server = Server::start().await;
+    let path = "/api/users/alice/password/";
+    let (status, set) = server
+        .call(reqwest::Method::PUT, path, Some(&server.root), Some(json!({"password": "alice's password"})))
+        .await;
+    assert_eq!((status, &set["has_password"]), (StatusCode::OK, &json!(true)));
+    let (status, _) =
+        server.call(reqwest::Method::PUT, path, Some(&server.bob), Some(json!({"password": "bob's try at it"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "bob may not set alice's password");
+    let provision = |user: &str, password: &str| {
+        server
+            .client
+            .post(format!("{}/api/users/tokens/provision/", server.base))
+            .basic_auth(user, Some(password))
+            .json(&json!({"description": "provisioned"}))
+            .send()
+    };
+    let answer = provision("alice", "alice's password").await.unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let token: Value = answer.json().await.unwrap();
+    let key = token["key"].as_str().unwrap();
+    assert_eq!(server.get("/api/status/", key).await.1["user"], "alice", "the provisioned key works");
+    for (user, password) in [("alice", "wrong password"), ("nobody", "alice's password"), ("bob", "any password")] {
+        let answer = provision(user, password).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{user}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["detail"], "Invalid username/password.");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn answers_and_refusals_are_shaped_as_django_rest_frameworks() {
+    let server = Server::start().await;
+    let (status, errors) =
+        server.post("/api/extras/job-hooks/", &server.root, json!({"content_types": ["dcim.device"]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(errors["name"], json!(["This field is required."]), "{errors}");
+    let answer = server
+        .client
+        .get(format!("{}/api/extras/job-hooks/", server.base))
+        .header("Authorization", format!("token {}", server.root))
+        .header("Accept", "application/json; version=2.4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "the keyword in any case, a versioned Accept");
+    assert_eq!(answer.headers()["api-version"], "2.4");
+    let (status, body) = server.get("/api/extras/no-such-thing/", &server.root).await;
+    assert_eq!((status, &body["detail"]), (StatusCode::NOT_FOUND, &json!("Not found.")));
+    let (status, body) = server.call(reqwest::Method::DELETE, "/api/extras/job-hooks/", Some(&server.root), None).await;
+    assert_eq!((status, &body["detail"]), (StatusCode::METHOD_NOT_ALLOWED, &json!("Method \"DELETE\" not allowed.")));
     server.stop().await;
 }

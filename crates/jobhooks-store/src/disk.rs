@@ -298,6 +298,13 @@ pub(crate) struct TokenRecord {
     #[serde(with = "time::serde::rfc3339::option", default)]
     expires: Option<OffsetDateTime>,
     description: String,
+    /// Added within format 3: a token stored before it may write.
+    #[serde(default = "may_write")]
+    write_enabled: bool,
+}
+
+fn may_write() -> bool {
+    true
 }
 
 impl Stored for ApiToken {
@@ -311,6 +318,7 @@ impl Stored for ApiToken {
             created: self.created,
             expires: self.expires,
             description: self.description.clone(),
+            write_enabled: self.write_enabled,
         }
     }
 
@@ -328,6 +336,7 @@ impl Stored for ApiToken {
             created: record.created,
             expires: record.expires,
             description: record.description,
+            write_enabled: record.write_enabled,
         })
     }
 }

@@ -167,6 +167,13 @@ pub(crate) enum TokenCommand {
         /// What it is for.
         #[arg(long, default_value = "")]
         description: String,
+        /// A read-only token: refused on every write.
+        #[arg(long)]
+        read_only: bool,
+        /// Through a server without a token of one's own (`--url` alone): USERNAME's web password,
+        /// read from stdin, stands for one (Nautobot's token provisioning).
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// List tokens (of USERNAME, or all): id, user, created, expires, description; never keys.
     List {
@@ -182,7 +189,7 @@ pub(crate) enum TokenCommand {
 
 pub(crate) async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
     match command {
-        TokenCommand::Add { username, expires_in_days, description } => {
+        TokenCommand::Add { username, expires_in_days, description, read_only, password_stdin } => {
             if expires_in_days == Some(0) {
                 return Err(Failure::bad_input(
                     "--expires-in-days must be at least 1: a token that expires in 0 days is expired when issued",
@@ -190,7 +197,9 @@ pub(crate) async fn tokens(s: &impl Backend, command: TokenCommand) -> Outcome {
             }
             let now = jobhooks_model::to_microseconds(OffsetDateTime::now_utc());
             let expires = expires_in_days.map(|days| now + Duration::from_secs(u64::from(days) * 86_400));
-            let key = s.issue_token(&username, expires, description).await?;
+            let password = if password_stdin { Some(read_password()?) } else { None };
+            let new = crate::backend::NewToken { expires, description, write_enabled: !read_only, password };
+            let key = s.issue_token(&username, new).await?;
             s.print(&serde_json::json!({ "key": key }), |_| key.clone());
         }
         TokenCommand::List { username } => {

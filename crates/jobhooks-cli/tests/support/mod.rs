@@ -33,6 +33,12 @@ pub fn bare() -> Command {
 pub trait Place {
     /// The binary with `args`, run here.
     fn command(&self, args: &[&str]) -> Command;
+
+    /// Who a command acts as when it names no `--user`: the token's user through a server (a
+    /// token is made by its own user only), no one on a store.
+    fn token_user(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Place for Path {
@@ -66,6 +72,10 @@ impl Place for String {
 impl<T: Place + ?Sized> Place for &T {
     fn command(&self, args: &[&str]) -> Command {
         (**self).command(args)
+    }
+
+    fn token_user(&self) -> Option<&str> {
+        (**self).token_user()
     }
 }
 
@@ -122,10 +132,22 @@ impl Served {
         if let Some(token) = self.tokens.borrow().get(user) {
             return token.clone();
         }
-        let output = self.with_token(&self.root, &["users", "token", "add", user]).output().unwrap();
-        if !output.status.success() {
+        // As in Nautobot, no one makes a token for someone else: root gives the user a password,
+        // which stands for one (token provisioning).
+        const PASSWORD: &str = "the harness's password";
+        let with_stdin = |mut command: Command| {
+            let mut child =
+                command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        if !with_stdin(self.with_token(&self.root, &["users", "passwd", user])).status.success() {
             return self.root.clone();
         }
+        let mut provision = bare();
+        provision.args(["--url", &self.url, "users", "token", "add", user, "--password-stdin"]);
+        let output = with_stdin(provision);
+        assert!(output.status.success(), "provisioning {user}'s token: {}", String::from_utf8_lossy(&output.stderr));
         let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
         self.tokens.borrow_mut().insert(user.to_owned(), token.clone());
         token
@@ -151,6 +173,10 @@ impl Place for Served {
             _ => self.root.clone(),
         };
         self.with_token(&token, args)
+    }
+
+    fn token_user(&self) -> Option<&str> {
+        Some("root")
     }
 }
 

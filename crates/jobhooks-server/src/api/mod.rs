@@ -62,16 +62,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Body(value)),
-            // JSON of the wrong shape is a 400, as Django REST framework answers it (axum: 422).
+            // JSON of the wrong shape is a 400, as Django REST framework answers it (axum: 422); a
+            // missing field is named with DRF's words.
             Err(rejection) => {
+                let text = rejection.body_text();
+                if let Some(field) = missing_field(&text) {
+                    let mut errors = jobhooks_model::ValidationErrors::default();
+                    errors.add(field, "This field is required.");
+                    return Err(ApiError::Validation(errors));
+                }
                 let status = match rejection.status() {
                     StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
                     other => other,
                 };
-                Err(ApiError::Body { status, detail: rejection.body_text() })
+                Err(ApiError::Body { status, detail: text })
             }
         }
     }
+}
+
+/// The field serde names in "missing field `name`".
+fn missing_field(text: &str) -> Option<&str> {
+    let rest = text.split("missing field `").nth(1)?;
+    rest.split('`').next().filter(|field| !field.is_empty())
 }
 
 /// A query string; one that does not parse is refused with a JSON error.
@@ -97,7 +110,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, get_token, delete_token, set_password, list_sessions, end_session, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
+    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, provision_token, get_token, delete_token, set_password, list_sessions, end_session, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -195,6 +208,7 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/prune/", post(prune::<S>))
         .route("/api/users/", get(users::<S>).post(create_user::<S>))
         .route("/api/users/tokens/", get(list_tokens::<S>).post(create_token::<S>))
+        .route("/api/users/tokens/provision/", post(provision_token::<S>))
         .route("/api/users/tokens/{id}/", get(get_token::<S>).delete(delete_token::<S>))
         .route("/api/users/sessions/", get(list_sessions::<S>))
         .route("/api/users/sessions/{id}/", axum::routing::delete(end_session::<S>))

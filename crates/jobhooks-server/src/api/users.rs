@@ -77,6 +77,8 @@ pub(crate) struct ShownToken {
     #[serde(with = "time::serde::rfc3339::option")]
     expires: Option<OffsetDateTime>,
     description: String,
+    /// Whether it may write.
+    write_enabled: bool,
     /// The key (`Authorization: Token <key>`), shown this once.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
@@ -89,6 +91,7 @@ pub(crate) fn shown_token(token: &ApiToken) -> ShownToken {
         created: token.created,
         expires: token.expires,
         description: token.description.clone(),
+        write_enabled: token.write_enabled,
         key: None,
     }
 }
@@ -133,12 +136,20 @@ pub(crate) async fn list_tokens<S: Storage + 'static>(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
-    /// Whose (default: the caller's).
+    /// Whose: the caller's own (the default); a token for another user is refused, as in Nautobot.
     user: Option<String>,
+    /// When it stops working; no later than the token the request came with.
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires: Option<OffsetDateTime>,
     #[serde(default)]
     description: String,
+    /// Whether it may write (default: yes).
+    #[serde(default = "yes")]
+    write_enabled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[utoipa::path(
@@ -155,15 +166,16 @@ pub(crate) async fn create_token<S: Storage + 'static>(
     Body(new): Body<NewToken>,
 ) -> Answer<(StatusCode, Json<ShownToken>)> {
     let user = new.user.unwrap_or_else(|| caller.0.username.clone());
-    may_manage_tokens_of(&caller, &user)?;
-    if state.store.get_user(&user).await?.is_none() {
-        return Err(field_error("user", format!("user `{user}` does not exist")));
-    }
+    jobhooks_model::may_mint(&caller.1, &user, new.expires).map_err(|refused| match refused {
+        jobhooks_model::MintRefused::Outlives { .. } => field_error("expires", refused.to_string()),
+        other => ApiError::Refused(format!("You do not have permission to perform this action: {other}.")),
+    })?;
     let now = jobhooks_model::to_microseconds(OffsetDateTime::now_utc());
     if new.expires.is_some_and(|expires| expires <= now) {
         return Err(field_error("expires", "a token must expire in the future".to_owned()));
     }
-    let issued = ApiToken::issue(&user, now, new.expires, new.description);
+    let mut issued = ApiToken::issue(&user, now, new.expires, new.description);
+    issued.token.write_enabled = new.write_enabled;
     state.store.add_token(issued.token.clone()).await?;
     let mut shown = shown_token(&issued.token);
     shown.key = Some(issued.key);
@@ -205,4 +217,82 @@ pub(crate) async fn delete_token<S: Storage + 'static>(
     may_manage_tokens_of(&caller, &token.user)?;
     state.store.delete_token(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `POST /api/users/tokens/provision/` takes (every field optional; the body may be empty).
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProvisionToken {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires: Option<OffsetDateTime>,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "yes")]
+    write_enabled: bool,
+}
+
+/// The user and password of `Authorization: Basic …`.
+fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/users/tokens/provision/",
+    tag = "users",
+    summary = "Make a token for the user whose name and web password `Authorization: Basic` gives (Nautobot's provisioning)",
+    request_body = ProvisionToken,
+    responses((status = 201, body = ShownToken), Refusals),
+    security(()),
+)]
+pub(crate) async fn provision_token<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer<(StatusCode, Json<ShownToken>)> {
+    let refused = || ApiError::Unauthenticated("Invalid username/password.".into());
+    let (username, password) = basic_credentials(&headers).ok_or_else(refused)?;
+    let new: ProvisionToken = if body.iter().all(u8::is_ascii_whitespace) {
+        ProvisionToken { write_enabled: true, ..ProvisionToken::default() }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::Body { status: StatusCode::BAD_REQUEST, detail: error.to_string() })?
+    };
+    let stored = match state.store.get_user(&username).await? {
+        Some(_) => state.store.get_password(&username).await?,
+        None => None,
+    };
+    let cost = state.ui.password_cost;
+    let verified = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => hash.verify(&password),
+        None => {
+            // The same work as a real check, so the answer's time does not tell who exists.
+            jobhooks_model::PasswordHash::decoy(cost).verify(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    if !verified {
+        tokio::time::sleep(state.ui.refused_login_delay).await;
+        return Err(refused());
+    }
+    let now = jobhooks_model::to_microseconds(OffsetDateTime::now_utc());
+    if new.expires.is_some_and(|expires| expires <= now) {
+        return Err(field_error("expires", "a token must expire in the future".to_owned()));
+    }
+    let mut issued = ApiToken::issue(&username, now, new.expires, new.description);
+    issued.token.write_enabled = new.write_enabled;
+    state.store.add_token(issued.token.clone()).await?;
+    let mut shown = shown_token(&issued.token);
+    shown.key = Some(issued.key);
+    Ok((StatusCode::CREATED, Json(shown)))
 }

@@ -34,6 +34,7 @@ async fn account_page<S: Storage + 'static>(
                 "description": token.description,
                 "created": shown_time(token.created),
                 "expires": token.expires.map(shown_time),
+                "write_enabled": token.write_enabled,
             })
         })
         .collect();
@@ -110,7 +111,8 @@ pub(crate) async fn create_token<S: Storage + 'static>(
     let now = OffsetDateTime::now_utc();
     let expires = days.map(|days| now + time::Duration::days(days));
     let description: String = form.text("description").chars().take(200).collect();
-    let issued = ApiToken::issue(&visitor.user.username, now, expires, description);
+    let mut issued = ApiToken::issue(&visitor.user.username, now, expires, description);
+    issued.token.write_enabled = !form.checked("read_only");
     state.store.add_token(issued.token).await?;
     account_page(&state, &visitor, Some(issued.key), None).await
 }

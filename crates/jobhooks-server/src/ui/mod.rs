@@ -84,6 +84,17 @@ impl UiConfig {
     }
 }
 
+/// The page of a path that names nothing.
+pub(crate) fn not_found_page() -> axum::response::Response {
+    error_page(axum::http::StatusCode::NOT_FOUND, "There is no page here.".to_owned())
+}
+
+/// An error page with `status` and `message`.
+pub(crate) fn error_page(status: axum::http::StatusCode, message: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    render::PageError::status(status, message).into_response()
+}
+
 /// Every page's route, and the static files under `/static/`.
 pub(crate) fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
     Router::new()
