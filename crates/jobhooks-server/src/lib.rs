@@ -151,6 +151,7 @@ pub fn router<S: Storage + 'static>(state: AppState<S>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response_with_state((), api_version))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), absolute_uri::<S>))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::request_timeout::<S>))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests::<S>))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -171,6 +172,32 @@ async fn api_version(
         response.headers_mut().insert("api-version", axum::http::HeaderValue::from_static(API_VERSION));
     }
     response
+}
+
+/// Makes the URI an API handler sees absolute (`server.external_url`, else `http://` and the
+/// `Host` header), so that the links of its answers (`next`, `previous`) are, as DRF's are.
+async fn absolute_uri<S: Storage + 'static>(
+    axum::extract::State(state): axum::extract::State<AppState<S>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri = request.uri().clone();
+    if uri.path().starts_with("/api/") && uri.authority().is_none() {
+        let origin = match &state.ui.external_url {
+            Some(url) => Some(url.clone()),
+            None => request
+                .headers()
+                .get(axum::http::header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .map(|host| format!("http://{host}")),
+        };
+        let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if let Some(Ok(absolute)) = origin.map(|origin| format!("{origin}{path_and_query}").parse::<axum::http::Uri>())
+        {
+            request.extensions_mut().insert(axum::extract::OriginalUri(absolute));
+        }
+    }
+    next.run(request).await
 }
 
 /// No route: `{"detail": "Not found."}` under `/api/`, an error page elsewhere.

@@ -20,9 +20,13 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    /// Items per page: the query's, else [`DEFAULT_LIMIT`], within 1 and [`MAX_LIMIT`].
+    /// Items per page: the query's, else [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]; `limit=0` asks
+    /// for the largest page allowed, as in Nautobot.
     pub fn limit(&self) -> usize {
-        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+        match self.limit {
+            Some(0) => MAX_LIMIT,
+            limit => limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT),
+        }
     }
 
     /// How many items of the list the page reaches: its offset and its limit.
@@ -63,7 +67,8 @@ impl<T> Page<T> {
     }
 }
 
-/// The request's path and query with `limit` and `offset` replaced.
+/// The request's address and query with `limit` and `offset` replaced: absolute when the request's
+/// URI is (the server makes it so for the API, from `server.external_url` or the `Host` header).
 fn link(uri: &Uri, limit: usize, offset: usize) -> String {
     let mut pairs: Vec<String> = uri
         .query()
@@ -76,7 +81,11 @@ fn link(uri: &Uri, limit: usize, offset: usize) -> String {
     if offset > 0 {
         pairs.push(format!("offset={offset}"));
     }
-    format!("{}?{}", uri.path(), pairs.join("&"))
+    let origin = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+        _ => String::new(),
+    };
+    format!("{origin}{}?{}", uri.path(), pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -95,6 +104,11 @@ mod tests {
         assert_eq!((last.results, last.next), (vec![4], None));
         let beyond = Page::of((0..5).collect::<Vec<i32>>(), PageQuery { limit: Some(0), offset: Some(99) }, &uri);
         assert!(beyond.results.is_empty() && beyond.next.is_none());
+        let largest = Page::of((0..1_500).collect::<Vec<i32>>(), PageQuery { limit: Some(0), offset: None }, &uri);
+        assert_eq!(largest.results.len(), MAX_LIMIT, "limit=0 is the largest page allowed");
+        let absolute: Uri = "http://jobhooks.example:8080/api/extras/jobs/?limit=1".parse().unwrap();
+        let page = Page::of(vec![1, 2], PageQuery { limit: Some(1), offset: None }, &absolute);
+        assert_eq!(page.next.as_deref(), Some("http://jobhooks.example:8080/api/extras/jobs/?limit=1&offset=1"));
         let query = PageQuery { limit: Some(2), offset: Some(2) };
         let window = Page::window((0..query.end() as i32).collect(), 9, query, &uri);
         assert_eq!((window.results, window.count), (vec![2, 3], 9));

@@ -46,6 +46,9 @@ pub struct UiConfig {
     pub password_cost: PasswordCost,
     /// How long a refused login waits before answering, whoever was named.
     pub refused_login_delay: Duration,
+    /// The URL people and clients reach the server at (`server.external_url`), for absolute links
+    /// in answers; `None`: `http://` and the request's `Host`.
+    pub external_url: Option<String>,
 }
 
 impl Default for UiConfig {
@@ -55,6 +58,7 @@ impl Default for UiConfig {
             secure_cookies: false,
             password_cost: PasswordCost::Recommended,
             refused_login_delay: Duration::from_millis(500),
+            external_url: None,
         }
     }
 }
@@ -62,7 +66,11 @@ impl Default for UiConfig {
 impl UiConfig {
     /// The defaults, with cookies `Secure` when `external_url` is an `https://` URL.
     pub fn for_external_url(external_url: Option<&str>) -> Self {
-        Self { secure_cookies: external_url.is_some_and(|url| url.starts_with("https://")), ..Self::default() }
+        Self {
+            secure_cookies: external_url.is_some_and(|url| url.starts_with("https://")),
+            external_url: external_url.map(|url| url.trim_end_matches('/').to_owned()),
+            ..Self::default()
+        }
     }
 
     /// With sessions ending after `idle` unused.
