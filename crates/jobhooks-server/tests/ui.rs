@@ -260,3 +260,154 @@ async fn a_result_page_asked_to_wait_answers_when_its_run_moves() {
     assert!(!body.contains("<html"), "a fragment, not a page");
     site.stop().await;
 }
+
+/// Posts `fields` (with the page's CSRF token and this site's `Origin`) from the page at `from`.
+async fn post_form(
+    site: &Site,
+    client: &reqwest::Client,
+    from: &str,
+    to: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let token = site.token(client, from).await;
+    let mut form: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
+    form.extend_from_slice(fields);
+    client.post(site.url(to)).header("Origin", &site.base).form(&form).send().await.unwrap()
+}
+
+/// Every page family answers, and its forms do what they say: a superuser's tour of home,
+/// objects, the change log, jobs (disable, enable), hooks (edit, then delete after the
+/// confirmation page), buttons (add, edit, delete), results (a dead letter replayed) and the
+/// account page (a token's key shown once, then revoked; every user listed).
+#[tokio::test]
+async fn every_page_family_answers_and_its_forms_write() {
+    use jobhooks_model::ports::{ChangeStore, QueueReader};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    store.put_user(User::superuser("root").unwrap()).await.unwrap();
+    store.set_password("root", Some(PasswordHash::new(PASSWORD, PasswordCost::Cheapest).unwrap())).await.unwrap();
+    let button_job = JobSpec {
+        class_path: "app::jobs::Press".into(),
+        name: "Press".into(),
+        description: String::new(),
+        kind: JobKind::JobButtonReceiver,
+        hidden: true,
+        former_class_paths: vec![],
+    };
+    store.sync_jobs(&[button_job], SyncMode::Additive).await.unwrap();
+    store.set_job_enabled("app::jobs::Press", true).await.unwrap();
+    let hook =
+        jobhooks_model::JobHook::new("audit", vec![jobhooks_model::ContentType::new("dcim.device").unwrap()], HOOK_JOB)
+            .on([jobhooks_model::Action::Update]);
+    store.create_hook(hook).await.unwrap();
+    let device = jobhooks_model::Object::new(
+        jobhooks_model::ObjectRef::new(jobhooks_model::ContentType::new("dcim.device").unwrap(), "sw1").unwrap(),
+        "sw1",
+        jobhooks_model::json!({"name": "sw1", "serial": "A1"}),
+    )
+    .unwrap();
+    let mut changes = jobhooks_model::ChangeSet::default();
+    changes.save(&device, None);
+    let web = jobhooks_model::ChangeContext::new(jobhooks_model::ChangeContextKind::Web, Some("root".into()), "");
+    store.commit(&web, changes, jobhooks_model::ports::ObjectWrites::Apply).await.unwrap();
+    let site = Site::start(store.clone(), quick()).await;
+    let client = site.client();
+    site.log_in(&client, "root", PASSWORD, "/").await;
+
+    let page = |path: &'static str| {
+        let client = client.clone();
+        let url = site.url(path);
+        async move {
+            let answer = client.get(url).send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK, "{path}");
+            answer.text().await.unwrap()
+        }
+    };
+    assert!(page("/").await.contains("dcim.device"), "home lists the object types");
+    assert!(page("/objects/").await.contains("dcim.device"));
+    assert!(page("/objects/dcim.device/").await.contains("sw1"));
+    let object = page("/objects/dcim.device/sw1/").await;
+    assert!(object.contains("serial") && object.contains("added"), "the data and its change, field by field");
+    assert!(page("/changes/?changed_object_type=dcim.device&user=root").await.contains("#1"));
+    assert!(page("/changes/1/").await.contains("&quot;serial&quot;: &quot;A1&quot;"), "the snapshot");
+
+    // Jobs: hidden ones on request, disabled and enabled again.
+    assert!(!page("/jobs/").await.contains("app::jobs::Press"), "hidden jobs are hidden");
+    assert!(page("/jobs/?hidden=true").await.contains("app::jobs::Press"));
+    post_form(&site, &client, "/jobs/?hidden=true", "/jobs/app%3A%3Ajobs%3A%3APress/enabled/", &[("enabled", "false")])
+        .await;
+    assert!(!store.get_job("app::jobs::Press").await.unwrap().unwrap().enabled);
+    post_form(&site, &client, "/jobs/?hidden=true", "/jobs/app%3A%3Ajobs%3A%3APress/enabled/", &[("enabled", "true")])
+        .await;
+    assert!(store.get_job("app::jobs::Press").await.unwrap().unwrap().enabled);
+
+    // A hook edited (renamed, another event), then deleted after its confirmation page.
+    assert!(page("/hooks/audit/edit/").await.contains("value=\"audit\""), "the form holds the hook");
+    let edit = [
+        ("name", "audit2"),
+        ("content_types", "dcim.device"),
+        ("job", HOOK_JOB),
+        ("type_delete", "on"),
+        ("enabled", "on"),
+    ];
+    let saved = post_form(&site, &client, "/hooks/audit/edit/", "/hooks/audit/edit/", &edit).await;
+    assert_eq!(saved.headers()[LOCATION], "/hooks/audit2/");
+    let renamed = store.get_hook("audit2").await.unwrap().unwrap();
+    assert!(renamed.type_delete && !renamed.type_update && store.get_hook("audit").await.unwrap().is_none());
+    assert!(page("/hooks/audit2/delete/").await.contains("Are you sure you want to delete job hook audit2?"));
+    post_form(&site, &client, "/hooks/audit2/delete/", "/hooks/audit2/delete/", &[]).await;
+    assert_eq!(store.list_hooks().await.unwrap(), []);
+
+    // A button added, edited, and deleted; a weight that is not a number is refused beside it.
+    let button = [
+        ("name", "go"),
+        ("content_types", "dcim.device"),
+        ("text", "Go {{ obj }}"),
+        ("job", "app::jobs::Press"),
+        ("weight", "x"),
+        ("button_class", "primary"),
+        ("enabled", "on"),
+    ];
+    let refused = post_form(&site, &client, "/buttons/add/", "/buttons/add/", &button).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("Enter a whole number."));
+    let mut button = button.to_vec();
+    button[4] = ("weight", "10");
+    let created = post_form(&site, &client, "/buttons/add/", "/buttons/add/", &button).await;
+    assert_eq!(created.headers()[LOCATION], "/buttons/go/");
+    assert!(page("/objects/dcim.device/sw1/").await.contains("Go sw1"), "the new button is on the object");
+    button[2] = ("text", "Go now");
+    post_form(&site, &client, "/buttons/go/edit/", "/buttons/go/edit/", &button).await;
+    assert_eq!(store.get_button("go").await.unwrap().unwrap().text, "Go now");
+    post_form(&site, &client, "/buttons/go/delete/", "/buttons/go/delete/", &[]).await;
+    assert_eq!(store.list_buttons().await.unwrap(), []);
+
+    // A dead-lettered run, replayed from its page by its own user.
+    let run =
+        store.enqueue(HOOK_JOB, Some("root".into()), JobInputs::Hook { object_change: jobhooks_model::ChangeId(1) });
+    let run = run.await.unwrap();
+    let (lease, _) = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(60), 10).await.unwrap().remove(0);
+    store.complete(Completion { lease, outcome: Outcome::DeadLettered, logs: Vec::new() }).await.unwrap();
+    let path = format!("/results/{}/", run.0);
+    let listed = client.get(site.url("/results/?status=DEAD_LETTERED")).send().await.unwrap().text().await.unwrap();
+    assert!(listed.contains(&format!("#{}", run.0)), "the results list filters by status");
+    let replayed = post_form(&site, &client, &path, &format!("{path}replay/"), &[]).await;
+    assert_eq!(replayed.headers()[LOCATION], path.as_str());
+    assert_eq!(store.get_result(run).await.unwrap().unwrap().status, jobhooks_model::JobStatus::Pending);
+
+    // A token's key is shown once; revoked, it is gone. A superuser sees every user.
+    let made =
+        post_form(&site, &client, "/account/", "/account/tokens/", &[("description", "laptop"), ("read_only", "on")])
+            .await;
+    let made = made.text().await.unwrap();
+    let key = made.split("<code class=\"key\">").nth(1).and_then(|rest| rest.split('<').next()).unwrap().to_owned();
+    let id = jobhooks_model::ApiToken::id_of_key(&key).unwrap().to_owned();
+    let token = store.get_token(&id).await.unwrap().unwrap();
+    assert!(!token.write_enabled && token.description == "laptop");
+    let account = page("/account/").await;
+    assert!(!account.contains(&key) && account.contains(&id), "the key is not shown again");
+    assert!(account.contains("nopassword") && account.contains("No (no password)"), "every user, and who can log in");
+    post_form(&site, &client, "/account/", &format!("/account/tokens/{id}/delete/"), &[]).await;
+    assert!(store.get_token(&id).await.unwrap().is_none());
+    site.stop().await;
+}
