@@ -59,6 +59,35 @@ impl<S: Storage + 'static> FromRequestParts<AppState<S>> for Caller {
     }
 }
 
+/// Whether `password` is the web password of `username`. A refusal does the same hashing work (a
+/// decoy hash when the user is unknown or has none) and then waits the configured delay, so that
+/// neither its time nor its answer tells who exists. Used by the login page and by token
+/// provisioning.
+pub(crate) async fn verify_password<S: Storage + 'static>(
+    state: &AppState<S>,
+    username: &str,
+    password: String,
+) -> Result<bool, jobhooks_model::StorageFailure> {
+    let stored = match state.store.get_user(username).await? {
+        Some(_) => state.store.get_password(username).await?,
+        None => None,
+    };
+    let cost = state.ui.password_cost;
+    let verified = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => hash.verify(&password),
+        None => {
+            jobhooks_model::PasswordHash::decoy(cost).verify(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    if !verified {
+        tokio::time::sleep(state.ui.refused_login_delay).await;
+    }
+    Ok(verified)
+}
+
 /// The refusal of a write with a read-only token.
 pub(crate) const READ_ONLY_TOKEN: &str =
     "You do not have permission to perform this action: this token is read-only (write_enabled is false).";

@@ -266,23 +266,7 @@ pub(crate) async fn provision_token<S: Storage + 'static>(
         serde_json::from_slice(&body)
             .map_err(|error| ApiError::Body { status: StatusCode::BAD_REQUEST, detail: error.to_string() })?
     };
-    let stored = match state.store.get_user(&username).await? {
-        Some(_) => state.store.get_password(&username).await?,
-        None => None,
-    };
-    let cost = state.ui.password_cost;
-    let verified = tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => hash.verify(&password),
-        None => {
-            // The same work as a real check, so the answer's time does not tell who exists.
-            jobhooks_model::PasswordHash::decoy(cost).verify(&password);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
-    if !verified {
-        tokio::time::sleep(state.ui.refused_login_delay).await;
+    if !crate::auth::verify_password(&state, &username, password).await? {
         return Err(refused());
     }
     let now = jobhooks_model::to_microseconds(OffsetDateTime::now_utc());

@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use jobhooks_model::ports::Storage;
-use jobhooks_model::{LoginSession, OffsetDateTime, PasswordHash};
+use jobhooks_model::{LoginSession, OffsetDateTime};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -74,24 +74,7 @@ pub(crate) async fn submit<S: Storage + 'static>(
     let next = next_or_home(Some(form.text("next")));
     let username = form.text("username").to_owned();
     let password = form.text_untrimmed("password").to_owned();
-    let user = state.store.get_user(&username).await?;
-    let stored = match &user {
-        Some(_) => state.store.get_password(&username).await?,
-        None => None,
-    };
-    let cost = state.ui.password_cost;
-    let verified = tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => hash.verify(&password),
-        None => {
-            // The same work as a real check, so the answer's time does not tell who exists.
-            PasswordHash::decoy(cost).verify(&password);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
-    if !verified {
-        tokio::time::sleep(state.ui.refused_login_delay).await;
+    if !crate::auth::verify_password(&state, &username, password).await? {
         tracing::info!(username = %username, "a login was refused");
         let mut response = login_page(&headers, &next, &username, Some(LOGIN_REFUSED), state.ui.secure_cookies);
         *response.status_mut() = StatusCode::OK;
