@@ -64,7 +64,13 @@ impl TestServer {
     ///
     /// When the server refuses.
     pub async fn fresh_database(&self) -> String {
-        let name = format!("jobhooks_test_{}_{}", std::process::id(), self.databases.fetch_add(1, Ordering::SeqCst));
+        // Process ids recycle and a server outlives test runs: a random part keeps names unique.
+        let name = format!(
+            "jobhooks_test_{}_{}_{}",
+            std::process::id(),
+            self.databases.fetch_add(1, Ordering::SeqCst),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test server at {}: {}", self.url, reason(&e)));
