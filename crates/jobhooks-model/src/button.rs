@@ -143,6 +143,23 @@ impl JobButton {
     }
 }
 
+/// A patch that replaces every field with `button`'s (a PUT, or an edit form).
+impl From<JobButton> for JobButtonPatch {
+    fn from(button: JobButton) -> Self {
+        Self {
+            name: Some(button.name),
+            content_types: Some(button.content_types),
+            text: Some(button.text),
+            job: Some(button.job),
+            weight: Some(button.weight),
+            group_name: Some(button.group_name),
+            button_class: Some(button.button_class),
+            confirmation: Some(button.confirmation),
+            enabled: Some(button.enabled),
+        }
+    }
+}
+
 /// A partial update of a [`JobButton`]: fields left `None` keep their stored value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

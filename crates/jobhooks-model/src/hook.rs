@@ -101,6 +101,21 @@ pub struct JobHookPatch {
     pub type_delete: Option<bool>,
 }
 
+/// A patch that replaces every field with `hook`'s (a PUT, or an edit form).
+impl From<JobHook> for JobHookPatch {
+    fn from(hook: JobHook) -> Self {
+        Self {
+            name: Some(hook.name),
+            content_types: Some(hook.content_types),
+            job: Some(hook.job),
+            enabled: Some(hook.enabled),
+            type_create: Some(hook.type_create),
+            type_update: Some(hook.type_update),
+            type_delete: Some(hook.type_delete),
+        }
+    }
+}
+
 impl JobHookPatch {
     /// The stored hook with this patch's values laid over it (the job included, unlike Nautobot).
     pub fn apply_to(self, stored: &JobHook) -> JobHook {

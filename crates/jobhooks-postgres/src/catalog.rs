@@ -436,22 +436,7 @@ impl Catalog for PgStore {
             .await
             .map_err(db_error("cannot read the token's user"))?;
         validate_new_token(&token, row.get(0), row.get(1))?;
-        transaction
-            .execute(
-                "INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description, write_enabled)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &token.id,
-                    &token.user,
-                    &token.key_hash,
-                    &token.created,
-                    &token.expires,
-                    &token.description,
-                    &token.write_enabled,
-                ],
-            )
-            .await
-            .map_err(db_error("cannot write a token"))?;
+        insert_token(&transaction, &token).await?;
         transaction.commit().await.map_err(db_error("cannot write a token"))?;
         Ok(())
     }
@@ -488,6 +473,26 @@ impl Catalog for PgStore {
             .map_err(db_error("cannot revoke a token"))?;
         row.as_ref().map(token_of).ok_or_else(|| CatalogError::NotFound { kind: "token", key: id.to_owned() })
     }
+}
+
+/// Writes `token`'s row (for a new token, and for a restored one).
+pub(crate) async fn insert_token(client: &impl Db, token: &ApiToken) -> Result<(), StorageFailure> {
+    client
+        .execute(
+            &format!("INSERT INTO jobhooks_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            &[
+                &token.id,
+                &token.user,
+                &token.key_hash,
+                &token.created,
+                &token.expires,
+                &token.description,
+                &token.write_enabled,
+            ],
+        )
+        .await
+        .map_err(db_error("cannot write a token"))?;
+    Ok(())
 }
 
 const TOKEN_COLUMNS: &str = "id, username, key_hash, created, expires, description, write_enabled";

@@ -38,22 +38,7 @@ impl Restore for PgStore {
                 .map_err(db_error("cannot write a user"))?;
         }
         for token in &snapshot.tokens {
-            transaction
-                .execute(
-                    "INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description, write_enabled)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[
-                        &token.id,
-                        &token.user,
-                        &token.key_hash,
-                        &token.created,
-                        &token.expires,
-                        &token.description,
-                        &token.write_enabled,
-                    ],
-                )
-                .await
-                .map_err(db_error("cannot write a token"))?;
+            crate::catalog::insert_token(&transaction, token).await?;
         }
         for hook in &snapshot.hooks {
             put_hook(&transaction, hook).await?;

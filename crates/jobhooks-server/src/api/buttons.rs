@@ -84,18 +84,7 @@ pub(crate) async fn put_button<S: Storage + 'static>(
     Path(name): Path<String>,
     Body(button): Body<JobButton>,
 ) -> Answer<Json<JobButton>> {
-    let patch = JobButtonPatch {
-        name: Some(button.name),
-        content_types: Some(button.content_types),
-        text: Some(button.text),
-        job: Some(button.job),
-        weight: Some(button.weight),
-        group_name: Some(button.group_name),
-        button_class: Some(button.button_class),
-        confirmation: Some(button.confirmation),
-        enabled: Some(button.enabled),
-    };
-    Ok(Json(state.store.update_button(&name, patch).await?))
+    Ok(Json(state.store.update_button(&name, JobButtonPatch::from(button)).await?))
 }
 
 #[utoipa::path(

@@ -84,16 +84,7 @@ pub(crate) async fn put_hook<S: Storage + 'static>(
     Path(name): Path<String>,
     Body(hook): Body<JobHook>,
 ) -> Answer<Json<JobHook>> {
-    let patch = JobHookPatch {
-        name: Some(hook.name),
-        content_types: Some(hook.content_types),
-        job: Some(hook.job),
-        enabled: Some(hook.enabled),
-        type_create: Some(hook.type_create),
-        type_update: Some(hook.type_update),
-        type_delete: Some(hook.type_delete),
-    };
-    Ok(Json(state.store.update_hook(&name, patch).await?))
+    Ok(Json(state.store.update_hook(&name, JobHookPatch::from(hook)).await?))
 }
 
 #[utoipa::path(

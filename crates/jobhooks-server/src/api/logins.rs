@@ -102,14 +102,7 @@ pub(crate) async fn list_sessions<S: Storage + 'static>(
     Params(query): Params<TokenQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<ShownSession>>> {
-    let user = match query.user {
-        Some(user) => Some(user),
-        None if caller.0.is_superuser => None,
-        None => Some(caller.0.username.clone()),
-    };
-    if let Some(user) = &user {
-        may_manage_tokens_of(&caller, user)?;
-    }
+    let user = listed_for(&caller, query.user.clone())?;
     let sessions: Vec<ShownSession> =
         state.store.list_logins(user.as_deref()).await?.iter().map(shown_session).collect();
     Ok(Json(Page::of(sessions, PageQuery { limit: query.limit, offset: query.offset }, &uri)))

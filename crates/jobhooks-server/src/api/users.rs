@@ -65,6 +65,20 @@ pub(crate) fn may_manage_tokens_of(caller: &Caller, user: &str) -> Result<(), Ap
     }
 }
 
+/// Whose tokens or sessions a list shows: the `user` asked for (the caller's own, or anyone's for
+/// a superuser); without one, a superuser's list has everyone's and anyone else's their own.
+pub(crate) fn listed_for(caller: &Caller, user: Option<String>) -> Result<Option<String>, ApiError> {
+    let user = match user {
+        Some(user) => Some(user),
+        None if caller.0.is_superuser => None,
+        None => Some(caller.0.username.clone()),
+    };
+    if let Some(user) = &user {
+        may_manage_tokens_of(caller, user)?;
+    }
+    Ok(user)
+}
+
 /// A token as the API shows it: never its hash, and its key only in the answer that issued it.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ShownToken {
@@ -119,15 +133,7 @@ pub(crate) async fn list_tokens<S: Storage + 'static>(
     Params(query): Params<TokenQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<ShownToken>>> {
-    // Without a filter a superuser sees every token, anyone else their own.
-    let user = match query.user {
-        Some(user) => Some(user),
-        None if caller.0.is_superuser => None,
-        None => Some(caller.0.username.clone()),
-    };
-    if let Some(user) = &user {
-        may_manage_tokens_of(&caller, user)?;
-    }
+    let user = listed_for(&caller, query.user.clone())?;
     let tokens = state.store.list_tokens(user.as_deref()).await?.iter().map(shown_token).collect();
     Ok(Json(Page::of(tokens, PageQuery { limit: query.limit, offset: query.offset }, &uri)))
 }

@@ -200,24 +200,13 @@ pub(crate) async fn update_hook<S: Storage + 'static>(
     let Posted { visitor, form } = posted;
     visitor.require("extras.change_jobhook")?;
     let errors = match hook_of(&form) {
-        Ok(hook) => {
-            let patch = JobHookPatch {
-                name: Some(hook.name),
-                content_types: Some(hook.content_types),
-                job: Some(hook.job),
-                enabled: Some(hook.enabled),
-                type_create: Some(hook.type_create),
-                type_update: Some(hook.type_update),
-                type_delete: Some(hook.type_delete),
-            };
-            match state.store.update_hook(&name, patch).await {
-                Ok(hook) => {
-                    let url = format!("/hooks/{}/", path_segment(&hook.name));
-                    return Ok(redirect_with(&url, Flash::success(format!("Saved job hook {}.", hook.name))));
-                }
-                Err(error) => refusal(error)?,
+        Ok(hook) => match state.store.update_hook(&name, JobHookPatch::from(hook)).await {
+            Ok(hook) => {
+                let url = format!("/hooks/{}/", path_segment(&hook.name));
+                return Ok(redirect_with(&url, Flash::success(format!("Saved job hook {}.", hook.name))));
             }
-        }
+            Err(error) => refusal(error)?,
+        },
         Err(errors) => errors,
     };
     hook_form(&state, &visitor, Some(&name), Value::Object(form.typed()), &errors).await
@@ -400,26 +389,13 @@ pub(crate) async fn update_button<S: Storage + 'static>(
     let Posted { visitor, form } = posted;
     visitor.require("extras.change_jobbutton")?;
     let errors = match button_of(&form) {
-        Ok(button) => {
-            let patch = JobButtonPatch {
-                name: Some(button.name),
-                content_types: Some(button.content_types),
-                text: Some(button.text),
-                job: Some(button.job),
-                weight: Some(button.weight),
-                group_name: Some(button.group_name),
-                button_class: Some(button.button_class),
-                confirmation: Some(button.confirmation),
-                enabled: Some(button.enabled),
-            };
-            match state.store.update_button(&name, patch).await {
-                Ok(button) => {
-                    let url = format!("/buttons/{}/", path_segment(&button.name));
-                    return Ok(redirect_with(&url, Flash::success(format!("Saved job button {}.", button.name))));
-                }
-                Err(error) => refusal(error)?,
+        Ok(button) => match state.store.update_button(&name, JobButtonPatch::from(button)).await {
+            Ok(button) => {
+                let url = format!("/buttons/{}/", path_segment(&button.name));
+                return Ok(redirect_with(&url, Flash::success(format!("Saved job button {}.", button.name))));
             }
-        }
+            Err(error) => refusal(error)?,
+        },
         Err(errors) => errors,
     };
     button_form(&state, &visitor, Some(&name), Value::Object(form.typed()), &errors).await

@@ -8,6 +8,7 @@ use jobhooks_model::{ChangeId, ContentType, ObjectChange, ObjectRef, OffsetDateT
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::form::given;
 use super::objects::{display_value, object_url};
 use super::render::{PageError, page};
 use super::visitor::Visitor;
@@ -84,10 +85,6 @@ pub(crate) struct ChangeFilter {
     user: Option<String>,
     action: Option<String>,
     page: Option<usize>,
-}
-
-fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
 }
 
 pub(crate) async fn list<S: Storage + 'static>(

@@ -13,6 +13,11 @@ use crate::AppState;
 /// The hidden field every form carries.
 pub(crate) const CSRF_FIELD: &str = "csrf_token";
 
+/// A filter of a list page's query string, when it says something (empty means "any").
+pub(crate) fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
+}
+
 /// The fields of a form, in the order sent; a name may repeat (checkboxes, multiple selects).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FormData(Vec<(String, String)>);

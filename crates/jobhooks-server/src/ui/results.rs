@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::changes::shown_time;
 use super::form::Posted;
+use super::form::given;
 use super::objects::object_url;
 use super::render::{Flash, PageError, page, redirect_with, render};
 use super::visitor::Visitor;
@@ -75,10 +76,6 @@ pub(crate) struct ResultQuery {
     user: Option<String>,
     object: Option<String>,
     page: Option<usize>,
-}
-
-fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
 }
 
 pub(crate) async fn list<S: Storage + 'static>(
