@@ -885,7 +885,10 @@ pub async fn lines_keep_moving_under_concurrent_commits_and_completions<S: Stora
     hooked(store).await;
     let total = OBJECTS * ROUNDS;
     let object_of: std::sync::Mutex<BTreeMap<jobhooks_model::ChangeId, usize>> = Default::default();
-    let completed: std::sync::Mutex<Vec<(usize, jobhooks_model::ChangeId)>> = Default::default();
+    // Completions are recorded under the lock they are made under: a run's successor can be
+    // claimed the moment the run completes, so a record made after the lock is released could
+    // land after the successor's and show an order the store never allowed.
+    let completed: tokio::sync::Mutex<Vec<(usize, jobhooks_model::ChangeId)>> = Default::default();
     let committers = (0..OBJECTS).map(|object| {
         let object_of = &object_of;
         async move {
@@ -899,7 +902,7 @@ pub async fn lines_keep_moving_under_concurrent_commits_and_completions<S: Stora
     let workers = (0..4).map(|_| {
         let (object_of, completed) = (&object_of, &completed);
         async move {
-            while completed.lock().unwrap().len() < total {
+            while completed.lock().await.len() < total {
                 let seen = store.work_generation();
                 let claimed = store.lease_batch(OffsetDateTime::now_utc(), LEASE, 4).await.expect("leasing works");
                 if claimed.is_empty() {
@@ -907,10 +910,10 @@ pub async fn lines_keep_moving_under_concurrent_commits_and_completions<S: Stora
                     continue;
                 }
                 let batch = claimed.iter().map(|(lease, _)| completion(lease, Outcome::Succeeded { writes: None }));
+                let mut completed = completed.lock().await;
                 let outcomes = store.complete_batch(batch.collect()).await.expect("the batch is recorded");
                 assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
                 let object_of = object_of.lock().unwrap();
-                let mut completed = completed.lock().unwrap();
                 for (_, result) in &claimed {
                     let change = result.change_id().expect("a hook run");
                     completed.push((object_of.get(&change).copied().unwrap_or(usize::MAX), change));
@@ -923,9 +926,9 @@ pub async fn lines_keep_moving_under_concurrent_commits_and_completions<S: Stora
     };
     if tokio::time::timeout(Duration::from_secs(120), everything).await.is_err() {
         let depth = store.depth().await.unwrap();
-        panic!("the lines stalled: {} of {total} runs completed; {depth:?}", completed.lock().unwrap().len());
+        panic!("the lines stalled: {} of {total} runs completed; {depth:?}", completed.lock().await.len());
     }
-    let completed = completed.into_inner().unwrap();
+    let completed = completed.into_inner();
     assert_eq!(completed.len(), total, "every run completes once");
     for object in 0..OBJECTS {
         let order: Vec<_> = completed.iter().filter(|(of, _)| *of == object).map(|(_, change)| *change).collect();
