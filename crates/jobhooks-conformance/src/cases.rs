@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use jobhooks_model::ports::{ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
-    Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobHook, JobHookPatch,
-    JobKind, JobSpec, JobStatus, LoginSession, MaintenanceError, OffsetDateTime, PasswordCost, PasswordHash,
-    PendingChange, QueueError, RunId, SyncMode, User, json,
+    Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobButtonPatch, JobHook,
+    JobHookPatch, JobKind, JobSpec, JobStatus, LoginSession, MaintenanceError, OffsetDateTime, PasswordCost,
+    PasswordHash, PendingChange, QueueError, RunId, SyncMode, User, json,
 };
 use proptest::prelude::*;
+use uuid::Uuid;
 
 use crate::support::{
     BUTTON_JOB, HOOK_JOB, LEASE, completion, ct, delete, device, hook, hooked, lease_all, press, ready, reference,
@@ -58,14 +59,55 @@ pub async fn catalog_validates_with_nautobots_messages<S: Storage>(store: &S) {
     assert!(matches!(store.delete_hook("renamed").await.unwrap_err(), CatalogError::NotFound { .. }));
 
     let button = JobButton::new("b", vec![ct("dcim.device")], "Run {{ obj }}", BUTTON_JOB);
-    store.create_button(button.clone()).await.unwrap();
-    let err = store.create_button(button.clone()).await.unwrap_err();
+    let button = store.create_button(button).await.unwrap();
+    let err = store.create_button(JobButton { id: Uuid::nil(), ..button.clone() }).await.unwrap_err();
     assert_eq!(validation(err).field("name"), ["A job button named b already exists"]);
     let on_hook_job = JobButton::new("c", vec![ct("dcim.device")], "x", HOOK_JOB);
     assert!(!validation(store.create_button(on_hook_job).await.unwrap_err()).field("job").is_empty());
     assert_eq!(store.list_buttons().await.unwrap(), std::slice::from_ref(&button));
     assert_eq!(store.delete_button("b").await.unwrap(), button);
     assert_eq!(store.set_job_enabled("no::Such", true).await.unwrap_err(), CatalogError::not_found("job", "no::Such"));
+}
+
+/// Jobs, hooks and buttons have ids that stay with them through renames, and the times they were
+/// created and last changed: a job's id is derived from the class path it was first recorded under,
+/// a hook's or a button's is new, unless the caller gives one, which no other may share.
+pub async fn catalog_records_have_ids_and_times<S: Storage>(store: &S) {
+    ready(store).await;
+    let job = store.get_job(HOOK_JOB).await.unwrap().unwrap();
+    assert_eq!(job.id, jobhooks_model::derived_id(jobhooks_model::RecordKind::Job, HOOK_JOB));
+    assert!(job.created.is_some() && job.last_updated >= job.created);
+    let enabled = store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+    assert_eq!((enabled.id, enabled.created), (job.id, job.created));
+    assert!(enabled.last_updated >= job.last_updated);
+
+    let first = store.create_hook(hook("first", &["dcim.device"], &[Action::Create])).await.unwrap();
+    let second = store.create_hook(hook("second", &["dcim.rack"], &[Action::Create])).await.unwrap();
+    assert!(!first.id.is_nil() && first.id != second.id, "each new hook has its own id");
+    assert!(first.created.is_some() && first.created == first.last_updated);
+    let renamed = JobHookPatch { name: Some("renamed".into()), ..Default::default() };
+    let renamed = store.update_hook("first", renamed).await.unwrap();
+    assert_eq!((renamed.id, renamed.created), (first.id, first.created), "a rename keeps the id");
+    assert!(renamed.last_updated >= first.last_updated);
+    assert_eq!(store.get_hook("renamed").await.unwrap(), Some(renamed.clone()));
+    let given = Uuid::from_u128(0x1234);
+    let mut third = hook("third", &["dcim.site"], &[Action::Create]);
+    third.id = given;
+    assert_eq!(store.create_hook(third).await.unwrap().id, given, "a given id is kept");
+    let mut clash = hook("fourth", &["dcim.region"], &[Action::Create]);
+    clash.id = given;
+    let err = store.create_hook(clash).await.unwrap_err();
+    assert_eq!(validation(err).field("id"), [format!("A job hook with id {given} already exists")]);
+
+    let button = JobButton::new("b", vec![ct("dcim.device")], "Run", BUTTON_JOB);
+    let button = store.create_button(button).await.unwrap();
+    assert!(!button.id.is_nil() && button.created.is_some());
+    let moved = JobButtonPatch { name: Some("moved".into()), ..Default::default() };
+    let moved = store.update_button("b", moved).await.unwrap();
+    assert_eq!((moved.id, moved.created), (button.id, button.created));
+    let clash = JobButton { id: button.id, ..JobButton::new("c", vec![ct("dcim.device")], "Run", BUTTON_JOB) };
+    let err = store.create_button(clash).await.unwrap_err();
+    assert_eq!(validation(err).field("id"), [format!("A job button with id {} already exists", button.id)]);
 }
 
 /// Job sync follows `plan_job_sync`: new jobs are installed and disabled, an additive sync never

@@ -4,6 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::hook::check_common;
 use crate::{ContentType, JobKind, JobRecord, ModelError, ValidationErrors, validate_name};
@@ -86,6 +88,10 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobButton {
+    /// Its id: given when the button is first stored (nil until then), kept through renames and
+    /// by export and import.
+    #[serde(default)]
+    pub id: Uuid,
     /// Unique name.
     pub name: String,
     /// The object types it appears on (at least one, any type).
@@ -109,6 +115,12 @@ pub struct JobButton {
     /// An inactive button is not shown. Default true.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// When it was first stored (`None` for a button stored before buttons kept times).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub created: Option<OffsetDateTime>,
+    /// When it was last changed.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<OffsetDateTime>,
 }
 
 impl JobButton {
@@ -120,6 +132,7 @@ impl JobButton {
         job: impl Into<String>,
     ) -> Self {
         Self {
+            id: Uuid::nil(),
             name: name.into(),
             content_types,
             text: text.into(),
@@ -129,7 +142,16 @@ impl JobButton {
             button_class: ButtonClass::Default,
             confirmation: true,
             enabled: true,
+            created: None,
+            last_updated: None,
         }
+    }
+
+    /// The button as a store writes it at `now`: a new random id if it has none, `created` if it
+    /// has none, and `last_updated` now.
+    pub fn stamped(mut self, now: OffsetDateTime) -> Self {
+        crate::record_id::stamp(&mut self.id, &mut self.created, &mut self.last_updated, now, Uuid::new_v4);
+        self
     }
 
     /// The order of buttons on an object: by group (ungrouped first), weight, then name.
@@ -203,6 +225,7 @@ impl JobButtonPatch {
     /// The stored button with this patch's values laid over it.
     pub fn apply_to(self, stored: &JobButton) -> JobButton {
         JobButton {
+            id: stored.id,
             name: self.name.unwrap_or_else(|| stored.name.clone()),
             content_types: self.content_types.unwrap_or_else(|| stored.content_types.clone()),
             text: self.text.unwrap_or_else(|| stored.text.clone()),
@@ -212,6 +235,8 @@ impl JobButtonPatch {
             button_class: self.button_class.unwrap_or(stored.button_class),
             confirmation: self.confirmation.unwrap_or(stored.confirmation),
             enabled: self.enabled.unwrap_or(stored.enabled),
+            created: stored.created,
+            last_updated: stored.last_updated,
         }
     }
 }
@@ -241,8 +266,12 @@ pub fn validate_button<'a>(
     if let Some(Err(e)) = button.group_name.as_deref().map(|g| validate_name("group_name", g)) {
         errors.add("group_name", e.to_string());
     }
-    if others.into_iter().any(|other| other.name == button.name) {
+    let others: Vec<&JobButton> = others.into_iter().collect();
+    if others.iter().any(|other| other.name == button.name) {
         errors.add("name", format!("A job button named {} already exists", button.name));
+    }
+    if !button.id.is_nil() && others.iter().any(|other| other.id == button.id) {
+        errors.add("id", format!("A job button with id {} already exists", button.id));
     }
     errors.into_result()
 }
@@ -253,16 +282,7 @@ mod tests {
     use crate::hook::NOT_RUNNABLE;
 
     fn job(kind: JobKind, enabled: bool) -> JobRecord {
-        JobRecord {
-            class_path: "app::Press".into(),
-            name: "Press".into(),
-            description: String::new(),
-            kind,
-            installed: true,
-            enabled,
-            hidden: true,
-            suspended: None,
-        }
+        JobRecord { enabled, ..JobRecord::new("app::Press", "Press", kind) }
     }
 
     fn button() -> JobButton {

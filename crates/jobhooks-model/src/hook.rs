@@ -1,6 +1,8 @@
 //! Job hooks: which changes run which job hook receiver, and their validation.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::{Action, ChangeContextKind, ContentType, JobKind, JobRecord, ValidationErrors, validate_name};
 
@@ -15,6 +17,10 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobHook {
+    /// Its id: given when the hook is first stored (nil until then), kept through renames and by
+    /// export and import.
+    #[serde(default)]
+    pub id: Uuid,
     /// Unique name.
     pub name: String,
     /// The object types that trigger it (at least one).
@@ -33,12 +39,19 @@ pub struct JobHook {
     /// Fires on delete.
     #[serde(default)]
     pub type_delete: bool,
+    /// When it was first stored (`None` for a hook stored before hooks kept times).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub created: Option<OffsetDateTime>,
+    /// When it was last changed.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<OffsetDateTime>,
 }
 
 impl JobHook {
     /// An enabled hook that fires on no event yet: set at least one with [`JobHook::on`].
     pub fn new(name: impl Into<String>, content_types: Vec<ContentType>, job: impl Into<String>) -> Self {
         Self {
+            id: Uuid::nil(),
             name: name.into(),
             content_types,
             job: job.into(),
@@ -46,7 +59,16 @@ impl JobHook {
             type_create: false,
             type_update: false,
             type_delete: false,
+            created: None,
+            last_updated: None,
         }
+    }
+
+    /// The hook as a store writes it at `now`: a new random id if it has none, `created` if it has
+    /// none, and `last_updated` now.
+    pub fn stamped(mut self, now: OffsetDateTime) -> Self {
+        crate::record_id::stamp(&mut self.id, &mut self.created, &mut self.last_updated, now, Uuid::new_v4);
+        self
     }
 
     /// Makes the hook fire on `actions`.
@@ -120,6 +142,7 @@ impl JobHookPatch {
     /// The stored hook with this patch's values laid over it (the job included, unlike Nautobot).
     pub fn apply_to(self, stored: &JobHook) -> JobHook {
         JobHook {
+            id: stored.id,
             name: self.name.unwrap_or_else(|| stored.name.clone()),
             content_types: self.content_types.unwrap_or_else(|| stored.content_types.clone()),
             job: self.job.unwrap_or_else(|| stored.job.clone()),
@@ -127,6 +150,8 @@ impl JobHookPatch {
             type_create: self.type_create.unwrap_or(stored.type_create),
             type_update: self.type_update.unwrap_or(stored.type_update),
             type_delete: self.type_delete.unwrap_or(stored.type_delete),
+            created: stored.created,
+            last_updated: stored.last_updated,
         }
     }
 }
@@ -173,10 +198,7 @@ pub(crate) fn check_common(
 ///
 /// ```
 /// use jobhooks_model::{Action, ContentType, JobHook, JobKind, JobRecord, validate_hook};
-/// let job = JobRecord {
-///     class_path: "app::Audit".into(), name: "Audit".into(), description: String::new(),
-///     kind: JobKind::JobHookReceiver, installed: true, enabled: true, hidden: true, suspended: None,
-/// };
+/// let job = JobRecord { enabled: true, ..JobRecord::new("app::Audit", "Audit", JobKind::JobHookReceiver) };
 /// let device = vec![ContentType::new("dcim.device").unwrap()];
 /// let first = JobHook::new("first", device.clone(), "app::Audit").on([Action::Create]);
 /// let second = JobHook::new("second", device, "app::Audit").on([Action::Create, Action::Delete]);
@@ -199,6 +221,9 @@ pub fn validate_hook<'a>(
     let others: Vec<&JobHook> = others.into_iter().collect();
     if others.iter().any(|other| other.name == hook.name) {
         errors.add("name", format!("A job hook named {} already exists", hook.name));
+    }
+    if !hook.id.is_nil() && others.iter().any(|other| other.id == hook.id) {
+        errors.add("id", format!("A job hook with id {} already exists", hook.id));
     }
     for action in hook.events() {
         for content_type in &hook.content_types {
@@ -259,16 +284,7 @@ mod tests {
     use super::*;
 
     pub(crate) fn job(kind: JobKind, installed: bool, enabled: bool) -> JobRecord {
-        JobRecord {
-            class_path: "app::Audit".into(),
-            name: "Audit".into(),
-            description: String::new(),
-            kind,
-            installed,
-            enabled,
-            hidden: true,
-            suspended: None,
-        }
+        JobRecord { installed, enabled, ..JobRecord::new("app::Audit", "Audit", kind) }
     }
 
     fn cts(names: &[&str]) -> Vec<ContentType> {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::{ChangeId, ObjectRef};
 
@@ -31,6 +32,10 @@ impl fmt::Display for JobKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRecord {
+    /// Its id: derived from the class path it was first recorded under
+    /// ([`derived_id`](crate::derived_id)), and kept when the job is renamed.
+    #[serde(default)]
+    pub id: Uuid,
     /// Its identity: `module_path!()` + `::` + type name.
     pub class_path: String,
     /// Its display name.
@@ -51,6 +56,12 @@ pub struct JobRecord {
     /// waiting to be restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended: Option<Suspension>,
+    /// When it was first recorded (`None` for a job recorded before jobs kept times).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub created: Option<OffsetDateTime>,
+    /// When its record last changed.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<OffsetDateTime>,
 }
 
 /// What a [`SyncMode::Full`](crate::SyncMode::Full) sync disabled when it marked a job not
@@ -69,6 +80,45 @@ pub struct Suspension {
 }
 
 impl JobRecord {
+    /// The record of a job first seen linked: installed, disabled until someone enables it, hidden
+    /// (as receivers are), with the id derived from its class path.
+    pub fn new(class_path: impl Into<String>, name: impl Into<String>, kind: JobKind) -> Self {
+        let class_path = class_path.into();
+        Self {
+            id: crate::derived_id(crate::RecordKind::Job, &class_path),
+            class_path,
+            name: name.into(),
+            description: String::new(),
+            kind,
+            installed: true,
+            enabled: false,
+            hidden: true,
+            suspended: None,
+            created: None,
+            last_updated: None,
+        }
+    }
+
+    /// The record as a store writes it at `now`: its id derived from its class path if it has
+    /// none, `created` if it has none, and `last_updated` now.
+    pub fn stamped(mut self, now: OffsetDateTime) -> Self {
+        let class_path = self.class_path.clone();
+        crate::record_id::stamp(&mut self.id, &mut self.created, &mut self.last_updated, now, || {
+            crate::derived_id(crate::RecordKind::Job, &class_path)
+        });
+        self
+    }
+
+    /// The module part of the class path (Nautobot's `module_name`).
+    pub fn module_name(&self) -> &str {
+        self.class_path.rsplit_once("::").map_or("", |(module, _)| module)
+    }
+
+    /// The type name part of the class path (Nautobot's `job_class_name`).
+    pub fn job_class_name(&self) -> &str {
+        self.class_path.rsplit_once("::").map_or(self.class_path.as_str(), |(_, name)| name)
+    }
+
     /// Whether anything may run the job now.
     pub fn is_runnable(&self) -> bool {
         self.installed && self.enabled

@@ -30,6 +30,7 @@ mod lifecycle;
 mod login;
 mod object;
 pub mod ports;
+mod record_id;
 mod retention;
 mod session;
 mod sync;
@@ -60,6 +61,7 @@ pub use login::{
     PasswordRefused, validate_new_login,
 };
 pub use object::Object;
+pub use record_id::{ID_NAMESPACE, RecordKind, derived_id};
 pub use retention::ChangeFacts;
 pub use session::ChangeSession;
 pub use sync::{JobRestoreReport, JobSyncPlan, SyncMode, SyncReport, plan_job_restore, plan_job_sync};

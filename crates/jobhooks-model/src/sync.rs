@@ -120,14 +120,9 @@ pub fn plan_job_sync<'a>(
             None => {
                 plan.report.added.push(spec.class_path.clone());
                 JobRecord {
-                    class_path: spec.class_path.clone(),
-                    name: spec.name.clone(),
                     description: spec.description.clone(),
-                    kind: spec.kind,
-                    installed: true,
-                    enabled: false,
                     hidden: spec.hidden,
-                    suspended: None,
+                    ..JobRecord::new(spec.class_path.clone(), spec.name.clone(), spec.kind)
                 }
             }
             Some(existing) => {
@@ -143,7 +138,7 @@ pub fn plan_job_sync<'a>(
                     enabled: existing.enabled && !reinstalled,
                     hidden: spec.hidden,
                     class_path: spec.class_path.clone(),
-                    suspended: existing.suspended.clone(),
+                    ..existing.clone()
                 }
             }
         };
@@ -246,9 +241,8 @@ pub struct JobRestoreReport {
 /// ```
 /// use jobhooks_model::{JobHook, JobKind, JobRecord, Suspension, ContentType, plan_job_restore};
 /// let job = JobRecord {
-///     class_path: "app::Audit".into(), name: "Audit".into(), description: String::new(),
-///     kind: JobKind::JobHookReceiver, installed: true, enabled: false, hidden: true,
 ///     suspended: Some(Suspension { enabled: true, hooks: vec!["audit".into()], buttons: vec![] }),
+///     ..JobRecord::new("app::Audit", "Audit", JobKind::JobHookReceiver)
 /// };
 /// let hook = JobHook::new("audit", vec![ContentType::new("dcim.device").unwrap()], "app::Audit");
 /// let hook = JobHook { enabled: false, ..hook };

@@ -164,9 +164,25 @@ impl Snapshot {
         if header.is_none() {
             return Err(SnapshotError::Header("the export is empty: it has no header".into()));
         }
+        snapshot.give_ids();
         snapshot.sort();
         snapshot.check()?;
         Ok(snapshot)
+    }
+
+    /// Gives the jobs, hooks and buttons of an export written before records had ids the ids
+    /// derived from their names ([`derived_id`](crate::derived_id)), as the stores give them.
+    fn give_ids(&mut self) {
+        use crate::{RecordKind, derived_id};
+        for job in self.jobs.iter_mut().filter(|job| job.id.is_nil()) {
+            job.id = derived_id(RecordKind::Job, &job.class_path);
+        }
+        for hook in self.hooks.iter_mut().filter(|hook| hook.id.is_nil()) {
+            hook.id = derived_id(RecordKind::JobHook, &hook.name);
+        }
+        for button in self.buttons.iter_mut().filter(|button| button.id.is_nil()) {
+            button.id = derived_id(RecordKind::JobButton, &button.name);
+        }
     }
 
     /// Each kind in its export order.
@@ -196,6 +212,10 @@ impl Snapshot {
         repeated(self.tokens.iter().map(|token| token.id.clone()).collect(), "token")?;
         repeated(self.hooks.iter().map(|hook| hook.name.clone()).collect(), "job hook")?;
         repeated(self.buttons.iter().map(|button| button.name.clone()).collect(), "job button")?;
+        let ids = |ids: Vec<uuid::Uuid>| ids.into_iter().filter(|id| !id.is_nil()).map(|id| id.to_string()).collect();
+        repeated(ids(self.jobs.iter().map(|job| job.id).collect()), "job id")?;
+        repeated(ids(self.hooks.iter().map(|hook| hook.id).collect()), "job hook id")?;
+        repeated(ids(self.buttons.iter().map(|button| button.id).collect()), "job button id")?;
         repeated(self.objects.iter().map(|object| object.reference().to_string()).collect(), "object")?;
         repeated(self.changes.iter().map(|change| change.id.to_string()).collect(), "change")?;
         repeated(self.results.iter().map(|result| result.id.to_string()).collect(), "job result")?;
@@ -372,17 +392,10 @@ mod tests {
     }
 
     fn sample() -> Snapshot {
-        let job = JobRecord {
-            class_path: "app::Job".into(),
-            name: "Job".into(),
-            description: String::new(),
-            kind: JobKind::JobHookReceiver,
-            installed: true,
-            enabled: true,
-            hidden: false,
-            suspended: None,
-        };
+        let job =
+            JobRecord { enabled: true, hidden: false, ..JobRecord::new("app::Job", "Job", JobKind::JobHookReceiver) };
         let hook = JobHook::new("h", vec![ContentType::new("dcim.device").unwrap()], "app::Job").on([Action::Create]);
+        let hook = hook.stamped(OffsetDateTime::UNIX_EPOCH);
         let pressed = JobInputs::Button { object_pk: "b".into(), object_model_name: "dcim.device".into() };
         Snapshot {
             jobs: vec![job],
@@ -402,6 +415,16 @@ mod tests {
     fn a_snapshot_reads_back_from_its_lines() {
         let snapshot = sample();
         assert_eq!(read(&lines(&snapshot)).unwrap(), snapshot);
+    }
+
+    #[test]
+    fn records_of_an_export_without_ids_get_the_ids_the_stores_derive() {
+        let mut snapshot = sample();
+        snapshot.hooks[0].id = uuid::Uuid::nil();
+        snapshot.jobs[0].id = uuid::Uuid::nil();
+        let read = read(&lines(&snapshot)).unwrap();
+        assert_eq!(read.hooks[0].id, crate::derived_id(crate::RecordKind::JobHook, "h"));
+        assert_eq!(read.jobs[0].id, crate::derived_id(crate::RecordKind::Job, "app::Job"));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
     ApiToken, CatalogError, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobRestoreReport, JobSpec,
-    JobSyncPlan, StorageFailure, SyncMode, SyncReport, User, plan_job_restore, plan_job_sync, validate_button,
-    validate_hook, validate_name, validate_new_token,
+    JobSyncPlan, OffsetDateTime, StorageFailure, SyncMode, SyncReport, User, plan_job_restore, plan_job_sync,
+    validate_button, validate_hook, validate_name, validate_new_token,
 };
 use tokio_postgres::Row;
 
@@ -23,9 +23,12 @@ use crate::{PgStore, db_error};
 /// The advisory lock key of catalog writes (`catalog!` in ASCII).
 const CATALOG_LOCK: i64 = 0x6361_7461_6c6f_6721;
 
-pub(crate) const JOB_COLUMNS: &str = "class_path, name, description, kind, installed, enabled, hidden, suspended";
-const HOOK_COLUMNS: &str = "name, content_types, job, enabled, type_create, type_update, type_delete";
-const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled";
+pub(crate) const JOB_COLUMNS: &str =
+    "class_path, name, description, kind, installed, enabled, hidden, suspended, id, created, last_updated";
+const HOOK_COLUMNS: &str =
+    "name, content_types, job, enabled, type_create, type_update, type_delete, id, created, last_updated";
+const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled, \
+    id, created, last_updated";
 
 fn job_of(row: &Row) -> Result<JobRecord, StorageFailure> {
     job_at(row, 0)
@@ -48,6 +51,9 @@ pub(crate) fn job_at(row: &Row, at: usize) -> Result<JobRecord, StorageFailure> 
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| corrupt("job", &class_path, format!("bad suspension: {e}")))?,
+        id: row.get(at + 8),
+        created: row.get(at + 9),
+        last_updated: row.get(at + 10),
         class_path,
     })
 }
@@ -60,6 +66,9 @@ fn hook_of(row: &Row) -> Result<JobHook, StorageFailure> {
     hook.type_create = row.get(4);
     hook.type_update = row.get(5);
     hook.type_delete = row.get(6);
+    hook.id = row.get(7);
+    hook.created = row.get(8);
+    hook.last_updated = row.get(9);
     Ok(hook)
 }
 
@@ -75,6 +84,9 @@ fn button_of(row: &Row) -> Result<JobButton, StorageFailure> {
     button.button_class = button_class;
     button.confirmation = row.get(7);
     button.enabled = row.get(8);
+    button.id = row.get(9);
+    button.created = row.get(10);
+    button.last_updated = row.get(11);
     Ok(button)
 }
 
@@ -121,7 +133,9 @@ pub(crate) async fn hooks_on(
     let rows = client
         .query(
             "SELECT h.name, h.content_types, h.job, h.enabled, h.type_create, h.type_update, h.type_delete,
-                    j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden, j.suspended
+                    h.id, h.created, h.last_updated,
+                    j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden, j.suspended,
+                    j.id, j.created, j.last_updated
              FROM jobhooks_hooks h LEFT JOIN jobhooks_jobs j ON j.class_path = h.job
              WHERE h.content_types && $1::text[] ORDER BY h.name",
             &[&content_types],
@@ -132,8 +146,8 @@ pub(crate) async fn hooks_on(
     let mut jobs = Vec::new();
     for row in &rows {
         hooks.push(hook_of(row)?);
-        if row.get::<_, Option<String>>(7).is_some() {
-            jobs.push(job_at(row, 7)?);
+        if row.get::<_, Option<String>>(10).is_some() {
+            jobs.push(job_at(row, 10)?);
         }
     }
     Ok((hooks, jobs))
@@ -156,21 +170,22 @@ pub(crate) async fn job(client: &impl Db, class_path: &str) -> Result<Option<Job
 }
 
 /// Writes a job sync's or a job restore's plan; returns its report.
-async fn apply<R>(client: &impl Db, plan: JobSyncPlan<R>) -> Result<R, StorageFailure> {
+/// The rows it writes are stamped as changed at `now`.
+async fn apply<R>(client: &impl Db, plan: JobSyncPlan<R>, now: OffsetDateTime) -> Result<R, StorageFailure> {
     for class_path in &plan.removed_jobs {
         client
             .execute("DELETE FROM jobhooks_jobs WHERE class_path = $1", &[class_path])
             .await
             .map_err(db_error("cannot rename a job"))?;
     }
-    for job in &plan.jobs {
-        put_job(client, job).await?;
+    for job in plan.jobs {
+        put_job(client, &job.stamped(now)).await?;
     }
-    for hook in &plan.hooks {
-        put_hook(client, hook).await?;
+    for hook in plan.hooks {
+        put_hook(client, &hook.stamped(now)).await?;
     }
-    for button in &plan.buttons {
-        put_button(client, button).await?;
+    for button in plan.buttons {
+        put_button(client, &button.stamped(now)).await?;
     }
     Ok(plan.report)
 }
@@ -179,10 +194,11 @@ pub(crate) async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), Sto
     let suspended = job.suspended.as_ref().map(|suspension| serde_json::json!(suspension));
     client
         .execute(
-            "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, suspended)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO jobhooks_jobs
+                 (class_path, name, description, kind, installed, enabled, hidden, suspended, id, created, last_updated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (class_path) DO UPDATE SET name = $2, description = $3, kind = $4, installed = $5,
-                 enabled = $6, hidden = $7, suspended = $8",
+                 enabled = $6, hidden = $7, suspended = $8, id = $9, created = $10, last_updated = $11",
             &[
                 &job.class_path,
                 &job.name,
@@ -192,6 +208,9 @@ pub(crate) async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), Sto
                 &job.enabled,
                 &job.hidden,
                 &suspended,
+                &job.id,
+                &job.created,
+                &job.last_updated,
             ],
         )
         .await
@@ -202,10 +221,11 @@ pub(crate) async fn put_job(client: &impl Db, job: &JobRecord) -> Result<(), Sto
 pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), StorageFailure> {
     client
         .execute(
-            "INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete,
+                 id, created, last_updated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (name) DO UPDATE SET content_types = $2, job = $3, enabled = $4, type_create = $5,
-                 type_update = $6, type_delete = $7",
+                 type_update = $6, type_delete = $7, id = $8, created = $9, last_updated = $10",
             &[
                 &hook.name,
                 &content_type_names(&hook.content_types),
@@ -214,6 +234,9 @@ pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), Sto
                 &hook.type_create,
                 &hook.type_update,
                 &hook.type_delete,
+                &hook.id,
+                &hook.created,
+                &hook.last_updated,
             ],
         )
         .await
@@ -224,11 +247,12 @@ pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), Sto
 pub(crate) async fn put_button(client: &impl Db, button: &JobButton) -> Result<(), StorageFailure> {
     client
         .execute(
-            "INSERT INTO jobhooks_buttons
-                 (name, content_types, text, job, weight, group_name, button_class, confirmation, enabled)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO jobhooks_buttons (name, content_types, text, job, weight, group_name, button_class,
+                 confirmation, enabled, id, created, last_updated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (name) DO UPDATE SET content_types = $2, text = $3, job = $4, weight = $5,
-                 group_name = $6, button_class = $7, confirmation = $8, enabled = $9",
+                 group_name = $6, button_class = $7, confirmation = $8, enabled = $9, id = $10, created = $11,
+                 last_updated = $12",
             &[
                 &button.name,
                 &content_type_names(&button.content_types),
@@ -239,6 +263,9 @@ pub(crate) async fn put_button(client: &impl Db, button: &JobButton) -> Result<(
                 &button.button_class.as_str(),
                 &button.confirmation,
                 &button.enabled,
+                &button.id,
+                &button.created,
+                &button.last_updated,
             ],
         )
         .await
@@ -270,16 +297,18 @@ macro_rules! in_catalog_transaction {
 #[async_trait::async_trait]
 impl Catalog for PgStore {
     async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
+        let now = self.inner.clock.now();
         in_catalog_transaction!(self, |tx| {
             let (jobs, hooks, buttons) = (jobs(tx).await?, hooks(tx).await?, buttons(tx).await?);
-            apply(tx, plan_job_sync(jobs.values(), hooks.values(), buttons.values(), linked, mode)).await?
+            apply(tx, plan_job_sync(jobs.values(), hooks.values(), buttons.values(), linked, mode), now).await?
         })
     }
 
     async fn restore_jobs(&self, only: &[String]) -> Result<JobRestoreReport, CatalogError> {
+        let now = self.inner.clock.now();
         in_catalog_transaction!(self, |tx| {
             let (jobs, hooks, buttons) = (jobs(tx).await?, hooks(tx).await?, buttons(tx).await?);
-            apply(tx, plan_job_restore(jobs.values(), hooks.values(), buttons.values(), only)).await?
+            apply(tx, plan_job_restore(jobs.values(), hooks.values(), buttons.values(), only), now).await?
         })
     }
 
@@ -292,15 +321,17 @@ impl Catalog for PgStore {
     }
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
+        let now = self.inner.clock.now();
         in_catalog_transaction!(self, |tx| {
             let stored = job(tx, class_path).await?.ok_or_else(|| CatalogError::not_found("job", class_path))?;
-            let updated = JobRecord { enabled, ..stored };
+            let updated = JobRecord { enabled, ..stored }.stamped(now);
             put_job(tx, &updated).await?;
             updated
         })
     }
 
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
+        let hook = hook.stamped(self.inner.clock.now());
         in_catalog_transaction!(self, |tx| {
             let others = hooks(tx).await?;
             let job = job(tx, &hook.job).await?;
@@ -311,10 +342,11 @@ impl Catalog for PgStore {
     }
 
     async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
+        let now = self.inner.clock.now();
         in_catalog_transaction!(self, |tx| {
             let others = hooks(tx).await?;
             let stored = others.get(name).ok_or_else(|| CatalogError::not_found("job hook", name))?;
-            let hook = patch.apply_to(stored);
+            let hook = patch.apply_to(stored).stamped(now);
             let job = job(tx, &hook.job).await?;
             validate_hook(&hook, others.values().filter(|other| other.name != name), job.as_ref())?;
             delete_row(tx, "jobhooks_hooks", name, "cannot write a job hook").await?;
@@ -345,20 +377,23 @@ impl Catalog for PgStore {
     }
 
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
+        let button = button.stamped(self.inner.clock.now());
         in_catalog_transaction!(self, |tx| {
             let existing = buttons(tx).await?;
             let job = job(tx, &button.job).await?;
-            validate_button(&button, existing.get(&button.name), job.as_ref())?;
+            let others = existing.values().filter(|other| other.name == button.name || other.id == button.id);
+            validate_button(&button, others, job.as_ref())?;
             put_button(tx, &button).await?;
             button
         })
     }
 
     async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
+        let now = self.inner.clock.now();
         in_catalog_transaction!(self, |tx| {
             let existing = buttons(tx).await?;
             let stored = existing.get(name).ok_or_else(|| CatalogError::not_found("job button", name))?;
-            let button = patch.apply_to(stored);
+            let button = patch.apply_to(stored).stamped(now);
             let same_name = existing.get(&button.name).filter(|other| other.name != name);
             let job = job(tx, &button.job).await?;
             validate_button(&button, same_name, job.as_ref())?;

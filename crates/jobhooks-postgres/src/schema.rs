@@ -170,6 +170,27 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobhooks_tokens ADD COLUMN write_enabled boolean NOT NULL DEFAULT true;
     "#,
+    // 10: ids (UUIDs, as Nautobot's) and creation and change times of jobs, hooks and buttons. A
+    // row already there gets the id the model derives for it (`jobhooks_model::derived_id`: UUID
+    // version 3 of the kind's prefix and the name, in the model's namespace); its times stay null.
+    r#"
+    CREATE FUNCTION pg_temp.jobhooks_derived_id(name text) RETURNS uuid AS $$
+        SELECT (substr(h, 1, 12) || '3' || substr(h, 14, 3)
+                || substr('89ab', (('x' || substr(h, 17, 1))::bit(4)::int & 3) + 1, 1)
+                || substr(h, 18))::uuid
+        FROM (SELECT md5(decode('6b1f5b9e5c2f4c0e9a517d1c3f0a2e44', 'hex') || convert_to(name, 'UTF8')) AS h) AS hashed
+    $$ LANGUAGE sql IMMUTABLE;
+    ALTER TABLE jobhooks_jobs ADD COLUMN id uuid, ADD COLUMN created timestamptz, ADD COLUMN last_updated timestamptz;
+    UPDATE jobhooks_jobs SET id = pg_temp.jobhooks_derived_id('job:' || class_path);
+    ALTER TABLE jobhooks_jobs ALTER COLUMN id SET NOT NULL, ADD CONSTRAINT jobhooks_jobs_id UNIQUE (id);
+    ALTER TABLE jobhooks_hooks ADD COLUMN id uuid, ADD COLUMN created timestamptz, ADD COLUMN last_updated timestamptz;
+    UPDATE jobhooks_hooks SET id = pg_temp.jobhooks_derived_id('job-hook:' || name);
+    ALTER TABLE jobhooks_hooks ALTER COLUMN id SET NOT NULL, ADD CONSTRAINT jobhooks_hooks_id UNIQUE (id);
+    ALTER TABLE jobhooks_buttons ADD COLUMN id uuid, ADD COLUMN created timestamptz, ADD COLUMN last_updated timestamptz;
+    UPDATE jobhooks_buttons SET id = pg_temp.jobhooks_derived_id('job-button:' || name);
+    ALTER TABLE jobhooks_buttons ALTER COLUMN id SET NOT NULL, ADD CONSTRAINT jobhooks_buttons_id UNIQUE (id);
+    DROP FUNCTION pg_temp.jobhooks_derived_id(text);
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

@@ -255,3 +255,46 @@ async fn tokens_of_schema_8_migrate_able_to_write() {
     assert!(token.write_enabled, "an older token may write");
     assert_eq!(token.description, "old");
 }
+
+/// A database of schema 9 (before ids) migrates with each job, hook and button given the id the
+/// model derives from its name, the one the sled store reads for its older records, and no times;
+/// the next write keeps the id and stamps the times.
+#[tokio::test]
+async fn catalog_of_schema_9_migrates_with_derived_ids() {
+    use jobhooks_model::ports::Catalog;
+    use jobhooks_model::{JobHookPatch, RecordKind, derived_id};
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..9] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (9);
+         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
+         VALUES ('app::Audit', 'Audit', '', 'job_hook_receiver', true, true, true),
+                ('app::Press', 'Press', '', 'job_button_receiver', true, true, true);
+         INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
+         VALUES ('audit', '{dcim.device}', 'app::Audit', true, true, false, false),
+                ('ünïcode hook', '{dcim.rack}', 'app::Audit', true, true, false, false);
+         INSERT INTO jobhooks_buttons
+             (name, content_types, text, job, weight, group_name, button_class, confirmation, enabled)
+         VALUES ('press', '{dcim.device}', 'Press', 'app::Press', 100, NULL, 'default', true, true);",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let job = store.get_job("app::Audit").await.unwrap().unwrap();
+    assert_eq!((job.id, job.created), (derived_id(RecordKind::Job, "app::Audit"), None));
+    for name in ["audit", "ünïcode hook"] {
+        let hook = store.get_hook(name).await.unwrap().unwrap();
+        assert_eq!((hook.id, hook.last_updated), (derived_id(RecordKind::JobHook, name), None), "{name}");
+    }
+    let button = store.get_button("press").await.unwrap().unwrap();
+    assert_eq!(button.id, derived_id(RecordKind::JobButton, "press"));
+    let patch = JobHookPatch { name: Some("audited".into()), ..Default::default() };
+    let renamed = store.update_hook("audit", patch).await.unwrap();
+    assert_eq!(renamed.id, derived_id(RecordKind::JobHook, "audit"), "a rename keeps the id");
+    assert!(renamed.created.is_some() && renamed.last_updated.is_some());
+    assert_eq!(store.get_hook("audited").await.unwrap(), Some(renamed));
+}

@@ -127,18 +127,19 @@ fn add(counts: &mut CountChange, change: CountChange) {
 
 impl State {
     /// Writes a job sync's or a job restore's plan; returns its report.
-    fn apply<R>(&mut self, plan: JobSyncPlan<R>) -> R {
+    /// The records it writes are stamped as changed at `now`.
+    fn apply<R>(&mut self, plan: JobSyncPlan<R>, now: OffsetDateTime) -> R {
         for class_path in &plan.removed_jobs {
             self.jobs.remove(class_path);
         }
         for job in plan.jobs {
-            self.jobs.insert(job.class_path.clone(), job);
+            self.jobs.insert(job.class_path.clone(), job.stamped(now));
         }
         for hook in plan.hooks {
-            self.hooks.insert(hook.name.clone(), hook);
+            self.hooks.insert(hook.name.clone(), hook.stamped(now));
         }
         for button in plan.buttons {
-            self.buttons.insert(button.name.clone(), button);
+            self.buttons.insert(button.name.clone(), button.stamped(now));
         }
         plan.report
     }
@@ -435,13 +436,15 @@ impl Catalog for MemoryStore {
     async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError> {
         let mut state = self.state();
         let plan = plan_job_sync(state.jobs.values(), state.hooks.values(), state.buttons.values(), linked, mode);
-        Ok(state.apply(plan))
+        let now = state.now(&*self.inner.clock);
+        Ok(state.apply(plan, now))
     }
 
     async fn restore_jobs(&self, only: &[String]) -> Result<JobRestoreReport, CatalogError> {
         let mut state = self.state();
         let plan = plan_job_restore(state.jobs.values(), state.hooks.values(), state.buttons.values(), only);
-        Ok(state.apply(plan))
+        let now = state.now(&*self.inner.clock);
+        Ok(state.apply(plan, now))
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {
@@ -454,13 +457,16 @@ impl Catalog for MemoryStore {
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
         let mut state = self.state();
-        let job = state.jobs.get_mut(class_path).ok_or_else(|| CatalogError::not_found("job", class_path))?;
-        job.enabled = enabled;
-        Ok(job.clone())
+        let now = state.now(&*self.inner.clock);
+        let job = state.jobs.get(class_path).ok_or_else(|| CatalogError::not_found("job", class_path))?;
+        let job = JobRecord { enabled, ..job.clone() }.stamped(now);
+        state.jobs.insert(job.class_path.clone(), job.clone());
+        Ok(job)
     }
 
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
         let mut state = self.state();
+        let hook = hook.stamped(state.now(&*self.inner.clock));
         validate_hook(&hook, state.hooks.values(), state.jobs.get(&hook.job))?;
         state.hooks.insert(hook.name.clone(), hook.clone());
         Ok(hook)
@@ -468,8 +474,9 @@ impl Catalog for MemoryStore {
 
     async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
         let mut state = self.state();
+        let now = state.now(&*self.inner.clock);
         let stored = state.hooks.get(name).ok_or_else(|| CatalogError::not_found("job hook", name))?;
-        let hook = patch.apply_to(stored);
+        let hook = patch.apply_to(stored).stamped(now);
         validate_hook(&hook, state.hooks.values().filter(|other| other.name != name), state.jobs.get(&hook.job))?;
         state.hooks.remove(name);
         state.hooks.insert(hook.name.clone(), hook.clone());
@@ -490,15 +497,18 @@ impl Catalog for MemoryStore {
 
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         let mut state = self.state();
-        validate_button(&button, state.buttons.get(&button.name), state.jobs.get(&button.job))?;
+        let button = button.stamped(state.now(&*self.inner.clock));
+        let others = state.buttons.values().filter(|other| other.name == button.name || other.id == button.id);
+        validate_button(&button, others, state.jobs.get(&button.job))?;
         state.buttons.insert(button.name.clone(), button.clone());
         Ok(button)
     }
 
     async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
         let mut state = self.state();
+        let now = state.now(&*self.inner.clock);
         let stored = state.buttons.get(name).ok_or_else(|| CatalogError::not_found("job button", name))?;
-        let button = patch.apply_to(stored);
+        let button = patch.apply_to(stored).stamped(now);
         let same_name = state.buttons.get(&button.name).filter(|other| other.name != name);
         validate_button(&button, same_name, state.jobs.get(&button.job))?;
         state.buttons.remove(name);

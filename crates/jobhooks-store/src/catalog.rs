@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use jobhooks_model::OffsetDateTime;
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
@@ -97,22 +98,28 @@ impl CatalogCache {
     }
 
     /// Writes a job sync's or a job restore's plan; returns its report.
-    pub(crate) fn apply<R>(&mut self, staging: &mut Staging<'_>, plan: JobSyncPlan<R>) -> Result<R, StorageFailure> {
+    /// The records it writes are stamped as changed at `now`.
+    pub(crate) fn apply<R>(
+        &mut self,
+        staging: &mut Staging<'_>,
+        plan: JobSyncPlan<R>,
+        now: OffsetDateTime,
+    ) -> Result<R, StorageFailure> {
         let JobSyncPlan { jobs, removed_jobs, hooks, buttons, report } = plan;
         for class_path in removed_jobs {
             staging.remove(keys::named(keys::JOB, &class_path));
             self.jobs.remove(&class_path);
         }
         for job in jobs {
-            self.put_job(staging, job)?;
+            self.put_job(staging, job.stamped(now))?;
         }
         for hook in hooks {
             let name = hook.name.clone();
-            self.put_hook(staging, hook, Some(&name))?;
+            self.put_hook(staging, hook.stamped(now), Some(&name))?;
         }
         for button in buttons {
             let name = button.name.clone();
-            self.put_button(staging, button, Some(&name))?;
+            self.put_button(staging, button.stamped(now), Some(&name))?;
         }
         Ok(report)
     }
@@ -216,7 +223,7 @@ impl CatalogCache {
         self.hooks
             .values()
             .filter(|h| Some(h.name.as_str()) != updating)
-            .filter(|h| h.job == candidate.job || h.name == candidate.name)
+            .filter(|h| h.job == candidate.job || h.name == candidate.name || h.id == candidate.id)
             .collect()
     }
 }
@@ -237,11 +244,12 @@ impl Catalog for Store {
                 return Ok(plan.report);
             }
         }
+        let now = self.inner.clock.now();
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
             let plan =
                 plan_job_sync(catalog.jobs.values(), catalog.hooks.values(), catalog.buttons.values(), linked, mode);
-            Ok(catalog.apply(st, plan)?)
+            Ok(catalog.apply(st, plan, now)?)
         })
         .await
     }
@@ -255,10 +263,11 @@ impl Catalog for Store {
     }
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, CatalogError> {
+        let now = self.inner.clock.now();
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
             let job = catalog.job(class_path).ok_or_else(|| not_found("job", class_path))?;
-            let job = JobRecord { enabled, ..job.clone() };
+            let job = JobRecord { enabled, ..job.clone() }.stamped(now);
             catalog.put_job(st, job.clone())?;
             Ok(job)
         })
@@ -266,15 +275,17 @@ impl Catalog for Store {
     }
 
     async fn restore_jobs(&self, only: &[String]) -> Result<JobRestoreReport, CatalogError> {
+        let now = self.inner.clock.now();
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
             let plan = plan_job_restore(catalog.jobs.values(), catalog.hooks.values(), catalog.buttons.values(), only);
-            Ok(catalog.apply(st, plan)?)
+            Ok(catalog.apply(st, plan, now)?)
         })
         .await
     }
 
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, CatalogError> {
+        let hook = hook.stamped(self.inner.clock.now());
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
             let others = catalog.hooks_to_check(&hook, None);
@@ -286,10 +297,11 @@ impl Catalog for Store {
     }
 
     async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, CatalogError> {
+        let now = self.inner.clock.now();
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
             let stored = catalog.hooks.get(name).ok_or_else(|| not_found("job hook", name))?;
-            let hook = patch.apply_to(stored);
+            let hook = patch.apply_to(stored).stamped(now);
             let others = catalog.hooks_to_check(&hook, Some(name));
             validate_hook(&hook, others, catalog.job(&hook.job))?;
             catalog.put_hook(st, hook.clone(), Some(name))?;
@@ -315,9 +327,10 @@ impl Catalog for Store {
     }
 
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
+        let button = button.stamped(self.inner.clock.now());
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
-            let same_name = catalog.buttons.get(&button.name);
+            let same_name = catalog.buttons.values().filter(|other| other.name == button.name || other.id == button.id);
             validate_button(&button, same_name, catalog.job(&button.job))?;
             catalog.put_button(st, button.clone(), None)?;
             Ok(button)
@@ -326,10 +339,11 @@ impl Catalog for Store {
     }
 
     async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, CatalogError> {
+        let now = self.inner.clock.now();
         self.write_durably(|txn| {
             let (st, catalog) = txn.edit_catalog();
             let stored = catalog.buttons.get(name).ok_or_else(|| not_found("job button", name))?;
-            let button = patch.apply_to(stored);
+            let button = patch.apply_to(stored).stamped(now);
             let same_name = catalog.buttons.get(&button.name).filter(|b| b.name != name);
             validate_button(&button, same_name, catalog.job(&button.job))?;
             catalog.put_button(st, button.clone(), Some(name))?;

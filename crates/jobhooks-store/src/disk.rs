@@ -13,7 +13,7 @@
 use jobhooks_model::{
     Action, ApiToken, ButtonClass, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobInputs, JobKind,
     JobRecord, JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, LoginSession, ObjectChange, ObjectRef,
-    OffsetDateTime, PasswordHash, Permission, RunId, Suspension, User, Value, validate_name,
+    OffsetDateTime, PasswordHash, Permission, RecordKind, RunId, Suspension, User, Value, derived_id, validate_name,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,9 @@ pub(crate) enum JobKindRecord {
 /// A job record (`job/` values).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct JobRecordRecord {
+    /// Absent in records written before records had ids: the id derived from the class path is read instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
     class_path: String,
     name: String,
     description: String,
@@ -81,6 +84,11 @@ pub(crate) struct JobRecordRecord {
     /// Absent in records written before `jobs restore` existed, and when nothing is suspended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     suspended: Option<SuspensionRecord>,
+    /// Absent in records written before records kept times, as is `last_updated`.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    created: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    last_updated: Option<OffsetDateTime>,
 }
 
 /// What a full sync disabled when it uninstalled a job.
@@ -96,6 +104,7 @@ impl Stored for JobRecord {
 
     fn to_record(&self) -> JobRecordRecord {
         JobRecordRecord {
+            id: Some(self.id),
             class_path: self.class_path.clone(),
             name: self.name.clone(),
             description: self.description.clone(),
@@ -111,11 +120,14 @@ impl Stored for JobRecord {
                 hooks: suspension.hooks.clone(),
                 buttons: suspension.buttons.clone(),
             }),
+            created: self.created,
+            last_updated: self.last_updated,
         }
     }
 
     fn from_record(record: JobRecordRecord) -> Result<Self, String> {
         Ok(JobRecord {
+            id: record.id.unwrap_or_else(|| derived_id(RecordKind::Job, &record.class_path)),
             class_path: record.class_path,
             name: record.name,
             description: record.description,
@@ -131,6 +143,8 @@ impl Stored for JobRecord {
                 hooks: suspension.hooks,
                 buttons: suspension.buttons,
             }),
+            created: record.created,
+            last_updated: record.last_updated,
         })
     }
 }
@@ -138,6 +152,9 @@ impl Stored for JobRecord {
 /// A job hook (`hok/` values).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct JobHookRecord {
+    /// Absent in records written before records had ids: the id derived from the name is read instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
     name: String,
     content_types: Vec<String>,
     job: String,
@@ -145,6 +162,11 @@ pub(crate) struct JobHookRecord {
     type_create: bool,
     type_update: bool,
     type_delete: bool,
+    /// Absent in records written before records kept times, as is `last_updated`.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    created: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    last_updated: Option<OffsetDateTime>,
 }
 
 impl Stored for JobHook {
@@ -152,6 +174,7 @@ impl Stored for JobHook {
 
     fn to_record(&self) -> JobHookRecord {
         JobHookRecord {
+            id: Some(self.id),
             name: self.name.clone(),
             content_types: names(&self.content_types),
             job: self.job.clone(),
@@ -159,6 +182,8 @@ impl Stored for JobHook {
             type_create: self.type_create,
             type_update: self.type_update,
             type_delete: self.type_delete,
+            created: self.created,
+            last_updated: self.last_updated,
         }
     }
 
@@ -168,6 +193,9 @@ impl Stored for JobHook {
         hook.type_create = record.type_create;
         hook.type_update = record.type_update;
         hook.type_delete = record.type_delete;
+        hook.id = record.id.unwrap_or_else(|| derived_id(RecordKind::JobHook, &hook.name));
+        hook.created = record.created;
+        hook.last_updated = record.last_updated;
         Ok(hook)
     }
 }
@@ -188,6 +216,9 @@ pub(crate) enum ButtonClassRecord {
 /// A job button (`btn/` values).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct JobButtonRecord {
+    /// Absent in records written before records had ids: the id derived from the name is read instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
     name: String,
     content_types: Vec<String>,
     text: String,
@@ -197,6 +228,11 @@ pub(crate) struct JobButtonRecord {
     button_class: ButtonClassRecord,
     confirmation: bool,
     enabled: bool,
+    /// Absent in records written before records kept times, as is `last_updated`.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    created: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    last_updated: Option<OffsetDateTime>,
 }
 
 impl Stored for JobButton {
@@ -204,6 +240,7 @@ impl Stored for JobButton {
 
     fn to_record(&self) -> JobButtonRecord {
         JobButtonRecord {
+            id: Some(self.id),
             name: self.name.clone(),
             content_types: names(&self.content_types),
             text: self.text.clone(),
@@ -221,6 +258,8 @@ impl Stored for JobButton {
             },
             confirmation: self.confirmation,
             enabled: self.enabled,
+            created: self.created,
+            last_updated: self.last_updated,
         }
     }
 
@@ -239,6 +278,9 @@ impl Stored for JobButton {
         };
         button.confirmation = record.confirmation;
         button.enabled = record.enabled;
+        button.id = record.id.unwrap_or_else(|| derived_id(RecordKind::JobButton, &button.name));
+        button.created = record.created;
+        button.last_updated = record.last_updated;
         Ok(button)
     }
 }
@@ -815,12 +857,8 @@ mod tests {
             let user = User { is_superuser: enabled, ..User::new("alice").unwrap() }
                 .with_permission(Permission::run_jobs(["a::B"]));
             round_trip(&user);
+            let kind = if enabled { JobKind::JobHookReceiver } else { JobKind::JobButtonReceiver };
             let job = JobRecord {
-                class_path: "a::B".into(),
-                name: "B".into(),
-                description: String::new(),
-                kind: if enabled { JobKind::JobHookReceiver } else { JobKind::JobButtonReceiver },
-                installed: true,
                 enabled,
                 hidden: !enabled,
                 suspended: (!enabled).then(|| Suspension {
@@ -828,6 +866,9 @@ mod tests {
                     hooks: vec!["h".into()],
                     buttons: vec!["b".into()],
                 }),
+                created: enabled.then_some(OffsetDateTime::UNIX_EPOCH),
+                last_updated: enabled.then_some(OffsetDateTime::UNIX_EPOCH),
+                ..JobRecord::new("a::B", "B", kind)
             };
             round_trip(&job);
         }

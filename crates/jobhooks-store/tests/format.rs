@@ -19,7 +19,7 @@ use jobhooks_model::ports::{
 use jobhooks_model::{
     Action, ButtonClass, ChangeContext, ChangeContextKind, ChangeSet, Clock, ContentType, JobButton, JobHook,
     JobInputs, JobKind, JobSpec, LogEntry, LogLevel, LoggedObject, ManualClock, Object, ObjectRef, OffsetDateTime,
-    Permission, SyncMode, User, Value, json,
+    Permission, RecordKind, SyncMode, User, Value, derived_id, json,
 };
 use jobhooks_store::{FORMAT_VERSION, OpenError, Store, StoreConfig};
 
@@ -145,6 +145,21 @@ async fn read_back(store: &Store) -> Value {
     })
 }
 
+/// The fixture's jobs, hooks and buttons were written before records had ids: each reads back with
+/// the id derived from its kind and name, and no times.
+fn give_derived_ids(expected: &mut Value) {
+    for (list, kind, key) in [
+        ("jobs", RecordKind::Job, "class_path"),
+        ("hooks", RecordKind::JobHook, "name"),
+        ("buttons", RecordKind::JobButton, "name"),
+    ] {
+        for record in expected[list].as_array_mut().into_iter().flatten() {
+            let id = derived_id(kind, record[key].as_str().unwrap_or_default());
+            record.as_object_mut().unwrap().entry("id").or_insert_with(|| json!(id));
+        }
+    }
+}
+
 /// A copy of the committed store, so that opening it never touches the fixture.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -173,8 +188,9 @@ async fn a_store_of_the_current_format_reads_back_identically() {
     copy_dir(&fixture.join("store"), dir.path());
     let store = Store::open(dir.path()).expect("the committed store opens");
     let found = read_back(&store).await;
-    let expected: Value =
+    let mut expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
+    give_derived_ids(&mut expected);
     assert_eq!(
         found,
         expected,
@@ -182,6 +198,31 @@ async fn a_store_of_the_current_format_reads_back_identically() {
         serde_json::to_string_pretty(&found).unwrap()
     );
     assert_eq!(found["results"].as_array().map(Vec::len), Some(6), "every kind of result is in the fixture");
+}
+
+/// A record of the committed store keeps its derived id when it is next written, and gains its
+/// times then; a new one gets a new id; all of it survives a reopen.
+#[tokio::test]
+async fn the_committed_stores_records_keep_their_derived_ids_when_written() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture().join("store"), dir.path());
+    let derived = derived_id(RecordKind::JobHook, "audit");
+    let (changed, created) = {
+        let store = Store::open(dir.path()).unwrap();
+        let hook = store.get_hook("audit").await.unwrap().unwrap();
+        assert_eq!((hook.id, hook.created, hook.last_updated), (derived, None, None));
+        let patch = jobhooks_model::JobHookPatch { name: Some("audited".into()), ..Default::default() };
+        let changed = store.update_hook("audit", patch).await.unwrap();
+        let devices = vec![ContentType::new("dcim.rack").unwrap()];
+        let created = store.create_hook(JobHook::new("racks", devices, HOOK_JOB).on([Action::Create])).await.unwrap();
+        (changed, created)
+    };
+    assert_eq!(changed.id, derived);
+    assert!(changed.created.is_some() && changed.last_updated.is_some());
+    assert!(!created.id.is_nil() && created.id != derived);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.get_hook("audited").await.unwrap(), Some(changed));
+    assert_eq!(store.get_hook("racks").await.unwrap(), Some(created));
 }
 
 /// The committed store, whose hook job was recorded under a name the program no longer uses (as
