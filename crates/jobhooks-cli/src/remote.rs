@@ -7,8 +7,11 @@ use std::time::Duration;
 use jobhooks_dispatch::RenderedButton;
 use jobhooks_model::ports::{CommitReceipt, PruneReport, ResultFilter};
 use jobhooks_model::{
-    ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobResult, Object, ObjectChange, ObjectRef,
-    RunId, User, ValidationErrors,
+    ChangeId, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord, JobResult, LogEntry, Object, ObjectChange,
+    ObjectRef, RunId, User, ValidationErrors,
+};
+use jobhooks_server::shapes::{
+    JobButtonView, JobHookView, JobLogView, JobResultView, JobView, ObjectChangeView, ShapeError,
 };
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
@@ -117,8 +120,16 @@ impl Remote {
     }
 
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, Failure> {
-        let body = self.call(Method::GET, self.url(segments), None).await?;
+        let body = self.call(Method::GET, self.whole(segments), None).await?;
         decode(body.unwrap_or(Value::Null))
+    }
+
+    /// The address of `segments`, asking for related records whole (`?depth=1`): the answers
+    /// read back into the model's types.
+    fn whole(&self, segments: &[&str]) -> Url {
+        let mut url = self.url(segments);
+        url.query_pairs_mut().append_pair("depth", "1");
+        url
     }
 
     async fn send<T: DeserializeOwned>(
@@ -128,7 +139,7 @@ impl Remote {
         body: &impl Serialize,
     ) -> Result<T, Failure> {
         let body = serde_json::to_value(body).map_err(|error| Failure::failed(error.to_string()))?;
-        let answer = self.call(method, self.url(segments), Some(&body)).await?;
+        let answer = self.call(method, self.whole(segments), Some(&body)).await?;
         decode(answer.unwrap_or(Value::Null))
     }
 
@@ -143,7 +154,7 @@ impl Remote {
         query: &[(&str, String)],
         limit: usize,
     ) -> Result<Vec<T>, Failure> {
-        let mut url = self.url(segments);
+        let mut url = self.whole(segments);
         url.query_pairs_mut().extend_pairs(query).append_pair("limit", &limit.clamp(1, PAGE).to_string());
         let mut items = Vec::new();
         loop {
@@ -208,6 +219,20 @@ impl Remote {
     }
 }
 
+/// A hook or a button as the API takes it to create: its id only when it has one.
+fn written(record: &impl Serialize) -> Value {
+    let mut body = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Some(fields) = body.as_object_mut()
+        && fields
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.parse::<uuid::Uuid>().is_ok_and(|id| id.is_nil()))
+    {
+        fields.remove("id");
+    }
+    body
+}
+
 /// The message of a refusal: the fields' messages of a validation error, as the local store
 /// words them, or the `detail`.
 fn message_of(status: StatusCode, text: &str) -> String {
@@ -230,17 +255,35 @@ fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Failure> {
         .map_err(|error| Failure::failed(format!("the server's answer is not what this jobhooks expects: {error}")))
 }
 
+/// The model's record a view of the server's shows.
+fn model<V, T: TryFrom<V, Error = ShapeError>>(view: V) -> Result<T, Failure> {
+    T::try_from(view)
+        .map_err(|error| Failure::failed(format!("the server's answer is not what this jobhooks expects: {error}")))
+}
+
+/// The model's records views of the server's show.
+fn models<V, T: TryFrom<V, Error = ShapeError>>(views: Vec<V>) -> Result<Vec<T>, Failure> {
+    views.into_iter().map(model).collect()
+}
+
+fn shape_failure(error: ShapeError) -> Failure {
+    Failure::failed(format!("the server's answer is not what this jobhooks expects: {error}"))
+}
+
 impl Backend for Remote {
     fn json(&self) -> bool {
         self.json
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, Failure> {
-        self.list(&["extras", "jobs"], &[], usize::MAX).await
+        models(self.list::<JobView>(&["extras", "jobs"], &[], usize::MAX).await?)
     }
 
     async fn set_job_enabled(&self, class_path: &str, enabled: bool) -> Result<JobRecord, Failure> {
-        self.send(Method::PATCH, &["extras", "jobs", class_path], &json!({ "enabled": enabled })).await
+        model(
+            self.send::<JobView>(Method::PATCH, &["extras", "jobs", class_path], &json!({ "enabled": enabled }))
+                .await?,
+        )
     }
 
     async fn restore_jobs(&self, class_paths: &[String]) -> Result<jobhooks_model::JobRestoreReport, Failure> {
@@ -248,19 +291,19 @@ impl Backend for Remote {
     }
 
     async fn list_hooks(&self) -> Result<Vec<JobHook>, Failure> {
-        self.list(&["extras", "job-hooks"], &[], usize::MAX).await
+        models(self.list::<JobHookView>(&["extras", "job-hooks"], &[], usize::MAX).await?)
     }
 
     async fn get_hook(&self, name: &str) -> Result<JobHook, Failure> {
-        self.get(&["extras", "job-hooks", name]).await
+        model(self.get::<JobHookView>(&["extras", "job-hooks", name]).await?)
     }
 
     async fn create_hook(&self, hook: JobHook) -> Result<JobHook, Failure> {
-        self.send(Method::POST, &["extras", "job-hooks"], &hook).await
+        model(self.send::<JobHookView>(Method::POST, &["extras", "job-hooks"], &written(&hook)).await?)
     }
 
     async fn update_hook(&self, name: &str, patch: JobHookPatch) -> Result<JobHook, Failure> {
-        self.send(Method::PATCH, &["extras", "job-hooks", name], &patch).await
+        model(self.send::<JobHookView>(Method::PATCH, &["extras", "job-hooks", name], &patch).await?)
     }
 
     async fn delete_hook(&self, name: &str) -> Result<JobHook, Failure> {
@@ -270,19 +313,19 @@ impl Backend for Remote {
     }
 
     async fn list_buttons(&self) -> Result<Vec<JobButton>, Failure> {
-        self.list(&["extras", "job-buttons"], &[], usize::MAX).await
+        models(self.list::<JobButtonView>(&["extras", "job-buttons"], &[], usize::MAX).await?)
     }
 
     async fn create_button(&self, button: JobButton) -> Result<JobButton, Failure> {
-        self.send(Method::POST, &["extras", "job-buttons"], &button).await
+        model(self.send::<JobButtonView>(Method::POST, &["extras", "job-buttons"], &written(&button)).await?)
     }
 
     async fn update_button(&self, name: &str, patch: JobButtonPatch) -> Result<JobButton, Failure> {
-        self.send(Method::PATCH, &["extras", "job-buttons", name], &patch).await
+        model(self.send::<JobButtonView>(Method::PATCH, &["extras", "job-buttons", name], &patch).await?)
     }
 
     async fn delete_button(&self, name: &str) -> Result<JobButton, Failure> {
-        let button = self.get(&["extras", "job-buttons", name]).await?;
+        let button = model(self.get::<JobButtonView>(&["extras", "job-buttons", name]).await?)?;
         self.delete(&["extras", "job-buttons", name]).await?;
         Ok(button)
     }
@@ -296,19 +339,20 @@ impl Backend for Remote {
         self.check_acting(acting).await?;
         let answer: Value =
             self.send(Method::POST, &["extras", "job-buttons", button, "press"], &Self::run_on(object)).await?;
-        let result: JobResult = decode(answer["job_result"].clone())?;
-        Ok(result.id)
+        let result: JobResultView = decode(answer["job_result"].clone())?;
+        Ok(RunId(result.id))
     }
 
     /// Asks the server for the result, to answer once it has ended (`?wait=30`), until it has:
     /// the server's dispatcher runs it.
     async fn wait_for(&self, run: RunId) -> Result<JobResult, Failure> {
         loop {
-            let mut url = self.url(&["extras", "job-results", &run.0.to_string()]);
+            let mut url = self.whole(&["extras", "job-results", &run.0.to_string()]);
             url.query_pairs_mut().append_pair("wait", "30");
-            let result: JobResult = decode(self.call(Method::GET, url, None).await?.unwrap_or(Value::Null))?;
+            let result: JobResultView = decode(self.call(Method::GET, url, None).await?.unwrap_or(Value::Null))?;
+            let result = result.into_result(Vec::new()).map_err(shape_failure)?;
             if result.status.is_final() {
-                return Ok(result);
+                return self.get_result(run).await;
             }
         }
     }
@@ -407,11 +451,11 @@ impl Backend for Remote {
             ],
             None => Vec::new(),
         };
-        self.list(&["extras", "object-changes"], &query, limit).await
+        models(self.list::<ObjectChangeView>(&["extras", "object-changes"], &query, limit).await?)
     }
 
     async fn get_change(&self, id: ChangeId) -> Result<ObjectChange, Failure> {
-        self.get(&["extras", "object-changes", &id.0.to_string()]).await
+        model(self.get::<ObjectChangeView>(&["extras", "object-changes", &id.0.to_string()]).await?)
     }
 
     async fn list_results(&self, filter: ResultFilter) -> Result<Vec<JobResult>, Failure> {
@@ -428,7 +472,9 @@ impl Backend for Remote {
         if let Some(change) = filter.change {
             query.push(("object_change", change.0.to_string()));
         }
-        self.list(&["extras", "job-results"], &query, filter.limit.unwrap_or(usize::MAX)).await
+        let views: Vec<JobResultView> =
+            self.list(&["extras", "job-results"], &query, filter.limit.unwrap_or(usize::MAX)).await?;
+        views.into_iter().map(|view| view.into_result(Vec::new()).map_err(shape_failure)).collect()
     }
 
     async fn prune(&self, results_days: Option<u32>, changes_days: Option<u32>) -> Result<PruneReport, Failure> {
@@ -437,7 +483,10 @@ impl Backend for Remote {
     }
 
     async fn get_result(&self, run: RunId) -> Result<JobResult, Failure> {
-        self.get(&["extras", "job-results", &run.0.to_string()]).await
+        let id = run.0.to_string();
+        let view: JobResultView = self.get(&["extras", "job-results", &id]).await?;
+        let logs: Vec<JobLogView> = self.list(&["extras", "job-results", &id, "logs"], &[], usize::MAX).await?;
+        view.into_result(logs.into_iter().map(JobLogView::into_entry).collect::<Vec<LogEntry>>()).map_err(shape_failure)
     }
 
     async fn replay(&self, run: RunId) -> Result<(), Failure> {

@@ -24,15 +24,18 @@ pub enum RecordKind {
     JobButton,
     /// A job, by class path.
     Job,
+    /// A user, by username (a user's id is always derived).
+    User,
 }
 
 impl RecordKind {
-    /// The prefix of the derived ids' names: `job-hook:`, `job-button:` or `job:`.
+    /// The prefix of the derived ids' names: `job-hook:`, `job-button:`, `job:` or `user:`.
     pub fn prefix(self) -> &'static str {
         match self {
             RecordKind::JobHook => "job-hook:",
             RecordKind::JobButton => "job-button:",
             RecordKind::Job => "job:",
+            RecordKind::User => "user:",
         }
     }
 }

@@ -37,6 +37,7 @@ mod error;
 mod limits;
 mod metrics;
 mod page;
+pub mod shapes;
 mod ui;
 
 use std::future::Future;

@@ -8,12 +8,15 @@ use std::time::Duration;
 use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites};
 use jobhooks_model::{
     ApiToken, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobKind, JobSpec, Object, ObjectRef,
-    OffsetDateTime, PendingChange, Permission, SyncMode, User, json,
+    OffsetDateTime, PendingChange, Permission, RecordKind, SyncMode, User, derived_id, json,
 };
 use jobhooks_server::{AppState, router, serve};
 use jobhooks_store::Store;
 use reqwest::StatusCode;
 use serde_json::Value;
+
+#[path = "api/nautobot.rs"]
+mod nautobot;
 
 const AUDIT: &str = "app::jobs::Audit";
 const TOUCH: &str = "app::jobs::Touch";
@@ -131,6 +134,11 @@ impl Server {
         (status, body)
     }
 
+    /// The absolute address of `path`, as records link to each other.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::GET, path, Some(key), None).await
     }
@@ -144,6 +152,11 @@ impl Server {
         let serving = self.serving.take().unwrap();
         tokio::time::timeout(Duration::from_secs(10), serving).await.unwrap().unwrap().unwrap();
     }
+}
+
+/// The path of alice, as Nautobot's users are addressed.
+fn alice_path() -> String {
+    format!("/api/users/users/{}/", derived_id(RecordKind::User, "alice"))
 }
 
 fn hook(name: &str) -> Value {
@@ -184,7 +197,8 @@ async fn hooks_are_created_listed_paged_changed_and_deleted_with_nautobots_messa
     let path = "/api/extras/job-hooks/";
     let (status, created) = server.post(path, &server.alice, hook("first")).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["job"], AUDIT);
+    assert_eq!(created["job"]["object_type"], "extras.job");
+    assert_eq!(created["job"]["id"], derived_id(RecordKind::Job, AUDIT).to_string());
     let (status, errors) = server.post(path, &server.alice, hook("second")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -309,9 +323,9 @@ async fn every_validation_message_reaches_the_client_under_its_field() {
         ),
         (
             "/api/extras/job-buttons/",
-            button(json!({"group_name": ""})),
+            button(json!({"group_name": "   "})),
             "group_name",
-            "invalid group_name ``: it must not be empty".to_owned(),
+            "invalid group_name `   `: it must not be empty".to_owned(),
         ),
         (
             "/api/extras/job-buttons/",
@@ -407,8 +421,8 @@ async fn runs_on_objects_are_refused_for_each_reason_then_queued() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let result = &body["job_result"];
     assert_eq!(
-        (&result["status"], &result["user"], &result["job"]),
-        (&json!("PENDING"), &json!("alice"), &json!(TOUCH))
+        (&result["status"]["value"], &result["user"]["url"], &result["task_name"]),
+        (&json!("PENDING"), &json!(server.url(&alice_path())), &json!(TOUCH))
     );
     let id = result["id"].as_u64().unwrap();
 
@@ -425,7 +439,7 @@ async fn runs_on_objects_are_refused_for_each_reason_then_queued() {
     assert_eq!((status, &shown["id"]), (StatusCode::OK, &json!(id)));
     // Without a dispatcher the run does not end: a wait answers with it pending when it is over.
     let (status, waited) = server.get(&format!("/api/extras/job-results/{id}/?wait=1"), &server.alice).await;
-    assert_eq!((status, &waited["status"]), (StatusCode::OK, &json!("PENDING")));
+    assert_eq!((status, &waited["status"]["value"]), (StatusCode::OK, &json!("PENDING")));
     let (status, _) = server.get(&format!("/api/extras/job-results/{id}/?wait=soon"), &server.alice).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, body) = server.post(&format!("/api/extras/job-results/{id}/replay/"), &server.alice, json!({})).await;
@@ -588,7 +602,15 @@ async fn the_openapi_document_describes_every_route_as_it_is() {
     }
 
     let schemas = document["components"]["schemas"].as_object().unwrap();
-    for name in ["JobHook", "JobButton", "JobResult", "ObjectChange", "ValidationErrors", "RenderedButton"] {
+    for name in [
+        "JobHookView",
+        "JobButtonView",
+        "JobResultView",
+        "JobLogView",
+        "ObjectChangeView",
+        "ValidationErrors",
+        "RenderedButton",
+    ] {
         assert!(schemas.contains_key(name), "{name} is described");
     }
     let text = document.to_string();
@@ -735,11 +757,11 @@ async fn object_writes_through_the_api_record_changes_that_trigger_hooks() {
     assert_eq!(written["object"]["data"], json!({"name": "sw1", "serial": "A1"}));
     let change = written["change"].as_u64().expect("the change's id");
     let (_, runs) = server.get(&format!("/api/extras/job-results/?object_change={change}"), &server.alice).await;
-    assert_eq!((runs["count"].clone(), runs["results"][0]["job"].clone()), (json!(1), json!(AUDIT)));
+    assert_eq!((runs["count"].clone(), runs["results"][0]["task_name"].clone()), (json!(1), json!(AUDIT)));
     let (status, recorded) = server.get(&format!("/api/extras/object-changes/{change}/"), &server.alice).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        (&recorded["action"], &recorded["user_name"], &recorded["change_context"]),
+        (&recorded["action"]["value"], &recorded["user_name"], &recorded["change_context"]["value"]),
         (&json!("update"), &json!("alice"), &json!("web"))
     );
     assert_eq!(recorded["snapshots"]["differences"]["added"], json!({"serial": "A1"}));
@@ -785,16 +807,15 @@ async fn object_writes_through_the_api_record_changes_that_trigger_hooks() {
         .get("/api/extras/object-changes/?changed_object_type=dcim.device&changed_object_id=2", &server.alice)
         .await;
     let actions: Vec<&Value> =
-        device_two["results"].as_array().unwrap().iter().map(|change| &change["action"]).collect();
+        device_two["results"].as_array().unwrap().iter().map(|change| &change["action"]["value"]).collect();
     assert_eq!(actions, [&json!("delete"), &json!("create")]);
     let (_, all) = server.get("/api/extras/object-changes/?limit=1", &server.alice).await;
-    assert_eq!((all["count"].clone(), all["results"][0]["action"].clone()), (json!(4), json!("delete")));
+    assert_eq!((all["count"].clone(), all["results"][0]["action"]["value"].clone()), (json!(4), json!("delete")));
     let request = recorded["request_id"].as_str().unwrap();
     let (_, by_request) = server.get(&format!("/api/extras/object-changes/?request_id={request}"), &server.alice).await;
     assert_eq!(by_request["count"], 1);
     let (status, body) = server.get("/api/extras/object-changes/?request_id=nope", &server.alice).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["detail"].is_string());
+    assert_eq!((status, &body["request_id"]), (StatusCode::BAD_REQUEST, &json!(["Enter a valid UUID."])), "{body}");
     assert_eq!(server.get("/api/extras/object-changes/", &server.bob).await.0, StatusCode::FORBIDDEN);
     server.stop().await;
 }
@@ -827,7 +848,11 @@ async fn buttons_are_managed_and_shown_on_objects_as_the_caller_sees_them() {
     let press = "/api/extras/job-buttons/touch/press/";
     let (status, body) =
         server.post(press, &server.alice, json!({"object_pk": "1", "object_model_name": "dcim.device"})).await;
-    assert_eq!((status, &body["job_result"]["user"]), (StatusCode::CREATED, &json!("alice")), "{body}");
+    assert_eq!(
+        (status, &body["job_result"]["user"]["url"]),
+        (StatusCode::CREATED, &json!(server.url(&alice_path()))),
+        "{body}"
+    );
     let on_rack = json!({"object_pk": "1", "object_model_name": "dcim.rack"});
     let (status, body) = server.post(press, &server.alice, on_rack).await;
     assert_eq!(
@@ -871,7 +896,7 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
         "jobhooks_queue_runs{state=\"pending\"} 0",
         "jobhooks_http_requests_total{route=\"/api/extras/job-hooks/\",status=\"200\"} 1",
         "jobhooks_http_requests_total{route=\"/api/extras/job-hooks/\",status=\"403\"} 1",
-        "jobhooks_http_requests_total{route=\"/api/extras/job-hooks/{name}/\",status=\"404\"} 1",
+        "jobhooks_http_requests_total{route=\"/api/extras/job-hooks/{key}/\",status=\"404\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
     }
@@ -1110,13 +1135,17 @@ async fn a_run_is_replayed_by_its_own_user_or_a_superuser() {
         assert_eq!(body["detail"], format!("Only the user who ran run {id}, or a superuser, may replay it."));
     }
     let (status, replayed) = server.post(&replay, &issued.key, json!({})).await;
-    assert_eq!((status, &replayed["status"]), (StatusCode::OK, &json!("PENDING")), "{replayed}");
-    assert_eq!(replayed["logs"], json!([]), "carol may not view results: no log in the answer");
+    assert_eq!((status, &replayed["status"]["value"]), (StatusCode::OK, &json!("PENDING")), "{replayed}");
+    assert!(replayed.get("logs").is_none(), "a result's log is listed apart, to those who may view results");
 
     dead_letter(&server.store, id).await;
     let (status, replayed) = server.post(&replay, &server.root, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{replayed}");
-    assert!(!replayed["logs"].as_array().unwrap().is_empty(), "a superuser sees the log: {replayed}");
+    let (status, logs) = server.get(&format!("/api/extras/job-logs/?job_result={id}"), &server.root).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(logs["count"].as_u64().unwrap() > 0, "a superuser sees the log: {logs}");
+    let (status, _) = server.get(&format!("/api/extras/job-logs/?job_result={id}"), &issued.key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "carol may not view results, nor their logs");
     server.stop().await;
 }
 
@@ -1233,7 +1262,7 @@ async fn answers_and_refusals_are_shaped_as_django_rest_frameworks() {
     assert_eq!(answer.headers()["api-version"], "2.4");
     let (status, body) = server.get("/api/extras/no-such-thing/", &server.root).await;
     assert_eq!((status, &body["detail"]), (StatusCode::NOT_FOUND, &json!("Not found.")));
-    let (status, body) = server.call(reqwest::Method::DELETE, "/api/extras/job-hooks/", Some(&server.root), None).await;
-    assert_eq!((status, &body["detail"]), (StatusCode::METHOD_NOT_ALLOWED, &json!("Method \"DELETE\" not allowed.")));
+    let (status, body) = server.call(reqwest::Method::PUT, "/api/extras/job-hooks/", Some(&server.root), None).await;
+    assert_eq!((status, &body["detail"]), (StatusCode::METHOD_NOT_ALLOWED, &json!("Method \"PUT\" not allowed.")));
     server.stop().await;
 }

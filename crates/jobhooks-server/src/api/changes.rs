@@ -1,48 +1,63 @@
-//! The change log: list with filters, one change with its snapshots.
+//! The change log: list with Nautobot's filters, one change with its snapshots.
 
 use super::*;
 
-/// The filters of the changes list.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ChangeQuery {
-    changed_object_type: Option<String>,
-    changed_object_id: Option<String>,
-    request_id: Option<Uuid>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-}
+/// The filters of the change log, as Nautobot's `ObjectChangeFilterSet`.
+const CHANGE_FILTERS: &[&str] = &[
+    "id",
+    "q",
+    "user",
+    "user_id",
+    "user_name",
+    "request_id",
+    "action",
+    "changed_object_type",
+    "changed_object_id",
+    "change_context",
+    "change_context_detail",
+    "object_repr",
+];
 
 #[utoipa::path(
     get,
     path = "/api/extras/object-changes/",
     tag = "object changes",
     summary = "List object changes, newest first",
-    params(ChangeQuery),
-    responses((status = 200, body = Page<ObjectChange>), Refusals),
+    description = "Filters: `id`, `q` (in the object's text), `user` (username or id), `user_id`, `user_name`, `request_id`, `action`, `changed_object_type`, `changed_object_id`, `change_context`, `change_context_detail`, `object_repr`; any other parameter is a 400.",
+    params(PageQuery, DepthQuery),
+    responses((status = 200, body = Page<ObjectChangeView>), Refusals),
 )]
 pub(crate) async fn list_changes<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewObjectChange>,
-    Params(query): Params<ChangeQuery>,
     OriginalUri(uri): OriginalUri,
-) -> Answer<Json<Page<ObjectChange>>> {
-    let content_type = query
-        .changed_object_type
-        .as_deref()
-        .map(ContentType::new)
-        .transpose()
-        .map_err(|error| field_error("changed_object_type", error.to_string()))?;
-    let page = PageQuery { limit: query.limit, offset: query.offset };
-    if content_type.is_none() && query.changed_object_id.is_none() && query.request_id.is_none() {
+) -> Answer<Json<Page<ObjectChangeView>>> {
+    let query = ListQuery::of(&uri, CHANGE_FILTERS)?;
+    let users = if query.depth > 0 { state.store.list_users().await? } else { Vec::new() };
+    let shaper = query.shaper(&uri).with_users(users);
+    if !query.filters_anything() {
         // The whole log: the store reads only as far as the page reaches, newest first.
         let count = usize::try_from(state.store.count_changes().await?).unwrap_or(usize::MAX);
-        let first = state.store.latest_changes(page.end()).await?;
-        return Ok(Json(Page::window(first, count, page, &uri)));
+        let first = state.store.latest_changes(query.page.end()).await?;
+        let first = first.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
+        return Ok(Json(Page::window(first, count, query.page, &uri)));
     }
-    let mut changes = match (&content_type, &query.changed_object_id, query.request_id) {
-        (_, _, Some(request)) => state.store.changes_for_request(request).await?,
-        (Some(content_type), Some(id), None) => {
+    let mut types = Vec::new();
+    for value in query.values("changed_object_type") {
+        types.push(
+            ContentType::new(value.as_str()).map_err(|error| field_error("changed_object_type", error.to_string()))?,
+        );
+    }
+    let mut requests = Vec::new();
+    for value in query.values("request_id") {
+        requests.push(value.parse::<Uuid>().map_err(|_| field_error("request_id", "Enter a valid UUID.".into()))?);
+    }
+    // The narrowest read the store has for the filters given: one request's changes, one object's,
+    // or the whole log.
+    let ids = query.values("changed_object_id");
+    let mut changes = match (types.as_slice(), ids, requests.as_slice()) {
+        (_, _, [request]) => state.store.changes_for_request(*request).await?,
+        ([content_type], [id], []) => {
             let object = ObjectRef::new(content_type.clone(), id.as_str())
                 .map_err(|error| field_error("changed_object_id", error.to_string()))?;
             state.store.changes_for_object(&object, usize::MAX).await?
@@ -53,20 +68,34 @@ pub(crate) async fn list_changes<S: Storage + 'static>(
         }
     };
     changes.retain(|change| {
-        content_type.as_ref().is_none_or(|content_type| &change.changed_object_type == content_type)
-            && query.changed_object_id.as_ref().is_none_or(|id| &change.changed_object_id == id)
+        let user = change.user.as_deref().unwrap_or("");
+        let user_matches =
+            |wanted: &str| !user.is_empty() && (wanted == user || wanted == crate::shapes::user_id(user).to_string());
+        (types.is_empty() || types.contains(&change.changed_object_type))
+            && (requests.is_empty() || requests.contains(&change.request_id))
+            && query.admits("changed_object_id", |id| id == change.changed_object_id)
+            && query.admits("id", |id| id == change.id.0.to_string())
+            && query.admits("user", user_matches)
+            && query.admits("user_id", user_matches)
+            && query.admits("user_name", |name| name == change.user_name)
+            && query.admits("action", |action| action == change.action.as_str())
+            && query.admits("change_context", |context| context == change.change_context.as_str())
+            && query.admits("change_context_detail", |detail| detail == change.change_context_detail)
+            && query.admits("object_repr", |repr| repr == change.object_repr)
+            && query.admits_search(&[&change.object_repr])
     });
     // Newest first, as Nautobot lists them.
     changes.sort_by_key(|change| std::cmp::Reverse(change.id.0));
-    Ok(Json(Page::of(changes, page, &uri)))
+    let views = changes.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
+    Ok(Json(Page::of(views, query.page, &uri)))
 }
 
-/// A change with its snapshots, as `GET /api/extras/object-changes/{id}/` shows it.
+/// A change with the object's state before and after it and their differences.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ChangeWithSnapshots {
     #[serde(flatten)]
-    change: ObjectChange,
-    /// `get_snapshots()`: `prechange`, `postchange` and their `differences` (`added`, `removed`).
+    change: ObjectChangeView,
+    /// `{"prechange", "postchange", "differences"}`, as Nautobot's `get_snapshots`.
     #[schema(value_type = Object)]
     snapshots: Value,
 }
@@ -76,15 +105,19 @@ pub(crate) struct ChangeWithSnapshots {
     path = "/api/extras/object-changes/{id}/",
     tag = "object changes",
     summary = "One object change with its snapshots",
-    params(IdPath),
+    params(IdPath, DepthQuery),
     responses((status = 200, body = ChangeWithSnapshots), Refusals),
 )]
 pub(crate) async fn get_change<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewObjectChange>,
     Path(id): Path<u64>,
+    OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<ChangeWithSnapshots>> {
+    let query = ListQuery::of(&uri, &[])?;
+    let users = if query.depth > 0 { state.store.list_users().await? } else { Vec::new() };
     let change = state.store.get_change(ChangeId(id)).await?.ok_or_else(|| ApiError::missing("change", id))?;
     let snapshots = serde_json::to_value(change.get_snapshots()).unwrap_or(Value::Null);
+    let change = ObjectChangeView::of(&change, &query.shaper(&uri).with_users(users));
     Ok(Json(ChangeWithSnapshots { change, snapshots }))
 }

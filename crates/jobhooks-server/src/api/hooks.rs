@@ -1,22 +1,116 @@
-//! Job hooks: list, create, read, change, delete.
+//! Job hooks: list (with Nautobot's filters), create, read, change, delete; a hook is addressed by
+//! its id or, where unambiguous, its name.
 
 use super::*;
+
+/// The filters of the job hook list, as Nautobot's `JobHookFilterSet`.
+const HOOK_FILTERS: &[&str] =
+    &["id", "q", "name", "content_types", "enabled", "job", "type_create", "type_update", "type_delete"];
+
+/// A job hook to write, as Nautobot's serializer takes it: `job` as an id, a nested record
+/// (`{"id": …}`) or a class path. Read-only fields a client sends back (`url`, `display`, …) are
+/// ignored; other unknown fields are refused.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HookWrite {
+    /// Taken on create only; given by the store when absent.
+    id: Option<Uuid>,
+    name: Option<String>,
+    #[schema(value_type = Option<Vec<String>>)]
+    content_types: Option<Vec<ContentType>>,
+    job: Option<JobReference>,
+    enabled: Option<bool>,
+    type_create: Option<bool>,
+    type_update: Option<bool>,
+    type_delete: Option<bool>,
+}
+
+impl HookWrite {
+    async fn patch<S: Storage>(self, state: &AppState<S>) -> Answer<JobHookPatch> {
+        let job = match self.job {
+            Some(reference) => Some(reference.class_path(&state.store.list_jobs().await?)?),
+            None => None,
+        };
+        Ok(JobHookPatch {
+            name: self.name,
+            content_types: self.content_types,
+            job,
+            enabled: self.enabled,
+            type_create: self.type_create,
+            type_update: self.type_update,
+            type_delete: self.type_delete,
+        })
+    }
+
+    /// The whole hook this write describes (a create or a PUT): name, content types and job are
+    /// required.
+    async fn whole<S: Storage>(self, state: &AppState<S>) -> Answer<JobHook> {
+        let id = self.id;
+        let patch = self.patch(state).await?;
+        let mut missing = ValidationErrors::default();
+        for (field, absent) in [
+            ("name", patch.name.is_none()),
+            ("content_types", patch.content_types.is_none()),
+            ("job", patch.job.is_none()),
+        ] {
+            if absent {
+                missing.add(field, "This field is required.");
+            }
+        }
+        missing.into_result().map_err(ApiError::Validation)?;
+        let mut hook = patch.apply_to(&JobHook::new("", Vec::new(), ""));
+        hook.id = id.unwrap_or_default();
+        Ok(hook)
+    }
+}
+
+/// The hook `key` names: its id, else its name.
+pub(crate) async fn hook_by_key<S: Storage>(state: &AppState<S>, key: &str) -> Answer<JobHook> {
+    let found = match key.parse::<Uuid>() {
+        Ok(id) => state.store.list_hooks().await?.into_iter().find(|hook| hook.id == id),
+        Err(_) => state.store.get_hook(key).await?,
+    };
+    found.ok_or_else(|| ApiError::missing("job hook", key))
+}
+
+async fn shaped<S: Storage>(state: &AppState<S>, hook: &JobHook, query: &ListQuery, uri: &Uri) -> Answer<JobHookView> {
+    let shaper = query.shaper(uri).with_jobs(state.store.list_jobs().await?);
+    Ok(JobHookView::of(hook, &shaper))
+}
 
 #[utoipa::path(
     get,
     path = "/api/extras/job-hooks/",
     tag = "job hooks",
     summary = "List job hooks",
-    params(PageQuery),
-    responses((status = 200, body = Page<JobHook>), Refusals),
+    description = "Filters: `id`, `q` (in the name), `name`, `content_types`, `enabled`, `job` (id or class path), `type_create`, `type_update`, `type_delete`; any other parameter is a 400.",
+    params(PageQuery, DepthQuery),
+    responses((status = 200, body = Page<JobHookView>), Refusals),
 )]
 pub(crate) async fn list_hooks<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobHook>,
-    Params(page): Params<PageQuery>,
     OriginalUri(uri): OriginalUri,
-) -> Answer<Json<Page<JobHook>>> {
-    Ok(Json(Page::of(state.store.list_hooks().await?, page, &uri)))
+) -> Answer<Json<Page<JobHookView>>> {
+    let query = ListQuery::of(&uri, HOOK_FILTERS)?;
+    let shaper = query.shaper(&uri).with_jobs(state.store.list_jobs().await?);
+    let mut hooks = Vec::new();
+    for hook in state.store.list_hooks().await? {
+        let job_id = shaper.job_id(&hook.job);
+        let kept = query.admits("id", |id| id == hook.id.to_string())
+            && query.admits("name", |name| name == hook.name)
+            && query.admits_search(&[&hook.name])
+            && query.admits("content_types", |wanted| hook.content_types.iter().any(|ct| ct.as_str() == wanted))
+            && query.admits("job", |job| job == hook.job || job_id.is_some_and(|id| job == id.to_string()))
+            && query.admits_flag("enabled", hook.enabled)?
+            && query.admits_flag("type_create", hook.type_create)?
+            && query.admits_flag("type_update", hook.type_update)?
+            && query.admits_flag("type_delete", hook.type_delete)?;
+        if kept {
+            hooks.push(JobHookView::of(&hook, &shaper));
+        }
+    }
+    Ok(Json(Page::of(hooks, query.page, &uri)))
 }
 
 #[utoipa::path(
@@ -24,82 +118,121 @@ pub(crate) async fn list_hooks<S: Storage + 'static>(
     path = "/api/extras/job-hooks/",
     tag = "job hooks",
     summary = "Create a job hook",
-    request_body = JobHook,
-    responses((status = 201, body = JobHook), Refusals),
+    request_body = HookWrite,
+    responses((status = 201, body = JobHookView), Refusals),
 )]
 pub(crate) async fn create_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<AddJobHook>,
-    Body(hook): Body<JobHook>,
-) -> Answer<(StatusCode, Json<JobHook>)> {
-    Ok((StatusCode::CREATED, Json(state.store.create_hook(hook).await?)))
+    OriginalUri(uri): OriginalUri,
+    Write(write): Write<HookWrite>,
+) -> Answer<(StatusCode, Json<JobHookView>)> {
+    let query = ListQuery::of(&uri, &[])?;
+    let hook = state.store.create_hook(write.whole(&state).await?).await?;
+    Ok((StatusCode::CREATED, Json(shaped(&state, &hook, &query, &uri).await?)))
 }
 
 #[utoipa::path(
     get,
-    path = "/api/extras/job-hooks/{name}/",
+    path = "/api/extras/job-hooks/{key}/",
     tag = "job hooks",
-    summary = "One job hook",
-    params(NamePath),
-    responses((status = 200, body = JobHook), Refusals),
+    summary = "One job hook, by id or name",
+    params(KeyPath, DepthQuery),
+    responses((status = 200, body = JobHookView), Refusals),
 )]
 pub(crate) async fn get_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ViewJobHook>,
-    Path(name): Path<String>,
-) -> Answer<Json<JobHook>> {
-    state.store.get_hook(&name).await?.map(Json).ok_or_else(|| ApiError::missing("job hook", &name))
+    Path(key): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<JobHookView>> {
+    let query = ListQuery::of(&uri, &[])?;
+    let hook = hook_by_key(&state, &key).await?;
+    Ok(Json(shaped(&state, &hook, &query, &uri).await?))
 }
 
 #[utoipa::path(
     patch,
-    path = "/api/extras/job-hooks/{name}/",
+    path = "/api/extras/job-hooks/{key}/",
     tag = "job hooks",
     summary = "Change the fields given of a job hook",
-    params(NamePath),
-    request_body = JobHookPatch,
-    responses((status = 200, body = JobHook), Refusals),
+    params(KeyPath),
+    request_body = HookWrite,
+    responses((status = 200, body = JobHookView), Refusals),
 )]
 pub(crate) async fn patch_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
-    Path(name): Path<String>,
-    Body(patch): Body<JobHookPatch>,
-) -> Answer<Json<JobHook>> {
-    Ok(Json(state.store.update_hook(&name, patch).await?))
+    Path(key): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    Write(write): Write<HookWrite>,
+) -> Answer<Json<JobHookView>> {
+    let query = ListQuery::of(&uri, &[])?;
+    let stored = hook_by_key(&state, &key).await?;
+    let hook = state.store.update_hook(&stored.name, write.patch(&state).await?).await?;
+    Ok(Json(shaped(&state, &hook, &query, &uri).await?))
 }
 
 #[utoipa::path(
     put,
-    path = "/api/extras/job-hooks/{name}/",
+    path = "/api/extras/job-hooks/{key}/",
     tag = "job hooks",
     summary = "Replace a job hook",
-    params(NamePath),
-    request_body = JobHook,
-    responses((status = 200, body = JobHook), Refusals),
+    params(KeyPath),
+    request_body = HookWrite,
+    responses((status = 200, body = JobHookView), Refusals),
 )]
 pub(crate) async fn put_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
-    Path(name): Path<String>,
-    Body(hook): Body<JobHook>,
-) -> Answer<Json<JobHook>> {
-    Ok(Json(state.store.update_hook(&name, JobHookPatch::from(hook)).await?))
+    Path(key): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    Write(write): Write<HookWrite>,
+) -> Answer<Json<JobHookView>> {
+    let query = ListQuery::of(&uri, &[])?;
+    let stored = hook_by_key(&state, &key).await?;
+    let replacement = JobHookPatch::from(write.whole(&state).await?);
+    let hook = state.store.update_hook(&stored.name, replacement).await?;
+    Ok(Json(shaped(&state, &hook, &query, &uri).await?))
 }
 
 #[utoipa::path(
     delete,
-    path = "/api/extras/job-hooks/{name}/",
+    path = "/api/extras/job-hooks/{key}/",
     tag = "job hooks",
     summary = "Delete a job hook",
-    params(NamePath),
+    params(KeyPath),
     responses((status = 204, description = "Deleted"), Refusals),
 )]
 pub(crate) async fn delete_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<DeleteJobHook>,
-    Path(name): Path<String>,
+    Path(key): Path<String>,
 ) -> Answer<StatusCode> {
-    state.store.delete_hook(&name).await?;
+    let stored = hook_by_key(&state, &key).await?;
+    state.store.delete_hook(&stored.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/extras/job-hooks/",
+    tag = "job hooks",
+    summary = "Delete several job hooks: the body lists them, `[{\"id\": …}, …]`; all of them exist or none is deleted",
+    request_body = Vec<BulkId>,
+    responses((status = 204, description = "Deleted"), Refusals),
+)]
+pub(crate) async fn delete_hooks<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    _allowed: Allowed<DeleteJobHook>,
+    Body(ids): Body<Vec<BulkId>>,
+) -> Answer<StatusCode> {
+    let mut names = Vec::with_capacity(ids.len());
+    for BulkId { id } in ids {
+        names.push(hook_by_key(&state, &id.to_string()).await?.name);
+    }
+    for name in names {
+        state.store.delete_hook(&name).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ mod jobs;
 mod logins;
 mod objects;
 mod operations;
+mod query;
 mod results;
 mod users;
 
@@ -18,21 +19,21 @@ pub(crate) use jobs::*;
 pub(crate) use logins::*;
 pub(crate) use objects::*;
 pub(crate) use operations::*;
+pub(crate) use query::ListQuery;
 pub(crate) use results::*;
 pub(crate) use users::*;
 
 use std::time::Duration;
 
 use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobhooks_dispatch::{RenderedButton, buttons_for, press, run_job_on};
 use jobhooks_model::ports::{OpenSession, QueueDepth, ResultFilter, Storage};
 use jobhooks_model::{
     ApiToken, ChangeContext, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
-    JobResult, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, RUN_JOB_PERMISSION, RunId, User,
-    ValidationErrors,
+    JobResult, JobStatus, Object, ObjectRef, OffsetDateTime, RUN_JOB_PERMISSION, RunId, User, ValidationErrors,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -45,9 +46,13 @@ use crate::auth::{
     ViewJob, ViewJobButton, ViewJobHook, ViewJobResult, ViewObjectChange,
 };
 use crate::error::Refusals;
+use crate::shapes::{JobButtonView, JobHookView, JobLogView, JobResultView, JobView, ObjectChangeView, UserView};
 use crate::{ApiError, AppState, Caller, Page, PageQuery};
 
 pub(crate) type Answer<T> = Result<T, ApiError>;
+
+/// The one task queue jobhooks runs jobs on, as Nautobot names its default queue.
+pub(crate) const DEFAULT_QUEUE: &str = "default";
 
 /// The model's `Object` under another name, for the OpenAPI attributes: utoipa reads a type named
 /// `Object` as any JSON object.
@@ -76,6 +81,85 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                     other => other,
                 };
                 Err(ApiError::Body { status, detail: text })
+            }
+        }
+    }
+}
+
+/// The fields of Nautobot's records that are never written: a client may send them back with a
+/// record it read, and they are dropped before the body is read.
+const READ_ONLY_FIELDS: &[&str] = &[
+    "url",
+    "display",
+    "object_type",
+    "created",
+    "last_updated",
+    "natural_slug",
+    "notes_url",
+    "custom_fields",
+    "computed_fields",
+    "relationships",
+    "tags",
+];
+
+/// A JSON body that writes a record, read as Nautobot's serializers read one: its read-only
+/// fields ([`READ_ONLY_FIELDS`]) are ignored, any other unknown field is refused.
+pub struct Write<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Write<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Body(mut value) = Body::<Value>::from_request(request, state).await?;
+        if let Some(fields) = value.as_object_mut() {
+            fields.retain(|field, _| !READ_ONLY_FIELDS.contains(&field.as_str()));
+        }
+        serde_json::from_value(value).map(Write).map_err(|error| {
+            let text = error.to_string();
+            match missing_field(&text) {
+                Some(field) => field_error(field, "This field is required.".to_owned()),
+                None => ApiError::Body { status: StatusCode::BAD_REQUEST, detail: format!("Invalid body: {text}") },
+            }
+        })
+    }
+}
+
+/// One record of a bulk delete's body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkId {
+    id: Uuid,
+}
+
+/// A related record in a write, as Nautobot's serializers take it: its id, its natural key (a
+/// job's class path), or the record itself (`{"id": …}`, as a client sends back what it read).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum JobReference {
+    /// An id or a class path.
+    Key(String),
+    /// A nested record: its `id`, else its `class_path`.
+    Nested { id: Option<Uuid>, class_path: Option<String> },
+}
+
+impl JobReference {
+    /// The class path of the job this names among `jobs`. A class path that names no job is kept,
+    /// for the catalog's rules to refuse with their message.
+    pub(crate) fn class_path(self, jobs: &[JobRecord]) -> Answer<String> {
+        let by_id = |id: Uuid| {
+            jobs.iter().find(|job| job.id == id).map(|job| job.class_path.clone()).ok_or_else(|| {
+                field_error("job", format!("Related object not found using the provided attribute(s): id={id}"))
+            })
+        };
+        match self {
+            JobReference::Key(key) => match key.parse::<Uuid>() {
+                Ok(id) => by_id(id),
+                Err(_) => Ok(key),
+            },
+            JobReference::Nested { id: Some(id), .. } => by_id(id),
+            JobReference::Nested { id: None, class_path: Some(class_path) } => Ok(class_path),
+            JobReference::Nested { id: None, class_path: None } => {
+                Err(field_error("job", "Give the job's id or class path.".to_owned()))
             }
         }
     }
@@ -110,7 +194,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, provision_token, get_token, delete_token, set_password, list_sessions, end_session, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, list_buttons, create_button, get_button, patch_button, put_button, delete_button, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, replay_result, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
+    paths(status, backup, export, prune, users, create_user, list_tokens, create_token, provision_token, get_token, delete_token, set_password, list_sessions, end_session, list_user_views, get_user_view, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, delete_hooks, list_buttons, create_button, get_button, patch_button, put_button, delete_button, delete_buttons, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, result_logs, replay_result, list_logs, get_log, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -128,13 +212,22 @@ pub(crate) struct ObjectPath {
     id: String,
 }
 
-/// A hook's or a button's name in the path.
+/// A hook's or a button's id, or its name, in the path.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub(crate) struct NamePath {
-    /// The name.
-    name: String,
+pub(crate) struct KeyPath {
+    /// The id (a UUID), or the name.
+    key: String,
+}
+
+/// How deep related records nest in the answer.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct DepthQuery {
+    /// 0 (the default): related records as `{"id", "object_type", "url"}`; 1 to 10: whole, to that depth.
+    depth: Option<u8>,
 }
 
 /// A change's or a result's id in the path.
@@ -146,13 +239,22 @@ pub(crate) struct IdPath {
     id: u64,
 }
 
-/// A job's class path in the path.
+/// A job's id, class path or (when no other job has it) name in the path.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
 pub(crate) struct JobPath {
-    /// The job's class path.
-    class_path: String,
+    /// The job's id (a UUID), class path, or name.
+    key: String,
+}
+
+/// A log entry's id in the path: `{run}-{index}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct LogPath {
+    /// The run's number and the entry's place in its log, `{run}-{index}`.
+    id: String,
 }
 
 /// A token's id in the path.
@@ -213,17 +315,19 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/users/sessions/", get(list_sessions::<S>))
         .route("/api/users/sessions/{id}/", axum::routing::delete(end_session::<S>))
         .route("/api/users/{username}/password/", axum::routing::put(set_password::<S>))
-        .route("/api/extras/job-hooks/", get(list_hooks::<S>).post(create_hook::<S>))
+        .route("/api/users/users/", get(list_user_views::<S>))
+        .route("/api/users/users/{key}/", get(get_user_view::<S>))
+        .route("/api/extras/job-hooks/", get(list_hooks::<S>).post(create_hook::<S>).delete(delete_hooks::<S>))
         .route(
-            "/api/extras/job-hooks/{name}/",
+            "/api/extras/job-hooks/{key}/",
             get(get_hook::<S>).patch(patch_hook::<S>).put(put_hook::<S>).delete(delete_hook::<S>),
         )
-        .route("/api/extras/job-buttons/", get(list_buttons::<S>).post(create_button::<S>))
+        .route("/api/extras/job-buttons/", get(list_buttons::<S>).post(create_button::<S>).delete(delete_buttons::<S>))
         .route(
-            "/api/extras/job-buttons/{name}/",
+            "/api/extras/job-buttons/{key}/",
             get(get_button::<S>).patch(patch_button::<S>).put(put_button::<S>).delete(delete_button::<S>),
         )
-        .route("/api/extras/job-buttons/{name}/press/", post(press_button::<S>))
+        .route("/api/extras/job-buttons/{key}/press/", post(press_button::<S>))
         .route("/api/extras/object-changes/", get(list_changes::<S>))
         .route("/api/extras/object-changes/{id}/", get(get_change::<S>))
         .route(
@@ -233,11 +337,14 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/objects/{content_type}/{id}/buttons/", get(object_buttons::<S>))
         .route("/api/extras/jobs/", get(list_jobs::<S>))
         .route("/api/extras/jobs/restore/", post(restore_jobs::<S>))
-        .route("/api/extras/jobs/{class_path}/", get(get_job::<S>).patch(patch_job::<S>))
-        .route("/api/extras/jobs/{class_path}/run/", post(run_job::<S>))
+        .route("/api/extras/jobs/{key}/", get(get_job::<S>).patch(patch_job::<S>))
+        .route("/api/extras/jobs/{key}/run/", post(run_job::<S>))
         .route("/api/extras/job-results/", get(list_results::<S>))
         .route("/api/extras/job-results/{id}/", get(get_result::<S>))
+        .route("/api/extras/job-results/{id}/logs/", get(result_logs::<S>))
         .route("/api/extras/job-results/{id}/replay/", post(replay_result::<S>))
+        .route("/api/extras/job-logs/", get(list_logs::<S>))
+        .route("/api/extras/job-logs/{id}/", get(get_log::<S>))
 }
 
 pub(crate) fn field_error(field: &str, message: String) -> ApiError {

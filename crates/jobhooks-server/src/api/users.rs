@@ -286,3 +286,63 @@ pub(crate) async fn provision_token<S: Storage + 'static>(
     shown.key = Some(issued.key);
     Ok((StatusCode::CREATED, Json(shown)))
 }
+
+/// The filters of Nautobot's user list.
+const USER_FILTERS: &[&str] = &["id", "q", "username", "is_superuser"];
+
+#[utoipa::path(
+    get,
+    path = "/api/users/users/",
+    tag = "users",
+    summary = "List users as Nautobot shows them (superusers only)",
+    description = "Filters: `id`, `q` (in the username), `username`, `is_superuser`; any other parameter is a 400.",
+    params(PageQuery),
+    responses((status = 200, body = Page<UserView>), Refusals),
+)]
+pub(crate) async fn list_user_views<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<Page<UserView>>> {
+    caller.require_superuser()?;
+    let query = ListQuery::of(&uri, USER_FILTERS)?;
+    let shaper = query.shaper(&uri);
+    let mut users = Vec::new();
+    for user in state.store.list_users().await? {
+        let kept = query.admits("id", |id| id == crate::shapes::user_id(&user.username).to_string())
+            && query.admits("username", |name| name == user.username)
+            && query.admits_search(&[&user.username])
+            && query.admits_flag("is_superuser", user.is_superuser)?;
+        if kept {
+            users.push(UserView::of(&user, &shaper));
+        }
+    }
+    Ok(Json(Page::of(users, query.page, &uri)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/users/users/{key}/",
+    tag = "users",
+    summary = "One user, by id or username (superusers, or the user themself)",
+    params(KeyPath),
+    responses((status = 200, body = UserView), Refusals),
+)]
+pub(crate) async fn get_user_view<S: Storage + 'static>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(key): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> Answer<Json<UserView>> {
+    let query = ListQuery::of(&uri, &[])?;
+    let own = key == caller.0.username || key == crate::shapes::user_id(&caller.0.username).to_string();
+    if !own {
+        caller.require_superuser()?;
+    }
+    let user = match key.parse::<Uuid>() {
+        Ok(id) => state.store.list_users().await?.into_iter().find(|user| crate::shapes::user_id(&user.username) == id),
+        Err(_) => state.store.get_user(&key).await?,
+    };
+    let user = user.ok_or_else(|| ApiError::missing("user", &key))?;
+    Ok(Json(UserView::of(&user, &query.shaper(&uri))))
+}
