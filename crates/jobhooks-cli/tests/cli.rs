@@ -27,6 +27,8 @@ mod macros {
 
 #[path = "cli/newcomer.rs"]
 mod newcomer;
+#[path = "cli/pynautobot.rs"]
+mod pynautobot;
 #[path = "cli/web.rs"]
 mod web;
 

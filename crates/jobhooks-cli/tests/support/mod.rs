@@ -127,8 +127,13 @@ impl Served {
         Self { _dir: dir, server, url, root, tokens: RefCell::default() }
     }
 
+    /// The server's address, `http://127.0.0.1:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A token of `user`, or root's when `user` does not exist.
-    fn token_of(&self, user: &str) -> String {
+    pub fn token_of(&self, user: &str) -> String {
         if let Some(token) = self.tokens.borrow().get(user) {
             return token.clone();
         }

@@ -205,6 +205,14 @@ pub(crate) struct RunBody {
     schedule: Option<RunSchedule>,
     object_pk: Option<String>,
     object_model_name: Option<String>,
+    /// pynautobot sends the job it runs in the body too; the path names it.
+    #[serde(default, rename = "job_id")]
+    #[schema(ignore)]
+    _job_id: Option<serde::de::IgnoredAny>,
+    /// As `job_id`.
+    #[serde(default, rename = "job_name")]
+    #[schema(ignore)]
+    _job_name: Option<serde::de::IgnoredAny>,
 }
 
 impl RunBody {

@@ -147,3 +147,21 @@ pub(crate) async fn prune<S: Storage + 'static>(
     }
     Ok(Json(state.store.prune(&retention, OffsetDateTime::now_utc()).await?))
 }
+
+#[utoipa::path(
+    get,
+    path = "/api/",
+    tag = "status",
+    summary = "The API's root: its apps, as Nautobot lists them; clients read the API-Version header here",
+    security(()),
+    responses((status = 200, description = "The apps' addresses")),
+)]
+pub(crate) async fn api_root(OriginalUri(uri): OriginalUri) -> Json<Value> {
+    let origin = crate::shapes::origin_of(&uri);
+    Json(serde_json::json!({
+        "extras": format!("{origin}/api/extras/"),
+        "users": format!("{origin}/api/users/"),
+        "status": format!("{origin}/api/status/"),
+        "docs": format!("{origin}/api/docs/openapi.json"),
+    }))
+}
