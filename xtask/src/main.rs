@@ -87,6 +87,8 @@ fn ci() -> Result<(), String> {
     let with_postgres = [("JOBHOOKS_TEST_PG", postgres.as_str())];
     // The web pages' tests drive Debian's Chromium through chromedriver.
     chromium_for_tests()?;
+    // The API's test with Nautobot's client makes a Python virtual environment.
+    python_venv_for_tests()?;
     // nextest runs the tests of every binary at once rather than one binary after another, which
     // on two cores is what keeps CI short. The benches are compiled (in the test profile, sharing
     // the tests' build); `cargo xtask bench` runs them.
@@ -218,6 +220,28 @@ fn chromium_for_tests() -> Result<(), String> {
     }
     eprintln!("xtask: Chromium or chromedriver is not installed; installing Debian's chromium and chromium-driver");
     apt_install(&["chromium", "chromium-driver"], "install them (apt-get install chromium chromium-driver)")
+}
+
+/// Installs Debian's `python3-venv` when `python3 -m venv` cannot make an environment: the API's
+/// test installs pynautobot from PyPI into one.
+fn python_venv_for_tests() -> Result<(), String> {
+    let probe = std::env::temp_dir().join(format!("jobhooks-venv-probe-{}", std::process::id()));
+    let made = Command::new("python3").args(["-m", "venv", "--without-pip"]).arg(&probe).output();
+    let _ = std::fs::remove_dir_all(&probe);
+    match made {
+        // No Python at all: the test says it is skipped.
+        Err(_) => Ok(()),
+        Ok(output) if output.status.success() && ensurepip_works() => Ok(()),
+        Ok(_) => {
+            eprintln!("xtask: python3 cannot make a virtual environment; installing Debian's python3-venv");
+            apt_install(&["python3-venv"], "install it (apt-get install python3-venv)")
+        }
+    }
+}
+
+/// Whether Python's `ensurepip` (what `venv` installs pip with) is there.
+fn ensurepip_works() -> bool {
+    Command::new("python3").args(["-c", "import ensurepip"]).output().is_ok_and(|output| output.status.success())
 }
 
 /// `apt-get update` then `apt-get install -y --no-install-recommends PACKAGES`; `otherwise` says
