@@ -312,9 +312,11 @@ pub struct UserView {
     pub is_superuser: bool,
     /// Always true: a user who may not log in is removed, not deactivated.
     pub is_active: bool,
-    /// jobhooks: what the user may do.
-    #[schema(value_type = Vec<Object>)]
-    pub permissions: Vec<Permission>,
+    /// jobhooks: what the user may do; only in `/api/users/users/`, to superusers and the user
+    /// themself, never in a record that relates to the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub permissions: Option<Vec<Permission>>,
 }
 
 impl UserView {
@@ -326,8 +328,13 @@ impl UserView {
         format!("/api/users/users/{id}/")
     }
 
-    /// `user` as Nautobot shows it.
+    /// `user` as Nautobot shows it, with the user's permissions.
     pub fn of(user: &User, shaper: &Shaper) -> Self {
+        Self { permissions: Some(user.permissions.clone()), ..Self::related(user, shaper) }
+    }
+
+    /// `user` as a record that relates to them shows them: without their permissions.
+    pub fn related(user: &User, shaper: &Shaper) -> Self {
         let id = super::user_id(&user.username);
         Self {
             id,
@@ -337,7 +344,7 @@ impl UserView {
             username: user.username.clone(),
             is_superuser: user.is_superuser,
             is_active: true,
-            permissions: user.permissions.clone(),
+            permissions: None,
         }
     }
 }

@@ -158,7 +158,7 @@ impl Shaper {
     pub fn related_user(&self, username: &str) -> Related<UserView> {
         let id = user_id(username);
         match self.users.get(username) {
-            Some(user) if self.depth > 0 => Related::Whole(Box::new(UserView::of(user, self))),
+            Some(user) if self.depth > 0 => Related::Whole(Box::new(UserView::related(user, self))),
             _ => Related::Brief(self.brief(Value::String(id.to_string()), UserView::OBJECT_TYPE, UserView::path(id))),
         }
     }

@@ -141,6 +141,7 @@ async fn a_run_takes_nautobots_body_and_its_result_and_logs_read_as_nautobots() 
     let (_, dead) = server.get(&format!("/api/extras/job-results/{id}/?depth=1"), &server.root).await;
     assert_eq!(dead["status"], json!({"value": "FAILURE", "label": "FAILURE (dead-lettered)"}));
     assert_eq!((&dead["user"]["username"], &dead["job_model"]["class_path"]), (&json!("alice"), &json!(TOUCH)));
+    assert!(dead["user"].get("permissions").is_none(), "a related user does not show what they may do");
     let (_, failures) = server.get("/api/extras/job-results/?status=FAILURE", &server.root).await;
     assert_eq!(failures["count"], 1, "FAILURE takes dead-lettered runs");
     let (_, by_user) =
