@@ -112,6 +112,12 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
     async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
         self.inner.latest_changes(limit).await
     }
+    async fn change_page(&self, page: &jobhooks_model::ports::ChangePage) -> Result<Vec<ObjectChange>, StorageFailure> {
+        self.inner.change_page(page).await
+    }
+    async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {
+        self.inner.count_changes_of(object).await
+    }
     async fn count_changes(&self) -> Result<u64, StorageFailure> {
         self.inner.count_changes().await
     }

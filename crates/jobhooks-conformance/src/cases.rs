@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jobhooks_model::ports::{ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
+use jobhooks_model::ports::{ChangePage, ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
-    Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeSet, JobButton, JobButtonPatch, JobHook,
-    JobHookPatch, JobKind, JobSpec, JobStatus, LoginSession, MaintenanceError, OffsetDateTime, PasswordCost,
+    Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, JobButton, JobButtonPatch,
+    JobHook, JobHookPatch, JobKind, JobSpec, JobStatus, LoginSession, MaintenanceError, OffsetDateTime, PasswordCost,
     PasswordHash, PendingChange, QueueError, RunId, SyncMode, User, json,
 };
 use proptest::prelude::*;
@@ -388,6 +388,23 @@ pub async fn changes_are_found_by_object_request_and_time<S: Storage>(store: &S)
     assert_eq!(latest, newest_first, "the newest page of the log, newest first");
     assert_eq!(store.latest_changes(100).await.unwrap().len(), 3);
     assert_eq!(store.count_changes().await.unwrap(), 3);
+    // Pages of the log and of one object's changes: an offset passes over the newest, past the
+    // end is empty, and counts are of the whole list.
+    let whole: Vec<ChangeId> = all.iter().rev().map(|c| c.id).collect();
+    let of_one: Vec<ChangeId> =
+        store.changes_for_object(&reference("1"), 10).await.unwrap().iter().map(|c| c.id).collect();
+    for (object, expected) in [(None, &whole), (Some(reference("1")), &of_one)] {
+        assert_eq!(store.count_changes_of(object.as_ref()).await.unwrap(), expected.len() as u64);
+        for offset in 0..=expected.len() + 1 {
+            for limit in [1, 2, 100] {
+                let page = ChangePage::new(object.clone(), offset, limit);
+                let ids: Vec<ChangeId> = store.change_page(&page).await.unwrap().iter().map(|c| c.id).collect();
+                let wanted: Vec<ChangeId> = expected.iter().skip(offset).take(limit).copied().collect();
+                assert_eq!(ids, wanted, "{page:?}");
+            }
+        }
+    }
+    assert_eq!(store.count_changes_of(Some(&reference("nope"))).await.unwrap(), 0);
     let listed: Vec<String> =
         store.list_objects(&ct("dcim.device")).await.unwrap().iter().map(|o| o.id().to_owned()).collect();
     assert_eq!(listed, ["1", "2"]);
@@ -672,9 +689,27 @@ pub async fn results_are_listed_newest_first_and_filtered<S: Storage>(store: &S)
         ResultFilter { status: Some(JobStatus::Success), ..Default::default() },
         ResultFilter { status: Some(JobStatus::Pending), ..Default::default() },
     ];
+    // A user filter lists that user's runs only; an offset skips the first of what a filter admits,
+    // and a count ignores it.
+    let pressed_by = store.get_result(pressed).await.unwrap().unwrap().user.expect("a press has its user");
+    let by_user = ResultFilter { user: Some(pressed_by.clone()), ..Default::default() };
+    let listed = store.list_results(&by_user).await.unwrap();
+    assert!(listed.iter().all(|result| result.user.as_ref() == Some(&pressed_by)) && listed[0].id == pressed);
+    let nobody = ResultFilter { user: Some("nobody".into()), ..Default::default() };
+    assert!(store.list_results(&nobody).await.unwrap().is_empty());
+    assert_eq!(store.count_results(&nobody).await.unwrap(), 0);
+    let filters: Vec<ResultFilter> = filters.into_iter().chain([by_user, nobody]).collect();
     for filter in filters {
-        let listed = store.list_results(&ResultFilter { limit: None, ..filter.clone() }).await.unwrap().len();
-        assert_eq!(store.count_results(&filter).await.unwrap(), listed as u64, "{filter:?}");
+        let whole = store.list_results(&ResultFilter { limit: None, ..filter.clone() }).await.unwrap();
+        assert_eq!(store.count_results(&filter).await.unwrap(), whole.len() as u64, "{filter:?}");
+        let whole: Vec<RunId> = whole.iter().map(|result| result.id).collect();
+        for offset in 0..=whole.len() + 1 {
+            let skipped = ResultFilter { offset, limit: Some(1), ..filter.clone() };
+            let page: Vec<RunId> = store.list_results(&skipped).await.unwrap().iter().map(|r| r.id).collect();
+            let expected: Vec<RunId> = whole.iter().skip(offset).take(1).copied().collect();
+            assert_eq!(page, expected, "{skipped:?}");
+            assert_eq!(store.count_results(&skipped).await.unwrap(), whole.len() as u64, "{skipped:?}");
+        }
     }
     assert_eq!(store.get_result(RunId(9_999)).await.unwrap(), None);
 }

@@ -119,6 +119,47 @@ pub trait ChangeStore: ObjectReader {
 
     /// How many changes the log holds.
     async fn count_changes(&self) -> Result<u64, StorageFailure>;
+
+    /// A page of the change log, newest first: the changes of `page.object` (every change when
+    /// `None`) after the first `page.offset`, at most `page.limit`. A store reads the page through
+    /// its indexes and passes over the offset's changes without reading them; the default reads
+    /// them and drops them.
+    async fn change_page(&self, page: &ChangePage) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let reach = page.offset.saturating_add(page.limit);
+        let changes = match &page.object {
+            Some(object) => self.changes_for_object(object, reach).await?,
+            None => self.latest_changes(reach).await?,
+        };
+        Ok(changes.into_iter().skip(page.offset).collect())
+    }
+
+    /// How many changes [`ChangeStore::change_page`] pages through for `object` (the whole log's
+    /// when `None`). The default reads them all.
+    async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {
+        match object {
+            Some(object) => Ok(self.changes_for_object(object, usize::MAX).await?.len() as u64),
+            None => self.count_changes().await,
+        }
+    }
+}
+
+/// Which page of the change log to read: see [`ChangeStore::change_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChangePage {
+    /// Only this object's changes; every change when `None`.
+    pub object: Option<ObjectRef>,
+    /// Changes to pass over, newest first.
+    pub offset: usize,
+    /// The most to read.
+    pub limit: usize,
+}
+
+impl ChangePage {
+    /// `limit` changes after the newest `offset` (of `object`'s, or of the whole log).
+    pub fn new(object: Option<ObjectRef>, offset: usize, limit: usize) -> Self {
+        Self { object, offset, limit }
+    }
 }
 
 /// Opens a [`ChangeSession`](crate::ChangeSession) on a shared store: `store.session(context)`
@@ -270,8 +311,27 @@ pub struct ResultFilter {
     pub status: Option<JobStatus>,
     /// Only runs of this change.
     pub change: Option<ChangeId>,
+    /// Only runs as this user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Skip this many of the results the filter admits (newest first) before listing: a store
+    /// skips them without reading more of them than it must, so a far offset costs no more than
+    /// the results it passes over. Counting ignores it.
+    #[serde(default)]
+    pub offset: usize,
     /// At most this many (newest first); `None` for all.
     pub limit: Option<usize>,
+}
+
+impl ResultFilter {
+    /// Whether `result` passes the filter's job, status, change and user (not its offset and
+    /// limit).
+    pub fn admits(&self, result: &crate::JobResult) -> bool {
+        self.job.as_ref().is_none_or(|job| *job == result.job)
+            && self.status.is_none_or(|status| status == result.status)
+            && self.change.is_none_or(|change| Some(change) == result.change_id())
+            && self.user.as_ref().is_none_or(|user| result.user.as_ref() == Some(user))
+    }
 }
 
 /// How long finished results and old changes are kept.

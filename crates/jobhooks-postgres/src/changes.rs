@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
+use jobhooks_model::ports::{ChangePage, ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
     Action, BackendError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobRecord,
     JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, PendingChange, RunId, StorageFailure, match_hooks,
@@ -725,11 +725,36 @@ impl ChangeStore for PgStore {
     }
 
     async fn count_changes(&self) -> Result<u64, StorageFailure> {
+        self.count_changes_of(None).await
+    }
+
+    async fn change_page(&self, page: &ChangePage) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let (offset, limit) =
+            (i64::try_from(page.offset).unwrap_or(i64::MAX), i64::try_from(page.limit).unwrap_or(i64::MAX));
+        let (content_type, id) = object_columns(page.object.as_ref());
+        self.query_changes(
+            "($1::text IS NULL OR (c.content_type = $1 AND c.object_id = $2)) ORDER BY c.id DESC OFFSET $3 LIMIT $4",
+            &[&content_type, &id, &offset, &limit],
+        )
+        .await
+    }
+
+    async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {
         let client = self.client().await?;
+        let (content_type, id) = object_columns(object);
         let row = client
-            .query_one("SELECT count(*) FROM jobhooks_changes", &[])
+            .query_one(
+                "SELECT count(*) FROM jobhooks_changes
+                 WHERE $1::text IS NULL OR (content_type = $1 AND object_id = $2)",
+                &[&content_type, &id],
+            )
             .await
             .map_err(db_error("cannot count changes"))?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
+}
+
+/// An object's content type and id as query parameters; both `None` for the whole log.
+fn object_columns(object: Option<&ObjectRef>) -> (Option<&str>, Option<&str>) {
+    (object.map(|object| object.content_type().as_str()), object.map(ObjectRef::id))
 }

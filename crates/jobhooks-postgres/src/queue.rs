@@ -643,6 +643,7 @@ impl QueueReader for PgStore {
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
         let client = self.client().await?;
         let limit = filter.limit.map_or(i64::MAX, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
         let status = filter.status.map(status_name);
         let change = filter.change.map(|change| change.0 as i64);
         let rows = client
@@ -650,10 +651,10 @@ impl QueueReader for PgStore {
                 &format!(
                     "SELECT {RUN_COLUMNS} FROM jobhooks_runs
                      WHERE ($1::text IS NULL OR job = $1) AND ($2::text IS NULL OR status = $2)
-                       AND ($3::bigint IS NULL OR change_id = $3)
-                     ORDER BY id DESC LIMIT $4"
+                       AND ($3::bigint IS NULL OR change_id = $3) AND ($4::text IS NULL OR user_id = $4)
+                     ORDER BY id DESC OFFSET $5 LIMIT $6"
                 ),
-                &[&filter.job, &status, &change, &limit],
+                &[&filter.job, &status, &change, &filter.user, &offset, &limit],
             )
             .await
             .map_err(db_error("cannot read results"))?;
@@ -668,8 +669,8 @@ impl QueueReader for PgStore {
             .query_one(
                 "SELECT count(*) FROM jobhooks_runs
                  WHERE ($1::text IS NULL OR job = $1) AND ($2::text IS NULL OR status = $2)
-                   AND ($3::bigint IS NULL OR change_id = $3)",
-                &[&filter.job, &status, &change],
+                   AND ($3::bigint IS NULL OR change_id = $3) AND ($4::text IS NULL OR user_id = $4)",
+                &[&filter.job, &status, &change, &filter.user],
             )
             .await
             .map_err(db_error("cannot count results"))?;

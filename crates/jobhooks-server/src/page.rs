@@ -58,9 +58,15 @@ impl<T> Page<T> {
     /// The page `query` asks for of a list of `count` items, given its first items: at least
     /// [`PageQuery::end`] of them when the list has that many (a store reads no further).
     pub fn window(first: Vec<T>, count: usize, query: PageQuery, uri: &Uri) -> Self {
+        let offset = query.offset.unwrap_or(0).min(count);
+        Self::at(first.into_iter().skip(offset).take(query.limit()).collect(), count, query, uri)
+    }
+
+    /// The page `query` asks for of a list of `count` items, given the page's items (a store
+    /// skipped the offset's).
+    pub fn at(results: Vec<T>, count: usize, query: PageQuery, uri: &Uri) -> Self {
         let limit = query.limit();
         let offset = query.offset.unwrap_or(0).min(count);
-        let results: Vec<T> = first.into_iter().skip(offset).take(limit).collect();
         let next = (offset + limit < count).then(|| link(uri, limit, offset + limit));
         let previous = (offset > 0).then(|| link(uri, limit, offset.saturating_sub(limit)));
         Page { count, next, previous, results }

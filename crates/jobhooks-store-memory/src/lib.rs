@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use jobhooks_model::ports::{
-    Catalog, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, Logins, ObjectReader, ObjectWrites, Outcome,
-    PruneReport, QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
+    Catalog, ChangePage, ChangeStore, CommitReceipt, Completion, JobQueue, Lease, Logins, ObjectReader, ObjectWrites,
+    Outcome, PruneReport, QueueDepth, QueueMaintenance, QueueReader, ResultFilter, Retention, SyncMode, SyncReport,
 };
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ChangeContext, ChangeError, ChangeFacts, ChangeId, ChangeSession, ChangeSet, Clock,
@@ -429,6 +429,23 @@ impl ChangeStore for MemoryStore {
     async fn count_changes(&self) -> Result<u64, StorageFailure> {
         Ok(self.state().changes.len() as u64)
     }
+
+    async fn change_page(&self, page: &ChangePage) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let state = self.state();
+        let ids: Vec<ChangeId> = match &page.object {
+            Some(object) => state.changes_by_object.get(object).cloned().unwrap_or_default(),
+            None => state.changes.keys().copied().collect(),
+        };
+        Ok(ids.iter().rev().skip(page.offset).take(page.limit).filter_map(|&id| state.read_change(id)).collect())
+    }
+
+    async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {
+        let state = self.state();
+        Ok(match object {
+            Some(object) => state.changes_by_object.get(object).map_or(0, Vec::len),
+            None => state.changes.len(),
+        } as u64)
+    }
 }
 
 #[async_trait::async_trait]
@@ -762,17 +779,12 @@ impl QueueReader for MemoryStore {
 
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
         let state = self.state();
-        let wanted = |result: &JobResult| {
-            filter.job.as_ref().is_none_or(|job| *job == result.job)
-                && filter.status.is_none_or(|status| status == result.status)
-                && filter.change.is_none_or(|change| Some(change) == result.change_id())
-        };
-        let results = state.runs.values().rev().map(Run::view).filter(wanted);
-        Ok(results.take(filter.limit.unwrap_or(usize::MAX)).collect())
+        let results = state.runs.values().rev().map(Run::view).filter(|result| filter.admits(result));
+        Ok(results.skip(filter.offset).take(filter.limit.unwrap_or(usize::MAX)).collect())
     }
 
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
-        let unlimited = ResultFilter { limit: None, ..filter.clone() };
+        let unlimited = ResultFilter { limit: None, offset: 0, ..filter.clone() };
         Ok(self.list_results(&unlimited).await?.len() as u64)
     }
 }

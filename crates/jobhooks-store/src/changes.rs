@@ -2,7 +2,7 @@
 
 use std::ops::Bound;
 
-use jobhooks_model::ports::{ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
+use jobhooks_model::ports::{ChangePage, ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
     Action, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, Object, ObjectChange, ObjectRef,
     OffsetDateTime, RunId, StorageFailure, match_hooks,
@@ -398,11 +398,35 @@ impl ChangeStore for Store {
     }
 
     async fn count_changes(&self) -> Result<u64, StorageFailure> {
-        let mut count = 0;
-        for entry in self.view().scan_prefix(keys::CHANGE) {
-            entry?;
-            count += 1;
-        }
-        Ok(count)
+        count_keys(self.view().scan_prefix(keys::CHANGE))
     }
+
+    async fn change_page(&self, page: &ChangePage) -> Result<Vec<ObjectChange>, StorageFailure> {
+        // The offset's keys are passed over; only the page's changes are read.
+        let st = self.view();
+        let prefix = match &page.object {
+            Some(object) => keys::changes_of_object(object),
+            None => keys::CHANGE.to_vec(),
+        };
+        self.changes_by_index(st.scan_prefix_rev(&prefix).skip(page.offset), page.limit)
+    }
+
+    async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {
+        match object {
+            Some(object) => count_keys(self.view().scan_prefix(&keys::changes_of_object(object))),
+            None => self.count_changes().await,
+        }
+    }
+}
+
+/// How many entries `entries` yields, their values unread.
+fn count_keys<'s>(
+    entries: impl Iterator<Item = Result<(Bytes<'s>, Bytes<'s>), StorageFailure>>,
+) -> Result<u64, StorageFailure> {
+    let mut count = 0;
+    for entry in entries {
+        entry?;
+        count += 1;
+    }
+    Ok(count)
 }

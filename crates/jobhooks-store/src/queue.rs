@@ -391,11 +391,14 @@ impl QueueReader for Store {
             let runs =
                 read_change_json::<serde::de::IgnoredAny>(&st, change)?.map(|(runs, _)| runs).unwrap_or_default();
             for run in runs.into_iter().rev() {
-                results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
+                results.extend(self.get_result(run).await?.filter(|r| filter.admits(r)));
             }
-            results.truncate(limit);
-            return Ok(results);
+            return Ok(results.into_iter().skip(filter.offset).take(limit).collect());
         }
+        // The results the offset passes over are counted from their headers when the headers
+        // decide, and never kept.
+        let header_decides = header_decides(filter);
+        let mut to_skip = filter.offset;
         let headers = HeaderFilter::new(filter);
         let st = self.view();
         for item in Self::records_newest_first(&st) {
@@ -403,19 +406,30 @@ impl QueueReader for Store {
                 break;
             }
             let (run, record) = item?;
-            match record {
+            let result = match record {
                 RunRecord::Result(key, value) => {
-                    if headers.may_match(&key, &value)? {
-                        results.extend(self.get_result(run).await?.filter(|r| self.wanted(filter, r)));
+                    if !headers.may_match(&key, &value)? {
+                        continue;
                     }
+                    if to_skip > 0 && header_decides {
+                        to_skip -= 1;
+                        continue;
+                    }
+                    self.get_result(run).await?
                 }
+                // A stored result is listed from `res/`.
                 RunRecord::Queued(key, value) => {
                     let entry = decode_entry(&key, &value)?;
-                    // A stored result is listed from `res/`.
-                    if !entry.result_stored {
-                        results.extend(Some(queued_result(&st, run, &entry)?).filter(|r| self.wanted(filter, r)));
+                    if entry.result_stored {
+                        continue;
                     }
+                    Some(queued_result(&st, run, &entry)?)
                 }
+            };
+            match result.filter(|result| filter.admits(result)) {
+                Some(_) if to_skip > 0 => to_skip -= 1,
+                Some(result) => results.push(result),
+                None => {}
             }
         }
         Ok(results)
@@ -423,14 +437,10 @@ impl QueueReader for Store {
 
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
         if filter.change.is_some() {
-            let unlimited = ResultFilter { limit: None, ..filter.clone() };
+            let unlimited = ResultFilter { limit: None, offset: 0, ..filter.clone() };
             return Ok(self.list_results(&unlimited).await?.len() as u64);
         }
-        // A stored result's header decides, unless the filter asks for STARTED, PENDING or
-        // RETRYING: a stored PENDING or RETRYING status may show as STARTED, so those results are
-        // read. A queued run's entry is small and read whole.
-        let header_decides =
-            matches!(filter.status, None | Some(JobStatus::Success | JobStatus::Failure | JobStatus::DeadLettered));
+        let header_decides = header_decides(filter);
         let headers = HeaderFilter::new(filter);
         let mut count = 0;
         let st = self.view();
@@ -439,14 +449,14 @@ impl QueueReader for Store {
             match record {
                 RunRecord::Result(key, value) => {
                     if headers.may_match(&key, &value)? {
-                        let counted = header_decides
-                            || self.get_result(run).await?.is_some_and(|result| self.wanted(filter, &result));
+                        let counted =
+                            header_decides || self.get_result(run).await?.is_some_and(|result| filter.admits(&result));
                         count += u64::from(counted);
                     }
                 }
                 RunRecord::Queued(key, value) => {
                     let entry = decode_entry(&key, &value)?;
-                    if !entry.result_stored && self.wanted(filter, &queued_result(&st, run, &entry)?) {
+                    if !entry.result_stored && filter.admits(&queued_result(&st, run, &entry)?) {
                         count += 1;
                     }
                 }
@@ -503,6 +513,14 @@ enum RunRecord {
 /// What a stored result's header says of a filter: the header names the result's job and stored
 /// status, so most records are skipped without decoding. A stored PENDING or RETRYING status may
 /// show as STARTED, so a filter on STARTED lets both through.
+/// Whether a stored result's header decides the filter: it holds the job and the status, not the
+/// user; and a stored PENDING or RETRYING status may show as STARTED, so a filter on STARTED,
+/// PENDING or RETRYING reads the results. A queued run's entry is small and read whole.
+fn header_decides(filter: &ResultFilter) -> bool {
+    filter.user.is_none()
+        && matches!(filter.status, None | Some(JobStatus::Success | JobStatus::Failure | JobStatus::DeadLettered))
+}
+
 struct HeaderFilter<'f> {
     job: Option<&'f str>,
     status_tags: Option<Vec<u8>>,
@@ -595,12 +613,6 @@ pub(crate) fn last_run_id(st: &Staging<'_>) -> Result<u64, StorageFailure> {
 }
 
 impl Store {
-    fn wanted(&self, filter: &ResultFilter, result: &JobResult) -> bool {
-        filter.job.as_ref().is_none_or(|j| *j == result.job)
-            && filter.status.is_none_or(|s| s == result.status)
-            && filter.change.is_none_or(|c| Some(c) == result.change_id())
-    }
-
     /// When the first retry falls due, if any is waiting.
     fn first_retry_time(&self) -> Option<OffsetDateTime> {
         let view = self.view();

@@ -113,6 +113,7 @@ pub(crate) async fn results(s: &impl Backend, command: ResultsCommand) -> Outcom
                 status: status.map(JobStatus::from),
                 change: change.map(ChangeId),
                 limit: Some(limit),
+                ..ResultFilter::default()
             };
             let results = s.list_results(filter).await?;
             s.print(&results, |results| {

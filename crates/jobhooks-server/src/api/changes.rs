@@ -35,13 +35,6 @@ pub(crate) async fn list_changes<S: Storage + 'static>(
     let query = ListQuery::of(&uri, CHANGE_FILTERS)?;
     let users = if query.depth > 0 { state.store.list_users().await? } else { Vec::new() };
     let shaper = query.shaper(&uri).with_users(users);
-    if !query.filters_anything() {
-        // The whole log: the store reads only as far as the page reaches, newest first.
-        let count = usize::try_from(state.store.count_changes().await?).unwrap_or(usize::MAX);
-        let first = state.store.latest_changes(query.page.end()).await?;
-        let first = first.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
-        return Ok(Json(Page::window(first, count, query.page, &uri)));
-    }
     let mut types = Vec::new();
     for value in query.values("changed_object_type") {
         types.push(
@@ -52,9 +45,33 @@ pub(crate) async fn list_changes<S: Storage + 'static>(
     for value in query.values("request_id") {
         requests.push(value.parse::<Uuid>().map_err(|_| field_error("request_id", "Enter a valid UUID.".into()))?);
     }
-    // The narrowest read the store has for the filters given: one request's changes, one object's,
-    // or the whole log.
     let ids = query.values("changed_object_id");
+    // The whole log, or one object's changes: a page through the store's index, which passes over
+    // the offset's changes unread; past the end, nothing is read.
+    let only_object = ["changed_object_type", "changed_object_id"];
+    let others_given = CHANGE_FILTERS.iter().any(|key| !only_object.contains(key) && !query.values(key).is_empty());
+    let paged = match (types.as_slice(), ids) {
+        _ if others_given => None,
+        ([], []) => Some(None),
+        ([content_type], [id]) => Some(Some(
+            ObjectRef::new(content_type.clone(), id.as_str())
+                .map_err(|error| field_error("changed_object_id", error.to_string()))?,
+        )),
+        _ => None,
+    };
+    if let Some(object) = paged {
+        let count = usize::try_from(state.store.count_changes_of(object.as_ref()).await?).unwrap_or(usize::MAX);
+        let offset = query.page.offset.unwrap_or(0);
+        let changes = if offset < count {
+            state.store.change_page(&ChangePage::new(object, offset, query.page.limit())).await?
+        } else {
+            Vec::new()
+        };
+        let views = changes.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
+        return Ok(Json(Page::at(views, count, query.page, &uri)));
+    }
+    // Other filters: the narrowest read the store has (one request's changes, one object's, or the
+    // whole log), filtered here.
     let mut changes = match (types.as_slice(), ids, requests.as_slice()) {
         (_, _, [request]) => state.store.changes_for_request(*request).await?,
         ([content_type], [id], []) => {

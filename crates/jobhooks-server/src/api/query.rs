@@ -61,11 +61,6 @@ impl ListQuery {
         self.filters.get(key).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether any filter is given.
-    pub(crate) fn filters_anything(&self) -> bool {
-        !self.filters.is_empty()
-    }
-
     /// Whether `candidate` passes the filter `key`: it is not given, or some value of it matches.
     pub(crate) fn admits(&self, key: &str, matches: impl Fn(&str) -> bool) -> bool {
         let values = self.values(key);

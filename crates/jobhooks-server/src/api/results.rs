@@ -67,27 +67,44 @@ pub(crate) async fn list_results<S: Storage + 'static>(
             value.parse().map_err(|_| field_error("object_change", "A whole number is required.".into()))?,
         ));
     }
-    // What the store filters on: one job, one status, one change. The rest is filtered here, over
-    // every result the store's filters admit.
+    // What the store filters on: one job, one status, one change, one user. The rest is filtered
+    // here, over every result the store's filters admit.
+    // A user is given by username or by id.
+    let mut users = Vec::new();
+    for value in query.values("user") {
+        users.push(match value.parse::<Uuid>() {
+            Ok(id) => state
+                .store
+                .list_users()
+                .await?
+                .into_iter()
+                .find(|user| crate::shapes::user_id(&user.username) == id)
+                .map_or_else(|| value.clone(), |user| user.username),
+            Err(_) => value.clone(),
+        });
+    }
     let single = |values: usize| values == 1;
     let filter = ResultFilter {
         job: single(job_values.len()).then(|| job_values[0].clone()).flatten(),
         status: single(statuses.len()).then(|| statuses[0]),
         change: single(changes.len()).then(|| changes[0]),
-        limit: None,
+        user: single(users.len()).then(|| users[0].clone()),
+        ..ResultFilter::default()
     };
     let in_store = job_values.len() <= 1
         && job_values.iter().all(Option::is_some)
         && statuses.len() <= 1
         && changes.len() <= 1
-        && ["id", "q", "name", "user"].iter().all(|key| query.values(key).is_empty());
+        && users.len() <= 1
+        && ["id", "q", "name"].iter().all(|key| query.values(key).is_empty());
     if in_store {
-        // The store reads only as far as the page reaches, and counts the rest.
-        let filter = ResultFilter { limit: Some(query.page.end()), ..filter };
+        // The store skips the offset's results and reads one page; past the end, nothing is read.
         let count = usize::try_from(state.store.count_results(&filter).await?).unwrap_or(usize::MAX);
-        let first: Vec<JobResultView> =
-            state.store.list_results(&filter).await?.iter().map(|result| JobResultView::of(result, &shaper)).collect();
-        return Ok(Json(Page::window(first, count, query.page, &uri)));
+        let offset = query.page.offset.unwrap_or(0);
+        let page = ResultFilter { offset, limit: Some(query.page.limit()), ..filter };
+        let results = if offset < count { state.store.list_results(&page).await? } else { Vec::new() };
+        let views = results.iter().map(|result| JobResultView::of(result, &shaper)).collect();
+        return Ok(Json(Page::at(views, count, query.page, &uri)));
     }
     let mut results = Vec::new();
     for result in state.store.list_results(&filter).await? {
@@ -100,9 +117,7 @@ pub(crate) async fn list_results<S: Storage + 'static>(
             && query.admits("id", |id| id == result.id.0.to_string())
             && query.admits("name", |wanted| wanted == name)
             && query.admits_search(&[name])
-            && query.admits("user", |wanted| {
-                !user.is_empty() && (wanted == user || wanted == crate::shapes::user_id(user).to_string())
-            });
+            && (users.is_empty() || users.iter().any(|wanted| wanted == user));
         if kept {
             results.push(JobResultView::of(&result, &shaper));
         }

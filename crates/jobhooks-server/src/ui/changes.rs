@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use jobhooks_model::ports::Storage;
+use jobhooks_model::ports::{ChangePage, Storage};
 use jobhooks_model::{ChangeId, ContentType, ObjectChange, ObjectRef, OffsetDateTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -99,10 +99,21 @@ pub(crate) async fn list<S: Storage + 'static>(
     let object_id = given(&filter.changed_object_id);
     let (user, action) = (given(&filter.user), given(&filter.action));
     let number = filter.page.unwrap_or(1).max(1);
-    let (changes, count) = if content_type.is_none() && object_id.is_none() && user.is_none() && action.is_none() {
-        let count = usize::try_from(state.store.count_changes().await?).unwrap_or(usize::MAX);
-        let mut latest = state.store.latest_changes(number * PER_PAGE).await?;
-        let shown = latest.split_off(((number - 1) * PER_PAGE).min(latest.len()));
+    // The whole log, or one object's changes: a page through the store's index.
+    let paged = match (&content_type, object_id) {
+        _ if user.is_some() || action.is_some() => None,
+        (None, None) => Some(None),
+        (Some(content_type), Some(id)) => Some(Some(ObjectRef::new(content_type.clone(), id).map_err(bad)?)),
+        _ => None,
+    };
+    let (changes, count) = if let Some(object) = paged {
+        let count = usize::try_from(state.store.count_changes_of(object.as_ref()).await?).unwrap_or(usize::MAX);
+        let offset = (number - 1).saturating_mul(PER_PAGE);
+        let shown = if offset < count {
+            state.store.change_page(&ChangePage::new(object, offset, PER_PAGE)).await?
+        } else {
+            Vec::new()
+        };
         (shown, count)
     } else {
         let mut changes = match (&content_type, object_id) {

@@ -88,23 +88,22 @@ pub(crate) async fn list<S: Storage + 'static>(
     let user = if everyone { given(&query.user).map(str::to_owned) } else { Some(visitor.user.username.clone()) };
     let object = given(&query.object);
     let number = query.page.unwrap_or(1).max(1);
-    let filter = ResultFilter { job: given(&query.job).map(str::to_owned), status, change: None, limit: None };
-    let narrowed = user.is_some() || object.is_some();
-    let (results, count) = if narrowed {
-        let mut results = state.store.list_results(&filter).await?;
-        results.retain(|result| {
-            user.as_deref().is_none_or(|user| result.user.as_deref() == Some(user))
-                && object
-                    .is_none_or(|object| object_of(result).is_some_and(|reference| reference.to_string() == object))
-        });
-        let count = results.len();
-        (results.into_iter().skip((number - 1) * PER_PAGE).take(PER_PAGE).collect::<Vec<_>>(), count)
-    } else {
-        let count = usize::try_from(state.store.count_results(&filter).await?).unwrap_or(usize::MAX);
-        let window = ResultFilter { limit: Some(number * PER_PAGE), ..filter };
-        let mut results = state.store.list_results(&window).await?;
-        let shown = results.split_off(((number - 1) * PER_PAGE).min(results.len()));
-        (shown, count)
+    let filter = ResultFilter { job: given(&query.job).map(str::to_owned), status, user, ..ResultFilter::default() };
+    let (results, count) = match object {
+        // A run's object is in its inputs (a press) or its change (a hook run): filtered here.
+        Some(object) => {
+            let mut results = state.store.list_results(&filter).await?;
+            results.retain(|result| object_of(result).is_some_and(|reference| reference.to_string() == object));
+            let count = results.len();
+            (results.into_iter().skip((number - 1) * PER_PAGE).take(PER_PAGE).collect::<Vec<_>>(), count)
+        }
+        None => {
+            let count = usize::try_from(state.store.count_results(&filter).await?).unwrap_or(usize::MAX);
+            let offset = (number - 1).saturating_mul(PER_PAGE);
+            let page = ResultFilter { offset, limit: Some(PER_PAGE), ..filter };
+            let results = if offset < count { state.store.list_results(&page).await? } else { Vec::new() };
+            (results, count)
+        }
     };
     let mut jobs: Vec<String> = state.store.list_jobs().await?.into_iter().map(|job| job.class_path).collect();
     jobs.sort();

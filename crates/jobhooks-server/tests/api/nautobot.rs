@@ -161,3 +161,28 @@ async fn a_run_takes_nautobots_body_and_its_result_and_logs_read_as_nautobots() 
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_far_offset_gives_an_empty_page_with_the_whole_count() {
+    let server = Server::start().await;
+    let on_device = json!({"object_pk": "1", "object_model_name": "dcim.device"});
+    for _ in 0..3 {
+        let (status, _) =
+            server.post(&format!("/api/extras/jobs/{TOUCH}/run/"), &server.alice, on_device.clone()).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    for (path, count) in [
+        ("/api/extras/job-results/?offset=999999999", 3),
+        ("/api/extras/job-results/?user=alice&offset=999999999", 3),
+        ("/api/extras/object-changes/?offset=999999999", 1),
+        ("/api/extras/object-changes/?changed_object_type=dcim.device&changed_object_id=1&offset=999999999", 1),
+    ] {
+        let (status, page) = server.get(path, &server.root).await;
+        assert_eq!((status, &page["count"], &page["results"]), (StatusCode::OK, &json!(count), &json!([])), "{path}");
+        assert!(page["next"].is_null() && page["previous"].is_string(), "{path}: {page}");
+    }
+    let (_, second) = server.get("/api/extras/job-results/?user=alice&limit=1&offset=1", &server.root).await;
+    let (_, all) = server.get("/api/extras/job-results/?user=alice", &server.root).await;
+    assert_eq!(second["results"][0]["id"], all["results"][1]["id"], "the store skips the offset's results");
+    server.stop().await;
+}
