@@ -89,6 +89,9 @@ pub struct ServerSettings {
     pub max_waiters: usize,
     /// Whether `/metrics` needs a valid token, as the API does (default: open, for Prometheus).
     pub metrics_need_a_token: bool,
+    /// Where `/health`, `/ready` and `/metrics` are served instead of `listen`, `host:port` (a
+    /// private address, for the monitoring system alone); empty: on `listen`, beside the API.
+    pub metrics_listen: String,
     /// The directory backups through the API (`backup` with `--url`) are written under; empty:
     /// none, and such backups are refused.
     pub backup_dir: String,
@@ -207,6 +210,7 @@ impl Default for ServerSettings {
             max_connections: limits.max_connections,
             max_waiters: limits.max_waiters,
             metrics_need_a_token: limits.metrics_need_a_token,
+            metrics_listen: String::new(),
             backup_dir: String::new(),
             external_url: String::new(),
             session_idle_days: 14,
@@ -360,6 +364,7 @@ impl Config {
         set(env, "JOBHOOKS_SERVER_MAX_CONNECTIONS", &mut self.server.max_connections)?;
         set(env, "JOBHOOKS_SERVER_MAX_WAITERS", &mut self.server.max_waiters)?;
         set(env, "JOBHOOKS_SERVER_METRICS_NEED_A_TOKEN", &mut self.server.metrics_need_a_token)?;
+        set(env, "JOBHOOKS_SERVER_METRICS_LISTEN", &mut self.server.metrics_listen)?;
         set(env, "JOBHOOKS_SERVER_BACKUP_DIR", &mut self.server.backup_dir)?;
         set(env, "JOBHOOKS_SERVER_EXTERNAL_URL", &mut self.server.external_url)?;
         set(env, "JOBHOOKS_SERVER_SESSION_IDLE_DAYS", &mut self.server.session_idle_days)?;

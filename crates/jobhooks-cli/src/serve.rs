@@ -74,13 +74,35 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
         None => None,
     };
     let address = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen: {e}")))?;
-    let stopped = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
+    let metrics_listener = match s.config.server.metrics_listen.as_str() {
+        "" => None,
+        metrics_address => Some(tokio::net::TcpListener::bind(metrics_address).await.map_err(|e| {
+            Failure::failed(format!("cannot listen for /metrics on {metrics_address} (server.metrics_listen): {e}"))
+        })?),
+    };
+    let interrupted = interrupt_listener().map_err(|e| Failure::failed(format!("cannot wait for signals: {e}")))?;
+    // One signal stops both servers.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        interrupted.await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stopped| *stopped).await;
+    };
     let ui = s.config.ui();
     if demo {
         seed_demo(s, &ui, address).await?;
     }
+    let metrics_address = match &metrics_listener {
+        Some(listener) => {
+            let metrics = listener.local_addr().map_err(|e| Failure::failed(format!("cannot listen: {e}")))?;
+            format!(", /health, /ready and /metrics at http://{metrics}/")
+        }
+        None => String::new(),
+    };
     crate::say::progress(&format!(
-        "serving http://{address}/api/ and the web pages at http://{address}/ from {}; SIGTERM or Ctrl-C to stop",
+        "serving http://{address}/api/ and the web pages at http://{address}/ from {}{metrics_address}; SIGTERM or Ctrl-C to stop",
         s.location
     ));
     let limits = s.config.http_limits(Duration::from_secs(grace));
@@ -94,10 +116,21 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
     if !s.config.server.backup_dir.is_empty() {
         state = state.with_backup_dir(&s.config.server.backup_dir);
     }
-    let router = jobhooks_server::router(state);
-    jobhooks_server::serve_with(listener, router, &limits, stopped)
-        .await
-        .map_err(|e| Failure::failed(format!("the server failed: {e}")))?;
+    let served = match metrics_listener {
+        None => jobhooks_server::serve_with(listener, jobhooks_server::router(state), &limits, stopped(stopping)).await,
+        Some(metrics_listener) => {
+            let (main, metrics) = jobhooks_server::routers_apart(state);
+            let metrics_limits = limits.clone();
+            let metrics_stopping = stopping.clone();
+            let metrics_served = tokio::spawn(async move {
+                jobhooks_server::serve_with(metrics_listener, metrics, &metrics_limits, stopped(metrics_stopping)).await
+            });
+            let main_served = jobhooks_server::serve_with(listener, main, &limits, stopped(stopping)).await;
+            let metrics_served = metrics_served.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            main_served.and(metrics_served)
+        }
+    };
+    served.map_err(|e| Failure::failed(format!("the server failed: {e}")))?;
     if let Some(dispatcher) = dispatcher {
         crate::say::progress(&format!("stopping; runs in flight have {grace}s to finish"));
         let report = dispatcher.shutdown(Duration::from_secs(grace)).await;

@@ -146,9 +146,18 @@ impl<S: Storage + 'static> AppState<S> {
 /// Every route of the API, `/health`, `/ready` and `/metrics`, with the body limit, the request
 /// timeout and request counting.
 pub fn router<S: Storage + 'static>(state: AppState<S>) -> Router {
-    api::routes::<S>()
-        .merge(metrics::routes::<S>())
-        .merge(ui::routes::<S>())
+    with_layers(api::routes::<S>().merge(metrics::routes::<S>()).merge(ui::routes::<S>()), state)
+}
+
+/// The routes apart, to serve on two addresses: the API and the pages on one, `/health`,
+/// `/ready` and `/metrics` on the other (a private address, for the monitoring system alone).
+pub fn routers_apart<S: Storage + 'static>(state: AppState<S>) -> (Router, Router) {
+    let main = with_layers(api::routes::<S>().merge(ui::routes::<S>()), state.clone());
+    (main, with_layers(metrics::routes::<S>(), state))
+}
+
+fn with_layers<S: Storage + 'static>(routes: Router<AppState<S>>, state: AppState<S>) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response_with_state((), api_version))

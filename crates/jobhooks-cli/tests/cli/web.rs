@@ -142,3 +142,35 @@ fn serve_demo_seeds_only_a_new_or_empty_store() {
     let users = json(&kept, &["users", "list"]);
     assert_eq!(users.as_array().unwrap().len(), 3, "alice, bob and eve stay in the store --db named");
 }
+
+/// With `server.metrics_listen`, `/health`, `/ready` and `/metrics` answer on that address alone:
+/// the public address answers 404 for them, and both stop on one SIGTERM.
+#[tokio::test]
+async fn metrics_may_be_served_on_an_address_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = jobhooks(dir.path().join("db"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "error")
+        .env("JOBHOOKS_SERVER_METRICS_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let main = line.split("serving ").nth(1).and_then(|rest| rest.split("/api/").next()).expect(&line).to_owned();
+    let metrics = line.split("/metrics at ").nth(1).and_then(|rest| rest.split('/').nth(2)).expect(&line);
+    let metrics = format!("http://{metrics}");
+    for path in ["/health", "/ready", "/metrics"] {
+        let apart = reqwest::get(format!("{metrics}{path}")).await.unwrap();
+        assert_eq!(apart.status(), reqwest::StatusCode::OK, "{path} on the metrics address");
+        let beside = reqwest::get(format!("{main}{path}")).await.unwrap();
+        assert_eq!(beside.status(), reqwest::StatusCode::NOT_FOUND, "{path} is not on the public address");
+    }
+    let text = reqwest::get(format!("{metrics}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("jobhooks_queue_runs"), "{text}");
+    assert_eq!(reqwest::get(format!("{main}/api/")).await.unwrap().status(), reqwest::StatusCode::OK);
+    assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
+    assert!(server.wait().unwrap().success(), "one SIGTERM stops both");
+}
