@@ -51,7 +51,7 @@ use jobhooks_model::ports::{Backup, Storage};
 pub use auth::{Allowed, Caller, Needs};
 pub use error::ApiError;
 pub use limits::{HttpLimits, serve_with};
-pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
+pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageOf, PageQuery};
 pub use ui::UiConfig;
 
 /// The largest request body the API reads (1 MiB); a larger one is refused with 413.

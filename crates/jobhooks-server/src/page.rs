@@ -73,6 +73,33 @@ impl<T> Page<T> {
     }
 }
 
+/// A page collected from a list read in order, item by item: every item offered is counted, and
+/// only those the page shows are kept, so that reading a long list for one page holds one page.
+#[derive(Debug)]
+pub struct PageOf<T> {
+    /// Items offered so far.
+    pub count: usize,
+    /// The page's items.
+    pub shown: Vec<T>,
+    offset: usize,
+    limit: usize,
+}
+
+impl<T> PageOf<T> {
+    /// An empty page of what `query` asks for.
+    pub fn new(query: PageQuery) -> Self {
+        Self { count: 0, shown: Vec::new(), offset: query.offset.unwrap_or(0), limit: query.limit() }
+    }
+
+    /// The next item of the list.
+    pub fn offer(&mut self, item: T) {
+        if self.count >= self.offset && self.shown.len() < self.limit {
+            self.shown.push(item);
+        }
+        self.count += 1;
+    }
+}
+
 /// The request's address and query with `limit` and `offset` replaced: absolute when the request's
 /// URI is (the server makes it so for the API, from `server.external_url` or the `Host` header).
 fn link(uri: &Uri, limit: usize, offset: usize) -> String {
@@ -97,6 +124,19 @@ fn link(uri: &Uri, limit: usize, offset: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn a_page_of_offered_items_is_the_window_of_the_list(len in 0usize..50, limit in 0usize..10, offset in 0usize..60) {
+            let query = PageQuery { limit: Some(limit), offset: Some(offset) };
+            let mut page = PageOf::new(query);
+            (0..len).for_each(|item| page.offer(item));
+            let uri: Uri = "/x/".parse().unwrap();
+            let window = Page::of((0..len).collect::<Vec<_>>(), query, &uri);
+            proptest::prop_assert_eq!(page.count, len);
+            proptest::prop_assert_eq!(page.shown, window.results);
+        }
+    }
 
     #[test]
     fn pages_link_to_their_neighbours_and_keep_the_filters() {

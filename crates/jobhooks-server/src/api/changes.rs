@@ -70,21 +70,9 @@ pub(crate) async fn list_changes<S: Storage + 'static>(
         let views = changes.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
         return Ok(Json(Page::at(views, count, query.page, &uri)));
     }
-    // Other filters: the narrowest read the store has (one request's changes, one object's, or the
-    // whole log), filtered here.
-    let mut changes = match (types.as_slice(), ids, requests.as_slice()) {
-        (_, _, [request]) => state.store.changes_for_request(*request).await?,
-        ([content_type], [id], []) => {
-            let object = ObjectRef::new(content_type.clone(), id.as_str())
-                .map_err(|error| field_error("changed_object_id", error.to_string()))?;
-            state.store.changes_for_object(&object, usize::MAX).await?
-        }
-        _ => {
-            let far = OffsetDateTime::now_utc() + std::time::Duration::from_secs(366 * 86_400);
-            state.store.changes_between(OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await?
-        }
-    };
-    changes.retain(|change| {
+    // Other filters: the narrowest read the store has (one request's changes, or one object's, or
+    // the whole log a chunk at a time), filtered here; only the page's changes are kept.
+    let admitted = |change: &jobhooks_model::ObjectChange| {
         let user = change.user.as_deref().unwrap_or("");
         let user_matches =
             |wanted: &str| !user.is_empty() && (wanted == user || wanted == crate::shapes::user_id(user).to_string());
@@ -100,12 +88,41 @@ pub(crate) async fn list_changes<S: Storage + 'static>(
             && query.admits("change_context_detail", |detail| detail == change.change_context_detail)
             && query.admits("object_repr", |repr| repr == change.object_repr)
             && query.admits_search(&[&change.object_repr])
-    });
-    // Newest first, as Nautobot lists them.
-    changes.sort_by_key(|change| std::cmp::Reverse(change.id.0));
-    let views = changes.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
-    Ok(Json(Page::of(views, query.page, &uri)))
+    };
+    let mut page = PageOf::new(query.page);
+    match (types.as_slice(), ids, requests.as_slice()) {
+        (_, _, [request]) => {
+            // One request's changes, in order: newest first here, as Nautobot lists them.
+            let mut changes = state.store.changes_for_request(*request).await?;
+            changes.reverse();
+            changes.into_iter().filter(|change| admitted(change)).for_each(|change| page.offer(change));
+        }
+        (types, ids, _) => {
+            let object = match (types, ids) {
+                ([content_type], [id]) => Some(
+                    ObjectRef::new(content_type.clone(), id.as_str())
+                        .map_err(|error| field_error("changed_object_id", error.to_string()))?,
+                ),
+                _ => None,
+            };
+            let mut read = 0;
+            loop {
+                let chunk = state.store.change_page(&ChangePage::new(object.clone(), read, SCAN_CHUNK)).await?;
+                let got = chunk.len();
+                read += got;
+                chunk.into_iter().filter(|change| admitted(change)).for_each(|change| page.offer(change));
+                if got < SCAN_CHUNK {
+                    break;
+                }
+            }
+        }
+    }
+    let views = page.shown.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
+    Ok(Json(Page::at(views, page.count, query.page, &uri)))
 }
+
+/// How many changes a filter the store has no index for reads at a time.
+const SCAN_CHUNK: usize = 1_000;
 
 /// A change with the object's state before and after it and their differences.
 #[derive(Serialize, ToSchema)]

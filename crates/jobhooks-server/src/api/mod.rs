@@ -47,7 +47,7 @@ use crate::auth::{
 };
 use crate::error::Refusals;
 use crate::shapes::{JobButtonView, JobHookView, JobLogView, JobResultView, JobView, ObjectChangeView, UserView};
-use crate::{ApiError, AppState, Caller, Page, PageQuery};
+use crate::{ApiError, AppState, Caller, Page, PageOf, PageQuery};
 
 pub(crate) type Answer<T> = Result<T, ApiError>;
 

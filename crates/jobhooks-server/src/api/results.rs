@@ -106,24 +106,40 @@ pub(crate) async fn list_results<S: Storage + 'static>(
         let views = results.iter().map(|result| JobResultView::of(result, &shaper)).collect();
         return Ok(Json(Page::at(views, count, query.page, &uri)));
     }
-    let mut results = Vec::new();
-    for result in state.store.list_results(&filter).await? {
-        let name = jobs.iter().find(|job| job.class_path == result.job).map_or(result.job.as_str(), |job| &job.name);
-        let user = result.user.as_deref().unwrap_or("");
-        let kept = job_values.iter().any(|job| job.as_deref() == Some(result.job.as_str())) || job_values.is_empty();
-        let kept = kept
-            && (statuses.is_empty() || statuses.contains(&result.status))
-            && (changes.is_empty() || result.change_id().is_some_and(|change| changes.contains(&change)))
-            && query.admits("id", |id| id == result.id.0.to_string())
-            && query.admits("name", |wanted| wanted == name)
-            && query.admits_search(&[name])
-            && (users.is_empty() || users.iter().any(|wanted| wanted == user));
-        if kept {
-            results.push(JobResultView::of(&result, &shaper));
+    // The store's filters first, a chunk at a time; only the page's results are kept.
+    let mut page = PageOf::new(query.page);
+    let mut read = 0;
+    loop {
+        let chunk = ResultFilter { offset: read, limit: Some(SCAN_CHUNK), ..filter.clone() };
+        let results = state.store.list_results(&chunk).await?;
+        let got = results.len();
+        read += got;
+        for result in results {
+            let name =
+                jobs.iter().find(|job| job.class_path == result.job).map_or(result.job.as_str(), |job| &job.name);
+            let user = result.user.as_deref().unwrap_or("");
+            let kept = (job_values.is_empty()
+                || job_values.iter().any(|job| job.as_deref() == Some(result.job.as_str())))
+                && (statuses.is_empty() || statuses.contains(&result.status))
+                && (changes.is_empty() || result.change_id().is_some_and(|change| changes.contains(&change)))
+                && query.admits("id", |id| id == result.id.0.to_string())
+                && query.admits("name", |wanted| wanted == name)
+                && query.admits_search(&[name])
+                && (users.is_empty() || users.iter().any(|wanted| wanted == user));
+            if kept {
+                page.offer(result);
+            }
+        }
+        if got < SCAN_CHUNK {
+            break;
         }
     }
-    Ok(Json(Page::of(results, query.page, &uri)))
+    let views = page.shown.iter().map(|result| JobResultView::of(result, &shaper)).collect();
+    Ok(Json(Page::at(views, page.count, query.page, &uri)))
 }
+
+/// How many results a filter the store cannot apply reads at a time.
+const SCAN_CHUNK: usize = 1_000;
 
 /// The class path of the job `key` names among `jobs` (id, class path or name), if any.
 fn job_class_path(jobs: &[JobRecord], key: &str) -> Option<String> {
