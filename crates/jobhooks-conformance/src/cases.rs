@@ -720,7 +720,9 @@ pub async fn results_are_listed_newest_first_and_filtered<S: Storage>(store: &S)
 pub async fn retention_prunes_only_what_it_may<S: Storage>(store: &S) {
     hooked(store).await;
     let old = save(store, &[device("1", "A"), device("2", "A"), device("3", "A")]).await;
+    assert_eq!(store.count_changes().await.unwrap(), 3);
     save(store, &[device("1", "B")]).await;
+    assert_eq!(store.count_changes().await.unwrap(), 4, "a count after a commit takes it in");
     let now = OffsetDateTime::now_utc();
     let mut claimed = lease_all(store, now).await;
     claimed.sort_by_key(|(lease, _)| lease.run);
@@ -736,9 +738,13 @@ pub async fn retention_prunes_only_what_it_may<S: Storage>(store: &S) {
     assert_eq!(store.get_result(old.runs[1]).await.unwrap().unwrap().status, JobStatus::DeadLettered);
     assert!(store.get_result(old.runs[2]).await.unwrap().is_some(), "a leased run is kept");
     assert_eq!(report.changes, 1, "only device 1's create: its run's result is gone and it is not the latest");
+    assert_eq!(store.count_changes().await.unwrap(), 3, "a count after a prune takes it in");
+    save(store, &[device("4", "A")]).await;
+    assert_eq!(store.count_changes().await.unwrap(), 4);
     assert_eq!(store.get_change(old.changes[0]).await.unwrap(), None);
     assert!(store.get_change(old.changes[1]).await.unwrap().is_some());
     assert_eq!(store.get_object(&reference("1")).await.unwrap(), Some(device("1", "B")));
+    assert_eq!(store.latest_changes(100).await.unwrap().len(), 4, "the count is the log's");
     let again = store.prune(&Retention { results_for: hour, changes_for: hour }, later).await.unwrap();
     assert_eq!((again.results, again.changes), (0, 0));
 }

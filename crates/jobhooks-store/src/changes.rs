@@ -398,7 +398,20 @@ impl ChangeStore for Store {
     }
 
     async fn count_changes(&self) -> Result<u64, StorageFailure> {
-        count_keys(self.view().scan_prefix(keys::CHANGE))
+        let removals = self.inner.change_removals.load(std::sync::atomic::Ordering::SeqCst);
+        let mut counted = self.inner.change_count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if counted.removals != Some(removals) {
+            *counted = ChangeCount { removals: Some(removals), ..ChangeCount::default() };
+        }
+        // Only the changes committed since the last count are read: their keys come after it.
+        let st = self.view();
+        let since = key_range(keys::change(ChangeId(counted.through + 1)), keys::change(ChangeId(u64::MAX)));
+        for entry in st.scan(since, false) {
+            let (key, _) = entry?;
+            counted.count += 1;
+            counted.through = keys::trailing_id(&key).unwrap_or(counted.through);
+        }
+        Ok(counted.count)
     }
 
     async fn change_page(&self, page: &ChangePage) -> Result<Vec<ObjectChange>, StorageFailure> {
@@ -417,6 +430,17 @@ impl ChangeStore for Store {
             None => self.count_changes().await,
         }
     }
+}
+
+/// The change log's size as last counted: `count` keys up to the change `through`, counted when
+/// `removals` changes had been removed. Changes are added with ids past every earlier one and
+/// removed only by pruning, so the next count adds the keys past `through`, unless changes were
+/// removed since, when it counts again from the start.
+#[derive(Debug, Default)]
+pub(crate) struct ChangeCount {
+    through: u64,
+    count: u64,
+    removals: Option<u64>,
 }
 
 /// How many entries `entries` yields, their values unread.

@@ -182,6 +182,10 @@ struct Inner {
     /// them are lost, so no later write may report success. Reopening the store clears it.
     broken: OnceLock<StorageFailure>,
     work: Notify,
+    /// The change log's size as last counted; see [`changes::ChangeCount`].
+    change_count: Mutex<changes::ChangeCount>,
+    /// Grows whenever changes are removed (pruning): a count made before must be made again.
+    change_removals: AtomicU64,
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
     clock: Arc<dyn Clock>,
@@ -271,6 +275,8 @@ impl Store {
             flusher: FlushCoordinator::new(config.durability),
             broken: OnceLock::new(),
             work: Notify::new(),
+            change_count: Mutex::new(changes::ChangeCount::default()),
+            change_removals: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             clock: config.clock,
             lock,

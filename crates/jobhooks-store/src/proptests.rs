@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::ports::{
-    ChangeStore, Completion, JobQueue, Lease, ObjectReader, Outcome, QueueMaintenance, QueueReader,
+    ChangeStore, Completion, JobQueue, Lease, ObjectReader, OpenSession, Outcome, QueueMaintenance, QueueReader,
 };
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
@@ -320,6 +320,58 @@ proptest! {
                     prop_assert_eq!(store.get_object(&r).await.unwrap().map(|o| o.data_value()), expected.get(&r).cloned());
                 }
             }
+            Ok(())
+        })?;
+    }
+}
+
+/// A step of the change log's life: a commit of some objects, a prune of every change it may let
+/// go, or a count.
+#[derive(Debug, Clone)]
+enum LogOp {
+    Commit { objects: u8, serial: u8 },
+    Prune,
+    Count,
+}
+
+fn log_op() -> impl Strategy<Value = LogOp> {
+    prop_oneof![
+        4 => (1u8..4, any::<u8>()).prop_map(|(objects, serial)| LogOp::Commit { objects, serial }),
+        1 => Just(LogOp::Prune),
+        3 => Just(LogOp::Count),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The change log's count, kept between counts, always equals the changes the log holds,
+    /// whatever commits and prunes come between.
+    #[test]
+    fn the_change_count_follows_commits_and_prunes(ops in prop::collection::vec(log_op(), 1..30)) {
+        runtime().block_on(async {
+            let (_dir, store) = ready_store().await;
+            let retention = jobhooks_model::ports::Retention { results_for: None, changes_for: Some(Duration::ZERO) };
+            for op in ops {
+                match op {
+                    LogOp::Commit { objects, serial } => {
+                        let mut session = store.session(web("alice"));
+                        for object in 0..objects {
+                            session.save(device(&object.to_string(), &serial.to_string())).await.unwrap();
+                        }
+                        session.commit().await.unwrap();
+                    }
+                    LogOp::Prune => {
+                        store.prune(&retention, OffsetDateTime::now_utc() + Duration::from_secs(60)).await.unwrap();
+                    }
+                    LogOp::Count => {
+                        let held = store.latest_changes(usize::MAX).await.unwrap().len() as u64;
+                        prop_assert_eq!(store.count_changes().await.unwrap(), held);
+                    }
+                }
+            }
+            let held = store.latest_changes(usize::MAX).await.unwrap().len() as u64;
+            prop_assert_eq!(store.count_changes().await.unwrap(), held);
             Ok(())
         })?;
     }

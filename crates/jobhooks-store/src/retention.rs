@@ -66,6 +66,10 @@ impl Store {
             while let Some(after) = resume {
                 let ((removed, next), _ticket) =
                     self.transact(Commit::Now, |txn| Self::prune_changes_step(txn.staging(), retention, now, after))?;
+                if removed > 0 {
+                    // Counts of the change log made before are counted again.
+                    self.inner.change_removals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 report.changes += removed;
                 resume = next;
                 tokio::task::yield_now().await;
