@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::ports::{
-    ChangeStore, Completion, JobQueue, Lease, ObjectReader, OpenSession, Outcome, QueueMaintenance, QueueReader,
+    ChangeStore, Completion, JobQueue, Lease, ObjectReader, Outcome, QueueMaintenance, QueueReader,
 };
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
