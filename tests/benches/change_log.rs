@@ -43,12 +43,7 @@ const SMOKE: Scale = Scale { devices: 20, changes_per_device: 3, samples: 10, re
 const PER_COMMIT: u64 = 1_000;
 
 fn main() {
-    let measuring = std::env::args().any(|arg| arg == "--bench");
-    let scale = match (measuring, support::quick()) {
-        (false, _) => SMOKE,
-        (true, true) => QUICK,
-        (true, false) => MEASURE,
-    };
+    let scale = support::scale(MEASURE, QUICK, SMOKE);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(measure(scale));
 }
@@ -128,11 +123,5 @@ async fn measure(scale: Scale) {
         "far_offset_p50_ms": ms(far_ms, 0.5), "far_offset_p99_ms": ms(far_ms, 0.99),
         "by_id_p50_ms": ms(by_id_ms, 0.5), "by_id_p99_ms": ms(by_id_ms, 0.99),
     });
-    if scale.report {
-        let path = support::output_dir().join("change_log.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&result).unwrap()).unwrap();
-        println!("{}: {result}", path.display());
-    } else {
-        println!("change_log.json (smoke run, not written): {result}");
-    }
+    support::write_report(scale.report, "change_log.json", &result);
 }

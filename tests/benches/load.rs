@@ -53,13 +53,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn write_json(scale: Scale, name: &str, value: &serde_json::Value) {
-    if !scale.report {
-        println!("{name} (smoke run, not written): {value}");
-        return;
-    }
-    let path = support::output_dir().join(name);
-    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
-    println!("{}: {value}", path.display());
+    support::write_report(scale.report, name, value);
 }
 
 fn latency(scale: Scale) {

@@ -90,13 +90,7 @@ fn main() {
 }
 
 fn write_json(scale: Scale, name: &str, value: &serde_json::Value) {
-    if !scale.report {
-        println!("{name} (smoke run, not written): {value}");
-        return;
-    }
-    let path = support::output_dir().join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap() + "\n").unwrap();
-    println!("{name}: {value}");
+    support::write_report(scale.report, name, value);
 }
 
 /// A dispatcher process: runs the trivial receiver with the default configuration, says `ready`,

@@ -38,12 +38,7 @@ const QUICK: Scale = Scale { changes: 10_000, samples: 1_000, report: true };
 const SMOKE: Scale = Scale { changes: 50, samples: 20, report: false };
 
 fn main() {
-    let measuring = std::env::args().any(|arg| arg == "--bench");
-    let scale = match (measuring, support::quick()) {
-        (false, _) => SMOKE,
-        (true, true) => QUICK,
-        (true, false) => MEASURE,
-    };
+    let scale = support::scale(MEASURE, QUICK, SMOKE);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(measure(scale));
 }
@@ -120,11 +115,5 @@ async fn measure(scale: Scale) {
         "page_p50_ms": ms(page_ms, 0.5), "page_p99_ms": ms(page_ms, 0.99), "page_max_ms": page_ms.max() as f64 / 1_000.0,
         "api_p50_ms": ms(api_ms, 0.5), "api_p99_ms": ms(api_ms, 0.99), "api_max_ms": api_ms.max() as f64 / 1_000.0,
     });
-    if scale.report {
-        let path = support::output_dir().join("ui.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&result).unwrap()).unwrap();
-        println!("{}: {result}", path.display());
-    } else {
-        println!("ui.json (smoke run, not written): {result}");
-    }
+    support::write_report(scale.report, "ui.json", &result);
 }

@@ -140,6 +140,30 @@ pub fn quick() -> bool {
     std::env::var_os("JOBHOOKS_BENCH_QUICK").is_some()
 }
 
+/// The scale a bench runs at: `measure` under `cargo bench`, `quick` with `JOBHOOKS_BENCH_QUICK`
+/// set, and `smoke` under `cargo test` (no `--bench` argument), which reports nothing.
+#[allow(dead_code)]
+pub fn scale<T>(measure: T, quick: T, smoke: T) -> T {
+    match (std::env::args().any(|arg| arg == "--bench"), self::quick()) {
+        (false, _) => smoke,
+        (true, true) => quick,
+        (true, false) => measure,
+    }
+}
+
+/// Writes `value` as `name` in [`output_dir`] for `cargo xtask bench` when `report`; a smoke run
+/// only prints it.
+#[allow(dead_code)]
+pub fn write_report(report: bool, name: &str, value: &serde_json::Value) {
+    if !report {
+        println!("{name} (smoke run, not written): {value}");
+        return;
+    }
+    let path = output_dir().join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap() + "\n").unwrap();
+    println!("{}: {value}", path.display());
+}
+
 /// The tables of the naive pattern in raw SQL (`pg/raw_sql`, and the raw commit of the latency
 /// bench).
 pub const RAW_SCHEMA: &str =
