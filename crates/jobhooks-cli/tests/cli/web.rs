@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::store;
-use super::support::{Place, bare, fails, jobhooks, json, ok};
+use super::support::{Place, address_in, bare, fails, jobhooks, json, ok, serving_line};
 
 on_a_store_and_through_a_server!(passwords_come_from_stdin_and_are_checked,);
 
@@ -62,13 +62,7 @@ impl Demo {
                 passwords.insert(user.to_owned(), password.to_owned());
             }
         }
-        let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-        line.clear();
-        while !line.contains("serving http://") {
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "it stopped: {line}");
-        }
-        let url = line.split("serving ").nth(1).and_then(|rest| rest.split("/api/").next()).unwrap().to_owned();
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let url = address_in(&serving_line(&mut server));
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         Demo { server, url, passwords }
     }
@@ -155,11 +149,8 @@ async fn metrics_may_be_served_on_an_address_of_their_own() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let main = line.split("serving ").nth(1).and_then(|rest| rest.split("/api/").next()).expect(&line).to_owned();
+    let line = serving_line(&mut server);
+    let main = address_in(&line);
     let metrics = line.split("/metrics at ").nth(1).and_then(|rest| rest.split('/').nth(2)).expect(&line);
     let metrics = format!("http://{metrics}");
     for path in ["/health", "/ready", "/metrics"] {

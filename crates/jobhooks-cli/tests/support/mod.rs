@@ -117,13 +117,8 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let address = line.split("serving ").nth(1).and_then(|rest| rest.split("/api/").next()).expect(&line);
-        let url = address.to_owned();
-        // Keep reading the server's stderr, so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let line = serving_line(&mut server);
+        let url = address_in(&line);
         Self { _dir: dir, server, url, root, tokens: RefCell::default() }
     }
 
@@ -183,6 +178,24 @@ impl Place for Served {
     fn token_user(&self) -> Option<&str> {
         Some("root")
     }
+}
+
+/// The line a `jobhooks serve` child says it serves in, read from its stderr (piped); the rest of
+/// its stderr is read on, so that the child never blocks on a full pipe.
+pub fn serving_line(server: &mut Child) -> String {
+    let mut stderr = std::io::BufReader::new(server.stderr.take().expect("the server's stderr is piped"));
+    let mut line = String::new();
+    while !line.contains("serving http://") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server stopped before serving");
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    line
+}
+
+/// The API's base address (`http://host:port`) in a [`serving_line`].
+pub fn address_in(line: &str) -> String {
+    line.split("serving ").nth(1).and_then(|rest| rest.split("/api/").next()).expect(line).to_owned()
 }
 
 impl Drop for Served {
