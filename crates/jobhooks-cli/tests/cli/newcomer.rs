@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use super::support::{Place, Served, bare, fails, jobhooks, json, ok, run};
+use super::support::{Place, Served, address_in, bare, fails, jobhooks, json, ok, run, serving_line};
 use super::{SIMPLE_BUTTON, store};
 
 on_a_store_and_through_a_server!(
@@ -151,12 +151,7 @@ fn a_store_held_by_serve_says_to_go_through_it() {
     let (_dir, db) = store();
     ok(&db, &["users", "add", "ops", "--superuser"]);
     let mut server = jobhooks(&db).args(["serve", "--listen", "localhost:0"]).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("serving http://") {
-        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "it stopped: {line}");
-    }
-    let url = line.split("serving ").nth(1).and_then(|rest| rest.split("/api/").next()).unwrap().to_owned();
+    let url = address_in(&serving_line(&mut server));
     let refused = fails(&db, &["export"], 1);
     assert!(refused.contains(&format!("is held by jobhooks serve at {url}/")), "{refused}");
     assert!(refused.contains(&format!("--url {url}/ --token KEY")), "{refused}");
