@@ -23,7 +23,6 @@ use jobhooks_model::{
     ApiToken, ChangeSet, ContentType, JobButton, LoginSession, Object, ObjectRef, OffsetDateTime, Permission, User,
     json,
 };
-use jobhooks_server::{AppState, router, serve};
 use jobhooks_store::Store;
 
 #[derive(Clone, Copy)]
@@ -84,9 +83,7 @@ async fn measure(scale: Scale) {
     let issued = ApiToken::issue("viewer", OffsetDateTime::now_utc(), None, "bench");
     store.add_token(issued.token).await.unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, router(AppState::new(store.clone())), std::future::pending()));
+    let base = support::serve_in_background(store.clone()).await;
     let client = reqwest::Client::new();
     let page = client
         .get(format!("{base}/objects/dcim.device/busy/"))

@@ -140,6 +140,16 @@ pub fn quick() -> bool {
     std::env::var_os("JOBHOOKS_BENCH_QUICK").is_some()
 }
 
+/// Serves `store`'s API and pages on 127.0.0.1 until the bench ends; the address, `http://…`.
+#[allow(dead_code)]
+pub async fn serve_in_background<S: Storage + 'static>(store: std::sync::Arc<S>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = jobhooks_server::router(jobhooks_server::AppState::new(store));
+    tokio::spawn(jobhooks_server::serve(listener, app, std::future::pending()));
+    base
+}
+
 /// The scale a bench runs at: `measure` under `cargo bench`, `quick` with `JOBHOOKS_BENCH_QUICK`
 /// set, and `smoke` under `cargo test` (no `--bench` argument), which reports nothing.
 #[allow(dead_code)]
