@@ -26,6 +26,11 @@ pub struct Faults {
     pub leases: AtomicUsize,
     /// `get_change` fails as if the record could not be decoded.
     pub corrupt_changes: AtomicUsize,
+    /// `results_after` (an export's page of results) fails with a read error.
+    pub result_pages: AtomicUsize,
+    /// When set, `changes_after` (an export's page of changes) waits for a permit of this
+    /// semaphore: a test holds an export in the middle of the log.
+    pub change_pages_gate: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl Faults {
@@ -105,6 +110,20 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
     }
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
         self.inner.list_objects(content_type).await
+    }
+    async fn changes_after(&self, after: ChangeId, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        if let Some(gate) = self.faults.change_pages_gate.get() {
+            gate.acquire().await.map_err(|_| injected("closed gate"))?.forget();
+        }
+        self.inner.changes_after(after, limit).await
+    }
+    async fn objects_after(
+        &self,
+        content_type: &ContentType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Object>, StorageFailure> {
+        self.inner.objects_after(content_type, after, limit).await
     }
     async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> {
         self.inner.object_types().await
@@ -286,6 +305,13 @@ impl<S: QueueReader> QueueReader for FaultyStore<S> {
 
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
         self.inner.count_results(filter).await
+    }
+
+    async fn results_after(&self, after: RunId, limit: usize) -> Result<Vec<JobResult>, StorageFailure> {
+        if Faults::take(&self.faults.result_pages) {
+            return Err(injected("read"));
+        }
+        self.inner.results_after(after, limit).await
     }
 }
 

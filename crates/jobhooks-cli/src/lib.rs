@@ -44,10 +44,11 @@ use commands::hooks::{HooksCommand, hooks};
 use commands::jobs::{JobsCommand, jobs};
 use commands::objects::{ObjectsCommand, objects};
 use commands::results::{ResultsCommand, results};
+use commands::transfer::{ExportOut, export_from, import_into, read_export};
 use commands::users::{UsersCommand, users};
 use jobhooks_dispatch::PressError;
 use jobhooks_model::ports::{Backup, BackupError, Restore, Storage, SyncMode};
-use jobhooks_model::{ContentType, ObjectRef, OffsetDateTime, StoreError};
+use jobhooks_model::{ContentType, ObjectRef, StoreError};
 use jobhooks_store::Store;
 use serve::{run_dispatcher, serve_api};
 
@@ -546,8 +547,9 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             Command::Results(command) => results(&remote, command).await,
             Command::Prune { results_days, changes_days } => prune(&remote, &config, results_days, changes_days).await,
             Command::Export { path } => {
-                let lines = remote.export().await?;
-                write_export(path.as_deref(), lines.as_bytes())
+                let mut out = ExportOut::create(path.as_deref())?;
+                remote.export(&mut out).await?;
+                out.finish()
             }
             Command::Backup { path } => {
                 if path.is_relative() {
@@ -646,58 +648,6 @@ async fn refuse_demo_over_data<S: Storage>(command: &Command, store: &S, locatio
     Ok(())
 }
 
-/// Imports `snapshot` into the new store of `session`.
-async fn import_into<S: Storage + Restore + 'static>(
-    session: Session<S>,
-    snapshot: &jobhooks_model::transfer::Snapshot,
-) -> Outcome {
-    let report = session.store.restore(snapshot).await.map_err(|error| match error {
-        jobhooks_model::ports::RestoreError::Storage(failure) => Failure::failed(jobhooks_model::error_chain(&failure)),
-        refused => Failure::bad_input(refused.to_string()),
-    })?;
-    session.print(&report, |report| {
-        format!(
-            "imported {} change(s) and {} job result(s); {} run(s) queued again",
-            report.changes, report.results, report.queued
-        )
-    });
-    Ok(())
-}
-
-/// Writes an export to `path`, or to stdout without one. A file is written whole or not at all:
-/// into a temporary file beside it, then renamed.
-fn write_export(path: Option<&std::path::Path>, lines: &[u8]) -> Outcome {
-    use std::io::Write;
-    let Some(path) = path else {
-        let mut stdout = std::io::stdout().lock();
-        let _closed_or_written = stdout.write_all(lines).and_then(|()| stdout.flush());
-        return Ok(());
-    };
-    let failed =
-        |error: std::io::Error| Failure::failed(format!("cannot write the export to {}: {error}", path.display()));
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, lines).map_err(failed)?;
-    std::fs::rename(&partial, path).map_err(failed)
-}
-
-/// Reads an export from `path` (`-`: stdin) and checks it.
-fn read_export(path: &std::path::Path) -> Result<jobhooks_model::transfer::Snapshot, Failure> {
-    use jobhooks_model::transfer::{Record, Snapshot};
-    use std::io::BufRead;
-    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
-    } else {
-        let file = std::fs::File::open(path)
-            .map_err(|error| Failure::bad_input(format!("cannot read {}: {error}", path.display())))?;
-        Box::new(std::io::BufReader::new(file))
-    };
-    let records = reader.lines().filter(|line| !matches!(line, Ok(text) if text.trim().is_empty())).map(|line| {
-        line.map_err(|error| error.to_string())
-            .and_then(|text| serde_json::from_str::<Record>(&text).map_err(|error| error.to_string()))
-    });
-    Snapshot::from_records(records).map_err(|error| Failure::bad_input(format!("{}: {error}", path.display())))
-}
-
 /// What a backup says it did.
 fn backed_up(path: &std::path::Path, report: &serde_json::Value) -> String {
     format!("backed up {} record(s), {} byte(s), into {}", report["records"], report["bytes"], path.display())
@@ -759,10 +709,7 @@ async fn dispatch<S: Storage + Restore + 'static>(
             run_dispatcher(&session, workers, grace, job_sync).await
         }
         Command::Config(ConfigCommand::Show) => Ok(()),
-        Command::Export { path } => {
-            let snapshot = jobhooks_model::transfer::export(&*session.store, OffsetDateTime::now_utc()).await?;
-            write_export(path.as_deref(), snapshot.json_lines(OffsetDateTime::now_utc()).as_bytes())
-        }
+        Command::Export { path } => export_from(&*session.store, path.as_deref()).await,
         Command::Import { path } => import_into(session, &read_export(&path)?).await,
         Command::Backup { path } => {
             let backup = backup.ok_or_else(|| {

@@ -98,15 +98,14 @@ impl Remote {
             .map_err(|error| Failure::failed(format!("the server's answer to {url} is not JSON: {error}")))
     }
 
+    /// The failure of a request that did not reach the server.
+    fn unreachable(&self, error: &reqwest::Error) -> Failure {
+        Failure::failed(format!("cannot reach the server at {}: {}", self.base, jobhooks_model::error_chain(error)))
+    }
+
     /// Sends `request`; its answer's text, refusals turned into failures.
     async fn text_of(&self, request: reqwest::RequestBuilder, url: Url) -> Result<String, Failure> {
-        let response = request.send().await.map_err(|error| {
-            Failure::failed(format!(
-                "cannot reach the server at {}: {}",
-                self.base,
-                jobhooks_model::error_chain(&error)
-            ))
-        })?;
+        let response = request.send().await.map_err(|error| self.unreachable(&error))?;
         let status = response.status();
         let text = response
             .text()
@@ -192,9 +191,28 @@ impl Remote {
         }
     }
 
-    /// The server's export of its store, as JSON lines.
-    pub async fn export(&self) -> Result<String, Failure> {
-        self.raw(Method::GET, self.url(&["export"]), None).await
+    /// Streams the server's export of its store into `out` as it comes. An answer cut off (the
+    /// server failed while streaming, or the connection broke) is a failure, and `out` is left
+    /// unfinished.
+    pub(crate) async fn export(&self, out: &mut crate::commands::transfer::ExportOut) -> Result<(), Failure> {
+        let url = self.url(&["export"]);
+        let token = self.token.as_deref().ok_or_else(|| {
+            Failure::bad_input("--url needs a token: give --token or set JOBHOOKS_TOKEN (`jobhooks users token add`)")
+        })?;
+        let request = self.client.get(url.clone()).header("Authorization", format!("Token {token}"));
+        let mut response = request.send().await.map_err(|error| self.unreachable(&error))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = message_of(status, &text);
+            return Err(if status.is_client_error() { Failure::bad_input(message) } else { Failure::failed(message) });
+        }
+        let cut_off =
+            |error: reqwest::Error| Failure::failed(format!("the server's answer to {url} was cut off: {error}"));
+        while let Some(chunk) = response.chunk().await.map_err(cut_off)? {
+            out.write(&chunk)?;
+        }
+        Ok(())
     }
 
     /// Asks the server to back its store up into `path`, on the server's machine.

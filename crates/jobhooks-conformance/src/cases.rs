@@ -8,8 +8,8 @@ use std::time::Duration;
 use jobhooks_model::ports::{ChangePage, ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, JobButton, JobButtonPatch,
-    JobHook, JobHookPatch, JobKind, JobSpec, JobStatus, LoginSession, MaintenanceError, OffsetDateTime, PasswordCost,
-    PasswordHash, PendingChange, QueueError, RunId, SyncMode, User, json,
+    JobHook, JobHookPatch, JobKind, JobResult, JobSpec, JobStatus, LoginSession, MaintenanceError, Object, ObjectRef,
+    OffsetDateTime, PasswordCost, PasswordHash, PendingChange, QueueError, RunId, SyncMode, User, json,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -900,6 +900,105 @@ fn set(model: &mut [(RunId, u8, Expected)], run: RunId, state: Expected) {
     if let Some(entry) = model.iter_mut().find(|(other, _, _)| *other == run) {
         entry.2 = state;
     }
+}
+
+/// Objects, changes and results can be walked a page at a time in their order (objects by the
+/// bytes of their ids, changes and results by id), the pages together listing what the whole
+/// listings do; an export holds what was committed before it started, and leaves a change
+/// committed while it runs, and that change's runs, to the next export.
+pub async fn walks_page_by_page_through_every_record<S: Storage>(store: &S) {
+    use jobhooks_model::transfer::{Exporter, Record};
+    hooked(store).await;
+    let ids = ["9", "10", "a", "a!", "b", "é", "Z"];
+    for id in ids {
+        save(store, &[device(id, "A")]).await;
+    }
+    let rack = Object::new(ObjectRef::new(ct("dcim.rack"), "r1").unwrap(), "r1", json!({})).unwrap();
+    let mut changes = ChangeSet::default();
+    changes.save(&rack, None);
+    store.commit(&web("alice"), changes, ObjectWrites::Apply).await.unwrap();
+    delete(store, "b").await;
+    let now = OffsetDateTime::now_utc();
+    // Some runs end, one is leased, the rest wait: every state is walked.
+    let claimed = lease_all(store, now).await;
+    for (lease, _) in claimed.iter().skip(1) {
+        store.complete(completion(lease, Outcome::Succeeded { writes: None })).await.unwrap();
+    }
+    let pressed = press(store, "a").await;
+
+    let mut walked = Vec::new();
+    let mut after = jobhooks_model::ChangeId(0);
+    loop {
+        let page = store.changes_after(after, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        walked.extend(page);
+    }
+    let far = now + Duration::from_secs(86_400);
+    assert_eq!(walked, store.changes_between(OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await.unwrap());
+    assert_eq!(walked.len(), ids.len() + 2);
+
+    for content_type in [ct("dcim.device"), ct("dcim.rack")] {
+        let mut walked: Vec<Object> = Vec::new();
+        loop {
+            let after = walked.last().map(|object| object.reference().id().to_owned());
+            let page = store.objects_after(&content_type, after.as_deref(), 2).await.unwrap();
+            assert!(page.len() <= 2);
+            if page.is_empty() {
+                break;
+            }
+            walked.extend(page);
+        }
+        assert_eq!(walked, store.list_objects(&content_type).await.unwrap(), "{content_type}");
+        let walked_ids: Vec<&str> = walked.iter().map(|object| object.reference().id()).collect();
+        let mut by_bytes = walked_ids.clone();
+        by_bytes.sort_unstable();
+        assert_eq!(walked_ids, by_bytes, "objects by the bytes of their ids");
+    }
+    assert_eq!(store.list_objects(&ct("dcim.device")).await.unwrap().len(), ids.len() - 1);
+
+    let mut walked: Vec<JobResult> = Vec::new();
+    loop {
+        let after = walked.last().map_or(RunId(0), |result| result.id);
+        let page = store.results_after(after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        walked.extend(page);
+    }
+    let mut newest_first = store.list_results(&ResultFilter::default()).await.unwrap();
+    newest_first.reverse();
+    assert_eq!(walked, newest_first);
+    assert_eq!(walked.last().map(|result| result.id), Some(pressed));
+
+    // An export leaves out what is committed after it starts.
+    let mut exporter = Exporter::new(store, now).await.unwrap();
+    let header = exporter.next_records().await.unwrap().unwrap();
+    assert!(matches!(header.as_slice(), [Record::Header(_)]));
+    let late = save(store, &[device("late", "A")]).await;
+    let mut exported = Vec::new();
+    while let Some(records) = exporter.next_records().await.unwrap() {
+        exported.extend(records);
+    }
+    let exported_changes: Vec<_> = exported
+        .iter()
+        .filter_map(|record| if let Record::Change(change) = record { Some(change.id) } else { None })
+        .collect();
+    assert_eq!(exported_changes, walked_change_ids(store, late.changes[0]).await);
+    let exported_runs: Vec<RunId> = exported
+        .iter()
+        .filter_map(|record| if let Record::Result(result) = record { Some(result.id) } else { None })
+        .collect();
+    assert_eq!(exported_runs, walked.iter().map(|result| result.id).collect::<Vec<_>>());
+    assert!(late.runs.iter().all(|run| !exported_runs.contains(run)));
+}
+
+/// The ids of the changes before `before`.
+async fn walked_change_ids<S: Storage>(store: &S, before: jobhooks_model::ChangeId) -> Vec<jobhooks_model::ChangeId> {
+    let all = store.changes_after(jobhooks_model::ChangeId(0), usize::MAX).await.unwrap();
+    all.iter().map(|change| change.id).filter(|id| *id < before).collect()
 }
 
 /// An export of a store, restored into a new store of the same kind, reads back the same (runs

@@ -28,7 +28,7 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 23] = [
+pub const CASES: [&str; 24] = [
     "catalog_validates_with_nautobots_messages",
     "catalog_records_have_ids_and_times",
     "job_sync_follows_its_mode",
@@ -50,6 +50,7 @@ pub const CASES: [&str; 23] = [
     "a_success_commits_its_writes_and_a_failure_drops_them",
     "results_are_listed_newest_first_and_filtered",
     "retention_prunes_only_what_it_may",
+    "walks_page_by_page_through_every_record",
     "work_is_signalled",
     "lines_keep_moving_under_concurrent_commits_and_completions",
 ];
@@ -82,6 +83,7 @@ macro_rules! store_contract {
             a_success_commits_its_writes_and_a_failure_drops_them,
             results_are_listed_newest_first_and_filtered,
             retention_prunes_only_what_it_may,
+            walks_page_by_page_through_every_record,
             work_is_signalled,
             lines_keep_moving_under_concurrent_commits_and_completions,
         );

@@ -133,6 +133,28 @@ pub trait ChangeStore: ObjectReader {
         Ok(changes.into_iter().skip(page.offset).collect())
     }
 
+    /// The changes after `after` in id order, at most `limit`: a page of a walk through the whole
+    /// log that stays as fast at its millionth change as at its first (an export's). The default
+    /// reads the whole log and drops what it does not return; stores read only the page.
+    async fn changes_after(&self, after: ChangeId, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let everything = self.changes_between(OffsetDateTime::UNIX_EPOCH, far_future(), usize::MAX).await?;
+        Ok(everything.into_iter().filter(|change| change.id > after).take(limit).collect())
+    }
+
+    /// The stored objects of one type after the object id `after` (from the first when `None`),
+    /// by id, at most `limit`. The default reads every object of the type; stores read only the
+    /// page.
+    async fn objects_after(
+        &self,
+        content_type: &ContentType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Object>, StorageFailure> {
+        let objects = self.list_objects(content_type).await?;
+        let after = |object: &Object| after.is_none_or(|after| object.reference().id() > after);
+        Ok(objects.into_iter().filter(after).take(limit).collect())
+    }
+
     /// How many changes [`ChangeStore::change_page`] pages through for `object` (the whole log's
     /// when `None`). The default reads them all.
     async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {
@@ -487,6 +509,20 @@ pub trait QueueReader: Send + Sync {
     /// How many results [`QueueReader::list_results`] lists for `filter` without its limit,
     /// counted without reading the results themselves where the store can.
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure>;
+    /// The results after the run `after`, oldest first, at most `limit`: a page of a walk through
+    /// every result (an export's). The default lists every result; stores read only the page.
+    async fn results_after(&self, after: RunId, limit: usize) -> Result<Vec<JobResult>, StorageFailure> {
+        let mut results = self.list_results(&ResultFilter::default()).await?;
+        results.retain(|result| result.id > after);
+        results.reverse();
+        results.truncate(limit);
+        Ok(results)
+    }
+}
+
+/// A time after every change a store holds: the end of a walk through the log by time.
+fn far_future() -> OffsetDateTime {
+    time::PrimitiveDateTime::MAX.assume_utc()
 }
 
 /// Maintenance of the queue: lapsed leases, replays of dead letters, retention.

@@ -59,6 +59,16 @@ pub enum Record {
     Result(JobResult),
 }
 
+impl Record {
+    /// The record as one line of an export: its JSON, and a newline.
+    pub fn json_line(&self) -> String {
+        // Records are plain data (strings, numbers, JSON values): they always serialize.
+        let mut line = serde_json::to_string(self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+}
+
 /// The first line of an export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -254,9 +264,7 @@ impl Snapshot {
     pub fn json_lines(&self, now: OffsetDateTime) -> String {
         let mut lines = String::new();
         for record in std::iter::once(Self::header(now)).chain(self.records()) {
-            // Records are plain data (strings, numbers, JSON values): they always serialize.
-            lines.push_str(&serde_json::to_string(&record).unwrap_or_default());
-            lines.push('\n');
+            lines.push_str(&record.json_line());
         }
         lines
     }
@@ -300,32 +308,157 @@ impl Snapshot {
     }
 }
 
-/// Reads every record of `store` through its ports, as one snapshot. The store may serve
-/// meanwhile; an export taken while it writes may hold a change without the runs it queued
-/// after the export read the results (take it from a quiet store, or from a backup).
+/// Reads every record of `store` through its ports, as one snapshot: an [`Exporter`] read to its
+/// end. Holds the whole store in memory; an export to a file or over HTTP reads an [`Exporter`]
+/// page by page instead.
 pub async fn export<S: Storage + ?Sized>(store: &S, now: OffsetDateTime) -> Result<Snapshot, StorageFailure> {
-    let far = now + std::time::Duration::from_secs(366 * 86_400);
-    let changes = store.changes_between(OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await?;
-    let content_types: BTreeSet<ContentType> =
-        changes.iter().map(|change| change.changed_object_type.clone()).collect();
-    let mut objects = Vec::new();
-    for content_type in &content_types {
-        objects.extend(store.list_objects(content_type).await?);
+    let mut exporter = Exporter::new(store, now).await?;
+    let mut snapshot = Snapshot::default();
+    while let Some(records) = exporter.next_records().await? {
+        for record in records {
+            match record {
+                Record::Header(_) => {}
+                Record::Job(job) => snapshot.jobs.push(job),
+                Record::User(user) => snapshot.users.push(user),
+                Record::Token(token) => snapshot.tokens.push(token),
+                Record::Hook(hook) => snapshot.hooks.push(hook),
+                Record::Button(button) => snapshot.buttons.push(button),
+                Record::Object(object) => snapshot.objects.push(object),
+                Record::Change(change) => snapshot.changes.push(change),
+                Record::Result(result) => snapshot.results.push(result),
+            }
+        }
     }
-    let mut results = store.list_results(&crate::ports::ResultFilter::default()).await?;
-    results.retain(|result| result.change_id().is_none_or(|id| changes.binary_search_by_key(&id, |c| c.id).is_ok()));
-    let mut snapshot = Snapshot {
-        jobs: store.list_jobs().await?,
-        users: store.list_users().await?,
-        tokens: store.list_tokens(None).await?,
-        hooks: store.list_hooks().await?,
-        buttons: store.list_buttons().await?,
-        objects,
-        changes,
-        results,
-    };
     snapshot.sort();
     Ok(snapshot)
+}
+
+/// How many objects, changes or results an [`Exporter`] reads at a time.
+pub const EXPORT_PAGE: usize = 500;
+
+/// An export read page by page from a store, in the export's order: its header, then the
+/// catalog (job records, users, tokens, hooks, buttons; small, and read whole), then objects,
+/// changes and results, [`EXPORT_PAGE`] at a time through the stores' keyset reads
+/// ([`ChangeStore::objects_after`](crate::ports::ChangeStore::objects_after),
+/// [`ChangeStore::changes_after`](crate::ports::ChangeStore::changes_after),
+/// [`QueueReader::results_after`](crate::ports::QueueReader::results_after)). Memory stays at one
+/// page however large the store, and each page costs the same at the end of the log as at its
+/// start.
+///
+/// The store may serve meanwhile. The export holds the changes committed before it started and
+/// the runs of those changes (and every button run); a change committed later, and its runs, are
+/// left to the next export. Objects are read as they are when their page is read, and may be
+/// newer than the last change exported (take the export from a quiet store, or from a backup,
+/// for one instant's state).
+///
+/// `St` is how the exporter holds the store: `&S` to borrow it, `Arc<S>` to own a share of it
+/// (for an export streamed from a server).
+///
+/// ```
+/// # async fn example(store: &impl jobhooks_model::ports::Storage) -> Result<(), jobhooks_model::StorageFailure> {
+/// use jobhooks_model::transfer::Exporter;
+///
+/// let mut exporter = Exporter::new(store, time::OffsetDateTime::now_utc()).await?;
+/// let mut out = String::new();
+/// while let Some(records) = exporter.next_records().await? {
+///     for record in records {
+///         out.push_str(&record.json_line());
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Exporter<St> {
+    store: St,
+    now: OffsetDateTime,
+    /// The newest change when the export started: the last one it holds.
+    through: ChangeId,
+    phase: ExportPhase,
+}
+
+/// Where an [`Exporter`] is.
+enum ExportPhase {
+    Header,
+    Catalog,
+    Objects { types: std::vec::IntoIter<ContentType>, current: Option<(ContentType, Option<String>)> },
+    Changes { after: ChangeId },
+    Results { after: RunId },
+    Done,
+}
+
+impl<St, S> Exporter<St>
+where
+    St: std::ops::Deref<Target = S>,
+    S: Storage + ?Sized,
+{
+    /// An export of `store` taken at `now`; it holds the changes committed before this call.
+    pub async fn new(store: St, now: OffsetDateTime) -> Result<Self, StorageFailure> {
+        let through = store.latest_changes(1).await?.first().map_or(ChangeId(0), |change| change.id);
+        Ok(Self { store, now, through, phase: ExportPhase::Header })
+    }
+
+    /// The next records of the export, in order; `None` once every record was read. A page may
+    /// be empty.
+    pub async fn next_records(&mut self) -> Result<Option<Vec<Record>>, StorageFailure> {
+        let store = &*self.store;
+        let records = match &mut self.phase {
+            ExportPhase::Header => {
+                self.phase = ExportPhase::Catalog;
+                vec![Snapshot::header(self.now)]
+            }
+            ExportPhase::Catalog => {
+                let mut catalog = Snapshot {
+                    jobs: store.list_jobs().await?,
+                    users: store.list_users().await?,
+                    tokens: store.list_tokens(None).await?,
+                    hooks: store.list_hooks().await?,
+                    buttons: store.list_buttons().await?,
+                    ..Snapshot::default()
+                };
+                catalog.sort();
+                let types = store.object_types().await?.into_iter();
+                self.phase = ExportPhase::Objects { types, current: None };
+                catalog.records().collect()
+            }
+            ExportPhase::Objects { types, current } => {
+                let Some((content_type, after)) = current else {
+                    match types.next() {
+                        Some(next) => *current = Some((next, None)),
+                        None => self.phase = ExportPhase::Changes { after: ChangeId(0) },
+                    }
+                    return Ok(Some(Vec::new()));
+                };
+                let objects = store.objects_after(content_type, after.as_deref(), EXPORT_PAGE).await?;
+                match objects.last() {
+                    Some(last) if objects.len() == EXPORT_PAGE => *after = Some(last.reference().id().to_owned()),
+                    _ => *current = None,
+                }
+                objects.into_iter().map(Record::Object).collect()
+            }
+            ExportPhase::Changes { after } => {
+                let mut changes = store.changes_after(*after, EXPORT_PAGE).await?;
+                let full = changes.len() == EXPORT_PAGE;
+                changes.retain(|change| change.id <= self.through);
+                match changes.last() {
+                    Some(last) if full && last.id < self.through => *after = last.id,
+                    _ => self.phase = ExportPhase::Results { after: RunId(0) },
+                }
+                changes.into_iter().map(Record::Change).collect()
+            }
+            ExportPhase::Results { after } => {
+                let mut results = store.results_after(*after, EXPORT_PAGE).await?;
+                match results.last() {
+                    Some(last) if results.len() == EXPORT_PAGE => *after = last.id,
+                    _ => self.phase = ExportPhase::Done,
+                }
+                // The runs of changes committed after the export started are left out with them.
+                let through = self.through;
+                results.retain(|result| result.change_id().is_none_or(|change| change <= through));
+                results.into_iter().map(Record::Result).collect()
+            }
+            ExportPhase::Done => return Ok(None),
+        };
+        Ok(Some(records))
+    }
 }
 
 /// Refuses a store that holds anything an import would write beside, but job records: what a

@@ -685,6 +685,31 @@ impl ChangeStore for PgStore {
         rows.iter().map(object_of).collect()
     }
 
+    async fn changes_after(&self, after: ChangeId, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let (after, limit) = (after.0 as i64, i64::try_from(limit).unwrap_or(i64::MAX));
+        self.query_changes("c.id > $1 ORDER BY c.id LIMIT $2", &[&after, &limit]).await
+    }
+
+    async fn objects_after(
+        &self,
+        content_type: &ContentType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Object>, StorageFailure> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT content_type, object_id, repr, data FROM jobhooks_objects
+                 WHERE content_type = $1 AND ($2::text IS NULL OR object_id COLLATE \"C\" > $2)
+                 ORDER BY object_id COLLATE \"C\" LIMIT $3",
+                &[&content_type.as_str(), &after, &limit],
+            )
+            .await
+            .map_err(db_error("cannot read objects"))?;
+        rows.iter().map(object_of).collect()
+    }
+
     async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> {
         let client = self.client().await?;
         let rows = client

@@ -661,6 +661,19 @@ impl QueueReader for PgStore {
         rows.iter().map(|row| run_of(row).map(|run| run.result)).collect()
     }
 
+    async fn results_after(&self, after: RunId, limit: usize) -> Result<Vec<JobResult>, StorageFailure> {
+        let (after, limit) = (after.0 as i64, i64::try_from(limit).unwrap_or(i64::MAX));
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE id > $1 ORDER BY id LIMIT $2"),
+                &[&after, &limit],
+            )
+            .await
+            .map_err(db_error("cannot read results"))?;
+        rows.iter().map(|row| run_of(row).map(|run| run.result)).collect()
+    }
+
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
         let client = self.client().await?;
         let status = filter.status.map(status_name);

@@ -298,3 +298,40 @@ async fn catalog_of_schema_9_migrates_with_derived_ids() {
     assert!(renamed.created.is_some() && renamed.last_updated.is_some());
     assert_eq!(store.get_hook("audited").await.unwrap(), Some(renamed));
 }
+
+/// A schema-10 database gains the index an export walks objects by (migration 11), and its objects
+/// are walked in the bytes' order of their ids through it.
+#[tokio::test]
+async fn objects_of_schema_10_are_walked_in_byte_order_after_migrating() {
+    use jobhooks_model::ports::ChangeStore;
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..10] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (10);
+         INSERT INTO jobhooks_objects (content_type, object_id, repr, data)
+         SELECT 'dcim.device', id, id, '{}' FROM unnest(ARRAY['b', 'a', 'B', 'é', '10', '9']) AS id;",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let indexed = app
+        .query_one("SELECT count(*) FROM pg_indexes WHERE indexname = 'jobhooks_objects_by_id_bytes'", &[])
+        .await
+        .unwrap();
+    assert_eq!(indexed.get::<_, i64>(0), 1);
+    let device = jobhooks_model::ContentType::new("dcim.device").unwrap();
+    let mut walked = Vec::new();
+    loop {
+        let after: Option<String> = walked.last().cloned();
+        let page = store.objects_after(&device, after.as_deref(), 4).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        walked.extend(page.iter().map(|object| object.reference().id().to_owned()));
+    }
+    assert_eq!(walked, ["10", "9", "B", "a", "b", "é"]);
+}

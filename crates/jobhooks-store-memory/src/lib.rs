@@ -414,6 +414,32 @@ impl ChangeStore for MemoryStore {
         Ok(state.objects.values().filter(|object| object.content_type() == content_type).cloned().collect())
     }
 
+    async fn changes_after(&self, after: ChangeId, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let state = self.state();
+        let ids = state.changes.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded));
+        Ok(ids.take(limit).filter_map(|(&id, _)| state.read_change(id)).collect())
+    }
+
+    async fn objects_after(
+        &self,
+        content_type: &ContentType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Object>, StorageFailure> {
+        // The repository is ordered by reference, (content type, id): start past `after`.
+        let state = self.state();
+        let start = after.and_then(|after| ObjectRef::new(content_type.clone(), after).ok());
+        let objects = match &start {
+            Some(start) => state.objects.range((std::ops::Bound::Excluded(start), std::ops::Bound::Unbounded)),
+            None => state.objects.range(..),
+        };
+        let of_type = objects
+            .map(|(_, object)| object)
+            .skip_while(|object| object.content_type() < content_type)
+            .take_while(|object| object.content_type() == content_type);
+        Ok(of_type.take(limit).cloned().collect())
+    }
+
     async fn object_types(&self) -> Result<Vec<ContentType>, StorageFailure> {
         let state = self.state();
         let types: std::collections::BTreeSet<ContentType> =
@@ -786,6 +812,12 @@ impl QueueReader for MemoryStore {
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
         let unlimited = ResultFilter { limit: None, offset: 0, ..filter.clone() };
         Ok(self.list_results(&unlimited).await?.len() as u64)
+    }
+
+    async fn results_after(&self, after: RunId, limit: usize) -> Result<Vec<JobResult>, StorageFailure> {
+        let state = self.state();
+        let runs = state.runs.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded));
+        Ok(runs.take(limit).map(|(_, run)| run.view()).collect())
     }
 }
 

@@ -366,30 +366,60 @@ impl ChangeStore for Store {
     }
 
     async fn list_objects(&self, content_type: &ContentType) -> Result<Vec<Object>, StorageFailure> {
-        // The object index holds every change of every object of the type, grouped by object: take
-        // each object's holding change, newest first within the group.
+        self.objects_after(content_type, None, usize::MAX).await
+    }
+
+    async fn objects_after(
+        &self,
+        content_type: &ContentType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Object>, StorageFailure> {
+        // The object index holds every change of every object of the type, grouped by object
+        // (`{prefix}{id}\0{change id}`): take each object's holding change, newest first within
+        // the group. Ids never contain NUL, so `{prefix}{after}\x01` is past every key of `after`
+        // and before every greater id's.
         let prefix = keys::objects_of_type(content_type.as_str());
+        let range = match after {
+            Some(after) => {
+                let start = [prefix.as_slice(), after.as_bytes(), &[1]].concat();
+                (std::ops::Bound::Included(start), crate::staging::prefix_range(&prefix).1)
+            }
+            None => crate::staging::prefix_range(&prefix),
+        };
         // `{prefix}{id}\0{change id}`: the object's id.
         let object_of = |key: &[u8]| key.get(prefix.len()..key.len().saturating_sub(9)).map(<[u8]>::to_vec);
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut objects = Vec::new();
-        let mut flush = |entries: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<(), StorageFailure> {
+        // The object of one group of entries, if a change of the group holds it.
+        let held = |entries: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<Option<Object>, StorageFailure> {
             let id = entries.last().and_then(|(key, _)| object_of(key)).unwrap_or_default();
-            if let Some(change) = holding_change(entries.drain(..).rev().map(Ok))? {
-                let reference = recorded_object(content_type.clone(), String::from_utf8_lossy(&id).into_owned())?;
-                objects.push(self.object_held_by(&reference, change)?);
-            }
-            Ok(())
+            let Some(change) = holding_change(entries.drain(..).rev().map(Ok))? else {
+                return Ok(None);
+            };
+            let reference = recorded_object(content_type.clone(), String::from_utf8_lossy(&id).into_owned())?;
+            self.object_held_by(&reference, change).map(Some)
         };
-        for entry in self.view().scan_prefix(&prefix) {
+        for entry in self.view().scan(range, false) {
+            if objects.len() >= limit {
+                break;
+            }
             let (key, value) = entry?;
             if entries.last().is_some_and(|(last, _)| object_of(last) != object_of(&key)) {
-                flush(&mut entries)?;
+                objects.extend(held(&mut entries)?);
             }
             entries.push((key.to_vec(), value.to_vec()));
         }
-        flush(&mut entries)?;
+        if objects.len() < limit {
+            objects.extend(held(&mut entries)?);
+        }
         Ok(objects)
+    }
+
+    async fn changes_after(&self, after: ChangeId, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let st = self.view();
+        let range = key_range(keys::change(ChangeId(after.0.saturating_add(1))), keys::change(ChangeId(u64::MAX)));
+        self.changes_by_index(st.scan(range, false), limit)
     }
 
     async fn latest_changes(&self, limit: usize) -> Result<Vec<ObjectChange>, StorageFailure> {

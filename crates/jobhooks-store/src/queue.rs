@@ -435,6 +435,28 @@ impl QueueReader for Store {
         Ok(results)
     }
 
+    async fn results_after(&self, after: RunId, limit: usize) -> Result<Vec<JobResult>, StorageFailure> {
+        let mut results = Vec::new();
+        let st = self.view();
+        for item in Self::run_records(&st, after, false) {
+            if results.len() >= limit {
+                break;
+            }
+            let (run, record) = item?;
+            match record {
+                RunRecord::Result(..) => results.extend(self.get_result(run).await?),
+                // A stored result is listed from `res/`.
+                RunRecord::Queued(key, value) => {
+                    let entry = decode_entry(&key, &value)?;
+                    if !entry.result_stored {
+                        results.push(queued_result(&st, run, &entry)?);
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
         if filter.change.is_some() {
             let unlimited = ResultFilter { limit: None, offset: 0, ..filter.clone() };
@@ -549,6 +571,11 @@ impl Store {
     /// Every stored result and every queued run, newest first: `res/` merged with the queue's
     /// prefixes by run id. A run may come twice, from its result and its queue entry.
     fn records_newest_first<'s>(st: &'s Staging<'_>) -> RunRecords<'s> {
+        Self::run_records(st, RunId(0), true)
+    }
+
+    /// What [`Store::records_newest_first`] lists, for the runs after `after`, in either order.
+    fn run_records<'s>(st: &'s Staging<'_>, after: RunId, newest_first: bool) -> RunRecords<'s> {
         fn by_id<'s>(
             kind: &'static str,
             record: fn(sled::IVec, sled::IVec) -> RunRecord,
@@ -558,19 +585,29 @@ impl Store {
                 Ok((RunId(indexed_id(kind, &key)?), record(key.into_ivec(), value.into_ivec())))
             }
         }
+        let after_in = |prefix: &[u8]| {
+            let start = [prefix, &after.0.saturating_add(1).to_be_bytes()].concat();
+            (std::ops::Bound::Included(start), crate::staging::prefix_range(prefix).1)
+        };
         // Retries are few and sorted by due time: sort them by id here.
-        let mut delayed: Vec<_> = st.scan_prefix(keys::DELAYED).map(by_id("retry index", RunRecord::Queued)).collect();
-        delayed.sort_by_key(|item| std::cmp::Reverse(item.as_ref().map_or(u64::MAX, |(run, _)| run.0)));
+        let mut delayed: Vec<_> = st
+            .scan_prefix(keys::DELAYED)
+            .map(by_id("retry index", RunRecord::Queued))
+            .filter(|item| item.as_ref().map_or(true, |(run, _)| *run > after))
+            .collect();
+        // Errors first, so that they end the listing.
+        let order = move |item: &Result<(RunId, RunRecord), StorageFailure>| {
+            let id = item.as_ref().map_or(u64::MAX, |(run, _)| run.0);
+            if newest_first { u64::MAX - id } else { id.wrapping_add(1) }
+        };
+        delayed.sort_by_key(order);
         let sources: Vec<RunRecords<'s>> = vec![
-            Box::new(st.scan_prefix_rev(keys::RESULT).map(by_id("job result", RunRecord::Result))),
-            Box::new(st.scan_prefix_rev(keys::READY).map(by_id("ready index", RunRecord::Queued))),
-            Box::new(st.scan_prefix_rev(keys::WAITING).map(by_id("line", RunRecord::Queued))),
+            Box::new(st.scan(after_in(keys::RESULT), newest_first).map(by_id("job result", RunRecord::Result))),
+            Box::new(st.scan(after_in(keys::READY), newest_first).map(by_id("ready index", RunRecord::Queued))),
+            Box::new(st.scan(after_in(keys::WAITING), newest_first).map(by_id("line", RunRecord::Queued))),
             Box::new(delayed.into_iter()),
         ];
-        // Errors first, so that they end the listing.
-        let newest =
-            |item: &Result<(RunId, RunRecord), StorageFailure>| item.as_ref().map_or(u64::MAX, |(run, _)| run.0);
-        Box::new(itertools::kmerge_by(sources, move |a: &_, b: &_| newest(a) > newest(b)))
+        Box::new(itertools::kmerge_by(sources, move |a: &_, b: &_| order(a) < order(b)))
     }
 }
 

@@ -8,6 +8,7 @@
 mod approval_warning;
 mod crash_harness;
 mod dispatch_failures;
+mod export;
 mod faults;
 mod pg_lines;
 mod registration;

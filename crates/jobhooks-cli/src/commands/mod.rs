@@ -6,4 +6,5 @@ pub(crate) mod hooks;
 pub(crate) mod jobs;
 pub(crate) mod objects;
 pub(crate) mod results;
+pub(crate) mod transfer;
 pub(crate) mod users;

@@ -103,16 +103,30 @@ pub(crate) fn within_backup_dir(dir: Option<&std::path::Path>, target: &std::pat
     path = "/api/export/",
     tag = "operations",
     summary = "Every record of the store as JSON lines, for `jobhooks import` (superusers)",
+    description = "Streamed a page of records at a time, so that the server's memory stays flat however \
+        large the store. A failure while streaming cuts the answer off before the chunked body's end: a \
+        client that keeps only complete answers keeps no partial export.",
     responses((status = 200, content_type = "application/x-ndjson", body = String), Refusals),
 )]
 pub(crate) async fn export<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     caller: Caller,
-) -> Answer<([(axum::http::HeaderName, &'static str); 1], String)> {
+) -> Answer<axum::response::Response> {
+    use axum::response::IntoResponse;
     caller.require_superuser()?;
-    let now = OffsetDateTime::now_utc();
-    let snapshot = jobhooks_model::transfer::export(&*state.store, now).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], snapshot.json_lines(now)))
+    let exporter = jobhooks_model::transfer::Exporter::new(state.store.clone(), OffsetDateTime::now_utc()).await?;
+    let pages = futures_util::stream::try_unfold(exporter, |mut exporter| async move {
+        let Some(records) = exporter.next_records().await.inspect_err(|failure| {
+            tracing::error!(error = %jobhooks_model::error_chain(failure), "the export stopped");
+        })?
+        else {
+            return Ok(None);
+        };
+        let lines: String = records.iter().map(jobhooks_model::transfer::Record::json_line).collect();
+        Ok::<_, jobhooks_model::StorageFailure>(Some((lines, exporter)))
+    });
+    let headers = [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")];
+    Ok((headers, axum::body::Body::from_stream(pages)).into_response())
 }
 
 /// How long `POST /api/prune/` keeps what it may remove.
