@@ -11,6 +11,11 @@
 //!
 //! One client on 127.0.0.1, keep-alive, the filtered page and its baseline alternated; latencies
 //! in HDR histograms.
+//!
+//! Then the export of the same store: `GET /api/export/` read to its end by the client (and
+//! dropped as it comes), with this process's resident memory sampled meanwhile; its growth is set
+//! beside the export's size and beside the growth of `transfer::export`, which holds the whole
+//! export in memory (measured after, in the same process).
 //! `cargo bench -p jobhooks-tests --bench change_log`; under `cargo test` (no `--bench` argument)
 //! it runs at a tiny scale and writes nothing.
 #![allow(missing_docs)]
@@ -112,6 +117,7 @@ async fn measure(scale: Scale) {
     for _ in 0..scale.samples.div_ceil(50) {
         timed(&mut histograms[1], far.try_clone().unwrap()).await;
     }
+    let export = measure_export(&store, &base).await;
     let ms = |histogram: &Histogram<u64>, q: f64| histogram.value_at_quantile(q) as f64 / 1_000.0;
     let [filtered_ms, far_ms, by_id_ms] = &histograms;
     let result = serde_json::json!({
@@ -119,6 +125,59 @@ async fn measure(scale: Scale) {
         "filtered_p50_ms": ms(filtered_ms, 0.5), "filtered_p99_ms": ms(filtered_ms, 0.99),
         "far_offset_p50_ms": ms(far_ms, 0.5), "far_offset_p99_ms": ms(far_ms, 0.99),
         "by_id_p50_ms": ms(by_id_ms, 0.5), "by_id_p99_ms": ms(by_id_ms, 0.99),
+        "export": export,
     });
     support::write_report(scale.report, "change_log.json", &result);
+}
+
+/// The most this process's resident memory grows above where it was while `work` runs, in MB,
+/// sampled every 5 ms on a thread of its own.
+async fn rss_growth<T>(work: impl std::future::Future<Output = T>) -> (T, f64) {
+    let before = jobhooks_tests::memory_mb("VmRSS:");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = before;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                most = most.max(jobhooks_tests::memory_mb("VmRSS:"));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            most.max(jobhooks_tests::memory_mb("VmRSS:"))
+        })
+    };
+    let value = work.await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    (value, sampler.join().unwrap() - before)
+}
+
+/// The export of `store` streamed through the server at `base`, then collected in memory.
+async fn measure_export(store: &Arc<Store>, base: &str) -> serde_json::Value {
+    store.put_user(User::superuser("admin").unwrap()).await.unwrap();
+    let issued = ApiToken::issue("admin", OffsetDateTime::now_utc(), None, "export");
+    store.add_token(issued.token).await.unwrap();
+    let client = reqwest::Client::new();
+    let begin = Instant::now();
+    let (bytes, streamed_growth) = rss_growth(async {
+        let request =
+            client.get(format!("{base}/api/export/")).header("Authorization", format!("Token {}", issued.key));
+        let mut answer = request.send().await.unwrap();
+        let mut bytes = 0;
+        while let Some(chunk) = answer.chunk().await.unwrap() {
+            bytes += chunk.len();
+        }
+        bytes
+    })
+    .await;
+    let streamed_s = begin.elapsed().as_secs_f64();
+    let (snapshot, collected_growth) =
+        rss_growth(jobhooks_model::transfer::export(&**store, OffsetDateTime::now_utc())).await;
+    let snapshot = snapshot.unwrap();
+    assert_eq!(snapshot.changes.len() as u64, store.count_changes().await.unwrap());
+    let mb = bytes as f64 / 1_048_576.0;
+    serde_json::json!({
+        "export_mb": mb, "streamed_s": streamed_s,
+        "streamed_rss_growth_mb": streamed_growth, "collected_rss_growth_mb": collected_growth,
+        "streamed_growth_per_export_mb": streamed_growth / mb,
+    })
 }

@@ -182,6 +182,9 @@ impl<S: Catalog> Catalog for FaultyStore<S> {
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure> {
         self.inner.list_jobs().await
     }
+    async fn find_jobs(&self, filter: &jobhooks_model::JobFilter) -> Result<Vec<JobRecord>, StorageFailure> {
+        self.inner.find_jobs(filter).await
+    }
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
         self.inner.get_job(class_path).await
     }
@@ -206,6 +209,9 @@ impl<S: Catalog> Catalog for FaultyStore<S> {
     async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure> {
         self.inner.list_hooks().await
     }
+    async fn find_hooks(&self, filter: &jobhooks_model::HookFilter) -> Result<Vec<JobHook>, StorageFailure> {
+        self.inner.find_hooks(filter).await
+    }
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         self.inner.create_button(button).await
     }
@@ -220,6 +226,9 @@ impl<S: Catalog> Catalog for FaultyStore<S> {
     }
     async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
         self.inner.list_buttons().await
+    }
+    async fn find_buttons(&self, filter: &jobhooks_model::ButtonFilter) -> Result<Vec<JobButton>, StorageFailure> {
+        self.inner.find_buttons(filter).await
     }
     async fn put_user(&self, user: User) -> Result<(), CatalogError> {
         self.inner.put_user(user).await

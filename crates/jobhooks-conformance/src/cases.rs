@@ -110,6 +110,101 @@ pub async fn catalog_records_have_ids_and_times<S: Storage>(store: &S) {
     assert_eq!(validation(err).field("id"), [format!("A job button with id {} already exists", button.id)]);
 }
 
+/// Jobs, hooks and buttons are found by the filters of Nautobot's API: what a store's `find_*`
+/// lists is exactly what the filter admits of the whole list, in the same order.
+pub async fn catalog_lists_are_filtered_in_the_store<S: Storage>(store: &S) {
+    use jobhooks_model::{ButtonFilter, HookFilter, JobFilter};
+    ready(store).await;
+    store.create_hook(hook("Audit devices", &["dcim.device"], &[Action::Create])).await.unwrap();
+    store.create_hook(hook("audit racks", &["dcim.rack"], &[Action::Update])).await.unwrap();
+    let off = JobHookPatch { enabled: Some(false), ..Default::default() };
+    store.create_hook(hook("sites", &["dcim.site", "dcim.device"], &[Action::Delete])).await.unwrap();
+    store.update_hook("sites", off).await.unwrap();
+    let mut grouped = JobButton::new("grouped", vec![ct("dcim.device")], "Sync now", BUTTON_JOB);
+    grouped.group_name = Some("Sync".into());
+    grouped.weight = 50;
+    store.create_button(grouped).await.unwrap();
+    store.create_button(JobButton::new("plain", vec![ct("dcim.rack")], "Go", BUTTON_JOB)).await.unwrap();
+
+    let hooks = store.list_hooks().await.unwrap();
+    let device_hooks = edited(|filter: &mut HookFilter| {
+        filter.content_types = vec![ct("dcim.device")];
+    });
+    let searched = edited(|filter: &mut HookFilter| {
+        filter.search = vec!["AUDIT".into()];
+    });
+    let enabled_updates = edited(|filter: &mut HookFilter| {
+        filter.enabled = Some(true);
+        filter.type_update = Some(true);
+    });
+    let by_id = HookFilter::id(hooks[1].id);
+    let named = edited(|filter: &mut HookFilter| {
+        filter.names = vec!["sites".into(), "nothing".into()];
+        filter.jobs = vec![HOOK_JOB.into()];
+    });
+    let nothing = edited(|filter: &mut HookFilter| {
+        filter.jobs = vec!["app::Nothing".into()];
+    });
+    for (filter, expected) in
+        [(device_hooks, 2), (searched, 2), (enabled_updates, 1), (by_id, 1), (named, 1), (nothing, 0)]
+    {
+        let found = store.find_hooks(&filter).await.unwrap();
+        let admitted: Vec<_> = hooks.iter().filter(|hook| filter.admits(hook)).cloned().collect();
+        assert_eq!(found, admitted, "{filter:?}");
+        assert_eq!(found.len(), expected, "{filter:?}");
+    }
+
+    let buttons = store.list_buttons().await.unwrap();
+    let in_group = edited(|filter: &mut ButtonFilter| {
+        filter.group_names = vec!["Sync".into()];
+        filter.weights = vec![50];
+    });
+    let ungrouped = edited(|filter: &mut ButtonFilter| {
+        filter.group_names = vec![String::new()];
+    });
+    let by_text = edited(|filter: &mut ButtonFilter| {
+        filter.search = vec!["sync NOW".into()];
+        filter.enabled = Some(true);
+    });
+    let racks = edited(|filter: &mut ButtonFilter| {
+        filter.content_types = vec![ct("dcim.rack")];
+        filter.jobs = vec![BUTTON_JOB.into()];
+    });
+    for (filter, expected) in
+        [(in_group, 1), (ungrouped, 1), (by_text, 1), (racks, 1), (ButtonFilter::id(Uuid::nil()), 0)]
+    {
+        let found = store.find_buttons(&filter).await.unwrap();
+        let admitted: Vec<_> = buttons.iter().filter(|button| filter.admits(button)).cloned().collect();
+        assert_eq!(found, admitted, "{filter:?}");
+        assert_eq!(found.len(), expected, "{filter:?}");
+    }
+
+    let jobs = store.list_jobs().await.unwrap();
+    let receivers = edited(|filter: &mut JobFilter| {
+        filter.is_job_hook_receiver = Some(true);
+        filter.installed = Some(true);
+    });
+    let by_path = edited(|filter: &mut JobFilter| {
+        filter.class_paths = vec![BUTTON_JOB.into()];
+    });
+    let by_id = edited(|filter: &mut JobFilter| {
+        filter.ids = vec![jobs[0].id];
+    });
+    for (filter, expected) in [(receivers, 1), (by_path, 1), (by_id, 1), (JobFilter::default(), jobs.len())] {
+        let found = store.find_jobs(&filter).await.unwrap();
+        let admitted: Vec<_> = jobs.iter().filter(|job| filter.admits(job)).cloned().collect();
+        assert_eq!(found, admitted, "{filter:?}");
+        assert_eq!(found.len(), expected, "{filter:?}");
+    }
+}
+
+/// A default value changed by `edit`: a filter (whose type may grow) with some fields set.
+fn edited<T: Default>(edit: impl FnOnce(&mut T)) -> T {
+    let mut value = T::default();
+    edit(&mut value);
+    value
+}
+
 /// Job sync follows `plan_job_sync`: new jobs are installed and disabled, an additive sync never
 /// uninstalls, a full one uninstalls and disables the hooks and buttons of jobs it does not link.
 pub async fn job_sync_follows_its_mode<S: Storage>(store: &S) {

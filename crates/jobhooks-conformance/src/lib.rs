@@ -28,9 +28,10 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 24] = [
+pub const CASES: [&str; 25] = [
     "catalog_validates_with_nautobots_messages",
     "catalog_records_have_ids_and_times",
+    "catalog_lists_are_filtered_in_the_store",
     "job_sync_follows_its_mode",
     "restoring_jobs_enables_what_a_sync_disabled",
     "a_job_under_a_former_class_path_is_renamed",
@@ -64,6 +65,7 @@ macro_rules! store_contract {
         $crate::store_contract!(@cases $fresh;
             catalog_validates_with_nautobots_messages,
             catalog_records_have_ids_and_times,
+            catalog_lists_are_filtered_in_the_store,
             job_sync_follows_its_mode,
             restoring_jobs_enables_what_a_sync_disabled,
             a_job_under_a_former_class_path_is_renamed,

@@ -23,6 +23,7 @@ mod change;
 mod clock;
 mod context;
 mod error;
+mod filters;
 mod hook;
 mod ident;
 mod job;
@@ -48,6 +49,7 @@ pub use error::{
     BackendError, CatalogError, ChangeError, MaintenanceError, ModelError, QueueError, StorageFailure, StoreError,
     ValidationErrors, error_chain,
 };
+pub use filters::{ButtonFilter, HookFilter, JobFilter};
 pub use hook::{HookMatches, JobHook, JobHookPatch, match_hooks, validate_hook};
 pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
 pub use job::{

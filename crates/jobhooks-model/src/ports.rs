@@ -224,6 +224,13 @@ pub trait Catalog: Send + Sync {
     async fn sync_jobs(&self, linked: &[JobSpec], mode: SyncMode) -> Result<SyncReport, CatalogError>;
     /// Every job record, by class path.
     async fn list_jobs(&self) -> Result<Vec<JobRecord>, StorageFailure>;
+    /// The job records `filter` admits, by class path. The default lists every job and drops
+    /// what the filter does not admit; a store narrows where it reads.
+    async fn find_jobs(&self, filter: &crate::JobFilter) -> Result<Vec<JobRecord>, StorageFailure> {
+        let mut jobs = self.list_jobs().await?;
+        jobs.retain(|job| filter.admits(job));
+        Ok(jobs)
+    }
     /// One job record.
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure>;
     /// Enables or disables a job. Disabling does not touch its hooks and buttons (they are skipped).
@@ -243,6 +250,13 @@ pub trait Catalog: Send + Sync {
     async fn get_hook(&self, name: &str) -> Result<Option<JobHook>, StorageFailure>;
     /// Every hook, by name.
     async fn list_hooks(&self) -> Result<Vec<JobHook>, StorageFailure>;
+    /// The hooks `filter` admits, by name. The default lists every hook and drops what the filter
+    /// does not admit; a store narrows where it reads.
+    async fn find_hooks(&self, filter: &crate::HookFilter) -> Result<Vec<JobHook>, StorageFailure> {
+        let mut hooks = self.list_hooks().await?;
+        hooks.retain(|hook| filter.admits(hook));
+        Ok(hooks)
+    }
 
     /// Validates and stores a new button.
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError>;
@@ -254,6 +268,13 @@ pub trait Catalog: Send + Sync {
     async fn get_button(&self, name: &str) -> Result<Option<JobButton>, StorageFailure>;
     /// Every button, by name.
     async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure>;
+    /// The buttons `filter` admits, by name. The default lists every button and drops what the
+    /// filter does not admit; a store narrows where it reads.
+    async fn find_buttons(&self, filter: &crate::ButtonFilter) -> Result<Vec<JobButton>, StorageFailure> {
+        let mut buttons = self.list_buttons().await?;
+        buttons.retain(|button| filter.admits(button));
+        Ok(buttons)
+    }
 
     /// Creates or replaces a user.
     async fn put_user(&self, user: User) -> Result<(), CatalogError>;

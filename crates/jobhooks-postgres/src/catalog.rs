@@ -153,6 +153,72 @@ pub(crate) async fn hooks_on(
     Ok((hooks, jobs))
 }
 
+/// The jobs `filter` admits: the query narrows by ids, names, class paths and flags; the rest of
+/// the filter (searches, the parts of class paths) is checked on what it reads.
+async fn jobs_where(client: &impl Db, filter: &jobhooks_model::JobFilter) -> Result<Vec<JobRecord>, StorageFailure> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobhooks_jobs
+                 WHERE (cardinality($1::uuid[]) = 0 OR id = ANY($1)) AND (cardinality($2::text[]) = 0 OR name = ANY($2))
+                   AND (cardinality($3::text[]) = 0 OR class_path = ANY($3))
+                   AND ($4::boolean IS NULL OR installed = $4) AND ($5::boolean IS NULL OR enabled = $5)
+                   AND ($6::boolean IS NULL OR hidden = $6)"
+            ),
+            &[&filter.ids, &filter.names, &filter.class_paths, &filter.installed, &filter.enabled, &filter.hidden],
+        )
+        .await
+        .map_err(db_error("cannot read the jobs"))?;
+    let found: BTreeMap<String, JobRecord> =
+        rows.iter().map(|row| job_of(row).map(|job| (job.class_path.clone(), job))).collect::<Result<_, _>>()?;
+    Ok(found.into_values().filter(|job| filter.admits(job)).collect())
+}
+
+/// The hooks `filter` admits: the query narrows by ids, names, content types, jobs and `enabled`;
+/// the rest is checked on what it reads.
+async fn hooks_where(client: &impl Db, filter: &jobhooks_model::HookFilter) -> Result<Vec<JobHook>, StorageFailure> {
+    let content_types: Vec<&str> = filter.content_types.iter().map(|content_type| content_type.as_str()).collect();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {HOOK_COLUMNS} FROM jobhooks_hooks
+                 WHERE (cardinality($1::uuid[]) = 0 OR id = ANY($1)) AND (cardinality($2::text[]) = 0 OR name = ANY($2))
+                   AND (cardinality($3::text[]) = 0 OR content_types && $3)
+                   AND (cardinality($4::text[]) = 0 OR job = ANY($4)) AND ($5::boolean IS NULL OR enabled = $5)"
+            ),
+            &[&filter.ids, &filter.names, &content_types, &filter.jobs, &filter.enabled],
+        )
+        .await
+        .map_err(db_error("cannot read the job hooks"))?;
+    let found: BTreeMap<String, JobHook> =
+        rows.iter().map(|row| hook_of(row).map(|hook| (hook.name.clone(), hook))).collect::<Result<_, _>>()?;
+    Ok(found.into_values().filter(|hook| filter.admits(hook)).collect())
+}
+
+/// The buttons `filter` admits: the query narrows by ids, names, content types, jobs and
+/// `enabled`; the rest is checked on what it reads.
+async fn buttons_where(
+    client: &impl Db,
+    filter: &jobhooks_model::ButtonFilter,
+) -> Result<Vec<JobButton>, StorageFailure> {
+    let content_types: Vec<&str> = filter.content_types.iter().map(|content_type| content_type.as_str()).collect();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {BUTTON_COLUMNS} FROM jobhooks_buttons
+                 WHERE (cardinality($1::uuid[]) = 0 OR id = ANY($1)) AND (cardinality($2::text[]) = 0 OR name = ANY($2))
+                   AND (cardinality($3::text[]) = 0 OR content_types && $3)
+                   AND (cardinality($4::text[]) = 0 OR job = ANY($4)) AND ($5::boolean IS NULL OR enabled = $5)"
+            ),
+            &[&filter.ids, &filter.names, &content_types, &filter.jobs, &filter.enabled],
+        )
+        .await
+        .map_err(db_error("cannot read the job buttons"))?;
+    let found: BTreeMap<String, JobButton> =
+        rows.iter().map(|row| button_of(row).map(|button| (button.name.clone(), button))).collect::<Result<_, _>>()?;
+    Ok(found.into_values().filter(|button| filter.admits(button)).collect())
+}
+
 pub(crate) async fn buttons(client: &impl Db) -> Result<BTreeMap<String, JobButton>, StorageFailure> {
     let rows = client
         .query(&format!("SELECT {BUTTON_COLUMNS} FROM jobhooks_buttons ORDER BY name"), &[])
@@ -316,6 +382,10 @@ impl Catalog for PgStore {
         Ok(jobs(&self.client().await?).await?.into_values().collect())
     }
 
+    async fn find_jobs(&self, filter: &jobhooks_model::JobFilter) -> Result<Vec<JobRecord>, StorageFailure> {
+        jobs_where(&self.client().await?, filter).await
+    }
+
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
         job(&self.client().await?, class_path).await
     }
@@ -376,6 +446,10 @@ impl Catalog for PgStore {
         Ok(hooks(&self.client().await?).await?.into_values().collect())
     }
 
+    async fn find_hooks(&self, filter: &jobhooks_model::HookFilter) -> Result<Vec<JobHook>, StorageFailure> {
+        hooks_where(&self.client().await?, filter).await
+    }
+
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         let button = button.stamped(self.inner.clock.now());
         in_catalog_transaction!(self, |tx| {
@@ -422,6 +496,10 @@ impl Catalog for PgStore {
 
     async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
         Ok(buttons(&self.client().await?).await?.into_values().collect())
+    }
+
+    async fn find_buttons(&self, filter: &jobhooks_model::ButtonFilter) -> Result<Vec<JobButton>, StorageFailure> {
+        buttons_where(&self.client().await?, filter).await
     }
 
     async fn put_user(&self, user: User) -> Result<(), CatalogError> {

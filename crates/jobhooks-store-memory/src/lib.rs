@@ -494,6 +494,10 @@ impl Catalog for MemoryStore {
         Ok(self.state().jobs.values().cloned().collect())
     }
 
+    async fn find_jobs(&self, filter: &jobhooks_model::JobFilter) -> Result<Vec<JobRecord>, StorageFailure> {
+        Ok(self.state().jobs.values().filter(|job| filter.admits(job)).cloned().collect())
+    }
+
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
         Ok(self.state().jobs.get(class_path).cloned())
     }
@@ -538,6 +542,10 @@ impl Catalog for MemoryStore {
         Ok(self.state().hooks.values().cloned().collect())
     }
 
+    async fn find_hooks(&self, filter: &jobhooks_model::HookFilter) -> Result<Vec<JobHook>, StorageFailure> {
+        Ok(self.state().hooks.values().filter(|hook| filter.admits(hook)).cloned().collect())
+    }
+
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         let mut state = self.state();
         let button = button.stamped(state.now(&*self.inner.clock));
@@ -569,6 +577,10 @@ impl Catalog for MemoryStore {
 
     async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
         Ok(self.state().buttons.values().cloned().collect())
+    }
+
+    async fn find_buttons(&self, filter: &jobhooks_model::ButtonFilter) -> Result<Vec<JobButton>, StorageFailure> {
+        Ok(self.state().buttons.values().filter(|button| filter.admits(button)).cloned().collect())
     }
 
     async fn put_user(&self, user: User) -> Result<(), CatalogError> {

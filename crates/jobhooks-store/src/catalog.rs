@@ -258,6 +258,10 @@ impl Catalog for Store {
         Ok(self.catalog().jobs.values().cloned().collect())
     }
 
+    async fn find_jobs(&self, filter: &jobhooks_model::JobFilter) -> Result<Vec<JobRecord>, StorageFailure> {
+        Ok(self.catalog().jobs.values().filter(|job| filter.admits(job)).cloned().collect())
+    }
+
     async fn get_job(&self, class_path: &str) -> Result<Option<JobRecord>, StorageFailure> {
         Ok(self.catalog().job(class_path).cloned())
     }
@@ -326,6 +330,10 @@ impl Catalog for Store {
         Ok(self.catalog().hooks.values().cloned().collect())
     }
 
+    async fn find_hooks(&self, filter: &jobhooks_model::HookFilter) -> Result<Vec<JobHook>, StorageFailure> {
+        Ok(self.catalog().hooks.values().filter(|hook| filter.admits(hook)).cloned().collect())
+    }
+
     async fn create_button(&self, button: JobButton) -> Result<JobButton, CatalogError> {
         let button = button.stamped(self.inner.clock.now());
         self.write_durably(|txn| {
@@ -366,6 +374,10 @@ impl Catalog for Store {
 
     async fn list_buttons(&self) -> Result<Vec<JobButton>, StorageFailure> {
         Ok(self.catalog().buttons.values().cloned().collect())
+    }
+
+    async fn find_buttons(&self, filter: &jobhooks_model::ButtonFilter) -> Result<Vec<JobButton>, StorageFailure> {
+        Ok(self.catalog().buttons.values().filter(|button| filter.admits(button)).cloned().collect())
     }
 
     async fn put_user(&self, user: User) -> Result<(), CatalogError> {

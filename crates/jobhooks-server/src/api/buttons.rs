@@ -2,6 +2,7 @@
 //! addressed by its id or, where unambiguous, its name.
 
 use super::*;
+use jobhooks_model::ButtonFilter;
 
 /// The filters of the job button list, as Nautobot's `JobButtonFilterSet`.
 const BUTTON_FILTERS: &[&str] = &[
@@ -92,7 +93,7 @@ impl ButtonWrite {
 /// The button `key` names: its id, else its name.
 pub(crate) async fn button_by_key<S: Storage>(state: &AppState<S>, key: &str) -> Answer<JobButton> {
     let found = match key.parse::<Uuid>() {
-        Ok(id) => state.store.list_buttons().await?.into_iter().find(|button| button.id == id),
+        Ok(id) => state.store.find_buttons(&ButtonFilter::id(id)).await?.into_iter().next(),
         Err(_) => state.store.get_button(key).await?,
     };
     found.ok_or_else(|| ApiError::missing("job button", key))
@@ -124,25 +125,20 @@ pub(crate) async fn list_buttons<S: Storage + 'static>(
 ) -> Answer<Json<Page<JobButtonView>>> {
     let query = ListQuery::of(&uri, BUTTON_FILTERS)?;
     let shaper = query.shaper(&uri).with_jobs(state.store.list_jobs().await?);
-    let mut buttons = Vec::new();
-    for button in state.store.list_buttons().await? {
-        let job_id = shaper.job_id(&button.job);
-        let group = button.group_name.as_deref().unwrap_or("");
-        let kept = query.admits("id", |id| id == button.id.to_string())
-            && query.admits("name", |name| name == button.name)
-            && query.admits_search(&[&button.name, &button.text])
-            && query.admits("content_types", |wanted| button.content_types.iter().any(|ct| ct.as_str() == wanted))
-            && query.admits("text", |text| text == button.text)
-            && query.admits("job", |job| job == button.job || job_id.is_some_and(|id| job == id.to_string()))
-            && query.admits("weight", |weight| weight == button.weight.to_string())
-            && query.admits("group_name", |wanted| wanted == group)
-            && query.admits("button_class", |class| class == button.button_class.as_str())
-            && query.admits_flag("enabled", button.enabled)?
-            && query.admits_flag("confirmation", button.confirmation)?;
-        if kept {
-            buttons.push(JobButtonView::of(&button, &shaper));
-        }
-    }
+    let mut filter = ButtonFilter::default();
+    filter.ids = query.uuids("id")?;
+    filter.names = query.strings("name");
+    filter.search = query.strings("q");
+    filter.content_types = query.content_types("content_types")?;
+    filter.texts = query.strings("text");
+    filter.jobs = query.values("job").iter().map(|job| shaper.job_class_path(job)).collect();
+    filter.weights = query.parsed("weight", |weight| weight.parse().map_err(|_| "Enter a whole number.".to_owned()))?;
+    filter.group_names = query.strings("group_name");
+    filter.button_classes = query.strings("button_class");
+    filter.enabled = query.flag("enabled")?;
+    filter.confirmation = query.flag("confirmation")?;
+    let buttons: Vec<JobButtonView> =
+        state.store.find_buttons(&filter).await?.iter().map(|button| JobButtonView::of(button, &shaper)).collect();
     Ok(Json(Page::of(buttons, query.page, &uri)))
 }
 

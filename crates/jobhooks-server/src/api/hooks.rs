@@ -2,6 +2,7 @@
 //! its id or, where unambiguous, its name.
 
 use super::*;
+use jobhooks_model::HookFilter;
 
 /// The filters of the job hook list, as Nautobot's `JobHookFilterSet`.
 const HOOK_FILTERS: &[&str] =
@@ -67,7 +68,7 @@ impl HookWrite {
 /// The hook `key` names: its id, else its name.
 pub(crate) async fn hook_by_key<S: Storage>(state: &AppState<S>, key: &str) -> Answer<JobHook> {
     let found = match key.parse::<Uuid>() {
-        Ok(id) => state.store.list_hooks().await?.into_iter().find(|hook| hook.id == id),
+        Ok(id) => state.store.find_hooks(&HookFilter::id(id)).await?.into_iter().next(),
         Err(_) => state.store.get_hook(key).await?,
     };
     found.ok_or_else(|| ApiError::missing("job hook", key))
@@ -94,22 +95,18 @@ pub(crate) async fn list_hooks<S: Storage + 'static>(
 ) -> Answer<Json<Page<JobHookView>>> {
     let query = ListQuery::of(&uri, HOOK_FILTERS)?;
     let shaper = query.shaper(&uri).with_jobs(state.store.list_jobs().await?);
-    let mut hooks = Vec::new();
-    for hook in state.store.list_hooks().await? {
-        let job_id = shaper.job_id(&hook.job);
-        let kept = query.admits("id", |id| id == hook.id.to_string())
-            && query.admits("name", |name| name == hook.name)
-            && query.admits_search(&[&hook.name])
-            && query.admits("content_types", |wanted| hook.content_types.iter().any(|ct| ct.as_str() == wanted))
-            && query.admits("job", |job| job == hook.job || job_id.is_some_and(|id| job == id.to_string()))
-            && query.admits_flag("enabled", hook.enabled)?
-            && query.admits_flag("type_create", hook.type_create)?
-            && query.admits_flag("type_update", hook.type_update)?
-            && query.admits_flag("type_delete", hook.type_delete)?;
-        if kept {
-            hooks.push(JobHookView::of(&hook, &shaper));
-        }
-    }
+    let mut filter = HookFilter::default();
+    filter.ids = query.uuids("id")?;
+    filter.names = query.strings("name");
+    filter.search = query.strings("q");
+    filter.content_types = query.content_types("content_types")?;
+    filter.jobs = query.values("job").iter().map(|job| shaper.job_class_path(job)).collect();
+    filter.enabled = query.flag("enabled")?;
+    filter.type_create = query.flag("type_create")?;
+    filter.type_update = query.flag("type_update")?;
+    filter.type_delete = query.flag("type_delete")?;
+    let hooks: Vec<JobHookView> =
+        state.store.find_hooks(&filter).await?.iter().map(|hook| JobHookView::of(hook, &shaper)).collect();
     Ok(Json(Page::of(hooks, query.page, &uri)))
 }
 

@@ -3,6 +3,7 @@
 //! job has that name.
 
 use super::*;
+use jobhooks_model::JobFilter;
 
 /// The filters of the job list, as Nautobot's `JobFilterSet` (and `class_path`, jobhooks' name for
 /// a job).
@@ -75,24 +76,21 @@ pub(crate) async fn list_jobs<S: Storage + 'static>(
     OriginalUri(uri): OriginalUri,
 ) -> Answer<Json<Page<JobView>>> {
     let query = ListQuery::of(&uri, JOB_FILTERS)?;
-    let mut jobs = Vec::new();
-    for job in state.store.list_jobs().await? {
-        let kept = query.admits("id", |id| id == job.id.to_string())
-            && query.admits("name", |name| name == job.name)
-            && query.admits_search(&[&job.name, &job.class_path])
-            && query.admits("module_name", |module| module == job.module_name())
-            && query.admits("grouping", |module| module == job.module_name())
-            && query.admits("job_class_name", |name| name == job.job_class_name())
-            && query.admits("class_path", |class_path| class_path == job.class_path)
-            && query.admits_flag("installed", job.installed)?
-            && query.admits_flag("enabled", job.enabled)?
-            && query.admits_flag("hidden", job.hidden)?
-            && query.admits_flag("is_job_hook_receiver", job.kind == jobhooks_model::JobKind::JobHookReceiver)?
-            && query.admits_flag("is_job_button_receiver", job.kind == jobhooks_model::JobKind::JobButtonReceiver)?;
-        if kept {
-            jobs.push(shaped(&job, &query, &uri));
-        }
-    }
+    let mut filter = JobFilter::default();
+    filter.ids = query.uuids("id")?;
+    filter.names = query.strings("name");
+    filter.search = query.strings("q");
+    filter.class_paths = query.strings("class_path");
+    filter.module_names = query.strings("module_name");
+    filter.groupings = query.strings("grouping");
+    filter.job_class_names = query.strings("job_class_name");
+    filter.installed = query.flag("installed")?;
+    filter.enabled = query.flag("enabled")?;
+    filter.hidden = query.flag("hidden")?;
+    filter.is_job_hook_receiver = query.flag("is_job_hook_receiver")?;
+    filter.is_job_button_receiver = query.flag("is_job_button_receiver")?;
+    let jobs: Vec<JobView> =
+        state.store.find_jobs(&filter).await?.iter().map(|job| shaped(job, &query, &uri)).collect();
     Ok(Json(Page::of(jobs, query.page, &uri)))
 }
 

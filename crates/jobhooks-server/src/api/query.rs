@@ -61,6 +61,39 @@ impl ListQuery {
         self.filters.get(key).map_or(&[], Vec::as_slice)
     }
 
+    /// The values given for `key`, owned: a list field of a store's filter.
+    pub(crate) fn strings(&self, key: &str) -> Vec<String> {
+        self.values(key).to_vec()
+    }
+
+    /// The values given for `key`, each parsed by `parse`; a value it refuses is a 400 on `key`
+    /// with its message.
+    pub(crate) fn parsed<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, ApiError> {
+        let mut errors = ValidationErrors::default();
+        let mut parsed = Vec::new();
+        for value in self.values(key) {
+            match parse(value) {
+                Ok(value) => parsed.push(value),
+                Err(message) => errors.add(key, message),
+            }
+        }
+        errors.into_result().map_err(ApiError::Validation)?;
+        Ok(parsed)
+    }
+
+    /// The ids given for `key`; one that is not a UUID is refused with Django's message.
+    pub(crate) fn uuids(&self, key: &str) -> Result<Vec<uuid::Uuid>, ApiError> {
+        self.parsed(key, |value| value.parse().map_err(|_| format!("“{value}” is not a valid UUID.")))
+    }
+
+    /// The content types given for `key`; a name that cannot be one is refused.
+    pub(crate) fn content_types(&self, key: &str) -> Result<Vec<jobhooks_model::ContentType>, ApiError> {
+        self.parsed(key, |value| {
+            jobhooks_model::ContentType::new(value)
+                .map_err(|_| format!("Select a valid choice. {value} is not one of the available choices."))
+        })
+    }
+
     /// Whether `candidate` passes the filter `key`: it is not given, or some value of it matches.
     pub(crate) fn admits(&self, key: &str, matches: impl Fn(&str) -> bool) -> bool {
         let values = self.values(key);

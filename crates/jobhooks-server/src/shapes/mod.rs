@@ -144,6 +144,13 @@ impl Shaper {
         self.jobs.get(class_path).map(|job| job.id)
     }
 
+    /// The class path a job filter's value names: a known job's id names its class path; any
+    /// other value is taken as a class path.
+    pub fn job_class_path(&self, reference: &str) -> String {
+        let by_id = reference.parse::<Uuid>().ok().and_then(|id| self.jobs.values().find(|job| job.id == id));
+        by_id.map_or_else(|| reference.to_owned(), |job| job.class_path.clone())
+    }
+
     /// The job with `class_path`, related: `None` when no such job is recorded.
     pub fn related_job(&self, class_path: &str) -> Option<Related<JobView>> {
         let job = self.jobs.get(class_path)?;

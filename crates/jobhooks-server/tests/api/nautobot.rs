@@ -103,6 +103,13 @@ async fn filters_are_strict_and_narrow_the_list() {
     assert_eq!((&receivers["count"], &receivers["results"][0]["class_path"]), (&json!(1), &json!(TOUCH)));
     let (status, _) = server.get("/api/extras/object-changes/?changed_object=1", &server.root).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = server.get("/api/extras/job-hooks/?id=not-an-id", &server.root).await;
+    assert_eq!((status, &body["id"]), (StatusCode::BAD_REQUEST, &json!(["“not-an-id” is not a valid UUID."])));
+    let (status, body) = server.get("/api/extras/job-buttons/?weight=heavy", &server.root).await;
+    assert_eq!((status, &body["weight"]), (StatusCode::BAD_REQUEST, &json!(["Enter a whole number."])));
+    let alpha_id = alpha["results"][0]["id"].as_str().unwrap();
+    let (_, by_id) = server.get(&format!("/api/extras/job-hooks/?id={alpha_id}"), &server.root).await;
+    assert_eq!((&by_id["count"], &by_id["results"][0]["name"]), (&json!(1), &json!("alpha")));
     server.stop().await;
 }
 
