@@ -20,7 +20,7 @@
 //! ```
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio_postgres::NoTls;
 
@@ -32,6 +32,8 @@ pub struct TestServer {
     /// A connection URL of the server's maintenance database.
     url: String,
     databases: AtomicU64,
+    /// Whether this process dropped the databases earlier test processes left.
+    swept: AtomicBool,
 }
 
 impl TestServer {
@@ -49,7 +51,7 @@ impl TestServer {
                     panic!("no PostgreSQL server for the tests: {reason}; set JOBHOOKS_TEST_PG to a server's URL or install PostgreSQL (Debian: apt-get install postgresql)")
                 }),
             };
-            TestServer { url, databases: AtomicU64::new(0) }
+            TestServer { url, databases: AtomicU64::new(0), swept: AtomicBool::new(false) }
         })
     }
 
@@ -75,6 +77,9 @@ impl TestServer {
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test server at {}: {}", self.url, reason(&e)));
         let driver = tokio::spawn(connection);
+        if !self.swept.swap(true, Ordering::SeqCst) {
+            sweep_leftovers(&client).await;
+        }
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
@@ -82,6 +87,32 @@ impl TestServer {
         drop(client);
         let _ = driver.await;
         with_database(&self.url, &name)
+    }
+}
+
+/// Drops the test databases of test processes of this machine that have ended (their names carry
+/// the process id; `/proc` says which processes live), so that a long-lived server does not fill
+/// its disk with them. A database still in use is not dropped (PostgreSQL refuses while it has
+/// connections), and nothing is dropped where `/proc` is absent.
+async fn sweep_leftovers(client: &tokio_postgres::Client) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let leftovers = "SELECT datname::text FROM pg_database WHERE datname LIKE 'jobhooks\\_test\\_%'";
+    let Ok(rows) = client.query(leftovers, &[]).await else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name.strip_prefix("jobhooks_test_").and_then(|rest| rest.split('_').next());
+        let ended = pid.is_some_and(|pid| {
+            pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id())
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if ended {
+            // Refused while another process still uses it: it is left for a later sweep.
+            let _dropped_or_in_use = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).await;
+        }
     }
 }
 
