@@ -50,7 +50,7 @@ fn group_name<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Optio
 impl ButtonWrite {
     async fn patch<S: Storage>(self, state: &AppState<S>) -> Answer<JobButtonPatch> {
         let job = match self.job {
-            Some(reference) => Some(reference.class_path(&state.store.list_jobs().await?)?),
+            Some(reference) => Some(reference.class_path(&*state.store).await?),
             None => None,
         };
         Ok(JobButtonPatch {
@@ -105,7 +105,7 @@ async fn shaped<S: Storage>(
     query: &ListQuery,
     uri: &Uri,
 ) -> Answer<JobButtonView> {
-    let shaper = query.shaper(uri).with_jobs(state.store.list_jobs().await?);
+    let shaper = query.shaper(uri).with_jobs(state.store.get_job(&button.job).await?);
     Ok(JobButtonView::of(button, &shaper))
 }
 

@@ -29,7 +29,7 @@ pub(crate) struct HookWrite {
 impl HookWrite {
     async fn patch<S: Storage>(self, state: &AppState<S>) -> Answer<JobHookPatch> {
         let job = match self.job {
-            Some(reference) => Some(reference.class_path(&state.store.list_jobs().await?)?),
+            Some(reference) => Some(reference.class_path(&*state.store).await?),
             None => None,
         };
         Ok(JobHookPatch {
@@ -75,7 +75,7 @@ pub(crate) async fn hook_by_key<S: Storage>(state: &AppState<S>, key: &str) -> A
 }
 
 async fn shaped<S: Storage>(state: &AppState<S>, hook: &JobHook, query: &ListQuery, uri: &Uri) -> Answer<JobHookView> {
-    let shaper = query.shaper(uri).with_jobs(state.store.list_jobs().await?);
+    let shaper = query.shaper(uri).with_jobs(state.store.get_job(&hook.job).await?);
     Ok(JobHookView::of(hook, &shaper))
 }
 

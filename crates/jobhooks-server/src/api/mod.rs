@@ -143,20 +143,24 @@ pub(crate) enum JobReference {
 }
 
 impl JobReference {
-    /// The class path of the job this names among `jobs`. A class path that names no job is kept,
-    /// for the catalog's rules to refuse with their message.
-    pub(crate) fn class_path(self, jobs: &[JobRecord]) -> Answer<String> {
-        let by_id = |id: Uuid| {
-            jobs.iter().find(|job| job.id == id).map(|job| job.class_path.clone()).ok_or_else(|| {
+    /// The class path of the job this names: an id is looked up in the store (one that names no
+    /// job is refused); a class path that names no job is kept, for the catalog's rules to refuse
+    /// with their message.
+    pub(crate) async fn class_path<S: Storage>(self, store: &S) -> Answer<String> {
+        let by_id = async |id: Uuid| -> Answer<String> {
+            let mut filter = jobhooks_model::JobFilter::default();
+            filter.ids = vec![id];
+            let found = store.find_jobs(&filter).await?.into_iter().next();
+            found.map(|job| job.class_path).ok_or_else(|| {
                 field_error("job", format!("Related object not found using the provided attribute(s): id={id}"))
             })
         };
         match self {
             JobReference::Key(key) => match key.parse::<Uuid>() {
-                Ok(id) => by_id(id),
+                Ok(id) => by_id(id).await,
                 Err(_) => Ok(key),
             },
-            JobReference::Nested { id: Some(id), .. } => by_id(id),
+            JobReference::Nested { id: Some(id), .. } => by_id(id).await,
             JobReference::Nested { id: None, class_path: Some(class_path) } => Ok(class_path),
             JobReference::Nested { id: None, class_path: None } => {
                 Err(field_error("job", "Give the job's id or class path.".to_owned()))
