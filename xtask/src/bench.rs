@@ -265,7 +265,27 @@ fn metrics(criterion: &Path, out: &Path) -> Result<Vec<Metric>, String> {
             "GET /api/extras/object-changes/?changed_object_type=…&changed_object_id=…&limit=50 on a sled log of {} changes of {} devices, {} samples, HDR histogram: p50 {} ms; tests/benches/change_log.rs",
             log["changes"], log["devices"], log["samples"], log["filtered_p50_ms"]
         ),
-        detail: log,
+        detail: log.clone(),
+    });
+
+    let export = &log["export"];
+    let export_growth = export["streamed_rss_growth_mb"].as_f64().ok_or("change_log.json has no export")?;
+    metrics.push(Metric {
+        name: "export_rss_growth_mb",
+        value: export_growth,
+        unit: "MB",
+        target: "< 100 (flat: a page of records, the store's cache)",
+        met: export_growth < 100.0,
+        baseline: format!(
+            "the same export held whole in memory (transfer::export) in the same run: {:.0} MB of growth; the export is {:.0} MB",
+            export["collected_rss_growth_mb"].as_f64().unwrap_or(f64::NAN),
+            export["export_mb"].as_f64().unwrap_or(f64::NAN)
+        ),
+        how: format!(
+            "GET /api/export/ of the sled store of {} changes, read to its end by a client in the same process, resident memory sampled every 5 ms; tests/benches/change_log.rs",
+            log["changes"]
+        ),
+        detail: export.clone(),
     });
 
     let rss = read_json(&out.join("queue_rss.json"))?;
