@@ -140,6 +140,17 @@ impl<S: ChangeStore> ChangeStore for FaultyStore<S> {
     async fn count_changes(&self) -> Result<u64, StorageFailure> {
         self.inner.count_changes().await
     }
+    async fn find_changes(
+        &self,
+        filter: &jobhooks_model::ChangeFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
+        self.inner.find_changes(filter, offset, limit).await
+    }
+    async fn count_changes_where(&self, filter: &jobhooks_model::ChangeFilter) -> Result<u64, StorageFailure> {
+        self.inner.count_changes_where(filter).await
+    }
 }
 
 #[async_trait]

@@ -65,7 +65,7 @@ impl Harness {
     /// Waits until every queued run has finished, then returns the results of `job`, oldest first.
     pub async fn results_of(&self, job: &str) -> Vec<JobResult> {
         self.dispatcher.drain().await.expect("the queue drains");
-        let filter = ResultFilter { job: Some(job.to_owned()), ..ResultFilter::default() };
+        let filter = ResultFilter::default().job(job.to_owned());
         let mut results = self.store.list_results(&filter).await.expect("results are readable");
         results.reverse();
         results

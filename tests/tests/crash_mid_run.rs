@@ -142,10 +142,7 @@ async fn parent() -> Result<String, String> {
                 count.data()["n"]
             ));
         }
-        let results = store
-            .list_results(&ResultFilter { job: Some(job.clone()), ..Default::default() })
-            .await
-            .map_err(|e| e.to_string())?;
+        let results = store.list_results(&ResultFilter::default().job(job.clone())).await.map_err(|e| e.to_string())?;
         if results.len() != trial || results.iter().any(|r| r.status != JobStatus::Success) {
             return Err(format!("expected {trial} successful runs, found {results:?}"));
         }

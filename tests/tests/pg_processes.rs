@@ -234,7 +234,7 @@ async fn parent(restart: bool) -> Result<String, String> {
     let bound = Instant::now() + Duration::from_secs(120);
     let mut seen = store.work_generation();
     loop {
-        let done = store.list_results(&ResultFilter { status: Some(JobStatus::Success), ..Default::default() }).await;
+        let done = store.list_results(&ResultFilter::default().status(JobStatus::Success)).await;
         if done.map_err(|e| e.to_string())?.len() >= total / 4 {
             break;
         }

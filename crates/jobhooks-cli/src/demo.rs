@@ -145,7 +145,7 @@ pub(crate) async fn run(keep_db: Option<&Path>) -> Outcome {
     }
 
     println!("\nJob hook runs:");
-    let hook_runs = store.list_results(&ResultFilter { job: Some(SERIAL_HOOK.into()), ..Default::default() }).await?;
+    let hook_runs = store.list_results(&ResultFilter::default().job(SERIAL_HOOK)).await?;
     for result in &hook_runs {
         show_result("Validate serials", result);
     }

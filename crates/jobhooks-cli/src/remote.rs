@@ -478,17 +478,23 @@ impl Backend for Remote {
 
     async fn list_results(&self, filter: ResultFilter) -> Result<Vec<JobResult>, Failure> {
         let mut query = Vec::new();
-        if let Some(job) = filter.job {
+        for job in filter.jobs {
             query.push(("job", job));
         }
-        if let Some(status) = filter.status {
+        for status in filter.statuses {
             query.push((
                 "status",
                 serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
             ));
         }
-        if let Some(change) = filter.change {
+        for change in filter.changes {
             query.push(("object_change", change.0.to_string()));
+        }
+        for user in filter.users {
+            query.push(("user", user));
+        }
+        for id in filter.ids {
+            query.push(("id", id.0.to_string()));
         }
         let views: Vec<JobResultView> =
             self.list(&["extras", "job-results"], &query, filter.limit.unwrap_or(usize::MAX)).await?;

@@ -762,44 +762,56 @@ pub async fn results_are_listed_newest_first_and_filtered<S: Storage>(store: &S)
     let pressed = press(store, "2").await;
     let all: Vec<RunId> = store.list_results(&ResultFilter::default()).await.unwrap().iter().map(|r| r.id).collect();
     assert_eq!(all, [pressed, hooked_runs.runs[0]]);
-    let filter = ResultFilter { job: Some(BUTTON_JOB.into()), ..Default::default() };
+    let filter = ResultFilter::default().job(BUTTON_JOB);
     assert_eq!(store.list_results(&filter).await.unwrap()[0].id, pressed);
-    let filter = ResultFilter { change: Some(hooked_runs.changes[0]), ..Default::default() };
+    let filter = ResultFilter::default().change(hooked_runs.changes[0]);
     assert_eq!(store.list_results(&filter).await.unwrap()[0].id, hooked_runs.runs[0]);
     let claimed = lease_all(store, OffsetDateTime::now_utc()).await;
-    let filter = ResultFilter { status: Some(JobStatus::Started), ..Default::default() };
+    let filter = ResultFilter::default().status(JobStatus::Started);
     assert_eq!(store.list_results(&filter).await.unwrap().len(), 2);
     store.complete(completion(&claimed[0].0, Outcome::Succeeded { writes: None })).await.unwrap();
-    let filter = ResultFilter { status: Some(JobStatus::Success), ..Default::default() };
+    let filter = ResultFilter::default().status(JobStatus::Success);
     assert_eq!(store.list_results(&filter).await.unwrap().len(), 1);
-    let filter = ResultFilter { limit: Some(1), ..Default::default() };
+    let filter = ResultFilter::default().limit(1);
     assert_eq!(store.list_results(&filter).await.unwrap().len(), 1);
     // A count agrees with the whole list of its filter, whatever the limit.
     let filters = [
         ResultFilter::default(),
-        ResultFilter { limit: Some(1), ..Default::default() },
-        ResultFilter { job: Some(BUTTON_JOB.into()), ..Default::default() },
-        ResultFilter { change: Some(hooked_runs.changes[0]), ..Default::default() },
-        ResultFilter { status: Some(JobStatus::Started), ..Default::default() },
-        ResultFilter { status: Some(JobStatus::Success), ..Default::default() },
-        ResultFilter { status: Some(JobStatus::Pending), ..Default::default() },
+        ResultFilter::default().limit(1),
+        ResultFilter::default().job(BUTTON_JOB),
+        ResultFilter::default().change(hooked_runs.changes[0]),
+        ResultFilter::default().status(JobStatus::Started),
+        ResultFilter::default().status(JobStatus::Success),
+        ResultFilter::default().status(JobStatus::Pending),
+        ResultFilter::default().status(JobStatus::Success).status(JobStatus::Started),
+        ResultFilter::default().job(BUTTON_JOB).job(HOOK_JOB).status(JobStatus::Success),
+        ResultFilter::default().id(pressed).id(RunId(999_999)),
+        ResultFilter::default().id(pressed).change(hooked_runs.changes[0]),
+        ResultFilter::default().change(hooked_runs.changes[0]).change(jobhooks_model::ChangeId(999_999)),
     ];
+    // Every filter lists exactly what it admits, newest first.
+    let everything = store.list_results(&ResultFilter::default()).await.unwrap();
+    for filter in &filters {
+        let admitted: Vec<RunId> = everything.iter().filter(|r| filter.admits(r)).map(|r| r.id).collect();
+        let listed: Vec<RunId> = store.list_results(&filter.unpaged()).await.unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(listed, admitted, "{filter:?}");
+    }
     // A user filter lists that user's runs only; an offset skips the first of what a filter admits,
     // and a count ignores it.
     let pressed_by = store.get_result(pressed).await.unwrap().unwrap().user.expect("a press has its user");
-    let by_user = ResultFilter { user: Some(pressed_by.clone()), ..Default::default() };
+    let by_user = ResultFilter::default().user(pressed_by.clone());
     let listed = store.list_results(&by_user).await.unwrap();
     assert!(listed.iter().all(|result| result.user.as_ref() == Some(&pressed_by)) && listed[0].id == pressed);
-    let nobody = ResultFilter { user: Some("nobody".into()), ..Default::default() };
+    let nobody = ResultFilter::default().user("nobody");
     assert!(store.list_results(&nobody).await.unwrap().is_empty());
     assert_eq!(store.count_results(&nobody).await.unwrap(), 0);
     let filters: Vec<ResultFilter> = filters.into_iter().chain([by_user, nobody]).collect();
     for filter in filters {
-        let whole = store.list_results(&ResultFilter { limit: None, ..filter.clone() }).await.unwrap();
+        let whole = store.list_results(&filter.unpaged().offset(filter.offset)).await.unwrap();
         assert_eq!(store.count_results(&filter).await.unwrap(), whole.len() as u64, "{filter:?}");
         let whole: Vec<RunId> = whole.iter().map(|result| result.id).collect();
         for offset in 0..=whole.len() + 1 {
-            let skipped = ResultFilter { offset, limit: Some(1), ..filter.clone() };
+            let skipped = filter.unpaged().offset(offset).limit(1);
             let page: Vec<RunId> = store.list_results(&skipped).await.unwrap().iter().map(|r| r.id).collect();
             let expected: Vec<RunId> = whole.iter().skip(offset).take(1).copied().collect();
             assert_eq!(page, expected, "{skipped:?}");
@@ -994,6 +1006,55 @@ where
 fn set(model: &mut [(RunId, u8, Expected)], run: RunId, state: Expected) {
     if let Some(entry) = model.iter_mut().find(|(other, _, _)| *other == run) {
         entry.2 = state;
+    }
+}
+
+/// The change log is filtered by the store: what `find_changes` lists is the newest-first page of
+/// what the filter admits, and `count_changes_where` counts all of them, for filters on the whole
+/// log, on one object, on one request and on fields no index holds.
+pub async fn changes_are_found_by_every_filter<S: Storage>(store: &S) {
+    use jobhooks_model::ChangeFilter;
+    hooked(store).await;
+    save(store, &[device("1", "A"), device("2", "A")]).await;
+    let bob = ChangeContext::new(ChangeContextKind::Job, Some("bob".into()), "nightly");
+    let mut changes = ChangeSet::default();
+    changes.save(&device("1", "B"), Some(&device("1", "A")));
+    store.commit(&bob, changes, ObjectWrites::Apply).await.unwrap();
+    delete(store, "2").await;
+    save(store, &[device("3", "A")]).await;
+    let far = OffsetDateTime::now_utc() + Duration::from_secs(86_400);
+    let mut log = store.changes_between(OffsetDateTime::UNIX_EPOCH, far, usize::MAX).await.unwrap();
+    log.reverse();
+    let filters = [
+        ChangeFilter::default(),
+        edited(|filter: &mut ChangeFilter| {
+            filter.content_types = vec![ct("dcim.device")];
+            filter.object_ids = vec!["1".into()];
+        }),
+        edited(|filter: &mut ChangeFilter| filter.actions = vec![Action::Update, Action::Delete]),
+        edited(|filter: &mut ChangeFilter| filter.users = vec!["bob".into()]),
+        edited(|filter: &mut ChangeFilter| filter.user_names = vec!["alice".into()]),
+        edited(|filter: &mut ChangeFilter| filter.request_ids = vec![bob.request_id]),
+        edited(|filter: &mut ChangeFilter| {
+            filter.change_contexts = vec![ChangeContextKind::Job];
+            filter.change_context_details = vec!["nightly".into()];
+        }),
+        edited(|filter: &mut ChangeFilter| filter.search = vec!["DEV-".into(), "3".into()]),
+        edited(|filter: &mut ChangeFilter| filter.object_reprs = vec!["dev-2".into()]),
+        edited(|filter: &mut ChangeFilter| filter.object_ids = vec!["2".into(), "3".into()]),
+        edited(|filter: &mut ChangeFilter| filter.ids = vec![log[0].id, log[4].id]),
+        edited(|filter: &mut ChangeFilter| filter.content_types = vec![ct("dcim.rack")]),
+    ];
+    let expected_counts = [5, 2, 2, 1, 4, 1, 1, 1, 2, 3, 2, 0];
+    for (filter, expected) in filters.iter().zip(expected_counts) {
+        let admitted: Vec<_> = log.iter().filter(|change| filter.admits(change)).cloned().collect();
+        assert_eq!(admitted.len(), expected, "{filter:?}");
+        assert_eq!(store.count_changes_where(filter).await.unwrap(), expected as u64, "{filter:?}");
+        for offset in 0..=expected + 1 {
+            let page = store.find_changes(filter, offset, 2).await.unwrap();
+            let wanted: Vec<_> = admitted.iter().skip(offset).take(2).cloned().collect();
+            assert_eq!(page, wanted, "{filter:?} at {offset}");
+        }
     }
 }
 

@@ -28,7 +28,7 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 25] = [
+pub const CASES: [&str; 26] = [
     "catalog_validates_with_nautobots_messages",
     "catalog_records_have_ids_and_times",
     "catalog_lists_are_filtered_in_the_store",
@@ -41,6 +41,7 @@ pub const CASES: [&str; 25] = [
     "commits_record_changes_and_objects",
     "record_only_commits_leave_the_repository_alone",
     "changes_are_found_by_object_request_and_time",
+    "changes_are_found_by_every_filter",
     "a_change_and_its_runs_are_committed_together",
     "a_claim_reads_what_its_runs_start_with",
     "runs_of_one_object_start_one_at_a_time_in_order",
@@ -75,6 +76,7 @@ macro_rules! store_contract {
             commits_record_changes_and_objects,
             record_only_commits_leave_the_repository_alone,
             changes_are_found_by_object_request_and_time,
+            changes_are_found_by_every_filter,
             a_change_and_its_runs_are_committed_together,
             a_claim_reads_what_its_runs_start_with,
             runs_of_one_object_start_one_at_a_time_in_order,

@@ -82,6 +82,20 @@ pub enum ChangeContextKind {
 }
 
 impl ChangeContextKind {
+    /// Every kind.
+    pub const ALL: [ChangeContextKind; 5] = [
+        ChangeContextKind::Web,
+        ChangeContextKind::Job,
+        ChangeContextKind::JobHook,
+        ChangeContextKind::Orm,
+        ChangeContextKind::Unknown,
+    ];
+
+    /// The kind whose wire name ([`ChangeContextKind::as_str`]) is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     /// The wire name: `web`, `job`, `job-hook`, `orm` or `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,6 +1,7 @@
-//! Which jobs, job hooks and job buttons to list: the filters of Nautobot's REST API on
-//! `/api/extras/jobs/`, `/job-hooks/` and `/job-buttons/`, as typed data a store evaluates
-//! ([`Catalog::find_jobs`](crate::ports::Catalog::find_jobs) and its siblings).
+//! Which jobs, job hooks, job buttons and changes to list: the filters of Nautobot's REST API on
+//! `/api/extras/jobs/`, `/job-hooks/`, `/job-buttons/` and `/object-changes/`, as typed data a
+//! store evaluates ([`Catalog::find_jobs`](crate::ports::Catalog::find_jobs) and its siblings,
+//! [`ChangeStore::find_changes`](crate::ports::ChangeStore::find_changes)).
 //!
 //! Each filter is a conjunction of fields. A list field admits a record when it is empty or when
 //! any of its values matches (Nautobot's `?name=a&name=b`); an `Option<bool>` field admits every
@@ -21,7 +22,9 @@
 
 use uuid::Uuid;
 
-use crate::{ContentType, JobButton, JobHook, JobKind, JobRecord};
+use crate::{
+    Action, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobKind, JobRecord, ObjectChange, ObjectRef,
+};
 
 /// Whether `value` passes a list field: the field is empty, or one of its values matches.
 fn any_of<T>(wanted: &[T], matches: impl Fn(&T) -> bool) -> bool {
@@ -181,6 +184,151 @@ impl ButtonFilter {
             && any_of(&self.button_classes, |class| class == button.button_class.as_str())
             && flag(self.enabled, button.enabled)
             && flag(self.confirmation, button.confirmation)
+    }
+}
+
+/// Which changes to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChangeFilter {
+    /// Only these changes.
+    pub ids: Vec<ChangeId>,
+    /// In the object's text (`object_repr`), in any case (Nautobot's `q`).
+    pub search: Vec<String>,
+    /// Only changes made by these users (usernames).
+    pub users: Vec<String>,
+    /// Only changes recorded under these user names (what the change log keeps of its user).
+    pub user_names: Vec<String>,
+    /// Only changes of these change contexts (requests).
+    pub request_ids: Vec<uuid::Uuid>,
+    /// Only these actions.
+    pub actions: Vec<Action>,
+    /// Only changes of objects of these types.
+    pub content_types: Vec<ContentType>,
+    /// Only changes of objects with these ids.
+    pub object_ids: Vec<String>,
+    /// Only changes made in these kinds of context (web, job, …).
+    pub change_contexts: Vec<ChangeContextKind>,
+    /// Only changes with these context details.
+    pub change_context_details: Vec<String>,
+    /// Only changes of objects shown as these texts.
+    pub object_reprs: Vec<String>,
+}
+
+/// The fields of a change a [`ChangeFilter`] reads, borrowed: a store can check a change against
+/// a filter from the part of its record that holds them, without reading the rest.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ChangeFields<'a> {
+    /// The change's id.
+    pub id: ChangeId,
+    /// Its user's name, if a user made it.
+    pub user: Option<&'a str>,
+    /// The user name it was recorded under.
+    pub user_name: &'a str,
+    /// Its change context.
+    pub request_id: uuid::Uuid,
+    /// Its action.
+    pub action: Action,
+    /// Its object's type.
+    pub content_type: &'a str,
+    /// Its object's id.
+    pub object_id: &'a str,
+    /// The kind of context it was made in.
+    pub change_context: ChangeContextKind,
+    /// The context's detail.
+    pub change_context_detail: &'a str,
+    /// Its object's text.
+    pub object_repr: &'a str,
+}
+
+impl<'a> ChangeFields<'a> {
+    /// The fields of the change `id`, with its action and request; the others empty, for a store
+    /// to set from what it read.
+    pub fn of_parts(id: ChangeId, action: Action, request_id: uuid::Uuid) -> Self {
+        Self {
+            id,
+            user: None,
+            user_name: "",
+            request_id,
+            action,
+            content_type: "",
+            object_id: "",
+            change_context: ChangeContextKind::Unknown,
+            change_context_detail: "",
+            object_repr: "",
+        }
+    }
+
+    /// The fields of `change`.
+    pub fn of(change: &'a ObjectChange) -> Self {
+        Self {
+            id: change.id,
+            user: change.user.as_deref(),
+            user_name: &change.user_name,
+            request_id: change.request_id,
+            action: change.action,
+            content_type: change.changed_object_type.as_str(),
+            object_id: &change.changed_object_id,
+            change_context: change.change_context,
+            change_context_detail: &change.change_context_detail,
+            object_repr: &change.object_repr,
+        }
+    }
+}
+
+impl ChangeFilter {
+    /// Whether the filter names nothing, or nothing but one object (one type and one id that make
+    /// an object reference): the changes the log, or an object's index, lists whole.
+    pub fn only_object(&self) -> bool {
+        let Self {
+            ids,
+            search,
+            users,
+            user_names,
+            request_ids,
+            actions,
+            content_types,
+            object_ids,
+            change_contexts,
+            change_context_details,
+            object_reprs,
+        } = self;
+        let others = [ids.is_empty(), search.is_empty(), users.is_empty(), user_names.is_empty()]
+            .into_iter()
+            .chain([request_ids.is_empty(), actions.is_empty(), change_contexts.is_empty()])
+            .chain([change_context_details.is_empty(), object_reprs.is_empty()]);
+        let whole_log_or_one_object = (content_types.is_empty() && object_ids.is_empty()) || self.object().is_some();
+        others.into_iter().all(|empty| empty) && whole_log_or_one_object
+    }
+
+    /// The one object the filter narrows to, when it names exactly one type and one id: the
+    /// changes to read through that object's index.
+    pub fn object(&self) -> Option<ObjectRef> {
+        match (self.content_types.as_slice(), self.object_ids.as_slice()) {
+            ([content_type], [id]) => ObjectRef::new(content_type.clone(), id.as_str()).ok(),
+            _ => None,
+        }
+    }
+
+    /// Whether `change` passes the filter.
+    pub fn admits(&self, change: &ObjectChange) -> bool {
+        self.admits_fields(&ChangeFields::of(change))
+    }
+
+    /// Whether a change with `fields` passes the filter.
+    pub fn admits_fields(&self, fields: &ChangeFields<'_>) -> bool {
+        any_of(&self.ids, |id| *id == fields.id)
+            && found(&self.search, &[fields.object_repr])
+            && any_of(&self.users, |user| Some(user.as_str()) == fields.user)
+            && any_of(&self.user_names, |name| name == fields.user_name)
+            && any_of(&self.request_ids, |request| *request == fields.request_id)
+            && any_of(&self.actions, |action| *action == fields.action)
+            && any_of(&self.content_types, |content_type| content_type.as_str() == fields.content_type)
+            && any_of(&self.object_ids, |id| id == fields.object_id)
+            && any_of(&self.change_contexts, |context| *context == fields.change_context)
+            && any_of(&self.change_context_details, |detail| detail == fields.change_context_detail)
+            && any_of(&self.object_reprs, |repr| repr == fields.object_repr)
     }
 }
 

@@ -49,7 +49,7 @@ pub use error::{
     BackendError, CatalogError, ChangeError, MaintenanceError, ModelError, QueueError, StorageFailure, StoreError,
     ValidationErrors, error_chain,
 };
-pub use filters::{ButtonFilter, HookFilter, JobFilter};
+pub use filters::{ButtonFilter, ChangeFields, ChangeFilter, HookFilter, JobFilter};
 pub use hook::{HookMatches, JobHook, JobHookPatch, match_hooks, validate_hook};
 pub use ident::{ContentType, MAX_NAME_LEN, ObjectRef, validate_name};
 pub use job::{

@@ -155,6 +155,58 @@ pub trait ChangeStore: ObjectReader {
         Ok(objects.into_iter().filter(after).take(limit).collect())
     }
 
+    /// A page of the changes `filter` admits, newest first: after the first `offset` of them, at
+    /// most `limit`. A store reads through the narrowest index it has for the filter (one
+    /// object's changes, one request's) and checks each change from the part of its record the
+    /// filter reads; the cost is one walk of what the index holds, whatever the offset. The
+    /// default walks the log twice through [`ChangeStore::changes_after`] (to count, then to take
+    /// the page), holding one chunk and the page.
+    async fn find_changes(
+        &self,
+        filter: &crate::ChangeFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
+        if filter.only_object() {
+            return self.change_page(&ChangePage::new(filter.object(), offset, limit)).await;
+        }
+        // Newest first from `offset`: oldest first, the admitted changes numbered
+        // `[count - offset - limit, count - offset)`.
+        let count = usize::try_from(self.count_changes_where(filter).await?).unwrap_or(usize::MAX);
+        let end = count.saturating_sub(offset);
+        let start = end.saturating_sub(limit);
+        let mut page = Vec::new();
+        let (mut after, mut admitted) = (ChangeId(0), 0);
+        while admitted < end {
+            let chunk = self.changes_after(after, WALK_CHUNK).await?;
+            let Some(last) = chunk.last() else { break };
+            after = last.id;
+            for change in chunk.into_iter().filter(|change| filter.admits(change)) {
+                if (start..end).contains(&admitted) {
+                    page.push(change);
+                }
+                admitted += 1;
+            }
+        }
+        page.reverse();
+        Ok(page)
+    }
+
+    /// How many changes [`ChangeStore::find_changes`] pages through for `filter`. The default
+    /// walks the log through [`ChangeStore::changes_after`], a chunk at a time.
+    async fn count_changes_where(&self, filter: &crate::ChangeFilter) -> Result<u64, StorageFailure> {
+        if filter.only_object() {
+            return self.count_changes_of(filter.object().as_ref()).await;
+        }
+        let (mut after, mut count) = (ChangeId(0), 0);
+        loop {
+            let chunk = self.changes_after(after, WALK_CHUNK).await?;
+            let Some(last) = chunk.last() else { return Ok(count) };
+            after = last.id;
+            count += chunk.iter().filter(|change| filter.admits(change)).count() as u64;
+        }
+    }
+
     /// How many changes [`ChangeStore::change_page`] pages through for `object` (the whole log's
     /// when `None`). The default reads them all.
     async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {
@@ -345,35 +397,101 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
-/// Which results to list.
+/// Which results to list. A list field admits a result when it is empty or when one of its values
+/// matches; the fields together admit what each admits.
+///
+/// ```
+/// use jobhooks_model::ports::ResultFilter;
+/// use jobhooks_model::JobStatus;
+///
+/// // The newest 50 failures of one job, after the first 100.
+/// let filter = ResultFilter::default()
+///     .job("app::Audit")
+///     .status(JobStatus::Failure)
+///     .status(JobStatus::DeadLettered)
+///     .offset(100)
+///     .limit(50);
+/// assert_eq!(filter.statuses.len(), 2);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct ResultFilter {
-    /// Only this job.
-    pub job: Option<String>,
-    /// Only this status.
-    pub status: Option<JobStatus>,
-    /// Only runs of this change.
-    pub change: Option<ChangeId>,
-    /// Only runs as this user.
-    #[serde(default)]
-    pub user: Option<String>,
+    /// Only these runs.
+    pub ids: Vec<RunId>,
+    /// Only runs of these jobs (class paths).
+    pub jobs: Vec<String>,
+    /// Only runs in these states.
+    pub statuses: Vec<JobStatus>,
+    /// Only runs of these changes.
+    pub changes: Vec<ChangeId>,
+    /// Only runs as these users.
+    pub users: Vec<String>,
     /// Skip this many of the results the filter admits (newest first) before listing: a store
     /// skips them without reading more of them than it must, so a far offset costs no more than
     /// the results it passes over. Counting ignores it.
-    #[serde(default)]
     pub offset: usize,
     /// At most this many (newest first); `None` for all.
     pub limit: Option<usize>,
 }
 
 impl ResultFilter {
-    /// Whether `result` passes the filter's job, status, change and user (not its offset and
-    /// limit).
+    /// Also admits the run `id` (only the runs named, once one is).
+    pub fn id(mut self, id: RunId) -> Self {
+        self.ids.push(id);
+        self
+    }
+
+    /// Also admits runs of `job` (only the jobs named, once one is).
+    pub fn job(mut self, job: impl Into<String>) -> Self {
+        self.jobs.push(job.into());
+        self
+    }
+
+    /// Also admits runs in `status` (only the states named, once one is).
+    pub fn status(mut self, status: JobStatus) -> Self {
+        self.statuses.push(status);
+        self
+    }
+
+    /// Also admits runs of `change` (only the changes named, once one is).
+    pub fn change(mut self, change: ChangeId) -> Self {
+        self.changes.push(change);
+        self
+    }
+
+    /// Also admits runs as `user` (only the users named, once one is).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.users.push(user.into());
+        self
+    }
+
+    /// Skips the first `offset` results the filter admits.
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Lists at most `limit` results.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The same filter over every result it admits: no offset, no limit (what counting reads).
+    pub fn unpaged(&self) -> Self {
+        Self { offset: 0, limit: None, ..self.clone() }
+    }
+
+    /// Whether `result` passes the filter's ids, jobs, states, changes and users (not its offset
+    /// and limit).
     pub fn admits(&self, result: &crate::JobResult) -> bool {
-        self.job.as_ref().is_none_or(|job| *job == result.job)
-            && self.status.is_none_or(|status| status == result.status)
-            && self.change.is_none_or(|change| Some(change) == result.change_id())
-            && self.user.as_ref().is_none_or(|user| result.user.as_ref() == Some(user))
+        let any_of = |empty: bool, matches: bool| empty || matches;
+        any_of(self.ids.is_empty(), self.ids.contains(&result.id))
+            && any_of(self.jobs.is_empty(), self.jobs.contains(&result.job))
+            && any_of(self.statuses.is_empty(), self.statuses.contains(&result.status))
+            && any_of(self.changes.is_empty(), result.change_id().is_some_and(|change| self.changes.contains(&change)))
+            && any_of(self.users.is_empty(), result.user.as_ref().is_some_and(|user| self.users.contains(user)))
     }
 }
 
@@ -540,6 +658,9 @@ pub trait QueueReader: Send + Sync {
         Ok(results)
     }
 }
+
+/// How many changes the default walks of the log read at a time.
+const WALK_CHUNK: usize = 1_000;
 
 /// A time after every change a store holds: the end of a walk through the log by time.
 fn far_future() -> OffsetDateTime {

@@ -577,6 +577,59 @@ impl PgStore {
     }
 }
 
+/// A [`ChangeFilter`](jobhooks_model::ChangeFilter) in SQL, over `jobhooks_changes c`: an empty
+/// array admits every change. Its parameters are [`ChangeFilterParams::values`], `$1` to `$11`.
+/// One object's changes and one request's are read through their indexes; a search lowercases
+/// by the database's rules.
+const CHANGE_FILTER: &str = "(cardinality($1::bigint[]) = 0 OR c.id = ANY($1))
+    AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) term WHERE position(lower(term) IN lower(c.object_repr)) = 0)
+    AND (cardinality($3::text[]) = 0 OR c.user_id = ANY($3))
+    AND (cardinality($4::text[]) = 0 OR c.user_name = ANY($4))
+    AND (cardinality($5::uuid[]) = 0 OR c.request_id = ANY($5))
+    AND (cardinality($6::text[]) = 0 OR c.action = ANY($6))
+    AND (cardinality($7::text[]) = 0 OR c.content_type = ANY($7))
+    AND (cardinality($8::text[]) = 0 OR c.object_id = ANY($8))
+    AND (cardinality($9::text[]) = 0 OR c.change_context = ANY($9))
+    AND (cardinality($10::text[]) = 0 OR c.change_context_detail = ANY($10))
+    AND (cardinality($11::text[]) = 0 OR c.object_repr = ANY($11))";
+
+/// The parameters of [`CHANGE_FILTER`] for one filter.
+struct ChangeFilterParams<'a> {
+    ids: Vec<i64>,
+    filter: &'a jobhooks_model::ChangeFilter,
+    actions: Vec<&'static str>,
+    content_types: Vec<&'a str>,
+    contexts: Vec<&'static str>,
+}
+
+impl<'a> ChangeFilterParams<'a> {
+    fn of(filter: &'a jobhooks_model::ChangeFilter) -> Self {
+        Self {
+            ids: filter.ids.iter().map(|id| id.0 as i64).collect(),
+            filter,
+            actions: filter.actions.iter().map(|action| crate::records::action_name(*action)).collect(),
+            content_types: filter.content_types.iter().map(|content_type| content_type.as_str()).collect(),
+            contexts: filter.change_contexts.iter().map(|context| crate::records::context_name(*context)).collect(),
+        }
+    }
+
+    fn values(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        vec![
+            &self.ids,
+            &self.filter.search,
+            &self.filter.users,
+            &self.filter.user_names,
+            &self.filter.request_ids,
+            &self.actions,
+            &self.content_types,
+            &self.filter.object_ids,
+            &self.contexts,
+            &self.filter.change_context_details,
+            &self.filter.object_reprs,
+        ]
+    }
+}
+
 #[async_trait::async_trait]
 impl ObjectReader for PgStore {
     async fn get_object(&self, reference: &ObjectRef) -> Result<Option<Object>, StorageFailure> {
@@ -762,6 +815,29 @@ impl ChangeStore for PgStore {
             &[&content_type, &id, &offset, &limit],
         )
         .await
+    }
+
+    async fn find_changes(
+        &self,
+        filter: &jobhooks_model::ChangeFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
+        let (offset, limit) = (i64::try_from(offset).unwrap_or(i64::MAX), i64::try_from(limit).unwrap_or(i64::MAX));
+        let params = ChangeFilterParams::of(filter);
+        let mut values = params.values();
+        values.extend([&offset as &(dyn tokio_postgres::types::ToSql + Sync), &limit]);
+        self.query_changes(&format!("{CHANGE_FILTER} ORDER BY c.id DESC OFFSET $12 LIMIT $13"), &values).await
+    }
+
+    async fn count_changes_where(&self, filter: &jobhooks_model::ChangeFilter) -> Result<u64, StorageFailure> {
+        let client = self.client().await?;
+        let params = ChangeFilterParams::of(filter);
+        let row = client
+            .query_one(&format!("SELECT count(*) FROM jobhooks_changes c WHERE {CHANGE_FILTER}"), &params.values())
+            .await
+            .map_err(db_error("cannot count changes"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
     }
 
     async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {

@@ -644,17 +644,15 @@ impl QueueReader for PgStore {
         let client = self.client().await?;
         let limit = filter.limit.map_or(i64::MAX, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
         let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
-        let status = filter.status.map(status_name);
-        let change = filter.change.map(|change| change.0 as i64);
+        let params = ResultFilterParams::of(filter);
+        let mut values = params.values();
+        values.extend([&offset as &(dyn tokio_postgres::types::ToSql + Sync), &limit]);
         let rows = client
             .query(
                 &format!(
-                    "SELECT {RUN_COLUMNS} FROM jobhooks_runs
-                     WHERE ($1::text IS NULL OR job = $1) AND ($2::text IS NULL OR status = $2)
-                       AND ($3::bigint IS NULL OR change_id = $3) AND ($4::text IS NULL OR user_id = $4)
-                     ORDER BY id DESC OFFSET $5 LIMIT $6"
+                    "SELECT {RUN_COLUMNS} FROM jobhooks_runs WHERE {RESULT_FILTER} ORDER BY id DESC OFFSET $6 LIMIT $7"
                 ),
-                &[&filter.job, &status, &change, &filter.user, &offset, &limit],
+                &values,
             )
             .await
             .map_err(db_error("cannot read results"))?;
@@ -676,18 +674,41 @@ impl QueueReader for PgStore {
 
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
         let client = self.client().await?;
-        let status = filter.status.map(status_name);
-        let change = filter.change.map(|change| change.0 as i64);
+        let params = ResultFilterParams::of(filter);
         let row = client
-            .query_one(
-                "SELECT count(*) FROM jobhooks_runs
-                 WHERE ($1::text IS NULL OR job = $1) AND ($2::text IS NULL OR status = $2)
-                   AND ($3::bigint IS NULL OR change_id = $3) AND ($4::text IS NULL OR user_id = $4)",
-                &[&filter.job, &status, &change, &filter.user],
-            )
+            .query_one(&format!("SELECT count(*) FROM jobhooks_runs WHERE {RESULT_FILTER}"), &params.values())
             .await
             .map_err(db_error("cannot count results"))?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+}
+
+/// A [`ResultFilter`] in SQL, over `jobhooks_runs`: an empty array admits every run. Its
+/// parameters are [`ResultFilterParams::values`], `$1` to `$5`.
+const RESULT_FILTER: &str = "(cardinality($1::bigint[]) = 0 OR id = ANY($1))
+    AND (cardinality($2::text[]) = 0 OR job = ANY($2)) AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+    AND (cardinality($4::bigint[]) = 0 OR change_id = ANY($4)) AND (cardinality($5::text[]) = 0 OR user_id = ANY($5))";
+
+/// The parameters of [`RESULT_FILTER`] for one filter.
+struct ResultFilterParams<'a> {
+    ids: Vec<i64>,
+    filter: &'a ResultFilter,
+    statuses: Vec<&'static str>,
+    changes: Vec<i64>,
+}
+
+impl<'a> ResultFilterParams<'a> {
+    fn of(filter: &'a ResultFilter) -> Self {
+        Self {
+            ids: filter.ids.iter().map(|id| id.0 as i64).collect(),
+            filter,
+            statuses: filter.statuses.iter().map(|status| status_name(*status)).collect(),
+            changes: filter.changes.iter().map(|change| change.0 as i64).collect(),
+        }
+    }
+
+    fn values(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        vec![&self.ids, &self.filter.jobs, &self.statuses, &self.changes, &self.filter.users]
     }
 }
 

@@ -69,15 +69,7 @@ pub(crate) fn context_name(kind: ChangeContextKind) -> &'static str {
 }
 
 pub(crate) fn context_of(name: &str) -> Option<ChangeContextKind> {
-    [
-        ChangeContextKind::Web,
-        ChangeContextKind::Job,
-        ChangeContextKind::JobHook,
-        ChangeContextKind::Orm,
-        ChangeContextKind::Unknown,
-    ]
-    .into_iter()
-    .find(|kind| kind.as_str() == name)
+    ChangeContextKind::from_name(name)
 }
 
 pub(crate) fn button_class_of(name: &str) -> Option<ButtonClass> {

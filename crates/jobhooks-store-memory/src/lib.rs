@@ -822,7 +822,7 @@ impl QueueReader for MemoryStore {
     }
 
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
-        let unlimited = ResultFilter { limit: None, offset: 0, ..filter.clone() };
+        let unlimited = filter.unpaged();
         Ok(self.list_results(&unlimited).await?.len() as u64)
     }
 

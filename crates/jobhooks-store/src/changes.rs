@@ -190,6 +190,62 @@ impl Store {
     }
 }
 
+/// The fields of a stored change a [`ChangeFilter`](jobhooks_model::ChangeFilter) reads: the
+/// rest of the record (its object's data, above all) is passed over unread.
+#[derive(Deserialize)]
+struct FilteredFields {
+    user: Option<String>,
+    user_name: String,
+    request_id: Uuid,
+    action: Action,
+    changed_object_type: String,
+    changed_object_id: String,
+    change_context: jobhooks_model::ChangeContextKind,
+    change_context_detail: String,
+    object_repr: String,
+}
+
+impl Store {
+    /// The ids of the changes `filter` may admit, newest first, from the narrowest index the
+    /// store has for it: one object's changes, one request's, or the whole log.
+    fn candidate_changes<'s>(
+        st: &'s Staging<'_>,
+        filter: &jobhooks_model::ChangeFilter,
+    ) -> Box<dyn Iterator<Item = Result<ChangeId, StorageFailure>> + 's> {
+        let ids_of = |entries: crate::staging::Scan<'s>| {
+            entries.map(|entry| entry.and_then(|(key, _)| Ok(ChangeId(indexed_id("change index", &key)?))))
+        };
+        if let Some(object) = filter.object() {
+            return Box::new(ids_of(st.scan_prefix_rev(&keys::changes_of_object(&object))));
+        }
+        if let [request] = filter.request_ids.as_slice() {
+            let mut commits: Vec<_> = commits_of_request(st, *request).collect();
+            commits.reverse();
+            return Box::new(commits.into_iter().flat_map(move |commit| -> Box<dyn Iterator<Item = _>> {
+                match commit {
+                    Ok((_, changes)) => Box::new(ids_of(st.scan(changes, true))),
+                    Err(failure) => Box::new(std::iter::once(Err(failure))),
+                }
+            }));
+        }
+        Box::new(ids_of(st.scan_prefix_rev(keys::CHANGE)))
+    }
+
+    /// Whether the change `id` passes `filter`, read from the fields the filter reads.
+    fn passes(st: &Staging<'_>, id: ChangeId, filter: &jobhooks_model::ChangeFilter) -> Result<bool, StorageFailure> {
+        let Some((_, fields)) = read_change_json::<FilteredFields>(st, id)? else { return Ok(false) };
+        let mut borrowed = jobhooks_model::ChangeFields::of_parts(id, fields.action, fields.request_id);
+        borrowed.user = fields.user.as_deref();
+        borrowed.user_name = &fields.user_name;
+        borrowed.content_type = &fields.changed_object_type;
+        borrowed.object_id = &fields.changed_object_id;
+        borrowed.change_context = fields.change_context;
+        borrowed.change_context_detail = &fields.change_context_detail;
+        borrowed.object_repr = &fields.object_repr;
+        Ok(filter.admits_fields(&borrowed))
+    }
+}
+
 #[derive(Deserialize)]
 struct TimeOnly {
     #[serde(with = "time::serde::rfc3339")]
@@ -452,6 +508,46 @@ impl ChangeStore for Store {
             None => keys::CHANGE.to_vec(),
         };
         self.changes_by_index(st.scan_prefix_rev(&prefix).skip(page.offset), page.limit)
+    }
+
+    async fn find_changes(
+        &self,
+        filter: &jobhooks_model::ChangeFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, StorageFailure> {
+        if filter.only_object() {
+            return self.change_page(&ChangePage::new(filter.object(), offset, limit)).await;
+        }
+        let st = self.view();
+        let (mut skipped, mut page) = (0, Vec::new());
+        for id in Self::candidate_changes(&st, filter) {
+            if page.len() >= limit {
+                break;
+            }
+            let id = id?;
+            if !Self::passes(&st, id, filter)? {
+                continue;
+            }
+            if skipped < offset {
+                skipped += 1;
+                continue;
+            }
+            page.extend(self.read_change(id)?);
+        }
+        Ok(page)
+    }
+
+    async fn count_changes_where(&self, filter: &jobhooks_model::ChangeFilter) -> Result<u64, StorageFailure> {
+        if filter.only_object() {
+            return self.count_changes_of(filter.object().as_ref()).await;
+        }
+        let st = self.view();
+        let mut count = 0;
+        for id in Self::candidate_changes(&st, filter) {
+            count += u64::from(Self::passes(&st, id?, filter)?);
+        }
+        Ok(count)
     }
 
     async fn count_changes_of(&self, object: Option<&ObjectRef>) -> Result<u64, StorageFailure> {

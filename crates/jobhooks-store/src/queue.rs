@@ -386,11 +386,11 @@ impl QueueReader for Store {
     async fn list_results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>, StorageFailure> {
         let limit = filter.limit.unwrap_or(usize::MAX);
         let mut results = Vec::new();
-        if let Some(change) = filter.change {
-            let st = self.view();
-            let runs =
-                read_change_json::<serde::de::IgnoredAny>(&st, change)?.map(|(runs, _)| runs).unwrap_or_default();
-            for run in runs.into_iter().rev() {
+        // Named runs, or the runs of named changes: read each, newest first.
+        if let Some(mut runs) = self.named_runs(filter)? {
+            runs.sort_unstable_by(|a, b| b.cmp(a));
+            runs.dedup();
+            for run in runs {
                 results.extend(self.get_result(run).await?.filter(|r| filter.admits(r)));
             }
             return Ok(results.into_iter().skip(filter.offset).take(limit).collect());
@@ -458,8 +458,8 @@ impl QueueReader for Store {
     }
 
     async fn count_results(&self, filter: &ResultFilter) -> Result<u64, StorageFailure> {
-        if filter.change.is_some() {
-            let unlimited = ResultFilter { limit: None, offset: 0, ..filter.clone() };
+        if !filter.ids.is_empty() || !filter.changes.is_empty() {
+            let unlimited = filter.unpaged();
             return Ok(self.list_results(&unlimited).await?.len() as u64);
         }
         let header_decides = header_decides(filter);
@@ -539,29 +539,54 @@ enum RunRecord {
 /// user; and a stored PENDING or RETRYING status may show as STARTED, so a filter on STARTED,
 /// PENDING or RETRYING reads the results. A queued run's entry is small and read whole.
 fn header_decides(filter: &ResultFilter) -> bool {
-    filter.user.is_none()
-        && matches!(filter.status, None | Some(JobStatus::Success | JobStatus::Failure | JobStatus::DeadLettered))
+    filter.users.is_empty()
+        && filter
+            .statuses
+            .iter()
+            .all(|status| matches!(status, JobStatus::Success | JobStatus::Failure | JobStatus::DeadLettered))
 }
 
 struct HeaderFilter<'f> {
-    job: Option<&'f str>,
+    jobs: &'f [String],
     status_tags: Option<Vec<u8>>,
 }
 
 impl<'f> HeaderFilter<'f> {
     fn new(filter: &'f ResultFilter) -> Self {
-        let status_tags = filter.status.map(|status| match status {
+        let tags_of = |status: &JobStatus| match status {
             JobStatus::Started => vec![keys::status_tag(JobStatus::Pending), keys::status_tag(JobStatus::Retrying)],
-            other => vec![keys::status_tag(other)],
-        });
-        Self { job: filter.job.as_deref(), status_tags }
+            other => vec![keys::status_tag(*other)],
+        };
+        let status_tags = (!filter.statuses.is_empty()).then(|| filter.statuses.iter().flat_map(tags_of).collect());
+        Self { jobs: &filter.jobs, status_tags }
     }
 
     /// Whether the result stored under `key` as `value` may pass the filter.
     fn may_match(&self, key: &[u8], value: &[u8]) -> Result<bool, StorageFailure> {
         let header = records::decode_result_header(value).ok_or_else(|| corrupt("job result", key, "no header"))?;
-        let job_matches = self.job.is_none_or(|job| job.as_bytes() == header.job);
+        let job_matches = self.jobs.is_empty() || self.jobs.iter().any(|job| job.as_bytes() == header.job);
         Ok(job_matches && self.status_tags.as_ref().is_none_or(|tags| tags.contains(&header.status_tag)))
+    }
+}
+
+impl Store {
+    /// The runs a filter names, when it names some: its runs, or else the runs its changes
+    /// queued (in no order, perhaps repeated).
+    fn named_runs(&self, filter: &ResultFilter) -> Result<Option<Vec<RunId>>, StorageFailure> {
+        if !filter.ids.is_empty() {
+            return Ok(Some(filter.ids.clone()));
+        }
+        if filter.changes.is_empty() {
+            return Ok(None);
+        }
+        let st = self.view();
+        let mut runs = Vec::new();
+        for change in &filter.changes {
+            runs.extend(
+                read_change_json::<serde::de::IgnoredAny>(&st, *change)?.map(|(runs, _)| runs).unwrap_or_default(),
+            );
+        }
+        Ok(Some(runs))
     }
 }
 

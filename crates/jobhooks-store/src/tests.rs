@@ -539,13 +539,9 @@ async fn the_queue_leases_oldest_first_and_completes_with_writes() {
     let err = store.complete(completion(&lease2, Outcome::Succeeded { writes: None })).await.unwrap_err();
     assert_eq!(err, QueueError::LeaseLost { run: second.0 });
     assert_eq!(store.depth().await.unwrap(), QueueDepth::default());
-    let failures =
-        store.list_results(&ResultFilter { status: Some(JobStatus::Failure), ..Default::default() }).await.unwrap();
+    let failures = store.list_results(&ResultFilter::default().status(JobStatus::Failure)).await.unwrap();
     assert_eq!(failures.iter().map(|r| r.id).collect::<Vec<_>>(), [second]);
-    let by_job = store
-        .list_results(&ResultFilter { job: Some(BUTTON_JOB.into()), limit: Some(1), ..Default::default() })
-        .await
-        .unwrap();
+    let by_job = store.list_results(&ResultFilter::default().job(BUTTON_JOB).limit(1)).await.unwrap();
     assert_eq!(by_job.iter().map(|r| r.id).collect::<Vec<_>>(), [second], "newest first");
 }
 
@@ -693,20 +689,8 @@ async fn pruning_removes_finished_results_and_old_changes_but_keeps_what_is_stil
     assert_eq!(report.results, 1, "only the finished result goes; pending and dead-lettered stay");
     assert_eq!(report.changes, 1, "device 1's first change goes: superseded, its result gone");
     assert!(store.get_result(first.runs[0]).await.unwrap().is_none());
-    assert!(
-        store
-            .list_results(&ResultFilter { change: Some(first.changes[0]), ..Default::default() })
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_results(&ResultFilter { status: Some(JobStatus::Success), ..Default::default() })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.list_results(&ResultFilter::default().change(first.changes[0])).await.unwrap().is_empty());
+    assert!(store.list_results(&ResultFilter::default().status(JobStatus::Success)).await.unwrap().is_empty());
     assert!(store.get_change(first.changes[0]).await.unwrap().is_none());
     assert_eq!(store.changes_for_object(device("1", "").reference(), 10).await.unwrap().len(), 1);
     assert!(store.get_change(second.changes[0]).await.unwrap().is_some(), "the object's latest change stays");
@@ -825,12 +809,7 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
     let listed = store.list_results(&ResultFilter::default()).await.unwrap();
     let statuses: Vec<_> = listed.iter().map(|r| (r.id, r.status)).collect();
     assert_eq!(statuses, [(r3, JobStatus::Started), (r2, JobStatus::Started), (r1, JobStatus::Pending)]);
-    let started = ResultFilter {
-        status: Some(JobStatus::Started),
-        job: Some(HOOK_JOB.into()),
-        limit: Some(1),
-        ..Default::default()
-    };
+    let started = ResultFilter::default().status(JobStatus::Started).job(HOOK_JOB).limit(1);
     assert_eq!(ids(store.list_results(&started).await.unwrap()), [r3]);
     for (lease, _) in &claimed {
         store.complete(completion(lease, Outcome::Succeeded { writes: None })).await.unwrap();

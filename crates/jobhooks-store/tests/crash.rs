@@ -184,10 +184,7 @@ async fn verify(dir: &Path, committed: &Committed) -> Result<(), String> {
     }
     // Every change in the store, reported or not, is whole: all its indexes and exactly its runs.
     for change in &all {
-        let runs = store
-            .list_results(&ResultFilter { change: Some(change.id), ..Default::default() })
-            .await
-            .map_err(|e| e.to_string())?;
+        let runs = store.list_results(&ResultFilter::default().change(change.id)).await.map_err(|e| e.to_string())?;
         let expected_runs = usize::from(
             change.changed_object_type.as_str() == "dcim.device" && change.change_context != ChangeContextKind::JobHook,
         );

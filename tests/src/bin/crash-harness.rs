@@ -267,10 +267,7 @@ async fn verify(store: &Store, tally: &mut Tally, drained: bool) -> Result<(), S
         tally.violations.push(format!("change {lost} was committed but is lost"));
     }
     for change in &all {
-        let runs = store
-            .list_results(&ResultFilter { change: Some(change.id), ..Default::default() })
-            .await
-            .map_err(|e| e.to_string())?;
+        let runs = store.list_results(&ResultFilter::default().change(change.id)).await.map_err(|e| e.to_string())?;
         let hooked = HOOKED.contains(&change.changed_object_type.as_str()) && change.action != Action::Delete;
         let expected = usize::from(hooked && change.change_context != ChangeContextKind::JobHook);
         if runs.len() != expected {

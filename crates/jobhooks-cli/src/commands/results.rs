@@ -108,13 +108,10 @@ pub(crate) async fn show_result(s: &impl Backend, run: RunId) -> Outcome {
 pub(crate) async fn results(s: &impl Backend, command: ResultsCommand) -> Outcome {
     match command {
         ResultsCommand::List { job, status, change, limit } => {
-            let filter = ResultFilter {
-                job,
-                status: status.map(JobStatus::from),
-                change: change.map(ChangeId),
-                limit: Some(limit),
-                ..ResultFilter::default()
-            };
+            let mut filter = ResultFilter::default().limit(limit);
+            filter.jobs.extend(job);
+            filter.statuses.extend(status.map(JobStatus::from));
+            filter.changes.extend(change.map(ChangeId));
             let results = s.list_results(filter).await?;
             s.print(&results, |results| {
                 results

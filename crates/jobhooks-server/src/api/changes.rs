@@ -1,6 +1,7 @@
 //! The change log: list with Nautobot's filters, one change with its snapshots.
 
 use super::*;
+use jobhooks_model::{ChangeFilter, ChangeId};
 
 /// The filters of the change log, as Nautobot's `ObjectChangeFilterSet`.
 const CHANGE_FILTERS: &[&str] = &[
@@ -35,94 +36,43 @@ pub(crate) async fn list_changes<S: Storage + 'static>(
     let query = ListQuery::of(&uri, CHANGE_FILTERS)?;
     let users = if query.depth > 0 { state.store.list_users().await? } else { Vec::new() };
     let shaper = query.shaper(&uri).with_users(users);
-    let mut types = Vec::new();
-    for value in query.values("changed_object_type") {
-        types.push(
-            ContentType::new(value.as_str()).map_err(|error| field_error("changed_object_type", error.to_string()))?,
-        );
-    }
-    let mut requests = Vec::new();
-    for value in query.values("request_id") {
-        requests.push(value.parse::<Uuid>().map_err(|_| field_error("request_id", "Enter a valid UUID.".into()))?);
-    }
-    let ids = query.values("changed_object_id");
-    // The whole log, or one object's changes: a page through the store's index, which passes over
-    // the offset's changes unread; past the end, nothing is read.
-    let only_object = ["changed_object_type", "changed_object_id"];
-    let others_given = CHANGE_FILTERS.iter().any(|key| !only_object.contains(key) && !query.values(key).is_empty());
-    let paged = match (types.as_slice(), ids) {
-        _ if others_given => None,
-        ([], []) => Some(None),
-        ([content_type], [id]) => Some(Some(
-            ObjectRef::new(content_type.clone(), id.as_str())
-                .map_err(|error| field_error("changed_object_id", error.to_string()))?,
-        )),
-        _ => None,
+    let mut filter = ChangeFilter::default();
+    filter.ids =
+        query.parsed("id", |id| id.parse().map(ChangeId).map_err(|_| "A whole number is required.".to_owned()))?;
+    filter.search = query.strings("q");
+    // A user is named by username or by id; a change keeps its user's name.
+    let users = state.store.list_users().await?;
+    let username_of = |wanted: &String| {
+        let by_id = users.iter().find(|user| crate::shapes::user_id(&user.username).to_string() == *wanted);
+        by_id.map_or_else(|| wanted.clone(), |user| user.username.clone())
     };
-    if let Some(object) = paged {
-        let count = usize::try_from(state.store.count_changes_of(object.as_ref()).await?).unwrap_or(usize::MAX);
-        let offset = query.page.offset.unwrap_or(0);
-        let changes = if offset < count {
-            state.store.change_page(&ChangePage::new(object, offset, query.page.limit())).await?
-        } else {
-            Vec::new()
-        };
-        let views = changes.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
-        return Ok(Json(Page::at(views, count, query.page, &uri)));
+    filter.users = query.values("user").iter().chain(query.values("user_id")).map(username_of).collect();
+    filter.user_names = query.strings("user_name");
+    filter.request_ids = query.parsed("request_id", |id| id.parse().map_err(|_| "Enter a valid UUID.".to_owned()))?;
+    filter.actions = query.parsed("action", |action| {
+        action.parse().map_err(|_| format!("Select a valid choice. {action} is not one of the available choices."))
+    })?;
+    filter.content_types = query.content_types("changed_object_type")?;
+    filter.object_ids = query.strings("changed_object_id");
+    filter.change_contexts = query.parsed("change_context", |context| {
+        jobhooks_model::ChangeContextKind::from_name(context)
+            .ok_or_else(|| format!("Select a valid choice. {context} is not one of the available choices."))
+    })?;
+    filter.change_context_details = query.strings("change_context_detail");
+    filter.object_reprs = query.strings("object_repr");
+    if let ([content_type], [id]) = (filter.content_types.as_slice(), filter.object_ids.as_slice()) {
+        ObjectRef::new(content_type.clone(), id.as_str())
+            .map_err(|error| field_error("changed_object_id", error.to_string()))?;
     }
-    // Other filters: the narrowest read the store has (one request's changes, or one object's, or
-    // the whole log a chunk at a time), filtered here; only the page's changes are kept.
-    let admitted = |change: &jobhooks_model::ObjectChange| {
-        let user = change.user.as_deref().unwrap_or("");
-        let user_matches =
-            |wanted: &str| !user.is_empty() && (wanted == user || wanted == crate::shapes::user_id(user).to_string());
-        (types.is_empty() || types.contains(&change.changed_object_type))
-            && (requests.is_empty() || requests.contains(&change.request_id))
-            && query.admits("changed_object_id", |id| id == change.changed_object_id)
-            && query.admits("id", |id| id == change.id.0.to_string())
-            && query.admits("user", user_matches)
-            && query.admits("user_id", user_matches)
-            && query.admits("user_name", |name| name == change.user_name)
-            && query.admits("action", |action| action == change.action.as_str())
-            && query.admits("change_context", |context| context == change.change_context.as_str())
-            && query.admits("change_context_detail", |detail| detail == change.change_context_detail)
-            && query.admits("object_repr", |repr| repr == change.object_repr)
-            && query.admits_search(&[&change.object_repr])
-    };
-    let mut page = PageOf::new(query.page);
-    match (types.as_slice(), ids, requests.as_slice()) {
-        (_, _, [request]) => {
-            // One request's changes, in order: newest first here, as Nautobot lists them.
-            let mut changes = state.store.changes_for_request(*request).await?;
-            changes.reverse();
-            changes.into_iter().filter(|change| admitted(change)).for_each(|change| page.offer(change));
-        }
-        (types, ids, _) => {
-            let object = match (types, ids) {
-                ([content_type], [id]) => Some(
-                    ObjectRef::new(content_type.clone(), id.as_str())
-                        .map_err(|error| field_error("changed_object_id", error.to_string()))?,
-                ),
-                _ => None,
-            };
-            let mut read = 0;
-            loop {
-                let chunk = state.store.change_page(&ChangePage::new(object.clone(), read, SCAN_CHUNK)).await?;
-                let got = chunk.len();
-                read += got;
-                chunk.into_iter().filter(|change| admitted(change)).for_each(|change| page.offer(change));
-                if got < SCAN_CHUNK {
-                    break;
-                }
-            }
-        }
-    }
-    let views = page.shown.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
-    Ok(Json(Page::at(views, page.count, query.page, &uri)))
+    // The store reads through its narrowest index for the filter and passes over the offset's
+    // changes; past the end, nothing is read.
+    let count = usize::try_from(state.store.count_changes_where(&filter).await?).unwrap_or(usize::MAX);
+    let offset = query.page.offset.unwrap_or(0);
+    let changes =
+        if offset < count { state.store.find_changes(&filter, offset, query.page.limit()).await? } else { Vec::new() };
+    let views = changes.iter().map(|change| ObjectChangeView::of(change, &shaper)).collect();
+    Ok(Json(Page::at(views, count, query.page, &uri)))
 }
-
-/// How many changes a filter the store has no index for reads at a time.
-const SCAN_CHUNK: usize = 1_000;
 
 /// A change with the object's state before and after it and their differences.
 #[derive(Serialize, ToSchema)]

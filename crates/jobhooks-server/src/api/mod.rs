@@ -30,7 +30,7 @@ use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobhooks_dispatch::{RenderedButton, buttons_for, press, run_job_on};
-use jobhooks_model::ports::{ChangePage, OpenSession, QueueDepth, ResultFilter, Storage};
+use jobhooks_model::ports::{OpenSession, QueueDepth, ResultFilter, Storage};
 use jobhooks_model::{
     ApiToken, ChangeContext, ChangeId, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
     JobResult, JobStatus, Object, ObjectRef, OffsetDateTime, RUN_JOB_PERMISSION, RunId, User, ValidationErrors,
@@ -47,7 +47,7 @@ use crate::auth::{
 };
 use crate::error::Refusals;
 use crate::shapes::{JobButtonView, JobHookView, JobLogView, JobResultView, JobView, ObjectChangeView, UserView};
-use crate::{ApiError, AppState, Caller, Page, PageOf, PageQuery};
+use crate::{ApiError, AppState, Caller, Page, PageQuery};
 
 pub(crate) type Answer<T> = Result<T, ApiError>;
 

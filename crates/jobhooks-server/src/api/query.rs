@@ -88,10 +88,7 @@ impl ListQuery {
 
     /// The content types given for `key`; a name that cannot be one is refused.
     pub(crate) fn content_types(&self, key: &str) -> Result<Vec<jobhooks_model::ContentType>, ApiError> {
-        self.parsed(key, |value| {
-            jobhooks_model::ContentType::new(value)
-                .map_err(|_| format!("Select a valid choice. {value} is not one of the available choices."))
-        })
+        self.parsed(key, |value| jobhooks_model::ContentType::new(value).map_err(|error| error.to_string()))
     }
 
     /// Whether `candidate` passes the filter `key`: it is not given, or some value of it matches.

@@ -2,6 +2,7 @@
 //! dead letter; and their logs, at `/api/extras/job-logs/` and `/api/extras/job-results/{id}/logs/`.
 
 use super::*;
+use std::collections::BTreeSet;
 
 /// The filters of the result list: Nautobot's `JobResultFilterSet`'s, `job` (a class path, id or
 /// name, as `job_model`) and jobhooks' `object_change` (the runs of one change).
@@ -50,96 +51,59 @@ pub(crate) async fn list_results<S: Storage + 'static>(
     let jobs = state.store.list_jobs().await?;
     let users = if query.depth > 0 { state.store.list_users().await? } else { Vec::new() };
     let shaper = query.shaper(&uri).with_jobs(jobs.clone()).with_users(users);
-    // The class paths the job filters name; a key that names no job matches no run.
-    let mut job_values = Vec::new();
-    for key in ["job_model", "job_model_id", "job"] {
-        for value in query.values(key) {
-            job_values.push(job_class_path(&jobs, value));
+    let mut filter = ResultFilter::default();
+    filter.ids =
+        query.parsed("id", |id| id.parse().map(RunId).map_err(|_| "A whole number is required.".to_owned()))?;
+    // Each family of job filters names a set of jobs (a key that names no job names none); the
+    // runs listed are of the jobs every given family names.
+    let mut job_sets: Vec<BTreeSet<String>> = Vec::new();
+    let references: Vec<&String> =
+        ["job_model", "job_model_id", "job"].iter().flat_map(|key| query.values(key)).collect();
+    if !references.is_empty() {
+        job_sets.push(references.iter().filter_map(|key| job_class_path(&jobs, key)).collect());
+    }
+    if !query.values("name").is_empty() {
+        let named = jobs.iter().filter(|job| query.admits("name", |name| name == job.name));
+        job_sets.push(named.map(|job| job.class_path.clone()).collect());
+    }
+    if !query.values("q").is_empty() {
+        let found = jobs.iter().filter(|job| query.admits_search(&[&job.name]));
+        job_sets.push(found.map(|job| job.class_path.clone()).collect());
+    }
+    if let Some((first, others)) = job_sets.split_first() {
+        let wanted = first.iter().filter(|job| others.iter().all(|set| set.contains(*job)));
+        filter.jobs = wanted.cloned().collect();
+        if filter.jobs.is_empty() {
+            return Ok(Json(Page::at(Vec::new(), 0, query.page, &uri)));
         }
     }
-    let mut statuses = Vec::new();
     for value in query.values("status") {
-        statuses.extend(statuses_of(value)?);
+        filter.statuses.extend(statuses_of(value)?);
     }
-    let mut changes = Vec::new();
-    for value in query.values("object_change") {
-        changes.push(ChangeId(
-            value.parse().map_err(|_| field_error("object_change", "A whole number is required.".into()))?,
-        ));
-    }
-    // What the store filters on: one job, one status, one change, one user. The rest is filtered
-    // here, over every result the store's filters admit.
+    filter.changes = query.parsed("object_change", |change| {
+        change.parse().map(ChangeId).map_err(|_| "A whole number is required.".to_owned())
+    })?;
     // A user is given by username or by id.
-    let mut users = Vec::new();
-    for value in query.values("user") {
-        users.push(match value.parse::<Uuid>() {
-            Ok(id) => state
-                .store
-                .list_users()
-                .await?
-                .into_iter()
-                .find(|user| crate::shapes::user_id(&user.username) == id)
-                .map_or_else(|| value.clone(), |user| user.username),
-            Err(_) => value.clone(),
-        });
+    if !query.values("user").is_empty() {
+        let users = state.store.list_users().await?;
+        filter.users = query
+            .values("user")
+            .iter()
+            .map(|value| {
+                let by_id = users.iter().find(|user| crate::shapes::user_id(&user.username).to_string() == *value);
+                by_id.map_or_else(|| value.clone(), |user| user.username.clone())
+            })
+            .collect();
     }
-    let single = |values: usize| values == 1;
-    let filter = ResultFilter {
-        job: single(job_values.len()).then(|| job_values[0].clone()).flatten(),
-        status: single(statuses.len()).then(|| statuses[0]),
-        change: single(changes.len()).then(|| changes[0]),
-        user: single(users.len()).then(|| users[0].clone()),
-        ..ResultFilter::default()
-    };
-    let in_store = job_values.len() <= 1
-        && job_values.iter().all(Option::is_some)
-        && statuses.len() <= 1
-        && changes.len() <= 1
-        && users.len() <= 1
-        && ["id", "q", "name"].iter().all(|key| query.values(key).is_empty());
-    if in_store {
-        // The store skips the offset's results and reads one page; past the end, nothing is read.
-        let count = usize::try_from(state.store.count_results(&filter).await?).unwrap_or(usize::MAX);
-        let offset = query.page.offset.unwrap_or(0);
-        let page = ResultFilter { offset, limit: Some(query.page.limit()), ..filter };
-        let results = if offset < count { state.store.list_results(&page).await? } else { Vec::new() };
-        let views = results.iter().map(|result| JobResultView::of(result, &shaper)).collect();
-        return Ok(Json(Page::at(views, count, query.page, &uri)));
-    }
-    // The store's filters first, a chunk at a time; only the page's results are kept.
-    let mut page = PageOf::new(query.page);
-    let mut read = 0;
-    loop {
-        let chunk = ResultFilter { offset: read, limit: Some(SCAN_CHUNK), ..filter.clone() };
-        let results = state.store.list_results(&chunk).await?;
-        let got = results.len();
-        read += got;
-        for result in results {
-            let name =
-                jobs.iter().find(|job| job.class_path == result.job).map_or(result.job.as_str(), |job| &job.name);
-            let user = result.user.as_deref().unwrap_or("");
-            let kept = (job_values.is_empty()
-                || job_values.iter().any(|job| job.as_deref() == Some(result.job.as_str())))
-                && (statuses.is_empty() || statuses.contains(&result.status))
-                && (changes.is_empty() || result.change_id().is_some_and(|change| changes.contains(&change)))
-                && query.admits("id", |id| id == result.id.0.to_string())
-                && query.admits("name", |wanted| wanted == name)
-                && query.admits_search(&[name])
-                && (users.is_empty() || users.iter().any(|wanted| wanted == user));
-            if kept {
-                page.offer(result);
-            }
-        }
-        if got < SCAN_CHUNK {
-            break;
-        }
-    }
-    let views = page.shown.iter().map(|result| JobResultView::of(result, &shaper)).collect();
-    Ok(Json(Page::at(views, page.count, query.page, &uri)))
+    // The store reads through its filters, skips the offset's results and reads one page; past
+    // the end, nothing is read.
+    let count = usize::try_from(state.store.count_results(&filter).await?).unwrap_or(usize::MAX);
+    let offset = query.page.offset.unwrap_or(0);
+    let page = filter.offset(offset).limit(query.page.limit());
+    let results = if offset < count { state.store.list_results(&page).await? } else { Vec::new() };
+    let views = results.iter().map(|result| JobResultView::of(result, &shaper)).collect();
+    Ok(Json(Page::at(views, count, query.page, &uri)))
 }
-
-/// How many results a filter the store cannot apply reads at a time.
-const SCAN_CHUNK: usize = 1_000;
 
 /// The class path of the job `key` names among `jobs` (id, class path or name), if any.
 fn job_class_path(jobs: &[JobRecord], key: &str) -> Option<String> {

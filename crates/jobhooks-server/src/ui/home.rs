@@ -32,12 +32,12 @@ pub(crate) async fn home<S: Storage + 'static>(
             "status": status_badge(result.status),
         })
     };
-    let recent = ResultFilter { limit: Some(if everyone { SHOWN } else { 500 }), ..ResultFilter::default() };
+    let recent = ResultFilter::default().limit(if everyone { SHOWN } else { 500 });
     let recent: Vec<Value> =
         state.store.list_results(&recent).await?.iter().filter(|r| mine(r)).take(SHOWN).map(row).collect();
     let mut failing = Vec::new();
     for status in [JobStatus::Failure, JobStatus::DeadLettered] {
-        let filter = ResultFilter { status: Some(status), limit: Some(SHOWN), ..ResultFilter::default() };
+        let filter = ResultFilter::default().status(status).limit(SHOWN);
         failing.extend(state.store.list_results(&filter).await?.into_iter().filter(|r| mine(r)));
     }
     failing.sort_by_key(|result| std::cmp::Reverse(result.id.0));

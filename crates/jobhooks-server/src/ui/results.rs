@@ -78,6 +78,9 @@ pub(crate) struct ResultQuery {
     page: Option<usize>,
 }
 
+/// How many results the object filter reads at a time.
+const OBJECT_SCAN_CHUNK: usize = 1_000;
+
 pub(crate) async fn list<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     visitor: Visitor,
@@ -88,19 +91,37 @@ pub(crate) async fn list<S: Storage + 'static>(
     let user = if everyone { given(&query.user).map(str::to_owned) } else { Some(visitor.user.username.clone()) };
     let object = given(&query.object);
     let number = query.page.unwrap_or(1).max(1);
-    let filter = ResultFilter { job: given(&query.job).map(str::to_owned), status, user, ..ResultFilter::default() };
+    let mut filter = ResultFilter::default();
+    filter.jobs.extend(given(&query.job).map(str::to_owned));
+    filter.statuses.extend(status);
+    filter.users.extend(user);
     let (results, count) = match object {
-        // A run's object is in its inputs (a press) or its change (a hook run): filtered here.
+        // A run's object is in its inputs (a press) or its change (a hook run), which no index
+        // holds: one walk through the results, oldest first a chunk at a time, keeping the ids
+        // of the object's runs; then the page's runs are read.
         Some(object) => {
-            let mut results = state.store.list_results(&filter).await?;
-            results.retain(|result| object_of(result).is_some_and(|reference| reference.to_string() == object));
-            let count = results.len();
-            (results.into_iter().skip((number - 1) * PER_PAGE).take(PER_PAGE).collect::<Vec<_>>(), count)
+            let mut matching = Vec::new();
+            let mut after = RunId(0);
+            loop {
+                let chunk = state.store.results_after(after, OBJECT_SCAN_CHUNK).await?;
+                let Some(last) = chunk.last() else { break };
+                after = last.id;
+                let of_object = |result: &&JobResult| {
+                    filter.admits(result) && object_of(result).is_some_and(|reference| reference.to_string() == object)
+                };
+                matching.extend(chunk.iter().filter(of_object).map(|result| result.id));
+            }
+            let count = matching.len();
+            let mut shown = Vec::new();
+            for run in matching.iter().rev().skip((number - 1).saturating_mul(PER_PAGE)).take(PER_PAGE) {
+                shown.extend(state.store.get_result(*run).await?);
+            }
+            (shown, count)
         }
         None => {
             let count = usize::try_from(state.store.count_results(&filter).await?).unwrap_or(usize::MAX);
             let offset = (number - 1).saturating_mul(PER_PAGE);
-            let page = ResultFilter { offset, limit: Some(PER_PAGE), ..filter };
+            let page = filter.offset(offset).limit(PER_PAGE);
             let results = if offset < count { state.store.list_results(&page).await? } else { Vec::new() };
             (results, count)
         }
