@@ -5,7 +5,8 @@
 //! - measured: `GET /api/extras/object-changes/?changed_object_type=dcim.device&changed_object_id=…`
 //!   (the newest 50 of one device's changes, its count, through the object index), for devices
 //!   picked round the whole log; and, measured apart, a far offset of the whole log
-//!   (`?offset=999999999`, which reads no change but counts the log's keys);
+//!   (`?offset=999999999`, which reads no change but counts the log's keys), and a filter no
+//!   index holds (`?action=delete`, one walk of the log for its count: three samples);
 //! - the baseline, measured in the same run: `GET /api/extras/object-changes/{id}/`, one change
 //!   by its id.
 //!
@@ -117,6 +118,11 @@ async fn measure(scale: Scale) {
     for _ in 0..scale.samples.div_ceil(50) {
         timed(&mut histograms[1], far.try_clone().unwrap()).await;
     }
+    // A filter no index holds (`action`): one walk of the whole log per answer, for its count.
+    let mut unindexed = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).unwrap();
+    for _ in 0..3 {
+        timed(&mut unindexed, get("/api/extras/object-changes/?action=delete&limit=50".into())).await;
+    }
     let export = measure_export(&store, &base).await;
     let ms = |histogram: &Histogram<u64>, q: f64| histogram.value_at_quantile(q) as f64 / 1_000.0;
     let [filtered_ms, far_ms, by_id_ms] = &histograms;
@@ -125,6 +131,7 @@ async fn measure(scale: Scale) {
         "filtered_p50_ms": ms(filtered_ms, 0.5), "filtered_p99_ms": ms(filtered_ms, 0.99),
         "far_offset_p50_ms": ms(far_ms, 0.5), "far_offset_p99_ms": ms(far_ms, 0.99),
         "by_id_p50_ms": ms(by_id_ms, 0.5), "by_id_p99_ms": ms(by_id_ms, 0.99),
+        "unindexed_filter_median_ms": ms(&unindexed, 0.5),
         "export": export,
     });
     support::write_report(scale.report, "change_log.json", &result);
