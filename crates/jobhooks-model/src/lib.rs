@@ -21,6 +21,7 @@
 mod button;
 mod change;
 mod clock;
+mod conditions;
 mod context;
 mod error;
 mod filters;
@@ -44,6 +45,10 @@ pub use change::{
     Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, ObjectChange, PendingChange, merge_changes,
 };
 pub use clock::{Clock, ManualClock, SystemClock, system_clock, to_microseconds};
+pub use conditions::{
+    Condition, ConditionError, ConditionInput, ConditionLeaf, ConditionOp, MAX_CONDITION_DEPTH, MAX_CONDITION_LEAVES,
+    MAX_REGEX_LEN,
+};
 pub use context::{JobButtonReceiver, JobContext, JobError, JobHookReceiver, RunInfo, SharedData};
 pub use error::{
     BackendError, CatalogError, ChangeError, MaintenanceError, ModelError, QueueError, StorageFailure, StoreError,
