@@ -1009,6 +1009,46 @@ fn set(model: &mut [(RunId, u8, Expected)], run: RunId, state: Expected) {
     }
 }
 
+/// A hook's conditions and changed fields are kept with it and decide, when a change commits,
+/// whether it queues a run; a save that changes nothing records no change and queues nothing.
+pub async fn hook_conditions_decide_at_commit_and_no_op_saves_record_nothing<S: Storage>(store: &S) {
+    use jobhooks_model::Condition;
+    ready(store).await;
+    let active = Condition::from_json(&json!({"or": [
+        {"attr": "postchange.serial", "value": "ACTIVE"},
+        {"attr": "prechange.serial", "op": "regex", "value": "OLD-\\d+"}
+    ]}))
+    .unwrap();
+    let conditional = hook("conditional", &["dcim.device"], &[Action::Create, Action::Update]).when(active.clone());
+    let stored = store.create_hook(conditional).await.unwrap();
+    assert_eq!(stored.conditions.as_ref(), Some(&active), "conditions are stored with the hook");
+    let reread = store.get_hook("conditional").await.unwrap().unwrap();
+    assert_eq!(reread.conditions, Some(active));
+
+    let runs_of = |receipt: &jobhooks_model::ports::CommitReceipt| receipt.runs.len();
+    // Created with serial A: the condition is false.
+    assert_eq!(runs_of(&save(store, &[device("1", "A")]).await), 0);
+    // Updated to ACTIVE: the condition holds.
+    assert_eq!(runs_of(&save(store, &[device("1", "ACTIVE")]).await), 1);
+    // Saved again with the same data: no change, no run.
+    let again = save(store, &[device("1", "ACTIVE")]).await;
+    assert!(again.changes.is_empty() && again.runs.is_empty(), "{again:?}");
+    assert_eq!(store.changes_for_object(&reference("1"), 10).await.unwrap().len(), 2);
+    // Updated from OLD-7: the prechange matches the regex.
+    save(store, &[device("2", "OLD-7")]).await;
+    assert_eq!(runs_of(&save(store, &[device("2", "NEW")]).await), 1);
+
+    // No conditions, and updates only of the serial.
+    let patch =
+        JobHookPatch { conditions: Some(None), changed_fields: Some(vec!["serial".into()]), ..Default::default() };
+    let updated = store.update_hook("conditional", patch).await.unwrap();
+    assert_eq!((updated.conditions, updated.changed_fields.as_slice()), (None, &["serial".to_owned()][..]));
+    assert_eq!(runs_of(&save(store, &[device("3", "A")]).await), 1, "creates are not narrowed by fields");
+    let renamed = Object::new(reference("3"), "dev-3", json!({"name": "renamed", "serial": "A"})).unwrap();
+    assert_eq!(runs_of(&save(store, &[renamed]).await), 0, "the serial did not change");
+    assert_eq!(runs_of(&save(store, &[device("3", "B")]).await), 1, "the serial changed");
+}
+
 /// The change log is filtered by the store: what `find_changes` lists is the newest-first page of
 /// what the filter admits, and `count_changes_where` counts all of them, for filters on the whole
 /// log, on one object, on one request and on fields no index holds.

@@ -28,7 +28,7 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 26] = [
+pub const CASES: [&str; 27] = [
     "catalog_validates_with_nautobots_messages",
     "catalog_records_have_ids_and_times",
     "catalog_lists_are_filtered_in_the_store",
@@ -39,6 +39,7 @@ pub const CASES: [&str; 26] = [
     "tokens_are_kept_by_hash_and_revoked",
     "passwords_and_login_sessions_are_kept_and_ended",
     "commits_record_changes_and_objects",
+    "hook_conditions_decide_at_commit_and_no_op_saves_record_nothing",
     "record_only_commits_leave_the_repository_alone",
     "changes_are_found_by_object_request_and_time",
     "changes_are_found_by_every_filter",
@@ -74,6 +75,7 @@ macro_rules! store_contract {
             tokens_are_kept_by_hash_and_revoked,
             passwords_and_login_sessions_are_kept_and_ended,
             commits_record_changes_and_objects,
+            hook_conditions_decide_at_commit_and_no_op_saves_record_nothing,
             record_only_commits_leave_the_repository_alone,
             changes_are_found_by_object_request_and_time,
             changes_are_found_by_every_filter,

@@ -258,8 +258,24 @@ pub struct ChangeSet {
 }
 
 impl ChangeSet {
-    /// Records one change, merging it with earlier changes of the same object.
+    /// Records one change, merging it with earlier changes of the same object. An update that
+    /// leaves the object's data as it was (its pre-data equals its data) is no change, as in
+    /// Nautobot 3.3: it is dropped, and records nothing and runs no hook when committed.
     pub fn record(&mut self, change: PendingChange) {
+        let object = change.object.clone();
+        self.merge(change);
+        let unchanged = |change: &PendingChange| {
+            change.object == object && change.action == Action::Update && change.pre_data.as_ref() == Some(&change.data)
+        };
+        if let Some(last) = self.changes.iter().rposition(|change| change.object == object)
+            && unchanged(&self.changes[last])
+        {
+            self.changes.remove(last);
+        }
+    }
+
+    /// Merges `change` with the earlier changes of its object.
+    fn merge(&mut self, change: PendingChange) {
         let mut same_object = self.changes.iter().enumerate().rev().filter(|(_, c)| c.object == change.object);
         let Some((last, _)) = same_object.next() else {
             self.changes.push(change);
@@ -517,6 +533,27 @@ mod tests {
         let merged = merge_changes([change(Action::Delete, "1", json!(1)), change(Action::Create, "1", json!(2))]);
         assert_eq!(actions(&merged), [(Action::Update, "1", &json!(2))]);
         assert_eq!(merged[0].pre_data, Some(v(json!(1))), "the deleted data is the pre-data");
+    }
+
+    #[test]
+    fn a_save_that_changes_nothing_records_nothing() {
+        let mut set = ChangeSet::default();
+        set.save(&obj("1", json!({"v": 1})), Some(&obj("1", json!({"v": 1}))));
+        assert!(set.is_empty(), "the same data again is no change");
+        let merged = merge_changes([
+            change(Action::Update, "1", json!(2)).with_pre_data(v(json!(1))),
+            change(Action::Update, "1", json!(1)).with_pre_data(v(json!(2))),
+        ]);
+        assert!(merged.is_empty(), "a change and its undoing are no change");
+        let merged = merge_changes([change(Action::Delete, "1", json!(1)), change(Action::Create, "1", json!(1))]);
+        assert!(merged.is_empty(), "deleting and creating the same object again is no change");
+        let unknown = merge_changes([change(Action::Update, "1", json!(1))]);
+        assert_eq!(unknown.len(), 1, "an update whose pre-data is not known is kept");
+        let merged = merge_changes([
+            change(Action::Update, "1", json!(1)).with_pre_data(v(json!(1))),
+            change(Action::Update, "1", json!(2)).with_pre_data(v(json!(1))),
+        ]);
+        assert_eq!(actions(&merged), [(Action::Update, "1", &json!(2))], "a later real change is recorded");
     }
 
     #[test]

@@ -4,10 +4,15 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Action, ChangeContextKind, ContentType, JobKind, JobRecord, ValidationErrors, validate_name};
+use crate::{
+    Action, ChangeContextKind, Condition, ConditionInput, ContentType, JobKind, JobRecord, ObjectChange,
+    ValidationErrors, validate_name,
+};
 
 pub(crate) const NOT_RUNNABLE: &str = "The selected Job is not installed and enabled";
 const NO_EVENT: &str = "You must select at least one type: create, update, and/or delete.";
+/// The most fields a hook's `changed_fields` may list.
+pub const MAX_CHANGED_FIELDS: usize = 100;
 
 fn yes() -> bool {
     true
@@ -39,6 +44,16 @@ pub struct JobHook {
     /// Fires on delete.
     #[serde(default)]
     pub type_delete: bool,
+    /// Only changes this condition admits run the hook (NetBox's event-rule conditions over the
+    /// change's snapshots, see [`Condition`]); `None` admits every change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub conditions: Option<Condition>,
+    /// For an update, the hook runs only when one of these fields (top-level names of the object's
+    /// data) is in the change's differences; empty, every update runs it. Creates and deletes are
+    /// not narrowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_fields: Vec<String>,
     /// When it was first stored (`None` for a hook stored before hooks kept times).
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub created: Option<OffsetDateTime>,
@@ -59,9 +74,31 @@ impl JobHook {
             type_create: false,
             type_update: false,
             type_delete: false,
+            conditions: None,
+            changed_fields: Vec::new(),
             created: None,
             last_updated: None,
         }
+    }
+
+    /// Makes the hook run only for changes `condition` admits.
+    pub fn when(mut self, condition: Condition) -> Self {
+        self.conditions = Some(condition);
+        self
+    }
+
+    /// Makes the hook run for an update only when one of `fields` changed.
+    pub fn on_changes_of(mut self, fields: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.changed_fields = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether the change `input` describes, made with `action`, passes the hook's changed fields
+    /// and conditions (not its content types, events or `enabled`).
+    pub fn admits(&self, action: Action, input: &ConditionInput<'_>) -> bool {
+        let fields_changed =
+            action != Action::Update || self.changed_fields.is_empty() || input.changed_any(&self.changed_fields);
+        fields_changed && self.conditions.as_ref().is_none_or(|condition| condition.holds(input))
     }
 
     /// The hook as a store writes it at `now`: a new random id if it has none, `created` if it has
@@ -121,6 +158,19 @@ pub struct JobHookPatch {
     pub type_update: Option<bool>,
     /// New delete flag.
     pub type_delete: Option<bool>,
+    /// New conditions: `Some(None)` (JSON `null`) removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub conditions: Option<Option<Condition>>,
+    /// New changed fields (an empty list: every update).
+    pub changed_fields: Option<Vec<String>>,
+}
+
+/// A field that is present, even as `null`: `Some(None)`; an absent one stays `None` (`default`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A patch that replaces every field with `hook`'s (a PUT, or an edit form).
@@ -134,6 +184,8 @@ impl From<JobHook> for JobHookPatch {
             type_create: Some(hook.type_create),
             type_update: Some(hook.type_update),
             type_delete: Some(hook.type_delete),
+            conditions: Some(hook.conditions),
+            changed_fields: Some(hook.changed_fields),
         }
     }
 }
@@ -150,6 +202,8 @@ impl JobHookPatch {
             type_create: self.type_create.unwrap_or(stored.type_create),
             type_update: self.type_update.unwrap_or(stored.type_update),
             type_delete: self.type_delete.unwrap_or(stored.type_delete),
+            conditions: self.conditions.unwrap_or_else(|| stored.conditions.clone()),
+            changed_fields: self.changed_fields.unwrap_or_else(|| stored.changed_fields.clone()),
             created: stored.created,
             last_updated: stored.last_updated,
         }
@@ -218,6 +272,18 @@ pub fn validate_hook<'a>(
     if hook.events().next().is_none() {
         errors.add(ValidationErrors::NON_FIELD, NO_EVENT);
     }
+    if hook.changed_fields.len() > MAX_CHANGED_FIELDS {
+        errors.add("changed_fields", format!("At most {MAX_CHANGED_FIELDS} fields."));
+    }
+    for field in &hook.changed_fields {
+        if field.is_empty() || field.chars().any(char::is_control) || field.len() > crate::MAX_NAME_LEN {
+            errors
+                .add("changed_fields", format!("`{field}` is not a field name: a top-level key of the object's data"));
+        }
+    }
+    if !hook.changed_fields.is_empty() && !hook.type_update {
+        errors.add("changed_fields", "Changed fields narrow updates: select the update type too.");
+    }
     let others: Vec<&JobHook> = others.into_iter().collect();
     if others.iter().any(|other| other.name == hook.name) {
         errors.add("name", format!("A job hook named {} already exists", hook.name));
@@ -242,14 +308,14 @@ pub fn validate_hook<'a>(
 }
 
 /// Which hooks a committed change runs, as Nautobot matches them: none for a change made in a
-/// `job-hook` context; else the enabled hooks among `hooks` that list the change's content type
-/// and fire on its action, in the order given, except those whose job is not installed and
-/// enabled, which are returned apart (to be logged with
-/// `JobHook {hook} is enabled, but the underlying Job {job} is not installed and enabled`).
+/// `job-hook` context; else the enabled hooks among `hooks` that list the change's content type,
+/// fire on its action and admit it (their changed fields and conditions, [`JobHook::admits`]), in
+/// the order given, except those whose job is not installed and enabled, which are returned apart
+/// (to be logged with `JobHook {hook} is enabled, but the underlying Job {job} is not installed and
+/// enabled`). The change's differences are computed once, and only if a hook reads them.
 pub fn match_hooks<'a>(
     context: ChangeContextKind,
-    content_type: &ContentType,
-    action: Action,
+    change: &ObjectChange,
     hooks: impl IntoIterator<Item = &'a JobHook>,
     job: impl Fn(&str) -> Option<&'a JobRecord>,
 ) -> HookMatches<'a> {
@@ -257,8 +323,13 @@ pub fn match_hooks<'a>(
     if context == ChangeContextKind::JobHook {
         return matches;
     }
+    let input = ConditionInput::of(change);
     for hook in hooks {
-        if !hook.enabled || !hook.fires_on(action) || !hook.content_types.contains(content_type) {
+        let wanted = hook.enabled
+            && hook.fires_on(change.action)
+            && hook.content_types.contains(&change.changed_object_type)
+            && hook.admits(change.action, &input);
+        if !wanted {
             continue;
         }
         if job(&hook.job).is_some_and(JobRecord::is_runnable) {
@@ -370,5 +441,63 @@ mod tests {
         assert_eq!(patched.job, "app::Audit");
         assert!(patched.type_create && patched.type_update && !patched.type_delete);
         assert!(serde_json::from_str::<JobHookPatch>(r#"{"bogus": 1}"#).is_err());
+    }
+
+    fn update(before: serde_json::Value, after: serde_json::Value) -> ObjectChange {
+        let reference = crate::ObjectRef::new(ContentType::new("dcim.device").unwrap(), "1").unwrap();
+        let object = crate::Object::new(reference, "dev-1", after).unwrap();
+        let pending = crate::PendingChange::new(Action::Update, &object)
+            .with_pre_data(before.as_object().cloned().unwrap_or_default());
+        let context = crate::ChangeContext::web("alice");
+        ObjectChange::from_pending(crate::ChangeId(1), OffsetDateTime::UNIX_EPOCH, &context, pending, None)
+    }
+
+    #[test]
+    fn conditions_and_changed_fields_narrow_what_a_hook_runs_for() {
+        let job = runnable();
+        let any = JobHook::new("any", cts(&["dcim.device"]), "app::Audit").on([Action::Update]);
+        let active = any
+            .clone()
+            .when(Condition::from_json(&serde_json::json!({"attr": "postchange.status", "value": "active"})).unwrap());
+        let serial = any.clone().on_changes_of(["serial"]);
+        let named = |hook: JobHook, name: &str| JobHook { name: name.into(), ..hook };
+        let hooks = [any, named(active, "active"), named(serial, "serial")];
+        let names = |change: &ObjectChange| {
+            let matched = match_hooks(ChangeContextKind::Web, change, &hooks, |_| Some(&job));
+            matched.run.iter().map(|hook| hook.name.as_str()).collect::<Vec<_>>()
+        };
+        use serde_json::json;
+        let activated = update(json!({"status": "planned", "serial": "A"}), json!({"status": "active", "serial": "A"}));
+        assert_eq!(names(&activated), ["any", "active"]);
+        let reserialed =
+            update(json!({"status": "planned", "serial": "A"}), json!({"status": "planned", "serial": "B"}));
+        assert_eq!(names(&reserialed), ["any", "serial"]);
+    }
+
+    #[test]
+    fn changed_fields_are_names_and_need_updates() {
+        let hook =
+            JobHook::new("h", cts(&["dcim.device"]), "app::Audit").on([Action::Create]).on_changes_of(["", "ok"]);
+        let errors = validate_hook(&hook, [], Some(&runnable())).unwrap_err();
+        assert_eq!(
+            errors.field("changed_fields"),
+            [
+                "`` is not a field name: a top-level key of the object's data",
+                "Changed fields narrow updates: select the update type too."
+            ]
+        );
+    }
+
+    #[test]
+    fn a_patch_sets_or_removes_conditions() {
+        let condition = Condition::from_json(&serde_json::json!({"attr": "postchange.x", "value": 1})).unwrap();
+        let stored =
+            JobHook::new("h", cts(&["dcim.device"]), "app::Audit").on([Action::Create]).when(condition.clone());
+        let kept: JobHookPatch = serde_json::from_str(r#"{"enabled": false}"#).unwrap();
+        assert_eq!(kept.apply_to(&stored).conditions, Some(condition));
+        let removed: JobHookPatch = serde_json::from_str(r#"{"conditions": null}"#).unwrap();
+        assert_eq!(removed.apply_to(&stored).conditions, None);
+        let bad = serde_json::from_str::<JobHookPatch>(r#"{"conditions": {"attr": "x", "value": 1}}"#).unwrap_err();
+        assert!(bad.to_string().contains("must start with prechange."), "{bad}");
     }
 }

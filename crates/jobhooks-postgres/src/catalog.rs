@@ -25,8 +25,8 @@ const CATALOG_LOCK: i64 = 0x6361_7461_6c6f_6721;
 
 pub(crate) const JOB_COLUMNS: &str =
     "class_path, name, description, kind, installed, enabled, hidden, suspended, id, created, last_updated";
-const HOOK_COLUMNS: &str =
-    "name, content_types, job, enabled, type_create, type_update, type_delete, id, created, last_updated";
+const HOOK_COLUMNS: &str = "name, content_types, job, enabled, type_create, type_update, type_delete, id, created, \
+    last_updated, conditions, changed_fields";
 const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled, \
     id, created, last_updated";
 
@@ -69,6 +69,12 @@ fn hook_of(row: &Row) -> Result<JobHook, StorageFailure> {
     hook.id = row.get(7);
     hook.created = row.get(8);
     hook.last_updated = row.get(9);
+    if let Some(conditions) = row.get::<_, Option<serde_json::Value>>(10) {
+        let conditions = jobhooks_model::Condition::from_json(&conditions)
+            .map_err(|error| corrupt("job hook", &hook.name, error.to_string()))?;
+        hook.conditions = Some(conditions);
+    }
+    hook.changed_fields = row.get(11);
     Ok(hook)
 }
 
@@ -133,7 +139,7 @@ pub(crate) async fn hooks_on(
     let rows = client
         .query(
             "SELECT h.name, h.content_types, h.job, h.enabled, h.type_create, h.type_update, h.type_delete,
-                    h.id, h.created, h.last_updated,
+                    h.id, h.created, h.last_updated, h.conditions, h.changed_fields,
                     j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden, j.suspended,
                     j.id, j.created, j.last_updated
              FROM jobhooks_hooks h LEFT JOIN jobhooks_jobs j ON j.class_path = h.job
@@ -146,8 +152,8 @@ pub(crate) async fn hooks_on(
     let mut jobs = Vec::new();
     for row in &rows {
         hooks.push(hook_of(row)?);
-        if row.get::<_, Option<String>>(10).is_some() {
-            jobs.push(job_at(row, 10)?);
+        if row.get::<_, Option<String>>(12).is_some() {
+            jobs.push(job_at(row, 12)?);
         }
     }
     Ok((hooks, jobs))
@@ -288,10 +294,11 @@ pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), Sto
     client
         .execute(
             "INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete,
-                 id, created, last_updated)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 id, created, last_updated, conditions, changed_fields)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (name) DO UPDATE SET content_types = $2, job = $3, enabled = $4, type_create = $5,
-                 type_update = $6, type_delete = $7, id = $8, created = $9, last_updated = $10",
+                 type_update = $6, type_delete = $7, id = $8, created = $9, last_updated = $10, conditions = $11,
+                 changed_fields = $12",
             &[
                 &hook.name,
                 &content_type_names(&hook.content_types),
@@ -303,6 +310,8 @@ pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), Sto
                 &hook.id,
                 &hook.created,
                 &hook.last_updated,
+                &hook.conditions.as_ref().map(jobhooks_model::Condition::to_json),
+                &hook.changed_fields,
             ],
         )
         .await

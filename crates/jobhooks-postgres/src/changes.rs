@@ -179,9 +179,8 @@ async fn stage(
     let mut matched = Vec::with_capacity(pending.len());
     for ((index, change), id) in pending.into_iter().zip(ids) {
         let context = &commits[index].context;
-        let matches = match_hooks(context.kind, change.object.content_type(), change.action, &hooks, |job| {
-            jobs.get(job).copied()
-        });
+        let record = ObjectChange::from_pending(id, now, context, change.clone(), None);
+        let matches = match_hooks(context.kind, &record, &hooks, |job| jobs.get(job).copied());
         for hook in &matches.skipped {
             let (name, job) = (&hook.name, &hook.job);
             tracing::warn!(
@@ -189,7 +188,7 @@ async fn stage(
                 "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
             );
         }
-        staged.push((index, ObjectChange::from_pending(id, now, context, change.clone(), None)));
+        staged.push((index, record));
         matched.push(matches.run);
     }
     let mut receipts = vec![CommitReceipt::default(); commits.len()];

@@ -196,6 +196,11 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX jobhooks_objects_by_id_bytes ON jobhooks_objects (content_type, object_id COLLATE "C");
     "#,
+    // 12: hook conditions (NetBox's event-rule form, as JSON; null admits every change) and the
+    // fields whose change an update must touch (empty: any update).
+    r#"
+    ALTER TABLE jobhooks_hooks ADD COLUMN conditions jsonb, ADD COLUMN changed_fields text[] NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

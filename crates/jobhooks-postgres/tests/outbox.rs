@@ -335,3 +335,38 @@ async fn objects_of_schema_10_are_walked_in_byte_order_after_migrating() {
     }
     assert_eq!(walked, ["10", "9", "B", "a", "b", "é"]);
 }
+
+/// A schema-11 database's hooks gain conditions (none) and changed fields (none) with migration
+/// 12, and keep everything else; conditions written afterwards read back.
+#[tokio::test]
+async fn hooks_of_schema_11_gain_empty_conditions_and_take_new_ones() {
+    use jobhooks_model::ports::Catalog;
+    use jobhooks_model::{Condition, JobHookPatch};
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..11] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (11);
+         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, id)
+         VALUES ('app::Audit', 'Audit', '', 'job_hook_receiver', true, true, true, gen_random_uuid());
+         INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete, id)
+         VALUES ('audit', '{dcim.device}', 'app::Audit', true, true, true, false, gen_random_uuid());",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let hook = store.get_hook("audit").await.unwrap().unwrap();
+    assert_eq!((hook.conditions, hook.changed_fields.len(), hook.type_update), (None, 0, true));
+    let condition = Condition::from_json(&serde_json::json!({"attr": "postchange.status", "value": "active"})).unwrap();
+    let patch = JobHookPatch {
+        conditions: Some(Some(condition.clone())),
+        changed_fields: Some(vec!["status".into()]),
+        ..Default::default()
+    };
+    store.update_hook("audit", patch).await.unwrap();
+    let hook = store.get_hook("audit").await.unwrap().unwrap();
+    assert_eq!((hook.conditions, hook.changed_fields), (Some(condition), vec!["status".to_owned()]));
+}

@@ -182,14 +182,11 @@ impl State {
             let id = ChangeId(self.next_change);
             let reference = pending.object.clone();
             let mut change = ObjectChange::from_pending(id, now, context, pending, None);
+            let matches = match_hooks(context.kind, &change, self.hooks.values(), |job| self.jobs.get(job));
             // The prechange is the previous change's data, found when the change is read.
             if self.changes_by_object.get(&reference).is_some_and(|ids| !ids.is_empty()) {
                 change.prechange = None;
             }
-            let matches =
-                match_hooks(context.kind, &change.changed_object_type, change.action, self.hooks.values(), |job| {
-                    self.jobs.get(job)
-                });
             for hook in &matches.skipped {
                 let (name, job) = (&hook.name, &hook.job);
                 tracing::warn!(hook = %name, job = %job, change = %id, "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled");

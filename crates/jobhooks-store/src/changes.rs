@@ -58,13 +58,14 @@ impl Store {
             // The prechange is the data of the object's previous change, found again when the
             // change is read (as Nautobot does): each object's data is stored once. Only pre-data
             // the writer supplied for an object without history is stored with the change.
+            // Hooks see the pre-data the writer supplied (their conditions read it).
             let mut record = ObjectChange::from_pending(id, now, context, pending, None);
+            // The object's line passes from its previous change to this one.
+            let mut line_tail = previous.as_ref().and_then(|(_, index)| index.line_tail);
+            let runs = self.stage_hook_runs(w, st, &record, context, now, &mut line_tail)?;
             if previous.is_some() {
                 record.prechange = None;
             }
-            // The object's line passes from its previous change to this one.
-            let mut line_tail = previous.and_then(|(_, index)| index.line_tail);
-            let runs = self.stage_hook_runs(w, st, &record, context, now, &mut line_tail)?;
             st.put(keys::change(id), records::encode_change(&runs, &encode(&record.to_record())?));
             // The object index is also the object repository: the object is the result of its latest
             // applied change, so its data is never written twice.
@@ -96,13 +97,10 @@ impl Store {
     ) -> Result<Vec<RunId>, StorageFailure> {
         let catalog = self.catalog();
         // The catalog indexes hooks by content type and action: the rule sees only candidates.
-        let matches = match_hooks(
-            context.kind,
-            &record.changed_object_type,
-            record.action,
-            catalog.hooks_for(&record.changed_object_type, record.action),
-            |job| catalog.job(job),
-        );
+        let matches =
+            match_hooks(context.kind, record, catalog.hooks_for(&record.changed_object_type, record.action), |job| {
+                catalog.job(job)
+            });
         for hook in &matches.skipped {
             let (name, job) = (&hook.name, &hook.job);
             tracing::warn!(

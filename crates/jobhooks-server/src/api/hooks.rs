@@ -2,7 +2,7 @@
 //! its id or, where unambiguous, its name.
 
 use super::*;
-use jobhooks_model::HookFilter;
+use jobhooks_model::{Condition, HookFilter};
 
 /// The filters of the job hook list, as Nautobot's `JobHookFilterSet`.
 const HOOK_FILTERS: &[&str] =
@@ -24,6 +24,16 @@ pub(crate) struct HookWrite {
     type_create: Option<bool>,
     type_update: Option<bool>,
     type_delete: Option<bool>,
+    /// NetBox's event-rule conditions; `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    conditions: Option<Option<Value>>,
+    changed_fields: Option<Vec<String>>,
+}
+
+/// A field that is present, even as `null`: `Some(None)`; an absent one stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(deserializer).map(Some)
 }
 
 impl HookWrite {
@@ -40,6 +50,14 @@ impl HookWrite {
             type_create: self.type_create,
             type_update: self.type_update,
             type_delete: self.type_delete,
+            conditions: match self.conditions {
+                Some(Some(json)) => Some(Some(
+                    Condition::from_json(&json).map_err(|error| field_error("conditions", error.to_string()))?,
+                )),
+                Some(None) => Some(None),
+                None => None,
+            },
+            changed_fields: self.changed_fields,
         })
     }
 

@@ -162,6 +162,13 @@ pub struct JobHookView {
     pub type_update: bool,
     /// Runs on delete.
     pub type_delete: bool,
+    /// Only changes this condition admits run it (NetBox's event-rule form); `null`: every change.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub conditions: Option<jobhooks_model::Condition>,
+    /// For an update, it runs only when one of these fields changed; empty: every update.
+    #[serde(default)]
+    pub changed_fields: Vec<String>,
     /// When it was first stored.
     #[serde(with = "time::serde::rfc3339::option")]
     pub created: Option<OffsetDateTime>,
@@ -188,6 +195,8 @@ impl JobHookView {
             type_create: hook.type_create,
             type_update: hook.type_update,
             type_delete: hook.type_delete,
+            conditions: hook.conditions.clone(),
+            changed_fields: hook.changed_fields.clone(),
             created: hook.created,
             last_updated: hook.last_updated,
         }
@@ -204,6 +213,8 @@ impl TryFrom<JobHookView> for JobHook {
         hook.type_create = view.type_create;
         hook.type_update = view.type_update;
         hook.type_delete = view.type_delete;
+        hook.conditions = view.conditions;
+        hook.changed_fields = view.changed_fields;
         hook.created = view.created;
         hook.last_updated = view.last_updated;
         Ok(hook)

@@ -76,6 +76,8 @@ fn hook_json(hook: &JobHook) -> Value {
         "type_create": hook.type_create,
         "type_update": hook.type_update,
         "type_delete": hook.type_delete,
+        "conditions": hook.conditions.as_ref().map(|conditions| serde_json::to_string_pretty(&conditions.to_json()).unwrap_or_default()),
+        "changed_fields": hook.changed_fields.join(", "),
     })
 }
 
@@ -83,8 +85,32 @@ fn hook_json(hook: &JobHook) -> Value {
 fn hook_of(form: &FormData) -> Result<JobHook, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let types = content_types(form, &mut errors);
+    let conditions = match form.text("conditions").trim() {
+        "" => None,
+        text => match serde_json::from_str::<Value>(text) {
+            Ok(json) => match jobhooks_model::Condition::from_json(&json) {
+                Ok(condition) => Some(condition),
+                Err(error) => {
+                    errors.add("conditions", error.to_string());
+                    None
+                }
+            },
+            Err(error) => {
+                errors.add("conditions", format!("not JSON: {error}"));
+                None
+            }
+        },
+    };
     errors.into_result()?;
     let mut hook = JobHook::new(form.text("name"), types, form.text("job"));
+    hook.conditions = conditions;
+    hook.changed_fields = form
+        .text("changed_fields")
+        .split(',')
+        .map(str::trim)
+        .filter(|field| !field.is_empty())
+        .map(str::to_owned)
+        .collect();
     hook.enabled = form.checked("enabled");
     hook.type_create = form.checked("type_create");
     hook.type_update = form.checked("type_update");
@@ -188,6 +214,8 @@ pub(crate) async fn edit_hook<S: Storage + 'static>(
         "type_create": on(hook.type_create),
         "type_update": on(hook.type_update),
         "type_delete": on(hook.type_delete),
+        "conditions": hook_json(&hook)["conditions"],
+        "changed_fields": hook_json(&hook)["changed_fields"],
     });
     hook_form(&state, &visitor, Some(&name), typed, &ValidationErrors::default()).await
 }
