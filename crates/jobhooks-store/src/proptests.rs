@@ -133,7 +133,7 @@ proptest! {
             // The objects exist before the hook does: their creation queues nothing.
             let mut session = store.session(web("alice"));
             for object in 0..3u8 {
-                session.save(device(&object.to_string(), "0")).await.unwrap();
+                session.save(device(&object.to_string(), "initial")).await.unwrap();
             }
             session.commit().await.unwrap();
             store.create_hook(JobHook::new("updates", vec![ct("dcim.device")], HOOK_JOB).on([Action::Update])).await.unwrap();
