@@ -10,6 +10,7 @@
 //! records the store decodes for speed (a change's time, its data, its object) read the same
 //! fields.
 
+use jobhooks_model::Condition;
 use jobhooks_model::{
     Action, ApiToken, ButtonClass, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobInputs, JobKind,
     JobRecord, JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, LoginSession, ObjectChange, ObjectRef,
@@ -162,6 +163,12 @@ pub(crate) struct JobHookRecord {
     type_create: bool,
     type_update: bool,
     type_delete: bool,
+    /// NetBox's event-rule form of the hook's conditions; absent when it has none, and in records
+    /// written before hooks had conditions, as is `changed_fields`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conditions: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    changed_fields: Vec<String>,
     /// Absent in records written before records kept times, as is `last_updated`.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     created: Option<OffsetDateTime>,
@@ -182,6 +189,8 @@ impl Stored for JobHook {
             type_create: self.type_create,
             type_update: self.type_update,
             type_delete: self.type_delete,
+            conditions: self.conditions.as_ref().map(Condition::to_json),
+            changed_fields: self.changed_fields.clone(),
             created: self.created,
             last_updated: self.last_updated,
         }
@@ -193,6 +202,11 @@ impl Stored for JobHook {
         hook.type_create = record.type_create;
         hook.type_update = record.type_update;
         hook.type_delete = record.type_delete;
+        hook.conditions = match record.conditions {
+            Some(json) => Some(Condition::from_json(&json).map_err(|error| format!("conditions: {error}"))?),
+            None => None,
+        };
+        hook.changed_fields = record.changed_fields;
         hook.id = record.id.unwrap_or_else(|| derived_id(RecordKind::JobHook, &hook.name));
         hook.created = record.created;
         hook.last_updated = record.last_updated;
@@ -769,6 +783,14 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_record_with_a_condition_that_does_not_parse_is_refused() {
+        let bytes = br#"{"name":"h","content_types":["dcim.device"],"job":"a::B","enabled":true,"type_create":true,"type_update":false,"type_delete":false,"conditions":{"attr":"status","value":1}}"#;
+        let record: JobHookRecord = serde_json::from_slice(bytes).unwrap();
+        let reason = JobHook::from_record(record).unwrap_err();
+        assert!(reason.starts_with("conditions: attr: `status` must start with"), "{reason}");
+    }
+
+    #[test]
     fn a_record_with_an_invalid_content_type_is_refused() {
         let bytes = br#"{"name":"h","content_types":["Not A Type"],"job":"a::B","enabled":true,"type_create":true,"type_update":false,"type_delete":false}"#;
         let record: JobHookRecord = serde_json::from_slice(bytes).unwrap();
@@ -853,6 +875,9 @@ mod tests {
             round_trip(&button);
             let mut hook = JobHook::new("h", devices, "a::B").on([Action::Update]);
             hook.enabled = enabled;
+            round_trip(&hook);
+            let condition = json!({"or": [{"attr": "postchange.status", "value": weight}, {"attr": "differences.added.name", "value": "^e", "op": "regex", "negate": enabled}]});
+            let hook = hook.when(jobhooks_model::Condition::from_json(&condition).unwrap()).on_changes_of(["status", "name"]);
             round_trip(&hook);
             let user = User { is_superuser: enabled, ..User::new("alice").unwrap() }
                 .with_permission(Permission::run_jobs(["a::B"]));

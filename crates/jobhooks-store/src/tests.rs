@@ -976,3 +976,30 @@ async fn a_result_read_while_its_run_completes_is_never_missing() {
         completer.await.unwrap();
     }
 }
+
+/// Defect found in testing the command line: a hook's conditions and changed fields lived only in
+/// the open store's memory, and a store opened again ran the hook for every change.
+#[tokio::test]
+async fn a_hooks_conditions_and_changed_fields_outlive_the_process() {
+    let (dir, store) = ready_store().await;
+    let condition = jobhooks_model::Condition::from_json(&json!({"attr": "postchange.status", "value": "active"}));
+    let hook = hook("active", &["dcim.device"], &[Action::Update]).when(condition.unwrap()).on_changes_of(["status"]);
+    let created = store.create_hook(hook).await.unwrap();
+    let device = |status: &str| {
+        let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), "d1").unwrap();
+        Object::new(reference, "d1", json!({ "status": status })).unwrap()
+    };
+    let mut session = store.session(ChangeContext::web("alice"));
+    session.save(device("planned")).await.unwrap();
+    session.commit().await.unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.get_hook("active").await.unwrap(), Some(created));
+    let mut session = store.session(ChangeContext::web("alice"));
+    session.save(device("staged")).await.unwrap();
+    assert!(session.commit().await.unwrap().runs.is_empty(), "the condition is false");
+    let mut session = store.session(ChangeContext::web("alice"));
+    session.save(device("active")).await.unwrap();
+    assert_eq!(session.commit().await.unwrap().runs.len(), 1);
+}
