@@ -59,6 +59,25 @@ pub struct Config {
     pub dispatcher: DispatcherSettings,
     /// How long results and changes are kept.
     pub retention: RetentionSettings,
+    /// Changes received from other systems.
+    pub ingest: IngestSettings,
+}
+
+/// Changes received from other systems.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// The bridge from Nautobot's webhooks (`POST /api/ingest/nautobot/`).
+    pub nautobot: NautobotIngestSettings,
+}
+
+/// The bridge from Nautobot's webhooks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NautobotIngestSettings {
+    /// The secret Nautobot's webhooks sign their bodies with (`X-Hook-Signature`); empty: the
+    /// bridge is off. `config show` prints it masked.
+    pub secret: String,
 }
 
 /// Logging.
@@ -189,6 +208,7 @@ impl Default for Config {
             server: ServerSettings::default(),
             dispatcher: DispatcherSettings::default(),
             retention: RetentionSettings::default(),
+            ingest: IngestSettings::default(),
         }
     }
 }
@@ -382,6 +402,7 @@ impl Config {
         set_days(env, "JOBHOOKS_RETENTION_RESULTS_DAYS", &mut self.retention.results_days)?;
         set_days(env, "JOBHOOKS_RETENTION_CHANGES_DAYS", &mut self.retention.changes_days)?;
         set(env, "JOBHOOKS_RETENTION_PRUNE_EVERY_SECONDS", &mut self.retention.prune_every_seconds)?;
+        set(env, "JOBHOOKS_INGEST_NAUTOBOT_SECRET", &mut self.ingest.nautobot.secret)?;
         // The file was checked: what breaks a rule now came from the environment.
         self.check().map_err(|(key, reason)| ConfigError::Env {
             variable: format!("JOBHOOKS_{}", key.to_uppercase().replace('.', "_")),
@@ -426,6 +447,15 @@ impl Config {
             .job_retry(settings.job_retry.iter().map(|(job, retry)| (job.clone(), (*retry).into())).collect())
             .retention(self.retention())
             .prune_every(Duration::from_secs(self.retention.prune_every_seconds.max(1)))
+    }
+
+    /// The configuration with its secrets masked, to be shown.
+    pub fn masked(&self) -> Self {
+        let mut shown = self.clone();
+        if !shown.ingest.nautobot.secret.is_empty() {
+            shown.ingest.nautobot.secret = "********".into();
+        }
+        shown
     }
 
     /// The configuration as TOML.

@@ -42,6 +42,7 @@ use commands::buttons::{ButtonsCommand, buttons};
 use commands::changes::{ChangesCommand, changes};
 use commands::hooks::{HooksCommand, hooks};
 use commands::jobs::{JobsCommand, jobs};
+use commands::nautobot::{NautobotImport, import_from_nautobot};
 use commands::objects::{ObjectsCommand, objects};
 use commands::results::{ResultsCommand, results};
 use commands::transfer::{ExportOut, export_from, import_into, read_export};
@@ -129,6 +130,11 @@ impl Failure {
 
     fn failed(message: impl Into<String>) -> Self {
         Self { message: format!("error: {}", message.into()), status: 1 }
+    }
+
+    /// What went wrong, without the leading `error: `.
+    fn reason(&self) -> String {
+        self.message.strip_prefix("error: ").unwrap_or(&self.message).to_owned()
     }
 
     /// The same failure without the `field: ` a validation error of the API puts first.
@@ -347,10 +353,16 @@ enum Command {
     },
     /// Read an export (from `jobhooks export`, of any store and version that writes format 1) from
     /// PATH, or `-` for stdin, into this store, which must be new: ids, times, states and logs are
-    /// kept; runs that had not ended are queued again.
+    /// kept; runs that had not ended are queued again. `import nautobot` reads Nautobot's job hooks
+    /// and job buttons instead, into any store.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Import {
-        /// The export to read, or `-` for stdin.
-        path: PathBuf,
+        /// The export to read, or `-` for stdin (a file named `nautobot`: `./nautobot`).
+        #[arg(required = true)]
+        path: Option<PathBuf>,
+        /// Another system's records.
+        #[command(subcommand)]
+        from: Option<ImportFrom>,
     },
     /// Remove finished results and old changes now, per the retention of the config
     /// (`retention.results_days`, `retention.changes_days`) or these flags.
@@ -404,6 +416,15 @@ enum Command {
         #[arg(long)]
         uninstall_unlinked: bool,
     },
+}
+
+/// What `import` reads besides a jobhooks export.
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// Job hooks and job buttons exported from Nautobot's REST API, each Nautobot job replaced by
+    /// the Rust receiver `--map` names; reports each record it could not map or create (and then
+    /// exits 2). Works on a store here or through a server (--url).
+    Nautobot(NautobotImport),
 }
 
 #[derive(Subcommand)]
@@ -523,7 +544,7 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
         None
     };
     if let Command::Config(ConfigCommand::Show) = &cli.command {
-        let mut shown = config.clone();
+        let mut shown = config.masked();
         #[cfg(feature = "postgres")]
         {
             shown.db = without_password(&shown.db);
@@ -546,6 +567,9 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
             Command::Changes(command) => changes(&remote, command).await,
             Command::Results(command) => results(&remote, command).await,
             Command::Prune { results_days, changes_days } => prune(&remote, &config, results_days, changes_days).await,
+            Command::Import { from: Some(ImportFrom::Nautobot(import)), .. } => {
+                import_from_nautobot(&remote, import).await
+            }
             Command::Export { path } => {
                 let mut out = ExportOut::create(path.as_deref())?;
                 remote.export(&mut out).await?;
@@ -600,7 +624,7 @@ async fn execute(cli: Cli, mut config: config::Config) -> Outcome {
     }
     // Read before the store is created, so that an import that cannot be read leaves nothing.
     let import = match &cli.command {
-        Command::Import { path } => Some(read_export(path)?),
+        Command::Import { path: Some(path), from: None } => Some(read_export(path)?),
         _ => None,
     };
     // Bound before the store is opened, so that a busy port leaves nothing behind.
@@ -710,7 +734,13 @@ async fn dispatch<S: Storage + Restore + 'static>(
         }
         Command::Config(ConfigCommand::Show) => Ok(()),
         Command::Export { path } => export_from(&*session.store, path.as_deref()).await,
-        Command::Import { path } => import_into(session, &read_export(&path)?).await,
+        Command::Import { from: Some(ImportFrom::Nautobot(import)), .. } => {
+            import_from_nautobot(&session, import).await
+        }
+        Command::Import { path, .. } => {
+            let path = path.ok_or_else(|| Failure::bad_input("give the export to read, or `-` for stdin"))?;
+            import_into(session, &read_export(&path)?).await
+        }
         Command::Backup { path } => {
             let backup = backup.ok_or_else(|| {
                 Failure::bad_input(

@@ -113,6 +113,9 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
     if let Some(backup) = backup {
         state = state.with_backup(backup);
     }
+    if !s.config.ingest.nautobot.secret.is_empty() {
+        state = state.with_nautobot_ingest(s.config.ingest.nautobot.secret.clone());
+    }
     if !s.config.server.backup_dir.is_empty() {
         state = state.with_backup_dir(&s.config.server.backup_dir);
     }

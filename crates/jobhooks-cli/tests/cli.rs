@@ -25,6 +25,10 @@ mod macros {
     }
 }
 
+#[path = "cli/conditions.rs"]
+mod conditions;
+#[path = "cli/nautobot.rs"]
+mod nautobot;
 #[path = "cli/newcomer.rs"]
 mod newcomer;
 #[path = "cli/pynautobot.rs"]

@@ -30,11 +30,13 @@ mod ident;
 mod job;
 mod lifecycle;
 mod login;
+mod nautobot;
 mod object;
 pub mod ports;
 mod record_id;
 mod retention;
 mod session;
+mod signature;
 mod sync;
 mod token;
 pub mod transfer;
@@ -67,10 +69,15 @@ pub use login::{
     LoginRefused, LoginSession, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, OpenedLogin, PasswordCost, PasswordHash,
     PasswordRefused, validate_new_login,
 };
+pub use nautobot::{
+    JobMapping, NAUTOBOT_DETAIL, NautobotCatalog, NautobotCatalogError, NautobotDelivery, Unmapped,
+    read_nautobot_catalog,
+};
 pub use object::Object;
 pub use record_id::{ID_NAMESPACE, RecordKind, derived_id};
 pub use retention::ChangeFacts;
 pub use session::ChangeSession;
+pub use signature::{SIGNATURE_HEADER, sign_body, signature_matches};
 pub use sync::{JobRestoreReport, JobSyncPlan, SyncMode, SyncReport, plan_job_restore, plan_job_sync};
 pub use token::{ApiToken, IssuedToken, MintRefused, TokenRefused, may_mint, validate_new_token};
 pub use user::{Permission, RUN_JOB_PERMISSION, User};

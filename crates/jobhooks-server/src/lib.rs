@@ -71,6 +71,8 @@ pub struct AppState<S> {
     waiters: Arc<tokio::sync::Semaphore>,
     /// How the web pages treat logins.
     ui: UiConfig,
+    /// The bridge from Nautobot's webhooks (`POST /api/ingest/nautobot/`); off when `None`.
+    nautobot_ingest: Option<Arc<api::NautobotIngest>>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -84,6 +86,7 @@ impl<S> Clone for AppState<S> {
             limits: self.limits.clone(),
             waiters: self.waiters.clone(),
             ui: self.ui.clone(),
+            nautobot_ingest: self.nautobot_ingest.clone(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl<S: Storage + 'static> AppState<S> {
             limits,
             waiters,
             ui: UiConfig::default(),
+            nautobot_ingest: None,
         }
     }
 
@@ -131,6 +135,15 @@ impl<S: Storage + 'static> AppState<S> {
     /// while it serves, into a directory on the server's machine.
     pub fn with_backup(mut self, backup: Arc<dyn Backup>) -> Self {
         self.backup = Some(backup);
+        self
+    }
+
+    /// With the bridge from Nautobot on: `POST /api/ingest/nautobot/` records the changes
+    /// Nautobot's webhooks report, when the body is signed with `secret` (the webhook's secret in
+    /// Nautobot). Without it the route answers 404.
+    pub fn with_nautobot_ingest(mut self, secret: impl Into<String>) -> Self {
+        let ingest = api::NautobotIngest { secret: secret.into(), recording: tokio::sync::Mutex::new(()) };
+        self.nautobot_ingest = Some(Arc::new(ingest));
         self
     }
 

@@ -15,6 +15,10 @@ use jobhooks_store::Store;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+#[path = "api/conditions.rs"]
+mod conditions;
+#[path = "api/ingest.rs"]
+mod ingest;
 #[path = "api/nautobot.rs"]
 mod nautobot;
 
@@ -42,6 +46,14 @@ impl Server {
     }
 
     async fn start_with(limits: jobhooks_server::HttpLimits) -> Self {
+        Self::start_configured(limits, |state| state).await
+    }
+
+    /// A server whose state `configure` completes (the bridge from Nautobot, say).
+    async fn start_configured(
+        limits: jobhooks_server::HttpLimits,
+        configure: impl FnOnce(AppState<Store>) -> AppState<Store>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
         let jobs =
@@ -90,7 +102,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let app = router(AppState::new(store.clone()).with_limits(limits.clone()));
+        let app = router(configure(AppState::new(store.clone()).with_limits(limits.clone())));
         let serving = tokio::spawn(async move {
             jobhooks_server::serve_with(listener, app, &limits, async {
                 let _ = stopped.await;

@@ -14,6 +14,11 @@
 //!   Every commit is timed on its own, and the median of each store goes to
 //!   `$JOBHOOKS_BENCH_OUT/match.json` (printed when that is unset).
 //!
+//! - `conditions/hooks100`: [`match_hooks`] deciding one 30-field device update against 100 hooks
+//!   on devices, each with a condition (a third of them read the differences, a third list changed
+//!   fields), none of which admits it: what conditions cost a change when every hook on its type
+//!   has one. The stores of `match/interleaved` carry a condition on every hook as well.
+//!
 //! Change sets are built before the clock starts. `JOBHOOKS_BENCH_QUICK=1` shortens the
 //! measurement (`cargo xtask bench --quick`).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
@@ -30,8 +35,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeSet, ContentType, JobHook, JobKind, JobSpec, Object, ObjectRef,
-    PendingChange, json,
+    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, Condition, ContentType, JobHook, JobKind, JobRecord,
+    JobSpec, Object, ObjectChange, ObjectRef, PendingChange, json, match_hooks,
 };
 use jobhooks_store::{Durability, FlushCoordinator, Store, StoreConfig};
 
@@ -75,14 +80,63 @@ async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
     store.sync_jobs(&[job], jobhooks_model::SyncMode::Full).await.unwrap();
     store.set_job_enabled(JOB, true).await.unwrap();
     let devices = vec![ContentType::new("dcim.device").unwrap()];
-    store.create_hook(JobHook::new("devices", devices, JOB).on([Action::Update])).await.unwrap();
+    // Every hook has a condition; the device hook's admits every bench change.
+    let admitting = json!({"attr": "postchange.field_00", "value": "^value-0-", "op": "regex"});
+    let hook = JobHook::new("devices", devices, JOB).on([Action::Update]);
+    store.create_hook(hook.when(Condition::from_json(&admitting).unwrap())).await.unwrap();
     for n in 1..hooks {
         let other = vec![ContentType::new(format!("app{}.model{n}", n % 100)).unwrap()];
-        store.create_hook(JobHook::new(format!("other-{n}"), other, JOB).on([Action::Update])).await.unwrap();
+        let hook = JobHook::new(format!("other-{n}"), other, JOB).on([Action::Update]);
+        store.create_hook(hook.when(refusing_condition(n))).await.unwrap();
     }
     // So that writing out the setup does not overlap the measurement.
     store.flush().await.unwrap();
     store
+}
+
+/// A condition that admits no bench change; which fields it reads, and how, varies with `n`: an
+/// equality or a regex on the new data, or (one in three) a test of the differences.
+fn refusing_condition(n: usize) -> Condition {
+    let field = format!("field_{:02}", n % 30);
+    let json = match n % 3 {
+        0 => json!({"attr": format!("postchange.{field}"), "value": "planned"}),
+        1 => json!({"or": [
+            {"attr": format!("postchange.{field}"), "value": "^value-\\d+-x", "op": "regex"},
+            {"attr": format!("prechange.{field}"), "value": ["a", "b", "c"], "op": "in"},
+        ]}),
+        _ => json!({"and": [
+            {"attr": format!("differences.added.{field}"), "value": null, "negate": true},
+            {"attr": format!("postchange.{field}"), "value": "value", "op": "contains", "negate": true},
+        ]}),
+    };
+    Condition::from_json(&json).unwrap()
+}
+
+/// `conditions/hooks100`: see the module's doc.
+fn bench_conditions(c: &mut Criterion) {
+    let job = JobRecord { enabled: true, ..JobRecord::new(JOB, "Hook", JobKind::JobHookReceiver) };
+    let devices = vec![ContentType::new("dcim.device").unwrap()];
+    let hooks: Vec<JobHook> = (0..100)
+        .map(|n| {
+            let hook = JobHook::new(format!("conditioned-{n}"), devices.clone(), JOB).on([Action::Update]);
+            let hook = hook.when(refusing_condition(n));
+            if n % 3 == 1 { hook.on_changes_of([format!("field_{:02}", (n + 7) % 30)]) } else { hook }
+        })
+        .collect();
+    let before = device(1, 1);
+    let pending = PendingChange::new(Action::Update, &device(1, 2)).with_pre_data(before.data().clone());
+    let change =
+        ObjectChange::from_pending(ChangeId(1), jobhooks_model::OffsetDateTime::UNIX_EPOCH, &web(), pending, None);
+    let mut group = c.benchmark_group("conditions");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("hooks100", |b| {
+        b.iter(|| {
+            let matched = match_hooks(ChangeContextKind::Web, &change, &hooks, |_| Some(&job));
+            assert!(matched.run.is_empty());
+            matched
+        })
+    });
+    group.finish();
 }
 
 fn tree_records(path: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -212,6 +266,7 @@ fn bench_commit(c: &mut Criterion) {
     single.finish();
 
     bench_match(c, &runtime, dir.path());
+    bench_conditions(c);
 }
 
 /// `match/interleaved`: see the module's doc.

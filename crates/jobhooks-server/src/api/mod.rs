@@ -4,6 +4,7 @@
 mod buttons;
 mod changes;
 mod hooks;
+mod ingest;
 mod jobs;
 mod logins;
 mod objects;
@@ -15,6 +16,7 @@ mod users;
 pub(crate) use buttons::*;
 pub(crate) use changes::*;
 pub(crate) use hooks::*;
+pub(crate) use ingest::*;
 pub(crate) use jobs::*;
 pub(crate) use logins::*;
 pub(crate) use objects::*;
@@ -198,7 +200,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         description = "Nautobot's Job Hooks and Job Buttons: the catalog, objects and their changes, runs and their results. \
             Authenticate with `Authorization: Token <key>` (`jobhooks users token add`). Lists paginate with `limit` and `offset`."
     ),
-    paths(api_root, status, backup, export, prune, users, create_user, list_tokens, create_token, provision_token, get_token, delete_token, set_password, list_sessions, end_session, list_user_views, get_user_view, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, delete_hooks, list_buttons, create_button, get_button, patch_button, put_button, delete_button, delete_buttons, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, result_logs, replay_result, list_logs, get_log, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
+    paths(api_root, status, backup, export, prune, users, create_user, list_tokens, create_token, provision_token, get_token, delete_token, set_password, list_sessions, end_session, list_user_views, get_user_view, list_hooks, create_hook, get_hook, patch_hook, put_hook, delete_hook, delete_hooks, list_buttons, create_button, get_button, patch_button, put_button, delete_button, delete_buttons, press_button, list_jobs, restore_jobs, get_job, patch_job, run_job, list_results, get_result, result_logs, replay_result, list_logs, get_log, list_changes, get_change, get_object, put_object, patch_object, delete_object, object_buttons, ingest_nautobot, openapi_document, crate::metrics::health, crate::metrics::ready, crate::metrics::metrics),
     components(schemas(ValidationErrors, crate::error::Detail)),
     modifiers(&TokenAuthentication),
     security(("token" = [])),
@@ -350,6 +352,7 @@ pub fn routes<S: Storage + 'static>() -> Router<AppState<S>> {
         .route("/api/extras/job-results/{id}/replay/", post(replay_result::<S>))
         .route("/api/extras/job-logs/", get(list_logs::<S>))
         .route("/api/extras/job-logs/{id}/", get(get_log::<S>))
+        .route("/api/ingest/nautobot/", post(ingest_nautobot::<S>))
 }
 
 pub(crate) fn field_error(field: &str, message: String) -> ApiError {
