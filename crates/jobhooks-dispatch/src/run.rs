@@ -186,7 +186,7 @@ async fn resolve<S: Storage + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<Result<Call, String>, StoreError> {
     match &result.inputs {
-        JobInputs::Hook { object_change } => {
+        JobInputs::Hook { object_change, .. } => {
             let Some((change, object)) = reads.change_and_object(store, *object_change, now).await? else {
                 return Ok(Err(format!("ObjectChange {object_change} does not exist")));
             };

@@ -197,7 +197,7 @@ impl ConditionLeaf {
         let found = match self.root {
             Root::Prechange => input.prechange.map(|data| resolve(data, &self.path)),
             Root::Postchange => input.postchange.map(|data| resolve(data, &self.path)),
-            Root::Differences => Some(resolve(input.differences(), &self.path)),
+            Root::Differences => Some(input.difference(&self.path)),
         };
         let null = Value::Null;
         let data: &Value = found.as_deref().unwrap_or(&null);
@@ -331,10 +331,45 @@ impl<'a> ConditionInput<'a> {
     /// Whether one of `fields` (top-level names of the object's data) changed: it is a key of the
     /// differences' `added` or `removed`.
     pub fn changed_any(&self, fields: &[String]) -> bool {
+        if let Some((pre, post)) = self.both_objects() {
+            // A key is in the differences exactly when its values differ (a missing value counts).
+            return fields.iter().any(|field| {
+                !jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&field.as_str()) && pre.get(field) != post.get(field)
+            });
+        }
         let differences = self.differences();
         let changed =
             |side: &str, field: &str| differences[side].as_object().is_some_and(|keys| keys.contains_key(field));
         fields.iter().any(|field| changed("added", field) || changed("removed", field))
+    }
+
+    /// The value at `path` (`added.…` or `removed.…`) under the differences. When both snapshots
+    /// are objects and the path names a key, it is read from them key by key, as the differences
+    /// would hold it, without building the differences.
+    fn difference(&self, path: &[String]) -> Cow<'_, Value> {
+        if let (Some((pre, post)), [side, key, rest @ ..]) = (self.both_objects(), path) {
+            if jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&key.as_str()) {
+                return Cow::Owned(Value::Null);
+            }
+            let (before, after) = (pre.get(key), post.get(key));
+            let differs = before != after;
+            let value = match side.as_str() {
+                "added" => after.filter(|_| differs),
+                _ => before.filter(|_| differs),
+            };
+            return value.map_or(Cow::Owned(Value::Null), |value| resolve(value, rest));
+        }
+        resolve(self.differences(), path)
+    }
+
+    /// Both snapshots, when both are non-empty objects: the differences are then key by key.
+    fn both_objects(&self) -> Option<(&'a Map<String, Value>, &'a Map<String, Value>)> {
+        match (self.prechange, self.postchange) {
+            (Some(Value::Object(pre)), Some(Value::Object(post))) if !pre.is_empty() && !post.is_empty() => {
+                Some((pre, post))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -663,7 +698,35 @@ mod tests {
         prop::option::of(prop::collection::btree_map("[a-z]{1,3}", scalar, 0..5).prop_map(|fields| json!(fields)))
     }
 
+    fn arb_snapshot() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![Just(Value::Null), (0..3i64).prop_map(Value::from), "[xy]{0,2}".prop_map(Value::from)];
+        let member = prop_oneof![leaf.clone(), prop::collection::btree_map("[ab]", leaf, 0..2).prop_map(|m| json!(m))];
+        prop::collection::btree_map(prop::sample::select(vec!["a", "b", "c", "last_updated"]), member, 0..4)
+            .prop_map(|members| json!(members))
+    }
+
     proptest! {
+        #[test]
+        fn differences_read_key_by_key_equal_the_built_ones(
+            pre in proptest::option::of(arb_snapshot()),
+            post in proptest::option::of(arb_snapshot()),
+            side in prop::sample::select(vec!["added", "removed"]),
+            key in prop::sample::select(vec!["a", "b", "c", "last_updated"]),
+            inner in proptest::option::of(prop::sample::select(vec!["a", "b"])),
+        ) {
+            let input = ConditionInput::new(pre.as_ref(), post.as_ref());
+            let mut path = vec![side.to_owned(), key.to_owned()];
+            path.extend(inner.map(str::to_owned));
+            let built = resolve(input.differences(), &path).into_owned();
+            prop_assert_eq!(input.difference(&path).into_owned(), built);
+            let fields = [key.to_owned()];
+            let differences = input.differences();
+            let in_built = ["added", "removed"]
+                .iter()
+                .any(|side| differences[*side].as_object().is_some_and(|keys| keys.contains_key(key)));
+            prop_assert_eq!(input.changed_any(&fields), in_built);
+        }
+
         #[test]
         fn conditions_read_back_from_what_they_write(json in tree()) {
             let condition = Condition::from_json(&json).unwrap();

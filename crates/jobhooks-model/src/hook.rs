@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     Action, ChangeContextKind, Condition, ConditionInput, ContentType, JobKind, JobRecord, ObjectChange,
-    ValidationErrors, validate_name,
+    ValidationErrors, Webhook, validate_name,
 };
 
 pub(crate) const NOT_RUNNABLE: &str = "The selected Job is not installed and enabled";
@@ -54,6 +54,10 @@ pub struct JobHook {
     /// not narrowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed_fields: Vec<String>,
+    /// For an outbound webhook, where and how it sends its request; its job is then the built-in
+    /// [`WEBHOOK_JOB`](crate::WEBHOOK_JOB). `None` for a hook that runs a receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
     /// When it was first stored (`None` for a hook stored before hooks kept times).
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub created: Option<OffsetDateTime>,
@@ -76,9 +80,23 @@ impl JobHook {
             type_delete: false,
             conditions: None,
             changed_fields: Vec::new(),
+            webhook: None,
             created: None,
             last_updated: None,
         }
+    }
+
+    /// An enabled outbound webhook that fires on no event yet: its job is the built-in
+    /// [`WEBHOOK_JOB`](crate::WEBHOOK_JOB).
+    ///
+    /// ```
+    /// use jobhooks_model::{Action, ContentType, JobHook, Webhook, WEBHOOK_JOB};
+    /// let devices = vec![ContentType::new("dcim.device").unwrap()];
+    /// let hook = JobHook::webhook("to cmdb", devices, Webhook::new("https://cmdb.example/in")).on([Action::Update]);
+    /// assert_eq!(hook.job, WEBHOOK_JOB);
+    /// ```
+    pub fn webhook(name: impl Into<String>, content_types: Vec<ContentType>, webhook: Webhook) -> Self {
+        Self { webhook: Some(webhook), ..Self::new(name, content_types, crate::WEBHOOK_JOB) }
     }
 
     /// Makes the hook run only for changes `condition` admits.
@@ -164,6 +182,10 @@ pub struct JobHookPatch {
     pub conditions: Option<Option<Condition>>,
     /// New changed fields (an empty list: every update).
     pub changed_fields: Option<Vec<String>>,
+    /// A new webhook: `Some(None)` (JSON `null`) makes the hook run its job instead. A secret
+    /// given as [`SECRET_MASK`](crate::SECRET_MASK) keeps the stored one.
+    #[serde(default, deserialize_with = "present")]
+    pub webhook: Option<Option<Webhook>>,
 }
 
 /// A field that is present, even as `null`: `Some(None)`; an absent one stays `None` (`default`).
@@ -186,6 +208,7 @@ impl From<JobHook> for JobHookPatch {
             type_delete: Some(hook.type_delete),
             conditions: Some(hook.conditions),
             changed_fields: Some(hook.changed_fields),
+            webhook: Some(hook.webhook),
         }
     }
 }
@@ -204,6 +227,16 @@ impl JobHookPatch {
             type_delete: self.type_delete.unwrap_or(stored.type_delete),
             conditions: self.conditions.unwrap_or_else(|| stored.conditions.clone()),
             changed_fields: self.changed_fields.unwrap_or_else(|| stored.changed_fields.clone()),
+            webhook: match self.webhook {
+                Some(Some(mut webhook)) => {
+                    if webhook.secret == crate::SECRET_MASK {
+                        webhook.secret = stored.webhook.as_ref().map(|stored| stored.secret.clone()).unwrap_or_default();
+                    }
+                    Some(webhook)
+                }
+                Some(None) => None,
+                None => stored.webhook.clone(),
+            },
             created: stored.created,
             last_updated: stored.last_updated,
         }
@@ -284,6 +317,18 @@ pub fn validate_hook<'a>(
     if !hook.changed_fields.is_empty() && !hook.type_update {
         errors.add("changed_fields", "Changed fields narrow updates: select the update type too.");
     }
+    match &hook.webhook {
+        Some(webhook) => {
+            webhook.check(&mut errors);
+            if hook.job != crate::WEBHOOK_JOB {
+                errors.add("job", format!("A webhook's job is {}, the built-in job that sends it", crate::WEBHOOK_JOB));
+            }
+        }
+        None if hook.job == crate::WEBHOOK_JOB => {
+            errors.add("webhook", "This field is required: the webhook job sends the hook's webhook.");
+        }
+        None => {}
+    }
     let others: Vec<&JobHook> = others.into_iter().collect();
     if others.iter().any(|other| other.name == hook.name) {
         errors.add("name", format!("A job hook named {} already exists", hook.name));
@@ -293,14 +338,23 @@ pub fn validate_hook<'a>(
     }
     for action in hook.events() {
         for content_type in &hook.content_types {
-            let conflict = others
-                .iter()
-                .any(|o| o.job == hook.job && o.fires_on(action) && o.content_types.contains(content_type));
+            // As Nautobot's rules: one hook per job, and one webhook per URL, for each event and type.
+            let same_target = |other: &JobHook| match (&hook.webhook, &other.webhook) {
+                (Some(webhook), Some(theirs)) => webhook.payload_url == theirs.payload_url,
+                (None, None) => other.job == hook.job,
+                _ => false,
+            };
+            let conflict =
+                others.iter().any(|o| same_target(o) && o.fires_on(action) && o.content_types.contains(content_type));
             if conflict {
-                errors.add(
-                    format!("type_{action}"),
-                    format!("A job hook already exists for {action} on {content_type} to job {}", hook.job),
-                );
+                let message = match &hook.webhook {
+                    Some(webhook) => format!(
+                        "A webhook already exists for {action} on {content_type} to URL {}",
+                        webhook.payload_url
+                    ),
+                    None => format!("A job hook already exists for {action} on {content_type} to job {}", hook.job),
+                };
+                errors.add(format!("type_{action}"), message);
             }
         }
     }

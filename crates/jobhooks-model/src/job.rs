@@ -146,6 +146,10 @@ pub enum JobInputs {
     Hook {
         /// The change's id.
         object_change: ChangeId,
+        /// The hook that queued it, for an outbound webhook's run (whose hook says where to send);
+        /// `None` for a hook that runs its own receiver.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hook: Option<uuid::Uuid>,
     },
     /// A job button run: the object the button was pressed on.
     Button {
@@ -326,7 +330,7 @@ impl JobResult {
     /// The change a hook run was triggered by.
     pub fn change_id(&self) -> Option<ChangeId> {
         match self.inputs {
-            JobInputs::Hook { object_change } => Some(object_change),
+            JobInputs::Hook { object_change, .. } => Some(object_change),
             JobInputs::Button { .. } => None,
         }
     }
@@ -340,7 +344,7 @@ mod tests {
     #[test]
     fn inputs_have_nautobot_names() {
         assert_eq!(
-            serde_json::to_value(JobInputs::Hook { object_change: ChangeId(3) }).unwrap(),
+            serde_json::to_value(JobInputs::Hook { object_change: ChangeId(3), hook: None }).unwrap(),
             json!({"object_change": 3})
         );
         let button = JobInputs::Button { object_pk: "7".into(), object_model_name: "dcim.location".into() };
@@ -362,7 +366,7 @@ mod tests {
             RunId(1),
             "a::B",
             None,
-            JobInputs::Hook { object_change: ChangeId(2) },
+            JobInputs::Hook { object_change: ChangeId(2), hook: None },
             OffsetDateTime::UNIX_EPOCH,
         );
         result.logs.push(LogEntry {

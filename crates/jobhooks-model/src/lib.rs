@@ -41,6 +41,7 @@ mod sync;
 mod token;
 pub mod transfer;
 mod user;
+mod webhook;
 
 pub use button::{ButtonClass, JobButton, JobButtonPatch, MAX_BUTTON_TEXT_LEN, validate_button};
 pub use change::{
@@ -80,6 +81,10 @@ pub use session::ChangeSession;
 pub use signature::{SIGNATURE_HEADER, sign_body, signature_matches};
 pub use sync::{JobRestoreReport, JobSyncPlan, SyncMode, SyncReport, plan_job_restore, plan_job_sync};
 pub use token::{ApiToken, IssuedToken, MintRefused, TokenRefused, may_mint, validate_new_token};
+pub use webhook::{
+    HttpMethod, IDEMPOTENCY_HEADER, PolicyError, SECRET_MASK, WEBHOOK_JOB, Webhook, WebhookError, WebhookPolicy,
+    WebhookRequest, webhook_context,
+};
 pub use user::{Permission, RUN_JOB_PERMISSION, User};
 
 /// Re-exported: what [`ObjectChange::get_snapshots`] returns.

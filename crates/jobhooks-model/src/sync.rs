@@ -122,6 +122,9 @@ pub fn plan_job_sync<'a>(
                 JobRecord {
                     description: spec.description.clone(),
                     hidden: spec.hidden,
+                    // A new job waits to be enabled, except the built-in one that sends webhooks:
+                    // a webhook is enabled on its own.
+                    enabled: spec.class_path == crate::WEBHOOK_JOB,
                     ..JobRecord::new(spec.class_path.clone(), spec.name.clone(), spec.kind)
                 }
             }

@@ -284,7 +284,7 @@ impl Snapshot {
     /// ended in these lines, in id order.
     pub fn line_of(&self, result: &JobResult) -> Option<ObjectRef> {
         let object = match &result.inputs {
-            JobInputs::Hook { object_change } => self
+            JobInputs::Hook { object_change, .. } => self
                 .changes
                 .binary_search_by_key(object_change, |change| change.id)
                 .ok()
@@ -537,7 +537,7 @@ mod tests {
             hooks: vec![hook],
             changes: vec![change(1, "a"), change(2, "b")],
             results: vec![
-                result(1, JobInputs::Hook { object_change: ChangeId(2) }, JobStatus::Success),
+                result(1, JobInputs::Hook { object_change: ChangeId(2), hook: None }, JobStatus::Success),
                 result(2, pressed, JobStatus::Retrying),
             ],
             ..Snapshot::default()

@@ -26,7 +26,7 @@ const CATALOG_LOCK: i64 = 0x6361_7461_6c6f_6721;
 pub(crate) const JOB_COLUMNS: &str =
     "class_path, name, description, kind, installed, enabled, hidden, suspended, id, created, last_updated";
 const HOOK_COLUMNS: &str = "name, content_types, job, enabled, type_create, type_update, type_delete, id, created, \
-    last_updated, conditions, changed_fields";
+    last_updated, conditions, changed_fields, webhook";
 const BUTTON_COLUMNS: &str = "name, content_types, text, job, weight, group_name, button_class, confirmation, enabled, \
     id, created, last_updated";
 
@@ -75,6 +75,11 @@ fn hook_of(row: &Row) -> Result<JobHook, StorageFailure> {
         hook.conditions = Some(conditions);
     }
     hook.changed_fields = row.get(11);
+    if let Some(webhook) = row.get::<_, Option<serde_json::Value>>(12) {
+        let webhook = serde_json::from_value(webhook)
+            .map_err(|error| corrupt("job hook", &hook.name, format!("bad webhook: {error}")))?;
+        hook.webhook = Some(webhook);
+    }
     Ok(hook)
 }
 
@@ -139,7 +144,7 @@ pub(crate) async fn hooks_on(
     let rows = client
         .query(
             "SELECT h.name, h.content_types, h.job, h.enabled, h.type_create, h.type_update, h.type_delete,
-                    h.id, h.created, h.last_updated, h.conditions, h.changed_fields,
+                    h.id, h.created, h.last_updated, h.conditions, h.changed_fields, h.webhook,
                     j.class_path, j.name, j.description, j.kind, j.installed, j.enabled, j.hidden, j.suspended,
                     j.id, j.created, j.last_updated
              FROM jobhooks_hooks h LEFT JOIN jobhooks_jobs j ON j.class_path = h.job
@@ -152,8 +157,8 @@ pub(crate) async fn hooks_on(
     let mut jobs = Vec::new();
     for row in &rows {
         hooks.push(hook_of(row)?);
-        if row.get::<_, Option<String>>(12).is_some() {
-            jobs.push(job_at(row, 12)?);
+        if row.get::<_, Option<String>>(13).is_some() {
+            jobs.push(job_at(row, 13)?);
         }
     }
     Ok((hooks, jobs))
@@ -294,11 +299,11 @@ pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), Sto
     client
         .execute(
             "INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete,
-                 id, created, last_updated, conditions, changed_fields)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 id, created, last_updated, conditions, changed_fields, webhook)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (name) DO UPDATE SET content_types = $2, job = $3, enabled = $4, type_create = $5,
                  type_update = $6, type_delete = $7, id = $8, created = $9, last_updated = $10, conditions = $11,
-                 changed_fields = $12",
+                 changed_fields = $12, webhook = $13",
             &[
                 &hook.name,
                 &content_type_names(&hook.content_types),
@@ -312,6 +317,7 @@ pub(crate) async fn put_hook(client: &impl Db, hook: &JobHook) -> Result<(), Sto
                 &hook.last_updated,
                 &hook.conditions.as_ref().map(jobhooks_model::Condition::to_json),
                 &hook.changed_fields,
+                &hook.webhook.as_ref().map(|webhook| serde_json::to_value(webhook).unwrap_or_default()),
             ],
         )
         .await

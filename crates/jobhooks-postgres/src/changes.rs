@@ -203,7 +203,9 @@ async fn stage(
         changes.push(change, seen_objects.insert(line.as_str()));
         let user = commits[*index].context.user.as_deref();
         for hook in hooks {
-            runs.push(&hook.job, user, RunInputs::Hook(change.id), Some(line));
+            // A webhook's run keeps its hook, which says where to send.
+            let webhook = hook.webhook.as_ref().map(|_| hook.id);
+            runs.push(&hook.job, user, RunInputs::Hook(change.id, webhook), Some(line));
             run_commits.push(*index);
         }
         if commits[*index].objects == ObjectWrites::Apply {
@@ -360,8 +362,8 @@ impl<'a> ChangeRows<'a> {
 /// What a run is about, as its row holds it.
 #[derive(Clone, Copy)]
 pub(crate) enum RunInputs<'a> {
-    /// A hook's run of a change.
-    Hook(ChangeId),
+    /// A hook's run of a change, and the hook when it is a webhook's.
+    Hook(ChangeId, Option<uuid::Uuid>),
     /// A button's run on an object.
     Button { object_pk: &'a str, object_model_name: &'a str },
 }
@@ -369,7 +371,7 @@ pub(crate) enum RunInputs<'a> {
 impl<'a> From<&'a JobInputs> for RunInputs<'a> {
     fn from(inputs: &'a JobInputs) -> Self {
         match inputs {
-            JobInputs::Hook { object_change } => RunInputs::Hook(*object_change),
+            JobInputs::Hook { object_change, hook } => RunInputs::Hook(*object_change, *hook),
             JobInputs::Button { object_pk, object_model_name } => RunInputs::Button { object_pk, object_model_name },
         }
     }
@@ -379,15 +381,15 @@ impl<'a> From<&'a JobInputs> for RunInputs<'a> {
 static INSERT_RUNS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                    $6::text[], $7::boolean[]) WITH ORDINALITY
-                  AS u(job, user_id, change_id, object_pk, object_model_name, line, first, row)),
+                    $6::text[], $7::boolean[], $10::uuid[]) WITH ORDINALITY
+                  AS u(job, user_id, change_id, object_pk, object_model_name, line, first, hook_id, row)),
           taken AS (SELECT nextval('jobhooks_run_ids') AS id, nextval('jobhooks_line_places') AS place
                     FROM u),
           numbered AS (SELECT id, place, row_number() OVER (ORDER BY id) AS row FROM taken)
      INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
-         attempts, leases, created, logs, line, place, head)
+         attempts, leases, created, logs, line, place, head, hook_id)
      SELECT n.id, u.job, u.user_id, u.change_id, u.object_pk, u.object_model_name, $8, 0, 0, $9,
-         '[]', u.line, n.place, u.line IS NULL OR (u.first AND ahead.id IS NULL)
+         '[]', u.line, n.place, u.line IS NULL OR (u.first AND ahead.id IS NULL), u.hook_id
      FROM u JOIN numbered n ON n.row = u.row
      LEFT JOIN LATERAL (SELECT r.id FROM jobhooks_runs r
                         WHERE r.line = u.line AND r.status IN {UNFINISHED}
@@ -423,6 +425,8 @@ pub(crate) struct RunRows<'a> {
     lines: Vec<Option<&'a str>>,
     /// Whether no run before it in these rows is of its line: only then may it be its line's head.
     firsts: Vec<bool>,
+    /// A webhook's run's hook.
+    hook_ids: Vec<Option<uuid::Uuid>>,
     seen_lines: HashSet<&'a str>,
 }
 
@@ -430,10 +434,13 @@ impl<'a> RunRows<'a> {
     /// Adds a pending run of `job` about `inputs` at the back of `line` (none: no line). The
     /// caller holds the lines' locks (`lines::lock`) until the rows are written.
     pub(crate) fn push(&mut self, job: &'a str, user: Option<&'a str>, inputs: RunInputs<'a>, line: Option<&'a str>) {
-        let (change_id, object_pk, object_model_name) = match inputs {
-            RunInputs::Hook(change) => (Some(change.0 as i64), None, None),
-            RunInputs::Button { object_pk, object_model_name } => (None, Some(object_pk), Some(object_model_name)),
+        let (change_id, object_pk, object_model_name, hook_id) = match inputs {
+            RunInputs::Hook(change, hook) => (Some(change.0 as i64), None, None, hook),
+            RunInputs::Button { object_pk, object_model_name } => {
+                (None, Some(object_pk), Some(object_model_name), None)
+            }
         };
+        self.hook_ids.push(hook_id);
         self.jobs.push(job);
         self.users.push(user);
         self.change_ids.push(change_id);
@@ -465,6 +472,7 @@ impl<'a> RunRows<'a> {
                     &self.firsts,
                     &status_name(JobStatus::Pending),
                     &now,
+                    &self.hook_ids,
                 ],
             )
             .await

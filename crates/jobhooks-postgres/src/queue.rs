@@ -29,7 +29,7 @@ use crate::{PgStore, db_error};
 const PRUNE_STEP: i64 = 500;
 
 const RUN_COLUMNS: &str = "id, job, user_id, change_id, object_pk, object_model_name, status, attempts, leases, \
-     created, started, completed, logs, line";
+     created, started, completed, logs, line, hook_id";
 
 /// A run's row: its result as the queue shows it, its lease number and its object line.
 struct RunRow {
@@ -43,7 +43,7 @@ fn run_of(row: &Row) -> Result<RunRow, StorageFailure> {
     let bad = |reason: String| corrupt("job result", id, reason);
     let inputs = match (row.get::<_, Option<i64>>(3), row.get::<_, Option<String>>(4), row.get::<_, Option<String>>(5))
     {
-        (Some(change), _, _) => JobInputs::Hook { object_change: ChangeId(change as u64) },
+        (Some(change), _, _) => JobInputs::Hook { object_change: ChangeId(change as u64), hook: row.get(14) },
         (None, Some(object_pk), Some(object_model_name)) => JobInputs::Button { object_pk, object_model_name },
         _ => return Err(bad("it has neither a change nor an object".into())),
     };
@@ -116,7 +116,7 @@ async fn unclaim<E: From<StorageFailure> + From<jobhooks_model::IllegalTransitio
 /// The line a run about `inputs` joins: its object's, when the store has a change of it.
 pub(crate) async fn line_of(client: &impl Db, inputs: &JobInputs) -> Result<Option<String>, StorageFailure> {
     let object = match inputs {
-        JobInputs::Hook { object_change } => {
+        JobInputs::Hook { object_change, .. } => {
             let row = client
                 .query_opt(
                     "SELECT content_type, object_id FROM jobhooks_changes WHERE id = $1",

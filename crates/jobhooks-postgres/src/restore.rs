@@ -72,21 +72,22 @@ impl Restore for PgStore {
             let unfinished = status == JobStatus::Pending;
             // Unfinished runs join their objects' lines in id order; the first of a line is its head.
             let line = if unfinished { line_of(&transaction, &result.inputs).await? } else { None };
-            let (change_id, object_pk, object_model_name) = match &result.inputs {
-                JobInputs::Hook { object_change } => (Some(object_change.0 as i64), None, None),
+            let (change_id, object_pk, object_model_name, hook_id) = match &result.inputs {
+                JobInputs::Hook { object_change, hook } => (Some(object_change.0 as i64), None, None, *hook),
                 JobInputs::Button { object_pk, object_model_name } => {
-                    (None, Some(object_pk.as_str()), Some(object_model_name.as_str()))
+                    (None, Some(object_pk.as_str()), Some(object_model_name.as_str()), None)
                 }
             };
             transaction
                 .execute(
                     &format!(
                         "INSERT INTO jobhooks_runs (id, job, user_id, change_id, object_pk, object_model_name, status,
-                             attempts, leases, created, started, completed, logs, line, place, head)
+                             attempts, leases, created, started, completed, logs, line, place, head, hook_id)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13,
                              nextval('jobhooks_line_places'),
                              $13::text IS NULL OR NOT EXISTS (SELECT 1 FROM jobhooks_runs
-                                                              WHERE line = $13 AND status IN {UNFINISHED}))"
+                                                              WHERE line = $13 AND status IN {UNFINISHED}),
+                             $14)"
                     ),
                     &[
                         &(result.id.0 as i64),
@@ -102,6 +103,7 @@ impl Restore for PgStore {
                         &result.completed,
                         &logs_value(&restored),
                         &line,
+                        &hook_id,
                     ],
                 )
                 .await

@@ -201,6 +201,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobhooks_hooks ADD COLUMN conditions jsonb, ADD COLUMN changed_fields text[] NOT NULL DEFAULT '{}';
     "#,
+    // 13: outbound webhooks: a hook's webhook (as JSON; null for a hook that runs its job), and
+    // the hook a webhook's run sends for.
+    r#"
+    ALTER TABLE jobhooks_hooks ADD COLUMN webhook jsonb;
+    ALTER TABLE jobhooks_runs ADD COLUMN hook_id uuid;
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

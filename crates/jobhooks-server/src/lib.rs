@@ -73,6 +73,8 @@ pub struct AppState<S> {
     ui: UiConfig,
     /// The bridge from Nautobot's webhooks (`POST /api/ingest/nautobot/`); off when `None`.
     nautobot_ingest: Option<Arc<api::NautobotIngest>>,
+    /// Where webhooks may send requests (checked when a hook is saved).
+    webhook_policy: jobhooks_model::WebhookPolicy,
 }
 
 impl<S> Clone for AppState<S> {
@@ -87,6 +89,7 @@ impl<S> Clone for AppState<S> {
             waiters: self.waiters.clone(),
             ui: self.ui.clone(),
             nautobot_ingest: self.nautobot_ingest.clone(),
+            webhook_policy: self.webhook_policy.clone(),
         }
     }
 }
@@ -106,6 +109,7 @@ impl<S: Storage + 'static> AppState<S> {
             waiters,
             ui: UiConfig::default(),
             nautobot_ingest: None,
+            webhook_policy: jobhooks_model::WebhookPolicy::anywhere(),
         }
     }
 
@@ -144,6 +148,13 @@ impl<S: Storage + 'static> AppState<S> {
     pub fn with_nautobot_ingest(mut self, secret: impl Into<String>) -> Self {
         let ingest = api::NautobotIngest { secret: secret.into(), recording: tokio::sync::Mutex::new(()) };
         self.nautobot_ingest = Some(Arc::new(ingest));
+        self
+    }
+
+    /// With `policy` restricting where webhooks may send: a hook whose webhook's host it does not
+    /// admit is refused when saved (the dispatcher checks again, after DNS, before each request).
+    pub fn with_webhook_policy(mut self, policy: jobhooks_model::WebhookPolicy) -> Self {
+        self.webhook_policy = policy;
         self
     }
 

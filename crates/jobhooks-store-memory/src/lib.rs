@@ -191,11 +191,13 @@ impl State {
                 let (name, job) = (&hook.name, &hook.job);
                 tracing::warn!(hook = %name, job = %job, change = %id, "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled");
             }
-            let jobs: Vec<String> = matches.run.iter().map(|hook| hook.job.clone()).collect();
+            // A webhook's run keeps its hook, which says where to send.
+            let jobs: Vec<(String, Option<uuid::Uuid>)> =
+                matches.run.iter().map(|hook| (hook.job.clone(), hook.webhook.as_ref().map(|_| hook.id))).collect();
             let mut runs = Vec::with_capacity(jobs.len());
-            for job in jobs {
+            for (job, hook) in jobs {
                 let run = self.new_run();
-                let inputs = JobInputs::Hook { object_change: id };
+                let inputs = JobInputs::Hook { object_change: id, hook };
                 let result = JobResult::pending(run, job, context.user.clone(), inputs, now);
                 runs.push(self.queue_run(result, Some(reference.clone())));
             }
@@ -236,7 +238,7 @@ impl State {
     /// The line a run about `inputs` joins: the object's, when the store has a change of it.
     fn line_of(&self, inputs: &JobInputs) -> Option<ObjectRef> {
         let object = match inputs {
-            JobInputs::Hook { object_change } => Some(self.changes.get(object_change)?.change.object_ref()),
+            JobInputs::Hook { object_change, .. } => Some(self.changes.get(object_change)?.change.object_ref()),
             JobInputs::Button { object_pk, object_model_name } => ContentType::new(object_model_name.as_str())
                 .ok()
                 .and_then(|content_type| ObjectRef::new(content_type, object_pk.as_str()).ok()),

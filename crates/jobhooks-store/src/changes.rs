@@ -108,12 +108,14 @@ impl Store {
                 "JobHook {name} is enabled, but the underlying Job {job} is not installed and enabled"
             );
         }
-        let jobs: Vec<String> = matches.run.iter().map(|hook| hook.job.clone()).collect();
+        // A webhook's run keeps its hook, which says where to send.
+        let jobs: Vec<(String, Option<uuid::Uuid>)> =
+            matches.run.iter().map(|hook| (hook.job.clone(), hook.webhook.as_ref().map(|_| hook.id))).collect();
         drop(catalog);
         let mut runs = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for (job, hook) in jobs {
             let run = w.new_run();
-            let inputs = JobInputs::Hook { object_change: record.id };
+            let inputs = JobInputs::Hook { object_change: record.id, hook };
             join_line(st, *line_tail, run, QueueEntry::queued(&job, context.user.clone(), inputs, now))?;
             st.counts.apply(jobhooks_model::QUEUED);
             *line_tail = Some(run);

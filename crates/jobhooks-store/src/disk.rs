@@ -588,7 +588,12 @@ impl Stored for ObjectChange {
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum InputsRecord {
-    Hook { object_change: u64 },
+    Hook {
+        object_change: u64,
+        /// A webhook's run only: the hook that says where to send.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hook: Option<Uuid>,
+    },
     Button { object_pk: String, object_model_name: String },
 }
 
@@ -687,7 +692,9 @@ impl Stored for JobResult {
             job: self.job.clone(),
             user: self.user.clone(),
             inputs: match &self.inputs {
-                JobInputs::Hook { object_change } => InputsRecord::Hook { object_change: object_change.0 },
+                JobInputs::Hook { object_change, hook } => {
+                    InputsRecord::Hook { object_change: object_change.0, hook: *hook }
+                }
                 JobInputs::Button { object_pk, object_model_name } => {
                     InputsRecord::Button { object_pk: object_pk.clone(), object_model_name: object_model_name.clone() }
                 }
@@ -747,7 +754,9 @@ impl Stored for JobResult {
             job: record.job,
             user: record.user,
             inputs: match record.inputs {
-                InputsRecord::Hook { object_change } => JobInputs::Hook { object_change: ChangeId(object_change) },
+                InputsRecord::Hook { object_change, hook } => {
+                    JobInputs::Hook { object_change: ChangeId(object_change), hook }
+                }
                 InputsRecord::Button { object_pk, object_model_name } => {
                     JobInputs::Button { object_pk, object_model_name }
                 }
@@ -840,7 +849,7 @@ mod tests {
                 LogLevel::Failure, LogLevel::Error, LogLevel::Critical,
             ];
             let inputs = if hook {
-                JobInputs::Hook { object_change: ChangeId(id) }
+                JobInputs::Hook { object_change: ChangeId(id), hook: None }
             } else {
                 JobInputs::Button { object_pk: message.clone(), object_model_name: "dcim.device".into() }
             };

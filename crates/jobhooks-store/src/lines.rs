@@ -91,7 +91,7 @@ pub(crate) fn leave_line(st: &mut Staging<'_>, run: RunId, entry: &QueueEntry) -
 /// pruned), or the object a button was pressed on (`None` when its type or id is invalid).
 pub(crate) fn run_object(st: &Staging<'_>, inputs: &JobInputs) -> Result<Option<ObjectRef>, StorageFailure> {
     Ok(match inputs {
-        JobInputs::Hook { object_change } => {
+        JobInputs::Hook { object_change, .. } => {
             read_change_json::<ObjectOnly>(st, *object_change)?.map(|(_, change)| change.object_ref()).transpose()?
         }
         JobInputs::Button { object_pk, object_model_name } => {

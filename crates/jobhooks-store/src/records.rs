@@ -51,6 +51,8 @@ pub(crate) struct Claim {
 
 const HOOK_INPUTS: u8 = 0;
 const BUTTON_INPUTS: u8 = 1;
+/// A webhook's run: the change, then the id of the hook that says where to send.
+const WEBHOOK_INPUTS: u8 = 2;
 
 impl QueueEntry {
     /// The entry of a run just queued.
@@ -92,9 +94,14 @@ impl QueueEntry {
         out.push(u8::from(self.user.is_some()));
         put_str(&mut out, self.user.as_deref().unwrap_or_default());
         match &self.inputs {
-            JobInputs::Hook { object_change } => {
+            JobInputs::Hook { object_change, hook: None } => {
                 out.push(HOOK_INPUTS);
                 out.extend_from_slice(&object_change.0.to_be_bytes());
+            }
+            JobInputs::Hook { object_change, hook: Some(hook) } => {
+                out.push(WEBHOOK_INPUTS);
+                out.extend_from_slice(&object_change.0.to_be_bytes());
+                out.extend_from_slice(hook.as_bytes());
             }
             JobInputs::Button { object_pk, object_model_name } => {
                 out.push(BUTTON_INPUTS);
@@ -118,7 +125,11 @@ impl QueueEntry {
         let has_user = r.flag()?;
         let user = Some(r.string()?).filter(|_| has_user);
         let inputs = match r.take::<1>()? {
-            [HOOK_INPUTS] => JobInputs::Hook { object_change: ChangeId(r.u64()?) },
+            [HOOK_INPUTS] => JobInputs::Hook { object_change: ChangeId(r.u64()?), hook: None },
+            [WEBHOOK_INPUTS] => JobInputs::Hook {
+                object_change: ChangeId(r.u64()?),
+                hook: Some(uuid::Uuid::from_bytes(r.take::<16>()?)),
+            },
             [BUTTON_INPUTS] => JobInputs::Button { object_pk: r.string()?, object_model_name: r.string()? },
             _ => return None,
         };
@@ -262,7 +273,11 @@ mod tests {
 
     fn inputs() -> impl Strategy<Value = JobInputs> {
         prop_oneof![
-            any::<u64>().prop_map(|id| JobInputs::Hook { object_change: ChangeId(id) }),
+            any::<u64>().prop_map(|id| JobInputs::Hook { object_change: ChangeId(id), hook: None }),
+            (any::<u64>(), any::<u128>()).prop_map(|(id, hook)| JobInputs::Hook {
+                object_change: ChangeId(id),
+                hook: Some(uuid::Uuid::from_u128(hook)),
+            }),
             ("[a-z0-9-]{0,12}", "[a-z.]{0,20}")
                 .prop_map(|(object_pk, object_model_name)| JobInputs::Button { object_pk, object_model_name }),
         ]

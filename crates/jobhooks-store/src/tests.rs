@@ -382,7 +382,7 @@ async fn a_commit_writes_objects_changes_with_prechange_and_queues_matching_hook
     assert_eq!(result.status, JobStatus::Pending);
     assert_eq!(result.job, HOOK_JOB);
     assert_eq!(result.user.as_deref(), Some("bob"), "the run runs as the change's user");
-    assert_eq!(result.inputs, JobInputs::Hook { object_change: change.id });
+    assert_eq!(result.inputs, JobInputs::Hook { object_change: change.id, hook: None });
 
     assert_eq!(store.get_object(device("1", "").reference()).await.unwrap(), Some(device("1", "B")));
     let history = store.changes_for_object(device("1", "").reference(), 10).await.unwrap();
@@ -793,7 +793,7 @@ async fn queued_runs_store_no_result_until_they_have_one_and_replays_join_the_ba
         pending,
         JobResult::pending(r1, HOOK_JOB, Some("alice".into()), pending.inputs.clone(), pending.created)
     );
-    assert_eq!(pending.inputs, JobInputs::Hook { object_change: first.changes[0] });
+    assert_eq!(pending.inputs, JobInputs::Hook { object_change: first.changes[0], hook: None });
     let ids = |results: Vec<JobResult>| results.iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(ids(store.list_results(&ResultFilter::default()).await.unwrap()), [r2, r1], "newest first");
 

@@ -411,7 +411,7 @@ async fn a_missing_change_fails_the_run_saying_which() {
     let h = Harness::start(DispatcherConfig::default()).await;
     let run = h
         .store
-        .enqueue(&job("Quiet"), None, JobInputs::Hook { object_change: jobhooks_model::ChangeId(999) })
+        .enqueue(&job("Quiet"), None, JobInputs::Hook { object_change: jobhooks_model::ChangeId(999), hook: None })
         .await
         .unwrap();
     h.dispatcher.drain().await.unwrap();

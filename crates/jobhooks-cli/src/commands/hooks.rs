@@ -3,7 +3,7 @@
 use crate::backend::Backend;
 use crate::{Failure, Outcome, content_types, joined};
 use clap::{Args, Subcommand};
-use jobhooks_model::{Action, Condition, JobHook, JobHookPatch};
+use jobhooks_model::{Action, Condition, HttpMethod, JobHook, JobHookPatch, WEBHOOK_JOB, Webhook};
 
 #[derive(Args)]
 pub(crate) struct HookFields {
@@ -11,7 +11,7 @@ pub(crate) struct HookFields {
     #[arg(long = "content-type")]
     content_types: Vec<String>,
     /// The job hook receiver's class path.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "webhook")]
     job: Option<String>,
     /// An event it fires on; repeat for several.
     #[arg(long = "on", value_enum, ignore_case = true)]
@@ -29,6 +29,94 @@ pub(crate) struct HookFields {
     /// On `update`: run for any update again (remove the changed fields).
     #[arg(long, conflicts_with = "changed_fields")]
     any_field: bool,
+    #[command(flatten)]
+    webhook: WebhookFields,
+}
+
+/// An outbound webhook, in place of `--job`.
+#[derive(Args)]
+pub(crate) struct WebhookFields {
+    /// Send an HTTP request to this URL (a Jinja2 template over Nautobot's webhook context)
+    /// instead of running a job.
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// Sign the body with HMAC-SHA512 in X-Hook-Signature, as Nautobot does (an empty value
+    /// removes the secret).
+    #[arg(long, value_name = "SECRET")]
+    webhook_secret: Option<String>,
+    /// The request's method (default POST).
+    #[arg(long, value_name = "METHOD")]
+    webhook_method: Option<String>,
+    /// A header, `Name: value` (the value a template); repeat for several. Given on `update`,
+    /// they replace the stored headers.
+    #[arg(long = "webhook-header", value_name = "NAME:VALUE")]
+    webhook_headers: Vec<String>,
+    /// The body, a template (default: Nautobot's webhook context as JSON).
+    #[arg(long, value_name = "TEMPLATE")]
+    webhook_body: Option<String>,
+    /// The Content-Type header (default application/json).
+    #[arg(long, value_name = "TYPE")]
+    webhook_content_type: Option<String>,
+    /// Do not verify the server's TLS certificate (`false` verifies again).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    webhook_insecure: Option<bool>,
+}
+
+impl WebhookFields {
+    fn any(&self) -> bool {
+        self.webhook.is_some()
+            || self.webhook_secret.is_some()
+            || self.webhook_method.is_some()
+            || !self.webhook_headers.is_empty()
+            || self.webhook_body.is_some()
+            || self.webhook_content_type.is_some()
+            || self.webhook_insecure.is_some()
+    }
+
+    /// The webhook `stored` becomes with the flags given laid over it; `None` when no flag is given.
+    fn over(&self, stored: Option<&Webhook>) -> Result<Option<Webhook>, Failure> {
+        if !self.any() {
+            return Ok(None);
+        }
+        let mut webhook = match (&self.webhook, stored) {
+            (Some(url), Some(stored)) => {
+                let mut webhook = stored.clone();
+                webhook.payload_url = url.clone();
+                webhook
+            }
+            (Some(url), None) => Webhook::new(url.clone()),
+            (None, Some(stored)) => stored.clone(),
+            (None, None) => {
+                return Err(Failure::bad_input("--webhook URL is required with the other --webhook options"));
+            }
+        };
+        if let Some(secret) = &self.webhook_secret {
+            webhook.secret = secret.clone();
+        }
+        if let Some(method) = &self.webhook_method {
+            webhook.http_method = HttpMethod::from_name(method).ok_or_else(|| {
+                Failure::bad_input(format!("--webhook-method {method}: use one of GET, POST, PUT, PATCH, DELETE"))
+            })?;
+        }
+        if !self.webhook_headers.is_empty() {
+            for header in &self.webhook_headers {
+                if !header.split_once(':').is_some_and(|(name, _)| !name.trim().is_empty()) {
+                    return Err(Failure::bad_input(format!("--webhook-header {header}: give it as `Name: value`")));
+                }
+            }
+            webhook.additional_headers = self.webhook_headers.join("\n");
+        }
+        if let Some(body) = &self.webhook_body {
+            webhook.body_template = body.clone();
+        }
+        if let Some(content_type) = &self.webhook_content_type {
+            webhook.http_content_type = content_type.clone();
+        }
+        if let Some(insecure) = self.webhook_insecure {
+            webhook.ssl_verification = !insecure;
+        }
+        Ok(Some(webhook))
+    }
 }
 
 impl HookFields {
@@ -128,6 +216,9 @@ pub(crate) fn hook_text(h: &JobHook) -> String {
     if let Some(conditions) = &h.conditions {
         text.push_str(&format!("  when {}", conditions.to_json()));
     }
+    if let Some(webhook) = &h.webhook {
+        text.push_str(&format!("  sends {} {}", webhook.http_method.as_str(), webhook.payload_url));
+    }
     text
 }
 
@@ -142,8 +233,14 @@ pub(crate) async fn hooks(s: &impl Backend, command: HooksCommand) -> Outcome {
             s.print(&hook, hook_text);
         }
         HooksCommand::Add { name, fields } => {
-            let job = fields.job.clone().ok_or_else(|| Failure::bad_input("--job is required"))?;
+            let webhook = fields.webhook.over(None)?;
+            let job = match (&fields.job, &webhook) {
+                (Some(job), _) => job.clone(),
+                (None, Some(_)) => WEBHOOK_JOB.to_owned(),
+                (None, None) => return Err(Failure::bad_input("--job (or --webhook URL) is required")),
+            };
             let mut hook = JobHook::new(name, content_types(&fields.content_types)?, job).on(actions(&fields.events));
+            hook.webhook = webhook;
             hook.enabled = fields.enabled.unwrap_or(true);
             hook.conditions = fields.conditions()?.flatten();
             hook.changed_fields = fields.changed_fields().unwrap_or_default();
@@ -158,13 +255,18 @@ pub(crate) async fn hooks(s: &impl Backend, command: HooksCommand) -> Outcome {
                 content_types: (!fields.content_types.is_empty())
                     .then(|| content_types(&fields.content_types))
                     .transpose()?,
-                job: fields.job.clone(),
+                // A URL given makes the hook a webhook, sent by the built-in job.
+                job: fields.job.clone().or_else(|| fields.webhook.webhook.as_ref().map(|_| WEBHOOK_JOB.to_owned())),
                 enabled: fields.enabled,
                 type_create: has(Action::Create),
                 type_update: has(Action::Update),
                 type_delete: has(Action::Delete),
                 conditions: fields.conditions()?,
                 changed_fields: fields.changed_fields(),
+                webhook: match fields.webhook.any() {
+                    true => Some(fields.webhook.over(s.get_hook(&name).await?.webhook.as_ref())?),
+                    false => None,
+                },
             };
             let hook = s.update_hook(&name, patch).await?;
             s.print(&hook, |h| format!("updated {}", hook_text(h)));

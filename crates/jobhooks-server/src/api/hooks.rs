@@ -2,7 +2,7 @@
 //! its id or, where unambiguous, its name.
 
 use super::*;
-use jobhooks_model::{Condition, HookFilter};
+use jobhooks_model::{Condition, HookFilter, WEBHOOK_JOB, Webhook};
 
 /// The filters of the job hook list, as Nautobot's `JobHookFilterSet`.
 const HOOK_FILTERS: &[&str] =
@@ -29,6 +29,12 @@ pub(crate) struct HookWrite {
     #[schema(value_type = Option<Object>)]
     conditions: Option<Option<Value>>,
     changed_fields: Option<Vec<String>>,
+    /// An outbound webhook (Nautobot's webhook fields: `payload_url`, `http_method`,
+    /// `http_content_type`, `additional_headers`, `body_template`, `secret`, `ssl_verification`)
+    /// in place of a job; `null` removes it. A `secret` of `********` keeps the stored one.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    webhook: Option<Option<Value>>,
 }
 
 /// A field that is present, even as `null`: `Some(None)`; an absent one stays `None`.
@@ -40,6 +46,8 @@ impl HookWrite {
     async fn patch<S: Storage>(self, state: &AppState<S>) -> Answer<JobHookPatch> {
         let job = match self.job {
             Some(reference) => Some(reference.class_path(&*state.store).await?),
+            // A webhook's job is the built-in one that sends it.
+            None if matches!(self.webhook, Some(Some(_))) => Some(WEBHOOK_JOB.to_owned()),
             None => None,
         };
         Ok(JobHookPatch {
@@ -58,6 +66,13 @@ impl HookWrite {
                 None => None,
             },
             changed_fields: self.changed_fields,
+            webhook: match self.webhook {
+                Some(Some(json)) => Some(Some(
+                    serde_json::from_value::<Webhook>(json).map_err(|error| field_error("webhook", error.to_string()))?,
+                )),
+                Some(None) => Some(None),
+                None => None,
+            },
         })
     }
 
@@ -80,6 +95,36 @@ impl HookWrite {
         let mut hook = patch.apply_to(&JobHook::new("", Vec::new(), ""));
         hook.id = id.unwrap_or_default();
         Ok(hook)
+    }
+}
+
+/// What a write of a hook with a webhook needs beyond the hook permission: `extras.add_webhook` to
+/// create one, `extras.change_webhook` to change one (sending requests from the server is a power
+/// of its own), and a destination the allow-list admits.
+fn guard_webhook<S: Storage>(
+    state: &AppState<S>,
+    caller: &Caller,
+    hook: &JobHook,
+    stored: Option<&JobHook>,
+) -> Answer<()> {
+    let Some(webhook) = &hook.webhook else { return Ok(()) };
+    if stored.is_some_and(|stored| stored.webhook.as_ref() == Some(webhook)) {
+        return Ok(());
+    }
+    caller.require(if stored.is_some() { "extras.change_webhook" } else { "extras.add_webhook" })?;
+    let policy = &state.webhook_policy;
+    match webhook.literal_host() {
+        Some(host) if policy.may_admit_host(&host) => Ok(()),
+        Some(host) => Err(field_error(
+            "webhook",
+            format!(
+                "payload_url: {host} is not a destination the webhook allow-list (webhooks.allowed_destinations) admits"
+            ),
+        )),
+        None => Err(field_error(
+            "webhook",
+            "payload_url: with a webhook allow-list, the URL's host is written out, not a template".to_owned(),
+        )),
     }
 }
 
@@ -139,11 +184,14 @@ pub(crate) async fn list_hooks<S: Storage + 'static>(
 pub(crate) async fn create_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<AddJobHook>,
+    caller: Caller,
     OriginalUri(uri): OriginalUri,
     Write(write): Write<HookWrite>,
 ) -> Answer<(StatusCode, Json<JobHookView>)> {
     let query = ListQuery::of(&uri, &[])?;
-    let hook = state.store.create_hook(write.whole(&state).await?).await?;
+    let hook = write.whole(&state).await?;
+    guard_webhook(&state, &caller, &hook, None)?;
+    let hook = state.store.create_hook(hook).await?;
     Ok((StatusCode::CREATED, Json(shaped(&state, &hook, &query, &uri).await?)))
 }
 
@@ -178,13 +226,16 @@ pub(crate) async fn get_hook<S: Storage + 'static>(
 pub(crate) async fn patch_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
+    caller: Caller,
     Path(key): Path<String>,
     OriginalUri(uri): OriginalUri,
     Write(write): Write<HookWrite>,
 ) -> Answer<Json<JobHookView>> {
     let query = ListQuery::of(&uri, &[])?;
     let stored = hook_by_key(&state, &key).await?;
-    let hook = state.store.update_hook(&stored.name, write.patch(&state).await?).await?;
+    let patch = write.patch(&state).await?;
+    guard_webhook(&state, &caller, &patch.clone().apply_to(&stored), Some(&stored))?;
+    let hook = state.store.update_hook(&stored.name, patch).await?;
     Ok(Json(shaped(&state, &hook, &query, &uri).await?))
 }
 
@@ -200,6 +251,7 @@ pub(crate) async fn patch_hook<S: Storage + 'static>(
 pub(crate) async fn put_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     _allowed: Allowed<ChangeJobHook>,
+    caller: Caller,
     Path(key): Path<String>,
     OriginalUri(uri): OriginalUri,
     Write(write): Write<HookWrite>,
@@ -207,6 +259,7 @@ pub(crate) async fn put_hook<S: Storage + 'static>(
     let query = ListQuery::of(&uri, &[])?;
     let stored = hook_by_key(&state, &key).await?;
     let replacement = JobHookPatch::from(write.whole(&state).await?);
+    guard_webhook(&state, &caller, &replacement.clone().apply_to(&stored), Some(&stored))?;
     let hook = state.store.update_hook(&stored.name, replacement).await?;
     Ok(Json(shaped(&state, &hook, &query, &uri).await?))
 }

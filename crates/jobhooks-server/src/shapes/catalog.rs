@@ -169,6 +169,11 @@ pub struct JobHookView {
     /// For an update, it runs only when one of these fields changed; empty: every update.
     #[serde(default)]
     pub changed_fields: Vec<String>,
+    /// An outbound webhook it sends in place of running a job (`null`: it runs its job); a secret
+    /// is shown as `********`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub webhook: Option<jobhooks_model::Webhook>,
     /// When it was first stored.
     #[serde(with = "time::serde::rfc3339::option")]
     pub created: Option<OffsetDateTime>,
@@ -197,6 +202,12 @@ impl JobHookView {
             type_delete: hook.type_delete,
             conditions: hook.conditions.clone(),
             changed_fields: hook.changed_fields.clone(),
+            webhook: hook.webhook.clone().map(|mut webhook| {
+                if !webhook.secret.is_empty() {
+                    webhook.secret = jobhooks_model::SECRET_MASK.to_owned();
+                }
+                webhook
+            }),
             created: hook.created,
             last_updated: hook.last_updated,
         }
@@ -215,6 +226,7 @@ impl TryFrom<JobHookView> for JobHook {
         hook.type_delete = view.type_delete;
         hook.conditions = view.conditions;
         hook.changed_fields = view.changed_fields;
+        hook.webhook = view.webhook;
         hook.created = view.created;
         hook.last_updated = view.last_updated;
         Ok(hook)

@@ -60,7 +60,7 @@ fn result_row(result: &JobResult) -> Value {
         "status": status_badge(result.status),
         "created": shown_time(result.created),
         "object": object.as_ref().map(|reference| json!({"label": reference.to_string(), "url": object_url(reference)})),
-        "change": match &result.inputs { JobInputs::Hook { object_change } => Some(object_change.0), _ => None },
+        "change": match &result.inputs { JobInputs::Hook { object_change, .. } => Some(object_change.0), _ => None },
     })
 }
 
