@@ -61,6 +61,26 @@ pub struct Config {
     pub retention: RetentionSettings,
     /// Changes received from other systems.
     pub ingest: IngestSettings,
+    /// Outbound webhooks.
+    pub webhooks: WebhookSettings,
+}
+
+/// Outbound webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where webhooks may send: hosts (`hooks.example`, `.example` for a domain and its
+    /// subdomains, `*`) and networks (`10.0.0.0/8`); empty: anywhere. In the environment, a comma-
+    /// separated list.
+    pub allowed_destinations: Vec<String>,
+    /// Seconds one webhook request may take.
+    pub timeout_seconds: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self { allowed_destinations: Vec::new(), timeout_seconds: 10 }
+    }
 }
 
 /// Changes received from other systems.
@@ -209,6 +229,7 @@ impl Default for Config {
             dispatcher: DispatcherSettings::default(),
             retention: RetentionSettings::default(),
             ingest: IngestSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -334,6 +355,12 @@ impl Config {
                 "0 days would end every session at once; give at least 1".to_owned(),
             ));
         }
+        if let Err(error) = jobhooks_model::WebhookPolicy::allowing(&self.webhooks.allowed_destinations) {
+            return Err(("webhooks.allowed_destinations", error.to_string()));
+        }
+        if self.webhooks.timeout_seconds == 0 {
+            return Err(("webhooks.timeout_seconds", "a timeout of 0 seconds would fail every webhook; give at least 1".to_owned()));
+        }
         let url = &self.server.external_url;
         if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(("server.external_url", format!("`{url}` is not an http:// or https:// URL")));
@@ -403,6 +430,11 @@ impl Config {
         set_days(env, "JOBHOOKS_RETENTION_CHANGES_DAYS", &mut self.retention.changes_days)?;
         set(env, "JOBHOOKS_RETENTION_PRUNE_EVERY_SECONDS", &mut self.retention.prune_every_seconds)?;
         set(env, "JOBHOOKS_INGEST_NAUTOBOT_SECRET", &mut self.ingest.nautobot.secret)?;
+        if let Some(list) = env("JOBHOOKS_WEBHOOKS_ALLOWED_DESTINATIONS") {
+            self.webhooks.allowed_destinations =
+                list.split(',').map(str::trim).filter(|entry| !entry.is_empty()).map(str::to_owned).collect();
+        }
+        set(env, "JOBHOOKS_WEBHOOKS_TIMEOUT_SECONDS", &mut self.webhooks.timeout_seconds)?;
         // The file was checked: what breaks a rule now came from the environment.
         self.check().map_err(|(key, reason)| ConfigError::Env {
             variable: format!("JOBHOOKS_{}", key.to_uppercase().replace('.', "_")),
@@ -434,6 +466,11 @@ impl Config {
             .session_idle(Duration::from_secs(u64::from(self.server.session_idle_days.max(1)) * 86_400))
     }
 
+    /// Where webhooks may send (the configuration was checked when loaded).
+    pub fn webhook_policy(&self) -> jobhooks_model::WebhookPolicy {
+        jobhooks_model::WebhookPolicy::allowing(&self.webhooks.allowed_destinations).unwrap_or_default()
+    }
+
     /// The dispatcher's configuration, `workers` as given.
     pub fn dispatcher(&self, workers: usize) -> DispatcherConfig {
         let settings = &self.dispatcher;
@@ -447,6 +484,11 @@ impl Config {
             .job_retry(settings.job_retry.iter().map(|(job, retry)| (job.clone(), (*retry).into())).collect())
             .retention(self.retention())
             .prune_every(Duration::from_secs(self.retention.prune_every_seconds.max(1)))
+            .webhooks(
+                jobhooks_dispatch::WebhookConfig::default()
+                    .policy(self.webhook_policy())
+                    .timeout(Duration::from_secs(self.webhooks.timeout_seconds.max(1))),
+            )
     }
 
     /// The configuration with its secrets masked, to be shown.

@@ -113,6 +113,7 @@ pub(crate) async fn serve_api<S: Storage + 'static>(
     if let Some(backup) = backup {
         state = state.with_backup(backup);
     }
+    state = state.with_webhook_policy(s.config.webhook_policy());
     if !s.config.ingest.nautobot.secret.is_empty() {
         state = state.with_nautobot_ingest(s.config.ingest.nautobot.secret.clone());
     }

@@ -64,6 +64,7 @@ mod buttons;
 mod metrics;
 mod retry;
 mod run;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +83,7 @@ use tokio::task::{AbortHandle, JoinSet};
 pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text, run_job_on};
 pub use metrics::{BUCKETS, Histogram, JobMetrics};
 pub use retry::{AfterFailure, RetryPolicy};
+pub use webhooks::{WebhookConfig, WebhookSender};
 
 /// How a dispatcher runs. Start from [`Default`] and change what you need, with the setters or by
 /// assigning fields; new settings may be added in minor releases.
@@ -130,6 +132,8 @@ pub struct DispatcherConfig {
     /// Typed values every run can reach with `JobContext::data` (a database pool, an HTTP
     /// client, configuration).
     pub data: SharedData,
+    /// How outbound webhooks are sent: their allow-list and timeout.
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for DispatcherConfig {
@@ -150,6 +154,7 @@ impl Default for DispatcherConfig {
             clock: system_clock(),
             job_sync: SyncMode::Full,
             data: SharedData::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -183,6 +188,7 @@ impl DispatcherConfig {
         clock: Arc<dyn Clock>,
         job_sync: SyncMode,
         data: SharedData,
+        webhooks: WebhookConfig,
     });
 
     /// The retry policy of `job`.
@@ -398,10 +404,20 @@ impl<S: Storage + 'static> Dispatcher<S> {
     /// installed logs a warning naming them and the hooks and buttons it disabled;
     /// [`Catalog::restore_jobs`](jobhooks_model::ports::Catalog::restore_jobs) (`jobhooks jobs
     /// restore`) enables them again once they are linked again.
-    pub async fn start(store: Arc<S>, registry: Registry, config: DispatcherConfig) -> Result<Self, Error> {
+    pub async fn start(store: Arc<S>, registry: Registry, mut config: DispatcherConfig) -> Result<Self, Error> {
         if registry.is_empty() && config.job_sync == SyncMode::Full {
             return Err(Error::EmptyRegistry);
         }
+        // Every dispatcher sends webhooks: the built-in job is registered, and reaches the hooks
+        // and its configuration through the runs' shared data.
+        let registry = if registry.get(jobhooks_model::WEBHOOK_JOB).is_some() {
+            registry
+        } else {
+            registry.with_hook_receiver(webhooks::WebhookSender, webhooks::WEBHOOK_META)?
+        };
+        let hooks: Arc<dyn webhooks::HookLookup> = store.clone();
+        config.data =
+            config.data.clone().with(webhooks::WebhookSupport::new(hooks, config.webhooks.clone()));
         let sync_report = registry.sync_into(&*store, config.job_sync).await?;
         warn_of_what_the_sync_disabled(&sync_report);
         let released = store.release_expired(config.clock.now()).await?;

@@ -275,6 +275,10 @@ impl<S: Storage + 'static> Shared<S> {
             kind: registered.kind(),
             attempt: result.attempts,
             change_id: result.change_id(),
+            hook: match &result.inputs {
+                JobInputs::Hook { hook, .. } => *hook,
+                JobInputs::Button { .. } => None,
+            },
         };
         let objects: Arc<dyn ObjectReader> = self.store.clone();
         let mut ctx = JobContext::new(info, user, objects)

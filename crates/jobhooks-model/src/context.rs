@@ -85,6 +85,8 @@ pub struct RunInfo {
     pub attempt: u32,
     /// The change that triggered a hook run.
     pub change_id: Option<ChangeId>,
+    /// The hook that queued a webhook's run (see [`JobInputs::Hook`](crate::JobInputs::Hook)).
+    pub hook: Option<uuid::Uuid>,
 }
 
 /// What a running receiver is handed: who it runs as, a logger whose entries land in the job
@@ -172,6 +174,11 @@ impl JobContext {
     /// database pool, HTTP client or configuration.
     pub fn data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.data.get::<T>()
+    }
+
+    /// The time now, as the dispatcher's clock tells it.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
     }
 
     /// The user the run runs as (for a button, the user who pressed it).
@@ -319,7 +326,7 @@ mod tests {
 
     fn context(kind: JobKind) -> JobContext {
         let stored = device("1", "A");
-        let run = RunInfo { run_id: RunId(1), job: "app::Job".into(), kind, attempt: 1, change_id: None };
+        let run = RunInfo { run_id: RunId(1), job: "app::Job".into(), kind, attempt: 1, change_id: None, hook: None };
         JobContext::new(
             run,
             User::new("alice").unwrap(),

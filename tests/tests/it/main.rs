@@ -15,3 +15,4 @@ mod registration;
 mod run_tracing;
 mod seed_scenarios;
 mod snapshots;
+mod webhooks;
