@@ -359,7 +359,10 @@ impl Config {
             return Err(("webhooks.allowed_destinations", error.to_string()));
         }
         if self.webhooks.timeout_seconds == 0 {
-            return Err(("webhooks.timeout_seconds", "a timeout of 0 seconds would fail every webhook; give at least 1".to_owned()));
+            return Err((
+                "webhooks.timeout_seconds",
+                "a timeout of 0 seconds would fail every webhook; give at least 1".to_owned(),
+            ));
         }
         let url = &self.server.external_url;
         if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {

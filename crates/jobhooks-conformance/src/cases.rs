@@ -8,8 +8,8 @@ use std::time::Duration;
 use jobhooks_model::ports::{ChangePage, ObjectWrites, Outcome, QueueDepth, ResultFilter, Retention, Storage};
 use jobhooks_model::{
     Action, ApiToken, CatalogError, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, JobButton, JobButtonPatch,
-    JobHook, JobHookPatch, JobKind, JobResult, JobSpec, JobStatus, LoginSession, MaintenanceError, Object, ObjectRef,
-    OffsetDateTime, PasswordCost, PasswordHash, PendingChange, QueueError, RunId, SyncMode, User, json,
+    JobHook, JobHookPatch, JobInputs, JobKind, JobResult, JobSpec, JobStatus, LoginSession, MaintenanceError, Object,
+    ObjectRef, OffsetDateTime, PasswordCost, PasswordHash, PendingChange, QueueError, RunId, SyncMode, User, json,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -1047,6 +1047,33 @@ pub async fn hook_conditions_decide_at_commit_and_no_op_saves_record_nothing<S: 
     let renamed = Object::new(reference("3"), "dev-3", json!({"name": "renamed", "serial": "A"})).unwrap();
     assert_eq!(runs_of(&save(store, &[renamed]).await), 0, "the serial did not change");
     assert_eq!(runs_of(&save(store, &[device("3", "B")]).await), 1, "the serial changed");
+}
+
+/// A webhook hook is kept whole (its secret too) and its runs keep the hook they send for: read
+/// back from the queue and from the results, and through a claim.
+pub async fn webhook_hooks_and_their_runs_keep_their_hook<S: Storage>(store: &S) {
+    use jobhooks_model::{HttpMethod, WEBHOOK_JOB, Webhook};
+    let linked = [spec(HOOK_JOB, JobKind::JobHookReceiver), spec(WEBHOOK_JOB, JobKind::JobHookReceiver)];
+    store.sync_jobs(&linked, SyncMode::Full).await.expect("the jobs sync");
+    let webhook = Webhook::new("https://cmdb.example/{{ model }}")
+        .method(HttpMethod::Patch)
+        .header("X-Source", "jobhooks")
+        .body("{{ data.name }}")
+        .secret("s3cret")
+        .without_tls_verification();
+    let hook = JobHook::webhook("cmdb", vec![ct("dcim.device")], webhook).on([Action::Create]);
+    let stored = store.create_hook(hook.clone()).await.expect("the webhook is valid: its job starts enabled");
+    assert_eq!(stored.webhook, hook.webhook);
+    assert_eq!(store.get_hook("cmdb").await.unwrap().unwrap().webhook, hook.webhook, "read back whole");
+
+    let receipt = save(store, &[device("1", "A")]).await;
+    assert_eq!(receipt.runs.len(), 1);
+    let queued = store.get_result(receipt.runs[0]).await.unwrap().unwrap();
+    assert_eq!(queued.job, WEBHOOK_JOB);
+    assert_eq!(queued.inputs, JobInputs::Hook { object_change: receipt.changes[0], hook: Some(stored.id) });
+    let claimed = lease_all(store, OffsetDateTime::now_utc()).await;
+    let (_, claimed) = claimed.iter().find(|(_, run)| run.id == receipt.runs[0]).expect("the run is claimed");
+    assert_eq!(claimed.inputs, queued.inputs, "a claim reads the hook too");
 }
 
 /// The change log is filtered by the store: what `find_changes` lists is the newest-first page of

@@ -28,7 +28,7 @@ mod support;
 pub use support::{BUTTON_JOB, HOOK_JOB, LEASE};
 
 /// The name of every case, in the order [`store_contract!`] declares them.
-pub const CASES: [&str; 27] = [
+pub const CASES: [&str; 28] = [
     "catalog_validates_with_nautobots_messages",
     "catalog_records_have_ids_and_times",
     "catalog_lists_are_filtered_in_the_store",
@@ -40,6 +40,7 @@ pub const CASES: [&str; 27] = [
     "passwords_and_login_sessions_are_kept_and_ended",
     "commits_record_changes_and_objects",
     "hook_conditions_decide_at_commit_and_no_op_saves_record_nothing",
+    "webhook_hooks_and_their_runs_keep_their_hook",
     "record_only_commits_leave_the_repository_alone",
     "changes_are_found_by_object_request_and_time",
     "changes_are_found_by_every_filter",
@@ -76,6 +77,7 @@ macro_rules! store_contract {
             passwords_and_login_sessions_are_kept_and_ended,
             commits_record_changes_and_objects,
             hook_conditions_decide_at_commit_and_no_op_saves_record_nothing,
+            webhook_hooks_and_their_runs_keep_their_hook,
             record_only_commits_leave_the_repository_alone,
             changes_are_found_by_object_request_and_time,
             changes_are_found_by_every_filter,

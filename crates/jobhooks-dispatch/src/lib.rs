@@ -416,8 +416,7 @@ impl<S: Storage + 'static> Dispatcher<S> {
             registry.with_hook_receiver(webhooks::WebhookSender, webhooks::WEBHOOK_META)?
         };
         let hooks: Arc<dyn webhooks::HookLookup> = store.clone();
-        config.data =
-            config.data.clone().with(webhooks::WebhookSupport::new(hooks, config.webhooks.clone()));
+        config.data = config.data.clone().with(webhooks::WebhookSupport::new(hooks, config.webhooks.clone()));
         let sync_report = registry.sync_into(&*store, config.job_sync).await?;
         warn_of_what_the_sync_disabled(&sync_report);
         let released = store.release_expired(config.clock.now()).await?;

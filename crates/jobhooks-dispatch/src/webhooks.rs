@@ -179,11 +179,15 @@ impl JobHookReceiver for WebhookSender {
         let url = match reqwest::Url::parse(&request.url) {
             Ok(url) => url,
             Err(error) => {
-                ctx.log_failure(format!("The webhook {} was not sent: `{}` is not a URL: {error}", hook.name, request.url));
+                ctx.log_failure(format!(
+                    "The webhook {} was not sent: `{}` is not a URL: {error}",
+                    hook.name, request.url
+                ));
                 return Ok(());
             }
         };
-        let literal = url.host_str().and_then(|host| host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok());
+        let literal =
+            url.host_str().and_then(|host| host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok());
         if let Some(address) = literal
             && !support.config.policy.admits_address(address)
         {
@@ -199,7 +203,13 @@ impl JobHookReceiver for WebhookSender {
         for (name, value) in &request.headers {
             outgoing = outgoing.header(name.as_str(), value.as_str());
         }
-        ctx.log_info(format!("Sending {} {} ({} {})", request.method.as_str(), request.url, context["model"].as_str().unwrap_or_default(), change.action.past_tense()));
+        ctx.log_info(format!(
+            "Sending {} {} ({} {})",
+            request.method.as_str(),
+            request.url,
+            context["model"].as_str().unwrap_or_default(),
+            change.action.past_tense()
+        ));
         match outgoing.send().await {
             Ok(response) => {
                 let status = response.status();

@@ -299,6 +299,9 @@ impl<'de> Deserialize<'de> for Condition {
     }
 }
 
+/// A snapshot's members.
+type Fields = Map<String, Value>;
+
 /// What a condition is checked against: a change's snapshots. The differences are computed the
 /// first time a condition reads them, once per change.
 #[derive(Debug)]
@@ -363,7 +366,7 @@ impl<'a> ConditionInput<'a> {
     }
 
     /// Both snapshots, when both are non-empty objects: the differences are then key by key.
-    fn both_objects(&self) -> Option<(&'a Map<String, Value>, &'a Map<String, Value>)> {
+    fn both_objects(&self) -> Option<(&'a Fields, &'a Fields)> {
         match (self.prechange, self.postchange) {
             (Some(Value::Object(pre)), Some(Value::Object(post))) if !pre.is_empty() && !post.is_empty() => {
                 Some((pre, post))

@@ -229,8 +229,12 @@ impl JobHookPatch {
             changed_fields: self.changed_fields.unwrap_or_else(|| stored.changed_fields.clone()),
             webhook: match self.webhook {
                 Some(Some(mut webhook)) => {
-                    if webhook.secret == crate::SECRET_MASK {
-                        webhook.secret = stored.webhook.as_ref().map(|stored| stored.secret.clone()).unwrap_or_default();
+                    // The mask stands for the stored secret; with none stored it stays, and is
+                    // refused where a hook is created.
+                    if webhook.secret == crate::SECRET_MASK
+                        && let Some(stored) = &stored.webhook
+                    {
+                        webhook.secret = stored.secret.clone();
                     }
                     Some(webhook)
                 }

@@ -81,11 +81,11 @@ pub use session::ChangeSession;
 pub use signature::{SIGNATURE_HEADER, sign_body, signature_matches};
 pub use sync::{JobRestoreReport, JobSyncPlan, SyncMode, SyncReport, plan_job_restore, plan_job_sync};
 pub use token::{ApiToken, IssuedToken, MintRefused, TokenRefused, may_mint, validate_new_token};
+pub use user::{Permission, RUN_JOB_PERMISSION, User};
 pub use webhook::{
     HttpMethod, IDEMPOTENCY_HEADER, PolicyError, SECRET_MASK, WEBHOOK_JOB, Webhook, WebhookError, WebhookPolicy,
     WebhookRequest, webhook_context,
 };
-pub use user::{Permission, RUN_JOB_PERMISSION, User};
 
 /// Re-exported: what [`ObjectChange::get_snapshots`] returns.
 pub use jobhooks_diff::{Differences, Snapshots};

@@ -219,7 +219,9 @@ impl Webhook {
         let url = self.payload_url.trim();
         let lower = url.to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) || host_of(url).is_none() {
-            problem(format!("payload_url: `{url}` is not an http:// or https:// URL (its scheme and host written out)"));
+            problem(format!(
+                "payload_url: `{url}` is not an http:// or https:// URL (its scheme and host written out)"
+            ));
         }
         let environment = environment();
         for (field, template) in [
@@ -503,8 +505,12 @@ mod tests {
         assert_eq!(request.headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("content-type")).count(), 1);
         let bad = Webhook::new("{{ data.name }}").render(&context(), RunId(1)).unwrap_err();
         assert_eq!(bad, WebhookError::Url { url: "edge-1".into() });
-        let looping = Webhook::new("http://x/").body("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}");
-        assert!(matches!(looping.render(&context(), RunId(1)), Err(WebhookError::Template { field: "body_template", .. })));
+        let looping = Webhook::new("http://x/")
+            .body("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}");
+        assert!(matches!(
+            looping.render(&context(), RunId(1)),
+            Err(WebhookError::Template { field: "body_template", .. })
+        ));
     }
 
     #[test]
@@ -524,8 +530,11 @@ mod tests {
 
     #[test]
     fn hosts_and_networks_are_admitted_as_the_allow_list_says() {
-        let policy = WebhookPolicy::allowing(["hooks.example", ".corp.example", "192.168.0.0/16", "2001:db8::/32"]).unwrap();
-        for host in ["hooks.example", "HOOKS.example.", "corp.example", "a.b.corp.example", "192.168.4.4", "[2001:db8::1]"] {
+        let policy =
+            WebhookPolicy::allowing(["hooks.example", ".corp.example", "192.168.0.0/16", "2001:db8::/32"]).unwrap();
+        for host in
+            ["hooks.example", "HOOKS.example.", "corp.example", "a.b.corp.example", "192.168.4.4", "[2001:db8::1]"]
+        {
             assert!(policy.admits_host(host), "{host}");
         }
         for host in ["evil.example", "hooks.example.evil", "xcorp.example", "10.0.0.1", "127.0.0.1", "[::1]"] {

@@ -370,3 +370,56 @@ async fn hooks_of_schema_11_gain_empty_conditions_and_take_new_ones() {
     let hook = store.get_hook("audit").await.unwrap().unwrap();
     assert_eq!((hook.conditions, hook.changed_fields), (Some(condition), vec!["status".to_owned()]));
 }
+
+/// A schema-12 database's hooks and runs gain no webhook and no hook with migration 13, and keep
+/// everything else; a webhook written afterwards, and its run's hook, read back.
+#[tokio::test]
+async fn hooks_and_runs_of_schema_12_gain_no_webhook_and_take_new_ones() {
+    use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites, QueueReader};
+    use jobhooks_model::{
+        Action, ChangeContext, ChangeSet, JobHook, JobInputs, Object, ObjectRef, PendingChange, Webhook,
+    };
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..12] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    app.batch_execute(&format!(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (12);
+         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, id)
+         VALUES ('app::Audit', 'Audit', '', 'job_hook_receiver', true, true, true, gen_random_uuid()),
+                ('{webhook}', 'Webhook', '', 'job_hook_receiver', true, true, true, gen_random_uuid());
+         INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete, id)
+         VALUES ('audit', '{{dcim.device}}', 'app::Audit', true, true, true, false, gen_random_uuid());",
+        webhook = jobhooks_model::WEBHOOK_JOB,
+    ))
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    assert_eq!(store.get_hook("audit").await.unwrap().unwrap().webhook, None);
+    let types = vec![jobhooks_model::ContentType::new("dcim.device").unwrap()];
+    let webhook = Webhook::new("https://cmdb.example/in").secret("s3cret");
+    let hook = JobHook::webhook("cmdb", types, webhook.clone()).on([Action::Create]);
+    let hook = store.create_hook(hook).await.unwrap();
+    assert_eq!(store.get_hook("cmdb").await.unwrap().unwrap().webhook, Some(webhook));
+
+    let device = Object::new(
+        ObjectRef::new(jobhooks_model::ContentType::new("dcim.device").unwrap(), "1").unwrap(),
+        "sw1",
+        serde_json::json!({}),
+    )
+    .unwrap();
+    let mut changes = ChangeSet::default();
+    changes.record(PendingChange::new(Action::Create, &device));
+    let receipt = store.commit(&ChangeContext::web("alice"), changes, ObjectWrites::Apply).await.unwrap();
+    let mut hooks: Vec<Option<uuid::Uuid>> = Vec::new();
+    for run in &receipt.runs {
+        match store.get_result(*run).await.unwrap().unwrap().inputs {
+            JobInputs::Hook { hook, .. } => hooks.push(hook),
+            other => panic!("{other:?}"),
+        }
+    }
+    hooks.sort();
+    assert_eq!(hooks, [None, Some(hook.id)], "the audit hook's run has none, the webhook's its hook");
+}

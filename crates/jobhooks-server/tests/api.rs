@@ -21,6 +21,8 @@ mod conditions;
 mod ingest;
 #[path = "api/nautobot.rs"]
 mod nautobot;
+#[path = "api/webhooks.rs"]
+mod webhooks;
 
 const AUDIT: &str = "app::jobs::Audit";
 const TOUCH: &str = "app::jobs::Touch";
@@ -56,15 +58,19 @@ impl Server {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
-        let jobs =
-            [(AUDIT, JobKind::JobHookReceiver), (TOUCH, JobKind::JobButtonReceiver)].map(|(path, kind)| JobSpec {
-                class_path: path.into(),
-                name: path.into(),
-                description: String::new(),
-                kind,
-                hidden: false,
-                former_class_paths: vec![],
-            });
+        let jobs = [
+            (AUDIT, JobKind::JobHookReceiver),
+            (TOUCH, JobKind::JobButtonReceiver),
+            (jobhooks_model::WEBHOOK_JOB, JobKind::JobHookReceiver),
+        ]
+        .map(|(path, kind)| JobSpec {
+            class_path: path.into(),
+            name: path.into(),
+            description: String::new(),
+            kind,
+            hidden: false,
+            former_class_paths: vec![],
+        });
         store.sync_jobs(&jobs, SyncMode::Full).await.unwrap();
         store.set_job_enabled(AUDIT, true).await.unwrap();
         store.set_job_enabled(TOUCH, true).await.unwrap();
@@ -468,7 +474,7 @@ async fn runs_on_objects_are_refused_for_each_reason_then_queued() {
         (StatusCode::FORBIDDEN, "Unable to run or schedule job: Job is not enabled to be run.")
     );
     let (_, jobs) = server.get("/api/extras/jobs/", &server.alice).await;
-    assert_eq!(jobs["count"], 2);
+    assert_eq!(jobs["count"], 3, "the two receivers and the built-in webhook job");
     server.stop().await;
 }
 
@@ -489,7 +495,7 @@ async fn one_call_restores_what_a_full_sync_disabled() {
     let hook = jobhooks_model::JobHook::new("audit", devices, AUDIT).on([jobhooks_model::Action::Update]);
     server.store.create_hook(hook).await.unwrap();
     let report = server.store.sync_jobs(&touch_only, SyncMode::Full).await.unwrap();
-    assert_eq!(report.uninstalled, [AUDIT]);
+    assert_eq!(report.uninstalled, [AUDIT, jobhooks_model::WEBHOOK_JOB]);
     let audit = server.store.list_jobs().await.unwrap().into_iter().find(|job| job.class_path == AUDIT).unwrap();
     let relinked = JobSpec {
         class_path: AUDIT.into(),

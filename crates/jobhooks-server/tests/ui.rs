@@ -245,8 +245,11 @@ async fn a_result_page_asked_to_wait_answers_when_its_run_moves() {
     let site = Site::start(store.clone(), quick()).await;
     let client = site.client();
     site.log_in(&client, "alice", PASSWORD, "/").await;
-    let run =
-        store.enqueue(HOOK_JOB, Some("alice".into()), JobInputs::Hook { object_change: jobhooks_model::ChangeId(1), hook: None });
+    let run = store.enqueue(
+        HOOK_JOB,
+        Some("alice".into()),
+        JobInputs::Hook { object_change: jobhooks_model::ChangeId(1), hook: None },
+    );
     let run = run.await.unwrap();
     let fragment = site.url(&format!("/results/{}/?fragment=true&wait=20&seen=PENDING%3A0", run.0));
     let waiting = tokio::spawn({
@@ -383,8 +386,11 @@ async fn every_page_family_answers_and_its_forms_write() {
     assert_eq!(store.list_buttons().await.unwrap(), []);
 
     // A dead-lettered run, replayed from its page by its own user.
-    let run =
-        store.enqueue(HOOK_JOB, Some("root".into()), JobInputs::Hook { object_change: jobhooks_model::ChangeId(1), hook: None });
+    let run = store.enqueue(
+        HOOK_JOB,
+        Some("root".into()),
+        JobInputs::Hook { object_change: jobhooks_model::ChangeId(1), hook: None },
+    );
     let run = run.await.unwrap();
     let (lease, _) = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(60), 10).await.unwrap().remove(0);
     store.complete(Completion { lease, outcome: Outcome::DeadLettered, logs: Vec::new() }).await.unwrap();

@@ -10,12 +10,12 @@
 //! records the store decodes for speed (a change's time, its data, its object) read the same
 //! fields.
 
-use jobhooks_model::Condition;
 use jobhooks_model::{
     Action, ApiToken, ButtonClass, ChangeContextKind, ChangeId, ContentType, JobButton, JobHook, JobInputs, JobKind,
     JobRecord, JobResult, JobStatus, LogEntry, LogLevel, LoggedObject, LoginSession, ObjectChange, ObjectRef,
     OffsetDateTime, PasswordHash, Permission, RecordKind, RunId, Suspension, User, Value, derived_id, validate_name,
 };
+use jobhooks_model::{Condition, HttpMethod, Webhook};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -169,11 +169,53 @@ pub(crate) struct JobHookRecord {
     conditions: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     changed_fields: Vec<String>,
+    /// An outbound webhook's fields; absent for a hook that runs its job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook: Option<WebhookRecord>,
     /// Absent in records written before records kept times, as is `last_updated`.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     created: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     last_updated: Option<OffsetDateTime>,
+}
+
+/// A hook's outbound webhook, with Nautobot's field names.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WebhookRecord {
+    payload_url: String,
+    http_method: String,
+    http_content_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    additional_headers: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    body_template: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    secret: String,
+    ssl_verification: bool,
+}
+
+impl WebhookRecord {
+    fn of(webhook: &Webhook) -> Self {
+        Self {
+            payload_url: webhook.payload_url.clone(),
+            http_method: webhook.http_method.as_str().to_owned(),
+            http_content_type: webhook.http_content_type.clone(),
+            additional_headers: webhook.additional_headers.clone(),
+            body_template: webhook.body_template.clone(),
+            secret: webhook.secret.clone(),
+            ssl_verification: webhook.ssl_verification,
+        }
+    }
+
+    fn into_webhook(self) -> Result<Webhook, String> {
+        let method = HttpMethod::from_name(&self.http_method)
+            .ok_or_else(|| format!("webhook: unknown method `{}`", self.http_method))?;
+        let mut webhook = Webhook::new(self.payload_url).method(method).body(self.body_template).secret(self.secret);
+        webhook.http_content_type = self.http_content_type;
+        webhook.additional_headers = self.additional_headers;
+        webhook.ssl_verification = self.ssl_verification;
+        Ok(webhook)
+    }
 }
 
 impl Stored for JobHook {
@@ -191,6 +233,7 @@ impl Stored for JobHook {
             type_delete: self.type_delete,
             conditions: self.conditions.as_ref().map(Condition::to_json),
             changed_fields: self.changed_fields.clone(),
+            webhook: self.webhook.as_ref().map(WebhookRecord::of),
             created: self.created,
             last_updated: self.last_updated,
         }
@@ -207,6 +250,7 @@ impl Stored for JobHook {
             None => None,
         };
         hook.changed_fields = record.changed_fields;
+        hook.webhook = record.webhook.map(WebhookRecord::into_webhook).transpose()?;
         hook.id = record.id.unwrap_or_else(|| derived_id(RecordKind::JobHook, &hook.name));
         hook.created = record.created;
         hook.last_updated = record.last_updated;
@@ -594,7 +638,10 @@ pub(crate) enum InputsRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hook: Option<Uuid>,
     },
-    Button { object_pk: String, object_model_name: String },
+    Button {
+        object_pk: String,
+        object_model_name: String,
+    },
 }
 
 /// A run's status, in capitals.
@@ -886,7 +933,10 @@ mod tests {
             hook.enabled = enabled;
             round_trip(&hook);
             let condition = json!({"or": [{"attr": "postchange.status", "value": weight}, {"attr": "differences.added.name", "value": "^e", "op": "regex", "negate": enabled}]});
-            let hook = hook.when(jobhooks_model::Condition::from_json(&condition).unwrap()).on_changes_of(["status", "name"]);
+            let mut hook = hook.when(jobhooks_model::Condition::from_json(&condition).unwrap()).on_changes_of(["status", "name"]);
+            round_trip(&hook);
+            let webhook = Webhook::new("https://cmdb.example/{{ model }}").header("X-A", "b").body("{{ data }}").secret("s");
+            hook.webhook = Some(if enabled { webhook.without_tls_verification() } else { webhook });
             round_trip(&hook);
             let user = User { is_superuser: enabled, ..User::new("alice").unwrap() }
                 .with_permission(Permission::run_jobs(["a::B"]));

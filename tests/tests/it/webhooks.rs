@@ -80,7 +80,8 @@ async fn server(answers: Vec<(u16, &'static str)>) -> (SocketAddr, mpsc::Unbound
                 }
                 let (status, extra) = answers.lock().unwrap().pop_front().unwrap_or((200, ""));
                 let _ = received.send(Received { method: method.into(), path: path.into(), headers, body });
-                let answer = format!("HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n");
+                let answer =
+                    format!("HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n");
                 let _ = stream.write_all(answer.as_bytes()).await;
             });
         }
@@ -121,7 +122,8 @@ async fn a_webhook_is_signed_as_nautobot_signs_it_and_retried_on_500_with_one_id
     let (address, mut requests) = server(vec![(500, "")]).await;
     let h = harness(WebhookPolicy::anywhere()).await;
     let url = format!("http://{address}/in/{{{{ model }}}}s");
-    add_webhook(&h, "to cmdb", "dcim.device", Webhook::new(url).secret("s3cret").header("X-Event", "{{ event }}")).await;
+    add_webhook(&h, "to cmdb", "dcim.device", Webhook::new(url).secret("s3cret").header("X-Event", "{{ event }}"))
+        .await;
     h.save("alice", &[object("dcim.device", "d1", "edge-1", json!({"name": "edge-1", "status": "active"}))]).await;
 
     let run = the_run(&h).await;
@@ -137,11 +139,18 @@ async fn a_webhook_is_signed_as_nautobot_signs_it_and_retried_on_500_with_one_id
         assert!(!request.headers.iter().any(|(_, value)| value.contains("s3cret")), "the secret is never sent");
     }
     let body: Value = serde_json::from_slice(&sent[1].body).unwrap();
-    assert_eq!((&body["event"], &body["model"], &body["username"]), (&json!("created"), &json!("device"), &json!("alice")));
+    assert_eq!(
+        (&body["event"], &body["model"], &body["username"]),
+        (&json!("created"), &json!("device"), &json!("alice"))
+    );
     assert_eq!(body["data"], json!({"name": "edge-1", "status": "active"}));
     assert_eq!(body["snapshots"]["postchange"], body["data"]);
     assert!(body["request_id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
-    assert!(log_lines(&run).iter().any(|line| line.contains("answered 500 Internal Server Error")), "{:?}", log_lines(&run));
+    assert!(
+        log_lines(&run).iter().any(|line| line.contains("answered 500 Internal Server Error")),
+        "{:?}",
+        log_lines(&run)
+    );
 }
 
 #[tokio::test]
@@ -154,11 +163,14 @@ async fn a_webhook_failing_on_every_attempt_is_dead_lettered_and_a_4xx_or_a_redi
     assert_eq!((run.status, run.attempts), (JobStatus::DeadLettered, 3), "{:?}", log_lines(&run));
     assert_eq!(drained(&mut to_500).len(), 3);
 
-    for (answer, said) in [((404, ""), "answered 404 Not Found; not retried"), ((302, "Location: http://example.invalid/\r\n"), "redirects are not followed")] {
+    for (answer, said) in [
+        ((404, ""), "answered 404 Not Found; not retried"),
+        ((302, "Location: http://example.invalid/\r\n"), "redirects are not followed"),
+    ] {
         let (address, mut requests) = server(vec![answer]).await;
         let hook = h.store.list_hooks().await.unwrap().remove(0);
-        let mut patch = JobHookPatch::default();
-        patch.webhook = Some(Some(Webhook::new(format!("http://{address}/"))));
+        let patch =
+            JobHookPatch { webhook: Some(Some(Webhook::new(format!("http://{address}/")))), ..Default::default() };
         h.store.update_hook(&hook.name, patch).await.unwrap();
         h.save("alice", &[object("dcim.device", "d1", "edge-1", json!({"answer": answer.0}))]).await;
         h.dispatcher.drain().await.unwrap();
@@ -179,13 +191,15 @@ async fn a_disabled_webhook_sends_nothing() {
     let mut session = store.session(jobhooks_model::ChangeContext::web("alice"));
     session.save(object("dcim.device", "d1", "edge-1", json!({}))).await.unwrap();
     assert_eq!(session.commit().await.unwrap().runs.len(), 1);
-    let mut patch = JobHookPatch::default();
-    patch.enabled = Some(false);
+    let patch = JobHookPatch { enabled: Some(false), ..Default::default() };
     store.update_hook(&hook.name, patch).await.unwrap();
     let h = Harness::start_on(dir, store, DispatcherConfig::default()).await;
     let run = the_run(&h).await;
     assert_eq!(run.status, JobStatus::Failure);
-    assert_eq!(log_lines(&run).iter().filter(|line| line.contains("The webhook paused is disabled: nothing was sent")).count(), 1);
+    assert_eq!(
+        log_lines(&run).iter().filter(|line| line.contains("The webhook paused is disabled: nothing was sent")).count(),
+        1
+    );
     // Disabled, it queues nothing at all.
     h.save("alice", &[object("dcim.device", "d1", "edge-1", json!({"status": "planned"}))]).await;
     h.dispatcher.drain().await.unwrap();

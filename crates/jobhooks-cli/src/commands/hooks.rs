@@ -100,7 +100,7 @@ impl WebhookFields {
         }
         if !self.webhook_headers.is_empty() {
             for header in &self.webhook_headers {
-                if !header.split_once(':').is_some_and(|(name, _)| !name.trim().is_empty()) {
+                if header.split_once(':').is_none_or(|(name, _)| name.trim().is_empty()) {
                     return Err(Failure::bad_input(format!("--webhook-header {header}: give it as `Name: value`")));
                 }
             }
@@ -201,6 +201,16 @@ pub(crate) fn events(hook: &JobHook) -> String {
     hook.events().map(Action::as_str).collect::<Vec<_>>().join(",")
 }
 
+/// `hook` as printed: a webhook's secret masked.
+fn shown(mut hook: JobHook) -> JobHook {
+    if let Some(webhook) = &mut hook.webhook
+        && !webhook.secret.is_empty()
+    {
+        webhook.secret = jobhooks_model::SECRET_MASK.to_owned();
+    }
+    hook
+}
+
 pub(crate) fn hook_text(h: &JobHook) -> String {
     let mut text = format!(
         "{}  [{}]  on {}  -> {}  ({})",
@@ -225,11 +235,11 @@ pub(crate) fn hook_text(h: &JobHook) -> String {
 pub(crate) async fn hooks(s: &impl Backend, command: HooksCommand) -> Outcome {
     match command {
         HooksCommand::List => {
-            let hooks = s.list_hooks().await?;
+            let hooks: Vec<JobHook> = s.list_hooks().await?.into_iter().map(shown).collect();
             s.print(&hooks, |hooks| hooks.iter().map(hook_text).collect::<Vec<_>>().join("\n"));
         }
         HooksCommand::Show { name } => {
-            let hook = s.get_hook(&name).await?;
+            let hook = shown(s.get_hook(&name).await?);
             s.print(&hook, hook_text);
         }
         HooksCommand::Add { name, fields } => {
@@ -244,7 +254,7 @@ pub(crate) async fn hooks(s: &impl Backend, command: HooksCommand) -> Outcome {
             hook.enabled = fields.enabled.unwrap_or(true);
             hook.conditions = fields.conditions()?.flatten();
             hook.changed_fields = fields.changed_fields().unwrap_or_default();
-            let hook = s.create_hook(hook).await?;
+            let hook = shown(s.create_hook(hook).await?);
             s.print(&hook, |h| format!("added {}", hook_text(h)));
         }
         HooksCommand::Update { name, rename, fields } => {
@@ -268,11 +278,11 @@ pub(crate) async fn hooks(s: &impl Backend, command: HooksCommand) -> Outcome {
                     false => None,
                 },
             };
-            let hook = s.update_hook(&name, patch).await?;
+            let hook = shown(s.update_hook(&name, patch).await?);
             s.print(&hook, |h| format!("updated {}", hook_text(h)));
         }
         HooksCommand::Delete { name } => {
-            let hook = s.delete_hook(&name).await?;
+            let hook = shown(s.delete_hook(&name).await?);
             s.print(&hook, |h| format!("deleted {}", h.name));
         }
     }

@@ -68,7 +68,8 @@ impl HookWrite {
             changed_fields: self.changed_fields,
             webhook: match self.webhook {
                 Some(Some(json)) => Some(Some(
-                    serde_json::from_value::<Webhook>(json).map_err(|error| field_error("webhook", error.to_string()))?,
+                    serde_json::from_value::<Webhook>(json)
+                        .map_err(|error| field_error("webhook", error.to_string()))?,
                 )),
                 Some(None) => Some(None),
                 None => None,
@@ -190,6 +191,12 @@ pub(crate) async fn create_hook<S: Storage + 'static>(
 ) -> Answer<(StatusCode, Json<JobHookView>)> {
     let query = ListQuery::of(&uri, &[])?;
     let hook = write.whole(&state).await?;
+    if hook.webhook.as_ref().is_some_and(|webhook| webhook.secret == jobhooks_model::SECRET_MASK) {
+        return Err(field_error(
+            "webhook",
+            format!("secret: give the secret itself; {} stands for a stored one", jobhooks_model::SECRET_MASK),
+        ));
+    }
     guard_webhook(&state, &caller, &hook, None)?;
     let hook = state.store.create_hook(hook).await?;
     Ok((StatusCode::CREATED, Json(shaped(&state, &hook, &query, &uri).await?)))
