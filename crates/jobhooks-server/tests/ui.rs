@@ -417,3 +417,71 @@ async fn every_page_family_answers_and_its_forms_write() {
     assert!(store.get_token(&id).await.unwrap().is_none());
     site.stop().await;
 }
+
+/// The hook form sends a webhook in place of a job: it takes the permission to add webhooks,
+/// keeps the secret when the field is left empty on an edit, and never shows it.
+#[tokio::test]
+async fn a_webhook_is_added_from_the_hook_form_with_its_own_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let webhook_job = JobSpec {
+        class_path: jobhooks_model::WEBHOOK_JOB.into(),
+        name: "Webhook".into(),
+        description: String::new(),
+        kind: JobKind::JobHookReceiver,
+        hidden: true,
+        former_class_paths: vec![],
+    };
+    store.sync_jobs(&[webhook_job], SyncMode::Additive).await.unwrap();
+    let site = Site::start(store.clone(), quick()).await;
+    let client = site.client();
+    site.log_in(&client, "alice", PASSWORD, "/").await;
+    let fields = [
+        ("name", "cmdb"),
+        ("content_types", "dcim.device"),
+        ("job", ""),
+        ("payload_url", "https://cmdb.example/in/{{ model }}"),
+        ("http_method", "PUT"),
+        ("additional_headers", "X-Source: jobhooks\r\nX-User: {{ username }}"),
+        ("secret", "s3cret"),
+        ("ssl_verification", "on"),
+        ("type_update", "on"),
+        ("enabled", "on"),
+    ];
+    let answer = post_form(&site, &client, "/hooks/add/", "/hooks/add/", &fields).await;
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    assert!(answer.text().await.unwrap().contains("extras.add_webhook is required"));
+    assert_eq!(site.store.list_hooks().await.unwrap(), [], "nothing was written");
+
+    let alice =
+        site.store.get_user("alice").await.unwrap().unwrap().with_permission(Permission::new("extras.add_webhook"));
+    let alice = alice.with_permission(Permission::new("extras.change_jobhook"));
+    site.store.put_user(alice).await.unwrap();
+    let answer = post_form(&site, &client, "/hooks/add/", "/hooks/add/", &fields).await;
+    assert_eq!(answer.headers()[LOCATION], "/hooks/cmdb/");
+    let hook = site.store.get_hook("cmdb").await.unwrap().unwrap();
+    let webhook = hook.webhook.as_ref().unwrap();
+    assert_eq!((hook.job.as_str(), webhook.http_method.as_str()), (jobhooks_model::WEBHOOK_JOB, "PUT"));
+    assert_eq!(
+        (webhook.secret.as_str(), webhook.additional_headers.as_str()),
+        ("s3cret", "X-Source: jobhooks\nX-User: {{ username }}")
+    );
+    let shown = client.get(site.url("/hooks/cmdb/")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        shown.contains("cmdb.example&#x2f;in&#x2f;{{ model }}")
+            && shown.contains("signed")
+            && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    let form = client.get(site.url("/hooks/cmdb/edit/")).send().await.unwrap().text().await.unwrap();
+    assert!(!form.contains("s3cret"), "the edit form never shows the secret");
+
+    // An edit that leaves the secret empty keeps it and, the webhook unchanged, needs no webhook
+    // permission beyond the hook's.
+    let edited: Vec<(&str, &str)> =
+        fields.iter().map(|&(name, value)| if name == "secret" { (name, "") } else { (name, value) }).collect();
+    let answer = post_form(&site, &client, "/hooks/cmdb/edit/", "/hooks/cmdb/edit/", &edited).await;
+    assert_eq!(answer.headers()[LOCATION], "/hooks/cmdb/");
+    assert_eq!(site.store.get_hook("cmdb").await.unwrap().unwrap().webhook.unwrap().secret, "s3cret");
+    site.stop().await;
+}

@@ -108,22 +108,45 @@ fn guard_webhook<S: Storage>(
     hook: &JobHook,
     stored: Option<&JobHook>,
 ) -> Answer<()> {
-    let Some(webhook) = &hook.webhook else { return Ok(()) };
-    if stored.is_some_and(|stored| stored.webhook.as_ref() == Some(webhook)) {
-        return Ok(());
+    match webhook_refusal(&state.webhook_policy, &caller.0, hook, stored) {
+        None => Ok(()),
+        Some(WebhookRefusal::Permission(permission)) => caller.require(permission),
+        Some(WebhookRefusal::Destination(message)) => Err(field_error("webhook", message)),
     }
-    caller.require(if stored.is_some() { "extras.change_webhook" } else { "extras.add_webhook" })?;
-    let policy = &state.webhook_policy;
+}
+
+/// Why a hook's webhook may not be written by `user` under `policy`.
+pub(crate) enum WebhookRefusal {
+    /// The permission it lacks.
+    Permission(&'static str),
+    /// What the allow-list says, under `webhook`.
+    Destination(String),
+}
+
+/// Whether `user` may write `hook` (replacing `stored`, when there is one) as far as its webhook
+/// goes: the permission to add or change webhooks, and a destination `policy` admits. A webhook
+/// left as it was needs neither.
+pub(crate) fn webhook_refusal(
+    policy: &jobhooks_model::WebhookPolicy,
+    user: &jobhooks_model::User,
+    hook: &JobHook,
+    stored: Option<&JobHook>,
+) -> Option<WebhookRefusal> {
+    let webhook = hook.webhook.as_ref()?;
+    if stored.is_some_and(|stored| stored.webhook.as_ref() == Some(webhook)) {
+        return None;
+    }
+    let permission = if stored.is_some() { "extras.change_webhook" } else { "extras.add_webhook" };
+    if !user.has_perm(permission) {
+        return Some(WebhookRefusal::Permission(permission));
+    }
     match webhook.literal_host() {
-        Some(host) if policy.may_admit_host(&host) => Ok(()),
-        Some(host) => Err(field_error(
-            "webhook",
-            format!(
-                "payload_url: {host} is not a destination the webhook allow-list (webhooks.allowed_destinations) admits"
-            ),
-        )),
-        None => Err(field_error(
-            "webhook",
+        Some(host) if policy.may_admit_host(&host) => None,
+        Some(host) => Some(WebhookRefusal::Destination(format!(
+            "payload_url: {host} is not a destination the webhook allow-list (webhooks.allowed_destinations) admits"
+        ))),
+        None if policy.is_open() => None,
+        None => Some(WebhookRefusal::Destination(
             "payload_url: with a webhook allow-list, the URL's host is written out, not a template".to_owned(),
         )),
     }

@@ -78,7 +78,45 @@ fn hook_json(hook: &JobHook) -> Value {
         "type_delete": hook.type_delete,
         "conditions": hook.conditions.as_ref().map(|conditions| serde_json::to_string_pretty(&conditions.to_json()).unwrap_or_default()),
         "changed_fields": hook.changed_fields.join(", "),
+        "webhook": hook.webhook.as_ref().map(|webhook| json!({
+            "payload_url": webhook.payload_url,
+            "http_method": webhook.http_method.as_str(),
+            "http_content_type": webhook.http_content_type,
+            "additional_headers": webhook.additional_headers,
+            "body_template": webhook.body_template,
+            "signed": !webhook.secret.is_empty(),
+            "ssl_verification": webhook.ssl_verification,
+        })),
     })
+}
+
+/// The webhook a form describes, if its URL is filled in. An empty secret keeps the stored one
+/// (the form never shows it).
+fn webhook_of(form: &FormData, errors: &mut ValidationErrors) -> Option<jobhooks_model::Webhook> {
+    let url = form.text("payload_url").trim().to_owned();
+    if url.is_empty() {
+        return None;
+    }
+    let method = form.text("http_method");
+    let method = jobhooks_model::HttpMethod::from_name(method).unwrap_or_else(|| {
+        errors.add("webhook", format!("http_method: `{method}` is not one of GET, POST, PUT, PATCH, DELETE"));
+        jobhooks_model::HttpMethod::Post
+    });
+    let secret = match form.text("secret") {
+        "" => jobhooks_model::SECRET_MASK.to_owned(),
+        secret => secret.to_owned(),
+    };
+    let mut webhook = jobhooks_model::Webhook::new(url)
+        .method(method)
+        .body(form.text("body_template").replace("\r\n", "\n"))
+        .secret(secret);
+    webhook.additional_headers = form.text("additional_headers").replace("\r\n", "\n").trim().to_owned();
+    let content_type = form.text("http_content_type");
+    if !content_type.trim().is_empty() {
+        webhook.http_content_type = content_type.trim().to_owned();
+    }
+    webhook.ssl_verification = form.checked("ssl_verification");
+    Some(webhook)
 }
 
 /// The hook a form describes, or why it cannot.
@@ -101,8 +139,14 @@ fn hook_of(form: &FormData) -> Result<JobHook, ValidationErrors> {
             }
         },
     };
+    let webhook = webhook_of(form, &mut errors);
+    if webhook.is_some() && !form.text("job").is_empty() {
+        errors.add("job", "Choose a job or a webhook URL, not both.");
+    }
     errors.into_result()?;
-    let mut hook = JobHook::new(form.text("name"), types, form.text("job"));
+    let job = if webhook.is_some() { jobhooks_model::WEBHOOK_JOB.to_owned() } else { form.text("job").to_owned() };
+    let mut hook = JobHook::new(form.text("name"), types, job);
+    hook.webhook = webhook;
     hook.conditions = conditions;
     hook.changed_fields = form
         .text("changed_fields")
@@ -170,12 +214,39 @@ pub(crate) async fn hook<S: Storage + 'static>(
     ))
 }
 
+/// `hook` when the visitor may write its webhook where it sends; else why not, under `webhook`.
+fn webhook_allowed<S: Storage>(
+    state: &AppState<S>,
+    visitor: &Visitor,
+    hook: JobHook,
+    stored: Option<&JobHook>,
+) -> Result<JobHook, ValidationErrors> {
+    use crate::api::WebhookRefusal;
+    let mut errors = ValidationErrors::default();
+    if hook.webhook.as_ref().is_some_and(|webhook| webhook.secret == jobhooks_model::SECRET_MASK) {
+        // No secret typed for a new webhook: it is unsigned.
+        let mut hook = hook;
+        if let Some(webhook) = &mut hook.webhook {
+            webhook.secret = String::new();
+        }
+        return webhook_allowed(state, visitor, hook, stored);
+    }
+    match crate::api::webhook_refusal(&state.webhook_policy, &visitor.user, &hook, stored) {
+        None => return Ok(hook),
+        Some(WebhookRefusal::Permission(permission)) => {
+            errors.add("webhook", format!("You do not have permission to send webhooks: {permission} is required."))
+        }
+        Some(WebhookRefusal::Destination(message)) => errors.add("webhook", message),
+    }
+    Err(errors)
+}
+
 pub(crate) async fn new_hook<S: Storage + 'static>(
     State(state): State<AppState<S>>,
     visitor: Visitor,
 ) -> Result<Response, PageError> {
     visitor.require("extras.add_jobhook")?;
-    let typed = json!({"enabled": "on", "type_create": "on", "type_update": "on", "type_delete": "on"});
+    let typed = json!({"enabled": "on", "type_create": "on", "type_update": "on", "type_delete": "on", "ssl_verification": "on", "http_method": "POST"});
     hook_form(&state, &visitor, None, typed, &ValidationErrors::default()).await
 }
 
@@ -185,7 +256,7 @@ pub(crate) async fn create_hook<S: Storage + 'static>(
 ) -> Result<Response, PageError> {
     let Posted { visitor, form } = posted;
     visitor.require("extras.add_jobhook")?;
-    let errors = match hook_of(&form) {
+    let errors = match hook_of(&form).and_then(|hook| webhook_allowed(&state, &visitor, hook, None)) {
         Ok(hook) => match state.store.create_hook(hook).await {
             Ok(hook) => {
                 let url = format!("/hooks/{}/", path_segment(&hook.name));
@@ -216,6 +287,13 @@ pub(crate) async fn edit_hook<S: Storage + 'static>(
         "type_delete": on(hook.type_delete),
         "conditions": hook_json(&hook)["conditions"],
         "changed_fields": hook_json(&hook)["changed_fields"],
+        "payload_url": hook.webhook.as_ref().map(|webhook| webhook.payload_url.clone()),
+        "http_method": hook.webhook.as_ref().map_or("POST", |webhook| webhook.http_method.as_str()),
+        "http_content_type": hook.webhook.as_ref().map(|webhook| webhook.http_content_type.clone()),
+        "additional_headers": hook.webhook.as_ref().map(|webhook| webhook.additional_headers.clone()),
+        "body_template": hook.webhook.as_ref().map(|webhook| webhook.body_template.clone()),
+        "ssl_verification": on(hook.webhook.as_ref().is_none_or(|webhook| webhook.ssl_verification)),
+        "signed": hook.webhook.as_ref().is_some_and(|webhook| !webhook.secret.is_empty()),
     });
     hook_form(&state, &visitor, Some(&name), typed, &ValidationErrors::default()).await
 }
@@ -227,7 +305,12 @@ pub(crate) async fn update_hook<S: Storage + 'static>(
 ) -> Result<Response, PageError> {
     let Posted { visitor, form } = posted;
     visitor.require("extras.change_jobhook")?;
-    let errors = match hook_of(&form) {
+    let stored = state.store.get_hook(&name).await?.ok_or_else(|| PageError::not_found("job hook", &name))?;
+    let checked = hook_of(&form).and_then(|hook| {
+        let hook = JobHookPatch::from(hook).apply_to(&stored);
+        webhook_allowed(&state, &visitor, hook, Some(&stored))
+    });
+    let errors = match checked {
         Ok(hook) => match state.store.update_hook(&name, JobHookPatch::from(hook)).await {
             Ok(hook) => {
                 let url = format!("/hooks/{}/", path_segment(&hook.name));
