@@ -40,6 +40,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::sync::OnceLock;
 
@@ -156,6 +157,9 @@ pub struct ConditionLeaf {
     negate: bool,
     /// The value as a compiled pattern, for `regex`.
     regex: Option<regex::Regex>,
+    /// [`field_hash`] of the top-level field the leaf reads (`path[0]`, or `path[1]` under the
+    /// differences), to find it in a change's [`ConditionInput`] without comparing names.
+    key_hash: u64,
 }
 
 impl PartialEq for ConditionLeaf {
@@ -195,9 +199,9 @@ impl ConditionLeaf {
 
     fn holds(&self, input: &ConditionInput<'_>) -> bool {
         let found = match self.root {
-            Root::Prechange => input.prechange.map(|data| resolve(data, &self.path)),
-            Root::Postchange => input.postchange.map(|data| resolve(data, &self.path)),
-            Root::Differences => Some(input.difference(&self.path)),
+            Root::Prechange => input.snapshot(input.prechange, 0, self.key_hash, &self.path),
+            Root::Postchange => input.snapshot(input.postchange, 1, self.key_hash, &self.path),
+            Root::Differences => Some(input.difference(self.key_hash, &self.path)),
         };
         let null = Value::Null;
         let data: &Value = found.as_deref().unwrap_or(&null);
@@ -309,13 +313,71 @@ pub struct ConditionInput<'a> {
     prechange: Option<&'a Value>,
     postchange: Option<&'a Value>,
     differences: OnceLock<Value>,
+    /// The top-level fields conditions have read so far, found once per change: many hooks read
+    /// the same few fields, and a lookup here is a slot of a small table found by the name's hash.
+    fields: RefCell<[Option<Member<'a>>; FIELD_SLOTS]>,
+}
+
+/// How many fields a [`ConditionInput`] keeps (a power of two); beyond three quarters of them
+/// full, fields are looked up in the snapshots each time.
+const FIELD_SLOTS: usize = 64;
+
+/// A top-level field of a change's snapshots, as [`ConditionInput`] keeps it once read.
+#[derive(Debug, Clone, Copy)]
+struct Member<'a> {
+    hash: u64,
+    name: &'a str,
+    /// Its value before and after the change (`None` where that snapshot lacks it).
+    values: [Option<&'a Value>; 2],
+}
+
+/// FNV-1a of a field's name.
+fn field_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl<'a> ConditionInput<'a> {
     /// The snapshots of a change: its data before (`None` for a create) and after (`None` for a
     /// delete).
     pub fn new(prechange: Option<&'a Value>, postchange: Option<&'a Value>) -> Self {
-        Self { prechange, postchange, differences: OnceLock::new() }
+        Self { prechange, postchange, differences: OnceLock::new(), fields: RefCell::new([None; FIELD_SLOTS]) }
+    }
+
+    /// The top-level field `name` (whose [`field_hash`] is `hash`) of the prechange and the
+    /// postchange, where they are objects; found in the maps the first time, then kept.
+    fn member(&self, hash: u64, name: &str) -> [Option<&'a Value>; 2] {
+        let mut fields = self.fields.borrow_mut();
+        let mut slot = hash as usize % FIELD_SLOTS;
+        let mut probes = 0;
+        while let Some(member) = &fields[slot] {
+            if member.hash == hash && member.name == name {
+                return member.values;
+            }
+            probes += 1;
+            if probes == FIELD_SLOTS * 3 / 4 {
+                break;
+            }
+            slot = (slot + 1) % FIELD_SLOTS;
+        }
+        let sides = [self.prechange, self.postchange]
+            .map(|snapshot| snapshot.and_then(Value::as_object).and_then(|fields| fields.get_key_value(name)));
+        let values = sides.map(|side| side.map(|(_, value)| value));
+        // A field neither side has is looked up again each time: it has no name to keep here.
+        if let (Some((key, _)), None) = (sides.into_iter().flatten().next(), &fields[slot]) {
+            fields[slot] = Some(Member { hash, name: key.as_str(), values });
+        }
+        values
+    }
+
+    /// The value at `path` under `snapshot` (side 0 the prechange, 1 the postchange), its first
+    /// field found through [`ConditionInput::member`]; `None` when there is no such snapshot.
+    fn snapshot(&self, snapshot: Option<&'a Value>, side: usize, hash: u64, path: &[String]) -> Option<Cow<'a, Value>> {
+        match (snapshot?, path) {
+            (Value::Object(_), [first, rest @ ..]) => Some(
+                self.member(hash, first)[side].map_or(Cow::Owned(Value::Null), |value| resolve(value, rest)),
+            ),
+            (data, _) => Some(resolve(data, path)),
+        }
     }
 
     /// The snapshots of `change`.
@@ -334,10 +396,11 @@ impl<'a> ConditionInput<'a> {
     /// Whether one of `fields` (top-level names of the object's data) changed: it is a key of the
     /// differences' `added` or `removed`.
     pub fn changed_any(&self, fields: &[String]) -> bool {
-        if let Some((pre, post)) = self.both_objects() {
+        if self.both_objects().is_some() {
             // A key is in the differences exactly when its values differ (a missing value counts).
             return fields.iter().any(|field| {
-                !jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&field.as_str()) && pre.get(field) != post.get(field)
+                let [before, after] = self.member(field_hash(field), field);
+                !jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&field.as_str()) && before != after
             });
         }
         let differences = self.differences();
@@ -349,12 +412,12 @@ impl<'a> ConditionInput<'a> {
     /// The value at `path` (`added.…` or `removed.…`) under the differences. When both snapshots
     /// are objects and the path names a key, it is read from them key by key, as the differences
     /// would hold it, without building the differences.
-    fn difference(&self, path: &[String]) -> Cow<'_, Value> {
-        if let (Some((pre, post)), [side, key, rest @ ..]) = (self.both_objects(), path) {
+    fn difference(&self, hash: u64, path: &[String]) -> Cow<'_, Value> {
+        if let (Some(_), [side, key, rest @ ..]) = (self.both_objects(), path) {
             if jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&key.as_str()) {
                 return Cow::Owned(Value::Null);
             }
-            let (before, after) = (pre.get(key), post.get(key));
+            let [before, after] = self.member(hash, key);
             let differs = before != after;
             let value = match side.as_str() {
                 "added" => after.filter(|_| differs),
@@ -521,7 +584,9 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
         (ConditionOp::Regex, _) => return Err(ConditionError::new(here, "`regex` takes a pattern (a string)")),
         _ => None,
     };
-    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, regex }))
+    let key = if root == Root::Differences { path.get(1) } else { path.first() };
+    let key_hash = key.map_or(0, |key| field_hash(key));
+    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, regex, key_hash }))
 }
 
 #[cfg(test)]
@@ -567,6 +632,22 @@ mod tests {
         ];
         for (json, expected) in &cases {
             assert_eq!(holds(json.clone(), None, Some(after.clone())), *expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn more_fields_than_are_kept_are_still_read_right() {
+        let pre: Map<String, Value> = (0..100).map(|n| (format!("f{n}"), json!(n))).collect();
+        let post: Map<String, Value> = (0..100).map(|n| (format!("f{n}"), json!(n % 2))).collect();
+        let (pre, post) = (Value::Object(pre), Value::Object(post));
+        let input = ConditionInput::new(Some(&pre), Some(&post));
+        for _ in 0..2 {
+            for n in 0..100 {
+                let name = format!("f{n}");
+                assert_eq!(input.member(field_hash(&name), &name), [pre.get(&name), post.get(&name)], "{name}");
+                assert_eq!(input.changed_any(std::slice::from_ref(&name)), n != n % 2, "{name}");
+            }
+            assert_eq!(input.member(field_hash("absent"), "absent"), [None, None]);
         }
     }
 
@@ -721,7 +802,16 @@ mod tests {
             let mut path = vec![side.to_owned(), key.to_owned()];
             path.extend(inner.map(str::to_owned));
             let built = resolve(input.differences(), &path).into_owned();
-            prop_assert_eq!(input.difference(&path).into_owned(), built);
+            prop_assert_eq!(input.difference(field_hash(key), &path).into_owned(), built);
+            // The snapshots read through the kept fields, cold and warm, as read directly.
+            let field_path = path[1..].to_vec();
+            for _ in 0..2 {
+                for (side, snapshot) in [(0, pre.as_ref()), (1, post.as_ref())] {
+                    let direct = snapshot.map(|data| resolve(data, &field_path).into_owned());
+                    let kept = input.snapshot(snapshot, side, field_hash(key), &field_path).map(Cow::into_owned);
+                    prop_assert_eq!(kept, direct);
+                }
+            }
             let fields = [key.to_owned()];
             let differences = input.differences();
             let in_built = ["added", "removed"]
