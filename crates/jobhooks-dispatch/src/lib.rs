@@ -64,6 +64,8 @@ mod buttons;
 mod metrics;
 mod retry;
 mod run;
+mod webhook_config;
+#[cfg(feature = "webhooks")]
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -83,7 +85,9 @@ use tokio::task::{AbortHandle, JoinSet};
 pub use buttons::{PressError, RenderedButton, TEMPLATE_FUEL, buttons_for, press, render_button_text, run_job_on};
 pub use metrics::{BUCKETS, Histogram, JobMetrics};
 pub use retry::{AfterFailure, RetryPolicy};
-pub use webhooks::{WebhookConfig, WebhookSender};
+pub use webhook_config::WebhookConfig;
+#[cfg(feature = "webhooks")]
+pub use webhooks::WebhookSender;
 
 /// How a dispatcher runs. Start from [`Default`] and change what you need, with the setters or by
 /// assigning fields; new settings may be added in minor releases.
@@ -408,15 +412,21 @@ impl<S: Storage + 'static> Dispatcher<S> {
         if registry.is_empty() && config.job_sync == SyncMode::Full {
             return Err(Error::EmptyRegistry);
         }
-        // Every dispatcher sends webhooks: the built-in job is registered, and reaches the hooks
-        // and its configuration through the runs' shared data.
-        let registry = if registry.get(jobhooks_model::WEBHOOK_JOB).is_some() {
+        // With the `webhooks` feature every dispatcher sends webhooks: the built-in job is
+        // registered, and reaches the hooks and its configuration through the runs' shared data.
+        #[cfg(feature = "webhooks")]
+        let registry = {
+            let registry = if registry.get(jobhooks_model::WEBHOOK_JOB).is_some() {
+                registry
+            } else {
+                registry.with_hook_receiver(webhooks::WebhookSender, webhooks::WEBHOOK_META)?
+            };
+            let hooks: Arc<dyn webhooks::HookLookup> = store.clone();
+            config.data = config.data.clone().with(webhooks::WebhookSupport::new(hooks, config.webhooks.clone()));
             registry
-        } else {
-            registry.with_hook_receiver(webhooks::WebhookSender, webhooks::WEBHOOK_META)?
         };
-        let hooks: Arc<dyn webhooks::HookLookup> = store.clone();
-        config.data = config.data.clone().with(webhooks::WebhookSupport::new(hooks, config.webhooks.clone()));
+        #[cfg(not(feature = "webhooks"))]
+        let _ = &mut config;
         let sync_report = registry.sync_into(&*store, config.job_sync).await?;
         warn_of_what_the_sync_disabled(&sync_report);
         let released = store.release_expired(config.clock.now()).await?;

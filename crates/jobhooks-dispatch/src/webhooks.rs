@@ -11,47 +11,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
     Action, HookFilter, JobContext, JobError, JobHook, JobHookReceiver, Object, ObjectChange, StorageFailure,
     WEBHOOK_JOB, WebhookPolicy, async_trait, webhook_context,
 };
+
+use crate::WebhookConfig;
 use jobhooks_register::{JobMeta, register_job_hook_receiver};
 use uuid::Uuid;
-
-/// How webhooks are sent: where they may go, and how long a request may take.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct WebhookConfig {
-    /// Where webhooks may send (default: anywhere).
-    pub policy: WebhookPolicy,
-    /// How long one request may take, connecting included (default 10 s).
-    pub timeout: Duration,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        Self { policy: WebhookPolicy::anywhere(), timeout: Duration::from_secs(10) }
-    }
-}
-
-impl WebhookConfig {
-    /// With `policy`.
-    #[must_use]
-    pub fn policy(mut self, policy: WebhookPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// With `timeout`.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-}
 
 /// Reads a hook by id: the part of the store the webhook job needs.
 #[async_trait]

@@ -373,9 +373,9 @@ impl<'a> ConditionInput<'a> {
     /// field found through [`ConditionInput::member`]; `None` when there is no such snapshot.
     fn snapshot(&self, snapshot: Option<&'a Value>, side: usize, hash: u64, path: &[String]) -> Option<Cow<'a, Value>> {
         match (snapshot?, path) {
-            (Value::Object(_), [first, rest @ ..]) => Some(
-                self.member(hash, first)[side].map_or(Cow::Owned(Value::Null), |value| resolve(value, rest)),
-            ),
+            (Value::Object(_), [first, rest @ ..]) => {
+                Some(self.member(hash, first)[side].map_or(Cow::Owned(Value::Null), |value| resolve(value, rest)))
+            }
             (data, _) => Some(resolve(data, path)),
         }
     }

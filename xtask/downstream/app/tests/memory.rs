@@ -18,6 +18,5 @@ fn class_paths_are_the_receivers_module_path_and_type() {
     assert_eq!(receivers::Notify::CLASS_PATH, "receivers::Notify");
     let registry = app::registry().unwrap();
     let paths: Vec<String> = registry.jobs().map(|job| job.class_path()).collect();
-    // Beside the application's receivers, the dispatcher's built-in job that sends webhooks.
-    assert_eq!(paths, ["app::NotifyNoc", "jobhooks::webhooks::Webhook", "receivers::LogDiff", "receivers::Notify"]);
+    assert_eq!(paths, ["app::NotifyNoc", "receivers::LogDiff", "receivers::Notify"]);
 }
