@@ -547,6 +547,40 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_are_one_per_url_event_and_type_and_name_their_job() {
+        let webhook_job =
+            JobRecord { enabled: true, ..JobRecord::new(crate::WEBHOOK_JOB, "Webhook", JobKind::JobHookReceiver) };
+        let to = |url: &str| JobHook::webhook("w", cts(&["dcim.device"]), Webhook::new(url)).on([Action::Update]);
+        let first = JobHook { name: "first".into(), ..to("https://a.example/") };
+        assert_eq!(validate_hook(&to("https://b.example/"), [&first], Some(&webhook_job)), Ok(()));
+        let errors = validate_hook(&to("https://a.example/"), [&first], Some(&webhook_job)).unwrap_err();
+        assert_eq!(
+            errors.field("type_update"),
+            ["A webhook already exists for update on dcim.device to URL https://a.example/"]
+        );
+        let mut wrong_job = to("https://a.example/");
+        wrong_job.job = "app::Audit".into();
+        let errors = validate_hook(&wrong_job, [], Some(&runnable())).unwrap_err();
+        assert!(errors.field("job")[0].starts_with("A webhook's job is jobhooks::webhooks::Webhook"), "{errors:?}");
+        let no_webhook = JobHook { webhook: None, ..to("https://a.example/") };
+        let errors = validate_hook(&no_webhook, [], Some(&webhook_job)).unwrap_err();
+        assert_eq!(errors.field("webhook"), ["This field is required: the webhook job sends the hook's webhook."]);
+    }
+
+    #[test]
+    fn a_patch_keeps_a_masked_secret_and_removes_a_webhook() {
+        let stored = JobHook::webhook("w", cts(&["dcim.device"]), Webhook::new("https://a.example/").secret("s3cret"));
+        let masked = JobHookPatch {
+            webhook: Some(Some(Webhook::new("https://b.example/").secret(crate::SECRET_MASK))),
+            ..Default::default()
+        };
+        let patched = masked.apply_to(&stored).webhook.unwrap();
+        assert_eq!((patched.payload_url.as_str(), patched.secret.as_str()), ("https://b.example/", "s3cret"));
+        let removed: JobHookPatch = serde_json::from_str(r#"{"webhook": null}"#).unwrap();
+        assert_eq!(removed.apply_to(&stored).webhook, None);
+    }
+
+    #[test]
     fn a_patch_sets_or_removes_conditions() {
         let condition = Condition::from_json(&serde_json::json!({"attr": "postchange.x", "value": 1})).unwrap();
         let stored =
