@@ -11,6 +11,22 @@ use tokio_postgres::NoTls;
 
 const JOB: &str = "app::jobs::Audit";
 
+/// A fresh database at schema `version`: the first `version` migrations applied and recorded, as
+/// a store of that version left it. Answers its URL and a connection to it.
+async fn database_at_schema(version: usize) -> (String, tokio_postgres::Client) {
+    let url = TestServer::shared().fresh_database().await;
+    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for migration in &jobhooks_postgres::MIGRATIONS[..version] {
+        app.batch_execute(migration).await.unwrap();
+    }
+    let record = format!(
+        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES ({version});"
+    );
+    app.batch_execute(&record).await.unwrap();
+    (url, app)
+}
+
 fn device(id: &str) -> Object {
     let reference = ObjectRef::new(ContentType::new("dcim.device").unwrap(), id).unwrap();
     Object::new(reference, id, json!({"name": id})).unwrap()
@@ -95,15 +111,9 @@ async fn the_queue_is_vacuumed_after_a_fixed_number_of_dead_rows() {
 #[tokio::test]
 async fn a_queue_of_schema_2_keeps_its_object_order_after_migrating() {
     use jobhooks_model::ports::{Completion, JobQueue, Outcome};
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..2] {
-        app.batch_execute(migration).await.unwrap();
-    }
+    let (url, app) = database_at_schema(2).await;
     app.batch_execute(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (2);
-         INSERT INTO jobhooks_runs (id, job, object_pk, object_model_name, status, attempts, leases, created, logs,
+        "INSERT INTO jobhooks_runs (id, job, object_pk, object_model_name, status, attempts, leases, created, logs,
              line, place)
          VALUES (1, 'app::jobs::Audit', 'a', 'dcim.device', 'SUCCESS', 1, 1, now(), '[]', 'dcim.device/a', 1),
                 (2, 'app::jobs::Audit', 'a', 'dcim.device', 'PENDING', 0, 0, now(), '[]', 'dcim.device/a', 2),
@@ -133,15 +143,9 @@ async fn a_queue_of_schema_2_keeps_its_object_order_after_migrating() {
 async fn a_catalog_of_schema_6_migrates_renames_and_restores() {
     use jobhooks_model::ports::Catalog;
     use jobhooks_model::{JobKind, JobSpec, SyncMode};
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..6] {
-        app.batch_execute(migration).await.unwrap();
-    }
+    let (url, app) = database_at_schema(6).await;
     app.batch_execute(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (6);
-         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
+        "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
          VALUES ('app::main::Notify', 'Notify', '', 'job_hook_receiver', true, true, true);
          INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
          VALUES ('notify', '{dcim.device}', 'app::main::Notify', true, false, true, false);",
@@ -209,18 +213,10 @@ async fn a_commit_wakes_the_workers_of_another_store() {
 async fn users_of_schema_7_migrate_and_gain_passwords_and_sessions() {
     use jobhooks_model::ports::{Catalog, Logins};
     use jobhooks_model::{LoginSession, OffsetDateTime, PasswordCost, PasswordHash};
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..7] {
-        app.batch_execute(migration).await.unwrap();
-    }
-    app.batch_execute(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (7);
-         INSERT INTO jobhooks_users (username, is_superuser, permissions) VALUES ('alice', true, '[]');",
-    )
-    .await
-    .unwrap();
+    let (url, app) = database_at_schema(7).await;
+    app.batch_execute("INSERT INTO jobhooks_users (username, is_superuser, permissions) VALUES ('alice', true, '[]');")
+        .await
+        .unwrap();
     let store = PgStore::connect(&url).await.unwrap();
     assert!(store.get_user("alice").await.unwrap().unwrap().is_superuser);
     assert_eq!(store.get_password("alice").await.unwrap(), None, "a migrated user has no password yet");
@@ -236,15 +232,9 @@ async fn users_of_schema_7_migrate_and_gain_passwords_and_sessions() {
 #[tokio::test]
 async fn tokens_of_schema_8_migrate_able_to_write() {
     use jobhooks_model::ports::Catalog;
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..8] {
-        app.batch_execute(migration).await.unwrap();
-    }
+    let (url, app) = database_at_schema(8).await;
     app.batch_execute(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (8);
-         INSERT INTO jobhooks_users (username, is_superuser, permissions) VALUES ('alice', false, '[]');
+        "INSERT INTO jobhooks_users (username, is_superuser, permissions) VALUES ('alice', false, '[]');
          INSERT INTO jobhooks_tokens (id, username, key_hash, created, expires, description)
          VALUES ('0123456789abcdef', 'alice', repeat('a', 64), now(), NULL, 'old');",
     )
@@ -263,15 +253,9 @@ async fn tokens_of_schema_8_migrate_able_to_write() {
 async fn catalog_of_schema_9_migrates_with_derived_ids() {
     use jobhooks_model::ports::Catalog;
     use jobhooks_model::{JobHookPatch, RecordKind, derived_id};
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..9] {
-        app.batch_execute(migration).await.unwrap();
-    }
+    let (url, app) = database_at_schema(9).await;
     app.batch_execute(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (9);
-         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
+        "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden)
          VALUES ('app::Audit', 'Audit', '', 'job_hook_receiver', true, true, true),
                 ('app::Press', 'Press', '', 'job_button_receiver', true, true, true);
          INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete)
@@ -304,15 +288,9 @@ async fn catalog_of_schema_9_migrates_with_derived_ids() {
 #[tokio::test]
 async fn objects_of_schema_10_are_walked_in_byte_order_after_migrating() {
     use jobhooks_model::ports::ChangeStore;
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..10] {
-        app.batch_execute(migration).await.unwrap();
-    }
+    let (url, app) = database_at_schema(10).await;
     app.batch_execute(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (10);
-         INSERT INTO jobhooks_objects (content_type, object_id, repr, data)
+        "INSERT INTO jobhooks_objects (content_type, object_id, repr, data)
          SELECT 'dcim.device', id, id, '{}' FROM unnest(ARRAY['b', 'a', 'B', 'é', '10', '9']) AS id;",
     )
     .await
@@ -342,15 +320,9 @@ async fn objects_of_schema_10_are_walked_in_byte_order_after_migrating() {
 async fn hooks_of_schema_11_gain_empty_conditions_and_take_new_ones() {
     use jobhooks_model::ports::Catalog;
     use jobhooks_model::{Condition, JobHookPatch};
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..11] {
-        app.batch_execute(migration).await.unwrap();
-    }
+    let (url, app) = database_at_schema(11).await;
     app.batch_execute(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (11);
-         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, id)
+        "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, id)
          VALUES ('app::Audit', 'Audit', '', 'job_hook_receiver', true, true, true, gen_random_uuid());
          INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete, id)
          VALUES ('audit', '{dcim.device}', 'app::Audit', true, true, true, false, gen_random_uuid());",
@@ -379,15 +351,9 @@ async fn hooks_and_runs_of_schema_12_gain_no_webhook_and_take_new_ones() {
     use jobhooks_model::{
         Action, ChangeContext, ChangeSet, JobHook, JobInputs, Object, ObjectRef, PendingChange, Webhook,
     };
-    let url = TestServer::shared().fresh_database().await;
-    let (app, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    for migration in &jobhooks_postgres::MIGRATIONS[..12] {
-        app.batch_execute(migration).await.unwrap();
-    }
+    let (url, app) = database_at_schema(12).await;
     app.batch_execute(&format!(
-        "CREATE TABLE jobhooks_schema (version integer NOT NULL); INSERT INTO jobhooks_schema VALUES (12);
-         INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, id)
+        "INSERT INTO jobhooks_jobs (class_path, name, description, kind, installed, enabled, hidden, id)
          VALUES ('app::Audit', 'Audit', '', 'job_hook_receiver', true, true, true, gen_random_uuid()),
                 ('{webhook}', 'Webhook', '', 'job_hook_receiver', true, true, true, gen_random_uuid());
          INSERT INTO jobhooks_hooks (name, content_types, job, enabled, type_create, type_update, type_delete, id)
