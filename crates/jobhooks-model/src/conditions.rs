@@ -315,7 +315,8 @@ pub struct ConditionInput<'a> {
     differences: OnceLock<Value>,
     /// The top-level fields conditions have read so far, found once per change: many hooks read
     /// the same few fields, and a lookup here is a slot of a small table found by the name's hash.
-    fields: RefCell<[Option<Member<'a>>; FIELD_SLOTS]>,
+    /// Empty until a condition reads a field, so that a change no condition reads costs nothing.
+    fields: RefCell<Vec<Option<Member<'a>>>>,
 }
 
 /// How many fields a [`ConditionInput`] keeps (a power of two); beyond three quarters of them
@@ -340,13 +341,16 @@ impl<'a> ConditionInput<'a> {
     /// The snapshots of a change: its data before (`None` for a create) and after (`None` for a
     /// delete).
     pub fn new(prechange: Option<&'a Value>, postchange: Option<&'a Value>) -> Self {
-        Self { prechange, postchange, differences: OnceLock::new(), fields: RefCell::new([None; FIELD_SLOTS]) }
+        Self { prechange, postchange, differences: OnceLock::new(), fields: RefCell::new(Vec::new()) }
     }
 
     /// The top-level field `name` (whose [`field_hash`] is `hash`) of the prechange and the
     /// postchange, where they are objects; found in the maps the first time, then kept.
     fn member(&self, hash: u64, name: &str) -> [Option<&'a Value>; 2] {
         let mut fields = self.fields.borrow_mut();
+        if fields.is_empty() {
+            fields.resize(FIELD_SLOTS, None);
+        }
         let mut slot = hash as usize % FIELD_SLOTS;
         let mut probes = 0;
         while let Some(member) = &fields[slot] {
