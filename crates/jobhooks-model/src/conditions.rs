@@ -47,6 +47,12 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+mod fields;
+mod pattern;
+
+use fields::{FieldKey, FieldTable, Member};
+use pattern::Pattern;
+
 /// The most leaves one hook's condition may hold.
 pub const MAX_CONDITION_LEAVES: usize = 64;
 /// The deepest nesting of `and` and `or` one hook's condition may have.
@@ -155,11 +161,18 @@ pub struct ConditionLeaf {
     op: ConditionOp,
     value: Value,
     negate: bool,
-    /// The value as a compiled pattern, for `regex`.
-    regex: Option<regex::Regex>,
-    /// [`field_hash`] of the top-level field the leaf reads (`path[0]`, or `path[1]` under the
+    /// The value compiled for its operator: a pattern for `regex`.
+    compiled: Compiled,
+    /// The key of the top-level field the leaf reads (`path[0]`, or `path[1]` under the
     /// differences), to find it in a change's [`ConditionInput`] without comparing names.
-    key_hash: u64,
+    key: FieldKey,
+}
+
+/// A leaf's value compiled for its operator, once, when the condition is read.
+#[derive(Debug, Clone)]
+enum Compiled {
+    Nothing,
+    Pattern(Pattern),
 }
 
 impl PartialEq for ConditionLeaf {
@@ -199,9 +212,9 @@ impl ConditionLeaf {
 
     fn holds(&self, input: &ConditionInput<'_>) -> bool {
         let found = match self.root {
-            Root::Prechange => input.snapshot(input.prechange, 0, self.key_hash, &self.path),
-            Root::Postchange => input.snapshot(input.postchange, 1, self.key_hash, &self.path),
-            Root::Differences => Some(input.difference(self.key_hash, &self.path)),
+            Root::Prechange => input.snapshot(input.prechange, 0, self.key, &self.path),
+            Root::Postchange => input.snapshot(input.postchange, 1, self.key, &self.path),
+            Root::Differences => Some(input.difference(self.key, &self.path)),
         };
         let null = Value::Null;
         let data: &Value = found.as_deref().unwrap_or(&null);
@@ -220,8 +233,8 @@ impl ConditionLeaf {
                 (Value::Object(fields), Value::String(key)) => fields.contains_key(key),
                 _ => false,
             },
-            ConditionOp::Regex => match (data, &self.regex) {
-                (Value::String(text), Some(regex)) => regex.is_match(text),
+            ConditionOp::Regex => match (data, &self.compiled) {
+                (Value::String(text), Compiled::Pattern(pattern)) => pattern.is_match(text),
                 _ => false,
             },
         };
@@ -313,72 +326,54 @@ pub struct ConditionInput<'a> {
     prechange: Option<&'a Value>,
     postchange: Option<&'a Value>,
     differences: OnceLock<Value>,
-    /// The top-level fields conditions have read so far, found once per change: many hooks read
-    /// the same few fields, and a lookup here is a slot of a small table found by the name's hash.
-    /// Empty until a condition reads a field, so that a change no condition reads costs nothing.
-    fields: RefCell<Vec<Option<Member<'a>>>>,
+    /// The top-level fields conditions have read so far.
+    fields: RefCell<FieldTable<'a>>,
 }
 
-/// How many fields a [`ConditionInput`] keeps (a power of two); beyond three quarters of them
-/// full, fields are looked up in the snapshots each time.
-const FIELD_SLOTS: usize = 64;
-
-/// A top-level field of a change's snapshots, as [`ConditionInput`] keeps it once read.
-#[derive(Debug, Clone, Copy)]
-struct Member<'a> {
-    hash: u64,
-    name: &'a str,
-    /// Its value before and after the change (`None` where that snapshot lacks it).
-    values: [Option<&'a Value>; 2],
-}
-
-/// FNV-1a of a field's name.
-fn field_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
-}
+/// The value of a path that leads nowhere.
+static NULL: Value = Value::Null;
 
 impl<'a> ConditionInput<'a> {
     /// The snapshots of a change: its data before (`None` for a create) and after (`None` for a
     /// delete).
     pub fn new(prechange: Option<&'a Value>, postchange: Option<&'a Value>) -> Self {
-        Self { prechange, postchange, differences: OnceLock::new(), fields: RefCell::new(Vec::new()) }
+        Self { prechange, postchange, differences: OnceLock::new(), fields: RefCell::new(FieldTable::default()) }
     }
 
-    /// The top-level field `name` (whose [`field_hash`] is `hash`) of the prechange and the
+    /// The top-level field `name` (whose key is `key`) of the prechange and the
     /// postchange, where they are objects; found in the maps the first time, then kept.
-    fn member(&self, hash: u64, name: &str) -> [Option<&'a Value>; 2] {
-        let mut fields = self.fields.borrow_mut();
-        if fields.is_empty() {
-            fields.resize(FIELD_SLOTS, None);
-        }
-        let mut slot = hash as usize % FIELD_SLOTS;
-        let mut probes = 0;
-        while let Some(member) = &fields[slot] {
-            if member.hash == hash && member.name == name {
-                return member.values;
-            }
-            probes += 1;
-            if probes == FIELD_SLOTS * 3 / 4 {
-                break;
-            }
-            slot = (slot + 1) % FIELD_SLOTS;
-        }
-        let sides = [self.prechange, self.postchange]
-            .map(|snapshot| snapshot.and_then(Value::as_object).and_then(|fields| fields.get_key_value(name)));
-        let values = sides.map(|side| side.map(|(_, value)| value));
-        // A field neither side has is looked up again each time: it has no name to keep here.
-        if let (Some((key, _)), None) = (sides.into_iter().flatten().next(), &fields[slot]) {
-            fields[slot] = Some(Member { hash, name: key.as_str(), values });
-        }
-        values
+    fn member(&self, key: FieldKey, name: &str) -> [Option<&'a Value>; 2] {
+        self.kept_member(key, name, |member| member.values)
+    }
+
+    /// Whether the top-level field `name` (whose key is `key`) differs between the
+    /// prechange and the postchange (a missing value counts), and its value on `side`; the
+    /// comparison is made once per change and field.
+    fn member_differs(&self, key: FieldKey, name: &str, side: usize) -> (bool, Option<&'a Value>) {
+        self.kept_member(key, name, |member| {
+            let differs = *member.differs.get_or_insert_with(|| member.values[0] != member.values[1]);
+            (differs, member.values[side])
+        })
+    }
+
+    /// Runs `read` on the field `name` (whose key is `key`), kept once read.
+    fn kept_member<R>(&self, key: FieldKey, name: &str, read: impl FnOnce(&mut Member<'a>) -> R) -> R {
+        let sides = [self.prechange, self.postchange].map(|snapshot| snapshot.and_then(Value::as_object));
+        self.fields.borrow_mut().read(sides, key, name, read)
     }
 
     /// The value at `path` under `snapshot` (side 0 the prechange, 1 the postchange), its first
     /// field found through [`ConditionInput::member`]; `None` when there is no such snapshot.
-    fn snapshot(&self, snapshot: Option<&'a Value>, side: usize, hash: u64, path: &[String]) -> Option<Cow<'a, Value>> {
+    fn snapshot(
+        &self,
+        snapshot: Option<&'a Value>,
+        side: usize,
+        key: FieldKey,
+        path: &[String],
+    ) -> Option<Cow<'a, Value>> {
         match (snapshot?, path) {
             (Value::Object(_), [first, rest @ ..]) => {
-                Some(self.member(hash, first)[side].map_or(Cow::Owned(Value::Null), |value| resolve(value, rest)))
+                Some(self.member(key, first)[side].map_or(Cow::Borrowed(&NULL), |value| resolve(value, rest)))
             }
             (data, _) => Some(resolve(data, path)),
         }
@@ -403,8 +398,8 @@ impl<'a> ConditionInput<'a> {
         if self.both_objects().is_some() {
             // A key is in the differences exactly when its values differ (a missing value counts).
             return fields.iter().any(|field| {
-                let [before, after] = self.member(field_hash(field), field);
-                !jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&field.as_str()) && before != after
+                !jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&field.as_str())
+                    && self.member_differs(FieldKey::of(field), field, 0).0
             });
         }
         let differences = self.differences();
@@ -416,18 +411,17 @@ impl<'a> ConditionInput<'a> {
     /// The value at `path` (`added.…` or `removed.…`) under the differences. When both snapshots
     /// are objects and the path names a key, it is read from them key by key, as the differences
     /// would hold it, without building the differences.
-    fn difference(&self, hash: u64, path: &[String]) -> Cow<'_, Value> {
+    fn difference(&self, field_key: FieldKey, path: &[String]) -> Cow<'_, Value> {
         if let (Some(_), [side, key, rest @ ..]) = (self.both_objects(), path) {
             if jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&key.as_str()) {
-                return Cow::Owned(Value::Null);
+                return Cow::Borrowed(&NULL);
             }
-            let [before, after] = self.member(hash, key);
-            let differs = before != after;
-            let value = match side.as_str() {
-                "added" => after.filter(|_| differs),
-                _ => before.filter(|_| differs),
+            let side = if side == "added" { 1 } else { 0 };
+            let value = match self.member_differs(field_key, key, side) {
+                (true, value) => value,
+                (false, _) => None,
             };
-            return value.map_or(Cow::Owned(Value::Null), |value| resolve(value, rest));
+            return value.map_or(Cow::Borrowed(&NULL), |value| resolve(value, rest));
         }
         resolve(self.differences(), path)
     }
@@ -450,15 +444,15 @@ fn resolve<'v>(data: &'v Value, path: &[String]) -> Cow<'v, Value> {
     match data {
         Value::Object(fields) => match fields.get(first) {
             Some(inner) => resolve(inner, rest),
-            None => Cow::Owned(Value::Null),
+            None => Cow::Borrowed(&NULL),
         },
         Value::Array(members) => match first.parse::<usize>() {
-            Ok(index) => members.get(index).map_or(Cow::Owned(Value::Null), |member| resolve(member, rest)),
+            Ok(index) => members.get(index).map_or(Cow::Borrowed(&NULL), |member| resolve(member, rest)),
             Err(_) => {
                 Cow::Owned(Value::Array(members.iter().map(|member| resolve(member, path).into_owned()).collect()))
             }
         },
-        _ => Cow::Owned(Value::Null),
+        _ => Cow::Borrowed(&NULL),
     }
 }
 
@@ -564,7 +558,7 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
         return Err(ConditionError::new(under(at, "value"), "This field is required."));
     };
     let here = under(at, "value");
-    let regex = match (op, value) {
+    let compiled = match (op, value) {
         (ConditionOp::In, value) if !value.is_array() => {
             return Err(ConditionError::new(here, "`in` takes a list of values"));
         }
@@ -577,20 +571,16 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
             if pattern.len() > MAX_REGEX_LEN {
                 return Err(ConditionError::new(here, format!("a pattern is at most {MAX_REGEX_LEN} bytes")));
             }
-            // Anchored at the start, as Python's `re.match`.
-            let anchored = format!("^(?:{pattern})");
-            let compiled = regex::RegexBuilder::new(&anchored)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
+            let compiled = Pattern::new(pattern, REGEX_SIZE_LIMIT)
                 .map_err(|error| ConditionError::new(&here, format!("the pattern does not compile: {error}")))?;
-            Some(compiled)
+            Compiled::Pattern(compiled)
         }
         (ConditionOp::Regex, _) => return Err(ConditionError::new(here, "`regex` takes a pattern (a string)")),
-        _ => None,
+        _ => Compiled::Nothing,
     };
     let key = if root == Root::Differences { path.get(1) } else { path.first() };
-    let key_hash = key.map_or(0, |key| field_hash(key));
-    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, regex, key_hash }))
+    let key = FieldKey::of(key.map_or("", String::as_str));
+    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, compiled, key }))
 }
 
 #[cfg(test)]
@@ -648,10 +638,10 @@ mod tests {
         for _ in 0..2 {
             for n in 0..100 {
                 let name = format!("f{n}");
-                assert_eq!(input.member(field_hash(&name), &name), [pre.get(&name), post.get(&name)], "{name}");
+                assert_eq!(input.member(FieldKey::of(&name), &name), [pre.get(&name), post.get(&name)], "{name}");
                 assert_eq!(input.changed_any(std::slice::from_ref(&name)), n != n % 2, "{name}");
             }
-            assert_eq!(input.member(field_hash("absent"), "absent"), [None, None]);
+            assert_eq!(input.member(FieldKey::of("absent"), "absent"), [None, None]);
         }
     }
 
@@ -806,13 +796,13 @@ mod tests {
             let mut path = vec![side.to_owned(), key.to_owned()];
             path.extend(inner.map(str::to_owned));
             let built = resolve(input.differences(), &path).into_owned();
-            prop_assert_eq!(input.difference(field_hash(key), &path).into_owned(), built);
+            prop_assert_eq!(input.difference(FieldKey::of(key), &path).into_owned(), built);
             // The snapshots read through the kept fields, cold and warm, as read directly.
             let field_path = path[1..].to_vec();
             for _ in 0..2 {
                 for (side, snapshot) in [(0, pre.as_ref()), (1, post.as_ref())] {
                     let direct = snapshot.map(|data| resolve(data, &field_path).into_owned());
-                    let kept = input.snapshot(snapshot, side, field_hash(key), &field_path).map(Cow::into_owned);
+                    let kept = input.snapshot(snapshot, side, FieldKey::of(key), &field_path).map(Cow::into_owned);
                     prop_assert_eq!(kept, direct);
                 }
             }

@@ -385,7 +385,10 @@ pub fn match_hooks<'a>(
     for hook in hooks {
         let wanted = hook.enabled
             && hook.fires_on(change.action)
-            && hook.content_types.contains(&change.changed_object_type)
+            && hook
+                .content_types
+                .iter()
+                .any(|ct| crate::short_text::same(ct.as_str(), change.changed_object_type.as_str()))
             && hook.admits(change.action, &input);
         if !wanted {
             continue;

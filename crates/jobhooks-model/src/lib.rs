@@ -36,6 +36,7 @@ pub mod ports;
 mod record_id;
 mod retention;
 mod session;
+mod short_text;
 mod signature;
 mod sync;
 mod token;

@@ -1,0 +1,210 @@
+//! The compiled pattern of a `regex` leaf: matched from the start of a string, in linear time.
+//!
+//! - A pattern is compiled by the `regex` crate always, and, while the process's budget for them
+//!   lasts, to a dense DFA built ahead of time ([`regex_automata::dfa::dense`]). A change is
+//!   checked against many hooks' patterns over short strings, where the lazy DFA's cache and
+//!   per-search bookkeeping cost more than the matching; the ahead-built DFA has neither. A DFA
+//!   gives up on input it cannot decide (a Unicode word boundary over non-ASCII text); the regex
+//!   then answers.
+//! - Text shorter than the shortest match is refused without a search.
+//! - The process compiles each distinct pattern once: hooks written with the same pattern share its
+//!   compiled form, in memory and in the processor's caches. A compiled pattern is freed with the
+//!   last condition that holds it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use regex_automata::Anchored;
+use regex_automata::dfa::{Automaton, StartKind, dense};
+use regex_automata::util::primitives::StateID;
+use regex_automata::util::start;
+
+/// The most memory one pattern's DFA may take; a pattern whose DFA is larger uses the regex alone.
+const DFA_SIZE_LIMIT: usize = 64 * 1024;
+
+/// The most memory building one pattern's DFA may take.
+const DETERMINIZE_SIZE_LIMIT: usize = 256 * 1024;
+
+/// The most memory the DFAs of every pattern in the process may take together; beyond it, new
+/// patterns use the regex alone. Memory is returned as patterns are freed.
+const DFA_BUDGET: usize = 64 * 1024 * 1024;
+
+/// How much of [`DFA_BUDGET`] the DFAs alive take.
+static DFA_MEMORY: AtomicUsize = AtomicUsize::new(0);
+
+/// The compiled patterns alive, by pattern and size limit.
+type CompiledPatterns = HashMap<(String, usize), Weak<Compiled>>;
+
+/// The compiled patterns alive, so that each is compiled once.
+static COMPILED: Mutex<Option<CompiledPatterns>> = Mutex::new(None);
+
+/// A `regex` leaf's pattern, anchored at the start as Python's `re.match`.
+#[derive(Debug, Clone)]
+pub(super) struct Pattern(Arc<Compiled>);
+
+/// A pattern's compiled forms.
+#[derive(Debug)]
+struct Compiled {
+    regex: regex::Regex,
+    dfa: Option<BudgetedDfa>,
+    /// The length of the shortest text that can match.
+    minimum_len: usize,
+}
+
+/// A DFA whose memory counts against [`DFA_BUDGET`] until it is dropped, with the state an
+/// anchored search starts in (there is nothing before the text to look behind at).
+#[derive(Debug)]
+struct BudgetedDfa {
+    dfa: dense::DFA<Vec<u32>>,
+    start: StateID,
+}
+
+impl Pattern {
+    /// Compiles `pattern`, anchored at the start, or shares its compiled form if the process has
+    /// it; `size_limit` bounds the regex's compiled size.
+    pub(super) fn new(pattern: &str, size_limit: usize) -> Result<Self, regex::Error> {
+        let key = (pattern.to_owned(), size_limit);
+        if let Some(compiled) = COMPILED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(|kept| kept.get(&key))
+            .and_then(Weak::upgrade)
+        {
+            return Ok(Self(compiled));
+        }
+        // Compiled outside the lock: two threads may compile the same pattern; the later one is kept.
+        let compiled = Arc::new(Compiled::new(pattern, size_limit)?);
+        let mut kept = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = kept.get_or_insert_with(HashMap::new);
+        if kept.len() >= 64 && kept.len().is_power_of_two() {
+            kept.retain(|_, compiled| compiled.strong_count() > 0);
+        }
+        kept.insert(key, Arc::downgrade(&compiled));
+        Ok(Self(compiled))
+    }
+
+    /// Whether `text` matches from its start.
+    pub(super) fn is_match(&self, text: &str) -> bool {
+        let compiled = &*self.0;
+        if text.len() < compiled.minimum_len {
+            return false;
+        }
+        if let Some(answer) = compiled.dfa.as_ref().and_then(|dfa| dfa.is_match(text)) {
+            return answer;
+        }
+        compiled.regex.is_match(text)
+    }
+}
+
+impl Compiled {
+    fn new(pattern: &str, size_limit: usize) -> Result<Self, regex::Error> {
+        let anchored = format!("^(?:{pattern})");
+        let regex = regex::RegexBuilder::new(&anchored).size_limit(size_limit).build()?;
+        let minimum_len =
+            regex_syntax::parse(&anchored).ok().and_then(|hir| hir.properties().minimum_len()).unwrap_or(0);
+        Ok(Self { regex, dfa: BudgetedDfa::new(&anchored), minimum_len })
+    }
+}
+
+impl BudgetedDfa {
+    /// The DFA of `anchored`, if it is small enough and the budget has room for it.
+    fn new(anchored: &str) -> Option<Self> {
+        if DFA_MEMORY.load(Ordering::Relaxed) >= DFA_BUDGET {
+            return None;
+        }
+        let config = dense::Config::new()
+            .start_kind(StartKind::Anchored)
+            // A Unicode word boundary is decided over ASCII text; the DFA quits on other text.
+            .unicode_word_boundary(true)
+            .dfa_size_limit(Some(DFA_SIZE_LIMIT))
+            .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT));
+        let dfa = dense::Builder::new().configure(config).build(anchored).ok()?;
+        let start = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)).ok()?;
+        let size = dfa.memory_usage();
+        let taken = DFA_MEMORY.fetch_add(size, Ordering::Relaxed);
+        let dfa = Self { dfa, start };
+        // Over the budget once this one counts: drop it (which gives its share back).
+        (taken + size <= DFA_BUDGET).then_some(dfa)
+    }
+
+    /// Whether `text` matches from its start: `None` where the DFA cannot tell (it met a byte it
+    /// quits on).
+    fn is_match(&self, text: &str) -> Option<bool> {
+        let dfa = &self.dfa;
+        let mut state = self.start;
+        for &byte in text.as_bytes() {
+            state = dfa.next_state(state, byte);
+            if dfa.is_special_state(state) {
+                if dfa.is_match_state(state) {
+                    return Some(true);
+                } else if dfa.is_dead_state(state) {
+                    return Some(false);
+                } else if dfa.is_quit_state(state) {
+                    return None;
+                }
+            }
+        }
+        Some(dfa.is_match_state(dfa.next_eoi_state(state)))
+    }
+}
+
+impl Drop for BudgetedDfa {
+    fn drop(&mut self) {
+        DFA_MEMORY.fetch_sub(self.dfa.memory_usage(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn patterns_match_from_the_start_only() {
+        let pattern = Pattern::new(r"sw-\d+", 1 << 20).unwrap();
+        assert!(pattern.0.dfa.is_some());
+        assert!(pattern.is_match("sw-01") && pattern.is_match("sw-٣") && !pattern.is_match("a-sw-01"));
+        assert!(!pattern.is_match("sw-"), "shorter than the shortest match");
+        let either = Pattern::new(r"a|b", 1 << 20).unwrap();
+        assert!(either.is_match("b") && !either.is_match("cb"), "the anchor covers every branch");
+    }
+
+    #[test]
+    fn a_large_pattern_uses_the_regex_alone() {
+        let large = Pattern::new(r"\w{40}", 1 << 22).unwrap();
+        assert!(large.0.dfa.is_none());
+        assert!(large.is_match(&"é".repeat(40)) && !large.is_match(&"é".repeat(39)));
+    }
+
+    #[test]
+    fn a_word_boundary_over_non_ascii_text_is_answered_by_the_regex() {
+        let pattern = Pattern::new(r"é\b", 1 << 20).unwrap();
+        assert!(pattern.0.dfa.is_some());
+        assert!(pattern.is_match("é ") && !pattern.is_match("éa") && !pattern.is_match("éé"));
+    }
+
+    #[test]
+    fn a_pattern_is_compiled_once_and_freed_with_its_last_holder() {
+        let first = Pattern::new(r"shared-\d+", 1 << 20).unwrap();
+        let second = Pattern::new(r"shared-\d+", 1 << 20).unwrap();
+        assert!(Arc::ptr_eq(&first.0, &second.0));
+        let other_limit = Pattern::new(r"shared-\d+", 1 << 19).unwrap();
+        assert!(!Arc::ptr_eq(&first.0, &other_limit.0));
+        let weak = Arc::downgrade(&first.0);
+        drop((first, second));
+        assert!(weak.upgrade().is_none(), "freed with the last condition holding it");
+        let again = Pattern::new(r"shared-\d+", 1 << 20).unwrap();
+        assert!(again.is_match("shared-1"));
+    }
+
+    proptest! {
+        #[test]
+        fn patterns_answer_as_the_regex_crate(pattern in "(\\^|\\$|\\\\b|\\\\d|\\\\w|[aé.]|\\(a\\|é\\)|[*+?]){0,6}", text in "[aé1 .]{0,8}") {
+            if let Ok(compiled) = Pattern::new(&pattern, 1 << 20) {
+                prop_assert_eq!(compiled.is_match(&text), compiled.0.regex.is_match(&text), "{} on {:?}", pattern, text);
+            }
+        }
+    }
+}
