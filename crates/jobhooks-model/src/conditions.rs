@@ -163,9 +163,25 @@ pub struct ConditionLeaf {
     negate: bool,
     /// The value compiled for its operator: a pattern for `regex`.
     compiled: Compiled,
-    /// The key of the top-level field the leaf reads (`path[0]`, or `path[1]` under the
-    /// differences), to find it in a change's [`ConditionInput`] without comparing names.
+    /// The top-level field the leaf reads, as it is looked up.
+    field: LeafField,
+}
+
+/// The top-level field a leaf reads (`path[0]`, or `path[1]` under the differences), with what
+/// reading it needs worked out when the condition is read, so that evaluating the leaf touches
+/// only the leaf.
+#[derive(Debug, Clone)]
+struct LeafField {
+    /// The field's name.
+    name: Box<str>,
+    /// Its key in a change's [`ConditionInput`].
     key: FieldKey,
+    /// Where in the path the part below the field starts.
+    rest: usize,
+    /// Under the differences: `added` (rather than `removed`).
+    added: bool,
+    /// The field is never in the differences (`last_updated`).
+    excluded: bool,
 }
 
 /// A leaf's value compiled for its operator, once, when the condition is read.
@@ -212,9 +228,9 @@ impl ConditionLeaf {
 
     fn holds(&self, input: &ConditionInput<'_>) -> bool {
         let found = match self.root {
-            Root::Prechange => input.snapshot(input.prechange, 0, self.key, &self.path),
-            Root::Postchange => input.snapshot(input.postchange, 1, self.key, &self.path),
-            Root::Differences => Some(input.difference(self.key, &self.path)),
+            Root::Prechange => input.snapshot(input.prechange, 0, &self.field, &self.path),
+            Root::Postchange => input.snapshot(input.postchange, 1, &self.field, &self.path),
+            Root::Differences => Some(input.difference(&self.field, &self.path)),
         };
         let null = Value::Null;
         let data: &Value = found.as_deref().unwrap_or(&null);
@@ -362,20 +378,22 @@ impl<'a> ConditionInput<'a> {
         self.fields.borrow_mut().read(sides, key, name, read)
     }
 
-    /// The value at `path` under `snapshot` (side 0 the prechange, 1 the postchange), its first
-    /// field found through [`ConditionInput::member`]; `None` when there is no such snapshot.
+    /// The value at `path` (whose first member is `field`) under `snapshot` (side 0 the prechange,
+    /// 1 the postchange), its first field found through [`ConditionInput::member`]; `None` when
+    /// there is no such snapshot.
     fn snapshot(
         &self,
         snapshot: Option<&'a Value>,
         side: usize,
-        key: FieldKey,
+        field: &LeafField,
         path: &[String],
     ) -> Option<Cow<'a, Value>> {
-        match (snapshot?, path) {
-            (Value::Object(_), [first, rest @ ..]) => {
-                Some(self.member(key, first)[side].map_or(Cow::Borrowed(&NULL), |value| resolve(value, rest)))
-            }
-            (data, _) => Some(resolve(data, path)),
+        match snapshot? {
+            Value::Object(_) => Some(
+                self.member(field.key, &field.name)[side]
+                    .map_or(Cow::Borrowed(&NULL), |value| resolve(value, &path[field.rest..])),
+            ),
+            data => Some(resolve(data, path)),
         }
     }
 
@@ -411,17 +429,17 @@ impl<'a> ConditionInput<'a> {
     /// The value at `path` (`added.…` or `removed.…`) under the differences. When both snapshots
     /// are objects and the path names a key, it is read from them key by key, as the differences
     /// would hold it, without building the differences.
-    fn difference(&self, field_key: FieldKey, path: &[String]) -> Cow<'_, Value> {
-        if let (Some(_), [side, key, rest @ ..]) = (self.both_objects(), path) {
-            if jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&key.as_str()) {
+    fn difference(&self, field: &LeafField, path: &[String]) -> Cow<'_, Value> {
+        // `differences.added` alone is the whole of one side.
+        if self.both_objects().is_some() && path.len() >= field.rest {
+            if field.excluded {
                 return Cow::Borrowed(&NULL);
             }
-            let side = if side == "added" { 1 } else { 0 };
-            let value = match self.member_differs(field_key, key, side) {
+            let value = match self.member_differs(field.key, &field.name, usize::from(field.added)) {
                 (true, value) => value,
                 (false, _) => None,
             };
-            return value.map_or(Cow::Borrowed(&NULL), |value| resolve(value, rest));
+            return value.map_or(Cow::Borrowed(&NULL), |value| resolve(value, &path[field.rest..]));
         }
         resolve(self.differences(), path)
     }
@@ -578,9 +596,16 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
         (ConditionOp::Regex, _) => return Err(ConditionError::new(here, "`regex` takes a pattern (a string)")),
         _ => Compiled::Nothing,
     };
-    let key = if root == Root::Differences { path.get(1) } else { path.first() };
-    let key = FieldKey::of(key.map_or("", String::as_str));
-    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, compiled, key }))
+    let field = if root == Root::Differences { 1 } else { 0 };
+    let name: Box<str> = path.get(field).map_or("", String::as_str).into();
+    let field = LeafField {
+        key: FieldKey::of(&name),
+        excluded: jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&&*name),
+        name,
+        rest: field + 1,
+        added: path[0] == "added",
+    };
+    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, compiled, field }))
 }
 
 #[cfg(test)]
@@ -783,6 +808,14 @@ mod tests {
             .prop_map(|members| json!(members))
     }
 
+    /// The leaf reading `attr`.
+    fn leaf_at(attr: &str) -> ConditionLeaf {
+        match condition(json!({"attr": attr, "value": null})) {
+            Condition::Leaf(leaf) => leaf,
+            other => panic!("not a leaf: {other:?}"),
+        }
+    }
+
     proptest! {
         #[test]
         fn differences_read_key_by_key_equal_the_built_ones(
@@ -796,13 +829,20 @@ mod tests {
             let mut path = vec![side.to_owned(), key.to_owned()];
             path.extend(inner.map(str::to_owned));
             let built = resolve(input.differences(), &path).into_owned();
-            prop_assert_eq!(input.difference(FieldKey::of(key), &path).into_owned(), built);
+            let leaf = leaf_at(&format!("differences.{}", path.join(".")));
+            prop_assert_eq!(input.difference(&leaf.field, &leaf.path).into_owned(), built);
+            let whole_side = leaf_at(&format!("differences.{side}"));
+            prop_assert_eq!(
+                input.difference(&whole_side.field, &whole_side.path).into_owned(),
+                input.differences()[side].clone()
+            );
             // The snapshots read through the kept fields, cold and warm, as read directly.
             let field_path = path[1..].to_vec();
+            let leaf = leaf_at(&format!("postchange.{}", field_path.join(".")));
             for _ in 0..2 {
                 for (side, snapshot) in [(0, pre.as_ref()), (1, post.as_ref())] {
                     let direct = snapshot.map(|data| resolve(data, &field_path).into_owned());
-                    let kept = input.snapshot(snapshot, side, FieldKey::of(key), &field_path).map(Cow::into_owned);
+                    let kept = input.snapshot(snapshot, side, &leaf.field, &leaf.path).map(Cow::into_owned);
                     prop_assert_eq!(kept, direct);
                 }
             }
