@@ -16,8 +16,11 @@
 //!
 //! - `conditions/hooks100`: [`match_hooks`] deciding one 30-field device update against 100 hooks
 //!   on devices, each with a condition (a third of them read the differences, a third list changed
-//!   fields), none of which admits it: what conditions cost a change when every hook on its type
-//!   has one. The stores of `match/interleaved` carry a condition on every hook as well.
+//!   fields and match a regex), none of which admits it: what conditions cost a change when every
+//!   hook on its type has one. The regex hooks share one pattern, and so its compiled form.
+//!   `conditions/hooks100_distinct_patterns` is the same with a pattern of its own per hook (of the
+//!   same shortest match). The stores of `match/interleaved` carry a condition on every hook as
+//!   well.
 //!
 //! Change sets are built before the clock starts. `JOBHOOKS_BENCH_QUICK=1` shortens the
 //! measurement (`cargo xtask bench --quick`).
@@ -87,7 +90,7 @@ async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
     for n in 1..hooks {
         let other = vec![ContentType::new(format!("app{}.model{n}", n % 100)).unwrap()];
         let hook = JobHook::new(format!("other-{n}"), other, JOB).on([Action::Update]);
-        store.create_hook(hook.when(refusing_condition(n))).await.unwrap();
+        store.create_hook(hook.when(refusing_condition(n, false))).await.unwrap();
     }
     // So that writing out the setup does not overlap the measurement.
     store.flush().await.unwrap();
@@ -95,13 +98,15 @@ async fn store(path: &Path, durability: Durability, hooks: usize) -> Store {
 }
 
 /// A condition that admits no bench change; which fields it reads, and how, varies with `n`: an
-/// equality or a regex on the new data, or (one in three) a test of the differences.
-fn refusing_condition(n: usize) -> Condition {
+/// equality or a regex on the new data, or (one in three) a test of the differences. The regex is
+/// the same for every `n` unless `distinct_pattern`.
+fn refusing_condition(n: usize, distinct_pattern: bool) -> Condition {
     let field = format!("field_{:02}", n % 30);
+    let pattern = if distinct_pattern { format!("^value-\\d+-(?:x|y{n})") } else { "^value-\\d+-x".to_owned() };
     let json = match n % 3 {
         0 => json!({"attr": format!("postchange.{field}"), "value": "planned"}),
         1 => json!({"or": [
-            {"attr": format!("postchange.{field}"), "value": "^value-\\d+-x", "op": "regex"},
+            {"attr": format!("postchange.{field}"), "value": pattern, "op": "regex"},
             {"attr": format!("prechange.{field}"), "value": ["a", "b", "c"], "op": "in"},
         ]}),
         _ => json!({"and": [
@@ -116,26 +121,31 @@ fn refusing_condition(n: usize) -> Condition {
 fn bench_conditions(c: &mut Criterion) {
     let job = JobRecord { enabled: true, ..JobRecord::new(JOB, "Hook", JobKind::JobHookReceiver) };
     let devices = vec![ContentType::new("dcim.device").unwrap()];
-    let hooks: Vec<JobHook> = (0..100)
-        .map(|n| {
-            let hook = JobHook::new(format!("conditioned-{n}"), devices.clone(), JOB).on([Action::Update]);
-            let hook = hook.when(refusing_condition(n));
-            if n % 3 == 1 { hook.on_changes_of([format!("field_{:02}", (n + 7) % 30)]) } else { hook }
-        })
-        .collect();
+    let hooks = |distinct_patterns: bool| -> Vec<JobHook> {
+        (0..100)
+            .map(|n| {
+                let hook = JobHook::new(format!("conditioned-{n}"), devices.clone(), JOB).on([Action::Update]);
+                let hook = hook.when(refusing_condition(n, distinct_patterns));
+                if n % 3 == 1 { hook.on_changes_of([format!("field_{:02}", (n + 7) % 30)]) } else { hook }
+            })
+            .collect()
+    };
     let before = device(1, 1);
     let pending = PendingChange::new(Action::Update, &device(1, 2)).with_pre_data(before.data().clone());
     let change =
         ObjectChange::from_pending(ChangeId(1), jobhooks_model::OffsetDateTime::UNIX_EPOCH, &web(), pending, None);
     let mut group = c.benchmark_group("conditions");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("hooks100", |b| {
-        b.iter(|| {
-            let matched = match_hooks(ChangeContextKind::Web, &change, &hooks, |_| Some(&job));
-            assert!(matched.run.is_empty());
-            matched
-        })
-    });
+    for (name, distinct_patterns) in [("hooks100", false), ("hooks100_distinct_patterns", true)] {
+        let hooks = hooks(distinct_patterns);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let matched = match_hooks(ChangeContextKind::Web, &change, &hooks, |_| Some(&job));
+                assert!(matched.run.is_empty());
+                matched
+            })
+        });
+    }
     group.finish();
 }
 

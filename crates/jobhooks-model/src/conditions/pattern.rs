@@ -3,9 +3,13 @@
 //! - A pattern is compiled by the `regex` crate always, and, while the process's budget for them
 //!   lasts, to a dense DFA built ahead of time ([`regex_automata::dfa::dense`]). A change is
 //!   checked against many hooks' patterns over short strings, where the lazy DFA's cache and
-//!   per-search bookkeeping cost more than the matching; the ahead-built DFA has neither. A DFA
-//!   gives up on input it cannot decide (a Unicode word boundary over non-ASCII text); the regex
-//!   then answers.
+//!   per-search bookkeeping cost more than the matching; the ahead-built DFA has neither.
+//! - The DFA is built for ASCII text (its classes are then a few bytes wide, and its tables a
+//!   tenth of the Unicode ones: `\d` over Unicode is some 60 ranges of multi-byte sequences) and
+//!   gives up on the first byte of any other text; the regex then answers. Over ASCII text a
+//!   pattern read as ASCII matches exactly as read as Unicode: `\d`, `\w`, `\s`, `\b`, `.`,
+//!   negated classes and case folding agree on ASCII characters. A pattern that needs Unicode to
+//!   be read at all (`\p{Greek}`) has no DFA.
 //! - Text shorter than the shortest match is refused without a search.
 //! - The process compiles each distinct pattern once: hooks written with the same pattern share its
 //!   compiled form, in memory and in the processor's caches. A compiled pattern is freed with the
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use regex_automata::Anchored;
 use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::util::primitives::StateID;
-use regex_automata::util::start;
+use regex_automata::util::{start, syntax};
 
 /// The most memory one pattern's DFA may take; a pattern whose DFA is larger uses the regex alone.
 const DFA_SIZE_LIMIT: usize = 64 * 1024;
@@ -114,13 +118,18 @@ impl BudgetedDfa {
         if DFA_MEMORY.load(Ordering::Relaxed) >= DFA_BUDGET {
             return None;
         }
-        let config = dense::Config::new()
+        let mut config = dense::Config::new()
             .start_kind(StartKind::Anchored)
-            // A Unicode word boundary is decided over ASCII text; the DFA quits on other text.
-            .unicode_word_boundary(true)
             .dfa_size_limit(Some(DFA_SIZE_LIMIT))
             .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT));
-        let dfa = dense::Builder::new().configure(config).build(anchored).ok()?;
+        for byte in 0x80..=0xFF {
+            config = config.quit(byte, true);
+        }
+        let dfa = dense::Builder::new()
+            .configure(config)
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build(anchored)
+            .ok()?;
         let start = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)).ok()?;
         let size = dfa.memory_usage();
         let taken = DFA_MEMORY.fetch_add(size, Ordering::Relaxed);
@@ -173,16 +182,20 @@ mod tests {
 
     #[test]
     fn a_large_pattern_uses_the_regex_alone() {
-        let large = Pattern::new(r"\w{40}", 1 << 22).unwrap();
+        let large = Pattern::new(r"[a-z]{6000}", 1 << 22).unwrap();
         assert!(large.0.dfa.is_none());
-        assert!(large.is_match(&"é".repeat(40)) && !large.is_match(&"é".repeat(39)));
+        let text = "a".repeat(6000);
+        assert!(large.is_match(&text) && !large.is_match(&text[1..]));
     }
 
     #[test]
-    fn a_word_boundary_over_non_ascii_text_is_answered_by_the_regex() {
-        let pattern = Pattern::new(r"é\b", 1 << 20).unwrap();
-        assert!(pattern.0.dfa.is_some());
-        assert!(pattern.is_match("é ") && !pattern.is_match("éa") && !pattern.is_match("éé"));
+    fn non_ascii_text_is_answered_by_the_regex() {
+        let pattern = Pattern::new(r"sw-\d+\b", 1 << 20).unwrap();
+        assert!(pattern.0.dfa.as_ref().is_some_and(|dfa| dfa.dfa.memory_usage() < 4096), "ASCII tables are small");
+        assert!(pattern.is_match("sw-01 é") && pattern.is_match("sw-٣") && !pattern.is_match("sw-1é"));
+        let unicode_only = Pattern::new(r"\p{Greek}+", 1 << 20).unwrap();
+        assert!(unicode_only.0.dfa.is_none());
+        assert!(unicode_only.is_match("αβ") && !unicode_only.is_match("ab"));
     }
 
     #[test]
@@ -201,7 +214,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn patterns_answer_as_the_regex_crate(pattern in "(\\^|\\$|\\\\b|\\\\d|\\\\w|[aé.]|\\(a\\|é\\)|[*+?]){0,6}", text in "[aé1 .]{0,8}") {
+        fn patterns_answer_as_the_regex_crate(
+            pattern in "(\\^|\\$|\\\\b|\\\\B|\\\\d|\\\\D|\\\\w|\\\\W|\\\\s|\\(\\?i\\)|\\[\\^a\\]|[akKé.]|\\(a\\|é\\)|[*+?]){0,6}",
+            text in "[aAkK\\u{212A}é1٣ .\t_]{0,8}",
+        ) {
             if let Ok(compiled) = Pattern::new(&pattern, 1 << 20) {
                 prop_assert_eq!(compiled.is_match(&text), compiled.0.regex.is_match(&text), "{} on {:?}", pattern, text);
             }
