@@ -161,8 +161,8 @@ pub struct ConditionLeaf {
     op: ConditionOp,
     value: Value,
     negate: bool,
-    /// The value compiled for its operator: a pattern for `regex`.
-    compiled: Compiled,
+    /// The value as a compiled pattern, for `regex`.
+    pattern: Option<Pattern>,
     /// The top-level field the leaf reads, as it is looked up.
     field: LeafField,
 }
@@ -182,13 +182,6 @@ struct LeafField {
     added: bool,
     /// The field is never in the differences (`last_updated`).
     excluded: bool,
-}
-
-/// A leaf's value compiled for its operator, once, when the condition is read.
-#[derive(Debug, Clone)]
-enum Compiled {
-    Nothing,
-    Pattern(Pattern),
 }
 
 impl PartialEq for ConditionLeaf {
@@ -232,8 +225,7 @@ impl ConditionLeaf {
             Root::Postchange => input.snapshot(input.postchange, 1, &self.field, &self.path),
             Root::Differences => Some(input.difference(&self.field, &self.path)),
         };
-        let null = Value::Null;
-        let data: &Value = found.as_deref().unwrap_or(&null);
+        let data: &Value = found.as_deref().unwrap_or(&NULL);
         let result = match self.op {
             ConditionOp::Eq => loosely_equal(data, &self.value),
             ConditionOp::Gt => compare(data, &self.value) == Some(Ordering::Greater),
@@ -249,8 +241,8 @@ impl ConditionLeaf {
                 (Value::Object(fields), Value::String(key)) => fields.contains_key(key),
                 _ => false,
             },
-            ConditionOp::Regex => match (data, &self.compiled) {
-                (Value::String(text), Compiled::Pattern(pattern)) => pattern.is_match(text),
+            ConditionOp::Regex => match (data, &self.pattern) {
+                (Value::String(text), Some(pattern)) => pattern.is_match(text),
                 _ => false,
             },
         };
@@ -576,7 +568,7 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
         return Err(ConditionError::new(under(at, "value"), "This field is required."));
     };
     let here = under(at, "value");
-    let compiled = match (op, value) {
+    let pattern = match (op, value) {
         (ConditionOp::In, value) if !value.is_array() => {
             return Err(ConditionError::new(here, "`in` takes a list of values"));
         }
@@ -591,10 +583,10 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
             }
             let compiled = Pattern::new(pattern, REGEX_SIZE_LIMIT)
                 .map_err(|error| ConditionError::new(&here, format!("the pattern does not compile: {error}")))?;
-            Compiled::Pattern(compiled)
+            Some(compiled)
         }
         (ConditionOp::Regex, _) => return Err(ConditionError::new(here, "`regex` takes a pattern (a string)")),
-        _ => Compiled::Nothing,
+        _ => None,
     };
     let field = if root == Root::Differences { 1 } else { 0 };
     let name: Box<str> = path.get(field).map_or("", String::as_str).into();
@@ -605,7 +597,7 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
         rest: field + 1,
         added: path[0] == "added",
     };
-    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, compiled, field }))
+    Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, pattern, field }))
 }
 
 #[cfg(test)]
