@@ -50,6 +50,7 @@ use serde_json::{Map, Value};
 mod fields;
 mod pattern;
 
+pub(crate) use fields::FieldNumbers;
 use fields::{FieldKey, FieldTable, Member};
 use pattern::Pattern;
 
@@ -182,6 +183,72 @@ struct LeafField {
     added: bool,
     /// The field is never in the differences (`last_updated`).
     excluded: bool,
+    /// Its number in a [`FieldNumbering`], once a hook matcher has given it one.
+    number: Option<u32>,
+}
+
+impl LeafField {
+    /// The field `name`, read from its path at `rest - 1`; `added` under the differences.
+    fn new(name: &str, rest: usize, added: bool) -> Self {
+        Self {
+            key: FieldKey::of(name),
+            excluded: jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&name),
+            name: name.into(),
+            rest,
+            added,
+            number: None,
+        }
+    }
+}
+
+/// A hook's `changed_fields`, each numbered in a [`FieldNumbering`].
+#[derive(Debug, Clone)]
+pub(crate) struct NumberedFields(Vec<LeafField>);
+
+/// Numbers the top-level fields the conditions of many hooks read, so that a change finds each of
+/// them by name once and its leaves find it by number after that (see
+/// [`HookMatcher`](crate::HookMatcher)).
+#[derive(Debug, Default)]
+pub(crate) struct FieldNumbering {
+    numbers: FieldNumbers,
+}
+
+impl FieldNumbering {
+    /// The numbers given.
+    pub(crate) fn into_numbers(self) -> FieldNumbers {
+        self.numbers
+    }
+
+    fn number(&mut self, field: &mut LeafField) {
+        field.number = Some(self.numbers.number(&field.name));
+    }
+
+    /// `fields` (a hook's `changed_fields`), numbered.
+    pub(crate) fn fields(&mut self, fields: &[String]) -> NumberedFields {
+        NumberedFields(
+            fields
+                .iter()
+                .map(|name| {
+                    let mut field = LeafField::new(name, 1, false);
+                    self.number(&mut field);
+                    field
+                })
+                .collect(),
+        )
+    }
+
+    /// A copy of `condition` whose leaves read their fields by number.
+    pub(crate) fn condition(&mut self, condition: &Condition) -> Condition {
+        match condition {
+            Condition::And(all) => Condition::And(all.iter().map(|member| self.condition(member)).collect()),
+            Condition::Or(any) => Condition::Or(any.iter().map(|member| self.condition(member)).collect()),
+            Condition::Leaf(leaf) => {
+                let mut leaf = leaf.clone();
+                self.number(&mut leaf.field);
+                Condition::Leaf(leaf)
+            }
+        }
+    }
 }
 
 impl PartialEq for ConditionLeaf {
@@ -348,26 +415,35 @@ impl<'a> ConditionInput<'a> {
         Self { prechange, postchange, differences: OnceLock::new(), fields: RefCell::new(FieldTable::default()) }
     }
 
-    /// The top-level field `name` (whose key is `key`) of the prechange and the
-    /// postchange, where they are objects; found in the maps the first time, then kept.
-    fn member(&self, key: FieldKey, name: &str) -> [Option<&'a Value>; 2] {
-        self.kept_member(key, name, |member| member.values)
+    /// For a [`HookMatcher`](crate::HookMatcher) whose hooks read the fields `numbers` numbered.
+    pub(crate) fn numbered(
+        prechange: Option<&'a Value>,
+        postchange: Option<&'a Value>,
+        numbers: &'a FieldNumbers,
+    ) -> Self {
+        let fields = RefCell::new(FieldTable::numbered(numbers));
+        Self { prechange, postchange, differences: OnceLock::new(), fields }
     }
 
-    /// Whether the top-level field `name` (whose key is `key`) differs between the
-    /// prechange and the postchange (a missing value counts), and its value on `side`; the
-    /// comparison is made once per change and field.
-    fn member_differs(&self, key: FieldKey, name: &str, side: usize) -> (bool, Option<&'a Value>) {
-        self.kept_member(key, name, |member| {
+    /// The top-level `field` of the prechange (`side` 0) or the postchange (1), where it is an
+    /// object; found in the maps the first time, then kept.
+    fn member(&self, field: &LeafField, side: usize) -> Option<&'a Value> {
+        self.kept_member(field, |member| member.values[side])
+    }
+
+    /// Whether the top-level `field` differs between the prechange and the postchange (a missing
+    /// value counts), and its value on `side`; the comparison is made once per change and field.
+    fn member_differs(&self, field: &LeafField, side: usize) -> (bool, Option<&'a Value>) {
+        self.kept_member(field, |member| {
             let differs = *member.differs.get_or_insert_with(|| member.values[0] != member.values[1]);
             (differs, member.values[side])
         })
     }
 
-    /// Runs `read` on the field `name` (whose key is `key`), kept once read.
-    fn kept_member<R>(&self, key: FieldKey, name: &str, read: impl FnOnce(&mut Member<'a>) -> R) -> R {
+    /// Runs `read` on `field`, kept once read.
+    fn kept_member<R>(&self, field: &LeafField, read: impl FnOnce(&mut Member<'a>) -> R) -> R {
         let sides = [self.prechange, self.postchange].map(|snapshot| snapshot.and_then(Value::as_object));
-        self.fields.borrow_mut().read(sides, key, name, read)
+        self.fields.borrow_mut().read(sides, field.key, &field.name, field.number, read)
     }
 
     /// The value at `path` (whose first member is `field`) under `snapshot` (side 0 the prechange,
@@ -381,10 +457,9 @@ impl<'a> ConditionInput<'a> {
         path: &[String],
     ) -> Option<Cow<'a, Value>> {
         match snapshot? {
-            Value::Object(_) => Some(
-                self.member(field.key, &field.name)[side]
-                    .map_or(Cow::Borrowed(&NULL), |value| resolve(value, &path[field.rest..])),
-            ),
+            Value::Object(_) => {
+                Some(self.member(field, side).map_or(Cow::Borrowed(&NULL), |value| resolve(value, &path[field.rest..])))
+            }
             data => Some(resolve(data, path)),
         }
     }
@@ -406,12 +481,27 @@ impl<'a> ConditionInput<'a> {
     /// differences' `added` or `removed`.
     pub fn changed_any(&self, fields: &[String]) -> bool {
         if self.both_objects().is_some() {
-            // A key is in the differences exactly when its values differ (a missing value counts).
-            return fields.iter().any(|field| {
-                !jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&field.as_str())
-                    && self.member_differs(FieldKey::of(field), field, 0).0
-            });
+            return self.any_differs(fields.iter().map(|name| LeafField::new(name, 1, false)));
         }
+        self.changed_in_differences(fields)
+    }
+
+    /// [`ConditionInput::changed_any`] for fields a hook matcher numbered.
+    pub(crate) fn changed_any_numbered(&self, fields: &NumberedFields, names: &[String]) -> bool {
+        if self.both_objects().is_some() {
+            return self.any_differs(fields.0.iter());
+        }
+        self.changed_in_differences(names)
+    }
+
+    /// Whether one of `fields` differs between the snapshots, both objects.
+    fn any_differs<F: std::borrow::Borrow<LeafField>>(&self, fields: impl IntoIterator<Item = F>) -> bool {
+        // A key is in the differences exactly when its values differ (a missing value counts).
+        fields.into_iter().any(|field| !field.borrow().excluded && self.member_differs(field.borrow(), 0).0)
+    }
+
+    /// Whether one of `fields` is a key of the differences' `added` or `removed`.
+    fn changed_in_differences(&self, fields: &[String]) -> bool {
         let differences = self.differences();
         let changed =
             |side: &str, field: &str| differences[side].as_object().is_some_and(|keys| keys.contains_key(field));
@@ -427,7 +517,7 @@ impl<'a> ConditionInput<'a> {
             if field.excluded {
                 return Cow::Borrowed(&NULL);
             }
-            let value = match self.member_differs(field.key, &field.name, usize::from(field.added)) {
+            let value = match self.member_differs(field, usize::from(field.added)) {
                 (true, value) => value,
                 (false, _) => None,
             };
@@ -589,14 +679,7 @@ fn parse(json: &Value, at: &str, depth: usize, leaves: &mut usize) -> Result<Con
         _ => None,
     };
     let field = if root == Root::Differences { 1 } else { 0 };
-    let name: Box<str> = path.get(field).map_or("", String::as_str).into();
-    let field = LeafField {
-        key: FieldKey::of(&name),
-        excluded: jobhooks_diff::EXCLUDED_FROM_DIFF.contains(&&*name),
-        name,
-        rest: field + 1,
-        added: path[0] == "added",
-    };
+    let field = LeafField::new(path.get(field).map_or("", String::as_str), field + 1, path[0] == "added");
     Ok(Condition::Leaf(ConditionLeaf { root, path, op, value: value.clone(), negate, pattern, field }))
 }
 
@@ -655,10 +738,12 @@ mod tests {
         for _ in 0..2 {
             for n in 0..100 {
                 let name = format!("f{n}");
-                assert_eq!(input.member(FieldKey::of(&name), &name), [pre.get(&name), post.get(&name)], "{name}");
+                let field = LeafField::new(&name, 1, false);
+                assert_eq!([0, 1].map(|side| input.member(&field, side)), [pre.get(&name), post.get(&name)], "{name}");
                 assert_eq!(input.changed_any(std::slice::from_ref(&name)), n != n % 2, "{name}");
             }
-            assert_eq!(input.member(FieldKey::of("absent"), "absent"), [None, None]);
+            let absent = LeafField::new("absent", 1, false);
+            assert_eq!([0, 1].map(|side| input.member(&absent, side)), [None, None]);
         }
     }
 

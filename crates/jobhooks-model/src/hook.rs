@@ -371,35 +371,17 @@ pub fn validate_hook<'a>(
 /// the order given, except those whose job is not installed and enabled, which are returned apart
 /// (to be logged with `JobHook {hook} is enabled, but the underlying Job {job} is not installed and
 /// enabled`). The change's differences are computed once, and only if a hook reads them.
+///
+/// A store that matches many changes against the same hooks keeps them as a
+/// [`HookMatcher`](crate::HookMatcher), which gives the same answer with less work per change.
 pub fn match_hooks<'a>(
     context: ChangeContextKind,
     change: &ObjectChange,
     hooks: impl IntoIterator<Item = &'a JobHook>,
     job: impl Fn(&str) -> Option<&'a JobRecord>,
 ) -> HookMatches<'a> {
-    let mut matches = HookMatches::default();
-    if context == ChangeContextKind::JobHook {
-        return matches;
-    }
-    let input = ConditionInput::of(change);
-    for hook in hooks {
-        let wanted = hook.enabled
-            && hook.fires_on(change.action)
-            && hook
-                .content_types
-                .iter()
-                .any(|ct| crate::short_text::same(ct.as_str(), change.changed_object_type.as_str()))
-            && hook.admits(change.action, &input);
-        if !wanted {
-            continue;
-        }
-        if job(&hook.job).is_some_and(JobRecord::is_runnable) {
-            matches.run.push(hook);
-        } else {
-            matches.skipped.push(hook);
-        }
-    }
-    matches
+    let matcher = crate::HookMatcher::new(hooks);
+    matcher.sorted_matches(context, change, |index| matcher.hooks()[index], job)
 }
 
 /// What [`match_hooks`] found.

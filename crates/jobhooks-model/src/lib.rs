@@ -30,6 +30,7 @@ mod ident;
 mod job;
 mod lifecycle;
 mod login;
+mod matcher;
 mod nautobot;
 mod object;
 pub mod ports;
@@ -71,6 +72,7 @@ pub use login::{
     LoginRefused, LoginSession, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, OpenedLogin, PasswordCost, PasswordHash,
     PasswordRefused, validate_new_login,
 };
+pub use matcher::HookMatcher;
 pub use nautobot::{
     JobMapping, NAUTOBOT_DETAIL, NautobotCatalog, NautobotCatalogError, NautobotDelivery, Unmapped,
     read_nautobot_catalog,

@@ -1,12 +1,6 @@
-//! Equality of short strings (field names, content types) without a call to `memcmp`: matching a
-//! change against many hooks compares such names hundreds of times, and for strings of a few
-//! bytes the call costs more than the comparison.
-
-/// Whether `left` and `right` hold the same bytes.
-#[inline]
-pub(crate) fn same(left: &str, right: &str) -> bool {
-    same_bytes(left.as_bytes(), right.as_bytes())
-}
+//! Equality of short byte strings (field names) without a call to `memcmp`: a change's conditions
+//! compare such names many times, and for strings of a few bytes the call costs more than the
+//! comparison.
 
 /// Whether `left` and `right` are the same bytes.
 #[inline]
@@ -27,8 +21,8 @@ mod tests {
     proptest! {
         #[test]
         fn same_is_string_equality(left in "[ab]{0,20}", right in "[ab]{0,20}") {
-            prop_assert_eq!(super::same(&left, &right), left == right);
-            prop_assert!(super::same(&left, &left.clone()));
+            prop_assert_eq!(super::same_bytes(left.as_bytes(), right.as_bytes()), left == right);
+            prop_assert!(super::same_bytes(left.as_bytes(), left.clone().as_bytes()));
         }
     }
 }

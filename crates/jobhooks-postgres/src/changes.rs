@@ -6,8 +6,8 @@ use std::sync::LazyLock;
 
 use jobhooks_model::ports::{ChangePage, ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
-    Action, BackendError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, JobRecord,
-    JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, PendingChange, RunId, StorageFailure, match_hooks,
+    Action, BackendError, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, HookMatcher, JobInputs,
+    JobRecord, JobStatus, Object, ObjectChange, ObjectRef, OffsetDateTime, PendingChange, RunId, StorageFailure,
 };
 use tokio_postgres::Row;
 
@@ -175,12 +175,13 @@ async fn stage(
         );
     }
     let jobs: HashMap<&str, &JobRecord> = jobs.iter().map(|job| (job.class_path.as_str(), job)).collect();
+    let matcher = HookMatcher::new(&hooks);
     let mut staged = Vec::with_capacity(pending.len());
     let mut matched = Vec::with_capacity(pending.len());
     for ((index, change), id) in pending.into_iter().zip(ids) {
         let context = &commits[index].context;
         let record = ObjectChange::from_pending(id, now, context, change.clone(), None);
-        let matches = match_hooks(context.kind, &record, &hooks, |job| jobs.get(job).copied());
+        let matches = matcher.matches(context.kind, &record, |job| jobs.get(job).copied());
         for hook in &matches.skipped {
             let (name, job) = (&hook.name, &hook.job);
             tracing::warn!(

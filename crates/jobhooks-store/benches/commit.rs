@@ -14,8 +14,8 @@
 //!   Every commit is timed on its own, and the median of each store goes to
 //!   `$JOBHOOKS_BENCH_OUT/match.json` (printed when that is unset).
 //!
-//! - `conditions/hooks100`: [`match_hooks`] deciding one 30-field device update against 100 hooks
-//!   on devices, each with a condition (a third of them read the differences, a third list changed
+//! - `conditions/hooks100`: a [`HookMatcher`] (as the store keeps one per content type and action)
+//!   deciding one 30-field device update against 100 hooks on devices, each with a condition (a third of them read the differences, a third list changed
 //!   fields and match a regex), none of which admits it: what conditions cost a change when every
 //!   hook on its type has one. The regex hooks share one pattern, and so its compiled form.
 //!   `conditions/hooks100_distinct_patterns` is the same with a pattern of its own per hook (of the
@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use jobhooks_model::ports::{Catalog, ChangeStore, ObjectWrites};
 use jobhooks_model::{
-    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, Condition, ContentType, JobHook, JobKind, JobRecord,
-    JobSpec, Object, ObjectChange, ObjectRef, PendingChange, json, match_hooks,
+    Action, ChangeContext, ChangeContextKind, ChangeId, ChangeSet, Condition, ContentType, HookMatcher, JobHook,
+    JobKind, JobRecord, JobSpec, Object, ObjectChange, ObjectRef, PendingChange, json,
 };
 use jobhooks_store::{Durability, FlushCoordinator, Store, StoreConfig};
 
@@ -137,10 +137,10 @@ fn bench_conditions(c: &mut Criterion) {
     let mut group = c.benchmark_group("conditions");
     group.throughput(Throughput::Elements(1));
     for (name, distinct_patterns) in [("hooks100", false), ("hooks100_distinct_patterns", true)] {
-        let hooks = hooks(distinct_patterns);
+        let hooks = HookMatcher::new(hooks(distinct_patterns));
         group.bench_function(name, |b| {
             b.iter(|| {
-                let matched = match_hooks(ChangeContextKind::Web, &change, &hooks, |_| Some(&job));
+                let matched = hooks.matches(ChangeContextKind::Web, &change, |_| Some(&job));
                 assert!(matched.run.is_empty());
                 matched
             })

@@ -1,13 +1,15 @@
 //! The catalog: job records, hooks, buttons and users, cached in memory and validated on write.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use jobhooks_model::OffsetDateTime;
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::{
-    Action, ApiToken, CatalogError, ContentType, JobButton, JobButtonPatch, JobHook, JobHookPatch, JobRecord,
-    JobRestoreReport, JobSpec, JobSyncPlan, LoginSession, PasswordHash, StorageFailure, SyncMode, SyncReport, User,
-    plan_job_restore, plan_job_sync, validate_button, validate_hook, validate_name, validate_new_token,
+    Action, ApiToken, CatalogError, ContentType, HookMatcher, JobButton, JobButtonPatch, JobHook, JobHookPatch,
+    JobRecord, JobRestoreReport, JobSpec, JobSyncPlan, LoginSession, PasswordHash, StorageFailure, SyncMode,
+    SyncReport, User, plan_job_restore, plan_job_sync, validate_button, validate_hook, validate_name,
+    validate_new_token,
 };
 
 use crate::disk::Stored;
@@ -26,7 +28,15 @@ pub(crate) struct CatalogCache {
     tokens: BTreeMap<String, ApiToken>,
     pub(crate) passwords: BTreeMap<String, PasswordHash>,
     pub(crate) logins: BTreeMap<String, LoginSession>,
-    hook_index: HashMap<(ContentType, Action), BTreeSet<String>>,
+    hook_index: HashMap<(ContentType, Action), IndexedHooks>,
+}
+
+/// The hooks on one content type and action.
+#[derive(Default, Clone)]
+struct IndexedHooks {
+    names: BTreeSet<String>,
+    /// Those hooks prepared for matching; built when a change first needs it after they changed.
+    matcher: OnceLock<Arc<HookMatcher>>,
 }
 
 fn load_all<T: Stored>(
@@ -62,7 +72,9 @@ impl CatalogCache {
     fn index_hook(&mut self, hook: JobHook) {
         for content_type in &hook.content_types {
             for action in hook.events() {
-                self.hook_index.entry((content_type.clone(), action)).or_default().insert(hook.name.clone());
+                let indexed = self.hook_index.entry((content_type.clone(), action)).or_default();
+                indexed.names.insert(hook.name.clone());
+                indexed.matcher = OnceLock::new();
             }
         }
         self.hooks.insert(hook.name.clone(), hook);
@@ -72,8 +84,9 @@ impl CatalogCache {
         let hook = self.hooks.remove(name)?;
         for content_type in &hook.content_types {
             for action in hook.events() {
-                if let Some(names) = self.hook_index.get_mut(&(content_type.clone(), action)) {
-                    names.remove(name);
+                if let Some(indexed) = self.hook_index.get_mut(&(content_type.clone(), action)) {
+                    indexed.names.remove(name);
+                    indexed.matcher = OnceLock::new();
                 }
             }
         }
@@ -88,13 +101,14 @@ impl CatalogCache {
         self.users.get(username)
     }
 
-    /// The hooks with `content_type` and `action`'s flag set, enabled or not, by name.
-    pub fn hooks_for(&self, content_type: &ContentType, action: Action) -> impl Iterator<Item = &JobHook> {
-        self.hook_index
-            .get(&(content_type.clone(), action))
-            .into_iter()
-            .flatten()
-            .filter_map(|name| self.hooks.get(name))
+    /// The hooks with `content_type` and `action`'s flag set, enabled or not, by name, prepared
+    /// for matching; `None` when there are none.
+    pub fn hooks_for(&self, content_type: &ContentType, action: Action) -> Option<&HookMatcher> {
+        let indexed = self.hook_index.get(&(content_type.clone(), action))?;
+        let matcher = indexed.matcher.get_or_init(|| {
+            Arc::new(HookMatcher::new(indexed.names.iter().filter_map(|name| self.hooks.get(name)).cloned()))
+        });
+        Some(matcher)
     }
 
     /// Writes a job sync's or a job restore's plan; returns its report.

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use jobhooks_model::ports::{ChangePage, ChangeStore, CommitReceipt, ObjectReader, ObjectWrites};
 use jobhooks_model::{
     Action, ChangeContext, ChangeError, ChangeId, ChangeSet, ContentType, JobInputs, Object, ObjectChange, ObjectRef,
-    OffsetDateTime, RunId, StorageFailure, match_hooks,
+    OffsetDateTime, RunId, StorageFailure,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -97,10 +97,10 @@ impl Store {
     ) -> Result<Vec<RunId>, StorageFailure> {
         let catalog = self.catalog();
         // The catalog indexes hooks by content type and action: the rule sees only candidates.
-        let matches =
-            match_hooks(context.kind, record, catalog.hooks_for(&record.changed_object_type, record.action), |job| {
-                catalog.job(job)
-            });
+        let matches = catalog
+            .hooks_for(&record.changed_object_type, record.action)
+            .map(|hooks| hooks.matches(context.kind, record, |job| catalog.job(job)))
+            .unwrap_or_default();
         for hook in &matches.skipped {
             let (name, job) = (&hook.name, &hook.job);
             tracing::warn!(

@@ -6,6 +6,9 @@
 //! that way, every field of both snapshots is put in the table in one pass, which costs less than
 //! searching the maps for each of many fields; from then on a field the table lacks is in neither
 //! snapshot. A change no condition reads costs nothing: the table is allocated on the first read.
+//!
+//! A [`HookMatcher`](crate::HookMatcher) numbers the fields its hooks read; once read, a numbered
+//! field is found by its number, without hashing its name again.
 
 use serde_json::{Map, Value};
 
@@ -47,112 +50,230 @@ pub(super) struct Member<'a> {
     pub(super) differs: Option<bool>,
 }
 
-/// The fields read so far; see the module's doc.
-#[derive(Debug, Default)]
-pub(super) struct FieldTable<'a> {
-    /// Open addressing with linear probing; a slot is the top bits of the hash. At most half full.
-    slots: Vec<Option<Member<'a>>>,
-    len: usize,
-    /// Fields looked up in the maps one by one.
-    misses: usize,
-    /// Every field of both snapshots is in the table.
-    complete: bool,
+impl<'a> Member<'a> {
+    /// A field neither snapshot has.
+    fn absent(key: FieldKey) -> Self {
+        Self { key, name: "", values: [None, None], differs: None }
+    }
 }
 
-impl<'a> FieldTable<'a> {
-    /// Runs `read` on the field `name` (whose key is `key`) of the snapshots `sides` (the
-    /// prechange and the postchange, where they are objects).
-    pub(super) fn read<R>(
-        &mut self,
-        sides: [Option<&'a Map<String, Value>>; 2],
-        key: FieldKey,
-        name: &str,
-        read: impl FnOnce(&mut Member<'a>) -> R,
-    ) -> R {
-        if self.slots.is_empty() {
-            self.slots.resize(FIRST_SLOTS, None);
-        }
-        if let Some(slot) = self.find(key, name) {
-            return read(self.slots[slot].as_mut().expect("found slots are full"));
-        }
-        if self.complete {
-            return read(&mut Member { key, name: "", values: [None, None], differs: None });
-        }
-        self.misses += 1;
-        if self.misses > INDEX_AFTER_MISSES {
-            self.index_all(sides);
-            return self.read(sides, key, name, read);
-        }
-        let found = sides.map(|side| side.and_then(|fields| fields.get_key_value(name)));
-        let values = found.map(|side| side.map(|(_, value)| value));
-        match found.into_iter().flatten().next() {
-            Some((found_name, _)) => {
-                let slot = self.insert(Member { key, name: found_name.as_str(), values, differs: None });
-                read(self.slots[slot].as_mut().expect("inserted slots are full"))
-            }
-            // A field neither side has is looked up again each time: it has no name to keep here.
-            None => read(&mut Member { key, name: "", values, differs: None }),
-        }
-    }
+/// An empty slot of a [`NameIndex`].
+const EMPTY: u32 = u32::MAX;
 
-    /// The slot holding `name` (whose key is `key`).
-    fn find(&self, key: FieldKey, name: &str) -> Option<usize> {
+/// Names found by their [`FieldKey`]: open addressing with linear probing over the indexes of
+/// entries kept elsewhere, a name's first slot being the top bits of its hash; at most half full.
+#[derive(Debug, Default, Clone)]
+struct NameIndex {
+    slots: Vec<u32>,
+}
+
+impl NameIndex {
+    /// The index of the entry named `name` (whose key is `key`); `entry` gives an entry's key and
+    /// name.
+    fn find<'n>(&self, key: FieldKey, name: &str, entry: impl Fn(u32) -> (FieldKey, &'n str)) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
         let mask = self.slots.len() - 1;
         let mut slot = self.home(key.hash);
-        while let Some(member) = &self.slots[slot] {
-            if member.key == key
-                && (key.len <= 8 || crate::short_text::same_bytes(&member.name.as_bytes()[8..], &name.as_bytes()[8..]))
+        while self.slots[slot] != EMPTY {
+            let at = self.slots[slot];
+            let (found, found_name) = entry(at);
+            if found == key
+                && (key.len <= 8 || crate::short_text::same_bytes(&found_name.as_bytes()[8..], &name.as_bytes()[8..]))
             {
-                return Some(slot);
+                return Some(at);
             }
             slot = (slot + 1) & mask;
         }
         None
     }
 
+    /// Makes room for `count` entries, placing again the `placed` entries already in, whose hashes
+    /// `hash` gives.
+    fn reserve(&mut self, count: usize, placed: usize, hash: impl Fn(usize) -> u64) {
+        if count * 2 <= self.slots.len() {
+            return;
+        }
+        self.slots = vec![EMPTY; (count * 2).next_power_of_two().max(FIRST_SLOTS)];
+        for at in 0..placed {
+            self.place(hash(at), at);
+        }
+    }
+
+    /// Puts the entry at `at`, whose hash is `hash`, in its slot (after a [`NameIndex::reserve`]).
+    fn place(&mut self, hash: u64, at: usize) {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(hash);
+        while self.slots[slot] != EMPTY {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = u32::try_from(at).expect("fewer than 2^32 names");
+    }
+
     /// Where a hash's probe starts.
     fn home(&self, hash: u64) -> usize {
         (hash >> (u64::BITS - self.slots.len().trailing_zeros())) as usize
     }
+}
 
-    /// Keeps `member` (not in the table yet), growing the table to stay at most half full; its slot.
-    fn insert(&mut self, member: Member<'a>) -> usize {
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.resize(self.slots.len() * 2);
+/// Numbers for the top-level fields many conditions read (a [`HookMatcher`](crate::HookMatcher)'s).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FieldNumbers {
+    /// The numbered fields, by number.
+    names: Vec<(FieldKey, Box<str>)>,
+    index: NameIndex,
+}
+
+impl FieldNumbers {
+    /// The number of the field `name`, given it if it has none.
+    pub(super) fn number(&mut self, name: &str) -> u32 {
+        let key = FieldKey::of(name);
+        if let Some(number) = self.get(key, name) {
+            return number;
         }
-        let mask = self.slots.len() - 1;
-        let mut slot = self.home(member.key.hash);
-        while self.slots[slot].is_some() {
-            slot = (slot + 1) & mask;
-        }
-        self.slots[slot] = Some(member);
-        self.len += 1;
-        slot
+        let names = &self.names;
+        self.index.reserve(names.len() + 1, names.len(), |at| names[at].0.hash);
+        self.index.place(key.hash, self.names.len());
+        self.names.push((key, name.into()));
+        u32::try_from(self.names.len() - 1).expect("fewer than 2^32 names")
     }
 
-    /// Moves the table to `slots` slots (a power of two, more than twice its fields).
-    fn resize(&mut self, slots: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![None; slots]);
-        self.len = 0;
-        for kept in old.into_iter().flatten() {
-            self.insert(kept);
+    /// The number of the field `name` (whose key is `key`).
+    fn get(&self, key: FieldKey, name: &str) -> Option<u32> {
+        self.index.find(key, name, |at| {
+            let (key, name) = &self.names[at as usize];
+            (*key, &**name)
+        })
+    }
+
+    /// How many fields are numbered.
+    pub(super) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// The fields read so far; see the module's doc.
+#[derive(Debug, Default)]
+pub(super) struct FieldTable<'a> {
+    /// The fields found by name, in the order they were.
+    members: Vec<Member<'a>>,
+    /// `members` by name.
+    index: NameIndex,
+    /// Fields looked up in the maps one by one.
+    misses: usize,
+    /// Every field of both snapshots is in the table.
+    complete: bool,
+    /// The numbers of the fields the conditions reading this change read, if they were numbered.
+    numbers: Option<&'a FieldNumbers>,
+    /// The numbered fields, by number, once read (all at once when that costs less).
+    numbered: Vec<Option<Member<'a>>>,
+}
+
+impl<'a> FieldTable<'a> {
+    /// A table for a change read through conditions whose fields `numbers` numbered.
+    pub(super) fn numbered(numbers: &'a FieldNumbers) -> Self {
+        Self { numbers: Some(numbers), numbered: vec![None; numbers.len()], ..Self::default() }
+    }
+
+    /// Runs `read` on the field `name` (whose key is `key`, and number `number` if it has one) of
+    /// the snapshots `sides` (the prechange and the postchange, where they are objects).
+    pub(super) fn read<R>(
+        &mut self,
+        sides: [Option<&'a Map<String, Value>>; 2],
+        key: FieldKey,
+        name: &str,
+        number: Option<u32>,
+        read: impl FnOnce(&mut Member<'a>) -> R,
+    ) -> R {
+        if let Some(number) = number.map(|number| number as usize).filter(|&number| number < self.numbered.len()) {
+            if self.numbered[number].is_none() {
+                self.read_numbered(sides, key, name, number);
+            }
+            return read(self.numbered[number].as_mut().expect("a numbered field is read before it is used"));
         }
+        match self.lookup(sides, key, name) {
+            Some(at) => read(&mut self.members[at as usize]),
+            None => read(&mut Member::absent(key)),
+        }
+    }
+
+    /// Reads the field `name` (whose key is `key`) numbered `number`: every numbered field at once,
+    /// in one pass over the snapshots, when there are enough of them that this costs less than
+    /// searching the maps for each (a search takes about as long as eight steps of the pass).
+    fn read_numbered(&mut self, sides: [Option<&'a Map<String, Value>>; 2], key: FieldKey, name: &str, number: usize) {
+        let numbers = self.numbers.expect("only a numbered table has numbered fields");
+        let in_snapshots = sides.iter().flatten().map(|fields| fields.len()).sum::<usize>();
+        if in_snapshots > 8 * self.numbered.len() {
+            let values = sides.map(|side| side.and_then(|fields| fields.get(name)));
+            self.numbered[number] = Some(Member { key, name: "", values, differs: None });
+            return;
+        }
+        for member in &mut self.numbered {
+            member.get_or_insert(Member::absent(key));
+        }
+        for (side, fields) in sides.iter().enumerate() {
+            for (name, value) in fields.iter().flat_map(|fields| fields.iter()) {
+                if let Some(number) = numbers.get(FieldKey::of(name), name) {
+                    self.numbered[number as usize].as_mut().expect("every numbered field is read").values[side] =
+                        Some(value);
+                }
+            }
+        }
+    }
+
+    /// The index of the member `name` (whose key is `key`), or `None` if neither side has it.
+    fn lookup(&mut self, sides: [Option<&'a Map<String, Value>>; 2], key: FieldKey, name: &str) -> Option<u32> {
+        if let Some(at) = self.find(key, name) {
+            return Some(at);
+        }
+        if self.complete {
+            return None;
+        }
+        self.misses += 1;
+        if self.misses > INDEX_AFTER_MISSES {
+            self.index_all(sides);
+            return self.find(key, name);
+        }
+        let found = sides.map(|side| side.and_then(|fields| fields.get_key_value(name)));
+        let values = found.map(|side| side.map(|(_, value)| value));
+        // A field neither side has is looked up again each time: it has no name to keep here.
+        let (found_name, _) = found.into_iter().flatten().next()?;
+        Some(self.insert(Member { key, name: found_name.as_str(), values, differs: None }))
+    }
+
+    /// The index of the member `name` (whose key is `key`).
+    fn find(&self, key: FieldKey, name: &str) -> Option<u32> {
+        self.index.find(key, name, |at| {
+            let member = &self.members[at as usize];
+            (member.key, member.name)
+        })
+    }
+
+    /// Keeps `member` (not in the table yet); its index.
+    fn insert(&mut self, member: Member<'a>) -> u32 {
+        self.reserve(self.members.len() + 1);
+        self.index.place(member.key.hash, self.members.len());
+        self.members.push(member);
+        u32::try_from(self.members.len() - 1).expect("a change has fewer than 2^32 fields")
+    }
+
+    /// Makes room for `count` members.
+    fn reserve(&mut self, count: usize) {
+        let members = &self.members;
+        self.index.reserve(count, members.len(), |at| members[at].key.hash);
     }
 
     /// Puts every field of both snapshots in the table.
     fn index_all(&mut self, sides: [Option<&'a Map<String, Value>>; 2]) {
-        let most = sides.iter().flatten().map(|fields| fields.len()).sum::<usize>() + self.len;
-        if most * 2 > self.slots.len() {
-            self.resize((most * 2).next_power_of_two());
-        }
+        let most = sides.iter().flatten().map(|fields| fields.len()).sum::<usize>() + self.members.len();
+        self.reserve(most);
+        self.members.reserve(most - self.members.len());
         for (side, fields) in sides.iter().enumerate() {
             for (name, value) in fields.iter().flat_map(|fields| fields.iter()) {
                 let key = FieldKey::of(name);
                 match self.find(key, name) {
-                    Some(slot) => {
-                        let member = self.slots[slot].as_mut().expect("found slots are full");
-                        member.values[side] = Some(value);
-                    }
+                    Some(at) => self.members[at as usize].values[side] = Some(value),
                     None => {
                         let mut values = [None, None];
                         values[side] = Some(value);
@@ -199,9 +320,16 @@ mod tests {
             reads in prop::collection::vec("[ab]{1,10}", 0..60),
         ) {
             let (pre, post) = (json!(pre), json!(post));
-            let mut table = FieldTable::default();
-            for name in reads.iter().chain(&reads) {
-                let values = table.read([object(&pre), object(&post)], FieldKey::of(name), name, |member| member.values);
+            // Half the reads are by a number, as a hook matcher gives; few numbered fields are read
+            // one by one, many all at once.
+            let mut numbers = FieldNumbers::default();
+            let numbered: Vec<Option<u32>> =
+                reads.iter().enumerate().map(|(index, name)| (index % 2 == 0).then(|| numbers.number(name))).collect();
+            let mut table = FieldTable::numbered(&numbers);
+            for (name, number) in reads.iter().zip(&numbered).chain(reads.iter().zip(&numbered).rev()) {
+                let number = *number;
+                let values =
+                    table.read([object(&pre), object(&post)], FieldKey::of(name), name, number, |member| member.values);
                 prop_assert_eq!(values, [pre.get(name), post.get(name)], "{}", name);
             }
         }
@@ -214,10 +342,11 @@ mod tests {
         let mut table = FieldTable::default();
         for n in 0..300 {
             for name in [format!("f{n}"), format!("g{n}"), format!("h{n}")] {
-                let values = table.read([Some(&pre), Some(&post)], FieldKey::of(&name), &name, |member| member.values);
+                let values =
+                    table.read([Some(&pre), Some(&post)], FieldKey::of(&name), &name, None, |member| member.values);
                 assert_eq!(values, [pre.get(&name), post.get(&name)], "{name}");
             }
         }
-        assert!(table.complete && table.len == 600 && table.slots.len() >= 1200);
+        assert!(table.complete && table.members.len() == 600 && table.index.slots.len() >= 1200);
     }
 }
