@@ -287,12 +287,16 @@ impl ConditionLeaf {
     }
 
     fn holds(&self, input: &ConditionInput<'_>) -> bool {
-        let found = match self.root {
+        let (found, below) = match self.root {
             Root::Prechange => input.snapshot(input.prechange, 0, &self.field, &self.path),
             Root::Postchange => input.snapshot(input.postchange, 1, &self.field, &self.path),
-            Root::Differences => Some(input.difference(&self.field, &self.path)),
+            Root::Differences => input.difference(&self.field, &self.path),
         };
-        let data: &Value = found.as_deref().unwrap_or(&NULL);
+        if below.is_empty() { self.test(found) } else { self.test(&resolve(found, below)) }
+    }
+
+    /// Whether the leaf holds of `data`, the value at its path.
+    fn test(&self, data: &Value) -> bool {
         let result = match self.op {
             ConditionOp::Eq => loosely_equal(data, &self.value),
             ConditionOp::Gt => compare(data, &self.value) == Some(Ordering::Greater),
@@ -446,21 +450,22 @@ impl<'a> ConditionInput<'a> {
         self.fields.borrow_mut().read(sides, field.key, &field.name, field.number, read)
     }
 
-    /// The value at `path` (whose first member is `field`) under `snapshot` (side 0 the prechange,
-    /// 1 the postchange), its first field found through [`ConditionInput::member`]; `None` when
-    /// there is no such snapshot.
-    fn snapshot(
+    /// Where `path` (whose first member is `field`) leads under `snapshot` (side 0 the prechange,
+    /// 1 the postchange): a value and the part of the path still to follow from it ([`resolve`]).
+    /// Its first field is found through [`ConditionInput::member`]; no snapshot reads as `null`.
+    fn snapshot<'p>(
         &self,
         snapshot: Option<&'a Value>,
         side: usize,
         field: &LeafField,
-        path: &[String],
-    ) -> Option<Cow<'a, Value>> {
-        match snapshot? {
-            Value::Object(_) => {
-                Some(self.member(field, side).map_or(Cow::Borrowed(&NULL), |value| resolve(value, &path[field.rest..])))
+        path: &'p [String],
+    ) -> (&'a Value, &'p [String]) {
+        match snapshot {
+            None => (&NULL, &[]),
+            Some(Value::Object(_)) => {
+                self.member(field, side).map_or((&NULL, &[]), |value| (value, &path[field.rest..]))
             }
-            data => Some(resolve(data, path)),
+            Some(data) => (data, path),
         }
     }
 
@@ -508,22 +513,23 @@ impl<'a> ConditionInput<'a> {
         fields.iter().any(|field| changed("added", field) || changed("removed", field))
     }
 
-    /// The value at `path` (`added.…` or `removed.…`) under the differences. When both snapshots
-    /// are objects and the path names a key, it is read from them key by key, as the differences
-    /// would hold it, without building the differences.
-    fn difference(&self, field: &LeafField, path: &[String]) -> Cow<'_, Value> {
+    /// Where `path` (`added.…` or `removed.…`) leads under the differences, as
+    /// [`ConditionInput::snapshot`]. When both snapshots are objects and the path names a key, it
+    /// is read from them key by key, as the differences would hold it, without building the
+    /// differences.
+    fn difference<'p>(&self, field: &LeafField, path: &'p [String]) -> (&Value, &'p [String]) {
         // `differences.added` alone is the whole of one side.
         if self.both_objects().is_some() && path.len() >= field.rest {
             if field.excluded {
-                return Cow::Borrowed(&NULL);
+                return (&NULL, &[]);
             }
             let value = match self.member_differs(field, usize::from(field.added)) {
                 (true, value) => value,
                 (false, _) => None,
             };
-            return value.map_or(Cow::Borrowed(&NULL), |value| resolve(value, &path[field.rest..]));
+            return value.map_or((&NULL, &[]), |value| (value, &path[field.rest..]));
         }
-        resolve(self.differences(), path)
+        (self.differences(), path)
     }
 
     /// Both snapshots, when both are non-empty objects: the differences are then key by key.
@@ -907,10 +913,11 @@ mod tests {
             path.extend(inner.map(str::to_owned));
             let built = resolve(input.differences(), &path).into_owned();
             let leaf = leaf_at(&format!("differences.{}", path.join(".")));
-            prop_assert_eq!(input.difference(&leaf.field, &leaf.path).into_owned(), built);
+            let followed = |(value, below): (&Value, &[String])| resolve(value, below).into_owned();
+            prop_assert_eq!(followed(input.difference(&leaf.field, &leaf.path)), built);
             let whole_side = leaf_at(&format!("differences.{side}"));
             prop_assert_eq!(
-                input.difference(&whole_side.field, &whole_side.path).into_owned(),
+                followed(input.difference(&whole_side.field, &whole_side.path)),
                 input.differences()[side].clone()
             );
             // The snapshots read through the kept fields, cold and warm, as read directly.
@@ -918,8 +925,8 @@ mod tests {
             let leaf = leaf_at(&format!("postchange.{}", field_path.join(".")));
             for _ in 0..2 {
                 for (side, snapshot) in [(0, pre.as_ref()), (1, post.as_ref())] {
-                    let direct = snapshot.map(|data| resolve(data, &field_path).into_owned());
-                    let kept = input.snapshot(snapshot, side, &leaf.field, &leaf.path).map(Cow::into_owned);
+                    let direct = snapshot.map_or(Value::Null, |data| resolve(data, &field_path).into_owned());
+                    let kept = followed(input.snapshot(snapshot, side, &leaf.field, &leaf.path));
                     prop_assert_eq!(kept, direct);
                 }
             }

@@ -23,6 +23,7 @@ use regex_automata::Anchored;
 use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::{start, syntax};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 /// The most memory one pattern's DFA may take; a pattern whose DFA is larger uses the regex alone.
 const DFA_SIZE_LIMIT: usize = 64 * 1024;
@@ -62,6 +63,9 @@ struct Compiled {
 struct BudgetedDfa {
     dfa: dense::DFA<Vec<u32>>,
     start: StateID,
+    /// The literal every match starts with (ASCII), if there is one, and the state after it: text
+    /// without it does not match, text with it is searched from after it.
+    prefix: Option<(Box<[u8]>, StateID)>,
 }
 
 impl Pattern {
@@ -106,15 +110,16 @@ impl Compiled {
     fn new(pattern: &str, size_limit: usize) -> Result<Self, regex::Error> {
         let anchored = format!("^(?:{pattern})");
         let regex = regex::RegexBuilder::new(&anchored).size_limit(size_limit).build()?;
-        let minimum_len =
-            regex_syntax::parse(&anchored).ok().and_then(|hir| hir.properties().minimum_len()).unwrap_or(0);
-        Ok(Self { regex, dfa: BudgetedDfa::new(&anchored), minimum_len })
+        let hir = regex_syntax::parse(&anchored).ok();
+        let minimum_len = hir.as_ref().and_then(|hir| hir.properties().minimum_len()).unwrap_or(0);
+        Ok(Self { regex, dfa: BudgetedDfa::new(&anchored, hir.as_ref().and_then(literal_prefix)), minimum_len })
     }
 }
 
 impl BudgetedDfa {
-    /// The DFA of `anchored`, if it is small enough and the budget has room for it.
-    fn new(anchored: &str) -> Option<Self> {
+    /// The DFA of `anchored`, if it is small enough and the budget has room for it; `prefix` is a
+    /// literal every match starts with.
+    fn new(anchored: &str, prefix: Option<Vec<u8>>) -> Option<Self> {
         if DFA_MEMORY.load(Ordering::Relaxed) >= DFA_BUDGET {
             return None;
         }
@@ -131,9 +136,17 @@ impl BudgetedDfa {
             .build(anchored)
             .ok()?;
         let start = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)).ok()?;
+        // Kept only where the DFA reaches no match, dead end or quit within it.
+        let prefix = prefix.and_then(|prefix| {
+            let after = prefix.iter().try_fold(start, |state, &byte| {
+                let next = dfa.next_state(state, byte);
+                (!dfa.is_special_state(next)).then_some(next)
+            })?;
+            Some((prefix.into_boxed_slice(), after))
+        });
         let size = dfa.memory_usage();
         let taken = DFA_MEMORY.fetch_add(size, Ordering::Relaxed);
-        let dfa = Self { dfa, start };
+        let dfa = Self { dfa, start, prefix };
         // Over the budget once this one counts: drop it (which gives its share back).
         (taken + size <= DFA_BUDGET).then_some(dfa)
     }
@@ -142,8 +155,17 @@ impl BudgetedDfa {
     /// quits on).
     fn is_match(&self, text: &str) -> Option<bool> {
         let dfa = &self.dfa;
-        let mut state = self.start;
-        for &byte in text.as_bytes() {
+        let (mut state, text) = match &self.prefix {
+            None => (self.start, text.as_bytes()),
+            Some((prefix, after)) => {
+                let text = text.as_bytes();
+                if text.len() < prefix.len() || !crate::short_text::same_bytes(&text[..prefix.len()], prefix) {
+                    return Some(false);
+                }
+                (*after, &text[prefix.len()..])
+            }
+        };
+        for &byte in text {
             state = dfa.next_state(state, byte);
             if dfa.is_special_state(state) {
                 if dfa.is_match_state(state) {
@@ -156,6 +178,15 @@ impl BudgetedDfa {
             }
         }
         Some(dfa.is_match_state(dfa.next_eoi_state(state)))
+    }
+}
+
+/// The one literal every match of `hir` starts with, if it has one, is not empty and is ASCII.
+fn literal_prefix(hir: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
+    let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+    match prefixes.literals()? {
+        [only] if !only.as_bytes().is_empty() && only.as_bytes().is_ascii() => Some(only.as_bytes().to_vec()),
+        _ => None,
     }
 }
 
@@ -178,6 +209,28 @@ mod tests {
         assert!(!pattern.is_match("sw-"), "shorter than the shortest match");
         let either = Pattern::new(r"a|b", 1 << 20).unwrap();
         assert!(either.is_match("b") && !either.is_match("cb"), "the anchor covers every branch");
+    }
+
+    #[test]
+    fn a_literal_prefix_is_compared_then_skipped() {
+        let prefixed = |pattern: &str| {
+            let pattern = Pattern::new(pattern, 1 << 20).unwrap();
+            let prefix = pattern.0.dfa.as_ref().unwrap().prefix.as_ref().map(|(prefix, _)| prefix.to_vec());
+            (pattern, prefix)
+        };
+        let (pattern, prefix) = prefixed(r"value-\d+-x");
+        assert_eq!(prefix.as_deref(), Some(&b"value-"[..]));
+        assert!(pattern.is_match("value-12-x") && !pattern.is_match("value-12-y") && !pattern.is_match("valve-12-x"));
+        assert!(!pattern.is_match("valué-1-x") && pattern.is_match("value-٣-x"), "non-ASCII text, either side");
+        // No single prefix: alternatives, case folding.
+        assert_eq!(prefixed(r"ab|cd").1, None);
+        assert_eq!(prefixed(r"(?i)ab").1, None);
+        // A prefix that is the whole pattern: the DFA reports the match after it.
+        let (whole, prefix) = prefixed(r"edge");
+        assert_eq!(prefix.as_deref(), Some(&b"edge"[..]));
+        assert!(
+            whole.is_match("edge") && whole.is_match("edge-1") && !whole.is_match("edg") && !whole.is_match("edgy")
+        );
     }
 
     #[test]
