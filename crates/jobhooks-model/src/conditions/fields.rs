@@ -212,11 +212,29 @@ impl<'a> FieldTable<'a> {
         for member in &mut self.numbered {
             member.get_or_insert(Member::absent(key));
         }
-        for (side, fields) in sides.iter().enumerate() {
-            for (name, value) in fields.iter().flat_map(|fields| fields.iter()) {
-                if let Some(number) = numbers.get(FieldKey::of(name), name) {
-                    self.numbered[number as usize].as_mut().expect("every numbered field is read").values[side] =
-                        Some(value);
+        // Keeps the values of `name` found so far (on one side or both).
+        let mut keep = |name: &str, values: [Option<&'a Value>; 2]| {
+            if let Some(number) = numbers.get(FieldKey::of(name), name) {
+                let member = self.numbered[number as usize].as_mut().expect("every numbered field is read");
+                for (kept, found) in member.values.iter_mut().zip(values) {
+                    *kept = found.or(*kept);
+                }
+            }
+        };
+        // Two snapshots of one object mostly hold the same fields in the same order: while they
+        // do, a field is looked up once for both.
+        let [mut before, mut after] = sides.map(|fields| fields.into_iter().flatten());
+        loop {
+            match (before.next(), after.next()) {
+                (Some((name, value)), Some((after_name, after_value)))
+                    if crate::short_text::same_bytes(name.as_bytes(), after_name.as_bytes()) =>
+                {
+                    keep(name, [Some(value), Some(after_value)]);
+                }
+                (first_before, first_after) => {
+                    first_before.into_iter().chain(before).for_each(|(name, value)| keep(name, [Some(value), None]));
+                    first_after.into_iter().chain(after).for_each(|(name, value)| keep(name, [None, Some(value)]));
+                    return;
                 }
             }
         }
