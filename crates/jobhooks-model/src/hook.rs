@@ -373,15 +373,29 @@ pub fn validate_hook<'a>(
 /// enabled`). The change's differences are computed once, and only if a hook reads them.
 ///
 /// A store that matches many changes against the same hooks keeps them as a
-/// [`HookMatcher`](crate::HookMatcher), which gives the same answer with less work per change.
+/// [`HookMatcher`](crate::HookMatcher), which gives the same answer with less work per change (and
+/// costs more to build than one change's matching).
 pub fn match_hooks<'a>(
     context: ChangeContextKind,
     change: &ObjectChange,
     hooks: impl IntoIterator<Item = &'a JobHook>,
     job: impl Fn(&str) -> Option<&'a JobRecord>,
 ) -> HookMatches<'a> {
-    let matcher = crate::HookMatcher::new(hooks);
-    matcher.sorted_matches(context, change, |index| matcher.hooks()[index], job)
+    let mut matches = HookMatches::default();
+    if context == ChangeContextKind::JobHook {
+        return matches;
+    }
+    let input = ConditionInput::of(change);
+    for hook in hooks {
+        let wanted = hook.enabled
+            && hook.fires_on(change.action)
+            && hook.content_types.contains(&change.changed_object_type)
+            && hook.admits(change.action, &input);
+        if wanted {
+            matches.sort(hook, &job);
+        }
+    }
+    matches
 }
 
 /// What [`match_hooks`] found.
@@ -391,6 +405,18 @@ pub struct HookMatches<'a> {
     pub run: Vec<&'a JobHook>,
     /// Enabled matching hooks skipped because their job is not installed and enabled.
     pub skipped: Vec<&'a JobHook>,
+}
+
+impl<'a> HookMatches<'a> {
+    /// Adds `hook`, which the change matched, to those that run if `job` says its job can run, else
+    /// to those skipped.
+    pub(crate) fn sort(&mut self, hook: &'a JobHook, job: impl Fn(&str) -> Option<&'a JobRecord>) {
+        if job(&hook.job).is_some_and(JobRecord::is_runnable) {
+            self.run.push(hook);
+        } else {
+            self.skipped.push(hook);
+        }
+    }
 }
 
 #[cfg(test)]
