@@ -9,6 +9,12 @@
 //!   (shared by concurrent committers), then per run a lease write, and per worker batch (as many
 //!   workers and runs per batch as the dispatcher's defaults) a completion batch (lease removed, a
 //!   200-byte result written) and a flush.
+//! - `e2e/raw_sled_best`: what a sled expert would write for the same guarantees, with the same
+//!   runtime, committers and objects: per change its record (the device's data, encoded), the
+//!   object's current data and a small run key, written for a whole commit group by one writer
+//!   task in one batch with one flush; runs handed to workers in memory (no lease write);
+//!   completions (the run key rewritten with a 200-byte result) one batch and one flush per worker
+//!   batch.
 //! - `e2e/drain_queued`: the runs half alone: the same changes committed first, then a dispatcher
 //!   started on them; the time is its drain. (`group64/store_commit` in the store's commit bench
 //!   is the commits half alone.)
@@ -31,7 +37,7 @@ use jobhooks_dispatch::DispatcherConfig;
 use jobhooks_model::ports::{ChangeStore, ObjectWrites};
 use jobhooks_model::{Action, ChangeSet};
 use jobhooks_store::{Durability, FlushCoordinator, Store};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 const COMMITTERS: u64 = 64;
 
@@ -75,6 +81,74 @@ impl RawPattern {
             }
             self.tree.apply_batch(completion).unwrap();
             self.flush().await;
+            let _ = done.send(claimed.len());
+            claimed.clear();
+        }
+    }
+}
+
+/// `e2e/raw_sled_best`'s side: committers queue their records for one writer task, which writes
+/// each commit group in one batch with one flush, then hands the runs to the workers.
+struct RawBest {
+    db: sled::Db,
+    tree: sled::Tree,
+    next: AtomicU64,
+    /// Commits waiting for the writer: the change's number, its record, the object's key and data.
+    waiting: std::sync::Mutex<Vec<(u64, Vec<u8>, Vec<u8>, Vec<u8>, oneshot::Sender<()>)>>,
+    wake: Notify,
+}
+
+impl RawBest {
+    /// Queues the change of device `id` at `round` and waits for it to be durable.
+    async fn commit(&self, id: u64, round: u64) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let object = support::device(id, round, 30);
+        let data = serde_json::to_vec(object.data()).unwrap();
+        let mut record = Vec::with_capacity(data.len() + 16);
+        record.extend_from_slice(&id.to_be_bytes());
+        record.extend_from_slice(b"update");
+        record.extend_from_slice(&data);
+        let (durable, made_durable) = oneshot::channel();
+        self.waiting.lock().unwrap().push((n, record, [&b"obj/"[..], &id.to_be_bytes()].concat(), data, durable));
+        self.wake.notify_one();
+        made_durable.await.unwrap();
+    }
+
+    /// Writes commit groups until `stop`, handing their runs to `runs`.
+    async fn write(self: Arc<Self>, runs: mpsc::UnboundedSender<u64>, stop: Arc<Notify>) {
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = stop.notified() => return,
+            }
+            let group = std::mem::take(&mut *self.waiting.lock().unwrap());
+            if group.is_empty() {
+                continue;
+            }
+            let mut batch = sled::Batch::default();
+            for (n, record, object_key, data, _) in &group {
+                batch.insert([&b"chg/"[..], &n.to_be_bytes()].concat(), &record[..]);
+                batch.insert(&object_key[..], &data[..]);
+                batch.insert([&b"run/"[..], &n.to_be_bytes()].concat(), &b"q"[..]);
+            }
+            self.tree.apply_batch(batch).unwrap();
+            self.db.flush_async().await.unwrap();
+            for (n, _, _, _, durable) in group {
+                let _ = runs.send(n);
+                let _ = durable.send(());
+            }
+        }
+    }
+
+    async fn work(self: Arc<Self>, runs: Arc<Mutex<mpsc::UnboundedReceiver<u64>>>, done: mpsc::UnboundedSender<usize>) {
+        let mut claimed = Vec::with_capacity(DispatcherConfig::default().lease_batch);
+        while runs.lock().await.recv_many(&mut claimed, DispatcherConfig::default().lease_batch).await > 0 {
+            let mut completion = sled::Batch::default();
+            for n in &claimed {
+                completion.insert([&b"run/"[..], &n.to_be_bytes()].concat(), vec![b'r'; 200]);
+            }
+            self.tree.apply_batch(completion).unwrap();
+            self.db.flush_async().await.unwrap();
             let _ = done.send(claimed.len());
             claimed.clear();
         }
@@ -162,6 +236,53 @@ fn bench_e2e(c: &mut Criterion) {
                 let elapsed = begin.elapsed();
                 drop(runs_tx);
                 for task in committers.into_iter().chain(workers) {
+                    task.await.unwrap();
+                }
+                elapsed
+            })
+        })
+    });
+
+    let best_db = sled::open(dir.path().join("best")).unwrap();
+    let best = Arc::new(RawBest {
+        tree: best_db.open_tree("best").unwrap(),
+        db: best_db,
+        next: AtomicU64::new(0),
+        waiting: std::sync::Mutex::new(Vec::new()),
+        wake: Notify::new(),
+    });
+    let best_rounds = AtomicU64::new(0);
+    group.bench_function("raw_sled_best", |b| {
+        b.iter_custom(|iters| {
+            let first = best_rounds.fetch_add(iters, Ordering::Relaxed);
+            runtime.block_on(async {
+                let (runs_tx, runs_rx) = mpsc::unbounded_channel();
+                let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+                let runs_rx = Arc::new(Mutex::new(runs_rx));
+                let stop = Arc::new(Notify::new());
+                let begin = Instant::now();
+                let writer = tokio::spawn(best.clone().write(runs_tx, stop.clone()));
+                let workers: Vec<_> = (0..DispatcherConfig::default().workers)
+                    .map(|_| tokio::spawn(best.clone().work(runs_rx.clone(), done_tx.clone())))
+                    .collect();
+                let committers: Vec<_> = (0..COMMITTERS)
+                    .map(|id| {
+                        let best = best.clone();
+                        tokio::spawn(async move {
+                            for round in first..first + iters {
+                                best.commit(id, round).await;
+                            }
+                        })
+                    })
+                    .collect();
+                let mut completed = 0;
+                while completed < (COMMITTERS * iters) as usize {
+                    completed += done_rx.recv().await.unwrap();
+                }
+                let elapsed = begin.elapsed();
+                stop.notify_one();
+                // The writer's channel closes with it, which ends the workers.
+                for task in committers.into_iter().chain([writer]).chain(workers) {
                     task.await.unwrap();
                 }
                 elapsed
