@@ -24,10 +24,16 @@
 //! - `e2e/commit_to_receiver_start`: one change at a time, from the commit being called to its
 //!   receiver starting; an idle worker may start the run before the commit's flush returns (the
 //!   full latency metric is `benches/load.rs`).
+//!
+//! Beside the times, what `runs`, the two raw contenders and `session_snapshots` spend per change
+//! (CPU time of the process, bytes handed to `write`) goes to `e2e_costs.json` in the bench
+//! output directory.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 mod support;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -189,15 +195,23 @@ fn bench_e2e(c: &mut Criterion) {
     let mut group = c.benchmark_group("e2e");
     let seconds = if support::quick() { 4 } else { 10 };
     group.throughput(Throughput::Elements(COMMITTERS)).sample_size(10).measurement_time(Duration::from_secs(seconds));
+    // What each contender spends per change, beside its time (`e2e_costs.json`).
+    let costs = RefCell::new(BTreeMap::<&str, support::Costs>::new());
+    let spent_since = |name: &'static str, changes: u64, start: support::Spent| {
+        costs.borrow_mut().entry(name).or_default().add(support::Spent::now().since(start), changes);
+    };
     group.bench_function("runs", |b| {
         b.iter_custom(|iters| {
             let sets = change_sets(iters);
-            runtime.block_on(async {
+            let start = support::Spent::now();
+            let elapsed = runtime.block_on(async {
                 let begin = Instant::now();
                 commit_all(&store, sets).await;
                 dispatcher.drain().await.unwrap();
                 begin.elapsed()
-            })
+            });
+            spent_since("runs", COMMITTERS * iters, start);
+            elapsed
         })
     });
 
@@ -211,7 +225,8 @@ fn bench_e2e(c: &mut Criterion) {
     });
     group.bench_function("raw_sled_pattern", |b| {
         b.iter_custom(|iters| {
-            runtime.block_on(async {
+            let start = support::Spent::now();
+            let elapsed = runtime.block_on(async {
                 let (runs_tx, runs_rx) = mpsc::unbounded_channel();
                 let (done_tx, mut done_rx) = mpsc::unbounded_channel();
                 let runs_rx = Arc::new(Mutex::new(runs_rx));
@@ -239,7 +254,9 @@ fn bench_e2e(c: &mut Criterion) {
                     task.await.unwrap();
                 }
                 elapsed
-            })
+            });
+            spent_since("raw_sled_pattern", COMMITTERS * iters, start);
+            elapsed
         })
     });
 
@@ -255,7 +272,8 @@ fn bench_e2e(c: &mut Criterion) {
     group.bench_function("raw_sled_best", |b| {
         b.iter_custom(|iters| {
             let first = best_rounds.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
+            let start = support::Spent::now();
+            let elapsed = runtime.block_on(async {
                 let (runs_tx, runs_rx) = mpsc::unbounded_channel();
                 let (done_tx, mut done_rx) = mpsc::unbounded_channel();
                 let runs_rx = Arc::new(Mutex::new(runs_rx));
@@ -286,7 +304,9 @@ fn bench_e2e(c: &mut Criterion) {
                     task.await.unwrap();
                 }
                 elapsed
-            })
+            });
+            spent_since("raw_sled_best", COMMITTERS * iters, start);
+            elapsed
         })
     });
 
@@ -319,7 +339,8 @@ fn bench_e2e(c: &mut Criterion) {
     group.bench_function("session_snapshots", |b| {
         b.iter_custom(|iters| {
             let first = rounds_done.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
+            let start = support::Spent::now();
+            let elapsed = runtime.block_on(async {
                 let begin = Instant::now();
                 let committers: Vec<_> = (0..COMMITTERS)
                     .map(|id| {
@@ -338,7 +359,9 @@ fn bench_e2e(c: &mut Criterion) {
                 }
                 session_dispatcher.drain().await.unwrap();
                 begin.elapsed()
-            })
+            });
+            spent_since("session_snapshots", COMMITTERS * iters, start);
+            elapsed
         })
     });
 
@@ -364,6 +387,10 @@ fn bench_e2e(c: &mut Criterion) {
     });
     group.finish();
     runtime.block_on(async { dispatcher.drain().await.unwrap() });
+    let per_change: serde_json::Map<String, serde_json::Value> =
+        costs.borrow().iter().map(|(name, costs)| ((*name).to_owned(), costs.per_change())).collect();
+    let measured = std::env::args().any(|arg| arg == "--bench");
+    support::write_report(measured, "e2e_costs.json", &serde_json::Value::Object(per_change));
 }
 
 criterion_group!(benches, bench_e2e);

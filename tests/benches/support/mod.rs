@@ -174,6 +174,68 @@ pub fn write_report(report: bool, name: &str, value: &serde_json::Value) {
     println!("{}: {value}", path.display());
 }
 
+/// What this process has spent so far: CPU time (user and system, every thread, to 10 ms) and
+/// bytes handed to `write` and its kin (`wchar` in `/proc/self/io`); 0 where there are no such
+/// files.
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(dead_code)]
+pub struct Spent {
+    pub cpu: std::time::Duration,
+    pub written: u64,
+}
+
+#[allow(dead_code)]
+impl Spent {
+    pub fn now() -> Self {
+        // `utime` and `stime`, the 14th and 15th fields of `/proc/self/stat` (after the command's
+        // name in parentheses), in Linux's fixed 100 ticks a second.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: u64 =
+            after_name.split_whitespace().skip(11).take(2).filter_map(|field| field.parse::<u64>().ok()).sum();
+        let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+        let written = io
+            .lines()
+            .find_map(|line| line.strip_prefix("wchar:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0);
+        Self { cpu: std::time::Duration::from_millis(ticks * 10), written }
+    }
+
+    /// What was spent between `earlier` and this.
+    pub fn since(self, earlier: Spent) -> Spent {
+        Spent { cpu: self.cpu.saturating_sub(earlier.cpu), written: self.written.saturating_sub(earlier.written) }
+    }
+}
+
+/// What one bench function spent per change, over all its iterations.
+#[derive(Debug, Default)]
+#[allow(dead_code)]
+pub struct Costs {
+    spent: Spent,
+    changes: u64,
+}
+
+#[allow(dead_code)]
+impl Costs {
+    /// Counts `spent` on `changes` changes.
+    pub fn add(&mut self, spent: Spent, changes: u64) {
+        self.spent.cpu += spent.cpu;
+        self.spent.written += spent.written;
+        self.changes += changes;
+    }
+
+    /// `{"cpu_us_per_change", "bytes_written_per_change", "changes"}`.
+    pub fn per_change(&self) -> serde_json::Value {
+        let changes = self.changes.max(1) as f64;
+        json!({
+            "cpu_us_per_change": self.spent.cpu.as_secs_f64() * 1e6 / changes,
+            "bytes_written_per_change": self.spent.written as f64 / changes,
+            "changes": self.changes,
+        })
+    }
+}
+
 /// The tables of the naive pattern in raw SQL (`pg/raw_sql`, and the raw commit of the latency
 /// bench).
 pub const RAW_SCHEMA: &str =
