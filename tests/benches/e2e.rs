@@ -99,9 +99,18 @@ struct RawBest {
     db: sled::Db,
     tree: sled::Tree,
     next: AtomicU64,
-    /// Commits waiting for the writer: the change's number, its record, the object's key and data.
-    waiting: std::sync::Mutex<Vec<(u64, Vec<u8>, Vec<u8>, Vec<u8>, oneshot::Sender<()>)>>,
+    /// Commits waiting for the writer.
+    waiting: std::sync::Mutex<Vec<WaitingCommit>>,
     wake: Notify,
+}
+
+/// A change waiting for `RawBest`'s writer.
+struct WaitingCommit {
+    number: u64,
+    record: Vec<u8>,
+    object_key: Vec<u8>,
+    data: Vec<u8>,
+    durable: oneshot::Sender<()>,
 }
 
 impl RawBest {
@@ -115,7 +124,8 @@ impl RawBest {
         record.extend_from_slice(b"update");
         record.extend_from_slice(&data);
         let (durable, made_durable) = oneshot::channel();
-        self.waiting.lock().unwrap().push((n, record, [&b"obj/"[..], &id.to_be_bytes()].concat(), data, durable));
+        let object_key = [&b"obj/"[..], &id.to_be_bytes()].concat();
+        self.waiting.lock().unwrap().push(WaitingCommit { number: n, record, object_key, data, durable });
         self.wake.notify_one();
         made_durable.await.unwrap();
     }
@@ -132,16 +142,16 @@ impl RawBest {
                 continue;
             }
             let mut batch = sled::Batch::default();
-            for (n, record, object_key, data, _) in &group {
-                batch.insert([&b"chg/"[..], &n.to_be_bytes()].concat(), &record[..]);
-                batch.insert(&object_key[..], &data[..]);
-                batch.insert([&b"run/"[..], &n.to_be_bytes()].concat(), &b"q"[..]);
+            for commit in &group {
+                batch.insert([&b"chg/"[..], &commit.number.to_be_bytes()].concat(), &commit.record[..]);
+                batch.insert(&commit.object_key[..], &commit.data[..]);
+                batch.insert([&b"run/"[..], &commit.number.to_be_bytes()].concat(), &b"q"[..]);
             }
             self.tree.apply_batch(batch).unwrap();
             self.db.flush_async().await.unwrap();
-            for (n, _, _, _, durable) in group {
-                let _ = runs.send(n);
-                let _ = durable.send(());
+            for commit in group {
+                let _ = runs.send(commit.number);
+                let _ = commit.durable.send(());
             }
         }
     }
