@@ -624,8 +624,9 @@ impl<S: Storage + 'static> Shared<S> {
         }
         let leases: Vec<Lease> = batch.iter().map(|(lease, _)| lease.clone()).collect();
         let mut completions = Vec::with_capacity(batch.len());
-        let mut reads = run::BatchReads::for_changes(batch.iter().filter_map(|(_, result)| result.change_id()))
-            .with_claim_reads(claim_reads);
+        let changes = batch.iter().filter_map(|(_, result)| result.change_id());
+        let mut reads =
+            run::BatchReads::for_changes(changes, self.store.reads_changes_together()).with_claim_reads(claim_reads);
         let mut runs = batch.into_iter().enumerate();
         while let Some((position, (lease, result))) = runs.next() {
             // The job's permit first, then the claim: waiting for a permit takes time, and a run

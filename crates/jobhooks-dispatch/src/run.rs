@@ -51,11 +51,12 @@ fn entry(now: OffsetDateTime, level: LogLevel, grouping: &str, message: impl Int
 const FRESH: Duration = Duration::from_millis(20);
 
 /// What the runs of one batch read. Job records and users are read once each: the runs of a batch
-/// start within moments of each other, and most share their job and user. The changes of the
-/// batch's hook runs are read together with their objects when the first of them starts (or with
-/// the claim, by a store that reads with its claims), and each used if its run starts within
-/// [`FRESH`] of the read; once one goes stale unused (the runs before it took time), the rest are
-/// read one by one, as each run starts.
+/// start within moments of each other, and most share their job and user. On a store that reads
+/// many changes at once for less than one by one (`ChangeStore::reads_changes_together`), the
+/// changes of the batch's hook runs are read together with their objects when the first of them
+/// starts (or with the claim, by a store that reads with its claims), and each used if its run
+/// starts within [`FRESH`] of the read; once one goes stale unused (the runs before it took time),
+/// the rest are read one by one, as each run starts. On other stores each run reads its own.
 #[derive(Default)]
 pub(crate) struct BatchReads {
     jobs: HashMap<String, Option<JobRecord>>,
@@ -67,13 +68,15 @@ pub(crate) struct BatchReads {
     read_at: Option<OffsetDateTime>,
     /// The changes asked for when they were read ahead, found or not.
     asked: HashSet<ChangeId>,
+    /// Whether the changes are read one by one from now on.
     one_by_one: bool,
 }
 
 impl BatchReads {
     /// The reads of a batch whose hook runs are about `changes`, in the order they start.
-    pub(crate) fn for_changes(changes: impl IntoIterator<Item = ChangeId>) -> Self {
-        let mut reads = Self::default();
+    /// `reading_ahead`: whether the store reads many changes at once for less than one by one.
+    pub(crate) fn for_changes(changes: impl IntoIterator<Item = ChangeId>, reading_ahead: bool) -> Self {
+        let mut reads = Self { one_by_one: !reading_ahead, ..Self::default() };
         for change in changes {
             *reads.unstarted.entry(change).or_default() += 1;
         }
@@ -130,9 +133,9 @@ impl BatchReads {
             }
             // Stale: the runs before this one took time, and so may the ones after it.
             self.one_by_one = true;
+            self.read_ahead.clear();
+            self.asked.clear();
         }
-        self.read_ahead.clear();
-        self.asked.clear();
         if self.one_by_one {
             return Ok(store.get_change_and_object(id).await?);
         }
@@ -470,8 +473,8 @@ mod tests {
         claimed.changes.insert(c, as_claimed(c, 0).await);
         claimed.jobs.insert("app::Audit".into(), None);
         claimed.users.insert("ghost".into(), None);
-        let mut unanswered = BatchReads::for_changes([b]).with_claim_reads(claimed.clone());
-        let mut reads = BatchReads::for_changes([a, c]).with_claim_reads(claimed);
+        let mut unanswered = BatchReads::for_changes([b], true).with_claim_reads(claimed.clone());
+        let mut reads = BatchReads::for_changes([a, c], true).with_claim_reads(claimed);
 
         assert_eq!(reads.jobs.get("app::Audit"), Some(&None), "the claim's job answer is kept for the batch");
         let ghost = reads.users.get("ghost").expect("the claim's user answer is kept");

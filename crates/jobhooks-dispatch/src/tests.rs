@@ -296,9 +296,9 @@ async fn per_job_limit_bounds_the_runs_of_a_job_in_flight() {
     dispatcher.shutdown(BOUND).await;
 }
 
-/// The hook runs of a batch read their changes and objects together when the first starts, and a
-/// run uses what was read only when it starts within `FRESH` (20 ms) of the read: a later run sees
-/// its object as it is when it starts.
+/// On a store that reads changes together, the hook runs of a batch read their changes and objects
+/// together when the first starts, and a run uses what was read only when it starts within `FRESH`
+/// (20 ms) of the read: a later run sees its object as it is when it starts.
 #[tokio::test]
 async fn a_batch_reads_its_changes_ahead_only_while_they_are_fresh() {
     let store = MemoryStore::new();
@@ -318,7 +318,7 @@ async fn a_batch_reads_its_changes_ahead_only_while_they_are_fresh() {
     };
     let (a, b, c) = (save(device("a", 1)).await, save(device("b", 1)).await, save(device("c", 1)).await);
     let missing = jobhooks_model::ChangeId(999);
-    let mut reads = crate::run::BatchReads::for_changes([a, b, missing, c]);
+    let mut reads = crate::run::BatchReads::for_changes([a, b, missing, c], true);
     let start = jobhooks_model::OffsetDateTime::now_utc();
     let ms = |n: u64| start + Duration::from_millis(n);
 
@@ -331,6 +331,15 @@ async fn a_batch_reads_its_changes_ahead_only_while_they_are_fresh() {
     save(device("c", 2)).await;
     let (change, object) = reads.change_and_object(&store, c, ms(21)).await.unwrap().unwrap();
     assert_eq!((change.id, object), (c, Some(device("c", 2))), "read 21 ms before its start: read again");
+
+    // A store whose reads are local (`reads_changes_together` is false, as the memory store's)
+    // has each run read its own change when it starts.
+    assert!(!store.reads_changes_together());
+    let mut reads = crate::run::BatchReads::for_changes([a, b], store.reads_changes_together());
+    reads.change_and_object(&store, a, start).await.unwrap();
+    save(device("b", 3)).await;
+    let (_, object) = reads.change_and_object(&store, b, start).await.unwrap().unwrap();
+    assert_eq!(object, Some(device("b", 3)), "not read ahead: read as it starts");
 }
 
 #[tokio::test]

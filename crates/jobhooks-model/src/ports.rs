@@ -78,10 +78,11 @@ pub trait ChangeStore: ObjectReader {
 
     /// The changes `ids` with their objects, each as [`get_change_and_object`] reads it, in the
     /// order of `ids`; an id without a change is left out. What the dispatcher reads for a batch
-    /// of hook runs: backends override it when one read can serve them all. The default reads
-    /// them one by one.
+    /// of hook runs when [`reads_changes_together`] says it pays: backends override it when one
+    /// read can serve them all. The default reads them one by one.
     ///
     /// [`get_change_and_object`]: ChangeStore::get_change_and_object
+    /// [`reads_changes_together`]: ChangeStore::reads_changes_together
     async fn get_changes_and_objects(
         &self,
         ids: &[ChangeId],
@@ -91,6 +92,17 @@ pub trait ChangeStore: ObjectReader {
             found.extend(self.get_change_and_object(id).await?);
         }
         Ok(found)
+    }
+
+    /// Whether [`get_changes_and_objects`] costs less than reading the changes one by one (one
+    /// round trip for all of them, on a store across the network). Only then does the dispatcher
+    /// read a batch's changes ahead of its runs: a change read ahead goes stale if its run starts
+    /// too late, and is read again, so on a store whose reads are local the reading ahead costs
+    /// more than it saves. The default is `false`.
+    ///
+    /// [`get_changes_and_objects`]: ChangeStore::get_changes_and_objects
+    fn reads_changes_together(&self) -> bool {
+        false
     }
 
     /// The changes of one object, newest first, at most `limit`.

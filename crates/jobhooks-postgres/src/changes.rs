@@ -692,6 +692,10 @@ impl ChangeStore for PgStore {
         row.as_ref().map(change_and_object_of).transpose()
     }
 
+    fn reads_changes_together(&self) -> bool {
+        true
+    }
+
     async fn get_changes_and_objects(
         &self,
         ids: &[ChangeId],
