@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::disk::Stored;
 use crate::lines::{join_line, latest_index_entry, read_change, read_change_json, recorded_object};
+use crate::recent::{Holds, Prechange, Recent};
 use crate::records::{self, ObjectIndexEntry, QueueEntry, Repository};
 use crate::staging::{Bytes, KeyRange, Staging, corrupt, encode, indexed_id, key_range};
 use crate::{Store, Writer, keys};
@@ -66,7 +67,8 @@ impl Store {
             if previous.is_some() {
                 record.prechange = None;
             }
-            st.put(keys::change(id), records::encode_change(&runs, &encode(&record.to_record())?));
+            let encoded = encode(&record.to_record())?;
+            st.put(keys::change(id), records::encode_change(&runs, &encoded));
             // The object index is also the object repository: the object is the result of its latest
             // applied change, so its data is never written twice.
             let repository = match (objects, record.action) {
@@ -75,6 +77,18 @@ impl Store {
                 (ObjectWrites::Apply, Action::Delete) => Repository::Removed,
             };
             st.put(keys::change_by_object(&reference, id), ObjectIndexEntry { repository, line_tail }.encode());
+            if self.inner.recent.keeps() {
+                let prechange = match previous.as_ref().and_then(|(key, _)| keys::trailing_id(key)) {
+                    Some(previous) => Prechange::DataOf(ChangeId(previous)),
+                    None => Prechange::Stored,
+                };
+                let holds = match repository {
+                    Repository::Holds => Holds::Object,
+                    Repository::Removed => Holds::Nothing,
+                    Repository::NotApplied => Holds::Unchanged,
+                };
+                self.inner.recent.staged(record, prechange, holds, encoded.len());
+            }
             receipt.changes.push(id);
             receipt.runs.extend(runs);
         }
@@ -142,6 +156,12 @@ impl Store {
     /// The change `id` with its prechange.
     pub(crate) fn read_change(&self, id: ChangeId) -> Result<Option<ObjectChange>, StorageFailure> {
         let st = self.view();
+        if let Some(Recent { mut change, missing_prechange }) = self.inner.recent.change(id) {
+            if let Some(previous) = missing_prechange {
+                change.prechange = read_change_json::<DataOnly>(&st, previous)?.map(|(_, change)| change.object_data);
+            }
+            return Ok(Some(change));
+        }
         let Some(mut change) = read_change(&st, id)? else { return Ok(None) };
         if let Some(previous) = self.previous_data(&st, &change.object_ref(), id)? {
             change.prechange = Some(previous);
@@ -304,15 +324,24 @@ fn holding_change<K: AsRef<[u8]>, V: AsRef<[u8]>>(
 impl Store {
     /// The change that holds the current data of `reference` in the repository.
     fn object_pointer(&self, reference: &ObjectRef) -> Result<Option<ChangeId>, StorageFailure> {
+        if let Some(holder) = self.inner.recent.holder(reference) {
+            return Ok(holder);
+        }
         holding_change(self.view().scan_prefix_rev(&keys::changes_of_object(reference)))
     }
 
     /// The object as change `id`, which the repository says holds it, left it. Only the change's
     /// own record is read: an object needs no prechange.
     fn object_held_by(&self, reference: &ObjectRef, id: ChangeId) -> Result<Object, StorageFailure> {
-        let st = self.view();
-        let change = read_change_json::<ResultingObject>(&st, id)?.map(|(_, change)| change);
-        change.and_then(ResultingObject::into_object).ok_or_else(|| StorageFailure::Corrupt {
+        let object = match self.inner.recent.object_left_by(id) {
+            Some(object) => object,
+            None => {
+                let st = self.view();
+                let change = read_change_json::<ResultingObject>(&st, id)?.map(|(_, change)| change);
+                change.and_then(ResultingObject::into_object)
+            }
+        };
+        object.ok_or_else(|| StorageFailure::Corrupt {
             kind: "object",
             key: reference.to_string(),
             reason: format!("it points at change {id}, which does not exist or left no object"),

@@ -64,6 +64,7 @@ mod lines;
 mod logins;
 mod open;
 mod queue;
+mod recent;
 mod records;
 mod restore;
 mod retention;
@@ -115,6 +116,11 @@ pub struct StoreConfig {
     /// What the store asks for the time: change times, when runs were queued and finished, and
     /// when the next retry falls due. Lease deadlines are decided by the callers' `now`.
     pub clock: Arc<dyn Clock>,
+    /// How much memory (estimated, in bytes; default 16 MiB) the store keeps of recently committed
+    /// changes, decoded: a hook run reads its change, prechange and object from there rather than
+    /// decoding what was just written, and a change session its objects. Zero keeps none: every
+    /// read decodes the stored records.
+    pub change_cache_capacity: u64,
 }
 
 impl StoreConfig {
@@ -139,6 +145,13 @@ impl StoreConfig {
         self
     }
 
+    /// Sets [`StoreConfig::change_cache_capacity`].
+    #[must_use]
+    pub fn change_cache_capacity(mut self, bytes: u64) -> Self {
+        self.change_cache_capacity = bytes;
+        self
+    }
+
     /// Sets [`StoreConfig::clock`].
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -154,6 +167,7 @@ impl Default for StoreConfig {
             cache_capacity: 8 * 1024 * 1024,
             lock_wait: Duration::from_secs(2),
             clock: system_clock(),
+            change_cache_capacity: 16 * 1024 * 1024,
         }
     }
 }
@@ -189,6 +203,8 @@ struct Inner {
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// Recently committed changes, decoded.
+    recent: recent::RecentChanges,
     /// The store's lock: held while this handle is open, let go last (fields drop in order).
     lock: std::fs::File,
 }
@@ -279,6 +295,7 @@ impl Store {
             change_removals: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             clock: config.clock,
+            recent: recent::RecentChanges::new(usize::try_from(config.change_cache_capacity).unwrap_or(usize::MAX)),
             lock,
         };
         let store = Self { inner: Arc::new(inner) };
@@ -352,11 +369,13 @@ impl Store {
     /// commit pay off.
     fn apply_deferred(&self, writer: &mut Writer) -> Result<(), StorageFailure> {
         self.check_not_broken()?;
-        if writer.deferred.is_empty() {
-            return Ok(());
+        if !writer.deferred.is_empty() {
+            let deferred = std::mem::take(&mut writer.deferred);
+            self.broken_unless(Staging::after(&self.inner.tree, deferred).apply())?;
         }
-        let deferred = std::mem::take(&mut writer.deferred);
-        self.broken_unless(Staging::after(&self.inner.tree, deferred).apply()).map(drop)
+        // No operation is staging (the caller holds the writer): every change so far is applied.
+        self.inner.recent.applied(writer.next_change - 1);
+        Ok(())
     }
 
     /// Passes on `applied`, the outcome of a write that took the deferred writes out of the
@@ -383,12 +402,14 @@ impl Store {
         self.check_not_broken()?;
         let deferred = std::mem::take(&mut writer.deferred);
         let had_deferred = !deferred.is_empty();
+        let first_change = jobhooks_model::ChangeId(writer.next_change);
         let staging = Staging::after(&self.inner.tree, deferred);
         let mut txn = Txn { writer, staging, catalog: CatalogDraft { published: self.catalog(), edited: None } };
         let value = match op(&mut txn) {
             Ok(value) => value,
             Err(e) => {
                 txn.writer.deferred = txn.staging.roll_back();
+                self.inner.recent.forget_from(first_change);
                 return Err(e);
             }
         };
@@ -405,8 +426,13 @@ impl Store {
                 writer.deferred = deferred;
                 counts
             }
-            Commit::Now if had_deferred => self.broken_unless(staging.apply())?,
-            Commit::Now => staging.apply()?,
+            Commit::Now => {
+                let applied = staging.apply();
+                let applied = if had_deferred { self.broken_unless(applied) } else { applied };
+                let counts = applied.inspect_err(|_| self.inner.recent.forget_from(first_change))?;
+                self.inner.recent.applied(writer.next_change - 1);
+                counts
+            }
             Commit::OwnWrites => {
                 let (deferred, counts) = self.broken_unless(staging.apply_own_writes())?;
                 writer.deferred = deferred;
@@ -499,6 +525,16 @@ impl Drop for Inner {
                 tracing::error!(error = %e, "could not apply the writes of abandoned commits when closing the store");
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Writes `value` under `key` in the tree, as a disk that corrupted it would leave it: what
+    /// the store had decoded of it is forgotten, as a reopened store would not have it.
+    fn overwrite_for_tests(&self, key: Vec<u8>, value: &[u8]) {
+        self.inner.tree.insert(key, value).unwrap();
+        self.inner.recent.clear();
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jobhooks_model::ports::Catalog;
 use jobhooks_model::ports::{
-    ChangeStore, Completion, JobQueue, Lease, ObjectReader, Outcome, QueueMaintenance, QueueReader,
+    ChangeStore, Completion, JobQueue, Lease, ObjectReader, ObjectWrites, Outcome, QueueMaintenance, QueueReader,
 };
 use jobhooks_model::{Action, JobHook, JobInputs, JobStatus, Object, ObjectRef, OffsetDateTime, RunId, Value, json};
 use proptest::prelude::*;
@@ -393,7 +393,7 @@ proptest! {
             let receipt = session.commit().await.unwrap();
             let (change, run) = (receipt.changes[0], receipt.runs[0]);
             let key = [keys::change(change), keys::result(run), keys::ready(run), keys::change_by_object(device.reference(), change)][which].clone();
-            store.inner.tree.insert(key, bytes.clone()).unwrap();
+            store.overwrite_for_tests(key, &bytes);
 
             let read = store.get_change(change).await;
             if which == 0 {
@@ -412,5 +412,107 @@ proptest! {
                 let _ = session.commit().await;
             }
         });
+    }
+}
+
+/// A step for the change cache: a commit of some changes (applied to the objects or only
+/// recorded), or a prune of every change retention lets go.
+#[derive(Debug, Clone)]
+enum CacheOp {
+    Commit { changes: Vec<(u8, Action, u8)>, apply: bool },
+    Prune,
+}
+
+fn cache_op() -> impl Strategy<Value = CacheOp> {
+    let action = prop_oneof![Just(Action::Create), Just(Action::Update), Just(Action::Delete)];
+    prop_oneof![
+        6 => (prop::collection::vec((0u8..4, action, any::<u8>()), 1..4), prop::bool::weighted(0.8))
+            .prop_map(|(changes, apply)| CacheOp::Commit { changes, apply }),
+        1 => Just(CacheOp::Prune),
+    ]
+}
+
+/// Two stores on one manual clock, with the hook and jobs of `ready_store`: one caching recent
+/// changes in `capacity` bytes, one caching none.
+async fn cached_and_plain(capacity: u64) -> (tempfile::TempDir, Store, Store, jobhooks_model::ManualClock) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = jobhooks_model::ManualClock::starting_now();
+    let mut stores = Vec::new();
+    for (name, capacity) in [("cached", capacity), ("plain", 0)] {
+        let config =
+            crate::StoreConfig::default().clock(std::sync::Arc::new(clock.clone())).change_cache_capacity(capacity);
+        let store = Store::open_with(dir.path().join(name), config).unwrap();
+        let jobs = [
+            crate::tests::spec(HOOK_JOB, jobhooks_model::JobKind::JobHookReceiver),
+            crate::tests::spec(BUTTON_JOB, jobhooks_model::JobKind::JobButtonReceiver),
+        ];
+        store.sync_jobs(&jobs, jobhooks_model::SyncMode::Full).await.unwrap();
+        store.set_job_enabled(HOOK_JOB, true).await.unwrap();
+        store
+            .create_hook(JobHook::new("devices", vec![ct("dcim.device")], HOOK_JOB).on([Action::Update]))
+            .await
+            .unwrap();
+        stores.push(store);
+    }
+    let plain = stores.pop().unwrap();
+    (dir, stores.pop().unwrap(), plain, clock)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A store that serves recent changes from its cache reads exactly as one that decodes every
+    /// record, whatever commits (applied or only recorded), evictions and prunes come between:
+    /// every change with its prechange, every object, and a run's change with its object.
+    #[test]
+    fn the_change_cache_reads_as_the_records_do(
+        ops in prop::collection::vec(cache_op(), 1..16),
+        capacity in prop_oneof![Just(700u64), Just(2_000), Just(1 << 20)],
+    ) {
+        runtime().block_on(async {
+            let (_dir, cached, plain, clock) = cached_and_plain(capacity).await;
+            let retention = jobhooks_model::ports::Retention { results_for: None, changes_for: Some(Duration::from_secs(5)) };
+            let mut last_change = 0;
+            for op in ops {
+                clock.advance(Duration::from_secs(2));
+                match op {
+                    CacheOp::Commit { changes, apply } => {
+                        let context = web("alice");
+                        let writes = if apply { ObjectWrites::Apply } else { ObjectWrites::RecordOnly };
+                        let mut receipts = Vec::new();
+                        for store in [&cached, &plain] {
+                            let mut set = jobhooks_model::ChangeSet::default();
+                            for &(object, action, data) in &changes {
+                                let object = Object::new(reference(object), object.to_string(), json!({"v": data})).unwrap();
+                                set.record(jobhooks_model::PendingChange::new(action, &object));
+                            }
+                            receipts.push(store.commit(&context, set, writes).await.map(|receipt| receipt.changes));
+                        }
+                        prop_assert_eq!(&receipts[0], &receipts[1]);
+                        if let Ok(changes) = &receipts[0] {
+                            last_change = changes.last().map_or(last_change, |id| id.0);
+                        }
+                    }
+                    CacheOp::Prune => {
+                        for store in [&cached, &plain] {
+                            store.prune(&retention, jobhooks_model::Clock::now(&clock)).await.unwrap();
+                        }
+                    }
+                }
+                for id in 1..=last_change {
+                    let id = jobhooks_model::ChangeId(id);
+                    prop_assert_eq!(cached.get_change(id).await.unwrap(), plain.get_change(id).await.unwrap());
+                    prop_assert_eq!(
+                        cached.get_change_and_object(id).await.unwrap(),
+                        plain.get_change_and_object(id).await.unwrap()
+                    );
+                }
+                for object in 0..4 {
+                    let r = reference(object);
+                    prop_assert_eq!(cached.get_object(&r).await.unwrap(), plain.get_object(&r).await.unwrap());
+                }
+            }
+            Ok(())
+        })?;
     }
 }

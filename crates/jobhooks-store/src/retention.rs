@@ -64,8 +64,15 @@ impl Store {
         if retention.changes_for.is_some() {
             let mut resume = Some(keys::CHANGE.to_vec());
             while let Some(after) = resume {
-                let ((removed, next), _ticket) =
-                    self.transact(Commit::Now, |txn| Self::prune_changes_step(txn.staging(), retention, now, after))?;
+                let ((removed, next), _ticket) = self.transact(Commit::Now, |txn| {
+                    let step = Self::prune_changes_step(txn.staging(), retention, now, after)?;
+                    if step.0 > 0 {
+                        // Cached changes and prechanges must not outlive the pruned records; the
+                        // cache is emptied before the removal reaches the tree.
+                        self.inner.recent.clear();
+                    }
+                    Ok::<_, StorageFailure>(step)
+                })?;
                 if removed > 0 {
                     // Counts of the change log made before are counted again.
                     self.inner.change_removals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

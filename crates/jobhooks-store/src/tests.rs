@@ -583,7 +583,7 @@ async fn retries_dead_letters_replays_and_expired_leases() {
 async fn a_corrupt_record_is_a_clear_error_not_a_panic() {
     let (_dir, store) = ready_store().await;
     let receipt = save(&store, web("alice"), &[device("1", "A")]).await;
-    store.inner.tree.insert(keys::change(receipt.changes[0]), &b"{not json"[..]).unwrap();
+    store.overwrite_for_tests(keys::change(receipt.changes[0]), b"{not json");
     let err = store.get_change(receipt.changes[0]).await.unwrap_err();
     assert!(matches!(err, StorageFailure::Corrupt { kind: "change", .. }), "{err}");
     assert!(err.to_string().contains("restore the store from a backup"), "{err}");
