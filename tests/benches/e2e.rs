@@ -26,7 +26,8 @@
 //!   full latency metric is `benches/load.rs`).
 //!
 //! Beside the times, what `runs`, the two raw contenders and `session_snapshots` spend per change
-//! (CPU time of the process, bytes handed to `write`) goes to `e2e_costs.json` in the bench
+//! (CPU time of the process, bytes handed to `write`, sled keys read and written, batches and
+//! flushes) goes to `e2e_costs.json` in the bench
 //! output directory.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
@@ -55,12 +56,17 @@ struct RawPattern {
     next: AtomicU64,
     /// Runs a worker takes at once: the dispatcher's default.
     lease_batch: usize,
+    ops: support::SledOpCounters,
 }
 
 impl RawPattern {
     async fn flush(&self) {
         let ticket = self.flusher.record_write();
-        self.flusher.wait_durable(ticket, || async { self.db.flush_async().await.map(drop) }).await.unwrap();
+        let flush = || async {
+            self.ops.flushed();
+            self.db.flush_async().await.map(drop)
+        };
+        self.flusher.wait_durable(ticket, flush).await.unwrap();
     }
 
     async fn commit(&self) -> u64 {
@@ -70,6 +76,7 @@ impl RawPattern {
             batch.insert([&prefix[..], &n.to_be_bytes()].concat(), vec![b'x'; 600]);
         }
         self.tree.apply_batch(batch).unwrap();
+        self.ops.batch(4);
         self.flush().await;
         n
     }
@@ -79,6 +86,7 @@ impl RawPattern {
         while runs.lock().await.recv_many(&mut claimed, self.lease_batch).await > 0 {
             for n in &claimed {
                 self.tree.insert([&b"lse/"[..], &n.to_be_bytes()].concat(), &[0u8; 16][..]).unwrap();
+                self.ops.wrote(1);
             }
             let mut completion = sled::Batch::default();
             for n in &claimed {
@@ -86,6 +94,7 @@ impl RawPattern {
                 completion.insert([&b"res/"[..], &n.to_be_bytes()].concat(), vec![b'r'; 200]);
             }
             self.tree.apply_batch(completion).unwrap();
+            self.ops.batch(2 * claimed.len() as u64);
             self.flush().await;
             let _ = done.send(claimed.len());
             claimed.clear();
@@ -102,6 +111,7 @@ struct RawBest {
     /// Commits waiting for the writer.
     waiting: std::sync::Mutex<Vec<WaitingCommit>>,
     wake: Notify,
+    ops: support::SledOpCounters,
 }
 
 /// A change waiting for `RawBest`'s writer.
@@ -148,6 +158,8 @@ impl RawBest {
                 batch.insert([&b"run/"[..], &commit.number.to_be_bytes()].concat(), &b"q"[..]);
             }
             self.tree.apply_batch(batch).unwrap();
+            self.ops.batch(3 * group.len() as u64);
+            self.ops.flushed();
             self.db.flush_async().await.unwrap();
             for commit in group {
                 let _ = runs.send(commit.number);
@@ -164,6 +176,8 @@ impl RawBest {
                 completion.insert([&b"run/"[..], &n.to_be_bytes()].concat(), vec![b'r'; 200]);
             }
             self.tree.apply_batch(completion).unwrap();
+            self.ops.batch(claimed.len() as u64);
+            self.ops.flushed();
             self.db.flush_async().await.unwrap();
             let _ = done.send(claimed.len());
             claimed.clear();
@@ -207,20 +221,24 @@ fn bench_e2e(c: &mut Criterion) {
     group.throughput(Throughput::Elements(COMMITTERS)).sample_size(10).measurement_time(Duration::from_secs(seconds));
     // What each contender spends per change, beside its time (`e2e_costs.json`).
     let costs = RefCell::new(BTreeMap::<&str, support::Costs>::new());
-    let spent_since = |name: &'static str, changes: u64, start: support::Spent| {
-        costs.borrow_mut().entry(name).or_default().add(support::Spent::now().since(start), changes);
+    let spent_since = |name: &'static str, changes: u64, start: support::Spent, ops: support::SledOps| {
+        let mut costs = costs.borrow_mut();
+        let costs = costs.entry(name).or_default();
+        costs.add(support::Spent::now().since(start), changes);
+        costs.add_ops(ops);
     };
+    let store_ops = |store: &Store| support::SledOps::of_store(store.io());
     group.bench_function("runs", |b| {
         b.iter_custom(|iters| {
             let sets = change_sets(iters);
-            let start = support::Spent::now();
+            let (start, ops) = (support::Spent::now(), store_ops(&store));
             let elapsed = runtime.block_on(async {
                 let begin = Instant::now();
                 commit_all(&store, sets).await;
                 dispatcher.drain().await.unwrap();
                 begin.elapsed()
             });
-            spent_since("runs", COMMITTERS * iters, start);
+            spent_since("runs", COMMITTERS * iters, start, store_ops(&store).since(ops));
             elapsed
         })
     });
@@ -232,10 +250,11 @@ fn bench_e2e(c: &mut Criterion) {
         flusher: FlushCoordinator::new(Durability::GroupCommit),
         next: AtomicU64::new(0),
         lease_batch: DispatcherConfig::default().lease_batch,
+        ops: support::SledOpCounters::default(),
     });
     group.bench_function("raw_sled_pattern", |b| {
         b.iter_custom(|iters| {
-            let start = support::Spent::now();
+            let (start, ops) = (support::Spent::now(), raw.ops.ops());
             let elapsed = runtime.block_on(async {
                 let (runs_tx, runs_rx) = mpsc::unbounded_channel();
                 let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -265,7 +284,7 @@ fn bench_e2e(c: &mut Criterion) {
                 }
                 elapsed
             });
-            spent_since("raw_sled_pattern", COMMITTERS * iters, start);
+            spent_since("raw_sled_pattern", COMMITTERS * iters, start, raw.ops.ops().since(ops));
             elapsed
         })
     });
@@ -277,12 +296,13 @@ fn bench_e2e(c: &mut Criterion) {
         next: AtomicU64::new(0),
         waiting: std::sync::Mutex::new(Vec::new()),
         wake: Notify::new(),
+        ops: support::SledOpCounters::default(),
     });
     let best_rounds = AtomicU64::new(0);
     group.bench_function("raw_sled_best", |b| {
         b.iter_custom(|iters| {
             let first = best_rounds.fetch_add(iters, Ordering::Relaxed);
-            let start = support::Spent::now();
+            let (start, ops) = (support::Spent::now(), best.ops.ops());
             let elapsed = runtime.block_on(async {
                 let (runs_tx, runs_rx) = mpsc::unbounded_channel();
                 let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -315,7 +335,7 @@ fn bench_e2e(c: &mut Criterion) {
                 }
                 elapsed
             });
-            spent_since("raw_sled_best", COMMITTERS * iters, start);
+            spent_since("raw_sled_best", COMMITTERS * iters, start, best.ops.ops().since(ops));
             elapsed
         })
     });
@@ -349,7 +369,7 @@ fn bench_e2e(c: &mut Criterion) {
     group.bench_function("session_snapshots", |b| {
         b.iter_custom(|iters| {
             let first = rounds_done.fetch_add(iters, Ordering::Relaxed);
-            let start = support::Spent::now();
+            let (start, ops) = (support::Spent::now(), store_ops(&session_store));
             let elapsed = runtime.block_on(async {
                 let begin = Instant::now();
                 let committers: Vec<_> = (0..COMMITTERS)
@@ -370,7 +390,7 @@ fn bench_e2e(c: &mut Criterion) {
                 session_dispatcher.drain().await.unwrap();
                 begin.elapsed()
             });
-            spent_since("session_snapshots", COMMITTERS * iters, start);
+            spent_since("session_snapshots", COMMITTERS * iters, start, store_ops(&session_store).since(ops));
             elapsed
         })
     });

@@ -59,6 +59,7 @@ mod catalog;
 mod changes;
 mod disk;
 mod durability;
+mod io;
 mod keys;
 mod lines;
 mod logins;
@@ -80,6 +81,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 pub use durability::{Durability, FlushCoordinator};
+pub use io::StoreIo;
 pub use open::OpenError;
 
 use catalog::CatalogCache;
@@ -203,6 +205,8 @@ struct Inner {
     /// Grows whenever runs may have become ready; see `JobQueue::work_generation`.
     generation: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// What the store asked of sled.
+    io: io::IoCounters,
     /// Recently committed changes, decoded.
     recent: recent::RecentChanges,
     /// The store's lock: held while this handle is open, let go last (fields drop in order).
@@ -270,7 +274,8 @@ impl Store {
         let tree = db.open_tree("jobhooks").map_err(io)?;
         check_format(&db, &tree, &path)?;
         let read = |source: StorageFailure| OpenError::Read { path: path.clone(), source: source.into() };
-        let view = Staging::new(&tree);
+        let io = io::IoCounters::new();
+        let view = Staging::new(&tree, &io);
         let writer = Writer {
             clock: config.clock.clone(),
             next_change: last_id(&view, keys::CHANGE).map_err(read)? + 1,
@@ -295,6 +300,7 @@ impl Store {
             change_removals: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             clock: config.clock,
+            io,
             recent: recent::RecentChanges::new(usize::try_from(config.change_cache_capacity).unwrap_or(usize::MAX)),
             lock,
         };
@@ -306,6 +312,12 @@ impl Store {
             tracing::info!(released, path = %path.display(), "released the leases of a process that stopped");
         }
         Ok(store)
+    }
+
+    /// What the store has asked of sled since it was opened: keys read and written, batches and
+    /// flushes.
+    pub fn io(&self) -> StoreIo {
+        self.inner.io.snapshot()
     }
 
     /// Where the store is.
@@ -334,6 +346,7 @@ impl Store {
     /// Flushes everything written so far to disk.
     pub async fn flush(&self) -> Result<(), StorageFailure> {
         self.apply_deferred(&mut self.writer())?;
+        self.inner.io.flushed();
         self.inner.db.flush_async().await.map(drop).map_err(backend_error)
     }
 
@@ -351,7 +364,7 @@ impl Store {
 
     /// A read-only view of the store: the one way a reader reaches the tree.
     pub(crate) fn view(&self) -> Staging<'_> {
-        Staging::new(&self.inner.tree)
+        Staging::new(&self.inner.tree, &self.inner.io)
     }
 
     fn check_not_broken(&self) -> Result<(), StorageFailure> {
@@ -371,7 +384,7 @@ impl Store {
         self.check_not_broken()?;
         if !writer.deferred.is_empty() {
             let deferred = std::mem::take(&mut writer.deferred);
-            self.broken_unless(Staging::after(&self.inner.tree, deferred).apply())?;
+            self.broken_unless(Staging::after(&self.inner.tree, &self.inner.io, deferred).apply())?;
         }
         // No operation is staging (the caller holds the writer): every change so far is applied.
         self.inner.recent.applied(writer.next_change - 1);
@@ -403,7 +416,7 @@ impl Store {
         let deferred = std::mem::take(&mut writer.deferred);
         let had_deferred = !deferred.is_empty();
         let first_change = jobhooks_model::ChangeId(writer.next_change);
-        let staging = Staging::after(&self.inner.tree, deferred);
+        let staging = Staging::after(&self.inner.tree, &self.inner.io, deferred);
         let mut txn = Txn { writer, staging, catalog: CatalogDraft { published: self.catalog(), edited: None } };
         let value = match op(&mut txn) {
             Ok(value) => value,
@@ -521,7 +534,7 @@ impl Drop for Inner {
         let writer = self.writer.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !writer.deferred.is_empty() && self.broken.get().is_none() {
             let deferred = std::mem::take(&mut writer.deferred);
-            if let Err(e) = Staging::after(&self.tree, deferred).apply() {
+            if let Err(e) = Staging::after(&self.tree, &self.io, deferred).apply() {
                 tracing::error!(error = %e, "could not apply the writes of abandoned commits when closing the store");
             }
         }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::disk::Stored;
+use crate::io::IoCounters;
 
 /// The pending writes of one atomic operation. Reads see the pending writes first. Nothing reaches
 /// the tree until [`Staging::apply`], which writes everything with one `apply_batch` (atomic on one
@@ -18,6 +19,7 @@ use crate::disk::Stored;
 /// [`Staging::roll_back`] gives them back as they were.
 pub(crate) struct Staging<'t> {
     tree: &'t sled::Tree,
+    io: &'t IoCounters,
     overlay: Overlay,
     /// The values the overlay held before this operation's writes, for [`Staging::roll_back`].
     undo: Option<Vec<(Vec<u8>, Option<Staged>)>>,
@@ -93,13 +95,13 @@ impl std::ops::AddAssign for QueueCounts {
 }
 
 impl<'t> Staging<'t> {
-    pub fn new(tree: &'t sled::Tree) -> Self {
-        Self { tree, overlay: Overlay::new(), undo: None, counts: QueueCounts::default() }
+    pub fn new(tree: &'t sled::Tree, io: &'t IoCounters) -> Self {
+        Self { tree, io, overlay: Overlay::new(), undo: None, counts: QueueCounts::default() }
     }
 
     /// A staging whose operation comes after the earlier operations' writes `earlier`.
-    pub fn after(tree: &'t sled::Tree, earlier: Overlay) -> Self {
-        Self { tree, overlay: earlier, undo: Some(Vec::new()), counts: QueueCounts::default() }
+    pub fn after(tree: &'t sled::Tree, io: &'t IoCounters, earlier: Overlay) -> Self {
+        Self { tree, io, overlay: earlier, undo: Some(Vec::new()), counts: QueueCounts::default() }
     }
 
     /// The earlier writes and this operation's, and the operation's change to the queue's counts.
@@ -136,7 +138,10 @@ impl<'t> Staging<'t> {
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes<'_>>, StorageFailure> {
         match self.overlay.get(key) {
             Some(pending) => Ok(pending.as_deref().map(Bytes::Staged)),
-            None => Ok(self.tree.get(key).map_err(backend_error)?.map(Bytes::Stored)),
+            None => {
+                self.io.read(1);
+                Ok(self.tree.get(key).map_err(backend_error)?.map(Bytes::Stored))
+            }
         }
     }
 
@@ -157,7 +162,8 @@ impl<'t> Staging<'t> {
     /// `reverse`, from the greatest key down). This is the one way an operation scans: a pending
     /// write shadows the stored value of its key, and a pending removal hides it.
     pub fn scan(&self, range: KeyRange, reverse: bool) -> Scan<'_> {
-        let stored = self.tree.range::<Vec<u8>, _>(range.clone());
+        let io = self.io;
+        let stored = self.tree.range::<Vec<u8>, _>(range.clone()).inspect(move |_| io.read(1));
         let pending = self.overlay.range::<Vec<u8>, _>(range);
         let (stored, pending): (StoredIter<'_>, PendingIter<'_>) = if reverse {
             (Box::new(stored.rev()), Box::new(pending.rev()))
@@ -191,7 +197,10 @@ impl<'t> Staging<'t> {
     pub fn contains(&self, key: &[u8]) -> Result<bool, StorageFailure> {
         match self.overlay.get(key) {
             Some(pending) => Ok(pending.is_some()),
-            None => self.tree.contains_key(key).map_err(backend_error),
+            None => {
+                self.io.read(1);
+                self.tree.contains_key(key).map_err(backend_error)
+            }
         }
     }
 
@@ -208,6 +217,7 @@ impl<'t> Staging<'t> {
         // A key staged twice is written once, with its last value, where it was first staged.
         for (key, _) in self.undo.into_iter().flatten() {
             let Some(value) = overlay.remove(&key) else { continue };
+            self.io.wrote(1);
             match value {
                 Some(value) => self.tree.insert(&key, value).map(drop),
                 None => self.tree.remove(&key).map(drop),
@@ -229,6 +239,7 @@ impl<'t> Staging<'t> {
             return Ok(self.counts);
         }
         let mut batch = sled::Batch::default();
+        self.io.batch(self.overlay.len() as u64);
         for (key, value) in self.overlay {
             match value {
                 Some(value) => batch.insert(key, value),
@@ -430,7 +441,7 @@ mod tests {
         ) {
             let keys_stored: Vec<_> = stored.keys().cloned().collect();
             let (tree, earlier, pending, model) = world(stored, earlier, pending);
-            let mut st = Staging::after(&tree, earlier.clone());
+            let mut st = Staging::after(&tree, &crate::io::UNCOUNTED, earlier.clone());
             stage_all(&mut st, pending);
             let under_prefix: Vec<_> = model.iter().filter(|(key, _)| key.starts_with(&prefix)).collect();
             let last = st.last_with_prefix(&prefix).unwrap().map(|(key, value)| (key, value.to_vec()));
@@ -456,7 +467,7 @@ mod tests {
             reverse in any::<bool>(),
         ) {
             let (tree, earlier, pending, model) = world(stored, earlier, pending);
-            let mut st = Staging::after(&tree, earlier);
+            let mut st = Staging::after(&tree, &crate::io::UNCOUNTED, earlier);
             stage_all(&mut st, pending);
             let (from, to) = if from <= to { (from, to) } else { (to, from) };
             let mut expected: Vec<_> =
@@ -483,7 +494,7 @@ mod tests {
             let (tree, earlier, pending, model) = world(stored, earlier, pending);
             let mut own = tree_contents(&tree);
             apply_to(&mut own, pending.clone());
-            let mut st = Staging::after(&tree, earlier.clone());
+            let mut st = Staging::after(&tree, &crate::io::UNCOUNTED, earlier.clone());
             stage_all(&mut st, pending.clone());
             let (left, _) = st.apply_own_writes().unwrap();
             prop_assert_eq!(tree_contents(&tree), own);
@@ -492,7 +503,7 @@ mod tests {
                 expected_left.remove(key);
             }
             prop_assert_eq!(&left, &expected_left);
-            Staging::after(&tree, left).apply().unwrap();
+            Staging::after(&tree, &crate::io::UNCOUNTED, left).apply().unwrap();
             prop_assert_eq!(tree_contents(&tree), model);
         }
     }

@@ -14,7 +14,7 @@ use jobhooks_model::{
 };
 use tempfile::TempDir;
 
-use crate::{Commit, FORMAT_VERSION, OpenError, Store, StoreConfig, keys};
+use crate::{Commit, FORMAT_VERSION, OpenError, Store, StoreConfig, StoreIo, keys};
 
 pub(crate) const HOOK_JOB: &str = "app::jobs::Audit";
 pub(crate) const BUTTON_JOB: &str = "app::jobs::Press";
@@ -1002,4 +1002,24 @@ async fn a_hooks_conditions_and_changed_fields_outlive_the_process() {
     let mut session = store.session(ChangeContext::web("alice"));
     session.save(device("active")).await.unwrap();
     assert_eq!(session.commit().await.unwrap().runs.len(), 1);
+}
+
+#[tokio::test]
+async fn a_change_costs_four_key_writes_in_one_batch_and_its_run_reads_it_from_memory() {
+    let (_dir, store) = ready_store().await;
+    store.create_hook(hook("h", &["dcim.device"], &[Action::Update])).await.unwrap();
+    save(&store, web("alice"), &[device("1", "A")]).await;
+    let before = store.io();
+    let mut changes = jobhooks_model::ChangeSet::default();
+    changes.record(PendingChange::new(Action::Update, &device("1", "B")));
+    let receipt = store.commit(&web("alice"), changes, ObjectWrites::Apply).await.unwrap();
+    let committed = store.io().since(before);
+    // The change, its entry in the object's index, its commit's request index, its queued run.
+    assert_eq!((committed.key_writes, committed.batches, committed.flushes), (4, 1, 1), "{committed:?}");
+
+    let before = store.io();
+    let (change, object) = store.get_change_and_object(receipt.changes[0]).await.unwrap().unwrap();
+    assert_eq!(change.prechange.unwrap()["serial"], "A");
+    assert_eq!(object.unwrap().data()["serial"], "B");
+    assert_eq!(store.io().since(before), StoreIo::default(), "a change just committed is read from memory");
 }

@@ -208,11 +208,76 @@ impl Spent {
     }
 }
 
+/// What a contender asked of sled: keys read and written, batches, flushes. The store counts its
+/// own (`Store::io`); the raw contenders count theirs with [`SledOpCounters`].
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(dead_code)]
+pub struct SledOps {
+    pub key_reads: u64,
+    pub key_writes: u64,
+    pub batches: u64,
+    pub flushes: u64,
+}
+
+#[allow(dead_code)]
+impl SledOps {
+    pub fn of_store(io: jobhooks_store::StoreIo) -> Self {
+        Self { key_reads: io.key_reads, key_writes: io.key_writes, batches: io.batches, flushes: io.flushes }
+    }
+
+    /// What was asked between `earlier` and this.
+    pub fn since(self, earlier: SledOps) -> SledOps {
+        SledOps {
+            key_reads: self.key_reads - earlier.key_reads,
+            key_writes: self.key_writes - earlier.key_writes,
+            batches: self.batches - earlier.batches,
+            flushes: self.flushes - earlier.flushes,
+        }
+    }
+}
+
+/// Counters a raw contender bumps as it calls sled.
+#[derive(Debug, Default)]
+#[allow(dead_code)]
+pub struct SledOpCounters {
+    key_writes: std::sync::atomic::AtomicU64,
+    batches: std::sync::atomic::AtomicU64,
+    flushes: std::sync::atomic::AtomicU64,
+}
+
+#[allow(dead_code)]
+impl SledOpCounters {
+    pub fn wrote(&self, keys: u64) {
+        self.key_writes.fetch_add(keys, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn batch(&self, keys: u64) {
+        self.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.wrote(keys);
+    }
+
+    pub fn flushed(&self) {
+        self.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What was counted so far; the raw contenders read nothing back.
+    pub fn ops(&self) -> SledOps {
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+        SledOps {
+            key_reads: 0,
+            key_writes: load(&self.key_writes),
+            batches: load(&self.batches),
+            flushes: load(&self.flushes),
+        }
+    }
+}
+
 /// What one bench function spent per change, over all its iterations.
 #[derive(Debug, Default)]
 #[allow(dead_code)]
 pub struct Costs {
     spent: Spent,
+    ops: SledOps,
     changes: u64,
 }
 
@@ -225,12 +290,26 @@ impl Costs {
         self.changes += changes;
     }
 
-    /// `{"cpu_us_per_change", "bytes_written_per_change", "changes"}`.
+    /// Counts `ops`, asked of sled while the changes were counted.
+    pub fn add_ops(&mut self, ops: SledOps) {
+        self.ops.key_reads += ops.key_reads;
+        self.ops.key_writes += ops.key_writes;
+        self.ops.batches += ops.batches;
+        self.ops.flushes += ops.flushes;
+    }
+
+    /// `{"cpu_us_per_change", "bytes_written_per_change", "sled_key_reads_per_change",
+    /// "sled_key_writes_per_change", "sled_batches_per_change", "sled_flushes_per_change",
+    /// "changes"}`.
     pub fn per_change(&self) -> serde_json::Value {
         let changes = self.changes.max(1) as f64;
         json!({
             "cpu_us_per_change": self.spent.cpu.as_secs_f64() * 1e6 / changes,
             "bytes_written_per_change": self.spent.written as f64 / changes,
+            "sled_key_reads_per_change": self.ops.key_reads as f64 / changes,
+            "sled_key_writes_per_change": self.ops.key_writes as f64 / changes,
+            "sled_batches_per_change": self.ops.batches as f64 / changes,
+            "sled_flushes_per_change": self.ops.flushes as f64 / changes,
             "changes": self.changes,
         })
     }
