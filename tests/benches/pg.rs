@@ -15,12 +15,10 @@
 //!   changes with their finished runs (100,000 with `JOBHOOKS_BENCH_QUICK=1`), written through
 //!   the store and drained before the clock starts, retention off: what index growth and
 //!   autovacuum cost once the tables are no longer fresh.
-//! - `pg/raw_sql_best`: what a PostgreSQL expert writes for the same guarantees (change, run and
-//!   object upsert atomic; claims with `SKIP LOCKED`; completions): committers hand their changes
-//!   to writer tasks (application-side group commit), each of which writes every waiting change in
-//!   one statement (data-modifying CTEs over `unnest` arrays: one round trip, one transaction);
-//!   four writers on their own connections keep groups in flight together (pipelined). Workers
-//!   claim and complete in batches as in `pg/raw_sql`.
+//! - `pg/raw_sql_best`: what a PostgreSQL expert writes for the same guarantees
+//!   (`support/raw_sql_best.rs`): application-side group commit, one statement per group with
+//!   data-modifying CTEs over `unnest` arrays, four groups in flight; workers claim and complete
+//!   in batches as in `pg/raw_sql`.
 //! - `pg/graphile_worker`: graphile_worker 0.14 (a Rust PostgreSQL job queue, on the same client
 //!   through its `driver-tokio-postgres` feature) enqueueing the same number of empty jobs from 64
 //!   tasks and completing them, with its batching off. Its settings are the fastest found here: 16
@@ -33,6 +31,8 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 mod support;
+
+use support::raw_sql_best::{self, RawSqlBest};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,92 +65,10 @@ async fn raw_round(pool: &deadpool_postgres::Pool, rounds: u64, first: u64) {
         })
         .collect();
     let workers: Vec<_> = (0..DispatcherConfig::default().workers)
-        .map(|_| tokio::spawn(raw_worker(pool.clone(), work.clone(), done.clone(), total)))
+        .map(|_| tokio::spawn(raw_sql_best::worker(pool.clone(), work.clone(), done.clone(), total, None)))
         .collect();
     for task in committers.into_iter().chain(workers) {
         task.await.unwrap();
-    }
-}
-
-/// A worker of the raw contenders: claims up to 32 pending runs with `SKIP LOCKED` and completes
-/// them in a second statement, until `total` runs are done.
-async fn raw_worker(pool: deadpool_postgres::Pool, work: Arc<Notify>, done: Arc<AtomicU64>, total: u64) {
-    while done.load(Ordering::SeqCst) < total {
-        let notified = work.notified();
-        let client = pool.get().await.unwrap();
-        let claim = client
-            .prepare_cached(
-                "UPDATE raw_runs SET status = 'leased' WHERE id IN (SELECT id FROM raw_runs
-                                 WHERE status = 'pending' ORDER BY id LIMIT 32 FOR UPDATE SKIP LOCKED)
-                             RETURNING id",
-            )
-            .await
-            .unwrap();
-        let claimed: Vec<i64> = client.query(&claim, &[]).await.unwrap().iter().map(|row| row.get(0)).collect();
-        if claimed.is_empty() {
-            let _ = tokio::time::timeout(Duration::from_millis(5), notified).await;
-            continue;
-        }
-        let complete = client
-            .prepare_cached("UPDATE raw_runs SET status = 'done', result = 'ok' WHERE id = ANY($1)")
-            .await
-            .unwrap();
-        client.execute(&complete, &[&claimed]).await.unwrap();
-        done.fetch_add(claimed.len() as u64, Ordering::SeqCst);
-    }
-}
-
-/// `pg/raw_sql_best`'s commit side: committers queue their changes for the writers.
-struct RawSqlBest {
-    pool: deadpool_postgres::Pool,
-    waiting: std::sync::Mutex<Vec<(String, serde_json::Value, tokio::sync::oneshot::Sender<()>)>>,
-    wake: Notify,
-}
-
-/// Writers keeping groups in flight together, each on its own connection.
-const RAW_BEST_WRITERS: usize = 4;
-
-impl RawSqlBest {
-    /// Queues the update of device `id` at `round` and waits until it is committed.
-    async fn commit(&self, id: u64, round: u64) {
-        let data = serde_json::Value::Object(support::device(id, round, 30).data().clone());
-        let (committed, made) = tokio::sync::oneshot::channel();
-        self.waiting.lock().unwrap().push((id.to_string(), data, committed));
-        self.wake.notify_one();
-        made.await.unwrap();
-    }
-
-    /// Writes waiting changes, a group per statement, until `stop`; signals `work` after each.
-    async fn write(self: Arc<Self>, work: Arc<Notify>, stop: Arc<Notify>) {
-        let client = self.pool.get().await.unwrap();
-        let statement = client
-            .prepare_cached(
-                "WITH c AS (INSERT INTO raw_changes (object_id, data)
-                            SELECT * FROM unnest($1::text[], $2::jsonb[]) RETURNING id),
-                      r AS (INSERT INTO raw_runs (change_id, status) SELECT id, 'pending' FROM c),
-                      o AS (INSERT INTO raw_objects (id, data) SELECT * FROM unnest($1::text[], $2::jsonb[])
-                            ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data)
-                 SELECT count(*) FROM c",
-            )
-            .await
-            .unwrap();
-        loop {
-            let group = std::mem::take(&mut *self.waiting.lock().unwrap());
-            if group.is_empty() {
-                tokio::select! {
-                    () = self.wake.notified() => continue,
-                    () = stop.notified() => return,
-                }
-            }
-            // One committer has one change in flight, so a group's objects are distinct.
-            let (ids, data): (Vec<String>, Vec<serde_json::Value>) =
-                group.iter().map(|(id, data, _)| (id.clone(), data.clone())).unzip();
-            client.query_one(&statement, &[&ids, &data]).await.unwrap();
-            work.notify_waiters();
-            for (_, _, committed) in group {
-                let _ = committed.send(());
-            }
-        }
     }
 }
 
@@ -160,9 +78,9 @@ async fn raw_best_round(best: &Arc<RawSqlBest>, rounds: u64, first: u64) {
     let done = Arc::new(AtomicU64::new(0));
     let (work, stop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let writers: Vec<_> =
-        (0..RAW_BEST_WRITERS).map(|_| tokio::spawn(best.clone().write(work.clone(), stop.clone()))).collect();
+        (0..raw_sql_best::WRITERS).map(|_| tokio::spawn(best.clone().write(work.clone(), stop.clone()))).collect();
     let workers: Vec<_> = (0..DispatcherConfig::default().workers)
-        .map(|_| tokio::spawn(raw_worker(best.pool.clone(), work.clone(), done.clone(), total)))
+        .map(|_| tokio::spawn(raw_sql_best::worker(best.pool.clone(), work.clone(), done.clone(), total, None)))
         .collect();
     let committers: Vec<_> = (0..COMMITTERS)
         .map(|id| {
@@ -359,7 +277,7 @@ fn bench_pg(c: &mut Criterion) {
         raw.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
         let best = support::raw_pool(&server.fresh_database().await);
         best.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
-        let best = Arc::new(RawSqlBest { pool: best, waiting: std::sync::Mutex::default(), wake: Notify::new() });
+        let best = Arc::new(RawSqlBest::new(best));
         (store, dispatcher, raw, best)
     });
     let mut group = c.benchmark_group("pg");

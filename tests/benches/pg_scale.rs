@@ -14,6 +14,14 @@
 //!   receiver's start). Beside it, the machine's floor in the same run: the naive commit in raw
 //!   SQL at the same offered load, call to return (`raw_commit_p50_ms`, `raw_commit_p99_ms`).
 //!
+//! - `pg_latency_load.json`: latency where the throughput is measured. The store's capacity first
+//!   (64 committers, one dispatcher process, as `scale` measures it), then at 50% and at 80% of
+//!   it, offered over 64 devices (the throughput bench's concurrency, so object lines queue), the
+//!   store and `raw_sql_best` (`support/raw_sql_best.rs`) one after the other at each point: for
+//!   the store, commit call to receiver start; for `raw_sql_best`, commit call to its run's claim;
+//!   p50, p99 and p999 from 10,000 samples per point (2,000 with `JOBHOOKS_BENCH_QUICK=1`), after
+//!   one second of the same load unrecorded.
+//!
 //! The server is `JOBHOOKS_TEST_PG`, or a throwaway cluster. `cargo bench -p jobhooks-tests --bench
 //! pg_scale [-- scale|latency]`; under `cargo test` (no `--bench` argument) both run at a tiny
 //! scale and write nothing.
@@ -48,12 +56,14 @@ struct Scale {
     trials: usize,
     rounds: u64,
     load_seconds: u64,
+    /// Samples per point of the latency under load.
+    load_samples: u64,
     report: bool,
 }
 
-const MEASURE: Scale = Scale { trials: 5, rounds: 40, load_seconds: 20, report: true };
-const QUICK: Scale = Scale { trials: 3, rounds: 20, load_seconds: 5, report: true };
-const SMOKE: Scale = Scale { trials: 1, rounds: 2, load_seconds: 1, report: false };
+const MEASURE: Scale = Scale { trials: 5, rounds: 40, load_seconds: 20, load_samples: 10_000, report: true };
+const QUICK: Scale = Scale { trials: 3, rounds: 20, load_seconds: 5, load_samples: 2_000, report: true };
+const SMOKE: Scale = Scale { trials: 1, rounds: 2, load_seconds: 1, load_samples: 50, report: false };
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -86,6 +96,10 @@ fn main() {
     if wanted("latency") {
         let report = runtime.block_on(measure_latency(scale));
         write_json(scale, "pg_latency.json", &report);
+    }
+    if wanted("load") {
+        let report = runtime.block_on(measure_latency_under_load(scale));
+        write_json(scale, "pg_latency_load.json", &report);
     }
 }
 
@@ -355,9 +369,19 @@ async fn offer<F>(scale: Scale, commit: impl Fn(u64, bool) -> F) -> u64
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let warm_up = OFFERED_PER_S;
-    let total = warm_up + OFFERED_PER_S * scale.load_seconds;
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / OFFERED_PER_S as u32);
+    offer_at(OFFERED_PER_S as f64, OFFERED_PER_S, OFFERED_PER_S * scale.load_seconds, commit).await
+}
+
+/// Offers `per_s` commits a second, each a task of its own: `warm_up` unrecorded, then `recorded`;
+/// `commit` is given the sequence number and whether its time counts. Returns how many were
+/// offered, once all have finished. (tokio's timer has 1 ms ticks: above 1,000/s, the commits of
+/// one millisecond start together.)
+async fn offer_at<F>(per_s: f64, warm_up: u64, recorded: u64, commit: impl Fn(u64, bool) -> F) -> u64
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let total = warm_up + recorded;
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut commits = Vec::with_capacity(total as usize);
     for sequence in 0..total {
@@ -368,4 +392,145 @@ where
         commit.await.unwrap();
     }
     total
+}
+
+/// See `pg_latency_load.json` in the module's documentation.
+async fn measure_latency_under_load(scale: Scale) -> serde_json::Value {
+    let url = prepared_database().await;
+    let store = Arc::new(PgStore::connect(&url).await.unwrap());
+    let starts = Arc::new(Starts::default());
+    let dispatchers = Dispatchers::start(1, &url, &starts);
+    // The capacity, as `scale` measures it with one dispatcher process.
+    let total = starts.count.load(Ordering::SeqCst) + COMMITTERS * scale.rounds;
+    let begin = Instant::now();
+    let committers: Vec<_> = (0..COMMITTERS)
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 0..scale.rounds {
+                    store.commit(&support::web(), support::update(id, round), ObjectWrites::Apply).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for committer in committers {
+        committer.await.unwrap();
+    }
+    drained(&store, &starts, total).await;
+    let capacity = (COMMITTERS * scale.rounds) as f64 / begin.elapsed().as_secs_f64();
+
+    let best = Arc::new(support::raw_sql_best::RawSqlBest::new(support::raw_pool(
+        &TestServer::shared().fresh_database().await,
+    )));
+    best.pool.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
+    let mut points = Vec::new();
+    let mut round = scale.rounds;
+    for fraction in [0.5, 0.8] {
+        let per_s = capacity * fraction;
+        let warm_up = per_s as u64;
+        let ours = store_latency(&store, &starts, per_s, warm_up, scale.load_samples, round).await;
+        round += warm_up + scale.load_samples;
+        let raw = raw_best_latency(&best, per_s, warm_up, scale.load_samples).await;
+        let ms = |histogram: &Histogram<u64>, quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1e6;
+        points.push(json!({
+            "fraction": fraction,
+            "offered_per_s": per_s,
+            "p50_ms": ms(&ours, 0.5),
+            "p99_ms": ms(&ours, 0.99),
+            "p999_ms": ms(&ours, 0.999),
+            "samples": ours.len(),
+            "raw_sql_best_p50_ms": ms(&raw, 0.5),
+            "raw_sql_best_p99_ms": ms(&raw, 0.99),
+            "raw_sql_best_p999_ms": ms(&raw, 0.999),
+            "raw_sql_best_samples": raw.len(),
+        }));
+    }
+    dispatchers.stop();
+    json!({
+        "capacity_per_s": capacity,
+        "devices": COMMITTERS,
+        "samples_per_point": scale.load_samples,
+        "points": points,
+    })
+}
+
+/// The store at `per_s` over 64 devices: commit call to receiver start, after `warm_up` commits.
+async fn store_latency(
+    store: &Arc<PgStore>,
+    starts: &Arc<Starts>,
+    per_s: f64,
+    warm_up: u64,
+    samples: u64,
+    first_round: u64,
+) -> Histogram<u64> {
+    let calls: Arc<Mutex<HashMap<u64, u64>>> = Arc::default();
+    let before = starts.count.load(Ordering::SeqCst);
+    let offered = offer_at(per_s, warm_up, samples, |sequence, recorded| {
+        let (store, calls) = (store.clone(), calls.clone());
+        async move {
+            let called = unix_nanos(SystemTime::now());
+            let device = sequence % COMMITTERS;
+            let change = support::update(device, first_round + sequence);
+            let receipt = store.commit(&support::web(), change, ObjectWrites::Apply).await.unwrap();
+            if recorded {
+                calls.lock().unwrap().insert(receipt.changes[0].0, called);
+            }
+        }
+    })
+    .await;
+    drained(store, starts, before + offered).await;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let started = starts.times.lock().unwrap();
+    for (change, called) in calls.lock().unwrap().iter() {
+        histogram.record(started[change].saturating_sub(*called).max(1)).unwrap();
+    }
+    histogram
+}
+
+/// `raw_sql_best` at `per_s` over 64 devices: commit call to its run's claim, after `warm_up`
+/// commits.
+async fn raw_best_latency(
+    best: &Arc<support::raw_sql_best::RawSqlBest>,
+    per_s: f64,
+    warm_up: u64,
+    samples: u64,
+) -> Histogram<u64> {
+    let total = warm_up + samples;
+    let done = Arc::new(AtomicU64::new(0));
+    let (work, stop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let claims: support::raw_sql_best::Claims = Arc::default();
+    let writers: Vec<_> = (0..support::raw_sql_best::WRITERS)
+        .map(|_| tokio::spawn(best.clone().write(work.clone(), stop.clone())))
+        .collect();
+    let workers: Vec<_> = (0..DispatcherConfig::default().workers)
+        .map(|_| {
+            let (pool, work, done, claims) = (best.pool.clone(), work.clone(), done.clone(), claims.clone());
+            tokio::spawn(support::raw_sql_best::worker(pool, work, done, total, Some(claims)))
+        })
+        .collect();
+    let calls: Arc<Mutex<HashMap<i64, u64>>> = Arc::default();
+    offer_at(per_s, warm_up, samples, |sequence, recorded| {
+        let (best, calls) = (best.clone(), calls.clone());
+        async move {
+            let called = unix_nanos(SystemTime::now());
+            let change = best.commit(sequence % COMMITTERS, sequence).await;
+            if recorded {
+                calls.lock().unwrap().insert(change, called);
+            }
+        }
+    })
+    .await;
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    stop.notify_waiters();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let claims = claims.lock().unwrap();
+    for (change, called) in calls.lock().unwrap().iter() {
+        histogram.record(claims[change].saturating_sub(*called).max(1)).unwrap();
+    }
+    histogram
 }

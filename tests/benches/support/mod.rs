@@ -3,6 +3,8 @@
 //! PostgreSQL benches measure the store against.
 #![allow(dead_code)] // each bench uses part of it
 
+pub mod raw_sql_best;
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -323,6 +325,12 @@ pub const RAW_SCHEMA: &str =
      CREATE TABLE raw_runs (id bigserial PRIMARY KEY, change_id bigint NOT NULL, status text NOT NULL,
          result text);
      CREATE INDEX ON raw_runs (id) WHERE status = 'pending';";
+
+/// The wall clock in unix nanoseconds, as both processes of a latency measurement read it.
+#[allow(dead_code)]
+pub fn unix_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
 
 /// A pool of 16 connections, as the store's, for the raw SQL.
 pub fn raw_pool(url: &str) -> deadpool_postgres::Pool {
