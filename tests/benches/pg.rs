@@ -28,12 +28,23 @@
 //!   default sqlx driver, a local queue (jobs fetched 64 at a time), completions batched every
 //!   2 ms (`complete_job_batch_delay`), and enqueues batched with `add_jobs` (the 64 tasks hand
 //!   their jobs to one batcher, as group commit does).
+//!
+//! After the criterion benches, the contenders the targets compare (`e2e_changes`,
+//! `e2e_changes_long_run`, `raw_sql_best`, `graphile_worker_tuned`) run again in alternating
+//! trials (3 quick, 5 otherwise, each of 64 × 20 or 64 × 40 changes per contender, the order
+//! turning each trial): their medians and ratios go to `pg_alternated.json`, which
+//! `cargo xtask bench` takes the ratio targets from.
+//!
+//! Beside the times, what each contender cost the server per change over all its iterations (WAL
+//! bytes, and transactions that wrote: each a WAL flush unless PostgreSQL groups commits) goes to
+//! `pg_costs.json` in the bench output directory.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 mod support;
 
 use support::raw_sql_best::{self, RawSqlBest};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -260,6 +271,43 @@ async fn e2e_round(store: &Arc<PgStore>, dispatcher: &jobhooks_dispatch::Dispatc
     dispatcher.drain().await.unwrap();
 }
 
+/// Where the server stands: the WAL written so far, and the transaction ids handed out (one per
+/// transaction that wrote; with `synchronous_commit` on, each is a WAL flush unless PostgreSQL
+/// groups their commits). Read without writing, so reading them changes neither.
+async fn server_position(pool: &deadpool_postgres::Pool) -> (u64, u64) {
+    let client = pool.get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint,
+                    pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)
+}
+
+/// What each contender cost the server per change, over all its iterations: WAL bytes and write
+/// transactions (`pg_costs.json`).
+#[derive(Default)]
+struct ServerCosts {
+    per_contender: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ServerCosts {
+    fn add(&mut self, name: &str, before: (u64, u64), after: (u64, u64), changes: u64) {
+        let changes = changes.max(1) as f64;
+        self.per_contender.insert(
+            name.to_owned(),
+            serde_json::json!({
+                "wal_bytes_per_change": (after.0 - before.0) as f64 / changes,
+                "write_transactions_per_change": (after.1 - before.1) as f64 / changes,
+                "changes": changes,
+            }),
+        );
+    }
+}
+
 /// Changes (with their finished runs) in the long-run database before its bench starts.
 fn long_run_changes() -> u64 {
     if support::quick() { 100_000 } else { 1_000_000 }
@@ -280,10 +328,12 @@ fn bench_pg(c: &mut Criterion) {
         let best = Arc::new(RawSqlBest::new(best));
         (store, dispatcher, raw, best)
     });
+    let mut costs = ServerCosts::default();
     let mut group = c.benchmark_group("pg");
     let seconds = if support::quick() { 5 } else { 15 };
     group.throughput(Throughput::Elements(COMMITTERS)).sample_size(10).measurement_time(Duration::from_secs(seconds));
     let rounds_done = AtomicU64::new(0);
+    let (position, rounds) = (runtime.block_on(server_position(&raw)), rounds_done.load(Ordering::Relaxed));
     group.bench_function("e2e_changes", |b| {
         b.iter_custom(|iters| {
             let first = rounds_done.fetch_add(iters, Ordering::Relaxed);
@@ -294,6 +344,8 @@ fn bench_pg(c: &mut Criterion) {
             })
         })
     });
+    let changes = (rounds_done.load(Ordering::Relaxed) - rounds) * COMMITTERS;
+    costs.add("e2e_changes", position, runtime.block_on(server_position(&raw)), changes);
     // The same on a database that has run `long_run_changes()` changes already.
     let (long_store, long_dispatcher) = runtime.block_on(async {
         let store = Arc::new(PgStore::connect_with(&server.fresh_database().await, PgConfig::default()).await.unwrap());
@@ -309,6 +361,7 @@ fn bench_pg(c: &mut Criterion) {
         (store, dispatcher)
     });
     let long_rounds = AtomicU64::new(long_run_changes() / COMMITTERS);
+    let (position, rounds) = (runtime.block_on(server_position(&raw)), long_rounds.load(Ordering::Relaxed));
     group.bench_function("e2e_changes_long_run", |b| {
         b.iter_custom(|iters| {
             let first = long_rounds.fetch_add(iters, Ordering::Relaxed);
@@ -319,8 +372,10 @@ fn bench_pg(c: &mut Criterion) {
             })
         })
     });
-    runtime.block_on(async { long_dispatcher.shutdown(Duration::from_secs(5)).await });
+    let changes = (long_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
+    costs.add("e2e_changes_long_run", position, runtime.block_on(server_position(&raw)), changes);
     let raw_rounds = AtomicU64::new(0);
+    let (position, rounds) = (runtime.block_on(server_position(&raw)), raw_rounds.load(Ordering::Relaxed));
     group.bench_function("raw_sql", |b| {
         b.iter_custom(|iters| {
             let first = raw_rounds.fetch_add(iters, Ordering::Relaxed);
@@ -331,7 +386,10 @@ fn bench_pg(c: &mut Criterion) {
             })
         })
     });
+    let changes = (raw_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
+    costs.add("raw_sql", position, runtime.block_on(server_position(&raw)), changes);
     let best_rounds = AtomicU64::new(0);
+    let (position, rounds) = (runtime.block_on(server_position(&raw)), best_rounds.load(Ordering::Relaxed));
     group.bench_function("raw_sql_best", |b| {
         b.iter_custom(|iters| {
             let first = best_rounds.fetch_add(iters, Ordering::Relaxed);
@@ -342,9 +400,12 @@ fn bench_pg(c: &mut Criterion) {
             })
         })
     });
+    let changes = (best_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
+    costs.add("raw_sql_best", position, runtime.block_on(server_position(&raw)), changes);
     // Started only now: its workers poll, and would take the machine from the benches before.
     let graphile = runtime.block_on(async { graphile_worker(&server.fresh_database().await).await });
     let graphile_rounds = AtomicU64::new(0);
+    let (position, rounds) = (runtime.block_on(server_position(&raw)), graphile_rounds.load(Ordering::Relaxed));
     group.bench_function("graphile_worker", |b| {
         b.iter_custom(|iters| {
             let first = graphile_rounds.fetch_add(iters, Ordering::Relaxed);
@@ -355,10 +416,13 @@ fn bench_pg(c: &mut Criterion) {
             })
         })
     });
+    let changes = (graphile_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
+    costs.add("graphile_worker", position, runtime.block_on(server_position(&raw)), changes);
     // One graphile_worker at a time: the first one stops polling before the second starts.
     graphile.request_shutdown();
     let tuned = runtime.block_on(async { graphile_worker_tuned(&server.fresh_database().await).await });
     let tuned_rounds = AtomicU64::new(0);
+    let (position, rounds) = (runtime.block_on(server_position(&raw)), tuned_rounds.load(Ordering::Relaxed));
     group.bench_function("graphile_worker_tuned", |b| {
         b.iter_custom(|iters| {
             let first = tuned_rounds.fetch_add(iters, Ordering::Relaxed);
@@ -369,8 +433,57 @@ fn bench_pg(c: &mut Criterion) {
             })
         })
     });
+    let changes = (tuned_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
+    costs.add("graphile_worker_tuned", position, runtime.block_on(server_position(&raw)), changes);
     group.finish();
+    // The ratios the targets name, from trials that take the contenders in turn (each trial in
+    // another order), so that the machine's moods fall on all of them alike.
+    let trials = if support::quick() { 3 } else { 5 };
+    let rounds = if support::quick() { 20 } else { 40 };
+    let contenders = ["e2e_changes", "e2e_changes_long_run", "raw_sql_best", "graphile_worker_tuned"];
+    let mut per_s: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    runtime.block_on(async {
+        for trial in 0..trials {
+            for turn in 0..contenders.len() {
+                let contender = contenders[(trial + turn) % contenders.len()];
+                let begin = Instant::now();
+                match contender {
+                    "e2e_changes" => {
+                        e2e_round(&store, &dispatcher, rounds, rounds_done.fetch_add(rounds, Ordering::Relaxed)).await;
+                    }
+                    "e2e_changes_long_run" => {
+                        let first = long_rounds.fetch_add(rounds, Ordering::Relaxed);
+                        e2e_round(&long_store, &long_dispatcher, rounds, first).await;
+                    }
+                    "raw_sql_best" => {
+                        raw_best_round(&best, rounds, best_rounds.fetch_add(rounds, Ordering::Relaxed)).await
+                    }
+                    _ => graphile_tuned_round(&tuned, rounds, tuned_rounds.fetch_add(rounds, Ordering::Relaxed)).await,
+                }
+                per_s.entry(contender).or_default().push((COMMITTERS * rounds) as f64 / begin.elapsed().as_secs_f64());
+            }
+        }
+    });
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let medians: BTreeMap<&str, f64> = per_s.iter().map(|(name, values)| (*name, median(values))).collect();
+    let alternated = serde_json::json!({
+        "trials": trials,
+        "changes_per_trial": COMMITTERS * rounds,
+        "median_per_s": medians,
+        "all_per_s": per_s,
+        "pg_vs_raw_sql_best": medians["e2e_changes"] / medians["raw_sql_best"],
+        "pg_vs_graphile_worker_tuned": medians["e2e_changes"] / medians["graphile_worker_tuned"],
+        "pg_long_run_vs_fresh": medians["e2e_changes_long_run"] / medians["e2e_changes"],
+    });
+    let measured = std::env::args().any(|arg| arg == "--bench");
+    support::write_report(measured, "pg_alternated.json", &alternated);
+    runtime.block_on(async { long_dispatcher.shutdown(Duration::from_secs(5)).await });
     tuned.request_shutdown();
+    support::write_report(measured, "pg_costs.json", &serde_json::Value::Object(costs.per_contender));
     runtime.block_on(async { dispatcher.shutdown(Duration::from_secs(5)).await });
 }
 
