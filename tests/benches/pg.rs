@@ -149,8 +149,9 @@ async fn graphile_worker(url: &str) -> Arc<graphile_worker::Worker> {
     worker
 }
 
-/// graphile_worker tuned for throughput: the sqlx driver, a local queue, batched completions.
-async fn graphile_worker_tuned(url: &str) -> Arc<graphile_worker::Worker> {
+/// graphile_worker tuned for throughput: the sqlx driver, a local queue, batched completions;
+/// with the task that runs it, which ends once it is asked to shut down.
+async fn graphile_worker_tuned(url: &str) -> (Arc<graphile_worker::Worker>, tokio::task::JoinHandle<()>) {
     let worker = graphile_worker::WorkerOptions::default()
         .database_url(url)
         .concurrency(16)
@@ -165,8 +166,8 @@ async fn graphile_worker_tuned(url: &str) -> Arc<graphile_worker::Worker> {
         .unwrap();
     let worker = Arc::new(worker);
     let running = worker.clone();
-    tokio::spawn(async move { running.run().await.unwrap() });
-    worker
+    let task = tokio::spawn(async move { running.run().await.unwrap() });
+    (worker, task)
 }
 
 /// Jobs waiting for the batcher of `pg/graphile_worker_tuned`, each with its enqueuer's signal.
@@ -420,7 +421,8 @@ fn bench_pg(c: &mut Criterion) {
     costs.add("graphile_worker", position, runtime.block_on(server_position(&raw)), changes);
     // One graphile_worker at a time: the first one stops polling before the second starts.
     graphile.request_shutdown();
-    let tuned = runtime.block_on(async { graphile_worker_tuned(&server.fresh_database().await).await });
+    let tuned_url = runtime.block_on(server.fresh_database());
+    let (tuned, tuned_task) = runtime.block_on(graphile_worker_tuned(&tuned_url));
     let tuned_rounds = AtomicU64::new(0);
     let (position, rounds) = (runtime.block_on(server_position(&raw)), tuned_rounds.load(Ordering::Relaxed));
     group.bench_function("graphile_worker_tuned", |b| {
@@ -436,16 +438,23 @@ fn bench_pg(c: &mut Criterion) {
     let changes = (tuned_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
     costs.add("graphile_worker_tuned", position, runtime.block_on(server_position(&raw)), changes);
     group.finish();
+    // graphile_worker runs only in its turns below: idle, its workers still poll.
+    tuned.request_shutdown();
+    runtime.block_on(tuned_task).unwrap();
     // The ratios the targets name, from trials that take the contenders in turn (each trial in
     // another order), so that the machine's moods fall on all of them alike.
     let trials = if support::quick() { 3 } else { 5 };
     let rounds = if support::quick() { 20 } else { 40 };
     let contenders = ["e2e_changes", "e2e_changes_long_run", "raw_sql_best", "graphile_worker_tuned"];
     let mut per_s: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    // CPU µs per change, of this process (the client: committers, dispatcher or workers) and of
+    // the server's processes, summed over the trials.
+    let mut cpu: BTreeMap<&str, (std::time::Duration, std::time::Duration)> = BTreeMap::new();
     runtime.block_on(async {
         for trial in 0..trials {
             for turn in 0..contenders.len() {
                 let contender = contenders[(trial + turn) % contenders.len()];
+                let (client, server) = (support::Spent::now(), support::postgres_cpu());
                 let begin = Instant::now();
                 match contender {
                     "e2e_changes" => {
@@ -458,9 +467,25 @@ fn bench_pg(c: &mut Criterion) {
                     "raw_sql_best" => {
                         raw_best_round(&best, rounds, best_rounds.fetch_add(rounds, Ordering::Relaxed)).await
                     }
-                    _ => graphile_tuned_round(&tuned, rounds, tuned_rounds.fetch_add(rounds, Ordering::Relaxed)).await,
+                    _ => {
+                        let (tuned, task) = graphile_worker_tuned(&tuned_url).await;
+                        let (client, server) = (support::Spent::now(), support::postgres_cpu());
+                        let begin = Instant::now();
+                        graphile_tuned_round(&tuned, rounds, tuned_rounds.fetch_add(rounds, Ordering::Relaxed)).await;
+                        let elapsed = begin.elapsed();
+                        let spent = cpu.entry(contender).or_default();
+                        spent.0 += support::Spent::now().since(client).cpu;
+                        spent.1 += support::postgres_cpu().saturating_sub(server);
+                        tuned.request_shutdown();
+                        task.await.unwrap();
+                        per_s.entry(contender).or_default().push((COMMITTERS * rounds) as f64 / elapsed.as_secs_f64());
+                        continue;
+                    }
                 }
                 per_s.entry(contender).or_default().push((COMMITTERS * rounds) as f64 / begin.elapsed().as_secs_f64());
+                let spent = cpu.entry(contender).or_default();
+                spent.0 += support::Spent::now().since(client).cpu;
+                spent.1 += support::postgres_cpu().saturating_sub(server);
             }
         }
     });
@@ -478,11 +503,17 @@ fn bench_pg(c: &mut Criterion) {
         "pg_vs_raw_sql_best": medians["e2e_changes"] / medians["raw_sql_best"],
         "pg_vs_graphile_worker_tuned": medians["e2e_changes"] / medians["graphile_worker_tuned"],
         "pg_long_run_vs_fresh": medians["e2e_changes_long_run"] / medians["e2e_changes"],
+        "cpu_us_per_change": cpu.iter().map(|(name, (client, server))| {
+            let changes = (trials as u64 * COMMITTERS * rounds) as f64;
+            (name.to_string(), serde_json::json!({
+                "client": client.as_secs_f64() * 1e6 / changes,
+                "server": server.as_secs_f64() * 1e6 / changes,
+            }))
+        }).collect::<serde_json::Map<_, _>>(),
     });
     let measured = std::env::args().any(|arg| arg == "--bench");
     support::write_report(measured, "pg_alternated.json", &alternated);
     runtime.block_on(async { long_dispatcher.shutdown(Duration::from_secs(5)).await });
-    tuned.request_shutdown();
     support::write_report(measured, "pg_costs.json", &serde_json::Value::Object(costs.per_contender));
     runtime.block_on(async { dispatcher.shutdown(Duration::from_secs(5)).await });
 }

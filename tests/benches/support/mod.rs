@@ -274,6 +274,22 @@ impl SledOpCounters {
     }
 }
 
+/// CPU time (user and system, to 10 ms) spent so far by the processes named `postgres` that this
+/// user can read: the PostgreSQL server's share of a measurement, on this machine. Zero where
+/// there is no `/proc`.
+pub fn postgres_cpu() -> std::time::Duration {
+    let mut ticks = 0;
+    for process in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else { continue };
+        let Some((name, rest)) = stat.split_once(") ") else { continue };
+        if !name.ends_with("(postgres") {
+            continue;
+        }
+        ticks += rest.split_whitespace().skip(11).take(2).filter_map(|field| field.parse::<u64>().ok()).sum::<u64>();
+    }
+    std::time::Duration::from_millis(ticks * 10)
+}
+
 /// What one bench function spent per change, over all its iterations.
 #[derive(Debug, Default)]
 #[allow(dead_code)]
