@@ -297,7 +297,11 @@ struct ServerCosts {
 
 impl ServerCosts {
     fn add(&mut self, name: &str, before: (u64, u64), after: (u64, u64), changes: u64) {
-        let changes = changes.max(1) as f64;
+        if changes == 0 {
+            // A bench the filter left out.
+            return;
+        }
+        let changes = changes as f64;
         self.per_contender.insert(
             name.to_owned(),
             serde_json::json!({
@@ -307,6 +311,33 @@ impl ServerCosts {
             }),
         );
     }
+}
+
+/// Runs criterion's bench `name`, each iteration `round(rounds, first)` (64 changes a round, from
+/// round `first`), counting the rounds in `rounds_done`; adds what it cost the server, read on
+/// `pool`, to `costs`.
+fn bench_rounds<F: std::future::Future<Output = ()>>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    costs: &mut ServerCosts,
+    pool: &deadpool_postgres::Pool,
+    name: &str,
+    rounds_done: &AtomicU64,
+    round: impl Fn(u64, u64) -> F,
+) {
+    let (position, before) = (runtime.block_on(server_position(pool)), rounds_done.load(Ordering::Relaxed));
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let first = rounds_done.fetch_add(iters, Ordering::Relaxed);
+            runtime.block_on(async {
+                let begin = Instant::now();
+                round(iters, first).await;
+                begin.elapsed()
+            })
+        })
+    });
+    let changes = (rounds_done.load(Ordering::Relaxed) - before) * COMMITTERS;
+    costs.add(name, position, runtime.block_on(server_position(pool)), changes);
 }
 
 /// Changes (with their finished runs) in the long-run database before its bench starts.
@@ -334,19 +365,9 @@ fn bench_pg(c: &mut Criterion) {
     let seconds = if support::quick() { 5 } else { 15 };
     group.throughput(Throughput::Elements(COMMITTERS)).sample_size(10).measurement_time(Duration::from_secs(seconds));
     let rounds_done = AtomicU64::new(0);
-    let (position, rounds) = (runtime.block_on(server_position(&raw)), rounds_done.load(Ordering::Relaxed));
-    group.bench_function("e2e_changes", |b| {
-        b.iter_custom(|iters| {
-            let first = rounds_done.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
-                let begin = Instant::now();
-                e2e_round(&store, &dispatcher, iters, first).await;
-                begin.elapsed()
-            })
-        })
+    bench_rounds(&mut group, &runtime, &mut costs, &raw, "e2e_changes", &rounds_done, |rounds, first| {
+        e2e_round(&store, &dispatcher, rounds, first)
     });
-    let changes = (rounds_done.load(Ordering::Relaxed) - rounds) * COMMITTERS;
-    costs.add("e2e_changes", position, runtime.block_on(server_position(&raw)), changes);
     // The same on a database that has run `long_run_changes()` changes already.
     let (long_store, long_dispatcher) = runtime.block_on(async {
         let store = Arc::new(PgStore::connect_with(&server.fresh_database().await, PgConfig::default()).await.unwrap());
@@ -362,81 +383,31 @@ fn bench_pg(c: &mut Criterion) {
         (store, dispatcher)
     });
     let long_rounds = AtomicU64::new(long_run_changes() / COMMITTERS);
-    let (position, rounds) = (runtime.block_on(server_position(&raw)), long_rounds.load(Ordering::Relaxed));
-    group.bench_function("e2e_changes_long_run", |b| {
-        b.iter_custom(|iters| {
-            let first = long_rounds.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
-                let begin = Instant::now();
-                e2e_round(&long_store, &long_dispatcher, iters, first).await;
-                begin.elapsed()
-            })
-        })
+    bench_rounds(&mut group, &runtime, &mut costs, &raw, "e2e_changes_long_run", &long_rounds, |rounds, first| {
+        e2e_round(&long_store, &long_dispatcher, rounds, first)
     });
-    let changes = (long_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
-    costs.add("e2e_changes_long_run", position, runtime.block_on(server_position(&raw)), changes);
     let raw_rounds = AtomicU64::new(0);
-    let (position, rounds) = (runtime.block_on(server_position(&raw)), raw_rounds.load(Ordering::Relaxed));
-    group.bench_function("raw_sql", |b| {
-        b.iter_custom(|iters| {
-            let first = raw_rounds.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
-                let begin = Instant::now();
-                raw_round(&raw, iters, first).await;
-                begin.elapsed()
-            })
-        })
+    bench_rounds(&mut group, &runtime, &mut costs, &raw, "raw_sql", &raw_rounds, |rounds, first| {
+        raw_round(&raw, rounds, first)
     });
-    let changes = (raw_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
-    costs.add("raw_sql", position, runtime.block_on(server_position(&raw)), changes);
     let best_rounds = AtomicU64::new(0);
-    let (position, rounds) = (runtime.block_on(server_position(&raw)), best_rounds.load(Ordering::Relaxed));
-    group.bench_function("raw_sql_best", |b| {
-        b.iter_custom(|iters| {
-            let first = best_rounds.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
-                let begin = Instant::now();
-                raw_best_round(&best, iters, first).await;
-                begin.elapsed()
-            })
-        })
+    bench_rounds(&mut group, &runtime, &mut costs, &raw, "raw_sql_best", &best_rounds, |rounds, first| {
+        raw_best_round(&best, rounds, first)
     });
-    let changes = (best_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
-    costs.add("raw_sql_best", position, runtime.block_on(server_position(&raw)), changes);
     // Started only now: its workers poll, and would take the machine from the benches before.
     let graphile = runtime.block_on(async { graphile_worker(&server.fresh_database().await).await });
     let graphile_rounds = AtomicU64::new(0);
-    let (position, rounds) = (runtime.block_on(server_position(&raw)), graphile_rounds.load(Ordering::Relaxed));
-    group.bench_function("graphile_worker", |b| {
-        b.iter_custom(|iters| {
-            let first = graphile_rounds.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
-                let begin = Instant::now();
-                graphile_round(&graphile, iters, first).await;
-                begin.elapsed()
-            })
-        })
+    bench_rounds(&mut group, &runtime, &mut costs, &raw, "graphile_worker", &graphile_rounds, |rounds, first| {
+        graphile_round(&graphile, rounds, first)
     });
-    let changes = (graphile_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
-    costs.add("graphile_worker", position, runtime.block_on(server_position(&raw)), changes);
     // One graphile_worker at a time: the first one stops polling before the second starts.
     graphile.request_shutdown();
     let tuned_url = runtime.block_on(server.fresh_database());
     let (tuned, tuned_task) = runtime.block_on(graphile_worker_tuned(&tuned_url));
     let tuned_rounds = AtomicU64::new(0);
-    let (position, rounds) = (runtime.block_on(server_position(&raw)), tuned_rounds.load(Ordering::Relaxed));
-    group.bench_function("graphile_worker_tuned", |b| {
-        b.iter_custom(|iters| {
-            let first = tuned_rounds.fetch_add(iters, Ordering::Relaxed);
-            runtime.block_on(async {
-                let begin = Instant::now();
-                graphile_tuned_round(&tuned, iters, first).await;
-                begin.elapsed()
-            })
-        })
+    bench_rounds(&mut group, &runtime, &mut costs, &raw, "graphile_worker_tuned", &tuned_rounds, |rounds, first| {
+        graphile_tuned_round(&tuned, rounds, first)
     });
-    let changes = (tuned_rounds.load(Ordering::Relaxed) - rounds) * COMMITTERS;
-    costs.add("graphile_worker_tuned", position, runtime.block_on(server_position(&raw)), changes);
     group.finish();
     // graphile_worker runs only in its turns below: idle, its workers still poll.
     tuned.request_shutdown();
