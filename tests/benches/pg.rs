@@ -131,34 +131,16 @@ impl graphile_worker_task_handler::TaskHandler for EmptyJob {
     }
 }
 
-async fn graphile_worker(url: &str) -> Arc<graphile_worker::Worker> {
-    let database = graphile_worker::tokio_postgres::TokioPostgresDatabase::from_url(url, 16).unwrap();
-    let worker = graphile_worker::WorkerOptions::default()
-        .database(database)
+/// Starts graphile_worker with `options` and what both its rows share: the empty job, 16
+/// concurrent jobs and connections, a 10 ms poll; with the task that runs it, which ends once it
+/// is asked to shut down.
+async fn start_graphile_worker(
+    options: graphile_worker::WorkerOptions,
+) -> (Arc<graphile_worker::Worker>, tokio::task::JoinHandle<()>) {
+    let worker = options
         .concurrency(16)
         .max_pg_conn(16)
         .poll_interval(Duration::from_millis(10))
-        .listen_os_shutdown_signals(false)
-        .define_job::<EmptyJob>()
-        .init()
-        .await
-        .unwrap();
-    let worker = Arc::new(worker);
-    let running = worker.clone();
-    tokio::spawn(async move { running.run().await.unwrap() });
-    worker
-}
-
-/// graphile_worker tuned for throughput: the sqlx driver, a local queue, batched completions;
-/// with the task that runs it, which ends once it is asked to shut down.
-async fn graphile_worker_tuned(url: &str) -> (Arc<graphile_worker::Worker>, tokio::task::JoinHandle<()>) {
-    let worker = graphile_worker::WorkerOptions::default()
-        .database_url(url)
-        .concurrency(16)
-        .max_pg_conn(16)
-        .poll_interval(Duration::from_millis(10))
-        .local_queue(graphile_worker::LocalQueueConfig::default().with_size(64))
-        .complete_job_batch_delay(Duration::from_millis(2))
         .listen_os_shutdown_signals(false)
         .define_job::<EmptyJob>()
         .init()
@@ -168,6 +150,21 @@ async fn graphile_worker_tuned(url: &str) -> (Arc<graphile_worker::Worker>, toki
     let running = worker.clone();
     let task = tokio::spawn(async move { running.run().await.unwrap() });
     (worker, task)
+}
+
+/// graphile_worker with its defaults, on the store's client (tokio-postgres).
+async fn graphile_worker(url: &str) -> Arc<graphile_worker::Worker> {
+    let database = graphile_worker::tokio_postgres::TokioPostgresDatabase::from_url(url, 16).unwrap();
+    start_graphile_worker(graphile_worker::WorkerOptions::default().database(database)).await.0
+}
+
+/// graphile_worker tuned for throughput: the sqlx driver, a local queue, batched completions.
+async fn graphile_worker_tuned(url: &str) -> (Arc<graphile_worker::Worker>, tokio::task::JoinHandle<()>) {
+    let options = graphile_worker::WorkerOptions::default()
+        .database_url(url)
+        .local_queue(graphile_worker::LocalQueueConfig::default().with_size(64))
+        .complete_job_batch_delay(Duration::from_millis(2));
+    start_graphile_worker(options).await
 }
 
 /// Jobs waiting for the batcher of `pg/graphile_worker_tuned`, each with its enqueuer's signal.
