@@ -419,9 +419,8 @@ impl PgStore {
             .query(
                 &format!(
                     "SELECT {RUN_COLUMNS} FROM jobhooks_runs
-                     WHERE head AND status IN {UNFINISHED}
-                       AND (status = 'PENDING' OR (status = 'STARTED' AND deadline <= $1)
-                            OR (status = 'RETRYING' AND due <= $1))
+                     WHERE (head AND status IN ('PENDING', 'RETRYING') AND (status = 'PENDING' OR due <= $1))
+                        OR (head AND status = 'STARTED' AND deadline <= $1)
                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
                 ),
                 &[&now, &limit],

@@ -207,6 +207,16 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobhooks_hooks ADD COLUMN webhook jsonb;
     ALTER TABLE jobhooks_runs ADD COLUMN hook_id uuid;
     "#,
+    // 14: fewer index entries per run. `unfinished` goes: `lines` has the same predicate and
+    // holds every unfinished run (a run without a line under a null key), so counting the queue
+    // reads it instead. `claimable` leaves out claimed runs, so that a claim, which moves a run
+    // from pending to started, adds no entry to it; the rare claim of a lapsed run finds it
+    // through `claims`. A run's row then costs 10 entries over its life rather than 13.
+    r#"
+    DROP INDEX jobhooks_runs_unfinished;
+    DROP INDEX jobhooks_runs_claimable;
+    CREATE INDEX jobhooks_runs_claimable ON jobhooks_runs (id) WHERE head AND status IN ('PENDING', 'RETRYING');
+    "#,
 ];
 
 /// Brings the schema up to date: applies the migrations it lacks, under the migration lock.

@@ -389,3 +389,49 @@ async fn hooks_and_runs_of_schema_12_gain_no_webhook_and_take_new_ones() {
     hooks.sort();
     assert_eq!(hooks, [None, Some(hook.id)], "the audit hook's run has none, the webhook's its hook");
 }
+
+/// Migration 14 drops the unfinished-runs index and narrows the claim index to unclaimed heads: a
+/// queue of schema 13 counts the same depth afterwards, and one claim still takes the pending
+/// head, the retry that is due and the claim that lapsed, and not the run behind the head.
+#[tokio::test]
+async fn a_queue_of_schema_13_counts_and_claims_the_same_after_migrating() {
+    use jobhooks_model::ports::{JobQueue, QueueReader};
+    let (url, app) = database_at_schema(13).await;
+    app.batch_execute(
+        "INSERT INTO jobhooks_runs (id, job, object_pk, object_model_name, status, attempts, leases, deadline, due,
+             created, logs, line, place, head)
+         VALUES (1, 'app::jobs::Audit', 'a', 'dcim.device', 'SUCCESS', 1, 1, NULL, NULL, now(), '[]', 'dcim.device/a', 1, true),
+                (2, 'app::jobs::Audit', 'a', 'dcim.device', 'PENDING', 0, 0, NULL, NULL, now(), '[]', 'dcim.device/a', 2, true),
+                (3, 'app::jobs::Audit', 'a', 'dcim.device', 'PENDING', 0, 0, NULL, NULL, now(), '[]', 'dcim.device/a', 3, false),
+                (4, 'app::jobs::Audit', 'b', 'dcim.device', 'STARTED', 1, 1, now() - interval '1 hour', NULL, now(), '[]', 'dcim.device/b', 4, true),
+                (5, 'app::jobs::Audit', 'c', 'dcim.device', 'RETRYING', 1, 1, NULL, now() - interval '1 minute', now(), '[]', NULL, 5, true),
+                (6, 'app::jobs::Audit', 'd', 'dcim.device', 'DEAD_LETTERED', 3, 3, NULL, NULL, now(), '[]', NULL, 6, true),
+                (7, 'app::jobs::Audit', 'e', 'dcim.device', 'STARTED', 1, 1, now() + interval '1 hour', NULL, now(), '[]', 'dcim.device/e', 7, true);
+         SELECT setval('jobhooks_run_ids', 7); SELECT setval('jobhooks_line_places', 7);",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let indexes: Vec<String> = app
+        .query("SELECT indexname FROM pg_indexes WHERE tablename = 'jobhooks_runs' ORDER BY indexname", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(!indexes.iter().any(|name| name == "jobhooks_runs_unfinished"), "{indexes:?}");
+    let claimable: String = app
+        .query_one("SELECT indexdef FROM pg_indexes WHERE indexname = 'jobhooks_runs_claimable'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(claimable.contains("'PENDING'") && !claimable.contains("'STARTED'"), "{claimable}");
+
+    let depth = store.depth().await.unwrap();
+    assert_eq!((depth.pending, depth.leased, depth.dead), (3, 2, 1), "{depth:?}");
+    let now = jobhooks_model::OffsetDateTime::now_utc();
+    let claimed = store.lease_batch(now, std::time::Duration::from_secs(60), 10).await.unwrap();
+    let mut ids: Vec<u64> = claimed.iter().map(|(lease, _)| lease.run.0).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [2, 4, 5], "the pending head, the lapsed claim and the due retry; not the run behind");
+}
