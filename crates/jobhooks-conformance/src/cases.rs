@@ -404,6 +404,8 @@ pub async fn commits_record_changes_and_objects<S: Storage>(store: &S) {
     let (change, object) = store.get_change_and_object(created.changes[0]).await.unwrap().unwrap();
     assert_eq!(change.action, Action::Create);
     assert_eq!(object, Some(device("1", "B2")), "the object as it is now");
+    let (_, object) = store.get_change_and_object(updated.changes[0]).await.unwrap().unwrap();
+    assert_eq!(object, Some(device("1", "B2")), "the object as its latest change left it");
 
     let deleted = delete(store, "1").await;
     assert_eq!(store.get_object(&reference("1")).await.unwrap(), None);

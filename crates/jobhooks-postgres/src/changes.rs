@@ -69,6 +69,12 @@ fn change_at(row: &Row, first: usize) -> Result<ObjectChange, StorageFailure> {
 /// Where an object's columns start in a row of [`CHANGE_COLUMNS`] followed by an object's.
 pub(crate) const OBJECT_AFTER_CHANGE: usize = 16;
 
+/// The columns of the object `o` read with a change `c` (see [`change_and_object_at`]): its data
+/// only when it differs from the change's, which it equals unless the object changed since. A
+/// claim reads one JSON document less per run, and the client decodes one less.
+pub(crate) const OBJECT_WITH_CHANGE: &str =
+    "o.content_type, o.object_id, o.repr, CASE WHEN o.data = c.object_data THEN NULL ELSE o.data END";
+
 /// A row of [`CHANGE_COLUMNS`] followed by the columns of the object (null when there is none).
 fn change_and_object_of(row: &Row) -> Result<(ObjectChange, Option<Object>), StorageFailure> {
     change_and_object_at(row, 0)
@@ -77,8 +83,15 @@ fn change_and_object_of(row: &Row) -> Result<(ObjectChange, Option<Object>), Sto
 /// [`CHANGE_COLUMNS`] and an object's columns, starting at `first` in `row`.
 pub(crate) fn change_and_object_at(row: &Row, first: usize) -> Result<(ObjectChange, Option<Object>), StorageFailure> {
     let change = change_at(row, first)?;
-    let object = match row.get::<_, Option<String>>(first + OBJECT_AFTER_CHANGE) {
-        Some(_) => Some(object_at(row, first + OBJECT_AFTER_CHANGE)?),
+    let at = first + OBJECT_AFTER_CHANGE;
+    let object = match row.get::<_, Option<String>>(at) {
+        Some(_) => {
+            let data = match row.get::<_, Option<serde_json::Value>>(at + 3) {
+                Some(data) => data,
+                None => change.object_data.clone(),
+            };
+            Some(object_from(row, at, data)?)
+        }
         None => None,
     };
     Ok((change, object))
@@ -90,13 +103,17 @@ fn object_of(row: &Row) -> Result<Object, StorageFailure> {
 
 /// The object in `row` whose four columns (content type, id, repr, data) start at `first`.
 fn object_at(row: &Row, first: usize) -> Result<Object, StorageFailure> {
+    object_from(row, first, row.get::<_, serde_json::Value>(first + 3))
+}
+
+/// The object whose content type, id and repr start at `first` in `row`, with `data`.
+fn object_from(row: &Row, first: usize, data: serde_json::Value) -> Result<Object, StorageFailure> {
     let (content_type, id): (String, String) = (row.get(first), row.get(first + 1));
     let bad = |reason: String| corrupt("object", format!("{content_type} {id}"), reason);
     let reference =
         ObjectRef::new(ContentType::new(content_type.as_str()).map_err(|e| bad(e.to_string()))?, id.as_str())
             .map_err(|e| bad(e.to_string()))?;
-    Object::new(reference, row.get::<_, String>(first + 2), row.get::<_, serde_json::Value>(first + 3))
-        .map_err(|e| bad(e.to_string()))
+    Object::new(reference, row.get::<_, String>(first + 2), data).map_err(|e| bad(e.to_string()))
 }
 
 /// One commit: a change context's changes, and whether they write the objects.
@@ -680,7 +697,7 @@ impl ChangeStore for PgStore {
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data
+                    "SELECT {CHANGE_COLUMNS}, {OBJECT_WITH_CHANGE}
                      FROM jobhooks_changes c LEFT JOIN jobhooks_objects o
                        ON o.content_type = c.content_type AND o.object_id = c.object_id
                      WHERE c.id = $1"
@@ -702,7 +719,7 @@ impl ChangeStore for PgStore {
     ) -> Result<Vec<(ObjectChange, Option<Object>)>, StorageFailure> {
         let ids: Vec<i64> = ids.iter().map(|id| id.0 as i64).collect();
         let read = format!(
-            "SELECT {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data
+            "SELECT {CHANGE_COLUMNS}, {OBJECT_WITH_CHANGE}
              FROM unnest($1::bigint[]) WITH ORDINALITY AS asked(id, position)
              JOIN jobhooks_changes c ON c.id = asked.id
              LEFT JOIN jobhooks_objects o ON o.content_type = c.content_type AND o.object_id = c.object_id

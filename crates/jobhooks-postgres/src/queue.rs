@@ -19,7 +19,8 @@ use crate::db::{Db, Pipelined};
 
 use crate::catalog::{JOB_COLUMNS, USER_COLUMNS, job_at, user_at};
 use crate::changes::{
-    CHANGE_COLUMNS, Commit, OBJECT_AFTER_CHANGE, RunInputs, RunRows, change_and_object_at, stage_commits,
+    CHANGE_COLUMNS, Commit, OBJECT_AFTER_CHANGE, OBJECT_WITH_CHANGE, RunInputs, RunRows, change_and_object_at,
+    stage_commits,
 };
 use crate::lines::{self, UNFINISHED};
 use crate::records::{LogRecord, corrupt, line_key, log_entries, log_records, status_name, status_of};
@@ -180,7 +181,7 @@ static CLAIM_PENDING: LazyLock<String> = LazyLock::new(|| {
                          deadline = $3, started = $4, due = NULL
                      FROM picked WHERE r.id = picked.id
                      RETURNING {run})
-         SELECT {run}, {CHANGE_COLUMNS}, o.content_type, o.object_id, o.repr, o.data, {job}, {user},
+         SELECT {run}, {CHANGE_COLUMNS}, {OBJECT_WITH_CHANGE}, {job}, {user},
                 coalesce(r.user_id, $5)
          FROM claimed r
          LEFT JOIN jobhooks_changes c ON c.id = r.change_id
