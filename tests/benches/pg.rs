@@ -352,9 +352,7 @@ fn bench_pg(c: &mut Criterion) {
         let raw_url = server.fresh_database().await;
         let raw = support::raw_pool(&raw_url);
         raw.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
-        let best = support::raw_pool(&server.fresh_database().await);
-        best.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
-        let best = Arc::new(RawSqlBest::new(best));
+        let best = Arc::new(RawSqlBest::create(support::raw_pool(&server.fresh_database().await)).await);
         (store, dispatcher, raw, best)
     });
     let mut costs = ServerCosts::default();

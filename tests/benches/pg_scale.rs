@@ -409,10 +409,10 @@ async fn measure_latency_under_load(scale: Scale) -> serde_json::Value {
     drained(&store, &starts, total).await;
     let capacity = (COMMITTERS * scale.rounds) as f64 / begin.elapsed().as_secs_f64();
 
-    let best = Arc::new(support::raw_sql_best::RawSqlBest::new(support::raw_pool(
-        &TestServer::shared().fresh_database().await,
-    )));
-    best.pool.get().await.unwrap().batch_execute(support::RAW_SCHEMA).await.unwrap();
+    let best = Arc::new(
+        support::raw_sql_best::RawSqlBest::create(support::raw_pool(&TestServer::shared().fresh_database().await))
+            .await,
+    );
     let mut points = Vec::new();
     let mut round = scale.rounds;
     for fraction in [0.5, 0.8] {

@@ -36,8 +36,19 @@ pub struct RawSqlBest {
 }
 
 impl RawSqlBest {
-    /// Over `pool`, whose database has `super::RAW_SCHEMA`.
-    pub fn new(pool: deadpool_postgres::Pool) -> Self {
+    /// Over `pool`, whose database it gives `super::RAW_SCHEMA` with the runs table vacuumed as a
+    /// queue's should be, as the store's migration 6 does for its own: after a fixed number of
+    /// dead rows, not a fifth of the table.
+    pub async fn create(pool: deadpool_postgres::Pool) -> Self {
+        let client = pool.get().await.unwrap();
+        client.batch_execute(super::RAW_SCHEMA).await.unwrap();
+        client
+            .batch_execute(
+                "ALTER TABLE raw_runs SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)",
+            )
+            .await
+            .unwrap();
+        drop(client);
         Self { pool, next_change: AtomicU64::new(1), waiting: Mutex::default(), wake: Notify::new() }
     }
 
