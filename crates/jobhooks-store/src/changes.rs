@@ -10,7 +10,7 @@ use jobhooks_model::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::disk::Stored;
+use crate::disk::ChangeRecordRef;
 use crate::lines::{join_line, latest_index_entry, read_change, read_change_json, recorded_object};
 use crate::recent::{Holds, Prechange, Recent};
 use crate::records::{self, ObjectIndexEntry, QueueEntry, Repository};
@@ -67,7 +67,7 @@ impl Store {
             if previous.is_some() {
                 record.prechange = None;
             }
-            let encoded = encode(&record.to_record())?;
+            let encoded = encode(&ChangeRecordRef::of(&record))?;
             st.put(keys::change(id), records::encode_change(&runs, &encoded));
             // The object index is also the object repository: the object is the result of its latest
             // applied change, so its data is never written twice.

@@ -571,6 +571,61 @@ pub(crate) struct ChangeRecord {
     change_context_detail: String,
 }
 
+/// A change's record borrowed from the change: what [`ChangeRecord`] writes, field for field and
+/// byte for byte, without copying the change's data to write it.
+#[derive(Serialize)]
+pub(crate) struct ChangeRecordRef<'a> {
+    id: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    time: OffsetDateTime,
+    user: Option<&'a str>,
+    user_name: &'a str,
+    request_id: Uuid,
+    action: ActionRecord,
+    changed_object_type: &'a str,
+    changed_object_id: &'a str,
+    related_object: Option<ObjectRefRecord>,
+    object_repr: &'a str,
+    object_data: &'a Value,
+    prechange: Option<&'a Value>,
+    change_context: ChangeContextRecord,
+    change_context_detail: &'a str,
+}
+
+impl<'a> ChangeRecordRef<'a> {
+    /// The record of `change`, borrowing its data.
+    pub(crate) fn of(change: &'a ObjectChange) -> Self {
+        Self {
+            id: change.id.0,
+            time: change.time,
+            user: change.user.as_deref(),
+            user_name: &change.user_name,
+            request_id: change.request_id,
+            action: change.action.into(),
+            changed_object_type: change.changed_object_type.as_str(),
+            changed_object_id: &change.changed_object_id,
+            related_object: change.related_object.as_ref().map(Stored::to_record),
+            object_repr: &change.object_repr,
+            object_data: &change.object_data,
+            prechange: change.prechange.as_ref(),
+            change_context: change.change_context.into(),
+            change_context_detail: &change.change_context_detail,
+        }
+    }
+}
+
+impl From<ChangeContextKind> for ChangeContextRecord {
+    fn from(kind: ChangeContextKind) -> Self {
+        match kind {
+            ChangeContextKind::Web => ChangeContextRecord::Web,
+            ChangeContextKind::Job => ChangeContextRecord::Job,
+            ChangeContextKind::JobHook => ChangeContextRecord::JobHook,
+            ChangeContextKind::Orm => ChangeContextRecord::Orm,
+            ChangeContextKind::Unknown => ChangeContextRecord::Unknown,
+        }
+    }
+}
+
 impl Stored for ObjectChange {
     type Record = ChangeRecord;
 
@@ -588,13 +643,7 @@ impl Stored for ObjectChange {
             object_repr: self.object_repr.clone(),
             object_data: self.object_data.clone(),
             prechange: self.prechange.clone(),
-            change_context: match self.change_context {
-                ChangeContextKind::Web => ChangeContextRecord::Web,
-                ChangeContextKind::Job => ChangeContextRecord::Job,
-                ChangeContextKind::JobHook => ChangeContextRecord::JobHook,
-                ChangeContextKind::Orm => ChangeContextRecord::Orm,
-                ChangeContextKind::Unknown => ChangeContextRecord::Unknown,
-            },
+            change_context: self.change_context.into(),
             change_context_detail: self.change_context_detail.clone(),
         }
     }
@@ -878,6 +927,41 @@ mod tests {
     }
 
     proptest! {
+        /// The record a commit writes by reference is the stored change record, byte for byte,
+        /// and reads back as the change.
+        #[test]
+        fn a_change_written_by_reference_is_its_record_byte_for_byte(
+            id in any::<u64>(),
+            user in proptest::option::of("[a-z]{0,8}"),
+            action in 0..3usize,
+            context in 0..5usize,
+            detail in ".{0,12}",
+            related in any::<bool>(),
+            fields in proptest::collection::btree_map("[a-z_]{1,6}", any::<i32>(), 0..6),
+            prechange in proptest::option::of(proptest::collection::btree_map("[a-z_]{1,6}", ".{0,6}", 0..4)),
+        ) {
+            let action = Action::ALL[action];
+            let kind = [
+                ChangeContextKind::Web, ChangeContextKind::Job, ChangeContextKind::JobHook,
+                ChangeContextKind::Orm, ChangeContextKind::Unknown,
+            ][context];
+            let device = ObjectRef::new(ContentType::new("dcim.device").unwrap(), "7").unwrap();
+            let object = jobhooks_model::Object::new(device, "dev-7", json!(fields)).unwrap();
+            let mut pending = jobhooks_model::PendingChange::new(action, &object);
+            if let Some(prechange) = prechange {
+                pending = pending.with_pre_data(json!(prechange).as_object().unwrap().clone());
+            }
+            if related {
+                pending.related_object = Some(ObjectRef::new(ContentType::new("dcim.site").unwrap(), "s").unwrap());
+            }
+            let context = jobhooks_model::ChangeContext::new(kind, user, detail);
+            let change = ObjectChange::from_pending(ChangeId(id), OffsetDateTime::UNIX_EPOCH, &context, pending, None);
+            let borrowed = serde_json::to_vec(&ChangeRecordRef::of(&change)).unwrap();
+            prop_assert_eq!(&borrowed, &serde_json::to_vec(&change.to_record()).unwrap());
+            let record: ChangeRecord = serde_json::from_slice(&borrowed).unwrap();
+            prop_assert_eq!(ObjectChange::from_record(record).unwrap(), change);
+        }
+
         #[test]
         fn results_round_trip(
             id in any::<u64>(),

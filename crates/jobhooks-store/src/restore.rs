@@ -7,7 +7,7 @@ use jobhooks_model::ports::{Restore, RestoreError, RestoreReport};
 use jobhooks_model::transfer::{Snapshot, check_new, restored_status};
 use jobhooks_model::{Action, ChangeId, CountChange, JobResult, JobStatus, ObjectRef, QUEUED};
 
-use crate::disk::Stored;
+use crate::disk::ChangeRecordRef;
 use crate::lines::{join_object_line, latest_index_entry, put_result, run_object};
 use crate::records::{self, ObjectIndexEntry, QueueEntry, Repository};
 use crate::staging::encode;
@@ -74,7 +74,10 @@ impl Restore for Store {
                         record.prechange = None;
                     }
                     let runs = runs_by_change.get(&change.id).cloned().unwrap_or_default();
-                    st.put(keys::change(change.id), records::encode_change(&runs, &encode(&record.to_record())?));
+                    st.put(
+                        keys::change(change.id),
+                        records::encode_change(&runs, &encode(&ChangeRecordRef::of(&record))?),
+                    );
                     let repository = match holders.get(&reference) {
                         Some(holder) if *holder == change.id => Repository::Holds,
                         None if change.action == Action::Delete => Repository::Removed,
