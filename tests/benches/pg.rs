@@ -52,7 +52,6 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jobhooks_dispatch::DispatcherConfig;
 use jobhooks_model::Action;
-use jobhooks_model::ports::{ChangeStore, ObjectWrites};
 use jobhooks_postgres::testing::TestServer;
 use jobhooks_postgres::{PgConfig, PgStore};
 use tokio::sync::Notify;
@@ -253,19 +252,7 @@ async fn graphile_round(worker: &graphile_worker::Worker, rounds: u64, first: u6
 /// 64 committers commit `rounds` updates each of their own device to `store` from round `first`;
 /// returns when `dispatcher` has run every one.
 async fn e2e_round(store: &Arc<PgStore>, dispatcher: &jobhooks_dispatch::Dispatcher<PgStore>, rounds: u64, first: u64) {
-    let committers: Vec<_> = (0..COMMITTERS)
-        .map(|id| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for round in first..first + rounds {
-                    store.commit(&support::web(), support::update(id, round), ObjectWrites::Apply).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for committer in committers {
-        committer.await.unwrap();
-    }
+    support::commit_rounds(store, COMMITTERS, first, rounds).await;
     dispatcher.drain().await.unwrap();
 }
 

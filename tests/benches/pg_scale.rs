@@ -232,23 +232,6 @@ async fn prepared_database() -> String {
     url
 }
 
-/// 64 committers each commit `rounds` updates of their own device, from round `first`.
-async fn commit_rounds(store: &Arc<PgStore>, first: u64, rounds: u64) {
-    let committers: Vec<_> = (0..COMMITTERS)
-        .map(|id| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for round in first..first + rounds {
-                    store.commit(&support::web(), support::update(id, round), ObjectWrites::Apply).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for committer in committers {
-        committer.await.unwrap();
-    }
-}
-
 async fn measure_scale(scale: Scale) -> serde_json::Value {
     let url = prepared_database().await;
     let store = Arc::new(PgStore::connect(&url).await.unwrap());
@@ -260,7 +243,7 @@ async fn measure_scale(scale: Scale) -> serde_json::Value {
             let dispatchers = Dispatchers::start(processes, &url, &starts);
             let total = starts.count.load(Ordering::SeqCst) + COMMITTERS * scale.rounds;
             let begin = Instant::now();
-            commit_rounds(&store, round, scale.rounds).await;
+            support::commit_rounds(&store, COMMITTERS, round, scale.rounds).await;
             drained(&store, &starts, total).await;
             let elapsed = begin.elapsed();
             round += scale.rounds;
@@ -405,7 +388,7 @@ async fn measure_latency_under_load(scale: Scale) -> serde_json::Value {
     // The capacity, as `scale` measures it with one dispatcher process.
     let total = starts.count.load(Ordering::SeqCst) + COMMITTERS * scale.rounds;
     let begin = Instant::now();
-    commit_rounds(&store, 0, scale.rounds).await;
+    support::commit_rounds(&store, COMMITTERS, 0, scale.rounds).await;
     drained(&store, &starts, total).await;
     let capacity = (COMMITTERS * scale.rounds) as f64 / begin.elapsed().as_secs_f64();
 

@@ -105,6 +105,30 @@ pub fn web() -> ChangeContext {
     ChangeContext::new(ChangeContextKind::Web, Some("u".into()), "")
 }
 
+/// `committers` tasks each commit `rounds` updates of their own device (the task's number), from
+/// round `first`; returns when all are committed.
+#[allow(dead_code)]
+pub async fn commit_rounds<S: jobhooks_model::ports::ChangeStore + 'static>(
+    store: &Arc<S>,
+    committers: u64,
+    first: u64,
+    rounds: u64,
+) {
+    let tasks: Vec<_> = (0..committers)
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in first..first + rounds {
+                    store.commit(&web(), update(id, round), jobhooks_model::ports::ObjectWrites::Apply).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 /// Links the trivial receiver's job into `store`, enabled, with a hook on device `events`.
 pub async fn install<S: Storage>(store: &S, events: &[Action]) -> Registry {
     install_job(store, events, &trivial_job()).await
