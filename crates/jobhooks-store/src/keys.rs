@@ -25,6 +25,7 @@ pub const DELAYED: &[u8] = b"dly/";
 pub const DEAD: &[u8] = b"ded/";
 pub const WAITING: &[u8] = b"wai/";
 pub const RESULT: &[u8] = b"res/";
+pub const ATTEMPTS: &[u8] = b"att/";
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -86,6 +87,12 @@ pub fn dead(run: RunId) -> Vec<u8> {
 /// `wai/{run}`: a run behind another in its object's line.
 pub fn waiting(run: RunId) -> Vec<u8> {
     key(&[WAITING, &run.0.to_be_bytes()])
+}
+
+/// `att/{journal}`: the claims of one lease batch not yet settled, so that each counts as an
+/// attempt even when the process dies running it.
+pub fn attempts(journal: u64) -> Vec<u8> {
+    key(&[ATTEMPTS, &journal.to_be_bytes()])
 }
 
 pub fn result(run: RunId) -> Vec<u8> {

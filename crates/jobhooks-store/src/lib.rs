@@ -11,7 +11,7 @@
 //! - the durable job queue: one line per object whose head is ready, claimed until a deadline,
 //!   waiting for a retry or dead-lettered; and the job results.
 //!
-//! The on-disk layout (format 3) is in `docs/ARCHITECTURE.md`.
+//! The on-disk layout (format 4) is in `docs/ARCHITECTURE.md`.
 //!
 //! A change context commits as one atomic batch that holds the objects, the change records and one
 //! queued run with a pending result per matching hook (the transactional outbox), so a crash never
@@ -48,8 +48,9 @@
 //! Only one process can open a store at a time; a second waits up to [`StoreConfig::lock_wait`]
 //! for it, then gets [`OpenError::Locked`]. A path that holds something other than a store (a
 //! file, a directory of other files) is refused with [`OpenError::NotAStore`]: a store is created
-//! only in a new or empty directory. Leases found at open belong to a process that is gone (it
-//! held the lock), so opening releases them: the runs are ready again at once.
+//! only in a new or empty directory. Claims found at open (in their attempt journals) belong to a
+//! process that is gone (it held the lock), so opening ends them, each counted as an attempt: the
+//! runs are ready again at once.
 //!
 //! Invariant: this is the only crate that knows sled. No sled type appears in its public API;
 //! errors are the model's port errors ([`jobhooks_model::StorageFailure`], `CatalogError`, …).
@@ -57,6 +58,7 @@
 mod backup;
 mod catalog;
 mod changes;
+mod claims;
 mod disk;
 mod durability;
 mod io;
@@ -66,6 +68,7 @@ mod logins;
 mod open;
 mod queue;
 mod recent;
+mod recovery;
 mod records;
 mod restore;
 mod retention;
@@ -76,7 +79,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use jobhooks_model::{BackendError, ChangeContext, ChangeSession, Clock, StorageFailure, system_clock};
+use jobhooks_model::{
+    BackendError, ChangeContext, ChangeSession, Clock, MaintenanceError, StorageFailure, system_clock,
+};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -88,7 +93,10 @@ use catalog::CatalogCache;
 use staging::{Overlay, QueueCounts, Staging, backend_error};
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: &str = "jobhooks-store/3";
+pub const FORMAT_VERSION: &str = "jobhooks-store/4";
+
+/// The format before this one, which opening migrates in place.
+const PREVIOUS_FORMAT: &str = "jobhooks-store/3";
 
 /// How to open a store. Start from [`Default`] and change what you need, with the setters or by
 /// assigning fields; new settings may be added in minor releases.
@@ -192,6 +200,8 @@ struct Inner {
     /// the catalog edits a copy, and the engine publishes it under the writer mutex once the
     /// operation's batch is in the tree, so readers never see a catalog write that failed.
     catalog: RwLock<Arc<CatalogCache>>,
+    /// The claims this process's workers hold, published as the catalog is: see `claims.rs`.
+    claims: RwLock<Arc<claims::Claims>>,
     durability: Durability,
     flusher: FlushCoordinator,
     /// Set when applying deferred writes failed: the writes of commits that were waiting for
@@ -272,7 +282,7 @@ impl Store {
         let db = open_db(&path, &config)?;
         let io = |e: sled::Error| OpenError::Io { path: path.clone(), source: Box::new(e) };
         let tree = db.open_tree("jobhooks").map_err(io)?;
-        check_format(&db, &tree, &path)?;
+        let format = check_format(&db, &tree, &path)?;
         let read = |source: StorageFailure| OpenError::Read { path: path.clone(), source: source.into() };
         let io = io::IoCounters::new();
         let view = Staging::new(&tree, &io);
@@ -292,6 +302,7 @@ impl Store {
             tree,
             writer: Mutex::new(writer),
             catalog: RwLock::new(Arc::new(catalog)),
+            claims: RwLock::new(Arc::new(claims::Claims::new())),
             durability: config.durability,
             flusher: FlushCoordinator::new(config.durability),
             broken: OnceLock::new(),
@@ -305,11 +316,17 @@ impl Store {
             lock,
         };
         let store = Self { inner: Arc::new(inner) };
-        let released = store
-            .release_orphaned_leases()
-            .map_err(|source| OpenError::Read { path: path.clone(), source: source.into() })?;
+        let read = |source: MaintenanceError| OpenError::Read { path: path.clone(), source: source.into() };
+        let released = match format {
+            Format::Current => store.recover_claims().map_err(read)?,
+            Format::Previous => {
+                let released = store.migrate_from_format_3().map_err(read)?;
+                tracing::info!(path = %path.display(), from = PREVIOUS_FORMAT, to = FORMAT_VERSION, "migrated the store");
+                released
+            }
+        };
         if released > 0 {
-            tracing::info!(released, path = %path.display(), "released the leases of a process that stopped");
+            tracing::info!(released, path = %path.display(), "ended the claims of a process that stopped");
         }
         Ok(store)
     }
@@ -388,7 +405,25 @@ impl Store {
         }
         // No operation is staging (the caller holds the writer): every change so far is applied.
         self.inner.recent.applied(writer.next_change - 1);
+        self.forget_ended_claims();
         Ok(())
+    }
+
+    /// The claims as last published.
+    pub(crate) fn claims(&self) -> Arc<claims::Claims> {
+        // A panic cannot leave half-published claims: publishing is one assignment.
+        self.inner.claims.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Forgets the claims of completions that are now in the tree. Called with the writer held,
+    /// once every staged write is applied.
+    fn forget_ended_claims(&self) {
+        let mut published = self.inner.claims.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if published.has_ending() {
+            let mut claims = (**published).clone();
+            claims.forget_ended();
+            *published = Arc::new(claims);
+        }
     }
 
     /// Passes on `applied`, the outcome of a write that took the deferred writes out of the
@@ -417,7 +452,12 @@ impl Store {
         let had_deferred = !deferred.is_empty();
         let first_change = jobhooks_model::ChangeId(writer.next_change);
         let staging = Staging::after(&self.inner.tree, &self.inner.io, deferred);
-        let mut txn = Txn { writer, staging, catalog: CatalogDraft { published: self.catalog(), edited: None } };
+        let mut txn = Txn {
+            writer,
+            staging,
+            catalog: CatalogDraft { published: self.catalog(), edited: None },
+            claims: ClaimsDraft { published: self.claims(), edited: None },
+        };
         let value = match op(&mut txn) {
             Ok(value) => value,
             Err(e) => {
@@ -426,7 +466,7 @@ impl Store {
                 return Err(e);
             }
         };
-        let Txn { writer, staging, catalog } = txn;
+        let Txn { writer, staging, catalog, claims } = txn;
         // A catalog edit is published only once it is in the tree, so it is applied at once.
         let commit = match commit {
             Commit::Durable if catalog.edited.is_some() => Commit::Now,
@@ -454,6 +494,13 @@ impl Store {
         };
         if let Some(edited) = catalog.edited {
             *self.inner.catalog.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(edited);
+        }
+        if let Some(edited) = claims.edited {
+            *self.inner.claims.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(edited);
+        }
+        if commit == Commit::Now {
+            // Every staged write is in the tree: so are the completions of ended claims.
+            self.forget_ended_claims();
         }
         writer.counts += counts;
         Ok((value, self.inner.flusher.record_write()))
@@ -495,6 +542,13 @@ pub(crate) struct Txn<'a> {
     writer: &'a mut Writer,
     staging: Staging<'a>,
     catalog: CatalogDraft,
+    claims: ClaimsDraft,
+}
+
+/// The claims as an operation sees them: as published, or its own edited copy.
+struct ClaimsDraft {
+    published: Arc<claims::Claims>,
+    edited: Option<claims::Claims>,
 }
 
 /// The catalog as an operation sees it: as published, or its own edited copy.
@@ -509,6 +563,11 @@ impl<'a> Txn<'a> {
         (self.writer, &mut self.staging)
     }
 
+    /// The store as this operation sees it, its own writes included.
+    pub(crate) fn view(&self) -> &Staging<'a> {
+        &self.staging
+    }
+
     /// The staged writes.
     pub(crate) fn staging(&mut self) -> &mut Staging<'a> {
         &mut self.staging
@@ -517,6 +576,19 @@ impl<'a> Txn<'a> {
     /// The catalog with this operation's edits.
     pub(crate) fn catalog(&self) -> &CatalogCache {
         self.catalog.edited.as_ref().unwrap_or(&self.catalog.published)
+    }
+
+    /// The claims with this operation's edits.
+    pub(crate) fn claims(&self) -> &claims::Claims {
+        self.claims.edited.as_ref().unwrap_or(&self.claims.published)
+    }
+
+    /// The writer, the staged writes and the claims to edit (a copy of the published ones, made
+    /// once).
+    pub(crate) fn edit_claims(&mut self) -> (&mut Writer, &mut Staging<'a>, &mut claims::Claims) {
+        let draft = &mut self.claims;
+        let edited = draft.edited.get_or_insert_with(|| (*draft.published).clone());
+        (self.writer, &mut self.staging, edited)
     }
 
     /// The staged writes and the catalog to edit (a copy of the published one, made once).
@@ -577,9 +649,18 @@ fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, OpenError> {
     }
 }
 
+/// The format a store was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// [`FORMAT_VERSION`], or a new store.
+    Current,
+    /// [`PREVIOUS_FORMAT`]: opening migrates it.
+    Previous,
+}
+
 /// Checks the format version, or writes it into a new store. A sled database that holds
 /// another program's data is refused rather than taken over.
-fn check_format(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), OpenError> {
+fn check_format(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<Format, OpenError> {
     let io = |e: sled::Error| OpenError::Io { path: path.to_owned(), source: Box::new(e) };
     let incompatible = |found: String| OpenError::IncompatibleFormat {
         path: path.to_owned(),
@@ -587,7 +668,8 @@ fn check_format(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), Ope
         expected: FORMAT_VERSION.to_owned(),
     };
     match tree.get(keys::FORMAT).map_err(io)? {
-        Some(found) if found.as_ref() == FORMAT_VERSION.as_bytes() => Ok(()),
+        Some(found) if found.as_ref() == FORMAT_VERSION.as_bytes() => Ok(Format::Current),
+        Some(found) if found.as_ref() == PREVIOUS_FORMAT.as_bytes() => Ok(Format::Previous),
         Some(found) => Err(incompatible(String::from_utf8_lossy(&found).into_owned())),
         None if tree.is_empty() => {
             let foreign = !db.is_empty()
@@ -602,7 +684,7 @@ fn check_format(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), Ope
                 });
             }
             tree.insert(keys::FORMAT, FORMAT_VERSION.as_bytes()).map_err(io)?;
-            Ok(())
+            Ok(Format::Current)
         }
         None => Err(incompatible("none (records without a format key)".to_owned())),
     }

@@ -63,6 +63,19 @@ fn keys_ending_with(store: &Store, prefix: &[u8], run: RunId) -> usize {
         .count()
 }
 
+/// How many attempt journals in the tree list `run`.
+fn journals_listing(store: &Store, run: RunId) -> usize {
+    store
+        .inner
+        .tree
+        .scan_prefix(keys::ATTEMPTS)
+        .values()
+        .filter(|journal| {
+            crate::records::decode_journal(&journal.as_ref().unwrap().clone()).unwrap().iter().any(|entry| entry.run == run)
+        })
+        .count()
+}
+
 /// Checks that `run` is in exactly the state `expected`, in its queue records and its result.
 async fn check_run(store: &Store, run: RunId, expected: Expected) -> Result<(), TestCaseError> {
     let ready: Option<QueueEntry> =
@@ -73,13 +86,16 @@ async fn check_run(store: &Store, run: RunId, expected: Expected) -> Result<(), 
     let status = store.get_result(run).await.unwrap().unwrap().status;
     match expected {
         Expected::Pending => {
-            prop_assert!(ready.as_ref().is_none_or(|e| e.lease.is_none()), "a pending run holds no claim");
+            prop_assert!(store.claims().active(run).is_none(), "a pending run holds no claim");
+            prop_assert_eq!(journals_listing(store, run), 0, "no journal lists a pending run");
             prop_assert_eq!((usize::from(ready.is_some()) + waiting + delayed, dead), (1, false));
             prop_assert!(matches!(status, JobStatus::Pending | JobStatus::Retrying));
         }
         Expected::Leased => {
             prop_assert_eq!((waiting, delayed, dead), (0, 0, false));
-            prop_assert!(ready.is_some_and(|e| e.lease.is_some()), "a leased run is claimed");
+            prop_assert!(store.claims().active(run).is_some(), "a leased run is claimed");
+            prop_assert!(ready.is_some_and(|e| e.lease.is_none()), "a claim is not written into its entry");
+            prop_assert_eq!(journals_listing(store, run), 1, "one attempt journal lists a leased run");
             prop_assert_eq!(status, JobStatus::Started);
         }
         Expected::Dead => {

@@ -16,41 +16,54 @@ use crate::lines::{
     decode_entry, entry_at, join_object_line, leave_line, missing, put_result, queued_entry, read_change_json,
     run_object, stored_result,
 };
-use crate::records::{self, Claim, QueueEntry, from_micros, micros};
+use crate::claims::{Claims, Held};
+use crate::records::{self, QueueEntry, from_micros, micros};
 use crate::staging::{Entries, Entry, QueueCounts, Staging, corrupt, indexed_id, key_range};
 use crate::{Commit, Store, Txn, keys};
 
-/// Shows a result as the queue sees it: a claimed run is `STARTED`, and attempts and start time
-/// come from its queue entry (leases do not rewrite results).
-fn overlay(mut result: JobResult, entry: &QueueEntry) -> JobResult {
+/// Shows a result as the queue sees it: a claimed run is `STARTED`, with the start time and the
+/// attempts of its claim (claims are kept in memory and do not rewrite results).
+fn overlay(mut result: JobResult, entry: &QueueEntry, claim: Option<&Held>) -> JobResult {
     result.attempts = entry.attempts;
-    if let Some(claim) = entry.lease {
+    if let Some(held) = claim {
         result.status = JobStatus::Started;
-        result.started = Some(from_micros(claim.started));
+        result.started = Some(from_micros(held.started));
+        result.attempts = held.attempts;
     }
     result
 }
 
 /// The result of the queued run `run`: as stored, or as queued when nothing is stored yet; then as
-/// the queue sees it.
-fn queued_result(st: &Staging<'_>, run: RunId, entry: &QueueEntry) -> Result<JobResult, StorageFailure> {
+/// the queue sees it, with `claim`, the claim on the run if it is ready.
+fn queued_result(
+    st: &Staging<'_>,
+    run: RunId,
+    entry: &QueueEntry,
+    claim: Option<&Held>,
+) -> Result<JobResult, StorageFailure> {
     let result = if entry.result_stored {
         stored_result(st, run)?.ok_or_else(|| missing("job result", run))?
     } else {
         entry.pending_result(run)
     };
-    Ok(overlay(result, entry))
+    Ok(overlay(result, entry, claim))
+}
+
+/// The claim on the queued run `run` whose entry is stored under `key`: only a ready run can be
+/// claimed (a claim ended by a retry stays in memory until the retry is applied, but the run is
+/// no longer ready by then).
+fn claim_of<'c>(claims: &'c Claims, run: RunId, key: &[u8]) -> Option<&'c Held> {
+    key.starts_with(keys::READY).then(|| claims.get(run)).flatten()
 }
 
 impl Store {
-    /// The claimed entry of `lease`'s run, or `LeaseLost` when the claim lapsed and was taken over,
-    /// released, or the run is gone.
-    fn claimed_entry(st: &Staging<'_>, lease: &Lease) -> Result<QueueEntry, QueueError> {
-        entry_at(st, &keys::ready(lease.run))
-            .ok()
-            .flatten()
-            .filter(|e| e.lease.is_some() && e.leases == lease.token)
-            .ok_or(QueueError::LeaseLost { run: lease.run.0 })
+    /// The entry and claim of `lease`'s run, or `LeaseLost` when the claim lapsed and was taken
+    /// over, released, or ended, or the run is gone.
+    fn claimed_entry(txn: &Txn<'_>, lease: &Lease) -> Result<(QueueEntry, Held), QueueError> {
+        let lost = QueueError::LeaseLost { run: lease.run.0 };
+        let held = *txn.claims().active(lease.run).filter(|held| held.token == lease.token).ok_or(lost.clone())?;
+        let entry = entry_at(txn.view(), &keys::ready(lease.run)).ok().flatten().ok_or(lost)?;
+        Ok((entry, held))
     }
 
     /// Moves retries that are due into the ready runs.
@@ -78,27 +91,26 @@ impl Store {
     }
 
     /// Stages the completion of one claimed run: its result, its place in the queue, and on
-    /// success its writes. Refuses with `LeaseLost`, staging nothing, when the lease lapsed.
-    fn stage_completion(
-        &self,
-        w: &mut crate::Writer,
-        st: &mut Staging<'_>,
-        completion: Completion,
-    ) -> Result<CommitReceipt, QueueError> {
+    /// success its writes; the claim leaves its attempt journal in the same write. Refuses with
+    /// `LeaseLost`, staging nothing, when the lease lapsed.
+    fn stage_completion(&self, txn: &mut Txn<'_>, completion: Completion) -> Result<CommitReceipt, QueueError> {
         let Completion { lease, outcome, logs } = completion;
         let run = lease.run;
-        let entry = Self::claimed_entry(st, &lease)?;
+        let (entry, held) = Self::claimed_entry(txn, &lease)?;
         let step = transition(JobStatus::Started, outcome.event())?;
+        let (w, st, claims) = txn.edit_claims();
         let now = w.now();
-        let mut result = queued_result(st, run, &entry)?;
+        let mut result = queued_result(st, run, &entry, Some(&held))?;
         result.logs.extend(logs);
         result.status = step.to;
         if step.completes {
             result.completed = Some(now);
         }
         st.counts.apply(step.counts);
-        // From here on the result is stored: the entry says so wherever it goes.
-        let entry = QueueEntry { lease: None, result_stored: true, ..entry };
+        claims.settle(st, run, true);
+        // From here on the result is stored, with the claim's attempts: the entry says so
+        // wherever it goes.
+        let entry = QueueEntry { lease: None, attempts: held.attempts, result_stored: true, ..entry };
         if step.leaves_line {
             leave_line(st, run, &entry)?;
         }
@@ -114,6 +126,7 @@ impl Store {
         put_result(st, &result)?;
         match outcome {
             Outcome::Succeeded { writes: Some((context, changes)) } => {
+                let (w, st) = txn.parts();
                 Ok(self.stage_changes(w, st, &context, changes, ObjectWrites::Apply)?)
             }
             _ => Ok(CommitReceipt::default()),
@@ -121,19 +134,23 @@ impl Store {
     }
 
     /// Gives a claim up as `event` (lease expired, released, given back) decides: the run is
-    /// ready again, at the head of its line. Returns the unclaimed entry.
+    /// ready again, at the head of its line, its entry holding the attempts `event` leaves it,
+    /// and the claim leaves its attempt journal. Returns the unclaimed entry.
     fn unclaim<E: From<StorageFailure> + From<IllegalTransition>>(
-        st: &mut Staging<'_>,
+        txn: &mut Txn<'_>,
         run: RunId,
         entry: QueueEntry,
+        held: Held,
         event: RunEvent,
         now: OffsetDateTime,
     ) -> Result<QueueEntry, E> {
         let step = transition(JobStatus::Started, event)?;
+        let (_, st, claims) = txn.edit_claims();
         st.counts.apply(step.counts);
-        let mut entry = QueueEntry { lease: None, attempts: step.attempts.apply(entry.attempts), ..entry };
+        claims.settle(st, run, false);
+        let mut entry = QueueEntry { lease: None, attempts: step.attempts.apply(held.attempts), ..entry };
         if step.notes_lapse {
-            let mut result = queued_result(st, run, &entry)?;
+            let mut result = queued_result(st, run, &entry, None)?;
             result.status = step.to;
             result.logs.push(lapse_entry(result.attempts, now));
             put_result(st, &result)?;
@@ -146,9 +163,9 @@ impl Store {
     /// Makes `lease`'s run pending again at once, as `event` (released, given back) decides.
     async fn unclaim_durably(&self, lease: &Lease, event: RunEvent) -> Result<(), QueueError> {
         self.write_durably(|txn| {
-            let (w, st) = txn.parts();
-            let entry = Self::claimed_entry(st, lease)?;
-            Self::unclaim::<QueueError>(st, lease.run, entry, event, w.now())
+            let (entry, held) = Self::claimed_entry(txn, lease)?;
+            let now = txn.parts().0.now();
+            Self::unclaim::<QueueError>(txn, lease.run, entry, held, event, now)
         })
         .await?;
         self.signal_work();
@@ -158,35 +175,21 @@ impl Store {
     /// Releases every claim whose deadline (in microseconds) `lapsed` says has lapsed, noting the
     /// lapse in its run's log at `now`; how many.
     fn release_leases(&self, now: OffsetDateTime, lapsed: impl Fn(i64) -> bool) -> Result<usize, MaintenanceError> {
+        if self.claims().lapsed(&lapsed).is_empty() {
+            return Ok(0);
+        }
         let (released, _ticket) = self.transact(Commit::Now, |txn| {
-            let st = txn.staging();
-            let mut lapsed_runs = Vec::new();
-            for item in st.scan_prefix(keys::READY) {
-                let (key, value) = item?;
-                let entry = decode_entry(&key, &value)?;
-                if entry.lease.is_some_and(|claim| lapsed(claim.deadline)) {
-                    lapsed_runs.push((RunId(indexed_id("ready index", &key)?), entry));
-                }
+            let lapsed_runs = txn.claims().lapsed(&lapsed);
+            for &(run, held) in &lapsed_runs {
+                let entry = entry_at(txn.view(), &keys::ready(run))?.ok_or_else(|| missing("queue entry", run))?;
+                Self::unclaim::<MaintenanceError>(txn, run, entry, held, RunEvent::LeaseExpired, now)?;
             }
-            let released = lapsed_runs.len();
-            for (run, entry) in lapsed_runs {
-                Self::unclaim::<MaintenanceError>(st, run, entry, RunEvent::LeaseExpired, now)?;
-            }
-            Ok::<_, MaintenanceError>(released)
+            Ok::<_, MaintenanceError>(lapsed_runs.len())
         })?;
         if released > 0 {
             self.signal_work();
         }
         Ok(released)
-    }
-
-    /// Releases every claim, whatever its deadline: at open, every claim belongs to a process that
-    /// is gone, since only one process opens a store at a time. Each still counts as an attempt.
-    pub(crate) fn release_orphaned_leases(&self) -> Result<usize, MaintenanceError> {
-        if self.writer().counts.leased == 0 {
-            return Ok(0);
-        }
-        self.release_leases(self.inner.clock.now(), |_| true)
     }
 
     pub(crate) fn signal_work(&self) {
@@ -233,49 +236,50 @@ impl JobQueue for Store {
         if self.first_retry_time().is_some_and(|due| due <= now) {
             self.transact(Commit::Now, |txn| Self::promote_due_retries(txn.staging(), now))?;
         }
-        // A lease needs no flush: if it is lost in a crash, the run is simply ready again.
-        // With `applied_only`, a claim leaves alone the runs whose entries have deferred writes:
-        // it writes ahead of them, so what it writes must not build on them.
+        // A claim writes only its batch's attempt journal, and needs no flush: if the journal is
+        // lost in a crash, so is the claim, and the run is simply ready again. With
+        // `applied_only`, a claim leaves alone the runs whose entries have deferred writes: it
+        // writes ahead of them, so what it writes must not build on them.
         let claim = |applied_only: bool| {
             move |txn: &mut Txn<'_>| {
-                let (w, st) = txn.parts();
-                let deadline = now.max(w.now()) + lease_for;
+                let deadline = now.max(txn.parts().0.now()) + lease_for;
                 // Only the first run in each object's line is ready, so every ready run may start,
-                // unless another worker holds it and its claim has not lapsed.
+                // unless a worker holds it and its claim has not lapsed.
                 let mut candidates = Vec::new();
+                let claims = txn.claims();
+                let st = txn.view();
                 for item in st.scan_prefix(keys::READY) {
                     if candidates.len() >= max {
                         break;
                     }
                     let (key, value) = item?;
+                    let run = RunId(indexed_id("ready index", &key)?);
+                    let held = claims.get(run).copied();
+                    if held.is_some_and(|held| held.ended || held.deadline > micros(now)) {
+                        continue;
+                    }
                     if applied_only && st.has_pending_write(&key) {
                         continue;
                     }
-                    let entry = decode_entry(&key, &value)?;
-                    if entry.lease.is_some_and(|claim| claim.deadline > micros(now)) {
-                        continue;
-                    }
-                    candidates.push((key.to_vec(), entry));
+                    candidates.push((run, decode_entry(&key, &value)?, held));
                 }
-                let mut claimed = Vec::with_capacity(candidates.len());
-                for (key, entry) in candidates {
-                    let run = RunId(indexed_id("ready index", &key)?);
-                    let entry = match entry.lease {
-                        Some(_) => Self::unclaim::<QueueError>(st, run, entry, RunEvent::LeaseExpired, now)?,
+                let step = transition(JobStatus::Pending, RunEvent::Leased)?;
+                let mut batch = Vec::with_capacity(candidates.len());
+                for (run, entry, lapsed) in candidates {
+                    let entry = match lapsed {
+                        Some(held) => Self::unclaim::<QueueError>(txn, run, entry, held, RunEvent::LeaseExpired, now)?,
                         None => entry,
                     };
-                    let step = transition(JobStatus::Pending, RunEvent::Leased)?;
-                    let claim = Claim { deadline: micros(deadline), started: micros(now) };
-                    let entry = QueueEntry {
-                        leases: entry.leases + 1,
-                        attempts: step.attempts.apply(entry.attempts),
-                        lease: Some(claim),
-                        ..entry
-                    };
-                    st.put(key, entry.encode());
-                    st.counts.apply(step.counts);
-                    let result = queued_result(st, run, &entry)?;
-                    claimed.push((Lease { run, token: entry.leases, deadline: from_micros(claim.deadline) }, result));
+                    txn.staging().counts.apply(step.counts);
+                    batch.push((run, step.attempts.apply(entry.attempts), entry));
+                }
+                let (_, st, claims) = txn.edit_claims();
+                let runs: Vec<(RunId, u32)> = batch.iter().map(|(run, attempts, _)| (*run, *attempts)).collect();
+                let held = claims.claim_batch(st, &runs, micros(now), micros(deadline));
+                let mut claimed = Vec::with_capacity(batch.len());
+                for ((run, _, entry), held) in batch.into_iter().zip(held) {
+                    let result = queued_result(st, run, &entry, Some(&held))?;
+                    claimed.push((Lease { run, token: held.token, deadline: from_micros(held.deadline) }, result));
                 }
                 Ok::<_, QueueError>(claimed)
             }
@@ -294,10 +298,7 @@ impl JobQueue for Store {
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
         let receipt = self
-            .write_durably(|txn| {
-                let (w, st) = txn.parts();
-                self.stage_completion(w, st, completion)
-            })
+            .write_durably(|txn| self.stage_completion(txn, completion))
             .await?;
         // A finished run may make the next run of its object ready.
         self.signal_work();
@@ -310,12 +311,11 @@ impl JobQueue for Store {
     ) -> Result<Vec<Result<CommitReceipt, QueueError>>, QueueError> {
         let outcomes = self
             .write_durably(|txn| {
-                let (w, st) = txn.parts();
                 let mut outcomes = Vec::with_capacity(completions.len());
                 for completion in completions {
                     // A lapsed lease is refused before anything of its completion is staged, so
                     // it refuses only its own run; any other error fails the whole batch.
-                    match self.stage_completion(w, st, completion) {
+                    match self.stage_completion(txn, completion) {
                         Err(lost @ QueueError::LeaseLost { .. }) => outcomes.push(Err(lost)),
                         other => outcomes.push(Ok(other?)),
                     }
@@ -375,7 +375,7 @@ impl QueueReader for Store {
             return Ok(stored);
         }
         match queued_entry(&st, run)? {
-            Some((_, entry)) => queued_result(&st, run, &entry).map(Some),
+            Some((key, entry)) => queued_result(&st, run, &entry, claim_of(&self.claims(), run, &key)).map(Some),
             // No entry: the run was never queued, or it ended between the two reads, its result
             // and the removal of its entry written together. Read the result again: `stored` may
             // be from before it was written.
@@ -401,6 +401,7 @@ impl QueueReader for Store {
         let mut to_skip = filter.offset;
         let headers = HeaderFilter::new(filter);
         let st = self.view();
+        let claims = self.claims();
         for item in Self::records_newest_first(&st) {
             if results.len() >= limit {
                 break;
@@ -423,7 +424,7 @@ impl QueueReader for Store {
                     if entry.result_stored {
                         continue;
                     }
-                    Some(queued_result(&st, run, &entry)?)
+                    Some(queued_result(&st, run, &entry, claim_of(&claims, run, &key))?)
                 }
             };
             match result.filter(|result| filter.admits(result)) {
@@ -438,6 +439,7 @@ impl QueueReader for Store {
     async fn results_after(&self, after: RunId, limit: usize) -> Result<Vec<JobResult>, StorageFailure> {
         let mut results = Vec::new();
         let st = self.view();
+        let claims = self.claims();
         for item in Self::run_records(&st, after, false) {
             if results.len() >= limit {
                 break;
@@ -449,7 +451,7 @@ impl QueueReader for Store {
                 RunRecord::Queued(key, value) => {
                     let entry = decode_entry(&key, &value)?;
                     if !entry.result_stored {
-                        results.push(queued_result(&st, run, &entry)?);
+                        results.push(queued_result(&st, run, &entry, claim_of(&claims, run, &key))?);
                     }
                 }
             }
@@ -466,6 +468,7 @@ impl QueueReader for Store {
         let headers = HeaderFilter::new(filter);
         let mut count = 0;
         let st = self.view();
+        let claims = self.claims();
         for item in Self::records_newest_first(&st) {
             let (run, record) = item?;
             match record {
@@ -478,7 +481,8 @@ impl QueueReader for Store {
                 }
                 RunRecord::Queued(key, value) => {
                     let entry = decode_entry(&key, &value)?;
-                    if !entry.result_stored && filter.admits(&queued_result(&st, run, &entry)?) {
+                    if !entry.result_stored && filter.admits(&queued_result(&st, run, &entry, claim_of(&claims, run, &key))?)
+                    {
                         count += 1;
                     }
                 }

@@ -266,6 +266,36 @@ pub(crate) fn decode_change(bytes: &[u8]) -> Option<(Vec<RunId>, &[u8])> {
     Some((runs, &bytes[end..]))
 }
 
+/// One outstanding claim in an attempt journal: the run, and its attempts counting the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JournalEntry {
+    pub run: RunId,
+    pub attempts: u32,
+}
+
+/// An attempt journal (`att/` values): `(run u64 | attempts u32)…`, the claims of one lease batch
+/// that have not been settled by a write of their run's own.
+pub(crate) fn encode_journal(entries: &[JournalEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 * entries.len());
+    for entry in entries {
+        out.extend_from_slice(&entry.run.0.to_be_bytes());
+        out.extend_from_slice(&entry.attempts.to_be_bytes());
+    }
+    out
+}
+
+/// The claims of an attempt journal; `None` unless `bytes` is a whole number of entries.
+pub(crate) fn decode_journal(bytes: &[u8]) -> Option<Vec<JournalEntry>> {
+    let mut r = Reader(bytes);
+    let mut entries = Vec::with_capacity(bytes.len() / 12);
+    while !r.0.is_empty() {
+        let run = RunId(r.u64()?);
+        let attempts = u32::from_be_bytes(r.take()?);
+        entries.push(JournalEntry { run, attempts });
+    }
+    Some(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,7 +357,17 @@ mod tests {
         }
 
         #[test]
+        fn attempt_journals_round_trip(claims in prop::collection::vec((any::<u64>(), any::<u32>()), 0..40)) {
+            let entries: Vec<JournalEntry> =
+                claims.into_iter().map(|(run, attempts)| JournalEntry { run: RunId(run), attempts }).collect();
+            prop_assert_eq!(decode_journal(&encode_journal(&entries)), Some(entries));
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(entries) = decode_journal(&bytes) {
+                prop_assert_eq!(entries.len() * 12, bytes.len());
+            }
             let _ = QueueEntry::decode(&bytes);
             let _ = ObjectIndexEntry::decode(&bytes);
             let _ = decode_change(&bytes);

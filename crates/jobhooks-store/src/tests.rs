@@ -112,7 +112,7 @@ async fn format_version_is_checked() {
     assert!(matches!(err, OpenError::IncompatibleFormat { .. }), "{err}");
     assert!(
         err.to_string()
-            .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/3"),
+            .contains("has format version jobhooks-store/99, but this jobhooks reads version jobhooks-store/4"),
         "{err}"
     );
 }
@@ -202,6 +202,91 @@ async fn leases_found_at_open_are_released_at_once() {
         .unwrap()
         .expect("the run is ready again at once, not when its lease lapses");
     assert_eq!(result.attempts, 2, "the lost attempt counts");
+    assert!(result.logs.iter().any(|entry| entry.message.contains("lapsed before its outcome was recorded")));
+}
+
+/// A receiver that takes the process down every time still reaches its dead letter: each claim
+/// counts as an attempt across the crash, though a claim writes nothing to its run's entry.
+#[tokio::test]
+async fn every_claim_a_crash_ends_counts_as_an_attempt() {
+    let (dir, store) = ready_store().await;
+    press(&store, "1").await;
+    drop(store);
+    for attempt in 1..=3 {
+        let store = Store::open(dir.path()).unwrap();
+        let (lease, result) =
+            store.lease_next(OffsetDateTime::now_utc(), Duration::from_secs(300)).await.unwrap().unwrap();
+        assert_eq!(result.attempts, attempt, "the claims before this one each counted");
+        assert_eq!(store.get_result(lease.run).await.unwrap().unwrap().status, JobStatus::Started);
+        // The process dies running the receiver.
+        drop(store);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let (_, result) = store.lease_next(OffsetDateTime::now_utc(), Duration::from_secs(300)).await.unwrap().unwrap();
+    assert_eq!(result.attempts, 4);
+    let lapses = result.logs.iter().filter(|entry| entry.message.contains("lapsed before its outcome")).count();
+    assert_eq!(lapses, 3, "each lost claim is in the run's log");
+}
+
+/// A claim given back was no attempt, nor does a crash after it make it one; a batch whose runs
+/// all completed leaves no attempt journal behind.
+#[tokio::test]
+async fn a_claim_given_back_or_completed_leaves_its_attempt_journal() {
+    let (dir, store) = ready_store().await;
+    let first = press(&store, "1").await;
+    let second = press(&store, "2").await;
+    let third = press(&store, "3").await;
+    let leased = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(300), 3).await.unwrap();
+    assert_eq!(leased.len(), 3);
+    let journals = |store: &Store| store.inner.tree.scan_prefix(keys::ATTEMPTS).count();
+    assert_eq!(journals(&store), 1, "one journal for the lease batch");
+    let lease = |run| leased.iter().find(|(lease, _)| lease.run == run).unwrap().0.clone();
+    store.give_back(&lease(first)).await.unwrap();
+    store.complete(Completion { lease: lease(second), outcome: Outcome::Failed, logs: vec![] }).await.unwrap();
+    assert_eq!(journals(&store), 1, "the third claim is still unsettled");
+    // The process dies holding the third claim.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(journals(&store), 0, "opening removes the journals it found");
+    let attempts = |result: Option<JobResult>| result.map(|result| (result.status, result.attempts));
+    assert_eq!(attempts(store.get_result(first).await.unwrap()), Some((JobStatus::Pending, 0)));
+    assert_eq!(attempts(store.get_result(second).await.unwrap()), Some((JobStatus::Failure, 1)));
+    assert_eq!(attempts(store.get_result(third).await.unwrap()), Some((JobStatus::Pending, 1)));
+    let leased = store.lease_batch(OffsetDateTime::now_utc(), Duration::from_secs(300), 3).await.unwrap();
+    let completions = leased
+        .into_iter()
+        .map(|(lease, _)| Completion { lease, outcome: Outcome::Succeeded { writes: None }, logs: vec![] })
+        .collect();
+    store.complete_batch(completions).await.unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(journals(&store), 0, "a batch completed together leaves no journal");
+}
+
+/// A store of format 3 whose process died holding a claim (written into the run's entry there)
+/// opens migrated: the claim ended, counted and noted as in format 3, and the format key says 4.
+#[tokio::test]
+async fn a_format_3_store_with_a_claim_opens_migrated() {
+    let (dir, store) = ready_store().await;
+    let run = press(&store, "1").await;
+    drop(store);
+    {
+        let db = raw_sled(dir.path());
+        let tree = db.open_tree("jobhooks").unwrap();
+        let entry = crate::records::QueueEntry::decode(&tree.get(keys::ready(run)).unwrap().unwrap()).unwrap();
+        let claim = crate::records::Claim { deadline: i64::MAX, started: 0 };
+        let claimed = crate::records::QueueEntry { leases: 1, attempts: 1, lease: Some(claim), ..entry };
+        tree.insert(keys::ready(run), claimed.encode()).unwrap();
+        tree.insert(keys::FORMAT, &b"jobhooks-store/3"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.inner.tree.get(keys::FORMAT).unwrap().unwrap().as_ref(), FORMAT_VERSION.as_bytes());
+    let depth = store.depth().await.unwrap();
+    assert_eq!((depth.pending, depth.leased), (1, 0), "{depth:?}");
+    let entry = crate::records::QueueEntry::decode(&store.inner.tree.get(keys::ready(run)).unwrap().unwrap()).unwrap();
+    assert_eq!((entry.lease, entry.attempts), (None, 1));
+    let (_, result) = store.lease_next(OffsetDateTime::now_utc(), Duration::from_secs(300)).await.unwrap().unwrap();
+    assert_eq!(result.attempts, 2, "the format-3 claim counted");
     assert!(result.logs.iter().any(|entry| entry.message.contains("lapsed before its outcome was recorded")));
 }
 
