@@ -1,8 +1,9 @@
 //! The on-disk format is a promise. A store written by the current format, committed under
-//! `tests/fixtures/format-3/store/`, must open and read back exactly as recorded beside it in
-//! `format-3/expected.json`: jobs, hooks, buttons, users, objects, every change with its
+//! `tests/fixtures/format-4/store/`, must open and read back exactly as recorded beside it in
+//! `format-4/expected.json`: jobs, hooks, buttons, users, objects, every change with its
 //! snapshots, and every result (succeeded with writes, failed, dead-lettered, waiting for a
-//! retry, pending).
+//! retry, pending, and claimed by a process that died holding the claim). A store of the format
+//! before it (`format-3/`) must open migrated and read back as it did.
 //!
 //! A change to the store or to the model's types that alters what a stored record reads back as
 //! fails this test. Such a change needs a new format version, a migration from this one, and a new
@@ -26,8 +27,25 @@ use jobhooks_store::{FORMAT_VERSION, OpenError, Store, StoreConfig};
 const HOOK_JOB: &str = "fixture::jobs::Audit";
 const BUTTON_JOB: &str = "fixture::jobs::Press";
 
+/// The committed store of format 3, which opening migrates.
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-3")
+}
+
+/// The committed store of the current format.
+fn current_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-4")
+}
+
+/// When the fixture of the current format is opened: after everything in it, so that the claim
+/// its process died holding ends at a time the fixture records.
+fn reopened_at() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_767_226_200).unwrap() // 2026-01-01 00:10 UTC
+}
+
+/// Opens the store at `dir` on a clock stopped at [`reopened_at`].
+fn open_at_fixed_time(dir: &Path) -> Result<Store, OpenError> {
+    Store::open_with(dir, StoreConfig::default().clock(Arc::new(ManualClock::at(reopened_at()))))
 }
 
 fn device(id: &str, serial: &str) -> Object {
@@ -100,6 +118,13 @@ async fn write_fixture(dir: &Path) {
     store.complete(Completion { lease, outcome: Outcome::DeadLettered, logs: Vec::new() }).await.unwrap();
     let inputs = JobInputs::Button { object_pk: "3".into(), object_model_name: "dcim.device".into() };
     store.enqueue(BUTTON_JOB, Some("alice".into()), inputs).await.unwrap();
+    // A second press, claimed by a worker when the process dies: its claim is in an attempt
+    // journal, which the next open ends as a lapsed attempt.
+    let inputs = JobInputs::Button { object_pk: "1".into(), object_model_name: "dcim.device".into() };
+    let pressed = store.enqueue(BUTTON_JOB, Some("root".into()), inputs).await.unwrap();
+    let claimed = store.lease_batch(clock.now(), Duration::from_secs(300), 8).await.unwrap();
+    let claimed: Vec<_> = claimed.iter().map(|(lease, _)| lease.run).collect();
+    assert!(claimed.contains(&pressed), "the press on device 1 is ready: device 1's line is empty");
     store.flush().await.unwrap();
 }
 
@@ -174,30 +199,68 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The format key of the store at `dir`, as stored.
+fn stored_format(dir: &Path) -> String {
+    let db = sled::open(dir).unwrap();
+    let format = db.open_tree("jobhooks").unwrap().get(b"meta/format").unwrap().unwrap();
+    String::from_utf8(format.to_vec()).unwrap()
+}
+
 #[tokio::test]
 async fn a_store_of_the_current_format_reads_back_identically() {
-    let fixture = fixture();
+    let fixture = current_fixture();
     if std::env::var_os("JOBHOOKS_WRITE_FIXTURE").is_some() {
         let _ = std::fs::remove_dir_all(&fixture);
         write_fixture(&fixture.join("store")).await;
-        let store = Store::open(fixture.join("store")).unwrap();
+        // Read back from a copy, so that the committed store keeps its claim.
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&fixture.join("store"), dir.path());
+        let store = open_at_fixed_time(dir.path()).unwrap();
         let expected = serde_json::to_string_pretty(&read_back(&store).await).unwrap();
         std::fs::write(fixture.join("expected.json"), expected + "\n").unwrap();
     }
+    assert_eq!(stored_format(&fixture.join("store")), FORMAT_VERSION);
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture.join("store"), dir.path());
-    let store = Store::open(dir.path()).expect("the committed store opens");
+    let store = open_at_fixed_time(dir.path()).expect("the committed store opens");
     let found = read_back(&store).await;
-    let mut expected: Value =
+    let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
-    give_derived_ids(&mut expected);
     assert_eq!(
         found,
         expected,
         "the committed store reads back differently: the format changed without a new version and a migration.\nfound:\n{}",
         serde_json::to_string_pretty(&found).unwrap()
     );
+    assert_eq!(found["results"].as_array().map(Vec::len), Some(7), "every kind of result is in the fixture");
+    let claimed = &found["results"][0];
+    assert_eq!((claimed["status"].as_str(), claimed["attempts"].as_u64()), (Some("PENDING"), Some(1)));
+    assert!(claimed["logs"][0]["message"].as_str().unwrap().contains("lapsed"), "{claimed}");
+}
+
+/// The committed store of format 3 opens migrated, reads back exactly as it did, and says so in
+/// its format key.
+#[tokio::test]
+async fn a_store_of_the_previous_format_opens_migrated_and_reads_back_as_before() {
+    let fixture = fixture();
+    assert_eq!(stored_format(&fixture.join("store")), "jobhooks-store/3");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture.join("store"), dir.path());
+    let store = Store::open(dir.path()).expect("the committed store of format 3 opens");
+    let found = read_back(&store).await;
+    drop(store);
+    let mut expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
+    give_derived_ids(&mut expected);
+    expected["format"] = json!(FORMAT_VERSION);
+    assert_eq!(
+        found,
+        expected,
+        "the store of format 3 reads back differently once migrated.\nfound:\n{}",
+        serde_json::to_string_pretty(&found).unwrap()
+    );
     assert_eq!(found["results"].as_array().map(Vec::len), Some(6), "every kind of result is in the fixture");
+    assert_eq!(stored_format(dir.path()), FORMAT_VERSION, "the migration is written");
 }
 
 /// A record of the committed store keeps its derived id when it is next written, and gains its
