@@ -5,6 +5,9 @@
 //!
 //! This binary is its own child: run with `JOBHOOKS_CRASH_CHILD=<dir>` it is the workload,
 //! otherwise it is the test. `JOBHOOKS_CRASH_KILLS` sets the number of kills (default 24).
+//!
+//! Its second test (`crash/migration.rs`) kills a child while it opens, and so migrates, a store of
+//! the previous format.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -21,6 +24,10 @@ use jobhooks_model::{
 };
 use jobhooks_store::Store;
 
+#[path = "crash/migration.rs"]
+mod migration;
+mod support;
+
 const HOOK_JOB: &str = "crash::Audit";
 const CHILD_ENV: &str = "JOBHOOKS_CRASH_CHILD";
 
@@ -28,28 +35,39 @@ const CHILD_ENV: &str = "JOBHOOKS_CRASH_CHILD";
 const TEST_NAME: &str = "commits_and_runs_survive_repeated_kills";
 
 fn main() -> ExitCode {
-    // Answer a test runner's listing (`cargo nextest`, `--list`) with the one test this is.
+    let tests = [TEST_NAME, migration::TEST_NAME];
+    // Answer a test runner's listing (`cargo nextest`, `--list`) with the tests this is.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--list") {
         if !args.iter().any(|arg| arg == "--ignored") {
-            println!("{TEST_NAME}: test");
+            for test in tests {
+                println!("{test}: test");
+            }
         }
         return ExitCode::SUCCESS;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    match std::env::var_os(CHILD_ENV) {
-        Some(dir) => runtime.block_on(child(Path::new(&dir))),
-        None => match runtime.block_on(parent()) {
-            Ok(summary) => {
-                println!("crash test: {summary}");
-                ExitCode::SUCCESS
-            }
-            Err(violation) => {
-                eprintln!("crash test FAILED: {violation}");
-                ExitCode::FAILURE
-            }
-        },
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        return runtime.block_on(child(Path::new(&dir)));
     }
+    if let Some(dir) = std::env::var_os(migration::CHILD_ENV) {
+        return migration::child(Path::new(&dir));
+    }
+    // The tests named in the arguments (a runner runs one at a time), or all of them.
+    let named: Vec<&str> = tests.into_iter().filter(|test| args.iter().any(|arg| arg == test)).collect();
+    let to_run = if named.is_empty() { tests.to_vec() } else { named };
+    let mut code = ExitCode::SUCCESS;
+    for test in to_run {
+        let outcome = if test == TEST_NAME { runtime.block_on(parent()) } else { runtime.block_on(migration::run()) };
+        match outcome {
+            Ok(summary) => println!("{test}: {summary}"),
+            Err(violation) => {
+                eprintln!("{test} FAILED: {violation}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
 }
 
 fn object(content_type: &str, id: impl Into<String>, data: serde_json::Value) -> Object {

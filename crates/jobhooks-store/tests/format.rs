@@ -24,6 +24,9 @@ use jobhooks_model::{
 };
 use jobhooks_store::{FORMAT_VERSION, OpenError, Store, StoreConfig};
 
+mod support;
+use support::{copy_dir, raw_sled, stored_format};
+
 const HOOK_JOB: &str = "fixture::jobs::Audit";
 const BUTTON_JOB: &str = "fixture::jobs::Press";
 
@@ -185,27 +188,6 @@ fn give_derived_ids(expected: &mut Value) {
     }
 }
 
-/// A copy of the committed store, so that opening it never touches the fixture.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// The format key of the store at `dir`, as stored.
-fn stored_format(dir: &Path) -> String {
-    let db = sled::open(dir).unwrap();
-    let format = db.open_tree("jobhooks").unwrap().get(b"meta/format").unwrap().unwrap();
-    String::from_utf8(format.to_vec()).unwrap()
-}
-
 #[tokio::test]
 async fn a_store_of_the_current_format_reads_back_identically() {
     let fixture = current_fixture();
@@ -350,7 +332,7 @@ fn a_store_of_another_format_is_refused_saying_what_to_do() {
     copy_dir(&fixture().join("store"), dir.path());
     {
         // Rewrite the format key as an older version would have written it.
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         db.open_tree("jobhooks").unwrap().insert(b"meta/format", &b"jobhooks-store/2"[..]).unwrap();
         db.flush().unwrap();
     }
