@@ -500,8 +500,8 @@ fn run_dispatches_until_interrupted_and_holds_the_store() {
 #[test]
 fn migrate_says_which_format_the_store_is_at() {
     let (_dir, db) = store();
-    assert!(ok(&db, &["migrate"]).contains("is at jobhooks-store/3"));
-    assert_eq!(json(&db, &["migrate"])["version"], "jobhooks-store/3");
+    assert!(ok(&db, &["migrate"]).contains("is at jobhooks-store/4"));
+    assert_eq!(json(&db, &["migrate"])["version"], "jobhooks-store/4");
 }
 
 #[test]

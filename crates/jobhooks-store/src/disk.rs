@@ -1,4 +1,5 @@
-//! The JSON records of format 3 (`jobhooks-store/3`): the store's own types, one per stored model
+//! The JSON records of formats 3 and 4 (`jobhooks-store/3`, `jobhooks-store/4`: format 4 changed
+//! no JSON record): the store's own types, one per stored model
 //! type, so that a change to the model's types (a renamed field, a new variant, another serde
 //! attribute) cannot change what is on disk unnoticed. Each record converts from its model type
 //! and back; reading one back checks it the way the model's constructors do, and a record that
