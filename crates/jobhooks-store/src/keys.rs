@@ -9,6 +9,9 @@ use uuid::Uuid;
 pub const FORMAT: &[u8] = b"meta/format";
 /// The greatest run id whose result was pruned, so that run ids are never handed out twice.
 pub const LAST_PRUNED_RUN: &[u8] = b"meta/last_pruned_run";
+/// There while a process has the store open, removed when it closes the store: found at open, it
+/// says that the process before did not close it (it crashed).
+pub const OPENED: &[u8] = b"meta/opened";
 
 pub const JOB: &[u8] = b"job/";
 pub const HOOK: &[u8] = b"hok/";

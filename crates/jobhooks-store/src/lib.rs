@@ -202,6 +202,12 @@ struct Inner {
     catalog: RwLock<Arc<CatalogCache>>,
     /// The claims this process's workers hold, published as the catalog is: see `claims.rs`.
     claims: RwLock<Arc<claims::Claims>>,
+    /// Runs below this id are claimed durably: a claim of one waits until its attempt journal is
+    /// flushed. When the process before crashed, these are the runs queued before this open,
+    /// among them any run whose receiver takes the process down; 0 (none) after a clean close.
+    claim_durably_below: u64,
+    /// Whether this handle marked the store open (`meta/opened`), so that closing it unmarks it.
+    marked_open: std::sync::atomic::AtomicBool,
     durability: Durability,
     flusher: FlushCoordinator,
     /// Set when applying deferred writes failed: the writes of commits that were waiting for
@@ -283,13 +289,15 @@ impl Store {
         let io = |e: sled::Error| OpenError::Io { path: path.clone(), source: Box::new(e) };
         let tree = db.open_tree("jobhooks").map_err(io)?;
         let format = check_format(&db, &tree, &path)?;
+        let crashed = tree.contains_key(keys::OPENED).map_err(io)?;
         let read = |source: StorageFailure| OpenError::Read { path: path.clone(), source: source.into() };
         let io = io::IoCounters::new();
         let view = Staging::new(&tree, &io);
+        let next_run = queue::last_run_id(&view).map_err(read)? + 1;
         let writer = Writer {
             clock: config.clock.clone(),
             next_change: last_id(&view, keys::CHANGE).map_err(read)? + 1,
-            next_run: queue::last_run_id(&view).map_err(read)? + 1,
+            next_run,
             last_time: changes::last_change_time(&view).map_err(read)?,
             counts: queue::count_runs(&view).map_err(read)?,
             deferred: Overlay::new(),
@@ -303,6 +311,8 @@ impl Store {
             writer: Mutex::new(writer),
             catalog: RwLock::new(Arc::new(catalog)),
             claims: RwLock::new(Arc::new(claims::Claims::new())),
+            claim_durably_below: if crashed { next_run } else { 0 },
+            marked_open: std::sync::atomic::AtomicBool::new(false),
             durability: config.durability,
             flusher: FlushCoordinator::new(config.durability),
             broken: OnceLock::new(),
@@ -328,6 +338,13 @@ impl Store {
         if released > 0 {
             tracing::info!(released, path = %path.display(), "ended the claims of a process that stopped");
         }
+        // Durably, so that the next open knows whether this process closed the store.
+        let mark_open = || {
+            store.inner.tree.insert(keys::OPENED, &[][..])?;
+            store.inner.db.flush()
+        };
+        mark_open().map_err(|e| OpenError::Io { path: path.clone(), source: Box::new(e) })?;
+        store.inner.marked_open.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(store)
     }
 
@@ -609,6 +626,14 @@ impl Drop for Inner {
             if let Err(e) = Staging::after(&self.tree, &self.io, deferred).apply() {
                 tracing::error!(error = %e, "could not apply the writes of abandoned commits when closing the store");
             }
+        }
+        // The store is closed, not crashed: its next open need not claim durably.
+        if !*self.marked_open.get_mut() {
+            return;
+        }
+        let closed = self.tree.remove(keys::OPENED).and_then(|_| self.db.flush());
+        if let Err(e) = closed {
+            tracing::warn!(error = %e, "could not mark the store closed; its next open takes it for a crash");
         }
     }
 }

@@ -289,11 +289,16 @@ impl JobQueue for Store {
         // out around every batch. Only when the tree holds nothing to claim do the deferred
         // writes go in with the claims, so that an idle worker starts a run before its commit's
         // flush returns.
-        let (claimed, _ticket) = self.transact(Commit::OwnWrites, claim(true))?;
-        if !claimed.is_empty() {
-            return Ok(claimed);
+        let (mut claimed, mut ticket) = self.transact(Commit::OwnWrites, claim(true))?;
+        if claimed.is_empty() {
+            (claimed, ticket) = self.transact(Commit::Now, claim(false))?;
         }
-        Ok(self.transact(Commit::Now, claim(false))?.0)
+        // After a crash, a run queued before it may be what took the process down: its claim
+        // must count as an attempt even if this process dies too, so it waits for its journal.
+        if claimed.iter().any(|(lease, _)| lease.run.0 < self.inner.claim_durably_below) {
+            self.inner.flusher.wait_durable(ticket, || self.flush()).await?;
+        }
+        Ok(claimed)
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {

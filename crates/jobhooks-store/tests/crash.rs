@@ -7,7 +7,8 @@
 //! otherwise it is the test. `JOBHOOKS_CRASH_KILLS` sets the number of kills (default 24).
 //!
 //! Its second test (`crash/migration.rs`) kills a child while it opens, and so migrates, a store of
-//! the previous format.
+//! the previous format; its third (`crash/crash_loop.rs`) kills a child holding a claim, again and
+//! again, and checks that the claims count as attempts.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -24,6 +25,8 @@ use jobhooks_model::{
 };
 use jobhooks_store::Store;
 
+#[path = "crash/crash_loop.rs"]
+mod crash_loop;
 #[path = "crash/migration.rs"]
 mod migration;
 mod support;
@@ -35,7 +38,7 @@ const CHILD_ENV: &str = "JOBHOOKS_CRASH_CHILD";
 const TEST_NAME: &str = "commits_and_runs_survive_repeated_kills";
 
 fn main() -> ExitCode {
-    let tests = [TEST_NAME, migration::TEST_NAME];
+    let tests = [TEST_NAME, migration::TEST_NAME, crash_loop::TEST_NAME];
     // Answer a test runner's listing (`cargo nextest`, `--list`) with the tests this is.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--list") {
@@ -53,12 +56,19 @@ fn main() -> ExitCode {
     if let Some(dir) = std::env::var_os(migration::CHILD_ENV) {
         return migration::child(Path::new(&dir));
     }
+    if let Some(dir) = std::env::var_os(crash_loop::CHILD_ENV) {
+        return runtime.block_on(crash_loop::child(Path::new(&dir)));
+    }
     // The tests named in the arguments (a runner runs one at a time), or all of them.
     let named: Vec<&str> = tests.into_iter().filter(|test| args.iter().any(|arg| arg == test)).collect();
     let to_run = if named.is_empty() { tests.to_vec() } else { named };
     let mut code = ExitCode::SUCCESS;
     for test in to_run {
-        let outcome = if test == TEST_NAME { runtime.block_on(parent()) } else { runtime.block_on(migration::run()) };
+        let outcome = match test {
+            TEST_NAME => runtime.block_on(parent()),
+            migration::TEST_NAME => runtime.block_on(migration::run()),
+            _ => runtime.block_on(crash_loop::run()),
+        };
         match outcome {
             Ok(summary) => println!("{test}: {summary}"),
             Err(violation) => {
