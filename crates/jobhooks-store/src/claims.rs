@@ -41,6 +41,13 @@ pub(crate) struct Held {
     pub ended: bool,
 }
 
+impl Held {
+    /// The key of the attempt journal that lists the claim.
+    pub fn journal_key(&self) -> Vec<u8> {
+        keys::attempts(self.journal)
+    }
+}
+
 /// Every claim this process holds, and the attempt journals that list them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Claims {

@@ -258,7 +258,10 @@ impl JobQueue for Store {
                     if held.is_some_and(|held| held.ended || held.deadline > micros(now)) {
                         continue;
                     }
-                    if applied_only && st.has_pending_write(&key) {
+                    // Taking a lapsed claim over rewrites its journal, which must not build on
+                    // deferred writes either.
+                    let journal_pending = held.is_some_and(|held| st.has_pending_write(&held.journal_key()));
+                    if applied_only && (st.has_pending_write(&key) || journal_pending) {
                         continue;
                     }
                     candidates.push((run, decode_entry(&key, &value)?, held));
