@@ -84,8 +84,12 @@ impl Claims {
 
     /// The runs whose active claims `lapsed` says have lapsed (by deadline), oldest first.
     pub fn lapsed(&self, lapsed: impl Fn(i64) -> bool) -> Vec<(RunId, Held)> {
-        let mut runs: Vec<(RunId, Held)> =
-            self.held.iter().filter(|(_, held)| !held.ended && lapsed(held.deadline)).map(|(run, held)| (*run, *held)).collect();
+        let mut runs: Vec<(RunId, Held)> = self
+            .held
+            .iter()
+            .filter(|(_, held)| !held.ended && lapsed(held.deadline))
+            .map(|(run, held)| (*run, *held))
+            .collect();
         runs.sort_unstable_by_key(|(run, _)| *run);
         runs
     }
@@ -104,8 +108,7 @@ impl Claims {
         }
         let journal = self.next_journal;
         self.next_journal += 1;
-        let entries: Vec<JournalEntry> =
-            runs.iter().map(|&(run, attempts)| JournalEntry { run, attempts }).collect();
+        let entries: Vec<JournalEntry> = runs.iter().map(|&(run, attempts)| JournalEntry { run, attempts }).collect();
         st.put(keys::attempts(journal), encode_journal(&entries));
         self.journals.insert(journal, entries);
         runs.iter()

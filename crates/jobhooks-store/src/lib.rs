@@ -68,8 +68,8 @@ mod logins;
 mod open;
 mod queue;
 mod recent;
-mod recovery;
 mod records;
+mod recovery;
 mod restore;
 mod retention;
 mod staging;
@@ -285,6 +285,10 @@ impl Store {
 
     /// Opens the store at `path`, whose lock `lock` holds.
     fn open_locked(path: PathBuf, lock: std::fs::File, config: StoreConfig) -> Result<Self, OpenError> {
+        let unfinished = open::remove_unfinished_snapshots(&path)?;
+        if unfinished > 0 {
+            tracing::info!(unfinished, path = %path.display(), "removed the snapshot files sled left half-written");
+        }
         let db = open_db(&path, &config)?;
         let io = |e: sled::Error| OpenError::Io { path: path.clone(), source: Box::new(e) };
         let tree = db.open_tree("jobhooks").map_err(io)?;

@@ -137,6 +137,28 @@ pub(crate) fn check_directory(path: &Path) -> Result<(), OpenError> {
     })
 }
 
+/// Removes the snapshot files sled left half-written (`snap.*.generating`) in the store at `path`.
+///
+/// sled writes a snapshot of its page table when it opens a store (and every so many writes),
+/// into `snap.{lsn}.generating`, renamed to `snap.{lsn}` once whole. A process killed while
+/// writing one leaves the file behind, and sled 0.34 then refuses the store as corrupt (sled
+/// #1527) though the complete snapshot and the log are intact. Such a file is garbage by
+/// construction: no process has the store open (its lock is held here), so none is writing it.
+pub(crate) fn remove_unfinished_snapshots(path: &Path) -> Result<usize, OpenError> {
+    let io = |source: std::io::Error| OpenError::Io { path: path.to_owned(), source: Box::new(source) };
+    let mut removed = 0;
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path()).map_err(io)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

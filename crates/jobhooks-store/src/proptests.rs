@@ -71,7 +71,10 @@ fn journals_listing(store: &Store, run: RunId) -> usize {
         .scan_prefix(keys::ATTEMPTS)
         .values()
         .filter(|journal| {
-            crate::records::decode_journal(&journal.as_ref().unwrap().clone()).unwrap().iter().any(|entry| entry.run == run)
+            crate::records::decode_journal(&journal.as_ref().unwrap().clone())
+                .unwrap()
+                .iter()
+                .any(|entry| entry.run == run)
         })
         .count()
 }

@@ -12,11 +12,11 @@ use jobhooks_model::{
     RunEvent, RunId, StorageFailure, lapse_entry, transition,
 };
 
+use crate::claims::{Claims, Held};
 use crate::lines::{
     decode_entry, entry_at, join_object_line, leave_line, missing, put_result, queued_entry, read_change_json,
     run_object, stored_result,
 };
-use crate::claims::{Claims, Held};
 use crate::records::{self, QueueEntry, from_micros, micros};
 use crate::staging::{Entries, Entry, QueueCounts, Staging, corrupt, indexed_id, key_range};
 use crate::{Commit, Store, Txn, keys};
@@ -305,9 +305,7 @@ impl JobQueue for Store {
     }
 
     async fn complete(&self, completion: Completion) -> Result<CommitReceipt, QueueError> {
-        let receipt = self
-            .write_durably(|txn| self.stage_completion(txn, completion))
-            .await?;
+        let receipt = self.write_durably(|txn| self.stage_completion(txn, completion)).await?;
         // A finished run may make the next run of its object ready.
         self.signal_work();
         Ok(receipt)
@@ -489,7 +487,8 @@ impl QueueReader for Store {
                 }
                 RunRecord::Queued(key, value) => {
                     let entry = decode_entry(&key, &value)?;
-                    if !entry.result_stored && filter.admits(&queued_result(&st, run, &entry, claim_of(&claims, run, &key))?)
+                    if !entry.result_stored
+                        && filter.admits(&queued_result(&st, run, &entry, claim_of(&claims, run, &key))?)
                     {
                         count += 1;
                     }

@@ -290,6 +290,30 @@ async fn a_format_3_store_with_a_claim_opens_migrated() {
     assert!(result.logs.iter().any(|entry| entry.message.contains("lapsed before its outcome was recorded")));
 }
 
+/// Defect found by killing opening processes: a process killed while sled wrote its snapshot left
+/// `snap.*.generating` behind, and the store never opened again (sled #1527: `Corruption`).
+#[tokio::test]
+async fn a_snapshot_left_half_written_by_a_killed_process_does_not_stop_the_store_opening() {
+    let (dir, store) = ready_store().await;
+    let run = press(&store, "1").await;
+    drop(store);
+    // sled writes a snapshot when it opens a store that has a log.
+    drop(Store::open(dir.path()).unwrap());
+    let snapshot = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("snap."))
+        .expect("sled wrote a snapshot");
+    // A later snapshot, cut short: what sled leaves when killed while writing one.
+    let lsn = u64::from_str_radix(&snapshot["snap.".len()..], 16).unwrap() + 0x100;
+    let unfinished = dir.path().join(format!("snap.{lsn:016X}.generating"));
+    std::fs::write(&unfinished, [0x5a; 40]).unwrap();
+    let store = Store::open(dir.path()).expect("the store opens");
+    assert!(store.get_result(run).await.unwrap().is_some(), "and holds what it held");
+    assert!(!unfinished.exists(), "the half-written snapshot is gone");
+}
+
 #[test]
 fn an_open_gets_the_store_once_its_holder_lets_go() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,7 +57,12 @@ fn format_3_store_with_a_claim(dir: &Path) -> RunId {
 
 /// Checks that the store at `dir` opens migrated exactly once.
 async fn verify(dir: &Path, claimed: RunId) -> Result<(), String> {
-    let store = Store::open(dir).map_err(|e| format!("the store does not open after the kill: {e}"))?;
+    let store = Store::open(dir).map_err(|e| {
+        let files: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|entry| entry.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        format!("the store does not open after the kill: {e} ({e:?}); its files: {files:?}")
+    })?;
     let depth = store.depth().await.map_err(|e| e.to_string())?;
     if depth.leased != 0 {
         return Err(format!("a claim survived the migration: {depth:?}"));
