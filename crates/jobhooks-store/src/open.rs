@@ -52,7 +52,7 @@ pub enum OpenError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// Reading the store's records at open, or releasing the leases found there, failed.
+    /// Reading the store's records at open, ending the claims found there or migrating it, failed.
     #[error("cannot read the store at {}", path.display())]
     Read {
         /// Where the store is.
