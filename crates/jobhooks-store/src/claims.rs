@@ -165,6 +165,13 @@ mod tests {
     use crate::records::decode_journal;
     use proptest::prelude::*;
 
+    /// An empty tree to stage on, and its counters.
+    fn scratch() -> (tempfile::TempDir, sled::Tree, IoCounters) {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
+        (dir, tree, IoCounters::new())
+    }
+
     fn journal_in(st: &Staging<'_>, journal: u64) -> Option<Vec<JournalEntry>> {
         st.get(&keys::attempts(journal)).unwrap().map(|bytes| decode_journal(&bytes).unwrap())
     }
@@ -178,10 +185,7 @@ mod tests {
             settle_order in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
             until_applied in any::<bool>(),
         ) {
-            let dir = tempfile::tempdir().unwrap();
-            let db = sled::open(dir.path()).unwrap();
-            let tree = db.open_tree("t").unwrap();
-            let io = IoCounters::new();
+            let (_dir, tree, io) = scratch();
             let mut st = Staging::new(&tree, &io);
             let mut claims = Claims::new();
             let runs: Vec<(RunId, u32)> = (0..batch as u64).map(|run| (RunId(run + 10), run as u32 + 1)).collect();
@@ -210,10 +214,7 @@ mod tests {
 
     #[test]
     fn an_ended_claim_is_forgotten_only_if_not_claimed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let tree = db.open_tree("t").unwrap();
-        let io = IoCounters::new();
+        let (_dir, tree, io) = scratch();
         let mut st = Staging::new(&tree, &io);
         let mut claims = Claims::new();
         let first = claims.claim_batch(&mut st, &[(RunId(1), 1), (RunId(2), 1)], 0, 10);
