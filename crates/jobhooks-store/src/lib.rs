@@ -206,6 +206,8 @@ struct Inner {
     /// flushed. When the process before crashed, these are the runs queued before this open,
     /// among them any run whose receiver takes the process down; 0 (none) after a clean close.
     claim_durably_below: u64,
+    /// The format opening found and migrated the store from, if it was the previous one.
+    migrated_from: Option<&'static str>,
     /// Whether this handle marked the store open (`meta/opened`), so that closing it unmarks it.
     marked_open: std::sync::atomic::AtomicBool,
     durability: Durability,
@@ -316,6 +318,7 @@ impl Store {
             catalog: RwLock::new(Arc::new(catalog)),
             claims: RwLock::new(Arc::new(claims::Claims::new())),
             claim_durably_below: if crashed { next_run } else { 0 },
+            migrated_from: (format == Format::Previous).then_some(PREVIOUS_FORMAT),
             marked_open: std::sync::atomic::AtomicBool::new(false),
             durability: config.durability,
             flusher: FlushCoordinator::new(config.durability),
@@ -356,6 +359,12 @@ impl Store {
     /// flushes.
     pub fn io(&self) -> StoreIo {
         self.inner.io.snapshot()
+    }
+
+    /// The format version this open found the store in and migrated it from (to
+    /// [`FORMAT_VERSION`]), or `None` when the store was already of this version or new.
+    pub fn migrated_from(&self) -> Option<&'static str> {
+        self.inner.migrated_from
     }
 
     /// Where the store is.
@@ -439,6 +448,9 @@ impl Store {
     /// Forgets the claims of completions that are now in the tree. Called with the writer held,
     /// once every staged write is applied.
     fn forget_ended_claims(&self) {
+        if !self.claims().has_ending() {
+            return;
+        }
         let mut published = self.inner.claims.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if published.has_ending() {
             let mut claims = (**published).clone();
@@ -477,7 +489,7 @@ impl Store {
             writer,
             staging,
             catalog: CatalogDraft { published: self.catalog(), edited: None },
-            claims: ClaimsDraft { published: self.claims(), edited: None },
+            claims: ClaimsDraft { source: &self.inner.claims, published: std::cell::OnceCell::new(), edited: None },
         };
         let value = match op(&mut txn) {
             Ok(value) => value,
@@ -563,13 +575,21 @@ pub(crate) struct Txn<'a> {
     writer: &'a mut Writer,
     staging: Staging<'a>,
     catalog: CatalogDraft,
-    claims: ClaimsDraft,
+    claims: ClaimsDraft<'a>,
 }
 
-/// The claims as an operation sees them: as published, or its own edited copy.
-struct ClaimsDraft {
-    published: Arc<claims::Claims>,
+/// The claims as an operation sees them: as published (read only by the operations that look at
+/// claims, not by commits), or its own edited copy.
+struct ClaimsDraft<'a> {
+    source: &'a RwLock<Arc<claims::Claims>>,
+    published: std::cell::OnceCell<Arc<claims::Claims>>,
     edited: Option<claims::Claims>,
+}
+
+impl ClaimsDraft<'_> {
+    fn published(&self) -> &claims::Claims {
+        self.published.get_or_init(|| self.source.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
+    }
 }
 
 /// The catalog as an operation sees it: as published, or its own edited copy.
@@ -601,15 +621,18 @@ impl<'a> Txn<'a> {
 
     /// The claims with this operation's edits.
     pub(crate) fn claims(&self) -> &claims::Claims {
-        self.claims.edited.as_ref().unwrap_or(&self.claims.published)
+        self.claims.edited.as_ref().unwrap_or_else(|| self.claims.published())
     }
 
     /// The writer, the staged writes and the claims to edit (a copy of the published ones, made
     /// once).
     pub(crate) fn edit_claims(&mut self) -> (&mut Writer, &mut Staging<'a>, &mut claims::Claims) {
         let draft = &mut self.claims;
-        let edited = draft.edited.get_or_insert_with(|| (*draft.published).clone());
-        (self.writer, &mut self.staging, edited)
+        let edited = match draft.edited.take() {
+            Some(edited) => edited,
+            None => draft.published().clone(),
+        };
+        (self.writer, &mut self.staging, draft.edited.insert(edited))
     }
 
     /// The staged writes and the catalog to edit (a copy of the published one, made once).
